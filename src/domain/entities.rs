@@ -1,0 +1,291 @@
+//! The entities of SPEC §1.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use super::secret::Secret;
+
+/// A model offered by the marketplace (`DeepSeek-V3`, `Qwen2.5-72B-Instruct`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketEntry {
+    pub name: String,
+    pub provider: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub published: bool,
+}
+
+/// A cluster: where a model is entered. Its gateway answers at
+/// `<entry_address>/v1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub name: String,
+    pub entry_address: String,
+}
+
+impl Cluster {
+    /// The name of the default cluster, served by gateways started without
+    /// `--cluster` (the embedded gateway, single-node setups).
+    pub const DEFAULT: &'static str = "local";
+
+    /// The OpenAI base URL callers use for models entered here.
+    pub fn access_path(&self) -> String {
+        format!("{}/v1", self.entry_address.trim_end_matches('/'))
+    }
+}
+
+/// A workspace: owns API keys; rules can target all its keys together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workspace {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub created: i64,
+}
+
+/// A platform API key. The secret itself is never stored: only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// Short public id, `key_` + 8 hex digits.
+    pub id: String,
+    pub workspace: String,
+    pub name: String,
+    /// Lowercase hex SHA-256 of the secret.
+    pub secret_hash: String,
+    /// The last four characters of the secret, to tell keys apart (`sk-…4f2a`).
+    pub secret_hint: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// Unix seconds when revoked.
+    pub revoked: Option<i64>,
+}
+
+impl ApiKey {
+    pub fn is_revoked(&self) -> bool {
+        self.revoked.is_some()
+    }
+    pub fn masked(&self) -> String {
+        format!("sk-…{}", self.secret_hint)
+    }
+}
+
+/// Load-balancing policy of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    #[default]
+    RoundRobin,
+    Random,
+    Weighted,
+}
+
+impl Policy {
+    pub const ALL: [Policy; 3] = [Policy::RoundRobin, Policy::Random, Policy::Weighted];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::RoundRobin => "round-robin",
+            Policy::Random => "random",
+            Policy::Weighted => "weighted",
+        }
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "round-robin" | "roundrobin" | "rr" => Ok(Policy::RoundRobin),
+            "random" => Ok(Policy::Random),
+            "weighted" => Ok(Policy::Weighted),
+            other => Err(format!(
+                "'{other}' is not a policy; use round-robin, random or weighted"
+            )),
+        }
+    }
+}
+
+/// How the gateway checks an endpoint that left the rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Probe {
+    /// `GET <endpoint>/models` (no quota is used: it is not a completion).
+    #[default]
+    Models,
+    /// No probe: the endpoint is put back after a cool-down and tried by real traffic.
+    None,
+}
+
+impl Probe {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Probe::Models => "models",
+            Probe::None => "none",
+        }
+    }
+}
+
+impl std::str::FromStr for Probe {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "models" | "get-models" => Ok(Probe::Models),
+            "none" | "off" => Ok(Probe::None),
+            other => Err(format!("'{other}' is not a probe; use models or none")),
+        }
+    }
+}
+
+/// An upstream of a model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Base URL in the OpenAI SDK's sense: the gateway sends
+    /// `/v1/chat/completions` to `<url>/chat/completions`.
+    pub url: String,
+    /// The upstream's API key; replaces the caller's. Masked everywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    /// Share of traffic under the weighted policy (all weights sum to 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    #[serde(default)]
+    pub probe: Probe,
+    /// Taken out of rotation by the operator; no probe puts it back.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Extra PEM CA bundle trusted for this endpoint (beside the system roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+impl Endpoint {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            api_key: None,
+            weight: None,
+            probe: Probe::Models,
+            disabled: false,
+            ca_file: None,
+        }
+    }
+}
+
+/// Who a rate-limit rule counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleTarget {
+    /// One API key's calls.
+    ApiKey,
+    /// All keys of a workspace together.
+    Workspace,
+}
+
+impl RuleTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleTarget::ApiKey => "api-key",
+            RuleTarget::Workspace => "workspace",
+        }
+    }
+}
+
+impl fmt::Display for RuleTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RuleTarget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "api-key" | "apikey" | "key" => Ok(RuleTarget::ApiKey),
+            "workspace" | "ws" => Ok(RuleTarget::Workspace),
+            other => Err(format!(
+                "'{other}' is not a rule target; use api-key or workspace"
+            )),
+        }
+    }
+}
+
+/// What a rule asks for (without its id): the form and CLI input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleSpec {
+    pub target: RuleTarget,
+    pub workspace: String,
+    /// Key id; only for target `api-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Requests admitted per window (≥ 1).
+    pub limit: u32,
+    /// Window length in seconds (≥ 1).
+    pub duration_secs: u32,
+}
+
+/// A rate-limit rule of a model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// Registry-wide id, stable across edits (counters and limiter windows hang on it).
+    pub id: u64,
+    #[serde(flatten)]
+    pub spec: RuleSpec,
+}
+
+impl Rule {
+    /// `api-key key_1234abcd: 50 per 2s` / `workspace acme: 1000 per 60s`.
+    pub fn describe(&self) -> String {
+        let subject = match self.spec.target {
+            RuleTarget::ApiKey => format!("api-key {}", self.spec.key_id.as_deref().unwrap_or("?")),
+            RuleTarget::Workspace => format!("workspace {}", self.spec.workspace),
+        };
+        format!(
+            "rule #{} ({subject}: {} per {}s)",
+            self.id, self.spec.limit, self.spec.duration_secs
+        )
+    }
+}
+
+/// What a model is made of, as the create/edit form and CLI give it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// A marketplace entry's name; unique among models.
+    pub name: String,
+    pub cluster: String,
+    /// The upstream's own name for the model (`deepseek-chat`).
+    pub model_id: String,
+    pub endpoints: Vec<Endpoint>,
+    #[serde(default)]
+    pub policy: Policy,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A MaaS model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Model {
+    #[serde(flatten)]
+    pub spec: ModelSpec,
+    pub enabled: bool,
+    pub rules: Vec<Rule>,
+    /// Unix seconds.
+    pub created: i64,
+    pub updated: i64,
+    /// Registry revision of this model's last change (the gateway status is
+    /// `pending` until a gateway has applied it).
+    pub rev: u64,
+}
+
+impl Model {
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+}

@@ -1,0 +1,32 @@
+//! Entities, validation and the registry's rules (SPEC §1). No I/O here.
+
+pub mod entities;
+pub mod error;
+pub mod registry;
+pub mod secret;
+pub mod status;
+pub mod validate;
+
+pub use entities::*;
+pub use error::{DomainError, ErrorKind, FieldError};
+pub use registry::{Change, Outcome, Registry, Touched};
+pub use secret::Secret;
+pub use status::{
+    EndpointHealth, EndpointState, GatewayReport, GatewayStatus, LimiterMode, gateway_status,
+};
+
+/// Unix seconds now.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,172 @@
+//! Gateway status of a model, derived from what gateways report (SPEC §1).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use super::entities::Model;
+
+/// Health of one endpoint as a gateway sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndpointState {
+    /// In rotation.
+    Healthy,
+    /// Out of rotation after failures; being probed.
+    Down,
+    /// Taken out by the operator.
+    Disabled,
+}
+
+impl EndpointState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointState::Healthy => "healthy",
+            EndpointState::Down => "down",
+            EndpointState::Disabled => "disabled",
+        }
+    }
+}
+
+/// One endpoint's health in a gateway report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointHealth {
+    pub model: String,
+    pub index: usize,
+    pub url: String,
+    pub state: EndpointState,
+    /// Why it left the rotation (last error), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Unix ms when it left the rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<i64>,
+}
+
+/// How a gateway counts rate limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LimiterMode {
+    /// In this process only (no Redis configured).
+    #[default]
+    Local,
+    /// Shared through Redis with the other replicas.
+    Shared,
+    /// Redis configured but unreachable: per-replica local limits until it is back.
+    LocalFallback,
+}
+
+impl LimiterMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimiterMode::Local => "local",
+            LimiterMode::Shared => "shared",
+            LimiterMode::LocalFallback => "local-fallback",
+        }
+    }
+}
+
+/// What one running gateway says about itself, a few times a minute at least.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayReport {
+    /// Unique per process: `host:pid:listen`.
+    pub id: String,
+    /// The cluster it serves; `None` = every model.
+    pub cluster: Option<String>,
+    pub listen: String,
+    /// The registry revision its routing snapshot was built from.
+    pub applied_revision: u64,
+    /// Unix ms.
+    pub started_ms: i64,
+    /// Unix ms of this report.
+    pub heartbeat_ms: i64,
+    pub limiter: LimiterMode,
+    pub endpoints: Vec<EndpointHealth>,
+}
+
+impl GatewayReport {
+    /// A report older than this is ignored (the gateway is gone).
+    pub const STALE_MS: i64 = 10_000;
+
+    pub fn is_fresh(&self, now_ms: i64) -> bool {
+        now_ms - self.heartbeat_ms <= Self::STALE_MS
+    }
+
+    pub fn serves(&self, cluster: &str) -> bool {
+        self.cluster.as_deref().is_none_or(|c| c == cluster)
+    }
+}
+
+/// The gateway status column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GatewayStatus {
+    /// Route loaded, every endpoint healthy.
+    Serving,
+    /// Some endpoints failing.
+    Degraded,
+    /// All endpoints failing or disabled.
+    Down,
+    /// A gateway has not yet applied the latest change.
+    Pending,
+    /// No gateway for this cluster reports in.
+    Offline,
+    /// The model is disabled.
+    Off,
+}
+
+impl GatewayStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayStatus::Serving => "serving",
+            GatewayStatus::Degraded => "degraded",
+            GatewayStatus::Down => "down",
+            GatewayStatus::Pending => "pending",
+            GatewayStatus::Offline => "offline",
+            GatewayStatus::Off => "off",
+        }
+    }
+}
+
+impl fmt::Display for GatewayStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Derive a model's gateway status from the fresh reports of the gateways
+/// serving its cluster. Never assumed: no report, no `serving`.
+pub fn gateway_status(model: &Model, reports: &[GatewayReport], now_ms: i64) -> GatewayStatus {
+    if !model.enabled {
+        return GatewayStatus::Off;
+    }
+    let serving: Vec<&GatewayReport> = reports
+        .iter()
+        .filter(|r| r.is_fresh(now_ms) && r.serves(&model.spec.cluster))
+        .collect();
+    if serving.is_empty() {
+        return GatewayStatus::Offline;
+    }
+    if serving.iter().any(|r| r.applied_revision < model.rev) {
+        return GatewayStatus::Pending;
+    }
+    let mut healthy = 0usize;
+    let mut total = 0usize;
+    for r in &serving {
+        for e in r.endpoints.iter().filter(|e| e.model == model.spec.name) {
+            total += 1;
+            if e.state == EndpointState::Healthy {
+                healthy += 1;
+            }
+        }
+    }
+    if total == 0 {
+        // The gateway applied the revision but lists no route for the model.
+        GatewayStatus::Pending
+    } else if healthy == total {
+        GatewayStatus::Serving
+    } else if healthy == 0 {
+        GatewayStatus::Down
+    } else {
+        GatewayStatus::Degraded
+    }
+}

@@ -1,0 +1,3 @@
+//! The OpenAI-compatible gateway (SPEC §2) and its counters (SPEC §3).
+
+pub mod stats;

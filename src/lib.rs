@@ -1,0 +1,9 @@
+//! maasctl: a terminal console for model-as-a-service operators and the
+//! OpenAI-compatible gateway it manages. The binary is a thin shell over this
+//! library so tests drive the same code.
+
+pub mod cli;
+pub mod domain;
+pub mod gateway;
+pub mod paths;
+pub mod store;
