@@ -24,8 +24,9 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    #[arg(long, value_enum, default_value_t = Format::Yaml)]
-    format: Format,
+    /// Default: yaml (json with --output json).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
     /// Include the default catalog and cluster even where a new store has
     /// them already.
     #[arg(long)]
@@ -159,7 +160,12 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> CliResult {
         "# maasctl export, registry revision {}. Secrets are not included: keys are\n# listed by name, upstream keys as their env:/file: references (if any).\n",
         reg.revision
     );
-    let body = match a.format {
+    let format = a.format.unwrap_or(if ctx.json() {
+        Format::Json
+    } else {
+        Format::Yaml
+    });
+    let body = match format {
         Format::Yaml => serde_yaml_ng::to_string(&m)
             .map(|b| header + &b)
             .map_err(|e| CliError(e.to_string()))?,

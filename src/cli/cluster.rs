@@ -13,7 +13,7 @@ pub enum Cmd {
     Add {
         name: String,
         /// Base URL of the cluster's gateway (without /v1).
-        #[arg(long = "entry", value_name = "URL", default_value = "")]
+        #[arg(long, visible_alias = "entry", value_name = "URL", default_value = "")]
         entry_address: String,
     },
     /// List clusters with their access paths.
@@ -24,7 +24,7 @@ pub enum Cmd {
         /// Rename (refused while models enter through it, and for `local`).
         #[arg(long)]
         name: Option<String>,
-        #[arg(long = "entry", value_name = "URL")]
+        #[arg(long, visible_alias = "entry", value_name = "URL")]
         entry_address: Option<String>,
     },
     /// Delete a cluster (refused while models enter through it).

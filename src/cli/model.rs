@@ -356,7 +356,8 @@ fn create(ctx: &Ctx, a: CreateArgs) -> CliResult {
         name: a.name.clone(),
         cluster: a.cluster,
         model_id: a.model_id,
-        endpoints: refs::build_endpoints(&endpoints, None),
+        // A new model has no stored keys to keep.
+        endpoints: refs::build_endpoints(&endpoints, &Registry::default(), &a.name),
         policy: a.policy,
         tags: clean_tags(a.tags),
     };
@@ -379,7 +380,7 @@ fn edit(ctx: &Ctx, a: EditArgs) -> CliResult {
             spec.model_id = m.clone();
         }
         if !endpoints.is_empty() {
-            spec.endpoints = refs::build_endpoints(&endpoints, Some(old));
+            spec.endpoints = refs::build_endpoints(&endpoints, reg, &a.model);
         } else if matches!(a.policy, Some(p) if p != Policy::Weighted) {
             // Leaving the weighted policy: weights no longer mean anything.
             spec.endpoints.iter_mut().for_each(|e| e.weight = None);

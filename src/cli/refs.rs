@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use super::{CliError, CliResult};
-use crate::domain::{Endpoint, Model, Probe, Secret, validate};
+use crate::domain::{Endpoint, Probe, Registry, Secret, validate};
 
 /// Read a reference: `env:VAR` (an environment variable) or `file:PATH` (a
 /// file's content, trailing newline removed; relative paths from the
@@ -161,9 +161,13 @@ pub fn read_endpoints(args: &[String]) -> CliResult<Vec<(EndpointArg, KeyChoice)
         .collect()
 }
 
-/// The endpoints to store: a key left out is the one `old` has for the same
-/// URL (same occurrence), so editing weights does not drop keys.
-pub fn build_endpoints(args: &[(EndpointArg, KeyChoice)], old: Option<&Model>) -> Vec<Endpoint> {
+/// The endpoints to store for `model`: a key left out is the one `reg` has
+/// for the same URL (same occurrence), so editing weights does not drop keys.
+pub fn build_endpoints(
+    args: &[(EndpointArg, KeyChoice)],
+    reg: &Registry,
+    model: &str,
+) -> Vec<Endpoint> {
     args.iter()
         .enumerate()
         .map(|(i, (a, choice))| {
@@ -171,7 +175,7 @@ pub fn build_endpoints(args: &[(EndpointArg, KeyChoice)], old: Option<&Model>) -
                 KeyChoice::Set(k, r) => (k.clone(), r.clone()),
                 KeyChoice::Keep => {
                     let nth = args[..i].iter().filter(|(p, _)| p.url == a.url).count();
-                    old.and_then(|m| m.spec.endpoints.iter().filter(|e| e.url == a.url).nth(nth))
+                    reg.stored_endpoint(model, &a.url, nth)
                         .map_or((None, None), |e| (e.api_key.clone(), e.api_key_ref.clone()))
                 }
             };

@@ -545,7 +545,7 @@ impl Planner {
                         e,
                         i,
                         d,
-                        old.as_ref(),
+                        &self.scratch,
                         read,
                     )
                 })
@@ -673,14 +673,14 @@ fn resolve_endpoint(
     e: &EndpointDecl,
     index: usize,
     model: &ModelDecl,
-    old: Option<&Model>,
+    reg: &Registry,
     read: ReadRef,
 ) -> Result<Endpoint, DomainError> {
     let nth = model.endpoints[..index]
         .iter()
         .filter(|p| p.url == e.url)
         .count();
-    let stored = old.and_then(|m| m.spec.endpoints.iter().filter(|p| p.url == e.url).nth(nth));
+    let stored = reg.stored_endpoint(&model.name, &e.url, nth);
     let field = format!("{path}.api_key");
     let (api_key, api_key_ref) = match e.api_key.as_deref() {
         None => stored.map_or((None, None), |s| (s.api_key.clone(), s.api_key_ref.clone())),

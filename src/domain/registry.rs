@@ -833,17 +833,22 @@ impl Registry {
         }
     }
 
-    /// The stored upstream key of `model`'s endpoint with this URL, if any
-    /// (lets edits and `apply` keep a key they were not given again).
-    pub fn stored_endpoint_key(&self, model: &str, url: &str, nth: usize) -> Option<Secret> {
+    /// The stored endpoint of `model` with this URL (its `nth` occurrence,
+    /// for a URL listed twice): what edits and `apply` take a key from when
+    /// they are not given one again.
+    pub fn stored_endpoint(&self, model: &str, url: &str, nth: usize) -> Option<&Endpoint> {
         self.models
             .get(model)?
             .spec
             .endpoints
             .iter()
             .filter(|e| e.url == url)
-            .nth(nth)?
-            .api_key
-            .clone()
+            .nth(nth)
+    }
+
+    /// The stored upstream key of `model`'s endpoint with this URL, if any
+    /// (lets edits and `apply` keep a key they were not given again).
+    pub fn stored_endpoint_key(&self, model: &str, url: &str, nth: usize) -> Option<Secret> {
+        self.stored_endpoint(model, url, nth)?.api_key.clone()
     }
 }
