@@ -500,10 +500,12 @@ fn durability_under_sigkill() {
             }
         });
         // Let a random number of writes complete, then kill at a random
-        // point of the next one (the delay picks the moment; nothing waits
-        // on it).
+        // point of the next one: somewhere within one write's typical
+        // duration, measured on the writes seen (the delay picks the moment;
+        // nothing waits on it).
         let want = fastrand::usize(1..4);
         let mut seen = 0;
+        let started = std::time::Instant::now();
         wait_for("writes to complete", PATIENCE, || {
             while let Ok(line) = rx.try_recv() {
                 reported.insert(line.strip_prefix("done ").expect("done line").to_string());
@@ -511,7 +513,8 @@ fn durability_under_sigkill() {
             }
             (seen >= want).then_some(())
         });
-        std::thread::sleep(Duration::from_micros(fastrand::u64(0..30_000)));
+        let per_write = started.elapsed() / seen as u32;
+        std::thread::sleep(per_write.mul_f64(fastrand::f64()));
         // SAFETY: plain syscall on a process group we created.
         assert_eq!(unsafe { libc::killpg(pgid, libc::SIGKILL) }, 0);
         child.wait().unwrap();

@@ -220,6 +220,11 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// new file only after every migration ran, so the seed is written with the
 /// schema this build knows. Refuses a file from a newer maasctl.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    // The common case, an up-to-date file, needs no write lock.
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current == SCHEMA_VERSION {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > SCHEMA_VERSION {
