@@ -13,8 +13,8 @@ pub enum Cmd {
     Add {
         name: String,
         /// Base URL of the cluster's gateway (without /v1).
-        #[arg(long, visible_alias = "entry", value_name = "URL", default_value = "")]
-        entry_address: String,
+        #[arg(long, visible_alias = "entry", value_name = "URL")]
+        entry_address: Option<String>,
     },
     /// List clusters with their access paths.
     List,
@@ -49,7 +49,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> CliResult {
         } => {
             let c = Cluster {
                 name,
-                entry_address,
+                entry_address: entry_address.unwrap_or_default(),
             };
             ctx.apply(vec![Change::AddCluster(c.clone())])?;
             ctx.emit(&c, || {

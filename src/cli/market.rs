@@ -28,13 +28,13 @@ pub enum Cmd {
 #[derive(Debug, Args)]
 pub struct AddArgs {
     name: String,
-    #[arg(long, default_value = "")]
-    provider: String,
+    #[arg(long)]
+    provider: Option<String>,
     /// Tags (repeat, or comma-separated).
     #[arg(long = "tag", value_delimiter = ',')]
     tags: Vec<String>,
-    #[arg(long, default_value = "")]
-    description: String,
+    #[arg(long)]
+    description: Option<String>,
     #[arg(long)]
     publish: bool,
 }
@@ -53,9 +53,9 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> CliResult {
         Cmd::Add(a) => {
             let e = MarketEntry {
                 name: a.name,
-                provider: a.provider,
+                provider: a.provider.unwrap_or_default(),
                 tags: a.tags.into_iter().filter(|t| !t.is_empty()).collect(),
-                description: a.description,
+                description: a.description.unwrap_or_default(),
                 published: a.publish,
             };
             ctx.apply(vec![Change::AddMarket(e.clone())])?;

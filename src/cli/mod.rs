@@ -35,6 +35,9 @@ pub enum Output {
     Json,
 }
 
+/// Help heading of the options every subcommand takes.
+const GLOBAL: &str = "Global options";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "maasctl",
@@ -44,15 +47,15 @@ pub enum Output {
 )]
 pub struct Cli {
     /// Directory holding the store (maasctl.db) and the log file.
-    #[arg(long, global = true, env = crate::paths::DATA_DIR_ENV, value_name = "DIR")]
+    #[arg(long, global = true, env = crate::paths::DATA_DIR_ENV, value_name = "DIR", help_heading = GLOBAL)]
     pub data_dir: Option<PathBuf>,
 
     /// Where the registry lives: sqlite:PATH. Default: maasctl.db in the data directory.
-    #[arg(long, global = true, env = crate::store::STORE_ENV, value_name = "URL")]
+    #[arg(long, global = true, env = crate::store::STORE_ENV, value_name = "URL", help_heading = GLOBAL)]
     pub store: Option<String>,
 
     /// Output format of listing and show commands.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table, help_heading = GLOBAL)]
     pub output: Output,
 
     #[command(subcommand)]

@@ -45,8 +45,8 @@ pub struct CreateArgs {
     #[arg(long, default_value = Cluster::DEFAULT)]
     cluster: String,
     /// The upstream's name for the model (e.g. deepseek-chat).
-    #[arg(long, default_value = "")]
-    model_id: String,
+    #[arg(long)]
+    model_id: Option<String>,
     #[arg(long = "endpoint", value_name = "SPEC", help = ENDPOINT_HELP)]
     endpoints: Vec<String>,
     /// round-robin, random or weighted.
@@ -355,7 +355,7 @@ fn create(ctx: &Ctx, a: CreateArgs) -> CliResult {
     let spec = ModelSpec {
         name: a.name.clone(),
         cluster: a.cluster,
-        model_id: a.model_id,
+        model_id: a.model_id.unwrap_or_default(),
         // A new model has no stored keys to keep.
         endpoints: refs::build_endpoints(&endpoints, &Registry::default(), &a.name),
         policy: a.policy,

@@ -12,8 +12,8 @@ pub enum Cmd {
     /// Create a workspace.
     Create {
         name: String,
-        #[arg(long, default_value = "")]
-        description: String,
+        #[arg(long)]
+        description: Option<String>,
     },
     /// List workspaces with their key counts.
     List,
@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> CliResult {
         Cmd::Create { name, description } => {
             ctx.apply(vec![Change::AddWorkspace {
                 name: name.clone(),
-                description,
+                description: description.unwrap_or_default(),
             }])?;
             ctx.emit(&serde_json::json!({ "created": name }), || {
                 format!("created workspace {name}")
