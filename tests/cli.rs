@@ -558,6 +558,30 @@ mod output {
     }
 
     #[test]
+    fn a_reader_that_goes_away_is_not_an_error() {
+        let env = Env::new();
+        let mut child = env
+            .cmd()
+            .args(["market", "list"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // like `| head -0`
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
     fn platform_key_secrets_are_shown_once() {
         let env = Env::new().var("BENCH_SECRET", "sk-benchmark-imported-secret-0001");
         env.ok(&["workspace", "create", "acme"]);

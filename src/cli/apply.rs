@@ -176,6 +176,5 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> CliResult {
             serde_json::to_string_pretty(&m).map_err(|e| CliError(e.to_string()))? + "\n"
         }
     };
-    print!("{body}");
-    Ok(())
+    super::output::print_out(&body)
 }

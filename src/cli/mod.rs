@@ -197,13 +197,7 @@ impl Ctx {
         if self.json() {
             output::print_json(value)
         } else {
-            let t = text();
-            if t.ends_with('\n') {
-                print!("{t}");
-            } else {
-                println!("{t}");
-            }
-            Ok(())
+            output::print_out(&text())
         }
     }
 }

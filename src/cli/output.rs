@@ -7,8 +7,20 @@ use super::{CliError, CliResult};
 /// Print `value` as pretty JSON on stdout.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> CliResult {
     let s = serde_json::to_string_pretty(value).map_err(|e| CliError(e.to_string()))?;
-    println!("{s}");
-    Ok(())
+    print_out(&s)
+}
+
+/// Write `text` to stdout, ending it with a newline. A reader that went away
+/// (`maasctl model list | head -1`) is not an error: the output was wanted
+/// no further.
+pub fn print_out(text: &str) -> CliResult {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let nl = if text.ends_with('\n') { "" } else { "\n" };
+    match write!(out, "{text}{nl}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::field("output", e)),
+        _ => Ok(()),
+    }
 }
 
 /// A table with a header row and aligned columns (two spaces apart; the last
