@@ -4,6 +4,8 @@
 //! the gateway headless; `demo` runs the console on a seeded throw-away
 //! store; the entity subcommands script the registry.
 
+pub mod serve;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -42,7 +44,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway headless (no console).
-    Serve,
+    Serve(serve::ServeArgs),
 }
 
 /// Parse the command line, run, and turn errors into a one-line reason and a
@@ -59,8 +61,9 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    let _data_dir = crate::paths::data_dir(cli.data_dir)?;
+    let data_dir = crate::paths::data_dir(cli.data_dir)?;
     match cli.command {
-        None | Some(Command::Serve) => Err("not wired yet".into()),
+        Some(Command::Serve(args)) => serve::run(&data_dir, args),
+        None => Err("not wired yet".into()),
     }
 }

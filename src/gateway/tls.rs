@@ -46,7 +46,7 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 }
 
 /// A client configuration trusting the system roots plus every
-/// certificate in `extra_ca_files`, speaking HTTP/1.1.
+/// certificate in `extra_ca_files`.
 pub fn client_config(extra_ca_files: &[&Path]) -> Result<Arc<ClientConfig>, String> {
     let mut roots = system_roots().clone();
     for path in extra_ca_files {
@@ -56,12 +56,12 @@ pub fn client_config(extra_ca_files: &[&Path]) -> Result<Arc<ClientConfig>, Stri
                 .map_err(|e| format!("CA file {}: unusable certificate: {e}", path.display()))?;
         }
     }
-    let mut cfg = ClientConfig::builder_with_provider(provider())
+    // No ALPN here: the connector sets it (HTTP/1.1).
+    let cfg = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
 
