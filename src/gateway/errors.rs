@@ -112,14 +112,18 @@ impl ApiError {
             Some(n) => format!("The request body is {n} bytes"),
             None => "The request body is larger than the limit".to_string(),
         };
-        Self::invalid(
+        let mut e = Self::invalid(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request_too_large",
             format!(
                 "{size}; this gateway accepts at most {limit} bytes ({}). Send a smaller request.",
                 human_bytes(limit)
             ),
-        )
+        );
+        // The rest of the body is not read, so the connection cannot be
+        // reused; say so, or a client may send its next request into it.
+        e.headers = vec![(hyper::header::CONNECTION, HeaderValue::from_static("close"))];
+        e
     }
 
     pub fn throttled(model: &str, r: &Rejection) -> Self {

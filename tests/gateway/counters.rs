@@ -203,3 +203,43 @@ async fn totals_equal_the_requests_sent() {
         "a gateway that stopped cleanly removes its report"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_requests_in_flight_finish() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let slow = mock_with(MockConfig {
+        latency: std::time::Duration::from_millis(800),
+        ..MockConfig::default()
+    })
+    .await;
+    ts.model("slow", "x", vec![ep(&slow.base_url())], Policy::RoundRobin);
+    let gw = Gw::start(&ts, fast_config()).await;
+    let (http, url) = (gw.http.clone(), gw.url("/v1/chat/completions"));
+    let in_flight = tokio::spawn(async move {
+        http.post(url)
+            .bearer_auth(key)
+            .json(&chat_body("slow"))
+            .send()
+            .await
+    });
+    wait_for("the request to reach the upstream", || async {
+        (slow.hits() == 1).then_some(())
+    })
+    .await;
+    let base = gw.base.clone();
+    gw.stop().await;
+    let res = in_flight
+        .await
+        .unwrap()
+        .expect("the request in flight got its answer");
+    assert_eq!(answered_by(res).await, "mock");
+    assert!(
+        client()
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "a stopped gateway accepts nothing"
+    );
+}

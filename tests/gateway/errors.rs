@@ -186,7 +186,7 @@ async fn routing_and_body_errors() {
 
     // Over the limit, declared up front…
     let big = json!({"model": "on", "messages": [{"role": "user", "content": "x".repeat(2000)}]});
-    expect(
+    let h = expect(
         gw.post("/v1/chat/completions", &key, &big).await,
         413,
         "invalid_request_error",
@@ -194,6 +194,11 @@ async fn routing_and_body_errors() {
         "at most 1024 bytes",
     )
     .await;
+    assert_eq!(
+        h.get("connection").unwrap(),
+        "close",
+        "the unread body ends the connection"
+    );
     // …and streamed without a length.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         (0..10).map(|_| Ok(vec![b' '; 200])).collect();
