@@ -3,6 +3,7 @@
 //! library so tests drive the same code.
 
 pub mod cli;
+pub mod demo;
 pub mod domain;
 pub mod gateway;
 pub mod paths;

@@ -15,6 +15,8 @@ mod refs;
 mod rule;
 mod workspace;
 
+pub mod serve;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -86,6 +88,8 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Print the registry as a declarative file (secrets excluded).
     Export(apply::ExportArgs),
+    /// Run the gateway headless (no console).
+    Serve(serve::ServeArgs),
 }
 
 /// A failure, already worded as `<field>: <problem>` (or a sentence).
@@ -261,5 +265,6 @@ fn run(cli: Cli) -> CliResult {
         Command::Market(c) => market::run(&ctx, c),
         Command::Apply(a) => apply::apply(&ctx, a),
         Command::Export(a) => apply::export(&ctx, a),
+        Command::Serve(a) => serve::run(ctx.store, a).map_err(CliError),
     }
 }
