@@ -167,9 +167,13 @@ impl Limiter {
     /// trying. Errors only on a malformed URL. Call inside a tokio runtime.
     pub async fn shared(redis_url: &str, config: SharedConfig) -> Result<Arc<Self>, String> {
         let key_prefix = config.key_prefix.clone();
+        let clock = config
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(MonotonicClock::new()));
         let shared = Shared::start(redis_url, config).await?;
         Ok(Arc::new(Self {
-            clock: Arc::new(MonotonicClock::new()),
+            clock,
             windows: Mutex::new(HashMap::new()),
             key_prefix,
             shared: Some(shared),
@@ -383,5 +387,11 @@ impl Limiter {
         self.shared
             .as_ref()
             .map_or(LimiterMode::Local, Shared::mode)
+    }
+
+    /// Shared mode: the replicas last seen live in Redis (this one included),
+    /// which divide the limits while fallen back. `None` in local mode.
+    pub fn live_replicas(&self) -> Option<u32> {
+        self.shared.as_ref().map(Shared::replicas)
     }
 }

@@ -24,6 +24,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Script};
 use tokio::sync::{oneshot, watch};
 
+use super::clock::Clock;
 use super::window::Window;
 use crate::domain::LimiterMode;
 
@@ -42,6 +43,11 @@ pub struct SharedConfig {
     pub retry: Duration,
     /// Prefix of every key the limiter writes in Redis.
     pub key_prefix: String,
+    /// Test hook: take the windows' time from this clock instead of Redis
+    /// `TIME` (and set no key expiry), so a test can drive the Redis windows
+    /// through exact instants. Never set in production: replicas would no
+    /// longer share one clock.
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 impl Default for SharedConfig {
@@ -52,6 +58,7 @@ impl Default for SharedConfig {
             heartbeat: Duration::from_secs(1),
             retry: Duration::from_millis(250),
             key_prefix: DEFAULT_PREFIX.to_owned(),
+            clock: None,
         }
     }
 }
@@ -171,6 +178,13 @@ impl Shared {
         let link = self.state.link.load_full()?;
         let mut invocation = self.state.window.prepare_invoke();
         invocation.arg(if hit { "hit" } else { "peek" });
+        invocation.arg(
+            self.state
+                .config
+                .clock
+                .as_ref()
+                .map_or(String::new(), |c| c.now_ms().to_string()),
+        );
         for w in windows {
             let w = w.as_ref();
             invocation

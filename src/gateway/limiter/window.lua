@@ -3,8 +3,10 @@
 --
 -- KEYS[i]      the hash of rule i's window, in rule-id order
 -- ARGV[1]      'hit' (admit and count if every window has room) or 'peek'
--- ARGV[2i]     rule i's limit
--- ARGV[2i+1]   rule i's duration, ms
+-- ARGV[2]      '' (use Redis TIME) or a fixed now in ms (deterministic tests;
+--              keys then get no expiry, which runs on real time)
+-- ARGV[2i+1]   rule i's limit
+-- ARGV[2i+2]   rule i's duration, ms
 --
 -- A window hash holds one field per bucket, named by the bucket's end
 -- (exclusive, ms of Redis TIME) with its count, plus 's' (sum of the
@@ -16,8 +18,12 @@
 -- Returns {admitted 1|0, blocking rule index (0 = none), now,
 --          then per rule: used, ms until room, ms until fully reset}.
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local fixed = tonumber(ARGV[2])
+local now = fixed
+if not fixed then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local hit = ARGV[1] == 'hit'
 local n = #KEYS
 
@@ -73,8 +79,8 @@ end
 local limits, durs, sums, oldests, newests, rooms = {}, {}, {}, {}, {}, {}
 local blocking, wait = 0, -1
 for i = 1, n do
-  limits[i] = tonumber(ARGV[2 * i])
-  durs[i] = tonumber(ARGV[2 * i + 1])
+  limits[i] = tonumber(ARGV[2 * i + 1])
+  durs[i] = tonumber(ARGV[2 * i + 2])
   sums[i], oldests[i], newests[i] = load(KEYS[i], durs[i])
   rooms[i] = room(KEYS[i], sums[i], limits[i], durs[i])
   if sums[i] >= limits[i] and rooms[i] > wait then blocking, wait = i, rooms[i] end
@@ -91,7 +97,7 @@ if admitted then
     oldests[i] = math.min(oldests[i] or e, e)
     newests[i] = math.max(newests[i] or e, e)
     redis.call('HSET', key, 's', sums[i], 'o', oldests[i], 'n', newests[i])
-    redis.call('PEXPIRE', key, newests[i] + dur - now)
+    if not fixed then redis.call('PEXPIRE', key, newests[i] + dur - now) end
     rooms[i] = room(key, sums[i], limits[i], dur)
   end
 end
