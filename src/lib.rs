@@ -7,3 +7,7 @@ pub mod domain;
 pub mod gateway;
 pub mod paths;
 pub mod store;
+pub mod client;
+pub mod demo;
+pub mod logging;
+pub mod tui;

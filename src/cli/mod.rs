@@ -35,6 +35,9 @@ pub struct Cli {
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
 
+    #[command(flatten)]
+    pub console: crate::tui::ConsoleArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -59,8 +62,9 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    let _data_dir = crate::paths::data_dir(cli.data_dir)?;
+    let data_dir = crate::paths::data_dir(cli.data_dir)?;
     match cli.command {
-        None | Some(Command::Serve) => Err("not wired yet".into()),
+        None => crate::tui::run(cli.console, data_dir),
+        Some(Command::Serve) => Err("not wired yet".into()),
     }
 }
