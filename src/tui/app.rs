@@ -96,7 +96,11 @@ pub struct LogsState {
 #[derive(Debug, Clone, PartialEq)]
 enum OnReply {
     /// The open form with this seq saved; say `done` and select `select`.
-    Form { seq: u64, done: String, select: Option<(ViewId, String)> },
+    Form {
+        seq: u64,
+        done: String,
+        select: Option<(ViewId, String)>,
+    },
     /// Say `done` on success; show the refusal in a popup.
     Flash(String),
 }
@@ -125,7 +129,13 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(theme: Theme, view: Arc<RegistryView>, gateway: GatewayInfo, now_ms: i64, logs: Option<LogRing>) -> Self {
+    pub fn new(
+        theme: Theme,
+        view: Arc<RegistryView>,
+        gateway: GatewayInfo,
+        now_ms: i64,
+        logs: Option<LogRing>,
+    ) -> Self {
         Self {
             data: Data::new(theme, view, gateway, now_ms, logs),
             pages: vec![ViewId::Models],
@@ -185,7 +195,9 @@ impl App {
     /// A new registry snapshot.
     pub fn on_registry(&mut self, view: Arc<RegistryView>) {
         self.data.set_view(view);
-        if self.current() == ViewId::Detail && !self.data.registry().models.contains_key(&self.detail.model) {
+        if self.current() == ViewId::Detail
+            && !self.data.registry().models.contains_key(&self.detail.model)
+        {
             // Deleted or renamed: back to the list (which selects the new name).
             self.pages.pop();
         }
@@ -280,7 +292,10 @@ impl App {
             ClientError::Domain(d) => d.errors.iter().map(|e| e.problem.clone()).collect(),
             ClientError::Other(s) => vec![s.clone()],
         };
-        if let ClientError::Domain(DomainError { kind: ErrorKind::Refused, errors }) = &e
+        if let ClientError::Domain(DomainError {
+            kind: ErrorKind::Refused,
+            errors,
+        }) = &e
             && errors.iter().any(|e| e.field == "status")
         {
             lines.push(
@@ -346,7 +361,11 @@ impl App {
             FormEvent::Save => self.save_form(),
             FormEvent::Cancel => {
                 if form.is_dirty() {
-                    self.confirm("Discard changes?", "This form has unsaved changes. Discard them?", Confirmed::DiscardForm);
+                    self.confirm(
+                        "Discard changes?",
+                        "This form has unsaved changes. Discard them?",
+                        Confirmed::DiscardForm,
+                    );
                 } else {
                     self.form = None;
                 }
@@ -395,9 +414,14 @@ impl App {
                 let done = complete(prompt.input.value());
                 prompt.input = Input::new(done);
             }
-            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => self.request_quit(),
+            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                self.request_quit()
+            }
             _ => {
-                if prompt.input.handle_event(&crossterm::event::Event::Key(key)).is_some()
+                if prompt
+                    .input
+                    .handle_event(&crossterm::event::Event::Key(key))
+                    .is_some()
                     && kind == PromptKind::Filter
                 {
                     let text = prompt.input.value().to_string();
@@ -421,7 +445,10 @@ impl App {
             Some(Command::View(v)) => self.jump(v),
             None => {
                 let all: Vec<String> = COMMANDS.iter().map(|(n, _)| format!(":{n}")).collect();
-                self.say(format!("unknown command ':{text}'; try {}", all.join(" ")), true);
+                self.say(
+                    format!("unknown command ':{text}'; try {}", all.join(" ")),
+                    true,
+                );
             }
         }
     }
@@ -557,12 +584,18 @@ impl App {
                     }
                 }
                 ViewId::Clusters => {
-                    if let Some(c) = self.selected(view).and_then(|n| reg.clusters.get(&n).cloned()) {
+                    if let Some(c) = self
+                        .selected(view)
+                        .and_then(|n| reg.clusters.get(&n).cloned())
+                    {
                         self.open_form(forms::simple::cluster(&reg, Some(&c)));
                     }
                 }
                 ViewId::Market => {
-                    if let Some(e) = self.selected(view).and_then(|n| reg.market.get(&n).cloned()) {
+                    if let Some(e) = self
+                        .selected(view)
+                        .and_then(|n| reg.market.get(&n).cloned())
+                    {
                         self.open_form(forms::simple::market(&reg, Some(&e)));
                     }
                 }
@@ -571,7 +604,10 @@ impl App {
             Action::AddRule => {
                 if let Some(m) = self.current_model() {
                     if reg.workspaces.is_empty() {
-                        self.say("a rule needs a workspace: create one in :workspaces first", true);
+                        self.say(
+                            "a rule needs a workspace: create one in :workspaces first",
+                            true,
+                        );
                     } else {
                         self.open_form(forms::rule::create(&reg, &m.spec.name));
                     }
@@ -581,16 +617,36 @@ impl App {
                 if let Some(m) = self.current_model() {
                     let name = m.spec.name.clone();
                     let enabled = !m.enabled;
-                    let done = format!("model {name} {}", if enabled { "enabled" } else { "disabled" });
-                    self.send(Op::Apply(vec![Change::SetEnabled { name, enabled }]), OnReply::Flash(done));
+                    let done = format!(
+                        "model {name} {}",
+                        if enabled { "enabled" } else { "disabled" }
+                    );
+                    self.send(
+                        Op::Apply(vec![Change::SetEnabled { name, enabled }]),
+                        OnReply::Flash(done),
+                    );
                 }
             }
             Action::Publish => {
-                if let Some(e) = self.selected(ViewId::Market).and_then(|n| reg.market.get(&n).cloned()) {
+                if let Some(e) = self
+                    .selected(ViewId::Market)
+                    .and_then(|n| reg.market.get(&n).cloned())
+                {
                     let published = !e.published;
-                    let done = format!("{} {}", e.name, if published { "published" } else { "unpublished" });
+                    let done = format!(
+                        "{} {}",
+                        e.name,
+                        if published {
+                            "published"
+                        } else {
+                            "unpublished"
+                        }
+                    );
                     self.send(
-                        Op::Apply(vec![Change::SetPublished { name: e.name, published }]),
+                        Op::Apply(vec![Change::SetPublished {
+                            name: e.name,
+                            published,
+                        }]),
                         OnReply::Flash(done),
                     );
                 }
@@ -605,7 +661,11 @@ impl App {
                     let done = format!(
                         "endpoint {} {}",
                         ep.url,
-                        if disabled { "taken out of rotation" } else { "back in rotation" }
+                        if disabled {
+                            "taken out of rotation"
+                        } else {
+                            "back in rotation"
+                        }
                     );
                     self.send(
                         Op::Apply(vec![Change::SetEndpointDisabled {
@@ -644,7 +704,10 @@ impl App {
             ViewId::Keys => ("key", Change::DeleteKey { id: id.clone() }),
             ViewId::Workspaces => ("workspace", Change::DeleteWorkspace { name: id.clone() }),
             ViewId::Clusters => ("cluster", Change::DeleteCluster { name: id.clone() }),
-            ViewId::Market => ("marketplace entry", Change::DeleteMarket { name: id.clone() }),
+            ViewId::Market => (
+                "marketplace entry",
+                Change::DeleteMarket { name: id.clone() },
+            ),
             ViewId::Detail | ViewId::Traffic | ViewId::Logs => return,
         };
         self.confirm_op(
@@ -660,7 +723,11 @@ impl App {
             self.say("select a rule first (tab switches to the rules)", true);
             return;
         };
-        let text = format!("Delete {} of {}? y to delete, n to keep.", r.describe(), m.spec.name);
+        let text = format!(
+            "Delete {} of {}? y to delete, n to keep.",
+            r.describe(),
+            m.spec.name
+        );
         let done = format!("rule #{} deleted", r.id);
         self.confirm_op(
             "Delete rule?",
@@ -697,7 +764,11 @@ impl App {
             }
             ViewId::Logs => {
                 let total = self.data.logs.as_ref().map_or(0, LogRing::len);
-                self.logs.back = self.logs.back.saturating_add_signed(-delta).min(total.saturating_sub(1));
+                self.logs.back = self
+                    .logs
+                    .back
+                    .saturating_add_signed(-delta)
+                    .min(total.saturating_sub(1));
             }
             ViewId::Traffic => {}
             v => self.list(v).step(delta),
@@ -716,13 +787,30 @@ fn success(form: &Form) -> (String, Option<(ViewId, String)>) {
             format!("model {name} created, disabled: press t to enable it"),
             Some((ViewId::Models, name)),
         ),
-        FormKind::Model { editing: Some(_) } => (format!("model {name} saved"), Some((ViewId::Models, name))),
-        FormKind::Rule { model, editing: None } => (format!("rule added to {model}"), None),
-        FormKind::Rule { model, editing: Some(id) } => (format!("rule #{id} of {model} saved"), None),
+        FormKind::Model { editing: Some(_) } => {
+            (format!("model {name} saved"), Some((ViewId::Models, name)))
+        }
+        FormKind::Rule {
+            model,
+            editing: None,
+        } => (format!("rule added to {model}"), None),
+        FormKind::Rule {
+            model,
+            editing: Some(id),
+        } => (format!("rule #{id} of {model} saved"), None),
         FormKind::Key => (String::new(), None),
-        FormKind::Workspace => (format!("workspace {name} created"), Some((ViewId::Workspaces, name))),
-        FormKind::Cluster { .. } => (format!("cluster {name} saved"), Some((ViewId::Clusters, name))),
-        FormKind::Market { .. } => (format!("marketplace entry {name} saved"), Some((ViewId::Market, name))),
+        FormKind::Workspace => (
+            format!("workspace {name} created"),
+            Some((ViewId::Workspaces, name)),
+        ),
+        FormKind::Cluster { .. } => (
+            format!("cluster {name} saved"),
+            Some((ViewId::Clusters, name)),
+        ),
+        FormKind::Market { .. } => (
+            format!("marketplace entry {name} saved"),
+            Some((ViewId::Market, name)),
+        ),
     }
 }
 
@@ -730,14 +818,21 @@ fn success(form: &Form) -> (String, Option<(ViewId, String)>) {
 /// longest prefix the candidates share.
 pub fn complete(typed: &str) -> String {
     let t = typed.trim_start_matches(':');
-    let candidates: Vec<&str> = COMMANDS.iter().map(|(n, _)| *n).filter(|n| n.starts_with(t)).collect();
+    let candidates: Vec<&str> = COMMANDS
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| n.starts_with(t))
+        .collect();
     match candidates.as_slice() {
         [] => typed.to_string(),
         [one] => one.to_string(),
         many => {
             let first = many[0];
             let len = (0..first.len())
-                .take_while(|i| many.iter().all(|c| c.as_bytes().get(*i) == first.as_bytes().get(*i)))
+                .take_while(|i| {
+                    many.iter()
+                        .all(|c| c.as_bytes().get(*i) == first.as_bytes().get(*i))
+                })
                 .count();
             first[..len.max(t.len())].to_string()
         }

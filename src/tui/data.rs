@@ -27,7 +27,13 @@ pub struct Data {
 }
 
 impl Data {
-    pub fn new(theme: Theme, view: Arc<RegistryView>, gateway: GatewayInfo, now_ms: i64, logs: Option<LogRing>) -> Self {
+    pub fn new(
+        theme: Theme,
+        view: Arc<RegistryView>,
+        gateway: GatewayInfo,
+        now_ms: i64,
+        logs: Option<LogRing>,
+    ) -> Self {
         let mut d = Self {
             theme,
             view,
@@ -47,7 +53,10 @@ impl Data {
     }
 
     pub fn status(&self, model: &str) -> GatewayStatus {
-        self.statuses.get(model).copied().unwrap_or(GatewayStatus::Offline)
+        self.statuses
+            .get(model)
+            .copied()
+            .unwrap_or(GatewayStatus::Offline)
     }
 
     pub fn set_view(&mut self, view: Arc<RegistryView>) {
@@ -59,7 +68,12 @@ impl Data {
     /// Returns whether they were re-derived.
     pub fn tick(&mut self, now_ms: i64) -> bool {
         self.now_ms = now_ms;
-        let fresh = self.view.reports.iter().filter(|r| r.is_fresh(now_ms)).count();
+        let fresh = self
+            .view
+            .reports
+            .iter()
+            .filter(|r| r.is_fresh(now_ms))
+            .count();
         if fresh != self.fresh_reports {
             self.derive_statuses();
             return true;

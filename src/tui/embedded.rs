@@ -20,5 +20,7 @@ impl Embedded {
 
 /// Start the gateway on `listen`.
 pub async fn start(listen: SocketAddr, _store: Arc<dyn Store>) -> Result<Embedded, String> {
-    Err(format!("the gateway is not built in yet (wanted {listen}); use --no-gateway"))
+    Err(format!(
+        "the gateway is not built in yet (wanted {listen}); use --no-gateway"
+    ))
 }

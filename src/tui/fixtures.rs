@@ -83,13 +83,19 @@ pub fn registry(extra: usize) -> Registry {
         key("key_0000a001", "acme", "prod"),
         key("key_0000a002", "acme", "batch"),
         key("key_0000b001", "research", "notebook"),
-        Change::RevokeKey { id: "key_0000a002".into() },
+        Change::RevokeKey {
+            id: "key_0000a002".into(),
+        },
         model(
             "DeepSeek-V3",
             "deepseek-chat",
             Policy::Weighted,
             vec![
-                ep("http://127.0.0.1:9101/v1", Some("sk-upstream-secret-7f3a"), Some(70)),
+                ep(
+                    "http://127.0.0.1:9101/v1",
+                    Some("sk-upstream-secret-7f3a"),
+                    Some(70),
+                ),
                 ep("http://127.0.0.1:9102/v1", None, Some(30)),
             ],
             &["chat", "moe"],
@@ -98,7 +104,10 @@ pub fn registry(extra: usize) -> Registry {
             "Qwen2.5-72B-Instruct",
             "qwen2.5-72b-instruct",
             Policy::RoundRobin,
-            vec![ep("http://127.0.0.1:9103/v1", None, None), ep("http://127.0.0.1:9104/v1", None, None)],
+            vec![
+                ep("http://127.0.0.1:9103/v1", None, None),
+                ep("http://127.0.0.1:9104/v1", None, None),
+            ],
             &["chat"],
         ),
         model(
@@ -151,12 +160,20 @@ pub fn registry(extra: usize) -> Registry {
             &name,
             &format!("upstream-{i:05}"),
             Policy::RoundRobin,
-            vec![ep(&format!("http://10.0.{}.{}:8000/v1", i / 250, i % 250), None, None)],
+            vec![ep(
+                &format!("http://10.0.{}.{}:8000/v1", i / 250, i % 250),
+                None,
+                None,
+            )],
             &["gen"],
         ));
-        changes.push(Change::SetEnabled { name, enabled: true });
+        changes.push(Change::SetEnabled {
+            name,
+            enabled: true,
+        });
     }
-    reg.apply_all(changes, NOW).expect("fixture registry is valid");
+    reg.apply_all(changes, NOW)
+        .expect("fixture registry is valid");
     reg
 }
 
@@ -171,7 +188,11 @@ pub fn reports(reg: &Registry) -> Vec<GatewayReport> {
                 model: m.spec.name.clone(),
                 index: i,
                 url: e.url.clone(),
-                state: if down { EndpointState::Down } else { EndpointState::Healthy },
+                state: if down {
+                    EndpointState::Down
+                } else {
+                    EndpointState::Healthy
+                },
                 reason: down.then(|| "connection refused".to_string()),
                 since_ms: down.then_some(NOW_MS - 30_000),
             });
@@ -215,17 +236,32 @@ pub fn stats(reg: &Registry, steps_back: u64) -> StatsSnapshot {
         limiter: LimiterMode::Local,
         ..Default::default()
     };
-    s.models.insert("DeepSeek-V3".into(), totals(12 * t, 3 * t, 0));
-    s.models.insert("Qwen2.5-72B-Instruct".into(), totals(5 * t, 0, t));
-    s.keys.insert("key_0000a001".into(), totals(13 * t, 3 * t, t));
+    s.models
+        .insert("DeepSeek-V3".into(), totals(12 * t, 3 * t, 0));
+    s.models
+        .insert("Qwen2.5-72B-Instruct".into(), totals(5 * t, 0, t));
+    s.keys
+        .insert("key_0000a001".into(), totals(13 * t, 3 * t, t));
     s.keys.insert("key_0000b001".into(), totals(4 * t, 0, 0));
     s.workspaces.insert("acme".into(), totals(13 * t, 3 * t, t));
     s.workspaces.insert("research".into(), totals(4 * t, 0, 0));
     let eps = [
         ("DeepSeek-V3", 0, 6 * t, EndpointState::Healthy, None),
         ("DeepSeek-V3", 1, 3 * t, EndpointState::Healthy, None),
-        ("Qwen2.5-72B-Instruct", 0, 4 * t, EndpointState::Healthy, None),
-        ("Qwen2.5-72B-Instruct", 1, t, EndpointState::Down, Some("connection refused")),
+        (
+            "Qwen2.5-72B-Instruct",
+            0,
+            4 * t,
+            EndpointState::Healthy,
+            None,
+        ),
+        (
+            "Qwen2.5-72B-Instruct",
+            1,
+            t,
+            EndpointState::Down,
+            Some("connection refused"),
+        ),
     ];
     for (m, i, req, state, reason) in eps {
         let model = &reg.models[m];

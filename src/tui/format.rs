@@ -62,7 +62,11 @@ fn civil(days: i64) -> (i64, u32, u32) {
 pub fn date_time(secs: i64) -> String {
     let (y, m, d) = civil(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", s / 3600, (s % 3600) / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        s / 3600,
+        (s % 3600) / 60
+    )
 }
 
 /// Unix ms as `14:05:09` UTC.

@@ -39,75 +39,252 @@ pub const fn b<A: Copy>(
 
 /// Keys of every list view.
 pub const GLOBAL: &[Binding] = &[
-    b(&[(KeyCode::Char(':'), N)], ":", Action::Command, "jump to a view (:models, :keys, …)", true),
-    b(&[(KeyCode::Char('/'), N)], "/", Action::Filter, "filter the list", true),
-    b(&[(KeyCode::Char('?'), N)], "?", Action::Help, "help: every key of this view", true),
-    b(&[(KeyCode::Esc, N)], "esc", Action::Back, "clear filter / go back", false),
     b(
-        &[(KeyCode::Char('q'), N), (KeyCode::Char('c'), KeyModifiers::CONTROL)],
+        &[(KeyCode::Char(':'), N)],
+        ":",
+        Action::Command,
+        "views",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('/'), N)],
+        "/",
+        Action::Filter,
+        "filter",
+        true,
+    ),
+    b(&[(KeyCode::Char('?'), N)], "?", Action::Help, "help", true),
+    b(
+        &[(KeyCode::Esc, N)],
+        "esc",
+        Action::Back,
+        "back / clear filter",
+        false,
+    ),
+    b(
+        &[
+            (KeyCode::Char('q'), N),
+            (KeyCode::Char('c'), KeyModifiers::CONTROL),
+        ],
         "q",
         Action::Quit,
         "quit",
         true,
     ),
-    b(&[(KeyCode::Up, N), (KeyCode::Char('k'), N)], "↑/k", Action::Up, "move up", false),
-    b(&[(KeyCode::Down, N), (KeyCode::Char('j'), N)], "↓/j", Action::Down, "move down", false),
-    b(&[(KeyCode::PageUp, N)], "pgup", Action::PageUp, "page up", false),
-    b(&[(KeyCode::PageDown, N)], "pgdn", Action::PageDown, "page down", false),
-    b(&[(KeyCode::Home, N), (KeyCode::Char('g'), N)], "g", Action::Top, "first row", false),
-    b(&[(KeyCode::End, N), (KeyCode::Char('G'), N)], "G", Action::Bottom, "last row", false),
+    b(
+        &[(KeyCode::Up, N), (KeyCode::Char('k'), N)],
+        "↑/k",
+        Action::Up,
+        "move up",
+        false,
+    ),
+    b(
+        &[(KeyCode::Down, N), (KeyCode::Char('j'), N)],
+        "↓/j",
+        Action::Down,
+        "move down",
+        false,
+    ),
+    b(
+        &[(KeyCode::PageUp, N)],
+        "pgup",
+        Action::PageUp,
+        "page up",
+        false,
+    ),
+    b(
+        &[(KeyCode::PageDown, N)],
+        "pgdn",
+        Action::PageDown,
+        "page down",
+        false,
+    ),
+    b(
+        &[(KeyCode::Home, N), (KeyCode::Char('g'), N)],
+        "g",
+        Action::Top,
+        "first row",
+        false,
+    ),
+    b(
+        &[(KeyCode::End, N), (KeyCode::Char('G'), N)],
+        "G",
+        Action::Bottom,
+        "last row",
+        false,
+    ),
 ];
 
 const MODELS: &[Binding] = &[
-    b(&[(KeyCode::Enter, N)], "enter", Action::Open, "model detail", true),
-    b(&[(KeyCode::Char('c'), N)], "c", Action::Create, "create model", true),
-    b(&[(KeyCode::Char('e'), N)], "e", Action::Edit, "edit model", true),
-    b(&[(KeyCode::Char('t'), N)], "t", Action::Toggle, "enable/disable", true),
-    b(&[(KeyCode::Char('a'), N)], "a", Action::AddRule, "add rate-limit rule", true),
-    b(&[(KeyCode::Char('d'), N)], "d", Action::Delete, "delete model", true),
+    b(
+        &[(KeyCode::Enter, N)],
+        "enter",
+        Action::Open,
+        "detail",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('c'), N)],
+        "c",
+        Action::Create,
+        "create",
+        true,
+    ),
+    b(&[(KeyCode::Char('e'), N)], "e", Action::Edit, "edit", true),
+    b(
+        &[(KeyCode::Char('t'), N)],
+        "t",
+        Action::Toggle,
+        "toggle",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('a'), N)],
+        "a",
+        Action::AddRule,
+        "rule",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('d'), N)],
+        "d",
+        Action::Delete,
+        "delete",
+        true,
+    ),
 ];
 
 const DETAIL: &[Binding] = &[
-    b(&[(KeyCode::Tab, N)], "tab", Action::SwitchPane, "endpoints ⇄ rules", true),
-    b(&[(KeyCode::Char('e'), N)], "e", Action::Edit, "edit model", true),
-    b(&[(KeyCode::Char('t'), N)], "t", Action::Toggle, "enable/disable", true),
-    b(&[(KeyCode::Char('a'), N)], "a", Action::AddRule, "add rule", true),
-    b(&[(KeyCode::Enter, N)], "enter", Action::Open, "edit selected rule", true),
-    b(&[(KeyCode::Char('d'), N)], "d", Action::Delete, "delete selected rule", true),
-    b(&[(KeyCode::Char('x'), N)], "x", Action::ToggleEndpoint, "endpoint in/out of rotation", true),
+    b(
+        &[(KeyCode::Tab, N)],
+        "tab",
+        Action::SwitchPane,
+        "pane",
+        true,
+    ),
+    b(&[(KeyCode::Char('e'), N)], "e", Action::Edit, "edit", true),
+    b(
+        &[(KeyCode::Char('t'), N)],
+        "t",
+        Action::Toggle,
+        "toggle",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('a'), N)],
+        "a",
+        Action::AddRule,
+        "rule",
+        true,
+    ),
+    b(
+        &[(KeyCode::Enter, N)],
+        "enter",
+        Action::Open,
+        "edit rule",
+        false,
+    ),
+    b(
+        &[(KeyCode::Char('d'), N)],
+        "d",
+        Action::Delete,
+        "del rule",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('x'), N)],
+        "x",
+        Action::ToggleEndpoint,
+        "ep on/off",
+        true,
+    ),
 ];
 
 const KEYS: &[Binding] = &[
-    b(&[(KeyCode::Char('c'), N)], "c", Action::Create, "create key", true),
-    b(&[(KeyCode::Char('r'), N)], "r", Action::Revoke, "revoke key", true),
-    b(&[(KeyCode::Char('d'), N)], "d", Action::Delete, "delete key", true),
+    b(
+        &[(KeyCode::Char('c'), N)],
+        "c",
+        Action::Create,
+        "create",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('r'), N)],
+        "r",
+        Action::Revoke,
+        "revoke",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('d'), N)],
+        "d",
+        Action::Delete,
+        "delete",
+        true,
+    ),
 ];
 
 const WORKSPACES: &[Binding] = &[
-    b(&[(KeyCode::Enter, N)], "enter", Action::Open, "its keys", true),
-    b(&[(KeyCode::Char('c'), N)], "c", Action::Create, "create workspace", true),
-    b(&[(KeyCode::Char('d'), N)], "d", Action::Delete, "delete workspace", true),
+    b(&[(KeyCode::Enter, N)], "enter", Action::Open, "keys", true),
+    b(
+        &[(KeyCode::Char('c'), N)],
+        "c",
+        Action::Create,
+        "create",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('d'), N)],
+        "d",
+        Action::Delete,
+        "delete",
+        true,
+    ),
 ];
 
 const CLUSTERS: &[Binding] = &[
-    b(&[(KeyCode::Char('c'), N)], "c", Action::Create, "add cluster", true),
-    b(&[(KeyCode::Char('e'), N)], "e", Action::Edit, "edit cluster", true),
-    b(&[(KeyCode::Char('d'), N)], "d", Action::Delete, "delete cluster", true),
+    b(&[(KeyCode::Char('c'), N)], "c", Action::Create, "add", true),
+    b(&[(KeyCode::Char('e'), N)], "e", Action::Edit, "edit", true),
+    b(
+        &[(KeyCode::Char('d'), N)],
+        "d",
+        Action::Delete,
+        "delete",
+        true,
+    ),
 ];
 
 const MARKET: &[Binding] = &[
-    b(&[(KeyCode::Char('p'), N)], "p", Action::Publish, "publish/unpublish", true),
-    b(&[(KeyCode::Char('m'), N)], "m", Action::Register, "register as model", true),
-    b(&[(KeyCode::Char('c'), N)], "c", Action::Create, "add entry", true),
-    b(&[(KeyCode::Char('e'), N)], "e", Action::Edit, "edit entry", true),
-    b(&[(KeyCode::Char('d'), N)], "d", Action::Delete, "delete entry", true),
+    b(
+        &[(KeyCode::Char('p'), N)],
+        "p",
+        Action::Publish,
+        "publish",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('m'), N)],
+        "m",
+        Action::Register,
+        "register",
+        true,
+    ),
+    b(&[(KeyCode::Char('c'), N)], "c", Action::Create, "add", true),
+    b(&[(KeyCode::Char('e'), N)], "e", Action::Edit, "edit", true),
+    b(
+        &[(KeyCode::Char('d'), N)],
+        "d",
+        Action::Delete,
+        "delete",
+        true,
+    ),
 ];
 
 const LOGS: &[Binding] = &[b(
     &[(KeyCode::Char('f'), N)],
     "f",
     Action::Follow,
-    "follow newest",
+    "follow",
     true,
 )];
 

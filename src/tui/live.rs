@@ -111,9 +111,7 @@ impl Live {
             self.sample_base = None;
         }
         self.recent.push_back(snap.clone());
-        while self.recent.len() > 2
-            && self.recent[1].taken_ms <= snap.taken_ms - WINDOW_MS
-        {
+        while self.recent.len() > 2 && self.recent[1].taken_ms <= snap.taken_ms - WINDOW_MS {
             self.recent.pop_front();
         }
         let base = self.recent.front().cloned().unwrap_or_else(|| snap.clone());
@@ -132,7 +130,10 @@ impl Live {
                 .endpoints
                 .iter()
                 .map(|e| {
-                    let b = base_eps.get(&(e.model.as_str(), e.index)).copied().unwrap_or(0);
+                    let b = base_eps
+                        .get(&(e.model.as_str(), e.index))
+                        .copied()
+                        .unwrap_or(0);
                     (
                         (e.model.clone(), e.index),
                         e.totals.requests.saturating_sub(b) as f64 / secs,
@@ -168,7 +169,10 @@ impl Live {
             if r == 0 && t == 0 && !self.model_history.contains_key(name) {
                 continue;
             }
-            self.model_history.entry(name.clone()).or_default().push(r, t);
+            self.model_history
+                .entry(name.clone())
+                .or_default()
+                .push(r, t);
         }
         self.sample_base = Some(snap.clone());
     }
@@ -222,7 +226,10 @@ mod tests {
         let mut live = Live::default();
         assert!(live.update(snap(0, 0, 0)), "the first snapshot is shown");
         assert!(live.update(snap(1000, 5, 0)));
-        assert!(live.update(snap(2000, 5, 0)), "rate falls to zero: shown once");
+        assert!(
+            live.update(snap(2000, 5, 0)),
+            "rate falls to zero: shown once"
+        );
         assert!(!live.update(snap(3000, 5, 0)));
         assert!(live.update(snap(4000, 6, 0)));
     }

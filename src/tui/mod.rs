@@ -52,7 +52,8 @@ pub fn run(args: ConsoleArgs, data_dir: PathBuf) -> Result<(), String> {
     let (ring, _log_guard) = crate::logging::init(&data_dir)?;
     let rt = runtime()?;
     rt.block_on(async {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_dir(&data_dir).map_err(|e| e.to_string())?);
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open_dir(&data_dir).map_err(|e| e.to_string())?);
         tracing::info!("console starting over {}", store.describe());
         let gateway = if args.no_gateway {
             None

@@ -36,13 +36,18 @@ pub async fn console(client: Arc<dyn Client>, logs: Option<LogRing>) -> Result<(
         now_ms(),
         logs,
     );
-    let mut guard = TerminalGuard::enter().map_err(|e| format!("cannot set up the terminal: {e}"))?;
+    let mut guard =
+        TerminalGuard::enter().map_err(|e| format!("cannot set up the terminal: {e}"))?;
     let result = event_loop(&mut guard, &mut app, client).await;
     drop(guard);
     result
 }
 
-async fn event_loop(guard: &mut TerminalGuard, app: &mut App, client: Arc<dyn Client>) -> Result<(), String> {
+async fn event_loop(
+    guard: &mut TerminalGuard,
+    app: &mut App,
+    client: Arc<dyn Client>,
+) -> Result<(), String> {
     let sig = |k| signal(k).map_err(|e| format!("cannot watch signals: {e}"));
     let mut hangup = sig(SignalKind::hangup())?;
     let mut terminate = sig(SignalKind::terminate())?;

@@ -40,7 +40,8 @@ impl Theme {
         Style::new()
     }
     pub fn title(&self) -> Style {
-        self.fg(Color::Cyan, Modifier::BOLD).add_modifier(Modifier::BOLD)
+        self.fg(Color::Cyan, Modifier::BOLD)
+            .add_modifier(Modifier::BOLD)
     }
     pub fn header(&self) -> Style {
         Style::new().add_modifier(Modifier::BOLD)
@@ -49,7 +50,8 @@ impl Theme {
         self.fg(Color::DarkGray, Modifier::DIM)
     }
     pub fn key(&self) -> Style {
-        self.fg(Color::Yellow, Modifier::BOLD).add_modifier(Modifier::BOLD)
+        self.fg(Color::Yellow, Modifier::BOLD)
+            .add_modifier(Modifier::BOLD)
     }
     pub fn selected(&self) -> Style {
         Style::new().add_modifier(Modifier::REVERSED)
@@ -61,13 +63,15 @@ impl Theme {
         self.fg(Color::Yellow, Modifier::BOLD)
     }
     pub fn bad(&self) -> Style {
-        self.fg(Color::Red, Modifier::BOLD).add_modifier(Modifier::BOLD)
+        self.fg(Color::Red, Modifier::BOLD)
+            .add_modifier(Modifier::BOLD)
     }
     pub fn error_text(&self) -> Style {
         self.fg(Color::Red, Modifier::BOLD)
     }
     pub fn focus(&self) -> Style {
-        self.fg(Color::Cyan, Modifier::BOLD).add_modifier(Modifier::BOLD)
+        self.fg(Color::Cyan, Modifier::BOLD)
+            .add_modifier(Modifier::BOLD)
     }
     pub fn border(&self) -> Style {
         self.fg(Color::DarkGray, Modifier::empty())

@@ -72,7 +72,11 @@ impl Field {
     pub fn text(key: impl Into<String>, label: impl Into<String>, value: &str) -> Self {
         Self::new(key, label, FieldKind::Text(Input::new(value.to_string())))
     }
-    pub fn secret(key: impl Into<String>, label: impl Into<String>, stored: Option<Secret>) -> Self {
+    pub fn secret(
+        key: impl Into<String>,
+        label: impl Into<String>,
+        stored: Option<Secret>,
+    ) -> Self {
         Self::new(
             key,
             label,
@@ -109,9 +113,10 @@ impl Field {
         match &self.kind {
             FieldKind::Text(i) => i.value().to_string(),
             FieldKind::Secret { input, cleared, .. } => format!("{}{cleared}", input.value()),
-            FieldKind::Select { options, index } => {
-                options.get(*index).map(|c| c.value.clone()).unwrap_or_default()
-            }
+            FieldKind::Select { options, index } => options
+                .get(*index)
+                .map(|c| c.value.clone())
+                .unwrap_or_default(),
             FieldKind::Save => String::new(),
         }
     }
@@ -164,18 +169,46 @@ pub enum FormAction {
 const C: KeyModifiers = KeyModifiers::CONTROL;
 
 pub const FORM_KEYS: &[Binding<FormAction>] = &[
-    b(&[(KeyCode::Tab, N), (KeyCode::Down, N)], "tab/↓", FormAction::Next, "next field", true),
     b(
-        &[(KeyCode::BackTab, KeyModifiers::SHIFT), (KeyCode::BackTab, N), (KeyCode::Up, N)],
+        &[(KeyCode::Tab, N), (KeyCode::Down, N)],
+        "tab/↓",
+        FormAction::Next,
+        "next field",
+        true,
+    ),
+    b(
+        &[
+            (KeyCode::BackTab, KeyModifiers::SHIFT),
+            (KeyCode::BackTab, N),
+            (KeyCode::Up, N),
+        ],
         "shift-tab/↑",
         FormAction::Prev,
         "previous field",
         false,
     ),
-    b(&[(KeyCode::Enter, N)], "enter", FormAction::Enter, "next field / save on [Save]", false),
-    b(&[(KeyCode::Char('s'), C)], "ctrl-s", FormAction::Save, "save", true),
-    b(&[(KeyCode::Esc, N)], "esc", FormAction::Cancel, "cancel (asks if changed)", true),
-    b(&[(KeyCode::F(1), N)], "f1", FormAction::Help, "help: every key of the form", true),
+    b(
+        &[(KeyCode::Enter, N)],
+        "enter",
+        FormAction::Enter,
+        "next field / save on [Save]",
+        false,
+    ),
+    b(
+        &[(KeyCode::Char('s'), C)],
+        "ctrl-s",
+        FormAction::Save,
+        "save",
+        true,
+    ),
+    b(
+        &[(KeyCode::Esc, N)],
+        "esc",
+        FormAction::Cancel,
+        "cancel",
+        true,
+    ),
+    b(&[(KeyCode::F(1), N)], "f1", FormAction::Help, "help", true),
     b(
         &[(KeyCode::Char('c'), C), (KeyCode::Char('q'), C)],
         "ctrl-c",
@@ -187,9 +220,27 @@ pub const FORM_KEYS: &[Binding<FormAction>] = &[
 
 /// Extra keys of the model form.
 pub const ENDPOINT_KEYS: &[Binding<FormAction>] = &[
-    b(&[(KeyCode::Char('n'), C)], "ctrl-n", FormAction::AddEndpoint, "add endpoint", true),
-    b(&[(KeyCode::Char('d'), C)], "ctrl-d", FormAction::RemoveEndpoint, "remove endpoint", true),
-    b(&[(KeyCode::Char('x'), C)], "ctrl-x", FormAction::ClearSecret, "drop stored upstream key", false),
+    b(
+        &[(KeyCode::Char('n'), C)],
+        "ctrl-n",
+        FormAction::AddEndpoint,
+        "add endpoint",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('d'), C)],
+        "ctrl-d",
+        FormAction::RemoveEndpoint,
+        "remove endpoint",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('x'), C)],
+        "ctrl-x",
+        FormAction::ClearSecret,
+        "drop stored upstream key",
+        false,
+    ),
 ];
 
 /// `←/→` on a select; typing a letter jumps to the next choice starting with it.
@@ -219,7 +270,12 @@ pub struct Form {
 }
 
 impl Form {
-    pub fn new(kind: FormKind, title: impl Into<String>, mut fields: Vec<Field>, reg: &Registry) -> Self {
+    pub fn new(
+        kind: FormKind,
+        title: impl Into<String>,
+        mut fields: Vec<Field>,
+        reg: &Registry,
+    ) -> Self {
         fields.push(Field::new("save", "", FieldKind::Save));
         let mut f = Self {
             kind,
@@ -271,7 +327,9 @@ impl Form {
     /// The chosen value of a select.
     pub fn choice(&self, key: &str) -> Option<&str> {
         match self.field(key).map(|f| &f.kind) {
-            Some(FieldKind::Select { options, index }) => options.get(*index).map(|c| c.value.as_str()),
+            Some(FieldKind::Select { options, index }) => {
+                options.get(*index).map(|c| c.value.as_str())
+            }
             _ => None,
         }
     }
@@ -279,7 +337,11 @@ impl Form {
     /// The value a secret field stands for: typed, else stored unless cleared.
     pub fn secret(&self, key: &str) -> Option<Secret> {
         match self.field(key).map(|f| &f.kind) {
-            Some(FieldKind::Secret { input, stored, cleared }) => {
+            Some(FieldKind::Secret {
+                input,
+                stored,
+                cleared,
+            }) => {
                 if !input.value().is_empty() {
                     Some(Secret::new(input.value()))
                 } else if *cleared {
@@ -337,7 +399,11 @@ impl Form {
         let n = self.fields.len();
         let mut i = self.focus;
         for _ in 0..n {
-            i = if forward { (i + 1) % n } else { (i + n - 1) % n };
+            i = if forward {
+                (i + 1) % n
+            } else {
+                (i + n - 1) % n
+            };
             if !self.fields[i].hidden {
                 self.focus = i;
                 return;
@@ -380,7 +446,11 @@ impl Form {
             Some(FormAction::RemoveEndpoint) => model::remove_endpoint(self, reg),
             Some(FormAction::ClearSecret) => {
                 let key = self.focused().key.clone();
-                if let FieldKind::Secret { input, cleared, stored } = &mut self.fields[self.focus].kind
+                if let FieldKind::Secret {
+                    input,
+                    cleared,
+                    stored,
+                } = &mut self.fields[self.focus].kind
                     && stored.is_some()
                 {
                     *cleared = !*cleared;
@@ -432,7 +502,8 @@ impl Form {
     /// Follow an edit: dependent fields, then validation of what is typed.
     fn after_edit(&mut self, reg: &Registry, edited: Option<String>) {
         if let Some(k) = &edited {
-            self.server.retain(|e| !self.fields.iter().any(|f| f.key == *k && f.owns(&e.field)));
+            self.server
+                .retain(|e| !self.fields.iter().any(|f| f.key == *k && f.owns(&e.field)));
             self.failure = None;
         }
         match &self.kind {
@@ -483,7 +554,9 @@ impl Form {
     /// The problem shown next to `field`: the store's, else the local one
     /// once the field was edited or save was pressed.
     pub fn error_for(&self, field: &Field) -> Option<&str> {
-        let find = |errs: &'_ [FieldError]| -> Option<usize> { errs.iter().position(|e| field.owns(&e.field)) };
+        let find = |errs: &'_ [FieldError]| -> Option<usize> {
+            errs.iter().position(|e| field.owns(&e.field))
+        };
         if let Some(i) = find(&self.server) {
             return Some(&self.server[i].problem);
         }
@@ -514,8 +587,8 @@ impl Form {
     /// Draw the form in `area` (a centred box), with the cursor in the
     /// focused text field.
     pub fn render(&mut self, f: &mut Frame, area: Rect, theme: &Theme) {
-        let rect = centered(area, 78.min(area.width), area.height);
-        f.render_widget(Clear, rect);
+        f.render_widget(Clear, area);
+        let rect = centered(area, 100.min(area.width), area.height);
         let status = if self.saving { " saving… " } else { "" };
         let block = Block::default()
             .borders(Borders::ALL)
@@ -534,7 +607,13 @@ impl Form {
             Field(usize),
             Error(String),
         }
-        let mut lines: Vec<L> = self.general_errors().into_iter().map(L::General).collect();
+        let general_w = usize::from(inner.width.saturating_sub(2)).max(10);
+        let mut lines: Vec<L> = self
+            .general_errors()
+            .iter()
+            .flat_map(|e| wrap(e, general_w))
+            .map(L::General)
+            .collect();
         let mut focus_line = 0;
         for (i, fld) in self.fields.iter().enumerate() {
             if fld.hidden {
@@ -545,7 +624,8 @@ impl Form {
             }
             lines.push(L::Field(i));
             if let Some(e) = self.error_for(fld) {
-                lines.push(L::Error(e.to_string()));
+                let w = usize::from(inner.width.saturating_sub(LABEL_W + 2)).max(10);
+                lines.extend(wrap(e, w).into_iter().map(L::Error));
             }
         }
         let h = usize::from(inner.height);
@@ -555,33 +635,35 @@ impl Form {
             self.scroll = (focus_line + 2).saturating_sub(h);
         }
         self.scroll = self.scroll.min(lines.len().saturating_sub(h));
-        let label_w: u16 = 18;
+        let label_w: u16 = LABEL_W;
         for (row, line) in lines.iter().skip(self.scroll).take(h).enumerate() {
             let y = inner.y + row as u16;
             let full = Rect::new(inner.x, y, inner.width, 1);
             match line {
                 L::General(s) => f.render_widget(
-                    Paragraph::new(Span::styled(format!("✗ {s}"), theme.error_text())),
+                    Paragraph::new(Span::styled(s.clone(), theme.error_text())),
                     full,
                 ),
                 L::Error(s) => f.render_widget(
-                    Paragraph::new(Span::styled(format!("{:w$}✗ {s}", "", w = usize::from(label_w)), theme.error_text())),
+                    Paragraph::new(Span::styled(
+                        format!("{:w$}{s}", "", w = usize::from(label_w)),
+                        theme.error_text(),
+                    )),
                     full,
                 ),
                 L::Field(i) => {
                     let fld = &self.fields[*i];
                     let focused = *i == self.focus;
                     let label_style = if focused { theme.focus() } else { theme.base() };
-                    let value = Rect::new(
-                        inner.x + label_w,
-                        y,
-                        inner.width.saturating_sub(label_w),
-                        1,
-                    );
+                    let value =
+                        Rect::new(inner.x + label_w, y, inner.width.saturating_sub(label_w), 1);
                     if !matches!(fld.kind, FieldKind::Save) {
                         let marker = if focused { "▸ " } else { "  " };
                         f.render_widget(
-                            Paragraph::new(Span::styled(format!("{marker}{}", fld.label), label_style)),
+                            Paragraph::new(Span::styled(
+                                format!("{marker}{}", fld.label),
+                                label_style,
+                            )),
                             Rect::new(inner.x, y, label_w, 1),
                         );
                     }
@@ -593,7 +675,11 @@ impl Form {
 
     fn render_value(&self, f: &mut Frame, fld: &Field, area: Rect, focused: bool, theme: &Theme) {
         let w = usize::from(area.width.saturating_sub(1));
-        let underline = if focused { theme.selected() } else { theme.dim() };
+        let underline = if focused {
+            theme.selected()
+        } else {
+            theme.dim()
+        };
         match &fld.kind {
             FieldKind::Text(input) => {
                 let scroll = input.visual_scroll(w);
@@ -609,7 +695,11 @@ impl Form {
                     f.set_cursor_position((area.x + x, area.y));
                 }
             }
-            FieldKind::Secret { input, stored, cleared } => {
+            FieldKind::Secret {
+                input,
+                stored,
+                cleared,
+            } => {
                 if input.value().is_empty() {
                     let shown = match (stored, cleared) {
                         (Some(_), true) => "(removed on save)".to_string(),
@@ -641,8 +731,12 @@ impl Form {
                 f.render_widget(Paragraph::new(Span::styled(text, style)), area);
             }
             FieldKind::Save => {
-                let style = if focused { theme.selected() } else { theme.key() };
-                let hint = if self.local.is_empty() {
+                let style = if focused {
+                    theme.selected()
+                } else {
+                    theme.key()
+                };
+                let hint = if self.local.is_empty() || !self.submitted {
                     ""
                 } else {
                     "  (fix the fields marked ✗ first)"
@@ -652,12 +746,36 @@ impl Form {
                         Span::styled("[ Save ]", style),
                         Span::styled(hint, theme.dim()),
                     ])),
-                    Rect::new(area.x.saturating_sub(18), area.y, area.width + 18, 1),
+                    Rect::new(
+                        area.x.saturating_sub(LABEL_W),
+                        area.y,
+                        area.width + LABEL_W,
+                        1,
+                    ),
                 );
             }
         }
     }
 }
+
+/// `✗ problem` cut into lines of at most `width` columns at spaces
+/// (continuation lines indented under the text).
+fn wrap(problem: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = String::from("✗");
+    for word in problem.split(' ') {
+        if line.chars().count() + 1 + word.chars().count() > width && line.chars().count() > 2 {
+            out.push(std::mem::replace(&mut line, String::from(" ")));
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    out.push(line);
+    out
+}
+
+/// Width of the label column.
+const LABEL_W: u16 = 20;
 
 /// Parse a whole number for `field`, or say why not.
 pub fn parse_u32(field: &str, s: &str, errs: &mut Vec<FieldError>) -> Option<u32> {
@@ -669,7 +787,10 @@ pub fn parse_u32(field: &str, s: &str, errs: &mut Vec<FieldError>) -> Option<u32
     match t.parse::<u32>() {
         Ok(v) => Some(v),
         Err(_) => {
-            errs.push(FieldError::new(field, format!("'{t}' is not a whole number")));
+            errs.push(FieldError::new(
+                field,
+                format!("'{t}' is not a whole number"),
+            ));
             None
         }
     }

@@ -22,15 +22,32 @@ fn market_choices(reg: &Registry, own: Option<&str>) -> Vec<Choice> {
 }
 
 fn endpoint_fields(i: usize, ep: Option<&Endpoint>) -> [Field; 3] {
-    let weight = ep.and_then(|e| e.weight).map(|w| w.to_string()).unwrap_or_default();
+    let weight = ep
+        .and_then(|e| e.weight)
+        .map(|w| w.to_string())
+        .unwrap_or_default();
     [
-        Field::text(format!("endpoints[{i}].url"), format!("Endpoint {} URL", i + 1), ep.map_or("", |e| e.url.as_str())),
-        Field::secret(format!("endpoints[{i}].api_key"), "  API key", ep.and_then(|e| e.api_key.clone())),
+        Field::text(
+            format!("endpoints[{i}].url"),
+            format!("Endpoint {} URL", i + 1),
+            ep.map_or("", |e| e.url.as_str()),
+        ),
+        Field::secret(
+            format!("endpoints[{i}].api_key"),
+            "  API key",
+            ep.and_then(|e| e.api_key.clone()),
+        ),
         Field::text(format!("endpoints[{i}].weight"), "  Weight", &weight),
     ]
 }
 
-fn form(reg: &Registry, kind: FormKind, title: String, spec: &ModelSpec, own: Option<&str>) -> Form {
+fn form(
+    reg: &Registry,
+    kind: FormKind,
+    title: String,
+    spec: &ModelSpec,
+    own: Option<&str>,
+) -> Form {
     let clusters = reg
         .clusters
         .values()
@@ -39,12 +56,25 @@ fn form(reg: &Registry, kind: FormKind, title: String, spec: &ModelSpec, own: Op
             label: format!("{}  {}", c.name, c.entry_address),
         })
         .collect();
-    let policies = Policy::ALL.iter().map(|p| Choice::same(p.as_str())).collect();
+    let policies = Policy::ALL
+        .iter()
+        .map(|p| Choice::same(p.as_str()))
+        .collect();
     let mut fields = vec![
-        Field::select("name", "Marketplace name", market_choices(reg, own), Some(&spec.name)),
+        Field::select(
+            "name",
+            "Marketplace name",
+            market_choices(reg, own),
+            Some(&spec.name),
+        ),
         Field::select("cluster", "Entry cluster", clusters, Some(&spec.cluster)),
         Field::text("model_id", "Model ID", &spec.model_id),
-        Field::select("policy", "Balancing policy", policies, Some(spec.policy.as_str())),
+        Field::select(
+            "policy",
+            "Balancing policy",
+            policies,
+            Some(spec.policy.as_str()),
+        ),
         Field::text("tags", "Tags", &spec.tags.join(", ")),
     ];
     for (i, ep) in spec.endpoints.iter().enumerate() {
@@ -63,7 +93,13 @@ pub fn create(reg: &Registry, preset: Option<&str>) -> Form {
         policy: Policy::RoundRobin,
         tags: vec![],
     };
-    form(reg, FormKind::Model { editing: None }, "Create model".into(), &spec, None)
+    form(
+        reg,
+        FormKind::Model { editing: None },
+        "Create model".into(),
+        &spec,
+        None,
+    )
 }
 
 pub fn edit(reg: &Registry, m: &Model) -> Form {
@@ -120,8 +156,12 @@ pub(super) fn remove_endpoint(form: &mut Form, reg: &Registry) {
         let Some(rest) = f.key.strip_prefix("endpoints[") else {
             continue;
         };
-        let Some(close) = rest.find(']') else { continue };
-        let Ok(j) = rest[..close].parse::<usize>() else { continue };
+        let Some(close) = rest.find(']') else {
+            continue;
+        };
+        let Ok(j) = rest[..close].parse::<usize>() else {
+            continue;
+        };
         if j > i {
             let tail = rest[close + 1..].to_string();
             f.key = format!("endpoints[{}]{tail}", j - 1);
@@ -138,13 +178,19 @@ pub(super) fn remove_endpoint(form: &mut Form, reg: &Registry) {
 }
 
 /// The change the form stands for, or every problem with it.
-pub(super) fn build(form: &Form, reg: &Registry, editing: Option<&str>) -> Result<Op, Vec<FieldError>> {
+pub(super) fn build(
+    form: &Form,
+    reg: &Registry,
+    editing: Option<&str>,
+) -> Result<Op, Vec<FieldError>> {
     let mut errs = Vec::new();
     let policy: Policy = form
         .choice("policy")
         .and_then(|p| p.parse().ok())
         .unwrap_or_default();
-    let stored = editing.and_then(|n| reg.models.get(n)).map(|m| &m.spec.endpoints);
+    let stored = editing
+        .and_then(|n| reg.models.get(n))
+        .map(|m| &m.spec.endpoints);
     let endpoints = (0..endpoint_count(form))
         .map(|i| {
             let url = form.text(&format!("endpoints[{i}].url")).to_string();
@@ -175,7 +221,9 @@ pub(super) fn build(form: &Form, reg: &Registry, editing: Option<&str>) -> Resul
     };
     for e in validate::model_spec(&spec) {
         // A weight that did not parse is reported once, by the parser.
-        if !errs.iter().any(|p: &FieldError| p.field == e.field) && !(e.field == "weight" && !errs.is_empty()) {
+        if !errs.iter().any(|p: &FieldError| p.field == e.field)
+            && (e.field != "weight" || errs.is_empty())
+        {
             errs.push(e);
         }
     }
@@ -193,5 +241,8 @@ pub(super) fn build(form: &Form, reg: &Registry, editing: Option<&str>) -> Resul
 
 /// Whether the field at `key` is a secret (tests use it to check masking).
 pub fn is_secret(form: &Form, key: &str) -> bool {
-    matches!(form.field(key).map(|f| &f.kind), Some(FieldKind::Secret { .. }))
+    matches!(
+        form.field(key).map(|f| &f.kind),
+        Some(FieldKind::Secret { .. })
+    )
 }

@@ -33,7 +33,11 @@ fn form(reg: &Registry, kind: FormKind, title: String, spec: &RuleSpec) -> Form 
             spec.key_id.as_deref(),
         ),
         Field::text("limit", "Limit (requests)", &spec.limit.to_string()),
-        Field::text("duration", "Window (seconds)", &spec.duration_secs.to_string()),
+        Field::text(
+            "duration",
+            "Window (seconds)",
+            &spec.duration_secs.to_string(),
+        ),
     ];
     Form::new(kind, title, fields, reg)
 }
@@ -78,7 +82,12 @@ pub(super) fn follow(form: &mut Form, reg: &Registry) {
     form.set_hidden("key", !by_key);
 }
 
-pub(super) fn build(form: &Form, reg: &Registry, model: &str, editing: Option<u64>) -> Result<Op, Vec<FieldError>> {
+pub(super) fn build(
+    form: &Form,
+    reg: &Registry,
+    model: &str,
+    editing: Option<u64>,
+) -> Result<Op, Vec<FieldError>> {
     let mut errs = Vec::new();
     let target: RuleTarget = form
         .choice("target")
@@ -99,7 +108,8 @@ pub(super) fn build(form: &Form, reg: &Registry, model: &str, editing: Option<u6
     if let Err(e) = reg.check_rule(&spec) {
         errs.extend(e.errors.into_iter().filter(|e| {
             // Numbers that did not parse were reported by the parser.
-            !((e.field == "limit" && limit.is_none()) || (e.field == "duration" && duration.is_none()))
+            !((e.field == "limit" && limit.is_none())
+                || (e.field == "duration" && duration.is_none()))
         }));
     }
     if !errs.is_empty() {

@@ -27,7 +27,10 @@ pub(super) fn build_key(form: &Form) -> Result<Op, Vec<FieldError>> {
     let mut errs = Vec::new();
     let workspace = form.choice("workspace").unwrap_or_default().to_string();
     if workspace.is_empty() {
-        errs.push(FieldError::new("workspace", "create a workspace first (:workspaces, c)"));
+        errs.push(FieldError::new(
+            "workspace",
+            "create a workspace first (:workspaces, c)",
+        ));
     }
     let name = form.text("name").trim().to_string();
     validate::name("name", &name, &mut errs);
@@ -51,7 +54,10 @@ pub(super) fn build_workspace(form: &Form) -> Result<Op, Vec<FieldError>> {
     let name = form.text("name").trim().to_string();
     validate::name("name", &name, &mut errs);
     let description = form.text("description").trim().to_string();
-    result(errs, Op::Apply(vec![Change::AddWorkspace { name, description }]))
+    result(
+        errs,
+        Op::Apply(vec![Change::AddWorkspace { name, description }]),
+    )
 }
 
 pub fn cluster(reg: &Registry, editing: Option<&Cluster>) -> Form {
@@ -98,7 +104,11 @@ pub fn market(reg: &Registry, editing: Option<&MarketEntry>) -> Form {
         None => "Add marketplace entry".to_string(),
     };
     let yes_no = vec![Choice::same("yes"), Choice::same("no")];
-    let published = if editing.is_some_and(|e| e.published) { "yes" } else { "no" };
+    let published = if editing.is_some_and(|e| e.published) {
+        "yes"
+    } else {
+        "no"
+    };
     Form::new(
         FormKind::Market {
             editing: editing.map(|e| e.name.clone()),
@@ -106,8 +116,16 @@ pub fn market(reg: &Registry, editing: Option<&MarketEntry>) -> Form {
         title,
         vec![
             Field::text("name", "Name", editing.map_or("", |e| e.name.as_str())),
-            Field::text("provider", "Provider", editing.map_or("", |e| e.provider.as_str())),
-            Field::text("tags", "Tags", &editing.map(|e| e.tags.join(", ")).unwrap_or_default()),
+            Field::text(
+                "provider",
+                "Provider",
+                editing.map_or("", |e| e.provider.as_str()),
+            ),
+            Field::text(
+                "tags",
+                "Tags",
+                &editing.map(|e| e.tags.join(", ")).unwrap_or_default(),
+            ),
             Field::text(
                 "description",
                 "Description",

@@ -7,6 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use crate::client::GatewayState;
+use crate::tui::action::Action;
 use crate::tui::app::{App, Overlay, PromptKind};
 use crate::tui::format;
 use crate::tui::forms::SELECT_HELP;
@@ -81,7 +82,10 @@ fn render_line(app: &App, f: &mut Frame, area: Rect) {
                     .map(|(n, _)| *n)
                     .filter(|n| n.starts_with(typed) && n.len() > 1)
                     .collect();
-                (":", format!("   {}  (tab completes, enter runs)", cands.join(" ")))
+                (
+                    ":",
+                    format!("   {}  (tab completes, enter runs)", cands.join(" ")),
+                )
             }
             PromptKind::Filter => ("/", "   (enter keeps, esc clears)".to_string()),
         };
@@ -101,14 +105,21 @@ fn render_line(app: &App, f: &mut Frame, area: Rect) {
     } else if let Some(m) = &app.flash {
         let style = if m.error { t.error_text() } else { t.good() };
         let mark = if m.error { "✗ " } else { "✓ " };
-        f.render_widget(Paragraph::new(Span::styled(format!("{mark}{}", m.text), style)), area);
+        f.render_widget(
+            Paragraph::new(Span::styled(format!("{mark}{}", m.text), style)),
+            area,
+        );
     }
 }
 
 /// `key help` pairs, dropping the view's own from the end when too wide
 /// (the global ones, `?` included, always stay).
 fn hints(t: &Theme, view: &[(&str, &str)], global: &[(&str, &str)], width: u16) -> Line<'static> {
-    let w = |v: &[(&str, &str)]| v.iter().map(|(k, h)| k.chars().count() + h.chars().count() + 3).sum::<usize>();
+    let w = |v: &[(&str, &str)]| {
+        v.iter()
+            .map(|(k, h)| k.chars().count() + h.chars().count() + 3)
+            .sum::<usize>()
+    };
     let mut view = view.to_vec();
     let mut cut = false;
     while !view.is_empty() && w(&view) + w(global) + 2 > usize::from(width) {
@@ -128,22 +139,38 @@ fn hints(t: &Theme, view: &[(&str, &str)], global: &[(&str, &str)], width: u16) 
 
 fn render_footer(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.data.theme;
+    let pairs = |it: &mut dyn Iterator<Item = (&'static str, &'static str)>| it.collect::<Vec<_>>();
     let line = if let Some(form) = &app.form {
-        let keys: Vec<(&str, &str)> = form
-            .bindings()
-            .into_iter()
-            .filter(|b| b.footer)
-            .map(|b| (b.label, b.help))
-            .collect();
+        let keys = pairs(
+            &mut form
+                .bindings()
+                .into_iter()
+                .filter(|b| b.footer)
+                .map(|b| (b.label, b.help)),
+        );
         hints(t, &keys, &[], area.width)
     } else {
-        let view: Vec<(&str, &str)> = keymap::view_bindings(app.current())
-            .iter()
-            .filter(|b| b.footer)
-            .map(|b| (b.label, b.help))
-            .collect();
-        let global: Vec<(&str, &str)> = GLOBAL.iter().filter(|b| b.footer).map(|b| (b.label, b.help)).collect();
-        hints(t, &view, &global, area.width)
+        // The view's keys, then `:` and `/`; `?` and `q` always fit.
+        let always = |b: &&keymap::Binding| matches!(b.action, Action::Help | Action::Quit);
+        let mut keys = pairs(
+            &mut keymap::view_bindings(app.current())
+                .iter()
+                .filter(|b| b.footer)
+                .map(|b| (b.label, b.help)),
+        );
+        keys.extend(
+            GLOBAL
+                .iter()
+                .filter(|b| b.footer && !always(b))
+                .map(|b| (b.label, b.help)),
+        );
+        let fixed = pairs(
+            &mut GLOBAL
+                .iter()
+                .filter(|b| b.footer && always(b))
+                .map(|b| (b.label, b.help)),
+        );
+        hints(t, &keys, &fixed, area.width)
     };
     f.render_widget(Paragraph::new(line), area);
 }
@@ -167,7 +194,10 @@ fn render_overlay(app: &App, f: &mut Frame, area: Rect) {
             t,
             title,
             t.bad(),
-            lines.iter().map(|l| Line::from(Span::styled(l.clone(), t.error_text()))).collect(),
+            lines
+                .iter()
+                .map(|l| Line::from(Span::styled(l.clone(), t.error_text())))
+                .collect(),
             "any key closes",
         ),
         Overlay::Secret(k) => popup::dialog(
@@ -177,7 +207,10 @@ fn render_overlay(app: &App, f: &mut Frame, area: Rect) {
             "API key created",
             t.border_focus(),
             vec![
-                Line::from(format!("{} in workspace {} ({})", k.id, k.workspace, k.name)),
+                Line::from(format!(
+                    "{} in workspace {} ({})",
+                    k.id, k.workspace, k.name
+                )),
                 Line::default(),
                 Line::from(Span::styled(k.secret.clone(), t.key())),
                 Line::default(),
@@ -193,7 +226,12 @@ fn render_overlay(app: &App, f: &mut Frame, area: Rect) {
 /// footer and the key handling use.
 fn render_help(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.data.theme;
-    let row = |k: &str, h: &str| Line::from(vec![Span::styled(format!("{k:>12}  "), t.key()), Span::raw(h.to_string())]);
+    let row = |k: &str, h: &str| {
+        Line::from(vec![
+            Span::styled(format!("{k:>12}  "), t.key()),
+            Span::raw(h.to_string()),
+        ])
+    };
     let mut lines = Vec::new();
     let title = if let Some(form) = &app.form {
         for b in form.bindings() {
@@ -215,5 +253,13 @@ fn render_help(app: &App, f: &mut Frame, area: Rect) {
         )));
         format!("Keys: {}", app.current().name())
     };
-    popup::dialog(f, area, t, &title, t.border_focus(), lines, "any key closes")
+    popup::dialog(
+        f,
+        area,
+        t,
+        &title,
+        t.border_focus(),
+        lines,
+        "any key closes",
+    )
 }

@@ -16,7 +16,8 @@ use crate::tui::widgets::table::{self, Cells, Column, ListState, col, num};
 
 const ENDPOINT_COLUMNS: &[Column] = &[
     num("#", 2),
-    col("URL", 20, 3),
+    col("URL", 24, 3),
+    col("KEY", 9, 0).drop(3),
     num("WEIGHT", 6),
     num("SHARE", 6),
     num("REQ/S", 7),
@@ -37,11 +38,14 @@ const RULE_COLUMNS: &[Column] = &[
 pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
     let data = &app.data;
     let Some(m) = data.registry().models.get(&app.detail.model) else {
-        f.render_widget(Paragraph::new(crate::tui::views::placeholder(data, "model not found")), area);
+        f.render_widget(
+            Paragraph::new(crate::tui::views::placeholder(data, "model not found")),
+            area,
+        );
         return;
     };
     let [info, eps, rules, sparks] = Layout::vertical([
-        Constraint::Length(5),
+        Constraint::Length(6),
         Constraint::Fill(1),
         Constraint::Fill(1),
         Constraint::Length(3),
@@ -62,10 +66,12 @@ pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
         f,
         eps,
         &data.theme,
-        title,
-        ENDPOINT_COLUMNS,
+        table::Spec {
+            title,
+            cols: ENDPOINT_COLUMNS,
+            focused: app.detail.pane == Pane::Endpoints,
+        },
         &mut ep_state,
-        app.detail.pane == Pane::Endpoints,
         |i| endpoint_cells(data, m, i.parse().unwrap_or(0)),
     );
 
@@ -82,20 +88,26 @@ pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
         f,
         rules,
         &data.theme,
-        title,
-        RULE_COLUMNS,
+        table::Spec {
+            title,
+            cols: RULE_COLUMNS,
+            focused: app.detail.pane == Pane::Rules,
+        },
         &mut rule_state,
-        app.detail.pane == Pane::Rules,
         |i| rule_cells(data, m, i.parse().unwrap_or(0)),
     );
     if m.rules.is_empty() && rules.height > 3 {
         f.render_widget(
-            Paragraph::new(crate::tui::views::placeholder(data, "no rules: press a to add one")),
+            Paragraph::new(crate::tui::views::placeholder(
+                data,
+                "no rules: press a to add one",
+            )),
             Rect::new(rules.x + 2, rules.y + 2, rules.width.saturating_sub(4), 1),
         );
     }
 
-    let [left, right] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(sparks);
+    let [left, right] =
+        Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(sparks);
     let hist = data.live.model_history.get(&m.spec.name);
     let rate = data.live.model(&m.spec.name);
     spark::render(
@@ -119,7 +131,13 @@ pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
 fn render_info(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
     let t = &data.theme;
     let status = data.status(&m.spec.name);
-    let totals = data.live.current.models.get(&m.spec.name).copied().unwrap_or_default();
+    let totals = data
+        .live
+        .current
+        .models
+        .get(&m.spec.name)
+        .copied()
+        .unwrap_or_default();
     let rate = data.live.model(&m.spec.name);
     let path = data
         .registry()
@@ -127,11 +145,19 @@ fn render_info(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
         .get(&m.spec.cluster)
         .map(|c| c.access_path())
         .unwrap_or_default();
-    let kv = |k: &str, v: Span<'static>| vec![Span::styled(format!("{k} "), t.dim()), v, Span::raw("  ")];
+    let kv = |k: &str, v: Span<'static>| {
+        vec![Span::styled(format!("{k} "), t.dim()), v, Span::raw("  ")]
+    };
     let lines = vec![
         Line::from(
             [
-                kv("status", Span::styled(if m.enabled { "enabled" } else { "disabled" }, t.enabled(m.enabled))),
+                kv(
+                    "status",
+                    Span::styled(
+                        if m.enabled { "enabled" } else { "disabled" },
+                        t.enabled(m.enabled),
+                    ),
+                ),
                 kv("gateway", Span::styled(status.as_str(), t.gateway(status))),
                 kv("model ID", Span::raw(m.spec.model_id.clone())),
                 kv("tags", Span::raw(m.spec.tags.join(","))),
@@ -148,12 +174,29 @@ fn render_info(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
         Line::from(
             [
                 kv("req/s", Span::raw(format::rate(rate.req))),
-                kv("thr/s", Span::styled(format::rate(rate.thr), t.alarm(rate.thr > 0.0))),
-                kv("err/s", Span::styled(format::rate(rate.err), t.alarm(rate.err > 0.0))),
+                kv(
+                    "thr/s",
+                    Span::styled(format::rate(rate.thr), t.alarm(rate.thr > 0.0)),
+                ),
+                kv(
+                    "err/s",
+                    Span::styled(format::rate(rate.err), t.alarm(rate.err > 0.0)),
+                ),
                 kv("total", Span::raw(format::count(totals.requests))),
                 kv("throttled", Span::raw(format::count(totals.throttled))),
-                kv("p50", Span::raw(format::millis(totals.latency_p50_ms as u64))),
-                kv("p99", Span::raw(format::millis(totals.latency_p99_ms as u64))),
+            ]
+            .concat(),
+        ),
+        Line::from(
+            [
+                kv(
+                    "p50",
+                    Span::raw(format::millis(totals.latency_p50_ms as u64)),
+                ),
+                kv(
+                    "p99",
+                    Span::raw(format::millis(totals.latency_p99_ms as u64)),
+                ),
                 kv(
                     "tokens",
                     Span::raw(format!(
@@ -177,7 +220,13 @@ fn render_info(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
 /// it reports, else nothing known.
 fn endpoint_health(data: &Data, m: &Model, i: usize) -> Option<(EndpointState, Option<String>)> {
     let name = &m.spec.name;
-    if let Some(e) = data.live.current.endpoints.iter().find(|e| &e.model == name && e.index == i) {
+    if let Some(e) = data
+        .live
+        .current
+        .endpoints
+        .iter()
+        .find(|e| &e.model == name && e.index == i)
+    {
         return Some((e.state, e.reason.clone()));
     }
     data.view
@@ -194,7 +243,13 @@ fn endpoint_health(data: &Data, m: &Model, i: usize) -> Option<(EndpointState, O
 fn share(data: &Data, m: &Model, i: usize) -> Option<f64> {
     let name = &m.spec.name;
     let rates: Vec<f64> = (0..m.spec.endpoints.len())
-        .map(|j| data.live.endpoints.get(&(name.clone(), j)).copied().unwrap_or(0.0))
+        .map(|j| {
+            data.live
+                .endpoints
+                .get(&(name.clone(), j))
+                .copied()
+                .unwrap_or(0.0)
+        })
         .collect();
     let sum: f64 = rates.iter().sum();
     if sum > 0.0 {
@@ -220,15 +275,27 @@ fn endpoint_cells(data: &Data, m: &Model, i: usize) -> Cells {
         return Vec::new();
     };
     let (state, reason) = match endpoint_health(data, m, i) {
-        Some((s, r)) => (Span::styled(s.as_str(), t.endpoint(s)), r.unwrap_or_default()),
+        Some((s, r)) => (
+            Span::styled(s.as_str(), t.endpoint(s)),
+            r.unwrap_or_default(),
+        ),
         None if ep.disabled => (Span::styled("disabled", t.dim()), String::new()),
         None => (Span::styled("—", t.dim()), "no gateway report".to_string()),
     };
-    let rate = data.live.endpoints.get(&(m.spec.name.clone(), i)).copied().unwrap_or(0.0);
-    let key = ep.api_key.as_ref().map(|k| format!(" key {}", k.masked())).unwrap_or_default();
+    let rate = data
+        .live
+        .endpoints
+        .get(&(m.spec.name.clone(), i))
+        .copied()
+        .unwrap_or(0.0);
+    let key = ep
+        .api_key
+        .as_ref()
+        .map_or_else(|| "—".into(), |k| k.masked());
     vec![
         Span::raw((i + 1).to_string()),
-        Span::raw(format!("{}{key}", ep.url)),
+        Span::raw(ep.url.clone()),
+        Span::styled(key, t.dim()),
         Span::raw(ep.weight.map_or_else(|| "—".into(), |w| format!("{w}%"))),
         Span::raw(share(data, m, i).map_or_else(|| "—".into(), |s| format!("{:.0}%", s * 100.0))),
         Span::raw(format::rate(rate)),
@@ -246,7 +313,13 @@ fn rule_cells(data: &Data, m: &Model, i: usize) -> Cells {
         RuleTarget::ApiKey => r.spec.key_id.clone().unwrap_or_default(),
         RuleTarget::Workspace => r.spec.workspace.clone(),
     };
-    let stats: Vec<_> = data.live.current.rules.iter().filter(|s| s.rule_id == r.id).collect();
+    let stats: Vec<_> = data
+        .live
+        .current
+        .rules
+        .iter()
+        .filter(|s| s.rule_id == r.id)
+        .collect();
     let used = stats.iter().map(|s| s.used).max();
     let reset = stats.iter().map(|s| s.reset_ms).max().unwrap_or(0);
     let throttled: u64 = stats.iter().map(|s| s.throttled).sum();
@@ -256,11 +329,19 @@ fn rule_cells(data: &Data, m: &Model, i: usize) -> Cells {
         Span::raw(r.spec.target.as_str()),
         Span::raw(subject),
         Span::styled(
-            format!("{}/{}", used.map_or_else(|| "—".into(), |u| u.to_string()), r.spec.limit),
+            format!(
+                "{}/{}",
+                used.map_or_else(|| "—".into(), |u| u.to_string()),
+                r.spec.limit
+            ),
             t.alarm(full),
         ),
         Span::raw(format::window(r.spec.duration_secs)),
-        Span::raw(if reset == 0 { "—".into() } else { format::millis(reset) }),
+        Span::raw(if reset == 0 {
+            "—".into()
+        } else {
+            format::millis(reset)
+        }),
         Span::styled(format::count(throttled), t.alarm(throttled > 0)),
     ]
 }

@@ -14,9 +14,16 @@ pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
     let filter = app.list(ViewId::Logs).filter.to_lowercase();
     let data = &app.data;
     let t = &data.theme;
-    let (mut lines, _) = data.logs.as_ref().map_or((Vec::new(), 0), |r| r.window(0, usize::MAX));
+    let (mut lines, _) = data
+        .logs
+        .as_ref()
+        .map_or((Vec::new(), 0), |r| r.window(0, usize::MAX));
     if !filter.is_empty() {
-        lines.retain(|l| format!("{} {}", l.target, l.message).to_lowercase().contains(&filter));
+        lines.retain(|l| {
+            format!("{} {}", l.target, l.message)
+                .to_lowercase()
+                .contains(&filter)
+        });
     }
     let h = usize::from(area.height.saturating_sub(2));
     let back = app.logs.back.min(lines.len().saturating_sub(h));
@@ -39,7 +46,11 @@ pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
             ])
         })
         .collect();
-    let mode = if back == 0 { "following" } else { "scrolled: f follows" };
+    let mode = if back == 0 {
+        "following"
+    } else {
+        "scrolled: f follows"
+    };
     let mut title = vec![
         Span::styled(" logs ", t.title()),
         Span::raw(format!("[{}] {mode} ", lines.len())),

@@ -110,12 +110,17 @@ fn haystack(data: &Data, view: ViewId, id: &str) -> String {
     let reg = data.registry();
     match view {
         ViewId::Models => reg.models.get(id).map_or_else(String::new, |m| {
-            format!("{} {} {} {}", m.spec.name, m.spec.model_id, m.spec.tags.join(" "), m.spec.cluster)
+            format!(
+                "{} {} {} {}",
+                m.spec.name,
+                m.spec.model_id,
+                m.spec.tags.join(" "),
+                m.spec.cluster
+            )
         }),
-        ViewId::Keys => reg
-            .keys
-            .get(id)
-            .map_or_else(String::new, |k| format!("{} {} {}", k.id, k.workspace, k.name)),
+        ViewId::Keys => reg.keys.get(id).map_or_else(String::new, |k| {
+            format!("{} {} {}", k.id, k.workspace, k.name)
+        }),
         ViewId::Market => reg.market.get(id).map_or_else(String::new, |e| {
             format!("{} {} {}", e.name, e.provider, e.tags.join(" "))
         }),
@@ -133,6 +138,9 @@ pub fn render_body(app: &mut App, f: &mut Frame, area: Rect) {
     }
 }
 
+/// Builds one row's cells of a list view.
+type RowFn = fn(&Data, &str) -> Cells;
+
 fn render_list(app: &mut App, f: &mut Frame, area: Rect, view: ViewId) {
     app.list(view);
     let mut state = app.lists.remove(&view).unwrap_or_default();
@@ -149,31 +157,35 @@ fn render_list(app: &mut App, f: &mut Frame, area: Rect, view: ViewId) {
         Span::raw(format!("[{}/{}] ", state.rows.len(), total)),
     ];
     if !state.filter.is_empty() {
-        title.push(Span::styled(format!("/{} ", state.filter), data.theme.key()));
+        title.push(Span::styled(
+            format!("/{} ", state.filter),
+            data.theme.key(),
+        ));
     }
-    let (cols, row): (&[Column], Box<dyn Fn(&str) -> Cells + '_>) = match view {
-        ViewId::Models => (models::COLUMNS, Box::new(|id| models::cells(data, id))),
-        ViewId::Keys => (keys::COLUMNS, Box::new(|id| keys::cells(data, id))),
-        ViewId::Workspaces => (workspaces::COLUMNS, Box::new(|id| workspaces::cells(data, id))),
-        ViewId::Clusters => (clusters::COLUMNS, Box::new(|id| clusters::cells(data, id))),
-        _ => (market::COLUMNS, Box::new(|id| market::cells(data, id))),
+    let (cols, cells): (&[Column], RowFn) = match view {
+        ViewId::Models => (models::COLUMNS, models::cells),
+        ViewId::Keys => (keys::COLUMNS, keys::cells),
+        ViewId::Workspaces => (workspaces::COLUMNS, workspaces::cells),
+        ViewId::Clusters => (clusters::COLUMNS, clusters::cells),
+        _ => (market::COLUMNS, market::cells),
     };
-    table::render(f, area, &data.theme, Line::from(title), cols, &mut state, true, row);
+    let spec = table::Spec {
+        title: Line::from(title),
+        cols,
+        focused: true,
+    };
+    table::render(f, area, &data.theme, spec, &mut state, |id| cells(data, id));
     if view == ViewId::Models
         && let Some(line) = models::selection_line(data, state.selected_id())
     {
         let y = area.y + area.height.saturating_sub(1);
-        let w = area.width.saturating_sub(4);
+        let w = (line.width() as u16).min(area.width.saturating_sub(4));
         f.render_widget(
             ratatui::widgets::Paragraph::new(line),
-            Rect::new(area.x + 2, y, w.min(line_width(data, state.selected_id())), 1),
+            Rect::new(area.x + 2, y, w, 1),
         );
     }
     app.lists.insert(view, state);
-}
-
-fn line_width(data: &Data, id: Option<&str>) -> u16 {
-    models::selection_line(data, id).map_or(0, |l| l.width() as u16)
 }
 
 /// A "no data yet" line for empty panes.

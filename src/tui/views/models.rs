@@ -35,7 +35,10 @@ pub fn cells(data: &Data, id: &str) -> Cells {
         Span::raw(m.spec.name.clone()),
         Span::raw(m.spec.model_id.clone()),
         Span::styled(m.spec.tags.join(","), t.dim()),
-        Span::styled(if m.enabled { "enabled" } else { "disabled" }, t.enabled(m.enabled)),
+        Span::styled(
+            if m.enabled { "enabled" } else { "disabled" },
+            t.enabled(m.enabled),
+        ),
         Span::raw(path),
         Span::styled(status.as_str(), t.gateway(status)),
         Span::raw(format::rate(rate.req)),

@@ -15,7 +15,7 @@ use crate::tui::live::Rate;
 use crate::tui::widgets::spark;
 use crate::tui::widgets::table::{self, Column, ListState, col, num};
 
-const TOP_COLUMNS: &[Column] = &[col("NAME", 8, 1), num("REQ/S", 6), num("THR/S", 6).drop(1)];
+const TOP_COLUMNS: &[Column] = &[col("NAME", 8, 1), num("REQ/S", 5), num("THR/S", 5).drop(1)];
 
 const EVENT_COLUMNS: &[Column] = &[
     col("TIME", 8, 0),
@@ -27,18 +27,22 @@ const EVENT_COLUMNS: &[Column] = &[
 
 pub fn render(data: &Data, f: &mut Frame, area: Rect) {
     let [totals, tops, events] = Layout::vertical([
-        Constraint::Length(5),
+        Constraint::Length(6),
         Constraint::Fill(1),
         Constraint::Fill(1),
     ])
     .areas(area);
-    let [text, sparks] = Layout::horizontal([Constraint::Fill(2), Constraint::Fill(1)]).areas(totals);
+    let [text, sparks] =
+        Layout::horizontal([Constraint::Fill(3), Constraint::Fill(1)]).areas(totals);
     render_totals(data, f, text);
     spark::render(
         f,
         sparks,
         &data.theme,
-        Line::from(format!(" requests/s {} ", format::rate(data.live.gateway.req))),
+        Line::from(format!(
+            " requests/s {} ",
+            format::rate(data.live.gateway.req)
+        )),
         Some(&data.live.gateway_history.requests),
         data.theme.good(),
     );
@@ -53,7 +57,13 @@ fn render_totals(data: &Data, f: &mut Frame, area: Rect) {
     let t = &data.theme;
     let g = &data.live.current.gateway;
     let r = data.live.gateway;
-    let kv = |k: &str, v: String, s| vec![Span::styled(format!("{k} "), t.dim()), Span::styled(v, s), Span::raw("  ")];
+    let kv = |k: &str, v: String, s| {
+        vec![
+            Span::styled(format!("{k} "), t.dim()),
+            Span::styled(v, s),
+            Span::raw("  "),
+        ]
+    };
     let lines = vec![
         Line::from(
             [
@@ -61,8 +71,22 @@ fn render_totals(data: &Data, f: &mut Frame, area: Rect) {
                 kv("thr/s", format::rate(r.thr), t.alarm(r.thr > 0.0)),
                 kv("err/s", format::rate(r.err), t.alarm(r.err > 0.0)),
                 kv("in flight", g.in_flight.to_string(), t.base()),
+            ]
+            .concat(),
+        ),
+        Line::from(
+            [
                 kv("p50", format::millis(g.latency_p50_ms as u64), t.base()),
                 kv("p99", format::millis(g.latency_p99_ms as u64), t.base()),
+                kv(
+                    "tokens",
+                    format!(
+                        "{} in / {} out",
+                        format::count(g.prompt_tokens),
+                        format::count(g.completion_tokens)
+                    ),
+                    t.base(),
+                ),
             ]
             .concat(),
         ),
@@ -70,9 +94,16 @@ fn render_totals(data: &Data, f: &mut Frame, area: Rect) {
             [
                 kv("requests", format::count(g.requests), t.base()),
                 kv("ok", format::count(g.success), t.good()),
-                kv("throttled", format::count(g.throttled), t.alarm(g.throttled > 0)),
-                kv("upstream errors", format::count(g.upstream_errors), t.alarm(g.upstream_errors > 0)),
-                kv("upstream 4xx", format::count(g.upstream_4xx), t.base()),
+                kv(
+                    "throttled",
+                    format::count(g.throttled),
+                    t.alarm(g.throttled > 0),
+                ),
+                kv(
+                    "upstream errors",
+                    format::count(g.upstream_errors),
+                    t.alarm(g.upstream_errors > 0),
+                ),
             ]
             .concat(),
         ),
@@ -81,11 +112,7 @@ fn render_totals(data: &Data, f: &mut Frame, area: Rect) {
                 kv("401", format::count(g.unauthorized), t.base()),
                 kv("404", format::count(g.not_found), t.base()),
                 kv("400/413", format::count(g.bad_request), t.base()),
-                kv(
-                    "tokens",
-                    format!("{} in / {} out", format::count(g.prompt_tokens), format::count(g.completion_tokens)),
-                    t.base(),
-                ),
+                kv("upstream 4xx", format::count(g.upstream_4xx), t.base()),
             ]
             .concat(),
         ),
@@ -115,14 +142,25 @@ fn render_top(data: &Data, f: &mut Frame, area: Rect, title: &str, rates: &HashM
         ..Default::default()
     };
     let title = Line::from(Span::styled(format!(" {title} "), data.theme.title()));
-    table::render(f, area, &data.theme, title, TOP_COLUMNS, &mut state, false, |id| {
-        let r = rates.get(id).copied().unwrap_or_default();
-        vec![
-            Span::raw(id.to_string()),
-            Span::raw(format::rate(r.req)),
-            Span::styled(format::rate(r.thr), data.theme.alarm(r.thr > 0.0)),
-        ]
-    });
+    table::render(
+        f,
+        area,
+        &data.theme,
+        table::Spec {
+            title,
+            cols: TOP_COLUMNS,
+            focused: false,
+        },
+        &mut state,
+        |id| {
+            let r = rates.get(id).copied().unwrap_or_default();
+            vec![
+                Span::raw(id.to_string()),
+                Span::raw(format::rate(r.req)),
+                Span::styled(format::rate(r.thr), data.theme.alarm(r.thr > 0.0)),
+            ]
+        },
+    );
 }
 
 fn render_events(data: &Data, f: &mut Frame, area: Rect) {
@@ -140,7 +178,12 @@ fn render_events(data: &Data, f: &mut Frame, area: Rect) {
         ..Default::default()
     };
     let title = Line::from(Span::styled(" recent throttles and errors ", t.title()));
-    table::render(f, area, t, title, EVENT_COLUMNS, &mut state, false, |i| {
+    let spec = table::Spec {
+        title,
+        cols: EVENT_COLUMNS,
+        focused: false,
+    };
+    table::render(f, area, t, spec, &mut state, |i| {
         let Some(e) = i.parse::<usize>().ok().and_then(|i| events.get(i)) else {
             return Vec::new();
         };

@@ -20,7 +20,11 @@ pub fn cells(data: &Data, id: &str) -> Cells {
     let Some(w) = reg.workspaces.get(id) else {
         return Vec::new();
     };
-    let keys = reg.keys.values().filter(|k| k.workspace == w.name && !k.is_revoked()).count();
+    let keys = reg
+        .keys
+        .values()
+        .filter(|k| k.workspace == w.name && !k.is_revoked())
+        .count();
     let rules = reg.rules_using_workspace(&w.name).len();
     let rate = data.live.workspace(id);
     vec![

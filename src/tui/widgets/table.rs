@@ -170,18 +170,29 @@ impl ListState {
 /// A cell: text and style (numbers right-aligned by their column).
 pub type Cells = Vec<Span<'static>>;
 
-/// Draw `state`'s rows in a bordered table titled `title`, building only
-/// the visible ones with `row`.
+/// What a table shows besides its rows.
+pub struct Spec<'a> {
+    pub title: Line<'a>,
+    pub cols: &'a [Column],
+    /// Has the selection (highlighted border and row).
+    pub focused: bool,
+}
+
+/// Draw `state`'s rows in a bordered table, building only the visible ones
+/// with `row`.
 pub fn render(
     f: &mut Frame,
     area: Rect,
     theme: &Theme,
-    title: Line<'_>,
-    cols: &[Column],
+    spec: Spec<'_>,
     state: &mut ListState,
-    focused: bool,
     mut row: impl FnMut(&str) -> Cells,
 ) {
+    let Spec {
+        title,
+        cols,
+        focused,
+    } = spec;
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(if focused {
@@ -231,9 +242,15 @@ pub fn render(
             }
         })
         .collect();
-    let constraints: Vec<Constraint> = widths.iter().flatten().map(|w| Constraint::Length(*w)).collect();
+    let constraints: Vec<Constraint> = widths
+        .iter()
+        .flatten()
+        .map(|w| Constraint::Length(*w))
+        .collect();
     f.render_widget(
-        Table::new(rows, constraints).header(header).column_spacing(1),
+        Table::new(rows, constraints)
+            .header(header)
+            .column_spacing(1),
         inner,
     );
 }
@@ -244,7 +261,11 @@ mod tests {
 
     #[test]
     fn narrow_terminals_drop_optional_columns_first() {
-        let cols = [col("A", 10, 1), col("B", 10, 0).drop(2), col("C", 10, 1).drop(1)];
+        let cols = [
+            col("A", 10, 1),
+            col("B", 10, 0).drop(2),
+            col("C", 10, 1).drop(1),
+        ];
         assert_eq!(layout(&cols, 40), vec![Some(14), Some(10), Some(14)]);
         assert_eq!(layout(&cols, 25), vec![Some(12), None, Some(12)]);
         assert_eq!(layout(&cols, 12), vec![Some(12), None, None]);
