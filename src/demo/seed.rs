@@ -54,7 +54,13 @@ fn create(k: &DemoKey) -> Change {
     }
 }
 
-fn model(name: &str, model_id: &str, policy: Policy, endpoints: Vec<Endpoint>, tags: &[&str]) -> Change {
+fn model(
+    name: &str,
+    model_id: &str,
+    policy: Policy,
+    endpoints: Vec<Endpoint>,
+    tags: &[&str],
+) -> Change {
     Change::CreateModel(ModelSpec {
         name: name.into(),
         cluster: Cluster::DEFAULT.into(),
@@ -72,7 +78,14 @@ fn weighted(url: &str, weight: u32) -> Endpoint {
     }
 }
 
-fn rule(model: &str, target: RuleTarget, k: Option<&DemoKey>, workspace: &str, limit: u32, secs: u32) -> Change {
+fn rule(
+    model: &str,
+    target: RuleTarget,
+    k: Option<&DemoKey>,
+    workspace: &str,
+    limit: u32,
+    secs: u32,
+) -> Change {
     Change::AddRule {
         model: model.into(),
         spec: RuleSpec {
@@ -178,9 +191,23 @@ pub fn seed(store: &dyn Store, gateway: &str, up: &Upstreams) -> Result<Keys, St
         enable("Qwen2.5-72B-Instruct"),
         enable("DeepSeek-R1"),
         enable("text-embedding-3-small"),
-        rule("DeepSeek-V3", RuleTarget::ApiKey, Some(&keys.trial), "trial", 2, 1),
+        rule(
+            "DeepSeek-V3",
+            RuleTarget::ApiKey,
+            Some(&keys.trial),
+            "trial",
+            2,
+            1,
+        ),
         rule("DeepSeek-V3", RuleTarget::Workspace, None, "acme", 600, 60),
-        rule("Qwen2.5-72B-Instruct", RuleTarget::ApiKey, Some(&keys.notebook), "research", 100, 10),
+        rule(
+            "Qwen2.5-72B-Instruct",
+            RuleTarget::ApiKey,
+            Some(&keys.notebook),
+            "research",
+            100,
+            10,
+        ),
     ];
     store.apply(changes)?;
     Ok(keys)

@@ -76,10 +76,11 @@ pub async fn run(addr: String, keys: Keys) {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     return;
                 };
-                let req = http
-                    .post(&url)
-                    .bearer_auth(&caller.key.secret)
-                    .json(&body(caller.model, caller.path, n));
+                let req = http.post(&url).bearer_auth(&caller.key.secret).json(&body(
+                    caller.model,
+                    caller.path,
+                    n,
+                ));
                 tokio::spawn(async move {
                     // Read the whole answer (streams included) so the
                     // gateway counts a complete request.

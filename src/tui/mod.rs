@@ -21,11 +21,11 @@ pub mod views;
 pub mod widgets;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::client::InProcessClient;
-use crate::store::{SqliteStore, Store};
+use crate::store::Store;
 
 /// Flags of the console (`maasctl` with no subcommand).
 #[derive(Debug, Clone, clap::Args)]
@@ -47,14 +47,13 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
-/// `maasctl`: the console with its embedded gateway over the store in `data_dir`.
-pub fn run(args: ConsoleArgs, data_dir: PathBuf) -> Result<(), String> {
-    let (ring, _log_guard) = crate::logging::init(&data_dir)?;
+/// `maasctl`: the console with its embedded gateway over `store`; the log
+/// file goes to `data_dir`.
+pub fn run(args: ConsoleArgs, store: Arc<dyn Store>, data_dir: &Path) -> Result<(), String> {
+    let (ring, _log_guard) = crate::logging::init(data_dir)?;
+    tracing::info!("console starting over {}", store.describe());
     let rt = runtime()?;
     rt.block_on(async {
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open_dir(&data_dir).map_err(|e| e.to_string())?);
-        tracing::info!("console starting over {}", store.describe());
         let gateway = if args.no_gateway {
             None
         } else {
