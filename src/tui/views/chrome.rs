@@ -223,36 +223,55 @@ fn render_overlay(app: &App, f: &mut Frame, area: Rect) {
 }
 
 /// Every key of the current view (or form), from the same tables the
-/// footer and the key handling use.
+/// footer and the key handling use: the view's keys on the left, the ones
+/// that work everywhere on the right.
 fn render_help(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.data.theme;
-    let row = |k: &str, h: &str| {
-        Line::from(vec![
-            Span::styled(format!("{k:>12}  "), t.key()),
-            Span::raw(h.to_string()),
-        ])
+    let (title, left, right): (String, Vec<(&str, &str)>, Vec<(&str, &str)>) = match &app.form {
+        Some(form) => {
+            let mut keys: Vec<(&str, &str)> = form
+                .bindings()
+                .into_iter()
+                .map(|b| (b.label, b.help))
+                .collect();
+            keys.push(SELECT_HELP);
+            let half = keys.len().div_ceil(2);
+            let right = keys.split_off(half);
+            (format!("Keys: {}", form.title), keys, right)
+        }
+        None => (
+            format!("Keys: {}", app.current().name()),
+            keymap::view_bindings(app.current())
+                .iter()
+                .map(|b| (b.label, b.help))
+                .collect(),
+            GLOBAL.iter().map(|b| (b.label, b.help)).collect(),
+        ),
     };
-    let mut lines = Vec::new();
-    let title = if let Some(form) = &app.form {
-        for b in form.bindings() {
-            lines.push(row(b.label, b.help));
-        }
-        lines.push(row(SELECT_HELP.0, SELECT_HELP.1));
-        format!("Keys: {}", form.title)
-    } else {
-        for b in keymap::view_bindings(app.current()) {
-            lines.push(row(b.label, b.help));
-        }
-        lines.push(Line::from(Span::styled("everywhere", t.dim())));
-        for b in GLOBAL {
-            lines.push(row(b.label, b.help));
-        }
+    let cell = |k: &str, h: &str| {
+        vec![
+            Span::styled(format!("{k:>6} "), t.key()),
+            Span::raw(format!("{:<20}", format::fit(h, 20))),
+        ]
+    };
+    let mut lines: Vec<Line> = (0..left.len().max(right.len()))
+        .map(|i| {
+            let mut spans = left
+                .get(i)
+                .map_or_else(|| cell("", ""), |(k, h)| cell(k, h));
+            if let Some((k, h)) = right.get(i) {
+                spans.extend(cell(k, h));
+            }
+            Line::from(spans)
+        })
+        .collect();
+    if app.form.is_none() {
+        lines.push(Line::default());
         lines.push(Line::from(Span::styled(
-            "views: :models :keys :workspaces :clusters :market :traffic :logs :q",
+            ":models :keys :workspaces :clusters :market :traffic :logs",
             t.dim(),
         )));
-        format!("Keys: {}", app.current().name())
-    };
+    }
     popup::dialog(
         f,
         area,
