@@ -222,12 +222,15 @@ fn render_overlay(app: &App, f: &mut Frame, area: Rect) {
     }
 }
 
+/// `(key, help)` rows of the help popup.
+type Pairs = Vec<(&'static str, &'static str)>;
+
 /// Every key of the current view (or form), from the same tables the
 /// footer and the key handling use: the view's keys on the left, the ones
 /// that work everywhere on the right.
 fn render_help(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.data.theme;
-    let (title, left, right): (String, Vec<(&str, &str)>, Vec<(&str, &str)>) = match &app.form {
+    let (title, left, right): (String, Pairs, Pairs) = match &app.form {
         Some(form) => {
             let mut keys: Vec<(&str, &str)> = form
                 .bindings()
