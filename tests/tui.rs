@@ -383,6 +383,15 @@ mod keys {
     }
 
     #[test]
+    fn esc_then_a_fast_key_is_two_keys() {
+        let mut a = app();
+        a.jump(ViewId::Keys);
+        a.on_key(KeyEvent::new(KeyCode::Char(':'), KeyModifiers::ALT));
+        assert_eq!(a.current(), ViewId::Models, "esc went back");
+        assert_eq!(a.prompt.as_ref().map(|p| p.kind), Some(PromptKind::Command));
+    }
+
+    #[test]
     fn navigation_moves_and_clamps() {
         let mut a = fixtures::app(100, Theme::colored());
         press(&mut a, KeyCode::Down);

@@ -204,7 +204,9 @@ fn curl(port: u16, secret: &str, model: &str) -> (u16, String) {
 
 /// The terminal is back to normal after the console exits.
 fn assert_restored(t: &Tmux) {
-    let s = t.wait_for("EXITED:");
+    let s = t.wait("the exit code and terminal modes", |s| {
+        s.contains("EXITED:") && s.contains("icanon")
+    });
     assert!(s.contains("EXITED:0"), "clean exit:\n{s}");
     let modes = line_with(&s, "icanon").expect("stty printed");
     assert!(
@@ -243,12 +245,16 @@ fn demo_create_enable_rule_call_and_quit() {
     t.type_text("e2e");
     t.keys(&["C-s"]);
     let s = t.wait_for("API key created");
-    let at = s.find("sk-").expect("the secret is on screen");
-    let secret: String = s[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || "-_".contains(*c))
-        .collect();
-    assert_eq!(secret.len(), 46, "{secret}");
+    let secret = s
+        .match_indices("sk-")
+        .map(|(at, _)| {
+            s[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "-_".contains(*c))
+                .collect::<String>()
+        })
+        .find(|k| k.len() == 46)
+        .unwrap_or_else(|| panic!("the whole secret is on screen:\n{s}"));
     t.keys(&["Escape"]);
     t.wait("the popup closed", |s| !s.contains("API key created"));
 

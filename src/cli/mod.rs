@@ -15,6 +15,8 @@ mod refs;
 mod rule;
 mod workspace;
 
+pub mod serve;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -91,6 +93,8 @@ pub enum Command {
     Export(apply::ExportArgs),
     /// The console on a throw-away store with a mock upstream and live traffic.
     Demo(crate::demo::DemoArgs),
+    /// Run the gateway headless (no console).
+    Serve(serve::ServeArgs),
 }
 
 /// A failure, already worded as `<field>: <problem>` (or a sentence).
@@ -268,5 +272,6 @@ fn run(cli: Cli) -> CliResult {
         Command::Apply(a) => apply::apply(&ctx, a),
         Command::Export(a) => apply::export(&ctx, a),
         Command::Demo(_) => unreachable!("handled above"),
+        Command::Serve(a) => serve::run(ctx.store, a).map_err(CliError),
     }
 }

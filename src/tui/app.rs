@@ -320,6 +320,15 @@ impl App {
         if key.kind != KeyEventKind::Press {
             return;
         }
+        // Esc followed quickly by a key arrives as Alt+key (the terminal's
+        // meta prefix): treat it as the two keys the operator pressed.
+        if key.modifiers == KeyModifiers::ALT
+            && let KeyCode::Char(c) = key.code
+        {
+            self.on_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+            self.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+            return;
+        }
         if self.overlay.is_some() {
             self.overlay_key(key);
         } else if self.form.is_some() {
