@@ -47,9 +47,17 @@ pub fn render(data: &Data, f: &mut Frame, area: Rect) {
         data.theme.good(),
     );
     let [m, k, w] = Layout::horizontal([Constraint::Fill(1); 3]).areas(tops);
-    render_top(data, f, m, "top models", &data.live.models);
-    render_top(data, f, k, "top keys", &data.live.keys);
-    render_top(data, f, w, "top workspaces", &data.live.workspaces);
+    let same = |id: &str| id.to_string();
+    // Keys by workspace/name: their ids mean little to a reader.
+    let key = |id: &str| {
+        data.registry()
+            .keys
+            .get(id)
+            .map_or_else(|| id.to_string(), |k| format!("{}/{}", k.workspace, k.name))
+    };
+    render_top(data, f, m, "top models", &data.live.models, &same);
+    render_top(data, f, k, "top keys", &data.live.keys, &key);
+    render_top(data, f, w, "top workspaces", &data.live.workspaces, &same);
     render_events(data, f, events);
 }
 
@@ -136,7 +144,14 @@ fn top(rates: &HashMap<String, Rate>) -> Vec<String> {
     v.into_iter().map(|(k, _)| k.clone()).collect()
 }
 
-fn render_top(data: &Data, f: &mut Frame, area: Rect, title: &str, rates: &HashMap<String, Rate>) {
+fn render_top(
+    data: &Data,
+    f: &mut Frame,
+    area: Rect,
+    title: &str,
+    rates: &HashMap<String, Rate>,
+    label: &dyn Fn(&str) -> String,
+) {
     let mut state = ListState {
         rows: top(rates),
         ..Default::default()
@@ -155,7 +170,7 @@ fn render_top(data: &Data, f: &mut Frame, area: Rect, title: &str, rates: &HashM
         |id| {
             let r = rates.get(id).copied().unwrap_or_default();
             vec![
-                Span::raw(id.to_string()),
+                Span::raw(label(id)),
                 Span::raw(format::rate(r.req)),
                 Span::styled(format::rate(r.thr), data.theme.alarm(r.thr > 0.0)),
             ]
