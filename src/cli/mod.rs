@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::domain::{Change, DomainError, Registry};
@@ -60,6 +60,9 @@ pub struct Cli {
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table, help_heading = GLOBAL)]
     pub output: Output,
 
+    #[command(flatten)]
+    pub console: crate::tui::ConsoleArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -88,6 +91,8 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Print the registry as a declarative file (secrets excluded).
     Export(apply::ExportArgs),
+    /// The console on a throw-away store with a mock upstream and live traffic.
+    Demo(crate::demo::DemoArgs),
     /// Run the gateway headless (no console).
     Serve(serve::ServeArgs),
 }
@@ -246,14 +251,15 @@ fn one_line_clap_error(e: &clap::Error) -> String {
 }
 
 fn run(cli: Cli) -> CliResult {
-    let Some(command) = cli.command else {
-        // The console is wired here; until then, say what there is.
-        Cli::command()
-            .print_help()
-            .map_err(|e| CliError(e.to_string()))?;
-        return Ok(());
-    };
     let data_dir = crate::paths::data_dir(cli.data_dir).map_err(CliError)?;
+    let command = match cli.command {
+        Some(Command::Demo(args)) => return crate::demo::run(args).map_err(CliError),
+        Some(c) => c,
+        None => {
+            let store = crate::store::open(cli.store.as_deref(), &data_dir)?;
+            return crate::tui::run(cli.console, store, &data_dir).map_err(CliError);
+        }
+    };
     let store = crate::store::open(cli.store.as_deref(), &data_dir)?;
     let ctx = Ctx::new(store, cli.output);
     match command {
@@ -265,6 +271,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Market(c) => market::run(&ctx, c),
         Command::Apply(a) => apply::apply(&ctx, a),
         Command::Export(a) => apply::export(&ctx, a),
+        Command::Demo(_) => unreachable!("handled above"),
         Command::Serve(a) => serve::run(ctx.store, a).map_err(CliError),
     }
 }
