@@ -69,6 +69,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    #[command(flatten)]
+    Registry(RegistryCommand),
+    /// The console on a throw-away store with a mock upstream and live traffic.
+    Demo(crate::demo::DemoArgs),
+    /// Run the gateway headless (no console).
+    Serve(serve::ServeArgs),
+}
+
+/// The subcommands that script the registry.
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
     /// MaaS models: list, show, create, edit, enable, disable, delete.
     #[command(subcommand)]
     Model(model::Cmd),
@@ -91,10 +102,6 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Print the registry as a declarative file (secrets excluded).
     Export(apply::ExportArgs),
-    /// The console on a throw-away store with a mock upstream and live traffic.
-    Demo(crate::demo::DemoArgs),
-    /// Run the gateway headless (no console).
-    Serve(serve::ServeArgs),
 }
 
 /// A failure, already worded as `<field>: <problem>` (or a sentence).
@@ -252,26 +259,24 @@ fn one_line_clap_error(e: &clap::Error) -> String {
 
 fn run(cli: Cli) -> CliResult {
     let data_dir = crate::paths::data_dir(cli.data_dir).map_err(CliError)?;
-    let command = match cli.command {
-        Some(Command::Demo(args)) => return crate::demo::run(args).map_err(CliError),
-        Some(c) => c,
-        None => {
-            let store = crate::store::open(cli.store.as_deref(), &data_dir)?;
-            return crate::tui::run(cli.console, store, &data_dir).map_err(CliError);
+    let open = || crate::store::open(cli.store.as_deref(), &data_dir);
+    match cli.command {
+        None => crate::tui::run(cli.console, open()?, &data_dir).map_err(CliError),
+        // The demo runs on its own throw-away store.
+        Some(Command::Demo(args)) => crate::demo::run(args).map_err(CliError),
+        Some(Command::Serve(args)) => serve::run(open()?, args).map_err(CliError),
+        Some(Command::Registry(command)) => {
+            let ctx = Ctx::new(open()?, cli.output);
+            match command {
+                RegistryCommand::Model(c) => model::run(&ctx, c),
+                RegistryCommand::Rule(c) => rule::run(&ctx, c),
+                RegistryCommand::Key(c) => key::run(&ctx, c),
+                RegistryCommand::Workspace(c) => workspace::run(&ctx, c),
+                RegistryCommand::Cluster(c) => cluster::run(&ctx, c),
+                RegistryCommand::Market(c) => market::run(&ctx, c),
+                RegistryCommand::Apply(a) => apply::apply(&ctx, a),
+                RegistryCommand::Export(a) => apply::export(&ctx, a),
+            }
         }
-    };
-    let store = crate::store::open(cli.store.as_deref(), &data_dir)?;
-    let ctx = Ctx::new(store, cli.output);
-    match command {
-        Command::Model(c) => model::run(&ctx, c),
-        Command::Rule(c) => rule::run(&ctx, c),
-        Command::Key(c) => key::run(&ctx, c),
-        Command::Workspace(c) => workspace::run(&ctx, c),
-        Command::Cluster(c) => cluster::run(&ctx, c),
-        Command::Market(c) => market::run(&ctx, c),
-        Command::Apply(a) => apply::apply(&ctx, a),
-        Command::Export(a) => apply::export(&ctx, a),
-        Command::Demo(_) => unreachable!("handled above"),
-        Command::Serve(a) => serve::run(ctx.store, a).map_err(CliError),
     }
 }
