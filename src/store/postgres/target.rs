@@ -215,7 +215,7 @@ mod tests {
         let e = Target::parse("postgres://app:s3cret@db:notaport/reg")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("store URL 'postgres://app:***@db:notaport/reg' is not a valid PostgreSQL URL: invalid connection string"), "{e}");
+        assert!(e.starts_with("storage: store URL 'postgres://app:***@db:notaport/reg' is not a valid PostgreSQL URL: invalid connection string"), "{e}");
         assert!(!e.contains("s3cret"), "{e}");
         let e = Target::parse("postgres://app:s3cret@db/reg?sslmode=require")
             .unwrap_err()
