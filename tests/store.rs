@@ -393,6 +393,21 @@ fn store_urls() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&via_env.stdout).contains("acme"));
+    // PostgreSQL: the CLI names the server and database it could not use,
+    // never the password.
+    let db = pg::db();
+    let missing = db
+        .url()
+        .replace("postgres@", "postgres:hunter2@")
+        .replace(&db.name, "no_such_db");
+    let line = env.fails(&["--store", &missing, "model", "list"]);
+    let shown = missing.replace(":hunter2", "");
+    assert_eq!(
+        line,
+        format!(
+            "storage: cannot connect to PostgreSQL {shown}: FATAL: database \"no_such_db\" does not exist"
+        )
+    );
     let line = env.fails(&["--store", "mysql://db", "model", "list"]);
     assert!(
         line.starts_with("storage: store URL 'mysql://db' is not supported"),

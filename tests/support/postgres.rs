@@ -50,6 +50,29 @@ impl PgDb {
     pub fn sql(&self, sql: &str) -> String {
         psql(&self.bin, self.port, &self.name, sql)
     }
+
+    /// Everything the database holds, as `pg_dump` writes it.
+    pub fn dump(&self) -> Vec<u8> {
+        let out = Command::new(self.bin.join("pg_dump"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .arg(&self.name)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
 }
 
 impl PgServer {
