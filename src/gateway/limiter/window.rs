@@ -22,32 +22,43 @@ use crate::domain::{Rule, RuleTarget};
 /// Buckets per window length: the granularity is 1% of the duration.
 pub const BUCKETS: u64 = 100;
 const SLOTS: u64 = BUCKETS + 1;
+const SLOTS_LEN: usize = SLOTS as usize;
 
 /// Bucket width in ms for a duration in seconds (`D/100`, at least 1 ms).
 pub fn bucket_width_ms(duration_secs: u32) -> u64 {
     (u64::from(duration_secs) * 1000 / BUCKETS).max(1)
 }
 
-/// The counters of one window.
+/// The counters of one window. `repr(C)`: the header a check reads sits
+/// next to the lock, in the window's first cache line (see [`Window`]).
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub struct Ring {
+    /// Requests admitted since the rule was loaded (counted under the lock
+    /// the check holds anyway: no atomic operation of its own).
+    pub admitted: u64,
+    /// Requests refused in this rule's name since it was loaded.
+    pub throttled: u64,
     /// Bucket width, ms.
     width: u64,
     /// Absolute index (`ms / width`) of the newest bucket.
     head: u64,
     /// Sum of all slots.
     sum: u64,
-    slots: Box<[u32]>,
+    /// Inline, so a check reaches its counters without another pointer.
+    slots: [u32; SLOTS_LEN],
 }
 
 impl Ring {
     pub fn new(duration_secs: u32, now: u64) -> Self {
         let width = bucket_width_ms(duration_secs);
         Self {
+            admitted: 0,
+            throttled: 0,
             width,
             head: now / width,
             sum: 0,
-            slots: vec![0; SLOTS as usize].into_boxed_slice(),
+            slots: [0; SLOTS_LEN],
         }
     }
 
@@ -112,11 +123,19 @@ impl Ring {
         self.width * SLOTS
     }
 
-    /// Milliseconds until every counted request has left the window (0 if empty).
+    /// Milliseconds until every counted request has left the window (0 if
+    /// empty). Scans from the newest bucket: after an admission that is the
+    /// first one looked at.
     pub fn reset_in(&self, now: u64) -> u64 {
-        self.live()
-            .last()
-            .map_or(0, |(expires, _)| expires.saturating_sub(now))
+        if self.sum == 0 {
+            return 0;
+        }
+        (0..SLOTS)
+            .filter_map(|age| self.head.checked_sub(age))
+            .find(|&bucket| self.slots[self.slot(bucket)] > 0)
+            .map_or(0, |bucket| {
+                ((bucket + SLOTS) * self.width).saturating_sub(now)
+            })
     }
 
     /// Re-cut the window for a new duration, keeping its history: each old
@@ -124,6 +143,8 @@ impl Ring {
     /// instant (never earlier, so the new window stays conservative).
     pub fn resize(&mut self, duration_secs: u32, now: u64) {
         let mut next = Ring::new(duration_secs, now.max(self.head * self.width));
+        next.admitted = self.admitted;
+        next.throttled = self.throttled;
         for age in 0..SLOTS {
             let Some(bucket) = self.head.checked_sub(age) else {
                 break;
@@ -166,19 +187,22 @@ impl Observed {
 
 /// One rule's window and counters. Its identity (rule id, model, target,
 /// subject) never changes; an edit of limit or duration updates it in place.
+///
+/// Laid out for the request path: the fields a check touches (limit, rule
+/// id, the lock and the ring's header with the totals) fill the first
+/// 64-byte line; the bucket it counts in is the only other line it reads.
+#[repr(C, align(64))]
 pub struct Window {
+    limit: AtomicU32,
+    duration_secs: AtomicU32,
     pub rule_id: u64,
-    pub model: String,
+    pub ring: Mutex<Ring>,
     pub target: RuleTarget,
+    pub model: String,
     /// The key id (target api-key) or workspace name (target workspace).
     pub subject: String,
     /// The Redis key of this window in shared mode.
     pub redis_key: String,
-    limit: AtomicU32,
-    duration_secs: AtomicU32,
-    pub admitted: AtomicU64,
-    pub throttled: AtomicU64,
-    pub ring: Mutex<Ring>,
     pub observed: Observed,
 }
 
@@ -207,8 +231,6 @@ impl Window {
             redis_key: format!("{redis_prefix}:{}:{}:{subject}", rule.id, rule.spec.target),
             limit: AtomicU32::new(rule.spec.limit),
             duration_secs: AtomicU32::new(rule.spec.duration_secs),
-            admitted: AtomicU64::new(0),
-            throttled: AtomicU64::new(0),
             ring: Mutex::new(Ring::new(rule.spec.duration_secs, now)),
             observed: Observed::default(),
         }
@@ -331,5 +353,25 @@ mod tests {
         assert_eq!(bucket_width_ms(1), 10);
         assert_eq!(bucket_width_ms(2), 20);
         assert_eq!(bucket_width_ms(3600), 36_000);
+    }
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+    use std::mem::offset_of;
+
+    #[test]
+    fn what_a_check_touches_fits_one_cache_line() {
+        let ring_header_end = offset_of!(Ring, sum) + 8;
+        // The lock precedes the data inside the mutex.
+        let m = Mutex::new(Ring::new(1, 0));
+        let data_at = &*m.lock() as *const Ring as usize - &m as *const Mutex<Ring> as usize;
+        assert_eq!(data_at, size_of::<Mutex<Ring>>() - size_of::<Ring>());
+        let hot_end = offset_of!(Window, ring) + size_of::<Mutex<Ring>>() - size_of::<Ring>()
+            + ring_header_end;
+        assert!(hot_end <= 64, "hot fields end at byte {hot_end}");
+        assert!(offset_of!(Window, rule_id) < 64);
+        assert_eq!(align_of::<Window>(), 64);
     }
 }
