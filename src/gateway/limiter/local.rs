@@ -14,7 +14,11 @@ use super::{Decision, Headroom, Rejection};
 /// The limit a replica enforces: the rule's own, or its share of it while
 /// shared mode has fallen back to local windows (`divisor` = live replicas).
 pub fn effective_limit(limit: u32, divisor: u32) -> u64 {
-    u64::from((limit / divisor.max(1)).max(1))
+    if divisor <= 1 {
+        // The usual case; a division costs as much as the rest of a check's arithmetic.
+        return u64::from(limit);
+    }
+    u64::from((limit / divisor).max(1))
 }
 
 /// Lock `windows` (sorted by rule id) in order and run `f` on their rings.

@@ -37,28 +37,33 @@ pub struct Ring {
     /// Requests admitted since the rule was loaded (counted under the lock
     /// the check holds anyway: no atomic operation of its own).
     pub admitted: u64,
-    /// Requests refused in this rule's name since it was loaded.
-    pub throttled: u64,
     /// Bucket width, ms.
     width: u64,
     /// Absolute index (`ms / width`) of the newest bucket.
     head: u64,
+    /// Where the newest bucket ends (ms): before it, a check needs no
+    /// division to know the window has not moved.
+    head_end: u64,
     /// Sum of all slots.
     sum: u64,
-    /// Inline, so a check reaches its counters without another pointer.
     slots: [u32; SLOTS_LEN],
+    /// Requests refused in this rule's name since it was loaded (off the
+    /// admit path's cache line).
+    pub throttled: u64,
 }
 
 impl Ring {
     pub fn new(duration_secs: u32, now: u64) -> Self {
         let width = bucket_width_ms(duration_secs);
+        let head = now / width;
         Self {
             admitted: 0,
-            throttled: 0,
             width,
-            head: now / width,
+            head,
+            head_end: (head + 1) * width,
             sum: 0,
             slots: [0; SLOTS_LEN],
+            throttled: 0,
         }
     }
 
@@ -68,11 +73,13 @@ impl Ring {
 
     /// Drop the buckets that left the window by `now`.
     pub fn advance(&mut self, now: u64) {
-        let cur = now / self.width;
-        if cur <= self.head {
+        if now < self.head_end {
             return;
         }
-        if cur - self.head >= SLOTS {
+        let cur = now / self.width;
+        if self.sum == 0 {
+            // Nothing to expire: the slots are all zero (and stay unread).
+        } else if cur - self.head >= SLOTS {
             self.slots.fill(0);
             self.sum = 0;
         } else {
@@ -83,6 +90,7 @@ impl Ring {
             }
         }
         self.head = cur;
+        self.head_end = (cur + 1) * self.width;
     }
 
     /// Requests counted now (call [`advance`](Self::advance) first).
