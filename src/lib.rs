@@ -3,7 +3,11 @@
 //! library so tests drive the same code.
 
 pub mod cli;
+pub mod client;
+pub mod demo;
 pub mod domain;
 pub mod gateway;
+pub mod logging;
 pub mod paths;
 pub mod store;
+pub mod tui;

@@ -1,4 +1,253 @@
 //! The OpenAI-compatible gateway (SPEC §2) and its counters (SPEC §3).
+//!
+//! ```text
+//! Gateway::start(cfg, store)
+//!   ├─ worker threads (one per core): SO_REUSEPORT listener, current-thread
+//!   │    runtime, own upstream pools → proxy::handle for every request
+//!   └─ control thread: reload on revision change, report, probe, publish stats
+//! ```
+//!
+//! Embedding (the console, tests): `Gateway::start` is synchronous (it
+//! loads the registry, binds and spawns its threads, then returns);
+//! `GatewayHandle::stats()` is a `watch` of counter snapshots;
+//! `GatewayHandle::shutdown().await` (or `shutdown_blocking()`) stops it
+//! gracefully. Dropping the handle also stops it, without waiting.
 
+pub mod balancer;
+pub mod body;
+pub mod config;
+pub mod control;
+pub mod counters;
+pub mod errors;
+pub mod events;
+pub mod extract;
+pub mod health;
 pub mod limiter;
+pub mod metrics;
+pub mod proxy;
+pub mod sampler;
+pub mod server;
+pub mod snapshot;
 pub mod stats;
+pub mod tally;
+pub mod tls;
+pub mod upstream;
+pub mod usage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+pub use config::{GatewayConfig, ListenerTls};
+pub use stats::StatsSnapshot;
+
+use crate::domain::now_ms;
+use crate::store::{Store, StoreError};
+use control::Control;
+use events::Events;
+use limiter::Limiter;
+use proxy::{Shared, Worker};
+use snapshot::Builder;
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("cannot load the registry: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("listener TLS: {0}")]
+    Tls(String),
+    #[error("invalid gateway configuration: {0}")]
+    Config(String),
+    #[error("cannot start the gateway's threads: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Starts gateways.
+pub struct Gateway;
+
+impl Gateway {
+    /// Load the registry, bind the listeners and start the worker and
+    /// control threads. Blocking (a store read and binds): call it at
+    /// start-up or from `spawn_blocking`.
+    pub fn start(cfg: GatewayConfig, store: Arc<dyn Store>) -> Result<GatewayHandle, GatewayError> {
+        if cfg.workers == 0 {
+            return Err(GatewayError::Config("workers must be at least 1".into()));
+        }
+        if cfg.body_limit == 0 {
+            return Err(GatewayError::Config(
+                "the body size limit must be at least 1 byte".into(),
+            ));
+        }
+        for (name, d) in [
+            ("reload poll", cfg.reload_poll),
+            ("report interval", cfg.report_interval),
+            ("stats interval", cfg.stats_interval),
+            ("probe interval", cfg.probe_interval),
+            ("connect timeout", cfg.connect_timeout),
+            ("upstream timeout", cfg.upstream_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(GatewayError::Config(format!(
+                    "the {name} must be longer than 0"
+                )));
+            }
+        }
+        let tls = match &cfg.tls {
+            Some(t) => Some(tokio_rustls::TlsAcceptor::from(
+                tls::server_config(&t.cert, &t.key).map_err(GatewayError::Tls)?,
+            )),
+            None => None,
+        };
+        let limiter = cfg.limiter.clone().unwrap_or_else(Limiter::local);
+        let events = Arc::new(Events::default());
+        let mut builder = Builder::new(
+            cfg.workers,
+            cfg.cluster.clone(),
+            cfg.ca_file.clone(),
+            cfg.connect_timeout,
+            limiter.clone(),
+            events.clone(),
+        );
+        let registry = store.load()?;
+        let snap = builder.build(&registry);
+        let listeners =
+            server::bind(cfg.listen, cfg.workers).map_err(|source| GatewayError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
+        let addr = listeners[0].local_addr().map_err(GatewayError::Thread)?;
+        let listen = addr.to_string();
+
+        let (stats_tx, stats_rx) = watch::channel(Arc::new(StatsSnapshot {
+            taken_ms: now_ms(),
+            listen: listen.clone(),
+            revision: snap.revision,
+            limiter: limiter.mode(),
+            ..Default::default()
+        }));
+        let shared = Arc::new(Shared {
+            cfg: cfg.clone(),
+            snapshot: ArcSwap::from_pointee(snap),
+            limiter,
+            events,
+            stats: stats_rx.clone(),
+        });
+        let (stop_workers, workers_rx) = watch::channel(false);
+        let (stop_control, control_rx) = watch::channel(false);
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(GatewayError::Thread)
+        };
+
+        let mut handle = GatewayHandle {
+            addr,
+            stats: stats_rx,
+            shared: shared.clone(),
+            stop_workers,
+            stop_control,
+            workers: Vec::new(),
+            control: None,
+        };
+        for (id, listener) in listeners.into_iter().enumerate() {
+            let rt = runtime()?;
+            let worker = Arc::new(Worker {
+                id,
+                shared: shared.clone(),
+            });
+            let (tls, stop, grace) = (tls.clone(), workers_rx.clone(), cfg.shutdown_grace);
+            let t = std::thread::Builder::new()
+                .name(format!("gateway-worker-{id}"))
+                .spawn(move || rt.block_on(server::run_worker(worker, listener, tls, stop, grace)))
+                .map_err(GatewayError::Thread)?;
+            handle.workers.push(t);
+        }
+        let control = Control {
+            shared,
+            builder,
+            store,
+            stats_tx,
+            report_id: format!("{}:{}:{listen}", hostname(), std::process::id()),
+            listen,
+            started_ms: now_ms(),
+        };
+        let rt = runtime()?;
+        let t = std::thread::Builder::new()
+            .name("gateway-control".into())
+            .spawn(move || rt.block_on(control.run(control_rx)))
+            .map_err(GatewayError::Thread)?;
+        handle.control = Some(t);
+        Ok(handle)
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// A running gateway.
+pub struct GatewayHandle {
+    addr: SocketAddr,
+    stats: watch::Receiver<Arc<StatsSnapshot>>,
+    shared: Arc<Shared>,
+    stop_workers: watch::Sender<bool>,
+    stop_control: watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
+    control: Option<JoinHandle<()>>,
+}
+
+impl GatewayHandle {
+    /// The address it listens on (the real port when started on port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Counter snapshots, published a few times a second when something changed.
+    pub fn stats(&self) -> watch::Receiver<Arc<StatsSnapshot>> {
+        self.stats.clone()
+    }
+
+    /// The registry revision the gateway is serving.
+    pub fn applied_revision(&self) -> u64 {
+        self.shared.snapshot.load().revision
+    }
+
+    /// Stop gracefully: stop accepting, let requests in flight finish (up
+    /// to `shutdown_grace`), publish the final counters, remove the report.
+    pub async fn shutdown(self) {
+        let _ = tokio::task::spawn_blocking(move || self.shutdown_blocking()).await;
+    }
+
+    /// [`shutdown`](Self::shutdown) for synchronous callers.
+    pub fn shutdown_blocking(mut self) {
+        let _ = self.stop_workers.send(true);
+        for t in self.workers.drain(..) {
+            let _ = t.join();
+        }
+        let _ = self.stop_control.send(true);
+        if let Some(t) = self.control.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for GatewayHandle {
+    fn drop(&mut self) {
+        let _ = self.stop_workers.send(true);
+        let _ = self.stop_control.send(true);
+    }
+}

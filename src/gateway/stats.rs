@@ -26,8 +26,13 @@ pub struct Totals {
     pub throttled: u64,
     /// Upstream answered 4xx (passed through to the caller).
     pub upstream_4xx: u64,
-    /// Upstream answered 5xx, or could not be reached (502), or timed out (504).
+    /// Upstream answered 5xx, or could not be reached (502), or timed out
+    /// (504), or no endpoint was in service (503).
     pub upstream_errors: u64,
+    /// The caller went away before the answer's status was known. With the
+    /// outcomes above and `in_flight`, every request is in exactly one.
+    #[serde(default)]
+    pub cancelled: u64,
     /// Requests being served right now.
     pub in_flight: u64,
     /// From the upstream's `usage` (streaming included).

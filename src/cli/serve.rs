@@ -1,0 +1,216 @@
+//! `maasctl serve`: the gateway, headless, until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::gateway::{Gateway, GatewayConfig, ListenerTls};
+use crate::store::Store;
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = GatewayConfig::DEFAULT_LISTEN, value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Serve only the models entered in this cluster (default: every model).
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+
+    /// Largest request body accepted, e.g. 4MiB, 512KiB or a byte count.
+    #[arg(long, default_value = "4MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub body_limit: usize,
+
+    /// Time to connect to an upstream before trying the next endpoint (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub connect_timeout: Duration,
+
+    /// Time to wait for an upstream's response headers before trying the
+    /// next endpoint (504 when none answers).
+    #[arg(long, default_value = "600s", value_parser = parse_duration, value_name = "DURATION")]
+    pub upstream_timeout: Duration,
+
+    /// Extra CA bundle (PEM) trusted for every upstream, besides the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// How often endpoints out of rotation are probed (GET <url>/models).
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub probe_interval: Duration,
+}
+
+impl ServeArgs {
+    /// The gateway configuration these flags ask for.
+    pub fn config(&self) -> GatewayConfig {
+        let d = GatewayConfig::default();
+        GatewayConfig {
+            listen: self.listen,
+            cluster: self.cluster.clone(),
+            workers: self.workers.unwrap_or(d.workers),
+            body_limit: self.body_limit,
+            connect_timeout: self.connect_timeout,
+            upstream_timeout: self.upstream_timeout,
+            ca_file: self.ca_file.clone(),
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(ListenerTls {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+            probe_interval: self.probe_interval,
+            ..d
+        }
+    }
+}
+
+/// Run the gateway over `store` until a signal asks it to stop.
+pub fn run(store: Arc<dyn Store>, args: ServeArgs) -> Result<(), String> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    if let Some(c) = &args.cluster {
+        let reg = store.load().map_err(|e| e.to_string())?;
+        if !reg.clusters.contains_key(c) {
+            let known: Vec<&str> = reg.clusters.keys().map(String::as_str).collect();
+            return Err(format!(
+                "--cluster: no cluster named '{c}' (known: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    let describe = store.describe();
+    if args.workers == Some(0) {
+        return Err("--workers must be at least 1".into());
+    }
+    let cfg = args.config();
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    let workers = cfg.workers;
+    let gw = Gateway::start(cfg, store).map_err(|e| e.to_string())?;
+    let serving = match &args.cluster {
+        Some(c) => format!("models of cluster '{c}'"),
+        None => "every model".to_string(),
+    };
+    println!(
+        "maasctl gateway listening on {scheme}://{} ({serving}; store {describe}; {workers} workers)",
+        gw.local_addr()
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    wait_for_signal()?;
+    eprintln!("maasctl gateway: stopping (finishing requests in flight)");
+    gw.shutdown_blocking();
+    Ok(())
+}
+
+fn wait_for_signal() -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot wait for signals: {e}"))?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| format!("cannot wait for SIGTERM: {e}"))?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map_err(|e| format!("cannot wait for Ctrl-C: {e}")),
+            _ = term.recv() => Ok(()),
+        }
+    })
+}
+
+/// `4MiB`, `512KiB`, `1MB`, `2048` (bytes).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size; use e.g. 4MiB, 512KiB or a byte count"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "'{other}' is not a size unit; use B, KiB, MiB, GiB (or KB, MB, GB)"
+            ));
+        }
+    };
+    let v = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too large"))?;
+    if v == 0 {
+        return Err("the size must be at least 1 byte".into());
+    }
+    Ok(v)
+}
+
+/// `500ms`, `5s`, `2m`, `1h`, or a number of seconds (`1.5`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration; use e.g. 500ms, 5s, 2m"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => {
+            return Err(format!(
+                "'{other}' is not a duration unit; use ms, s, m or h"
+            ));
+        }
+    };
+    if !(secs > 0.0 && secs.is_finite() && secs < 1e9) {
+        return Err(format!("'{s}': the duration must be more than 0"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_parse_with_units() {
+        assert_eq!(parse_size("4MiB").unwrap(), 4 << 20);
+        assert_eq!(parse_size("512 KiB").unwrap(), 512 << 10);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("4 parsecs").unwrap_err().contains("parsecs"));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! Response bodies: the gateway's own (small, complete) and relayed upstream
+//! bodies, passed through frame by frame as they arrive (no buffering), with
+//! the `usage` scanner looking at the bytes on their way and the request's
+//! [`Tally`] finished when the body ends or is dropped.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+use super::tally::Tally;
+use super::usage::UsageScanner;
+
+/// Every response body the gateway sends.
+pub enum ResBody {
+    /// A complete body (errors, `/v1/models`, `/metrics`).
+    Full(Option<Bytes>),
+    /// An upstream's body, relayed.
+    Relay(Box<Relay>),
+}
+
+impl ResBody {
+    pub fn full(b: impl Into<Bytes>) -> Self {
+        ResBody::Full(Some(b.into()))
+    }
+
+    pub fn relay(inner: Incoming, tally: Tally) -> Self {
+        ResBody::Relay(Box::new(Relay {
+            inner,
+            tally,
+            usage: UsageScanner::default(),
+            ended: false,
+        }))
+    }
+}
+
+/// An upstream body on its way to the caller.
+pub struct Relay {
+    inner: Incoming,
+    tally: Tally,
+    usage: UsageScanner,
+    ended: bool,
+}
+
+impl Relay {
+    fn end(&mut self, complete: bool) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        self.tally.tokens(
+            self.usage.prompt.unwrap_or(0),
+            self.usage.completion.unwrap_or(0),
+        );
+        if complete {
+            self.tally.latency();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // The caller went away mid-body: dropping `inner` closes the upstream
+        // connection (cancelling its work); count the tokens seen so far.
+        self.end(false);
+    }
+}
+
+impl Body for ResBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ResBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ResBody::Relay(r) => {
+                let r = &mut **r;
+                let next = ready!(Pin::new(&mut r.inner).poll_frame(cx));
+                match &next {
+                    Some(Ok(frame)) => {
+                        if let Some(d) = frame.data_ref() {
+                            r.usage.feed(d);
+                        }
+                        if r.inner.is_end_stream() {
+                            r.end(true);
+                        }
+                    }
+                    Some(Err(_)) => r.end(false),
+                    None => r.end(true),
+                }
+                Poll::Ready(next)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResBody::Full(b) => b.is_none(),
+            ResBody::Relay(r) => r.inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            ResBody::Full(None) => SizeHint::with_exact(0),
+            ResBody::Relay(r) => r.inner.size_hint(),
+        }
+    }
+}

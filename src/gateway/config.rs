@@ -1,0 +1,98 @@
+//! How a gateway is started (`maasctl serve` flags, the console's embedded
+//! gateway, tests).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::limiter::Limiter;
+
+/// Certificate and key (PEM files) for serving TLS on the listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Everything a gateway needs besides the store.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Where to listen (port 0 picks a free one; see `GatewayHandle::local_addr`).
+    pub listen: SocketAddr,
+    /// Serve only models entered in this cluster; `None` serves every model.
+    pub cluster: Option<String>,
+    /// Worker threads, each with its own runtime, listener (SO_REUSEPORT)
+    /// and upstream pools. Default: the number of cores.
+    pub workers: usize,
+    /// Largest request body accepted (413 above it).
+    pub body_limit: usize,
+    /// Time to open a connection to an upstream (then the next endpoint is tried).
+    pub connect_timeout: Duration,
+    /// Time from sending a request to the upstream's response headers (then
+    /// the next endpoint is tried; 504 when none answers). Streams are not
+    /// cut once they started.
+    pub upstream_timeout: Duration,
+    /// Extra CA bundle (PEM) trusted for every upstream, beside the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Serve TLS on the listener.
+    pub tls: Option<ListenerTls>,
+    /// How often the store's revision is checked (changes apply within this
+    /// plus the time to load the registry; kept ≤ 250 ms).
+    pub reload_poll: Duration,
+    /// How often the gateway writes its report (heartbeat, applied revision,
+    /// endpoint health) to the store.
+    pub report_interval: Duration,
+    /// How often counters are sampled and published (when they changed).
+    pub stats_interval: Duration,
+    /// Consecutive failures (connect error, timeout, 5xx) that take an
+    /// endpoint out of rotation.
+    pub fail_threshold: u32,
+    /// How often endpoints out of rotation are probed (`GET <url>/models`).
+    pub probe_interval: Duration,
+    /// For endpoints with probe `none`: time out of rotation before real
+    /// traffic tries them again (one failure takes them out again).
+    pub cooldown: Duration,
+    /// On shutdown, how long requests in flight may take to finish.
+    pub shutdown_grace: Duration,
+    /// The rate limiter; `None` makes a local one (`Limiter::local()`). A
+    /// shared (Redis) limiter is passed here by `serve --redis-url`.
+    pub limiter: Option<Arc<Limiter>>,
+}
+
+impl GatewayConfig {
+    /// Default body limit: 4 MiB.
+    pub const DEFAULT_BODY_LIMIT: usize = 4 << 20;
+    /// Default listen address.
+    pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
+}
+
+/// Cores available to this process (at least 1).
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: Self::DEFAULT_LISTEN.parse().expect("static address parses"),
+            cluster: None,
+            workers: default_workers(),
+            body_limit: Self::DEFAULT_BODY_LIMIT,
+            connect_timeout: Duration::from_secs(5),
+            upstream_timeout: Duration::from_secs(600),
+            ca_file: None,
+            tls: None,
+            reload_poll: Duration::from_millis(200),
+            report_interval: Duration::from_secs(2),
+            stats_interval: Duration::from_millis(250),
+            fail_threshold: 3,
+            probe_interval: Duration::from_secs(2),
+            cooldown: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+            limiter: None,
+        }
+    }
+}

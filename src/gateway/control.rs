@@ -1,0 +1,354 @@
+//! The control thread: everything off the request path.
+//!
+//! - reload: polls `Store::revision()`; when it moved, loads the registry,
+//!   builds a new snapshot and swaps it in (requests in flight keep theirs);
+//! - report: writes the gateway's `GatewayReport` (heartbeat, applied
+//!   revision, endpoint health) every few seconds and right after a reload;
+//!   removes it on shutdown;
+//! - stats: samples the counters and publishes a snapshot when it changed;
+//! - probe: brings endpoints that left the rotation back after a successful
+//!   `GET <url>/models` (or after a cool-down for probe `none`); disabled
+//!   endpoints are never probed.
+//!
+//! Store calls block, so they run on the blocking pool, never stalling the
+//! other loops.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, header};
+use tokio::sync::{Notify, watch};
+use tokio::time::{MissedTickBehavior, interval};
+
+use super::events::Events;
+use super::health::Transition;
+use super::proxy::{Shared, error_chain};
+use super::sampler::{Sampler, changed};
+use super::snapshot::{Builder, CounterBook, EndpointRt, Route};
+use super::stats::{EventKind, StatsSnapshot};
+use crate::domain::{EndpointHealth, EndpointState, GatewayReport, Probe, now_ms};
+use crate::store::Store;
+
+/// What the control thread owns.
+pub struct Control {
+    pub shared: Arc<Shared>,
+    pub builder: Builder,
+    pub store: Arc<dyn Store>,
+    pub stats_tx: watch::Sender<Arc<StatsSnapshot>>,
+    pub report_id: String,
+    pub listen: String,
+    pub started_ms: i64,
+}
+
+impl Control {
+    /// Run until `stop` turns true, then publish the final counters and
+    /// remove the report.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let Control {
+            shared,
+            builder,
+            store,
+            stats_tx,
+            report_id,
+            listen,
+            started_ms,
+        } = self;
+        let book = builder.book.clone();
+        let report_now = Arc::new(Notify::new());
+        let reporter = Reporter {
+            shared: shared.clone(),
+            store: store.clone(),
+            id: report_id.clone(),
+            listen: listen.clone(),
+            started_ms,
+        };
+        let tasks = [
+            tokio::spawn(reload_loop(
+                shared.clone(),
+                builder,
+                store.clone(),
+                report_now.clone(),
+            )),
+            tokio::spawn(report_loop(reporter, report_now)),
+            tokio::spawn(probe_loop(shared.clone())),
+        ];
+        let mut sampler = Sampler::default();
+        let mut tick = interval(shared.cfg.stats_interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => publish(&shared, &book, &mut sampler, &stats_tx, &listen),
+                _ = stop.changed() => break,
+            }
+        }
+        for t in &tasks {
+            t.abort();
+        }
+        publish(&shared, &book, &mut sampler, &stats_tx, &listen);
+        let id = report_id.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.remove_report(&id) {
+                tracing::warn!("could not remove the gateway report: {e}");
+            }
+        })
+        .await;
+    }
+}
+
+fn publish(
+    shared: &Shared,
+    book: &CounterBook,
+    sampler: &mut Sampler,
+    tx: &watch::Sender<Arc<StatsSnapshot>>,
+    listen: &str,
+) {
+    let snap = shared.snapshot.load();
+    let next = sampler.sample(&snap, book, &shared.limiter, &shared.events, listen);
+    tx.send_if_modified(|cur| {
+        if changed(cur, &next) {
+            *cur = Arc::new(next);
+            true
+        } else {
+            false
+        }
+    });
+}
+
+async fn reload_loop(
+    shared: Arc<Shared>,
+    mut builder: Builder,
+    store: Arc<dyn Store>,
+    report_now: Arc<Notify>,
+) {
+    let mut tick = interval(shared.cfg.reload_poll);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let applied = shared.snapshot.load().revision;
+        let s = store.clone();
+        let rev = match tokio::task::spawn_blocking(move || s.revision()).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                if !failing {
+                    tracing::warn!(
+                        "cannot read the store's revision (still serving revision {applied}): {e}"
+                    );
+                }
+                failing = true;
+                continue;
+            }
+            Err(_) => continue,
+        };
+        if rev == applied {
+            failing = false;
+            continue;
+        }
+        let s = store.clone();
+        let reg = match tokio::task::spawn_blocking(move || s.load()).await {
+            Ok(Ok(reg)) => reg,
+            Ok(Err(e)) => {
+                tracing::warn!("cannot load revision {rev} (still serving {applied}): {e}");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        failing = false;
+        let snap = builder.build(&reg);
+        let served = snap.routes.len();
+        shared.snapshot.store(Arc::new(snap));
+        tracing::info!(
+            "applied registry revision {} ({served} models served)",
+            reg.revision
+        );
+        shared.events.push(
+            EventKind::Reloaded,
+            None,
+            None,
+            format!(
+                "applied registry revision {} ({served} models served)",
+                reg.revision
+            ),
+        );
+        report_now.notify_one();
+    }
+}
+
+struct Reporter {
+    shared: Arc<Shared>,
+    store: Arc<dyn Store>,
+    id: String,
+    listen: String,
+    started_ms: i64,
+}
+
+impl Reporter {
+    fn report(&self) -> GatewayReport {
+        let snap = self.shared.snapshot.load();
+        let endpoints = snap
+            .routes
+            .iter()
+            .flat_map(|r| {
+                r.endpoints.iter().map(|e| {
+                    let why = e.health.why();
+                    EndpointHealth {
+                        model: r.name.clone(),
+                        index: e.index,
+                        url: e.url.clone(),
+                        state: e.health.state(),
+                        reason: why.reason,
+                        since_ms: why.since_ms,
+                    }
+                })
+            })
+            .collect();
+        GatewayReport {
+            id: self.id.clone(),
+            cluster: self.shared.cfg.cluster.clone(),
+            listen: self.listen.clone(),
+            applied_revision: snap.revision,
+            started_ms: self.started_ms,
+            heartbeat_ms: now_ms(),
+            limiter: self.shared.limiter.mode(),
+            endpoints,
+        }
+    }
+}
+
+async fn report_loop(r: Reporter, now: Arc<Notify>) {
+    let mut tick = interval(r.shared.cfg.report_interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let r = Arc::new(r);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = now.notified() => {}
+        }
+        let report = r.report();
+        let store = r.store.clone();
+        match tokio::task::spawn_blocking(move || store.put_report(&report)).await {
+            Ok(Ok(())) => failing = false,
+            Ok(Err(e)) => {
+                if !failing {
+                    tracing::warn!("cannot write the gateway report: {e}");
+                }
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+async fn probe_loop(shared: Arc<Shared>) {
+    let mut tick = interval(shared.cfg.probe_interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let snap = shared.snapshot.load_full();
+        let mut probes = Vec::new();
+        for route in &snap.routes {
+            for ep in &route.endpoints {
+                if ep.health.state() != EndpointState::Down || ep.clients.is_err() {
+                    continue;
+                }
+                match ep.probe {
+                    Probe::None => {
+                        let cooled = ep
+                            .health
+                            .down_since()
+                            .is_some_and(|t| t.elapsed() >= shared.cfg.cooldown);
+                        if cooled && let Some(t) = ep.health.on_probation(shared.cfg.fail_threshold)
+                        {
+                            came_back(
+                                &shared.events,
+                                route,
+                                ep,
+                                t,
+                                "after its cool-down (probe: none)",
+                            );
+                        }
+                    }
+                    Probe::Models => probes.push(probe(&shared, route, ep)),
+                }
+            }
+        }
+        futures_util::future::join_all(probes).await;
+    }
+}
+
+fn came_back(events: &Events, route: &Route, ep: &EndpointRt, t: Transition, how: &str) {
+    if t == Transition::CameBack {
+        tracing::info!(
+            "model {} endpoint {} ({}) is back in rotation {how}",
+            route.name,
+            ep.index,
+            ep.url
+        );
+        events.push(
+            EventKind::EndpointUp,
+            Some(&route.name),
+            None,
+            format!(
+                "endpoint {} ({}) is back in rotation {how}",
+                ep.index, ep.url
+            ),
+        );
+    }
+}
+
+/// `GET <url>/models` with the endpoint's key. Any answer below 500 shows
+/// the endpoint is reachable and serving; it costs no completion quota.
+async fn probe(shared: &Shared, route: &Route, ep: &EndpointRt) {
+    let Ok(clients) = &ep.clients else { return };
+    let Ok(uri) = ep.target.uri("/models") else {
+        return;
+    };
+    let mut req = Request::new(Full::default());
+    *req.method_mut() = Method::GET;
+    *req.uri_mut() = uri;
+    if let Some(auth) = &ep.auth {
+        req.headers_mut()
+            .insert(header::AUTHORIZATION, auth.clone());
+    }
+    let limit =
+        shared.cfg.connect_timeout + shared.cfg.upstream_timeout.min(Duration::from_secs(10));
+    let result = tokio::time::timeout(limit, async {
+        let res = clients.prober().request(req).await?;
+        let status = res.status();
+        // Read the (small) answer so the connection can be reused.
+        let _ = res.into_body().collect().await;
+        Ok::<_, hyper_util::client::legacy::Error>(status)
+    })
+    .await;
+    match result {
+        Ok(Ok(status)) if !status.is_server_error() => {
+            if let Some(t) = ep.health.bring_back() {
+                came_back(
+                    &shared.events,
+                    route,
+                    ep,
+                    t,
+                    "after a successful probe (GET /models)",
+                );
+            }
+        }
+        Ok(Ok(status)) => {
+            ep.health.failure(
+                &format!("probe GET /models answered HTTP {}", status.as_u16()),
+                1,
+            );
+        }
+        Ok(Err(e)) => {
+            ep.health
+                .failure(&format!("probe failed: {}", error_chain(&e)), 1);
+        }
+        Err(_) => {
+            ep.health.failure(
+                &format!("probe got no answer within {}s", limit.as_secs_f64()),
+                1,
+            );
+        }
+    }
+}

@@ -1,0 +1,542 @@
+//! The request path: accept → auth → read `model` → route → limit → balance
+//! → rewrite → forward → relay → count.
+//!
+//! Nothing here locks or does I/O besides the upstream call: the snapshot
+//! is an atomic pointer load, auth a SHA-256 and a hash-map read, routing a
+//! map read, balancing an atomic add, counting atomic adds on this worker's
+//! own shard. The body is read once (it must be, to find `model`), the
+//! `model` token is spliced, the rest of the request and the whole response
+//! pass through as bytes.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Version};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use super::balancer::Avail;
+use super::body::ResBody;
+use super::config::GatewayConfig;
+use super::counters::Outcome;
+use super::errors::{ApiError, secs_up};
+use super::events::Events;
+use super::extract::{extract_model, splice};
+use super::health::Transition;
+use super::limiter::{Decision, Headroom, Limiter};
+use super::metrics;
+use super::snapshot::{Route, RouteRef, Snapshot};
+use super::stats::{EventKind, StatsSnapshot};
+use super::tally::Tally;
+
+/// What every worker shares (read-only or atomic).
+pub struct Shared {
+    pub cfg: GatewayConfig,
+    pub snapshot: ArcSwap<Snapshot>,
+    pub limiter: Arc<Limiter>,
+    pub events: Arc<Events>,
+    /// The latest published counters (for `/metrics`).
+    pub stats: watch::Receiver<Arc<StatsSnapshot>>,
+}
+
+/// One worker thread's view.
+pub struct Worker {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+}
+
+const API_PATHS: [&str; 3] = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"];
+
+/// Answer one request.
+pub async fn handle(
+    w: Arc<Worker>,
+    req: Request<Incoming>,
+) -> Result<Response<ResBody>, Infallible> {
+    let path = req.uri().path();
+    let res = if API_PATHS.contains(&path) {
+        if req.method() == Method::POST {
+            proxy(&w, req).await
+        } else {
+            ApiError::method_not_allowed(req.method().as_str(), path, "POST").into_response()
+        }
+    } else {
+        match path {
+            "/v1/models" | "/metrics" | "/healthz"
+                if req.method() != Method::GET && req.method() != Method::HEAD =>
+            {
+                ApiError::method_not_allowed(req.method().as_str(), path, "GET").into_response()
+            }
+            "/v1/models" => list_models(&w, &req),
+            "/metrics" => plain(
+                "text/plain; version=0.0.4; charset=utf-8",
+                metrics::render(&w.shared.stats.borrow()),
+            ),
+            "/healthz" => plain(
+                "application/json",
+                format!(
+                    "{{\"status\":\"ok\",\"revision\":{}}}",
+                    w.shared.snapshot.load().revision
+                ),
+            ),
+            _ => ApiError::unknown_url(req.method().as_str(), path).into_response(),
+        }
+    };
+    Ok(res)
+}
+
+fn plain(content_type: &'static str, body: String) -> Response<ResBody> {
+    let mut res = Response::new(ResBody::full(body));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+/// Who is calling: the key's index in the snapshot, or the 401 to send.
+fn authenticate(snap: &Snapshot, headers: &HeaderMap) -> Result<usize, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::missing_key());
+    };
+    let v = value.as_bytes();
+    let secret = match v.get(..7) {
+        Some(s) if s.eq_ignore_ascii_case(b"bearer ") => v[7..].trim_ascii(),
+        _ => return Err(ApiError::malformed_auth()),
+    };
+    if secret.is_empty() {
+        return Err(ApiError::missing_key());
+    }
+    let hash: [u8; 32] = Sha256::digest(secret).into();
+    match snap.key(&hash) {
+        Some(k) if snap.key_list[k].revoked => Err(ApiError::revoked_key(&snap.key_list[k].id)),
+        Some(k) => Ok(k),
+        None => Err(ApiError::invalid_key(&crate::domain::secret::mask(
+            &String::from_utf8_lossy(secret),
+        ))),
+    }
+}
+
+fn list_models(w: &Worker, req: &Request<Incoming>) -> Response<ResBody> {
+    let snap = w.shared.snapshot.load();
+    if let Err(e) = authenticate(&snap, req.headers()) {
+        return e.into_response();
+    }
+    plain_bytes("application/json", snap.models_body.clone())
+}
+
+fn plain_bytes(content_type: &'static str, body: Bytes) -> Response<ResBody> {
+    let mut res = Response::new(ResBody::full(body));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+/// The outcome counted for an error answer.
+fn outcome_of(e: &ApiError) -> Outcome {
+    match e.status {
+        StatusCode::UNAUTHORIZED => Outcome::Unauthorized,
+        StatusCode::NOT_FOUND => Outcome::NotFound,
+        StatusCode::TOO_MANY_REQUESTS => Outcome::Throttled,
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => Outcome::BadRequest,
+        _ => Outcome::UpstreamError,
+    }
+}
+
+fn refuse(tally: &mut Tally, e: ApiError) -> Response<ResBody> {
+    tally.decide(outcome_of(&e));
+    e.into_response()
+}
+
+async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
+    let shared = &*w.shared;
+    let mut tally = Tally::new(shared.snapshot.load_full(), w.id);
+    let snap = tally.snap().clone();
+
+    let key = match authenticate(&snap, req.headers()) {
+        Ok(k) => k,
+        Err(e) => return refuse(&mut tally, e),
+    };
+    tally.set_key(key);
+
+    let limit = shared.cfg.body_limit;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return refuse(&mut tally, ApiError::too_large(limit, declared));
+    }
+    let (mut parts, body) = req.into_parts();
+    let body = match read_body(body, limit).await {
+        Ok(b) => b,
+        Err(e) => return refuse(&mut tally, e),
+    };
+    let field = match extract_model(&body) {
+        Ok(f) => f,
+        Err(e) => return refuse(&mut tally, ApiError::bad_body(e.code(), e.message())),
+    };
+    let r = match snap.route(&field.name) {
+        Some(RouteRef::Serve(r)) => *r,
+        Some(RouteRef::Disabled) => {
+            return refuse(&mut tally, ApiError::disabled_model(&field.name));
+        }
+        Some(RouteRef::Elsewhere(path)) => {
+            return refuse(&mut tally, ApiError::other_cluster(&field.name, path));
+        }
+        None => return refuse(&mut tally, ApiError::unknown_model(&field.name)),
+    };
+    tally.set_route(r);
+    let route = &snap.routes[r];
+
+    let mut headroom = None;
+    if !route.limits.is_empty() {
+        let k = &snap.key_list[key];
+        match shared
+            .limiter
+            .check(&route.limits, &k.id, &snap.workspaces[k.workspace].name)
+            .await
+        {
+            Decision::Admit(h) => headroom = h,
+            Decision::Reject(rej) => {
+                shared.events.push(
+                    EventKind::Throttled,
+                    Some(&route.name),
+                    Some(&k.id),
+                    format!(
+                        "rule #{} ({} {}: {} per {}s) throttled key {}",
+                        rej.rule_id,
+                        rej.target.as_str(),
+                        rej.subject,
+                        rej.limit,
+                        rej.duration_secs,
+                        k.id
+                    ),
+                );
+                return refuse(&mut tally, ApiError::throttled(&route.name, &rej));
+            }
+        }
+    }
+
+    let body = splice(&body, &field.span, &route.model_id_json);
+    sanitize_request_headers(&mut parts.headers);
+    // The caller's path after `/v1`, with its query (see `upstream` for the join).
+    let rest = parts
+        .uri
+        .path_and_query()
+        .map_or("", |pq| pq.as_str())
+        .get(3..)
+        .unwrap_or("");
+    forward(w, tally, route, r, parts.headers, rest, body, headroom).await
+}
+
+/// Read the whole request body, refusing it as soon as it passes `limit`.
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    let mut first: Option<Bytes> = None;
+    let mut more: Option<BytesMut> = None;
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request_body(&e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total > limit {
+            return Err(ApiError::too_large(limit, None));
+        }
+        match (&mut first, &mut more) {
+            (None, _) => first = Some(data),
+            (Some(f), None) => {
+                let mut m = BytesMut::with_capacity(f.len() + data.len());
+                m.extend_from_slice(f);
+                m.extend_from_slice(&data);
+                more = Some(m);
+            }
+            (Some(_), Some(m)) => m.extend_from_slice(&data),
+        }
+    }
+    Ok(match more {
+        Some(m) => m.freeze(),
+        None => first.unwrap_or_default(),
+    })
+}
+
+/// Headers that belong to one hop (RFC 9110 §7.6.1) and never pass a proxy.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Remove hop-by-hop headers, including any the `Connection` header names.
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for n in HOP_BY_HOP.iter().chain(&named) {
+        h.remove(n);
+    }
+    h.remove("proxy-connection");
+}
+
+/// Make the caller's headers fit to send upstream: no hop-by-hop headers,
+/// no caller credentials, a fresh Host and length, and no compression
+/// (the usage scanner reads the response bytes).
+fn sanitize_request_headers(h: &mut HeaderMap) {
+    strip_hop_by_hop(h);
+    h.remove(header::AUTHORIZATION);
+    h.remove(header::HOST);
+    h.remove(header::CONTENT_LENGTH);
+    h.remove(header::EXPECT);
+    h.remove(header::ACCEPT_ENCODING);
+}
+
+/// What went wrong with one try of an endpoint.
+enum TryError {
+    /// No byte reached the upstream (refused, unreachable, TLS failure):
+    /// safe to try the next endpoint.
+    Connect(String),
+    /// No answer within the upstream timeout.
+    Timeout,
+    /// The request may have reached the upstream; not retried.
+    Other(String),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    w: &Worker,
+    mut tally: Tally,
+    route: &Route,
+    r: usize,
+    headers: HeaderMap,
+    rest: &str,
+    body: Bytes,
+    headroom: Option<Headroom>,
+) -> Response<ResBody> {
+    let shared = &*w.shared;
+    let n = route.endpoints.len();
+    let avail = |i| route.avail(i);
+    let usable = (0..n).filter(|&i| route.avail(i) != Avail::Never).count();
+    if usable == 0 {
+        let snap = tally.snap().clone();
+        return refuse(&mut tally, ApiError::no_endpoint(&snap.routes[r].name));
+    }
+    // The policy's pick first; the fallback order is only worked out when
+    // a try fails (or when nothing is healthy: then only the last resort).
+    let first = route.balancer.pick(n, avail);
+    let mut order: Vec<usize> = Vec::new();
+    let mut ordered = first.is_none();
+    if ordered {
+        order = route.balancer.fallbacks(n, None, avail);
+        order.reverse();
+    }
+    let mut next = first.or_else(|| order.pop());
+    let mut headers = Some(headers);
+    let mut attempts = 0usize;
+    let mut last = TryError::Other(String::new());
+    while let Some(i) = next {
+        attempts += 1;
+        let ep = &route.endpoints[i];
+        tally.begin_attempt(i);
+        let h = if attempts >= usable {
+            headers.take().unwrap_or_default()
+        } else {
+            headers.clone().unwrap_or_default()
+        };
+        match try_endpoint(w, route, i, h, rest, body.clone()).await {
+            Ok(res) => {
+                return relay(shared, tally, route, i, res, headroom);
+            }
+            Err(e) => {
+                let reason = match &e {
+                    TryError::Connect(m) | TryError::Other(m) => m.clone(),
+                    TryError::Timeout => format!(
+                        "no answer within {}s",
+                        shared.cfg.upstream_timeout.as_secs_f64()
+                    ),
+                };
+                health_failure(shared, route, i, &reason);
+                if matches!(e, TryError::Other(_)) || attempts >= usable {
+                    last = e;
+                    break;
+                }
+                tally.fail_attempt();
+                tracing::debug!(
+                    "model {} endpoint {i} ({}): {reason}; trying the next endpoint",
+                    route.name,
+                    ep.url
+                );
+                if !ordered {
+                    order = route.balancer.fallbacks(n, first, avail);
+                    order.reverse();
+                    ordered = true;
+                }
+                last = e;
+                next = order.pop();
+            }
+        }
+    }
+    let err = match last {
+        TryError::Timeout => {
+            ApiError::timeout(&route.name, shared.cfg.upstream_timeout.as_secs_f64())
+        }
+        TryError::Connect(m) | TryError::Other(m) => ApiError::unreachable(&route.name, &m),
+    };
+    shared.events.push(
+        EventKind::UpstreamError,
+        Some(&route.name),
+        tally
+            .key_index()
+            .map(|k| tally.snap().key_list[k].id.as_str()),
+        format!("{} {}", err.status.as_u16(), err.message),
+    );
+    refuse(&mut tally, err)
+}
+
+fn health_failure(shared: &Shared, route: &Route, i: usize, reason: &str) {
+    let ep = &route.endpoints[i];
+    if let Some(Transition::WentDown(r)) = ep.health.failure(reason, shared.cfg.fail_threshold) {
+        tracing::warn!(
+            "model {} endpoint {i} ({}) left the rotation: {r}",
+            route.name,
+            ep.url
+        );
+        shared.events.push(
+            EventKind::EndpointDown,
+            Some(&route.name),
+            None,
+            format!("endpoint {i} ({}) left the rotation: {r}", ep.url),
+        );
+    }
+}
+
+async fn try_endpoint(
+    w: &Worker,
+    route: &Route,
+    i: usize,
+    mut headers: HeaderMap,
+    rest: &str,
+    body: Bytes,
+) -> Result<Response<Incoming>, TryError> {
+    let ep = &route.endpoints[i];
+    let clients = ep
+        .clients
+        .as_ref()
+        .map_err(|e| TryError::Connect(e.clone()))?;
+    let uri = ep
+        .target
+        .uri(rest)
+        .map_err(|e| TryError::Other(format!("cannot build the upstream URL: {e}")))?;
+    if let Some(auth) = &ep.auth {
+        headers.insert(header::AUTHORIZATION, auth.clone());
+    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = uri;
+    *req.version_mut() = Version::HTTP_11;
+    *req.headers_mut() = headers;
+    let call = clients.worker(w.id).request(req);
+    match tokio::time::timeout(w.shared.cfg.upstream_timeout, call).await {
+        Err(_) => Err(TryError::Timeout),
+        Ok(Ok(res)) => Ok(res),
+        Ok(Err(e)) if e.is_connect() => Err(TryError::Connect(error_chain(&e))),
+        Ok(Err(e)) => Err(TryError::Other(error_chain(&e))),
+    }
+}
+
+/// `a: b: c` from an error and its sources, without the client's generic
+/// top line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        parts.push(s.to_string());
+        cur = s.source();
+    }
+    if parts.is_empty() {
+        parts.push(e.to_string());
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+/// Pass the upstream's answer through.
+fn relay(
+    shared: &Shared,
+    mut tally: Tally,
+    route: &Route,
+    i: usize,
+    res: Response<Incoming>,
+    headroom: Option<Headroom>,
+) -> Response<ResBody> {
+    let status = res.status();
+    let ep = &route.endpoints[i];
+    if status.is_server_error() {
+        health_failure(
+            shared,
+            route,
+            i,
+            &format!("answered HTTP {}", status.as_u16()),
+        );
+        shared.events.push(
+            EventKind::UpstreamError,
+            Some(&route.name),
+            tally
+                .key_index()
+                .map(|k| tally.snap().key_list[k].id.as_str()),
+            format!(
+                "endpoint {i} ({}) answered HTTP {}",
+                ep.url,
+                status.as_u16()
+            ),
+        );
+        tally.decide(Outcome::UpstreamError);
+    } else {
+        if let Some(Transition::CameBack) = ep.health.success() {
+            shared.events.push(
+                EventKind::EndpointUp,
+                Some(&route.name),
+                None,
+                format!(
+                    "endpoint {i} ({}) answered again and is back in rotation",
+                    ep.url
+                ),
+            );
+        }
+        tally.decide(if status.is_success() {
+            Outcome::Success
+        } else {
+            Outcome::Upstream4xx
+        });
+    }
+    let (mut parts, body) = res.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    if let Some(h) = headroom {
+        let hs = &mut parts.headers;
+        hs.insert(
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderValue::from(h.limit),
+        );
+        hs.insert(
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderValue::from(h.remaining),
+        );
+        hs.insert(
+            HeaderName::from_static("x-ratelimit-reset"),
+            HeaderValue::from(secs_up(h.reset_ms)),
+        );
+    }
+    parts.version = Version::HTTP_11;
+    Response::from_parts(parts, ResBody::relay(body, tally))
+}

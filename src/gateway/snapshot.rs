@@ -1,0 +1,454 @@
+//! The routing snapshot: an immutable view of the registry built for the
+//! request path, swapped atomically when the store's revision moves.
+//!
+//! A request takes the current snapshot once and keeps it until its answer
+//! is done, so a reload never changes a request midway and never drops one.
+//! Lookups are hash-map reads (key hash → key, model name → route). What
+//! must outlive a reload lives outside a snapshot and is reused by the
+//! [`Builder`]: counters (cumulative since start), endpoint health (what the
+//! gateway learned), connection pools (warm keep-alive connections), limiter
+//! windows (in the limiter).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use hyper::header::HeaderValue;
+use parking_lot::Mutex;
+
+use super::balancer::{Avail, Balancer};
+use super::counters::Counters;
+use super::events::Events;
+use super::health::{Health, Transition};
+use super::limiter::{Limiter, ModelLimits};
+use super::stats::EventKind;
+use super::tls;
+use super::upstream::{Clients, Target};
+use crate::domain::{EndpointState, Model, Policy, Probe, Registry};
+
+/// A fast hasher for keys the caller cannot choose the set of (SHA-256
+/// digests, registry model names): the maps are built by the operator, so
+/// hash flooding has nothing to collide with.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.mix(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let mut last = [0u8; 8];
+        let rest = chunks.remainder();
+        last[..rest.len()].copy_from_slice(rest);
+        self.mix(u64::from_le_bytes(last) ^ (rest.len() as u64) << 56);
+    }
+}
+
+impl FastHasher {
+    #[inline]
+    fn mix(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// A platform key as the request path sees it.
+#[derive(Debug)]
+pub struct KeyRt {
+    pub id: String,
+    /// Index into [`Snapshot::workspaces`].
+    pub workspace: usize,
+    pub revoked: bool,
+    pub counters: Arc<Counters>,
+}
+
+#[derive(Debug)]
+pub struct WorkspaceRt {
+    pub name: String,
+    pub counters: Arc<Counters>,
+}
+
+/// What a model name leads to.
+#[derive(Debug)]
+pub enum RouteRef {
+    /// Served: index into [`Snapshot::routes`].
+    Serve(usize),
+    /// Known but disabled.
+    Disabled,
+    /// Entered in another cluster, served by another gateway at this access path.
+    Elsewhere(String),
+}
+
+/// An enabled model this gateway serves.
+#[derive(Debug)]
+pub struct Route {
+    pub name: String,
+    /// The model ID as a JSON string token (quotes included), spliced into bodies.
+    pub model_id_json: Bytes,
+    pub balancer: Balancer,
+    pub endpoints: Vec<EndpointRt>,
+    pub limits: ModelLimits,
+    pub counters: Arc<Counters>,
+}
+
+impl Route {
+    /// Whether endpoint `i` may take a request now.
+    #[inline]
+    pub fn avail(&self, i: usize) -> Avail {
+        let e = &self.endpoints[i];
+        if e.clients.is_err() || self.balancer.weight(i) == 0 {
+            return Avail::Never;
+        }
+        match e.health.state() {
+            EndpointState::Healthy => Avail::Healthy,
+            EndpointState::Down => Avail::Down,
+            EndpointState::Disabled => Avail::Never,
+        }
+    }
+}
+
+/// One upstream endpoint of a route.
+#[derive(Debug)]
+pub struct EndpointRt {
+    pub index: usize,
+    pub url: String,
+    pub target: Target,
+    /// `Bearer <endpoint key>`, marked sensitive; `None` strips the caller's header.
+    pub auth: Option<HeaderValue>,
+    pub weight: Option<u32>,
+    pub probe: Probe,
+    pub health: Arc<Health>,
+    pub counters: Arc<Counters>,
+    /// The pools, or why none could be made (a bad CA file).
+    pub clients: Result<Arc<Clients>, String>,
+}
+
+/// Everything the request path reads, at one registry revision.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub revision: u64,
+    pub gateway: Arc<Counters>,
+    keys: FastMap<[u8; 32], usize>,
+    pub key_list: Vec<KeyRt>,
+    pub workspaces: Vec<WorkspaceRt>,
+    names: FastMap<Box<str>, RouteRef>,
+    pub routes: Vec<Route>,
+    /// `GET /v1/models`, rendered once per reload.
+    pub models_body: Bytes,
+}
+
+impl Snapshot {
+    #[inline]
+    pub fn key(&self, hash: &[u8; 32]) -> Option<usize> {
+        self.keys.get(hash).copied()
+    }
+
+    #[inline]
+    pub fn route(&self, name: &str) -> Option<&RouteRef> {
+        self.names.get(name)
+    }
+}
+
+/// Counters of models, keys and workspaces, kept for the gateway's lifetime
+/// (a model disabled or deleted keeps the totals callers saw).
+#[derive(Debug)]
+pub struct CounterBook {
+    shards: usize,
+    pub gateway: Arc<Counters>,
+    maps: Mutex<BookMaps>,
+}
+
+#[derive(Debug, Default)]
+struct BookMaps {
+    models: BTreeMap<String, Arc<Counters>>,
+    keys: BTreeMap<String, Arc<Counters>>,
+    workspaces: BTreeMap<String, Arc<Counters>>,
+}
+
+/// Which kind of subject.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject {
+    Model,
+    Key,
+    Workspace,
+}
+
+impl CounterBook {
+    pub fn new(shards: usize) -> Self {
+        Self {
+            shards,
+            gateway: Arc::new(Counters::new(shards)),
+            maps: Mutex::default(),
+        }
+    }
+
+    fn get(&self, kind: Subject, name: &str) -> Arc<Counters> {
+        let mut maps = self.maps.lock();
+        let map = match kind {
+            Subject::Model => &mut maps.models,
+            Subject::Key => &mut maps.keys,
+            Subject::Workspace => &mut maps.workspaces,
+        };
+        map.entry(name.to_string())
+            .or_insert_with(|| Arc::new(Counters::new(self.shards)))
+            .clone()
+    }
+
+    /// Every subject of a kind with its counters (for the sampler).
+    pub fn all(&self, kind: Subject) -> Vec<(String, Arc<Counters>)> {
+        let maps = self.maps.lock();
+        let map = match kind {
+            Subject::Model => &maps.models,
+            Subject::Key => &maps.keys,
+            Subject::Workspace => &maps.workspaces,
+        };
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// Identity of an endpoint across reloads.
+type EndpointKey = (String, usize, String);
+
+/// Identity of a connection pool: the origin and the CA files trusted
+/// (with their modification time and size, so an edited CA file is re-read).
+type PoolKey = (String, Option<(PathBuf, Option<(SystemTime, u64)>)>);
+
+/// Builds snapshots, carrying over what must outlive a reload.
+pub struct Builder {
+    pub workers: usize,
+    pub cluster: Option<String>,
+    pub global_ca: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub limiter: Arc<Limiter>,
+    pub book: Arc<CounterBook>,
+    pub events: Arc<Events>,
+    health: HashMap<EndpointKey, Arc<Health>>,
+    endpoint_counters: HashMap<EndpointKey, Arc<Counters>>,
+    pools: HashMap<PoolKey, Result<Arc<Clients>, String>>,
+}
+
+fn file_stamp(p: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(p).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+impl Builder {
+    pub fn new(
+        workers: usize,
+        cluster: Option<String>,
+        global_ca: Option<PathBuf>,
+        connect_timeout: Duration,
+        limiter: Arc<Limiter>,
+        events: Arc<Events>,
+    ) -> Self {
+        Self {
+            workers,
+            cluster,
+            global_ca,
+            connect_timeout,
+            limiter,
+            book: Arc::new(CounterBook::new(workers)),
+            events,
+            health: HashMap::new(),
+            endpoint_counters: HashMap::new(),
+            pools: HashMap::new(),
+        }
+    }
+
+    fn serves(&self, m: &Model) -> bool {
+        self.cluster.as_deref().is_none_or(|c| c == m.spec.cluster)
+    }
+
+    /// Build the snapshot of `reg`.
+    pub fn build(&mut self, reg: &Registry) -> Snapshot {
+        let mut workspaces = Vec::new();
+        let mut ws_index = HashMap::new();
+        for name in reg.workspaces.keys() {
+            ws_index.insert(name.clone(), workspaces.len());
+            workspaces.push(WorkspaceRt {
+                name: name.clone(),
+                counters: self.book.get(Subject::Workspace, name),
+            });
+        }
+        let mut keys = FastMap::default();
+        let mut key_list = Vec::new();
+        for k in reg.keys.values() {
+            let (Ok(bytes), Some(&ws)) = (hex::decode(&k.secret_hash), ws_index.get(&k.workspace))
+            else {
+                tracing::warn!(
+                    "key {} has an unreadable hash or no workspace; it cannot authenticate",
+                    k.id
+                );
+                continue;
+            };
+            let Ok(hash) = <[u8; 32]>::try_from(bytes.as_slice()) else {
+                continue;
+            };
+            keys.insert(hash, key_list.len());
+            key_list.push(KeyRt {
+                id: k.id.clone(),
+                workspace: ws,
+                revoked: k.is_revoked(),
+                counters: self.book.get(Subject::Key, &k.id),
+            });
+        }
+
+        let mut names = FastMap::default();
+        let mut routes = Vec::new();
+        let mut live_rules = HashSet::new();
+        let mut live_endpoints = HashSet::new();
+        let mut live_pools = HashSet::new();
+        let mut listed = Vec::new();
+        for m in reg.models.values() {
+            let name: Box<str> = m.spec.name.as_str().into();
+            if !self.serves(m) {
+                let path = reg
+                    .clusters
+                    .get(&m.spec.cluster)
+                    .map(|c| c.access_path())
+                    .unwrap_or_else(|| format!("the gateway of cluster '{}'", m.spec.cluster));
+                names.insert(name, RouteRef::Elsewhere(path));
+                continue;
+            }
+            if !m.enabled {
+                names.insert(name, RouteRef::Disabled);
+                continue;
+            }
+            live_rules.extend(m.rules.iter().map(|r| r.id));
+            listed.push(serde_json::json!({
+                "id": m.spec.name,
+                "object": "model",
+                "created": m.created,
+                "owned_by": reg.market.get(&m.spec.name).map(|e| e.provider.as_str()).unwrap_or("maas"),
+            }));
+            names.insert(name, RouteRef::Serve(routes.len()));
+            let route = self.route(m, &mut live_endpoints, &mut live_pools);
+            routes.push(route);
+        }
+        self.limiter.retain(&live_rules);
+        self.health.retain(|k, _| live_endpoints.contains(k));
+        self.endpoint_counters
+            .retain(|k, _| live_endpoints.contains(k));
+        self.pools.retain(|k, _| live_pools.contains(k));
+        let models_body =
+            serde_json::to_vec(&serde_json::json!({"object": "list", "data": listed}))
+                .map(Bytes::from)
+                .unwrap_or_default();
+        Snapshot {
+            revision: reg.revision,
+            gateway: self.book.gateway.clone(),
+            keys,
+            key_list,
+            workspaces,
+            names,
+            routes,
+            models_body,
+        }
+    }
+
+    fn route(
+        &mut self,
+        m: &Model,
+        live: &mut HashSet<EndpointKey>,
+        live_pools: &mut HashSet<PoolKey>,
+    ) -> Route {
+        let weighted = m.spec.policy == Policy::Weighted;
+        let weights: Vec<u32> = m
+            .spec
+            .endpoints
+            .iter()
+            .map(|e| if weighted { e.weight.unwrap_or(0) } else { 1 })
+            .collect();
+        let mut endpoints = Vec::with_capacity(m.spec.endpoints.len());
+        for (index, ep) in m.spec.endpoints.iter().enumerate() {
+            let key: EndpointKey = (m.spec.name.clone(), index, ep.url.clone());
+            live.insert(key.clone());
+            let health = self
+                .health
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(Health::new(ep.disabled)))
+                .clone();
+            health.set_disabled(ep.disabled);
+            let counters = self
+                .endpoint_counters
+                .entry(key)
+                .or_insert_with(|| Arc::new(Counters::new(self.workers)))
+                .clone();
+            let target = Target::parse(&ep.url);
+            let clients = match &target {
+                Ok(t) => self.pool(t, ep.ca_file.as_deref().map(Path::new), live_pools),
+                Err(e) => Err(e.clone()),
+            };
+            if let Err(reason) = &clients
+                && let Some(Transition::WentDown(r)) = health.failure(reason, 1)
+            {
+                self.events.push(
+                    EventKind::EndpointDown,
+                    Some(&m.spec.name),
+                    None,
+                    format!("endpoint {index} ({}) cannot be used: {r}", ep.url),
+                );
+            }
+            let auth = ep.api_key.as_ref().and_then(|k| {
+                let mut v = HeaderValue::from_str(&format!("Bearer {}", k.expose())).ok()?;
+                v.set_sensitive(true);
+                Some(v)
+            });
+            endpoints.push(EndpointRt {
+                index,
+                url: ep.url.clone(),
+                // A URL that does not parse has no pool either: it is never picked.
+                target: target.unwrap_or_else(|_| {
+                    Target::parse("http://invalid.invalid").expect("static URL parses")
+                }),
+                auth,
+                weight: ep.weight,
+                probe: ep.probe,
+                health,
+                counters,
+                clients,
+            });
+        }
+        Route {
+            name: m.spec.name.clone(),
+            model_id_json: Bytes::from(serde_json::to_vec(&m.spec.model_id).unwrap_or_default()),
+            balancer: Balancer::new(m.spec.policy, &weights),
+            endpoints,
+            limits: self.limiter.compile(m),
+            counters: self.book.get(Subject::Model, &m.spec.name),
+        }
+    }
+
+    /// The pools for an origin and CA file, reused across reloads.
+    fn pool(
+        &mut self,
+        t: &Target,
+        ca: Option<&Path>,
+        live: &mut HashSet<PoolKey>,
+    ) -> Result<Arc<Clients>, String> {
+        let key: PoolKey = (t.origin(), ca.map(|p| (p.to_path_buf(), file_stamp(p))));
+        live.insert(key.clone());
+        if let Some(c) = self.pools.get(&key) {
+            return c.clone();
+        }
+        let mut cas: Vec<&Path> = Vec::new();
+        if let Some(g) = &self.global_ca {
+            cas.push(g);
+        }
+        if let Some(c) = ca {
+            cas.push(c);
+        }
+        let made = tls::client_config(&cas)
+            .map(|cfg| Arc::new(Clients::new(self.workers, cfg, self.connect_timeout)));
+        self.pools.insert(key, made.clone());
+        made
+    }
+}

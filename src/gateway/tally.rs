@@ -1,0 +1,143 @@
+//! Accounting of one request: which subjects it counts against and how it
+//! ended.
+//!
+//! A `Tally` is created when a request arrives and travels with it (into
+//! the streamed response body when there is one). Subjects are attached as
+//! they become known (key and workspace after auth, model after routing,
+//! endpoint per attempt); each is counted as started then. On drop, every
+//! attached subject is counted as finished, so in-flight numbers cannot
+//! leak, whatever path the request took: a request dropped before its
+//! status was decided (the client went away) ends as `Cancelled`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::counters::{Counters, Outcome};
+use super::snapshot::Snapshot;
+
+pub struct Tally {
+    snap: Arc<Snapshot>,
+    worker: usize,
+    key: Option<usize>,
+    route: Option<usize>,
+    endpoint: Option<usize>,
+    decided: bool,
+    started: Instant,
+}
+
+impl Tally {
+    pub fn new(snap: Arc<Snapshot>, worker: usize) -> Self {
+        snap.gateway.start(worker);
+        Self {
+            snap,
+            worker,
+            key: None,
+            route: None,
+            endpoint: None,
+            decided: false,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn snap(&self) -> &Arc<Snapshot> {
+        &self.snap
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Call `f` on every attached subject's counters.
+    fn each(&self, mut f: impl FnMut(&Counters)) {
+        let s = &*self.snap;
+        f(&s.gateway);
+        if let Some(k) = self.key {
+            let key = &s.key_list[k];
+            f(&key.counters);
+            f(&s.workspaces[key.workspace].counters);
+        }
+        if let Some(r) = self.route {
+            let route = &s.routes[r];
+            f(&route.counters);
+            if let Some(e) = self.endpoint {
+                f(&route.endpoints[e].counters);
+            }
+        }
+    }
+
+    /// The caller's key is known (counts its key and workspace).
+    pub fn set_key(&mut self, k: usize) {
+        let key = &self.snap.key_list[k];
+        key.counters.start(self.worker);
+        self.snap.workspaces[key.workspace]
+            .counters
+            .start(self.worker);
+        self.key = Some(k);
+    }
+
+    pub fn key_index(&self) -> Option<usize> {
+        self.key
+    }
+
+    /// The model is known and served.
+    pub fn set_route(&mut self, r: usize) {
+        self.snap.routes[r].counters.start(self.worker);
+        self.route = Some(r);
+    }
+
+    fn endpoint_counters(&self) -> Option<&Counters> {
+        Some(&self.snap.routes[self.route?].endpoints[self.endpoint?].counters)
+    }
+
+    /// A try of endpoint `e` of the route begins.
+    pub fn begin_attempt(&mut self, e: usize) {
+        self.endpoint = Some(e);
+        if let Some(c) = self.endpoint_counters() {
+            c.start(self.worker);
+        }
+    }
+
+    /// The current try failed before any answer; the request moves on (the
+    /// endpoint counts an upstream error, the request is not decided).
+    pub fn fail_attempt(&mut self) {
+        if let Some(c) = self.endpoint_counters() {
+            c.outcome(self.worker, Outcome::UpstreamError);
+            c.finish(self.worker);
+        }
+        self.endpoint = None;
+    }
+
+    /// How the request ended (once).
+    pub fn decide(&mut self, o: Outcome) {
+        if self.decided {
+            return;
+        }
+        self.decided = true;
+        let w = self.worker;
+        self.each(|c| c.outcome(w, o));
+    }
+
+    /// Tokens seen in the response.
+    pub fn tokens(&self, prompt: u64, completion: u64) {
+        if prompt == 0 && completion == 0 {
+            return;
+        }
+        let w = self.worker;
+        self.each(|c| c.tokens(w, prompt, completion));
+    }
+
+    /// The response is complete: record its latency.
+    pub fn latency(&self) {
+        let d = self.started.elapsed();
+        let w = self.worker;
+        self.each(|c| c.latency(w, d));
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        self.decide(Outcome::Cancelled);
+        let w = self.worker;
+        self.each(|c| c.finish(w));
+    }
+}

@@ -1,0 +1,97 @@
+//! TLS configurations: to upstreams (system roots plus optional extra CA
+//! files, real certificate verification) and for the gateway's own listener.
+//!
+//! The ring provider is named explicitly: the dependency tree also links
+//! aws-lc-rs (through reqwest), and rustls refuses to guess between two.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+fn provider() -> Arc<CryptoProvider> {
+    static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
+}
+
+/// The operating system's trust store, loaded once per process.
+fn system_roots() -> &'static RootCertStore {
+    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut store = RootCertStore::empty();
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::warn!("reading the system's CA certificates: {e}");
+        }
+        let (added, ignored) = store.add_parsable_certificates(found.certs);
+        tracing::debug!("system roots: {added} added, {ignored} ignored");
+        store
+    })
+}
+
+/// Read every certificate of a PEM file.
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?
+        .collect();
+    let certs = certs.map_err(|e| format!("CA file {} is not valid PEM: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("CA file {} holds no certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// A client configuration trusting the system roots plus every
+/// certificate in `extra_ca_files`.
+pub fn client_config(extra_ca_files: &[&Path]) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = system_roots().clone();
+    for path in extra_ca_files {
+        for cert in read_certs(path)? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("CA file {}: unusable certificate: {e}", path.display()))?;
+        }
+    }
+    // No ALPN here: the connector sets it (HTTP/1.1).
+    let cfg = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+/// A server configuration from PEM text (certificate chain, private key).
+pub fn server_config_from_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<Arc<ServerConfig>, String> {
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(cert_pem).collect();
+    let certs = certs.map_err(|e| format!("the certificate is not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("the certificate file holds no certificate".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| format!("the key file holds no usable private key: {e}"))?;
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the certificate and key do not make a usable pair: {e}"))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// A server configuration from PEM files (`--tls-cert`, `--tls-key`).
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
+    let c = std::fs::read(cert)
+        .map_err(|e| format!("cannot read --tls-cert {}: {e}", cert.display()))?;
+    let k =
+        std::fs::read(key).map_err(|e| format!("cannot read --tls-key {}: {e}", key.display()))?;
+    server_config_from_pem(&c, &k).map_err(|e| format!("--tls-cert/--tls-key: {e}"))
+}

@@ -1,0 +1,13 @@
+//! Gateway integration tests over real HTTP on loopback, against the mock
+//! upstream (plain and TLS), the real `maasctl serve` binary and the
+//! official `openai` Python client. One test binary; areas are modules.
+
+mod counters;
+mod errors;
+mod health;
+mod openai_python;
+mod reload;
+mod routing;
+mod streaming;
+mod support;
+mod tls;
