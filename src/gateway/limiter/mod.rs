@@ -40,7 +40,7 @@ use parking_lot::Mutex;
 
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use explain::{Explanation, RuleExplanation};
-pub use shared::{DEFAULT_PREFIX, SharedConfig};
+pub use shared::{DEFAULT_PREFIX, SharedConfig, redacted};
 pub use window::{BUCKETS, bucket_width_ms};
 
 use crate::domain::{LimiterMode, Model, RuleTarget};
