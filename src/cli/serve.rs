@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::domain::LimiterMode;
+use crate::gateway::limiter::{Limiter, SharedConfig, redacted};
 use crate::gateway::{Gateway, GatewayConfig, ListenerTls};
 use crate::store::Store;
 
@@ -52,6 +54,17 @@ pub struct ServeArgs {
     /// How often endpoints out of rotation are probed (GET <url>/models).
     #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     pub probe_interval: Duration,
+
+    /// Keep rate-limit windows in this Redis (redis://[:password@]host:port/[db]),
+    /// shared with every replica using it, so limits hold across replicas.
+    /// Without it each gateway limits on its own. See docs/rate-limits.md.
+    #[arg(long, env = "MAASCTL_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+
+    /// Longest a request waits for Redis before the gateway limits locally
+    /// (and keeps doing so until Redis answers again).
+    #[arg(long, default_value = "100ms", value_parser = parse_duration, value_name = "DURATION", requires = "redis_url")]
+    pub redis_timeout: Duration,
 }
 
 impl ServeArgs {
@@ -102,7 +115,19 @@ pub fn run(store: Arc<dyn Store>, args: ServeArgs) -> Result<(), String> {
     if args.workers == Some(0) {
         return Err("--workers must be at least 1".into());
     }
-    let cfg = args.config();
+    let mut cfg = args.config();
+    let limits = match &args.redis_url {
+        Some(url) => {
+            let limiter = shared_limiter(url, args.redis_timeout)?;
+            let how = match limiter.mode() {
+                LimiterMode::Shared => format!("rate limits shared via {}", redacted(url)),
+                _ => format!("rate limits local until Redis at {} answers", redacted(url)),
+            };
+            cfg.limiter = Some(limiter);
+            how
+        }
+        None => "rate limits local to this gateway".into(),
+    };
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let workers = cfg.workers;
     let gw = Gateway::start(cfg, store).map_err(|e| e.to_string())?;
@@ -111,7 +136,7 @@ pub fn run(store: Arc<dyn Store>, args: ServeArgs) -> Result<(), String> {
         None => "every model".to_string(),
     };
     println!(
-        "maasctl gateway listening on {scheme}://{} ({serving}; store {describe}; {workers} workers)",
+        "maasctl gateway listening on {scheme}://{} ({serving}; store {describe}; {workers} workers; {limits})",
         gw.local_addr()
     );
     use std::io::Write;
@@ -121,6 +146,21 @@ pub fn run(store: Arc<dyn Store>, args: ServeArgs) -> Result<(), String> {
     eprintln!("maasctl gateway: stopping (finishing requests in flight)");
     gw.shutdown_blocking();
     Ok(())
+}
+
+/// The Redis-backed limiter of `--redis-url`. An unreachable Redis is not
+/// an error (the gateway limits locally until it answers); a bad URL is.
+fn shared_limiter(url: &str, timeout: Duration) -> Result<Arc<Limiter>, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the rate limiter: {e}"))?;
+    let config = SharedConfig {
+        timeout,
+        ..SharedConfig::default()
+    };
+    rt.block_on(Limiter::shared(url, config))
+        .map_err(|e| format!("--redis-url: {e}"))
 }
 
 fn wait_for_signal() -> Result<(), String> {
