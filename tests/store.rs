@@ -9,6 +9,8 @@ mod backend;
 mod common;
 #[path = "support/postgres.rs"]
 mod pg;
+#[path = "support/redis.rs"]
+mod redis_server;
 #[path = "store/replicas.rs"]
 mod replicas;
 

@@ -1,7 +1,8 @@
 //! Scale-out on PostgreSQL: `maasctl serve` replicas (separate processes, on
 //! ports the OS picked) sharing one registry. A change made with the CLI is
-//! served by every replica; each replica reports in; a replica keeps
-//! serving through a PostgreSQL restart and picks up changes once it is back.
+//! served by every replica; each replica reports in; with Redis too, a
+//! rule's limit holds exactly across replicas; a replica keeps serving
+//! through a PostgreSQL restart and picks up changes once it is back.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{Env, wait_for, wait_until};
 use crate::pg;
+use crate::redis_server::RedisServer;
 use maasctl::demo::upstream::{MockConfig, MockUpstream};
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -27,10 +29,16 @@ struct Serve {
 impl Serve {
     /// Start on a port the OS picks; return once it printed its address.
     fn start(env: &Env, name: &str) -> Self {
+        Self::start_with(env, name, &[])
+    }
+
+    /// [`start`](Self::start) with more `serve` flags.
+    fn start_with(env: &Env, name: &str, extra: &[&str]) -> Self {
         let log = env.data_dir().join(format!("serve-{name}.log"));
         let mut child = env
             .cmd()
             .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -297,6 +305,83 @@ fn two_replicas_serve_one_registry_and_both_report_in() {
     b.stop();
     wait_until("one replica left", PATIENCE, || gateways(&env) == 1);
     assert_eq!(store.reports().unwrap()[0].listen, a.addr);
+}
+
+/// Two replicas sharing the registry in PostgreSQL and the rate-limit
+/// windows in Redis: 200 concurrent requests spread over both, a rule of 50
+/// per minute on the key: exactly 50 are admitted.
+#[test]
+fn replicas_sharing_postgresql_and_redis_hold_a_limit_exactly() {
+    let db = pg::db();
+    let redis = RedisServer::start();
+    let env = Env::new().var("MAASCTL_STORE", &db.url());
+    let upstream = Upstream::start();
+    let key = populate(&env, &upstream);
+    let id = env.json(&["key", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.ok(&["model", "enable", "DeepSeek-V3"]);
+    env.ok(&[
+        "rule",
+        "add",
+        "--model",
+        "DeepSeek-V3",
+        "--workspace",
+        "acme",
+        "--key",
+        &id,
+        "--limit",
+        "50",
+        "--duration",
+        "60",
+    ]);
+    let url = redis.url();
+    let args = ["--redis-url", url.as_str(), "--redis-timeout", "2s"];
+    let a = Serve::start_with(&env, "a", &args);
+    let b = Serve::start_with(&env, "b", &args);
+    let store = maasctl::store::open(Some(&db.url()), env.data_dir()).unwrap();
+    let rev = store.revision().unwrap();
+    wait_until(
+        "both replicas report the rule applied, limits shared",
+        PATIENCE,
+        || {
+            let reports = store.reports().unwrap();
+            reports.len() == 2
+                && reports.iter().all(|r| {
+                    r.applied_revision == rev && r.limiter == maasctl::domain::LimiterMode::Shared
+                })
+        },
+    );
+
+    let addrs = [a.addr.clone(), b.addr.clone()];
+    let start = std::sync::Arc::new(std::sync::Barrier::new(20));
+    let clients: Vec<_> = (0..20)
+        .map(|t| {
+            let (addrs, key, start) = (addrs.clone(), key.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                (0..10)
+                    .map(|i| {
+                        let body = r#"{"model":"DeepSeek-V3","messages":[]}"#;
+                        let addr = &addrs[(t + i) % 2];
+                        http(addr, "POST", "/v1/chat/completions", &key, body).0
+                    })
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    let count = |code| statuses.iter().filter(|s| **s == code).count();
+    assert_eq!((count(200), count(429)), (50, 150), "{statuses:?}");
+    assert_eq!(
+        upstream.mock.hits(),
+        50,
+        "only admitted requests reach the upstream"
+    );
 }
 
 #[test]
