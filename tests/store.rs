@@ -684,3 +684,25 @@ fn durability_under_sigkill(b) {
     assert!(reported.len() >= 20);
 }
 }
+
+/// The PostgreSQL store runs its connection on a thread of its own, so a
+/// caller on a tokio worker thread (no `spawn_blocking`) cannot make it
+/// panic, and neither can dropping it there.
+#[tokio::test(flavor = "current_thread")]
+async fn postgres_store_calls_work_from_async_code() {
+    let db = pg::db();
+    let s = store::PostgresStore::connect(&db.url()).unwrap();
+    s.apply(vec![Change::AddWorkspace {
+        name: "acme".into(),
+        description: String::new(),
+    }])
+    .unwrap();
+    assert_eq!(s.revision().unwrap(), 1);
+    assert!(s.load().unwrap().workspaces.contains_key("acme"));
+    drop(s);
+    let again = tokio::task::spawn_blocking(move || store::PostgresStore::connect(&db.url()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.revision().unwrap(), 1);
+}
