@@ -402,6 +402,13 @@ fn store_urls() {
         .url()
         .replace("postgres@", "postgres:hunter2@")
         .replace(&db.name, "no_such_db");
+    let with_password = db.url().replace("postgres@", "postgres:hunter2@");
+    let opened = store::open(Some(&with_password), env.data_dir()).unwrap();
+    assert_eq!(
+        opened.describe(),
+        db.url(),
+        "describe() leaves the password out"
+    );
     let line = env.fails(&["--store", &missing, "model", "list"]);
     let shown = missing.replace(":hunter2", "");
     assert_eq!(
