@@ -1,13 +1,15 @@
 //! `maasctl serve`: the gateway, headless, until SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
+use crate::admin::{AdminListen, TokenArgs};
 use crate::gateway::{Gateway, GatewayConfig, ListenerTls};
+use crate::logging::LogRing;
 use crate::store::Store;
 
 #[derive(Debug, Clone, Args)]
@@ -52,6 +54,13 @@ pub struct ServeArgs {
     /// How often endpoints out of rotation are probed (GET <url>/models).
     #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     pub probe_interval: Duration,
+
+    /// Address of the admin API (JSON, bearer token; see docs/admin-api.md), or off.
+    #[arg(long, default_value = crate::admin::DEFAULT_LISTEN, value_name = "ADDR|off")]
+    pub admin_listen: AdminListen,
+
+    #[command(flatten)]
+    pub admin_token: TokenArgs,
 }
 
 impl ServeArgs {
@@ -79,15 +88,10 @@ impl ServeArgs {
     }
 }
 
-/// Run the gateway over `store` until a signal asks it to stop.
-pub fn run(store: Arc<dyn Store>, args: ServeArgs) -> Result<(), String> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+/// Run the gateway (and its admin API) over `store` until a signal asks it
+/// to stop. The admin token file, when generated, goes to `data_dir`.
+pub fn run(store: Arc<dyn Store>, args: ServeArgs, data_dir: &Path) -> Result<(), String> {
+    let logs = crate::logging::init_stderr().unwrap_or_else(|_| LogRing::new(1));
     if let Some(c) = &args.cluster {
         let reg = store.load().map_err(|e| e.to_string())?;
         if !reg.clusters.contains_key(c) {
@@ -102,10 +106,12 @@ pub fn run(store: Arc<dyn Store>, args: ServeArgs) -> Result<(), String> {
     if args.workers == Some(0) {
         return Err("--workers must be at least 1".into());
     }
-    let cfg = args.config();
+    let admin = crate::admin::prepare(args.admin_listen, &args.admin_token, data_dir)?;
+    let mut cfg = args.config();
+    cfg.admin = admin.as_ref().map(|a| a.url());
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let workers = cfg.workers;
-    let gw = Gateway::start(cfg, store).map_err(|e| e.to_string())?;
+    let gw = Gateway::start(cfg, store.clone()).map_err(|e| e.to_string())?;
     let serving = match &args.cluster {
         Some(c) => format!("models of cluster '{c}'"),
         None => "every model".to_string(),
@@ -114,28 +120,41 @@ pub fn run(store: Arc<dyn Store>, args: ServeArgs) -> Result<(), String> {
         "maasctl gateway listening on {scheme}://{} ({serving}; store {describe}; {workers} workers)",
         gw.local_addr()
     );
+    if let Some(a) = &admin {
+        println!("{}", a.banner());
+    }
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
-    wait_for_signal()?;
-    eprintln!("maasctl gateway: stopping (finishing requests in flight)");
-    gw.shutdown_blocking();
-    Ok(())
-}
-
-fn wait_for_signal() -> Result<(), String> {
+    // The admin API and the signal wait share one small runtime; the
+    // gateway runs on its own threads.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot wait for signals: {e}"))?;
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| format!("cannot wait for SIGTERM: {e}"))?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.map_err(|e| format!("cannot wait for Ctrl-C: {e}")),
-            _ = term.recv() => Ok(()),
+    let waited = rt.block_on(async {
+        let admin = match admin {
+            Some(a) => Some(a.serve(store, gw.view(), logs)?),
+            None => None,
+        };
+        let waited = wait_for_signal().await;
+        if let Some(a) = admin {
+            a.shutdown().await;
         }
-    })
+        waited
+    });
+    eprintln!("maasctl gateway: stopping (finishing requests in flight)");
+    gw.shutdown_blocking();
+    waited
+}
+
+async fn wait_for_signal() -> Result<(), String> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot wait for SIGTERM: {e}"))?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(|e| format!("cannot wait for Ctrl-C: {e}")),
+        _ = term.recv() => Ok(()),
+    }
 }
 
 /// `4MiB`, `512KiB`, `1MB`, `2048` (bytes).
