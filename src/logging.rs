@@ -178,7 +178,11 @@ pub fn init_stderr() -> Result<LogRing, String> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::registry()
         .with(filter)
-        .with(fmt::layer().with_writer(std::io::stderr))
+        .with(
+            fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
         .with(RingLayer(ring.clone()))
         .try_init()
         .map_err(|e| format!("cannot set up logging: {e}"))?;

@@ -73,7 +73,7 @@ pub enum Command {
     #[command(flatten)]
     Registry(RegistryCommand),
     /// Rate-limit rules of models, and which would reject a key's next request.
-    #[command(subcommand, display_order = 2)]
+    #[command(subcommand)]
     Rule(rule::RuleCommand),
     /// The console on a throw-away store with a mock upstream and live traffic.
     Demo(crate::demo::DemoArgs),
