@@ -120,10 +120,11 @@ pub fn run(store: Arc<dyn Store>, args: ServeArgs, data_dir: &Path) -> Result<()
         "maasctl gateway listening on {scheme}://{} ({serving}; store {describe}; {workers} workers)",
         gw.local_addr()
     );
-    if let Some(a) = &admin {
-        println!("{}", a.banner());
-    }
     use std::io::Write;
+    if let Some(a) = &admin {
+        // A reader that went away must not take the server down.
+        let _ = writeln!(std::io::stdout(), "{}", a.banner());
+    }
     let _ = std::io::stdout().flush();
 
     // The admin API and the signal wait share one small runtime; the
