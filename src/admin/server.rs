@@ -34,7 +34,11 @@ impl AdminListener {
     pub fn bind(addr: SocketAddr, token: AdminToken) -> Result<Self, String> {
         let listener = std::net::TcpListener::bind(addr)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|e| format!("--admin-listen: cannot listen on {addr}: {e}"))?;
+            .map_err(|e| {
+                format!(
+                    "--admin-listen: cannot listen on {addr}: {e}; choose another address (port 0 picks a free one) or turn the admin API off with --admin-listen off"
+                )
+            })?;
         let addr = listener
             .local_addr()
             .map_err(|e| format!("--admin-listen: {e}"))?;
