@@ -156,7 +156,7 @@ pub fn read_token_file(path: &Path) -> Result<AdminToken, String> {
 }
 
 /// A fresh random token: 32 bytes, base64url.
-pub fn generate_token() -> String {
+fn generate_token() -> String {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).expect("the operating system's random source failed");
     format!(

@@ -53,6 +53,9 @@ struct Link {
 
 impl Link {
     fn up(&self) {
+        if !self.is_up() {
+            tracing::info!("admin API reachable again");
+        }
         let listen = self.listen.lock().clone();
         self.tx.send_if_modified(|g| {
             let next = GatewayInfo {

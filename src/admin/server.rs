@@ -86,12 +86,11 @@ impl AdminListener {
             gateway,
             token,
             logs,
-            url: url.clone(),
+            url,
             stop: stop.clone(),
         });
         let task = tokio::spawn(accept_loop(listener, state, stop));
         Ok(AdminHandle {
-            url,
             stop: stop_tx,
             task,
         })
@@ -100,16 +99,11 @@ impl AdminListener {
 
 /// A serving admin API.
 pub struct AdminHandle {
-    url: String,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
 impl AdminHandle {
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// Stop accepting, end the streams, let answers in progress finish.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
