@@ -1277,3 +1277,14 @@ mod binary {
         assert!(out.contains("no live counts: no gateway running"), "{out}");
     }
 }
+
+/// Reports written before the admin address existed still parse.
+#[test]
+fn old_reports_without_an_admin_address_parse() {
+    let old = r#"{"id":"h:1:127.0.0.1:8080","cluster":null,"listen":"127.0.0.1:8080",
+        "applied_revision":3,"started_ms":1,"heartbeat_ms":2,"limiter":"local","endpoints":[]}"#;
+    let r: maasctl::domain::GatewayReport = serde_json::from_str(old).unwrap();
+    assert_eq!(r.admin, None);
+    let back = serde_json::to_string(&r).unwrap();
+    assert!(!back.contains("admin"), "{back}");
+}
