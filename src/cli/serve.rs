@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::admin::{AdminListen, TokenArgs};
+use crate::domain::LimiterMode;
+use crate::gateway::limiter::{Limiter, SharedConfig, redacted};
 use crate::gateway::{Gateway, GatewayConfig, ListenerTls};
 use crate::logging::LogRing;
 use crate::store::Store;
@@ -54,6 +56,17 @@ pub struct ServeArgs {
     /// How often endpoints out of rotation are probed (GET <url>/models).
     #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     pub probe_interval: Duration,
+
+    /// Keep rate-limit windows in this Redis (redis://[:password@]host:port/[db]),
+    /// shared with every replica using it, so limits hold across replicas.
+    /// Without it each gateway limits on its own. See docs/rate-limits.md.
+    #[arg(long, env = "MAASCTL_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+
+    /// Longest a request waits for Redis before the gateway limits locally
+    /// (and keeps doing so until Redis answers again).
+    #[arg(long, default_value = "100ms", value_parser = parse_duration, value_name = "DURATION", requires = "redis_url")]
+    pub redis_timeout: Duration,
 
     /// Address of the admin API (JSON, bearer token; see docs/admin-api.md), or off.
     #[arg(long, default_value = crate::admin::DEFAULT_LISTEN, value_name = "ADDR|off")]
@@ -109,6 +122,18 @@ pub fn run(store: Arc<dyn Store>, args: ServeArgs, data_dir: &Path) -> Result<()
     let admin = crate::admin::prepare(args.admin_listen, &args.admin_token, data_dir)?;
     let mut cfg = args.config();
     cfg.admin = admin.as_ref().map(|a| a.url());
+    let limits = match &args.redis_url {
+        Some(url) => {
+            let limiter = shared_limiter(url, args.redis_timeout)?;
+            let how = match limiter.mode() {
+                LimiterMode::Shared => format!("rate limits shared via {}", redacted(url)),
+                _ => format!("rate limits local until Redis at {} answers", redacted(url)),
+            };
+            cfg.limiter = Some(limiter);
+            how
+        }
+        None => "rate limits local to this gateway".into(),
+    };
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let workers = cfg.workers;
     let gw = Gateway::start(cfg, store.clone()).map_err(|e| e.to_string())?;
@@ -117,7 +142,7 @@ pub fn run(store: Arc<dyn Store>, args: ServeArgs, data_dir: &Path) -> Result<()
         None => "every model".to_string(),
     };
     println!(
-        "maasctl gateway listening on {scheme}://{} ({serving}; store {describe}; {workers} workers)",
+        "maasctl gateway listening on {scheme}://{} ({serving}; store {describe}; {workers} workers; {limits})",
         gw.local_addr()
     );
     use std::io::Write;
@@ -147,6 +172,21 @@ pub fn run(store: Arc<dyn Store>, args: ServeArgs, data_dir: &Path) -> Result<()
     eprintln!("maasctl gateway: stopping (finishing requests in flight)");
     gw.shutdown_blocking();
     waited
+}
+
+/// The Redis-backed limiter of `--redis-url`. An unreachable Redis is not
+/// an error (the gateway limits locally until it answers); a bad URL is.
+fn shared_limiter(url: &str, timeout: Duration) -> Result<Arc<Limiter>, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the rate limiter: {e}"))?;
+    let config = SharedConfig {
+        timeout,
+        ..SharedConfig::default()
+    };
+    rt.block_on(Limiter::shared(url, config))
+        .map_err(|e| format!("--redis-url: {e}"))
 }
 
 async fn wait_for_signal() -> Result<(), String> {
