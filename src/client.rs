@@ -61,7 +61,7 @@ impl GatewayInfo {
 }
 
 /// A created platform key: the secret is here once, never again.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CreatedKey {
     pub id: String,
     pub workspace: String,
@@ -278,29 +278,38 @@ impl Client for InProcessClient {
         name: String,
     ) -> BoxFuture<'_, Result<CreatedKey, ClientError>> {
         Box::pin(async move {
-            let secret = generate_secret();
-            let id = generate_key_id();
-            let change = Change::CreateKey {
-                id: id.clone(),
-                workspace: workspace.clone(),
-                name: name.clone(),
-                secret_hash: hash_secret(&secret),
-                secret_hint: secret_hint(&secret),
-            };
+            let (change, created) = new_key(workspace, name);
             self.apply(vec![change]).await?;
-            Ok(CreatedKey {
-                id,
-                workspace,
-                name,
-                secret,
-            })
+            Ok(created)
         })
     }
 }
 
+/// A new platform key for `workspace`: the change that stores its hash, and
+/// the key with its secret (to show once). Shared by every client and the
+/// admin API, so keys are made one way.
+pub fn new_key(workspace: String, name: String) -> (Change, CreatedKey) {
+    let secret = generate_secret();
+    let id = generate_key_id();
+    let change = Change::CreateKey {
+        id: id.clone(),
+        workspace: workspace.clone(),
+        name: name.clone(),
+        secret_hash: hash_secret(&secret),
+        secret_hint: secret_hint(&secret),
+    };
+    let created = CreatedKey {
+        id,
+        workspace,
+        name,
+        secret,
+    };
+    (change, created)
+}
+
 /// `create-model DeepSeek-V3, add-rule DeepSeek-V3` for the log (no secrets:
 /// only operation names and entity names).
-fn summarize(changes: &[Change]) -> String {
+pub fn summarize(changes: &[Change]) -> String {
     changes
         .iter()
         .map(|c| {

@@ -2,6 +2,7 @@
 //! OpenAI-compatible gateway it manages. The binary is a thin shell over this
 //! library so tests drive the same code.
 
+pub mod admin;
 pub mod cli;
 pub mod client;
 pub mod demo;

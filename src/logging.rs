@@ -30,10 +30,18 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// The kept lines and how many were ever pushed (line `n`, counted from
+/// 1, is the `n`th pushed: the admin API's `?after=` cursor).
+#[derive(Default)]
+struct Lines {
+    kept: VecDeque<LogLine>,
+    pushed: u64,
+}
+
 /// The last lines logged by this run; cheap to clone and share.
 #[derive(Clone)]
 pub struct LogRing {
-    inner: Arc<Mutex<VecDeque<LogLine>>>,
+    inner: Arc<Mutex<Lines>>,
     capacity: usize,
     /// Counts lines pushed, so the UI knows when to redraw the logs view.
     seq: watch::Sender<u64>,
@@ -42,7 +50,10 @@ pub struct LogRing {
 impl LogRing {
     pub fn new(capacity: usize) -> Self {
         Self {
-            inner: Arc::new(Mutex::new(VecDeque::with_capacity(capacity))),
+            inner: Arc::new(Mutex::new(Lines {
+                kept: VecDeque::with_capacity(capacity),
+                pushed: 0,
+            })),
             capacity,
             seq: watch::Sender::new(0),
         }
@@ -51,10 +62,11 @@ impl LogRing {
     pub fn push(&self, line: LogLine) {
         {
             let mut q = self.inner.lock();
-            if q.len() == self.capacity {
-                q.pop_front();
+            if q.kept.len() == self.capacity {
+                q.kept.pop_front();
             }
-            q.push_back(line);
+            q.kept.push_back(line);
+            q.pushed += 1;
         }
         self.seq.send_modify(|s| *s += 1);
     }
@@ -62,11 +74,32 @@ impl LogRing {
     /// Lines `[start, start+n)` counted from the oldest kept, plus the total.
     pub fn window(&self, start: usize, n: usize) -> (Vec<LogLine>, usize) {
         let q = self.inner.lock();
-        (q.iter().skip(start).take(n).cloned().collect(), q.len())
+        (
+            q.kept.iter().skip(start).take(n).cloned().collect(),
+            q.kept.len(),
+        )
+    }
+
+    /// Up to `max` kept lines pushed after line number `after`, oldest
+    /// first, each with its number; and the number of the newest line (the
+    /// next call's `after`). Lines already dropped from the ring are skipped.
+    pub fn after(&self, after: u64, max: usize) -> (Vec<(u64, LogLine)>, u64) {
+        let q = self.inner.lock();
+        let first = q.pushed - q.kept.len() as u64 + 1;
+        let skip = after.saturating_add(1).saturating_sub(first);
+        let lines = q
+            .kept
+            .iter()
+            .zip(first..)
+            .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+            .take(max)
+            .map(|(l, n)| (n, l.clone()))
+            .collect();
+        (lines, q.pushed)
     }
 
     pub fn len(&self) -> usize {
-        self.inner.lock().len()
+        self.inner.lock().kept.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -137,6 +170,25 @@ pub fn init(dir: &Path) -> Result<(LogRing, LogGuard), String> {
     Ok((ring, LogGuard { _guard: guard }))
 }
 
+/// `maasctl serve`: tracing to standard error (filter from `RUST_LOG`,
+/// default `info`) and to the returned ring, which the admin API's logs
+/// route reads.
+pub fn init_stderr() -> Result<LogRing, String> {
+    let ring = LogRing::new(2000);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .with(RingLayer(ring.clone()))
+        .try_init()
+        .map_err(|e| format!("cannot set up logging: {e}"))?;
+    Ok(ring)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +209,17 @@ mod tests {
         assert_eq!(total, 3);
         assert_eq!(lines[0].message, "line 2");
         assert_eq!(*rx.borrow(), 5);
+        // Numbered from 1 over every push; dropped lines are skipped.
+        let (after, newest) = ring.after(0, 10);
+        assert_eq!(newest, 5);
+        let nums: Vec<u64> = after.iter().map(|(n, _)| *n).collect();
+        assert_eq!(nums, [3, 4, 5]);
+        assert_eq!(after[0].1.message, "line 2");
+        let (after, _) = ring.after(4, 10);
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].1.message, "line 4");
+        assert!(ring.after(5, 10).0.is_empty());
+        assert_eq!(ring.after(0, 1).0.len(), 1);
     }
 
     #[test]

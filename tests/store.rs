@@ -257,6 +257,7 @@ fn gateway_reports_round_trip_without_moving_the_revision(b) {
             reason: Some("connection refused".into()),
             since_ms: Some(1),
         }],
+        admin: Some("http://127.0.0.1:9090".into()),
     };
     s.put_report(&report).unwrap();
     let mut newer = report.clone();
@@ -448,6 +449,7 @@ fn concurrent_connections_in_one_process(b) {
                         heartbeat_ms: now_ms(),
                         limiter: LimiterMode::Local,
                         endpoints: vec![],
+                        admin: None,
                     };
                     s.put_report(&r).unwrap();
                     r.heartbeat_ms += 1;

@@ -378,3 +378,286 @@ fn hang_up_and_quit_restore_the_terminal() {
     assert!(log.contains("hang-up: quitting"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `maasctl serve` over `data`, its admin API on `admin_port`; SIGKILLed on drop.
+struct Serve {
+    child: std::process::Child,
+    gateway_port: u16,
+}
+
+impl Serve {
+    fn start(data: &std::path::Path, admin_port: u16) -> Self {
+        let mut child = Command::new(BIN)
+            .env("MAASCTL_DATA_DIR", data)
+            .env_remove("MAASCTL_STORE")
+            .env_remove("MAASCTL_ADMIN_TOKEN")
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("maasctl serve starts");
+        // Keep reading its output: a closed pipe would fail its next print.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let first = rx.recv_timeout(DEADLINE).expect("serve prints its address");
+        let gateway_port = first
+            .split("http://127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("a gateway address in {first:?}"));
+        Serve {
+            child,
+            gateway_port,
+        }
+    }
+
+    /// Gone at once, as a crashed or killed server is.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Calls `model` with `secret` on the gateway at `port` until dropped.
+struct Traffic(Arc<AtomicBool>, Option<std::thread::JoinHandle<()>>);
+
+impl Traffic {
+    fn start(port: u16, secret: &str, model: &str) -> Self {
+        let on = Arc::new(AtomicBool::new(true));
+        let (flag, secret, model) = (on.clone(), secret.to_string(), model.to_string());
+        let t = std::thread::spawn(move || {
+            while flag.load(Ordering::SeqCst) {
+                curl(port, &secret, &model);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Traffic(on, Some(t))
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+        if let Some(t) = self.1.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn remote_console_follows_serve_through_an_outage() {
+    let (up_port, _) = upstream();
+    let data = tempfile::tempdir().unwrap();
+    let console_dir = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| -> String {
+        let out = Command::new(BIN)
+            .env("MAASCTL_DATA_DIR", data.path())
+            .env_remove("MAASCTL_STORE")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    cli(&["workspace", "create", "acme"]);
+    let key: serde_json::Value = serde_json::from_str(&cli(&[
+        "key",
+        "create",
+        "--workspace",
+        "acme",
+        "--name",
+        "ci",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let secret = key["secret"].as_str().unwrap().to_string();
+    let upstream_url = format!("http://127.0.0.1:{up_port}/v1");
+    cli(&[
+        "model",
+        "create",
+        "--name",
+        "DeepSeek-V3",
+        "--model-id",
+        "deepseek-chat",
+        "--endpoint",
+        &upstream_url,
+    ]);
+    cli(&["model", "enable", "DeepSeek-V3"]);
+    let admin_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Serve::start(data.path(), admin_port);
+    let gw = server.gateway_port;
+
+    // The console attaches: no gateway or store of its own.
+    let t = Tmux::start(
+        "remote",
+        &format!(
+            "{BIN} --data-dir {} --connect http://127.0.0.1:{admin_port} --admin-token-file {}",
+            console_dir.path().display(),
+            data.path().join("admin.token").display()
+        ),
+    );
+    t.wait("the remote gateway's models", |s| {
+        s.contains(&format!("gw 127.0.0.1:{gw} running"))
+            && line_with(s, "│DeepSeek-V3 ").is_some_and(|l| l.contains("serving"))
+    });
+    {
+        let _calls = Traffic::start(gw, &secret, "DeepSeek-V3");
+        t.wait("counters moving with traffic", |s| {
+            rates_in_row(s, "DeepSeek-V3").is_some_and(|(r, _)| r > 0.0) && header_rate(s) > 0.0
+        });
+    }
+
+    // A model created in the remote console is in the server's registry.
+    t.keys(&["c"]);
+    t.wait_for("Create model");
+    t.keys(&["m"]);
+    t.wait_for("‹ Mistral-Large-2411 ›");
+    t.keys(&["Tab", "Tab"]);
+    t.type_text("mistral-large");
+    t.keys(&["Tab", "Tab", "Tab"]);
+    t.type_text(&upstream_url);
+    t.keys(&["C-s"]);
+    t.wait_for("model Mistral-Large-2411 created");
+    let list = cli(&["model", "list"]);
+    assert!(list.contains("Mistral-Large-2411"), "{list}");
+    t.wait("the new model listed", |s| {
+        s.contains("│Mistral-Large-2411 ")
+    });
+
+    // The server dies: the console says so and stays.
+    server.kill();
+    let s = t.wait_for("disconnected, retrying");
+    assert!(!s.contains("EXITED"), "{s}");
+    assert!(s.contains("Mistral-Large-2411"), "the last data stays: {s}");
+
+    // It comes back on the same admin address: the console recovers.
+    let server = Serve::start(data.path(), admin_port);
+    let gw = server.gateway_port;
+    t.wait("reconnected to the new gateway", |s| {
+        s.contains(&format!("gw 127.0.0.1:{gw} running")) && !s.contains("disconnected")
+    });
+    {
+        let _calls = Traffic::start(gw, &secret, "DeepSeek-V3");
+        t.wait("counters moving again", |s| {
+            rates_in_row(s, "DeepSeek-V3").is_some_and(|(r, _)| r > 0.0)
+        });
+    }
+
+    t.keys(&["q"]);
+    assert_restored(&t);
+    assert!(
+        !console_dir.path().join("maasctl.db").exists(),
+        "the remote console keeps no store"
+    );
+    drop(server);
+}
+
+/// The console's embedded gateway serves the admin API too: `rule explain`
+/// finds it through the store and shows its live counts.
+#[test]
+fn rule_explain_asks_the_consoles_embedded_gateway() {
+    let (up_port, _) = upstream();
+    let data = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| -> std::process::Output {
+        Command::new(BIN)
+            .env("MAASCTL_DATA_DIR", data.path())
+            .env_remove("MAASCTL_STORE")
+            .env_remove("MAASCTL_ADMIN_TOKEN")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = |args: &[&str]| -> String {
+        let out = cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["workspace", "create", "acme"]);
+    let key: serde_json::Value = serde_json::from_str(&ok(&[
+        "key",
+        "create",
+        "--workspace",
+        "acme",
+        "--name",
+        "ci",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let secret = key["secret"].as_str().unwrap().to_string();
+    ok(&[
+        "model",
+        "create",
+        "--name",
+        "DeepSeek-V3",
+        "--model-id",
+        "deepseek-chat",
+        "--endpoint",
+        &format!("http://127.0.0.1:{up_port}/v1"),
+    ]);
+    ok(&["model", "enable", "DeepSeek-V3"]);
+    ok(&[
+        "rule",
+        "add",
+        "--model",
+        "DeepSeek-V3",
+        "--key",
+        "ci",
+        "--limit",
+        "6",
+        "--duration",
+        "600",
+    ]);
+    let t = Tmux::start(
+        "embedded-admin",
+        &format!(
+            "{BIN} --data-dir {} --listen 127.0.0.1:0",
+            data.path().display()
+        ),
+    );
+    let s = t.wait("the console serving", |s| {
+        line_with(s, "│DeepSeek-V3 ").is_some_and(|l| l.contains("serving"))
+    });
+    let port = gateway_port(&s);
+    for _ in 0..3 {
+        assert_eq!(curl(port, &secret, "DeepSeek-V3").0, 200);
+    }
+    let out = ok(&["rule", "explain", "--model", "DeepSeek-V3", "--key", "ci"]);
+    assert!(
+        out.contains(&format!("live counts from the gateway at 127.0.0.1:{port}")),
+        "{out}"
+    );
+    assert!(
+        line_with(&out, "api-key").is_some_and(|l| l.contains("3/6")),
+        "{out}"
+    );
+    t.keys(&["q"]);
+    assert_restored(&t);
+}

@@ -7,6 +7,7 @@
 
 mod apply;
 mod cluster;
+mod explain;
 mod key;
 mod market;
 mod model;
@@ -71,6 +72,9 @@ pub struct Cli {
 pub enum Command {
     #[command(flatten)]
     Registry(RegistryCommand),
+    /// Rate-limit rules of models, and which would reject a key's next request.
+    #[command(subcommand)]
+    Rule(rule::RuleCommand),
     /// The console on a throw-away store with a mock upstream and live traffic.
     Demo(crate::demo::DemoArgs),
     /// Run the gateway headless (no console).
@@ -83,9 +87,6 @@ pub enum RegistryCommand {
     /// MaaS models: list, show, create, edit, enable, disable, delete.
     #[command(subcommand)]
     Model(model::Cmd),
-    /// Rate-limit rules of models.
-    #[command(subcommand)]
-    Rule(rule::Cmd),
     /// Platform API keys.
     #[command(subcommand)]
     Key(key::Cmd),
@@ -261,15 +262,25 @@ fn run(cli: Cli) -> CliResult {
     let data_dir = crate::paths::data_dir(cli.data_dir).map_err(CliError)?;
     let open = || crate::store::open(cli.store.as_deref(), &data_dir);
     match cli.command {
-        None => crate::tui::run(cli.console, open()?, &data_dir).map_err(CliError),
+        None => match cli.console.connect.clone() {
+            Some(url) => crate::tui::run_remote(&url, cli.console, &data_dir),
+            None => crate::tui::run(cli.console, open()?, &data_dir),
+        }
+        .map_err(CliError),
         // The demo runs on its own throw-away store.
         Some(Command::Demo(args)) => crate::demo::run(args).map_err(CliError),
-        Some(Command::Serve(args)) => serve::run(open()?, args).map_err(CliError),
+        Some(Command::Serve(args)) => serve::run(open()?, args, &data_dir).map_err(CliError),
+        // Explain may ask a remote gateway and need no local store.
+        Some(Command::Rule(rule::RuleCommand::Explain(args))) => {
+            explain::run(args, cli.output, &data_dir, || Ok(open()?))
+        }
+        Some(Command::Rule(rule::RuleCommand::Edit(c))) => {
+            rule::run(&Ctx::new(open()?, cli.output), c)
+        }
         Some(Command::Registry(command)) => {
             let ctx = Ctx::new(open()?, cli.output);
             match command {
                 RegistryCommand::Model(c) => model::run(&ctx, c),
-                RegistryCommand::Rule(c) => rule::run(&ctx, c),
                 RegistryCommand::Key(c) => key::run(&ctx, c),
                 RegistryCommand::Workspace(c) => workspace::run(&ctx, c),
                 RegistryCommand::Cluster(c) => cluster::run(&ctx, c),

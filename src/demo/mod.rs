@@ -77,7 +77,7 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
     let result = rt.block_on(async {
         let (mocks, urls) = upstreams().await?;
         let store = crate::store::open(None, &scratch.0).map_err(|e| e.to_string())?;
-        let gateway = crate::tui::embedded::start(args.listen, store.clone()).await?;
+        let gateway = crate::tui::embedded::start(args.listen, store.clone(), None).await?;
         let seeded = {
             let (store, listen) = (store.clone(), gateway.listen().to_string());
             tokio::task::spawn_blocking(move || seed::seed(&*store, &listen, &urls))

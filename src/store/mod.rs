@@ -87,7 +87,7 @@ impl From<std::io::Error> for StoreError {
 }
 
 /// What a committed batch of changes produced.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Applied {
     /// The revision after the batch (unchanged if nothing changed).
     pub revision: u64,

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::client::GatewayLink;
-use crate::gateway::{Gateway, GatewayConfig, GatewayHandle};
+use crate::gateway::{Gateway, GatewayConfig, GatewayHandle, GatewayView};
 use crate::store::Store;
 
 /// A running embedded gateway.
@@ -28,6 +28,11 @@ impl Embedded {
         }
     }
 
+    /// What its admin API reads.
+    pub fn view(&self) -> GatewayView {
+        self.handle.view()
+    }
+
     /// Stop accepting, finish requests in flight, withdraw the report.
     pub async fn shutdown(self) {
         self.handle.shutdown().await;
@@ -35,10 +40,16 @@ impl Embedded {
 }
 
 /// Start the gateway on `listen` (serving every model, like any gateway
-/// started without `--cluster`).
-pub async fn start(listen: SocketAddr, store: Arc<dyn Store>) -> Result<Embedded, String> {
+/// started without `--cluster`); `admin` is the URL of its admin API, for
+/// its report.
+pub async fn start(
+    listen: SocketAddr,
+    store: Arc<dyn Store>,
+    admin: Option<String>,
+) -> Result<Embedded, String> {
     let cfg = GatewayConfig {
         listen,
+        admin,
         ..GatewayConfig::default()
     };
     let handle = tokio::task::spawn_blocking(move || Gateway::start(cfg, store))

@@ -207,6 +207,7 @@ pub fn reports(reg: &Registry) -> Vec<GatewayReport> {
         heartbeat_ms: NOW_MS - 1000,
         limiter: LimiterMode::Local,
         endpoints,
+        admin: None,
     }]
 }
 

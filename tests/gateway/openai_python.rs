@@ -36,6 +36,7 @@ async fn the_openai_python_client_works_against_maasctl_serve() {
         .arg("--data-dir")
         .arg(ts.dir.path())
         .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .args(["--admin-listen", "off"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)

@@ -140,6 +140,7 @@ impl Serve {
             .arg("--data-dir")
             .arg(dir)
             .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
+            .args(["--admin-listen", "off"])
             .args(extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
