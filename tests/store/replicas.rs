@@ -1,6 +1,6 @@
 //! Scale-out on PostgreSQL: `maasctl serve` replicas (separate processes, on
-//! ports the OS picked) sharing one registry. A change made with the CLI is
-//! served by every replica; each replica reports in; with Redis too, a
+//! ports the OS picked) sharing one registry. A change made with the CLI or
+//! through one replica's admin API is served by every replica; each replica reports in; with Redis too, a
 //! rule's limit holds exactly across replicas; a replica keeps serving
 //! through a PostgreSQL restart and picks up changes once it is back.
 
@@ -16,6 +16,9 @@ use crate::redis_server::RedisServer;
 use maasctl::demo::upstream::{MockConfig, MockUpstream};
 
 const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The admin API token of the replicas that run one.
+const ADMIN_TOKEN: &str = "maasadm_test-token-for-the-replica-tests";
 
 /// A `maasctl serve` process; killed on drop.
 struct Serve {
@@ -38,6 +41,12 @@ impl Serve {
         let mut child = env
             .cmd()
             .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+            // No admin API unless asked for (its default port is fixed).
+            .args(if extra.contains(&"--admin-listen") {
+                &[][..]
+            } else {
+                &["--admin-listen", "off"][..]
+            })
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -245,10 +254,13 @@ fn until_all(what: &str, replicas: &[&Serve], ok: impl Fn(&Serve) -> bool) -> Ve
 #[test]
 fn two_replicas_serve_one_registry_and_both_report_in() {
     let db = pg::db();
-    let env = Env::new().var("MAASCTL_STORE", &db.url());
+    let env = Env::new()
+        .var("MAASCTL_STORE", &db.url())
+        .var("MAASCTL_ADMIN_TOKEN", ADMIN_TOKEN);
     let upstream = Upstream::start();
     let key = populate(&env, &upstream);
-    let a = Serve::start(&env, "a");
+    // Replica a also runs the admin API (on a port the OS picks).
+    let a = Serve::start_with(&env, "a", &["--admin-listen", "127.0.0.1:0"]);
     let b = Serve::start(&env, "b");
     assert_ne!(a.addr, b.addr);
     wait_until("both replicas report in", PATIENCE, || gateways(&env) == 2);
@@ -289,6 +301,29 @@ fn two_replicas_serve_one_registry_and_both_report_in() {
         let reports = store.reports().unwrap();
         reports.len() == 2 && reports.iter().all(|r| r.applied_revision == rev)
     });
+
+    // A change made through one replica's admin API reaches both.
+    let admin = store
+        .reports()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.listen == a.addr)
+        .and_then(|r| r.admin)
+        .expect("replica a reports its admin API");
+    let admin = admin.trim_start_matches("http://");
+    let (status, body) = http(
+        admin,
+        "POST",
+        "/admin/v1/apply",
+        ADMIN_TOKEN,
+        r#"[{"op":"set-enabled","name":"DeepSeek-V3","enabled":false}]"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let took = until_all("the disabled model is refused", &[&a, &b], |r| {
+        r.chat(&key, "DeepSeek-V3").0 == 404
+    });
+    eprintln!("disable through replica a's admin API in force on both after {took:?}");
+    assert_eq!(gateway_status(&env, "DeepSeek-V3"), "off");
 
     // Another change (a key revoked) reaches both.
     let id = env.json(&["key", "list"])[0]["id"]
