@@ -137,6 +137,22 @@ pub fn run(store: Arc<dyn Store>, args: ServeArgs, data_dir: &Path) -> Result<()
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let workers = cfg.workers;
     let gw = Gateway::start(cfg, store.clone()).map_err(|e| e.to_string())?;
+    if args.cluster.is_none() {
+        // Serving every model: the `local` cluster's access path follows
+        // this gateway (see `gateway::advertise`).
+        match crate::gateway::advertise::adopt_local_entry(
+            &*store,
+            gw.local_addr(),
+            scheme == "https",
+        ) {
+            Ok(Some(entry)) => tracing::info!("cluster 'local' now has entry address {entry}"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                "could not point cluster 'local' at {}: {e}",
+                gw.local_addr()
+            ),
+        }
+    }
     let serving = match &args.cluster {
         Some(c) => format!("models of cluster '{c}'"),
         None => "every model".to_string(),

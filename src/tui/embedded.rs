@@ -52,8 +52,12 @@ pub async fn start(
         admin,
         ..GatewayConfig::default()
     };
-    let handle = tokio::task::spawn_blocking(move || Gateway::start(cfg, store))
-        .await
+    let handle = tokio::task::spawn_blocking(move || {
+        let handle = Gateway::start(cfg, store.clone())?;
+        adopt_entry(&*store, handle.local_addr());
+        Ok::<_, crate::gateway::GatewayError>(handle)
+    })
+    .await
         .map_err(|e| format!("cannot start the embedded gateway: {e}"))?
         .map_err(|e| {
             format!(
@@ -63,4 +67,14 @@ pub async fn start(
     let listen = handle.local_addr().to_string();
     tracing::info!("embedded gateway listening on {listen}");
     Ok(Embedded { handle, listen })
+}
+
+/// The `local` cluster's access path follows this gateway (see
+/// `gateway::advertise`); a store that refuses is logged, not fatal.
+fn adopt_entry(store: &dyn Store, listen: SocketAddr) {
+    match crate::gateway::advertise::adopt_local_entry(store, listen, false) {
+        Ok(Some(entry)) => tracing::info!("cluster 'local' now has entry address {entry}"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("could not point cluster 'local' at {listen}: {e}"),
+    }
 }
