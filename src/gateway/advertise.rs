@@ -8,11 +8,13 @@
 //! loopback) keeps that address; only a loopback entry (the seeded default
 //! or one a previous run adopted) follows, and only when the gateway
 //! listens on a concrete address (not `0.0.0.0`, which says nothing about
-//! how callers reach it).
+//! how callers reach it). When another gateway serving every model already
+//! reports in (replicas started side by side), the first one keeps the
+//! entry, so it does not flip with every start.
 
 use std::net::SocketAddr;
 
-use crate::domain::{Change, Cluster};
+use crate::domain::{Change, Cluster, now_ms};
 use crate::store::{Store, StoreError};
 
 /// Whether `entry` (a cluster's entry address) names this machine's loopback.
@@ -45,6 +47,15 @@ pub fn adopt_local_entry(
         return Ok(None);
     };
     if local.entry_address == wanted || !is_loopback_entry(&local.entry_address) {
+        return Ok(None);
+    }
+    let now = now_ms();
+    let listen_s = listen.to_string();
+    if store
+        .reports()?
+        .iter()
+        .any(|r| r.is_fresh(now) && r.cluster.is_none() && r.listen != listen_s)
+    {
         return Ok(None);
     }
     store.apply(vec![
@@ -111,6 +122,30 @@ mod tests {
         set_entry(&store, "https://gw.example.com");
         assert_eq!(adopt_local_entry(&store, addr, false).unwrap(), None);
         assert_eq!(entry(&store), "https://gw.example.com");
+    }
+
+    #[test]
+    fn a_second_gateway_serving_every_model_leaves_the_first_ones_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_dir(dir.path()).unwrap();
+        let first: SocketAddr = "127.0.0.1:18080".parse().unwrap();
+        adopt_local_entry(&store, first, false).unwrap();
+        store
+            .put_report(&crate::domain::GatewayReport {
+                id: "a".into(),
+                cluster: None,
+                listen: first.to_string(),
+                admin: None,
+                applied_revision: 0,
+                started_ms: now_ms(),
+                heartbeat_ms: now_ms(),
+                limiter: Default::default(),
+                endpoints: vec![],
+            })
+            .unwrap();
+        let second: SocketAddr = "127.0.0.1:18081".parse().unwrap();
+        assert_eq!(adopt_local_entry(&store, second, false).unwrap(), None);
+        assert_eq!(entry(&store), "http://127.0.0.1:18080");
     }
 
     #[test]
