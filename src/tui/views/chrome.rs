@@ -51,7 +51,7 @@ fn render_header(app: &App, f: &mut Frame, area: Rect) {
         ViewId::Detail => format!("models › {}", app.detail.model),
         v => v.name().to_string(),
     };
-    let line = Line::from(vec![
+    let mut spans = vec![
         Span::styled(" maasctl ", t.title()),
         Span::styled("gw ", t.dim()),
         Span::raw(addr),
@@ -61,12 +61,24 @@ fn render_header(app: &App, f: &mut Frame, area: Rect) {
         Span::raw(format::rate(r.req)),
         Span::styled("  thr/s ", t.dim()),
         Span::styled(format::rate(r.thr), t.alarm(r.thr > 0.0)),
+    ];
+    let rev = [
         Span::styled("  rev ", t.dim()),
         Span::raw(d.registry().revision.to_string()),
+    ];
+    let crumbs = [
         Span::styled("  ‹", t.dim()),
         Span::styled(crumbs, t.key()),
         Span::styled("›", t.dim()),
-    ]);
+    ];
+    // The revision is the first to go on a narrow terminal; what is left
+    // is cut with `…` (a long model name in the breadcrumbs).
+    let width = |s: &[Span]| s.iter().map(Span::width).sum::<usize>();
+    if width(&spans) + width(&rev) + width(&crumbs) <= usize::from(area.width) {
+        spans.extend(rev);
+    }
+    spans.extend(crumbs);
+    let line = format::fit_line(Line::from(spans), usize::from(area.width));
     f.render_widget(Paragraph::new(line), area);
 }
 
@@ -105,8 +117,9 @@ fn render_line(app: &App, f: &mut Frame, area: Rect) {
     } else if let Some(m) = &app.flash {
         let style = if m.error { t.error_text() } else { t.good() };
         let mark = if m.error { "✗ " } else { "✓ " };
+        let line = Line::from(Span::styled(format!("{mark}{}", m.text), style));
         f.render_widget(
-            Paragraph::new(Span::styled(format!("{mark}{}", m.text), style)),
+            Paragraph::new(format::fit_line(line, usize::from(area.width))),
             area,
         );
     }

@@ -213,6 +213,8 @@ fn render_info(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
         .borders(Borders::ALL)
         .border_style(t.border())
         .title(Span::styled(format!(" {} ", m.spec.name), t.title()));
+    let w = usize::from(block.inner(area).width);
+    let lines: Vec<Line> = lines.into_iter().map(|l| format::fit_line(l, w)).collect();
     f.render_widget(Paragraph::new(lines).block(block), area);
 }
 

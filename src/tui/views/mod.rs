@@ -179,7 +179,8 @@ fn render_list(app: &mut App, f: &mut Frame, area: Rect, view: ViewId) {
         && let Some(line) = models::selection_line(data, state.selected_id())
     {
         let y = area.y + area.height.saturating_sub(1);
-        let w = (line.width() as u16).min(area.width.saturating_sub(4));
+        let line = super::format::fit_line(line, usize::from(area.width.saturating_sub(4)));
+        let w = line.width() as u16;
         f.render_widget(
             ratatui::widgets::Paragraph::new(line),
             Rect::new(area.x + 2, y, w, 1),

@@ -129,6 +129,8 @@ fn render_totals(data: &Data, f: &mut Frame, area: Rect) {
         .borders(Borders::ALL)
         .border_style(t.border())
         .title(Span::styled(" traffic ", t.title()));
+    let w = usize::from(block.inner(area).width);
+    let lines: Vec<Line> = lines.into_iter().map(|l| format::fit_line(l, w)).collect();
     f.render_widget(Paragraph::new(lines).block(block), area);
 }
 
