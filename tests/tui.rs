@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use maasctl::client::{ClientError, CreatedKey, RegistryView};
 use maasctl::domain::{Change, Registry};
-use maasctl::tui::action::{Done, Op, Reply};
+use maasctl::tui::action::{Action, Done, Op, Reply};
 use maasctl::tui::app::{App, Confirmed, Overlay, Pane, PromptKind};
 use maasctl::tui::fixtures::{self, NOW_MS};
 use maasctl::tui::theme::Theme;
@@ -145,6 +145,13 @@ mod snapshots {
     fn model_list() {
         let mut a = app();
         snap("models", &mut a);
+    }
+
+    #[test]
+    fn model_list_sorted() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char('R'));
+        snap("models_sorted_by_rate", &mut a);
     }
 
     #[test]
@@ -589,15 +596,178 @@ mod keys {
     fn footer_shows_the_view_keys_and_help() {
         let mut a = app();
         a.jump(ViewId::Keys);
+        let s = screen(&mut a, 160, 48);
+        let footer = s.lines().nth(47).unwrap();
+        let mut sorts = Vec::new();
+        for b in maasctl::tui::keymap::view_bindings(ViewId::Keys) {
+            if matches!(b.action, Action::Sort(_)) {
+                sorts.push(b.label);
+            } else {
+                let hint = format!("<{}>{}", b.label, b.help);
+                assert!(footer.contains(&hint), "{hint} in {footer}");
+            }
+        }
+        // The sort keys are one hint, from the same table.
+        let hint = format!("<{}>sort", sorts.join("/"));
+        assert_eq!(hint, "<W/N/S/C/R/T>sort");
+        assert!(footer.contains(&hint), "{footer}");
+        assert!(footer.contains("<?>help"), "{footer}");
+        // Esc shows when it does something: back from a jumped-to view.
+        assert!(footer.contains("<esc>back"), "{footer}");
+        // At 80 columns what does not fit is dropped from the end, `?`
+        // and `q` stay.
         let s = screen(&mut a, 80, 24);
         let footer = s.lines().nth(23).unwrap();
-        for b in maasctl::tui::keymap::view_bindings(ViewId::Keys) {
-            assert!(
-                footer.contains(&format!("<{}>{}", b.label, b.help)),
-                "{footer}"
-            );
-        }
-        assert!(footer.contains("<?>help"), "{footer}");
+        assert!(footer.contains("<?>help <q>quit"), "{footer}");
+        assert!(!footer.contains("sort"), "{footer}");
+    }
+
+    #[test]
+    fn footer_offers_only_what_works_here() {
+        let mut a = app();
+        let footer = |a: &mut App| screen(a, 160, 48).lines().nth(47).unwrap().to_string();
+        let home = footer(&mut a);
+        assert!(!home.contains("<esc>"), "nothing to go back to: {home}");
+        assert!(home.contains("</>filter"), "{home}");
+        a.jump(ViewId::Traffic);
+        let traffic = footer(&mut a);
+        assert!(!traffic.contains("</>"), "traffic has no filter: {traffic}");
+        assert!(traffic.contains("<esc>back"), "{traffic}");
+        a.jump(ViewId::Models);
+        press(&mut a, KeyCode::Char('/'));
+        chars(&mut a, "deep");
+        press(&mut a, KeyCode::Enter);
+        let filtered = footer(&mut a);
+        assert!(filtered.contains("<esc>clear filter"), "{filtered}");
+        press(&mut a, KeyCode::Enter);
+        let detail = footer(&mut a);
+        assert!(detail.starts_with("\" <esc>back <tab>pane"), "{detail}");
+    }
+
+    fn rows(a: &mut App, view: ViewId) -> Vec<String> {
+        a.list(view).rows.clone()
+    }
+
+    #[test]
+    fn sort_keys_order_the_models_and_again_reverse() {
+        let mut a = app();
+        let by_name = [
+            "DeepSeek-R1",
+            "DeepSeek-V3",
+            "Llama-3.3-70B-Instruct",
+            "Qwen2.5-72B-Instruct",
+        ];
+        assert_eq!(rows(&mut a, ViewId::Models), by_name);
+        select_model(&mut a, "DeepSeek-R1");
+        // Busiest first (12 and 5 req/s), the idle ones by name.
+        press(&mut a, KeyCode::Char('R'));
+        assert_eq!(
+            rows(&mut a, ViewId::Models),
+            [
+                "DeepSeek-V3",
+                "Qwen2.5-72B-Instruct",
+                "DeepSeek-R1",
+                "Llama-3.3-70B-Instruct"
+            ]
+        );
+        assert_eq!(
+            a.list(ViewId::Models).selected_id(),
+            Some("DeepSeek-R1"),
+            "the selection stays on its row"
+        );
+        press(&mut a, KeyCode::Char('R'));
+        assert_eq!(
+            rows(&mut a, ViewId::Models),
+            [
+                "DeepSeek-R1",
+                "Llama-3.3-70B-Instruct",
+                "Qwen2.5-72B-Instruct",
+                "DeepSeek-V3"
+            ],
+            "again: the other way round"
+        );
+        press(&mut a, KeyCode::Char('T'));
+        assert_eq!(rows(&mut a, ViewId::Models)[0], "DeepSeek-V3");
+        // Enabled first, problems (degraded) before serving.
+        press(&mut a, KeyCode::Char('S'));
+        assert_eq!(
+            rows(&mut a, ViewId::Models),
+            [
+                "Qwen2.5-72B-Instruct",
+                "DeepSeek-V3",
+                "DeepSeek-R1",
+                "Llama-3.3-70B-Instruct"
+            ]
+        );
+        press(&mut a, KeyCode::Char('I'));
+        assert_eq!(
+            rows(&mut a, ViewId::Models)[0],
+            "DeepSeek-V3",
+            "deepseek-chat"
+        );
+        press(&mut a, KeyCode::Char('N'));
+        assert_eq!(rows(&mut a, ViewId::Models), by_name);
+        press(&mut a, KeyCode::Char('N'));
+        let mut rev = by_name.to_vec();
+        rev.reverse();
+        assert_eq!(rows(&mut a, ViewId::Models), rev);
+        // A sort combines with the filter.
+        press(&mut a, KeyCode::Char('R'));
+        press(&mut a, KeyCode::Char('/'));
+        chars(&mut a, "deep");
+        assert_eq!(rows(&mut a, ViewId::Models), ["DeepSeek-V3", "DeepSeek-R1"]);
+    }
+
+    #[test]
+    fn a_rate_sort_follows_new_counters() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char('R'));
+        assert_eq!(rows(&mut a, ViewId::Models)[0], "DeepSeek-V3");
+        // A second later Qwen took 100 requests, DeepSeek-V3 none.
+        let mut next = (*a.data.live.current).clone();
+        next.taken_ms += 1000;
+        next.models
+            .get_mut("Qwen2.5-72B-Instruct")
+            .unwrap()
+            .requests += 100;
+        assert!(a.on_stats(Arc::new(next)));
+        assert_eq!(rows(&mut a, ViewId::Models)[0], "Qwen2.5-72B-Instruct");
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("models [4/4] by req/s↓"), "{s}");
+        assert!(s.contains("REQ/S↓"), "{s}");
+    }
+
+    #[test]
+    fn keys_and_workspaces_sort_too() {
+        let mut a = app();
+        a.jump(ViewId::Keys);
+        // Default: by workspace then name (the revoked batch key first).
+        assert_eq!(
+            rows(&mut a, ViewId::Keys),
+            ["key_0000a002", "key_0000a001", "key_0000b001"]
+        );
+        press(&mut a, KeyCode::Char('S'));
+        assert_eq!(
+            rows(&mut a, ViewId::Keys),
+            ["key_0000a001", "key_0000b001", "key_0000a002"],
+            "active first"
+        );
+        press(&mut a, KeyCode::Char('N'));
+        assert_eq!(
+            rows(&mut a, ViewId::Keys),
+            ["key_0000a002", "key_0000b001", "key_0000a001"],
+            "batch, notebook, prod"
+        );
+        press(&mut a, KeyCode::Char('T'));
+        assert_eq!(rows(&mut a, ViewId::Keys)[0], "key_0000a001");
+        a.jump(ViewId::Workspaces);
+        press(&mut a, KeyCode::Char('R'));
+        assert_eq!(rows(&mut a, ViewId::Workspaces), ["acme", "research"]);
+        press(&mut a, KeyCode::Char('R'));
+        assert_eq!(rows(&mut a, ViewId::Workspaces), ["research", "acme"]);
+        press(&mut a, KeyCode::Char('N'));
+        press(&mut a, KeyCode::Char('N'));
+        assert_eq!(rows(&mut a, ViewId::Workspaces), ["research", "acme"]);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::data::Data;
 use super::forms::{self, Form, FormEvent, FormKind};
 use super::keymap;
 use super::theme::Theme;
-use super::views::{self, COMMANDS, Command, ViewId};
+use super::views::{self, COMMANDS, Command, ViewId, sort};
 use super::widgets::table::ListState;
 
 /// A line under the view: the outcome of the last action.
@@ -158,14 +158,26 @@ impl App {
         *self.pages.last().expect("the page stack is never empty")
     }
 
-    /// The list state of `view`, rebuilt if the registry or filter moved.
+    /// The list state of `view`: filtered again if the registry or filter
+    /// moved, sorted again if that or what the sort reads moved.
     pub fn list(&mut self, view: ViewId) -> &mut ListState {
         let revision = self.data.registry().revision;
         let data = &self.data;
         let st = self.lists.entry(view).or_default();
-        if st.built.as_ref() != Some(&(revision, st.filter.clone())) {
-            st.set_rows(views::rows(data, view, &st.filter));
+        if st
+            .built
+            .as_ref()
+            .is_none_or(|(r, f)| *r != revision || *f != st.filter)
+        {
+            st.base = views::rows(data, view, &st.filter);
             st.built = Some((revision, st.filter.clone()));
+            st.ordered = None;
+        }
+        let order = st.sort.unwrap_or_else(|| sort::default_sort(view));
+        let key = (order, sort::depends_on(data, order));
+        if st.ordered != Some(key) {
+            st.set_rows(sort::apply(data, view, order, st.base.clone()));
+            st.ordered = Some(key);
         }
         if let Some((v, id)) = &self.want_select
             && *v == view
@@ -538,6 +550,14 @@ impl App {
                 }
             }
             Action::Follow => self.logs.back = 0,
+            Action::Sort(by) => {
+                let list = self.list(view);
+                list.sort = Some(
+                    list.sort
+                        .unwrap_or_else(|| sort::default_sort(view))
+                        .pressed(by),
+                );
+            }
             Action::SwitchPane => {
                 self.detail.pane = match self.detail.pane {
                     Pane::Endpoints => Pane::Rules,

@@ -152,40 +152,66 @@ fn hints(t: &Theme, view: &[(&str, &str)], global: &[(&str, &str)], width: u16) 
 
 fn render_footer(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.data.theme;
-    let pairs = |it: &mut dyn Iterator<Item = (&'static str, &'static str)>| it.collect::<Vec<_>>();
     let line = if let Some(form) = &app.form {
-        let keys = pairs(
-            &mut form
-                .bindings()
-                .into_iter()
-                .filter(|b| b.footer)
-                .map(|b| (b.label, b.help)),
-        );
+        let keys: Vec<(&str, &str)> = form
+            .bindings()
+            .into_iter()
+            .filter(|b| b.footer)
+            .map(|b| (b.label, b.help))
+            .collect();
         hints(t, &keys, &[], area.width)
     } else {
-        // The view's keys, then `:` and `/`; `?` and `q` always fit.
-        let always = |b: &&keymap::Binding| matches!(b.action, Action::Help | Action::Quit);
-        let mut keys = pairs(
-            &mut keymap::view_bindings(app.current())
-                .iter()
-                .filter(|b| b.footer)
-                .map(|b| (b.label, b.help)),
-        );
-        keys.extend(
-            GLOBAL
-                .iter()
-                .filter(|b| b.footer && !always(b))
-                .map(|b| (b.label, b.help)),
-        );
-        let fixed = pairs(
-            &mut GLOBAL
-                .iter()
-                .filter(|b| b.footer && always(b))
-                .map(|b| (b.label, b.help)),
-        );
+        let (keys, fixed) = footer_keys(app);
+        let keys: Vec<(&str, &str)> = keys.iter().map(|(k, h)| (k.as_str(), *h)).collect();
         hints(t, &keys, &fixed, area.width)
     };
     f.render_widget(Paragraph::new(line), area);
+}
+
+/// The footer of a view, from its key table and the global one: `esc`
+/// first when it does something (what: clear the filter, else go back),
+/// the view's keys, `:`, `/` where the view filters, and its sort keys as
+/// one hint (`<N/R/T>sort`), dropped from the end on a narrow terminal;
+/// `?` and `q` always fit.
+fn footer_keys(app: &App) -> (Vec<(String, &'static str)>, Pairs) {
+    let view = app.current();
+    let filtered =
+        views::filterable(view) && app.lists.get(&view).is_some_and(|l| !l.filter.is_empty());
+    let always = |b: &keymap::Binding| matches!(b.action, Action::Help | Action::Quit);
+    let table = keymap::view_bindings(view);
+    let is_sort = |b: &&keymap::Binding| matches!(b.action, Action::Sort(_));
+    let mut keys: Vec<(String, &'static str)> = Vec::new();
+    if let Some(esc) = GLOBAL.iter().find(|b| b.action == Action::Back) {
+        if filtered {
+            keys.push((esc.label.to_string(), "clear filter"));
+        } else if app.pages.len() > 1 {
+            keys.push((esc.label.to_string(), "back"));
+        }
+    }
+    keys.extend(
+        table
+            .iter()
+            .filter(|b| b.footer && !is_sort(b))
+            .map(|b| (b.label.to_string(), b.help)),
+    );
+    keys.extend(
+        GLOBAL
+            .iter()
+            .filter(|b| {
+                b.footer && !always(b) && (b.action != Action::Filter || views::filterable(view))
+            })
+            .map(|b| (b.label.to_string(), b.help)),
+    );
+    let sorts: Vec<&str> = table.iter().filter(is_sort).map(|b| b.label).collect();
+    if !sorts.is_empty() {
+        keys.push((sorts.join("/"), "sort"));
+    }
+    let fixed = GLOBAL
+        .iter()
+        .filter(|b| always(b))
+        .map(|b| (b.label, b.help))
+        .collect();
+    (keys, fixed)
 }
 
 fn render_overlay(app: &App, f: &mut Frame, area: Rect) {

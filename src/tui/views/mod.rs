@@ -9,6 +9,7 @@ pub mod keys;
 pub mod logs;
 pub mod market;
 pub mod models;
+pub mod sort;
 pub mod traffic;
 pub mod workspaces;
 
@@ -169,10 +170,21 @@ fn render_list(app: &mut App, f: &mut Frame, area: Rect, view: ViewId) {
         ViewId::Clusters => (clusters::COLUMNS, clusters::cells),
         _ => (market::COLUMNS, market::cells),
     };
+    let order = state.sort.unwrap_or_else(|| sort::default_sort(view));
+    let column = sort::column(view, order.by);
+    // The title names a chosen order (its column may be dropped on a
+    // narrow terminal); the column title always carries the arrow.
+    if order != sort::default_sort(view) {
+        title.push(Span::styled(
+            format!("by {}{} ", order.by.label(), order.arrow()),
+            data.theme.dim(),
+        ));
+    }
     let spec = table::Spec {
         title: Line::from(title),
         cols,
         focused: true,
+        sorted: column.map(|c| (c, order.arrow())),
     };
     table::render(f, area, &data.theme, spec, &mut state, |id| cells(data, id));
     if view == ViewId::Models

@@ -167,6 +167,7 @@ fn render_top(
             title,
             cols: TOP_COLUMNS,
             focused: false,
+            sorted: None,
         },
         &mut state,
         |id| {
@@ -199,6 +200,7 @@ fn render_events(data: &Data, f: &mut Frame, area: Rect) {
         title,
         cols: EVENT_COLUMNS,
         focused: false,
+        sorted: None,
     };
     table::render(f, area, t, spec, &mut state, |i| {
         let Some(e) = i.parse::<usize>().ok().and_then(|i| events.get(i)) else {

@@ -8,6 +8,7 @@ use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 
 use crate::tui::format;
 use crate::tui::theme::Theme;
+use crate::tui::views::sort::Sort;
 
 /// A column: its minimum width, how much spare width it takes, and how
 /// early it is dropped when the terminal is too narrow.
@@ -115,8 +116,14 @@ pub struct ListState {
     pub filter: String,
     /// Ids of the shown rows, in order.
     pub rows: Vec<String>,
-    /// The registry revision and filter `rows` were built for.
+    /// The order chosen with the sort keys (`None`: the view's default).
+    pub sort: Option<Sort>,
+    /// The filtered rows in their base order (`rows` before sorting).
+    pub base: Vec<String>,
+    /// The registry revision and filter `base` was built for.
     pub built: Option<(u64, String)>,
+    /// The order `rows` was sorted in, and the generation of what it read.
+    pub ordered: Option<(Sort, u64)>,
 }
 
 impl ListState {
@@ -186,6 +193,9 @@ pub struct Spec<'a> {
     pub cols: &'a [Column],
     /// Has the selection (highlighted border and row).
     pub focused: bool,
+    /// The column the rows are sorted by (its title) and the arrow shown
+    /// after that title.
+    pub sorted: Option<(&'a str, &'a str)>,
 }
 
 /// Draw `state`'s rows in a bordered table, building only the visible ones
@@ -202,6 +212,7 @@ pub fn render(
         title,
         cols,
         focused,
+        sorted,
     } = spec;
     let block = Block::default()
         .borders(Borders::ALL)
@@ -229,7 +240,13 @@ pub fn render(
     let header = Row::new(
         cols.iter()
             .zip(&widths)
-            .filter_map(|(c, w)| Some(align(c, (*w)?, Span::raw(c.title))))
+            .filter_map(|(c, w)| {
+                let title = match sorted {
+                    Some((col, arrow)) if col == c.title => format!("{}{arrow}", c.title),
+                    _ => c.title.to_string(),
+                };
+                Some(align(c, (*w)?, Span::raw(title)))
+            })
             .collect::<Vec<_>>(),
     )
     .style(theme.header());
@@ -297,6 +314,7 @@ mod tests {
                 title: Line::default(),
                 cols: &cols,
                 focused: false,
+                sorted: Some(("N", "↓")),
             };
             render(f, f.area(), &Theme::colored(), spec, &mut state, |id| {
                 let name = match id {
@@ -310,6 +328,7 @@ mod tests {
         .unwrap();
         let screen = format!("{}", term.backend());
         let rows: Vec<&str> = screen.lines().skip(2).take(3).collect();
+        assert_eq!(screen.lines().nth(1), Some("\"│NAME      N↓│\""));
         assert_eq!(rows[0], "\"│Alibaba… 12…│\"");
         // Wide characters: whole ones only (a half would not fit), then the
         // marker, within the column's 8 cells.
