@@ -212,10 +212,22 @@ mod snapshots {
                 message: format!("applied change {i}"),
             });
         }
+        ring.push(LogLine {
+            at_ms: NOW_MS + 30_000,
+            level: tracing::Level::ERROR,
+            target: "maasctl::gateway::health".into(),
+            message: "endpoint 2 of Qwen2.5-72B-Instruct (http://127.0.0.1:9104/v1) is down: connection refused (os error 111); probing every 5s, traffic goes to the other endpoints".into(),
+        });
         let mut a = app();
         a.data.logs = Some(ring);
         a.jump(ViewId::Logs);
         snap("logs", &mut a);
+        press(&mut a, KeyCode::Char('w'));
+        press(&mut a, KeyCode::Up);
+        snap("logs_wrapped_scrolled", &mut a);
+        press(&mut a, KeyCode::Down);
+        press(&mut a, KeyCode::Enter);
+        snap("logs_whole_line", &mut a);
     }
 
     #[test]
@@ -1011,6 +1023,55 @@ mod keys {
         chars(&mut a, "line 7");
         let s = screen(&mut a, 80, 24);
         assert!(s.contains("line 7") && !s.contains("line 8"), "{s}");
+    }
+
+    #[test]
+    fn logs_keep_the_line_being_read_wrap_and_open_it_whole() {
+        let ring = maasctl::logging::LogRing::new(100);
+        let push = |i: usize| {
+            ring.push(maasctl::logging::LogLine {
+                at_ms: NOW_MS,
+                level: tracing::Level::WARN,
+                target: "maasctl::gateway".into(),
+                message: format!(
+                    "line {i}: upstream http://10.0.0.{i}:8000/v1 answered 503 Service Unavailable after 3 retries; taken out of rotation until the next probe END{i}"
+                ),
+            })
+        };
+        (0..30).for_each(push);
+        let mut a = app();
+        a.data.logs = Some(ring.clone());
+        a.jump(ViewId::Logs);
+        // Cut with a marker, the end not shown.
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("line 29: upstream") && s.contains("…│"), "{s}");
+        assert!(!s.contains("END29"), "{s}");
+        // Up onto line 27 (number 28), then lines keep arriving: the view
+        // stays on it instead of drifting.
+        press(&mut a, KeyCode::Up);
+        press(&mut a, KeyCode::Up);
+        (30..40).for_each(push);
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("scrolled: f follows"), "{s}");
+        assert!(s.contains("line 27:") && !s.contains("line 39:"), "{s}");
+        // Enter shows the whole line.
+        press(&mut a, KeyCode::Enter);
+        assert!(matches!(&a.overlay, Some(Overlay::Text { title, .. }) if title == "log line 28"));
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("END27"), "the end of the line is readable:\n{s}");
+        press(&mut a, KeyCode::Esc);
+        assert!(a.overlay.is_none());
+        // w wraps: every line's end is on screen.
+        press(&mut a, KeyCode::Char('w'));
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("· wrapped") && s.contains("END27"), "{s}");
+        // f follows the newest again (wrapped), w cuts again.
+        press(&mut a, KeyCode::Char('f'));
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("following") && s.contains("END39"), "{s}");
+        press(&mut a, KeyCode::Char('w'));
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("line 39:") && !s.contains("END39"), "{s}");
     }
 }
 

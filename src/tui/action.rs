@@ -44,6 +44,8 @@ pub enum Action {
     ToggleEndpoint,
     /// Logs: follow the newest lines again.
     Follow,
+    /// Logs: wrap long lines (or cut them again).
+    Wrap,
     /// Sort the list by a column (again: the other way round).
     Sort(SortBy),
 }

@@ -20,6 +20,7 @@ use super::data::Data;
 use super::forms::{self, Form, FormEvent, FormKind};
 use super::keymap;
 use super::theme::Theme;
+use super::views::logs::{self, LogsState};
 use super::views::{self, COMMANDS, Command, ViewId, sort};
 use super::widgets::table::ListState;
 
@@ -55,6 +56,11 @@ pub enum Overlay {
     /// A created key's secret, shown this once.
     Secret(CreatedKey),
     Help,
+    /// Text to read (a whole log line).
+    Text {
+        title: String,
+        lines: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,12 +90,6 @@ pub struct DetailState {
     pub pane: Pane,
     pub endpoint: usize,
     pub rule: usize,
-}
-
-/// The logs view: scrolled back `back` lines from the newest, or following.
-#[derive(Debug, Clone, Default)]
-pub struct LogsState {
-    pub back: usize,
 }
 
 /// What to do with a reply.
@@ -549,7 +549,8 @@ impl App {
                     self.pages.pop();
                 }
             }
-            Action::Follow => self.logs.back = 0,
+            Action::Follow => self.logs.cursor = None,
+            Action::Wrap => self.logs.wrap = !self.logs.wrap,
             Action::Sort(by) => {
                 let list = self.list(view);
                 list.sort = Some(
@@ -578,6 +579,15 @@ impl App {
                     if let Some(ws) = self.selected(ViewId::Workspaces) {
                         self.jump(ViewId::Keys);
                         self.list(ViewId::Keys).filter = ws;
+                    }
+                }
+                ViewId::Logs => {
+                    let lines = self.log_lines();
+                    if let Some((n, l)) = self.logs.index(&lines).map(|i| &lines[i]) {
+                        self.overlay = Some(Overlay::Text {
+                            title: format!("log line {n}"),
+                            lines: logs::full_text(l),
+                        });
                     }
                 }
                 ViewId::Detail => {
@@ -769,6 +779,12 @@ impl App {
         );
     }
 
+    /// The log lines the logs view shows (its filter applied).
+    fn log_lines(&mut self) -> Vec<(u64, crate::logging::LogLine)> {
+        let filter = self.list(ViewId::Logs).filter.clone();
+        logs::lines(&self.data, &filter)
+    }
+
     /// The rule selected in the detail view's rules pane.
     pub fn selected_rule(&mut self) -> Option<(Model, crate::domain::Rule)> {
         if self.current() != ViewId::Detail || self.detail.pane != Pane::Rules {
@@ -792,12 +808,8 @@ impl App {
                 *sel = sel.saturating_add_signed(delta).min(n.saturating_sub(1));
             }
             ViewId::Logs => {
-                let total = self.data.logs.as_ref().map_or(0, LogRing::len);
-                self.logs.back = self
-                    .logs
-                    .back
-                    .saturating_add_signed(-delta)
-                    .min(total.saturating_sub(1));
+                let lines = self.log_lines();
+                self.logs.step(&lines, delta);
             }
             ViewId::Traffic => {}
             v => self.list(v).step(delta),

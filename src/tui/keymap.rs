@@ -382,13 +382,23 @@ const MARKET: &[Binding] = &[
     ),
 ];
 
-const LOGS: &[Binding] = &[b(
-    &[(KeyCode::Char('f'), N)],
-    "f",
-    Action::Follow,
-    "follow",
-    true,
-)];
+const LOGS: &[Binding] = &[
+    b(
+        &[(KeyCode::Enter, N)],
+        "enter",
+        Action::Open,
+        "whole line",
+        true,
+    ),
+    b(&[(KeyCode::Char('w'), N)], "w", Action::Wrap, "wrap", true),
+    b(
+        &[(KeyCode::Char('f'), N)],
+        "f",
+        Action::Follow,
+        "follow",
+        true,
+    ),
+];
 
 /// The bindings of `view`, before the global ones.
 pub fn view_bindings(view: ViewId) -> &'static [Binding] {

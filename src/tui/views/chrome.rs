@@ -258,6 +258,15 @@ fn render_overlay(app: &App, f: &mut Frame, area: Rect) {
             "any key closes",
         ),
         Overlay::Help => render_help(app, f, area),
+        Overlay::Text { title, lines } => popup::dialog(
+            f,
+            area,
+            t,
+            title,
+            t.border_focus(),
+            lines.iter().map(|l| Line::from(l.clone())).collect(),
+            "any key closes",
+        ),
     }
 }
 
