@@ -379,6 +379,40 @@ fn hang_up_and_quit_restore_the_terminal() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_panic_restores_the_terminal_and_its_message_stays_readable() {
+    let dir = std::env::temp_dir().join(format!("maasctl-e2e-panic-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Debug builds only: MAASCTL_DEBUG_PANIC makes F12 panic in the loop
+    // (no backtrace, so the message fits the pane).
+    let cmd = format!(
+        "MAASCTL_DEBUG_PANIC=1 RUST_BACKTRACE=0 {BIN} --data-dir {} --no-gateway",
+        dir.display()
+    );
+    let t = Tmux::start("panic", &cmd);
+    t.wait_for("models [0/0]");
+    t.keys(&["F12"]);
+    let s = t.wait("the exit code and terminal modes", |s| {
+        s.contains("EXITED:") && s.contains("icanon")
+    });
+    assert!(s.contains("EXITED:101"), "a panic exits with 101:\n{s}");
+    // The hook left the alternate screen before printing: the message is
+    // on the normal screen, not wiped with the console's frame.
+    assert!(
+        s.contains("panicked at") && s.contains("debug panic requested"),
+        "the panic message is visible:\n{s}"
+    );
+    assert!(!s.contains("┌"), "the alternate screen is gone:\n{s}");
+    let modes = line_with(&s, "icanon").expect("stty printed");
+    assert!(
+        modes.contains("icanon") && !modes.contains("-icanon") && !modes.contains("-echo"),
+        "raw mode is off: {modes}"
+    );
+    let log = std::fs::read_to_string(dir.join("maasctl.log")).unwrap_or_default();
+    assert!(log.contains("panic: "), "the log file has it: {log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `maasctl serve` over `data`, its admin API on `admin_port`; SIGKILLed on drop.
 struct Serve {
     child: std::process::Child,
