@@ -898,6 +898,66 @@ mod keys {
             style_of(t.backend().buffer(), "revoked").fg,
             Some(Color::Red)
         );
+        // Again: nothing to ask, and it says so.
+        press(&mut a, KeyCode::Char('r'));
+        assert!(a.overlay.is_none());
+        let flash = a.flash.clone().unwrap();
+        assert!(flash.error && flash.text == "key key_0000b001 is already revoked");
+    }
+
+    #[test]
+    fn keys_on_an_empty_list_say_why_nothing_happens() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char('/'));
+        chars(&mut a, "no such model");
+        press(&mut a, KeyCode::Enter);
+        for c in ['e', 't', 'd', 'a'] {
+            a.flash = None;
+            press(&mut a, KeyCode::Char(c));
+            let flash = a.flash.clone().expect("a message");
+            assert_eq!(
+                flash.text,
+                "no model selected (the filter hides every row: esc clears it)"
+            );
+            assert!(a.overlay.is_none() && a.form.is_none() && a.outbox.is_empty());
+        }
+        press(&mut a, KeyCode::Enter);
+        assert_eq!(a.current(), ViewId::Models, "no detail of nothing");
+        let mut a = fixtures::app(0, Theme::colored());
+        a.jump(ViewId::Clusters);
+        a.on_registry(Arc::new(RegistryView::default()));
+        press(&mut a, KeyCode::Char('e'));
+        assert_eq!(a.flash.unwrap().text, "no cluster selected (c creates one)");
+    }
+
+    #[test]
+    fn popups_take_keys_before_anything_else() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char('?'));
+        press(&mut a, KeyCode::Char('q'));
+        assert!(!a.quit && a.overlay.is_none(), "q closes help first");
+        select_model(&mut a, "DeepSeek-V3");
+        press(&mut a, KeyCode::Char('d'));
+        let Some(Overlay::Confirm { text, .. }) = a.overlay.clone() else {
+            panic!("{:?}", a.overlay)
+        };
+        assert!(
+            text.contains("It is enabled: callers get 404 at once."),
+            "{text}"
+        );
+        // A confirmation answers only y, n or esc.
+        press(&mut a, KeyCode::Char('q'));
+        press(&mut a, KeyCode::Char('j'));
+        assert!(!a.quit && a.overlay.is_some());
+        assert_eq!(a.list(ViewId::Models).selected_id(), Some("DeepSeek-V3"));
+        press(&mut a, KeyCode::Esc);
+        assert!(a.overlay.is_none() && a.outbox.is_empty());
+        // :q quits from any view; in a form, q is a letter.
+        a.jump(ViewId::Traffic);
+        press(&mut a, KeyCode::Char(':'));
+        chars(&mut a, "q");
+        press(&mut a, KeyCode::Enter);
+        assert!(a.quit);
     }
 
     #[test]
@@ -930,6 +990,11 @@ mod keys {
         };
         assert!(k.secret.starts_with("sk-"));
         assert!(screen(&mut a, 80, 24).contains(&k.secret));
+        // A stray key does not lose the secret: only enter or esc close it.
+        press(&mut a, KeyCode::Char('j'));
+        press(&mut a, KeyCode::Char('q'));
+        assert!(matches!(a.overlay, Some(Overlay::Secret(_))));
+        assert!(!a.quit);
         press(&mut a, KeyCode::Enter);
         let s = screen(&mut a, 160, 48);
         assert!(!s.contains("sk-created-in-test"), "never shown again");

@@ -220,7 +220,13 @@ fn assert_restored(t: &Tmux) {
 #[test]
 fn demo_create_enable_rule_call_and_quit() {
     let (up_port, up_hits) = upstream();
-    let t = Tmux::start("demo", &format!("{BIN} demo --listen 127.0.0.1:0"));
+    // Whatever the console writes outside its frames (stderr) lands here:
+    // nothing may, logs go to :logs and the log file only.
+    let stray = std::env::temp_dir().join(format!("maasctl-e2e-stderr-{}", std::process::id()));
+    let t = Tmux::start(
+        "demo",
+        &format!("{BIN} demo --listen 127.0.0.1:0 2>{}", stray.display()),
+    );
 
     // Models and moving counters within seconds.
     let s = t.wait("the demo models serving with traffic", |s| {
@@ -335,9 +341,13 @@ fn demo_create_enable_rule_call_and_quit() {
     calling.store(false, Ordering::SeqCst);
     caller.join().unwrap();
 
-    // Quit: the terminal is restored.
+    // Quit: the terminal is restored, and nothing was printed around the UI
+    // (throttles, upstream errors and saves included).
     t.keys(&["q"]);
     assert_restored(&t);
+    let printed = std::fs::read_to_string(&stray).unwrap_or_default();
+    let _ = std::fs::remove_file(&stray);
+    assert!(printed.is_empty(), "printed outside the UI:\n{printed}");
 }
 
 #[test]

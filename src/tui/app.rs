@@ -353,10 +353,20 @@ impl App {
     }
 
     fn overlay_key(&mut self, key: KeyEvent) {
-        if !matches!(self.overlay, Some(Overlay::Confirm { .. })) {
-            // Messages, the secret and help close on any key.
-            self.overlay = None;
-            return;
+        match self.overlay {
+            Some(Overlay::Confirm { .. }) => {}
+            // Shown once and never again: a stray key must not lose it.
+            Some(Overlay::Secret(_)) => {
+                if matches!(key.code, KeyCode::Enter | KeyCode::Esc) {
+                    self.overlay = None;
+                }
+                return;
+            }
+            // Messages, help and text close on any key.
+            _ => {
+                self.overlay = None;
+                return;
+            }
         }
         match key.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => {
@@ -516,6 +526,24 @@ impl App {
     pub fn dispatch(&mut self, action: Action) {
         let view = self.current();
         let reg = self.data.view.registry.clone();
+        if let Some(noun) = noun(view)
+            && needs_selection(action)
+            && self.list(view).selected_id().is_none()
+        {
+            let filtered = !self.list(view).filter.is_empty();
+            let hint = if filtered {
+                " (the filter hides every row: esc clears it)"
+            } else if keymap::view_bindings(view)
+                .iter()
+                .any(|b| b.action == Action::Create)
+            {
+                " (c creates one)"
+            } else {
+                ""
+            };
+            self.say(format!("no {noun} selected{hint}"), true);
+            return;
+        }
         match action {
             Action::Up => self.step(-1),
             Action::Down => self.step(1),
@@ -717,13 +745,18 @@ impl App {
                 }
             }
             Action::Revoke => {
-                if let Some(id) = self.selected(ViewId::Keys) {
-                    self.confirm_op(
+                let revoked = |id: &str| reg.keys.get(id).is_some_and(|k| k.is_revoked());
+                match self.selected(ViewId::Keys) {
+                    Some(id) if revoked(&id) => {
+                        self.say(format!("key {id} is already revoked"), true)
+                    }
+                    Some(id) => self.confirm_op(
                         "Revoke key?",
                         format!("Revoke {id}? Calls with it fail at once. y to revoke, n to keep."),
                         Change::RevokeKey { id: id.clone() },
                         format!("key {id} revoked"),
-                    );
+                    ),
+                    None => {}
                 }
             }
             Action::Delete => self.delete(view),
@@ -749,9 +782,22 @@ impl App {
             ),
             ViewId::Detail | ViewId::Traffic | ViewId::Logs => return,
         };
+        // Say what else it does: callers of an enabled model get 404 at once.
+        let serving = view == ViewId::Models
+            && self
+                .data
+                .registry()
+                .models
+                .get(&id)
+                .is_some_and(|m| m.enabled);
+        let also = if serving {
+            " It is enabled: callers get 404 at once."
+        } else {
+            ""
+        };
         self.confirm_op(
             &format!("Delete {what}?"),
-            format!("Delete {what} {id}? y to delete, n to keep."),
+            format!("Delete {what} {id}?{also} y to delete, n to keep."),
             change,
             format!("{what} {id} deleted"),
         );
@@ -815,6 +861,33 @@ impl App {
             v => self.list(v).step(delta),
         }
     }
+}
+
+/// What the rows of a list view are, for "no … selected".
+fn noun(view: ViewId) -> Option<&'static str> {
+    Some(match view {
+        ViewId::Models => "model",
+        ViewId::Keys => "key",
+        ViewId::Workspaces => "workspace",
+        ViewId::Clusters => "cluster",
+        ViewId::Market => "marketplace entry",
+        ViewId::Detail | ViewId::Traffic | ViewId::Logs => return None,
+    })
+}
+
+/// Actions on the selected row of a list.
+fn needs_selection(action: Action) -> bool {
+    matches!(
+        action,
+        Action::Open
+            | Action::Edit
+            | Action::Delete
+            | Action::Toggle
+            | Action::Revoke
+            | Action::Publish
+            | Action::Register
+            | Action::AddRule
+    )
 }
 
 /// What to say after a form saved, and which row to select.

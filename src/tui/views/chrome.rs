@@ -255,7 +255,7 @@ fn render_overlay(app: &App, f: &mut Frame, area: Rect) {
                 Line::default(),
                 Line::from("Copy the secret now: it is shown this once and cannot be recovered."),
             ],
-            "any key closes",
+            "enter or esc closes, once copied",
         ),
         Overlay::Help => render_help(app, f, area),
         Overlay::Text { title, lines } => popup::dialog(
