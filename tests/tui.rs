@@ -239,6 +239,10 @@ mod snapshots {
         press(&mut a, KeyCode::Char(':'));
         chars(&mut a, "w");
         snap("command_bar", &mut a);
+        let mut a = app();
+        press(&mut a, KeyCode::Char('c'));
+        a.on_key(key(KeyCode::F(1)));
+        snap("help_form_model", &mut a);
     }
 
     #[test]

@@ -275,9 +275,11 @@ type Pairs = Vec<(&'static str, &'static str)>;
 
 /// Every key of the current view (or form), from the same tables the
 /// footer and the key handling use: the view's keys on the left, the ones
-/// that work everywhere on the right.
+/// that work everywhere on the right. The columns are as wide as their
+/// longest key; a help text that does not fit is cut with `…`.
 fn render_help(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.data.theme;
+    let view = app.current();
     let (title, left, right): (String, Pairs, Pairs) = match &app.form {
         Some(form) => {
             let mut keys: Vec<(&str, &str)> = form
@@ -291,45 +293,62 @@ fn render_help(app: &App, f: &mut Frame, area: Rect) {
             (format!("Keys: {}", form.title), keys, right)
         }
         None => (
-            format!("Keys: {}", app.current().name()),
-            keymap::view_bindings(app.current())
+            format!("Keys: {}", view.name()),
+            keymap::view_bindings(view)
                 .iter()
                 .map(|b| (b.label, b.help))
                 .collect(),
-            GLOBAL.iter().map(|b| (b.label, b.help)).collect(),
+            GLOBAL
+                .iter()
+                .filter(|b| b.action != Action::Filter || views::filterable(view))
+                .map(|b| (b.label, b.help))
+                .collect(),
         ),
     };
-    let cell = |k: &str, h: &str| {
+    let inner = usize::from(popup::HELP_WIDTH.min(area.width.saturating_sub(2))).saturating_sub(4);
+    let key_w = |p: &Pairs| p.iter().map(|(k, _)| format::width(k)).max().unwrap_or(0);
+    let help_w = |p: &Pairs| p.iter().map(|(_, h)| format::width(h)).max().unwrap_or(0);
+    let (lk, rk) = (key_w(&left), key_w(&right));
+    // Each column: key, a space, its help; two spaces between columns.
+    let room = inner.saturating_sub(lk + rk + 4);
+    let lh = help_w(&left).min(room.saturating_sub(help_w(&right).min(room / 2)));
+    let rh = room.saturating_sub(lh);
+    let cell = |k: &str, kw: usize, h: &str, hw: usize| {
         vec![
-            Span::styled(format!("{k:>6} "), t.key()),
-            Span::raw(format!("{:<20}", format::fit(h, 20))),
+            Span::styled(format!("{k:>kw$} "), t.key()),
+            Span::raw(format!("{:<hw$}", format::fit(h, hw))),
         ]
     };
     let mut lines: Vec<Line> = (0..left.len().max(right.len()))
         .map(|i| {
-            let mut spans = left
-                .get(i)
-                .map_or_else(|| cell("", ""), |(k, h)| cell(k, h));
+            let (k, h) = left.get(i).copied().unwrap_or(("", ""));
+            let mut spans = cell(k, lk, h, lh);
             if let Some((k, h)) = right.get(i) {
-                spans.extend(cell(k, h));
+                spans.push(Span::raw("  "));
+                spans.extend(cell(k, rk, h, rh));
             }
             Line::from(spans)
         })
         .collect();
     if app.form.is_none() {
+        let views: Vec<String> = views::COMMANDS
+            .iter()
+            .filter(|(_, c)| matches!(c, views::Command::View(_)))
+            .map(|(n, _)| format!(":{n}"))
+            .collect();
         lines.push(Line::default());
         lines.push(Line::from(Span::styled(
-            ":models :keys :workspaces :clusters :market :traffic :logs",
+            format!("{}  :q quits", views.join(" ")),
             t.dim(),
         )));
     }
-    popup::dialog(
+    popup::dialog_width(
         f,
         area,
         t,
-        &title,
-        t.border_focus(),
+        (&title, t.border_focus()),
         lines,
         "any key closes",
+        popup::HELP_WIDTH,
     )
 }
