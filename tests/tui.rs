@@ -1021,6 +1021,33 @@ mod keys {
     }
 
     #[test]
+    fn create_model_starts_on_an_entry_that_can_be_enabled() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        for (name, published) in [("Aardvark-1", false), ("Baboon-2", true)] {
+            reg.apply_all(
+                vec![Change::AddMarket(maasctl::domain::MarketEntry {
+                    name: name.into(),
+                    provider: "Zoo".into(),
+                    tags: vec![],
+                    description: String::new(),
+                    published,
+                })],
+                NOW_MS / 1000,
+            )
+            .unwrap();
+        }
+        run_requests(&mut a, &mut reg);
+        press(&mut a, KeyCode::Char('c'));
+        let f = a.form.as_ref().unwrap();
+        assert_eq!(
+            f.choice("name"),
+            Some("Baboon-2"),
+            "not the unpublished first one"
+        );
+    }
+
+    #[test]
     fn edit_views_open_filled_forms() {
         let mut a = app();
         a.jump(ViewId::Clusters);
