@@ -63,6 +63,14 @@ impl Data {
             .unwrap_or(GatewayStatus::Offline)
     }
 
+    /// A key as people know it: `workspace/name` (its id if unknown).
+    pub fn key_label(&self, id: &str) -> String {
+        self.registry()
+            .keys
+            .get(id)
+            .map_or_else(|| id.to_string(), |k| format!("{}/{}", k.workspace, k.name))
+    }
+
     pub fn set_view(&mut self, view: Arc<RegistryView>) {
         self.view = view;
         self.derive_statuses();

@@ -116,7 +116,7 @@ pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
         f,
         left,
         &data.theme,
-        Line::from(format!(" requests/s {} ", format::rate(rate.req))),
+        &format!("requests/s {}", format::rate(rate.req)),
         hist.map(|h| &h.requests),
         data.theme.good(),
     );
@@ -124,7 +124,7 @@ pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
         f,
         right,
         &data.theme,
-        Line::from(format!(" throttled/s {} ", format::rate(rate.thr))),
+        &format!("throttled/s {}", format::rate(rate.thr)),
         hist.map(|h| &h.throttled),
         data.theme.bad(),
     );
@@ -313,9 +313,10 @@ fn rule_cells(data: &Data, m: &Model, i: usize) -> Cells {
     let Some(r) = m.rules.get(i) else {
         return Vec::new();
     };
-    let subject = match r.spec.target {
-        RuleTarget::ApiKey => r.spec.key_id.clone().unwrap_or_default(),
-        RuleTarget::Workspace => r.spec.workspace.clone(),
+    // A key by workspace/name, then its id (what the CLI and events use).
+    let subject = match (&r.spec.target, &r.spec.key_id) {
+        (RuleTarget::ApiKey, Some(id)) => format!("{} {id}", data.key_label(id)),
+        _ => r.spec.workspace.clone(),
     };
     let stats: Vec<_> = data
         .live

@@ -39,22 +39,14 @@ pub fn render(data: &Data, f: &mut Frame, area: Rect) {
         f,
         sparks,
         &data.theme,
-        Line::from(format!(
-            " requests/s {} ",
-            format::rate(data.live.gateway.req)
-        )),
+        &format!("requests/s {}", format::rate(data.live.gateway.req)),
         Some(&data.live.gateway_history.requests),
         data.theme.good(),
     );
     let [m, k, w] = Layout::horizontal([Constraint::Fill(1); 3]).areas(tops);
     let same = |id: &str| id.to_string();
     // Keys by workspace/name: their ids mean little to a reader.
-    let key = |id: &str| {
-        data.registry()
-            .keys
-            .get(id)
-            .map_or_else(|| id.to_string(), |k| format!("{}/{}", k.workspace, k.name))
-    };
+    let key = |id: &str| data.key_label(id);
     render_top(data, f, m, "top models", &data.live.models, &same);
     render_top(data, f, k, "top keys", &data.live.keys, &key);
     render_top(data, f, w, "top workspaces", &data.live.workspaces, &same);
@@ -217,7 +209,12 @@ fn render_events(data: &Data, f: &mut Frame, area: Rect) {
             Span::raw(format::clock(e.at_ms)),
             Span::styled(kind, style),
             Span::raw(e.model.clone().unwrap_or_default()),
-            Span::raw(e.key_id.clone().unwrap_or_default()),
+            Span::raw(
+                e.key_id
+                    .as_deref()
+                    .map(|k| data.key_label(k))
+                    .unwrap_or_default(),
+            ),
             Span::raw(e.message.clone()),
         ]
     });
