@@ -180,6 +180,10 @@ mod snapshots {
         select_model(&mut a, "Qwen2.5-72B-Instruct");
         press(&mut a, KeyCode::Enter);
         snap("detail_degraded", &mut a);
+        // The down endpoint whole: its reason and since when.
+        press(&mut a, KeyCode::Down);
+        press(&mut a, KeyCode::Enter);
+        snap("detail_endpoint_down", &mut a);
     }
 
     #[test]
@@ -1084,6 +1088,13 @@ mod keys {
             a.form.is_none(),
             "enter on the endpoints pane edits no rule"
         );
+        // It shows the endpoint whole instead.
+        let Some(Overlay::Text { title, lines }) = a.overlay.clone() else {
+            panic!("{:?}", a.overlay)
+        };
+        assert_eq!(title, "DeepSeek-V3 endpoint 2");
+        assert_eq!(lines[0], "URL      http://127.0.0.1:9102/v1");
+        press(&mut a, KeyCode::Esc);
         press(&mut a, KeyCode::Tab);
         press(&mut a, KeyCode::Enter);
         assert!(a.form.as_ref().unwrap().title.starts_with("Edit rule #1"));

@@ -618,13 +618,21 @@ impl App {
                         });
                     }
                 }
-                ViewId::Detail => {
-                    if let Some((m, r)) = self.selected_rule() {
-                        self.open_form(forms::rule::edit(&reg, &m.spec.name, &r));
-                    } else {
-                        self.say("select a rule first (tab switches to the rules)", true);
+                ViewId::Detail => match self.detail.pane {
+                    Pane::Rules => match self.selected_rule() {
+                        Some((m, r)) => self.open_form(forms::rule::edit(&reg, &m.spec.name, &r)),
+                        None => self.say("no rule to edit: a adds one", true),
+                    },
+                    Pane::Endpoints => {
+                        if let Some(m) = self.current_model() {
+                            let i = self.detail.endpoint;
+                            self.overlay = Some(Overlay::Text {
+                                title: format!("{} endpoint {}", m.spec.name, i + 1),
+                                lines: views::detail::endpoint_text(&self.data, &m, i),
+                            });
+                        }
                     }
-                }
+                },
                 _ => {}
             },
             Action::Create => match view {

@@ -223,7 +223,7 @@ const DETAIL: &[Binding] = &[
         &[(KeyCode::Enter, N)],
         "enter",
         Action::Open,
-        "edit rule",
+        "endpoint / edit rule",
         false,
     ),
     b(

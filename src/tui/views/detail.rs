@@ -220,9 +220,17 @@ fn render_info(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
     f.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-/// State and reason of endpoint `i`: what the gateway counts, else what
-/// it reports, else nothing known.
-fn endpoint_health(data: &Data, m: &Model, i: usize) -> Option<(EndpointState, Option<String>)> {
+/// What is known of an endpoint's health.
+struct Health {
+    state: EndpointState,
+    reason: Option<String>,
+    /// Unix ms when it left the rotation.
+    since_ms: Option<i64>,
+}
+
+/// Health of endpoint `i`: what the gateway counts, else what it reports,
+/// else nothing known.
+fn endpoint_health(data: &Data, m: &Model, i: usize) -> Option<Health> {
     let name = &m.spec.name;
     if let Some(e) = data
         .live
@@ -231,7 +239,11 @@ fn endpoint_health(data: &Data, m: &Model, i: usize) -> Option<(EndpointState, O
         .iter()
         .find(|e| &e.model == name && e.index == i)
     {
-        return Some((e.state, e.reason.clone()));
+        return Some(Health {
+            state: e.state,
+            reason: e.reason.clone(),
+            since_ms: e.since_ms,
+        });
     }
     data.view
         .reports
@@ -239,7 +251,59 @@ fn endpoint_health(data: &Data, m: &Model, i: usize) -> Option<(EndpointState, O
         .filter(|r| r.is_fresh(data.now_ms))
         .flat_map(|r| &r.endpoints)
         .find(|e| &e.model == name && e.index == i)
-        .map(|e| (e.state, e.reason.clone()))
+        .map(|e| Health {
+            state: e.state,
+            reason: e.reason.clone(),
+            since_ms: e.since_ms,
+        })
+}
+
+/// Everything about endpoint `i` of `m`, for the popup `enter` opens (the
+/// table cuts the URL and the reason on narrow terminals).
+pub fn endpoint_text(data: &Data, m: &Model, i: usize) -> Vec<String> {
+    let Some(ep) = m.spec.endpoints.get(i) else {
+        return Vec::new();
+    };
+    let rate = data
+        .live
+        .endpoints
+        .get(&(m.spec.name.clone(), i))
+        .copied()
+        .unwrap_or(0.0);
+    let share = share(data, m, i).map_or_else(|| "—".into(), |s| format!("{:.0}%", s * 100.0));
+    let mut lines = vec![
+        format!("URL      {}", ep.url),
+        format!(
+            "API key  {}",
+            ep.api_key
+                .as_ref()
+                .map_or_else(|| "none".into(), |k| k.masked())
+        ),
+        format!(
+            "traffic  {} req/s, share {share}{}",
+            format::rate(rate),
+            ep.weight
+                .map_or_else(String::new, |w| format!(" (weight {w}%)"))
+        ),
+    ];
+    match endpoint_health(data, m, i) {
+        Some(h) => {
+            let since = h.since_ms.map_or_else(String::new, |at| {
+                format!(
+                    " since {} UTC ({} ago)",
+                    format::clock(at),
+                    format::millis(data.now_ms.saturating_sub(at).max(0) as u64)
+                )
+            });
+            lines.push(format!("state    {}{since}", h.state.as_str()));
+            if let Some(r) = h.reason {
+                lines.push(format!("reason   {r}"));
+            }
+        }
+        None if ep.disabled => lines.push("state    taken out of rotation (x puts it back)".into()),
+        None => lines.push("state    unknown: no gateway reports on it".into()),
+    }
+    lines
 }
 
 /// The share of the model's traffic endpoint `i` gets: over the last
@@ -279,9 +343,9 @@ fn endpoint_cells(data: &Data, m: &Model, i: usize) -> Cells {
         return Vec::new();
     };
     let (state, reason) = match endpoint_health(data, m, i) {
-        Some((s, r)) => (
-            Span::styled(s.as_str(), t.endpoint(s)),
-            r.unwrap_or_default(),
+        Some(h) => (
+            Span::styled(h.state.as_str(), t.endpoint(h.state)),
+            h.reason.unwrap_or_default(),
         ),
         None if ep.disabled => (Span::styled("disabled", t.dim()), String::new()),
         None => (Span::styled("—", t.dim()), "no gateway report".to_string()),
