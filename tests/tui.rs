@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use maasctl::client::{ClientError, CreatedKey, RegistryView};
 use maasctl::domain::{Change, Registry};
-use maasctl::tui::action::{Done, Op, Reply};
+use maasctl::tui::action::{Action, Done, Op, Reply};
 use maasctl::tui::app::{App, Confirmed, Overlay, Pane, PromptKind};
 use maasctl::tui::fixtures::{self, NOW_MS};
 use maasctl::tui::theme::Theme;
@@ -148,6 +148,13 @@ mod snapshots {
     }
 
     #[test]
+    fn model_list_sorted() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char('R'));
+        snap("models_sorted_by_rate", &mut a);
+    }
+
+    #[test]
     fn model_list_filtered() {
         let mut a = app();
         press(&mut a, KeyCode::Char('/'));
@@ -173,6 +180,10 @@ mod snapshots {
         select_model(&mut a, "Qwen2.5-72B-Instruct");
         press(&mut a, KeyCode::Enter);
         snap("detail_degraded", &mut a);
+        // The down endpoint whole: its reason and since when.
+        press(&mut a, KeyCode::Down);
+        press(&mut a, KeyCode::Enter);
+        snap("detail_endpoint_down", &mut a);
     }
 
     #[test]
@@ -205,10 +216,22 @@ mod snapshots {
                 message: format!("applied change {i}"),
             });
         }
+        ring.push(LogLine {
+            at_ms: NOW_MS + 30_000,
+            level: tracing::Level::ERROR,
+            target: "maasctl::gateway::health".into(),
+            message: "endpoint 2 of Qwen2.5-72B-Instruct (http://127.0.0.1:9104/v1) is down: connection refused (os error 111); probing every 5s, traffic goes to the other endpoints".into(),
+        });
         let mut a = app();
         a.data.logs = Some(ring);
         a.jump(ViewId::Logs);
         snap("logs", &mut a);
+        press(&mut a, KeyCode::Char('w'));
+        press(&mut a, KeyCode::Up);
+        snap("logs_wrapped_scrolled", &mut a);
+        press(&mut a, KeyCode::Down);
+        press(&mut a, KeyCode::Enter);
+        snap("logs_whole_line", &mut a);
     }
 
     #[test]
@@ -220,6 +243,10 @@ mod snapshots {
         press(&mut a, KeyCode::Char(':'));
         chars(&mut a, "w");
         snap("command_bar", &mut a);
+        let mut a = app();
+        press(&mut a, KeyCode::Char('c'));
+        a.on_key(key(KeyCode::F(1)));
+        snap("help_form_model", &mut a);
     }
 
     #[test]
@@ -589,15 +616,178 @@ mod keys {
     fn footer_shows_the_view_keys_and_help() {
         let mut a = app();
         a.jump(ViewId::Keys);
+        let s = screen(&mut a, 160, 48);
+        let footer = s.lines().nth(47).unwrap();
+        let mut sorts = Vec::new();
+        for b in maasctl::tui::keymap::view_bindings(ViewId::Keys) {
+            if matches!(b.action, Action::Sort(_)) {
+                sorts.push(b.label);
+            } else {
+                let hint = format!("<{}>{}", b.label, b.help);
+                assert!(footer.contains(&hint), "{hint} in {footer}");
+            }
+        }
+        // The sort keys are one hint, from the same table.
+        let hint = format!("<{}>sort", sorts.join("/"));
+        assert_eq!(hint, "<W/N/S/C/R/T>sort");
+        assert!(footer.contains(&hint), "{footer}");
+        assert!(footer.contains("<?>help"), "{footer}");
+        // Esc shows when it does something: back from a jumped-to view.
+        assert!(footer.contains("<esc>back"), "{footer}");
+        // At 80 columns what does not fit is dropped from the end, `?`
+        // and `q` stay.
         let s = screen(&mut a, 80, 24);
         let footer = s.lines().nth(23).unwrap();
-        for b in maasctl::tui::keymap::view_bindings(ViewId::Keys) {
-            assert!(
-                footer.contains(&format!("<{}>{}", b.label, b.help)),
-                "{footer}"
-            );
-        }
-        assert!(footer.contains("<?>help"), "{footer}");
+        assert!(footer.contains("<?>help <q>quit"), "{footer}");
+        assert!(!footer.contains("sort"), "{footer}");
+    }
+
+    #[test]
+    fn footer_offers_only_what_works_here() {
+        let mut a = app();
+        let footer = |a: &mut App| screen(a, 160, 48).lines().nth(47).unwrap().to_string();
+        let home = footer(&mut a);
+        assert!(!home.contains("<esc>"), "nothing to go back to: {home}");
+        assert!(home.contains("</>filter"), "{home}");
+        a.jump(ViewId::Traffic);
+        let traffic = footer(&mut a);
+        assert!(!traffic.contains("</>"), "traffic has no filter: {traffic}");
+        assert!(traffic.contains("<esc>back"), "{traffic}");
+        a.jump(ViewId::Models);
+        press(&mut a, KeyCode::Char('/'));
+        chars(&mut a, "deep");
+        press(&mut a, KeyCode::Enter);
+        let filtered = footer(&mut a);
+        assert!(filtered.contains("<esc>clear filter"), "{filtered}");
+        press(&mut a, KeyCode::Enter);
+        let detail = footer(&mut a);
+        assert!(detail.starts_with("\" <esc>back <tab>pane"), "{detail}");
+    }
+
+    fn rows(a: &mut App, view: ViewId) -> Vec<String> {
+        a.list(view).rows.clone()
+    }
+
+    #[test]
+    fn sort_keys_order_the_models_and_again_reverse() {
+        let mut a = app();
+        let by_name = [
+            "DeepSeek-R1",
+            "DeepSeek-V3",
+            "Llama-3.3-70B-Instruct",
+            "Qwen2.5-72B-Instruct",
+        ];
+        assert_eq!(rows(&mut a, ViewId::Models), by_name);
+        select_model(&mut a, "DeepSeek-R1");
+        // Busiest first (12 and 5 req/s), the idle ones by name.
+        press(&mut a, KeyCode::Char('R'));
+        assert_eq!(
+            rows(&mut a, ViewId::Models),
+            [
+                "DeepSeek-V3",
+                "Qwen2.5-72B-Instruct",
+                "DeepSeek-R1",
+                "Llama-3.3-70B-Instruct"
+            ]
+        );
+        assert_eq!(
+            a.list(ViewId::Models).selected_id(),
+            Some("DeepSeek-R1"),
+            "the selection stays on its row"
+        );
+        press(&mut a, KeyCode::Char('R'));
+        assert_eq!(
+            rows(&mut a, ViewId::Models),
+            [
+                "DeepSeek-R1",
+                "Llama-3.3-70B-Instruct",
+                "Qwen2.5-72B-Instruct",
+                "DeepSeek-V3"
+            ],
+            "again: the other way round"
+        );
+        press(&mut a, KeyCode::Char('T'));
+        assert_eq!(rows(&mut a, ViewId::Models)[0], "DeepSeek-V3");
+        // Enabled first, problems (degraded) before serving.
+        press(&mut a, KeyCode::Char('S'));
+        assert_eq!(
+            rows(&mut a, ViewId::Models),
+            [
+                "Qwen2.5-72B-Instruct",
+                "DeepSeek-V3",
+                "DeepSeek-R1",
+                "Llama-3.3-70B-Instruct"
+            ]
+        );
+        press(&mut a, KeyCode::Char('I'));
+        assert_eq!(
+            rows(&mut a, ViewId::Models)[0],
+            "DeepSeek-V3",
+            "deepseek-chat"
+        );
+        press(&mut a, KeyCode::Char('N'));
+        assert_eq!(rows(&mut a, ViewId::Models), by_name);
+        press(&mut a, KeyCode::Char('N'));
+        let mut rev = by_name.to_vec();
+        rev.reverse();
+        assert_eq!(rows(&mut a, ViewId::Models), rev);
+        // A sort combines with the filter.
+        press(&mut a, KeyCode::Char('R'));
+        press(&mut a, KeyCode::Char('/'));
+        chars(&mut a, "deep");
+        assert_eq!(rows(&mut a, ViewId::Models), ["DeepSeek-V3", "DeepSeek-R1"]);
+    }
+
+    #[test]
+    fn a_rate_sort_follows_new_counters() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char('R'));
+        assert_eq!(rows(&mut a, ViewId::Models)[0], "DeepSeek-V3");
+        // A second later Qwen took 100 requests, DeepSeek-V3 none.
+        let mut next = (*a.data.live.current).clone();
+        next.taken_ms += 1000;
+        next.models
+            .get_mut("Qwen2.5-72B-Instruct")
+            .unwrap()
+            .requests += 100;
+        assert!(a.on_stats(Arc::new(next)));
+        assert_eq!(rows(&mut a, ViewId::Models)[0], "Qwen2.5-72B-Instruct");
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("models [4/4] by req/s↓"), "{s}");
+        assert!(s.contains("REQ/S↓"), "{s}");
+    }
+
+    #[test]
+    fn keys_and_workspaces_sort_too() {
+        let mut a = app();
+        a.jump(ViewId::Keys);
+        // Default: by workspace then name (the revoked batch key first).
+        assert_eq!(
+            rows(&mut a, ViewId::Keys),
+            ["key_0000a002", "key_0000a001", "key_0000b001"]
+        );
+        press(&mut a, KeyCode::Char('S'));
+        assert_eq!(
+            rows(&mut a, ViewId::Keys),
+            ["key_0000a001", "key_0000b001", "key_0000a002"],
+            "active first"
+        );
+        press(&mut a, KeyCode::Char('N'));
+        assert_eq!(
+            rows(&mut a, ViewId::Keys),
+            ["key_0000a002", "key_0000b001", "key_0000a001"],
+            "batch, notebook, prod"
+        );
+        press(&mut a, KeyCode::Char('T'));
+        assert_eq!(rows(&mut a, ViewId::Keys)[0], "key_0000a001");
+        a.jump(ViewId::Workspaces);
+        press(&mut a, KeyCode::Char('R'));
+        assert_eq!(rows(&mut a, ViewId::Workspaces), ["acme", "research"]);
+        press(&mut a, KeyCode::Char('R'));
+        assert_eq!(rows(&mut a, ViewId::Workspaces), ["research", "acme"]);
+        press(&mut a, KeyCode::Char('N'));
+        press(&mut a, KeyCode::Char('N'));
+        assert_eq!(rows(&mut a, ViewId::Workspaces), ["research", "acme"]);
     }
 
     #[test]
@@ -716,6 +906,66 @@ mod keys {
             style_of(t.backend().buffer(), "revoked").fg,
             Some(Color::Red)
         );
+        // Again: nothing to ask, and it says so.
+        press(&mut a, KeyCode::Char('r'));
+        assert!(a.overlay.is_none());
+        let flash = a.flash.clone().unwrap();
+        assert!(flash.error && flash.text == "key key_0000b001 is already revoked");
+    }
+
+    #[test]
+    fn keys_on_an_empty_list_say_why_nothing_happens() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char('/'));
+        chars(&mut a, "no such model");
+        press(&mut a, KeyCode::Enter);
+        for c in ['e', 't', 'd', 'a'] {
+            a.flash = None;
+            press(&mut a, KeyCode::Char(c));
+            let flash = a.flash.clone().expect("a message");
+            assert_eq!(
+                flash.text,
+                "no model selected (the filter hides every row: esc clears it)"
+            );
+            assert!(a.overlay.is_none() && a.form.is_none() && a.outbox.is_empty());
+        }
+        press(&mut a, KeyCode::Enter);
+        assert_eq!(a.current(), ViewId::Models, "no detail of nothing");
+        let mut a = fixtures::app(0, Theme::colored());
+        a.jump(ViewId::Clusters);
+        a.on_registry(Arc::new(RegistryView::default()));
+        press(&mut a, KeyCode::Char('e'));
+        assert_eq!(a.flash.unwrap().text, "no cluster selected (c creates one)");
+    }
+
+    #[test]
+    fn popups_take_keys_before_anything_else() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char('?'));
+        press(&mut a, KeyCode::Char('q'));
+        assert!(!a.quit && a.overlay.is_none(), "q closes help first");
+        select_model(&mut a, "DeepSeek-V3");
+        press(&mut a, KeyCode::Char('d'));
+        let Some(Overlay::Confirm { text, .. }) = a.overlay.clone() else {
+            panic!("{:?}", a.overlay)
+        };
+        assert!(
+            text.contains("It is enabled: callers get 404 at once."),
+            "{text}"
+        );
+        // A confirmation answers only y, n or esc.
+        press(&mut a, KeyCode::Char('q'));
+        press(&mut a, KeyCode::Char('j'));
+        assert!(!a.quit && a.overlay.is_some());
+        assert_eq!(a.list(ViewId::Models).selected_id(), Some("DeepSeek-V3"));
+        press(&mut a, KeyCode::Esc);
+        assert!(a.overlay.is_none() && a.outbox.is_empty());
+        // :q quits from any view; in a form, q is a letter.
+        a.jump(ViewId::Traffic);
+        press(&mut a, KeyCode::Char(':'));
+        chars(&mut a, "q");
+        press(&mut a, KeyCode::Enter);
+        assert!(a.quit);
     }
 
     #[test]
@@ -748,6 +998,11 @@ mod keys {
         };
         assert!(k.secret.starts_with("sk-"));
         assert!(screen(&mut a, 80, 24).contains(&k.secret));
+        // A stray key does not lose the secret: only enter or esc close it.
+        press(&mut a, KeyCode::Char('j'));
+        press(&mut a, KeyCode::Char('q'));
+        assert!(matches!(a.overlay, Some(Overlay::Secret(_))));
+        assert!(!a.quit);
         press(&mut a, KeyCode::Enter);
         let s = screen(&mut a, 160, 48);
         assert!(!s.contains("sk-created-in-test"), "never shown again");
@@ -767,6 +1022,33 @@ mod keys {
         press(&mut a, KeyCode::Char('m'));
         let f = a.form.as_ref().unwrap();
         assert_eq!(f.choice("name"), Some("Mistral-Large-2411"));
+    }
+
+    #[test]
+    fn create_model_starts_on_an_entry_that_can_be_enabled() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        for (name, published) in [("Aardvark-1", false), ("Baboon-2", true)] {
+            reg.apply_all(
+                vec![Change::AddMarket(maasctl::domain::MarketEntry {
+                    name: name.into(),
+                    provider: "Zoo".into(),
+                    tags: vec![],
+                    description: String::new(),
+                    published,
+                })],
+                NOW_MS / 1000,
+            )
+            .unwrap();
+        }
+        run_requests(&mut a, &mut reg);
+        press(&mut a, KeyCode::Char('c'));
+        let f = a.form.as_ref().unwrap();
+        assert_eq!(
+            f.choice("name"),
+            Some("Baboon-2"),
+            "not the unpublished first one"
+        );
     }
 
     #[test]
@@ -806,6 +1088,13 @@ mod keys {
             a.form.is_none(),
             "enter on the endpoints pane edits no rule"
         );
+        // It shows the endpoint whole instead.
+        let Some(Overlay::Text { title, lines }) = a.overlay.clone() else {
+            panic!("{:?}", a.overlay)
+        };
+        assert_eq!(title, "DeepSeek-V3 endpoint 2");
+        assert_eq!(lines[0], "URL      http://127.0.0.1:9102/v1");
+        press(&mut a, KeyCode::Esc);
         press(&mut a, KeyCode::Tab);
         press(&mut a, KeyCode::Enter);
         assert!(a.form.as_ref().unwrap().title.starts_with("Edit rule #1"));
@@ -841,6 +1130,55 @@ mod keys {
         chars(&mut a, "line 7");
         let s = screen(&mut a, 80, 24);
         assert!(s.contains("line 7") && !s.contains("line 8"), "{s}");
+    }
+
+    #[test]
+    fn logs_keep_the_line_being_read_wrap_and_open_it_whole() {
+        let ring = maasctl::logging::LogRing::new(100);
+        let push = |i: usize| {
+            ring.push(maasctl::logging::LogLine {
+                at_ms: NOW_MS,
+                level: tracing::Level::WARN,
+                target: "maasctl::gateway".into(),
+                message: format!(
+                    "line {i}: upstream http://10.0.0.{i}:8000/v1 answered 503 Service Unavailable after 3 retries; taken out of rotation until the next probe END{i}"
+                ),
+            })
+        };
+        (0..30).for_each(push);
+        let mut a = app();
+        a.data.logs = Some(ring.clone());
+        a.jump(ViewId::Logs);
+        // Cut with a marker, the end not shown.
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("line 29: upstream") && s.contains("…│"), "{s}");
+        assert!(!s.contains("END29"), "{s}");
+        // Up onto line 27 (number 28), then lines keep arriving: the view
+        // stays on it instead of drifting.
+        press(&mut a, KeyCode::Up);
+        press(&mut a, KeyCode::Up);
+        (30..40).for_each(push);
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("scrolled: f follows"), "{s}");
+        assert!(s.contains("line 27:") && !s.contains("line 39:"), "{s}");
+        // Enter shows the whole line.
+        press(&mut a, KeyCode::Enter);
+        assert!(matches!(&a.overlay, Some(Overlay::Text { title, .. }) if title == "log line 28"));
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("END27"), "the end of the line is readable:\n{s}");
+        press(&mut a, KeyCode::Esc);
+        assert!(a.overlay.is_none());
+        // w wraps: every line's end is on screen.
+        press(&mut a, KeyCode::Char('w'));
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("· wrapped") && s.contains("END27"), "{s}");
+        // f follows the newest again (wrapped), w cuts again.
+        press(&mut a, KeyCode::Char('f'));
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("following") && s.contains("END39"), "{s}");
+        press(&mut a, KeyCode::Char('w'));
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("line 39:") && !s.contains("END39"), "{s}");
     }
 }
 

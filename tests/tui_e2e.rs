@@ -220,7 +220,13 @@ fn assert_restored(t: &Tmux) {
 #[test]
 fn demo_create_enable_rule_call_and_quit() {
     let (up_port, up_hits) = upstream();
-    let t = Tmux::start("demo", &format!("{BIN} demo --listen 127.0.0.1:0"));
+    // Whatever the console writes outside its frames (stderr) lands here:
+    // nothing may, logs go to :logs and the log file only.
+    let stray = std::env::temp_dir().join(format!("maasctl-e2e-stderr-{}", std::process::id()));
+    let t = Tmux::start(
+        "demo",
+        &format!("{BIN} demo --listen 127.0.0.1:0 2>{}", stray.display()),
+    );
 
     // Models and moving counters within seconds.
     let s = t.wait("the demo models serving with traffic", |s| {
@@ -335,7 +341,119 @@ fn demo_create_enable_rule_call_and_quit() {
     calling.store(false, Ordering::SeqCst);
     caller.join().unwrap();
 
-    // Quit: the terminal is restored.
+    // Quit: the terminal is restored, and nothing was printed around the UI
+    // (throttles, upstream errors and saves included).
+    t.keys(&["q"]);
+    assert_restored(&t);
+    let printed = std::fs::read_to_string(&stray).unwrap_or_default();
+    let _ = std::fs::remove_file(&stray);
+    assert!(printed.is_empty(), "printed outside the UI:\n{printed}");
+}
+
+/// The number after `label` on the screen line holding it (`total 55`).
+fn number_after(screen: &str, label: &str) -> Option<f64> {
+    let line = line_with(screen, label)?;
+    let at = line.find(label)? + label.len();
+    line[at..].split_whitespace().next()?.parse().ok()
+}
+
+/// The last two numbers of the first row containing `needle` (req/s, thr/s
+/// in the lists and the traffic tops).
+fn last_two(screen: &str, needle: &str) -> Option<(f64, f64)> {
+    let line = line_with(screen, needle)?;
+    let nums: Vec<f64> = line
+        .split(['│', ' '])
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let n = nums.len();
+    (n >= 2).then(|| (nums[n - 2], nums[n - 1]))
+}
+
+/// Wait until `read` gives a value, then until it gives a different one:
+/// the pane's numbers move. Returns how long that took.
+fn moves(t: &Tmux, what: &str, read: impl Fn(&str) -> Option<f64>) -> Duration {
+    let start = Instant::now();
+    let first = t.wait(what, |s| read(s).is_some());
+    let first = read(&first);
+    t.wait(&format!("{what} to move"), |s| {
+        read(s).is_some_and(|v| Some(v) != first)
+    });
+    start.elapsed()
+}
+
+#[test]
+fn demo_every_live_pane_moves() {
+    let t = Tmux::start("moves", &format!("{BIN} demo --listen 127.0.0.1:0"));
+    t.wait_for("DeepSeek-V3");
+    let go = |view: &str| {
+        t.keys(&[":"]);
+        t.type_text(view);
+        t.keys(&["Enter"]);
+    };
+    let busy = |s: &str, row: &str| last_two(s, row).is_some_and(|(r, _)| r > 0.0);
+    let throttled = |s: &str, row: &str| last_two(s, row).is_some_and(|(_, thr)| thr > 0.0);
+
+    // The list: rates of the busy model and the throttled one.
+    t.wait("DeepSeek-V3 busy and throttled", |s| {
+        busy(s, "│DeepSeek-V3 ") && throttled(s, "│DeepSeek-V3 ")
+    });
+    let list = moves(&t, "the header's total req/s", |s| {
+        (header_rate(s) > 0.0).then(|| header_rate(s))
+    });
+
+    // The detail: totals, the rule counters and the sparklines. The list is
+    // sorted by name (DeepSeek-R1 first): filter to the busy model.
+    t.keys(&["/"]);
+    t.type_text("DeepSeek-V3");
+    t.keys(&["Enter"]);
+    t.wait("the list filtered", |s| !s.contains("DeepSeek-R1"));
+    t.keys(&["Enter"]);
+    t.wait("DeepSeek-V3's detail", |s| {
+        s.contains("rate-limit rules") && s.contains("DeepSeek-V3")
+    });
+    let detail = moves(&t, "DeepSeek-V3's total", |s| number_after(s, "total "));
+    t.wait("the sparklines drawn", |s| {
+        line_with(s, "requests/s").is_some() && s.contains('█')
+    });
+    // The trial key's rule (limit 2 per second) throttles; its throttled
+    // total (the row's last column) keeps climbing.
+    let rule_throttled = |s: &str| -> Option<f64> {
+        let l = line_with(s, "api-key")?;
+        l.contains("/2 ").then_some(())?;
+        l.trim_end_matches(['│', ' '])
+            .split_whitespace()
+            .last()?
+            .parse()
+            .ok()
+    };
+    let throttling = moves(&t, "the trial key's rule throttled total", rule_throttled);
+    let rule = moves(&t, "the workspace rule's used count", |s| {
+        let l = line_with(s, "workspace acme")?;
+        l.split_whitespace()
+            .find_map(|w| w.strip_suffix("/600"))
+            .and_then(|u| u.parse().ok())
+    });
+    t.keys(&["Escape"]);
+
+    // Traffic: totals and the three tops.
+    go("traffic");
+    t.wait("the tops with traffic", |s| {
+        busy(s, "DeepSeek-V3") && busy(s, "trial/trial") && busy(s, "│acme ")
+    });
+    let traffic = moves(&t, "the traffic total", |s| number_after(s, "requests "));
+
+    // Keys and workspaces: the trial key over its limit.
+    go("keys");
+    t.wait("the trial key busy and throttled", |s| {
+        busy(s, " trial ") && throttled(s, " trial ")
+    });
+    go("workspaces");
+    t.wait("the workspaces busy", |s| {
+        busy(s, "│acme ") && throttled(s, "│trial ")
+    });
+    eprintln!(
+        "moved after: list {list:?}, detail {detail:?}, throttling {throttling:?}, rule {rule:?}, traffic {traffic:?}"
+    );
     t.keys(&["q"]);
     assert_restored(&t);
 }
@@ -376,6 +494,40 @@ fn hang_up_and_quit_restore_the_terminal() {
     }
     let log = std::fs::read_to_string(dir.join("maasctl.log")).unwrap_or_default();
     assert!(log.contains("hang-up: quitting"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_panic_restores_the_terminal_and_its_message_stays_readable() {
+    let dir = std::env::temp_dir().join(format!("maasctl-e2e-panic-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Debug builds only: MAASCTL_DEBUG_PANIC makes F12 panic in the loop
+    // (no backtrace, so the message fits the pane).
+    let cmd = format!(
+        "MAASCTL_DEBUG_PANIC=1 RUST_BACKTRACE=0 {BIN} --data-dir {} --no-gateway",
+        dir.display()
+    );
+    let t = Tmux::start("panic", &cmd);
+    t.wait_for("models [0/0]");
+    t.keys(&["F12"]);
+    let s = t.wait("the exit code and terminal modes", |s| {
+        s.contains("EXITED:") && s.contains("icanon")
+    });
+    assert!(s.contains("EXITED:101"), "a panic exits with 101:\n{s}");
+    // The hook left the alternate screen before printing: the message is
+    // on the normal screen, not wiped with the console's frame.
+    assert!(
+        s.contains("panicked at") && s.contains("debug panic requested"),
+        "the panic message is visible:\n{s}"
+    );
+    assert!(!s.contains("┌"), "the alternate screen is gone:\n{s}");
+    let modes = line_with(&s, "icanon").expect("stty printed");
+    assert!(
+        modes.contains("icanon") && !modes.contains("-icanon") && !modes.contains("-echo"),
+        "raw mode is off: {modes}"
+    );
+    let log = std::fs::read_to_string(dir.join("maasctl.log")).unwrap_or_default();
+    assert!(log.contains("panic: "), "the log file has it: {log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -4,6 +4,7 @@
 use crate::client::{ClientError, CreatedKey};
 use crate::domain::Change;
 use crate::store::Applied;
+use crate::tui::views::sort::SortBy;
 
 /// Everything a key can do in the list and detail views. Handled in one
 /// place, `App::dispatch`.
@@ -43,6 +44,10 @@ pub enum Action {
     ToggleEndpoint,
     /// Logs: follow the newest lines again.
     Follow,
+    /// Logs: wrap long lines (or cut them again).
+    Wrap,
+    /// Sort the list by a column (again: the other way round).
+    Sort(SortBy),
 }
 
 /// A background call to the client.

@@ -20,7 +20,8 @@ use super::data::Data;
 use super::forms::{self, Form, FormEvent, FormKind};
 use super::keymap;
 use super::theme::Theme;
-use super::views::{self, COMMANDS, Command, ViewId};
+use super::views::logs::{self, LogsState};
+use super::views::{self, COMMANDS, Command, ViewId, sort};
 use super::widgets::table::ListState;
 
 /// A line under the view: the outcome of the last action.
@@ -55,6 +56,11 @@ pub enum Overlay {
     /// A created key's secret, shown this once.
     Secret(CreatedKey),
     Help,
+    /// Text to read (a whole log line).
+    Text {
+        title: String,
+        lines: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,12 +90,6 @@ pub struct DetailState {
     pub pane: Pane,
     pub endpoint: usize,
     pub rule: usize,
-}
-
-/// The logs view: scrolled back `back` lines from the newest, or following.
-#[derive(Debug, Clone, Default)]
-pub struct LogsState {
-    pub back: usize,
 }
 
 /// What to do with a reply.
@@ -158,14 +158,26 @@ impl App {
         *self.pages.last().expect("the page stack is never empty")
     }
 
-    /// The list state of `view`, rebuilt if the registry or filter moved.
+    /// The list state of `view`: filtered again if the registry or filter
+    /// moved, sorted again if that or what the sort reads moved.
     pub fn list(&mut self, view: ViewId) -> &mut ListState {
         let revision = self.data.registry().revision;
         let data = &self.data;
         let st = self.lists.entry(view).or_default();
-        if st.built.as_ref() != Some(&(revision, st.filter.clone())) {
-            st.set_rows(views::rows(data, view, &st.filter));
+        if st
+            .built
+            .as_ref()
+            .is_none_or(|(r, f)| *r != revision || *f != st.filter)
+        {
+            st.base = views::rows(data, view, &st.filter);
             st.built = Some((revision, st.filter.clone()));
+            st.ordered = None;
+        }
+        let order = st.sort.unwrap_or_else(|| sort::default_sort(view));
+        let key = (order, sort::depends_on(data, order));
+        if st.ordered != Some(key) {
+            st.set_rows(sort::apply(data, view, order, st.base.clone()));
+            st.ordered = Some(key);
         }
         if let Some((v, id)) = &self.want_select
             && *v == view
@@ -341,10 +353,20 @@ impl App {
     }
 
     fn overlay_key(&mut self, key: KeyEvent) {
-        if !matches!(self.overlay, Some(Overlay::Confirm { .. })) {
-            // Messages, the secret and help close on any key.
-            self.overlay = None;
-            return;
+        match self.overlay {
+            Some(Overlay::Confirm { .. }) => {}
+            // Shown once and never again: a stray key must not lose it.
+            Some(Overlay::Secret(_)) => {
+                if matches!(key.code, KeyCode::Enter | KeyCode::Esc) {
+                    self.overlay = None;
+                }
+                return;
+            }
+            // Messages, help and text close on any key.
+            _ => {
+                self.overlay = None;
+                return;
+            }
         }
         match key.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => {
@@ -504,6 +526,24 @@ impl App {
     pub fn dispatch(&mut self, action: Action) {
         let view = self.current();
         let reg = self.data.view.registry.clone();
+        if let Some(noun) = noun(view)
+            && needs_selection(action)
+            && self.list(view).selected_id().is_none()
+        {
+            let filtered = !self.list(view).filter.is_empty();
+            let hint = if filtered {
+                " (the filter hides every row: esc clears it)"
+            } else if keymap::view_bindings(view)
+                .iter()
+                .any(|b| b.action == Action::Create)
+            {
+                " (c creates one)"
+            } else {
+                ""
+            };
+            self.say(format!("no {noun} selected{hint}"), true);
+            return;
+        }
         match action {
             Action::Up => self.step(-1),
             Action::Down => self.step(1),
@@ -537,7 +577,16 @@ impl App {
                     self.pages.pop();
                 }
             }
-            Action::Follow => self.logs.back = 0,
+            Action::Follow => self.logs.cursor = None,
+            Action::Wrap => self.logs.wrap = !self.logs.wrap,
+            Action::Sort(by) => {
+                let list = self.list(view);
+                list.sort = Some(
+                    list.sort
+                        .unwrap_or_else(|| sort::default_sort(view))
+                        .pressed(by),
+                );
+            }
             Action::SwitchPane => {
                 self.detail.pane = match self.detail.pane {
                     Pane::Endpoints => Pane::Rules,
@@ -560,13 +609,30 @@ impl App {
                         self.list(ViewId::Keys).filter = ws;
                     }
                 }
-                ViewId::Detail => {
-                    if let Some((m, r)) = self.selected_rule() {
-                        self.open_form(forms::rule::edit(&reg, &m.spec.name, &r));
-                    } else {
-                        self.say("select a rule first (tab switches to the rules)", true);
+                ViewId::Logs => {
+                    let lines = self.log_lines();
+                    if let Some((n, l)) = self.logs.index(&lines).map(|i| &lines[i]) {
+                        self.overlay = Some(Overlay::Text {
+                            title: format!("log line {n}"),
+                            lines: logs::full_text(l),
+                        });
                     }
                 }
+                ViewId::Detail => match self.detail.pane {
+                    Pane::Rules => match self.selected_rule() {
+                        Some((m, r)) => self.open_form(forms::rule::edit(&reg, &m.spec.name, &r)),
+                        None => self.say("no rule to edit: a adds one", true),
+                    },
+                    Pane::Endpoints => {
+                        if let Some(m) = self.current_model() {
+                            let i = self.detail.endpoint;
+                            self.overlay = Some(Overlay::Text {
+                                title: format!("{} endpoint {}", m.spec.name, i + 1),
+                                lines: views::detail::endpoint_text(&self.data, &m, i),
+                            });
+                        }
+                    }
+                },
                 _ => {}
             },
             Action::Create => match view {
@@ -687,13 +753,18 @@ impl App {
                 }
             }
             Action::Revoke => {
-                if let Some(id) = self.selected(ViewId::Keys) {
-                    self.confirm_op(
+                let revoked = |id: &str| reg.keys.get(id).is_some_and(|k| k.is_revoked());
+                match self.selected(ViewId::Keys) {
+                    Some(id) if revoked(&id) => {
+                        self.say(format!("key {id} is already revoked"), true)
+                    }
+                    Some(id) => self.confirm_op(
                         "Revoke key?",
                         format!("Revoke {id}? Calls with it fail at once. y to revoke, n to keep."),
                         Change::RevokeKey { id: id.clone() },
                         format!("key {id} revoked"),
-                    );
+                    ),
+                    None => {}
                 }
             }
             Action::Delete => self.delete(view),
@@ -719,9 +790,22 @@ impl App {
             ),
             ViewId::Detail | ViewId::Traffic | ViewId::Logs => return,
         };
+        // Say what else it does: callers of an enabled model get 404 at once.
+        let serving = view == ViewId::Models
+            && self
+                .data
+                .registry()
+                .models
+                .get(&id)
+                .is_some_and(|m| m.enabled);
+        let also = if serving {
+            " It is enabled: callers get 404 at once."
+        } else {
+            ""
+        };
         self.confirm_op(
             &format!("Delete {what}?"),
-            format!("Delete {what} {id}? y to delete, n to keep."),
+            format!("Delete {what} {id}?{also} y to delete, n to keep."),
             change,
             format!("{what} {id} deleted"),
         );
@@ -749,6 +833,12 @@ impl App {
         );
     }
 
+    /// The log lines the logs view shows (its filter applied).
+    fn log_lines(&mut self) -> Vec<(u64, crate::logging::LogLine)> {
+        let filter = self.list(ViewId::Logs).filter.clone();
+        logs::lines(&self.data, &filter)
+    }
+
     /// The rule selected in the detail view's rules pane.
     pub fn selected_rule(&mut self) -> Option<(Model, crate::domain::Rule)> {
         if self.current() != ViewId::Detail || self.detail.pane != Pane::Rules {
@@ -772,17 +862,40 @@ impl App {
                 *sel = sel.saturating_add_signed(delta).min(n.saturating_sub(1));
             }
             ViewId::Logs => {
-                let total = self.data.logs.as_ref().map_or(0, LogRing::len);
-                self.logs.back = self
-                    .logs
-                    .back
-                    .saturating_add_signed(-delta)
-                    .min(total.saturating_sub(1));
+                let lines = self.log_lines();
+                self.logs.step(&lines, delta);
             }
             ViewId::Traffic => {}
             v => self.list(v).step(delta),
         }
     }
+}
+
+/// What the rows of a list view are, for "no … selected".
+fn noun(view: ViewId) -> Option<&'static str> {
+    Some(match view {
+        ViewId::Models => "model",
+        ViewId::Keys => "key",
+        ViewId::Workspaces => "workspace",
+        ViewId::Clusters => "cluster",
+        ViewId::Market => "marketplace entry",
+        ViewId::Detail | ViewId::Traffic | ViewId::Logs => return None,
+    })
+}
+
+/// Actions on the selected row of a list.
+fn needs_selection(action: Action) -> bool {
+    matches!(
+        action,
+        Action::Open
+            | Action::Edit
+            | Action::Delete
+            | Action::Toggle
+            | Action::Revoke
+            | Action::Publish
+            | Action::Register
+            | Action::AddRule
+    )
 }
 
 /// What to say after a form saved, and which row to select.

@@ -22,6 +22,9 @@ pub struct Data {
     /// Wall clock (Unix ms) as of the last tick: report freshness uses it.
     pub now_ms: i64,
     pub logs: Option<LogRing>,
+    /// Moves whenever `statuses` are derived again (a status sort redoes
+    /// its order then).
+    pub status_generation: u64,
     /// How many reports were fresh when statuses were last derived.
     fresh_reports: usize,
 }
@@ -42,6 +45,7 @@ impl Data {
             gateway,
             now_ms,
             logs,
+            status_generation: 0,
             fresh_reports: 0,
         };
         d.derive_statuses();
@@ -57,6 +61,14 @@ impl Data {
             .get(model)
             .copied()
             .unwrap_or(GatewayStatus::Offline)
+    }
+
+    /// A key as people know it: `workspace/name` (its id if unknown).
+    pub fn key_label(&self, id: &str) -> String {
+        self.registry()
+            .keys
+            .get(id)
+            .map_or_else(|| id.to_string(), |k| format!("{}/{}", k.workspace, k.name))
     }
 
     pub fn set_view(&mut self, view: Arc<RegistryView>) {
@@ -92,6 +104,7 @@ impl Data {
             .filter(|r| r.is_fresh(self.now_ms))
             .collect();
         self.fresh_reports = fresh.len();
+        self.status_generation += 1;
         let headers: Vec<GatewayReport> = fresh
             .iter()
             .map(|r| GatewayReport {

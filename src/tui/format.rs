@@ -1,4 +1,9 @@
-//! Number and time formatting shared by the views.
+//! Number, time and text formatting shared by the views.
+
+use std::borrow::Cow;
+
+use ratatui::text::{Line, Span};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// A rate: `0`, `0.4`, `12.3`, `1.2k`.
 pub fn rate(r: f64) -> String {
@@ -75,16 +80,85 @@ pub fn clock(ms: i64) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
 }
 
-/// Cut `s` to `width` columns, marking the cut with `…`.
-pub fn fit(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        s.to_string()
-    } else if width == 0 {
-        String::new()
+/// Display width of `s` in terminal columns (wide characters count two).
+pub fn width(s: &str) -> usize {
+    UnicodeWidthStr::width(s)
+}
+
+/// Cut `s` to at most `width` terminal columns, marking the cut with `…`
+/// (wide characters count two columns and are never split in half).
+/// Unchanged when it fits, so it costs nothing on the common path.
+pub fn fit(s: &str, width: usize) -> Cow<'_, str> {
+    if self::width(s) <= width {
+        Cow::Borrowed(s)
     } else {
-        let mut out: String = s.chars().take(width - 1).collect();
-        out.push('…');
-        out
+        Cow::Owned(cut(s, width))
+    }
+}
+
+/// The start of `s` that fits in `width - 1` columns, then `…`.
+fn cut(s: &str, width: usize) -> String {
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::with_capacity(width + 3);
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// Cut a styled line to `width` columns: the span on the edge is cut with
+/// `…` (keeping its style) and the spans after it are dropped.
+pub fn fit_line(line: Line<'static>, width: usize) -> Line<'static> {
+    // Trailing blanks (separators after the last item) are not content.
+    let blanks: usize = line
+        .spans
+        .iter()
+        .rev()
+        .map(|s| (s.width(), self::width(s.content.trim_end())))
+        .take_while(|(_, content)| *content == 0)
+        .map(|(w, _)| w)
+        .sum::<usize>()
+        + line
+            .spans
+            .iter()
+            .rev()
+            .find(|s| !s.content.trim_end().is_empty())
+            .map_or(0, |s| s.width() - self::width(s.content.trim_end()));
+    if line.width() - blanks <= width {
+        return line;
+    }
+    let Line {
+        spans,
+        style,
+        alignment,
+    } = line;
+    let mut out = Vec::with_capacity(spans.len());
+    let mut left = width;
+    for span in spans {
+        let w = span.width();
+        if w < left {
+            left -= w;
+            out.push(span);
+        } else {
+            // The line is wider than `width`, so something follows the
+            // edge: this span ends the line with the marker.
+            out.push(Span::styled(cut(&span.content, left), span.style));
+            break;
+        }
+    }
+    Line {
+        spans: out,
+        style,
+        alignment,
     }
 }
 
@@ -105,5 +179,36 @@ mod tests {
         assert_eq!(date_time(1_700_000_000), "2023-11-14 22:13");
         assert_eq!(clock(3_723_000), "01:02:03");
         assert_eq!(fit("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn fitting_counts_columns_not_bytes() {
+        assert_eq!(fit("abc", 3), "abc");
+        assert!(matches!(fit("abc", 3), Cow::Borrowed(_)));
+        assert_eq!(fit("abc", 0), "");
+        assert_eq!(fit("Llama-4-Maverick-17B-128E", 10), "Llama-4-M…");
+        // Wide characters take two columns and are never split.
+        assert_eq!(fit("模型名称", 5), "模型…");
+        assert_eq!(width(&fit("模型名称", 6)), 5);
+        assert_eq!(fit("模型名称", 8), "模型名称");
+        assert_eq!(fit("é̃tude-longue", 6), "é̃tude…");
+    }
+
+    #[test]
+    fn a_line_is_cut_at_the_edge_with_its_style() {
+        use ratatui::style::Style;
+        let bold = Style::new().bold();
+        let line = || Line::from(vec![Span::raw("gw "), Span::styled("127.0.0.1:8080", bold)]);
+        assert_eq!(fit_line(line(), 17).to_string(), "gw 127.0.0.1:8080");
+        let cut = fit_line(line(), 10);
+        assert_eq!(cut.to_string(), "gw 127.0.…");
+        assert_eq!(cut.spans[1].style, bold);
+        // A span ending exactly at the edge with more after it is cut too.
+        assert_eq!(fit_line(line(), 3).to_string(), "gw…");
+        assert_eq!(width(&fit_line(line(), 3).to_string()), 3);
+        // Blanks after the last item are not cut.
+        let spaced = Line::from(vec![Span::raw("req/s 1.0  "), Span::raw("  ")]);
+        assert_eq!(fit_line(spaced.clone(), 9).to_string(), "req/s 1.0    ");
+        assert_eq!(fit_line(spaced, 8).to_string(), "req/s 1…");
     }
 }

@@ -5,6 +5,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::action::Action;
 use super::views::ViewId;
+use super::views::sort::SortBy;
 
 /// One key (or several equivalent keys) and what it does.
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +21,17 @@ pub struct Binding<A = Action> {
 }
 
 pub const N: KeyModifiers = KeyModifiers::NONE;
+
+/// A sort key: shift + the column's letter. The footer shows a view's
+/// sort keys together as one hint, `?` one by one.
+const fn sort(
+    keys: &'static [(KeyCode, KeyModifiers)],
+    label: &'static str,
+    by: SortBy,
+    help: &'static str,
+) -> Binding {
+    b(keys, label, Action::Sort(by), help, true)
+}
 
 pub const fn b<A: Copy>(
     keys: &'static [(KeyCode, KeyModifiers)],
@@ -152,6 +164,36 @@ const MODELS: &[Binding] = &[
         "delete",
         true,
     ),
+    sort(
+        &[(KeyCode::Char('N'), N)],
+        "N",
+        SortBy::Name,
+        "sort by name",
+    ),
+    sort(
+        &[(KeyCode::Char('I'), N)],
+        "I",
+        SortBy::ModelId,
+        "sort by model ID",
+    ),
+    sort(
+        &[(KeyCode::Char('S'), N)],
+        "S",
+        SortBy::Status,
+        "sort by status",
+    ),
+    sort(
+        &[(KeyCode::Char('R'), N)],
+        "R",
+        SortBy::Requests,
+        "sort by req/s",
+    ),
+    sort(
+        &[(KeyCode::Char('T'), N)],
+        "T",
+        SortBy::Throttled,
+        "sort by thr/s",
+    ),
 ];
 
 const DETAIL: &[Binding] = &[
@@ -181,7 +223,7 @@ const DETAIL: &[Binding] = &[
         &[(KeyCode::Enter, N)],
         "enter",
         Action::Open,
-        "edit rule",
+        "endpoint / edit rule",
         false,
     ),
     b(
@@ -222,6 +264,42 @@ const KEYS: &[Binding] = &[
         "delete",
         true,
     ),
+    sort(
+        &[(KeyCode::Char('W'), N)],
+        "W",
+        SortBy::Workspace,
+        "sort by workspace",
+    ),
+    sort(
+        &[(KeyCode::Char('N'), N)],
+        "N",
+        SortBy::Name,
+        "sort by name",
+    ),
+    sort(
+        &[(KeyCode::Char('S'), N)],
+        "S",
+        SortBy::State,
+        "sort by state",
+    ),
+    sort(
+        &[(KeyCode::Char('C'), N)],
+        "C",
+        SortBy::Created,
+        "sort by created",
+    ),
+    sort(
+        &[(KeyCode::Char('R'), N)],
+        "R",
+        SortBy::Requests,
+        "sort by req/s",
+    ),
+    sort(
+        &[(KeyCode::Char('T'), N)],
+        "T",
+        SortBy::Throttled,
+        "sort by thr/s",
+    ),
 ];
 
 const WORKSPACES: &[Binding] = &[
@@ -239,6 +317,30 @@ const WORKSPACES: &[Binding] = &[
         Action::Delete,
         "delete",
         true,
+    ),
+    sort(
+        &[(KeyCode::Char('N'), N)],
+        "N",
+        SortBy::Name,
+        "sort by name",
+    ),
+    sort(
+        &[(KeyCode::Char('K'), N)],
+        "K",
+        SortBy::Keys,
+        "sort by keys",
+    ),
+    sort(
+        &[(KeyCode::Char('R'), N)],
+        "R",
+        SortBy::Requests,
+        "sort by req/s",
+    ),
+    sort(
+        &[(KeyCode::Char('T'), N)],
+        "T",
+        SortBy::Throttled,
+        "sort by thr/s",
     ),
 ];
 
@@ -280,13 +382,23 @@ const MARKET: &[Binding] = &[
     ),
 ];
 
-const LOGS: &[Binding] = &[b(
-    &[(KeyCode::Char('f'), N)],
-    "f",
-    Action::Follow,
-    "follow",
-    true,
-)];
+const LOGS: &[Binding] = &[
+    b(
+        &[(KeyCode::Enter, N)],
+        "enter",
+        Action::Open,
+        "whole line",
+        true,
+    ),
+    b(&[(KeyCode::Char('w'), N)], "w", Action::Wrap, "wrap", true),
+    b(
+        &[(KeyCode::Char('f'), N)],
+        "f",
+        Action::Follow,
+        "follow",
+        true,
+    ),
+];
 
 /// The bindings of `view`, before the global ones.
 pub fn view_bindings(view: ViewId) -> &'static [Binding] {

@@ -73,6 +73,9 @@ pub struct Live {
     pub endpoints: HashMap<(String, usize), f64>,
     pub model_history: HashMap<String, History>,
     pub gateway_history: History,
+    /// Moves whenever the rates may have changed (a rate sort redoes its
+    /// order then).
+    pub generation: u64,
 }
 
 fn rates(
@@ -143,7 +146,11 @@ impl Live {
         }
         self.sample(&snap);
         self.current = snap;
-        changed || was_moving
+        let shown = changed || was_moving;
+        if shown {
+            self.generation += 1;
+        }
+        shown
     }
 
     /// One history sample per second of gateway time.

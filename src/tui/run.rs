@@ -82,6 +82,8 @@ async fn event_loop(
         tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(key))) => {
+                    #[cfg(debug_assertions)]
+                    debug_panic(&key);
                     app.on_key(key);
                     dirty = true;
                     urgent = true;
@@ -153,5 +155,18 @@ async fn event_loop(
                 let _ = tx.send(request.run(&*client).await);
             });
         }
+    }
+}
+
+/// Debug builds only (compiled out of release builds): with
+/// `MAASCTL_DEBUG_PANIC` set, F12 panics inside the running console, so the
+/// end-to-end test can prove that a panic restores the terminal and leaves
+/// its message readable on the normal screen.
+#[cfg(debug_assertions)]
+fn debug_panic(key: &crossterm::event::KeyEvent) {
+    if key.code == crossterm::event::KeyCode::F(12)
+        && std::env::var_os("MAASCTL_DEBUG_PANIC").is_some()
+    {
+        panic!("debug panic requested (F12 with MAASCTL_DEBUG_PANIC set)");
     }
 }

@@ -64,6 +64,8 @@ fn install_panic_hook() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             restore();
+            // The log file keeps it too, for whoever reads it later.
+            tracing::error!("panic: {info}");
             previous(info);
         }));
     });

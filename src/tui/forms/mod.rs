@@ -191,7 +191,7 @@ pub const FORM_KEYS: &[Binding<FormAction>] = &[
         &[(KeyCode::Enter, N)],
         "enter",
         FormAction::Enter,
-        "next field / save on [Save]",
+        "next / saves on [Save]",
         false,
     ),
     b(

@@ -83,10 +83,18 @@ fn form(
     Form::new(kind, title, fields, reg)
 }
 
-/// A new model (from the marketplace entry `preset` if given): one empty endpoint.
+/// A new model (from the marketplace entry `preset` if given, else the
+/// first published entry not registered yet, since only those can be
+/// enabled): one empty endpoint.
 pub fn create(reg: &Registry, preset: Option<&str>) -> Form {
+    let name = preset.map(str::to_string).or_else(|| {
+        reg.market
+            .values()
+            .find(|e| e.published && !reg.models.contains_key(&e.name))
+            .map(|e| e.name.clone())
+    });
     let spec = ModelSpec {
-        name: preset.unwrap_or_default().to_string(),
+        name: name.unwrap_or_default(),
         cluster: crate::domain::Cluster::DEFAULT.to_string(),
         model_id: String::new(),
         endpoints: vec![Endpoint::new("")],

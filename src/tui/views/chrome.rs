@@ -51,7 +51,7 @@ fn render_header(app: &App, f: &mut Frame, area: Rect) {
         ViewId::Detail => format!("models › {}", app.detail.model),
         v => v.name().to_string(),
     };
-    let line = Line::from(vec![
+    let mut spans = vec![
         Span::styled(" maasctl ", t.title()),
         Span::styled("gw ", t.dim()),
         Span::raw(addr),
@@ -61,12 +61,24 @@ fn render_header(app: &App, f: &mut Frame, area: Rect) {
         Span::raw(format::rate(r.req)),
         Span::styled("  thr/s ", t.dim()),
         Span::styled(format::rate(r.thr), t.alarm(r.thr > 0.0)),
+    ];
+    let rev = [
         Span::styled("  rev ", t.dim()),
         Span::raw(d.registry().revision.to_string()),
+    ];
+    let crumbs = [
         Span::styled("  ‹", t.dim()),
         Span::styled(crumbs, t.key()),
         Span::styled("›", t.dim()),
-    ]);
+    ];
+    // The revision is the first to go on a narrow terminal; what is left
+    // is cut with `…` (a long model name in the breadcrumbs).
+    let width = |s: &[Span]| s.iter().map(Span::width).sum::<usize>();
+    if width(&spans) + width(&rev) + width(&crumbs) <= usize::from(area.width) {
+        spans.extend(rev);
+    }
+    spans.extend(crumbs);
+    let line = format::fit_line(Line::from(spans), usize::from(area.width));
     f.render_widget(Paragraph::new(line), area);
 }
 
@@ -105,8 +117,9 @@ fn render_line(app: &App, f: &mut Frame, area: Rect) {
     } else if let Some(m) = &app.flash {
         let style = if m.error { t.error_text() } else { t.good() };
         let mark = if m.error { "✗ " } else { "✓ " };
+        let line = Line::from(Span::styled(format!("{mark}{}", m.text), style));
         f.render_widget(
-            Paragraph::new(Span::styled(format!("{mark}{}", m.text), style)),
+            Paragraph::new(format::fit_line(line, usize::from(area.width))),
             area,
         );
     }
@@ -139,40 +152,66 @@ fn hints(t: &Theme, view: &[(&str, &str)], global: &[(&str, &str)], width: u16) 
 
 fn render_footer(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.data.theme;
-    let pairs = |it: &mut dyn Iterator<Item = (&'static str, &'static str)>| it.collect::<Vec<_>>();
     let line = if let Some(form) = &app.form {
-        let keys = pairs(
-            &mut form
-                .bindings()
-                .into_iter()
-                .filter(|b| b.footer)
-                .map(|b| (b.label, b.help)),
-        );
+        let keys: Vec<(&str, &str)> = form
+            .bindings()
+            .into_iter()
+            .filter(|b| b.footer)
+            .map(|b| (b.label, b.help))
+            .collect();
         hints(t, &keys, &[], area.width)
     } else {
-        // The view's keys, then `:` and `/`; `?` and `q` always fit.
-        let always = |b: &&keymap::Binding| matches!(b.action, Action::Help | Action::Quit);
-        let mut keys = pairs(
-            &mut keymap::view_bindings(app.current())
-                .iter()
-                .filter(|b| b.footer)
-                .map(|b| (b.label, b.help)),
-        );
-        keys.extend(
-            GLOBAL
-                .iter()
-                .filter(|b| b.footer && !always(b))
-                .map(|b| (b.label, b.help)),
-        );
-        let fixed = pairs(
-            &mut GLOBAL
-                .iter()
-                .filter(|b| b.footer && always(b))
-                .map(|b| (b.label, b.help)),
-        );
+        let (keys, fixed) = footer_keys(app);
+        let keys: Vec<(&str, &str)> = keys.iter().map(|(k, h)| (k.as_str(), *h)).collect();
         hints(t, &keys, &fixed, area.width)
     };
     f.render_widget(Paragraph::new(line), area);
+}
+
+/// The footer of a view, from its key table and the global one: `esc`
+/// first when it does something (what: clear the filter, else go back),
+/// the view's keys, `:`, `/` where the view filters, and its sort keys as
+/// one hint (`<N/R/T>sort`), dropped from the end on a narrow terminal;
+/// `?` and `q` always fit.
+fn footer_keys(app: &App) -> (Vec<(String, &'static str)>, Pairs) {
+    let view = app.current();
+    let filtered =
+        views::filterable(view) && app.lists.get(&view).is_some_and(|l| !l.filter.is_empty());
+    let always = |b: &keymap::Binding| matches!(b.action, Action::Help | Action::Quit);
+    let table = keymap::view_bindings(view);
+    let is_sort = |b: &&keymap::Binding| matches!(b.action, Action::Sort(_));
+    let mut keys: Vec<(String, &'static str)> = Vec::new();
+    if let Some(esc) = GLOBAL.iter().find(|b| b.action == Action::Back) {
+        if filtered {
+            keys.push((esc.label.to_string(), "clear filter"));
+        } else if app.pages.len() > 1 {
+            keys.push((esc.label.to_string(), "back"));
+        }
+    }
+    keys.extend(
+        table
+            .iter()
+            .filter(|b| b.footer && !is_sort(b))
+            .map(|b| (b.label.to_string(), b.help)),
+    );
+    keys.extend(
+        GLOBAL
+            .iter()
+            .filter(|b| {
+                b.footer && !always(b) && (b.action != Action::Filter || views::filterable(view))
+            })
+            .map(|b| (b.label.to_string(), b.help)),
+    );
+    let sorts: Vec<&str> = table.iter().filter(is_sort).map(|b| b.label).collect();
+    if !sorts.is_empty() {
+        keys.push((sorts.join("/"), "sort"));
+    }
+    let fixed = GLOBAL
+        .iter()
+        .filter(|b| always(b))
+        .map(|b| (b.label, b.help))
+        .collect();
+    (keys, fixed)
 }
 
 fn render_overlay(app: &App, f: &mut Frame, area: Rect) {
@@ -216,9 +255,18 @@ fn render_overlay(app: &App, f: &mut Frame, area: Rect) {
                 Line::default(),
                 Line::from("Copy the secret now: it is shown this once and cannot be recovered."),
             ],
-            "any key closes",
+            "enter or esc closes, once copied",
         ),
         Overlay::Help => render_help(app, f, area),
+        Overlay::Text { title, lines } => popup::dialog(
+            f,
+            area,
+            t,
+            title,
+            t.border_focus(),
+            lines.iter().map(|l| Line::from(l.clone())).collect(),
+            "any key closes",
+        ),
     }
 }
 
@@ -227,9 +275,11 @@ type Pairs = Vec<(&'static str, &'static str)>;
 
 /// Every key of the current view (or form), from the same tables the
 /// footer and the key handling use: the view's keys on the left, the ones
-/// that work everywhere on the right.
+/// that work everywhere on the right. The columns are as wide as their
+/// longest key; a help text that does not fit is cut with `…`.
 fn render_help(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.data.theme;
+    let view = app.current();
     let (title, left, right): (String, Pairs, Pairs) = match &app.form {
         Some(form) => {
             let mut keys: Vec<(&str, &str)> = form
@@ -243,45 +293,62 @@ fn render_help(app: &App, f: &mut Frame, area: Rect) {
             (format!("Keys: {}", form.title), keys, right)
         }
         None => (
-            format!("Keys: {}", app.current().name()),
-            keymap::view_bindings(app.current())
+            format!("Keys: {}", view.name()),
+            keymap::view_bindings(view)
                 .iter()
                 .map(|b| (b.label, b.help))
                 .collect(),
-            GLOBAL.iter().map(|b| (b.label, b.help)).collect(),
+            GLOBAL
+                .iter()
+                .filter(|b| b.action != Action::Filter || views::filterable(view))
+                .map(|b| (b.label, b.help))
+                .collect(),
         ),
     };
-    let cell = |k: &str, h: &str| {
+    let inner = usize::from(popup::HELP_WIDTH.min(area.width.saturating_sub(2))).saturating_sub(4);
+    let key_w = |p: &Pairs| p.iter().map(|(k, _)| format::width(k)).max().unwrap_or(0);
+    let help_w = |p: &Pairs| p.iter().map(|(_, h)| format::width(h)).max().unwrap_or(0);
+    let (lk, rk) = (key_w(&left), key_w(&right));
+    // Each column: key, a space, its help; two spaces between columns.
+    let room = inner.saturating_sub(lk + rk + 4);
+    let lh = help_w(&left).min(room.saturating_sub(help_w(&right).min(room / 2)));
+    let rh = room.saturating_sub(lh);
+    let cell = |k: &str, kw: usize, h: &str, hw: usize| {
         vec![
-            Span::styled(format!("{k:>6} "), t.key()),
-            Span::raw(format!("{:<20}", format::fit(h, 20))),
+            Span::styled(format!("{k:>kw$} "), t.key()),
+            Span::raw(format!("{:<hw$}", format::fit(h, hw))),
         ]
     };
     let mut lines: Vec<Line> = (0..left.len().max(right.len()))
         .map(|i| {
-            let mut spans = left
-                .get(i)
-                .map_or_else(|| cell("", ""), |(k, h)| cell(k, h));
+            let (k, h) = left.get(i).copied().unwrap_or(("", ""));
+            let mut spans = cell(k, lk, h, lh);
             if let Some((k, h)) = right.get(i) {
-                spans.extend(cell(k, h));
+                spans.push(Span::raw("  "));
+                spans.extend(cell(k, rk, h, rh));
             }
             Line::from(spans)
         })
         .collect();
     if app.form.is_none() {
+        let views: Vec<String> = views::COMMANDS
+            .iter()
+            .filter(|(_, c)| matches!(c, views::Command::View(_)))
+            .map(|(n, _)| format!(":{n}"))
+            .collect();
         lines.push(Line::default());
         lines.push(Line::from(Span::styled(
-            ":models :keys :workspaces :clusters :market :traffic :logs",
+            format!("{}  :q quits", views.join(" ")),
             t.dim(),
         )));
     }
-    popup::dialog(
+    popup::dialog_width(
         f,
         area,
         t,
-        &title,
-        t.border_focus(),
+        (&title, t.border_focus()),
         lines,
         "any key closes",
+        popup::HELP_WIDTH,
     )
 }

@@ -70,6 +70,7 @@ pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
             title,
             cols: ENDPOINT_COLUMNS,
             focused: app.detail.pane == Pane::Endpoints,
+            sorted: None,
         },
         &mut ep_state,
         |i| endpoint_cells(data, m, i.parse().unwrap_or(0)),
@@ -92,6 +93,7 @@ pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
             title,
             cols: RULE_COLUMNS,
             focused: app.detail.pane == Pane::Rules,
+            sorted: None,
         },
         &mut rule_state,
         |i| rule_cells(data, m, i.parse().unwrap_or(0)),
@@ -114,7 +116,7 @@ pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
         f,
         left,
         &data.theme,
-        Line::from(format!(" requests/s {} ", format::rate(rate.req))),
+        &format!("requests/s {}", format::rate(rate.req)),
         hist.map(|h| &h.requests),
         data.theme.good(),
     );
@@ -122,7 +124,7 @@ pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
         f,
         right,
         &data.theme,
-        Line::from(format!(" throttled/s {} ", format::rate(rate.thr))),
+        &format!("throttled/s {}", format::rate(rate.thr)),
         hist.map(|h| &h.throttled),
         data.theme.bad(),
     );
@@ -213,12 +215,22 @@ fn render_info(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
         .borders(Borders::ALL)
         .border_style(t.border())
         .title(Span::styled(format!(" {} ", m.spec.name), t.title()));
+    let w = usize::from(block.inner(area).width);
+    let lines: Vec<Line> = lines.into_iter().map(|l| format::fit_line(l, w)).collect();
     f.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-/// State and reason of endpoint `i`: what the gateway counts, else what
-/// it reports, else nothing known.
-fn endpoint_health(data: &Data, m: &Model, i: usize) -> Option<(EndpointState, Option<String>)> {
+/// What is known of an endpoint's health.
+struct Health {
+    state: EndpointState,
+    reason: Option<String>,
+    /// Unix ms when it left the rotation.
+    since_ms: Option<i64>,
+}
+
+/// Health of endpoint `i`: what the gateway counts, else what it reports,
+/// else nothing known.
+fn endpoint_health(data: &Data, m: &Model, i: usize) -> Option<Health> {
     let name = &m.spec.name;
     if let Some(e) = data
         .live
@@ -227,7 +239,11 @@ fn endpoint_health(data: &Data, m: &Model, i: usize) -> Option<(EndpointState, O
         .iter()
         .find(|e| &e.model == name && e.index == i)
     {
-        return Some((e.state, e.reason.clone()));
+        return Some(Health {
+            state: e.state,
+            reason: e.reason.clone(),
+            since_ms: e.since_ms,
+        });
     }
     data.view
         .reports
@@ -235,7 +251,59 @@ fn endpoint_health(data: &Data, m: &Model, i: usize) -> Option<(EndpointState, O
         .filter(|r| r.is_fresh(data.now_ms))
         .flat_map(|r| &r.endpoints)
         .find(|e| &e.model == name && e.index == i)
-        .map(|e| (e.state, e.reason.clone()))
+        .map(|e| Health {
+            state: e.state,
+            reason: e.reason.clone(),
+            since_ms: e.since_ms,
+        })
+}
+
+/// Everything about endpoint `i` of `m`, for the popup `enter` opens (the
+/// table cuts the URL and the reason on narrow terminals).
+pub fn endpoint_text(data: &Data, m: &Model, i: usize) -> Vec<String> {
+    let Some(ep) = m.spec.endpoints.get(i) else {
+        return Vec::new();
+    };
+    let rate = data
+        .live
+        .endpoints
+        .get(&(m.spec.name.clone(), i))
+        .copied()
+        .unwrap_or(0.0);
+    let share = share(data, m, i).map_or_else(|| "—".into(), |s| format!("{:.0}%", s * 100.0));
+    let mut lines = vec![
+        format!("URL      {}", ep.url),
+        format!(
+            "API key  {}",
+            ep.api_key
+                .as_ref()
+                .map_or_else(|| "none".into(), |k| k.masked())
+        ),
+        format!(
+            "traffic  {} req/s, share {share}{}",
+            format::rate(rate),
+            ep.weight
+                .map_or_else(String::new, |w| format!(" (weight {w}%)"))
+        ),
+    ];
+    match endpoint_health(data, m, i) {
+        Some(h) => {
+            let since = h.since_ms.map_or_else(String::new, |at| {
+                format!(
+                    " since {} UTC ({} ago)",
+                    format::clock(at),
+                    format::millis(data.now_ms.saturating_sub(at).max(0) as u64)
+                )
+            });
+            lines.push(format!("state    {}{since}", h.state.as_str()));
+            if let Some(r) = h.reason {
+                lines.push(format!("reason   {r}"));
+            }
+        }
+        None if ep.disabled => lines.push("state    taken out of rotation (x puts it back)".into()),
+        None => lines.push("state    unknown: no gateway reports on it".into()),
+    }
+    lines
 }
 
 /// The share of the model's traffic endpoint `i` gets: over the last
@@ -275,9 +343,9 @@ fn endpoint_cells(data: &Data, m: &Model, i: usize) -> Cells {
         return Vec::new();
     };
     let (state, reason) = match endpoint_health(data, m, i) {
-        Some((s, r)) => (
-            Span::styled(s.as_str(), t.endpoint(s)),
-            r.unwrap_or_default(),
+        Some(h) => (
+            Span::styled(h.state.as_str(), t.endpoint(h.state)),
+            h.reason.unwrap_or_default(),
         ),
         None if ep.disabled => (Span::styled("disabled", t.dim()), String::new()),
         None => (Span::styled("—", t.dim()), "no gateway report".to_string()),
@@ -309,9 +377,10 @@ fn rule_cells(data: &Data, m: &Model, i: usize) -> Cells {
     let Some(r) = m.rules.get(i) else {
         return Vec::new();
     };
-    let subject = match r.spec.target {
-        RuleTarget::ApiKey => r.spec.key_id.clone().unwrap_or_default(),
-        RuleTarget::Workspace => r.spec.workspace.clone(),
+    // A key by workspace/name, then its id (what the CLI and events use).
+    let subject = match (&r.spec.target, &r.spec.key_id) {
+        (RuleTarget::ApiKey, Some(id)) => format!("{} {id}", data.key_label(id)),
+        _ => r.spec.workspace.clone(),
     };
     let stats: Vec<_> = data
         .live

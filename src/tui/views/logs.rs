@@ -1,59 +1,220 @@
 //! The log lines of this run (the same lines go to the log file).
+//!
+//! A cursor picks a line (`enter` shows it whole); with no cursor the view
+//! follows the newest line. The cursor and the first line shown are kept
+//! as line numbers, not positions, so new lines arriving (or old ones
+//! leaving the ring) never move what the operator is reading. Long lines
+//! are cut with `…`, or wrapped (`w`).
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use tracing::Level;
+use unicode_width::UnicodeWidthChar;
 
+use crate::logging::LogLine;
 use crate::tui::app::App;
+use crate::tui::data::Data;
 use crate::tui::format;
+use crate::tui::theme::Theme;
 use crate::tui::views::ViewId;
 
-pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
-    let filter = app.list(ViewId::Logs).filter.to_lowercase();
-    let data = &app.data;
-    let t = &data.theme;
-    let (mut lines, _) = data
-        .logs
-        .as_ref()
-        .map_or((Vec::new(), 0), |r| r.window(0, usize::MAX));
+/// Where the logs view is.
+#[derive(Debug, Clone, Default)]
+pub struct LogsState {
+    /// The line number under the cursor; `None` follows the newest line.
+    pub cursor: Option<u64>,
+    /// The line number shown first (kept between frames so the view only
+    /// scrolls when the cursor leaves it).
+    pub top: u64,
+    /// Long lines wrap instead of being cut.
+    pub wrap: bool,
+}
+
+/// The kept lines matching `filter` (case-insensitive, on target and
+/// message), oldest first, with their line numbers.
+pub fn lines(data: &Data, filter: &str) -> Vec<(u64, LogLine)> {
+    let Some(ring) = &data.logs else {
+        return Vec::new();
+    };
+    let (mut lines, _) = ring.after(0, usize::MAX);
     if !filter.is_empty() {
-        lines.retain(|l| {
-            format!("{} {}", l.target, l.message)
-                .to_lowercase()
-                .contains(&filter)
+        let needle = filter.to_lowercase();
+        lines.retain(|(_, l)| {
+            l.target.to_lowercase().contains(&needle) || l.message.to_lowercase().contains(&needle)
         });
     }
-    let h = usize::from(area.height.saturating_sub(2));
-    let back = app.logs.back.min(lines.len().saturating_sub(h));
-    let end = lines.len() - back;
-    let start = end.saturating_sub(h);
-    let text: Vec<Line> = lines[start..end]
-        .iter()
-        .map(|l| {
-            let style = match l.level {
-                Level::ERROR => t.bad(),
-                Level::WARN => t.warn(),
-                Level::INFO => t.base(),
-                _ => t.dim(),
-            };
-            Line::from(vec![
-                Span::styled(format!("{} ", format::clock(l.at_ms)), t.dim()),
-                Span::styled(format!("{:5} ", l.level.as_str()), style),
-                Span::styled(format!("{}: ", l.target), t.dim()),
-                Span::raw(l.message.clone()),
-            ])
+    lines
+}
+
+impl LogsState {
+    /// Move the cursor `delta` lines over `lines` (negative: older). Moving
+    /// onto the newest line follows it again.
+    pub fn step(&mut self, lines: &[(u64, LogLine)], delta: isize) {
+        let Some(last) = lines.len().checked_sub(1) else {
+            self.cursor = None;
+            return;
+        };
+        let at = self.index(lines).unwrap_or(last);
+        let to = at.saturating_add_signed(delta).min(last);
+        self.cursor = (to != last).then(|| lines[to].0);
+    }
+
+    /// The index of the cursor's line in `lines` (the newest when
+    /// following; the nearest older one if the cursor's line was filtered
+    /// out or dropped).
+    pub fn index(&self, lines: &[(u64, LogLine)]) -> Option<usize> {
+        let last = lines.len().checked_sub(1)?;
+        Some(match self.cursor {
+            None => last,
+            Some(n) => match lines.binary_search_by_key(&n, |(k, _)| *k) {
+                Ok(i) => i,
+                Err(i) => i.saturating_sub(1),
+            },
         })
-        .collect();
-    let mode = if back == 0 {
+    }
+}
+
+/// The text of a line: time, level, target, message.
+fn spans(t: &Theme, l: &LogLine) -> Vec<Span<'static>> {
+    let style = match l.level {
+        Level::ERROR => t.bad(),
+        Level::WARN => t.warn(),
+        Level::INFO => t.base(),
+        _ => t.dim(),
+    };
+    vec![
+        Span::styled(format!("{} ", format::clock(l.at_ms)), t.dim()),
+        Span::styled(format!("{:5} ", l.level.as_str()), style),
+        Span::styled(format!("{}: ", l.target), t.dim()),
+        Span::raw(l.message.clone()),
+    ]
+}
+
+/// The whole of a line, for the popup `enter` opens.
+pub fn full_text(l: &LogLine) -> Vec<String> {
+    vec![
+        format!(
+            "{} UTC  {}  {}",
+            format::clock(l.at_ms),
+            l.level.as_str(),
+            l.target
+        ),
+        String::new(),
+        l.message.clone(),
+    ]
+}
+
+/// Cut `spans` into rows of `width` columns (continuation rows indented
+/// two columns), keeping each piece's style.
+fn wrap(spans: Vec<Span<'static>>, width: usize) -> Vec<Line<'static>> {
+    const INDENT: usize = 2;
+    let width = width.max(INDENT + 1);
+    let mut rows = vec![Vec::new()];
+    let mut used = 0;
+    for span in spans {
+        let mut piece = String::new();
+        for c in span.content.chars() {
+            let w = c.width().unwrap_or(0);
+            if used + w > width {
+                let row = rows.last_mut().expect("a row");
+                row.push(Span::styled(std::mem::take(&mut piece), span.style));
+                rows.push(vec![Span::raw(" ".repeat(INDENT))]);
+                used = INDENT;
+            }
+            piece.push(c);
+            used += w;
+        }
+        rows.last_mut()
+            .expect("a row")
+            .push(Span::styled(piece, span.style));
+    }
+    rows.into_iter().map(Line::from).collect()
+}
+
+/// Rows a line takes at `width`.
+fn height(t: &Theme, l: &LogLine, width: usize, wrap_on: bool) -> usize {
+    if wrap_on {
+        wrap(spans(t, l), width).len()
+    } else {
+        1
+    }
+}
+
+pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
+    let filter = app.list(ViewId::Logs).filter.clone();
+    let data = &app.data;
+    let t = &data.theme;
+    let lines = lines(data, &filter);
+    let state = &mut app.logs;
+    let block_h = usize::from(area.height.saturating_sub(2));
+    let width = usize::from(area.width.saturating_sub(2));
+    let cursor = state.index(&lines);
+    let rows_of = |i: usize| height(t, &lines[i].1, width, state.wrap);
+    // Rows lines `range` take, counted only up to just past the pane (the
+    // cost of a frame stays that of one screen of lines).
+    let rows_in = |range: std::ops::Range<usize>| {
+        let mut sum = 0;
+        for i in range {
+            sum += rows_of(i);
+            if sum > block_h {
+                break;
+            }
+        }
+        sum
+    };
+
+    // The first line shown: as before, unless the cursor left the view.
+    let mut top = match lines.binary_search_by_key(&state.top, |(n, _)| *n) {
+        Ok(i) => i,
+        Err(i) => i.min(lines.len().saturating_sub(1)),
+    };
+    if let Some(c) = cursor {
+        if c < top || state.cursor.is_none() || rows_in(top..c + 1) > block_h.max(1) {
+            // Put the cursor on the last row: walk up while lines fit.
+            top = c;
+            let mut used = rows_of(c);
+            while top > 0 && used + rows_of(top - 1) <= block_h {
+                top -= 1;
+                used += rows_of(top);
+            }
+        }
+        // No blank rows under the last line while older ones are hidden.
+        let mut below = rows_in(top..lines.len());
+        while top > 0 && below + rows_of(top - 1) <= block_h {
+            top -= 1;
+            below += rows_of(top);
+        }
+        state.top = lines[top].0;
+    }
+
+    let mut text: Vec<Line> = Vec::with_capacity(block_h);
+    for (i, (_, l)) in lines.iter().enumerate().skip(top) {
+        if text.len() >= block_h {
+            break;
+        }
+        let mut rows = if state.wrap {
+            wrap(spans(t, l), width)
+        } else {
+            vec![format::fit_line(Line::from(spans(t, l)), width)]
+        };
+        if Some(i) == cursor {
+            rows = rows.into_iter().map(|r| r.style(t.selected())).collect();
+        }
+        text.extend(rows);
+    }
+    text.truncate(block_h);
+
+    let mode = if state.cursor.is_none() {
         "following"
     } else {
         "scrolled: f follows"
     };
+    let wrap = if state.wrap { " · wrapped" } else { "" };
     let mut title = vec![
         Span::styled(" logs ", t.title()),
-        Span::raw(format!("[{}] {mode} ", lines.len())),
+        Span::raw(format!("[{}] {mode}{wrap} ", lines.len())),
     ];
     if !filter.is_empty() {
         title.push(Span::styled(format!("/{filter} "), t.key()));
@@ -63,4 +224,50 @@ pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
         .border_style(t.border_focus())
         .title(Line::from(title));
     f.render_widget(Paragraph::new(text).block(block), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(n: u64) -> (u64, LogLine) {
+        (
+            n,
+            LogLine {
+                at_ms: 0,
+                level: Level::INFO,
+                target: "t".into(),
+                message: format!("line {n}"),
+            },
+        )
+    }
+
+    #[test]
+    fn the_cursor_is_a_line_number_and_the_newest_line_follows() {
+        let lines: Vec<_> = (10..20).map(line).collect();
+        let mut s = LogsState::default();
+        assert_eq!(s.index(&lines), Some(9), "following: the newest");
+        s.step(&lines, -3);
+        assert_eq!(s.cursor, Some(16));
+        // New lines arrive, old ones leave: the cursor stays on line 16.
+        let moved: Vec<_> = (12..30).map(line).collect();
+        assert_eq!(s.index(&moved), Some(4));
+        s.step(&moved, 100);
+        assert_eq!(s.cursor, None, "reaching the newest line follows again");
+        s.step(&moved, -1000);
+        assert_eq!(s.cursor, Some(12));
+    }
+
+    #[test]
+    fn wrapping_keeps_every_character_and_style() {
+        let t = Theme::colored();
+        let rows = wrap(vec![Span::styled("abcdef", t.dim()), Span::raw("ghij")], 4);
+        let text: Vec<String> = rows.iter().map(|l| l.to_string()).collect();
+        assert_eq!(text, ["abcd", "  ef", "  gh", "  ij"]);
+        assert_eq!(rows[1].spans[1].style, t.dim());
+        // Wide characters are not split across rows.
+        let rows = wrap(vec![Span::raw("模型名称")], 5);
+        let text: Vec<String> = rows.iter().map(|l| l.to_string()).collect();
+        assert_eq!(text, ["模型", "  名", "  称"]);
+    }
 }

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod logs;
 pub mod market;
 pub mod models;
+pub mod sort;
 pub mod traffic;
 pub mod workspaces;
 
@@ -169,17 +170,29 @@ fn render_list(app: &mut App, f: &mut Frame, area: Rect, view: ViewId) {
         ViewId::Clusters => (clusters::COLUMNS, clusters::cells),
         _ => (market::COLUMNS, market::cells),
     };
+    let order = state.sort.unwrap_or_else(|| sort::default_sort(view));
+    let column = sort::column(view, order.by);
+    // The title names a chosen order (its column may be dropped on a
+    // narrow terminal); the column title always carries the arrow.
+    if order != sort::default_sort(view) {
+        title.push(Span::styled(
+            format!("by {}{} ", order.by.label(), order.arrow()),
+            data.theme.dim(),
+        ));
+    }
     let spec = table::Spec {
         title: Line::from(title),
         cols,
         focused: true,
+        sorted: column.map(|c| (c, order.arrow())),
     };
     table::render(f, area, &data.theme, spec, &mut state, |id| cells(data, id));
     if view == ViewId::Models
         && let Some(line) = models::selection_line(data, state.selected_id())
     {
         let y = area.y + area.height.saturating_sub(1);
-        let w = (line.width() as u16).min(area.width.saturating_sub(4));
+        let line = super::format::fit_line(line, usize::from(area.width.saturating_sub(4)));
+        let w = line.width() as u16;
         f.render_widget(
             ratatui::widgets::Paragraph::new(line),
             Rect::new(area.x + 2, y, w, 1),

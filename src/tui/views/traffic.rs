@@ -39,22 +39,14 @@ pub fn render(data: &Data, f: &mut Frame, area: Rect) {
         f,
         sparks,
         &data.theme,
-        Line::from(format!(
-            " requests/s {} ",
-            format::rate(data.live.gateway.req)
-        )),
+        &format!("requests/s {}", format::rate(data.live.gateway.req)),
         Some(&data.live.gateway_history.requests),
         data.theme.good(),
     );
     let [m, k, w] = Layout::horizontal([Constraint::Fill(1); 3]).areas(tops);
     let same = |id: &str| id.to_string();
     // Keys by workspace/name: their ids mean little to a reader.
-    let key = |id: &str| {
-        data.registry()
-            .keys
-            .get(id)
-            .map_or_else(|| id.to_string(), |k| format!("{}/{}", k.workspace, k.name))
-    };
+    let key = |id: &str| data.key_label(id);
     render_top(data, f, m, "top models", &data.live.models, &same);
     render_top(data, f, k, "top keys", &data.live.keys, &key);
     render_top(data, f, w, "top workspaces", &data.live.workspaces, &same);
@@ -129,6 +121,8 @@ fn render_totals(data: &Data, f: &mut Frame, area: Rect) {
         .borders(Borders::ALL)
         .border_style(t.border())
         .title(Span::styled(" traffic ", t.title()));
+    let w = usize::from(block.inner(area).width);
+    let lines: Vec<Line> = lines.into_iter().map(|l| format::fit_line(l, w)).collect();
     f.render_widget(Paragraph::new(lines).block(block), area);
 }
 
@@ -165,6 +159,7 @@ fn render_top(
             title,
             cols: TOP_COLUMNS,
             focused: false,
+            sorted: None,
         },
         &mut state,
         |id| {
@@ -197,6 +192,7 @@ fn render_events(data: &Data, f: &mut Frame, area: Rect) {
         title,
         cols: EVENT_COLUMNS,
         focused: false,
+        sorted: None,
     };
     table::render(f, area, t, spec, &mut state, |i| {
         let Some(e) = i.parse::<usize>().ok().and_then(|i| events.get(i)) else {
@@ -213,7 +209,12 @@ fn render_events(data: &Data, f: &mut Frame, area: Rect) {
             Span::raw(format::clock(e.at_ms)),
             Span::styled(kind, style),
             Span::raw(e.model.clone().unwrap_or_default()),
-            Span::raw(e.key_id.clone().unwrap_or_default()),
+            Span::raw(
+                e.key_id
+                    .as_deref()
+                    .map(|k| data.key_label(k))
+                    .unwrap_or_default(),
+            ),
             Span::raw(e.message.clone()),
         ]
     });

@@ -30,6 +30,11 @@ fn wrapped_height(lines: &[Line], width: u16) -> u16 {
         .sum()
 }
 
+/// Width of a dialog (on terminals wide enough).
+pub const DIALOG_WIDTH: u16 = 64;
+/// Width of the help popup, which holds two columns of keys.
+pub const HELP_WIDTH: u16 = 84;
+
 /// A bordered box with `lines` wrapped, sized to fit, and a hint line.
 pub fn dialog(
     f: &mut Frame,
@@ -37,10 +42,23 @@ pub fn dialog(
     theme: &Theme,
     title: &str,
     border: Style,
-    mut lines: Vec<Line<'static>>,
+    lines: Vec<Line<'static>>,
     hint: &str,
 ) {
-    let width = 64.min(area.width.saturating_sub(2)).max(20);
+    dialog_width(f, area, theme, (title, border), lines, hint, DIALOG_WIDTH);
+}
+
+/// [`dialog`] at most `max_width` wide.
+pub fn dialog_width(
+    f: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    (title, border): (&str, Style),
+    mut lines: Vec<Line<'static>>,
+    hint: &str,
+    max_width: u16,
+) {
+    let width = max_width.min(area.width.saturating_sub(2)).max(20);
     lines.push(Line::default());
     lines.push(Line::from(Span::styled(hint.to_string(), theme.dim())));
     let height = wrapped_height(&lines, width - 4) + 2;

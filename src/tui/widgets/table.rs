@@ -6,7 +6,9 @@ use ratatui::layout::{Alignment, Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 
+use crate::tui::format;
 use crate::tui::theme::Theme;
+use crate::tui::views::sort::Sort;
 
 /// A column: its minimum width, how much spare width it takes, and how
 /// early it is dropped when the terminal is too narrow.
@@ -114,8 +116,14 @@ pub struct ListState {
     pub filter: String,
     /// Ids of the shown rows, in order.
     pub rows: Vec<String>,
-    /// The registry revision and filter `rows` were built for.
+    /// The order chosen with the sort keys (`None`: the view's default).
+    pub sort: Option<Sort>,
+    /// The filtered rows in their base order (`rows` before sorting).
+    pub base: Vec<String>,
+    /// The registry revision and filter `base` was built for.
     pub built: Option<(u64, String)>,
+    /// The order `rows` was sorted in, and the generation of what it read.
+    pub ordered: Option<(Sort, u64)>,
 }
 
 impl ListState {
@@ -167,6 +175,15 @@ impl ListState {
     }
 }
 
+/// `s` cut to `width` columns with `…` (untouched when it fits).
+fn fit_span(s: Span<'static>, width: usize) -> Span<'static> {
+    if s.width() <= width {
+        s
+    } else {
+        Span::styled(format::fit(&s.content, width).into_owned(), s.style)
+    }
+}
+
 /// A cell: text and style (numbers right-aligned by their column).
 pub type Cells = Vec<Span<'static>>;
 
@@ -176,6 +193,9 @@ pub struct Spec<'a> {
     pub cols: &'a [Column],
     /// Has the selection (highlighted border and row).
     pub focused: bool,
+    /// The column the rows are sorted by (its title) and the arrow shown
+    /// after that title.
+    pub sorted: Option<(&'a str, &'a str)>,
 }
 
 /// Draw `state`'s rows in a bordered table, building only the visible ones
@@ -192,6 +212,7 @@ pub fn render(
         title,
         cols,
         focused,
+        sorted,
     } = spec;
     let block = Block::default()
         .borders(Borders::ALL)
@@ -206,7 +227,10 @@ pub fn render(
     let widths = layout(cols, inner.width);
     let height = inner.height.saturating_sub(1) as usize;
     state.scroll_to_selection(height);
-    let align = |c: &Column, s: Span<'static>| -> Cell<'static> {
+    // A cell wider than its column is cut with `…`, so a cut is never
+    // mistaken for the whole value.
+    let align = |c: &Column, width: u16, s: Span<'static>| -> Cell<'static> {
+        let s = fit_span(s, usize::from(width));
         if c.right {
             Cell::from(Line::from(s).alignment(Alignment::Right))
         } else {
@@ -216,8 +240,13 @@ pub fn render(
     let header = Row::new(
         cols.iter()
             .zip(&widths)
-            .filter(|(_, w)| w.is_some())
-            .map(|(c, _)| align(c, Span::raw(c.title)))
+            .filter_map(|(c, w)| {
+                let title = match sorted {
+                    Some((col, arrow)) if col == c.title => format!("{}{arrow}", c.title),
+                    _ => c.title.to_string(),
+                };
+                Some(align(c, (*w)?, Span::raw(title)))
+            })
             .collect::<Vec<_>>(),
     )
     .style(theme.header());
@@ -231,8 +260,7 @@ pub fn render(
                 cols.iter()
                     .zip(&widths)
                     .zip(cells)
-                    .filter(|((_, w), _)| w.is_some())
-                    .map(|((c, _), s)| align(c, s))
+                    .filter_map(|((c, w), s)| Some(align(c, (*w)?, s)))
                     .collect::<Vec<_>>(),
             );
             if focused && state.offset + i == state.selected {
@@ -269,6 +297,43 @@ mod tests {
         assert_eq!(layout(&cols, 40), vec![Some(14), Some(10), Some(14)]);
         assert_eq!(layout(&cols, 25), vec![Some(12), None, Some(12)]);
         assert_eq!(layout(&cols, 12), vec![Some(12), None, None]);
+    }
+
+    #[test]
+    fn cells_wider_than_their_column_are_cut_with_a_marker() {
+        use ratatui::Terminal;
+        use ratatui::backend::TestBackend;
+        let cols = [col("NAME", 8, 0), num("N", 3)];
+        let mut state = ListState {
+            rows: vec!["a".into(), "b".into(), "c".into()],
+            ..Default::default()
+        };
+        let mut term = Terminal::new(TestBackend::new(14, 6)).unwrap();
+        term.draw(|f| {
+            let spec = Spec {
+                title: Line::default(),
+                cols: &cols,
+                focused: false,
+                sorted: Some(("N", "↓")),
+            };
+            render(f, f.area(), &Theme::colored(), spec, &mut state, |id| {
+                let name = match id {
+                    "a" => "Alibaba Cloud",
+                    "b" => "模型名称很长",
+                    _ => "fits",
+                };
+                vec![Span::raw(name), Span::raw("1234")]
+            })
+        })
+        .unwrap();
+        let screen = format!("{}", term.backend());
+        let rows: Vec<&str> = screen.lines().skip(2).take(3).collect();
+        assert_eq!(screen.lines().nth(1), Some("\"│NAME      N↓│\""));
+        assert_eq!(rows[0], "\"│Alibaba… 12…│\"");
+        // Wide characters: whole ones only (a half would not fit), then the
+        // marker, within the column's 8 cells.
+        assert!(rows[1].starts_with("\"│模型名…  12…│\""), "{}", rows[1]);
+        assert_eq!(rows[2], "\"│fits     12…│\"");
     }
 
     #[test]
