@@ -10,6 +10,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::tally::Tally;
+use super::upstream::Conn;
 use super::usage::UsageScanner;
 
 /// Every response body the gateway sends.
@@ -25,12 +26,13 @@ impl ResBody {
         ResBody::Full(Some(b.into()))
     }
 
-    pub fn relay(inner: Incoming, tally: Tally) -> Self {
+    pub fn relay(inner: Incoming, tally: Tally, conn: Conn) -> Self {
         ResBody::Relay(Box::new(Relay {
             inner,
             tally,
             usage: UsageScanner::default(),
             ended: false,
+            conn: Some(conn),
         }))
     }
 }
@@ -41,6 +43,9 @@ pub struct Relay {
     tally: Tally,
     usage: UsageScanner,
     ended: bool,
+    /// The upstream connection: back to its pool once the body is complete,
+    /// closed (dropped) otherwise.
+    conn: Option<Conn>,
 }
 
 impl Relay {
@@ -55,6 +60,11 @@ impl Relay {
         );
         if complete {
             self.tally.latency();
+            if let (Some(conn), Some(ep)) = (self.conn.take(), self.tally.endpoint())
+                && let Ok(upstream) = &ep.upstream
+            {
+                upstream.release(self.tally.worker(), conn);
+            }
         }
     }
 }

@@ -23,10 +23,11 @@ use tokio::time::{MissedTickBehavior, interval};
 
 use super::events::Events;
 use super::health::Transition;
-use super::proxy::{Shared, error_chain};
+use super::proxy::Shared;
 use super::sampler::{Sampler, changed};
 use super::snapshot::{Builder, CounterBook, EndpointRt, Route};
 use super::stats::{EventKind, StatsSnapshot};
+use super::upstream::SendError;
 use crate::domain::{EndpointHealth, EndpointState, GatewayReport, Probe, now_ms};
 use crate::store::Store;
 
@@ -250,7 +251,7 @@ async fn probe_loop(shared: Arc<Shared>) {
         let mut probes = Vec::new();
         for route in &snap.routes {
             for ep in &route.endpoints {
-                if ep.health.state() != EndpointState::Down || ep.clients.is_err() {
+                if ep.health.state() != EndpointState::Down || ep.upstream.is_err() {
                     continue;
                 }
                 match ep.probe {
@@ -301,28 +302,32 @@ fn came_back(events: &Events, route: &Route, ep: &EndpointRt, t: Transition, how
 /// `GET <url>/models` with the endpoint's key. Any answer below 500 shows
 /// the endpoint is reachable and serving; it costs no completion quota.
 async fn probe(shared: &Shared, route: &Route, ep: &EndpointRt) {
-    let Ok(clients) = &ep.clients else { return };
-    let Ok(uri) = ep.target.uri("/models") else {
+    let Ok(upstream) = &ep.upstream else { return };
+    let Ok(uri) = ep.target.path("/models") else {
         return;
     };
     let mut req = Request::new(Full::default());
     *req.method_mut() = Method::GET;
     *req.uri_mut() = uri;
+    let h = req.headers_mut();
+    h.insert(header::HOST, ep.target.host_header().clone());
     if let Some(auth) = &ep.auth {
-        req.headers_mut()
-            .insert(header::AUTHORIZATION, auth.clone());
+        h.insert(header::AUTHORIZATION, auth.clone());
     }
+    let slot = upstream.prober();
     let limit =
         shared.cfg.connect_timeout + shared.cfg.upstream_timeout.min(Duration::from_secs(10));
     let result = tokio::time::timeout(limit, async {
-        let res = clients.prober().request(req).await?;
+        let (res, conn) = upstream.send(slot, req).await?;
         let status = res.status();
         // Read the (small) answer so the connection can be reused.
-        let _ = res.into_body().collect().await;
-        Ok::<_, hyper_util::client::legacy::Error>(status)
+        if res.into_body().collect().await.is_ok() {
+            upstream.release(slot, conn);
+        }
+        Ok::<_, SendError>(status)
     })
     .await;
-    match result {
+    let failed = match result {
         Ok(Ok(status)) if !status.is_server_error() => {
             if let Some(t) = ep.health.bring_back() {
                 came_back(
@@ -333,22 +338,16 @@ async fn probe(shared: &Shared, route: &Route, ep: &EndpointRt) {
                     "after a successful probe (GET /models)",
                 );
             }
+            return;
         }
-        Ok(Ok(status)) => {
-            ep.health.failure(
-                &format!("probe GET /models answered HTTP {}", status.as_u16()),
-                1,
-            );
-        }
-        Ok(Err(e)) => {
-            ep.health
-                .failure(&format!("probe failed: {}", error_chain(&e)), 1);
-        }
-        Err(_) => {
-            ep.health.failure(
-                &format!("probe got no answer within {}s", limit.as_secs_f64()),
-                1,
-            );
-        }
-    }
+        Ok(Ok(status)) => format!("probe GET /models answered HTTP {}", status.as_u16()),
+        Ok(Err(SendError::Connect(e) | SendError::Failed(e))) => format!("probe failed: {e}"),
+        Err(_) => format!("probe got no answer within {}s", limit.as_secs_f64()),
+    };
+    tracing::debug!(
+        "model {} endpoint {} ({}): {failed}",
+        route.name,
+        ep.index,
+        ep.url
+    );
 }

@@ -33,6 +33,7 @@ use super::metrics;
 use super::snapshot::{Route, RouteRef, Snapshot};
 use super::stats::{EventKind, StatsSnapshot};
 use super::tally::Tally;
+use super::upstream::{Conn, SendError};
 
 /// What every worker shares (read-only or atomic).
 pub struct Shared {
@@ -354,8 +355,8 @@ async fn forward(
             headers.clone().unwrap_or_default()
         };
         match try_endpoint(w, route, i, h, rest, body.clone()).await {
-            Ok(res) => {
-                return relay(shared, tally, route, i, res, headroom);
+            Ok((res, conn)) => {
+                return relay(shared, tally, route, i, res, conn, headroom);
             }
             Err(e) => {
                 let reason = match &e {
@@ -427,31 +428,31 @@ async fn try_endpoint(
     mut headers: HeaderMap,
     rest: &str,
     body: Bytes,
-) -> Result<Response<Incoming>, TryError> {
+) -> Result<(Response<Incoming>, Conn), TryError> {
     let ep = &route.endpoints[i];
-    let clients = ep
-        .clients
+    let upstream = ep
+        .upstream
         .as_ref()
         .map_err(|e| TryError::Connect(e.clone()))?;
     let uri = ep
         .target
-        .uri(rest)
+        .path(rest)
         .map_err(|e| TryError::Other(format!("cannot build the upstream URL: {e}")))?;
     if let Some(auth) = &ep.auth {
         headers.insert(header::AUTHORIZATION, auth.clone());
     }
+    headers.insert(header::HOST, ep.target.host_header().clone());
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     let mut req = Request::new(Full::new(body));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = uri;
-    *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = headers;
-    let call = clients.worker(w.id).request(req);
+    let call = upstream.send(w.id, req);
     match tokio::time::timeout(w.shared.cfg.upstream_timeout, call).await {
         Err(_) => Err(TryError::Timeout),
-        Ok(Ok(res)) => Ok(res),
-        Ok(Err(e)) if e.is_connect() => Err(TryError::Connect(error_chain(&e))),
-        Ok(Err(e)) => Err(TryError::Other(error_chain(&e))),
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(SendError::Connect(m))) => Err(TryError::Connect(m)),
+        Ok(Err(SendError::Failed(m))) => Err(TryError::Other(m)),
     }
 }
 
@@ -478,6 +479,7 @@ fn relay(
     route: &Route,
     i: usize,
     res: Response<Incoming>,
+    conn: Conn,
     headroom: Option<Headroom>,
 ) -> Response<ResBody> {
     let status = res.status();
@@ -538,5 +540,5 @@ fn relay(
         );
     }
     parts.version = Version::HTTP_11;
-    Response::from_parts(parts, ResBody::relay(body, tally))
+    Response::from_parts(parts, ResBody::relay(body, tally, conn))
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::counters::{Counters, Outcome};
-use super::snapshot::Snapshot;
+use super::snapshot::{EndpointRt, Snapshot};
 
 pub struct Tally {
     snap: Arc<Snapshot>,
@@ -85,8 +85,17 @@ impl Tally {
         self.route = Some(r);
     }
 
+    /// The endpoint being tried (or that answered).
+    pub fn endpoint(&self) -> Option<&EndpointRt> {
+        Some(&self.snap.routes[self.route?].endpoints[self.endpoint?])
+    }
+
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
     fn endpoint_counters(&self) -> Option<&Counters> {
-        Some(&self.snap.routes[self.route?].endpoints[self.endpoint?].counters)
+        Some(&self.endpoint()?.counters)
     }
 
     /// A try of endpoint `e` of the route begins.
