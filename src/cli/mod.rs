@@ -1,15 +1,31 @@
 //! Command line: global options, subcommands, dispatch.
 //!
-//! `maasctl` alone runs the console with its embedded gateway; `serve` runs
-//! the gateway headless; `demo` runs the console on a seeded throw-away
-//! store; the entity subcommands script the registry.
+//! `maasctl` alone runs the console with its embedded gateway; the entity
+//! subcommands script the registry. Each subcommand lives in its own module
+//! and reaches the store only through [`Ctx`], so every change goes through
+//! `Store::apply` (one transaction, validated by the registry).
+
+mod apply;
+mod cluster;
+mod key;
+mod market;
+mod model;
+mod output;
+mod refs;
+mod rule;
+mod workspace;
 
 pub mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use crate::domain::{Change, DomainError, Registry};
+use crate::store::{Applied, Store, StoreError};
 
 /// Output format of the scripting subcommands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -21,6 +37,9 @@ pub enum Output {
     Json,
 }
 
+/// Help heading of the options every subcommand takes.
+const GLOBAL: &str = "Global options";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "maasctl",
@@ -30,11 +49,15 @@ pub enum Output {
 )]
 pub struct Cli {
     /// Directory holding the store (maasctl.db) and the log file.
-    #[arg(long, global = true, env = crate::paths::DATA_DIR_ENV, value_name = "DIR")]
+    #[arg(long, global = true, env = crate::paths::DATA_DIR_ENV, value_name = "DIR", help_heading = GLOBAL)]
     pub data_dir: Option<PathBuf>,
 
+    /// Where the registry lives: sqlite:PATH. Default: maasctl.db in the data directory.
+    #[arg(long, global = true, env = crate::store::STORE_ENV, value_name = "URL", help_heading = GLOBAL)]
+    pub store: Option<String>,
+
     /// Output format of listing and show commands.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table, help_heading = GLOBAL)]
     pub output: Output,
 
     #[command(subcommand)]
@@ -43,27 +66,205 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// MaaS models: list, show, create, edit, enable, disable, delete.
+    #[command(subcommand)]
+    Model(model::Cmd),
+    /// Rate-limit rules of models.
+    #[command(subcommand)]
+    Rule(rule::Cmd),
+    /// Platform API keys.
+    #[command(subcommand)]
+    Key(key::Cmd),
+    /// Workspaces (own API keys).
+    #[command(subcommand)]
+    Workspace(workspace::Cmd),
+    /// Clusters (where models are entered).
+    #[command(subcommand)]
+    Cluster(cluster::Cmd),
+    /// The model marketplace.
+    #[command(subcommand)]
+    Market(market::Cmd),
+    /// Make the registry match a declarative file (YAML or TOML).
+    Apply(apply::ApplyArgs),
+    /// Print the registry as a declarative file (secrets excluded).
+    Export(apply::ExportArgs),
     /// Run the gateway headless (no console).
     Serve(serve::ServeArgs),
 }
 
+/// A failure, already worded as `<field>: <problem>` (or a sentence).
+#[derive(Debug)]
+pub struct CliError(String);
+
+impl CliError {
+    pub fn field(field: impl std::fmt::Display, problem: impl std::fmt::Display) -> Self {
+        Self(format!("{field}: {problem}"))
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<DomainError> for CliError {
+    fn from(e: DomainError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+pub type CliResult<T = ()> = Result<T, CliError>;
+
+/// What every subcommand gets: the store and the output format.
+pub struct Ctx {
+    store: Arc<dyn Store>,
+    output: Output,
+}
+
+/// How often [`Ctx::update`] recomputes its changes when other writers keep
+/// moving the registry under it.
+const UPDATE_ATTEMPTS: usize = 20;
+
+impl Ctx {
+    pub fn new(store: Arc<dyn Store>, output: Output) -> Self {
+        Self { store, output }
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    pub fn load(&self) -> CliResult<Registry> {
+        Ok(self.store.load()?)
+    }
+
+    /// Apply changes that do not depend on what was read before.
+    pub fn apply(&self, changes: Vec<Change>) -> CliResult<Applied> {
+        Ok(self.store.apply(changes)?)
+    }
+
+    /// Apply changes computed from the current registry by `f`, guarded by
+    /// [`Change::ExpectRevision`]: if another process changed the registry in
+    /// between, reload and recompute rather than overwrite its change.
+    pub fn update<T>(
+        &self,
+        mut f: impl FnMut(&Registry) -> CliResult<(Vec<Change>, T)>,
+    ) -> CliResult<(Applied, T)> {
+        let mut attempt = 0;
+        loop {
+            let reg = self.load()?;
+            let (changes, extra) = f(&reg)?;
+            if changes.is_empty() {
+                let applied = Applied {
+                    revision: reg.revision,
+                    outcomes: Vec::new(),
+                };
+                return Ok((applied, extra));
+            }
+            let mut batch = Vec::with_capacity(changes.len() + 1);
+            batch.push(Change::ExpectRevision {
+                revision: reg.revision,
+            });
+            batch.extend(changes);
+            match self.store.apply(batch) {
+                Ok(mut applied) => {
+                    applied.outcomes.remove(0);
+                    return Ok((applied, extra));
+                }
+                Err(StoreError::Domain(e))
+                    if e.is_stale_revision() && attempt < UPDATE_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    pub fn json(&self) -> bool {
+        self.output == Output::Json
+    }
+
+    /// Print `value` as JSON, or `text()` for people.
+    pub fn emit<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        text: impl FnOnce() -> String,
+    ) -> CliResult {
+        if self.json() {
+            output::print_json(value)
+        } else {
+            output::print_out(&text())
+        }
+    }
+}
+
 /// Parse the command line, run, and turn errors into a one-line reason and a
-/// non-zero exit code.
+/// non-zero exit code (1 for a refused or failed command, 2 for a command
+/// line clap cannot parse).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version: not errors.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("error: {}", one_line_clap_error(&e));
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", one_line(&e.to_string()));
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    let data_dir = crate::paths::data_dir(cli.data_dir)?;
-    match cli.command {
-        Some(Command::Serve(args)) => serve::run(&data_dir, args),
-        None => Err("not wired yet".into()),
+/// Collapse any line breaks so the reason stays on one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// clap renders errors over several paragraphs (problem, tip, usage); keep
+/// the problem, on one line, and point at `--help`.
+fn one_line_clap_error(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let first = rendered.split("\n\n").next().unwrap_or_default();
+    let msg = one_line(first.trim_start_matches("error:"));
+    format!("{msg} (see --help)")
+}
+
+fn run(cli: Cli) -> CliResult {
+    let Some(command) = cli.command else {
+        // The console is wired here; until then, say what there is.
+        Cli::command()
+            .print_help()
+            .map_err(|e| CliError(e.to_string()))?;
+        return Ok(());
+    };
+    let data_dir = crate::paths::data_dir(cli.data_dir).map_err(CliError)?;
+    let store = crate::store::open(cli.store.as_deref(), &data_dir)?;
+    let ctx = Ctx::new(store, cli.output);
+    match command {
+        Command::Model(c) => model::run(&ctx, c),
+        Command::Rule(c) => rule::run(&ctx, c),
+        Command::Key(c) => key::run(&ctx, c),
+        Command::Workspace(c) => workspace::run(&ctx, c),
+        Command::Cluster(c) => cluster::run(&ctx, c),
+        Command::Market(c) => market::run(&ctx, c),
+        Command::Apply(a) => apply::apply(&ctx, a),
+        Command::Export(a) => apply::export(&ctx, a),
+        Command::Serve(a) => serve::run(ctx.store, a).map_err(CliError),
     }
 }

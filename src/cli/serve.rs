@@ -1,14 +1,14 @@
 //! `maasctl serve`: the gateway, headless, until SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
 use crate::gateway::{Gateway, GatewayConfig, ListenerTls};
-use crate::store::{SqliteStore, Store};
+use crate::store::Store;
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -79,8 +79,8 @@ impl ServeArgs {
     }
 }
 
-/// Run the gateway over the store in `data_dir` until a signal asks it to stop.
-pub fn run(data_dir: &Path, args: ServeArgs) -> Result<(), String> {
+/// Run the gateway over `store` until a signal asks it to stop.
+pub fn run(store: Arc<dyn Store>, args: ServeArgs) -> Result<(), String> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -88,7 +88,6 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<(), String> {
         )
         .with_writer(std::io::stderr)
         .try_init();
-    let store = SqliteStore::open_dir(data_dir).map_err(|e| e.to_string())?;
     if let Some(c) = &args.cluster {
         let reg = store.load().map_err(|e| e.to_string())?;
         if !reg.clusters.contains_key(c) {
@@ -100,7 +99,6 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> Result<(), String> {
         }
     }
     let describe = store.describe();
-    let store: Arc<dyn Store> = Arc::new(store);
     if args.workers == Some(0) {
         return Err("--workers must be at least 1".into());
     }

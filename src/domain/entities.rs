@@ -153,6 +153,12 @@ pub struct Endpoint {
     /// The upstream's API key; replaces the caller's. Masked everywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<Secret>,
+    /// Where `api_key` was read from (`env:VAR` or `file:PATH`) when the
+    /// operator gave a reference rather than the value. Not a secret: `export`
+    /// writes it in place of the key, and `apply` keeps the stored key while
+    /// the reference is unchanged and cannot be read (see README, Decisions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_ref: Option<String>,
     /// Share of traffic under the weighted policy (all weights sum to 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
@@ -171,6 +177,7 @@ impl Endpoint {
         Self {
             url: url.into(),
             api_key: None,
+            api_key_ref: None,
             weight: None,
             probe: Probe::Models,
             disabled: false,

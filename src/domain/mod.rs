@@ -2,6 +2,7 @@
 
 pub mod entities;
 pub mod error;
+pub mod manifest;
 pub mod registry;
 pub mod secret;
 pub mod status;
@@ -9,7 +10,7 @@ pub mod validate;
 
 pub use entities::*;
 pub use error::{DomainError, ErrorKind, FieldError};
-pub use registry::{Change, Outcome, Registry, Touched};
+pub use registry::{Change, Outcome, REVISION_FIELD, Registry, Touched};
 pub use secret::Secret;
 pub use status::{
     EndpointHealth, EndpointState, GatewayReport, GatewayStatus, LimiterMode, gateway_status,
@@ -30,3 +31,6 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests;

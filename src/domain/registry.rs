@@ -32,6 +32,13 @@ pub struct Registry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Change {
+    /// Refuse the whole batch unless the registry is still at this revision:
+    /// a caller that computed its changes from a loaded registry (`apply -f`,
+    /// `model edit`, a console form) puts it first, so it never overwrites a
+    /// change it did not see. Refused with field `revision`, kind `Conflict`.
+    ExpectRevision {
+        revision: u64,
+    },
     AddMarket(MarketEntry),
     /// Replace the entry `name` (its name may change if no model uses it).
     UpdateMarket {
@@ -54,6 +61,10 @@ pub enum Change {
         name: String,
     },
     AddWorkspace {
+        name: String,
+        description: String,
+    },
+    UpdateWorkspace {
         name: String,
         description: String,
     },
@@ -136,6 +147,22 @@ impl Touched {
             && self.workspaces.is_empty()
             && self.keys.is_empty()
             && self.models.is_empty()
+    }
+}
+
+/// The field of the error [`Change::ExpectRevision`] gives; callers that
+/// retry on a concurrent change look for it.
+pub const REVISION_FIELD: &str = "revision";
+
+impl DomainError {
+    /// True when this is the refusal of [`Change::ExpectRevision`]: someone
+    /// else changed the registry; load it again and retry.
+    pub fn is_stale_revision(&self) -> bool {
+        self.kind == ErrorKind::Conflict
+            && self
+                .errors
+                .first()
+                .is_some_and(|e| e.field == REVISION_FIELD)
     }
 }
 
@@ -228,6 +255,18 @@ impl Registry {
         touched: &mut Touched,
     ) -> Result<Outcome, DomainError> {
         match change {
+            Change::ExpectRevision { revision } => {
+                if self.revision != revision {
+                    return Err(DomainError::conflict(
+                        REVISION_FIELD,
+                        format!(
+                            "the registry changed (revision {revision} is now {}) while this change was prepared; load it again",
+                            self.revision
+                        ),
+                    ));
+                }
+                Ok(Outcome::Unchanged)
+            }
             Change::AddMarket(entry) => {
                 DomainError::check(validate::market_entry(&entry))?;
                 if self.market.contains_key(&entry.name) {
@@ -402,6 +441,18 @@ impl Registry {
                 );
                 Ok(Outcome::Done)
             }
+            Change::UpdateWorkspace { name, description } => {
+                let w = self
+                    .workspaces
+                    .get_mut(&name)
+                    .ok_or_else(|| err_not_found("name", "workspace", &name))?;
+                if w.description == description {
+                    return Ok(Outcome::Unchanged);
+                }
+                w.description = description;
+                touched.workspaces.insert(name);
+                Ok(Outcome::Done)
+            }
             Change::DeleteWorkspace { name } => {
                 if !self.workspaces.contains_key(&name) {
                     return Err(err_not_found("name", "workspace", &name));
@@ -454,6 +505,14 @@ impl Registry {
             } => {
                 let mut errs = Vec::new();
                 validate::name("name", &name, &mut errs);
+                if !id.strip_prefix("key_").is_some_and(|h| {
+                    !h.is_empty() && h.len() <= 32 && h.bytes().all(|b| b.is_ascii_alphanumeric())
+                }) {
+                    errs.push(FieldError::new(
+                        "id",
+                        format!("'{id}' is not a key id (key_ followed by letters or digits)"),
+                    ));
+                }
                 if secret_hash.len() != 64 || !secret_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
                     errs.push(FieldError::new("secret", "hash must be 64 hex digits"));
                 }
@@ -774,17 +833,22 @@ impl Registry {
         }
     }
 
-    /// The stored upstream key of `model`'s endpoint with this URL, if any
-    /// (lets edits and `apply` keep a key they were not given again).
-    pub fn stored_endpoint_key(&self, model: &str, url: &str, nth: usize) -> Option<Secret> {
+    /// The stored endpoint of `model` with this URL (its `nth` occurrence,
+    /// for a URL listed twice): what edits and `apply` take a key from when
+    /// they are not given one again.
+    pub fn stored_endpoint(&self, model: &str, url: &str, nth: usize) -> Option<&Endpoint> {
         self.models
             .get(model)?
             .spec
             .endpoints
             .iter()
             .filter(|e| e.url == url)
-            .nth(nth)?
-            .api_key
-            .clone()
+            .nth(nth)
+    }
+
+    /// The stored upstream key of `model`'s endpoint with this URL, if any
+    /// (lets edits and `apply` keep a key they were not given again).
+    pub fn stored_endpoint_key(&self, model: &str, url: &str, nth: usize) -> Option<Secret> {
+        self.stored_endpoint(model, url, nth)?.api_key.clone()
     }
 }

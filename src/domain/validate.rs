@@ -149,6 +149,23 @@ pub fn upstream_key(field: &str, key: &str, out: &mut Vec<FieldError>) {
     }
 }
 
+/// A reference to a secret kept outside maasctl: `env:VAR` or `file:PATH`.
+pub fn key_reference(field: &str, r: &str, out: &mut Vec<FieldError>) {
+    let ok = match r.split_once(':') {
+        Some(("env", var)) => {
+            !var.is_empty() && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        }
+        Some(("file", path)) => !path.trim().is_empty(),
+        _ => false,
+    };
+    if !ok {
+        out.push(FieldError::new(
+            field,
+            format!("'{r}' is not a reference; use env:VARIABLE or file:PATH"),
+        ));
+    }
+}
+
 /// The shape of a model: everything that needs no other entity.
 pub fn model_spec(spec: &ModelSpec) -> Vec<FieldError> {
     let mut out = Vec::new();
@@ -184,6 +201,16 @@ pub fn model_spec(spec: &ModelSpec) -> Vec<FieldError> {
         base_url(&f("url"), &ep.url, &mut out);
         if let Some(k) = &ep.api_key {
             upstream_key(&f("api_key"), k.expose(), &mut out);
+        }
+        if let Some(r) = &ep.api_key_ref {
+            if ep.api_key.is_none() {
+                out.push(FieldError::new(
+                    f("api_key_ref"),
+                    "names where the key came from, but the endpoint has no key",
+                ));
+            } else {
+                key_reference(&f("api_key_ref"), r, &mut out);
+            }
         }
         if let Some(ca) = &ep.ca_file
             && ca.trim().is_empty()

@@ -1,6 +1,11 @@
-//! The default marketplace catalog shipped in `assets/catalog.toml`.
+//! What a new store starts with: the default marketplace catalog shipped in
+//! `assets/catalog.toml` and the default cluster.
 
-use crate::domain::MarketEntry;
+use crate::domain::{MarketEntry, Registry};
+
+/// Entry address given to the default cluster `local` of a new store: the
+/// embedded gateway's default listen address.
+pub const DEFAULT_ENTRY: &str = "http://127.0.0.1:8080";
 
 const CATALOG: &str = include_str!("../../assets/catalog.toml");
 
@@ -14,6 +19,16 @@ pub fn default_catalog() -> Vec<MarketEntry> {
     toml::from_str::<Catalog>(CATALOG)
         .expect("assets/catalog.toml is valid (checked by a test)")
         .entry
+}
+
+/// The registry of a new store (revision 0). `export` leaves out what still
+/// equals it, since applying onto a new store finds it already there.
+pub fn baseline() -> Registry {
+    let mut reg = Registry::with_default_cluster(DEFAULT_ENTRY);
+    for e in default_catalog() {
+        reg.market.insert(e.name.clone(), e);
+    }
+    reg
 }
 
 #[cfg(test)]

@@ -10,6 +10,52 @@ use crate::domain::{Change, DomainError, GatewayReport, Outcome, Registry};
 
 pub use sqlite::SqliteStore;
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Environment variable naming the store (same syntax as `--store`).
+pub const STORE_ENV: &str = "MAASCTL_STORE";
+
+/// Where the registry lives, parsed from a store URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// `sqlite:PATH` (or `sqlite://PATH`): one SQLite file.
+    Sqlite(PathBuf),
+}
+
+impl Location {
+    /// Parse `--store URL` / `$MAASCTL_STORE`; without one, the SQLite file
+    /// `maasctl.db` in `data_dir`.
+    pub fn parse(url: Option<&str>, data_dir: &Path) -> Result<Self, StoreError> {
+        let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(Location::Sqlite(data_dir.join(sqlite::DB_FILE)));
+        };
+        match url.split_once(':') {
+            Some(("sqlite", rest)) => {
+                let path = rest.strip_prefix("//").unwrap_or(rest);
+                if path.is_empty() {
+                    return Err(StoreError::Backend(format!(
+                        "store URL '{url}' names no file; use sqlite:PATH"
+                    )));
+                }
+                Ok(Location::Sqlite(PathBuf::from(path)))
+            }
+            _ => Err(StoreError::Backend(format!(
+                "store URL '{url}' is not supported; use sqlite:PATH (or leave it out for maasctl.db in the data directory)"
+            ))),
+        }
+    }
+}
+
+/// Open the store `url` names (default: SQLite in `data_dir`), creating and
+/// migrating it as needed. The one place a backend is picked, so a
+/// PostgreSQL backend slots in here.
+pub fn open(url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    match Location::parse(url, data_dir)? {
+        Location::Sqlite(path) => Ok(Arc::new(SqliteStore::open(&path)?)),
+    }
+}
+
 /// A store failure: a refused change, or the backend itself.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

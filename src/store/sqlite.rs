@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use super::{Applied, Store, StoreError, catalog};
 use crate::domain::*;
@@ -14,8 +14,7 @@ use crate::domain::*;
 /// The file name inside the data directory.
 pub const DB_FILE: &str = "maasctl.db";
 
-/// Entry address given to the default cluster of a new store.
-pub const DEFAULT_ENTRY: &str = "http://127.0.0.1:8080";
+pub use super::catalog::DEFAULT_ENTRY;
 
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -94,6 +93,10 @@ const MIGRATIONS: &[&str] = &[
         body         TEXT NOT NULL
     );
     "#,
+    // 2: where an upstream key came from (env:VAR / file:PATH), for export.
+    r#"
+    ALTER TABLE endpoints ADD COLUMN api_key_ref TEXT;
+    "#,
 ];
 
 /// The SQLite store.
@@ -134,7 +137,9 @@ impl SqliteStore {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL lets readers (gateways polling the revision, consoles) run beside
         // a writer; FULL makes every commit durable before it is reported.
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| backend(format!("cannot open {}: {e}", path.display())))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(backend(format!(
                 "{} could not switch to WAL mode (got {mode})",
@@ -207,40 +212,50 @@ fn create_private_file(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Bring the file to [`SCHEMA_VERSION`] in one `IMMEDIATE` transaction (two
+/// processes opening a new file at once migrate and seed it once), seeding a
+/// new file only after every migration ran, so the seed is written with the
+/// schema this build knows. Refuses a file from a newer maasctl.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    loop {
-        // IMMEDIATE: two processes opening a new file at once migrate it once.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let target = MIGRATIONS.len() as i64;
-        if version > target {
-            return Err(backend(format!(
-                "the data file has schema version {version}, newer than this maasctl knows ({target}); upgrade maasctl"
-            )));
-        }
-        if version == target {
-            return Ok(());
-        }
-        tx.execute_batch(MIGRATIONS[version as usize])?;
-        tx.pragma_update(None, "user_version", version + 1)?;
-        if version == 0 {
-            seed(&tx)?;
-        }
-        tx.commit()?;
+    // The common case, an up-to-date file, needs no write lock.
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current == SCHEMA_VERSION {
+        return Ok(());
     }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(backend(format!(
+            "the data file has schema version {version}, newer than this maasctl knows ({SCHEMA_VERSION}); upgrade maasctl"
+        )));
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql)
+            .map_err(|e| backend(format!("schema migration {}: {e}", i + 1)))?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    if version == 0 {
+        seed(&tx)?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// A new store: the default catalog and the default cluster.
 fn seed(tx: &Transaction) -> Result<(), StoreError> {
-    let mut reg = Registry::with_default_cluster(DEFAULT_ENTRY);
-    let mut touched = Touched::default();
-    touched.clusters.insert(Cluster::DEFAULT.to_string());
-    for e in catalog::default_catalog() {
-        reg.apply(Change::AddMarket(e), now_secs(), &mut touched)
-            .map_err(|e| backend(format!("default catalog: {e}")))?;
-    }
-    persist(tx, &reg, &touched)?;
-    Ok(())
+    let reg = catalog::baseline();
+    let touched = Touched {
+        market: reg.market.keys().cloned().collect(),
+        clusters: reg.clusters.keys().cloned().collect(),
+        ..Default::default()
+    };
+    persist(tx, &reg, &touched)
 }
 
 fn meta(tx: &Connection, key: &str) -> Result<u64, StoreError> {
@@ -377,7 +392,7 @@ fn load(conn: &Connection) -> Result<Registry, StoreError> {
     }
     {
         let mut st = conn.prepare(
-            "SELECT model, url, api_key, weight, probe, disabled, ca_file FROM endpoints ORDER BY model, position",
+            "SELECT model, url, api_key, weight, probe, disabled, ca_file, api_key_ref FROM endpoints ORDER BY model, position",
         )?;
         let rows = st.query_map([], |r| {
             Ok((
@@ -388,10 +403,11 @@ fn load(conn: &Connection) -> Result<Registry, StoreError> {
                 r.get::<_, String>(4)?,
                 r.get::<_, bool>(5)?,
                 r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
             ))
         })?;
         for row in rows {
-            let (model, url, api_key, weight, probe, disabled, ca_file) = row?;
+            let (model, url, api_key, weight, probe, disabled, ca_file, api_key_ref) = row?;
             let m = reg
                 .models
                 .get_mut(&model)
@@ -399,6 +415,7 @@ fn load(conn: &Connection) -> Result<Registry, StoreError> {
             m.spec.endpoints.push(Endpoint {
                 url,
                 api_key: api_key.map(Secret::new),
+                api_key_ref,
                 weight,
                 probe: parse_col(&probe)?,
                 disabled,
@@ -483,63 +500,19 @@ fn persist(tx: &Transaction, reg: &Registry, touched: &Touched) -> Result<(), St
             )?;
         }
     }
+    // Models in two passes: first clear every touched model's rows, then
+    // write them back. A rename moves rule rows (keyed by their registry-wide
+    // id) from the old name to the new one, so they must be gone before any
+    // are re-inserted, whatever order the names sort in.
     for name in &touched.models {
         tx.execute("DELETE FROM endpoints WHERE model = ?1", [name])?;
         tx.execute("DELETE FROM rules WHERE model = ?1", [name])?;
-        let Some(m) = reg.models.get(name) else {
+        if !reg.models.contains_key(name) {
             tx.execute("DELETE FROM models WHERE name = ?1", [name])?;
-            continue;
-        };
-        let s = &m.spec;
-        tx.execute(
-            "INSERT INTO models (name, cluster, model_id, policy, tags, enabled, created, updated, rev)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT(name) DO UPDATE SET cluster = ?2, model_id = ?3, policy = ?4, tags = ?5,
-                 enabled = ?6, updated = ?8, rev = ?9",
-            params![
-                s.name,
-                s.cluster,
-                s.model_id,
-                s.policy.as_str(),
-                serde_json::to_string(&s.tags).map_err(backend)?,
-                m.enabled,
-                m.created,
-                m.updated,
-                m.rev as i64
-            ],
-        )?;
-        for (i, e) in s.endpoints.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO endpoints (model, position, url, api_key, weight, probe, disabled, ca_file)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    s.name,
-                    i as i64,
-                    e.url,
-                    e.api_key.as_ref().map(Secret::expose),
-                    e.weight,
-                    e.probe.as_str(),
-                    e.disabled,
-                    e.ca_file
-                ],
-            )?;
         }
-        for (i, r) in m.rules.iter().enumerate() {
-            tx.execute(
-                r#"INSERT INTO rules (id, model, position, target, workspace, key_id, "limit", duration_secs)
-                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"#,
-                params![
-                    r.id as i64,
-                    s.name,
-                    i as i64,
-                    r.spec.target.as_str(),
-                    r.spec.workspace,
-                    r.spec.key_id,
-                    r.spec.limit,
-                    r.spec.duration_secs
-                ],
-            )?;
-        }
+    }
+    for m in touched.models.iter().filter_map(|n| reg.models.get(n)) {
+        write_model(tx, m)?;
     }
     for id in &touched.keys {
         if !reg.keys.contains_key(id) {
@@ -569,6 +542,62 @@ fn persist(tx: &Transaction, reg: &Registry, touched: &Touched) -> Result<(), St
         "UPDATE meta SET value = ?1 WHERE key = 'next_rule_id'",
         [reg.next_rule_id.max(1) as i64],
     )?;
+    Ok(())
+}
+
+/// Upsert one model with its endpoints and rules (whose rows the caller cleared).
+fn write_model(tx: &Transaction, m: &Model) -> Result<(), StoreError> {
+    let s = &m.spec;
+    tx.execute(
+        "INSERT INTO models (name, cluster, model_id, policy, tags, enabled, created, updated, rev)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT(name) DO UPDATE SET cluster = ?2, model_id = ?3, policy = ?4, tags = ?5,
+             enabled = ?6, updated = ?8, rev = ?9",
+        params![
+            s.name,
+            s.cluster,
+            s.model_id,
+            s.policy.as_str(),
+            serde_json::to_string(&s.tags).map_err(backend)?,
+            m.enabled,
+            m.created,
+            m.updated,
+            m.rev as i64
+        ],
+    )?;
+    for (i, e) in s.endpoints.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO endpoints (model, position, url, api_key, api_key_ref, weight, probe, disabled, ca_file)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                s.name,
+                i as i64,
+                e.url,
+                e.api_key.as_ref().map(Secret::expose),
+                e.api_key_ref,
+                e.weight,
+                e.probe.as_str(),
+                e.disabled,
+                e.ca_file
+            ],
+        )?;
+    }
+    for (i, r) in m.rules.iter().enumerate() {
+        tx.execute(
+            r#"INSERT INTO rules (id, model, position, target, workspace, key_id, "limit", duration_secs)
+               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"#,
+            params![
+                r.id as i64,
+                s.name,
+                i as i64,
+                r.spec.target.as_str(),
+                r.spec.workspace,
+                r.spec.key_id,
+                r.spec.limit,
+                r.spec.duration_secs
+            ],
+        )?;
+    }
     Ok(())
 }
 
@@ -607,17 +636,19 @@ impl Store for SqliteStore {
 
     fn put_report(&self, report: &GatewayReport) -> Result<(), StoreError> {
         let body = serde_json::to_string(report).map_err(backend)?;
-        let conn = self.conn.lock();
-        conn.execute(
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
             "INSERT INTO gateway_reports (id, heartbeat_ms, body) VALUES (?1, ?2, ?3)
              ON CONFLICT(id) DO UPDATE SET heartbeat_ms = ?2, body = ?3",
             params![report.id, report.heartbeat_ms, body],
         )?;
         // Forget gateways gone for more than an hour.
-        conn.execute(
+        tx.execute(
             "DELETE FROM gateway_reports WHERE heartbeat_ms < ?1",
             [report.heartbeat_ms - 3_600_000],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -647,12 +678,4 @@ impl Store for SqliteStore {
     fn describe(&self) -> String {
         format!("sqlite:{}", self.path.display())
     }
-}
-
-/// Read one value, for tests that poke at the file directly.
-pub fn read_meta(path: &Path, key: &str) -> Result<Option<i64>, StoreError> {
-    let conn = Connection::open(path)?;
-    Ok(conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()?)
 }

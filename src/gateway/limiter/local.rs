@@ -1,0 +1,143 @@
+//! The in-process decision over the windows a request matches.
+//!
+//! Atomic across rules: the windows are locked in rule-id order (one global
+//! order, so two requests never wait on each other in a cycle), all are
+//! checked, and only then are all counted — or none, if one is full. Each
+//! lock is held for a few arithmetic operations; a window is contended only
+//! by requests of the same subject.
+
+use std::sync::atomic::Ordering;
+
+use parking_lot::MutexGuard;
+
+use super::window::{Ring, Window};
+use super::{Decision, Headroom, Rejection};
+
+/// The limit a replica enforces: the rule's own, or its share of it while
+/// shared mode has fallen back to local windows (`divisor` = live replicas).
+pub fn effective_limit(limit: u32, divisor: u32) -> u64 {
+    u64::from((limit / divisor.max(1)).max(1))
+}
+
+/// Lock `windows` (sorted by rule id) in order and run `f` on their rings.
+pub fn with_locked<W: AsRef<Window>, R>(
+    windows: &[W],
+    f: impl FnOnce(&mut [MutexGuard<'_, Ring>]) -> R,
+) -> R {
+    match windows {
+        [one] => f(&mut [one.as_ref().ring.lock()]),
+        _ => {
+            let mut guards: Vec<_> = windows.iter().map(|w| w.as_ref().ring.lock()).collect();
+            f(&mut guards)
+        }
+    }
+}
+
+/// Admit and count against every window, or reject and count against none.
+pub fn check<W: AsRef<Window>>(windows: &[W], now: u64, divisor: u32) -> Decision {
+    if windows.is_empty() {
+        return Decision::Admit(None);
+    }
+    with_locked(windows, |rings| {
+        // The window that frees last decides when the request would pass.
+        let mut blocking: Option<(usize, u64, u64)> = None;
+        for (i, ring) in rings.iter_mut().enumerate() {
+            ring.advance(now);
+            let limit = effective_limit(windows[i].as_ref().limit(), divisor);
+            if ring.used() >= limit {
+                let wait = ring.room_in(limit, now);
+                if blocking.is_none_or(|(_, _, w)| wait > w) {
+                    blocking = Some((i, limit, wait));
+                }
+            }
+        }
+        if let Some((i, limit, wait)) = blocking {
+            let w = windows[i].as_ref();
+            w.throttled.fetch_add(1, Ordering::Relaxed);
+            return Decision::Reject(rejection(w, limit, wait, rings[i].reset_in(now)));
+        }
+        let mut tightest: Option<Headroom> = None;
+        for (i, ring) in rings.iter_mut().enumerate() {
+            let w = windows[i].as_ref();
+            ring.add(1);
+            w.admitted.fetch_add(1, Ordering::Relaxed);
+            let limit = effective_limit(w.limit(), divisor);
+            let remaining = limit.saturating_sub(ring.used());
+            if tightest
+                .as_ref()
+                .is_none_or(|t| remaining < u64::from(t.remaining))
+            {
+                tightest = Some(Headroom {
+                    rule_id: w.rule_id,
+                    limit: clamp_u32(limit),
+                    remaining: clamp_u32(remaining),
+                    reset_ms: ring.reset_in(now),
+                });
+            }
+        }
+        Decision::Admit(tightest)
+    })
+}
+
+/// The 429 details for window `w`.
+pub fn rejection(w: &Window, limit: u64, retry_after_ms: u64, reset_ms: u64) -> Rejection {
+    Rejection {
+        rule_id: w.rule_id,
+        target: w.target,
+        subject: w.subject.clone(),
+        limit: clamp_u32(limit),
+        duration_secs: w.duration_secs(),
+        retry_after_ms,
+        reset_ms,
+    }
+}
+
+/// One window's state now, without counting anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peek {
+    pub used: u64,
+    pub limit: u64,
+    pub room_ms: u64,
+    pub reset_ms: u64,
+}
+
+/// The state of each of `windows` (sorted by rule id) at `now`.
+pub fn peek<W: AsRef<Window>>(windows: &[W], now: u64, divisor: u32) -> Vec<Peek> {
+    if windows.is_empty() {
+        return Vec::new();
+    }
+    with_locked(windows, |rings| {
+        rings
+            .iter_mut()
+            .zip(windows)
+            .map(|(ring, w)| {
+                ring.advance(now);
+                let limit = effective_limit(w.as_ref().limit(), divisor);
+                Peek {
+                    used: ring.used(),
+                    limit,
+                    room_ms: ring.room_in(limit, now),
+                    reset_ms: ring.reset_in(now),
+                }
+            })
+            .collect()
+    })
+}
+
+/// Count an admission decided elsewhere (by Redis) in the local windows too,
+/// so that a fall-back to local limits starts from this replica's history.
+pub fn record<W: AsRef<Window>>(windows: &[W], now: u64) {
+    if windows.is_empty() {
+        return;
+    }
+    with_locked(windows, |rings| {
+        for ring in rings.iter_mut() {
+            ring.advance(now);
+            ring.add(1);
+        }
+    });
+}
+
+pub fn clamp_u32(v: u64) -> u32 {
+    v.min(u64::from(u32::MAX)) as u32
+}

@@ -1,0 +1,397 @@
+//! Rate limiting (SPEC §1/§2): what the gateway's request path calls.
+//!
+//! Every rule has exactly one subject: an `api-key` rule counts its key, a
+//! `workspace` rule counts its workspace. So the limiter keeps one window per
+//! rule id; a reload recompiles each model's rules into a [`ModelLimits`]
+//! that points at those windows, keeping the windows of rules that survive
+//! (an edited limit or duration keeps its history) and dropping deleted ones.
+//!
+//! A request for model M with key K of workspace W is admitted only if every
+//! rule of M targeting K or W has room; then it counts against all of them,
+//! otherwise against none — atomically (see `local` and `window.lua`). The
+//! window algorithm and its guarantees are in `window` and
+//! docs/rate-limits.md.
+//!
+//! INTERFACE CONTRACT (the gateway depends on exactly these signatures):
+//! - `Limiter::local()` — in-process limiter; `Limiter::shared(url, config)`
+//!   — windows in Redis, shared by replicas, with local fallback.
+//! - `Limiter::compile(&self, model: &Model) -> ModelLimits` — on reload.
+//! - `Limiter::retain(&self, live: &HashSet<u64>)` — after a reload, frees
+//!   the windows of deleted rules.
+//! - `Limiter::check(&self, limits, key_id, workspace).await -> Decision` —
+//!   admits (and counts against every matching rule) or rejects (counts
+//!   against none).
+//! - `Limiter::stats(&self) -> Vec<RuleStats>`, `Limiter::mode()`,
+//!   `Limiter::explain(…).await` (what `maasctl rule explain` shows).
+
+mod clock;
+mod explain;
+mod local;
+mod shared;
+mod window;
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use parking_lot::Mutex;
+
+pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use explain::{Explanation, RuleExplanation};
+pub use shared::{DEFAULT_PREFIX, SharedConfig};
+pub use window::{BUCKETS, bucket_width_ms};
+
+use crate::domain::{LimiterMode, Model, RuleTarget};
+use crate::gateway::stats::RuleStats;
+use shared::{Answer, Shared};
+use window::{Window, subject_of};
+
+/// Headroom of the tightest matching rule after an admitted request, for
+/// `x-ratelimit-*` headers on successful responses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Headroom {
+    pub rule_id: u64,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Milliseconds until the window has fully rolled over.
+    pub reset_ms: u64,
+}
+
+/// The rule that refused a request, for the 429 body and headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub rule_id: u64,
+    pub target: RuleTarget,
+    /// The key id (target api-key) or workspace name (target workspace).
+    pub subject: String,
+    pub limit: u32,
+    pub duration_secs: u32,
+    /// Milliseconds until a request would be admitted (`Retry-After`, rounded up to seconds).
+    pub retry_after_ms: u64,
+    /// Milliseconds until the window has fully rolled over (`x-ratelimit-reset`).
+    pub reset_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Admitted and counted against every matching rule.
+    Admit(Option<Headroom>),
+    /// Refused by this rule; counted against none.
+    Reject(Rejection),
+}
+
+/// The rules of a key: its own and its workspace's, merged in rule-id order
+/// at compile time so a request needs one lookup.
+#[derive(Debug, Clone)]
+struct KeyRules {
+    workspace: Box<str>,
+    windows: Box<[Arc<Window>]>,
+}
+
+/// A model's rules, compiled for the request path: by key id (the key's own
+/// rules merged with its workspace's) and by workspace.
+#[derive(Debug, Clone, Default)]
+pub struct ModelLimits {
+    model: Arc<str>,
+    by_key: HashMap<Box<str>, KeyRules>,
+    by_workspace: HashMap<Box<str>, Box<[Arc<Window>]>>,
+}
+
+impl ModelLimits {
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty() && self.by_workspace.is_empty()
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// The windows a request of `key_id` in `workspace` is counted against,
+    /// in rule-id order (the lock order).
+    fn matching(&self, key_id: &str, workspace: &str) -> Cow<'_, [Arc<Window>]> {
+        let of_workspace = || self.by_workspace.get(workspace).map_or(&[][..], |w| &w[..]);
+        match self.by_key.get(key_id) {
+            None => Cow::Borrowed(of_workspace()),
+            Some(k) if *k.workspace == *workspace => Cow::Borrowed(&k.windows[..]),
+            // The rule's workspace is not the caller's (the registry forbids
+            // it; kept correct anyway): the key's own rules plus the caller's
+            // workspace rules.
+            Some(k) => {
+                let mut all: Vec<Arc<Window>> = k
+                    .windows
+                    .iter()
+                    .filter(|w| w.target == RuleTarget::ApiKey)
+                    .chain(of_workspace())
+                    .cloned()
+                    .collect();
+                all.sort_by_key(|w| w.rule_id);
+                Cow::Owned(all)
+            }
+        }
+    }
+}
+
+type Windows = Vec<Arc<Window>>;
+
+/// The limiter, shared by every gateway worker.
+#[derive(Debug)]
+pub struct Limiter {
+    clock: Arc<dyn Clock>,
+    /// Every live rule's window, by rule id (compile, retain, stats; never
+    /// touched by the request path).
+    windows: Mutex<HashMap<u64, Arc<Window>>>,
+    key_prefix: String,
+    shared: Option<Shared>,
+}
+
+impl Limiter {
+    /// In-process windows on the real clock.
+    pub fn local() -> Arc<Self> {
+        Self::with_clock(Arc::new(MonotonicClock::new()))
+    }
+
+    /// In-process windows on `clock` (tests drive a [`ManualClock`]).
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Arc<Self> {
+        Arc::new(Self {
+            clock,
+            windows: Mutex::new(HashMap::new()),
+            key_prefix: DEFAULT_PREFIX.to_owned(),
+            shared: None,
+        })
+    }
+
+    /// Windows in the Redis at `redis_url`, shared with every replica using
+    /// the same Redis and key prefix. Waits for the first connection attempt
+    /// only: if Redis is down the limiter starts in local fallback and keeps
+    /// trying. Errors only on a malformed URL. Call inside a tokio runtime.
+    pub async fn shared(redis_url: &str, config: SharedConfig) -> Result<Arc<Self>, String> {
+        let key_prefix = config.key_prefix.clone();
+        let clock = config
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(MonotonicClock::new()));
+        let shared = Shared::start(redis_url, config).await?;
+        Ok(Arc::new(Self {
+            clock,
+            windows: Mutex::new(HashMap::new()),
+            key_prefix,
+            shared: Some(shared),
+        }))
+    }
+
+    /// Compile `model`'s rules, creating windows for new rules and applying
+    /// edits to existing ones in place (history kept). A rule whose subject
+    /// changed gets a fresh window: its history counted someone else.
+    pub fn compile(&self, model: &Model) -> ModelLimits {
+        let now = self.clock.now_ms();
+        let name = model.name();
+        let mut registry = self.windows.lock();
+        // key id -> (its workspace, its own rules' windows)
+        let mut by_key: HashMap<Box<str>, (Box<str>, Windows)> = HashMap::new();
+        let mut by_workspace: HashMap<Box<str>, Windows> = HashMap::new();
+        for rule in &model.rules {
+            let window = match registry.get(&rule.id) {
+                Some(w) if w.counts(rule, name) => {
+                    w.update(rule.spec.limit, rule.spec.duration_secs, now);
+                    Arc::clone(w)
+                }
+                _ => {
+                    let w = Arc::new(Window::new(rule, name, &self.key_prefix, now));
+                    registry.insert(rule.id, Arc::clone(&w));
+                    w
+                }
+            };
+            match rule.spec.target {
+                RuleTarget::ApiKey => {
+                    by_key
+                        .entry(subject_of(rule).into())
+                        .or_insert_with(|| (rule.spec.workspace.as_str().into(), Vec::new()))
+                        .1
+                        .push(window);
+                }
+                RuleTarget::Workspace => by_workspace
+                    .entry(rule.spec.workspace.as_str().into())
+                    .or_default()
+                    .push(window),
+            }
+        }
+        drop(registry);
+        let by_key = by_key
+            .into_iter()
+            .map(|(key, (workspace, mut windows))| {
+                windows.extend(by_workspace.get(&workspace).into_iter().flatten().cloned());
+                windows.sort_by_key(|w| w.rule_id);
+                let windows = windows.into_boxed_slice();
+                (key, KeyRules { workspace, windows })
+            })
+            .collect();
+        let by_workspace = by_workspace
+            .into_iter()
+            .map(|(ws, mut windows)| {
+                windows.sort_by_key(|w| w.rule_id);
+                (ws, windows.into_boxed_slice())
+            })
+            .collect();
+        ModelLimits {
+            model: name.into(),
+            by_key,
+            by_workspace,
+        }
+    }
+
+    /// Drop the windows of rules not in `live` (deleted rules): their
+    /// subjects are free at once and their counters leave the stats.
+    pub fn retain(&self, live: &HashSet<u64>) {
+        self.windows.lock().retain(|id, _| live.contains(id));
+    }
+
+    /// Admit (counting against every rule of `limits` that targets `key_id`
+    /// or `workspace`) or reject (counting against none).
+    pub async fn check(&self, limits: &ModelLimits, key_id: &str, workspace: &str) -> Decision {
+        let windows = limits.matching(key_id, workspace);
+        if windows.is_empty() {
+            return Decision::Admit(None);
+        }
+        let Some(shared) = &self.shared else {
+            return local::check(&windows[..], self.clock.now_ms(), 1);
+        };
+        match shared.run(&windows[..], true).await {
+            Some(answer) => self.apply(&windows, &answer),
+            None => local::check(&windows[..], self.clock.now_ms(), shared.replicas()),
+        }
+    }
+
+    /// Turn Redis's answer into a decision, and keep this replica's
+    /// counters and local windows in step with it.
+    fn apply(&self, windows: &[Arc<Window>], answer: &Answer) -> Decision {
+        let now = self.clock.now_ms();
+        for (w, &(used, room, reset)) in windows.iter().zip(&answer.windows) {
+            w.observed.record(used, room, reset, now);
+        }
+        if let Some(i) = answer.blocking.filter(|_| !answer.admitted) {
+            let w = &windows[i];
+            w.throttled.fetch_add(1, Ordering::Relaxed);
+            let (_, room, reset) = answer.windows[i];
+            return Decision::Reject(local::rejection(w, u64::from(w.limit()), room, reset));
+        }
+        local::record(windows, now);
+        let mut tightest: Option<Headroom> = None;
+        for (w, &(used, _, reset)) in windows.iter().zip(&answer.windows) {
+            w.admitted.fetch_add(1, Ordering::Relaxed);
+            let remaining = local::clamp_u32(u64::from(w.limit()).saturating_sub(used));
+            if tightest.as_ref().is_none_or(|t| remaining < t.remaining) {
+                tightest = Some(Headroom {
+                    rule_id: w.rule_id,
+                    limit: w.limit(),
+                    remaining,
+                    reset_ms: reset,
+                });
+            }
+        }
+        Decision::Admit(tightest)
+    }
+
+    /// Which rules of `limits` apply to `key_id` of `workspace`, how full
+    /// they are, and which would reject the next request. Counts nothing.
+    pub async fn explain(
+        &self,
+        limits: &ModelLimits,
+        key_id: &str,
+        workspace: &str,
+    ) -> Explanation {
+        let windows = limits.matching(key_id, workspace);
+        let mut states = None;
+        if let Some(shared) = &self.shared {
+            if let Some(answer) = shared.run(&windows[..], false).await {
+                states = Some(
+                    windows
+                        .iter()
+                        .zip(answer.windows)
+                        .map(|(w, (used, room_ms, reset_ms))| local::Peek {
+                            used,
+                            limit: u64::from(w.limit()),
+                            room_ms,
+                            reset_ms,
+                        })
+                        .collect(),
+                );
+            }
+        }
+        let states = states
+            .unwrap_or_else(|| local::peek(&windows[..], self.clock.now_ms(), self.divisor()));
+        Explanation::new(
+            limits.model(),
+            key_id,
+            workspace,
+            self.mode(),
+            &windows,
+            &states,
+        )
+    }
+
+    /// The divisor of local limits: 1, or the live replicas while fallen back.
+    fn divisor(&self) -> u32 {
+        match &self.shared {
+            Some(s) if s.mode() != LimiterMode::Shared => s.replicas(),
+            _ => 1,
+        }
+    }
+
+    /// Every live rule's counters. In shared mode `used` and `reset_ms` are
+    /// what Redis said at this replica's last request for the rule.
+    pub fn stats(&self) -> Vec<RuleStats> {
+        let windows: Vec<Arc<Window>> = self.windows.lock().values().cloned().collect();
+        let now = self.clock.now_ms();
+        let shared = self.mode() == LimiterMode::Shared;
+        let divisor = self.divisor();
+        let mut out: Vec<RuleStats> = windows
+            .iter()
+            .map(|w| {
+                let (used, limit, reset_ms) = if shared {
+                    let o = &w.observed;
+                    let live = now < o.reset_at.load(Ordering::Relaxed);
+                    let used = if live {
+                        o.used.load(Ordering::Relaxed)
+                    } else {
+                        0
+                    };
+                    let room_at = o.room_at.load(Ordering::Relaxed);
+                    (used, w.limit(), room_at.saturating_sub(now))
+                } else {
+                    let p = local::peek(std::slice::from_ref(w), now, divisor)[0];
+                    (
+                        local::clamp_u32(p.used),
+                        local::clamp_u32(p.limit),
+                        p.room_ms,
+                    )
+                };
+                RuleStats {
+                    rule_id: w.rule_id,
+                    model: w.model.clone(),
+                    subject: w.subject.clone(),
+                    limit,
+                    duration_secs: w.duration_secs(),
+                    admitted: w.admitted.load(Ordering::Relaxed),
+                    throttled: w.throttled.load(Ordering::Relaxed),
+                    used,
+                    reset_ms,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.model, a.rule_id).cmp(&(&b.model, b.rule_id)));
+        out
+    }
+
+    pub fn mode(&self) -> LimiterMode {
+        self.shared
+            .as_ref()
+            .map_or(LimiterMode::Local, Shared::mode)
+    }
+
+    /// Shared mode: the replicas last seen live in Redis (this one included),
+    /// which divide the limits while fallen back. `None` in local mode.
+    pub fn live_replicas(&self) -> Option<u32> {
+        self.shared.as_ref().map(Shared::replicas)
+    }
+}

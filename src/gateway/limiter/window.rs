@@ -1,0 +1,335 @@
+//! One rule's window: a bucketed sliding window with conservative edges.
+//!
+//! A window of `D` seconds is cut into [`BUCKETS`] buckets of `w = D/100`
+//! (10·D ms); a ring of `BUCKETS + 1` counters holds the current bucket and
+//! the 100 before it. The count at instant `t` is the sum of the bucket
+//! holding `t` and the 100 before it: every request of `(t − D, t]` is in it
+//! (so a rule never admits more than `L` in any `D`-second span), and nothing
+//! older than `t − D − w` is (so it never rejects while fewer than `L` were
+//! admitted in the last `D + w`). Memory is fixed per rule (404 bytes)
+//! whatever the limit, unlike a sliding log. docs/rate-limits.md has the proof.
+//!
+//! Times are the limiter clock's milliseconds; everything here is pure
+//! arithmetic on a `now` passed in, so the property tests drive it exactly.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::domain::{Rule, RuleTarget};
+
+/// Buckets per window length: the granularity is 1% of the duration.
+pub const BUCKETS: u64 = 100;
+const SLOTS: u64 = BUCKETS + 1;
+
+/// Bucket width in ms for a duration in seconds (`D/100`, at least 1 ms).
+pub fn bucket_width_ms(duration_secs: u32) -> u64 {
+    (u64::from(duration_secs) * 1000 / BUCKETS).max(1)
+}
+
+/// The counters of one window.
+#[derive(Debug, Clone)]
+pub struct Ring {
+    /// Bucket width, ms.
+    width: u64,
+    /// Absolute index (`ms / width`) of the newest bucket.
+    head: u64,
+    /// Sum of all slots.
+    sum: u64,
+    slots: Box<[u32]>,
+}
+
+impl Ring {
+    pub fn new(duration_secs: u32, now: u64) -> Self {
+        let width = bucket_width_ms(duration_secs);
+        Self {
+            width,
+            head: now / width,
+            sum: 0,
+            slots: vec![0; SLOTS as usize].into_boxed_slice(),
+        }
+    }
+
+    fn slot(&self, bucket: u64) -> usize {
+        (bucket % SLOTS) as usize
+    }
+
+    /// Drop the buckets that left the window by `now`.
+    pub fn advance(&mut self, now: u64) {
+        let cur = now / self.width;
+        if cur <= self.head {
+            return;
+        }
+        if cur - self.head >= SLOTS {
+            self.slots.fill(0);
+            self.sum = 0;
+        } else {
+            for b in self.head + 1..=cur {
+                let i = self.slot(b);
+                self.sum -= u64::from(self.slots[i]);
+                self.slots[i] = 0;
+            }
+        }
+        self.head = cur;
+    }
+
+    /// Requests counted now (call [`advance`](Self::advance) first).
+    pub fn used(&self) -> u64 {
+        self.sum
+    }
+
+    /// Count `n` requests in the newest bucket.
+    pub fn add(&mut self, n: u32) {
+        let i = self.slot(self.head);
+        self.slots[i] = self.slots[i].saturating_add(n);
+        self.sum += u64::from(n);
+    }
+
+    /// The non-empty buckets still counted, oldest first, with the instant
+    /// (ms) at which each stops being counted.
+    fn live(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        (0..SLOTS).rev().filter_map(move |age| {
+            let bucket = self.head.checked_sub(age)?;
+            let count = u64::from(self.slots[self.slot(bucket)]);
+            (count > 0).then_some(((bucket + SLOTS) * self.width, count))
+        })
+    }
+
+    /// Milliseconds until a request would fit under `limit` (0 if it fits now).
+    pub fn room_in(&self, limit: u64, now: u64) -> u64 {
+        if self.sum < limit {
+            return 0;
+        }
+        let mut left = self.sum;
+        for (expires, count) in self.live() {
+            left -= count;
+            if left < limit {
+                return expires.saturating_sub(now);
+            }
+        }
+        // Unreachable with limit ≥ 1 (left reaches 0); the full window length is the safe answer.
+        self.width * SLOTS
+    }
+
+    /// Milliseconds until every counted request has left the window (0 if empty).
+    pub fn reset_in(&self, now: u64) -> u64 {
+        self.live()
+            .last()
+            .map_or(0, |(expires, _)| expires.saturating_sub(now))
+    }
+
+    /// Re-cut the window for a new duration, keeping its history: each old
+    /// bucket's count moves to the new bucket holding that bucket's last
+    /// instant (never earlier, so the new window stays conservative).
+    pub fn resize(&mut self, duration_secs: u32, now: u64) {
+        let mut next = Ring::new(duration_secs, now.max(self.head * self.width));
+        for age in 0..SLOTS {
+            let Some(bucket) = self.head.checked_sub(age) else {
+                break;
+            };
+            let count = self.slots[self.slot(bucket)];
+            if count == 0 {
+                continue;
+            }
+            let last_ms = (bucket + 1) * self.width - 1;
+            let target = (last_ms / next.width).min(next.head);
+            if target + BUCKETS >= next.head {
+                let i = next.slot(target);
+                next.slots[i] = next.slots[i].saturating_add(count);
+                next.sum += u64::from(count);
+            }
+        }
+        *self = next;
+    }
+}
+
+/// What shared mode last learnt from Redis about a window, for the stats of
+/// a replica (limiter-clock ms). Written after every Redis answer.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub used: AtomicU32,
+    /// When the window has room again.
+    pub room_at: AtomicU64,
+    /// When every counted request has left the window.
+    pub reset_at: AtomicU64,
+}
+
+impl Observed {
+    pub fn record(&self, used: u64, room_ms: u64, reset_ms: u64, now: u64) {
+        self.used
+            .store(used.min(u64::from(u32::MAX)) as u32, Ordering::Relaxed);
+        self.room_at.store(now + room_ms, Ordering::Relaxed);
+        self.reset_at.store(now + reset_ms, Ordering::Relaxed);
+    }
+}
+
+/// One rule's window and counters. Its identity (rule id, model, target,
+/// subject) never changes; an edit of limit or duration updates it in place.
+pub struct Window {
+    pub rule_id: u64,
+    pub model: String,
+    pub target: RuleTarget,
+    /// The key id (target api-key) or workspace name (target workspace).
+    pub subject: String,
+    /// The Redis key of this window in shared mode.
+    pub redis_key: String,
+    limit: AtomicU32,
+    duration_secs: AtomicU32,
+    pub admitted: AtomicU64,
+    pub throttled: AtomicU64,
+    pub ring: Mutex<Ring>,
+    pub observed: Observed,
+}
+
+impl fmt::Debug for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Window")
+            .field("rule_id", &self.rule_id)
+            .field("target", &self.target)
+            .field("subject", &self.subject)
+            .field("limit", &self.limit())
+            .field("duration_secs", &self.duration_secs())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Window {
+    /// A fresh, empty window for `rule` of `model`; `redis_prefix` names its
+    /// Redis key (`<prefix>:<rule id>:<target>:<subject>`).
+    pub fn new(rule: &Rule, model: &str, redis_prefix: &str, now: u64) -> Self {
+        let subject = subject_of(rule);
+        Self {
+            rule_id: rule.id,
+            model: model.to_owned(),
+            target: rule.spec.target,
+            subject: subject.to_owned(),
+            redis_key: format!("{redis_prefix}:{}:{}:{subject}", rule.id, rule.spec.target),
+            limit: AtomicU32::new(rule.spec.limit),
+            duration_secs: AtomicU32::new(rule.spec.duration_secs),
+            admitted: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+            ring: Mutex::new(Ring::new(rule.spec.duration_secs, now)),
+            observed: Observed::default(),
+        }
+    }
+
+    /// Whether this window counts what `rule` of `model` counts (same id,
+    /// target and subject): then an edit keeps it, otherwise it starts afresh.
+    pub fn counts(&self, rule: &Rule, model: &str) -> bool {
+        self.rule_id == rule.id
+            && self.model == model
+            && self.target == rule.spec.target
+            && self.subject == subject_of(rule)
+    }
+
+    pub fn limit(&self) -> u32 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    pub fn duration_secs(&self) -> u32 {
+        self.duration_secs.load(Ordering::Relaxed)
+    }
+
+    /// Apply an edited limit/duration, keeping the counted history.
+    pub fn update(&self, limit: u32, duration_secs: u32, now: u64) {
+        let mut ring = self.ring.lock();
+        if duration_secs != self.duration_secs() {
+            ring.advance(now);
+            ring.resize(duration_secs, now);
+            self.duration_secs.store(duration_secs, Ordering::Relaxed);
+        }
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+}
+
+/// What a rule counts: its key id (target api-key) or its workspace.
+pub fn subject_of(rule: &Rule) -> &str {
+    match rule.spec.target {
+        RuleTarget::ApiKey => rule.spec.key_id.as_deref().unwrap_or_default(),
+        RuleTarget::Workspace => &rule.spec.workspace,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ring for a 2 s window (20 ms buckets) starting at `start`.
+    fn ring(start: u64) -> Ring {
+        Ring::new(2, start)
+    }
+
+    #[test]
+    fn counts_expire_exactly_one_window_after_their_bucket_ends() {
+        let mut r = ring(1_000);
+        r.add(3); // bucket [1000, 1020): counted until 1020 + 2000
+        r.advance(3_019);
+        assert_eq!(r.used(), 3);
+        r.advance(3_020);
+        assert_eq!(r.used(), 0);
+    }
+
+    #[test]
+    fn room_in_names_the_first_instant_with_room_and_reset_the_last() {
+        let mut r = ring(0);
+        r.add(2); // bucket 0: expires 2020
+        r.advance(500);
+        r.add(3); // bucket 25: expires 2520
+        r.advance(1_000);
+        assert_eq!(r.room_in(5, 1_000), 1_020);
+        assert_eq!(
+            r.room_in(3, 1_000),
+            1_520,
+            "dropping bucket 0 leaves 3, not < 3"
+        );
+        assert_eq!(r.room_in(4, 1_000), 1_020);
+        assert_eq!(r.room_in(6, 1_000), 0);
+        assert_eq!(r.reset_in(1_000), 1_520);
+        // Check the claims against the ring itself.
+        let mut later = r.clone();
+        later.advance(2_019);
+        assert_eq!(later.used(), 5);
+        later.advance(2_020);
+        assert_eq!(later.used(), 3);
+    }
+
+    #[test]
+    fn a_long_idle_gap_clears_everything() {
+        let mut r = ring(0);
+        r.add(7);
+        r.advance(1_000_000);
+        assert_eq!(r.used(), 0);
+        assert_eq!(r.reset_in(1_000_000), 0);
+        r.add(1);
+        assert_eq!(r.used(), 1);
+    }
+
+    #[test]
+    fn resizing_keeps_history_and_never_moves_a_count_earlier() {
+        let mut r = ring(10_000);
+        r.add(4); // [10000, 10020)
+        r.advance(11_500);
+        r.add(1); // [11500, 11520)
+        // Lengthen to 10 s (100 ms buckets): both buckets still counted.
+        let mut longer = r.clone();
+        longer.resize(10, 11_500);
+        assert_eq!(longer.used(), 5);
+        // The older count now expires when its 100 ms bucket holding 10019 does: 10100 + 10000.
+        longer.advance(20_099);
+        assert_eq!(longer.used(), 5);
+        longer.advance(20_100);
+        assert_eq!(longer.used(), 1);
+        // Shorten to 1 s (10 ms buckets): the 4 from 10000 are older than the window.
+        let mut shorter = r.clone();
+        shorter.resize(1, 11_500);
+        assert_eq!(shorter.used(), 1);
+    }
+
+    #[test]
+    fn bucket_width_is_one_percent_of_the_duration() {
+        assert_eq!(bucket_width_ms(1), 10);
+        assert_eq!(bucket_width_ms(2), 20);
+        assert_eq!(bucket_width_ms(3600), 36_000);
+    }
+}

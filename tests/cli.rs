@@ -1,0 +1,1061 @@
+//! The CLI as an operator's script drives it: every validation rule refused
+//! with exit code 1 and one line `error: <field>: <problem>`, tables and
+//! JSON, secrets shown once or masked, `apply -f` / `export`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Env, expect_one_line_error};
+use maasctl::domain::manifest::Manifest;
+
+const DEEPSEEK_KEY: &str = "sk-deepseek-test-key-0000000001";
+const OPENAI_KEY: &str = "sk-openai-test-key-00000000002";
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/example.yaml")
+}
+
+/// The registry's revision, read from the store the binary uses.
+fn revision(env: &Env) -> i64 {
+    use maasctl::store::Store;
+    let store = maasctl::store::SqliteStore::open(&env.db()).expect("open store");
+    store.revision().expect("revision") as i64
+}
+
+/// Workspaces acme and beta with a key each, model DeepSeek-V3 (enabled)
+/// with a rule on acme's key. Returns (env, acme key id, beta key id).
+fn populated() -> (Env, String, String) {
+    let env = Env::new();
+    env.ok(&["workspace", "create", "acme"]);
+    env.ok(&["workspace", "create", "beta"]);
+    let a = env.json(&["key", "create", "--workspace", "acme", "--name", "bot"]);
+    let b = env.json(&["key", "create", "--workspace", "beta", "--name", "bot"]);
+    env.ok(&[
+        "model",
+        "create",
+        "--name",
+        "DeepSeek-V3",
+        "--model-id",
+        "deepseek-chat",
+        "--endpoint",
+        "https://api.deepseek.com",
+    ]);
+    env.ok(&["model", "enable", "DeepSeek-V3"]);
+    env.ok(&[
+        "rule",
+        "add",
+        "--model",
+        "DeepSeek-V3",
+        "--key",
+        a["id"].as_str().unwrap(),
+        "--workspace",
+        "acme",
+        "--limit",
+        "10",
+        "--duration",
+        "60",
+    ]);
+    (
+        env,
+        a["id"].as_str().unwrap().into(),
+        b["id"].as_str().unwrap().into(),
+    )
+}
+
+/// `args` is refused with exactly `expected` (or a line starting with it)
+/// and the store does not move.
+#[track_caller]
+fn refused(env: &Env, args: &[&str], expected: &str) {
+    let before = revision(env);
+    let line = env.fails(args);
+    assert!(
+        line.starts_with(expected),
+        "maasctl {args:?}\n got: {line}\nwant: {expected}"
+    );
+    assert_eq!(revision(env), before, "a refused command changed the store");
+}
+
+mod validation {
+    use super::*;
+
+    const CREATE: [&str; 6] = [
+        "model",
+        "create",
+        "--name",
+        "Qwen2.5-72B-Instruct",
+        "--model-id",
+        "qwen",
+    ];
+
+    fn create(extra: &[&str]) -> Vec<String> {
+        CREATE.iter().chain(extra).map(|s| s.to_string()).collect()
+    }
+
+    fn refused_create(env: &Env, extra: &[&str], expected: &str) {
+        let args = create(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(env, &args, expected);
+    }
+
+    #[test]
+    fn empty_and_duplicate_names() {
+        let (env, _, _) = populated();
+        refused(
+            &env,
+            &["workspace", "create", ""],
+            "name: must not be empty",
+        );
+        refused(
+            &env,
+            &["cluster", "add", "", "--entry", "http://gw"],
+            "name: must not be empty",
+        );
+        refused(
+            &env,
+            &["market", "add", "", "--provider", "x"],
+            "name: must not be empty",
+        );
+        refused(
+            &env,
+            &["key", "create", "--workspace", "acme", "--name", ""],
+            "name: must not be empty",
+        );
+        refused(
+            &env,
+            &[
+                "model",
+                "create",
+                "--name",
+                "",
+                "--model-id",
+                "x",
+                "--endpoint",
+                "http://x",
+            ],
+            "name: must not be empty",
+        );
+        refused(
+            &env,
+            &["workspace", "create", "acme"],
+            "name: a workspace named 'acme' already exists",
+        );
+        refused(
+            &env,
+            &["cluster", "add", "local", "--entry", "http://gw"],
+            "name: a cluster named 'local' already exists",
+        );
+        refused(
+            &env,
+            &["market", "add", "DeepSeek-V3", "--provider", "x"],
+            "name: a marketplace entry named 'DeepSeek-V3' already exists",
+        );
+        refused(
+            &env,
+            &["key", "create", "--workspace", "acme", "--name", "bot"],
+            "name: workspace 'acme' already has a key named 'bot'",
+        );
+        refused(
+            &env,
+            &[
+                "model",
+                "create",
+                "--name",
+                "DeepSeek-V3",
+                "--model-id",
+                "x",
+                "--endpoint",
+                "http://x",
+            ],
+            "name: a model named 'DeepSeek-V3' already exists",
+        );
+    }
+
+    #[test]
+    fn endpoint_urls() {
+        let env = Env::new();
+        refused_create(
+            &env,
+            &["--endpoint", "not a url"],
+            "endpoints[0].url: 'not a url' is not a valid URL",
+        );
+        refused_create(
+            &env,
+            &[
+                "--endpoint",
+                "https://ok.example",
+                "--endpoint",
+                "ftp://files.example",
+            ],
+            "endpoints[1].url: scheme 'ftp' is not supported; use http or https",
+        );
+        refused_create(&env, &[], "endpoints: at least one endpoint is required");
+        refused_create(
+            &env,
+            &["--endpoint", "http://x,colour=red"],
+            "endpoints[0]: unknown option 'colour'",
+        );
+    }
+
+    #[test]
+    fn weights() {
+        let env = Env::new();
+        refused_create(
+            &env,
+            &[
+                "--policy",
+                "weighted",
+                "--endpoint",
+                "http://a,weight=60",
+                "--endpoint",
+                "http://b,weight=30",
+            ],
+            "weight: endpoint weights sum to 90; under the weighted policy they must sum to exactly 100",
+        );
+        refused_create(
+            &env,
+            &[
+                "--policy",
+                "weighted",
+                "--endpoint",
+                "http://a,weight=100",
+                "--endpoint",
+                "http://b",
+            ],
+            "endpoints[1].weight: is required under the weighted policy",
+        );
+        refused_create(
+            &env,
+            &["--endpoint", "http://a,weight=50"],
+            "endpoints[0].weight: weights are only used by the weighted policy (policy is round-robin)",
+        );
+        refused_create(
+            &env,
+            &["--endpoint", "http://a,weight=lots"],
+            "endpoints[0].weight: 'lots' is not a whole number",
+        );
+        env.ok(&create(&[
+            "--policy",
+            "weighted",
+            "--endpoint",
+            "http://a,weight=70",
+            "--endpoint",
+            "http://b,weight=30",
+        ])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn rules() {
+        let (env, acme_key, beta_key) = populated();
+        let add = |extra: &[&str]| -> Vec<String> {
+            ["rule", "add", "--model", "DeepSeek-V3"]
+                .iter()
+                .chain(extra)
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let check = |extra: &[&str], expected: &str| {
+            let args = add(extra);
+            refused(
+                &env,
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+                expected,
+            );
+        };
+        check(
+            &["--workspace", "acme", "--limit", "0", "--duration", "60"],
+            "limit: 0 is less than 1",
+        );
+        check(
+            &["--workspace", "acme", "--limit", "5", "--duration", "0"],
+            "duration: 0 is less than 1 second",
+        );
+        check(
+            &["--workspace", "nope", "--limit", "5", "--duration", "60"],
+            "workspace: no workspace named 'nope'",
+        );
+        check(
+            &[
+                "--workspace",
+                "acme",
+                "--key",
+                "key_zzzz9999",
+                "--limit",
+                "5",
+                "--duration",
+                "60",
+            ],
+            "key: no API key with id 'key_zzzz9999'",
+        );
+        check(
+            &[
+                "--workspace",
+                "acme",
+                "--key",
+                &beta_key,
+                "--limit",
+                "5",
+                "--duration",
+                "60",
+            ],
+            &format!("key: key '{beta_key}' belongs to workspace 'beta', not 'acme'"),
+        );
+        check(
+            &[
+                "--target",
+                "api-key",
+                "--workspace",
+                "acme",
+                "--limit",
+                "5",
+                "--duration",
+                "60",
+            ],
+            "key: is required when the target is api-key",
+        );
+        refused(
+            &env,
+            &[
+                "rule",
+                "add",
+                "--model",
+                "Nope",
+                "--workspace",
+                "acme",
+                "--limit",
+                "1",
+                "--duration",
+                "1",
+            ],
+            "model: no model named 'Nope'",
+        );
+        refused(
+            &env,
+            &["rule", "edit", "1", "--limit", "0"],
+            "limit: 0 is less than 1",
+        );
+        refused(&env, &["rule", "delete", "99"], "rule: no rule #99");
+        // A key named without --workspace brings its own; an ambiguous name is refused.
+        refused(
+            &env,
+            &[
+                "rule",
+                "add",
+                "--model",
+                "DeepSeek-V3",
+                "--key",
+                "bot",
+                "--limit",
+                "1",
+                "--duration",
+                "1",
+            ],
+            "key: 'bot' names keys in several workspaces",
+        );
+        let rule = env.json(&[
+            "rule",
+            "add",
+            "--model",
+            "DeepSeek-V3",
+            "--key",
+            &acme_key,
+            "--limit",
+            "1",
+            "--duration",
+            "1",
+        ]);
+        assert_eq!(
+            (rule["workspace"].as_str(), rule["target"].as_str()),
+            (Some("acme"), Some("api-key"))
+        );
+    }
+
+    #[test]
+    fn enabling_needs_a_published_entry() {
+        let env = Env::new();
+        env.ok(&[
+            "model",
+            "create",
+            "--name",
+            "GLM-4.5",
+            "--model-id",
+            "glm-4.5",
+            "--endpoint",
+            "https://open.bigmodel.cn/api/paas/v4",
+        ]);
+        refused(
+            &env,
+            &["model", "enable", "GLM-4.5"],
+            "status: model 'GLM-4.5' cannot be enabled: marketplace entry 'GLM-4.5' is not published; publish it first (maasctl market publish GLM-4.5)",
+        );
+        env.ok(&["market", "publish", "GLM-4.5"]);
+        env.ok(&["model", "enable", "GLM-4.5"]);
+        refused(
+            &env,
+            &["market", "unpublish", "GLM-4.5"],
+            "published: model 'GLM-4.5' is enabled and needs this entry published; disable the model first",
+        );
+        refused(
+            &env,
+            &[
+                "model",
+                "create",
+                "--name",
+                "Not-In-Market",
+                "--model-id",
+                "x",
+                "--endpoint",
+                "http://x",
+            ],
+            "name: 'Not-In-Market' is not in the marketplace",
+        );
+        refused(
+            &env,
+            &[
+                "model",
+                "create",
+                "--name",
+                "DeepSeek-R1",
+                "--model-id",
+                "x",
+                "--endpoint",
+                "http://x",
+                "--cluster",
+                "mars",
+            ],
+            "cluster: no cluster named 'mars'",
+        );
+    }
+
+    #[test]
+    fn deleting_what_rules_use_says_which_rules() {
+        let (env, acme_key, _) = populated();
+        refused(
+            &env,
+            &["workspace", "delete", "acme"],
+            &format!(
+                "name: workspace 'acme' is used by model DeepSeek-V3 rule #1 (api-key {acme_key}: 10 per 60s); delete those rules first"
+            ),
+        );
+        refused(
+            &env,
+            &["key", "delete", &acme_key],
+            &format!(
+                "key: key '{acme_key}' is used by model DeepSeek-V3 rule #1 (api-key {acme_key}: 10 per 60s); delete those rules first"
+            ),
+        );
+        refused(
+            &env,
+            &["workspace", "delete", "beta"],
+            "name: workspace 'beta' still has active keys",
+        );
+        refused(
+            &env,
+            &["cluster", "delete", "local"],
+            "name: 'local' is the default cluster; it cannot be deleted",
+        );
+        // Once the rule is gone, both go.
+        env.ok(&["rule", "delete", "1"]);
+        env.ok(&["key", "delete", &acme_key]);
+        env.ok(&["workspace", "delete", "acme"]);
+    }
+
+    #[test]
+    fn command_line_mistakes_are_one_line_too() {
+        let env = Env::new();
+        let args = ["model", "create", "--nmae", "x"];
+        let line = expect_one_line_error(&args, env.run(&args), 2);
+        assert!(
+            line.starts_with("unexpected argument '--nmae' found"),
+            "{line}"
+        );
+        let args = ["rule", "delete", "abc"];
+        let line = expect_one_line_error(&args, env.run(&args), 2);
+        assert!(line.contains("invalid value 'abc'"), "{line}");
+        let line = env.fails(&["model", "show", "Nope"]);
+        assert_eq!(line, "model: no model named 'Nope'");
+    }
+}
+
+mod output {
+    use super::*;
+
+    #[test]
+    fn model_list_shows_the_columns_operators_need() {
+        let (env, _, _) = populated();
+        env.ok(&[
+            "cluster",
+            "add",
+            "east",
+            "--entry",
+            "https://gw.east.example.com",
+        ]);
+        env.ok(&["market", "publish", "GLM-4.5"]);
+        env.ok(&[
+            "model",
+            "create",
+            "--name",
+            "GLM-4.5",
+            "--model-id",
+            "glm-4.5",
+            "--cluster",
+            "east",
+            "--endpoint",
+            "https://open.bigmodel.cn/api/paas/v4",
+            "--tag",
+            "chat,agent",
+        ]);
+        let table = env.ok(&["model", "list"]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>().join(" "),
+            "NAME MODEL ID TAGS STATUS ACCESS PATH GATEWAY"
+        );
+        let cells = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            cells(lines[1]),
+            [
+                "DeepSeek-V3",
+                "deepseek-chat",
+                "-",
+                "enabled",
+                "http://127.0.0.1:8080/v1",
+                "offline"
+            ]
+        );
+        assert_eq!(
+            cells(lines[2]),
+            [
+                "GLM-4.5",
+                "glm-4.5",
+                "chat,agent",
+                "disabled",
+                "https://gw.east.example.com/v1",
+                "off"
+            ]
+        );
+        // Columns line up.
+        let col = lines[0].find("STATUS").unwrap();
+        assert!(
+            lines[1..]
+                .iter()
+                .all(|l| l[col..].starts_with("enabled") || l[col..].starts_with("disabled"))
+        );
+
+        let json = env.json(&["model", "list"]);
+        assert_eq!(json[1]["access_path"], "https://gw.east.example.com/v1");
+        assert_eq!(json[0]["gateway_status"], "offline");
+        assert_eq!(
+            env.json(&["model", "list", "--tag", "agent"])
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_reader_that_goes_away_is_not_an_error() {
+        let env = Env::new();
+        let mut child = env
+            .cmd()
+            .args(["market", "list"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // like `| head -0`
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn platform_key_secrets_are_shown_once() {
+        let env = Env::new().var("BENCH_SECRET", "sk-benchmark-imported-secret-0001");
+        env.ok(&["workspace", "create", "acme"]);
+        let out = env.ok(&["key", "create", "--workspace", "acme", "--name", "backend"]);
+        let secret = out
+            .lines()
+            .find_map(|l| l.strip_prefix("secret: "))
+            .expect("the secret is printed")
+            .to_string();
+        assert!(secret.starts_with("sk-") && secret.len() >= 46, "{secret}");
+        assert!(out.contains("cannot be shown again"));
+        let hint = &secret[secret.len() - 4..];
+        let list = env.ok(&["key", "list"]);
+        assert!(
+            list.contains(&format!("sk-…{hint}")) && !list.contains(&secret),
+            "{list}"
+        );
+        assert!(!env.ok(&["key", "list", "-o", "json"]).contains(&secret));
+        // Only the hash is stored.
+        assert!(
+            !std::fs::read(env.db())
+                .unwrap()
+                .windows(secret.len())
+                .any(|w| w == secret.as_bytes())
+        );
+
+        let imported = env.json(&[
+            "key",
+            "create",
+            "--workspace",
+            "acme",
+            "--name",
+            "bench",
+            "--secret-from-env",
+            "BENCH_SECRET",
+        ]);
+        assert!(
+            imported.get("secret").is_none(),
+            "an imported secret is not echoed"
+        );
+        assert_eq!(imported["secret_hint"], "sk-…0001");
+        refused(
+            &env,
+            &[
+                "key",
+                "create",
+                "--workspace",
+                "acme",
+                "--name",
+                "again",
+                "--secret-from-env",
+                "BENCH_SECRET",
+            ],
+            "secret: another key already has this secret",
+        );
+        refused(
+            &env,
+            &[
+                "key",
+                "create",
+                "--workspace",
+                "acme",
+                "--name",
+                "x",
+                "--secret-from-env",
+                "UNSET_VARIABLE_XYZ",
+            ],
+            "secret: environment variable UNSET_VARIABLE_XYZ is not set",
+        );
+        let id = imported["id"].as_str().unwrap();
+        let revoked = env.json(&["key", "revoke", id]);
+        assert!(revoked["revoked"].is_i64());
+        assert!(env.ok(&["key", "list"]).contains("revoked"));
+    }
+
+    #[test]
+    fn upstream_keys_are_masked_everywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("openai.key");
+        std::fs::write(&key_file, format!("{OPENAI_KEY}\n")).unwrap();
+        let env = Env::new().var("DEEPSEEK_API_KEY", DEEPSEEK_KEY);
+        let file_ref = format!("https://api.openai.com/v1,key=file:{}", key_file.display());
+        env.ok(&[
+            "model",
+            "create",
+            "--name",
+            "DeepSeek-V3",
+            "--model-id",
+            "deepseek-chat",
+            "--endpoint",
+            "https://api.deepseek.com,key=env:DEEPSEEK_API_KEY",
+            "--endpoint",
+            &file_ref,
+        ]);
+        let stdin_key = "sk-from-standard-input-000003";
+        let out = env.run_with_stdin(
+            &[
+                "model",
+                "create",
+                "--name",
+                "gpt-4o",
+                "--model-id",
+                "gpt-4o",
+                "--endpoint",
+                "https://api.openai.com/v1,key=stdin",
+            ],
+            &format!("{stdin_key}\n"),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut shown = String::new();
+        for args in [
+            &["model", "list"][..],
+            &["model", "list", "-o", "json"],
+            &["model", "show", "DeepSeek-V3"],
+            &["model", "show", "DeepSeek-V3", "-o", "json"],
+            &["model", "show", "gpt-4o", "-o", "json"],
+            &["export"],
+        ] {
+            shown += &env.ok(args);
+        }
+        for secret in [DEEPSEEK_KEY, OPENAI_KEY, stdin_key] {
+            assert!(!shown.contains(secret), "{secret} shown");
+        }
+        let v = env.json(&["model", "show", "DeepSeek-V3"]);
+        assert_eq!(v["endpoints"][0]["api_key"], "sk-…0001");
+        assert_eq!(v["endpoints"][0]["api_key_ref"], "env:DEEPSEEK_API_KEY");
+        assert_eq!(v["endpoints"][1]["api_key"], "sk-…0002");
+        assert_eq!(
+            env.json(&["model", "show", "gpt-4o"])["endpoints"][0]["api_key"],
+            "sk-…0003"
+        );
+
+        // Editing weights without key= keeps the keys; key=none removes one.
+        env.ok(&[
+            "model",
+            "edit",
+            "DeepSeek-V3",
+            "--policy",
+            "weighted",
+            "--endpoint",
+            "https://api.deepseek.com,weight=80",
+            "--endpoint",
+            "https://api.openai.com/v1,weight=20,key=none",
+        ]);
+        let v = env.json(&["model", "show", "DeepSeek-V3"]);
+        assert_eq!(v["endpoints"][0]["api_key"], "sk-…0001");
+        assert_eq!(v["endpoints"][0]["weight"], 80);
+        assert!(v["endpoints"][1]["api_key"].is_null());
+        // Leaving the weighted policy drops the weights.
+        env.ok(&["model", "edit", "DeepSeek-V3", "--policy", "random"]);
+        assert!(env.json(&["model", "show", "DeepSeek-V3"])["endpoints"][0]["weight"].is_null());
+        refused(
+            &env,
+            &[
+                "model",
+                "create",
+                "--name",
+                "o3-mini",
+                "--model-id",
+                "o3-mini",
+                "--endpoint",
+                "https://api.openai.com/v1,key=env:UNSET_VARIABLE_XYZ",
+            ],
+            "endpoints[0].api_key: environment variable UNSET_VARIABLE_XYZ is not set",
+        );
+    }
+
+    #[test]
+    fn every_entity_has_list_and_edit_commands() {
+        let (env, _, _) = populated();
+        env.ok(&[
+            "cluster",
+            "add",
+            "east",
+            "--entry",
+            "https://gw.east.example.com",
+        ]);
+        env.ok(&[
+            "cluster",
+            "edit",
+            "east",
+            "--entry",
+            "https://gw2.east.example.com",
+        ]);
+        let clusters = env.json(&["cluster", "list"]);
+        assert_eq!(clusters[0]["name"], "east");
+        assert_eq!(
+            clusters[0]["access_path"],
+            "https://gw2.east.example.com/v1"
+        );
+        env.ok(&["cluster", "edit", "east", "--name", "east-2"]);
+        env.ok(&["cluster", "delete", "east-2"]);
+        env.ok(&["workspace", "edit", "acme", "--description", "Acme Corp"]);
+        assert_eq!(
+            env.json(&["workspace", "list"])[0]["description"],
+            "Acme Corp"
+        );
+        env.ok(&[
+            "market",
+            "add",
+            "Own-7B",
+            "--provider",
+            "Acme",
+            "--tag",
+            "chat",
+            "--publish",
+        ]);
+        let market = env.json(&["market", "list", "--published"]);
+        assert!(
+            market
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["name"] == "Own-7B")
+        );
+        env.ok(&["market", "delete", "Own-7B"]);
+        env.ok(&["rule", "edit", "1", "--limit", "20", "--duration", "30"]);
+        let rules = env.json(&["rule", "list", "--model", "DeepSeek-V3"]);
+        assert_eq!(
+            (rules[0]["id"].as_u64(), rules[0]["limit"].as_u64()),
+            (Some(1), Some(20))
+        );
+        env.ok(&["rule", "edit", "1", "--target", "workspace"]);
+        assert!(env.json(&["rule", "list"])[0]["key"].is_null());
+        env.ok(&[
+            "model",
+            "edit",
+            "DeepSeek-V3",
+            "--model-id",
+            "deepseek-v3",
+            "--tag",
+            "chat",
+        ]);
+        env.ok(&["model", "disable", "DeepSeek-V3"]);
+        let m = env.json(&["model", "show", "DeepSeek-V3"]);
+        assert_eq!(
+            (m["model_id"].as_str(), m["status"].as_str()),
+            (Some("deepseek-v3"), Some("disabled"))
+        );
+        env.ok(&["model", "delete", "DeepSeek-V3"]);
+        assert_eq!(env.json(&["model", "list"]), serde_json::json!([]));
+    }
+}
+
+mod declarative {
+    use super::*;
+
+    fn with_keys() -> Env {
+        Env::new()
+            .var("DEEPSEEK_API_KEY", DEEPSEEK_KEY)
+            .var("OPENAI_API_KEY", OPENAI_KEY)
+    }
+
+    fn parse_yaml(s: &str) -> Manifest {
+        serde_yaml_ng::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+    }
+
+    fn apply(env: &Env, file: &Path) -> serde_json::Value {
+        env.json(&["apply", "-f", file.to_str().unwrap()])
+    }
+
+    #[test]
+    fn apply_example_then_export_gives_it_back_and_twice_changes_nothing() {
+        let env = with_keys();
+        let first = apply(&env, &example());
+        assert_eq!(first["changed"], true);
+        let report = first["report"].as_array().unwrap();
+        let action = |name: &str| {
+            report
+                .iter()
+                .find(|r| r["name"] == name)
+                .map(|r| r["action"].clone())
+        };
+        assert_eq!(
+            action("Kimi-K2-Instruct").unwrap(),
+            "changed",
+            "a catalog entry gets published"
+        );
+        assert_eq!(action("cn-east").unwrap(), "created");
+        assert_eq!(action("acme/ci").unwrap(), "created");
+        assert_eq!(action("DeepSeek-V3").unwrap(), "created");
+        assert_eq!(
+            first["secrets"].as_array().unwrap().len(),
+            3,
+            "one per new key, shown once"
+        );
+        let rev = revision(&env);
+
+        let exported = env.ok(&["export"]);
+        let original = std::fs::read_to_string(example()).unwrap();
+        assert_eq!(parse_yaml(&exported), parse_yaml(&original));
+        assert!(!exported.contains(DEEPSEEK_KEY) && !exported.contains(OPENAI_KEY));
+
+        let second = apply(&env, &example());
+        assert_eq!(second["changed"], false);
+        assert!(
+            second["report"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["action"] == "unchanged")
+        );
+        assert!(second["secrets"].as_array().unwrap().is_empty());
+        assert_eq!(second["revision"].as_i64(), Some(rev));
+        assert_eq!(revision(&env), rev);
+
+        // Re-applying where the referenced variables are not set keeps the stored keys.
+        let out = env
+            .cmd()
+            .env_remove("DEEPSEEK_API_KEY")
+            .env_remove("OPENAI_API_KEY")
+            .args(["apply", "-f", example().to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(revision(&env), rev);
+        let m = env.json(&["model", "show", "DeepSeek-V3"]);
+        assert_eq!(m["endpoints"][0]["api_key"], "sk-…0001");
+        assert_eq!(m["gateway_status"], "offline");
+    }
+
+    #[test]
+    fn toml_and_json_exports_apply_to_a_new_store() {
+        let env = with_keys();
+        apply(&env, &example());
+        let dir = tempfile::tempdir().unwrap();
+        for format in ["toml", "json"] {
+            let file = dir.path().join(format!("registry.{format}"));
+            std::fs::write(&file, env.ok(&["export", "--format", format])).unwrap();
+            let fresh = with_keys();
+            apply(&fresh, &file);
+            assert_eq!(
+                parse_yaml(&fresh.ok(&["export"])),
+                parse_yaml(&env.ok(&["export"])),
+                "{format}"
+            );
+        }
+        // --all includes the default catalog and cluster.
+        let all = parse_yaml(&env.ok(&["export", "--all"]));
+        assert!(all.market.len() > 10 && all.clusters.iter().any(|c| c.name == "local"));
+    }
+
+    #[test]
+    fn rules_are_updated_in_place_and_the_report_says_what_changed() {
+        let env = with_keys();
+        apply(&env, &example());
+        let ids = |env: &Env| -> Vec<u64> {
+            env.json(&["rule", "list", "--model", "DeepSeek-V3"])
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_u64().unwrap())
+                .collect()
+        };
+        let before = ids(&env);
+        let dir = tempfile::tempdir().unwrap();
+        let edited = dir.path().join("edited.yaml");
+        let text = std::fs::read_to_string(example()).unwrap();
+        std::fs::write(
+            &edited,
+            text.replacen("limit: 60", "limit: 30", 1)
+                .replace("enabled: false", "enabled: true"),
+        )
+        .unwrap();
+        let out = env.ok(&["apply", "-f", edited.to_str().unwrap()]);
+        let line = |name: &str| {
+            out.lines()
+                .find(|l| l.split_whitespace().nth(1) == Some(name))
+                .map(|l| l.split_whitespace().skip(2).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default()
+        };
+        assert_eq!(line("DeepSeek-V3"), "changed rules: 1 changed", "{out}");
+        assert_eq!(line("gpt-4o-mini"), "changed enabled", "{out}");
+        assert_eq!(line("acme"), "unchanged", "{out}");
+        assert!(out.contains("applied at revision"), "{out}");
+        assert_eq!(ids(&env), before);
+        assert_eq!(
+            env.json(&["rule", "list", "--model", "DeepSeek-V3"])[0]["limit"],
+            30
+        );
+    }
+
+    #[test]
+    fn a_bad_file_changes_nothing_and_names_the_place() {
+        let env = with_keys();
+        apply(&env, &example());
+        let rev = revision(&env);
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(example()).unwrap();
+        let bad = |name: &str, content: String, expected: &str| {
+            let file = dir.path().join(name);
+            std::fs::write(&file, content).unwrap();
+            let args = ["apply", "-f", file.to_str().unwrap()];
+            let line = env.fails(&args);
+            assert!(line.contains(expected), "{name}: {line}");
+            assert_eq!(revision(&env), rev, "{name}");
+        };
+        bad(
+            "scheme.yaml",
+            text.replace("http://vllm-b.internal:8000/v1", "ftp://vllm-b.internal"),
+            "models[1].endpoints[1].url: scheme 'ftp' is not supported",
+        );
+        bad(
+            "limit.yaml",
+            text.replace("limit: 20", "limit: 0"),
+            "models[1].rules[0].limit: 0 is less than 1",
+        );
+        bad(
+            "typo.yaml",
+            text.replace("model_id: gpt-4o-mini", "modelid: gpt-4o-mini"),
+            "unknown field `modelid`",
+        );
+        bad(
+            "syntax.toml",
+            "[[models]\nname = 1".into(),
+            "syntax.toml: line 1:",
+        );
+        bad("x.txt", text.clone(), "file: ");
+        let missing = dir.path().join("missing.yaml");
+        let line = env.fails(&["apply", "-f", missing.to_str().unwrap()]);
+        assert!(line.starts_with("file: cannot read "), "{line}");
+    }
+
+    #[test]
+    fn dry_run_reports_and_changes_nothing() {
+        let env = with_keys();
+        let rev = revision(&env);
+        let out = env.ok(&["apply", "-f", example().to_str().unwrap(), "--dry-run"]);
+        assert!(out.contains("dry run: would apply"), "{out}");
+        assert!(
+            !out.contains("sk-"),
+            "no secret for keys not created: {out}"
+        );
+        assert_eq!(revision(&env), rev);
+        assert!(
+            env.json(&["workspace", "list"])
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn keys_can_be_imported_from_the_environment() {
+        let env = with_keys().var("CI_SECRET", "sk-ci-secret-from-the-environment-01");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys.yaml");
+        std::fs::write(&file, "workspaces:\n  - name: bench\n    keys:\n      - name: load\n        secret: env:CI_SECRET\n").unwrap();
+        let out = apply(&env, &file);
+        assert!(
+            out["secrets"].as_array().unwrap().is_empty(),
+            "imported secrets are not printed"
+        );
+        assert_eq!(env.json(&["key", "list"])[0]["secret_hint"], "sk-…t-01");
+        // Applying again is a no-op; a different secret for the same key is refused.
+        assert_eq!(apply(&env, &file)["changed"], false);
+        let other = env
+            .cmd()
+            .env("CI_SECRET", "sk-some-other-secret-0000000002")
+            .args(["apply", "-f", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let line = expect_one_line_error(&["apply"], other, 1);
+        assert!(
+            line.starts_with("workspaces[0].keys[0].secret: key 'bench/load'"),
+            "{line}"
+        );
+    }
+}

@@ -1,0 +1,539 @@
+//! The store: round trip of every entity, migrations, file mode, several
+//! writers at once (threads and processes), and durability under SIGKILL.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{Env, bin, wait_for};
+use maasctl::domain::*;
+use maasctl::store::{self, Location, SqliteStore, Store, catalog};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn open(env: &Env) -> SqliteStore {
+    SqliteStore::open(&env.db()).expect("open store")
+}
+
+/// Timestamps come from the clock; compare everything else.
+fn without_times(mut r: Registry) -> Registry {
+    for w in r.workspaces.values_mut() {
+        w.created = 0;
+    }
+    for k in r.keys.values_mut() {
+        k.created = 0;
+        k.revoked = k.revoked.map(|_| 1);
+    }
+    for m in r.models.values_mut() {
+        m.created = 0;
+        m.updated = 0;
+    }
+    r
+}
+
+/// Changes touching every entity and every field.
+fn everything() -> Vec<Change> {
+    let mut weighted = ModelSpec {
+        name: "DeepSeek-V3".into(),
+        cluster: "east".into(),
+        model_id: "deepseek-chat".into(),
+        endpoints: vec![
+            Endpoint::new("https://api.deepseek.com"),
+            Endpoint::new("http://10.1.2.3:8000/v1"),
+        ],
+        policy: Policy::Weighted,
+        tags: vec!["chat".into(), "moe".into()],
+    };
+    weighted.endpoints[0].api_key = Some(Secret::new("sk-upstream-aaaaaaaaaaaa1111"));
+    weighted.endpoints[0].api_key_ref = Some("env:DEEPSEEK_API_KEY".into());
+    weighted.endpoints[0].weight = Some(70);
+    weighted.endpoints[1].weight = Some(30);
+    weighted.endpoints[1].probe = Probe::None;
+    weighted.endpoints[1].disabled = true;
+    weighted.endpoints[1].ca_file = Some("/etc/maasctl/ca.pem".into());
+    let plain = ModelSpec {
+        name: "Own-1".into(),
+        cluster: Cluster::DEFAULT.into(),
+        model_id: "own".into(),
+        endpoints: vec![Endpoint::new("http://own.example")],
+        policy: Policy::Random,
+        tags: vec![],
+    };
+    let key = |id: &str, ws: &str, name: &str| Change::CreateKey {
+        id: id.into(),
+        workspace: ws.into(),
+        name: name.into(),
+        secret_hash: secret::hash_secret(id),
+        secret_hint: "9z9z".into(),
+    };
+    vec![
+        Change::AddMarket(MarketEntry {
+            name: "Own-1".into(),
+            provider: "Acme".into(),
+            tags: vec!["chat".into(), "in-house".into()],
+            description: "A fine-tune".into(),
+            published: false,
+        }),
+        Change::SetPublished {
+            name: "Own-1".into(),
+            published: true,
+        },
+        Change::AddCluster(Cluster {
+            name: "east".into(),
+            entry_address: "https://gw.east.example.com".into(),
+        }),
+        Change::AddWorkspace {
+            name: "acme".into(),
+            description: "Acme Corp".into(),
+        },
+        Change::AddWorkspace {
+            name: "beta".into(),
+            description: String::new(),
+        },
+        key("key_00000001", "acme", "backend"),
+        key("key_00000002", "acme", "ci"),
+        key("key_00000003", "beta", "old"),
+        Change::RevokeKey {
+            id: "key_00000003".into(),
+        },
+        Change::CreateModel(weighted),
+        Change::CreateModel(plain),
+        Change::SetEnabled {
+            name: "DeepSeek-V3".into(),
+            enabled: true,
+        },
+        Change::AddRule {
+            model: "DeepSeek-V3".into(),
+            spec: RuleSpec {
+                target: RuleTarget::ApiKey,
+                workspace: "acme".into(),
+                key_id: Some("key_00000002".into()),
+                limit: 60,
+                duration_secs: 60,
+            },
+        },
+        Change::AddRule {
+            model: "DeepSeek-V3".into(),
+            spec: RuleSpec {
+                target: RuleTarget::Workspace,
+                workspace: "acme".into(),
+                key_id: None,
+                limit: 1000,
+                duration_secs: 3600,
+            },
+        },
+        Change::AddRule {
+            model: "Own-1".into(),
+            spec: RuleSpec {
+                target: RuleTarget::Workspace,
+                workspace: "beta".into(),
+                key_id: None,
+                limit: 1,
+                duration_secs: 1,
+            },
+        },
+    ]
+}
+
+#[test]
+fn every_entity_round_trips() {
+    let env = Env::new();
+    let s = open(&env);
+    let mut expected = catalog::baseline();
+    expected.apply_all(everything(), 0).unwrap();
+    let applied = s.apply(everything()).unwrap();
+    assert_eq!(applied.revision, 1);
+    assert_eq!(s.revision().unwrap(), 1);
+    assert_eq!(
+        without_times(s.load().unwrap()),
+        without_times(expected.clone())
+    );
+    drop(s);
+    let again = open(&env);
+    assert_eq!(
+        without_times(again.load().unwrap()),
+        without_times(expected.clone())
+    );
+
+    // A rename whose new name sorts before the old one moves the rule rows.
+    let mut spec = expected.models["Own-1"].spec.clone();
+    let rename = vec![
+        Change::AddMarket(MarketEntry {
+            name: "Aardvark".into(),
+            provider: "Acme".into(),
+            tags: vec![],
+            description: String::new(),
+            published: true,
+        }),
+        Change::UpdateModel {
+            name: "Own-1".into(),
+            spec: {
+                spec.name = "Aardvark".into();
+                spec
+            },
+        },
+        Change::UpdateWorkspace {
+            name: "beta".into(),
+            description: "renamed things".into(),
+        },
+        Change::DeleteRule {
+            model: "DeepSeek-V3".into(),
+            id: 2,
+        },
+    ];
+    expected.apply_all(rename.clone(), 0).unwrap();
+    again.apply(rename).unwrap();
+    drop(again);
+    let third = open(&env);
+    let loaded = third.load().unwrap();
+    assert_eq!(loaded.models["Aardvark"].rules[0].id, 3);
+    assert_eq!(without_times(loaded), without_times(expected));
+    assert_eq!(third.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn refused_and_unchanged_batches_leave_the_store_as_it_was() {
+    let env = Env::new();
+    let s = open(&env);
+    s.apply(everything()).unwrap();
+    let before = s.load().unwrap();
+    let e = s
+        .apply(vec![
+            Change::AddWorkspace {
+                name: "new".into(),
+                description: String::new(),
+            },
+            Change::DeleteWorkspace {
+                name: "acme".into(),
+            },
+        ])
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("name: workspace 'acme' is used by model DeepSeek-V3 rule #1"),
+        "{e}"
+    );
+    assert_eq!(s.load().unwrap(), before);
+    let same = s
+        .apply(vec![Change::SetEnabled {
+            name: "DeepSeek-V3".into(),
+            enabled: true,
+        }])
+        .unwrap();
+    assert_eq!(same.outcomes, vec![Outcome::Unchanged]);
+    assert_eq!(same.revision, before.revision);
+    assert_eq!(s.revision().unwrap(), before.revision);
+}
+
+#[test]
+fn gateway_reports_round_trip_without_moving_the_revision() {
+    let env = Env::new();
+    let s = open(&env);
+    let report = GatewayReport {
+        id: "host:1:127.0.0.1:8080".into(),
+        cluster: Some("east".into()),
+        listen: "127.0.0.1:8080".into(),
+        applied_revision: 0,
+        started_ms: now_ms(),
+        heartbeat_ms: now_ms(),
+        limiter: LimiterMode::Local,
+        endpoints: vec![EndpointHealth {
+            model: "DeepSeek-V3".into(),
+            index: 0,
+            url: "https://api.deepseek.com".into(),
+            state: EndpointState::Down,
+            reason: Some("connection refused".into()),
+            since_ms: Some(1),
+        }],
+    };
+    s.put_report(&report).unwrap();
+    let mut newer = report.clone();
+    newer.applied_revision = 3;
+    s.put_report(&newer).unwrap();
+    assert_eq!(s.reports().unwrap(), vec![newer]);
+    assert_eq!(s.revision().unwrap(), 0);
+    s.remove_report(&report.id).unwrap();
+    assert!(s.reports().unwrap().is_empty());
+}
+
+#[test]
+fn a_new_store_is_migrated_seeded_and_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    // An empty file (as `touch` leaves it) is a new store too.
+    std::fs::write(env.db(), b"").unwrap();
+    let s = open(&env);
+    assert_eq!(s.schema_version().unwrap(), store::sqlite::SCHEMA_VERSION);
+    let reg = s.load().unwrap();
+    assert_eq!(reg.revision, 0);
+    assert_eq!(reg.market, catalog::baseline().market);
+    assert_eq!(reg.clusters["local"].entry_address, catalog::DEFAULT_ENTRY);
+
+    let fresh = Env::new();
+    let nested = fresh.data_dir().join("a/b");
+    let s2 = SqliteStore::open_dir(&nested).unwrap();
+    s2.apply(everything()).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&nested.join("maasctl.db")), 0o600);
+    assert_eq!(mode(&nested.join("maasctl.db-wal")), 0o600);
+    assert_eq!(mode(&nested), 0o700);
+}
+
+#[test]
+fn an_older_schema_is_migrated_keeping_its_data() {
+    let env = Env::new();
+    open(&env).apply(everything()).unwrap();
+    {
+        // Turn the file back into a schema-1 file.
+        let c = rusqlite::Connection::open(env.db()).unwrap();
+        c.execute_batch("ALTER TABLE endpoints DROP COLUMN api_key_ref; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let s = open(&env);
+    assert_eq!(s.schema_version().unwrap(), store::sqlite::SCHEMA_VERSION);
+    let m = &s.load().unwrap().models["DeepSeek-V3"];
+    assert_eq!(
+        m.spec.endpoints[0].api_key.as_ref().unwrap().expose(),
+        "sk-upstream-aaaaaaaaaaaa1111"
+    );
+    assert_eq!(m.spec.endpoints[0].api_key_ref, None);
+    assert_eq!(m.rules.len(), 2);
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let env = Env::new();
+    drop(open(&env));
+    rusqlite::Connection::open(env.db())
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 99;")
+        .unwrap();
+    let e = SqliteStore::open(&env.db()).err().expect("refused");
+    assert!(
+        e.to_string()
+            .contains("schema version 99, newer than this maasctl knows"),
+        "{e}"
+    );
+    let line = env.fails(&["model", "list"]);
+    assert!(
+        line.starts_with("storage: the data file has schema version 99"),
+        "{line}"
+    );
+}
+
+#[test]
+fn store_urls() {
+    let dir = std::path::Path::new("/data");
+    assert_eq!(
+        Location::parse(None, dir).unwrap(),
+        Location::Sqlite("/data/maasctl.db".into())
+    );
+    assert_eq!(
+        Location::parse(Some("sqlite:///tmp/x.db"), dir).unwrap(),
+        Location::Sqlite("/tmp/x.db".into())
+    );
+    assert_eq!(
+        Location::parse(Some("sqlite:rel.db"), dir).unwrap(),
+        Location::Sqlite("rel.db".into())
+    );
+    let e = Location::parse(Some("mysql://db"), dir)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("store URL 'mysql://db' is not supported; use sqlite:PATH"),
+        "{e}"
+    );
+
+    let env = Env::new();
+    let elsewhere = env.data_dir().join("other.db");
+    let url = format!("sqlite:{}", elsewhere.display());
+    env.ok(&["--store", &url, "workspace", "create", "acme"]);
+    assert!(elsewhere.exists() && !env.db().exists());
+    let via_env = env
+        .cmd()
+        .env("MAASCTL_STORE", &url)
+        .args(["workspace", "list"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&via_env.stdout).contains("acme"));
+    let line = env.fails(&["--store", "mysql://db", "model", "list"]);
+    assert!(
+        line.starts_with("storage: store URL 'mysql://db' is not supported"),
+        "{line}"
+    );
+}
+
+/// Threads with their own connections write, report and read at once: no
+/// "database is locked" reaches any caller.
+#[test]
+fn concurrent_connections_in_one_process() {
+    let env = Env::new();
+    drop(open(&env));
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let path = env.db();
+            std::thread::spawn(move || {
+                let s = SqliteStore::open(&path).unwrap();
+                for i in 0..25 {
+                    s.apply(vec![Change::AddWorkspace {
+                        name: format!("t{t}-{i}"),
+                        description: String::new(),
+                    }])
+                    .unwrap();
+                    let mut r = GatewayReport {
+                        id: format!("gw{t}"),
+                        cluster: None,
+                        listen: String::new(),
+                        applied_revision: s.revision().unwrap(),
+                        started_ms: 0,
+                        heartbeat_ms: now_ms(),
+                        limiter: LimiterMode::Local,
+                        endpoints: vec![],
+                    };
+                    s.put_report(&r).unwrap();
+                    r.heartbeat_ms += 1;
+                    s.put_report(&r).unwrap();
+                    s.load().unwrap();
+                    s.reports().unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a writer thread failed");
+    }
+    let reg = open(&env).load().unwrap();
+    assert_eq!(reg.workspaces.len(), 100);
+    assert_eq!(reg.revision, 100);
+}
+
+/// Many `maasctl` processes write the same (new) file at once: all succeed
+/// and every change is there.
+#[test]
+fn concurrent_cli_processes() {
+    let env = Env::new();
+    for round in 0..3 {
+        let children: Vec<_> = (0..12)
+            .map(|i| {
+                let mut c = env.cmd();
+                match i % 3 {
+                    0 => c.args(["workspace", "create", &format!("ws-{round}-{i}")]),
+                    1 => c.args([
+                        "market",
+                        "add",
+                        &format!("m-{round}-{i}"),
+                        "--provider",
+                        "p",
+                    ]),
+                    _ => c.args(["model", "list"]),
+                };
+                (
+                    i,
+                    c.stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap(),
+                )
+            })
+            .collect();
+        for (i, child) in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round} process {i}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let reg = open(&env).load().unwrap();
+    for round in 0..3 {
+        for i in (0..12).filter(|i| i % 3 == 0) {
+            assert!(reg.workspaces.contains_key(&format!("ws-{round}-{i}")));
+        }
+        for i in (0..12).filter(|i| i % 3 == 1) {
+            assert!(reg.market.contains_key(&format!("m-{round}-{i}")));
+        }
+    }
+    assert_eq!(reg.revision, 24);
+}
+
+/// A writer (a shell loop running `maasctl workspace create`, printing
+/// `done NAME` after each success) is SIGKILLed with its whole process group
+/// at a random moment, 20 times. Every change reported done must be there
+/// and the file must pass SQLite's integrity check.
+#[test]
+fn durability_under_sigkill() {
+    let env = Env::new();
+    let mut reported = BTreeSet::new();
+    for round in 0..20 {
+        let script = format!(
+            r#"i=0; while :; do i=$((i+1)); "$BIN" workspace create "r{round}-$i" >/dev/null || exit 1; echo "done r{round}-$i"; done"#
+        );
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("BIN", bin())
+            .env("MAASCTL_DATA_DIR", env.data_dir())
+            .env_remove("MAASCTL_STORE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            // Its own process group, so one kill takes the shell and the
+            // maasctl it is running.
+            .process_group(0)
+            .spawn()
+            .expect("spawn writer");
+        let pgid = child.id() as i32;
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // Let a random number of writes complete, then kill at a random
+        // point of the next one: somewhere within one write's typical
+        // duration, measured on the writes seen (the delay picks the moment;
+        // nothing waits on it).
+        let want = fastrand::usize(1..4);
+        let mut seen = 0;
+        let started = std::time::Instant::now();
+        wait_for("writes to complete", PATIENCE, || {
+            while let Ok(line) = rx.try_recv() {
+                reported.insert(line.strip_prefix("done ").expect("done line").to_string());
+                seen += 1;
+            }
+            (seen >= want).then_some(())
+        });
+        let per_write = started.elapsed() / seen as u32;
+        std::thread::sleep(per_write.mul_f64(fastrand::f64()));
+        // SAFETY: plain syscall on a process group we created.
+        assert_eq!(unsafe { libc::killpg(pgid, libc::SIGKILL) }, 0);
+        child.wait().unwrap();
+        reader.join().unwrap();
+        // Everything printed before the kill was reported done.
+        for line in rx.try_iter() {
+            reported.insert(line.strip_prefix("done ").expect("done line").to_string());
+        }
+        let s = open(&env);
+        assert_eq!(s.integrity_check().unwrap(), "ok", "round {round}");
+        let reg = s.load().unwrap();
+        let missing: Vec<_> = reported
+            .iter()
+            .filter(|n| !reg.workspaces.contains_key(*n))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "round {round}: reported done but missing: {missing:?}"
+        );
+    }
+    assert!(reported.len() >= 20);
+}

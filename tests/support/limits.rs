@@ -1,0 +1,64 @@
+//! Building rules and models for limiter tests, and running a local check
+//! without an executor.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use maasctl::domain::{Model, ModelSpec, Policy, Rule, RuleSpec, RuleTarget};
+use maasctl::gateway::limiter::{Decision, Limiter, ModelLimits};
+
+pub fn key_rule(id: u64, workspace: &str, key: &str, limit: u32, duration_secs: u32) -> Rule {
+    Rule {
+        id,
+        spec: RuleSpec {
+            target: RuleTarget::ApiKey,
+            workspace: workspace.into(),
+            key_id: Some(key.into()),
+            limit,
+            duration_secs,
+        },
+    }
+}
+
+pub fn workspace_rule(id: u64, workspace: &str, limit: u32, duration_secs: u32) -> Rule {
+    Rule {
+        id,
+        spec: RuleSpec {
+            target: RuleTarget::Workspace,
+            workspace: workspace.into(),
+            key_id: None,
+            limit,
+            duration_secs,
+        },
+    }
+}
+
+pub fn model(name: &str, rules: Vec<Rule>) -> Model {
+    Model {
+        spec: ModelSpec {
+            name: name.into(),
+            cluster: "local".into(),
+            model_id: name.to_lowercase(),
+            endpoints: Vec::new(),
+            policy: Policy::RoundRobin,
+            tags: Vec::new(),
+        },
+        enabled: true,
+        rules,
+        created: 0,
+        updated: 0,
+        rev: 1,
+    }
+}
+
+/// A local check completes without waiting; run it to completion here.
+pub fn check_now(limiter: &Limiter, limits: &ModelLimits, key: &str, ws: &str) -> Decision {
+    let mut fut = pin!(limiter.check(limits, key, ws));
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(d) => d,
+        Poll::Pending => panic!("a local check waited"),
+    }
+}
