@@ -265,9 +265,10 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ApiError> 
 }
 
 /// Headers that belong to one hop (RFC 9110 §7.6.1) and never pass a proxy.
-const HOP_BY_HOP: [HeaderName; 7] = [
+const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
     header::PROXY_AUTHORIZATION,
     header::TE,
     header::TRAILER,
@@ -276,18 +277,24 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 ];
 
 /// Remove hop-by-hop headers, including any the `Connection` header names.
+/// Runs on every request and response, so the usual `Connection:
+/// keep-alive` / `close` costs no allocation.
 fn strip_hop_by_hop(h: &mut HeaderMap) {
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| {
+            !t.is_empty()
+                && !t.eq_ignore_ascii_case(b"keep-alive")
+                && !t.eq_ignore_ascii_case(b"close")
+        })
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
         .collect();
     for n in HOP_BY_HOP.iter().chain(&named) {
         h.remove(n);
     }
-    h.remove("proxy-connection");
 }
 
 /// Make the caller's headers fit to send upstream: no hop-by-hop headers,
@@ -541,4 +548,49 @@ fn relay(
     }
     parts.version = Version::HTTP_11;
     Response::from_parts(parts, ResBody::relay(body, tally, conn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_the_ones_connection_names_are_stripped() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, X-Trace-Hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-trace-hop", "1"),
+            ("proxy-connection", "keep-alive"),
+            ("transfer-encoding", "chunked"),
+            ("content-type", "application/json"),
+            ("x-kept", "yes"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["content-type", "x-kept"]);
+    }
+
+    #[test]
+    fn request_headers_lose_credentials_and_compression() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer sk-caller"),
+            ("host", "gw"),
+            ("content-length", "10"),
+            ("accept-encoding", "gzip"),
+            ("expect", "100-continue"),
+            ("openai-organization", "org-1"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        sanitize_request_headers(&mut h);
+        assert_eq!(
+            h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            ["openai-organization"]
+        );
+    }
 }

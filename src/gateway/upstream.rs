@@ -211,7 +211,9 @@ impl Upstream {
         loop {
             let (mut tx, reused) = match self.checkout(worker) {
                 Some(tx) => (tx, true),
-                None => (self.connect().await?, false),
+                // Boxed: the rare path's large state (TCP + TLS + handshake)
+                // would otherwise be copied with every request's future.
+                None => (Box::pin(self.connect()).await?, false),
             };
             if tx.ready().await.is_err() {
                 if reused {
