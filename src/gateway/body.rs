@@ -3,14 +3,15 @@
 //! the `usage` scanner looking at the bytes on their way and the request's
 //! [`Tally`] finished when the body ends or is dropped.
 
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 
 use super::tally::Tally;
-use super::upstream::Conn;
+use super::upstream::UpBody;
 use super::usage::UsageScanner;
 
 /// Every response body the gateway sends.
@@ -26,26 +27,22 @@ impl ResBody {
         ResBody::Full(Some(b.into()))
     }
 
-    pub fn relay(inner: Incoming, tally: Tally, conn: Conn) -> Self {
+    pub fn relay(inner: UpBody, tally: Tally) -> Self {
         ResBody::Relay(Box::new(Relay {
             inner,
             tally,
             usage: UsageScanner::default(),
             ended: false,
-            conn: Some(conn),
         }))
     }
 }
 
 /// An upstream body on its way to the caller.
 pub struct Relay {
-    inner: Incoming,
+    inner: UpBody,
     tally: Tally,
     usage: UsageScanner,
     ended: bool,
-    /// The upstream connection: back to its pool once the body is complete,
-    /// closed (dropped) otherwise.
-    conn: Option<Conn>,
 }
 
 impl Relay {
@@ -60,7 +57,8 @@ impl Relay {
         );
         if complete {
             self.tally.latency();
-            if let (Some(conn), Some(ep)) = (self.conn.take(), self.tally.endpoint())
+            // Read to the end: the connection can serve the next request.
+            if let (Some(conn), Some(ep)) = (self.inner.take_reusable(), self.tally.endpoint())
                 && let Ok(upstream) = &ep.upstream
             {
                 upstream.release(self.tally.worker(), conn);
@@ -79,12 +77,12 @@ impl Drop for Relay {
 
 impl Body for ResBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.get_mut() {
             ResBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ResBody::Relay(r) => {

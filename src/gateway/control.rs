@@ -16,12 +16,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, header};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::HeaderMap;
 use tokio::sync::{Notify, watch};
 use tokio::time::{MissedTickBehavior, interval};
 
 use super::events::Events;
+use super::h1::RequestHead;
 use super::health::Transition;
 use super::proxy::Shared;
 use super::sampler::{Sampler, changed};
@@ -303,28 +305,31 @@ fn came_back(events: &Events, route: &Route, ep: &EndpointRt, t: Transition, how
 /// the endpoint is reachable and serving; it costs no completion quota.
 async fn probe(shared: &Shared, route: &Route, ep: &EndpointRt) {
     let Ok(upstream) = &ep.upstream else { return };
-    let Ok(uri) = ep.target.path("/models") else {
-        return;
+    let target = ep.target.path("/models");
+    let no_headers = HeaderMap::new();
+    let head = RequestHead {
+        method: "GET",
+        target: &target,
+        host: ep.target.host_header(),
+        authorization: ep.auth.as_ref(),
+        headers: &no_headers,
+        content_length: None,
     };
-    let mut req = Request::new(Full::default());
-    *req.method_mut() = Method::GET;
-    *req.uri_mut() = uri;
-    let h = req.headers_mut();
-    h.insert(header::HOST, ep.target.host_header().clone());
-    if let Some(auth) = &ep.auth {
-        h.insert(header::AUTHORIZATION, auth.clone());
-    }
     let slot = upstream.prober();
     let limit =
         shared.cfg.connect_timeout + shared.cfg.upstream_timeout.min(Duration::from_secs(10));
     let result = tokio::time::timeout(limit, async {
-        let (res, conn) = upstream.send(slot, req).await?;
-        let status = res.status();
+        let (answer, mut body) = upstream.send(slot, &head, &Bytes::new()).await?;
         // Read the (small) answer so the connection can be reused.
-        if res.into_body().collect().await.is_ok() {
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                return Ok(answer.status);
+            }
+        }
+        if let Some(conn) = body.take_reusable() {
             upstream.release(slot, conn);
         }
-        Ok::<_, SendError>(status)
+        Ok::<_, SendError>(answer.status)
     })
     .await;
     let failed = match result {

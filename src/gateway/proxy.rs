@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper::{Method, Request, Response, StatusCode};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
@@ -27,13 +27,14 @@ use super::counters::Outcome;
 use super::errors::{ApiError, secs_up};
 use super::events::Events;
 use super::extract::{extract_model, splice};
+use super::h1::{RequestHead, ResponseHead};
 use super::health::Transition;
 use super::limiter::{Decision, Headroom, Limiter};
 use super::metrics;
 use super::snapshot::{Route, RouteRef, Snapshot};
 use super::stats::{EventKind, StatsSnapshot};
 use super::tally::Tally;
-use super::upstream::{Conn, SendError};
+use super::upstream::{SendError, UpBody};
 
 /// What every worker shares (read-only or atomic).
 pub struct Shared {
@@ -170,7 +171,7 @@ async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
     if declared.is_some_and(|n| n > limit as u64) {
         return refuse(&mut tally, ApiError::too_large(limit, declared));
     }
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let body = match read_body(body, limit).await {
         Ok(b) => b,
         Err(e) => return refuse(&mut tally, e),
@@ -222,7 +223,6 @@ async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
     }
 
     let body = splice(&body, &field.span, &route.model_id_json);
-    sanitize_request_headers(&mut parts.headers);
     // The caller's path after `/v1`, with its query (see `upstream` for the join).
     let rest = parts
         .uri
@@ -230,7 +230,7 @@ async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
         .map_or("", |pq| pq.as_str())
         .get(3..)
         .unwrap_or("");
-    forward(w, tally, route, r, parts.headers, rest, body, headroom).await
+    forward(w, tally, route, r, &parts.headers, rest, body, headroom).await
 }
 
 /// Read the whole request body, refusing it as soon as it passes `limit`.
@@ -264,51 +264,6 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ApiError> 
     })
 }
 
-/// Headers that belong to one hop (RFC 9110 §7.6.1) and never pass a proxy.
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
-/// Remove hop-by-hop headers, including any the `Connection` header names.
-/// Runs on every request and response, so the usual `Connection:
-/// keep-alive` / `close` costs no allocation.
-fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| {
-            !t.is_empty()
-                && !t.eq_ignore_ascii_case(b"keep-alive")
-                && !t.eq_ignore_ascii_case(b"close")
-        })
-        .filter_map(|t| HeaderName::from_bytes(t).ok())
-        .collect();
-    for n in HOP_BY_HOP.iter().chain(&named) {
-        h.remove(n);
-    }
-}
-
-/// Make the caller's headers fit to send upstream: no hop-by-hop headers,
-/// no caller credentials, a fresh Host and length, and no compression
-/// (the usage scanner reads the response bytes).
-fn sanitize_request_headers(h: &mut HeaderMap) {
-    strip_hop_by_hop(h);
-    h.remove(header::AUTHORIZATION);
-    h.remove(header::HOST);
-    h.remove(header::CONTENT_LENGTH);
-    h.remove(header::EXPECT);
-    h.remove(header::ACCEPT_ENCODING);
-}
-
 /// What went wrong with one try of an endpoint.
 enum TryError {
     /// No byte reached the upstream (refused, unreachable, TLS failure):
@@ -326,7 +281,7 @@ async fn forward(
     mut tally: Tally,
     route: &Route,
     r: usize,
-    headers: HeaderMap,
+    headers: &HeaderMap,
     rest: &str,
     body: Bytes,
     headroom: Option<Headroom>,
@@ -349,21 +304,15 @@ async fn forward(
         order.reverse();
     }
     let mut next = first.or_else(|| order.pop());
-    let mut headers = Some(headers);
     let mut attempts = 0usize;
     let mut last = TryError::Other(String::new());
     while let Some(i) = next {
         attempts += 1;
         let ep = &route.endpoints[i];
         tally.begin_attempt(i);
-        let h = if attempts >= usable {
-            headers.take().unwrap_or_default()
-        } else {
-            headers.clone().unwrap_or_default()
-        };
-        match try_endpoint(w, route, i, h, rest, body.clone()).await {
-            Ok((res, conn)) => {
-                return relay(shared, tally, route, i, res, conn, headroom);
+        match try_endpoint(w, route, i, headers, rest, &body).await {
+            Ok((head, up)) => {
+                return relay(shared, tally, route, i, head, up, headroom);
             }
             Err(e) => {
                 let reason = match &e {
@@ -432,29 +381,25 @@ async fn try_endpoint(
     w: &Worker,
     route: &Route,
     i: usize,
-    mut headers: HeaderMap,
+    headers: &HeaderMap,
     rest: &str,
-    body: Bytes,
-) -> Result<(Response<Incoming>, Conn), TryError> {
+    body: &Bytes,
+) -> Result<(ResponseHead, UpBody), TryError> {
     let ep = &route.endpoints[i];
     let upstream = ep
         .upstream
         .as_ref()
         .map_err(|e| TryError::Connect(e.clone()))?;
-    let uri = ep
-        .target
-        .path(rest)
-        .map_err(|e| TryError::Other(format!("cannot build the upstream URL: {e}")))?;
-    if let Some(auth) = &ep.auth {
-        headers.insert(header::AUTHORIZATION, auth.clone());
-    }
-    headers.insert(header::HOST, ep.target.host_header().clone());
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    let mut req = Request::new(Full::new(body));
-    *req.method_mut() = Method::POST;
-    *req.uri_mut() = uri;
-    *req.headers_mut() = headers;
-    let call = upstream.send(w.id, req);
+    let target = ep.target.path(rest);
+    let head = RequestHead {
+        method: "POST",
+        target: &target,
+        host: ep.target.host_header(),
+        authorization: ep.auth.as_ref(),
+        headers,
+        content_length: Some(body.len()),
+    };
+    let call = upstream.send(w.id, &head, body);
     match tokio::time::timeout(w.shared.cfg.upstream_timeout, call).await {
         Err(_) => Err(TryError::Timeout),
         Ok(Ok(answer)) => Ok(answer),
@@ -463,33 +408,17 @@ async fn try_endpoint(
     }
 }
 
-/// `a: b: c` from an error and its sources, without the client's generic
-/// top line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = Vec::new();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        parts.push(s.to_string());
-        cur = s.source();
-    }
-    if parts.is_empty() {
-        parts.push(e.to_string());
-    }
-    parts.dedup();
-    parts.join(": ")
-}
-
 /// Pass the upstream's answer through.
 fn relay(
     shared: &Shared,
     mut tally: Tally,
     route: &Route,
     i: usize,
-    res: Response<Incoming>,
-    conn: Conn,
+    head: ResponseHead,
+    body: UpBody,
     headroom: Option<Headroom>,
 ) -> Response<ResBody> {
-    let status = res.status();
+    let status = head.status;
     let ep = &route.endpoints[i];
     if status.is_server_error() {
         health_failure(
@@ -529,10 +458,11 @@ fn relay(
             Outcome::Upstream4xx
         });
     }
-    let (mut parts, body) = res.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
+    let mut res = Response::new(ResBody::relay(body, tally));
+    *res.status_mut() = status;
+    *res.headers_mut() = head.headers;
     if let Some(h) = headroom {
-        let hs = &mut parts.headers;
+        let hs = res.headers_mut();
         hs.insert(
             HeaderName::from_static("x-ratelimit-limit"),
             HeaderValue::from(h.limit),
@@ -546,51 +476,5 @@ fn relay(
             HeaderValue::from(secs_up(h.reset_ms)),
         );
     }
-    parts.version = Version::HTTP_11;
-    Response::from_parts(parts, ResBody::relay(body, tally, conn))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_by_hop_headers_and_the_ones_connection_names_are_stripped() {
-        let mut h = HeaderMap::new();
-        for (k, v) in [
-            ("connection", "keep-alive, X-Trace-Hop"),
-            ("keep-alive", "timeout=5"),
-            ("x-trace-hop", "1"),
-            ("proxy-connection", "keep-alive"),
-            ("transfer-encoding", "chunked"),
-            ("content-type", "application/json"),
-            ("x-kept", "yes"),
-        ] {
-            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
-        }
-        strip_hop_by_hop(&mut h);
-        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
-        left.sort();
-        assert_eq!(left, ["content-type", "x-kept"]);
-    }
-
-    #[test]
-    fn request_headers_lose_credentials_and_compression() {
-        let mut h = HeaderMap::new();
-        for (k, v) in [
-            ("authorization", "Bearer sk-caller"),
-            ("host", "gw"),
-            ("content-length", "10"),
-            ("accept-encoding", "gzip"),
-            ("expect", "100-continue"),
-            ("openai-organization", "org-1"),
-        ] {
-            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
-        }
-        sanitize_request_headers(&mut h);
-        assert_eq!(
-            h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
-            ["openai-organization"]
-        );
-    }
+    res
 }

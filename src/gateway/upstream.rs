@@ -1,4 +1,5 @@
-//! Reaching upstreams: where a request goes, and keep-alive connection pools.
+//! Reaching upstreams: where a request goes, keep-alive connection pools,
+//! and the I/O around the [`h1`](super::h1) codec.
 //!
 //! An endpoint URL is an OpenAI *base URL* (what the OpenAI SDK calls
 //! `base_url`): the gateway takes the caller's path after `/v1` and appends
@@ -10,42 +11,45 @@
 //!
 //! Pools: one [`Upstream`] per origin (and CA files), shared by every route
 //! that points there and kept across reloads; inside it, one stack of idle
-//! HTTP/1.1 connections per worker thread (plus one for the prober), so a
-//! connection is only ever driven by the runtime that opened it and its
-//! lock is never contended. A connection goes back to its stack when the
-//! response body has been relayed to the end; one whose response was cut
-//! short is closed (that is how a cancelled request reaches the upstream).
-//!
-//! Built directly on `hyper::client::conn::http1` rather than a generic
-//! pooled client: no per-request task to watch for idleness, no per-request
-//! Host formatting or URI rewriting, and an exact line between "could not
-//! connect" (safe to try the next endpoint) and "failed after sending".
+//! connections per worker thread (plus one for the prober), so a
+//! connection is only ever used by the thread whose runtime registered it
+//! and its lock is never contended. A connection goes back to its stack
+//! when the response body has been relayed to the end; one whose response
+//! was cut short is closed (that is how a cancelled request reaches the
+//! upstream). Before reuse, an idle connection is checked without a system
+//! call unless the socket became readable (a close, or TLS housekeeping).
 
+use std::io;
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
+use bytes::{BufMut, Bytes, BytesMut};
+use hyper::Uri;
+use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::HeaderValue;
-use hyper::http::uri::{PathAndQuery, Scheme};
-use hyper::{Request, Response, Uri};
-use hyper_util::rt::TokioIo;
+use hyper::http::uri::Scheme;
 use parking_lot::Mutex;
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
-use super::proxy::error_chain;
+use super::h1::{self, Decoder, Framing, RequestHead, ResponseHead, Step};
 
 /// An idle connection older than this is not reused (upstreams commonly
 /// close keep-alive connections after 60–75 s).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(55);
 /// Idle connections kept per worker and upstream.
 const MAX_IDLE: usize = 1024;
+/// Bytes read from an upstream at a time.
+const READ_CHUNK: usize = 8 * 1024;
+/// Request bodies up to this size are sent in the same write as the head.
+const INLINE_BODY: usize = 16 * 1024;
 
 /// Where an endpoint's requests go.
 #[derive(Debug, Clone)]
@@ -97,14 +101,14 @@ impl Target {
 
     /// The origin-form request target for `rest` (the caller's path after
     /// `/v1`, with its query).
-    pub fn path(&self, rest: &str) -> Result<Uri, hyper::http::Error> {
+    pub fn path(&self, rest: &str) -> String {
         let mut pq = String::with_capacity(self.prefix.len() + rest.len() + 1);
         pq.push_str(&self.prefix);
         pq.push_str(rest);
         if pq.is_empty() {
             pq.push('/');
         }
-        Ok(Uri::from(PathAndQuery::try_from(pq)?))
+        pq
     }
 
     pub fn host_header(&self) -> &HeaderValue {
@@ -135,14 +139,175 @@ pub enum SendError {
     Failed(String),
 }
 
-/// A connection lent to one request; give it back with [`Upstream::release`]
-/// once the response has been read to the end, or drop it to close it.
+/// A connection to an upstream, plain or TLS.
+enum Io {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A connection and what has been read from it but not yet used.
 pub struct Conn {
-    tx: SendRequest<Full<Bytes>>,
+    io: Io,
+    buf: BytesMut,
+}
+
+/// Read what is available into the spare capacity of `buf`.
+fn poll_read_buf(io: &mut Io, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+        buf.reserve(READ_CHUNK);
+    }
+    let n = {
+        let spare = buf.chunk_mut();
+        // SAFETY: `UninitSlice` is a view of the buffer's spare capacity;
+        // `ReadBuf::uninit` never reads it and only reports what was written.
+        let spare = unsafe { &mut *(spare as *mut _ as *mut [MaybeUninit<u8>]) };
+        let mut rb = ReadBuf::uninit(spare);
+        ready!(Pin::new(io).poll_read(cx, &mut rb))?;
+        rb.filled().len()
+    };
+    // SAFETY: `n` bytes of the spare capacity were just initialised by the read.
+    unsafe { buf.advance_mut(n) };
+    Poll::Ready(Ok(n))
+}
+
+impl Conn {
+    /// Whether an idle connection can take a request: nothing to read
+    /// (a readable idle connection was closed by the upstream or sent
+    /// something unexpected). No system call unless the socket is readable.
+    fn is_reusable(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut byte = [0u8; 1];
+        let mut probe = ReadBuf::new(&mut byte);
+        Pin::new(&mut self.io)
+            .poll_read(&mut cx, &mut probe)
+            .is_pending()
+    }
+}
+
+/// The body of an upstream's response, read as the caller's side asks for it.
+pub struct UpBody {
+    conn: Option<Conn>,
+    decoder: Decoder,
+    keep_alive: bool,
+    /// Body bytes still expected (content-length framing), for the size hint.
+    left: Option<u64>,
+}
+
+impl UpBody {
+    fn new(conn: Conn, head: &ResponseHead) -> Self {
+        Self {
+            conn: Some(conn),
+            decoder: Decoder::new(head.framing),
+            keep_alive: head.keep_alive,
+            left: match head.framing {
+                Framing::Length(n) => Some(n),
+                Framing::Empty => Some(0),
+                _ => None,
+            },
+        }
+    }
+
+    /// The connection, if the body was read to its end and the connection
+    /// can carry another request.
+    pub fn take_reusable(&mut self) -> Option<Conn> {
+        if self.decoder.is_done()
+            && self.keep_alive
+            && self.conn.as_ref().is_some_and(|c| c.buf.is_empty())
+        {
+            self.conn.take()
+        } else {
+            None
+        }
+    }
+}
+
+impl Body for UpBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        let Some(conn) = this.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        loop {
+            match this
+                .decoder
+                .decode(&mut conn.buf)
+                .map_err(io::Error::other)?
+            {
+                Step::Data(b) => {
+                    if let Some(left) = &mut this.left {
+                        *left -= b.len() as u64;
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(b))));
+                }
+                Step::Done => return Poll::Ready(None),
+                Step::NeedMore => {
+                    if ready!(poll_read_buf(&mut conn.io, cx, &mut conn.buf))? == 0 {
+                        this.keep_alive = false;
+                        this.decoder.at_eof().map_err(io::Error::other)?;
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.decoder.is_done()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.left {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
 }
 
 struct Idle {
-    tx: SendRequest<Full<Bytes>>,
+    conn: Conn,
     since: Instant,
 }
 
@@ -160,6 +325,25 @@ impl std::fmt::Debug for Upstream {
             .field("origin", &self.target.origin())
             .finish()
     }
+}
+
+/// Write all of `parts`; `Err` carries how many bytes went out before the error.
+async fn write_all(io: &mut Io, parts: &[&[u8]]) -> Result<(), (usize, io::Error)> {
+    let mut written = 0;
+    for part in parts {
+        let mut rest = *part;
+        while !rest.is_empty() {
+            match io.write(rest).await {
+                Ok(0) => return Err((written, io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    written += n;
+                    rest = &rest[n..];
+                }
+                Err(e) => return Err((written, e)),
+            }
+        }
+    }
+    io.flush().await.map_err(|e| (written, e))
 }
 
 impl Upstream {
@@ -201,45 +385,83 @@ impl Upstream {
         self.idle.len() - 1
     }
 
-    /// Send `req` (origin-form URI, Host set) on an idle connection of this
-    /// worker, or a new one.
+    /// Send a request on an idle connection of this worker (or a new one)
+    /// and read the answer's head; the body is read through the returned
+    /// [`UpBody`].
     pub async fn send(
         &self,
         worker: usize,
-        mut req: Request<Full<Bytes>>,
-    ) -> Result<(Response<Incoming>, Conn), SendError> {
+        head: &RequestHead<'_>,
+        body: &Bytes,
+    ) -> Result<(ResponseHead, UpBody), SendError> {
+        let mut out = Vec::with_capacity(512 + body.len().min(INLINE_BODY));
+        h1::encode_request(&mut out, head);
+        let inline = body.len() <= INLINE_BODY;
+        if inline {
+            out.extend_from_slice(body);
+        }
+        let parts: [&[u8]; 2] = [&out, if inline { &[] } else { body }];
+        let head_request = head.method == "HEAD";
         loop {
-            let (mut tx, reused) = match self.checkout(worker) {
-                Some(tx) => (tx, true),
-                // Boxed: the rare path's large state (TCP + TLS + handshake)
+            let (mut conn, reused) = match self.checkout(worker) {
+                Some(c) => (c, true),
+                // Boxed: the rare path's large state (TCP + TLS handshake)
                 // would otherwise be copied with every request's future.
                 None => (Box::pin(self.connect()).await?, false),
             };
-            if tx.ready().await.is_err() {
-                if reused {
-                    continue;
+            match write_all(&mut conn.io, &parts).await {
+                Ok(()) => {}
+                // A pooled connection the upstream had closed: nothing was sent.
+                Err((0, _)) if reused => continue,
+                Err((0, e)) => {
+                    return Err(SendError::Connect(format!("{}: {e}", self.target.origin())));
                 }
-                return Err(SendError::Connect(
-                    "the connection closed right after it opened".into(),
-                ));
+                Err((_, e)) => {
+                    return Err(SendError::Failed(format!(
+                        "sending to {} failed: {e}",
+                        self.target.origin()
+                    )));
+                }
             }
-            match tx.try_send_request(req).await {
-                Ok(res) => return Ok((res, Conn { tx })),
-                Err(mut e) => match e.take_message() {
-                    // Not written: a pooled connection the upstream had closed.
-                    Some(r) if reused => req = r,
-                    Some(_) => return Err(SendError::Connect(error_chain(e.error()))),
-                    None => return Err(SendError::Failed(error_chain(e.error()))),
-                },
+            loop {
+                match h1::parse_response(&mut conn.buf, head_request) {
+                    Ok(Some(h)) => {
+                        let body = UpBody::new(conn, &h);
+                        return Ok((h, body));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Err(SendError::Failed(format!(
+                            "{} sent an {e}",
+                            self.target.origin()
+                        )));
+                    }
+                }
+                conn.buf.reserve(READ_CHUNK);
+                match conn.io.read_buf(&mut conn.buf).await {
+                    Ok(0) => {
+                        return Err(SendError::Failed(format!(
+                            "{} closed the connection without answering",
+                            self.target.origin()
+                        )));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Err(SendError::Failed(format!(
+                            "reading from {} failed: {e}",
+                            self.target.origin()
+                        )));
+                    }
+                }
             }
         }
     }
 
-    fn checkout(&self, worker: usize) -> Option<SendRequest<Full<Bytes>>> {
+    fn checkout(&self, worker: usize) -> Option<Conn> {
         let mut idle = self.slot(worker).lock();
-        while let Some(c) = idle.pop() {
-            if !c.tx.is_closed() && c.since.elapsed() < IDLE_TIMEOUT {
-                return Some(c.tx);
+        while let Some(mut c) = idle.pop() {
+            if c.since.elapsed() < IDLE_TIMEOUT && c.conn.is_reusable() {
+                return Some(c.conn);
             }
         }
         None
@@ -247,19 +469,16 @@ impl Upstream {
 
     /// Give a connection back after its response was read to the end.
     pub fn release(&self, worker: usize, conn: Conn) {
-        if conn.tx.is_closed() {
-            return;
-        }
         let mut idle = self.slot(worker).lock();
         if idle.len() < MAX_IDLE {
             idle.push(Idle {
-                tx: conn.tx,
+                conn,
                 since: Instant::now(),
             });
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, SendError> {
+    async fn connect(&self) -> Result<Conn, SendError> {
         let t = &self.target;
         let work = async {
             let tcp = match t.host.parse::<IpAddr>() {
@@ -268,16 +487,19 @@ impl Upstream {
             }
             .map_err(|e| format!("cannot connect to {}: {e}", t.origin()))?;
             let _ = tcp.set_nodelay(true);
-            match &self.tls {
-                None => handshake(tcp).await,
-                Some((connector, name)) => {
-                    let tls = connector
+            let io = match &self.tls {
+                None => Io::Tcp(tcp),
+                Some((connector, name)) => Io::Tls(Box::new(
+                    connector
                         .connect(name.clone(), tcp)
                         .await
-                        .map_err(|e| format!("TLS handshake with {} failed: {e}", t.origin()))?;
-                    handshake(tls).await
-                }
-            }
+                        .map_err(|e| format!("TLS handshake with {} failed: {e}", t.origin()))?,
+                )),
+            };
+            Ok(Conn {
+                io,
+                buf: BytesMut::with_capacity(READ_CHUNK),
+            })
         };
         match tokio::time::timeout(self.connect_timeout, work).await {
             Ok(r) => r.map_err(SendError::Connect),
@@ -290,23 +512,6 @@ impl Upstream {
     }
 }
 
-/// HTTP/1.1 over `io`; the connection is driven by a task on this thread's runtime.
-async fn handshake<I>(io: I) -> Result<SendRequest<Full<Bytes>>, String>
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (tx, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| format!("HTTP handshake failed: {e}"))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!("upstream connection ended: {e}");
-        }
-    });
-    Ok(tx)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,23 +519,17 @@ mod tests {
     #[test]
     fn joins_the_path_after_v1_to_the_base_url() {
         let t = Target::parse("http://127.0.0.1:9000/v1").unwrap();
-        assert_eq!(
-            t.path("/chat/completions?x=1").unwrap().to_string(),
-            "/v1/chat/completions?x=1"
-        );
+        assert_eq!(t.path("/chat/completions?x=1"), "/v1/chat/completions?x=1");
         assert_eq!(t.host_header(), "127.0.0.1:9000");
         assert_eq!(t.origin(), "http://127.0.0.1:9000");
         let t = Target::parse("https://api.deepseek.com/").unwrap();
-        assert_eq!(
-            t.path("/chat/completions").unwrap().to_string(),
-            "/chat/completions"
-        );
+        assert_eq!(t.path("/chat/completions"), "/chat/completions");
         assert_eq!(
             (t.port, t.host_header().to_str().unwrap()),
             (443, "api.deepseek.com")
         );
         let t = Target::parse("https://h.example/openai/v1/").unwrap();
-        assert_eq!(t.path("/models").unwrap().to_string(), "/openai/v1/models");
+        assert_eq!(t.path("/models"), "/openai/v1/models");
         let t = Target::parse("http://[::1]:8000/v1").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 8000));
         assert!(Target::parse("ftp://x").is_err());
