@@ -16,7 +16,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::HeaderMap;
 use tokio::sync::{Notify, watch};
@@ -305,11 +304,10 @@ fn came_back(events: &Events, route: &Route, ep: &EndpointRt, t: Transition, how
 /// the endpoint is reachable and serving; it costs no completion quota.
 async fn probe(shared: &Shared, route: &Route, ep: &EndpointRt) {
     let Ok(upstream) = &ep.upstream else { return };
-    let target = ep.target.path("/models");
     let no_headers = HeaderMap::new();
     let head = RequestHead {
         method: "GET",
-        target: &target,
+        target: ep.target.path("/models"),
         host: ep.target.host_header(),
         authorization: ep.auth.as_ref(),
         headers: &no_headers,
@@ -319,7 +317,7 @@ async fn probe(shared: &Shared, route: &Route, ep: &EndpointRt) {
     let limit =
         shared.cfg.connect_timeout + shared.cfg.upstream_timeout.min(Duration::from_secs(10));
     let result = tokio::time::timeout(limit, async {
-        let (answer, mut body) = upstream.send(slot, &head, &Bytes::new()).await?;
+        let (answer, mut body) = upstream.send(slot, &head, &[]).await?;
         // Read the (small) answer so the connection can be reused.
         while let Some(frame) = body.frame().await {
             if frame.is_err() {

@@ -69,8 +69,10 @@ fn connection_named(h: &HeaderMap) -> Vec<HeaderName> {
 /// What to put in the request head besides the caller's headers.
 pub struct RequestHead<'a> {
     pub method: &'a str,
-    /// Origin-form target (`/v1/chat/completions?x=1`).
-    pub target: &'a str,
+    /// Origin-form target in pieces written back to back: the endpoint's
+    /// path prefix and the caller's path after `/v1` (`/v1` +
+    /// `/chat/completions?x=1`).
+    pub target: [&'a str; 2],
     pub host: &'a HeaderValue,
     /// `Bearer <endpoint key>`; `None` sends no `Authorization`.
     pub authorization: Option<&'a HeaderValue>,
@@ -83,7 +85,9 @@ pub struct RequestHead<'a> {
 pub fn encode_request(out: &mut Vec<u8>, r: &RequestHead<'_>) {
     out.extend_from_slice(r.method.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(r.target.as_bytes());
+    for piece in r.target {
+        out.extend_from_slice(piece.as_bytes());
+    }
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(r.host.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -465,7 +469,7 @@ mod tests {
             &mut out,
             &RequestHead {
                 method: "POST",
-                target: "/v1/chat/completions?x=1",
+                target: ["/v1", "/chat/completions?x=1"],
                 host: &host,
                 authorization: Some(&auth),
                 headers: &h,

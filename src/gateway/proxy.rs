@@ -26,7 +26,7 @@ use super::config::GatewayConfig;
 use super::counters::Outcome;
 use super::errors::{ApiError, secs_up};
 use super::events::Events;
-use super::extract::{extract_model, splice};
+use super::extract::extract_model;
 use super::h1::{RequestHead, ResponseHead};
 use super::health::Transition;
 use super::limiter::{Decision, Headroom, Limiter};
@@ -222,7 +222,10 @@ async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
         }
     }
 
-    let body = splice(&body, &field.span, &route.model_id_json);
+    // The body goes out in three pieces: around the `model` token, the
+    // route's model ID in its place.
+    let span = field.span.clone();
+    let pieces: [&[u8]; 3] = [&body[..span.start], &route.model_id_json, &body[span.end..]];
     // The caller's path after `/v1`, with its query (see `upstream` for the join).
     let rest = parts
         .uri
@@ -230,7 +233,7 @@ async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
         .map_or("", |pq| pq.as_str())
         .get(3..)
         .unwrap_or("");
-    forward(w, tally, route, r, &parts.headers, rest, body, headroom).await
+    forward(w, tally, route, r, &parts.headers, rest, &pieces, headroom).await
 }
 
 /// Read the whole request body, refusing it as soon as it passes `limit`.
@@ -283,7 +286,7 @@ async fn forward(
     r: usize,
     headers: &HeaderMap,
     rest: &str,
-    body: Bytes,
+    body: &[&[u8]],
     headroom: Option<Headroom>,
 ) -> Response<ResBody> {
     let shared = &*w.shared;
@@ -310,7 +313,7 @@ async fn forward(
         attempts += 1;
         let ep = &route.endpoints[i];
         tally.begin_attempt(i);
-        match try_endpoint(w, route, i, headers, rest, &body).await {
+        match try_endpoint(w, route, i, headers, rest, body).await {
             Ok((head, up)) => {
                 return relay(shared, tally, route, i, head, up, headroom);
             }
@@ -383,21 +386,20 @@ async fn try_endpoint(
     i: usize,
     headers: &HeaderMap,
     rest: &str,
-    body: &Bytes,
+    body: &[&[u8]],
 ) -> Result<(ResponseHead, UpBody), TryError> {
     let ep = &route.endpoints[i];
     let upstream = ep
         .upstream
         .as_ref()
         .map_err(|e| TryError::Connect(e.clone()))?;
-    let target = ep.target.path(rest);
     let head = RequestHead {
         method: "POST",
-        target: &target,
+        target: ep.target.path(rest),
         host: ep.target.host_header(),
         authorization: ep.auth.as_ref(),
         headers,
-        content_length: Some(body.len()),
+        content_length: Some(body.iter().map(|p| p.len()).sum()),
     };
     let call = upstream.send(w.id, &head, body);
     match tokio::time::timeout(w.shared.cfg.upstream_timeout, call).await {

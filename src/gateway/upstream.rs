@@ -100,15 +100,13 @@ impl Target {
     }
 
     /// The origin-form request target for `rest` (the caller's path after
-    /// `/v1`, with its query).
-    pub fn path(&self, rest: &str) -> String {
-        let mut pq = String::with_capacity(self.prefix.len() + rest.len() + 1);
-        pq.push_str(&self.prefix);
-        pq.push_str(rest);
-        if pq.is_empty() {
-            pq.push('/');
+    /// `/v1`, with its query), in two pieces to write back to back.
+    pub fn path<'a>(&'a self, rest: &'a str) -> [&'a str; 2] {
+        if self.prefix.is_empty() && rest.is_empty() {
+            ["/", ""]
+        } else {
+            [&self.prefix, rest]
         }
-        pq
     }
 
     pub fn host_header(&self) -> &HeaderValue {
@@ -187,6 +185,8 @@ impl AsyncWrite for Io {
 pub struct Conn {
     io: Io,
     buf: BytesMut,
+    /// The outgoing request, reused from request to request.
+    out: Vec<u8>,
 }
 
 /// Read what is available into the spare capacity of `buf`.
@@ -387,20 +387,17 @@ impl Upstream {
 
     /// Send a request on an idle connection of this worker (or a new one)
     /// and read the answer's head; the body is read through the returned
-    /// [`UpBody`].
+    /// [`UpBody`]. The request body is given in pieces sent back to back
+    /// (the caller's body around the rewritten `model` token), so it is
+    /// never assembled in a buffer of its own.
     pub async fn send(
         &self,
         worker: usize,
         head: &RequestHead<'_>,
-        body: &Bytes,
+        body: &[&[u8]],
     ) -> Result<(ResponseHead, UpBody), SendError> {
-        let mut out = Vec::with_capacity(512 + body.len().min(INLINE_BODY));
-        h1::encode_request(&mut out, head);
-        let inline = body.len() <= INLINE_BODY;
-        if inline {
-            out.extend_from_slice(body);
-        }
-        let parts: [&[u8]; 2] = [&out, if inline { &[] } else { body }];
+        let body_len: usize = body.iter().map(|p| p.len()).sum();
+        let inline = body_len <= INLINE_BODY;
         let head_request = head.method == "HEAD";
         loop {
             let (mut conn, reused) = match self.checkout(worker) {
@@ -409,7 +406,20 @@ impl Upstream {
                 // would otherwise be copied with every request's future.
                 None => (Box::pin(self.connect()).await?, false),
             };
-            match write_all(&mut conn.io, &parts).await {
+            let Conn { io, out, .. } = &mut conn;
+            out.clear();
+            h1::encode_request(out, head);
+            let written = if inline {
+                for piece in body {
+                    out.extend_from_slice(piece);
+                }
+                write_all(io, &[out]).await
+            } else {
+                let mut parts = vec![out.as_slice()];
+                parts.extend_from_slice(body);
+                write_all(io, &parts).await
+            };
+            match written {
                 Ok(()) => {}
                 // A pooled connection the upstream had closed: nothing was sent.
                 Err((0, _)) if reused => continue,
@@ -499,6 +509,7 @@ impl Upstream {
             Ok(Conn {
                 io,
                 buf: BytesMut::with_capacity(READ_CHUNK),
+                out: Vec::with_capacity(1024),
             })
         };
         match tokio::time::timeout(self.connect_timeout, work).await {
@@ -519,17 +530,21 @@ mod tests {
     #[test]
     fn joins_the_path_after_v1_to_the_base_url() {
         let t = Target::parse("http://127.0.0.1:9000/v1").unwrap();
-        assert_eq!(t.path("/chat/completions?x=1"), "/v1/chat/completions?x=1");
+        assert_eq!(
+            t.path("/chat/completions?x=1").concat(),
+            "/v1/chat/completions?x=1"
+        );
         assert_eq!(t.host_header(), "127.0.0.1:9000");
         assert_eq!(t.origin(), "http://127.0.0.1:9000");
         let t = Target::parse("https://api.deepseek.com/").unwrap();
-        assert_eq!(t.path("/chat/completions"), "/chat/completions");
+        assert_eq!(t.path("/chat/completions").concat(), "/chat/completions");
+        assert_eq!(t.path("").concat(), "/");
         assert_eq!(
             (t.port, t.host_header().to_str().unwrap()),
             (443, "api.deepseek.com")
         );
         let t = Target::parse("https://h.example/openai/v1/").unwrap();
-        assert_eq!(t.path("/models"), "/openai/v1/models");
+        assert_eq!(t.path("/models").concat(), "/openai/v1/models");
         let t = Target::parse("http://[::1]:8000/v1").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 8000));
         assert!(Target::parse("ftp://x").is_err());
