@@ -27,7 +27,7 @@ use hyper::{StatusCode, Version};
 /// Largest response head accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Most response headers accepted.
-const MAX_HEADERS: usize = 100;
+const MAX_HEADERS: usize = 64;
 
 /// Headers that belong to one hop and never pass a proxy.
 pub const HOP_BY_HOP: [HeaderName; 8] = [
@@ -169,19 +169,21 @@ pub fn parse_response(
         } else {
             Version::HTTP_10
         };
-        // Header values are slices of the frozen head: no copy per header.
-        let offsets: Vec<(usize, usize, usize, usize)> = res
-            .headers
-            .iter()
-            .map(|h| {
-                let base = buf.as_ptr() as usize;
-                let name_at = h.name.as_ptr() as usize - base;
-                let value_at = h.value.as_ptr() as usize - base;
-                (name_at, h.name.len(), value_at, h.value.len())
-            })
-            .collect();
+        // Header values become slices of the frozen head (no copy per
+        // header); their offsets are kept on the stack meanwhile.
+        let base = buf.as_ptr() as usize;
+        let mut offsets = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+        for (slot, h) in offsets.iter_mut().zip(res.headers.iter()) {
+            *slot = (
+                h.name.as_ptr() as usize - base,
+                h.name.len(),
+                h.value.as_ptr() as usize - base,
+                h.value.len(),
+            );
+        }
+        let count = res.headers.len();
         let head = buf.split_to(n).freeze();
-        return build_head(&head, &offsets, status, version, head_request).map(Some);
+        return build_head(&head, &offsets[..count], status, version, head_request).map(Some);
     }
 }
 
@@ -194,8 +196,11 @@ fn build_head(
 ) -> Result<ResponseHead, String> {
     let mut headers = HeaderMap::with_capacity(offsets.len());
     let mut chunked = false;
+    let mut other_coding = false;
     let mut length: Option<u64> = None;
     let mut close = version != Version::HTTP_11;
+    // Names the `Connection` header lists besides keep-alive/close (rare).
+    let mut named: Vec<HeaderName> = Vec::new();
     for &(na, nl, va, vl) in offsets {
         let name = HeaderName::from_bytes(&head[na..na + nl]).map_err(|_| {
             format!(
@@ -203,17 +208,25 @@ fn build_head(
                 String::from_utf8_lossy(&head[na..na + nl])
             )
         })?;
-        let value = HeaderValue::from_maybe_shared(head.slice(va..va + vl))
-            .map_err(|_| format!("invalid value of header {name}"))?;
+        let value = &head[va..va + vl];
         if name == header::TRANSFER_ENCODING {
             // The last coding decides (RFC 9112 §6.1).
             chunked = value
-                .as_bytes()
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            // Chunked is re-framed towards the caller; another coding last
+            // (never seen in practice) means the body runs to the close and
+            // stays coded, so the header stays.
+            other_coding = !chunked;
+            if other_coding {
+                let v = HeaderValue::from_maybe_shared(head.slice(va..va + vl))
+                    .map_err(|_| "invalid transfer-encoding".to_string())?;
+                headers.append(name, v);
+            }
+            continue;
         } else if name == header::CONTENT_LENGTH {
-            let n: u64 = std::str::from_utf8(value.as_bytes())
+            let n: u64 = std::str::from_utf8(value)
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
                 .ok_or_else(|| "invalid content-length".to_string())?;
@@ -222,24 +235,26 @@ fn build_head(
             }
             length = Some(n);
         } else if name == header::CONNECTION {
-            for t in value.as_bytes().split(|&b| b == b',') {
-                let t = t.trim_ascii();
+            for t in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if t.eq_ignore_ascii_case(b"close") {
                     close = true;
-                } else if t.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
-                    close = false;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                    close &= version != Version::HTTP_10;
+                } else if let Ok(n) = HeaderName::from_bytes(t) {
+                    named.push(n);
                 }
             }
+            continue;
         }
+        if HOP_BY_HOP.contains(&name) {
+            continue;
+        }
+        let value = HeaderValue::from_maybe_shared(head.slice(va..va + vl))
+            .map_err(|_| format!("invalid value of header {name}"))?;
         headers.append(name, value);
     }
-    for n in connection_named(&headers) {
+    for n in named {
         headers.remove(n);
-    }
-    for n in &HOP_BY_HOP {
-        if n != header::TRANSFER_ENCODING || chunked {
-            headers.remove(n);
-        }
     }
     let framing =
         if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
@@ -248,8 +263,8 @@ fn build_head(
             // A length beside chunked is ignored (and dropped: the body is re-framed).
             headers.remove(header::CONTENT_LENGTH);
             Framing::Chunked
-        } else if headers.contains_key(header::TRANSFER_ENCODING) {
-            // A coding other than chunked last: the body runs to the close.
+        } else if other_coding {
+            headers.remove(header::CONTENT_LENGTH);
             Framing::UntilClose
         } else if let Some(n) = length {
             Framing::Length(n)

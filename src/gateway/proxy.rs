@@ -31,7 +31,7 @@ use super::h1::{RequestHead, ResponseHead};
 use super::health::Transition;
 use super::limiter::{Decision, Headroom, Limiter};
 use super::metrics;
-use super::snapshot::{Route, RouteRef, Snapshot};
+use super::snapshot::{Local, Route, RouteRef, Snapshot};
 use super::stats::{EventKind, StatsSnapshot};
 use super::tally::Tally;
 use super::upstream::{SendError, UpBody};
@@ -154,7 +154,7 @@ fn refuse(tally: &mut Tally, e: ApiError) -> Response<ResBody> {
 
 async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
     let shared = &*w.shared;
-    let mut tally = Tally::new(shared.snapshot.load_full(), w.id);
+    let mut tally = Tally::new(Local::current(&shared.snapshot), w.id);
     let snap = tally.snap().clone();
 
     let key = match authenticate(&snap, req.headers()) {

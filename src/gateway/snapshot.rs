@@ -157,6 +157,42 @@ impl Snapshot {
     }
 }
 
+/// The snapshot as one worker thread holds it: an extra `Arc` layer whose
+/// count only that thread touches, so taking the snapshot for a request
+/// does not bounce the shared count between cores. Rebuilt when the
+/// gateway swaps in a new snapshot.
+#[derive(Debug)]
+pub struct Local(Arc<Snapshot>);
+
+impl std::ops::Deref for Local {
+    type Target = Snapshot;
+    fn deref(&self) -> &Snapshot {
+        &self.0
+    }
+}
+
+thread_local! {
+    static LOCAL: std::cell::RefCell<Option<Arc<Local>>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Local {
+    /// The current snapshot of `current`, through this thread's cache.
+    pub fn current(current: &arc_swap::ArcSwap<Snapshot>) -> Arc<Local> {
+        let now = current.load();
+        LOCAL.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            match &*cache {
+                Some(l) if Arc::ptr_eq(&l.0, &now) => l.clone(),
+                _ => {
+                    let l = Arc::new(Local(arc_swap::Guard::into_inner(now)));
+                    *cache = Some(l.clone());
+                    l
+                }
+            }
+        })
+    }
+}
+
 /// Counters of models, keys and workspaces, kept for the gateway's lifetime
 /// (a model disabled or deleted keeps the totals callers saw).
 #[derive(Debug)]
