@@ -196,11 +196,12 @@ async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
     let mut headroom = None;
     if !route.limits.is_empty() {
         let k = &snap.key_list[key];
-        match shared
+        // Boxed: the limiter's future (Redis round trip included) is large,
+        // and only limited models pay for it.
+        let check = shared
             .limiter
-            .check(&route.limits, &k.id, &snap.workspaces[k.workspace].name)
-            .await
-        {
+            .check(&route.limits, &k.id, &snap.workspaces[k.workspace].name);
+        match Box::pin(check).await {
             Decision::Admit(h) => headroom = h,
             Decision::Reject(rej) => {
                 shared.events.push(
