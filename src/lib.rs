@@ -2,9 +2,13 @@
 //! OpenAI-compatible gateway it manages. The binary is a thin shell over this
 //! library so tests drive the same code.
 
+pub mod admin;
 pub mod cli;
+pub mod client;
 pub mod demo;
 pub mod domain;
 pub mod gateway;
+pub mod logging;
 pub mod paths;
 pub mod store;
+pub mod tui;

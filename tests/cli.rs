@@ -3,6 +3,8 @@
 //! JSON, secrets shown once or masked, `apply -f` / `export`.
 
 mod common;
+#[path = "support/postgres.rs"]
+mod pg;
 
 use std::path::{Path, PathBuf};
 
@@ -18,15 +20,24 @@ fn example() -> PathBuf {
 
 /// The registry's revision, read from the store the binary uses.
 fn revision(env: &Env) -> i64 {
-    use maasctl::store::Store;
-    let store = maasctl::store::SqliteStore::open(&env.db()).expect("open store");
+    let store = maasctl::store::open(env.store_url(), env.data_dir()).expect("open store");
     store.revision().expect("revision") as i64
+}
+
+/// The same `maasctl`, on a new database of the tests' PostgreSQL server.
+fn on_postgres(env: Env) -> (Env, pg::PgDb) {
+    let db = pg::db();
+    (env.var("MAASCTL_STORE", &db.url()), db)
 }
 
 /// Workspaces acme and beta with a key each, model DeepSeek-V3 (enabled)
 /// with a rule on acme's key. Returns (env, acme key id, beta key id).
 fn populated() -> (Env, String, String) {
-    let env = Env::new();
+    populated_in(Env::new())
+}
+
+/// [`populated`] on the store `env` uses.
+fn populated_in(env: Env) -> (Env, String, String) {
     env.ok(&["workspace", "create", "acme"]);
     env.ok(&["workspace", "create", "beta"]);
     let a = env.json(&["key", "create", "--workspace", "acme", "--name", "bot"]);
@@ -375,7 +386,10 @@ mod validation {
 
     #[test]
     fn enabling_needs_a_published_entry() {
-        let env = Env::new();
+        enabling_needs_a_published_entry_in(&Env::new());
+    }
+
+    pub fn enabling_needs_a_published_entry_in(env: &Env) {
         env.ok(&[
             "model",
             "create",
@@ -387,19 +401,19 @@ mod validation {
             "https://open.bigmodel.cn/api/paas/v4",
         ]);
         refused(
-            &env,
+            env,
             &["model", "enable", "GLM-4.5"],
             "status: model 'GLM-4.5' cannot be enabled: marketplace entry 'GLM-4.5' is not published; publish it first (maasctl market publish GLM-4.5)",
         );
         env.ok(&["market", "publish", "GLM-4.5"]);
         env.ok(&["model", "enable", "GLM-4.5"]);
         refused(
-            &env,
+            env,
             &["market", "unpublish", "GLM-4.5"],
             "published: model 'GLM-4.5' is enabled and needs this entry published; disable the model first",
         );
         refused(
-            &env,
+            env,
             &[
                 "model",
                 "create",
@@ -413,7 +427,7 @@ mod validation {
             "name: 'Not-In-Market' is not in the marketplace",
         );
         refused(
-            &env,
+            env,
             &[
                 "model",
                 "create",
@@ -485,7 +499,11 @@ mod output {
 
     #[test]
     fn model_list_shows_the_columns_operators_need() {
-        let (env, _, _) = populated();
+        model_list_shows_the_columns_operators_need_in(Env::new());
+    }
+
+    pub fn model_list_shows_the_columns_operators_need_in(env: Env) {
+        let (env, _, _) = populated_in(env);
         env.ok(&[
             "cluster",
             "add",
@@ -583,7 +601,15 @@ mod output {
 
     #[test]
     fn platform_key_secrets_are_shown_once() {
-        let env = Env::new().var("BENCH_SECRET", "sk-benchmark-imported-secret-0001");
+        let env = Env::new().var("BENCH_SECRET", BENCH_SECRET);
+        let stored = || std::fs::read(env.db()).unwrap();
+        platform_key_secrets_are_shown_once_in(&env, stored);
+    }
+
+    pub const BENCH_SECRET: &str = "sk-benchmark-imported-secret-0001";
+
+    /// `env` has `BENCH_SECRET` set; `stored` returns every byte the store keeps.
+    pub fn platform_key_secrets_are_shown_once_in(env: &Env, stored: impl Fn() -> Vec<u8>) {
         env.ok(&["workspace", "create", "acme"]);
         let out = env.ok(&["key", "create", "--workspace", "acme", "--name", "backend"]);
         let secret = out
@@ -602,8 +628,7 @@ mod output {
         assert!(!env.ok(&["key", "list", "-o", "json"]).contains(&secret));
         // Only the hash is stored.
         assert!(
-            !std::fs::read(env.db())
-                .unwrap()
+            !stored()
                 .windows(secret.len())
                 .any(|w| w == secret.as_bytes())
         );
@@ -624,7 +649,7 @@ mod output {
         );
         assert_eq!(imported["secret_hint"], "sk-…0001");
         refused(
-            &env,
+            env,
             &[
                 "key",
                 "create",
@@ -638,7 +663,7 @@ mod output {
             "secret: another key already has this secret",
         );
         refused(
-            &env,
+            env,
             &[
                 "key",
                 "create",
@@ -834,8 +859,11 @@ mod declarative {
     use super::*;
 
     fn with_keys() -> Env {
-        Env::new()
-            .var("DEEPSEEK_API_KEY", DEEPSEEK_KEY)
+        with_keys_in(Env::new())
+    }
+
+    pub fn with_keys_in(env: Env) -> Env {
+        env.var("DEEPSEEK_API_KEY", DEEPSEEK_KEY)
             .var("OPENAI_API_KEY", OPENAI_KEY)
     }
 
@@ -849,8 +877,11 @@ mod declarative {
 
     #[test]
     fn apply_example_then_export_gives_it_back_and_twice_changes_nothing() {
-        let env = with_keys();
-        let first = apply(&env, &example());
+        apply_example_then_export_gives_it_back_and_twice_changes_nothing_in(&with_keys());
+    }
+
+    pub fn apply_example_then_export_gives_it_back_and_twice_changes_nothing_in(env: &Env) {
+        let first = apply(env, &example());
         assert_eq!(first["changed"], true);
         let report = first["report"].as_array().unwrap();
         let action = |name: &str| {
@@ -872,14 +903,14 @@ mod declarative {
             3,
             "one per new key, shown once"
         );
-        let rev = revision(&env);
+        let rev = revision(env);
 
         let exported = env.ok(&["export"]);
         let original = std::fs::read_to_string(example()).unwrap();
         assert_eq!(parse_yaml(&exported), parse_yaml(&original));
         assert!(!exported.contains(DEEPSEEK_KEY) && !exported.contains(OPENAI_KEY));
 
-        let second = apply(&env, &example());
+        let second = apply(env, &example());
         assert_eq!(second["changed"], false);
         assert!(
             second["report"]
@@ -890,7 +921,7 @@ mod declarative {
         );
         assert!(second["secrets"].as_array().unwrap().is_empty());
         assert_eq!(second["revision"].as_i64(), Some(rev));
-        assert_eq!(revision(&env), rev);
+        assert_eq!(revision(env), rev);
 
         // Re-applying where the referenced variables are not set keeps the stored keys.
         let out = env
@@ -905,7 +936,7 @@ mod declarative {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(revision(&env), rev);
+        assert_eq!(revision(env), rev);
         let m = env.json(&["model", "show", "DeepSeek-V3"]);
         assert_eq!(m["endpoints"][0]["api_key"], "sk-…0001");
         assert_eq!(m["gateway_status"], "offline");
@@ -1057,5 +1088,51 @@ mod declarative {
             line.starts_with("workspaces[0].keys[0].secret: key 'bench/load'"),
             "{line}"
         );
+    }
+}
+
+/// The main flows again with `--store postgres://…` (via `MAASCTL_STORE`):
+/// create, list, enable (and its refusals), rules, keys, apply, export.
+mod postgres {
+    use super::*;
+
+    #[test]
+    fn model_list_shows_the_columns_operators_need() {
+        let (env, _db) = on_postgres(Env::new());
+        output::model_list_shows_the_columns_operators_need_in(env);
+    }
+
+    #[test]
+    fn enabling_needs_a_published_entry() {
+        let (env, _db) = on_postgres(Env::new());
+        validation::enabling_needs_a_published_entry_in(&env);
+    }
+
+    #[test]
+    fn platform_key_secrets_are_shown_once() {
+        let (env, db) = on_postgres(Env::new().var("BENCH_SECRET", output::BENCH_SECRET));
+        output::platform_key_secrets_are_shown_once_in(&env, || db.dump());
+    }
+
+    #[test]
+    fn apply_example_then_export_gives_it_back_and_twice_changes_nothing() {
+        let (env, _db) = on_postgres(declarative::with_keys_in(Env::new()));
+        declarative::apply_example_then_export_gives_it_back_and_twice_changes_nothing_in(&env);
+    }
+
+    /// `--store` on the command line works as `MAASCTL_STORE` does.
+    #[test]
+    fn the_store_flag_selects_postgres() {
+        let db = pg::db();
+        let env = Env::new();
+        let url = db.url();
+        env.ok(&["--store", &url, "workspace", "create", "acme"]);
+        assert!(
+            !env.db().exists(),
+            "nothing written to the default SQLite file"
+        );
+        let listed = env.json(&["--store", &url, "workspace", "list"]);
+        assert_eq!(listed[0]["name"], "acme");
+        assert_eq!(db.sql("SELECT name FROM workspaces"), "acme");
     }
 }

@@ -1,11 +1,14 @@
 //! Shared mode against a real redis-server: replicas together admit exactly
 //! the limit, several rules stay atomic, Redis dying and coming back never
-//! fails a request, keys expire.
+//! fails a request, keys expire — through the library, and end to end over
+//! HTTP through real `maasctl serve` processes (module `end_to_end`).
 
 #[path = "support/limits.rs"]
 mod limits;
 #[path = "support/redis.rs"]
 mod redis_server;
+#[path = "support/serve.rs"]
+mod serve_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -348,7 +351,7 @@ async fn a_malformed_url_is_refused() {
     let err = Limiter::shared("http://nowhere", config())
         .await
         .unwrap_err();
-    assert!(err.contains("invalid Redis URL 'http://nowhere'"), "{err}");
+    assert!(err.contains("invalid Redis URL 'http://nowhere/'"), "{err}");
 }
 
 #[tokio::test]
@@ -387,5 +390,269 @@ async fn window_keys_expire_when_their_requests_leave_the_window() {
             "a dropped limiter stays registered"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Through `maasctl serve` over HTTP, as an operator runs it.
+mod end_to_end {
+    use super::*;
+    use maasctl::domain::{Change, RuleSpec, RuleTarget};
+    use serve_support::{DEADLINE, Serve, Site, chat, http};
+
+    /// Send `n` requests at once, spread over `bases`; the statuses.
+    async fn clients(n: usize, bases: &[&str], secret: &str) -> Vec<u16> {
+        let http = http();
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let (http, base, secret) = (
+                    http.clone(),
+                    bases[i % bases.len()].to_owned(),
+                    secret.to_owned(),
+                );
+                tokio::spawn(async move { chat(&http, &base, &secret).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_serve_processes_behind_one_redis_admit_exactly_the_limit() {
+        let redis = RedisServer::start();
+        let site = Site::new().await;
+        let (key_id, secret) = site.key("acme");
+        let rule = site.rule("acme", Some(&key_id), 50, 60);
+        let url = redis.url();
+        let args = ["--redis-url", url.as_str(), "--redis-timeout", "2s"];
+        let (a, b) = (
+            Serve::start(site.dir.path(), &args).await,
+            Serve::start(site.dir.path(), &args).await,
+        );
+        let http = http();
+        a.wait_limiter(&http, "shared").await;
+        b.wait_limiter(&http, "shared").await;
+
+        let statuses = clients(256, &[&a.base, &b.base], &secret).await;
+        let count = |code| statuses.iter().filter(|s| **s == code).count();
+        assert_eq!(
+            (count(200), count(429)),
+            (50, 206),
+            "statuses: {statuses:?}"
+        );
+        assert_eq!(
+            site.upstream.hits(),
+            50,
+            "only admitted requests reach the upstream"
+        );
+        for s in [&a, &b] {
+            assert_eq!(s.health(&http).await["limiter"], "shared", "{}", s.log());
+        }
+        let res = http
+            .post(format!("{}/v1/chat/completions", b.base))
+            .bearer_auth(&secret)
+            .json(&serde_json::json!({"model": "m", "messages": []}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 429);
+        assert_eq!(res.headers()["x-ratelimit-limit"], "50");
+        let body: serde_json::Value = res.json().await.unwrap();
+        let msg = body["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("rule #{rule}")) && msg.contains(&key_id),
+            "{msg}"
+        );
+    }
+
+    /// Steady traffic over two replicas while Redis is killed and restarted:
+    /// every request is answered 200, both replicas report local fallback in
+    /// /healthz and their log (once per transition), then shared again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_redis_outage_under_load_fails_no_request_and_is_reported() {
+        let mut redis = RedisServer::start();
+        let site = Site::new().await;
+        let (key_id, secret) = site.key("acme");
+        site.rule("acme", Some(&key_id), 1_000_000, 60);
+        let url = redis.url();
+        let args = ["--redis-url", url.as_str(), "--redis-timeout", "1s"];
+        let (a, b) = (
+            Serve::start(site.dir.path(), &args).await,
+            Serve::start(site.dir.path(), &args).await,
+        );
+        let http = http();
+        a.wait_limiter(&http, "shared").await;
+        b.wait_limiter(&http, "shared").await;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let load: Vec<_> = (0..8)
+            .map(|i| {
+                let bases = [a.base.clone(), b.base.clone()];
+                let (http, secret, stop, ok, failures) = (
+                    http.clone(),
+                    secret.clone(),
+                    stop.clone(),
+                    ok.clone(),
+                    failures.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut n = i;
+                    while !stop.load(Ordering::Relaxed) {
+                        match chat(&http, &bases[n % 2], &secret).await {
+                            200 => ok.fetch_add(1, Ordering::Relaxed),
+                            other => {
+                                failures.lock().unwrap().push(other);
+                                0
+                            }
+                        };
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        let more = |n: u64| {
+            let target = ok.load(Ordering::Relaxed) + n;
+            let ok = ok.clone();
+            async move {
+                wait_until("requests keep being served", || {
+                    ok.load(Ordering::Relaxed) >= target
+                })
+                .await
+            }
+        };
+        more(50).await;
+
+        redis.kill();
+        let outage = Instant::now();
+        a.wait_limiter(&http, "local-fallback").await;
+        b.wait_limiter(&http, "local-fallback").await;
+        // Serve through an outage spanning several reconnection attempts
+        // (every 250 ms), which must not log again.
+        while outage.elapsed() < Duration::from_secs(2) {
+            more(10).await;
+        }
+        // The counters snapshot (hence /metrics and the console) says so too.
+        let start = Instant::now();
+        loop {
+            let metrics = http
+                .get(format!("{}/metrics", a.base))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if metrics.contains("limiter=\"local-fallback\"") {
+                break;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "/metrics never reported the fallback:\n{metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        redis.restart();
+        a.wait_limiter(&http, "shared").await;
+        b.wait_limiter(&http, "shared").await;
+        more(50).await;
+        stop.store(true, Ordering::Relaxed);
+        for t in load {
+            t.await.unwrap();
+        }
+        assert_eq!(
+            *failures.lock().unwrap(),
+            Vec::<u16>::new(),
+            "requests failed during the outage"
+        );
+
+        for s in [&a, &b] {
+            // Logged once per transition: reachable (start), unreachable, reachable again.
+            let log = s.log();
+            let transitions: Vec<char> = log
+                .lines()
+                .filter_map(|l| {
+                    if l.contains("Redis unreachable") {
+                        Some('U')
+                    } else if l.contains("Redis reachable") {
+                        Some('R')
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            assert!(
+                transitions.len() >= 3
+                    && transitions.starts_with(&['R', 'U'])
+                    && transitions.ends_with(&['R']),
+                "{log}"
+            );
+            assert!(
+                transitions.windows(2).all(|w| w[0] != w[1]),
+                "a transition logged twice:\n{log}"
+            );
+            assert!(!log.contains("ERROR"), "{log}");
+        }
+    }
+
+    /// Requests refused before the limiter (a revoked key: 401) consume no
+    /// quota; rule edits apply without restart and keep the history;
+    /// deleting the rule frees the workspace at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn revoked_keys_count_nowhere_and_rule_changes_apply_live() {
+        let site = Site::new().await;
+        let (k1, s1) = site.key("acme");
+        let (_, s2) = site.key("acme");
+        let rule = site.rule("acme", None, 3, 600);
+        let gw = Serve::start(site.dir.path(), &[]).await;
+        let http = http();
+        assert_eq!(gw.health(&http).await["limiter"], "local");
+        assert_eq!(chat(&http, &gw.base, &s1).await, 200);
+        site.apply(vec![Change::RevokeKey { id: k1.clone() }]);
+        gw.wait_revision(&site, site.revision()).await;
+        for _ in 0..5 {
+            assert_eq!(chat(&http, &gw.base, &s1).await, 401);
+        }
+        assert_eq!(chat(&http, &gw.base, &s2).await, 200);
+        assert_eq!(chat(&http, &gw.base, &s2).await, 200);
+        assert_eq!(
+            chat(&http, &gw.base, &s2).await,
+            429,
+            "3 admitted: the revoked key's 401s counted nowhere"
+        );
+
+        let spec = |limit| RuleSpec {
+            target: RuleTarget::Workspace,
+            workspace: "acme".into(),
+            key_id: None,
+            limit,
+            duration_secs: 600,
+        };
+        site.apply(vec![Change::UpdateRule {
+            model: "m".into(),
+            id: rule,
+            spec: spec(5),
+        }]);
+        gw.wait_revision(&site, site.revision()).await;
+        assert_eq!(chat(&http, &gw.base, &s2).await, 200);
+        assert_eq!(chat(&http, &gw.base, &s2).await, 200);
+        assert_eq!(
+            chat(&http, &gw.base, &s2).await,
+            429,
+            "raised to 5 with 3 already counted: 2 more"
+        );
+
+        site.apply(vec![Change::DeleteRule {
+            model: "m".into(),
+            id: rule,
+        }]);
+        gw.wait_revision(&site, site.revision()).await;
+        for _ in 0..10 {
+            assert_eq!(chat(&http, &gw.base, &s2).await, 200);
+        }
     }
 }

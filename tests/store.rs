@@ -1,7 +1,18 @@
-//! The store: round trip of every entity, migrations, file mode, several
-//! writers at once (threads and processes), and durability under SIGKILL.
+//! The store, every test on SQLite and on PostgreSQL (a throw-away server
+//! the tests start): round trip of every entity, migrations, several writers
+//! at once (threads and processes), ExpectRevision, and durability under
+//! SIGKILL; SQLite's file mode; PostgreSQL URLs and connection errors; and
+//! `serve` replicas sharing one PostgreSQL registry (`store/replicas.rs`).
 
+#[path = "store/backend.rs"]
+mod backend;
 mod common;
+#[path = "support/postgres.rs"]
+mod pg;
+#[path = "support/redis.rs"]
+mod redis_server;
+#[path = "store/replicas.rs"]
+mod replicas;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -10,15 +21,12 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use backend::{Backend, Kind, on_both};
 use common::{Env, bin, wait_for};
 use maasctl::domain::*;
 use maasctl::store::{self, Location, SqliteStore, Store, catalog};
 
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn open(env: &Env) -> SqliteStore {
-    SqliteStore::open(&env.db()).expect("open store")
-}
 
 /// Timestamps come from the clock; compare everything else.
 fn without_times(mut r: Registry) -> Registry {
@@ -140,10 +148,9 @@ fn everything() -> Vec<Change> {
     ]
 }
 
-#[test]
-fn every_entity_round_trips() {
-    let env = Env::new();
-    let s = open(&env);
+on_both! {
+fn every_entity_round_trips(b) {
+    let s = b.open();
     let mut expected = catalog::baseline();
     expected.apply_all(everything(), 0).unwrap();
     let applied = s.apply(everything()).unwrap();
@@ -154,7 +161,7 @@ fn every_entity_round_trips() {
         without_times(expected.clone())
     );
     drop(s);
-    let again = open(&env);
+    let again = b.open();
     assert_eq!(
         without_times(again.load().unwrap()),
         without_times(expected.clone())
@@ -189,17 +196,17 @@ fn every_entity_round_trips() {
     expected.apply_all(rename.clone(), 0).unwrap();
     again.apply(rename).unwrap();
     drop(again);
-    let third = open(&env);
+    let third = b.open();
     let loaded = third.load().unwrap();
     assert_eq!(loaded.models["Aardvark"].rules[0].id, 3);
     assert_eq!(without_times(loaded), without_times(expected));
-    assert_eq!(third.integrity_check().unwrap(), "ok");
+    b.assert_intact();
+}
 }
 
-#[test]
-fn refused_and_unchanged_batches_leave_the_store_as_it_was() {
-    let env = Env::new();
-    let s = open(&env);
+on_both! {
+fn refused_and_unchanged_batches_leave_the_store_as_it_was(b) {
+    let s = b.open();
     s.apply(everything()).unwrap();
     let before = s.load().unwrap();
     let e = s
@@ -229,11 +236,11 @@ fn refused_and_unchanged_batches_leave_the_store_as_it_was() {
     assert_eq!(same.revision, before.revision);
     assert_eq!(s.revision().unwrap(), before.revision);
 }
+}
 
-#[test]
-fn gateway_reports_round_trip_without_moving_the_revision() {
-    let env = Env::new();
-    let s = open(&env);
+on_both! {
+fn gateway_reports_round_trip_without_moving_the_revision(b) {
+    let s = b.open();
     let report = GatewayReport {
         id: "host:1:127.0.0.1:8080".into(),
         cluster: Some("east".into()),
@@ -250,6 +257,7 @@ fn gateway_reports_round_trip_without_moving_the_revision() {
             reason: Some("connection refused".into()),
             since_ms: Some(1),
         }],
+        admin: Some("http://127.0.0.1:9090".into()),
     };
     s.put_report(&report).unwrap();
     let mut newer = report.clone();
@@ -260,20 +268,32 @@ fn gateway_reports_round_trip_without_moving_the_revision() {
     s.remove_report(&report.id).unwrap();
     assert!(s.reports().unwrap().is_empty());
 }
+}
 
-#[test]
-fn a_new_store_is_migrated_seeded_and_private() {
-    use std::os::unix::fs::PermissionsExt;
-    let env = Env::new();
-    // An empty file (as `touch` leaves it) is a new store too.
-    std::fs::write(env.db(), b"").unwrap();
-    let s = open(&env);
-    assert_eq!(s.schema_version().unwrap(), store::sqlite::SCHEMA_VERSION);
+on_both! {
+/// An empty database (SQLite: an empty file, as `touch` leaves it) is a new
+/// store: migrated to the current schema and seeded, at revision 0.
+fn a_new_store_is_migrated_and_seeded(b) {
+    if b.kind == Kind::Sqlite {
+        std::fs::write(b.env.db(), b"").unwrap();
+    }
+    let s = b.open();
+    assert_eq!(b.schema_version(), b.current_schema());
     let reg = s.load().unwrap();
     assert_eq!(reg.revision, 0);
+    assert_eq!(reg.next_rule_id, 1);
     assert_eq!(reg.market, catalog::baseline().market);
+    assert_eq!(reg.clusters, catalog::baseline().clusters);
     assert_eq!(reg.clusters["local"].entry_address, catalog::DEFAULT_ENTRY);
+    // Opening again neither migrates nor seeds twice.
+    drop(s);
+    assert_eq!(b.open().load().unwrap(), reg);
+}
+}
 
+#[test]
+fn a_new_sqlite_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
     let fresh = Env::new();
     let nested = fresh.data_dir().join("a/b");
     let s2 = SqliteStore::open_dir(&nested).unwrap();
@@ -284,18 +304,16 @@ fn a_new_store_is_migrated_seeded_and_private() {
     assert_eq!(mode(&nested), 0o700);
 }
 
-#[test]
-fn an_older_schema_is_migrated_keeping_its_data() {
-    let env = Env::new();
-    open(&env).apply(everything()).unwrap();
-    {
-        // Turn the file back into a schema-1 file.
-        let c = rusqlite::Connection::open(env.db()).unwrap();
-        c.execute_batch("ALTER TABLE endpoints DROP COLUMN api_key_ref; PRAGMA user_version = 1;")
-            .unwrap();
-    }
-    let s = open(&env);
-    assert_eq!(s.schema_version().unwrap(), store::sqlite::SCHEMA_VERSION);
+on_both! {
+fn an_older_schema_is_migrated_keeping_its_data(b) {
+    b.open().apply(everything()).unwrap();
+    // Turn the store back into a schema-1 store.
+    b.raw_sql(
+        "ALTER TABLE endpoints DROP COLUMN api_key_ref; PRAGMA user_version = 1;",
+        "ALTER TABLE endpoints DROP COLUMN api_key_ref; UPDATE maasctl_schema SET version = 1",
+    );
+    let s = b.open();
+    assert_eq!(b.schema_version(), b.current_schema());
     let m = &s.load().unwrap().models["DeepSeek-V3"];
     assert_eq!(
         m.spec.endpoints[0].api_key.as_ref().unwrap().expose(),
@@ -304,26 +322,24 @@ fn an_older_schema_is_migrated_keeping_its_data() {
     assert_eq!(m.spec.endpoints[0].api_key_ref, None);
     assert_eq!(m.rules.len(), 2);
 }
+}
 
-#[test]
-fn a_newer_schema_is_refused() {
-    let env = Env::new();
-    drop(open(&env));
-    rusqlite::Connection::open(env.db())
-        .unwrap()
-        .execute_batch("PRAGMA user_version = 99;")
-        .unwrap();
-    let e = SqliteStore::open(&env.db()).err().expect("refused");
+on_both! {
+fn a_newer_schema_is_refused(b) {
+    drop(b.open());
+    b.set_schema_version(99);
+    let e = b.try_open().err().expect("refused").to_string();
     assert!(
-        e.to_string()
-            .contains("schema version 99, newer than this maasctl knows"),
+        e.contains("has schema version 99, newer than this maasctl knows"),
         "{e}"
     );
-    let line = env.fails(&["model", "list"]);
+    let line = b.env.fails(&["model", "list"]);
+    assert!(line.starts_with("storage: the "), "{line}");
     assert!(
-        line.starts_with("storage: the data file has schema version 99"),
+        line.contains("schema version 99, newer than this maasctl knows") && line.ends_with("upgrade maasctl"),
         "{line}"
     );
+}
 }
 
 #[test]
@@ -340,6 +356,25 @@ fn store_urls() {
     assert_eq!(
         Location::parse(Some("sqlite:rel.db"), dir).unwrap(),
         Location::Sqlite("rel.db".into())
+    );
+    for url in [
+        "postgres://app:s3cret@db.example:6432/registry",
+        "postgresql://app@db.example:6432/registry?password=s3cret",
+    ] {
+        let Location::Postgres(t) = Location::parse(Some(url), dir).unwrap() else {
+            panic!("{url} is a PostgreSQL location")
+        };
+        assert_eq!(t.shown(), "postgres://app@db.example:6432/registry");
+        assert!(!format!("{t:?}").contains("s3cret"));
+    }
+    let e = Location::parse(Some("postgres://app:s3cret@db:port/x"), dir)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(
+            "storage: store URL 'postgres://app:***@db:port/x' is not a valid PostgreSQL URL"
+        ),
+        "{e}"
     );
     let e = Location::parse(Some("mysql://db"), dir)
         .unwrap_err()
@@ -361,6 +396,28 @@ fn store_urls() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&via_env.stdout).contains("acme"));
+    // PostgreSQL: the CLI names the server and database it could not use,
+    // never the password.
+    let db = pg::db();
+    let missing = db
+        .url()
+        .replace("postgres@", "postgres:hunter2@")
+        .replace(&db.name, "no_such_db");
+    let with_password = db.url().replace("postgres@", "postgres:hunter2@");
+    let opened = store::open(Some(&with_password), env.data_dir()).unwrap();
+    assert_eq!(
+        opened.describe(),
+        db.url(),
+        "describe() leaves the password out"
+    );
+    let line = env.fails(&["--store", &missing, "model", "list"]);
+    let shown = missing.replace(":hunter2", "");
+    assert_eq!(
+        line,
+        format!(
+            "storage: cannot connect to PostgreSQL {shown}: FATAL: database \"no_such_db\" does not exist"
+        )
+    );
     let line = env.fails(&["--store", "mysql://db", "model", "list"]);
     assert!(
         line.starts_with("storage: store URL 'mysql://db' is not supported"),
@@ -368,17 +425,15 @@ fn store_urls() {
     );
 }
 
+on_both! {
 /// Threads with their own connections write, report and read at once: no
-/// "database is locked" reaches any caller.
-#[test]
-fn concurrent_connections_in_one_process() {
-    let env = Env::new();
-    drop(open(&env));
+/// "database is locked" (or lost update) reaches any caller.
+fn concurrent_connections_in_one_process(b) {
+    drop(b.open());
     let threads: Vec<_> = (0..4)
         .map(|t| {
-            let path = env.db();
+            let s = b.open();
             std::thread::spawn(move || {
-                let s = SqliteStore::open(&path).unwrap();
                 for i in 0..25 {
                     s.apply(vec![Change::AddWorkspace {
                         name: format!("t{t}-{i}"),
@@ -394,6 +449,7 @@ fn concurrent_connections_in_one_process() {
                         heartbeat_ms: now_ms(),
                         limiter: LimiterMode::Local,
                         endpoints: vec![],
+                        admin: None,
                     };
                     s.put_report(&r).unwrap();
                     r.heartbeat_ms += 1;
@@ -407,16 +463,17 @@ fn concurrent_connections_in_one_process() {
     for t in threads {
         t.join().expect("a writer thread failed");
     }
-    let reg = open(&env).load().unwrap();
+    let reg = b.open().load().unwrap();
     assert_eq!(reg.workspaces.len(), 100);
     assert_eq!(reg.revision, 100);
 }
+}
 
-/// Many `maasctl` processes write the same (new) file at once: all succeed
-/// and every change is there.
-#[test]
-fn concurrent_cli_processes() {
-    let env = Env::new();
+on_both! {
+/// Many `maasctl` processes write the same (new) store at once: all succeed,
+/// every change is there, and the new store was seeded exactly once.
+fn concurrent_cli_processes(b) {
+    let env = &b.env;
     for round in 0..3 {
         let children: Vec<_> = (0..12)
             .map(|i| {
@@ -450,7 +507,7 @@ fn concurrent_cli_processes() {
             );
         }
     }
-    let reg = open(&env).load().unwrap();
+    let reg = b.open().load().unwrap();
     for round in 0..3 {
         for i in (0..12).filter(|i| i % 3 == 0) {
             assert!(reg.workspaces.contains_key(&format!("ws-{round}-{i}")));
@@ -460,15 +517,114 @@ fn concurrent_cli_processes() {
         }
     }
     assert_eq!(reg.revision, 24);
+    let mut market = catalog::baseline().market;
+    market.retain(|name, _| !reg.market.contains_key(name));
+    assert!(market.is_empty(), "catalog entries missing: {market:?}");
+    assert_eq!(reg.market.len(), catalog::baseline().market.len() + 12);
+}
 }
 
+on_both! {
+/// Many processes add a rule to the same model at once: each one's
+/// read-modify-write of the model sees the previous one's (no lost update,
+/// no id handed out twice).
+fn concurrent_read_modify_writes_lose_nothing(b) {
+    let env = &b.env;
+    env.ok(&["workspace", "create", "acme"]);
+    env.ok(&[
+        "model", "create", "--name", "DeepSeek-V3", "--model-id", "deepseek-chat",
+        "--endpoint", "https://api.deepseek.com",
+    ]);
+    let before = b.open().revision().unwrap();
+    let children: Vec<_> = (1..=12)
+        .map(|i| {
+            env.cmd()
+                .args(["rule", "add", "--model", "DeepSeek-V3", "--workspace", "acme"])
+                .args(["--limit", &i.to_string(), "--duration", "60"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let reg = b.open().load().unwrap();
+    let rules = &reg.models["DeepSeek-V3"].rules;
+    let limits: BTreeSet<u32> = rules.iter().map(|r| r.spec.limit).collect();
+    let ids: BTreeSet<u64> = rules.iter().map(|r| r.id).collect();
+    assert_eq!(limits, (1..=12).collect(), "every process's rule is there");
+    assert_eq!(ids, (1..=12).collect(), "ids handed out once each");
+    assert_eq!(reg.revision, before + 12);
+    assert_eq!(reg.next_rule_id, 13);
+}
+}
+
+on_both! {
+/// `ExpectRevision` first in a batch: applied when the registry is still
+/// there, refused (changing nothing) when anyone changed it since, and of
+/// two writers that loaded the same revision exactly one wins.
+fn expect_revision_refuses_stale_batches(b) {
+    let s = b.open();
+    let rev = s.revision().unwrap();
+    let ws = |name: &str| Change::AddWorkspace {
+        name: name.into(),
+        description: String::new(),
+    };
+    let applied = s
+        .apply(vec![Change::ExpectRevision { revision: rev }, ws("first")])
+        .unwrap();
+    assert_eq!(applied.revision, rev + 1);
+    let e = s
+        .apply(vec![Change::ExpectRevision { revision: rev }, ws("stale")])
+        .unwrap_err();
+    match &e {
+        store::StoreError::Domain(d) => assert!(d.is_stale_revision(), "{e}"),
+        other => panic!("not a domain refusal: {other}"),
+    }
+    assert!(e.to_string().contains(&format!("revision {rev} is now {}", rev + 1)), "{e}");
+    let reg = s.load().unwrap();
+    assert!(!reg.workspaces.contains_key("stale"));
+    assert_eq!(reg.revision, rev + 1);
+
+    // Writers with their own connections race from the same revision.
+    let now = reg.revision;
+    let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let racers: Vec<_> = (0..4)
+        .map(|i| {
+            let (s, start) = (b.open(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                s.apply(vec![
+                    Change::ExpectRevision { revision: now },
+                    Change::AddWorkspace {
+                        name: format!("racer-{i}"),
+                        description: String::new(),
+                    },
+                ])
+            })
+        })
+        .collect();
+    let results: Vec<_> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{results:?}");
+    for r in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(matches!(r, store::StoreError::Domain(d) if d.is_stale_revision()), "{r}");
+    }
+    let reg = s.load().unwrap();
+    assert_eq!(reg.revision, now + 1);
+    assert_eq!(reg.workspaces.keys().filter(|n| n.starts_with("racer-")).count(), 1);
+}
+}
+
+on_both! {
 /// A writer (a shell loop running `maasctl workspace create`, printing
 /// `done NAME` after each success) is SIGKILLed with its whole process group
 /// at a random moment, 20 times. Every change reported done must be there
-/// and the file must pass SQLite's integrity check.
-#[test]
-fn durability_under_sigkill() {
-    let env = Env::new();
+/// and the store must pass its integrity check.
+fn durability_under_sigkill(b) {
     let mut reported = BTreeSet::new();
     for round in 0..20 {
         let script = format!(
@@ -478,8 +634,8 @@ fn durability_under_sigkill() {
             .arg("-c")
             .arg(&script)
             .env("BIN", bin())
-            .env("MAASCTL_DATA_DIR", env.data_dir())
-            .env_remove("MAASCTL_STORE")
+            .env("MAASCTL_DATA_DIR", b.env.data_dir())
+            .env("MAASCTL_STORE", b.url())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -523,9 +679,8 @@ fn durability_under_sigkill() {
         for line in rx.try_iter() {
             reported.insert(line.strip_prefix("done ").expect("done line").to_string());
         }
-        let s = open(&env);
-        assert_eq!(s.integrity_check().unwrap(), "ok", "round {round}");
-        let reg = s.load().unwrap();
+        b.assert_intact();
+        let reg = b.open().load().unwrap();
         let missing: Vec<_> = reported
             .iter()
             .filter(|n| !reg.workspaces.contains_key(*n))
@@ -536,4 +691,27 @@ fn durability_under_sigkill() {
         );
     }
     assert!(reported.len() >= 20);
+}
+}
+
+/// The PostgreSQL store runs its connection on a thread of its own, so a
+/// caller on a tokio worker thread (no `spawn_blocking`) cannot make it
+/// panic, and neither can dropping it there.
+#[tokio::test(flavor = "current_thread")]
+async fn postgres_store_calls_work_from_async_code() {
+    let db = pg::db();
+    let s = store::PostgresStore::connect(&db.url()).unwrap();
+    s.apply(vec![Change::AddWorkspace {
+        name: "acme".into(),
+        description: String::new(),
+    }])
+    .unwrap();
+    assert_eq!(s.revision().unwrap(), 1);
+    assert!(s.load().unwrap().workspaces.contains_key("acme"));
+    drop(s);
+    let again = tokio::task::spawn_blocking(move || store::PostgresStore::connect(&db.url()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.revision().unwrap(), 1);
 }

@@ -115,6 +115,9 @@ pub fn apply(ctx: &Ctx, a: ApplyArgs) -> CliResult {
 }
 
 fn render(out: &ApplyOutput) -> String {
+    if out.report.is_empty() {
+        return "the file declares nothing; nothing was changed".into();
+    }
     let mut t = Table::new(["KIND", "NAME", "ACTION", "DETAILS"]);
     for r in out.report {
         t.row([

@@ -7,6 +7,7 @@
 
 mod apply;
 mod cluster;
+mod explain;
 mod key;
 mod market;
 mod model;
@@ -21,7 +22,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::domain::{Change, DomainError, Registry};
@@ -60,18 +61,32 @@ pub struct Cli {
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table, help_heading = GLOBAL)]
     pub output: Output,
 
+    #[command(flatten)]
+    pub console: crate::tui::ConsoleArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    #[command(flatten)]
+    Registry(RegistryCommand),
+    /// Rate-limit rules of models, and which would reject a key's next request.
+    #[command(subcommand)]
+    Rule(rule::RuleCommand),
+    /// The console on a throw-away store with a mock upstream and live traffic.
+    Demo(crate::demo::DemoArgs),
+    /// Run the gateway headless (no console).
+    Serve(serve::ServeArgs),
+}
+
+/// The subcommands that script the registry.
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
     /// MaaS models: list, show, create, edit, enable, disable, delete.
     #[command(subcommand)]
     Model(model::Cmd),
-    /// Rate-limit rules of models.
-    #[command(subcommand)]
-    Rule(rule::Cmd),
     /// Platform API keys.
     #[command(subcommand)]
     Key(key::Cmd),
@@ -88,8 +103,6 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Print the registry as a declarative file (secrets excluded).
     Export(apply::ExportArgs),
-    /// Run the gateway headless (no console).
-    Serve(serve::ServeArgs),
 }
 
 /// A failure, already worded as `<field>: <problem>` (or a sentence).
@@ -246,25 +259,35 @@ fn one_line_clap_error(e: &clap::Error) -> String {
 }
 
 fn run(cli: Cli) -> CliResult {
-    let Some(command) = cli.command else {
-        // The console is wired here; until then, say what there is.
-        Cli::command()
-            .print_help()
-            .map_err(|e| CliError(e.to_string()))?;
-        return Ok(());
-    };
     let data_dir = crate::paths::data_dir(cli.data_dir).map_err(CliError)?;
-    let store = crate::store::open(cli.store.as_deref(), &data_dir)?;
-    let ctx = Ctx::new(store, cli.output);
-    match command {
-        Command::Model(c) => model::run(&ctx, c),
-        Command::Rule(c) => rule::run(&ctx, c),
-        Command::Key(c) => key::run(&ctx, c),
-        Command::Workspace(c) => workspace::run(&ctx, c),
-        Command::Cluster(c) => cluster::run(&ctx, c),
-        Command::Market(c) => market::run(&ctx, c),
-        Command::Apply(a) => apply::apply(&ctx, a),
-        Command::Export(a) => apply::export(&ctx, a),
-        Command::Serve(a) => serve::run(ctx.store, a).map_err(CliError),
+    let open = || crate::store::open(cli.store.as_deref(), &data_dir);
+    match cli.command {
+        None => match cli.console.connect.clone() {
+            Some(url) => crate::tui::run_remote(&url, cli.console, &data_dir),
+            None => crate::tui::run(cli.console, open()?, &data_dir),
+        }
+        .map_err(CliError),
+        // The demo runs on its own throw-away store.
+        Some(Command::Demo(args)) => crate::demo::run(args).map_err(CliError),
+        Some(Command::Serve(args)) => serve::run(open()?, args, &data_dir).map_err(CliError),
+        // Explain may ask a remote gateway and need no local store.
+        Some(Command::Rule(rule::RuleCommand::Explain(args))) => {
+            explain::run(args, cli.output, &data_dir, || Ok(open()?))
+        }
+        Some(Command::Rule(rule::RuleCommand::Edit(c))) => {
+            rule::run(&Ctx::new(open()?, cli.output), c)
+        }
+        Some(Command::Registry(command)) => {
+            let ctx = Ctx::new(open()?, cli.output);
+            match command {
+                RegistryCommand::Model(c) => model::run(&ctx, c),
+                RegistryCommand::Key(c) => key::run(&ctx, c),
+                RegistryCommand::Workspace(c) => workspace::run(&ctx, c),
+                RegistryCommand::Cluster(c) => cluster::run(&ctx, c),
+                RegistryCommand::Market(c) => market::run(&ctx, c),
+                RegistryCommand::Apply(a) => apply::apply(&ctx, a),
+                RegistryCommand::Export(a) => apply::export(&ctx, a),
+            }
+        }
     }
 }

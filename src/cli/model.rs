@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::output::{Table, or_dash, utc};
 use super::refs;
-use super::{CliError, CliResult, Ctx};
+use super::{CliResult, Ctx};
 use crate::domain::{
     Change, Cluster, EndpointState, GatewayReport, Model, ModelSpec, Policy, Registry, Rule,
     gateway_status, now_ms,
@@ -243,6 +243,13 @@ fn views(ctx: &Ctx, filter: impl Fn(&Model) -> bool) -> CliResult<Vec<ModelView>
         .collect())
 }
 
+/// One model's view; an unknown name is refused with the registry's words.
+fn view_of(ctx: &Ctx, name: &str) -> CliResult<ModelView> {
+    let reg = ctx.load()?;
+    let m = reg.model(name)?;
+    Ok(view(&reg, m, &ctx.store().reports()?, now_ms()))
+}
+
 fn list(ctx: &Ctx, tag: Option<String>) -> CliResult {
     let views = views(ctx, |m| {
         tag.as_ref().is_none_or(|t| m.spec.tags.contains(t))
@@ -271,11 +278,7 @@ fn list(ctx: &Ctx, tag: Option<String>) -> CliResult {
 }
 
 fn show(ctx: &Ctx, name: &str) -> CliResult {
-    let reg = ctx.load()?;
-    reg.model(name)?;
-    let v = views(ctx, |m| m.spec.name == name)?
-        .pop()
-        .ok_or_else(|| CliError::field("model", format!("no model named '{name}'")))?;
+    let v = view_of(ctx, name)?;
     ctx.emit(&v, || render_detail(&v))
 }
 
@@ -430,9 +433,7 @@ fn set_enabled(ctx: &Ctx, name: String, enabled: bool) -> CliResult {
 
 /// After a change: the model as JSON, or one line for people.
 fn print_model(ctx: &Ctx, name: &str, verb: &str) -> CliResult {
-    let v = views(ctx, |m| m.spec.name == name)?
-        .pop()
-        .ok_or_else(|| CliError::field("model", format!("no model named '{name}'")))?;
+    let v = view_of(ctx, name)?;
     ctx.emit(&v, || {
         format!(
             "{verb} {} ({}, {} endpoint(s), {}, access path {})",

@@ -1,4 +1,5 @@
-//! `maasctl rule add|list|edit|delete`: rate-limit rules of models.
+//! `maasctl rule add|list|edit|delete`: rate-limit rules of models
+//! (`rule explain` is in `explain.rs`).
 
 use clap::{Args, Subcommand};
 
@@ -7,6 +8,17 @@ use super::model::{RuleView, rule_table};
 use super::{CliError, CliResult, Ctx};
 use crate::domain::{Change, Outcome, Registry, RuleSpec, RuleTarget};
 
+/// `maasctl rule …`.
+#[derive(Debug, Subcommand)]
+pub enum RuleCommand {
+    #[command(flatten)]
+    Edit(Cmd),
+    /// Which rules of a model apply to a key, how full they are (live, from
+    /// a running gateway) and which would reject its next request.
+    Explain(super::explain::ExplainArgs),
+}
+
+/// The rule edits (they work on the local store).
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Add a rule to a model.

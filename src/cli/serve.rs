@@ -1,13 +1,17 @@
 //! `maasctl serve`: the gateway, headless, until SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
+use crate::admin::{AdminListen, TokenArgs};
+use crate::domain::LimiterMode;
+use crate::gateway::limiter::{Limiter, SharedConfig, redacted};
 use crate::gateway::{Gateway, GatewayConfig, ListenerTls};
+use crate::logging::LogRing;
 use crate::store::Store;
 
 #[derive(Debug, Clone, Args)]
@@ -52,6 +56,24 @@ pub struct ServeArgs {
     /// How often endpoints out of rotation are probed (GET <url>/models).
     #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     pub probe_interval: Duration,
+
+    /// Keep rate-limit windows in this Redis (redis://[:password@]host:port/[db]),
+    /// shared with every replica using it, so limits hold across replicas.
+    /// Without it each gateway limits on its own. See docs/rate-limits.md.
+    #[arg(long, env = "MAASCTL_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+
+    /// Longest a request waits for Redis before the gateway limits locally
+    /// (and keeps doing so until Redis answers again).
+    #[arg(long, default_value = "100ms", value_parser = parse_duration, value_name = "DURATION", requires = "redis_url")]
+    pub redis_timeout: Duration,
+
+    /// Address of the admin API (JSON, bearer token; see docs/admin-api.md), or off.
+    #[arg(long, default_value = crate::admin::DEFAULT_LISTEN, value_name = "ADDR|off")]
+    pub admin_listen: AdminListen,
+
+    #[command(flatten)]
+    pub admin_token: TokenArgs,
 }
 
 impl ServeArgs {
@@ -79,15 +101,10 @@ impl ServeArgs {
     }
 }
 
-/// Run the gateway over `store` until a signal asks it to stop.
-pub fn run(store: Arc<dyn Store>, args: ServeArgs) -> Result<(), String> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+/// Run the gateway (and its admin API) over `store` until a signal asks it
+/// to stop. The admin token file, when generated, goes to `data_dir`.
+pub fn run(store: Arc<dyn Store>, args: ServeArgs, data_dir: &Path) -> Result<(), String> {
+    let logs = crate::logging::init_stderr().unwrap_or_else(|_| LogRing::new(1));
     if let Some(c) = &args.cluster {
         let reg = store.load().map_err(|e| e.to_string())?;
         if !reg.clusters.contains_key(c) {
@@ -102,40 +119,99 @@ pub fn run(store: Arc<dyn Store>, args: ServeArgs) -> Result<(), String> {
     if args.workers == Some(0) {
         return Err("--workers must be at least 1".into());
     }
-    let cfg = args.config();
+    let admin = crate::admin::prepare(args.admin_listen, &args.admin_token, data_dir)?;
+    let mut cfg = args.config();
+    cfg.admin = admin.as_ref().map(|a| a.url());
+    let limits = match &args.redis_url {
+        Some(url) => {
+            let limiter = shared_limiter(url, args.redis_timeout)?;
+            let how = match limiter.mode() {
+                LimiterMode::Shared => format!("rate limits shared via {}", redacted(url)),
+                _ => format!("rate limits local until Redis at {} answers", redacted(url)),
+            };
+            cfg.limiter = Some(limiter);
+            how
+        }
+        None => "rate limits local to this gateway".into(),
+    };
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let workers = cfg.workers;
-    let gw = Gateway::start(cfg, store).map_err(|e| e.to_string())?;
+    let gw = Gateway::start(cfg, store.clone()).map_err(|e| e.to_string())?;
+    if args.cluster.is_none() {
+        // Serving every model: the `local` cluster's access path follows
+        // this gateway (see `gateway::advertise`).
+        match crate::gateway::advertise::adopt_local_entry(
+            &*store,
+            gw.local_addr(),
+            scheme == "https",
+        ) {
+            Ok(Some(entry)) => tracing::info!("cluster 'local' now has entry address {entry}"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                "could not point cluster 'local' at {}: {e}",
+                gw.local_addr()
+            ),
+        }
+    }
     let serving = match &args.cluster {
         Some(c) => format!("models of cluster '{c}'"),
         None => "every model".to_string(),
     };
     println!(
-        "maasctl gateway listening on {scheme}://{} ({serving}; store {describe}; {workers} workers)",
+        "maasctl gateway listening on {scheme}://{} ({serving}; store {describe}; {workers} workers; {limits})",
         gw.local_addr()
     );
     use std::io::Write;
+    if let Some(a) = &admin {
+        // A reader that went away must not take the server down.
+        let _ = writeln!(std::io::stdout(), "{}", a.banner());
+    }
     let _ = std::io::stdout().flush();
 
-    wait_for_signal()?;
-    eprintln!("maasctl gateway: stopping (finishing requests in flight)");
-    gw.shutdown_blocking();
-    Ok(())
-}
-
-fn wait_for_signal() -> Result<(), String> {
+    // The admin API and the signal wait share one small runtime; the
+    // gateway runs on its own threads.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot wait for signals: {e}"))?;
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| format!("cannot wait for SIGTERM: {e}"))?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.map_err(|e| format!("cannot wait for Ctrl-C: {e}")),
-            _ = term.recv() => Ok(()),
+    let waited = rt.block_on(async {
+        let admin = match admin {
+            Some(a) => Some(a.serve(store, gw.view(), logs)?),
+            None => None,
+        };
+        let waited = wait_for_signal().await;
+        if let Some(a) = admin {
+            a.shutdown().await;
         }
-    })
+        waited
+    });
+    eprintln!("maasctl gateway: stopping (finishing requests in flight)");
+    gw.shutdown_blocking();
+    waited
+}
+
+/// The Redis-backed limiter of `--redis-url`. An unreachable Redis is not
+/// an error (the gateway limits locally until it answers); a bad URL is.
+fn shared_limiter(url: &str, timeout: Duration) -> Result<Arc<Limiter>, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the rate limiter: {e}"))?;
+    let config = SharedConfig {
+        timeout,
+        ..SharedConfig::default()
+    };
+    rt.block_on(Limiter::shared(url, config))
+        .map_err(|e| format!("--redis-url: {e}"))
+}
+
+async fn wait_for_signal() -> Result<(), String> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot wait for SIGTERM: {e}"))?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(|e| format!("cannot wait for Ctrl-C: {e}")),
+        _ = term.recv() => Ok(()),
+    }
 }
 
 /// `4MiB`, `512KiB`, `1MB`, `2048` (bytes).

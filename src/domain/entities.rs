@@ -53,7 +53,9 @@ pub struct ApiKey {
     pub id: String,
     pub workspace: String,
     pub name: String,
-    /// Lowercase hex SHA-256 of the secret.
+    /// Lowercase hex SHA-256 of the secret. Defaults to empty when absent:
+    /// the admin API leaves it out of the registry it sends.
+    #[serde(default)]
     pub secret_hash: String,
     /// The last four characters of the secret, to tell keys apart (`sk-…4f2a`).
     pub secret_hint: String,

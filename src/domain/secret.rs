@@ -37,8 +37,16 @@ impl fmt::Display for Secret {
     }
 }
 
-/// `sk-abcdef…4f2a` → `sk-…4f2a`; short values are fully hidden.
+/// What [`mask`] puts in place of a key too short to show a hint of.
+pub const FULL_MASK: &str = "****";
+
+/// `sk-abcdef…4f2a` → `sk-…4f2a`; short values are fully hidden. A value
+/// that already is a mask is returned as is (the admin API sends masked
+/// keys, and the remote console shows them through the same `Secret`).
 pub fn mask(s: &str) -> String {
+    if is_masked(s) {
+        return s.to_string();
+    }
     let chars: Vec<char> = s.chars().collect();
     if chars.len() < 12 {
         return "****".to_string();
@@ -50,6 +58,12 @@ pub fn mask(s: &str) -> String {
     };
     let tail: String = chars[chars.len() - 4..].iter().collect();
     format!("{prefix}…{tail}")
+}
+
+/// Whether `s` is what [`mask`] makes of a key rather than a key: real
+/// keys have no `…` and are not `****`.
+pub fn is_masked(s: &str) -> bool {
+    s == FULL_MASK || s.contains('…')
 }
 
 /// Lowercase hex SHA-256 of a platform key secret: the only form stored.
@@ -109,6 +123,10 @@ mod tests {
             "Secret(sk-…9999)"
         );
         assert!(!format!("{}", Secret::new("sk-supersecretvalue9999")).contains("supersecret"));
+        // Masking a mask changes nothing.
+        assert_eq!(mask("sk-…4f2a"), "sk-…4f2a");
+        assert_eq!(mask("****"), "****");
+        assert!(is_masked("sk-…4f2a") && !is_masked("sk-abcdefghijklmnop4f2a"));
     }
 
     #[test]

@@ -81,6 +81,11 @@ pub struct GatewayReport {
     pub heartbeat_ms: i64,
     pub limiter: LimiterMode,
     pub endpoints: Vec<EndpointHealth>,
+    /// Base URL of the admin API of the process running this gateway
+    /// (`http://127.0.0.1:9090`), so CLIs on the same machine can find it
+    /// (`maasctl rule explain`). Absent in reports of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
 }
 
 impl GatewayReport {

@@ -58,6 +58,9 @@ pub struct GatewayConfig {
     /// The rate limiter; `None` makes a local one (`Limiter::local()`). A
     /// shared (Redis) limiter is passed here by `serve --redis-url`.
     pub limiter: Option<Arc<Limiter>>,
+    /// Base URL of the admin API serving this gateway, written into its
+    /// report so CLIs can find it; `None` when there is none.
+    pub admin: Option<String>,
 }
 
 impl GatewayConfig {
@@ -93,6 +96,7 @@ impl Default for GatewayConfig {
             cooldown: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             limiter: None,
+            admin: None,
         }
     }
 }

@@ -214,6 +214,7 @@ impl Reporter {
             heartbeat_ms: now_ms(),
             limiter: self.shared.limiter.mode(),
             endpoints,
+            admin: self.shared.cfg.admin.clone(),
         }
     }
 }

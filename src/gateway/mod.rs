@@ -13,6 +13,7 @@
 //! `GatewayHandle::shutdown().await` (or `shutdown_blocking()`) stops it
 //! gracefully. Dropping the handle also stops it, without waiting.
 
+pub mod advertise;
 pub mod balancer;
 pub mod body;
 pub mod config;
@@ -227,6 +228,15 @@ impl GatewayHandle {
         self.shared.snapshot.load().revision
     }
 
+    /// A cloneable read-only view for the admin API.
+    pub fn view(&self) -> GatewayView {
+        GatewayView {
+            addr: self.addr,
+            stats: self.stats.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Stop gracefully: stop accepting, let requests in flight finish (up
     /// to `shutdown_grace`), publish the final counters, remove the report.
     pub async fn shutdown(self) {
@@ -243,6 +253,59 @@ impl GatewayHandle {
         if let Some(t) = self.control.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// What the admin API reads of a running gateway: its address, counters
+/// and the limiter's view of a key. Cloneable and read-only, so it can live
+/// in the admin server's handlers while the [`GatewayHandle`] keeps the
+/// gateway's lifetime.
+#[derive(Clone)]
+pub struct GatewayView {
+    addr: SocketAddr,
+    stats: watch::Receiver<Arc<StatsSnapshot>>,
+    shared: Arc<Shared>,
+}
+
+impl GatewayView {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The cluster it serves (`None`: every model).
+    pub fn cluster(&self) -> Option<&str> {
+        self.shared.cfg.cluster.as_deref()
+    }
+
+    /// Whether the listener serves TLS.
+    pub fn tls(&self) -> bool {
+        self.shared.cfg.tls.is_some()
+    }
+
+    pub fn stats(&self) -> watch::Receiver<Arc<StatsSnapshot>> {
+        self.stats.clone()
+    }
+
+    pub fn applied_revision(&self) -> u64 {
+        self.shared.snapshot.load().revision
+    }
+
+    /// The limiter's view of `key_id` (of `workspace`) on `model`: which
+    /// rules apply, how full they are, which would reject the next request.
+    /// Counts nothing. `None` when this gateway does not serve the model
+    /// (unknown, disabled, or entered in a cluster it does not serve).
+    pub async fn explain(
+        &self,
+        model: &str,
+        key_id: &str,
+        workspace: &str,
+    ) -> Option<limiter::Explanation> {
+        let snap = self.shared.snapshot.load_full();
+        let snapshot::RouteRef::Serve(i) = snap.route(model)? else {
+            return None;
+        };
+        let limits = &snap.routes[*i].limits;
+        Some(self.shared.limiter.explain(limits, key_id, workspace).await)
     }
 }
 

@@ -81,8 +81,9 @@ pub async fn handle(
             "/healthz" => plain(
                 "application/json",
                 format!(
-                    "{{\"status\":\"ok\",\"revision\":{}}}",
-                    w.shared.snapshot.load().revision
+                    "{{\"status\":\"ok\",\"revision\":{},\"limiter\":\"{}\"}}",
+                    w.shared.snapshot.load().revision,
+                    w.shared.limiter.mode().as_str()
                 ),
             ),
             _ => ApiError::unknown_url(req.method().as_str(), path).into_response(),

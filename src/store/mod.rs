@@ -4,10 +4,12 @@
 //! transaction, so validation is the same everywhere.
 
 pub mod catalog;
+pub mod postgres;
 pub mod sqlite;
 
 use crate::domain::{Change, DomainError, GatewayReport, Outcome, Registry};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +23,9 @@ pub const STORE_ENV: &str = "MAASCTL_STORE";
 pub enum Location {
     /// `sqlite:PATH` (or `sqlite://PATH`): one SQLite file.
     Sqlite(PathBuf),
+    /// `postgres://USER@HOST:PORT/DB` (or `postgresql://`): a PostgreSQL
+    /// database shared by several processes and machines.
+    Postgres(Box<postgres::Target>),
 }
 
 impl Location {
@@ -40,19 +45,23 @@ impl Location {
                 }
                 Ok(Location::Sqlite(PathBuf::from(path)))
             }
+            Some(("postgres" | "postgresql", _)) => {
+                Ok(Location::Postgres(Box::new(postgres::Target::parse(url)?)))
+            }
             _ => Err(StoreError::Backend(format!(
-                "store URL '{url}' is not supported; use sqlite:PATH (or leave it out for maasctl.db in the data directory)"
+                "store URL '{}' is not supported; use sqlite:PATH, postgres://USER@HOST:PORT/DB (or leave it out for maasctl.db in the data directory)",
+                postgres::mask_url(url)
             ))),
         }
     }
 }
 
 /// Open the store `url` names (default: SQLite in `data_dir`), creating and
-/// migrating it as needed. The one place a backend is picked, so a
-/// PostgreSQL backend slots in here.
+/// migrating it as needed. The one place a backend is picked.
 pub fn open(url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
     match Location::parse(url, data_dir)? {
         Location::Sqlite(path) => Ok(Arc::new(SqliteStore::open(&path)?)),
+        Location::Postgres(target) => Ok(Arc::new(PostgresStore::open(*target)?)),
     }
 }
 
@@ -78,7 +87,7 @@ impl From<std::io::Error> for StoreError {
 }
 
 /// What a committed batch of changes produced.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Applied {
     /// The revision after the batch (unchanged if nothing changed).
     pub revision: u64,

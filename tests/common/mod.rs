@@ -42,6 +42,16 @@ impl Env {
         self.dir.path()
     }
 
+    /// The store URL set with [`var`](Self::var)`("MAASCTL_STORE", …)`, if
+    /// any (else the binary uses [`db`](Self::db)).
+    pub fn store_url(&self) -> Option<&str> {
+        self.vars
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "MAASCTL_STORE")
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The SQLite file of the default store.
     pub fn db(&self) -> PathBuf {
         self.dir.path().join("maasctl.db")

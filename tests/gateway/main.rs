@@ -2,6 +2,8 @@
 //! upstream (plain and TLS), the real `maasctl serve` binary and the
 //! official `openai` Python client. One test binary; areas are modules.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod counters;
 mod errors;
 mod health;

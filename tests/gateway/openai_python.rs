@@ -36,6 +36,7 @@ async fn the_openai_python_client_works_against_maasctl_serve() {
         .arg("--data-dir")
         .arg(ts.dir.path())
         .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .args(["--admin-listen", "off"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -56,7 +57,8 @@ async fn the_openai_python_client_works_against_maasctl_serve() {
         .unwrap_or_else(|| panic!("unexpected first line: {line}"));
     assert!(addr.starts_with("http://127.0.0.1:"), "{line}");
 
-    let python = std::env::var("MAASCTL_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    // $MAASCTL_TEST_PYTHON, else the venv .ci/run makes, else python3.
+    let python = crate::common::test_python().display().to_string();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_client.py");
     let out = tokio::time::timeout(
         Duration::from_secs(120),

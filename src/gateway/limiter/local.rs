@@ -6,8 +6,6 @@
 //! lock is held for a few arithmetic operations; a window is contended only
 //! by requests of the same subject.
 
-use std::sync::atomic::Ordering;
-
 use parking_lot::MutexGuard;
 
 use super::window::{Ring, Window};
@@ -16,7 +14,11 @@ use super::{Decision, Headroom, Rejection};
 /// The limit a replica enforces: the rule's own, or its share of it while
 /// shared mode has fallen back to local windows (`divisor` = live replicas).
 pub fn effective_limit(limit: u32, divisor: u32) -> u64 {
-    u64::from((limit / divisor.max(1)).max(1))
+    if divisor <= 1 {
+        // The usual case; a division costs as much as the rest of a check's arithmetic.
+        return u64::from(limit);
+    }
+    u64::from((limit / divisor).max(1))
 }
 
 /// Lock `windows` (sorted by rule id) in order and run `f` on their rings.
@@ -24,8 +26,15 @@ pub fn with_locked<W: AsRef<Window>, R>(
     windows: &[W],
     f: impl FnOnce(&mut [MutexGuard<'_, Ring>]) -> R,
 ) -> R {
+    // Arrays for the usual one to three windows: no allocation per request.
     match windows {
-        [one] => f(&mut [one.as_ref().ring.lock()]),
+        [a] => f(&mut [a.as_ref().ring.lock()]),
+        [a, b] => f(&mut [a.as_ref().ring.lock(), b.as_ref().ring.lock()]),
+        [a, b, c] => f(&mut [
+            a.as_ref().ring.lock(),
+            b.as_ref().ring.lock(),
+            c.as_ref().ring.lock(),
+        ]),
         _ => {
             let mut guards: Vec<_> = windows.iter().map(|w| w.as_ref().ring.lock()).collect();
             f(&mut guards)
@@ -53,14 +62,14 @@ pub fn check<W: AsRef<Window>>(windows: &[W], now: u64, divisor: u32) -> Decisio
         }
         if let Some((i, limit, wait)) = blocking {
             let w = windows[i].as_ref();
-            w.throttled.fetch_add(1, Ordering::Relaxed);
+            rings[i].throttled += 1;
             return Decision::Reject(rejection(w, limit, wait, rings[i].reset_in(now)));
         }
         let mut tightest: Option<Headroom> = None;
         for (i, ring) in rings.iter_mut().enumerate() {
             let w = windows[i].as_ref();
             ring.add(1);
-            w.admitted.fetch_add(1, Ordering::Relaxed);
+            ring.admitted += 1;
             let limit = effective_limit(w.limit(), divisor);
             let remaining = limit.saturating_sub(ring.used());
             if tightest
@@ -101,6 +110,20 @@ pub struct Peek {
     pub reset_ms: u64,
 }
 
+impl Peek {
+    /// `ring` (of window `w`) at `now`.
+    pub fn of(ring: &mut Ring, w: &Window, now: u64, divisor: u32) -> Self {
+        ring.advance(now);
+        let limit = effective_limit(w.limit(), divisor);
+        Peek {
+            used: ring.used(),
+            limit,
+            room_ms: ring.room_in(limit, now),
+            reset_ms: ring.reset_in(now),
+        }
+    }
+}
+
 /// The state of each of `windows` (sorted by rule id) at `now`.
 pub fn peek<W: AsRef<Window>>(windows: &[W], now: u64, divisor: u32) -> Vec<Peek> {
     if windows.is_empty() {
@@ -110,22 +133,14 @@ pub fn peek<W: AsRef<Window>>(windows: &[W], now: u64, divisor: u32) -> Vec<Peek
         rings
             .iter_mut()
             .zip(windows)
-            .map(|(ring, w)| {
-                ring.advance(now);
-                let limit = effective_limit(w.as_ref().limit(), divisor);
-                Peek {
-                    used: ring.used(),
-                    limit,
-                    room_ms: ring.room_in(limit, now),
-                    reset_ms: ring.reset_in(now),
-                }
-            })
+            .map(|(ring, w)| Peek::of(ring, w.as_ref(), now, divisor))
             .collect()
     })
 }
 
 /// Count an admission decided elsewhere (by Redis) in the local windows too,
-/// so that a fall-back to local limits starts from this replica's history.
+/// so that a fall-back to local limits starts from this replica's history,
+/// and in the rules' admitted totals.
 pub fn record<W: AsRef<Window>>(windows: &[W], now: u64) {
     if windows.is_empty() {
         return;
@@ -134,6 +149,7 @@ pub fn record<W: AsRef<Window>>(windows: &[W], now: u64) {
         for ring in rings.iter_mut() {
             ring.advance(now);
             ring.add(1);
+            ring.admitted += 1;
         }
     });
 }

@@ -27,6 +27,7 @@
 mod clock;
 mod explain;
 mod local;
+mod lookup;
 mod shared;
 mod window;
 
@@ -39,11 +40,12 @@ use parking_lot::Mutex;
 
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use explain::{Explanation, RuleExplanation};
-pub use shared::{DEFAULT_PREFIX, SharedConfig};
+pub use shared::{DEFAULT_PREFIX, SharedConfig, redacted};
 pub use window::{BUCKETS, bucket_width_ms};
 
 use crate::domain::{LimiterMode, Model, RuleTarget};
 use crate::gateway::stats::RuleStats;
+use lookup::{FastMap, Name, WindowList};
 use shared::{Answer, Shared};
 use window::{Window, subject_of};
 
@@ -85,8 +87,8 @@ pub enum Decision {
 /// at compile time so a request needs one lookup.
 #[derive(Debug, Clone)]
 struct KeyRules {
-    workspace: Box<str>,
-    windows: Box<[Arc<Window>]>,
+    workspace: Name,
+    windows: WindowList,
 }
 
 /// A model's rules, compiled for the request path: by key id (the key's own
@@ -94,8 +96,8 @@ struct KeyRules {
 #[derive(Debug, Clone, Default)]
 pub struct ModelLimits {
     model: Arc<str>,
-    by_key: HashMap<Box<str>, KeyRules>,
-    by_workspace: HashMap<Box<str>, Box<[Arc<Window>]>>,
+    by_key: FastMap<Name, KeyRules>,
+    by_workspace: FastMap<Name, WindowList>,
 }
 
 impl ModelLimits {
@@ -110,16 +112,21 @@ impl ModelLimits {
     /// The windows a request of `key_id` in `workspace` is counted against,
     /// in rule-id order (the lock order).
     fn matching(&self, key_id: &str, workspace: &str) -> Cow<'_, [Arc<Window>]> {
-        let of_workspace = || self.by_workspace.get(workspace).map_or(&[][..], |w| &w[..]);
+        let of_workspace = || {
+            self.by_workspace
+                .get(workspace)
+                .map_or(&[][..], WindowList::as_slice)
+        };
         match self.by_key.get(key_id) {
             None => Cow::Borrowed(of_workspace()),
-            Some(k) if *k.workspace == *workspace => Cow::Borrowed(&k.windows[..]),
+            Some(k) if k.workspace.as_str() == workspace => Cow::Borrowed(k.windows.as_slice()),
             // The rule's workspace is not the caller's (the registry forbids
             // it; kept correct anyway): the key's own rules plus the caller's
             // workspace rules.
             Some(k) => {
                 let mut all: Vec<Arc<Window>> = k
                     .windows
+                    .as_slice()
                     .iter()
                     .filter(|w| w.target == RuleTarget::ApiKey)
                     .chain(of_workspace())
@@ -222,15 +229,18 @@ impl Limiter {
             .map(|(key, (workspace, mut windows))| {
                 windows.extend(by_workspace.get(&workspace).into_iter().flatten().cloned());
                 windows.sort_by_key(|w| w.rule_id);
-                let windows = windows.into_boxed_slice();
-                (key, KeyRules { workspace, windows })
+                let rules = KeyRules {
+                    workspace: Name::from(&*workspace),
+                    windows: windows.into(),
+                };
+                (Name::from(&*key), rules)
             })
             .collect();
         let by_workspace = by_workspace
             .into_iter()
             .map(|(ws, mut windows)| {
                 windows.sort_by_key(|w| w.rule_id);
-                (ws, windows.into_boxed_slice())
+                (Name::from(&*ws), windows.into())
             })
             .collect();
         ModelLimits {
@@ -271,14 +281,13 @@ impl Limiter {
         }
         if let Some(i) = answer.blocking.filter(|_| !answer.admitted) {
             let w = &windows[i];
-            w.throttled.fetch_add(1, Ordering::Relaxed);
+            w.ring.lock().throttled += 1;
             let (_, room, reset) = answer.windows[i];
             return Decision::Reject(local::rejection(w, u64::from(w.limit()), room, reset));
         }
         local::record(windows, now);
         let mut tightest: Option<Headroom> = None;
         for (w, &(used, _, reset)) in windows.iter().zip(&answer.windows) {
-            w.admitted.fetch_add(1, Ordering::Relaxed);
             let remaining = local::clamp_u32(u64::from(w.limit()).saturating_sub(used));
             if tightest.as_ref().is_none_or(|t| remaining < t.remaining) {
                 tightest = Some(Headroom {
@@ -348,6 +357,11 @@ impl Limiter {
         let mut out: Vec<RuleStats> = windows
             .iter()
             .map(|w| {
+                let (admitted, throttled, local) = {
+                    let mut ring = w.ring.lock();
+                    let p = local::Peek::of(&mut ring, w, now, divisor);
+                    (ring.admitted, ring.throttled, p)
+                };
                 let (used, limit, reset_ms) = if shared {
                     let o = &w.observed;
                     let live = now < o.reset_at.load(Ordering::Relaxed);
@@ -359,11 +373,10 @@ impl Limiter {
                     let room_at = o.room_at.load(Ordering::Relaxed);
                     (used, w.limit(), room_at.saturating_sub(now))
                 } else {
-                    let p = local::peek(std::slice::from_ref(w), now, divisor)[0];
                     (
-                        local::clamp_u32(p.used),
-                        local::clamp_u32(p.limit),
-                        p.room_ms,
+                        local::clamp_u32(local.used),
+                        local::clamp_u32(local.limit),
+                        local.room_ms,
                     )
                 };
                 RuleStats {
@@ -372,8 +385,8 @@ impl Limiter {
                     subject: w.subject.clone(),
                     limit,
                     duration_secs: w.duration_secs(),
-                    admitted: w.admitted.load(Ordering::Relaxed),
-                    throttled: w.throttled.load(Ordering::Relaxed),
+                    admitted,
+                    throttled,
                     used,
                     reset_ms,
                 }

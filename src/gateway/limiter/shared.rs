@@ -87,8 +87,22 @@ pub struct Answer {
     pub windows: Vec<(u64, u64, u64)>,
 }
 
+/// `url` with its password masked, for logs and messages: a Redis URL may
+/// carry credentials (`redis://:secret@host/`), which are never logged.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable URL>".into(),
+    }
+}
+
 /// State shared by the request path and the background thread.
 struct State {
+    /// The Redis URL, password masked (only ever shown, never dialled).
     url: String,
     config: SharedConfig,
     mode: AtomicU8,
@@ -124,9 +138,10 @@ impl Shared {
     /// background thread. A bad URL is an error; an unreachable Redis is not
     /// (the limiter starts in local fallback and keeps trying).
     pub async fn start(url: &str, config: SharedConfig) -> Result<Self, String> {
-        let client = Client::open(url).map_err(|e| format!("invalid Redis URL '{url}': {e}"))?;
+        let shown = redacted(url);
+        let client = Client::open(url).map_err(|e| format!("invalid Redis URL '{shown}': {e}"))?;
         let state = Arc::new(State {
-            url: url.to_owned(),
+            url: shown,
             replica_id: replica_id(),
             mode: AtomicU8::new(STARTING),
             link: ArcSwapOption::empty(),
@@ -392,6 +407,31 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redacted("redis://:hunter2@cache:6379/0"),
+            "redis://:****@cache:6379/0"
+        );
+        assert_eq!(
+            redacted("redis://app:hunter2@cache/"),
+            "redis://app:****@cache/"
+        );
+        assert_eq!(
+            redacted("redis://127.0.0.1:6379/"),
+            "redis://127.0.0.1:6379/"
+        );
+        assert!(!redacted("not a url :hunter2@").contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_error_masks_the_password() {
+        let err = Shared::start("redis://:hunter2@[::1", SharedConfig::default())
+            .await
+            .unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
 
     #[test]
     fn answers_are_parsed_and_malformed_ones_refused() {

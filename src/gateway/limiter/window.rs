@@ -22,56 +22,102 @@ use crate::domain::{Rule, RuleTarget};
 /// Buckets per window length: the granularity is 1% of the duration.
 pub const BUCKETS: u64 = 100;
 const SLOTS: u64 = BUCKETS + 1;
+const SLOTS_LEN: usize = SLOTS as usize;
 
 /// Bucket width in ms for a duration in seconds (`D/100`, at least 1 ms).
 pub fn bucket_width_ms(duration_secs: u32) -> u64 {
     (u64::from(duration_secs) * 1000 / BUCKETS).max(1)
 }
 
-/// The counters of one window.
+/// The counters of one window. `repr(C)`: the header a check reads sits
+/// next to the lock, in the window's first cache line (see [`Window`]).
+///
+/// The newest bucket's count lives in the header (`head_count`), the older
+/// ones in `slots`: while a subject's requests stay within one bucket, a
+/// check reads and writes only the header line.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub struct Ring {
+    /// Requests admitted since the rule was loaded (counted under the lock
+    /// the check holds anyway: no atomic operation of its own).
+    pub admitted: u64,
     /// Bucket width, ms.
     width: u64,
-    /// Absolute index (`ms / width`) of the newest bucket.
-    head: u64,
-    /// Sum of all slots.
+    /// Where the newest bucket ends (ms, exclusive): before it, a check
+    /// needs no division to know the window has not moved. The newest
+    /// bucket's index is `head_end / width - 1`.
+    head_end: u64,
+    /// Count of the newest bucket (its slot is kept at 0).
+    head_count: u64,
+    /// Total counted: `head_count` plus all slots.
     sum: u64,
-    slots: Box<[u32]>,
+    slots: [u32; SLOTS_LEN],
+    /// Requests refused in this rule's name since it was loaded (off the
+    /// admit path's cache line).
+    pub throttled: u64,
 }
 
 impl Ring {
     pub fn new(duration_secs: u32, now: u64) -> Self {
         let width = bucket_width_ms(duration_secs);
         Self {
+            admitted: 0,
             width,
-            head: now / width,
+            head_end: (now / width + 1) * width,
+            head_count: 0,
             sum: 0,
-            slots: vec![0; SLOTS as usize].into_boxed_slice(),
+            slots: [0; SLOTS_LEN],
+            throttled: 0,
         }
     }
 
-    fn slot(&self, bucket: u64) -> usize {
+    fn slot(bucket: u64) -> usize {
         (bucket % SLOTS) as usize
+    }
+
+    /// Index of the newest bucket.
+    fn head(&self) -> u64 {
+        self.head_end / self.width - 1
+    }
+
+    /// Count of `bucket` (one of the last `SLOTS`).
+    fn count(&self, bucket: u64) -> u64 {
+        if bucket == self.head() {
+            self.head_count
+        } else {
+            u64::from(self.slots[Self::slot(bucket)])
+        }
     }
 
     /// Drop the buckets that left the window by `now`.
     pub fn advance(&mut self, now: u64) {
-        let cur = now / self.width;
-        if cur <= self.head {
+        if now < self.head_end {
             return;
         }
-        if cur - self.head >= SLOTS {
-            self.slots.fill(0);
+        let (head, cur) = (self.head(), now / self.width);
+        let older = self.sum - self.head_count;
+        if cur - head >= SLOTS {
+            if older > 0 {
+                self.slots.fill(0);
+            }
             self.sum = 0;
         } else {
-            for b in self.head + 1..=cur {
-                let i = self.slot(b);
-                self.sum -= u64::from(self.slots[i]);
-                self.slots[i] = 0;
+            if self.head_count > 0 {
+                // The old head becomes a past bucket. (A bucket never holds
+                // more than a limit, a u32: admissions stop at the limit.)
+                self.slots[Self::slot(head)] = u32::try_from(self.head_count).unwrap_or(u32::MAX);
+            }
+            // Nothing older counted: the slots about to be reused are already 0.
+            if older > 0 {
+                for b in head + 1..=cur {
+                    let i = Self::slot(b);
+                    self.sum -= u64::from(self.slots[i]);
+                    self.slots[i] = 0;
+                }
             }
         }
-        self.head = cur;
+        self.head_count = 0;
+        self.head_end = (cur + 1) * self.width;
     }
 
     /// Requests counted now (call [`advance`](Self::advance) first).
@@ -81,18 +127,23 @@ impl Ring {
 
     /// Count `n` requests in the newest bucket.
     pub fn add(&mut self, n: u32) {
-        let i = self.slot(self.head);
-        self.slots[i] = self.slots[i].saturating_add(n);
+        self.head_count += u64::from(n);
         self.sum += u64::from(n);
+    }
+
+    /// When `bucket` stops being counted (ms).
+    fn expiry(&self, bucket: u64) -> u64 {
+        (bucket + SLOTS) * self.width
     }
 
     /// The non-empty buckets still counted, oldest first, with the instant
     /// (ms) at which each stops being counted.
     fn live(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let head = self.head();
         (0..SLOTS).rev().filter_map(move |age| {
-            let bucket = self.head.checked_sub(age)?;
-            let count = u64::from(self.slots[self.slot(bucket)]);
-            (count > 0).then_some(((bucket + SLOTS) * self.width, count))
+            let bucket = head.checked_sub(age)?;
+            let count = self.count(bucket);
+            (count > 0).then_some((self.expiry(bucket), count))
         })
     }
 
@@ -112,33 +163,51 @@ impl Ring {
         self.width * SLOTS
     }
 
-    /// Milliseconds until every counted request has left the window (0 if empty).
+    /// Milliseconds until every counted request has left the window (0 if
+    /// empty). After an admission the newest bucket is the answer, read
+    /// from the header.
     pub fn reset_in(&self, now: u64) -> u64 {
-        self.live()
-            .last()
-            .map_or(0, |(expires, _)| expires.saturating_sub(now))
+        if self.sum == 0 {
+            return 0;
+        }
+        if self.head_count > 0 {
+            return (self.head_end + BUCKETS * self.width).saturating_sub(now);
+        }
+        let head = self.head();
+        (1..SLOTS)
+            .filter_map(|age| head.checked_sub(age))
+            .find(|&bucket| self.count(bucket) > 0)
+            .map_or(0, |bucket| self.expiry(bucket).saturating_sub(now))
     }
 
     /// Re-cut the window for a new duration, keeping its history: each old
     /// bucket's count moves to the new bucket holding that bucket's last
     /// instant (never earlier, so the new window stays conservative).
     pub fn resize(&mut self, duration_secs: u32, now: u64) {
-        let mut next = Ring::new(duration_secs, now.max(self.head * self.width));
+        let mut next = Ring::new(duration_secs, now.max(self.head_end - self.width));
+        next.admitted = self.admitted;
+        next.throttled = self.throttled;
+        let (head, next_head) = (self.head(), next.head());
         for age in 0..SLOTS {
-            let Some(bucket) = self.head.checked_sub(age) else {
+            let Some(bucket) = head.checked_sub(age) else {
                 break;
             };
-            let count = self.slots[self.slot(bucket)];
+            let count = self.count(bucket);
             if count == 0 {
                 continue;
             }
             let last_ms = (bucket + 1) * self.width - 1;
-            let target = (last_ms / next.width).min(next.head);
-            if target + BUCKETS >= next.head {
-                let i = next.slot(target);
-                next.slots[i] = next.slots[i].saturating_add(count);
-                next.sum += u64::from(count);
+            let target = (last_ms / next.width).min(next_head);
+            if target == next_head {
+                next.head_count += count;
+            } else if target + BUCKETS >= next_head {
+                let i = Self::slot(target);
+                next.slots[i] =
+                    next.slots[i].saturating_add(u32::try_from(count).unwrap_or(u32::MAX));
+            } else {
+                continue;
             }
+            next.sum += count;
         }
         *self = next;
     }
@@ -166,19 +235,22 @@ impl Observed {
 
 /// One rule's window and counters. Its identity (rule id, model, target,
 /// subject) never changes; an edit of limit or duration updates it in place.
+///
+/// Laid out for the request path: the fields a check touches (limit, rule
+/// id, the lock and the ring's header with the totals) fill the first
+/// 64-byte line; the bucket it counts in is the only other line it reads.
+#[repr(C, align(64))]
 pub struct Window {
+    limit: AtomicU32,
+    duration_secs: AtomicU32,
     pub rule_id: u64,
-    pub model: String,
+    pub ring: Mutex<Ring>,
     pub target: RuleTarget,
+    pub model: String,
     /// The key id (target api-key) or workspace name (target workspace).
     pub subject: String,
     /// The Redis key of this window in shared mode.
     pub redis_key: String,
-    limit: AtomicU32,
-    duration_secs: AtomicU32,
-    pub admitted: AtomicU64,
-    pub throttled: AtomicU64,
-    pub ring: Mutex<Ring>,
     pub observed: Observed,
 }
 
@@ -207,8 +279,6 @@ impl Window {
             redis_key: format!("{redis_prefix}:{}:{}:{subject}", rule.id, rule.spec.target),
             limit: AtomicU32::new(rule.spec.limit),
             duration_secs: AtomicU32::new(rule.spec.duration_secs),
-            admitted: AtomicU64::new(0),
-            throttled: AtomicU64::new(0),
             ring: Mutex::new(Ring::new(rule.spec.duration_secs, now)),
             observed: Observed::default(),
         }
@@ -331,5 +401,25 @@ mod tests {
         assert_eq!(bucket_width_ms(1), 10);
         assert_eq!(bucket_width_ms(2), 20);
         assert_eq!(bucket_width_ms(3600), 36_000);
+    }
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+    use std::mem::offset_of;
+
+    #[test]
+    fn what_a_check_touches_fits_one_cache_line() {
+        let ring_header_end = offset_of!(Ring, sum) + 8;
+        // The lock precedes the data inside the mutex.
+        let m = Mutex::new(Ring::new(1, 0));
+        let data_at = &*m.lock() as *const Ring as usize - &m as *const Mutex<Ring> as usize;
+        assert_eq!(data_at, size_of::<Mutex<Ring>>() - size_of::<Ring>());
+        let hot_end = offset_of!(Window, ring) + size_of::<Mutex<Ring>>() - size_of::<Ring>()
+            + ring_header_end;
+        assert!(hot_end <= 64, "hot fields end at byte {hot_end}");
+        assert!(offset_of!(Window, rule_id) < 64);
+        assert_eq!(align_of::<Window>(), 64);
     }
 }

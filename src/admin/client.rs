@@ -1,0 +1,309 @@
+//! [`RemoteClient`]: the console's [`Client`] over the admin API, so a
+//! console started with `--connect URL` works exactly like an embedded one.
+//!
+//! - registry + reports: polled twice a second (the registry only when its
+//!   revision moved: `If-None-Match`), and at once after a change of ours;
+//! - counters: the server-sent stats stream;
+//! - logs: the server's lines, polled into the console's `:logs` ring;
+//! - gateway state: `Running` while the server answers; when it stops
+//!   answering, `Failed("disconnected, retrying …")` — the console keeps
+//!   its last data, keeps retrying, and is `Running` again once it is back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use super::api::{AdminApi, CallError};
+use super::sse::EventReader;
+use crate::client::{
+    BoxFuture, Client, ClientError, CreatedKey, GatewayInfo, GatewayState, RegistryView,
+};
+use crate::domain::{Change, GatewayReport};
+use crate::gateway::StatsSnapshot;
+use crate::logging::LogRing;
+use crate::store::Applied;
+
+/// How often the registry, reports and logs are polled.
+const POLL: Duration = Duration::from_millis(500);
+/// Pause before reconnecting the stats stream.
+const RECONNECT: Duration = Duration::from_millis(500);
+/// Quiet longer than this on the stream (the server sends a comment every
+/// few seconds) means the connection is dead.
+const STREAM_SILENCE: Duration = Duration::from_secs(15);
+
+/// The admin API of a `maasctl serve` (or another console), as a [`Client`].
+pub struct RemoteClient {
+    api: AdminApi,
+    registry: watch::Receiver<Arc<RegistryView>>,
+    stats: watch::Receiver<Arc<StatsSnapshot>>,
+    gateway: watch::Receiver<GatewayInfo>,
+    refresh: Arc<Notify>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// The header's gateway line, fed by both background tasks.
+struct Link {
+    tx: watch::Sender<GatewayInfo>,
+    listen: Mutex<String>,
+}
+
+impl Link {
+    fn up(&self) {
+        if !self.is_up() {
+            tracing::info!("admin API reachable again");
+        }
+        let listen = self.listen.lock().clone();
+        self.tx.send_if_modified(|g| {
+            let next = GatewayInfo {
+                listen: Some(listen),
+                state: GatewayState::Running,
+            };
+            let changed = *g != next;
+            *g = next;
+            changed
+        });
+    }
+
+    fn down(&self, e: &CallError) {
+        let why = match e {
+            CallError::Transport { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        };
+        if self.is_up() {
+            tracing::warn!("admin API unreachable, retrying: {e}");
+        }
+        self.tx.send_if_modified(|g| {
+            let state = GatewayState::Failed(format!("disconnected, retrying ({why})"));
+            let changed = g.state != state;
+            g.state = state;
+            changed
+        });
+    }
+
+    fn is_up(&self) -> bool {
+        self.tx.borrow().state == GatewayState::Running
+    }
+}
+
+impl RemoteClient {
+    /// Connect: read everything once (so a wrong URL or token fails here,
+    /// with the reason), then keep it fresh in the background. Lines the
+    /// server logs are pushed into `logs`.
+    pub async fn connect(api: AdminApi, logs: Option<LogRing>) -> Result<Arc<Self>, String> {
+        let info = api.info().await.map_err(|e| e.to_string())?;
+        let registry = api
+            .registry(None)
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        let reports = api.reports().await.map_err(|e| e.to_string())?;
+        let stats = api.stats().await.map_err(|e| e.to_string())?;
+        tracing::info!(
+            "console attached to {} (gateway {}, maasctl {})",
+            api.base(),
+            info.gateway.listen,
+            info.version
+        );
+        let (registry_tx, registry_rx) = watch::channel(Arc::new(RegistryView {
+            registry: Arc::new(registry),
+            reports: Arc::new(reports),
+        }));
+        let (stats_tx, stats_rx) = watch::channel(Arc::new(stats));
+        let (gateway_tx, gateway_rx) = watch::channel(GatewayInfo {
+            listen: Some(info.gateway.listen.clone()),
+            state: GatewayState::Running,
+        });
+        let link = Arc::new(Link {
+            tx: gateway_tx,
+            listen: Mutex::new(info.gateway.listen),
+        });
+        let refresh = Arc::new(Notify::new());
+        let tasks = vec![
+            tokio::spawn(poll_loop(
+                api.clone(),
+                registry_tx,
+                link.clone(),
+                refresh.clone(),
+                logs,
+            )),
+            tokio::spawn(stream_loop(api.clone(), stats_tx, link)),
+        ];
+        Ok(Arc::new(Self {
+            api,
+            registry: registry_rx,
+            stats: stats_rx,
+            gateway: gateway_rx,
+            refresh,
+            tasks,
+        }))
+    }
+}
+
+impl Drop for RemoteClient {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Registry, reports and logs, every [`POLL`] or when asked.
+async fn poll_loop(
+    api: AdminApi,
+    tx: watch::Sender<Arc<RegistryView>>,
+    link: Arc<Link>,
+    refresh: Arc<Notify>,
+    logs: Option<LogRing>,
+) {
+    let mut log_cursor = 0u64;
+    loop {
+        tokio::select! {
+            _ = refresh.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+        if tx.is_closed() {
+            return;
+        }
+        let polled = async {
+            if !link.is_up() {
+                // Back after an outage: the gateway may have moved.
+                *link.listen.lock() = api.info().await?.gateway.listen;
+            }
+            poll_registry(&api, &tx).await?;
+            if let Some(ring) = &logs {
+                log_cursor = poll_logs(&api, ring, log_cursor).await?;
+            }
+            Ok::<(), CallError>(())
+        }
+        .await;
+        match polled {
+            Ok(()) => link.up(),
+            Err(e) => link.down(&e),
+        }
+    }
+}
+
+async fn poll_registry(
+    api: &AdminApi,
+    tx: &watch::Sender<Arc<RegistryView>>,
+) -> Result<(), CallError> {
+    let current = tx.borrow().clone();
+    let registry = api.registry(Some(current.registry.revision)).await?;
+    let reports: Vec<GatewayReport> = api.reports().await?;
+    if registry.is_none() && reports == *current.reports {
+        return Ok(());
+    }
+    let view = RegistryView {
+        registry: registry.map_or_else(|| current.registry.clone(), Arc::new),
+        reports: if reports == *current.reports {
+            current.reports.clone()
+        } else {
+            Arc::new(reports)
+        },
+    };
+    tx.send_replace(Arc::new(view));
+    Ok(())
+}
+
+/// Push the server's new log lines; returns the new cursor. A server that
+/// restarted numbers from 1 again: start over.
+async fn poll_logs(api: &AdminApi, ring: &LogRing, after: u64) -> Result<u64, CallError> {
+    let mut page = api.logs(after).await?;
+    if page.newest < after {
+        page = api.logs(0).await?;
+    }
+    for l in &page.lines {
+        let mut line = l.to_line();
+        line.target = format!("server:{}", line.target);
+        ring.push(line);
+    }
+    Ok(page.lines.last().map_or(page.newest, |l| l.seq))
+}
+
+/// The stats stream, reconnected whenever it ends.
+async fn stream_loop(api: AdminApi, tx: watch::Sender<Arc<StatsSnapshot>>, link: Arc<Link>) {
+    loop {
+        if let Err(e) = follow_stream(&api, &tx, &link).await {
+            link.down(&e);
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(RECONNECT).await;
+    }
+}
+
+/// Read one stream until it ends or breaks.
+async fn follow_stream(
+    api: &AdminApi,
+    tx: &watch::Sender<Arc<StatsSnapshot>>,
+    link: &Link,
+) -> Result<(), CallError> {
+    let res = api.stats_stream().await?;
+    let mut body = res.bytes_stream();
+    let mut reader = EventReader::default();
+    let broken = |reason: String| CallError::Transport {
+        url: api.base().to_string(),
+        reason,
+    };
+    loop {
+        let chunk = match tokio::time::timeout(STREAM_SILENCE, body.next()).await {
+            Err(_) => return Err(broken("no word from the server for 15s".into())),
+            Ok(None) => return Err(broken("the server closed the stats stream".into())),
+            Ok(Some(Err(e))) => return Err(broken(super::api::reason(&e))),
+            Ok(Some(Ok(c))) => c,
+        };
+        for data in reader.push(&chunk) {
+            let snap: StatsSnapshot =
+                serde_json::from_str(&data).map_err(|e| CallError::Decode {
+                    url: api.base().to_string(),
+                    reason: format!("stats event: {e}"),
+                })?;
+            tx.send_replace(Arc::new(snap));
+            link.up();
+        }
+        if tx.is_closed() {
+            return Ok(());
+        }
+    }
+}
+
+impl Client for RemoteClient {
+    fn registry(&self) -> watch::Receiver<Arc<RegistryView>> {
+        self.registry.clone()
+    }
+    fn stats(&self) -> watch::Receiver<Arc<StatsSnapshot>> {
+        self.stats.clone()
+    }
+    fn gateway(&self) -> watch::Receiver<GatewayInfo> {
+        self.gateway.clone()
+    }
+
+    fn apply(&self, changes: Vec<Change>) -> BoxFuture<'_, Result<Applied, ClientError>> {
+        Box::pin(async move {
+            let result = self.api.apply(&changes).await.map_err(ClientError::from);
+            self.refresh.notify_one();
+            result
+        })
+    }
+
+    fn create_key(
+        &self,
+        workspace: String,
+        name: String,
+    ) -> BoxFuture<'_, Result<CreatedKey, ClientError>> {
+        Box::pin(async move {
+            let result = self
+                .api
+                .create_key(&workspace, &name)
+                .await
+                .map_err(ClientError::from);
+            self.refresh.notify_one();
+            result
+        })
+    }
+}

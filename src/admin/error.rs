@@ -1,0 +1,178 @@
+//! The admin API's one error shape:
+//! `{"error": {"kind", "message", "errors": [{"field", "problem"}]}}`.
+//!
+//! Refused registry changes keep the registry's kind and field errors, so a
+//! remote console shows the same inline errors as an embedded one; errors
+//! of the request itself (auth, route, method, body, query) name the part
+//! of the request that was wrong in `field`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::ClientError;
+use crate::domain::{DomainError, ErrorKind, FieldError};
+use crate::store::StoreError;
+
+/// What went wrong, as a word in the JSON body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApiErrorKind {
+    /// The registry refused a value (400).
+    Invalid,
+    /// The registry has no such entity (404).
+    NotFound,
+    /// The name is taken, or the registry moved under an `expect-revision` (409).
+    Conflict,
+    /// The registry's state forbids the change (422).
+    Refused,
+    /// The request could not be read: bad JSON, a bad query parameter (400).
+    BadRequest,
+    /// No or a wrong admin token (401).
+    Unauthorized,
+    /// No such admin route (404).
+    NoRoute,
+    /// The route exists but not with this method (405).
+    MethodNotAllowed,
+    /// The body is over the size limit (413).
+    PayloadTooLarge,
+    /// The store failed (500).
+    Internal,
+}
+
+impl ApiErrorKind {
+    pub fn status(self) -> u16 {
+        match self {
+            ApiErrorKind::Invalid | ApiErrorKind::BadRequest => 400,
+            ApiErrorKind::Unauthorized => 401,
+            ApiErrorKind::NotFound | ApiErrorKind::NoRoute => 404,
+            ApiErrorKind::MethodNotAllowed => 405,
+            ApiErrorKind::Conflict => 409,
+            ApiErrorKind::PayloadTooLarge => 413,
+            ApiErrorKind::Refused => 422,
+            ApiErrorKind::Internal => 500,
+        }
+    }
+
+    /// The registry's kind, for errors that are refusals of a change.
+    fn domain(self) -> Option<ErrorKind> {
+        match self {
+            ApiErrorKind::Invalid => Some(ErrorKind::Invalid),
+            ApiErrorKind::NotFound => Some(ErrorKind::NotFound),
+            ApiErrorKind::Conflict => Some(ErrorKind::Conflict),
+            ApiErrorKind::Refused => Some(ErrorKind::Refused),
+            _ => None,
+        }
+    }
+}
+
+impl From<ErrorKind> for ApiErrorKind {
+    fn from(k: ErrorKind) -> Self {
+        match k {
+            ErrorKind::Invalid => ApiErrorKind::Invalid,
+            ErrorKind::NotFound => ApiErrorKind::NotFound,
+            ErrorKind::Conflict => ApiErrorKind::Conflict,
+            ErrorKind::Refused => ApiErrorKind::Refused,
+        }
+    }
+}
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub kind: ApiErrorKind,
+    /// Every field error on one line.
+    pub message: String,
+    pub errors: Vec<FieldError>,
+}
+
+/// The body: the error under `"error"`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ApiError,
+}
+
+impl ApiError {
+    /// One problem with one part of the request.
+    pub fn new(kind: ApiErrorKind, field: impl Into<String>, problem: impl Into<String>) -> Self {
+        let e = FieldError::new(field, problem);
+        Self {
+            kind,
+            message: e.to_string(),
+            errors: vec![e],
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.kind.status()
+    }
+
+    /// The registry's refusal, when that is what this is.
+    pub fn domain(&self) -> Option<DomainError> {
+        self.kind.domain().map(|kind| DomainError {
+            kind,
+            errors: self.errors.clone(),
+        })
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        Self {
+            kind: e.kind.into(),
+            message: e.to_string(),
+            errors: e.errors,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Domain(d) => d.into(),
+            StoreError::Backend(s) => ApiError::new(ApiErrorKind::Internal, "store", s),
+        }
+    }
+}
+
+impl From<ApiError> for ClientError {
+    fn from(e: ApiError) -> Self {
+        match e.domain() {
+            Some(d) => ClientError::Domain(d),
+            None => ClientError::Other(e.message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_refusals_keep_kind_and_fields_across_the_wire() {
+        let d = DomainError::refused("enabled", "publish it first");
+        let api: ApiError = d.clone().into();
+        assert_eq!(api.status(), 422);
+        let json = serde_json::to_string(&ErrorBody { error: api }).unwrap();
+        assert!(json.contains(r#""kind":"refused""#), "{json}");
+        let back: ErrorBody = serde_json::from_str(&json).unwrap();
+        assert_eq!(ClientError::from(back.error), ClientError::Domain(d));
+        let route = ApiError::new(ApiErrorKind::NoRoute, "path", "no such route");
+        assert_eq!(route.status(), 404);
+        assert_eq!(
+            ClientError::from(route),
+            ClientError::Other("path: no such route".into())
+        );
+        for (k, s) in [
+            (ErrorKind::Invalid, 400),
+            (ErrorKind::NotFound, 404),
+            (ErrorKind::Conflict, 409),
+        ] {
+            assert_eq!(ApiErrorKind::from(k).status(), s);
+        }
+    }
+}

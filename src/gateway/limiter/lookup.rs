@@ -1,0 +1,211 @@
+//! The request path's lookup tables, shaped for few cache misses: with
+//! 100,000 keys a check's cost is the memory lines it touches, one after
+//! the other, so short names live inside the table entry, one- and two-rule
+//! lists inside their owner, and the hash is a fast non-keyed one.
+//!
+//! Why a non-keyed hash is safe here: the tables are keyed by key ids and
+//! workspace names from the registry, and looked up with the id and
+//! workspace of a key that already passed authentication. Callers cannot
+//! choose what is hashed, so the flooding resistance of the default (keyed
+//! SipHash) buys nothing, while its cost is a good part of a check. This is
+//! the Fx hash of rustc.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::Arc;
+
+use super::window::Window;
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+const INLINE: usize = 22;
+
+/// A name stored in place when short (key ids are 12 bytes), so comparing
+/// a table entry's name reads no other memory line.
+#[derive(Clone)]
+pub struct Name(Repr);
+
+/// Private: an inline name is only ever made from a whole `&str`.
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Inline { len, bytes } => {
+                // SAFETY: `bytes[..len]` is a copy of a whole `&str` (see
+                // `From<&str>`, the only constructor), hence valid UTF-8.
+                // Validating it again was a fifth of a check's time.
+                unsafe { std::str::from_utf8_unchecked(&bytes[..usize::from(*len)]) }
+            }
+            Repr::Heap(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Self {
+        if s.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Name(Repr::Inline {
+                len: s.len() as u8,
+                bytes,
+            })
+        } else {
+            Name(Repr::Heap(s.into()))
+        }
+    }
+}
+
+impl Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Name {}
+
+/// Hashes exactly as the `str` it holds (required by `Borrow<str>`).
+impl Hash for Name {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// Windows in rule-id order; the usual one or two held in place.
+#[derive(Debug, Clone)]
+pub enum WindowList {
+    One([Arc<Window>; 1]),
+    Two([Arc<Window>; 2]),
+    Many(Box<[Arc<Window>]>),
+}
+
+impl WindowList {
+    pub fn as_slice(&self) -> &[Arc<Window>] {
+        match self {
+            WindowList::One(w) => w,
+            WindowList::Two(w) => w,
+            WindowList::Many(w) => w,
+        }
+    }
+}
+
+impl From<Vec<Arc<Window>>> for WindowList {
+    /// `windows` must be sorted by rule id.
+    fn from(windows: Vec<Arc<Window>>) -> Self {
+        match <[Arc<Window>; 2]>::try_from(windows) {
+            Ok(two) => WindowList::Two(two),
+            Err(windows) => match <[Arc<Window>; 1]>::try_from(windows) {
+                Ok(one) => WindowList::One(one),
+                Err(many) => WindowList::Many(many.into_boxed_slice()),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    #[test]
+    fn names_inline_or_not_read_back_and_hash_as_their_str() {
+        let b = BuildHasherDefault::<FxHasher>::default();
+        for s in [
+            "",
+            "key_1234abcd",
+            "exactly-twenty-two-ch",
+            "a-workspace-name-longer-than-inline",
+            "wörkspace",
+        ] {
+            let n = Name::from(s);
+            assert_eq!(n.as_str(), s);
+            assert_eq!(b.hash_one(&n), b.hash_one(s));
+        }
+        assert!(matches!(Name::from("key_1234abcd").0, Repr::Inline { .. }));
+        assert!(matches!(
+            Name::from("a-workspace-name-longer-than-inline").0,
+            Repr::Heap(_)
+        ));
+        let mut m: FastMap<Name, u32> = FastMap::default();
+        m.insert("a-workspace-name-longer-than-inline".into(), 1);
+        m.insert("acme".into(), 2);
+        assert_eq!(m.get("a-workspace-name-longer-than-inline"), Some(&1));
+        assert_eq!(m.get("acme"), Some(&2));
+        assert_eq!(m.get("acm"), None);
+    }
+
+    #[test]
+    fn distinct_short_ids_hash_apart_and_equal_ones_alike() {
+        let b = BuildHasherDefault::<FxHasher>::default();
+        let ids: Vec<String> = (0..10_000).map(|i| format!("key_{i:08x}")).collect();
+        let hashes: std::collections::HashSet<u64> =
+            ids.iter().map(|s| b.hash_one(s.as_str())).collect();
+        assert_eq!(hashes.len(), ids.len());
+        assert_eq!(
+            b.hash_one("acme"),
+            b.hash_one(String::from("acme").as_str())
+        );
+    }
+}

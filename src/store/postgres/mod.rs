@@ -1,0 +1,477 @@
+//! PostgreSQL backend: several processes (`serve` replicas on several
+//! machines, CLIs, consoles) share one registry.
+//!
+//! # Why a connection thread
+//!
+//! The [`Store`] trait is synchronous and is called from plain threads (the
+//! CLI), from tokio's blocking pool (gateway control loop, console) and
+//! possibly from async code. The synchronous `postgres` crate panics when it
+//! is called on a thread that runs a tokio runtime, so every caller would
+//! have to remember `spawn_blocking`. Instead each `PostgresStore` owns one
+//! thread running a current-thread tokio runtime with one `tokio-postgres`
+//! connection; the trait methods send it a job and wait on a std channel.
+//! That works from any thread, cannot panic on a runtime, and serializes the
+//! process's store calls on one connection exactly as the SQLite backend
+//! does on its one connection (the callers are a handful of loops; a pool
+//! would add a crate and buy nothing measurable). The runtime is driven all
+//! the time, so a connection the server closed is noticed at once.
+//!
+//! # Changes and revisions
+//!
+//! `apply` runs in one transaction that first locks the revision row
+//! (`SELECT … FOR UPDATE`): writers from every process serialize there, each
+//! loads the registry as the previous writer committed it, runs
+//! [`Registry::apply_all`], writes what it touched and moves the revision.
+//! `load` reads in one `REPEATABLE READ` snapshot. `revision` is one indexed
+//! row read, one round trip.
+//!
+//! # Losing the server
+//!
+//! A lost connection (server restarted, network cut) is replaced on the
+//! next call; a job that failed because the connection was lost before it
+//! committed is retried once on a new connection. Errors name the server as
+//! `postgres://USER@HOST:PORT/DB`, never with the password. A gateway keeps
+//! serving its last snapshot while calls fail and picks up changes once they
+//! work again.
+
+mod rows;
+mod schema;
+mod target;
+
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_postgres::{Client, IsolationLevel, NoTls};
+
+use super::{Applied, Store, StoreError};
+use crate::domain::{Change, DomainError, GatewayReport, Registry, now_secs};
+
+pub use schema::SCHEMA_VERSION;
+pub use target::{Target, mask_url};
+
+/// How long one store call may wait on the server (a lock held by another
+/// writer included) before it fails: as long as SQLite's busy timeout.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Gateway reports older than this are deleted when another is written.
+const REPORT_RETENTION_MS: i64 = 3_600_000;
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    jobs: mpsc::UnboundedSender<Job>,
+    target: Arc<Target>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+type Reply<T> = std_mpsc::SyncSender<Result<T, StoreError>>;
+
+/// One call, sent to the connection thread.
+enum Job {
+    Open(Reply<()>),
+    Load(Reply<Registry>),
+    Revision(Reply<u64>),
+    Apply(Vec<Change>, Reply<super::Applied>),
+    PutReport(Box<GatewayReport>, Reply<()>),
+    RemoveReport(String, Reply<()>),
+    Reports(Reply<Vec<GatewayReport>>),
+    SchemaVersion(Reply<i64>),
+}
+
+impl PostgresStore {
+    /// Connect to the database `url` names, migrate it to the current schema
+    /// and, when new, seed the default catalog and cluster.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::open(Target::parse(url)?)
+    }
+
+    /// [`connect`](Self::connect) to a parsed target.
+    pub fn open(target: Target) -> Result<Self, StoreError> {
+        let target = Arc::new(target);
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Backend(format!("cannot start the PostgreSQL client: {e}")))?;
+        let worker = Worker {
+            target: target.clone(),
+            client: None,
+            lost: false,
+        };
+        let thread = std::thread::Builder::new()
+            .name("maasctl-postgres".into())
+            .spawn(move || runtime.block_on(worker.serve(rx)))
+            .map_err(|e| StoreError::Backend(format!("cannot start the PostgreSQL client: {e}")))?;
+        let store = Self {
+            jobs,
+            target,
+            thread: Some(thread),
+        };
+        store.call(Job::Open)?;
+        Ok(store)
+    }
+
+    /// The schema version of the database.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.call(Job::SchemaVersion)
+    }
+
+    /// Where it connects, without the password.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    fn call<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, StoreError> {
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        let stopped = || {
+            StoreError::Backend(format!(
+                "the connection thread for PostgreSQL {} stopped",
+                self.target
+            ))
+        };
+        self.jobs.send(job(tx)).map_err(|_| stopped())?;
+        rx.recv().map_err(|_| stopped())?
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's loop, which closes the
+        // connection; wait for it so the server sees a clean goodbye.
+        let (closed, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.jobs, closed));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Store for PostgresStore {
+    fn load(&self) -> Result<Registry, StoreError> {
+        self.call(Job::Load)
+    }
+
+    fn revision(&self) -> Result<u64, StoreError> {
+        self.call(Job::Revision)
+    }
+
+    fn apply(&self, changes: Vec<Change>) -> Result<Applied, StoreError> {
+        self.call(|r| Job::Apply(changes, r))
+    }
+
+    fn put_report(&self, report: &GatewayReport) -> Result<(), StoreError> {
+        self.call(|r| Job::PutReport(Box::new(report.clone()), r))
+    }
+
+    fn remove_report(&self, id: &str) -> Result<(), StoreError> {
+        self.call(|r| Job::RemoveReport(id.to_string(), r))
+    }
+
+    fn reports(&self) -> Result<Vec<GatewayReport>, StoreError> {
+        self.call(Job::Reports)
+    }
+
+    fn describe(&self) -> String {
+        self.target.to_string()
+    }
+}
+
+/// Why one attempt at a job failed.
+enum Failure {
+    /// From the server or the connection.
+    Pg(tokio_postgres::Error),
+    /// The connection failed while committing: the outcome is unknown, so
+    /// the job is not retried.
+    Commit(tokio_postgres::Error),
+    /// Refused by the registry, or data this build cannot read.
+    Store(StoreError),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Failure::Pg(e)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+impl From<DomainError> for Failure {
+    fn from(e: DomainError) -> Self {
+        Failure::Store(StoreError::Domain(e))
+    }
+}
+
+/// A tokio-postgres error in words: the server's message (with its detail
+/// and hint) for errors the server sent, the cause chain otherwise.
+fn describe_pg(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{}: {}", db.severity(), db.message());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(" ({d})"));
+            }
+            if let Some(h) = db.hint() {
+                s.push_str(&format!(" hint: {h}"));
+            }
+            s
+        }
+        None => target::chain(e),
+    }
+}
+
+/// The connection thread's state.
+struct Worker {
+    target: Arc<Target>,
+    client: Option<Client>,
+    /// A connection was lost and not yet replaced (log the reconnect).
+    lost: bool,
+}
+
+impl Worker {
+    async fn serve(mut self, mut jobs: mpsc::UnboundedReceiver<Job>) {
+        while let Some(job) = jobs.recv().await {
+            // A caller that gave up (it cannot: it waits) would make send fail; ignore.
+            match job {
+                Job::Open(r) => {
+                    let shown = self.target.to_string();
+                    let _ = r.send(
+                        self.run("open the store", async |c| schema::migrate(c, &shown).await)
+                            .await,
+                    );
+                }
+                Job::Load(r) => {
+                    let _ = r.send(self.run("load the registry", async |c| load(c).await).await);
+                }
+                Job::Revision(r) => {
+                    let _ = r.send(
+                        self.run("read the revision", async |c| revision(c).await)
+                            .await,
+                    );
+                }
+                Job::Apply(changes, r) => {
+                    let _ = r.send(
+                        self.run("apply a change", async |c| apply(c, changes.clone()).await)
+                            .await,
+                    );
+                }
+                Job::PutReport(report, r) => {
+                    let _ = r.send(
+                        self.run("write a gateway report", async |c| {
+                            put_report(c, &report).await
+                        })
+                        .await,
+                    );
+                }
+                Job::RemoveReport(id, r) => {
+                    let _ = r.send(
+                        self.run("remove a gateway report", async |c| {
+                            c.execute("DELETE FROM gateway_reports WHERE id = $1", &[&id])
+                                .await?;
+                            Ok(())
+                        })
+                        .await,
+                    );
+                }
+                Job::Reports(r) => {
+                    let _ = r.send(
+                        self.run("read gateway reports", async |c| reports(c).await)
+                            .await,
+                    );
+                }
+                Job::SchemaVersion(r) => {
+                    let _ = r.send(
+                        self.run("read the schema version", async |c| {
+                            let tx = c.build_transaction().read_only(true).start().await?;
+                            schema::version(&tx).await
+                        })
+                        .await,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Run `f` on a live connection (connecting first if there is none),
+    /// within [`CALL_TIMEOUT`]. If the connection turns out lost before a
+    /// commit, try once more on a new one.
+    async fn run<T>(
+        &mut self,
+        what: &str,
+        mut f: impl AsyncFnMut(&mut Client) -> Result<T, Failure>,
+    ) -> Result<T, StoreError> {
+        let mut retried = false;
+        loop {
+            let attempt = tokio::time::timeout(CALL_TIMEOUT, async {
+                let client = self.client().await?;
+                Ok::<_, StoreError>(f(client).await)
+            })
+            .await;
+            let failure = match attempt {
+                Ok(Ok(Ok(v))) => return Ok(v),
+                Ok(Err(connect)) => return Err(connect),
+                Ok(Ok(Err(failure))) => failure,
+                Err(_) => {
+                    // Whatever the connection was doing, its state is unknown now.
+                    self.forget();
+                    return Err(StoreError::Backend(format!(
+                        "PostgreSQL {} did not answer within {}s ({what})",
+                        self.target,
+                        CALL_TIMEOUT.as_secs()
+                    )));
+                }
+            };
+            let closed = self.client.as_ref().is_none_or(Client::is_closed);
+            if closed {
+                self.forget();
+            }
+            match failure {
+                Failure::Store(e) => return Err(e),
+                Failure::Pg(_) if closed && !retried => {
+                    retried = true;
+                    continue;
+                }
+                Failure::Pg(e) => {
+                    return Err(StoreError::Backend(format!(
+                        "PostgreSQL {}: cannot {what}: {}",
+                        self.target,
+                        describe_pg(&e)
+                    )));
+                }
+                Failure::Commit(e) => {
+                    return Err(StoreError::Backend(format!(
+                        "PostgreSQL {}: the connection failed while committing ({}); the change may or may not have been saved: check before trying again",
+                        self.target,
+                        describe_pg(&e)
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Drop the current connection (it is closed or in an unknown state).
+    fn forget(&mut self) {
+        if self.client.take().is_some() {
+            tracing::warn!("lost the connection to PostgreSQL {}", self.target);
+            self.lost = true;
+        }
+    }
+
+    /// The live connection, made if there is none.
+    async fn client(&mut self) -> Result<&mut Client, StoreError> {
+        if self.client.as_ref().is_some_and(Client::is_closed) {
+            self.forget();
+        }
+        if self.client.is_none() {
+            let (client, connection) = self.target.config().connect(NoTls).await.map_err(|e| {
+                StoreError::Backend(format!(
+                    "cannot connect to PostgreSQL {}: {}",
+                    self.target,
+                    describe_pg(&e)
+                ))
+            })?;
+            let shown = self.target.clone();
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(
+                        "connection to PostgreSQL {shown} ended: {}",
+                        describe_pg(&e)
+                    );
+                }
+            });
+            if std::mem::take(&mut self.lost) {
+                tracing::info!("reconnected to PostgreSQL {}", self.target);
+            }
+            self.client = Some(client);
+        }
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+}
+
+async fn load(c: &mut Client) -> Result<Registry, Failure> {
+    let tx = c
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let reg = rows::load(&tx).await?;
+    tx.commit().await?;
+    Ok(reg)
+}
+
+async fn revision(c: &mut Client) -> Result<u64, Failure> {
+    let v: i64 = c
+        .query_typed_one("SELECT value FROM meta WHERE key = 'revision'", &[])
+        .await?
+        .try_get(0)?;
+    u64::try_from(v)
+        .map_err(|_| Failure::Store(StoreError::Backend(format!("corrupt revision {v}"))))
+}
+
+async fn apply(c: &mut Client, changes: Vec<Change>) -> Result<Applied, Failure> {
+    let tx = c.transaction().await?;
+    // Writers from every process queue here; what is loaded below is what
+    // the previous writer committed.
+    tx.execute(
+        "SELECT value FROM meta WHERE key = 'revision' FOR UPDATE",
+        &[],
+    )
+    .await?;
+    let mut reg = rows::load(&tx).await?;
+    let (outcomes, touched) = reg.apply_all(changes, now_secs())?;
+    if touched.is_empty() {
+        // Nothing changed: leave the revision where it is (the transaction
+        // rolls back when dropped).
+        return Ok(Applied {
+            revision: reg.revision,
+            outcomes,
+        });
+    }
+    rows::persist(&tx, &reg, &touched).await?;
+    tx.commit().await.map_err(Failure::Commit)?;
+    Ok(Applied {
+        revision: reg.revision,
+        outcomes,
+    })
+}
+
+async fn put_report(c: &mut Client, report: &GatewayReport) -> Result<(), Failure> {
+    let body = serde_json::to_string(report)
+        .map_err(|e| Failure::Store(StoreError::Backend(e.to_string())))?;
+    let tx = c.transaction().await?;
+    tx.execute(
+        "INSERT INTO gateway_reports (id, heartbeat_ms, body) VALUES ($1, $2, $3)
+         ON CONFLICT (id) DO UPDATE SET heartbeat_ms = $2, body = $3",
+        &[&report.id, &report.heartbeat_ms, &body],
+    )
+    .await?;
+    // Forget gateways gone for more than an hour.
+    tx.execute(
+        "DELETE FROM gateway_reports WHERE heartbeat_ms < $1",
+        &[&(report.heartbeat_ms - REPORT_RETENTION_MS)],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn reports(c: &mut Client) -> Result<Vec<GatewayReport>, Failure> {
+    let rows = c
+        .query("SELECT body FROM gateway_reports ORDER BY id", &[])
+        .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let body: String = r.try_get(0)?;
+        match serde_json::from_str(&body) {
+            Ok(r) => out.push(r),
+            // A report from another maasctl version: skip, never fail the caller.
+            Err(e) => tracing::warn!("ignoring unreadable gateway report: {e}"),
+        }
+    }
+    Ok(out)
+}

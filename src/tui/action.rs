@@ -1,0 +1,91 @@
+//! What a key asks for ([`Action`]) and what the console asks of the
+//! platform in the background ([`Request`] / [`Reply`]).
+
+use crate::client::{ClientError, CreatedKey};
+use crate::domain::Change;
+use crate::store::Applied;
+
+/// Everything a key can do in the list and detail views. Handled in one
+/// place, `App::dispatch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    /// Enter: open the selection.
+    Open,
+    /// Esc: clear the filter, else go back a page.
+    Back,
+    /// `/`: filter the list.
+    Filter,
+    /// `:`: the command bar.
+    Command,
+    /// `?`: every key of this view.
+    Help,
+    Quit,
+    Create,
+    Edit,
+    Delete,
+    /// Enable/disable a model.
+    Toggle,
+    Revoke,
+    /// Publish/unpublish a marketplace entry.
+    Publish,
+    /// Register a model from the selected marketplace entry.
+    Register,
+    AddRule,
+    /// Switch between the endpoints and rules panes of the model detail.
+    SwitchPane,
+    /// Take the selected endpoint out of rotation (or put it back).
+    ToggleEndpoint,
+    /// Logs: follow the newest lines again.
+    Follow,
+}
+
+/// A background call to the client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Apply(Vec<Change>),
+    CreateKey { workspace: String, name: String },
+}
+
+/// A call with the id its reply will carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub id: u64,
+    pub op: Op,
+}
+
+/// What came back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Done {
+    Applied(Applied),
+    KeyCreated(CreatedKey),
+}
+
+/// A reply to request `id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub id: u64,
+    pub result: Result<Done, ClientError>,
+}
+
+impl Request {
+    /// Run it against a client (on a background task).
+    pub async fn run(self, client: &dyn crate::client::Client) -> Reply {
+        let result = match self.op {
+            Op::Apply(changes) => client.apply(changes).await.map(Done::Applied),
+            Op::CreateKey { workspace, name } => client
+                .create_key(workspace, name)
+                .await
+                .map(Done::KeyCreated),
+        };
+        Reply {
+            id: self.id,
+            result,
+        }
+    }
+}

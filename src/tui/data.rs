@@ -1,0 +1,124 @@
+//! What the views read: the latest registry snapshot, gateway statuses
+//! derived from the reports, live rates. Updated when a snapshot arrives,
+//! never while drawing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::client::{GatewayInfo, RegistryView};
+use crate::domain::{GatewayReport, GatewayStatus, Model, gateway_status};
+use crate::logging::LogRing;
+
+use super::live::Live;
+use super::theme::Theme;
+
+pub struct Data {
+    pub theme: Theme,
+    pub view: Arc<RegistryView>,
+    /// Gateway status by model name.
+    pub statuses: HashMap<String, GatewayStatus>,
+    pub live: Live,
+    pub gateway: GatewayInfo,
+    /// Wall clock (Unix ms) as of the last tick: report freshness uses it.
+    pub now_ms: i64,
+    pub logs: Option<LogRing>,
+    /// How many reports were fresh when statuses were last derived.
+    fresh_reports: usize,
+}
+
+impl Data {
+    pub fn new(
+        theme: Theme,
+        view: Arc<RegistryView>,
+        gateway: GatewayInfo,
+        now_ms: i64,
+        logs: Option<LogRing>,
+    ) -> Self {
+        let mut d = Self {
+            theme,
+            view,
+            statuses: HashMap::new(),
+            live: Live::default(),
+            gateway,
+            now_ms,
+            logs,
+            fresh_reports: 0,
+        };
+        d.derive_statuses();
+        d
+    }
+
+    pub fn registry(&self) -> &crate::domain::Registry {
+        &self.view.registry
+    }
+
+    pub fn status(&self, model: &str) -> GatewayStatus {
+        self.statuses
+            .get(model)
+            .copied()
+            .unwrap_or(GatewayStatus::Offline)
+    }
+
+    pub fn set_view(&mut self, view: Arc<RegistryView>) {
+        self.view = view;
+        self.derive_statuses();
+    }
+
+    /// Re-derive statuses if a report went stale (or came back) since.
+    /// Returns whether they were re-derived.
+    pub fn tick(&mut self, now_ms: i64) -> bool {
+        self.now_ms = now_ms;
+        let fresh = self
+            .view
+            .reports
+            .iter()
+            .filter(|r| r.is_fresh(now_ms))
+            .count();
+        if fresh != self.fresh_reports {
+            self.derive_statuses();
+            return true;
+        }
+        false
+    }
+
+    /// The gateway status of every model, in one pass over the reports:
+    /// each model is judged on the reports cut down to its own endpoints,
+    /// so the cost is O(models + endpoints), not their product.
+    fn derive_statuses(&mut self) {
+        let fresh: Vec<&GatewayReport> = self
+            .view
+            .reports
+            .iter()
+            .filter(|r| r.is_fresh(self.now_ms))
+            .collect();
+        self.fresh_reports = fresh.len();
+        let headers: Vec<GatewayReport> = fresh
+            .iter()
+            .map(|r| GatewayReport {
+                endpoints: Vec::new(),
+                ..(*r).clone()
+            })
+            .collect();
+        let mut per_model: HashMap<&str, Vec<GatewayReport>> = HashMap::new();
+        for (i, r) in fresh.iter().enumerate() {
+            for e in &r.endpoints {
+                per_model
+                    .entry(e.model.as_str())
+                    .or_insert_with(|| headers.clone())[i]
+                    .endpoints
+                    .push(e.clone());
+            }
+        }
+        let status = |m: &Model| {
+            let reports = per_model.get(m.spec.name.as_str()).unwrap_or(&headers);
+            gateway_status(m, reports, self.now_ms)
+        };
+        self.statuses = self
+            .view
+            .registry
+            .models
+            .values()
+            .map(|m| (m.spec.name.clone(), status(m)))
+            .collect();
+    }
+}

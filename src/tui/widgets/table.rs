@@ -1,0 +1,288 @@
+//! The list table: columns that give way on narrow terminals, and only the
+//! visible rows built, so a frame costs the same for 10 rows or 10,000.
+
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Row, Table};
+
+use crate::tui::theme::Theme;
+
+/// A column: its minimum width, how much spare width it takes, and how
+/// early it is dropped when the terminal is too narrow.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub title: &'static str,
+    pub min: u16,
+    /// Share of the spare width (0 = fixed).
+    pub grow: u16,
+    /// Numbers are right-aligned.
+    pub right: bool,
+    /// 0 = always shown; otherwise dropped, highest first, when it does not fit.
+    pub drop: u8,
+}
+
+pub const fn col(title: &'static str, min: u16, grow: u16) -> Column {
+    Column {
+        title,
+        min,
+        grow,
+        right: false,
+        drop: 0,
+    }
+}
+
+pub const fn num(title: &'static str, min: u16) -> Column {
+    Column {
+        title,
+        min,
+        grow: 0,
+        right: true,
+        drop: 0,
+    }
+}
+
+impl Column {
+    pub const fn drop(mut self, order: u8) -> Self {
+        self.drop = order;
+        self
+    }
+}
+
+/// Widths of the shown columns (`None` = dropped) for `width` cells.
+pub fn layout(cols: &[Column], width: u16) -> Vec<Option<u16>> {
+    let mut shown: Vec<bool> = vec![true; cols.len()];
+    let need = |shown: &[bool]| -> u16 {
+        let n = shown.iter().filter(|s| **s).count() as u16;
+        cols.iter()
+            .zip(shown)
+            .filter(|(_, s)| **s)
+            .map(|(c, _)| c.min)
+            .sum::<u16>()
+            + n.saturating_sub(1)
+    };
+    while need(&shown) > width {
+        let victim = cols
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| shown[*i] && c.drop > 0)
+            .max_by_key(|(i, c)| (c.drop, *i))
+            .map(|(i, _)| i);
+        match victim {
+            Some(i) => shown[i] = false,
+            None => break,
+        }
+    }
+    let spare = width.saturating_sub(need(&shown));
+    let grow: u16 = cols
+        .iter()
+        .zip(&shown)
+        .filter(|(_, s)| **s)
+        .map(|(c, _)| c.grow)
+        .sum();
+    let mut given = 0u16;
+    let last_grower = cols
+        .iter()
+        .enumerate()
+        .rfind(|(i, c)| shown[*i] && c.grow > 0)
+        .map(|(i, _)| i);
+    cols.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if !shown[i] {
+                return None;
+            }
+            if grow == 0 || c.grow == 0 {
+                return Some(c.min);
+            }
+            let extra = if Some(i) == last_grower {
+                spare - given
+            } else {
+                (u32::from(spare) * u32::from(c.grow) / u32::from(grow)) as u16
+            };
+            given += extra;
+            Some(c.min + extra)
+        })
+        .collect()
+}
+
+/// Selection and scroll of a list, and the ids it shows (filtered, sorted).
+#[derive(Debug, Clone, Default)]
+pub struct ListState {
+    pub selected: usize,
+    pub offset: usize,
+    pub filter: String,
+    /// Ids of the shown rows, in order.
+    pub rows: Vec<String>,
+    /// The registry revision and filter `rows` were built for.
+    pub built: Option<(u64, String)>,
+}
+
+impl ListState {
+    pub fn selected_id(&self) -> Option<&str> {
+        self.rows.get(self.selected).map(String::as_str)
+    }
+
+    /// Move the selection by `delta` rows, clamped.
+    pub fn step(&mut self, delta: isize) {
+        if self.rows.is_empty() {
+            self.selected = 0;
+            return;
+        }
+        let max = self.rows.len() - 1;
+        self.selected = self.selected.saturating_add_signed(delta).min(max);
+    }
+
+    pub fn select_id(&mut self, id: &str) -> bool {
+        match self.rows.iter().position(|r| r == id) {
+            Some(i) => {
+                self.selected = i;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Replace the rows, keeping the selection on the same id when it is
+    /// still there.
+    pub fn set_rows(&mut self, rows: Vec<String>) {
+        let keep = self.selected_id().map(str::to_string);
+        self.rows = rows;
+        if !keep.is_some_and(|id| self.select_id(&id)) {
+            self.selected = self.selected.min(self.rows.len().saturating_sub(1));
+        }
+    }
+
+    /// Keep the selection within `height` visible rows.
+    fn scroll_to_selection(&mut self, height: usize) {
+        if height == 0 {
+            return;
+        }
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + height {
+            self.offset = self.selected + 1 - height;
+        }
+        self.offset = self.offset.min(self.rows.len().saturating_sub(height));
+    }
+}
+
+/// A cell: text and style (numbers right-aligned by their column).
+pub type Cells = Vec<Span<'static>>;
+
+/// What a table shows besides its rows.
+pub struct Spec<'a> {
+    pub title: Line<'a>,
+    pub cols: &'a [Column],
+    /// Has the selection (highlighted border and row).
+    pub focused: bool,
+}
+
+/// Draw `state`'s rows in a bordered table, building only the visible ones
+/// with `row`.
+pub fn render(
+    f: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    spec: Spec<'_>,
+    state: &mut ListState,
+    mut row: impl FnMut(&str) -> Cells,
+) {
+    let Spec {
+        title,
+        cols,
+        focused,
+    } = spec;
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(if focused {
+            theme.border_focus()
+        } else {
+            theme.border()
+        })
+        .title(title);
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let widths = layout(cols, inner.width);
+    let height = inner.height.saturating_sub(1) as usize;
+    state.scroll_to_selection(height);
+    let align = |c: &Column, s: Span<'static>| -> Cell<'static> {
+        if c.right {
+            Cell::from(Line::from(s).alignment(Alignment::Right))
+        } else {
+            Cell::from(Line::from(s))
+        }
+    };
+    let header = Row::new(
+        cols.iter()
+            .zip(&widths)
+            .filter(|(_, w)| w.is_some())
+            .map(|(c, _)| align(c, Span::raw(c.title)))
+            .collect::<Vec<_>>(),
+    )
+    .style(theme.header());
+    let end = (state.offset + height).min(state.rows.len());
+    let rows: Vec<Row> = state.rows[state.offset..end]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let cells = row(id);
+            let r = Row::new(
+                cols.iter()
+                    .zip(&widths)
+                    .zip(cells)
+                    .filter(|((_, w), _)| w.is_some())
+                    .map(|((c, _), s)| align(c, s))
+                    .collect::<Vec<_>>(),
+            );
+            if focused && state.offset + i == state.selected {
+                r.style(theme.selected())
+            } else {
+                r
+            }
+        })
+        .collect();
+    let constraints: Vec<Constraint> = widths
+        .iter()
+        .flatten()
+        .map(|w| Constraint::Length(*w))
+        .collect();
+    f.render_widget(
+        Table::new(rows, constraints)
+            .header(header)
+            .column_spacing(1),
+        inner,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrow_terminals_drop_optional_columns_first() {
+        let cols = [
+            col("A", 10, 1),
+            col("B", 10, 0).drop(2),
+            col("C", 10, 1).drop(1),
+        ];
+        assert_eq!(layout(&cols, 40), vec![Some(14), Some(10), Some(14)]);
+        assert_eq!(layout(&cols, 25), vec![Some(12), None, Some(12)]);
+        assert_eq!(layout(&cols, 12), vec![Some(12), None, None]);
+    }
+
+    #[test]
+    fn selection_survives_a_refresh_and_scroll_follows_it() {
+        let mut s = ListState {
+            rows: (0..100).map(|i| format!("r{i:03}")).collect(),
+            ..Default::default()
+        };
+        s.step(50);
+        s.set_rows((0..100).rev().map(|i| format!("r{i:03}")).collect());
+        assert_eq!(s.selected_id(), Some("r050"));
+        s.scroll_to_selection(10);
+        assert!(s.offset <= s.selected && s.selected < s.offset + 10);
+        s.step(-1000);
+        assert_eq!(s.selected, 0);
+    }
+}

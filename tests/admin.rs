@@ -1,0 +1,1290 @@
+//! The admin API over real HTTP on loopback: auth, every route (happy path
+//! and an error each), refused changes with their field errors, key
+//! creation, secrets that never leave the server, upstream keys kept or
+//! replaced by a remote console's edit, the stats stream, the remote client
+//! through an outage — and, with the real binary, `maasctl serve`'s admin
+//! listener and `maasctl rule explain` against it.
+
+#[allow(dead_code)]
+#[path = "gateway/support.rs"]
+mod support;
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use maasctl::admin::api::AdminApi;
+use maasctl::admin::client::RemoteClient;
+use maasctl::admin::sse::EventReader;
+use maasctl::admin::{AdminHandle, AdminListener, AdminToken, TokenSource};
+use maasctl::client::{Client, ClientError, GatewayState};
+use maasctl::domain::{Change, Endpoint, ErrorKind, Policy, RuleSpec, RuleTarget, Secret};
+use maasctl::gateway::StatsSnapshot;
+use maasctl::logging::LogRing;
+use maasctl::store::Store;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::{DEADLINE, Gw, TestStore, fast_config, mock, wait_for};
+
+/// The upstream key stored for model `M`: it must never appear in an answer.
+const RAW_KEY: &str = "sk-upstream-RAW-never-leaves-9f1c";
+const TOKEN: &str = "maasadm_test-token-0123456789";
+
+/// A gateway over a test store with its admin API on a free port.
+struct Admin {
+    ts: TestStore,
+    gw: Gw,
+    admin: Option<AdminHandle>,
+    addr: SocketAddr,
+    url: String,
+    http: reqwest::Client,
+    logs: LogRing,
+    upstream: maasctl::demo::upstream::MockUpstream,
+    /// Key `ci` of workspace `acme`: (id, secret).
+    key: (String, String),
+}
+
+impl Admin {
+    /// Model `M` (enabled, one endpoint with [`RAW_KEY`]) and key `acme/ci`.
+    async fn start() -> Self {
+        let ts = TestStore::new();
+        let upstream = mock("admin").await;
+        let key = ts.key("acme", "ci");
+        let mut ep = Endpoint::new(upstream.base_url());
+        ep.api_key = Some(Secret::new(RAW_KEY));
+        ts.model("M", "m-upstream", vec![ep], Policy::RoundRobin);
+        let listener = bind("127.0.0.1:0".parse().unwrap());
+        let (addr, url) = (listener.local_addr(), listener.url());
+        let gw = Gw::start(
+            &ts,
+            maasctl::gateway::GatewayConfig {
+                admin: Some(url.clone()),
+                ..fast_config()
+            },
+        )
+        .await;
+        let logs = LogRing::new(500);
+        let admin = serve(listener, &ts, &gw, &logs);
+        gw.wait_applied(&ts).await;
+        Self {
+            ts,
+            gw,
+            admin: Some(admin),
+            addr,
+            url,
+            http: support::client(),
+            logs,
+            upstream,
+            key,
+        }
+    }
+
+    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(TOKEN)
+    }
+
+    /// Status and JSON body of a call with the token.
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self.req(method, path);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        answer(r.send().await.expect("admin API answers")).await
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    fn api(&self) -> AdminApi {
+        AdminApi::new(&self.url, TOKEN).unwrap()
+    }
+
+    /// Admit `n` chat requests of key `ci` on `M`.
+    async fn traffic(&self, n: usize) {
+        for _ in 0..n {
+            let res = self.gw.chat(&self.key.1, "M").await;
+            assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> AdminListener {
+    AdminListener::bind(addr, AdminToken::new(TOKEN, TokenSource::Env)).expect("admin binds")
+}
+
+fn serve(listener: AdminListener, ts: &TestStore, gw: &Gw, logs: &LogRing) -> AdminHandle {
+    let store: Arc<dyn Store> = ts.store.clone();
+    listener
+        .serve(store, gw.handle().view(), logs.clone())
+        .expect("admin serves")
+}
+
+async fn answer(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    let v = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    (status, v)
+}
+
+/// A log line as the server's tracing would push it.
+fn line(message: &str) -> maasctl::logging::LogLine {
+    maasctl::logging::LogLine {
+        at_ms: maasctl::domain::now_ms(),
+        level: tracing::Level::WARN,
+        target: "test".into(),
+        message: message.into(),
+    }
+}
+
+/// `(kind, first field)` of an error body.
+fn error_of(v: &Value) -> (&str, &str) {
+    (
+        v["error"]["kind"].as_str().unwrap_or_default(),
+        v["error"]["errors"][0]["field"]
+            .as_str()
+            .unwrap_or_default(),
+    )
+}
+
+mod auth_and_routes {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_token_is_required_and_compared_whole() {
+        let a = Admin::start().await;
+        let (s, v) = answer(
+            a.http
+                .get(format!("{}/admin/v1/healthz", a.url))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (s, v["status"].as_str()),
+            (200, Some("ok")),
+            "healthz is public"
+        );
+
+        for (auth, problem) in [
+            (None, "missing"),
+            (Some("Bearer wrong"), "not valid"),
+            (
+                Some(&format!("Bearer {}", &TOKEN[..TOKEN.len() - 1])),
+                "not valid",
+            ),
+            (Some(&format!("Bearer {TOKEN}x")), "not valid"),
+            (Some(&format!("Basic {TOKEN}")), "not valid"),
+        ] {
+            for path in ["/admin/v1/info", "/admin/v1/registry", "/admin/v1/nope"] {
+                let mut r = a.http.get(format!("{}{path}", a.url));
+                if let Some(h) = auth {
+                    r = r.header("authorization", h);
+                }
+                let res = r.send().await.unwrap();
+                assert_eq!(
+                    res.headers()["www-authenticate"],
+                    "Bearer realm=\"maasctl-admin\""
+                );
+                let (s, v) = answer(res).await;
+                assert_eq!(s, 401, "{path} with {auth:?}: {v}");
+                assert_eq!(error_of(&v), ("unauthorized", "Authorization"));
+                assert!(
+                    v["error"]["message"].as_str().unwrap().contains(problem),
+                    "{v}"
+                );
+            }
+        }
+        let (s, _) = a.get("/admin/v1/info").await;
+        assert_eq!(s, 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_route_answers_and_names_bad_input() {
+        let a = Admin::start().await;
+        let gw_addr = a.gw.handle().local_addr().to_string();
+
+        // Unknown route, wrong method.
+        let (s, v) = a.get("/admin/v1/nope").await;
+        assert_eq!((s, error_of(&v)), (404, ("no-route", "path")), "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("GET /admin/v1/registry")
+        );
+        let (s, v) = a.call(Method::POST, "/admin/v1/stats", None).await;
+        assert_eq!(
+            (s, error_of(&v)),
+            (405, ("method-not-allowed", "method")),
+            "{v}"
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("use GET"),
+            "{v}"
+        );
+
+        // info
+        let (s, v) = a.get("/admin/v1/info").await;
+        assert_eq!(s, 200);
+        assert_eq!(v["gateway"]["listen"], gw_addr.as_str());
+        assert_eq!(v["admin"], a.url.as_str());
+
+        // revision
+        let (s, v) = a.get("/admin/v1/revision").await;
+        assert_eq!((s, v["revision"].as_u64()), (200, Some(a.ts.revision())));
+
+        // registry: ETag, then 304 while unchanged, 200 once it moves.
+        let res = a
+            .req(Method::GET, "/admin/v1/registry")
+            .send()
+            .await
+            .unwrap();
+        let tag = res.headers()["etag"].to_str().unwrap().to_string();
+        assert_eq!(tag, format!("\"{}\"", a.ts.revision()));
+        let (s, v) = answer(res).await;
+        assert_eq!(s, 200);
+        assert!(v["models"]["M"].is_object(), "{v}");
+        let res = a
+            .req(Method::GET, "/admin/v1/registry")
+            .header("if-none-match", &tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+        let (s, v) = a
+            .call(
+                Method::POST,
+                "/admin/v1/apply",
+                Some(json!([{"op": "add-workspace", "name": "ops", "description": ""}])),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["revision"].as_u64(), Some(a.ts.revision()));
+        let res = a
+            .req(Method::GET, "/admin/v1/registry")
+            .header("if-none-match", &tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(answer(res).await.1["workspaces"]["ops"].is_object());
+
+        // apply: bad JSON, unknown operation, nothing to do.
+        for (body, expect) in [
+            ("[{", "expected a JSON array of changes"),
+            (r#"[{"op":"fly"}]"#, "unknown variant `fly`"),
+            (
+                r#"{"op":"add-workspace"}"#,
+                "expected a JSON array of changes",
+            ),
+            ("[]", "no changes given"),
+        ] {
+            let res = a
+                .req(Method::POST, "/admin/v1/apply")
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let (s, v) = answer(res).await;
+            assert_eq!(
+                (s, error_of(&v)),
+                (400, ("bad-request", "body")),
+                "{body}: {v}"
+            );
+            assert!(
+                v["error"]["message"].as_str().unwrap().contains(expect),
+                "{v}"
+            );
+        }
+
+        // keys: a bad body, an unknown workspace.
+        let (s, v) = a
+            .call(
+                Method::POST,
+                "/admin/v1/keys",
+                Some(json!({"workspace": "acme"})),
+            )
+            .await;
+        assert_eq!((s, error_of(&v)), (400, ("bad-request", "body")), "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("name"),
+            "{v}"
+        );
+        let (s, v) = a
+            .call(
+                Method::POST,
+                "/admin/v1/keys",
+                Some(json!({"workspace": "nowhere", "name": "x"})),
+            )
+            .await;
+        assert_eq!((s, error_of(&v)), (404, ("not-found", "workspace")), "{v}");
+
+        // reports: this gateway's, naming this admin API.
+        let url = a.url.clone();
+        wait_for("the gateway report with the admin address", || {
+            let a = &a;
+            let url = url.clone();
+            async move {
+                let (s, v) = a.get("/admin/v1/reports").await;
+                assert_eq!(s, 200);
+                v.as_array()?
+                    .iter()
+                    .any(|r| r["admin"] == url.as_str())
+                    .then_some(())
+            }
+        })
+        .await;
+
+        // stats
+        a.traffic(1).await;
+        a.gw.wait_stats("one request counted", |s| s.gateway.requests >= 1)
+            .await;
+        let (s, v) = a.get("/admin/v1/stats").await;
+        assert_eq!(s, 200);
+        assert_eq!(v["listen"], gw_addr.as_str());
+        let snap: StatsSnapshot = serde_json::from_value(v).unwrap();
+        assert!(snap.models["M"].requests >= 1);
+
+        // logs: the ring's lines, numbered; `after` pages; a bad cursor.
+        // (No tracing subscriber here: lines are pushed; the binary test
+        // sees real ones.)
+        for i in 1..=3 {
+            a.logs.push(line(&format!("line {i}")));
+        }
+        let (s, v) = a.get("/admin/v1/logs").await;
+        assert_eq!(s, 200);
+        let lines = v["lines"].as_array().unwrap();
+        let texts: Vec<&str> = lines
+            .iter()
+            .map(|l| l["message"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, ["line 1", "line 2", "line 3"]);
+        assert_eq!(v["newest"].as_u64(), Some(3));
+        let (_, v) = a.get("/admin/v1/logs?after=2").await;
+        assert_eq!(v["lines"][0]["seq"].as_u64(), Some(3));
+        assert_eq!(v["lines"][0]["level"], "WARN");
+        let (_, v) = a.get("/admin/v1/logs?after=3").await;
+        assert_eq!(v["lines"], json!([]));
+        let (s, v) = a.get("/admin/v1/logs?after=soon").await;
+        assert_eq!(
+            (s, error_of(&v)),
+            (400, ("bad-request", "query.after")),
+            "{v}"
+        );
+
+        // explain: missing and unknown parts are named.
+        let (s, v) = a.get("/admin/v1/explain?key=ci").await;
+        assert_eq!(
+            (s, error_of(&v)),
+            (400, ("bad-request", "query.model")),
+            "{v}"
+        );
+        let (s, v) = a.get("/admin/v1/explain?model=M").await;
+        assert_eq!(
+            (s, error_of(&v)),
+            (400, ("bad-request", "query.key")),
+            "{v}"
+        );
+        let (s, v) = a.get("/admin/v1/explain?model=Nope&key=ci").await;
+        assert_eq!((s, error_of(&v)), (404, ("not-found", "model")), "{v}");
+        let (s, v) = a.get("/admin/v1/explain?model=M&key=nobody").await;
+        assert_eq!((s, error_of(&v)), (404, ("not-found", "key")), "{v}");
+        let (s, v) = a.get("/admin/v1/explain?model=M&key=ci").await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["key_id"], a.key.0.as_str());
+        assert_eq!(v["gateway"], gw_addr.as_str());
+        assert_eq!(v["live"]["rules"], json!([]), "no rules: nothing limits ci");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refused_changes_keep_their_kind_status_and_fields() {
+        let a = Admin::start().await;
+        a.ts.apply(vec![Change::SetPublished {
+            name: "GLM-4.5".into(),
+            published: false,
+        }]);
+        let before = a.ts.revision();
+        let bad_url = json!([{"op": "create-model", "name": "DeepSeek-V3", "cluster": "local",
+            "model_id": "x", "endpoints": [{"url": "localhost:1"}]}]);
+        let cases = [
+            (
+                bad_url,
+                400,
+                "invalid",
+                "endpoints[0].url",
+                ErrorKind::Invalid,
+            ),
+            (
+                json!([{"op": "set-enabled", "name": "Nope", "enabled": true}]),
+                404,
+                "not-found",
+                "model",
+                ErrorKind::NotFound,
+            ),
+            (
+                json!([{"op": "add-workspace", "name": "acme", "description": ""}]),
+                409,
+                "conflict",
+                "name",
+                ErrorKind::Conflict,
+            ),
+            (
+                json!([
+                    {"op": "create-model", "name": "GLM-4.5", "cluster": "local", "model_id": "glm",
+                     "endpoints": [{"url": "http://127.0.0.1:9"}]},
+                    {"op": "set-enabled", "name": "GLM-4.5", "enabled": true}
+                ]),
+                422,
+                "refused",
+                "status",
+                ErrorKind::Refused,
+            ),
+        ];
+        let remote = RemoteClient::connect(a.api(), None).await.unwrap();
+        for (body, status, kind, field, domain_kind) in cases {
+            let (s, v) = a
+                .call(Method::POST, "/admin/v1/apply", Some(body.clone()))
+                .await;
+            assert_eq!((s, error_of(&v)), (status, (kind, field)), "{body}: {v}");
+            // The remote console gets the registry's own error back.
+            let changes: Vec<Change> = serde_json::from_value(body).unwrap();
+            match remote.apply(changes).await {
+                Err(ClientError::Domain(d)) => {
+                    assert_eq!(d.kind, domain_kind);
+                    assert!(d.for_field(field).is_some(), "{d}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(a.ts.revision(), before, "nothing refused was saved");
+        assert!(!a.ts.store.load().unwrap().models.contains_key("GLM-4.5"));
+    }
+}
+
+mod secrets {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_secret_is_given_once_and_works() {
+        let a = Admin::start().await;
+        let (s, v) = a
+            .call(
+                Method::POST,
+                "/admin/v1/keys",
+                Some(json!({"workspace": "acme", "name": "batch"})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        let (id, secret) = (
+            v["id"].as_str().unwrap().to_string(),
+            v["secret"].as_str().unwrap().to_string(),
+        );
+        assert!(secret.starts_with("sk-") && secret.len() == 46, "{secret}");
+        // It calls the gateway.
+        a.gw.wait_applied(&a.ts).await;
+        let res = a.gw.chat(&secret, "M").await;
+        assert_eq!(res.status(), 200);
+        // It is never shown again, nor its hash.
+        let stored = a.ts.store.load().unwrap().keys[&id].clone();
+        for path in [
+            "/admin/v1/registry",
+            "/admin/v1/logs",
+            "/admin/v1/stats",
+            "/admin/v1/reports",
+        ] {
+            let text = a
+                .req(Method::GET, path)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert!(!text.contains(&secret), "{path} shows the secret");
+            assert!(!text.contains(&stored.secret_hash), "{path} shows the hash");
+        }
+        let (_, reg) = a.get("/admin/v1/registry").await;
+        assert_eq!(reg["keys"][&id]["secret_hint"], stored.secret_hint.as_str());
+        assert!(
+            reg["keys"][&id].get("secret_hash").is_none(),
+            "{}",
+            reg["keys"][&id]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn upstream_keys_never_leave_the_server() {
+        let a = Admin::start().await;
+        a.ts.apply(vec![Change::AddRule {
+            model: "M".into(),
+            spec: RuleSpec {
+                target: RuleTarget::ApiKey,
+                workspace: "acme".into(),
+                key_id: Some(a.key.0.clone()),
+                limit: 100,
+                duration_secs: 60,
+            },
+        }]);
+        a.gw.wait_applied(&a.ts).await;
+        a.traffic(2).await;
+        let mut bodies = Vec::new();
+        for path in [
+            "/admin/v1/info",
+            "/admin/v1/revision",
+            "/admin/v1/registry",
+            "/admin/v1/reports",
+            "/admin/v1/stats",
+            "/admin/v1/logs",
+            "/admin/v1/explain?model=M&key=ci",
+            "/admin/v1/nope",
+        ] {
+            bodies.push(
+                a.req(Method::GET, path)
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap(),
+            );
+        }
+        // The stream's first event.
+        let mut res = a
+            .req(Method::GET, "/admin/v1/stats/stream")
+            .send()
+            .await
+            .unwrap();
+        let mut reader = EventReader::default();
+        let first = loop {
+            let chunk = res.chunk().await.unwrap().expect("an event");
+            if let Some(e) = reader.push(&chunk).pop() {
+                break e;
+            }
+        };
+        bodies.push(first);
+        drop(res);
+        // Edits through the wire: kept (masked) and a refused mask.
+        let (_, reg) = a.get("/admin/v1/registry").await;
+        let spec = reg["models"]["M"].clone();
+        let edit = |spec: &Value| {
+            json!([{"op": "update-model", "name": "M", "spec": {
+                "name": "M", "cluster": "local", "model_id": spec["model_id"],
+                "endpoints": spec["endpoints"], "policy": spec["policy"], "tags": ["edited"]}}])
+        };
+        let res = a
+            .req(Method::POST, "/admin/v1/apply")
+            .json(&edit(&spec))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        bodies.push(res.text().await.unwrap());
+        let mut wrong = spec.clone();
+        wrong["endpoints"][0]["api_key"] = json!("sk-…0000");
+        let (s, v) = a
+            .call(Method::POST, "/admin/v1/apply", Some(edit(&wrong)))
+            .await;
+        assert_eq!(
+            (s, error_of(&v)),
+            (400, ("invalid", "endpoints[0].api_key")),
+            "{v}"
+        );
+        bodies.push(v.to_string());
+
+        for b in &bodies {
+            assert!(
+                !b.contains(RAW_KEY),
+                "the upstream key left the server: {b}"
+            );
+        }
+        assert_eq!(
+            spec["endpoints"][0]["api_key"], "sk-…9f1c",
+            "masked, with a hint"
+        );
+        let stored = a.ts.store.load().unwrap();
+        assert_eq!(
+            stored.models["M"].spec.endpoints[0]
+                .api_key
+                .as_ref()
+                .unwrap()
+                .expose(),
+            RAW_KEY,
+            "the kept key is the real one"
+        );
+        assert_eq!(stored.models["M"].spec.tags, ["edited"]);
+    }
+
+    /// The remote console's own edit form, through the wire: not retyping
+    /// the key keeps it; typing one stores it; the gateway uses each.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn remote_form_edits_keep_or_replace_the_upstream_key() {
+        use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        use maasctl::tui::app::App;
+        use maasctl::tui::theme::Theme;
+        use maasctl::tui::views::ViewId;
+
+        let a = Admin::start().await;
+        let remote = RemoteClient::connect(a.api(), None).await.unwrap();
+        let mut app = App::new(
+            Theme::colored(),
+            remote.registry().borrow().clone(),
+            remote.gateway().borrow().clone(),
+            maasctl::domain::now_ms(),
+            None,
+        );
+        let key = |c: KeyCode| KeyEvent::new(c, KeyModifiers::NONE);
+        let ctrl_s = KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL);
+        let stored_key = |a: &Admin| {
+            a.ts.store.load().unwrap().models["M"].spec.endpoints[0]
+                .api_key
+                .as_ref()
+                .map(|k| k.expose().to_string())
+        };
+        let upstream_saw = |a: &Admin| {
+            a.upstream
+                .seen()
+                .last()
+                .and_then(|s| s.authorization().map(str::to_string))
+        };
+        async fn save(app: &mut App, remote: &RemoteClient, ctrl_s: KeyEvent) {
+            app.on_key(ctrl_s);
+            let requests = app.take_requests();
+            assert_eq!(requests.len(), 1, "the form saves");
+            for r in requests {
+                let reply = r.run(remote).await;
+                assert!(reply.result.is_ok(), "{:?}", reply.result);
+                app.on_reply(reply);
+            }
+        }
+
+        // Edit the model ID only.
+        app.jump(ViewId::Models);
+        assert!(app.list(ViewId::Models).select_id("M"));
+        app.on_key(key(KeyCode::Char('e')));
+        let form = app.form.as_mut().expect("the edit form");
+        form.focus_on("model_id");
+        app.on_key(key(KeyCode::Char('2')));
+        save(&mut app, &remote, ctrl_s).await;
+        let reg = a.ts.store.load().unwrap();
+        assert_eq!(reg.models["M"].spec.model_id, "m-upstream2");
+        assert_eq!(stored_key(&a).as_deref(), Some(RAW_KEY), "kept");
+        a.gw.wait_applied(&a.ts).await;
+        a.traffic(1).await;
+        assert_eq!(upstream_saw(&a), Some(format!("Bearer {RAW_KEY}")));
+
+        // Wait for the console to see the new revision, then type a new key.
+        let rev = reg.revision;
+        let mut rx = remote.registry();
+        tokio::time::timeout(DEADLINE, async {
+            while rx.borrow_and_update().registry.revision < rev {
+                rx.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("the remote console sees the change");
+        app.on_registry(rx.borrow().clone());
+        app.on_key(key(KeyCode::Char('e')));
+        app.form.as_mut().unwrap().focus_on("endpoints[0].api_key");
+        for c in "sk-typed-anew-remotely-77".chars() {
+            app.on_key(key(KeyCode::Char(c)));
+        }
+        save(&mut app, &remote, ctrl_s).await;
+        assert_eq!(stored_key(&a).as_deref(), Some("sk-typed-anew-remotely-77"));
+        a.gw.wait_applied(&a.ts).await;
+        a.traffic(1).await;
+        assert_eq!(
+            upstream_saw(&a).as_deref(),
+            Some("Bearer sk-typed-anew-remotely-77")
+        );
+    }
+}
+
+mod streams {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_stats_stream_pushes_changed_snapshots_at_most_ten_a_second() {
+        let a = Admin::start().await;
+        let mut res = a
+            .req(Method::GET, "/admin/v1/stats/stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["content-type"], "text/event-stream");
+        let mut reader = EventReader::default();
+        let mut next = async || -> StatsSnapshot {
+            loop {
+                let chunk = tokio::time::timeout(DEADLINE, res.chunk())
+                    .await
+                    .expect("an event in time")
+                    .unwrap()
+                    .expect("the stream goes on");
+                if let Some(e) = reader.push(&chunk).into_iter().last() {
+                    return serde_json::from_str(&e).unwrap();
+                }
+            }
+        };
+        let first = next().await;
+        let before = first.models.get("M").map_or(0, |t| t.requests);
+
+        // Steady traffic for a while: snapshots change, but at most 10/s
+        // arrive (the gateway samples every 50 ms in these tests).
+        let caller = {
+            let (gw_base, secret) = (a.gw.base.clone(), a.key.1.clone());
+            tokio::spawn(async move {
+                let http = support::client();
+                loop {
+                    let _ = http
+                        .post(format!("{gw_base}/v1/chat/completions"))
+                        .bearer_auth(&secret)
+                        .json(&support::chat_body("M"))
+                        .send()
+                        .await;
+                }
+            })
+        };
+        let start = Instant::now();
+        let mut events = 0u32;
+        let mut last = first;
+        while start.elapsed() < Duration::from_secs(2) {
+            last = next().await;
+            events += 1;
+        }
+        let elapsed = start.elapsed();
+        caller.abort();
+        assert!(
+            last.models["M"].requests > before,
+            "a changed snapshot arrived after traffic"
+        );
+        let cap = (elapsed.as_millis() / 100) as u32 + 2;
+        assert!(events <= cap, "{events} events in {elapsed:?}");
+        assert!(events >= 2, "snapshots kept coming: {events}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_remote_client_mirrors_the_server_and_rides_out_an_outage() {
+        let mut a = Admin::start().await;
+        // A wrong token or address fails at once, with the reason.
+        let wrong = AdminApi::new(&a.url, "nope").unwrap();
+        let e = RemoteClient::connect(wrong, None).await.err().unwrap();
+        assert!(
+            e.contains("Authorization") && e.contains("not valid"),
+            "{e}"
+        );
+        let nowhere = AdminApi::new(support::dead_url().trim_end_matches("/v1"), TOKEN).unwrap();
+        let e = RemoteClient::connect(nowhere, None).await.err().unwrap();
+        assert!(e.contains("cannot reach the admin API"), "{e}");
+
+        let ring = LogRing::new(100);
+        let remote = RemoteClient::connect(a.api(), Some(ring.clone()))
+            .await
+            .unwrap();
+        let gw_addr = a.gw.handle().local_addr().to_string();
+        let mut gateway = remote.gateway();
+        assert_eq!(gateway.borrow().listen.as_deref(), Some(gw_addr.as_str()));
+        assert_eq!(gateway.borrow().state, GatewayState::Running);
+        assert!(remote.registry().borrow().registry.models.contains_key("M"));
+
+        // Changes go through and come back; counters follow the stream;
+        // the server's log lines reach the console's ring.
+        remote
+            .apply(vec![Change::AddWorkspace {
+                name: "remote-made".into(),
+                description: String::new(),
+            }])
+            .await
+            .unwrap();
+        let mut reg = remote.registry();
+        tokio::time::timeout(DEADLINE, async {
+            while !reg
+                .borrow_and_update()
+                .registry
+                .workspaces
+                .contains_key("remote-made")
+            {
+                reg.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("the registry follows");
+        let created = remote
+            .create_key("remote-made".into(), "k".into())
+            .await
+            .unwrap();
+        assert!(a.ts.store.load().unwrap().keys.contains_key(&created.id));
+        a.traffic(3).await;
+        let mut stats = remote.stats();
+        tokio::time::timeout(DEADLINE, async {
+            while stats
+                .borrow_and_update()
+                .models
+                .get("M")
+                .is_none_or(|t| t.requests < 3)
+            {
+                stats.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("counters follow");
+        a.logs.push(line("made remotely"));
+        wait_for("the server's log lines in the console's ring", || {
+            let ring = ring.clone();
+            async move {
+                let (lines, _) = ring.window(0, 1000);
+                lines
+                    .iter()
+                    .any(|l| l.target == "server:test" && l.message == "made remotely")
+                    .then_some(())
+            }
+        })
+        .await;
+
+        // The server goes away: disconnected, retrying — not an error exit.
+        a.admin.take().unwrap().shutdown().await;
+        let down = tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let GatewayState::Failed(e) = &gateway.borrow_and_update().state {
+                    return e.clone();
+                }
+                gateway.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("the console learns the server is gone");
+        assert!(down.starts_with("disconnected, retrying"), "{down}");
+        let err = remote.apply(vec![]).await;
+        assert!(
+            matches!(err, Err(ClientError::Other(ref m)) if m.contains("cannot reach")),
+            "{err:?}"
+        );
+
+        // Back on the same address: running again, changes flow again.
+        a.admin = Some(serve(bind(a.addr), &a.ts, &a.gw, &a.logs));
+        tokio::time::timeout(DEADLINE, async {
+            while gateway.borrow_and_update().state != GatewayState::Running {
+                gateway.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("the console recovers");
+        a.ts.apply(vec![Change::AddWorkspace {
+            name: "after-outage".into(),
+            description: String::new(),
+        }]);
+        tokio::time::timeout(DEADLINE, async {
+            while !reg
+                .borrow_and_update()
+                .registry
+                .workspaces
+                .contains_key("after-outage")
+            {
+                reg.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("the registry follows again");
+        a.traffic(1).await;
+        tokio::time::timeout(DEADLINE, async {
+            while stats
+                .borrow_and_update()
+                .models
+                .get("M")
+                .is_none_or(|t| t.requests < 4)
+            {
+                stats.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("the stream is back");
+    }
+}
+
+/// The real binary: `maasctl serve`'s admin listener and token, and
+/// `maasctl rule explain` against it.
+mod binary {
+    use super::*;
+    use common::Env;
+    use maasctl::store::SqliteStore;
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::{Child, Stdio};
+    use std::sync::Mutex;
+
+    /// A running `maasctl serve`; SIGTERM on drop.
+    struct Serve {
+        child: Child,
+        out: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Serve {
+        fn start(env: &Env, args: &[&str]) -> Self {
+            let mut child = env
+                .cmd()
+                .arg("serve")
+                .args(["--listen", "127.0.0.1:0", "--workers", "1"])
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("maasctl serve starts");
+            let out = Arc::new(Mutex::new(Vec::new()));
+            let stdout = child.stdout.take().unwrap();
+            let lines = out.clone();
+            std::thread::spawn(move || {
+                for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(l);
+                }
+            });
+            let s = Self { child, out };
+            s.line("gateway listening on");
+            s
+        }
+
+        /// The first stdout line containing `needle`.
+        fn line(&self, needle: &str) -> String {
+            common::wait_for(needle, DEADLINE, || {
+                self.out
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|l| l.contains(needle))
+                    .cloned()
+            })
+        }
+
+        fn gateway(&self) -> String {
+            url_in(&self.line("gateway listening on"))
+        }
+
+        fn admin(&self) -> String {
+            url_in(&self.line("admin API listening on"))
+        }
+
+        /// SIGTERM and wait; everything it printed.
+        fn stop(mut self) -> Vec<String> {
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let status = self.child.wait().unwrap();
+            assert!(status.success(), "serve exits cleanly: {status}");
+            std::mem::take(&mut *self.out.lock().unwrap())
+        }
+    }
+
+    impl Drop for Serve {
+        fn drop(&mut self) {
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let _ = self.child.wait();
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` in a startup line.
+    fn url_in(line: &str) -> String {
+        let at = line.find("http://").expect("a URL");
+        line[at..].split_whitespace().next().unwrap().to_string()
+    }
+
+    fn store(env: &Env) -> SqliteStore {
+        SqliteStore::open_dir(env.data_dir()).unwrap()
+    }
+
+    async fn get(url: &str, token: &str) -> (u16, Value) {
+        answer(
+            support::client()
+                .get(format!("{url}/admin/v1/info"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serve_prints_where_the_token_is_never_the_token() {
+        let env = Env::new();
+        let serve = Serve::start(&env, &["--admin-listen", "127.0.0.1:0"]);
+        let admin = serve.admin();
+        let path = env.data_dir().join("admin.token");
+        let token = std::fs::read_to_string(&path).unwrap().trim().to_string();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the token file is private");
+        let line = serve.line("admin API listening on");
+        assert!(line.contains(&path.display().to_string()), "{line}");
+        assert_eq!(get(&admin, &token).await.0, 200);
+        assert_eq!(get(&admin, "wrong").await.0, 401);
+        // The report in the store names the admin API.
+        let st = store(&env);
+        common::wait_until("the report naming the admin API", DEADLINE, || {
+            st.reports()
+                .unwrap()
+                .iter()
+                .any(|r| r.admin.as_deref() == Some(admin.as_str()))
+        });
+        // Its log lines are served (tracing feeds the ring).
+        let http = support::client();
+        let res = http
+            .post(format!("{admin}/admin/v1/apply"))
+            .bearer_auth(&token)
+            .json(&json!([{"op": "add-workspace", "name": "from-admin", "description": ""}]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let res = http
+            .get(format!("{admin}/admin/v1/logs"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let logs = res.text().await.unwrap();
+        assert!(
+            logs.contains("admin API: applied add-workspace from-admin"),
+            "{logs}"
+        );
+        let out = serve.stop();
+        assert!(out.iter().all(|l| !l.contains(&token)), "{out:?}");
+
+        // Restarted: the same token file is used again.
+        let serve = Serve::start(&env, &["--admin-listen", "127.0.0.1:0"]);
+        assert_eq!(get(&serve.admin(), &token).await.0, 200);
+        drop(serve);
+
+        // From the environment: no file is needed.
+        let env2 = Env::new().var("MAASCTL_ADMIN_TOKEN", "from-env-token-42");
+        let serve = Serve::start(&env2, &["--admin-listen", "127.0.0.1:0"]);
+        assert!(
+            serve
+                .line("admin API")
+                .contains("token from $MAASCTL_ADMIN_TOKEN")
+        );
+        assert_eq!(get(&serve.admin(), "from-env-token-42").await.0, 200);
+        assert!(!env2.data_dir().join("admin.token").exists());
+        drop(serve);
+
+        // Off: no admin API, none in the report.
+        let env3 = Env::new();
+        let serve = Serve::start(&env3, &["--admin-listen", "off"]);
+        let st = store(&env3);
+        common::wait_until("a report", DEADLINE, || !st.reports().unwrap().is_empty());
+        assert!(st.reports().unwrap().iter().all(|r| r.admin.is_none()));
+        let out = serve.stop();
+        assert!(out.iter().all(|l| !l.contains("admin API")), "{out:?}");
+
+        // A bad address is named.
+        let out = env3.run(&["serve", "--admin-listen", "9090"]);
+        let err = common::expect_one_line_error(&["serve"], out, 2);
+        assert!(
+            err.contains("--admin-listen") && err.contains("or off"),
+            "{err}"
+        );
+    }
+
+    /// A model with a mock upstream, key `ci`, and two rules on it.
+    async fn seeded(env: &Env) -> (maasctl::demo::upstream::MockUpstream, String, u64, u64) {
+        let up = mock("explain").await;
+        let st = store(env);
+        st.apply(vec![Change::AddWorkspace {
+            name: "acme".into(),
+            description: String::new(),
+        }])
+        .unwrap();
+        let (change, key) = maasctl::client::new_key("acme".into(), "ci".into());
+        st.apply(vec![
+            change,
+            Change::CreateModel(maasctl::domain::ModelSpec {
+                name: "DeepSeek-V3".into(),
+                cluster: "local".into(),
+                model_id: "deepseek-chat".into(),
+                endpoints: vec![Endpoint::new(up.base_url())],
+                policy: Policy::RoundRobin,
+                tags: vec![],
+            }),
+            Change::SetEnabled {
+                name: "DeepSeek-V3".into(),
+                enabled: true,
+            },
+        ])
+        .unwrap();
+        let rule = |target, key_id: Option<String>, limit| Change::AddRule {
+            model: "DeepSeek-V3".into(),
+            spec: RuleSpec {
+                target,
+                workspace: "acme".into(),
+                key_id,
+                limit,
+                duration_secs: 300,
+            },
+        };
+        let applied = st
+            .apply(vec![
+                rule(RuleTarget::ApiKey, Some(key.id.clone()), 4),
+                rule(RuleTarget::Workspace, None, 10),
+            ])
+            .unwrap();
+        let ids: Vec<u64> = applied
+            .outcomes
+            .iter()
+            .map(|o| match o {
+                maasctl::domain::Outcome::RuleCreated { id } => *id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        (up, key.secret, ids[0], ids[1])
+    }
+
+    fn explain_json(env: &Env, extra: &[&str]) -> Value {
+        let mut args = vec!["rule", "explain", "--model", "DeepSeek-V3", "--key", "ci"];
+        args.extend(extra);
+        env.json(&args)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rule_explain_shows_the_gateways_live_counts() {
+        let env = Env::new();
+        let (_up, secret, key_rule, ws_rule) = seeded(&env).await;
+
+        // No gateway: the rules from the registry, said to have no live counts.
+        let out = env.ok(&["rule", "explain", "--model", "DeepSeek-V3", "--key", "ci"]);
+        assert!(out.contains("no live counts: no gateway running"), "{out}");
+        assert!(
+            out.contains(&format!("#{key_rule}")) && out.contains(&format!("#{ws_rule}")),
+            "{out}"
+        );
+        let v = explain_json(&env, &[]);
+        assert_eq!(v["live"], Value::Null);
+        assert_eq!(v["rules"].as_array().unwrap().len(), 2);
+
+        let serve = Serve::start(&env, &["--admin-listen", "127.0.0.1:0"]);
+        let gw = serve.gateway();
+        let admin = serve.admin();
+        let http = support::client();
+        let call = || {
+            http.post(format!("{gw}/v1/chat/completions"))
+                .bearer_auth(&secret)
+                .json(&support::chat_body("DeepSeek-V3"))
+                .send()
+        };
+        // Half of the key's rule used.
+        for _ in 0..2 {
+            let res = call().await.unwrap();
+            assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        }
+        let v = explain_json(&env, &[]);
+        assert_eq!(v["gateway"], gw.trim_start_matches("http://"));
+        let rules = v["live"]["rules"].as_array().unwrap();
+        let by_id = |id: u64| rules.iter().find(|r| r["rule_id"] == id).unwrap().clone();
+        assert_eq!(
+            (
+                by_id(key_rule)["used"].as_u64(),
+                by_id(key_rule)["limit"].as_u64()
+            ),
+            (Some(2), Some(4))
+        );
+        assert_eq!(
+            (
+                by_id(ws_rule)["used"].as_u64(),
+                by_id(ws_rule)["limit"].as_u64()
+            ),
+            (Some(2), Some(10))
+        );
+        assert_eq!(v["live"]["rejected_by"], Value::Null);
+        let table = env.ok(&["rule", "explain", "--model", "DeepSeek-V3", "--key", "ci"]);
+        assert!(table.contains("live counts from the gateway at"), "{table}");
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("#{key_rule} ")))
+            .unwrap();
+        assert!(row.contains("2/4") && row.contains("ok, 2 left"), "{row}");
+        assert!(table.contains("next request: admitted"), "{table}");
+
+        // Full: the key's rule would reject the next request.
+        for _ in 0..2 {
+            assert_eq!(call().await.unwrap().status(), 200);
+        }
+        assert_eq!(call().await.unwrap().status(), 429);
+        let table = env.ok(&["rule", "explain", "--model", "DeepSeek-V3", "--key", "ci"]);
+        assert!(
+            table.contains(&format!("next request: rejected by rule #{key_rule}")),
+            "{table}"
+        );
+        // --connect names the server explicitly (with the token file).
+        let token = env.data_dir().join("admin.token");
+        let other = Env::new();
+        let v = other.json(&[
+            "rule",
+            "explain",
+            "--model",
+            "DeepSeek-V3",
+            "--key",
+            "ci",
+            "--workspace",
+            "acme",
+            "--connect",
+            &admin,
+            "--admin-token-file",
+            token.to_str().unwrap(),
+        ]);
+        assert_eq!(v["live"]["rejected_by"].as_u64(), Some(key_rule));
+        assert!(!other.db().exists(), "--connect needs no local store");
+        // Errors name the part.
+        let err = env.fails(&[
+            "rule",
+            "explain",
+            "--model",
+            "DeepSeek-V3",
+            "--key",
+            "nobody",
+        ]);
+        assert!(err.starts_with("key: no API key"), "{err}");
+        let err = other.fails(&[
+            "rule",
+            "explain",
+            "--model",
+            "Nope",
+            "--key",
+            "ci",
+            "--connect",
+            &admin,
+            "--admin-token-file",
+            token.to_str().unwrap(),
+        ]);
+        assert!(err.starts_with("model: no model named 'Nope'"), "{err}");
+        let err = other.fails(&[
+            "rule",
+            "explain",
+            "--model",
+            "M",
+            "--key",
+            "ci",
+            "--connect",
+            &admin,
+        ]);
+        assert!(err.contains("no admin token"), "{err}");
+
+        // Stopped: back to the registry alone.
+        serve.stop();
+        let out = env.ok(&["rule", "explain", "--model", "DeepSeek-V3", "--key", "ci"]);
+        assert!(out.contains("no live counts: no gateway running"), "{out}");
+    }
+}
+
+/// Reports written before the admin address existed still parse.
+#[test]
+fn old_reports_without_an_admin_address_parse() {
+    let old = r#"{"id":"h:1:127.0.0.1:8080","cluster":null,"listen":"127.0.0.1:8080",
+        "applied_revision":3,"started_ms":1,"heartbeat_ms":2,"limiter":"local","endpoints":[]}"#;
+    let r: maasctl::domain::GatewayReport = serde_json::from_str(old).unwrap();
+    assert_eq!(r.admin, None);
+    let back = serde_json::to_string(&r).unwrap();
+    assert!(!back.contains("admin"), "{back}");
+}

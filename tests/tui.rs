@@ -1,0 +1,1135 @@
+//! The console without a terminal: snapshots of every view, form and popup
+//! at 80×24 and 160×48 (TestBackend), the colours that carry meaning, and
+//! the state change of every key action. Background calls are run against
+//! an in-memory registry with the domain's own rules, so refusals are the
+//! real ones.
+
+use std::sync::Arc;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use maasctl::client::{ClientError, CreatedKey, RegistryView};
+use maasctl::domain::{Change, Registry};
+use maasctl::tui::action::{Done, Op, Reply};
+use maasctl::tui::app::{App, Confirmed, Overlay, Pane, PromptKind};
+use maasctl::tui::fixtures::{self, NOW_MS};
+use maasctl::tui::theme::Theme;
+use maasctl::tui::views::{ViewId, chrome};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::{Color, Modifier};
+
+// ---- helpers ------------------------------------------------------------
+
+fn app() -> App {
+    fixtures::app(0, Theme::colored())
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn ctrl(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+}
+
+fn press(app: &mut App, code: KeyCode) {
+    app.on_key(key(code));
+}
+
+fn chars(app: &mut App, s: &str) {
+    for c in s.chars() {
+        press(app, KeyCode::Char(c));
+    }
+}
+
+fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| chrome::render(app, f)).unwrap();
+    t
+}
+
+fn screen(app: &mut App, w: u16, h: u16) -> String {
+    format!("{}", draw(app, w, h).backend())
+}
+
+/// Snapshot at both sizes.
+fn snap(name: &str, app: &mut App) {
+    for (w, h) in [(80, 24), (160, 48)] {
+        let s = screen(app, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), s);
+    }
+}
+
+/// Run the queued background calls against `reg` as the store would
+/// (the domain validates), publish the result and hand the replies back.
+fn run_requests(app: &mut App, reg: &mut Registry) -> Vec<Reply> {
+    let mut replies = Vec::new();
+    for req in app.take_requests() {
+        let result = match req.op {
+            Op::Apply(changes) => reg
+                .apply_all(changes, NOW_MS / 1000)
+                .map(|(outcomes, _)| {
+                    Done::Applied(maasctl::store::Applied {
+                        revision: reg.revision,
+                        outcomes,
+                    })
+                })
+                .map_err(ClientError::Domain),
+            Op::CreateKey { workspace, name } => {
+                let secret = "sk-created-in-test-0123456789abcdefXYZ".to_string();
+                let id = "key_0000c001".to_string();
+                reg.apply_all(
+                    vec![Change::CreateKey {
+                        id: id.clone(),
+                        workspace: workspace.clone(),
+                        name: name.clone(),
+                        secret_hash: maasctl::domain::secret::hash_secret(&secret),
+                        secret_hint: "XYZ0".into(),
+                    }],
+                    NOW_MS / 1000,
+                )
+                .map(|_| {
+                    Done::KeyCreated(CreatedKey {
+                        id,
+                        workspace,
+                        name,
+                        secret,
+                    })
+                })
+                .map_err(ClientError::Domain)
+            }
+        };
+        replies.push(Reply { id: req.id, result });
+    }
+    let reports = app.data.view.reports.clone();
+    app.on_registry(Arc::new(RegistryView {
+        registry: Arc::new(reg.clone()),
+        reports,
+    }));
+    for r in &replies {
+        app.on_reply(r.clone());
+    }
+    replies
+}
+
+fn registry(app: &App) -> Registry {
+    (*app.data.view.registry).clone()
+}
+
+/// The style of the first cell of `text` on screen.
+fn style_of(buf: &Buffer, text: &str) -> ratatui::style::Style {
+    let w = buf.area.width;
+    for y in 0..buf.area.height {
+        let line: String = (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect();
+        if let Some(byte) = line.find(text) {
+            let x = line[..byte].chars().count() as u16;
+            return buf[(x, y)].style();
+        }
+    }
+    panic!("{text:?} is not on screen");
+}
+
+fn select_model(app: &mut App, name: &str) {
+    app.jump(ViewId::Models);
+    assert!(app.list(ViewId::Models).select_id(name), "{name}");
+}
+
+// ---- snapshots ----------------------------------------------------------
+
+mod snapshots {
+    use super::*;
+    use maasctl::logging::{LogLine, LogRing};
+
+    #[test]
+    fn model_list() {
+        let mut a = app();
+        snap("models", &mut a);
+    }
+
+    #[test]
+    fn model_list_filtered() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char('/'));
+        chars(&mut a, "deep");
+        snap("models_filter_typing", &mut a);
+        press(&mut a, KeyCode::Enter);
+        assert_eq!(a.list(ViewId::Models).rows.len(), 2);
+    }
+
+    #[test]
+    fn model_detail() {
+        let mut a = app();
+        select_model(&mut a, "DeepSeek-V3");
+        press(&mut a, KeyCode::Enter);
+        snap("detail", &mut a);
+        press(&mut a, KeyCode::Tab);
+        snap("detail_rules_pane", &mut a);
+    }
+
+    #[test]
+    fn degraded_model_detail() {
+        let mut a = app();
+        select_model(&mut a, "Qwen2.5-72B-Instruct");
+        press(&mut a, KeyCode::Enter);
+        snap("detail_degraded", &mut a);
+    }
+
+    #[test]
+    fn other_views() {
+        let mut a = app();
+        for v in [
+            ViewId::Keys,
+            ViewId::Workspaces,
+            ViewId::Clusters,
+            ViewId::Market,
+            ViewId::Traffic,
+        ] {
+            a.jump(v);
+            snap(v.name(), &mut a);
+        }
+    }
+
+    #[test]
+    fn logs_view() {
+        let ring = LogRing::new(100);
+        for i in 0..30 {
+            ring.push(LogLine {
+                at_ms: NOW_MS + i * 1000,
+                level: if i % 10 == 9 {
+                    tracing::Level::WARN
+                } else {
+                    tracing::Level::INFO
+                },
+                target: "maasctl::client".into(),
+                message: format!("applied change {i}"),
+            });
+        }
+        let mut a = app();
+        a.data.logs = Some(ring);
+        a.jump(ViewId::Logs);
+        snap("logs", &mut a);
+    }
+
+    #[test]
+    fn help_and_command_bar() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char('?'));
+        snap("help_models", &mut a);
+        press(&mut a, KeyCode::Esc);
+        press(&mut a, KeyCode::Char(':'));
+        chars(&mut a, "w");
+        snap("command_bar", &mut a);
+    }
+
+    #[test]
+    fn model_forms() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char('c'));
+        snap("form_model_create", &mut a);
+        // A URL without a scheme, then save: refused inline, nothing sent.
+        for _ in 0..5 {
+            press(&mut a, KeyCode::Tab);
+        }
+        chars(&mut a, "localhost:9000");
+        a.on_key(ctrl('s'));
+        assert!(a.outbox.is_empty());
+        snap("form_model_invalid", &mut a);
+
+        let mut a = app();
+        select_model(&mut a, "DeepSeek-V3");
+        press(&mut a, KeyCode::Char('e'));
+        snap("form_model_edit_weighted", &mut a);
+    }
+
+    #[test]
+    fn rule_and_small_forms() {
+        let mut a = app();
+        select_model(&mut a, "DeepSeek-V3");
+        press(&mut a, KeyCode::Char('a'));
+        snap("form_rule", &mut a);
+        for _ in 0..3 {
+            press(&mut a, KeyCode::Tab);
+        }
+        press(&mut a, KeyCode::Backspace);
+        press(&mut a, KeyCode::Backspace);
+        chars(&mut a, "0");
+        snap("form_rule_invalid_limit", &mut a);
+
+        for (view, name) in [
+            (ViewId::Keys, "form_key"),
+            (ViewId::Workspaces, "form_workspace"),
+            (ViewId::Clusters, "form_cluster"),
+            (ViewId::Market, "form_market"),
+        ] {
+            let mut a = app();
+            a.jump(view);
+            press(&mut a, KeyCode::Char('c'));
+            snap(name, &mut a);
+        }
+    }
+
+    #[test]
+    fn refused_enable_and_popups() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        select_model(&mut a, "Llama-3.3-70B-Instruct");
+        press(&mut a, KeyCode::Char('t'));
+        run_requests(&mut a, &mut reg);
+        snap("refused_enable", &mut a);
+
+        let mut a = app();
+        select_model(&mut a, "DeepSeek-R1");
+        press(&mut a, KeyCode::Char('d'));
+        snap("confirm_delete", &mut a);
+
+        let mut a = app();
+        let mut reg = registry(&a);
+        a.jump(ViewId::Keys);
+        press(&mut a, KeyCode::Char('c'));
+        press(&mut a, KeyCode::Tab);
+        chars(&mut a, "ci");
+        a.on_key(ctrl('s'));
+        run_requests(&mut a, &mut reg);
+        snap("key_secret_once", &mut a);
+    }
+
+    #[test]
+    fn no_color_keeps_the_words() {
+        let mut a = fixtures::app(0, Theme::monochrome());
+        let t = draw(&mut a, 160, 48);
+        let buf = t.backend().buffer();
+        for word in ["degraded", "serving", "enabled", "disabled"] {
+            let s = style_of(buf, word);
+            assert_eq!(
+                s.fg,
+                Some(Color::Reset),
+                "{word} has no colour under NO_COLOR"
+            );
+        }
+        assert!(
+            style_of(buf, "degraded")
+                .add_modifier
+                .contains(Modifier::BOLD)
+        );
+    }
+}
+
+// ---- colours ------------------------------------------------------------
+
+mod colours {
+    use super::*;
+
+    #[test]
+    fn statuses_carry_their_colour() {
+        let mut a = app();
+        let t = draw(&mut a, 160, 48);
+        let buf = t.backend().buffer();
+        assert_eq!(style_of(buf, "serving").fg, Some(Color::Green));
+        assert_eq!(style_of(buf, "degraded").fg, Some(Color::Yellow));
+        assert_eq!(style_of(buf, "enabled").fg, Some(Color::Green));
+        assert_eq!(style_of(buf, "disabled").fg, Some(Color::DarkGray));
+    }
+
+    #[test]
+    fn throttling_and_down_endpoints_are_red() {
+        let mut a = app();
+        select_model(&mut a, "Qwen2.5-72B-Instruct");
+        press(&mut a, KeyCode::Enter);
+        let t = draw(&mut a, 160, 48);
+        let buf = t.backend().buffer();
+        assert_eq!(style_of(buf, "down").fg, Some(Color::Red));
+        assert_eq!(style_of(buf, "healthy").fg, Some(Color::Green));
+
+        let mut a = app();
+        a.jump(ViewId::Traffic);
+        let t = draw(&mut a, 160, 48);
+        assert_eq!(
+            style_of(t.backend().buffer(), "throttled DeepSeek-V3").fg,
+            Some(Color::Yellow)
+        );
+        assert_eq!(
+            style_of(t.backend().buffer(), "error     Qwen").fg,
+            Some(Color::Red)
+        );
+    }
+
+    #[test]
+    fn form_errors_are_red() {
+        let mut a = app();
+        a.jump(ViewId::Workspaces);
+        press(&mut a, KeyCode::Char('c'));
+        chars(&mut a, "bad name");
+        let t = draw(&mut a, 80, 24);
+        let s = style_of(t.backend().buffer(), "✗ contains a space");
+        assert_eq!(s.fg, Some(Color::Red));
+    }
+}
+
+// ---- key actions ----------------------------------------------------------
+
+mod keys {
+    use super::*;
+
+    #[test]
+    fn only_presses_count() {
+        let mut a = app();
+        let mut k = key(KeyCode::Char('j'));
+        k.kind = KeyEventKind::Release;
+        a.on_key(k);
+        assert_eq!(a.list(ViewId::Models).selected, 0);
+        press(&mut a, KeyCode::Char('j'));
+        assert_eq!(a.list(ViewId::Models).selected, 1);
+    }
+
+    #[test]
+    fn esc_then_a_fast_key_is_two_keys() {
+        let mut a = app();
+        a.jump(ViewId::Keys);
+        a.on_key(KeyEvent::new(KeyCode::Char(':'), KeyModifiers::ALT));
+        assert_eq!(a.current(), ViewId::Models, "esc went back");
+        assert_eq!(a.prompt.as_ref().map(|p| p.kind), Some(PromptKind::Command));
+    }
+
+    #[test]
+    fn navigation_moves_and_clamps() {
+        let mut a = fixtures::app(100, Theme::colored());
+        press(&mut a, KeyCode::Down);
+        press(&mut a, KeyCode::Char('j'));
+        assert_eq!(a.list(ViewId::Models).selected, 2);
+        press(&mut a, KeyCode::Up);
+        press(&mut a, KeyCode::Char('k'));
+        press(&mut a, KeyCode::Up);
+        assert_eq!(a.list(ViewId::Models).selected, 0);
+        press(&mut a, KeyCode::PageDown);
+        assert_eq!(a.list(ViewId::Models).selected, 20);
+        press(&mut a, KeyCode::PageUp);
+        assert_eq!(a.list(ViewId::Models).selected, 0);
+        press(&mut a, KeyCode::Char('G'));
+        assert_eq!(a.list(ViewId::Models).selected, 103);
+        press(&mut a, KeyCode::Char('g'));
+        assert_eq!(a.list(ViewId::Models).selected, 0);
+        press(&mut a, KeyCode::End);
+        let s = screen(&mut a, 80, 24);
+        assert!(
+            s.contains("model-00099"),
+            "the last row is scrolled into view:\n{s}"
+        );
+    }
+
+    #[test]
+    fn filter_is_incremental_and_esc_clears_it() {
+        let mut a = fixtures::app(50, Theme::colored());
+        press(&mut a, KeyCode::Char('/'));
+        assert_eq!(a.prompt.as_ref().unwrap().kind, PromptKind::Filter);
+        chars(&mut a, "model-0004");
+        assert_eq!(a.list(ViewId::Models).rows.len(), 10);
+        chars(&mut a, "2");
+        assert_eq!(a.list(ViewId::Models).rows, vec!["model-00042".to_string()]);
+        press(&mut a, KeyCode::Enter);
+        assert!(a.prompt.is_none());
+        assert_eq!(
+            a.list(ViewId::Models).rows.len(),
+            1,
+            "enter keeps the filter"
+        );
+        press(&mut a, KeyCode::Esc);
+        assert_eq!(a.list(ViewId::Models).rows.len(), 54, "esc clears it");
+        press(&mut a, KeyCode::Char('/'));
+        chars(&mut a, "qwen");
+        press(&mut a, KeyCode::Esc);
+        assert!(a.prompt.is_none());
+        assert!(a.list(ViewId::Models).filter.is_empty());
+        // Filters match tags and model IDs too.
+        press(&mut a, KeyCode::Char('/'));
+        chars(&mut a, "reasoner");
+        assert_eq!(a.list(ViewId::Models).rows, vec!["DeepSeek-R1".to_string()]);
+    }
+
+    #[test]
+    fn command_bar_completes_jumps_and_quits() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char(':'));
+        chars(&mut a, "wo");
+        press(&mut a, KeyCode::Tab);
+        assert_eq!(a.prompt.as_ref().unwrap().input.value(), "workspaces");
+        press(&mut a, KeyCode::Enter);
+        assert_eq!(a.current(), ViewId::Workspaces);
+        for (cmd, view) in [
+            ("keys", ViewId::Keys),
+            ("clusters", ViewId::Clusters),
+            ("market", ViewId::Market),
+            ("traffic", ViewId::Traffic),
+            ("logs", ViewId::Logs),
+            ("models", ViewId::Models),
+            ("tr", ViewId::Traffic),
+        ] {
+            press(&mut a, KeyCode::Char(':'));
+            chars(&mut a, cmd);
+            press(&mut a, KeyCode::Enter);
+            assert_eq!(a.current(), view, ":{cmd}");
+        }
+        press(&mut a, KeyCode::Esc);
+        assert_eq!(a.current(), ViewId::Models, "esc goes back home");
+        press(&mut a, KeyCode::Char(':'));
+        chars(&mut a, "nope");
+        press(&mut a, KeyCode::Enter);
+        assert!(
+            a.flash
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("unknown command ':nope'")
+        );
+        press(&mut a, KeyCode::Char(':'));
+        chars(&mut a, "q");
+        press(&mut a, KeyCode::Enter);
+        assert!(a.quit);
+    }
+
+    #[test]
+    fn completion_stops_at_the_shared_prefix() {
+        assert_eq!(maasctl::tui::app::complete("m"), "m");
+        assert_eq!(maasctl::tui::app::complete("mo"), "models");
+        assert_eq!(maasctl::tui::app::complete("c"), "clusters");
+        assert_eq!(maasctl::tui::app::complete("x"), "x");
+    }
+
+    #[test]
+    fn q_quits_at_once_without_a_form() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char('q'));
+        assert!(a.quit);
+        let mut a = app();
+        a.on_key(ctrl('c'));
+        assert!(a.quit);
+    }
+
+    #[test]
+    fn quitting_with_a_changed_form_asks() {
+        let mut a = app();
+        a.jump(ViewId::Workspaces);
+        press(&mut a, KeyCode::Char('c'));
+        chars(&mut a, "q");
+        assert!(!a.quit, "q types into the form");
+        a.on_key(ctrl('c'));
+        assert!(matches!(
+            a.overlay,
+            Some(Overlay::Confirm {
+                on_yes: Confirmed::Quit,
+                ..
+            })
+        ));
+        press(&mut a, KeyCode::Char('x'));
+        assert!(a.overlay.is_some(), "only y/n answer");
+        press(&mut a, KeyCode::Char('n'));
+        assert!(!a.quit && a.form.is_some());
+        a.on_key(ctrl('c'));
+        press(&mut a, KeyCode::Char('y'));
+        assert!(a.quit);
+    }
+
+    #[test]
+    fn esc_on_a_changed_form_asks_first() {
+        let mut a = app();
+        a.jump(ViewId::Clusters);
+        press(&mut a, KeyCode::Char('c'));
+        press(&mut a, KeyCode::Esc);
+        assert!(a.form.is_none(), "an unchanged form closes at once");
+        press(&mut a, KeyCode::Char('c'));
+        chars(&mut a, "x");
+        press(&mut a, KeyCode::Esc);
+        assert!(a.form.is_some());
+        press(&mut a, KeyCode::Esc);
+        assert!(
+            a.form.is_some() && a.overlay.is_none(),
+            "esc keeps the form"
+        );
+        press(&mut a, KeyCode::Esc);
+        press(&mut a, KeyCode::Char('y'));
+        assert!(a.form.is_none());
+    }
+
+    #[test]
+    fn enter_opens_detail_and_esc_goes_back() {
+        let mut a = app();
+        select_model(&mut a, "DeepSeek-V3");
+        press(&mut a, KeyCode::Enter);
+        assert_eq!(a.current(), ViewId::Detail);
+        assert_eq!(a.detail.model, "DeepSeek-V3");
+        press(&mut a, KeyCode::Down);
+        assert_eq!(a.detail.endpoint, 1);
+        press(&mut a, KeyCode::Down);
+        assert_eq!(a.detail.endpoint, 1, "clamped to the endpoints");
+        press(&mut a, KeyCode::Tab);
+        assert_eq!(a.detail.pane, Pane::Rules);
+        press(&mut a, KeyCode::Down);
+        assert_eq!(a.detail.rule, 1);
+        press(&mut a, KeyCode::Esc);
+        assert_eq!(a.current(), ViewId::Models);
+    }
+
+    #[test]
+    fn help_lists_the_view_keys() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char('?'));
+        assert_eq!(a.overlay, Some(Overlay::Help));
+        let s = screen(&mut a, 160, 48);
+        for b in maasctl::tui::keymap::view_bindings(ViewId::Models)
+            .iter()
+            .chain(maasctl::tui::keymap::GLOBAL)
+        {
+            assert!(s.contains(b.help), "help shows {:?}", b.help);
+        }
+        press(&mut a, KeyCode::Char('z'));
+        assert!(a.overlay.is_none(), "any key closes help");
+    }
+
+    #[test]
+    fn footer_shows_the_view_keys_and_help() {
+        let mut a = app();
+        a.jump(ViewId::Keys);
+        let s = screen(&mut a, 80, 24);
+        let footer = s.lines().nth(23).unwrap();
+        for b in maasctl::tui::keymap::view_bindings(ViewId::Keys) {
+            assert!(
+                footer.contains(&format!("<{}>{}", b.label, b.help)),
+                "{footer}"
+            );
+        }
+        assert!(footer.contains("<?>help"), "{footer}");
+    }
+
+    #[test]
+    fn toggle_enables_and_disables() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        select_model(&mut a, "DeepSeek-R1");
+        press(&mut a, KeyCode::Char('t'));
+        assert!(
+            matches!(&a.outbox[0].op, Op::Apply(c) if c[0] == Change::SetEnabled { name: "DeepSeek-R1".into(), enabled: true })
+        );
+        run_requests(&mut a, &mut reg);
+        assert!(reg.models["DeepSeek-R1"].enabled);
+        assert_eq!(a.flash.as_ref().unwrap().text, "model DeepSeek-R1 enabled");
+        press(&mut a, KeyCode::Char('t'));
+        run_requests(&mut a, &mut reg);
+        assert!(!reg.models["DeepSeek-R1"].enabled);
+    }
+
+    #[test]
+    fn refused_enable_explains_publishing() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        select_model(&mut a, "Llama-3.3-70B-Instruct");
+        press(&mut a, KeyCode::Char('t'));
+        run_requests(&mut a, &mut reg);
+        let Some(Overlay::Message { title, lines }) = &a.overlay else {
+            panic!("{:?}", a.overlay)
+        };
+        assert_eq!(title, "Refused");
+        assert!(lines[0].contains("not published"), "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(":market") && l.contains("press p"))
+        );
+        // Publish it from the marketplace and enable again: accepted.
+        press(&mut a, KeyCode::Enter);
+        a.jump(ViewId::Market);
+        assert!(a.list(ViewId::Market).select_id("Llama-3.3-70B-Instruct"));
+        press(&mut a, KeyCode::Char('p'));
+        run_requests(&mut a, &mut reg);
+        assert!(reg.market["Llama-3.3-70B-Instruct"].published);
+        select_model(&mut a, "Llama-3.3-70B-Instruct");
+        press(&mut a, KeyCode::Char('t'));
+        run_requests(&mut a, &mut reg);
+        assert!(reg.models["Llama-3.3-70B-Instruct"].enabled);
+    }
+
+    #[test]
+    fn delete_asks_and_n_keeps() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        select_model(&mut a, "DeepSeek-R1");
+        press(&mut a, KeyCode::Char('d'));
+        press(&mut a, KeyCode::Char('n'));
+        assert!(a.outbox.is_empty());
+        press(&mut a, KeyCode::Char('d'));
+        press(&mut a, KeyCode::Char('y'));
+        run_requests(&mut a, &mut reg);
+        assert!(!reg.models.contains_key("DeepSeek-R1"));
+        assert!(
+            !a.list(ViewId::Models)
+                .rows
+                .contains(&"DeepSeek-R1".to_string())
+        );
+    }
+
+    #[test]
+    fn deletes_in_every_list_view() {
+        let cases = [
+            (ViewId::Keys, "key_0000a002", "key key_0000a002 deleted"),
+            (ViewId::Clusters, "cn-east", "cluster cn-east deleted"),
+            (
+                ViewId::Market,
+                "Mistral-Large-2411",
+                "marketplace entry Mistral-Large-2411 deleted",
+            ),
+        ];
+        for (view, id, said) in cases {
+            let mut a = app();
+            let mut reg = registry(&a);
+            a.jump(view);
+            assert!(a.list(view).select_id(id));
+            press(&mut a, KeyCode::Char('d'));
+            press(&mut a, KeyCode::Char('y'));
+            run_requests(&mut a, &mut reg);
+            assert_eq!(a.flash.as_ref().map(|f| f.text.as_str()), Some(said));
+        }
+        // A refused delete shows why.
+        let mut a = app();
+        let mut reg = registry(&a);
+        a.jump(ViewId::Workspaces);
+        assert!(a.list(ViewId::Workspaces).select_id("research"));
+        press(&mut a, KeyCode::Char('d'));
+        press(&mut a, KeyCode::Char('y'));
+        run_requests(&mut a, &mut reg);
+        let Some(Overlay::Message { lines, .. }) = &a.overlay else {
+            panic!()
+        };
+        assert!(lines[0].contains("delete those rules first"), "{lines:?}");
+    }
+
+    #[test]
+    fn revoke_asks_then_revokes() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        a.jump(ViewId::Keys);
+        assert!(a.list(ViewId::Keys).select_id("key_0000b001"));
+        press(&mut a, KeyCode::Char('r'));
+        press(&mut a, KeyCode::Char('y'));
+        run_requests(&mut a, &mut reg);
+        assert!(reg.keys["key_0000b001"].is_revoked());
+        let t = draw(&mut a, 160, 48);
+        assert_eq!(
+            style_of(t.backend().buffer(), "revoked").fg,
+            Some(Color::Red)
+        );
+    }
+
+    #[test]
+    fn workspace_enter_shows_its_keys_and_create_key_preselects_it() {
+        let mut a = app();
+        a.jump(ViewId::Workspaces);
+        assert!(a.list(ViewId::Workspaces).select_id("research"));
+        press(&mut a, KeyCode::Enter);
+        assert_eq!(a.current(), ViewId::Keys);
+        assert_eq!(a.list(ViewId::Keys).rows, vec!["key_0000b001".to_string()]);
+        press(&mut a, KeyCode::Char('c'));
+        assert_eq!(
+            a.form.as_ref().unwrap().choice("workspace"),
+            Some("research")
+        );
+    }
+
+    #[test]
+    fn create_key_shows_the_secret_once() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        a.jump(ViewId::Keys);
+        press(&mut a, KeyCode::Char('c'));
+        press(&mut a, KeyCode::Tab);
+        chars(&mut a, "ci");
+        a.on_key(ctrl('s'));
+        run_requests(&mut a, &mut reg);
+        let Some(Overlay::Secret(k)) = a.overlay.clone() else {
+            panic!("{:?}", a.overlay)
+        };
+        assert!(k.secret.starts_with("sk-"));
+        assert!(screen(&mut a, 80, 24).contains(&k.secret));
+        press(&mut a, KeyCode::Enter);
+        let s = screen(&mut a, 160, 48);
+        assert!(!s.contains("sk-created-in-test"), "never shown again");
+        assert!(s.contains("sk-…XYZ0"));
+        assert_eq!(a.list(ViewId::Keys).selected_id(), Some("key_0000c001"));
+    }
+
+    #[test]
+    fn publish_toggles_and_register_prefills_the_model_form() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        a.jump(ViewId::Market);
+        assert!(a.list(ViewId::Market).select_id("Mistral-Large-2411"));
+        press(&mut a, KeyCode::Char('p'));
+        run_requests(&mut a, &mut reg);
+        assert!(!reg.market["Mistral-Large-2411"].published);
+        press(&mut a, KeyCode::Char('m'));
+        let f = a.form.as_ref().unwrap();
+        assert_eq!(f.choice("name"), Some("Mistral-Large-2411"));
+    }
+
+    #[test]
+    fn edit_views_open_filled_forms() {
+        let mut a = app();
+        a.jump(ViewId::Clusters);
+        assert!(a.list(ViewId::Clusters).select_id("cn-east"));
+        press(&mut a, KeyCode::Char('e'));
+        assert_eq!(
+            a.form.as_ref().unwrap().text("entry_address"),
+            "https://gw.cn-east.example.com"
+        );
+        let mut a = app();
+        a.jump(ViewId::Market);
+        assert!(a.list(ViewId::Market).select_id("DeepSeek-V3"));
+        press(&mut a, KeyCode::Char('e'));
+        assert_eq!(a.form.as_ref().unwrap().text("provider"), "DeepSeek");
+        let mut a = app();
+        select_model(&mut a, "DeepSeek-V3");
+        press(&mut a, KeyCode::Enter);
+        press(&mut a, KeyCode::Char('e'));
+        assert_eq!(a.form.as_ref().unwrap().text("model_id"), "deepseek-chat");
+    }
+
+    #[test]
+    fn endpoint_toggle_and_rule_edit_delete_from_detail() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        select_model(&mut a, "DeepSeek-V3");
+        press(&mut a, KeyCode::Enter);
+        press(&mut a, KeyCode::Down);
+        press(&mut a, KeyCode::Char('x'));
+        run_requests(&mut a, &mut reg);
+        assert!(reg.models["DeepSeek-V3"].spec.endpoints[1].disabled);
+        press(&mut a, KeyCode::Enter);
+        assert!(
+            a.form.is_none(),
+            "enter on the endpoints pane edits no rule"
+        );
+        press(&mut a, KeyCode::Tab);
+        press(&mut a, KeyCode::Enter);
+        assert!(a.form.as_ref().unwrap().title.starts_with("Edit rule #1"));
+        press(&mut a, KeyCode::Esc);
+        press(&mut a, KeyCode::Char('d'));
+        press(&mut a, KeyCode::Char('y'));
+        run_requests(&mut a, &mut reg);
+        assert_eq!(reg.models["DeepSeek-V3"].rules.len(), 1);
+        assert_eq!(a.flash.as_ref().unwrap().text, "rule #1 deleted");
+    }
+
+    #[test]
+    fn logs_scroll_and_follow() {
+        let ring = maasctl::logging::LogRing::new(100);
+        for i in 0..50 {
+            ring.push(maasctl::logging::LogLine {
+                at_ms: NOW_MS,
+                level: tracing::Level::INFO,
+                target: "t".into(),
+                message: format!("line {i}"),
+            });
+        }
+        let mut a = app();
+        a.data.logs = Some(ring);
+        a.jump(ViewId::Logs);
+        assert!(screen(&mut a, 80, 24).contains("line 49"));
+        press(&mut a, KeyCode::PageUp);
+        let s = screen(&mut a, 80, 24);
+        assert!(!s.contains("line 49") && s.contains("scrolled"), "{s}");
+        press(&mut a, KeyCode::Char('f'));
+        assert!(screen(&mut a, 80, 24).contains("line 49"));
+        press(&mut a, KeyCode::Char('/'));
+        chars(&mut a, "line 7");
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("line 7") && !s.contains("line 8"), "{s}");
+    }
+}
+
+// ---- forms ---------------------------------------------------------------
+
+mod forms {
+    use super::*;
+    use maasctl::domain::Policy;
+
+    /// Create-model form filled with a valid model on `url`.
+    fn filled(a: &mut App, url: &str) {
+        press(a, KeyCode::Char('c'));
+        let f = a.form.as_mut().unwrap();
+        assert_eq!(f.focused().key, "name");
+        press(a, KeyCode::Char('m')); // type-ahead: Mistral-Large-2411
+        assert_eq!(
+            a.form.as_ref().unwrap().choice("name"),
+            Some("Mistral-Large-2411")
+        );
+        press(a, KeyCode::Tab);
+        press(a, KeyCode::Tab);
+        chars(a, "mistral-large");
+        press(a, KeyCode::Tab);
+        press(a, KeyCode::Tab);
+        chars(a, "chat, eu");
+        press(a, KeyCode::Tab);
+        chars(a, url);
+    }
+
+    #[test]
+    fn a_rejected_field_is_shown_then_corrected_and_saved() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        filled(&mut a, "ftp://upstream");
+        a.on_key(ctrl('s'));
+        assert!(a.outbox.is_empty(), "nothing is sent until valid");
+        let f = a.form.as_ref().unwrap();
+        let url = f.field("endpoints[0].url").unwrap();
+        assert!(
+            f.error_for(url)
+                .unwrap()
+                .contains("scheme 'ftp' is not supported")
+        );
+        assert_eq!(
+            f.focused().key,
+            "endpoints[0].url",
+            "focus goes to the problem"
+        );
+        for _ in 0.."ftp://upstream".len() {
+            press(&mut a, KeyCode::Backspace);
+        }
+        chars(&mut a, "http://127.0.0.1:9200/v1");
+        let f = a.form.as_ref().unwrap();
+        assert_eq!(f.error_for(f.field("endpoints[0].url").unwrap()), None);
+        press(&mut a, KeyCode::Tab);
+        chars(&mut a, "sk-upstream-abcdefgh1234");
+        let s = screen(&mut a, 80, 24);
+        assert!(
+            !s.contains("sk-upstream"),
+            "the key is masked while typed:\n{s}"
+        );
+        assert!(s.contains("••••"));
+        a.on_key(ctrl('s'));
+        assert!(a.form.as_ref().unwrap().saving);
+        run_requests(&mut a, &mut reg);
+        assert!(a.form.is_none());
+        let m = &reg.models["Mistral-Large-2411"];
+        assert_eq!(m.spec.model_id, "mistral-large");
+        assert_eq!(m.spec.tags, vec!["chat", "eu"]);
+        assert_eq!(
+            m.spec.endpoints[0].api_key.as_ref().unwrap().expose(),
+            "sk-upstream-abcdefgh1234"
+        );
+        assert!(!m.enabled);
+        assert_eq!(
+            a.list(ViewId::Models).selected_id(),
+            Some("Mistral-Large-2411")
+        );
+        assert!(a.flash.as_ref().unwrap().text.contains("press t to enable"));
+    }
+
+    #[test]
+    fn store_refusals_land_next_to_their_field() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        filled(&mut a, "http://127.0.0.1:9200/v1");
+        // Someone else registers the same model meanwhile.
+        let mut spec = reg.models["DeepSeek-R1"].spec.clone();
+        spec.name = "Mistral-Large-2411".into();
+        reg.apply_all(vec![Change::CreateModel(spec)], 0).unwrap();
+        a.on_key(ctrl('s'));
+        run_requests(&mut a, &mut reg);
+        let f = a.form.as_ref().expect("the form stays open");
+        assert!(!f.saving);
+        assert!(
+            f.error_for(f.field("name").unwrap())
+                .unwrap()
+                .contains("already exists")
+        );
+        let s = screen(&mut a, 80, 24);
+        assert!(
+            s.contains("✗ a model named 'Mistral-Large-2411' already exists"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn weighted_policy_shows_weights_and_checks_their_sum() {
+        let mut a = app();
+        filled(&mut a, "http://127.0.0.1:9200/v1");
+        a.form.as_mut().unwrap().focus_on("policy");
+        press(&mut a, KeyCode::Right);
+        press(&mut a, KeyCode::Right);
+        assert_eq!(
+            a.form.as_ref().unwrap().choice("policy"),
+            Some(Policy::Weighted.as_str())
+        );
+        assert!(
+            !a.form
+                .as_ref()
+                .unwrap()
+                .field("endpoints[0].weight")
+                .unwrap()
+                .hidden
+        );
+        a.on_key(ctrl('n'));
+        let f = a.form.as_ref().unwrap();
+        assert_eq!(f.focused().key, "endpoints[1].url");
+        chars(&mut a, "http://127.0.0.1:9201/v1");
+        a.form.as_mut().unwrap().focus_on("endpoints[0].weight");
+        chars(&mut a, "60");
+        a.form.as_mut().unwrap().focus_on("endpoints[1].weight");
+        chars(&mut a, "30");
+        a.on_key(ctrl('s'));
+        assert!(a.outbox.is_empty());
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("sum to 90"), "{s}");
+        press(&mut a, KeyCode::Backspace);
+        press(&mut a, KeyCode::Backspace);
+        chars(&mut a, "4x");
+        let f = a.form.as_ref().unwrap();
+        assert_eq!(
+            f.error_for(f.field("endpoints[1].weight").unwrap()),
+            Some("'4x' is not a whole number")
+        );
+        press(&mut a, KeyCode::Backspace);
+        chars(&mut a, "0");
+        a.on_key(ctrl('s'));
+        assert_eq!(a.outbox.len(), 1);
+        // Remove the second endpoint again: the form renumbers.
+        let mut a2 = app();
+        filled(&mut a2, "http://a.example");
+        a2.on_key(ctrl('n'));
+        chars(&mut a2, "http://b.example");
+        a2.on_key(ctrl('n'));
+        chars(&mut a2, "http://c.example");
+        a2.form.as_mut().unwrap().focus_on("endpoints[1].url");
+        a2.on_key(ctrl('d'));
+        let f = a2.form.as_ref().unwrap();
+        assert_eq!(f.text("endpoints[1].url"), "http://c.example");
+        assert!(f.field("endpoints[2].url").is_none());
+    }
+
+    #[test]
+    fn editing_keeps_a_stored_key_unless_replaced_or_cleared() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        select_model(&mut a, "DeepSeek-V3");
+        press(&mut a, KeyCode::Char('e'));
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("sk-…7f3a (kept; type to replace)"), "{s}");
+        assert!(!s.contains("sk-upstream-secret"));
+        a.form.as_mut().unwrap().focus_on("model_id");
+        chars(&mut a, "-v3");
+        a.on_key(ctrl('s'));
+        run_requests(&mut a, &mut reg);
+        let m = &reg.models["DeepSeek-V3"];
+        assert_eq!(m.spec.model_id, "deepseek-chat-v3");
+        assert_eq!(
+            m.spec.endpoints[0].api_key.as_ref().unwrap().expose(),
+            "sk-upstream-secret-7f3a"
+        );
+        assert!(m.enabled, "editing keeps the status");
+        press(&mut a, KeyCode::Char('e'));
+        a.form.as_mut().unwrap().focus_on("endpoints[0].api_key");
+        a.on_key(ctrl('x'));
+        assert!(screen(&mut a, 80, 24).contains("(removed on save)"));
+        a.on_key(ctrl('s'));
+        run_requests(&mut a, &mut reg);
+        assert!(
+            reg.models["DeepSeek-V3"].spec.endpoints[0]
+                .api_key
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn rule_form_offers_only_the_workspace_keys() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        select_model(&mut a, "Qwen2.5-72B-Instruct");
+        press(&mut a, KeyCode::Char('a'));
+        let f = a.form.as_ref().unwrap();
+        assert_eq!(f.choice("workspace"), Some("acme"));
+        assert_eq!(
+            f.choice("key"),
+            Some("key_0000a001"),
+            "the revoked key is not offered"
+        );
+        press(&mut a, KeyCode::Tab);
+        press(&mut a, KeyCode::Right);
+        let f = a.form.as_ref().unwrap();
+        assert_eq!(f.choice("workspace"), Some("research"));
+        assert_eq!(f.choice("key"), Some("key_0000b001"));
+        a.form.as_mut().unwrap().focus_on("target");
+        press(&mut a, KeyCode::Right);
+        assert!(a.form.as_ref().unwrap().field("key").unwrap().hidden);
+        a.form.as_mut().unwrap().focus_on("duration");
+        press(&mut a, KeyCode::Backspace);
+        press(&mut a, KeyCode::Backspace);
+        chars(&mut a, "9999999999");
+        a.on_key(ctrl('s'));
+        assert!(a.outbox.is_empty());
+        let f = a.form.as_ref().unwrap();
+        assert!(f.error_for(f.field("duration").unwrap()).is_some());
+        a.form.as_mut().unwrap().set_text("duration", "30", &reg);
+        a.on_key(ctrl('s'));
+        run_requests(&mut a, &mut reg);
+        let r = &reg.models["Qwen2.5-72B-Instruct"].rules[0];
+        assert_eq!(r.spec.workspace, "research");
+        assert_eq!(r.spec.key_id, None);
+        assert_eq!((r.spec.limit, r.spec.duration_secs), (60, 30));
+        assert_eq!(
+            a.flash.as_ref().unwrap().text,
+            "rule added to Qwen2.5-72B-Instruct"
+        );
+    }
+
+    #[test]
+    fn enter_walks_fields_and_saves_on_the_button_and_f1_helps() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        a.jump(ViewId::Workspaces);
+        press(&mut a, KeyCode::Char('c'));
+        chars(&mut a, "ops");
+        press(&mut a, KeyCode::Enter);
+        chars(&mut a, "Operators");
+        press(&mut a, KeyCode::Enter);
+        assert_eq!(a.form.as_ref().unwrap().focused().key, "save");
+        a.on_key(KeyEvent::new(KeyCode::F(1), KeyModifiers::NONE));
+        assert_eq!(a.overlay, Some(Overlay::Help));
+        assert!(screen(&mut a, 80, 24).contains("ctrl-s"));
+        press(&mut a, KeyCode::Esc);
+        a.on_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+        assert_eq!(a.form.as_ref().unwrap().focused().key, "description");
+        press(&mut a, KeyCode::Down);
+        press(&mut a, KeyCode::Enter);
+        run_requests(&mut a, &mut reg);
+        assert_eq!(reg.workspaces["ops"].description, "Operators");
+        assert_eq!(a.list(ViewId::Workspaces).selected_id(), Some("ops"));
+    }
+
+    #[test]
+    fn storage_failures_keep_the_form() {
+        let mut a = app();
+        a.jump(ViewId::Workspaces);
+        press(&mut a, KeyCode::Char('c'));
+        chars(&mut a, "ops");
+        a.on_key(ctrl('s'));
+        let req = a.take_requests().pop().unwrap();
+        a.on_reply(Reply {
+            id: req.id,
+            result: Err(ClientError::Other("storage: disk I/O error".into())),
+        });
+        let f = a.form.as_ref().unwrap();
+        assert!(!f.saving);
+        assert_eq!(f.text("name"), "ops", "nothing typed is lost");
+        assert!(screen(&mut a, 80, 24).contains("disk I/O error"));
+    }
+}
+
+// ---- rendering scale ------------------------------------------------------
+
+#[test]
+fn a_huge_list_renders_only_what_is_visible() {
+    let mut a = fixtures::app(10_000, Theme::colored());
+    let s = screen(&mut a, 160, 48);
+    assert!(s.contains("[10004/10004]"));
+    press(&mut a, KeyCode::Char('G'));
+    let s = screen(&mut a, 160, 48);
+    assert!(s.contains("model-09999"));
+}

@@ -1,0 +1,663 @@
+//! The real binary in a real terminal: tmux (80×24, private socket) runs
+//! `maasctl`, `send-keys` drives it, `capture-pane` reads it, as an
+//! operator would. Every wait polls the screen with a generous deadline.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_maasctl");
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A tmux server of our own, killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// Start `cmd` in an 80×24 pane; after it exits the pane shows its exit
+    /// code and whether the terminal is back in canonical mode.
+    fn start(name: &str, cmd: &str) -> Self {
+        let socket = format!("maasctl-e2e-{name}-{}", std::process::id());
+        let t = Tmux { socket };
+        let script = format!(
+            "{cmd}; echo EXITED:$?; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; echo; sleep 600"
+        );
+        let ok = t
+            .tmux(&[
+                "new-session",
+                "-d",
+                "-x",
+                "80",
+                "-y",
+                "24",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .status
+            .success();
+        assert!(ok, "tmux starts");
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .expect("tmux runs")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p"]).stdout).into_owned()
+    }
+
+    /// Send tmux key names (`Enter`, `C-s`, `Tab`) or literal text (`-l`).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "0"];
+        args.extend(keys);
+        self.tmux(&args);
+    }
+
+    fn type_text(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", "0", "-l", text]);
+    }
+
+    /// Poll the screen until `pred` holds.
+    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if start.elapsed() > DEADLINE {
+                panic!("timed out waiting for {what}; the screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_for(&self, text: &str) -> String {
+        self.wait(text, |s| s.contains(text))
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.tmux(&["kill-server"]);
+    }
+}
+
+/// The gateway port from the header (`gw 127.0.0.1:PORT`).
+fn gateway_port(screen: &str) -> u16 {
+    let at = screen
+        .find("gw 127.0.0.1:")
+        .expect("header shows the gateway")
+        + 13;
+    screen[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .expect("a port")
+}
+
+/// The line of the screen holding `needle`.
+fn line_with<'a>(screen: &'a str, needle: &str) -> Option<&'a str> {
+    screen.lines().find(|l| l.contains(needle))
+}
+
+/// The numbers in the row of `name` in the model list: (req/s, thr/s).
+fn rates_in_row(screen: &str, name: &str) -> Option<(f64, f64)> {
+    let line = line_with(screen, &format!("│{name} "))?;
+    let cols: Vec<&str> = line.trim_matches('│').split_whitespace().collect();
+    let n = cols.len();
+    Some((cols[n - 2].parse().ok()?, cols[n - 1].parse().ok()?))
+}
+
+/// The header's `req/s N`.
+fn header_rate(screen: &str) -> f64 {
+    let first = screen.lines().next().unwrap_or_default();
+    let at = first.find("req/s ").map_or(first.len(), |i| i + 6);
+    first[at..]
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A minimal OpenAI-compatible upstream for the model the test creates.
+fn upstream() -> (u16, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicU64::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut len = 0usize;
+                    let mut request_line = String::new();
+                    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if h == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let answer = if request_line.starts_with("GET") {
+                        r#"{"object":"list","data":[]}"#.to_string()
+                    } else {
+                        r#"{"id":"e2e","object":"chat.completion","model":"mistral-large","choices":[{"index":0,"message":{"role":"assistant","content":"hi from e2e"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#.to_string()
+                    };
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    if reader.get_mut().write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, hits)
+}
+
+fn curl(port: u16, secret: &str, model: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "10", "-w", "\n%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+        .args(["-H", &format!("Authorization: Bearer {secret}")])
+        .args(["-H", "content-type: application/json"])
+        .args([
+            "-d",
+            &format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hello"}}]}}"#),
+        ])
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or((&text, "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// The terminal is back to normal after the console exits.
+fn assert_restored(t: &Tmux) {
+    let s = t.wait("the exit code and terminal modes", |s| {
+        s.contains("EXITED:") && s.contains("icanon")
+    });
+    assert!(s.contains("EXITED:0"), "clean exit:\n{s}");
+    let modes = line_with(&s, "icanon").expect("stty printed");
+    assert!(
+        modes.contains("icanon") && !modes.contains("-icanon"),
+        "{modes}"
+    );
+    assert!(!modes.contains("-echo"), "{modes}");
+    assert!(!s.contains("┌"), "the alternate screen is gone:\n{s}");
+}
+
+#[test]
+fn demo_create_enable_rule_call_and_quit() {
+    let (up_port, up_hits) = upstream();
+    let t = Tmux::start("demo", &format!("{BIN} demo --listen 127.0.0.1:0"));
+
+    // Models and moving counters within seconds.
+    let s = t.wait("the demo models serving with traffic", |s| {
+        s.contains("DeepSeek-V3") && s.contains("serving") && header_rate(s) > 0.0
+    });
+    let port = gateway_port(&s);
+    t.wait("DeepSeek-V3 req/s moving", |s| {
+        rates_in_row(s, "DeepSeek-V3").is_some_and(|(r, _)| r > 0.0)
+    });
+    t.wait("the trial key throttled", |s| {
+        rates_in_row(s, "DeepSeek-V3").is_some_and(|(_, thr)| thr > 0.0)
+    });
+
+    // A key to call with: its secret is shown once.
+    t.keys(&[":"]);
+    t.type_text("keys");
+    t.keys(&["Enter"]);
+    t.wait_for("keys [4/4]");
+    t.keys(&["c"]);
+    t.wait_for("Create API key");
+    t.keys(&["Tab"]);
+    t.type_text("e2e");
+    t.keys(&["C-s"]);
+    let s = t.wait_for("API key created");
+    let secret = s
+        .match_indices("sk-")
+        .map(|(at, _)| {
+            s[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "-_".contains(*c))
+                .collect::<String>()
+        })
+        .find(|k| k.len() == 46)
+        .unwrap_or_else(|| panic!("the whole secret is on screen:\n{s}"));
+    t.keys(&["Escape"]);
+    t.wait("the popup closed", |s| !s.contains("API key created"));
+
+    // Create a model through the form: one rejected field, corrected.
+    t.keys(&[":"]);
+    t.type_text("models");
+    t.keys(&["Enter"]);
+    t.keys(&["c"]);
+    t.wait_for("Create model");
+    t.keys(&["m"]);
+    t.wait_for("‹ Mistral-Large-2411 ›");
+    t.keys(&["Tab", "Tab"]);
+    t.type_text("mistral-large");
+    t.keys(&["Tab", "Tab"]);
+    t.type_text("chat,eu");
+    t.keys(&["Tab"]);
+    t.type_text("localhost:1");
+    t.keys(&["C-s"]);
+    t.wait_for("✗ scheme 'localhost' is not supported");
+    for _ in 0.."localhost:1".len() {
+        t.keys(&["BSpace"]);
+    }
+    t.type_text(&format!("http://127.0.0.1:{up_port}/v1"));
+    t.wait("the error cleared", |s| !s.contains("✗"));
+    t.keys(&["C-s"]);
+    t.wait_for("model Mistral-Large-2411 created");
+    let (code, body) = curl(port, &secret, "Mistral-Large-2411");
+    assert_eq!(code, 404, "disabled models are not callable: {body}");
+
+    // Enable it from the list (the new row is selected).
+    t.keys(&["t"]);
+    t.wait_for("model Mistral-Large-2411 enabled");
+
+    // A workspace rule on it.
+    t.keys(&["a"]);
+    t.wait_for("Add rule to Mistral-Large-2411");
+    t.keys(&["Right"]);
+    t.wait("target workspace", |s| {
+        s.contains("‹ workspace ›") && !s.contains("API key  ")
+    });
+    t.keys(&["C-s"]);
+    t.wait_for("rule added to Mistral-Large-2411");
+
+    // The gateway serves it within a second or so; its counters move.
+    let start = Instant::now();
+    loop {
+        let (code, body) = curl(port, &secret, "Mistral-Large-2411");
+        if code == 200 {
+            assert!(body.contains("hi from e2e"), "{body}");
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the new model never answered: {code} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(up_hits.load(Ordering::SeqCst) >= 1);
+    let calling = Arc::new(AtomicBool::new(true));
+    let caller = {
+        let (calling, secret) = (calling.clone(), secret.clone());
+        std::thread::spawn(move || {
+            while calling.load(Ordering::SeqCst) {
+                curl(port, &secret, "Mistral-Large-2411");
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        })
+    };
+    t.wait("Mistral-Large-2411 req/s in the list", |s| {
+        rates_in_row(s, "Mistral-Large-2411").is_some_and(|(r, _)| r > 0.0)
+    });
+    t.keys(&["Enter"]);
+    t.wait("the detail with traffic and the rule counting", |s| {
+        s.contains("Mistral-Large-2411")
+            && line_with(s, "total ").is_some_and(|l| !l.contains("total 0 "))
+            && line_with(s, "workspace acme").is_some_and(|l| !l.contains("—/60"))
+    });
+    calling.store(false, Ordering::SeqCst);
+    caller.join().unwrap();
+
+    // Quit: the terminal is restored.
+    t.keys(&["q"]);
+    assert_restored(&t);
+}
+
+#[test]
+fn hang_up_and_quit_restore_the_terminal() {
+    let dir = std::env::temp_dir().join(format!("maasctl-e2e-hup-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cmd = format!("{BIN} --data-dir {} --no-gateway", dir.display());
+    let t = Tmux::start("quit", &cmd);
+    let s = t.wait_for("models [0/0]");
+    assert!(s.contains("gw — off"), "{s}");
+    // A dirty form asks before quitting.
+    t.keys(&[":"]);
+    t.type_text("workspaces");
+    t.keys(&["Enter", "c"]);
+    t.wait_for("Create workspace");
+    t.type_text("ops");
+    t.keys(&["C-c"]);
+    t.wait_for("Quit and discard");
+    t.keys(&["y"]);
+    assert_restored(&t);
+
+    // SIGHUP (the SSH session went away) ends it too, without spinning.
+    let t = Tmux::start("hup", &format!("exec {cmd}"));
+    t.wait_for("models [");
+    let pid = String::from_utf8_lossy(&t.tmux(&["display", "-p", "-t", "0", "#{pane_pid}"]).stdout)
+        .trim()
+        .to_string();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    let start = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    {
+        assert!(start.elapsed() < DEADLINE, "still running after SIGHUP");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(dir.join("maasctl.log")).unwrap_or_default();
+    assert!(log.contains("hang-up: quitting"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `maasctl serve` over `data`, its admin API on `admin_port`; SIGKILLed on drop.
+struct Serve {
+    child: std::process::Child,
+    gateway_port: u16,
+}
+
+impl Serve {
+    fn start(data: &std::path::Path, admin_port: u16) -> Self {
+        let mut child = Command::new(BIN)
+            .env("MAASCTL_DATA_DIR", data)
+            .env_remove("MAASCTL_STORE")
+            .env_remove("MAASCTL_ADMIN_TOKEN")
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("maasctl serve starts");
+        // Keep reading its output: a closed pipe would fail its next print.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let first = rx.recv_timeout(DEADLINE).expect("serve prints its address");
+        let gateway_port = first
+            .split("http://127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("a gateway address in {first:?}"));
+        Serve {
+            child,
+            gateway_port,
+        }
+    }
+
+    /// Gone at once, as a crashed or killed server is.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Calls `model` with `secret` on the gateway at `port` until dropped.
+struct Traffic(Arc<AtomicBool>, Option<std::thread::JoinHandle<()>>);
+
+impl Traffic {
+    fn start(port: u16, secret: &str, model: &str) -> Self {
+        let on = Arc::new(AtomicBool::new(true));
+        let (flag, secret, model) = (on.clone(), secret.to_string(), model.to_string());
+        let t = std::thread::spawn(move || {
+            while flag.load(Ordering::SeqCst) {
+                curl(port, &secret, &model);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Traffic(on, Some(t))
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+        if let Some(t) = self.1.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn remote_console_follows_serve_through_an_outage() {
+    let (up_port, _) = upstream();
+    let data = tempfile::tempdir().unwrap();
+    let console_dir = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| -> String {
+        let out = Command::new(BIN)
+            .env("MAASCTL_DATA_DIR", data.path())
+            .env_remove("MAASCTL_STORE")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    cli(&["workspace", "create", "acme"]);
+    let key: serde_json::Value = serde_json::from_str(&cli(&[
+        "key",
+        "create",
+        "--workspace",
+        "acme",
+        "--name",
+        "ci",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let secret = key["secret"].as_str().unwrap().to_string();
+    let upstream_url = format!("http://127.0.0.1:{up_port}/v1");
+    cli(&[
+        "model",
+        "create",
+        "--name",
+        "DeepSeek-V3",
+        "--model-id",
+        "deepseek-chat",
+        "--endpoint",
+        &upstream_url,
+    ]);
+    cli(&["model", "enable", "DeepSeek-V3"]);
+    let admin_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Serve::start(data.path(), admin_port);
+    let gw = server.gateway_port;
+
+    // The console attaches: no gateway or store of its own.
+    let t = Tmux::start(
+        "remote",
+        &format!(
+            "{BIN} --data-dir {} --connect http://127.0.0.1:{admin_port} --admin-token-file {}",
+            console_dir.path().display(),
+            data.path().join("admin.token").display()
+        ),
+    );
+    t.wait("the remote gateway's models", |s| {
+        s.contains(&format!("gw 127.0.0.1:{gw} running"))
+            && line_with(s, "│DeepSeek-V3 ").is_some_and(|l| l.contains("serving"))
+    });
+    {
+        let _calls = Traffic::start(gw, &secret, "DeepSeek-V3");
+        t.wait("counters moving with traffic", |s| {
+            rates_in_row(s, "DeepSeek-V3").is_some_and(|(r, _)| r > 0.0) && header_rate(s) > 0.0
+        });
+    }
+
+    // A model created in the remote console is in the server's registry.
+    t.keys(&["c"]);
+    t.wait_for("Create model");
+    t.keys(&["m"]);
+    t.wait_for("‹ Mistral-Large-2411 ›");
+    t.keys(&["Tab", "Tab"]);
+    t.type_text("mistral-large");
+    t.keys(&["Tab", "Tab", "Tab"]);
+    t.type_text(&upstream_url);
+    t.keys(&["C-s"]);
+    t.wait_for("model Mistral-Large-2411 created");
+    let list = cli(&["model", "list"]);
+    assert!(list.contains("Mistral-Large-2411"), "{list}");
+    t.wait("the new model listed", |s| {
+        s.contains("│Mistral-Large-2411 ")
+    });
+
+    // The server dies: the console says so and stays.
+    server.kill();
+    let s = t.wait_for("disconnected, retrying");
+    assert!(!s.contains("EXITED"), "{s}");
+    assert!(s.contains("Mistral-Large-2411"), "the last data stays: {s}");
+
+    // It comes back on the same admin address: the console recovers.
+    let server = Serve::start(data.path(), admin_port);
+    let gw = server.gateway_port;
+    t.wait("reconnected to the new gateway", |s| {
+        s.contains(&format!("gw 127.0.0.1:{gw} running")) && !s.contains("disconnected")
+    });
+    {
+        let _calls = Traffic::start(gw, &secret, "DeepSeek-V3");
+        t.wait("counters moving again", |s| {
+            rates_in_row(s, "DeepSeek-V3").is_some_and(|(r, _)| r > 0.0)
+        });
+    }
+
+    t.keys(&["q"]);
+    assert_restored(&t);
+    assert!(
+        !console_dir.path().join("maasctl.db").exists(),
+        "the remote console keeps no store"
+    );
+    drop(server);
+}
+
+/// The console's embedded gateway serves the admin API too: `rule explain`
+/// finds it through the store and shows its live counts.
+#[test]
+fn rule_explain_asks_the_consoles_embedded_gateway() {
+    let (up_port, _) = upstream();
+    let data = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| -> std::process::Output {
+        Command::new(BIN)
+            .env("MAASCTL_DATA_DIR", data.path())
+            .env_remove("MAASCTL_STORE")
+            .env_remove("MAASCTL_ADMIN_TOKEN")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = |args: &[&str]| -> String {
+        let out = cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["workspace", "create", "acme"]);
+    let key: serde_json::Value = serde_json::from_str(&ok(&[
+        "key",
+        "create",
+        "--workspace",
+        "acme",
+        "--name",
+        "ci",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let secret = key["secret"].as_str().unwrap().to_string();
+    ok(&[
+        "model",
+        "create",
+        "--name",
+        "DeepSeek-V3",
+        "--model-id",
+        "deepseek-chat",
+        "--endpoint",
+        &format!("http://127.0.0.1:{up_port}/v1"),
+    ]);
+    ok(&["model", "enable", "DeepSeek-V3"]);
+    ok(&[
+        "rule",
+        "add",
+        "--model",
+        "DeepSeek-V3",
+        "--key",
+        "ci",
+        "--limit",
+        "6",
+        "--duration",
+        "600",
+    ]);
+    let t = Tmux::start(
+        "embedded-admin",
+        &format!(
+            "{BIN} --data-dir {} --listen 127.0.0.1:0",
+            data.path().display()
+        ),
+    );
+    let s = t.wait("the console serving", |s| {
+        line_with(s, "│DeepSeek-V3 ").is_some_and(|l| l.contains("serving"))
+    });
+    let port = gateway_port(&s);
+    for _ in 0..3 {
+        assert_eq!(curl(port, &secret, "DeepSeek-V3").0, 200);
+    }
+    let out = ok(&["rule", "explain", "--model", "DeepSeek-V3", "--key", "ci"]);
+    assert!(
+        out.contains(&format!("live counts from the gateway at 127.0.0.1:{port}")),
+        "{out}"
+    );
+    assert!(
+        line_with(&out, "api-key").is_some_and(|l| l.contains("3/6")),
+        "{out}"
+    );
+    t.keys(&["q"]);
+    assert_restored(&t);
+}
