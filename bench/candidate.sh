@@ -42,4 +42,5 @@ models:
 YAML
 "$BIN" --data-dir "$DATA" apply -f "$DATA/bench.yaml" >&2
 # shellcheck disable=SC2086 # MAASCTL_SERVE_FLAGS is a list of flags
-exec "$BIN" --data-dir "$DATA" serve --listen "127.0.0.1:$CANDIDATE_PORT" ${MAASCTL_SERVE_FLAGS:-}
+# No admin API: its default port is fixed and the benchmark does not use it.
+exec "$BIN" --data-dir "$DATA" serve --listen "127.0.0.1:$CANDIDATE_PORT" --admin-listen off ${MAASCTL_SERVE_FLAGS:-}
