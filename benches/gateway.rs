@@ -13,7 +13,7 @@ use maasctl::domain::{Change, Endpoint, MarketEntry, ModelSpec, Policy, Registry
 use maasctl::gateway::balancer::{Avail, Balancer};
 use maasctl::gateway::counters::{Counters, Outcome};
 use maasctl::gateway::events::Events;
-use maasctl::gateway::extract::{extract_model, splice};
+use maasctl::gateway::extract::extract_model;
 use maasctl::gateway::limiter::Limiter;
 use maasctl::gateway::snapshot::{Builder, RouteRef};
 use maasctl::gateway::usage::UsageScanner;
@@ -36,12 +36,6 @@ fn extraction(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(CHAT.len() as u64));
     g.bench_function("small_chat", |b| {
         b.iter(|| extract_model(black_box(CHAT)).unwrap().span)
-    });
-    g.bench_function("small_chat_and_splice", |b| {
-        b.iter(|| {
-            let f = extract_model(black_box(CHAT)).unwrap();
-            splice(CHAT, &f.span, br#""bench-upstream""#)
-        })
     });
     let big = big_chat();
     g.throughput(Throughput::Bytes(big.len() as u64));

@@ -69,6 +69,10 @@ impl Balancer {
     /// Pick the first endpoint for a request, among healthy ones; `None` if
     /// none is healthy. `avail(i)` must already say `Never` for weight 0.
     pub fn pick(&self, n: usize, avail: impl Fn(usize) -> Avail) -> Option<usize> {
+        if n == 1 {
+            // One endpoint: every policy picks it (no shared counter to touch).
+            return (self.weight(0) > 0 && avail(0) == Avail::Healthy).then_some(0);
+        }
         match self.policy {
             Policy::RoundRobin => {
                 let healthy = (0..n).filter(|&i| avail(i) == Avail::Healthy).count();
@@ -208,6 +212,19 @@ mod tests {
         assert_eq!(n[0], 0);
         let share = n[1] as f64 / 20_000.0;
         assert!((0.45..0.55).contains(&share), "{n:?}");
+    }
+
+    #[test]
+    fn a_single_endpoint_is_picked_while_usable() {
+        for policy in Policy::ALL {
+            let b = Balancer::new(policy, &[100]);
+            assert_eq!(b.pick(1, all_healthy), Some(0), "{policy}");
+            assert_eq!(b.pick(1, |_| Avail::Down), None, "{policy}");
+        }
+        assert_eq!(
+            Balancer::new(Policy::Weighted, &[0]).pick(1, all_healthy),
+            None
+        );
     }
 
     #[test]

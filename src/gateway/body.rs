@@ -3,13 +3,15 @@
 //! the `usage` scanner looking at the bytes on their way and the request's
 //! [`Tally`] finished when the body ends or is dropped.
 
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 
 use super::tally::Tally;
+use super::upstream::UpBody;
 use super::usage::UsageScanner;
 
 /// Every response body the gateway sends.
@@ -25,7 +27,7 @@ impl ResBody {
         ResBody::Full(Some(b.into()))
     }
 
-    pub fn relay(inner: Incoming, tally: Tally) -> Self {
+    pub fn relay(inner: UpBody, tally: Tally) -> Self {
         ResBody::Relay(Box::new(Relay {
             inner,
             tally,
@@ -37,7 +39,7 @@ impl ResBody {
 
 /// An upstream body on its way to the caller.
 pub struct Relay {
-    inner: Incoming,
+    inner: UpBody,
     tally: Tally,
     usage: UsageScanner,
     ended: bool,
@@ -55,6 +57,12 @@ impl Relay {
         );
         if complete {
             self.tally.latency();
+            // Read to the end: the connection can serve the next request.
+            if let (Some(conn), Some(ep)) = (self.inner.take_reusable(), self.tally.endpoint())
+                && let Ok(upstream) = &ep.upstream
+            {
+                upstream.release(self.tally.worker(), conn);
+            }
         }
     }
 }
@@ -69,12 +77,12 @@ impl Drop for Relay {
 
 impl Body for ResBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.get_mut() {
             ResBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ResBody::Relay(r) => {

@@ -16,17 +16,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, header};
+use http_body_util::BodyExt;
+use hyper::HeaderMap;
 use tokio::sync::{Notify, watch};
 use tokio::time::{MissedTickBehavior, interval};
 
 use super::events::Events;
+use super::h1::RequestHead;
 use super::health::Transition;
-use super::proxy::{Shared, error_chain};
+use super::proxy::Shared;
 use super::sampler::{Sampler, changed};
 use super::snapshot::{Builder, CounterBook, EndpointRt, Route};
 use super::stats::{EventKind, StatsSnapshot};
+use super::upstream::SendError;
 use crate::domain::{EndpointHealth, EndpointState, GatewayReport, Probe, now_ms};
 use crate::store::Store;
 
@@ -251,7 +253,7 @@ async fn probe_loop(shared: Arc<Shared>) {
         let mut probes = Vec::new();
         for route in &snap.routes {
             for ep in &route.endpoints {
-                if ep.health.state() != EndpointState::Down || ep.clients.is_err() {
+                if ep.health.state() != EndpointState::Down || ep.upstream.is_err() {
                     continue;
                 }
                 match ep.probe {
@@ -302,28 +304,34 @@ fn came_back(events: &Events, route: &Route, ep: &EndpointRt, t: Transition, how
 /// `GET <url>/models` with the endpoint's key. Any answer below 500 shows
 /// the endpoint is reachable and serving; it costs no completion quota.
 async fn probe(shared: &Shared, route: &Route, ep: &EndpointRt) {
-    let Ok(clients) = &ep.clients else { return };
-    let Ok(uri) = ep.target.uri("/models") else {
-        return;
+    let Ok(upstream) = &ep.upstream else { return };
+    let no_headers = HeaderMap::new();
+    let head = RequestHead {
+        method: "GET",
+        target: ep.target.path("/models"),
+        host: ep.target.host_header(),
+        authorization: ep.auth.as_ref(),
+        headers: &no_headers,
+        content_length: None,
     };
-    let mut req = Request::new(Full::default());
-    *req.method_mut() = Method::GET;
-    *req.uri_mut() = uri;
-    if let Some(auth) = &ep.auth {
-        req.headers_mut()
-            .insert(header::AUTHORIZATION, auth.clone());
-    }
+    let slot = upstream.prober();
     let limit =
         shared.cfg.connect_timeout + shared.cfg.upstream_timeout.min(Duration::from_secs(10));
     let result = tokio::time::timeout(limit, async {
-        let res = clients.prober().request(req).await?;
-        let status = res.status();
+        let (answer, mut body) = upstream.send(slot, &head, &[]).await?;
         // Read the (small) answer so the connection can be reused.
-        let _ = res.into_body().collect().await;
-        Ok::<_, hyper_util::client::legacy::Error>(status)
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                return Ok(answer.status);
+            }
+        }
+        if let Some(conn) = body.take_reusable() {
+            upstream.release(slot, conn);
+        }
+        Ok::<_, SendError>(answer.status)
     })
     .await;
-    match result {
+    let failed = match result {
         Ok(Ok(status)) if !status.is_server_error() => {
             if let Some(t) = ep.health.bring_back() {
                 came_back(
@@ -334,22 +342,16 @@ async fn probe(shared: &Shared, route: &Route, ep: &EndpointRt) {
                     "after a successful probe (GET /models)",
                 );
             }
+            return;
         }
-        Ok(Ok(status)) => {
-            ep.health.failure(
-                &format!("probe GET /models answered HTTP {}", status.as_u16()),
-                1,
-            );
-        }
-        Ok(Err(e)) => {
-            ep.health
-                .failure(&format!("probe failed: {}", error_chain(&e)), 1);
-        }
-        Err(_) => {
-            ep.health.failure(
-                &format!("probe got no answer within {}s", limit.as_secs_f64()),
-                1,
-            );
-        }
-    }
+        Ok(Ok(status)) => format!("probe GET /models answered HTTP {}", status.as_u16()),
+        Ok(Err(SendError::Connect(e) | SendError::Failed(e))) => format!("probe failed: {e}"),
+        Err(_) => format!("probe got no answer within {}s", limit.as_secs_f64()),
+    };
+    tracing::debug!(
+        "model {} endpoint {} ({}): {failed}",
+        route.name,
+        ep.index,
+        ep.url
+    );
 }

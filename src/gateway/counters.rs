@@ -1,10 +1,12 @@
 //! The live counters (SPEC §3): atomics, one shard per worker thread.
 //!
 //! Each subject (the gateway, a model, a key, a workspace, an endpoint) owns
-//! a [`Counters`]. A worker only ever touches its own shard, so counting is
-//! an uncontended atomic add on a cache line no other core writes (no
-//! ping-pong between cores); the sampler sums the shards a few times a
-//! second. Everything is cumulative since the gateway started, so totals are
+//! a [`Counters`]. A shard has exactly one writer, its worker thread (every
+//! request is counted on the thread that serves it), so counting is a plain
+//! load and store on a cache line no other core writes: no locked
+//! instruction, no ping-pong between cores. Readers (the sampler) load the
+//! same atomics, so they never see a torn value; they sum the shards a few
+//! times a second. Everything is cumulative since the gateway started, so totals are
 //! exact and rates come from differences.
 //!
 //! Latency goes into a log-linear histogram (4 buckets per power of two,
@@ -76,8 +78,15 @@ fn outcome_slot(o: Outcome) -> usize {
     o as usize
 }
 
+/// Add `n` to a counter only this thread writes (see the module docs).
+#[inline]
+fn bump(a: &AtomicU64, n: u64) {
+    a.store(a.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
 impl Counters {
-    /// Counters with one shard per worker (`shards` ≥ 1).
+    /// Counters with one shard per worker (`shards` ≥ 1). Shard `w` must
+    /// only ever be written from worker `w`'s thread.
     pub fn new(shards: usize) -> Self {
         Self {
             shards: (0..shards.max(1)).map(|_| Shard::default()).collect(),
@@ -92,34 +101,35 @@ impl Counters {
     /// A request for this subject began (counts a request and one in flight).
     #[inline]
     pub fn start(&self, worker: usize) {
-        self.shard(worker).started.fetch_add(1, Relaxed);
+        bump(&self.shard(worker).started, 1);
     }
 
     /// A request for this subject is over (no longer in flight).
     #[inline]
     pub fn finish(&self, worker: usize) {
-        self.shard(worker).finished.fetch_add(1, Relaxed);
+        bump(&self.shard(worker).finished, 1);
     }
 
     #[inline]
     pub fn outcome(&self, worker: usize, o: Outcome) {
-        self.shard(worker).outcomes[outcome_slot(o)].fetch_add(1, Relaxed);
+        bump(&self.shard(worker).outcomes[outcome_slot(o)], 1);
     }
 
     #[inline]
     pub fn tokens(&self, worker: usize, prompt: u64, completion: u64) {
         let s = self.shard(worker);
         if prompt > 0 {
-            s.prompt_tokens.fetch_add(prompt, Relaxed);
+            bump(&s.prompt_tokens, prompt);
         }
         if completion > 0 {
-            s.completion_tokens.fetch_add(completion, Relaxed);
+            bump(&s.completion_tokens, completion);
         }
     }
 
     #[inline]
     pub fn latency(&self, worker: usize, d: Duration) {
-        self.shard(worker).hist.0[bucket_of(d)].fetch_add(1, Relaxed);
+        let b = &self.shard(worker).hist.0[bucket_of(d)];
+        b.store(b.load(Relaxed).wrapping_add(1), Relaxed);
     }
 
     /// Sum of all shards, now.

@@ -164,7 +164,7 @@ impl ApiError {
             "upstream_error",
             "upstream_unreachable",
             format!(
-                "The upstream of model '{model}' could not be reached ({detail}). Retry later; the platform operator has been told through the gateway's health report."
+                "The upstream of model '{model}' could not be reached ({detail}). Retry later."
             ),
         )
     }

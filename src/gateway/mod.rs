@@ -22,6 +22,7 @@ pub mod counters;
 pub mod errors;
 pub mod events;
 pub mod extract;
+pub mod h1;
 pub mod health;
 pub mod limiter;
 pub mod metrics;

@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper::{Method, Request, Response, StatusCode};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
@@ -26,13 +26,15 @@ use super::config::GatewayConfig;
 use super::counters::Outcome;
 use super::errors::{ApiError, secs_up};
 use super::events::Events;
-use super::extract::{extract_model, splice};
+use super::extract::extract_model;
+use super::h1::{RequestHead, ResponseHead};
 use super::health::Transition;
 use super::limiter::{Decision, Headroom, Limiter};
 use super::metrics;
-use super::snapshot::{Route, RouteRef, Snapshot};
+use super::snapshot::{Local, Route, RouteRef, Snapshot};
 use super::stats::{EventKind, StatsSnapshot};
 use super::tally::Tally;
+use super::upstream::{SendError, UpBody};
 
 /// What every worker shares (read-only or atomic).
 pub struct Shared {
@@ -153,7 +155,7 @@ fn refuse(tally: &mut Tally, e: ApiError) -> Response<ResBody> {
 
 async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
     let shared = &*w.shared;
-    let mut tally = Tally::new(shared.snapshot.load_full(), w.id);
+    let mut tally = Tally::new(Local::current(&shared.snapshot), w.id);
     let snap = tally.snap().clone();
 
     let key = match authenticate(&snap, req.headers()) {
@@ -170,7 +172,7 @@ async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
     if declared.is_some_and(|n| n > limit as u64) {
         return refuse(&mut tally, ApiError::too_large(limit, declared));
     }
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let body = match read_body(body, limit).await {
         Ok(b) => b,
         Err(e) => return refuse(&mut tally, e),
@@ -195,11 +197,12 @@ async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
     let mut headroom = None;
     if !route.limits.is_empty() {
         let k = &snap.key_list[key];
-        match shared
+        // Boxed: the limiter's future (Redis round trip included) is large,
+        // and only limited models pay for it.
+        let check = shared
             .limiter
-            .check(&route.limits, &k.id, &snap.workspaces[k.workspace].name)
-            .await
-        {
+            .check(&route.limits, &k.id, &snap.workspaces[k.workspace].name);
+        match Box::pin(check).await {
             Decision::Admit(h) => headroom = h,
             Decision::Reject(rej) => {
                 shared.events.push(
@@ -221,8 +224,10 @@ async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
         }
     }
 
-    let body = splice(&body, &field.span, &route.model_id_json);
-    sanitize_request_headers(&mut parts.headers);
+    // The body goes out in three pieces: around the `model` token, the
+    // route's model ID in its place.
+    let span = field.span.clone();
+    let pieces: [&[u8]; 3] = [&body[..span.start], &route.model_id_json, &body[span.end..]];
     // The caller's path after `/v1`, with its query (see `upstream` for the join).
     let rest = parts
         .uri
@@ -230,7 +235,7 @@ async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
         .map_or("", |pq| pq.as_str())
         .get(3..)
         .unwrap_or("");
-    forward(w, tally, route, r, parts.headers, rest, body, headroom).await
+    forward(w, tally, route, r, &parts.headers, rest, &pieces, headroom).await
 }
 
 /// Read the whole request body, refusing it as soon as it passes `limit`.
@@ -264,44 +269,6 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ApiError> 
     })
 }
 
-/// Headers that belong to one hop (RFC 9110 §7.6.1) and never pass a proxy.
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
-/// Remove hop-by-hop headers, including any the `Connection` header names.
-fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for n in HOP_BY_HOP.iter().chain(&named) {
-        h.remove(n);
-    }
-    h.remove("proxy-connection");
-}
-
-/// Make the caller's headers fit to send upstream: no hop-by-hop headers,
-/// no caller credentials, a fresh Host and length, and no compression
-/// (the usage scanner reads the response bytes).
-fn sanitize_request_headers(h: &mut HeaderMap) {
-    strip_hop_by_hop(h);
-    h.remove(header::AUTHORIZATION);
-    h.remove(header::HOST);
-    h.remove(header::CONTENT_LENGTH);
-    h.remove(header::EXPECT);
-    h.remove(header::ACCEPT_ENCODING);
-}
-
 /// What went wrong with one try of an endpoint.
 enum TryError {
     /// No byte reached the upstream (refused, unreachable, TLS failure):
@@ -319,9 +286,9 @@ async fn forward(
     mut tally: Tally,
     route: &Route,
     r: usize,
-    headers: HeaderMap,
+    headers: &HeaderMap,
     rest: &str,
-    body: Bytes,
+    body: &[&[u8]],
     headroom: Option<Headroom>,
 ) -> Response<ResBody> {
     let shared = &*w.shared;
@@ -342,21 +309,15 @@ async fn forward(
         order.reverse();
     }
     let mut next = first.or_else(|| order.pop());
-    let mut headers = Some(headers);
     let mut attempts = 0usize;
     let mut last = TryError::Other(String::new());
     while let Some(i) = next {
         attempts += 1;
         let ep = &route.endpoints[i];
         tally.begin_attempt(i);
-        let h = if attempts >= usable {
-            headers.take().unwrap_or_default()
-        } else {
-            headers.clone().unwrap_or_default()
-        };
-        match try_endpoint(w, route, i, h, rest, body.clone()).await {
-            Ok(res) => {
-                return relay(shared, tally, route, i, res, headroom);
+        match try_endpoint(w, route, i, headers, rest, body).await {
+            Ok((head, up)) => {
+                return relay(shared, tally, route, i, head, up, headroom);
             }
             Err(e) => {
                 let reason = match &e {
@@ -425,51 +386,30 @@ async fn try_endpoint(
     w: &Worker,
     route: &Route,
     i: usize,
-    mut headers: HeaderMap,
+    headers: &HeaderMap,
     rest: &str,
-    body: Bytes,
-) -> Result<Response<Incoming>, TryError> {
+    body: &[&[u8]],
+) -> Result<(ResponseHead, UpBody), TryError> {
     let ep = &route.endpoints[i];
-    let clients = ep
-        .clients
+    let upstream = ep
+        .upstream
         .as_ref()
         .map_err(|e| TryError::Connect(e.clone()))?;
-    let uri = ep
-        .target
-        .uri(rest)
-        .map_err(|e| TryError::Other(format!("cannot build the upstream URL: {e}")))?;
-    if let Some(auth) = &ep.auth {
-        headers.insert(header::AUTHORIZATION, auth.clone());
-    }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    let mut req = Request::new(Full::new(body));
-    *req.method_mut() = Method::POST;
-    *req.uri_mut() = uri;
-    *req.version_mut() = Version::HTTP_11;
-    *req.headers_mut() = headers;
-    let call = clients.worker(w.id).request(req);
+    let head = RequestHead {
+        method: "POST",
+        target: ep.target.path(rest),
+        host: ep.target.host_header(),
+        authorization: ep.auth.as_ref(),
+        headers,
+        content_length: Some(body.iter().map(|p| p.len()).sum()),
+    };
+    let call = upstream.send(w.id, &head, body);
     match tokio::time::timeout(w.shared.cfg.upstream_timeout, call).await {
         Err(_) => Err(TryError::Timeout),
-        Ok(Ok(res)) => Ok(res),
-        Ok(Err(e)) if e.is_connect() => Err(TryError::Connect(error_chain(&e))),
-        Ok(Err(e)) => Err(TryError::Other(error_chain(&e))),
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(SendError::Connect(m))) => Err(TryError::Connect(m)),
+        Ok(Err(SendError::Failed(m))) => Err(TryError::Other(m)),
     }
-}
-
-/// `a: b: c` from an error and its sources, without the client's generic
-/// top line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = Vec::new();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        parts.push(s.to_string());
-        cur = s.source();
-    }
-    if parts.is_empty() {
-        parts.push(e.to_string());
-    }
-    parts.dedup();
-    parts.join(": ")
 }
 
 /// Pass the upstream's answer through.
@@ -478,10 +418,11 @@ fn relay(
     mut tally: Tally,
     route: &Route,
     i: usize,
-    res: Response<Incoming>,
+    head: ResponseHead,
+    body: UpBody,
     headroom: Option<Headroom>,
 ) -> Response<ResBody> {
-    let status = res.status();
+    let status = head.status;
     let ep = &route.endpoints[i];
     if status.is_server_error() {
         health_failure(
@@ -521,10 +462,11 @@ fn relay(
             Outcome::Upstream4xx
         });
     }
-    let (mut parts, body) = res.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
+    let mut res = Response::new(ResBody::relay(body, tally));
+    *res.status_mut() = status;
+    *res.headers_mut() = head.headers;
     if let Some(h) = headroom {
-        let hs = &mut parts.headers;
+        let hs = res.headers_mut();
         hs.insert(
             HeaderName::from_static("x-ratelimit-limit"),
             HeaderValue::from(h.limit),
@@ -538,6 +480,5 @@ fn relay(
             HeaderValue::from(secs_up(h.reset_ms)),
         );
     }
-    parts.version = Version::HTTP_11;
-    Response::from_parts(parts, ResBody::relay(body, tally))
+    res
 }

@@ -11,14 +11,19 @@
 //! finish the request in flight and close (HTTP/1 graceful shutdown), waits
 //! up to the grace period, then drops what is left.
 
+use std::collections::HashMap;
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Waker;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use parking_lot::Mutex;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -39,6 +44,41 @@ fn reuseport_socket(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     s.bind(&addr.into())?;
     s.listen(1024)?;
     Ok(s.into())
+}
+
+/// Tells a worker's connections to finish up when it stops. Each
+/// connection registers its task's waker once; the stop flag is a plain
+/// load on every poll (a `watch` or `Notify` would take a lock on every
+/// wake-up of every connection, i.e. several times per request).
+#[derive(Default)]
+struct Stopper {
+    stopping: AtomicBool,
+    conns: Mutex<(u64, HashMap<u64, Waker>)>,
+}
+
+impl Stopper {
+    fn register(&self, waker: &Waker) -> u64 {
+        let mut g = self.conns.lock();
+        g.0 += 1;
+        let id = g.0;
+        g.1.insert(id, waker.clone());
+        id
+    }
+
+    fn forget(&self, id: u64) {
+        self.conns.lock().1.remove(&id);
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        for w in self.conns.lock().1.values() {
+            w.wake_by_ref();
+        }
+    }
 }
 
 /// `n` listeners on one address. A fixed port is first checked with a
@@ -73,6 +113,7 @@ pub async fn run_worker(
         }
     };
     let mut conns = JoinSet::new();
+    let stopper = Arc::new(Stopper::default());
     loop {
         tokio::select! {
             biased;
@@ -81,7 +122,7 @@ pub async fn run_worker(
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
                     let w = worker.clone();
-                    let stop = stop.clone();
+                    let stop = stopper.clone();
                     match &tls {
                         None => { conns.spawn(serve_conn(stream, w, stop)); }
                         Some(acceptor) => {
@@ -106,6 +147,7 @@ pub async fn run_worker(
         }
     }
     drop(listener);
+    stopper.stop();
     let drained =
         tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
     if drained.is_err() {
@@ -118,7 +160,7 @@ pub async fn run_worker(
     }
 }
 
-async fn serve_conn<I>(io: I, worker: Arc<Worker>, mut stop: watch::Receiver<bool>)
+async fn serve_conn<I>(io: I, worker: Arc<Worker>, stopper: Arc<Stopper>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -128,13 +170,23 @@ where
         .keep_alive(true)
         .serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            conn.as_mut().await
+    let mut id = None;
+    let mut finishing = false;
+    let result = poll_fn(|cx| {
+        if id.is_none() {
+            id = Some(stopper.register(cx.waker()));
         }
-    };
+        if !finishing && stopper.is_stopping() {
+            // Finish the request in flight, then close.
+            conn.as_mut().graceful_shutdown();
+            finishing = true;
+        }
+        conn.as_mut().poll(cx)
+    })
+    .await;
+    if let Some(id) = id {
+        stopper.forget(id);
+    }
     if let Err(e) = result {
         tracing::debug!("connection ended: {e}");
     }

@@ -26,7 +26,7 @@ use super::health::{Health, Transition};
 use super::limiter::{Limiter, ModelLimits};
 use super::stats::EventKind;
 use super::tls;
-use super::upstream::{Clients, Target};
+use super::upstream::{Target, Upstream};
 use crate::domain::{EndpointState, Model, Policy, Probe, Registry};
 
 /// A fast hasher for keys the caller cannot choose the set of (SHA-256
@@ -104,7 +104,7 @@ impl Route {
     #[inline]
     pub fn avail(&self, i: usize) -> Avail {
         let e = &self.endpoints[i];
-        if e.clients.is_err() || self.balancer.weight(i) == 0 {
+        if e.upstream.is_err() || self.balancer.weight(i) == 0 {
             return Avail::Never;
         }
         match e.health.state() {
@@ -127,8 +127,8 @@ pub struct EndpointRt {
     pub probe: Probe,
     pub health: Arc<Health>,
     pub counters: Arc<Counters>,
-    /// The pools, or why none could be made (a bad CA file).
-    pub clients: Result<Arc<Clients>, String>,
+    /// The connection pools, or why none could be made (a bad CA file).
+    pub upstream: Result<Arc<Upstream>, String>,
 }
 
 /// Everything the request path reads, at one registry revision.
@@ -154,6 +154,42 @@ impl Snapshot {
     #[inline]
     pub fn route(&self, name: &str) -> Option<&RouteRef> {
         self.names.get(name)
+    }
+}
+
+/// The snapshot as one worker thread holds it: an extra `Arc` layer whose
+/// count only that thread touches, so taking the snapshot for a request
+/// does not bounce the shared count between cores. Rebuilt when the
+/// gateway swaps in a new snapshot.
+#[derive(Debug)]
+pub struct Local(Arc<Snapshot>);
+
+impl std::ops::Deref for Local {
+    type Target = Snapshot;
+    fn deref(&self) -> &Snapshot {
+        &self.0
+    }
+}
+
+thread_local! {
+    static LOCAL: std::cell::RefCell<Option<Arc<Local>>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Local {
+    /// The current snapshot of `current`, through this thread's cache.
+    pub fn current(current: &arc_swap::ArcSwap<Snapshot>) -> Arc<Local> {
+        let now = current.load();
+        LOCAL.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            match &*cache {
+                Some(l) if Arc::ptr_eq(&l.0, &now) => l.clone(),
+                _ => {
+                    let l = Arc::new(Local(arc_swap::Guard::into_inner(now)));
+                    *cache = Some(l.clone());
+                    l
+                }
+            }
+        })
     }
 }
 
@@ -232,7 +268,7 @@ pub struct Builder {
     pub events: Arc<Events>,
     health: HashMap<EndpointKey, Arc<Health>>,
     endpoint_counters: HashMap<EndpointKey, Arc<Counters>>,
-    pools: HashMap<PoolKey, Result<Arc<Clients>, String>>,
+    pools: HashMap<PoolKey, Result<Arc<Upstream>, String>>,
 }
 
 fn file_stamp(p: &Path) -> Option<(SystemTime, u64)> {
@@ -383,11 +419,11 @@ impl Builder {
                 .or_insert_with(|| Arc::new(Counters::new(self.workers)))
                 .clone();
             let target = Target::parse(&ep.url);
-            let clients = match &target {
+            let upstream = match &target {
                 Ok(t) => self.pool(t, ep.ca_file.as_deref().map(Path::new), live_pools),
                 Err(e) => Err(e.clone()),
             };
-            if let Err(reason) = &clients
+            if let Err(reason) = &upstream
                 && let Some(Transition::WentDown(r)) = health.failure(reason, 1)
             {
                 self.events.push(
@@ -414,7 +450,7 @@ impl Builder {
                 probe: ep.probe,
                 health,
                 counters,
-                clients,
+                upstream,
             });
         }
         Route {
@@ -427,13 +463,14 @@ impl Builder {
         }
     }
 
-    /// The pools for an origin and CA file, reused across reloads.
+    /// The pools for an origin and CA file, reused across reloads. A CA file
+    /// is read even for a plain-http endpoint, so a wrong path shows up.
     fn pool(
         &mut self,
         t: &Target,
         ca: Option<&Path>,
         live: &mut HashSet<PoolKey>,
-    ) -> Result<Arc<Clients>, String> {
+    ) -> Result<Arc<Upstream>, String> {
         let key: PoolKey = (t.origin(), ca.map(|p| (p.to_path_buf(), file_stamp(p))));
         live.insert(key.clone());
         if let Some(c) = self.pools.get(&key) {
@@ -446,8 +483,14 @@ impl Builder {
         if let Some(c) = ca {
             cas.push(c);
         }
-        let made = tls::client_config(&cas)
-            .map(|cfg| Arc::new(Clients::new(self.workers, cfg, self.connect_timeout)));
+        let tls = if t.is_https() || ca.is_some() {
+            tls::client_config(&cas).map(Some)
+        } else {
+            Ok(None)
+        };
+        let made = tls.and_then(|cfg| {
+            Upstream::new(t, self.workers, cfg, self.connect_timeout).map(Arc::new)
+        });
         self.pools.insert(key, made.clone());
         made
     }

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::counters::{Counters, Outcome};
-use super::snapshot::Snapshot;
+use super::snapshot::{EndpointRt, Local};
 
 pub struct Tally {
-    snap: Arc<Snapshot>,
+    snap: Arc<Local>,
     worker: usize,
     key: Option<usize>,
     route: Option<usize>,
@@ -26,7 +26,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn new(snap: Arc<Snapshot>, worker: usize) -> Self {
+    pub fn new(snap: Arc<Local>, worker: usize) -> Self {
         snap.gateway.start(worker);
         Self {
             snap,
@@ -39,7 +39,7 @@ impl Tally {
         }
     }
 
-    pub fn snap(&self) -> &Arc<Snapshot> {
+    pub fn snap(&self) -> &Arc<Local> {
         &self.snap
     }
 
@@ -85,8 +85,17 @@ impl Tally {
         self.route = Some(r);
     }
 
+    /// The endpoint being tried (or that answered).
+    pub fn endpoint(&self) -> Option<&EndpointRt> {
+        Some(&self.snap.routes[self.route?].endpoints[self.endpoint?])
+    }
+
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
     fn endpoint_counters(&self) -> Option<&Counters> {
-        Some(&self.snap.routes[self.route?].endpoints[self.endpoint?].counters)
+        Some(&self.endpoint()?.counters)
     }
 
     /// A try of endpoint `e` of the route begins.

@@ -1,4 +1,5 @@
-//! Reaching upstreams: where a request goes, and the pooled HTTP(S) clients.
+//! Reaching upstreams: where a request goes, keep-alive connection pools,
+//! and the I/O around the [`h1`](super::h1) codec.
 //!
 //! An endpoint URL is an OpenAI *base URL* (what the OpenAI SDK calls
 //! `base_url`): the gateway takes the caller's path after `/v1` and appends
@@ -8,31 +9,56 @@
 //! `https://api.deepseek.com/chat/completions` (DeepSeek's documented base
 //! URL). A trailing `/` on the endpoint is ignored.
 //!
-//! Every worker thread has its own keep-alive pool per upstream (its own
-//! `Client`), so a connection is only ever used by the thread whose runtime
-//! drives it and no pool lock is shared between cores. One more client per
-//! upstream serves the health prober on the control thread.
+//! Pools: one [`Upstream`] per origin (and CA files), shared by every route
+//! that points there and kept across reloads; inside it, one stack of idle
+//! connections per worker thread (plus one for the prober), so a
+//! connection is only ever used by the thread whose runtime registered it
+//! and its lock is never contended. A connection goes back to its stack
+//! when the response body has been relayed to the end; one whose response
+//! was cut short is closed (that is how a cancelled request reaches the
+//! upstream). Before reuse, an idle connection is checked without a system
+//! call unless the socket became readable (a close, or TLS housekeeping).
 
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll, Waker, ready};
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
+use bytes::{BufMut, Bytes, BytesMut};
 use hyper::Uri;
-use hyper::http::uri::{Authority, PathAndQuery, Scheme};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::body::{Body, Frame, SizeHint};
+use hyper::header::HeaderValue;
+use hyper::http::uri::Scheme;
+use parking_lot::Mutex;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
-/// The client type used for every upstream.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+use super::h1::{self, Decoder, Framing, RequestHead, ResponseHead, Step};
+
+/// An idle connection older than this is not reused (upstreams commonly
+/// close keep-alive connections after 60–75 s).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(55);
+/// Idle connections kept per worker and upstream.
+const MAX_IDLE: usize = 1024;
+/// Bytes read from an upstream at a time.
+const READ_CHUNK: usize = 8 * 1024;
+/// Request bodies up to this size are sent in the same write as the head.
+const INLINE_BODY: usize = 16 * 1024;
 
 /// Where an endpoint's requests go.
 #[derive(Debug, Clone)]
 pub struct Target {
     scheme: Scheme,
-    authority: Authority,
+    host: String,
+    port: u16,
+    /// `Host` header value (`host[:port]`).
+    host_header: HeaderValue,
     /// Path of the base URL without a trailing `/` (`/v1`, or empty).
     prefix: String,
 }
@@ -48,80 +74,452 @@ impl Target {
             .scheme()
             .cloned()
             .ok_or_else(|| format!("the endpoint URL '{url}' has no scheme"))?;
-        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+        let default_port = if scheme == Scheme::HTTP {
+            80
+        } else if scheme == Scheme::HTTPS {
+            443
+        } else {
             return Err(format!("the endpoint URL '{url}' must be http or https"));
-        }
+        };
         let authority = uri
             .authority()
-            .cloned()
             .ok_or_else(|| format!("the endpoint URL '{url}' has no host"))?;
+        let host_header = HeaderValue::from_str(authority.as_str())
+            .map_err(|e| format!("the endpoint URL '{url}' has an unusable host: {e}"))?;
         Ok(Self {
+            host: authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port: authority.port_u16().unwrap_or(default_port),
             scheme,
-            authority,
+            host_header,
             prefix: uri.path().trim_end_matches('/').to_string(),
         })
     }
 
-    /// The upstream URI for `rest` (the caller's path after `/v1`, with its query).
-    pub fn uri(&self, rest: &str) -> Result<Uri, hyper::http::Error> {
-        let mut pq = String::with_capacity(self.prefix.len() + rest.len());
-        pq.push_str(&self.prefix);
-        pq.push_str(rest);
-        if pq.is_empty() {
-            pq.push('/');
+    /// The origin-form request target for `rest` (the caller's path after
+    /// `/v1`, with its query), in two pieces to write back to back.
+    pub fn path<'a>(&'a self, rest: &'a str) -> [&'a str; 2] {
+        if self.prefix.is_empty() && rest.is_empty() {
+            ["/", ""]
+        } else {
+            [&self.prefix, rest]
         }
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(PathAndQuery::try_from(pq)?)
-            .build()
     }
 
-    /// `scheme://authority`: the key of a connection pool.
+    pub fn host_header(&self) -> &HeaderValue {
+        &self.host_header
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.scheme == Scheme::HTTPS
+    }
+
+    /// `scheme://host:port`: the identity of a pool.
     pub fn origin(&self) -> String {
-        format!("{}://{}", self.scheme, self.authority)
+        format!(
+            "{}://{}",
+            self.scheme,
+            self.host_header.to_str().unwrap_or(&self.host)
+        )
     }
 }
 
-/// One client per worker thread, plus one for the prober (the last).
-pub struct Clients(Box<[HttpClient]>);
+/// Why a request could not be sent.
+#[derive(Debug)]
+pub enum SendError {
+    /// Nothing reached the upstream (refused, unreachable, connect timeout,
+    /// TLS failure): safe to try another endpoint.
+    Connect(String),
+    /// The request may have reached the upstream: not retried.
+    Failed(String),
+}
 
-impl std::fmt::Debug for Clients {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Clients({})", self.0.len())
+/// A connection to an upstream, plain or TLS.
+enum Io {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
     }
 }
 
-impl Clients {
-    pub fn new(workers: usize, tls: Arc<rustls::ClientConfig>, connect_timeout: Duration) -> Self {
-        let make = || {
-            let mut http = HttpConnector::new();
-            http.enforce_http(false);
-            http.set_nodelay(true);
-            http.set_connect_timeout(Some(connect_timeout));
-            http.set_keepalive(Some(Duration::from_secs(60)));
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config((*tls).clone())
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(http);
-            Client::builder(TokioExecutor::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(Duration::from_secs(90))
-                .build(https)
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A connection and what has been read from it but not yet used.
+pub struct Conn {
+    io: Io,
+    buf: BytesMut,
+    /// The outgoing request, reused from request to request.
+    out: Vec<u8>,
+}
+
+/// Read what is available into the spare capacity of `buf`.
+fn poll_read_buf(io: &mut Io, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+        buf.reserve(READ_CHUNK);
+    }
+    let n = {
+        let spare = buf.chunk_mut();
+        // SAFETY: `UninitSlice` is a view of the buffer's spare capacity;
+        // `ReadBuf::uninit` never reads it and only reports what was written.
+        let spare = unsafe { &mut *(spare as *mut _ as *mut [MaybeUninit<u8>]) };
+        let mut rb = ReadBuf::uninit(spare);
+        ready!(Pin::new(io).poll_read(cx, &mut rb))?;
+        rb.filled().len()
+    };
+    // SAFETY: `n` bytes of the spare capacity were just initialised by the read.
+    unsafe { buf.advance_mut(n) };
+    Poll::Ready(Ok(n))
+}
+
+impl Conn {
+    /// Whether an idle connection can take a request: nothing to read
+    /// (a readable idle connection was closed by the upstream or sent
+    /// something unexpected). No system call unless the socket is readable.
+    fn is_reusable(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut byte = [0u8; 1];
+        let mut probe = ReadBuf::new(&mut byte);
+        Pin::new(&mut self.io)
+            .poll_read(&mut cx, &mut probe)
+            .is_pending()
+    }
+}
+
+/// The body of an upstream's response, read as the caller's side asks for it.
+pub struct UpBody {
+    conn: Option<Conn>,
+    decoder: Decoder,
+    keep_alive: bool,
+    /// Body bytes still expected (content-length framing), for the size hint.
+    left: Option<u64>,
+}
+
+impl UpBody {
+    fn new(conn: Conn, head: &ResponseHead) -> Self {
+        Self {
+            conn: Some(conn),
+            decoder: Decoder::new(head.framing),
+            keep_alive: head.keep_alive,
+            left: match head.framing {
+                Framing::Length(n) => Some(n),
+                Framing::Empty => Some(0),
+                _ => None,
+            },
+        }
+    }
+
+    /// The connection, if the body was read to its end and the connection
+    /// can carry another request.
+    pub fn take_reusable(&mut self) -> Option<Conn> {
+        if self.decoder.is_done()
+            && self.keep_alive
+            && self.conn.as_ref().is_some_and(|c| c.buf.is_empty())
+        {
+            self.conn.take()
+        } else {
+            None
+        }
+    }
+}
+
+impl Body for UpBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        let Some(conn) = this.conn.as_mut() else {
+            return Poll::Ready(None);
         };
-        Self((0..=workers).map(|_| make()).collect())
+        loop {
+            match this
+                .decoder
+                .decode(&mut conn.buf)
+                .map_err(io::Error::other)?
+            {
+                Step::Data(b) => {
+                    if let Some(left) = &mut this.left {
+                        *left -= b.len() as u64;
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(b))));
+                }
+                Step::Done => return Poll::Ready(None),
+                Step::NeedMore => {
+                    if ready!(poll_read_buf(&mut conn.io, cx, &mut conn.buf))? == 0 {
+                        this.keep_alive = false;
+                        this.decoder.at_eof().map_err(io::Error::other)?;
+                    }
+                }
+            }
+        }
     }
 
-    /// The client of worker `w` (only ever used on that worker's thread).
-    #[inline]
-    pub fn worker(&self, w: usize) -> &HttpClient {
-        &self.0[w.min(self.0.len() - 1)]
+    fn is_end_stream(&self) -> bool {
+        self.decoder.is_done()
     }
 
-    /// The prober's client (used on the control thread).
-    pub fn prober(&self) -> &HttpClient {
-        &self.0[self.0.len() - 1]
+    fn size_hint(&self) -> SizeHint {
+        match self.left {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+/// The pools of one upstream origin.
+pub struct Upstream {
+    target: Target,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    connect_timeout: Duration,
+    idle: Box<[Mutex<Vec<Idle>>]>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("origin", &self.target.origin())
+            .finish()
+    }
+}
+
+/// Write all of `parts`; `Err` carries how many bytes went out before the error.
+async fn write_all(io: &mut Io, parts: &[&[u8]]) -> Result<(), (usize, io::Error)> {
+    let mut written = 0;
+    for part in parts {
+        let mut rest = *part;
+        while !rest.is_empty() {
+            match io.write(rest).await {
+                Ok(0) => return Err((written, io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    written += n;
+                    rest = &rest[n..];
+                }
+                Err(e) => return Err((written, e)),
+            }
+        }
+    }
+    io.flush().await.map_err(|e| (written, e))
+}
+
+impl Upstream {
+    /// Pools for `target` with one stack per worker plus the prober's.
+    /// `tls` is required for https targets.
+    pub fn new(
+        target: &Target,
+        workers: usize,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        connect_timeout: Duration,
+    ) -> Result<Self, String> {
+        let tls = match (target.is_https(), tls) {
+            (false, _) => None,
+            (true, None) => return Err("no TLS configuration for an https endpoint".into()),
+            (true, Some(cfg)) => {
+                let name = match target.host.parse::<IpAddr>() {
+                    Ok(ip) => ServerName::IpAddress(ip.into()),
+                    Err(_) => ServerName::try_from(target.host.clone()).map_err(|e| {
+                        format!("'{}' is not a valid TLS server name: {e}", target.host)
+                    })?,
+                };
+                Some((TlsConnector::from(cfg), name))
+            }
+        };
+        Ok(Self {
+            target: target.clone(),
+            tls,
+            connect_timeout,
+            idle: (0..=workers).map(|_| Mutex::new(Vec::new())).collect(),
+        })
+    }
+
+    fn slot(&self, worker: usize) -> &Mutex<Vec<Idle>> {
+        &self.idle[worker.min(self.idle.len() - 1)]
+    }
+
+    /// The prober's slot (the last).
+    pub fn prober(&self) -> usize {
+        self.idle.len() - 1
+    }
+
+    /// Send a request on an idle connection of this worker (or a new one)
+    /// and read the answer's head; the body is read through the returned
+    /// [`UpBody`]. The request body is given in pieces sent back to back
+    /// (the caller's body around the rewritten `model` token), so it is
+    /// never assembled in a buffer of its own.
+    pub async fn send(
+        &self,
+        worker: usize,
+        head: &RequestHead<'_>,
+        body: &[&[u8]],
+    ) -> Result<(ResponseHead, UpBody), SendError> {
+        let body_len: usize = body.iter().map(|p| p.len()).sum();
+        let inline = body_len <= INLINE_BODY;
+        let head_request = head.method == "HEAD";
+        loop {
+            let (mut conn, reused) = match self.checkout(worker) {
+                Some(c) => (c, true),
+                // Boxed: the rare path's large state (TCP + TLS handshake)
+                // would otherwise be copied with every request's future.
+                None => (Box::pin(self.connect()).await?, false),
+            };
+            let Conn { io, out, .. } = &mut conn;
+            out.clear();
+            h1::encode_request(out, head);
+            let written = if inline {
+                for piece in body {
+                    out.extend_from_slice(piece);
+                }
+                write_all(io, &[out]).await
+            } else {
+                let mut parts = vec![out.as_slice()];
+                parts.extend_from_slice(body);
+                write_all(io, &parts).await
+            };
+            match written {
+                Ok(()) => {}
+                // A pooled connection the upstream had closed: nothing was sent.
+                Err((0, _)) if reused => continue,
+                Err((0, e)) => {
+                    return Err(SendError::Connect(format!("{}: {e}", self.target.origin())));
+                }
+                Err((_, e)) => {
+                    return Err(SendError::Failed(format!(
+                        "sending to {} failed: {e}",
+                        self.target.origin()
+                    )));
+                }
+            }
+            loop {
+                match h1::parse_response(&mut conn.buf, head_request) {
+                    Ok(Some(h)) => {
+                        let body = UpBody::new(conn, &h);
+                        return Ok((h, body));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Err(SendError::Failed(format!(
+                            "{} sent an {e}",
+                            self.target.origin()
+                        )));
+                    }
+                }
+                conn.buf.reserve(READ_CHUNK);
+                match conn.io.read_buf(&mut conn.buf).await {
+                    Ok(0) => {
+                        return Err(SendError::Failed(format!(
+                            "{} closed the connection without answering",
+                            self.target.origin()
+                        )));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Err(SendError::Failed(format!(
+                            "reading from {} failed: {e}",
+                            self.target.origin()
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    fn checkout(&self, worker: usize) -> Option<Conn> {
+        let mut idle = self.slot(worker).lock();
+        while let Some(mut c) = idle.pop() {
+            if c.since.elapsed() < IDLE_TIMEOUT && c.conn.is_reusable() {
+                return Some(c.conn);
+            }
+        }
+        None
+    }
+
+    /// Give a connection back after its response was read to the end.
+    pub fn release(&self, worker: usize, conn: Conn) {
+        let mut idle = self.slot(worker).lock();
+        if idle.len() < MAX_IDLE {
+            idle.push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    async fn connect(&self) -> Result<Conn, SendError> {
+        let t = &self.target;
+        let work = async {
+            let tcp = match t.host.parse::<IpAddr>() {
+                Ok(ip) => TcpStream::connect(SocketAddr::new(ip, t.port)).await,
+                Err(_) => TcpStream::connect((t.host.as_str(), t.port)).await,
+            }
+            .map_err(|e| format!("cannot connect to {}: {e}", t.origin()))?;
+            let _ = tcp.set_nodelay(true);
+            let io = match &self.tls {
+                None => Io::Tcp(tcp),
+                Some((connector, name)) => Io::Tls(Box::new(
+                    connector
+                        .connect(name.clone(), tcp)
+                        .await
+                        .map_err(|e| format!("TLS handshake with {} failed: {e}", t.origin()))?,
+                )),
+            };
+            Ok(Conn {
+                io,
+                buf: BytesMut::with_capacity(READ_CHUNK),
+                out: Vec::with_capacity(1024),
+            })
+        };
+        match tokio::time::timeout(self.connect_timeout, work).await {
+            Ok(r) => r.map_err(SendError::Connect),
+            Err(_) => Err(SendError::Connect(format!(
+                "connecting to {} timed out after {}s",
+                t.origin(),
+                self.connect_timeout.as_secs_f64()
+            ))),
+        }
     }
 }
 
@@ -133,20 +531,22 @@ mod tests {
     fn joins_the_path_after_v1_to_the_base_url() {
         let t = Target::parse("http://127.0.0.1:9000/v1").unwrap();
         assert_eq!(
-            t.uri("/chat/completions?x=1").unwrap().to_string(),
-            "http://127.0.0.1:9000/v1/chat/completions?x=1"
+            t.path("/chat/completions?x=1").concat(),
+            "/v1/chat/completions?x=1"
         );
+        assert_eq!(t.host_header(), "127.0.0.1:9000");
+        assert_eq!(t.origin(), "http://127.0.0.1:9000");
         let t = Target::parse("https://api.deepseek.com/").unwrap();
+        assert_eq!(t.path("/chat/completions").concat(), "/chat/completions");
+        assert_eq!(t.path("").concat(), "/");
         assert_eq!(
-            t.uri("/chat/completions").unwrap().to_string(),
-            "https://api.deepseek.com/chat/completions"
+            (t.port, t.host_header().to_str().unwrap()),
+            (443, "api.deepseek.com")
         );
-        assert_eq!(t.origin(), "https://api.deepseek.com");
         let t = Target::parse("https://h.example/openai/v1/").unwrap();
-        assert_eq!(
-            t.uri("/models").unwrap().to_string(),
-            "https://h.example/openai/v1/models"
-        );
+        assert_eq!(t.path("/models").concat(), "/openai/v1/models");
+        let t = Target::parse("http://[::1]:8000/v1").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 8000));
         assert!(Target::parse("ftp://x").is_err());
         assert!(Target::parse("not a url").is_err());
     }

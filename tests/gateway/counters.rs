@@ -233,6 +233,11 @@ async fn shutdown_lets_requests_in_flight_finish() {
         .await
         .unwrap()
         .expect("the request in flight got its answer");
+    assert_eq!(
+        res.headers().get("connection").map(|v| v.to_str().unwrap()),
+        Some("close"),
+        "the stopping gateway told the client it closes the connection"
+    );
     assert_eq!(answered_by(res).await, "mock");
     assert!(
         client()

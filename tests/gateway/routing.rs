@@ -267,3 +267,31 @@ async fn models_lists_enabled_models_of_the_served_cluster() {
     assert_eq!(east.chat(&key, "east-on").await.status(), 200);
     east.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_body_passes_through_intact() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let m = mock("big").await;
+    ts.model(
+        "big",
+        "big-upstream",
+        vec![ep(&m.base_url())],
+        Policy::RoundRobin,
+    );
+    let gw = Gw::start(&ts, fast_config()).await;
+    // Larger than the gateway's inline-write size and than one socket read.
+    let content: String = (0..300_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let sent = json!({"messages": [{"role": "user", "content": content}], "model": "big", "n": 1});
+    assert_eq!(
+        gw.post("/v1/chat/completions", &key, &sent).await.status(),
+        200
+    );
+    let seen: Value = serde_json::from_slice(&m.seen()[0].body).unwrap();
+    let mut expected = sent.clone();
+    expected["model"] = json!("big-upstream");
+    assert_eq!(seen, expected);
+    gw.stop().await;
+}

@@ -1,0 +1,640 @@
+//! The HTTP/1.1 client side of the proxy, as a small codec: writing a
+//! request head, parsing a response head, and decoding the response body's
+//! framing (content-length, chunked, or until close). Pure functions over
+//! buffers, so every edge (a chunk split anywhere, a 1xx before the answer,
+//! a close-delimited body) is unit-tested without sockets; `upstream` does
+//! the I/O.
+//!
+//! Why not hyper's client: it drives each connection from a separate task
+//! and hands requests and responses over channels, which cost more CPU per
+//! request than the rest of the gateway's request path together. Here the
+//! request's own task writes the request and reads the answer.
+//!
+//! Headers are forwarded while writing: the caller's headers go out as they
+//! came except hop-by-hop ones (RFC 9110 §7.6.1, including those the
+//! `Connection` header names), the caller's `Authorization` (replaced by
+//! the endpoint's key or dropped), `Host` and `Content-Length` (set for the
+//! upstream), `Expect`, and `Accept-Encoding` (the usage scanner reads the
+//! response bytes, so the response must not be compressed). The response
+//! head keeps everything but hop-by-hop headers.
+
+use std::io::Write;
+
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{StatusCode, Version};
+
+/// Largest response head accepted.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Most response headers accepted.
+const MAX_HEADERS: usize = 64;
+
+/// Headers that belong to one hop and never pass a proxy.
+pub const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Request headers the gateway sets itself or must not forward.
+const REPLACED: [HeaderName; 5] = [
+    header::AUTHORIZATION,
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::EXPECT,
+    header::ACCEPT_ENCODING,
+];
+
+/// Names listed in `Connection` headers besides `keep-alive`/`close`
+/// (rare, so the common case allocates nothing).
+fn connection_named(h: &HeaderMap) -> Vec<HeaderName> {
+    h.get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| {
+            !t.is_empty()
+                && !t.eq_ignore_ascii_case(b"keep-alive")
+                && !t.eq_ignore_ascii_case(b"close")
+        })
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
+        .collect()
+}
+
+/// What to put in the request head besides the caller's headers.
+pub struct RequestHead<'a> {
+    pub method: &'a str,
+    /// Origin-form target in pieces written back to back: the endpoint's
+    /// path prefix and the caller's path after `/v1` (`/v1` +
+    /// `/chat/completions?x=1`).
+    pub target: [&'a str; 2],
+    pub host: &'a HeaderValue,
+    /// `Bearer <endpoint key>`; `None` sends no `Authorization`.
+    pub authorization: Option<&'a HeaderValue>,
+    /// The caller's headers (filtered while writing).
+    pub headers: &'a HeaderMap,
+    pub content_length: Option<usize>,
+}
+
+/// Append the request head to `out`.
+pub fn encode_request(out: &mut Vec<u8>, r: &RequestHead<'_>) {
+    out.extend_from_slice(r.method.as_bytes());
+    out.push(b' ');
+    for piece in r.target {
+        out.extend_from_slice(piece.as_bytes());
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(r.host.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let named = if r.headers.contains_key(header::CONNECTION) {
+        connection_named(r.headers)
+    } else {
+        Vec::new()
+    };
+    for (name, value) in r.headers {
+        if HOP_BY_HOP.contains(name) || REPLACED.contains(name) || named.contains(name) {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(auth) = r.authorization {
+        out.extend_from_slice(b"authorization: ");
+        out.extend_from_slice(auth.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(n) = r.content_length {
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "content-length: {n}\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (1xx, 204, 304, or a HEAD request).
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the upstream closes the connection.
+    UntilClose,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub status: StatusCode,
+    /// Without hop-by-hop headers.
+    pub headers: HeaderMap,
+    pub framing: Framing,
+    /// Whether the connection may carry another request after this response.
+    pub keep_alive: bool,
+}
+
+/// Parse a response head at the start of `buf`. `Ok(None)` means more
+/// bytes are needed; on success the head is split off `buf`, leaving the
+/// start of the body. Informational (1xx) responses are skipped.
+pub fn parse_response(
+    buf: &mut BytesMut,
+    head_request: bool,
+) -> Result<Option<ResponseHead>, String> {
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut res = httparse::Response::new(&mut slots);
+        let n = match res.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+                return Err(format!("response head larger than {MAX_HEAD} bytes"));
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(format!("invalid response head: {e}")),
+        };
+        let code = res.code.unwrap_or(0);
+        let status =
+            StatusCode::from_u16(code).map_err(|_| format!("invalid status code {code}"))?;
+        if status.is_informational() {
+            buf.advance(n);
+            continue;
+        }
+        let version = if res.version == Some(1) {
+            Version::HTTP_11
+        } else {
+            Version::HTTP_10
+        };
+        // Header values become slices of the frozen head (no copy per
+        // header); their offsets are kept on the stack meanwhile.
+        let base = buf.as_ptr() as usize;
+        let mut offsets = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+        for (slot, h) in offsets.iter_mut().zip(res.headers.iter()) {
+            *slot = (
+                h.name.as_ptr() as usize - base,
+                h.name.len(),
+                h.value.as_ptr() as usize - base,
+                h.value.len(),
+            );
+        }
+        let count = res.headers.len();
+        let head = buf.split_to(n).freeze();
+        return build_head(&head, &offsets[..count], status, version, head_request).map(Some);
+    }
+}
+
+fn build_head(
+    head: &Bytes,
+    offsets: &[(usize, usize, usize, usize)],
+    status: StatusCode,
+    version: Version,
+    head_request: bool,
+) -> Result<ResponseHead, String> {
+    let mut headers = HeaderMap::with_capacity(offsets.len());
+    let mut chunked = false;
+    let mut other_coding = false;
+    let mut length: Option<u64> = None;
+    let mut close = version != Version::HTTP_11;
+    // Names the `Connection` header lists besides keep-alive/close (rare).
+    let mut named: Vec<HeaderName> = Vec::new();
+    for &(na, nl, va, vl) in offsets {
+        let name = HeaderName::from_bytes(&head[na..na + nl]).map_err(|_| {
+            format!(
+                "invalid header name {:?}",
+                String::from_utf8_lossy(&head[na..na + nl])
+            )
+        })?;
+        let value = &head[va..va + vl];
+        if name == header::TRANSFER_ENCODING {
+            // The last coding decides (RFC 9112 §6.1).
+            chunked = value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            // Chunked is re-framed towards the caller; another coding last
+            // (never seen in practice) means the body runs to the close and
+            // stays coded, so the header stays.
+            other_coding = !chunked;
+            if other_coding {
+                let v = HeaderValue::from_maybe_shared(head.slice(va..va + vl))
+                    .map_err(|_| "invalid transfer-encoding".to_string())?;
+                headers.append(name, v);
+            }
+            continue;
+        } else if name == header::CONTENT_LENGTH {
+            let n: u64 = std::str::from_utf8(value)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| "invalid content-length".to_string())?;
+            if length.is_some_and(|l| l != n) {
+                return Err("conflicting content-length headers".into());
+            }
+            length = Some(n);
+        } else if name == header::CONNECTION {
+            for t in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if t.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                    close &= version != Version::HTTP_10;
+                } else if let Ok(n) = HeaderName::from_bytes(t) {
+                    named.push(n);
+                }
+            }
+            continue;
+        }
+        if HOP_BY_HOP.contains(&name) {
+            continue;
+        }
+        let value = HeaderValue::from_maybe_shared(head.slice(va..va + vl))
+            .map_err(|_| format!("invalid value of header {name}"))?;
+        headers.append(name, value);
+    }
+    for n in named {
+        headers.remove(n);
+    }
+    let framing =
+        if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            Framing::Empty
+        } else if chunked {
+            // A length beside chunked is ignored (and dropped: the body is re-framed).
+            headers.remove(header::CONTENT_LENGTH);
+            Framing::Chunked
+        } else if other_coding {
+            headers.remove(header::CONTENT_LENGTH);
+            Framing::UntilClose
+        } else if let Some(n) = length {
+            Framing::Length(n)
+        } else {
+            Framing::UntilClose
+        };
+    let keep_alive = !close && framing != Framing::UntilClose;
+    Ok(ResponseHead {
+        status,
+        headers,
+        framing,
+        keep_alive,
+    })
+}
+
+/// One step of body decoding.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Body bytes, in order.
+    Data(Bytes),
+    /// Read more from the connection first.
+    NeedMore,
+    /// The body is complete.
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Reading a chunk-size line.
+    Size,
+    /// This many data bytes of the current chunk are left.
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    /// Trailer lines after the last chunk, until an empty line.
+    Trailers,
+}
+
+/// Decodes one response body out of the connection's read buffer.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    framing: Framing,
+    left: u64,
+    chunk: Chunk,
+    done: bool,
+}
+
+/// Longest chunk-size or trailer line accepted.
+const MAX_LINE: usize = 4096;
+
+impl Decoder {
+    pub fn new(framing: Framing) -> Self {
+        Self {
+            framing,
+            left: if let Framing::Length(n) = framing {
+                n
+            } else {
+                0
+            },
+            chunk: Chunk::Size,
+            done: matches!(framing, Framing::Empty | Framing::Length(0)),
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Take the next piece of body out of `buf`.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Step, String> {
+        if self.done {
+            return Ok(Step::Done);
+        }
+        match self.framing {
+            Framing::Empty => {
+                self.done = true;
+                Ok(Step::Done)
+            }
+            Framing::UntilClose => {
+                if buf.is_empty() {
+                    Ok(Step::NeedMore)
+                } else {
+                    Ok(Step::Data(buf.split().freeze()))
+                }
+            }
+            Framing::Length(_) => {
+                if buf.is_empty() {
+                    return Ok(Step::NeedMore);
+                }
+                let n = (buf.len() as u64).min(self.left) as usize;
+                self.left -= n as u64;
+                if self.left == 0 {
+                    self.done = true;
+                }
+                Ok(Step::Data(buf.split_to(n).freeze()))
+            }
+            Framing::Chunked => self.decode_chunked(buf),
+        }
+    }
+
+    fn decode_chunked(&mut self, buf: &mut BytesMut) -> Result<Step, String> {
+        loop {
+            match self.chunk {
+                Chunk::Size => {
+                    let Some(line) = take_line(buf)? else {
+                        return Ok(Step::NeedMore);
+                    };
+                    let digits = line[..]
+                        .split(|&b| b == b';')
+                        .next()
+                        .unwrap_or_default()
+                        .trim_ascii();
+                    let size = std::str::from_utf8(digits)
+                        .ok()
+                        .filter(|s| !s.is_empty() && s.len() <= 16)
+                        .and_then(|s| u64::from_str_radix(s, 16).ok())
+                        .ok_or_else(|| {
+                            format!("invalid chunk size {:?}", String::from_utf8_lossy(digits))
+                        })?;
+                    self.chunk = if size == 0 {
+                        Chunk::Trailers
+                    } else {
+                        Chunk::Data(size)
+                    };
+                }
+                Chunk::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(Step::NeedMore);
+                    }
+                    let n = (buf.len() as u64).min(left) as usize;
+                    self.chunk = if n as u64 == left {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(left - n as u64)
+                    };
+                    return Ok(Step::Data(buf.split_to(n).freeze()));
+                }
+                Chunk::DataEnd => {
+                    let Some(line) = take_line(buf)? else {
+                        return Ok(Step::NeedMore);
+                    };
+                    if !line.is_empty() {
+                        return Err("chunk data longer than its size".into());
+                    }
+                    self.chunk = Chunk::Size;
+                }
+                Chunk::Trailers => {
+                    let Some(line) = take_line(buf)? else {
+                        return Ok(Step::NeedMore);
+                    };
+                    if line.is_empty() {
+                        self.done = true;
+                        return Ok(Step::Done);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The connection reached its end (EOF). Fine only for a body that runs
+    /// to the close (or one already complete).
+    pub fn at_eof(&mut self) -> Result<(), String> {
+        if self.done || self.framing == Framing::UntilClose {
+            self.done = true;
+            Ok(())
+        } else {
+            Err("the upstream closed the connection before the end of the response".into())
+        }
+    }
+}
+
+/// Split one CRLF- (or LF-) terminated line off `buf`, without its end.
+fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, String> {
+    match memchr::memchr(b'\n', buf) {
+        Some(i) => {
+            let mut line = buf.split_to(i + 1);
+            line.truncate(i);
+            if line.last() == Some(&b'\r') {
+                line.truncate(i - 1);
+            }
+            Ok(Some(line))
+        }
+        None if buf.len() > MAX_LINE => Err("chunk line too long".into()),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str) -> ResponseHead {
+        let mut b = BytesMut::from(raw);
+        parse_response(&mut b, false).unwrap().unwrap()
+    }
+
+    #[test]
+    fn writes_the_request_head_with_forwarded_and_replaced_headers() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("content-type", "application/json"),
+            ("authorization", "Bearer sk-caller"),
+            ("host", "gateway.example"),
+            ("content-length", "999"),
+            ("accept-encoding", "gzip"),
+            ("connection", "keep-alive, x-hop"),
+            ("x-hop", "1"),
+            ("te", "trailers"),
+            ("openai-organization", "org-1"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let host = HeaderValue::from_static("127.0.0.1:9000");
+        let auth = HeaderValue::from_static("Bearer sk-upstream");
+        let mut out = Vec::new();
+        encode_request(
+            &mut out,
+            &RequestHead {
+                method: "POST",
+                target: ["/v1", "/chat/completions?x=1"],
+                host: &host,
+                authorization: Some(&auth),
+                headers: &h,
+                content_length: Some(42),
+            },
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: 127.0.0.1:9000\r\ncontent-type: application/json\r\n\
+             openai-organization: org-1\r\nauthorization: Bearer sk-upstream\r\ncontent-length: 42\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn parses_heads_and_picks_the_framing() {
+        let h = head(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n",
+        );
+        assert_eq!(
+            (h.status, h.framing, h.keep_alive),
+            (StatusCode::OK, Framing::Length(12), true)
+        );
+        assert_eq!(h.headers.get("content-type").unwrap(), "application/json");
+        assert_eq!(h.headers.get("content-length").unwrap(), "12");
+        assert!(h.headers.get("connection").is_none() && h.headers.get("keep-alive").is_none());
+
+        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, true));
+        assert!(
+            h.headers.get("transfer-encoding").is_none()
+                && h.headers.get("content-length").is_none()
+        );
+
+        let h = head("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));
+        let h = head("HTTP/1.1 503 Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        assert_eq!(
+            (h.status.as_u16(), h.framing, h.keep_alive),
+            (503, Framing::Length(0), false)
+        );
+        let h = head("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n");
+        assert!(!h.keep_alive);
+        let h = head("HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(h.framing, Framing::Empty);
+        let h = head(
+            "HTTP/1.1 200 OK\r\nConnection: x-private\r\nX-Private: 1\r\nX-Public: 2\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert!(h.headers.get("x-private").is_none() && h.headers.get("x-public").is_some());
+    }
+
+    #[test]
+    fn skips_informational_responses_and_waits_for_a_whole_head() {
+        let mut b = BytesMut::from(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+        );
+        let h = parse_response(&mut b, false).unwrap().unwrap();
+        assert_eq!(h.status, StatusCode::CREATED);
+        assert_eq!(&b[..], b"ok");
+        let mut partial = BytesMut::from("HTTP/1.1 200 OK\r\nContent-Le");
+        assert!(parse_response(&mut partial, false).unwrap().is_none());
+        assert_eq!(partial.len(), 27, "a partial head is left untouched");
+        for bad in [
+            "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "garbage\r\n\r\n",
+        ] {
+            assert!(
+                parse_response(&mut BytesMut::from(bad), false).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    /// Decode `body` fed in pieces of `size` bytes; returns the data and whether it completed.
+    fn decode_in_pieces(
+        framing: Framing,
+        body: &[u8],
+        size: usize,
+    ) -> Result<(Vec<u8>, bool), String> {
+        let mut d = Decoder::new(framing);
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut fed = 0;
+        loop {
+            match d.decode(&mut buf)? {
+                Step::Data(b) => out.extend_from_slice(&b),
+                Step::Done => return Ok((out, true)),
+                Step::NeedMore if fed < body.len() => {
+                    let n = size.min(body.len() - fed);
+                    buf.extend_from_slice(&body[fed..fed + n]);
+                    fed += n;
+                }
+                Step::NeedMore => {
+                    d.at_eof()?;
+                    return Ok((out, d.is_done()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_whatever_the_read_sizes() {
+        let pieces = ["data: a\n", "\r\ndata: bcdefghijklmnop\n\n", "x"];
+        let mut body = String::new();
+        for (i, p) in pieces.iter().enumerate() {
+            // One chunk with an extension, one with a bare LF line end.
+            match i {
+                0 => body.push_str(&format!("{:x};ext=1\r\n{p}\r\n", p.len())),
+                1 => body.push_str(&format!("{:X}\n{p}\n", p.len())),
+                _ => body.push_str(&format!("{:x}\r\n{p}\r\n", p.len())),
+            }
+        }
+        body.push_str("0\r\nx-trailer: 1\r\n\r\n");
+        let body = body.as_bytes();
+        for size in 1..body.len() + 1 {
+            let (data, done) = decode_in_pieces(Framing::Chunked, body, size).unwrap();
+            assert!(done, "size {size}");
+            assert_eq!(data, pieces.concat().as_bytes(), "size {size}");
+        }
+        assert!(decode_in_pieces(Framing::Chunked, b"zz\r\n", 4).is_err());
+        assert!(decode_in_pieces(Framing::Chunked, b"2\r\nabc\r\n", 9).is_err());
+        assert!(
+            decode_in_pieces(Framing::Chunked, b"5\r\nab", 9).is_err(),
+            "cut short"
+        );
+    }
+
+    #[test]
+    fn length_and_close_delimited_bodies() {
+        let (data, done) = decode_in_pieces(Framing::Length(5), b"hello", 2).unwrap();
+        assert_eq!((data.as_slice(), done), (&b"hello"[..], true));
+        assert!(
+            decode_in_pieces(Framing::Length(9), b"hello", 2).is_err(),
+            "cut short"
+        );
+        let (data, done) = decode_in_pieces(Framing::UntilClose, b"data: x\n\n", 3).unwrap();
+        assert_eq!((data.as_slice(), done), (&b"data: x\n\n"[..], true));
+        let mut d = Decoder::new(Framing::Length(2));
+        let mut buf = BytesMut::from("okEXTRA");
+        assert_eq!(
+            d.decode(&mut buf).unwrap(),
+            Step::Data(Bytes::from_static(b"ok"))
+        );
+        assert_eq!(d.decode(&mut buf).unwrap(), Step::Done);
+        assert_eq!(&buf[..], b"EXTRA", "bytes past the body stay in the buffer");
+        assert_eq!(
+            Decoder::new(Framing::Empty)
+                .decode(&mut BytesMut::new())
+                .unwrap(),
+            Step::Done
+        );
+    }
+}
