@@ -10,7 +10,9 @@
 # Knobs: MAASCTL_BIN (default: the release build under $CARGO_TARGET_DIR or
 # ./target), MAASCTL_BENCH_DATA (store directory; default ./maasctl-data in
 # the rig's run folder, wiped first), MAASCTL_SERVE_FLAGS (extra serve flags,
-# e.g. "--workers 1").
+# e.g. "--workers 1"), MAASCTL_BENCH_RULES=1 (both models get rate-limit
+# rules that never trigger: one on the rig's key, one on its workspace, so the
+# limiter's cost shows against a run without them).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,6 +42,23 @@ models:
     enabled: true
     endpoints: [{url: "$UPSTREAM_STREAM_BASE"}]
 YAML
+if [ "${MAASCTL_BENCH_RULES:-0}" = 1 ]; then
+  # Appended to each model: 1e9 requests a minute never triggers.
+  python3 - "$DATA/bench.yaml" <<'PY'
+import sys
+p = sys.argv[1]
+rules = """    rules:
+      - {target: api-key, workspace: bench, key: rig, limit: 1000000000, duration: 60}
+      - {target: workspace, workspace: bench, limit: 1000000000, duration: 60}
+"""
+out = []
+for line in open(p).read().splitlines(keepends=True):
+    out.append(line)
+    if line.startswith("    endpoints:"):
+        out.append(rules)
+open(p, "w").write("".join(out))
+PY
+fi
 "$BIN" --data-dir "$DATA" apply -f "$DATA/bench.yaml" >&2
 # shellcheck disable=SC2086 # MAASCTL_SERVE_FLAGS is a list of flags
 # No admin API: its default port is fixed and the benchmark does not use it.

@@ -99,6 +99,7 @@ struct State {
     cfg: Mutex<MockConfig>,
     seen: Mutex<Vec<Seen>>,
     hits: AtomicU64,
+    connections: AtomicU64,
     completed: AtomicU64,
     cancelled: AtomicU64,
 }
@@ -174,6 +175,11 @@ impl MockUpstream {
         self.state.hits.load(Relaxed)
     }
 
+    /// Connections accepted (keep-alive reuse shows as fewer than hits).
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Relaxed)
+    }
+
     /// Requests whose answer was sent to the end.
     pub fn completed(&self) -> u64 {
         self.state.completed.load(Relaxed)
@@ -222,6 +228,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, state: Arc
             continue;
         };
         let _ = stream.set_nodelay(true);
+        state.connections.fetch_add(1, Relaxed);
         let state = state.clone();
         let tls = tls.clone();
         conns.spawn(async move {

@@ -69,9 +69,13 @@ impl Relay {
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        // The caller went away mid-body: dropping `inner` closes the upstream
-        // connection (cancelling its work); count the tokens seen so far.
-        self.end(false);
+        // hyper drops a body that says it has ended without polling it (an
+        // empty answer: content-length 0, 204, 304): that one is complete and
+        // its connection goes back to the pool. Otherwise the caller went away
+        // mid-body: dropping `inner` closes the upstream connection
+        // (cancelling its work); count the tokens seen so far.
+        let complete = self.inner.is_end_stream();
+        self.end(complete);
     }
 }
 

@@ -14,9 +14,10 @@
 //! came except hop-by-hop ones (RFC 9110 §7.6.1, including those the
 //! `Connection` header names), the caller's `Authorization` (replaced by
 //! the endpoint's key or dropped), `Host` and `Content-Length` (set for the
-//! upstream), `Expect`, and `Accept-Encoding` (the usage scanner reads the
-//! response bytes, so the response must not be compressed). The response
-//! head keeps everything but hop-by-hop headers.
+//! upstream), `Expect`, and `Accept-Encoding` (sent as `identity`: the usage
+//! scanner reads the response bytes, so the response must not be
+//! compressed; a request without the header would accept any coding). The
+//! response head keeps everything but hop-by-hop headers.
 
 use std::io::Write;
 
@@ -26,8 +27,8 @@ use hyper::{StatusCode, Version};
 
 /// Largest response head accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
-/// Most response headers accepted.
-const MAX_HEADERS: usize = 64;
+/// Most response headers accepted (hyper's limit).
+const MAX_HEADERS: usize = 100;
 
 /// Headers that belong to one hop and never pass a proxy.
 pub const HOP_BY_HOP: [HeaderName; 8] = [
@@ -90,7 +91,7 @@ pub fn encode_request(out: &mut Vec<u8>, r: &RequestHead<'_>) {
     }
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(r.host.as_bytes());
-    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(b"\r\naccept-encoding: identity\r\n");
     let named = if r.headers.contains_key(header::CONNECTION) {
         connection_named(r.headers)
     } else {
@@ -137,6 +138,9 @@ pub struct ResponseHead {
     pub framing: Framing,
     /// Whether the connection may carry another request after this response.
     pub keep_alive: bool,
+    /// How long the upstream keeps the connection open when idle, from a
+    /// `Keep-Alive: timeout=N` header (Node, Apache and others send it).
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// Parse a response head at the start of `buf`. `Ok(None)` means more
@@ -160,6 +164,9 @@ pub fn parse_response(
         let code = res.code.unwrap_or(0);
         let status =
             StatusCode::from_u16(code).map_err(|_| format!("invalid status code {code}"))?;
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err("answer 101 Switching Protocols: the gateway speaks HTTP only".into());
+        }
         if status.is_informational() {
             buf.advance(n);
             continue;
@@ -199,6 +206,7 @@ fn build_head(
     let mut other_coding = false;
     let mut length: Option<u64> = None;
     let mut close = version != Version::HTTP_11;
+    let mut idle_timeout = None;
     // Names the `Connection` header lists besides keep-alive/close (rare).
     let mut named: Vec<HeaderName> = Vec::new();
     for &(na, nl, va, vl) in offsets {
@@ -226,10 +234,16 @@ fn build_head(
             }
             continue;
         } else if name == header::CONTENT_LENGTH {
-            let n: u64 = std::str::from_utf8(value)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .ok_or_else(|| "invalid content-length".to_string())?;
+            // Digits only (RFC 9110 §8.6): Rust's parser would take `+5`.
+            let n: u64 = Some(value.trim_ascii())
+                .filter(|v| !v.is_empty() && v.len() <= 19 && v.iter().all(u8::is_ascii_digit))
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+                .ok_or_else(|| {
+                    format!(
+                        "invalid content-length {:?}",
+                        String::from_utf8_lossy(value)
+                    )
+                })?;
             if length.is_some_and(|l| l != n) {
                 return Err("conflicting content-length headers".into());
             }
@@ -245,6 +259,9 @@ fn build_head(
                 }
             }
             continue;
+        } else if name.as_str() == "keep-alive" {
+            idle_timeout = keep_alive_timeout(value).or(idle_timeout);
+            continue;
         }
         if HOP_BY_HOP.contains(&name) {
             continue;
@@ -255,6 +272,13 @@ fn build_head(
     }
     for n in named {
         headers.remove(n);
+    }
+    // Framing an upstream could mean two ways (RFC 9112 §6.1, §6.3):
+    // transfer-coded HTTP/1.0, or a coding beside a length. The body is read
+    // as chunked wins, but the connection is not trusted with another
+    // request.
+    if (chunked || other_coding) && (version == Version::HTTP_10 || length.is_some()) {
+        close = true;
     }
     let framing =
         if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
@@ -277,6 +301,26 @@ fn build_head(
         headers,
         framing,
         keep_alive,
+        idle_timeout,
+    })
+}
+
+/// `timeout=N` of a `Keep-Alive` header value (`timeout=5, max=1000`).
+fn keep_alive_timeout(value: &[u8]) -> Option<std::time::Duration> {
+    value.split(|&b| b == b',').find_map(|p| {
+        let (k, v) = p
+            .trim_ascii()
+            .split_at(p.trim_ascii().iter().position(|&b| b == b'=')?);
+        k.trim_ascii()
+            .eq_ignore_ascii_case(b"timeout")
+            .then(|| {
+                std::str::from_utf8(v[1..].trim_ascii())
+                    .ok()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .flatten()
+            .map(std::time::Duration::from_secs)
     })
 }
 
@@ -377,9 +421,14 @@ impl Decoder {
                         .next()
                         .unwrap_or_default()
                         .trim_ascii();
+                    // Hex digits only: `from_str_radix` would take `+5`.
                     let size = std::str::from_utf8(digits)
                         .ok()
-                        .filter(|s| !s.is_empty() && s.len() <= 16)
+                        .filter(|s| {
+                            !s.is_empty()
+                                && s.len() <= 16
+                                && s.bytes().all(|b| b.is_ascii_hexdigit())
+                        })
                         .and_then(|s| u64::from_str_radix(s, 16).ok())
                         .ok_or_else(|| {
                             format!("invalid chunk size {:?}", String::from_utf8_lossy(digits))
@@ -493,7 +542,7 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: 127.0.0.1:9000\r\ncontent-type: application/json\r\n\
+            "POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: 127.0.0.1:9000\r\naccept-encoding: identity\r\ncontent-type: application/json\r\n\
              openai-organization: org-1\r\nauthorization: Bearer sk-upstream\r\ncontent-length: 42\r\n\r\n"
         );
     }
@@ -510,13 +559,30 @@ mod tests {
         assert_eq!(h.headers.get("content-type").unwrap(), "application/json");
         assert_eq!(h.headers.get("content-length").unwrap(), "12");
         assert!(h.headers.get("connection").is_none() && h.headers.get("keep-alive").is_none());
+        assert_eq!(h.idle_timeout, Some(std::time::Duration::from_secs(5)));
+        let h = head(
+            "HTTP/1.1 200 OK\r\nKeep-Alive: max=100, timeout = 2\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert_eq!(h.idle_timeout, Some(std::time::Duration::from_secs(2)));
 
+        // Chunked wins over a length, but such a connection is not reused;
+        // nor is one of transfer-coded HTTP/1.0.
         let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n");
-        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, true));
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, false));
         assert!(
             h.headers.get("transfer-encoding").is_none()
                 && h.headers.get("content-length").is_none()
         );
+        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, true));
+        let h =
+            head("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, false));
+        let many: String = (0..99).map(|i| format!("x-h{i}: {i}\r\n")).collect();
+        let h = head(&format!(
+            "HTTP/1.1 200 OK\r\n{many}Content-Length: 0\r\n\r\n"
+        ));
+        assert_eq!(h.headers.len(), 100, "up to 100 headers");
 
         let h = head("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n");
         assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));
@@ -549,6 +615,9 @@ mod tests {
         for bad in [
             "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
             "garbage\r\n\r\n",
         ] {
             assert!(
@@ -605,6 +674,8 @@ mod tests {
             assert_eq!(data, pieces.concat().as_bytes(), "size {size}");
         }
         assert!(decode_in_pieces(Framing::Chunked, b"zz\r\n", 4).is_err());
+        assert!(decode_in_pieces(Framing::Chunked, b"+5\r\nhello\r\n0\r\n\r\n", 4).is_err());
+        assert!(decode_in_pieces(Framing::Chunked, b"+0\r\n\r\n", 4).is_err());
         assert!(decode_in_pieces(Framing::Chunked, b"2\r\nabc\r\n", 9).is_err());
         assert!(
             decode_in_pieces(Framing::Chunked, b"5\r\nab", 9).is_err(),

@@ -187,7 +187,15 @@ pub struct Conn {
     buf: BytesMut,
     /// The outgoing request, reused from request to request.
     out: Vec<u8>,
+    /// How long it may wait in the pool: [`IDLE_TIMEOUT`], or less when the
+    /// upstream said it closes idle connections sooner (`Keep-Alive:
+    /// timeout=N`), with a margin so it is not reused as the upstream closes it.
+    idle_limit: Duration,
 }
+
+/// Buffers larger than this are shrunk before a connection waits in the pool
+/// (one request with huge headers must not pin memory on every idle connection).
+const KEEP_BUFFER: usize = 64 * 1024;
 
 /// Read what is available into the spare capacity of `buf`.
 fn poll_read_buf(io: &mut Io, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
@@ -232,7 +240,12 @@ pub struct UpBody {
 }
 
 impl UpBody {
-    fn new(conn: Conn, head: &ResponseHead) -> Self {
+    fn new(mut conn: Conn, head: &ResponseHead) -> Self {
+        if let Some(t) = head.idle_timeout {
+            conn.idle_limit = t
+                .saturating_sub(Duration::from_secs(1).min(t / 2))
+                .min(IDLE_TIMEOUT);
+        }
         Self {
             conn: Some(conn),
             decoder: Decoder::new(head.framing),
@@ -309,6 +322,23 @@ impl Body for UpBody {
 struct Idle {
     conn: Conn,
     since: Instant,
+}
+
+/// A pooled connection that idled at least this long and then ends before
+/// answering is taken as closed by the upstream's idle timeout (see `send`).
+const STALE_AFTER: Duration = Duration::from_secs(1);
+
+/// Close the connections at the bottom of a pool (the longest idle: they are
+/// pushed in time order and taken from the top) that waited past their limit,
+/// so a burst's extra connections do not linger after traffic calms down.
+fn drop_expired(idle: &mut Vec<Idle>) {
+    let expired = idle
+        .iter()
+        .take_while(|c| c.since.elapsed() >= c.conn.idle_limit)
+        .count();
+    if expired > 0 {
+        idle.drain(..expired);
+    }
 }
 
 /// The pools of one upstream origin.
@@ -399,13 +429,18 @@ impl Upstream {
         let body_len: usize = body.iter().map(|p| p.len()).sum();
         let inline = body_len <= INLINE_BODY;
         let head_request = head.method == "HEAD";
+        // Set after a pooled connection turned out closed by the upstream:
+        // the next try takes a new connection.
+        let mut fresh = false;
         loop {
-            let (mut conn, reused) = match self.checkout(worker) {
-                Some(c) => (c, true),
+            let pooled = if fresh { None } else { self.checkout(worker) };
+            let (mut conn, idled) = match pooled {
+                Some((c, idled)) => (c, Some(idled)),
                 // Boxed: the rare path's large state (TCP + TLS handshake)
                 // would otherwise be copied with every request's future.
-                None => (Box::pin(self.connect()).await?, false),
+                None => (Box::pin(self.connect()).await?, None),
             };
+            let reused = idled.is_some();
             let Conn { io, out, .. } = &mut conn;
             out.clear();
             h1::encode_request(out, head);
@@ -448,7 +483,30 @@ impl Upstream {
                     }
                 }
                 conn.buf.reserve(READ_CHUNK);
-                match conn.io.read_buf(&mut conn.buf).await {
+                let read = conn.io.read_buf(&mut conn.buf).await;
+                // A pooled connection that had idled a while and ends without
+                // a byte of answer was closed by the upstream as it was reused
+                // (its idle timeout, unknown to us, raced the request): the
+                // upstream closed it before reading, so the request goes out
+                // once more, on a new connection. A connection used a moment
+                // ago that ends like this means the upstream failed on the
+                // request; that is not repeated.
+                let closed_idle = conn.buf.is_empty()
+                    && !fresh
+                    && idled.is_some_and(|d| d >= STALE_AFTER)
+                    && match &read {
+                        Ok(0) => true,
+                        Ok(_) => false,
+                        Err(e) => matches!(
+                            e.kind(),
+                            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                        ),
+                    };
+                if closed_idle {
+                    fresh = true;
+                    break;
+                }
+                match read {
                     Ok(0) => {
                         return Err(SendError::Failed(format!(
                             "{} closed the connection without answering",
@@ -467,19 +525,30 @@ impl Upstream {
         }
     }
 
-    fn checkout(&self, worker: usize) -> Option<Conn> {
+    /// The most recently used idle connection that is still usable, and how
+    /// long it idled.
+    fn checkout(&self, worker: usize) -> Option<(Conn, Duration)> {
         let mut idle = self.slot(worker).lock();
+        drop_expired(&mut idle);
         while let Some(mut c) = idle.pop() {
-            if c.since.elapsed() < IDLE_TIMEOUT && c.conn.is_reusable() {
-                return Some(c.conn);
+            let idled = c.since.elapsed();
+            if idled < c.conn.idle_limit && c.conn.is_reusable() {
+                return Some((c.conn, idled));
             }
         }
         None
     }
 
     /// Give a connection back after its response was read to the end.
-    pub fn release(&self, worker: usize, conn: Conn) {
+    pub fn release(&self, worker: usize, mut conn: Conn) {
+        if conn.out.capacity() > KEEP_BUFFER {
+            conn.out = Vec::with_capacity(1024);
+        }
+        if conn.buf.capacity() > KEEP_BUFFER {
+            conn.buf = BytesMut::with_capacity(READ_CHUNK);
+        }
         let mut idle = self.slot(worker).lock();
+        drop_expired(&mut idle);
         if idle.len() < MAX_IDLE {
             idle.push(Idle {
                 conn,
@@ -510,6 +579,7 @@ impl Upstream {
                 io,
                 buf: BytesMut::with_capacity(READ_CHUNK),
                 out: Vec::with_capacity(1024),
+                idle_limit: IDLE_TIMEOUT,
             })
         };
         match tokio::time::timeout(self.connect_timeout, work).await {
@@ -526,6 +596,117 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
+    use hyper::header::HeaderMap;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Read one request head (the tests send no body).
+    async fn read_head(s: &mut TcpStream) -> bool {
+        let mut got = Vec::new();
+        let mut b = [0u8; 1024];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut b).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => got.extend_from_slice(&b[..n]),
+            }
+        }
+        true
+    }
+
+    /// An upstream whose first connection answers one request and then
+    /// closes on the next one without answering (as a server does whose idle
+    /// timeout fires as the request arrives); later connections answer.
+    async fn closing_upstream() -> (Target, Arc<std::sync::atomic::AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = conns.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let first = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+                tokio::spawn(async move {
+                    while read_head(&mut s).await {
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await;
+                        if first && read_head(&mut s).await {
+                            return; // closed without answering
+                        }
+                    }
+                });
+            }
+        });
+        (
+            Target::parse(&format!("http://127.0.0.1:{port}/v1")).unwrap(),
+            conns,
+        )
+    }
+
+    async fn get(up: &Upstream, t: &Target) -> Result<Bytes, SendError> {
+        let headers = HeaderMap::new();
+        let head = RequestHead {
+            method: "GET",
+            target: t.path("/models"),
+            host: t.host_header(),
+            authorization: None,
+            headers: &headers,
+            content_length: None,
+        };
+        let (h, mut body) = up.send(0, &head, &[]).await?;
+        assert_eq!(h.status, 200);
+        let data = (&mut body).collect().await.unwrap().to_bytes();
+        up.release(0, body.take_reusable().expect("reusable"));
+        Ok(data)
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_closed_by_the_upstream_after_idling_is_retried_once() {
+        let (t, conns) = closing_upstream().await;
+        let up = Upstream::new(&t, 1, None, Duration::from_secs(5)).unwrap();
+        assert_eq!(&get(&up, &t).await.ok().unwrap()[..], b"ok");
+        // It idled past STALE_AFTER (set back rather than slept).
+        for c in up.slot(0).lock().iter_mut() {
+            c.since = Instant::now() - STALE_AFTER * 2;
+        }
+        assert_eq!(&get(&up, &t).await.ok().unwrap()[..], b"ok");
+        assert_eq!(
+            conns.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "a new connection"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_used_a_moment_ago_that_fails_is_not_retried() {
+        let (t, conns) = closing_upstream().await;
+        let up = Upstream::new(&t, 1, None, Duration::from_secs(5)).unwrap();
+        get(&up, &t).await.ok().unwrap();
+        match get(&up, &t).await {
+            Err(SendError::Failed(e)) => assert!(e.contains("without answering"), "{e}"),
+            Err(SendError::Connect(e)) => panic!("{e}"),
+            Ok(_) => panic!("answered"),
+        }
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn expired_idle_connections_at_the_bottom_of_the_pool_are_closed() {
+        let (t, _) = closing_upstream().await;
+        let up = Upstream::new(&t, 1, None, Duration::from_secs(5)).unwrap();
+        let mut conns = Vec::new();
+        for _ in 0..3 {
+            conns.push(up.connect().await.ok().unwrap());
+        }
+        let fresh = conns.pop().unwrap();
+        for c in conns {
+            up.release(0, c);
+        }
+        for c in up.slot(0).lock().iter_mut() {
+            c.since = Instant::now() - IDLE_TIMEOUT * 2;
+        }
+        up.release(0, fresh);
+        assert_eq!(up.slot(0).lock().len(), 1, "only the fresh one stays");
+    }
 
     #[test]
     fn joins_the_path_after_v1_to_the_base_url() {

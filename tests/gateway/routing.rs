@@ -295,3 +295,34 @@ async fn a_large_body_passes_through_intact() {
     assert_eq!(seen, expected);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_kept_alive_including_after_empty_answers() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let m = mock("a").await;
+    ts.model(
+        "ka",
+        "ka-upstream",
+        vec![ep(&m.base_url())],
+        Policy::RoundRobin,
+    );
+    let gw = Gw::start(&ts, fast_config()).await;
+    // One caller connection, sequential requests: one upstream connection
+    // per gateway worker at most, whatever the answers' framing.
+    for _ in 0..10 {
+        assert_eq!(gw.chat(&key, "ka").await.status(), 200);
+    }
+    // 204: no body at all (hyper drops such a body without reading it).
+    m.configure(|c| c.status = Some(204));
+    for _ in 0..10 {
+        assert_eq!(gw.chat(&key, "ka").await.status(), 204);
+    }
+    assert_eq!(m.hits(), 20);
+    assert!(
+        m.connections() <= 2,
+        "{} upstream connections for 20 sequential requests",
+        m.connections()
+    );
+    gw.stop().await;
+}
