@@ -22,7 +22,7 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Serve only models entered in this cluster; `None` serves every model.
     pub cluster: Option<String>,
-    /// Worker threads, each with its own runtime, listener (SO_REUSEPORT)
+    /// Worker threads, each with its own runtime (accepting from one shared socket)
     /// and upstream pools. Default: the number of cores.
     pub workers: usize,
     /// Largest request body accepted (413 above it).

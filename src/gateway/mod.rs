@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! Gateway::start(cfg, store)
-//!   ├─ worker threads (one per core): SO_REUSEPORT listener, current-thread
+//!   ├─ worker threads (one per core): accept from one shared socket, current-thread
 //!   │    runtime, own upstream pools → proxy::handle for every request
 //!   └─ control thread: reload on revision change, report, probe, publish stats
 //! ```
