@@ -308,19 +308,15 @@ fn build_head(
 /// `timeout=N` of a `Keep-Alive` header value (`timeout=5, max=1000`).
 fn keep_alive_timeout(value: &[u8]) -> Option<std::time::Duration> {
     value.split(|&b| b == b',').find_map(|p| {
-        let (k, v) = p
-            .trim_ascii()
-            .split_at(p.trim_ascii().iter().position(|&b| b == b'=')?);
-        k.trim_ascii()
-            .eq_ignore_ascii_case(b"timeout")
-            .then(|| {
-                std::str::from_utf8(v[1..].trim_ascii())
-                    .ok()?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .flatten()
-            .map(std::time::Duration::from_secs)
+        let eq = p.iter().position(|&b| b == b'=')?;
+        if !p[..eq].trim_ascii().eq_ignore_ascii_case(b"timeout") {
+            return None;
+        }
+        let secs = std::str::from_utf8(p[eq + 1..].trim_ascii())
+            .ok()?
+            .parse()
+            .ok()?;
+        Some(std::time::Duration::from_secs(secs))
     })
 }
 

@@ -331,10 +331,10 @@ const STALE_AFTER: Duration = Duration::from_secs(1);
 /// Close the connections at the bottom of a pool (the longest idle: they are
 /// pushed in time order and taken from the top) that waited past their limit,
 /// so a burst's extra connections do not linger after traffic calms down.
-fn drop_expired(idle: &mut Vec<Idle>) {
+fn drop_expired(idle: &mut Vec<Idle>, now: Instant) {
     let expired = idle
         .iter()
-        .take_while(|c| c.since.elapsed() >= c.conn.idle_limit)
+        .take_while(|c| now.duration_since(c.since) >= c.conn.idle_limit)
         .count();
     if expired > 0 {
         idle.drain(..expired);
@@ -529,7 +529,6 @@ impl Upstream {
     /// long it idled.
     fn checkout(&self, worker: usize) -> Option<(Conn, Duration)> {
         let mut idle = self.slot(worker).lock();
-        drop_expired(&mut idle);
         while let Some(mut c) = idle.pop() {
             let idled = c.since.elapsed();
             if idled < c.conn.idle_limit && c.conn.is_reusable() {
@@ -547,13 +546,12 @@ impl Upstream {
         if conn.buf.capacity() > KEEP_BUFFER {
             conn.buf = BytesMut::with_capacity(READ_CHUNK);
         }
+        // One clock read stamps this connection and expires the oldest.
+        let now = Instant::now();
         let mut idle = self.slot(worker).lock();
-        drop_expired(&mut idle);
+        drop_expired(&mut idle, now);
         if idle.len() < MAX_IDLE {
-            idle.push(Idle {
-                conn,
-                since: Instant::now(),
-            });
+            idle.push(Idle { conn, since: now });
         }
     }
 
