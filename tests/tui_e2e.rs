@@ -610,50 +610,66 @@ impl Drop for Traffic {
     }
 }
 
+/// Run the CLI on the store in `data` and expect success: its stdout.
+fn cli_ok(data: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .env("MAASCTL_DATA_DIR", data)
+        .env_remove("MAASCTL_STORE")
+        .env_remove("MAASCTL_ADMIN_TOKEN")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Workspace `acme` with key `ci`, and `DeepSeek-V3` enabled on
+/// `upstream_url`, through the CLI: the key's secret.
+fn seed_called_model(data: &std::path::Path, upstream_url: &str) -> String {
+    cli_ok(data, &["workspace", "create", "acme"]);
+    let key: serde_json::Value = serde_json::from_str(&cli_ok(
+        data,
+        &[
+            "key",
+            "create",
+            "--workspace",
+            "acme",
+            "--name",
+            "ci",
+            "-o",
+            "json",
+        ],
+    ))
+    .unwrap();
+    cli_ok(
+        data,
+        &[
+            "model",
+            "create",
+            "--name",
+            "DeepSeek-V3",
+            "--model-id",
+            "deepseek-chat",
+            "--endpoint",
+            upstream_url,
+        ],
+    );
+    cli_ok(data, &["model", "enable", "DeepSeek-V3"]);
+    key["secret"].as_str().unwrap().to_string()
+}
+
 #[test]
 fn remote_console_follows_serve_through_an_outage() {
     let (up_port, _) = upstream();
     let data = tempfile::tempdir().unwrap();
     let console_dir = tempfile::tempdir().unwrap();
-    let cli = |args: &[&str]| -> String {
-        let out = Command::new(BIN)
-            .env("MAASCTL_DATA_DIR", data.path())
-            .env_remove("MAASCTL_STORE")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    cli(&["workspace", "create", "acme"]);
-    let key: serde_json::Value = serde_json::from_str(&cli(&[
-        "key",
-        "create",
-        "--workspace",
-        "acme",
-        "--name",
-        "ci",
-        "-o",
-        "json",
-    ]))
-    .unwrap();
-    let secret = key["secret"].as_str().unwrap().to_string();
+    let cli = |args: &[&str]| cli_ok(data.path(), args);
     let upstream_url = format!("http://127.0.0.1:{up_port}/v1");
-    cli(&[
-        "model",
-        "create",
-        "--name",
-        "DeepSeek-V3",
-        "--model-id",
-        "deepseek-chat",
-        "--endpoint",
-        &upstream_url,
-    ]);
-    cli(&["model", "enable", "DeepSeek-V3"]);
+    let secret = seed_called_model(data.path(), &upstream_url);
     let admin_port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -733,48 +749,8 @@ fn remote_console_follows_serve_through_an_outage() {
 fn rule_explain_asks_the_consoles_embedded_gateway() {
     let (up_port, _) = upstream();
     let data = tempfile::tempdir().unwrap();
-    let cli = |args: &[&str]| -> std::process::Output {
-        Command::new(BIN)
-            .env("MAASCTL_DATA_DIR", data.path())
-            .env_remove("MAASCTL_STORE")
-            .env_remove("MAASCTL_ADMIN_TOKEN")
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let ok = |args: &[&str]| -> String {
-        let out = cli(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    ok(&["workspace", "create", "acme"]);
-    let key: serde_json::Value = serde_json::from_str(&ok(&[
-        "key",
-        "create",
-        "--workspace",
-        "acme",
-        "--name",
-        "ci",
-        "-o",
-        "json",
-    ]))
-    .unwrap();
-    let secret = key["secret"].as_str().unwrap().to_string();
-    ok(&[
-        "model",
-        "create",
-        "--name",
-        "DeepSeek-V3",
-        "--model-id",
-        "deepseek-chat",
-        "--endpoint",
-        &format!("http://127.0.0.1:{up_port}/v1"),
-    ]);
-    ok(&["model", "enable", "DeepSeek-V3"]);
+    let ok = |args: &[&str]| cli_ok(data.path(), args);
+    let secret = seed_called_model(data.path(), &format!("http://127.0.0.1:{up_port}/v1"));
     ok(&[
         "rule",
         "add",
