@@ -146,6 +146,26 @@ fn line(message: &str) -> maasctl::logging::LogLine {
 }
 
 /// `(kind, first field)` of an error body.
+/// Wait until the registry a client follows holds workspace `name`.
+async fn until_workspace(
+    reg: &mut tokio::sync::watch::Receiver<Arc<maasctl::client::RegistryView>>,
+    name: &str,
+    what: &str,
+) {
+    tokio::time::timeout(DEADLINE, async {
+        while !reg
+            .borrow_and_update()
+            .registry
+            .workspaces
+            .contains_key(name)
+        {
+            reg.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect(what);
+}
+
 fn error_of(v: &Value) -> (&str, &str) {
     (
         v["error"]["kind"].as_str().unwrap_or_default(),
@@ -806,18 +826,7 @@ mod streams {
             .await
             .unwrap();
         let mut reg = remote.registry();
-        tokio::time::timeout(DEADLINE, async {
-            while !reg
-                .borrow_and_update()
-                .registry
-                .workspaces
-                .contains_key("remote-made")
-            {
-                reg.changed().await.unwrap();
-            }
-        })
-        .await
-        .expect("the registry follows");
+        until_workspace(&mut reg, "remote-made", "the registry follows").await;
         let created = remote
             .create_key("remote-made".into(), "k".into())
             .await
@@ -882,18 +891,7 @@ mod streams {
             name: "after-outage".into(),
             description: String::new(),
         }]);
-        tokio::time::timeout(DEADLINE, async {
-            while !reg
-                .borrow_and_update()
-                .registry
-                .workspaces
-                .contains_key("after-outage")
-            {
-                reg.changed().await.unwrap();
-            }
-        })
-        .await
-        .expect("the registry follows again");
+        until_workspace(&mut reg, "after-outage", "the registry follows again").await;
         a.traffic(1).await;
         tokio::time::timeout(DEADLINE, async {
             while stats
