@@ -180,15 +180,16 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 }
 
 /// The Python interpreter that has the official `openai` package:
-/// `$MAASCTL_TEST_PYTHON`, else the venv `.ci/run` creates
-/// (`$MAASCTL_TEST_VENV`, default `/opt/maasctl-test-venv`), else `python3`.
+/// `$MAASCTL_TEST_PYTHON`, else the venv `scripts/test` creates
+/// (`$MAASCTL_TEST_VENV`, default `target/test-venv` of this checkout), else
+/// `python3`.
 pub fn test_python() -> PathBuf {
     if let Some(p) = std::env::var_os("MAASCTL_TEST_PYTHON") {
         return p.into();
     }
     let venv = std::env::var_os("MAASCTL_TEST_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| "/opt/maasctl-test-venv".into());
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/target/test-venv").into());
     let python = venv.join("bin/python");
     if python.exists() {
         python

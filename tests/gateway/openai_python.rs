@@ -57,7 +57,7 @@ async fn the_openai_python_client_works_against_maasctl_serve() {
         .unwrap_or_else(|| panic!("unexpected first line: {line}"));
     assert!(addr.starts_with("http://127.0.0.1:"), "{line}");
 
-    // $MAASCTL_TEST_PYTHON, else the venv .ci/run makes, else python3.
+    // $MAASCTL_TEST_PYTHON, else the venv scripts/test makes, else python3.
     let python = crate::common::test_python().display().to_string();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_client.py");
     let out = tokio::time::timeout(
