@@ -789,3 +789,45 @@ fn rule_explain_asks_the_consoles_embedded_gateway() {
     t.keys(&["q"]);
     assert_restored(&t);
 }
+
+/// `maasctl demo` without `--listen` takes a free port when 8080 is taken
+/// (and says which, in the header and in :logs); with `--listen` on a taken
+/// address it fails and says so, since there the address was asked for.
+#[test]
+fn demo_takes_a_free_port_when_8080_is_taken() {
+    // Hold 8080 ourselves; if another program holds it, it is taken anyway.
+    let _held = TcpListener::bind("127.0.0.1:8080");
+    assert!(
+        TcpListener::bind("127.0.0.1:8080").is_err(),
+        "8080 is taken for this test"
+    );
+    let t = Tmux::start("demo-port", &format!("{BIN} demo"));
+    let s = t.wait("the demo serving with traffic", |s| {
+        s.contains("DeepSeek-V3") && s.contains("serving") && header_rate(s) > 0.0
+    });
+    let port = gateway_port(&s);
+    assert_ne!(port, 8080, "{s}");
+    t.keys(&[":"]);
+    t.type_text("logs");
+    t.keys(&["Enter"]);
+    t.wait("the log says which port", |s| {
+        s.contains("127.0.0.1:8080 is taken") && s.contains(&format!("127.0.0.1:{port}"))
+    });
+    t.keys(&["q"]);
+    assert_restored(&t);
+
+    // An explicit address that is taken: a clear refusal, before any screen.
+    let held = TcpListener::bind("127.0.0.1:0").expect("a port to hold");
+    let addr = held.local_addr().unwrap().to_string();
+    let out = Command::new(BIN)
+        .args(["demo", "--listen", &addr])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run maasctl demo");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on {addr}")) && err.contains("--listen"),
+        "{err}"
+    );
+}

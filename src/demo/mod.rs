@@ -6,17 +6,23 @@ pub mod seed;
 pub mod traffic;
 pub mod upstream;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use seed::Upstreams;
 use upstream::{MockConfig, MockUpstream};
 
+/// Where the demo gateway listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
 /// Flags of `maasctl demo`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// Address the demo gateway listens on.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    pub listen: std::net::SocketAddr,
+    /// Address the demo gateway listens on [default: 127.0.0.1:8080, or a
+    /// free port when that one is taken].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
 }
 
 /// A directory removed when dropped: the demo's store and log file.
@@ -69,6 +75,37 @@ async fn upstreams() -> Result<(Vec<MockUpstream>, Upstreams), String> {
     Ok((vec![fast, slow, flaky], urls))
 }
 
+/// The demo's gateway: on `--listen` exactly (failing clearly when it is
+/// taken), or on the default address, falling back to a free port on the
+/// same interface when something else holds 8080 (the demo is offline and
+/// throw-away: any port will do, and the header shows which).
+async fn start_gateway(
+    listen: Option<SocketAddr>,
+    store: Arc<dyn crate::store::Store>,
+) -> Result<crate::tui::embedded::Embedded, String> {
+    use crate::tui::embedded;
+    if let Some(addr) = listen {
+        return embedded::start(addr, store, None).await;
+    }
+    let default: SocketAddr = DEFAULT_LISTEN.parse().expect("a valid default address");
+    match embedded::try_start(default, store.clone(), None).await {
+        Err(crate::gateway::GatewayError::Bind { source, .. })
+            if source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            let free = SocketAddr::new(default.ip(), 0);
+            let gateway = embedded::start(free, store, None).await?;
+            tracing::warn!(
+                "{DEFAULT_LISTEN} is taken by another program: the demo gateway listens on {} instead",
+                gateway.listen()
+            );
+            Ok(gateway)
+        }
+        other => other.map_err(|e| {
+            format!("cannot start the demo gateway: {e}; choose an address with --listen ADDR")
+        }),
+    }
+}
+
 /// Run the demo until the operator quits; everything it made is removed.
 pub fn run(args: DemoArgs) -> Result<(), String> {
     let scratch = Scratch::new()?;
@@ -77,7 +114,7 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
     let result = rt.block_on(async {
         let (mocks, urls) = upstreams().await?;
         let store = crate::store::open(None, &scratch.0).map_err(|e| e.to_string())?;
-        let gateway = crate::tui::embedded::start(args.listen, store.clone(), None).await?;
+        let gateway = start_gateway(args.listen, store.clone()).await?;
         let seeded = {
             let (store, listen) = (store.clone(), gateway.listen().to_string());
             tokio::task::spawn_blocking(move || seed::seed(&*store, &listen, &urls))

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::client::GatewayLink;
-use crate::gateway::{Gateway, GatewayConfig, GatewayHandle, GatewayView};
+use crate::gateway::{Gateway, GatewayConfig, GatewayError, GatewayHandle, GatewayView};
 use crate::store::Store;
 
 /// A running embedded gateway.
@@ -47,6 +47,19 @@ pub async fn start(
     store: Arc<dyn Store>,
     admin: Option<String>,
 ) -> Result<Embedded, String> {
+    try_start(listen, store, admin).await.map_err(|e| {
+        format!(
+            "cannot start the embedded gateway: {e}; choose another address with --listen ADDR, or run the console without it (--no-gateway)"
+        )
+    })
+}
+
+/// [`start`], with the gateway's own error (a caller can tell a taken port).
+pub async fn try_start(
+    listen: SocketAddr,
+    store: Arc<dyn Store>,
+    admin: Option<String>,
+) -> Result<Embedded, GatewayError> {
     let cfg = GatewayConfig {
         listen,
         admin,
@@ -55,15 +68,10 @@ pub async fn start(
     let handle = tokio::task::spawn_blocking(move || {
         let handle = Gateway::start(cfg, store.clone())?;
         adopt_entry(&*store, handle.local_addr());
-        Ok::<_, crate::gateway::GatewayError>(handle)
+        Ok::<_, GatewayError>(handle)
     })
     .await
-        .map_err(|e| format!("cannot start the embedded gateway: {e}"))?
-        .map_err(|e| {
-            format!(
-                "cannot start the embedded gateway: {e}; choose another address with --listen ADDR, or run the console without it (--no-gateway)"
-            )
-        })?;
+    .map_err(|e| GatewayError::Thread(std::io::Error::other(e.to_string())))??;
     let listen = handle.local_addr().to_string();
     tracing::info!("embedded gateway listening on {listen}");
     Ok(Embedded { handle, listen })
