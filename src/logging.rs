@@ -157,6 +157,12 @@ pub struct LogGuard {
 pub fn init(dir: &Path) -> Result<(LogRing, LogGuard), String> {
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
+    private_log_file(&dir.join(LOG_FILE)).map_err(|e| {
+        format!(
+            "cannot create log file {}: {e}",
+            dir.join(LOG_FILE).display()
+        )
+    })?;
     let appender = tracing_appender::rolling::never(dir, LOG_FILE);
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let ring = LogRing::new(2000);
@@ -168,6 +174,30 @@ pub fn init(dir: &Path) -> Result<(LogRing, LogGuard), String> {
         .try_init()
         .map_err(|e| format!("cannot set up logging: {e}"))?;
     Ok((ring, LogGuard { _guard: guard }))
+}
+
+/// Create the log file readable by its owner only (0600, like the store:
+/// log lines name models, keys and endpoints), and take read access from
+/// others on a file an older maasctl or another umask left open.
+fn private_log_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map(drop)
+    }
 }
 
 /// `maasctl serve`: tracing to standard error (filter from `RUST_LOG`,
@@ -220,6 +250,23 @@ mod tests {
         assert_eq!(after[0].1.message, "line 4");
         assert!(ring.after(5, 10).0.is_empty());
         assert_eq!(ring.after(0, 1).0.len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_log_file_is_private_new_or_old() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let new = dir.path().join("new.log");
+        private_log_file(&new).unwrap();
+        assert_eq!(mode(&new), 0o600);
+        let old = dir.path().join("old.log");
+        std::fs::write(&old, "kept\n").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        private_log_file(&old).unwrap();
+        assert_eq!(mode(&old), 0o600);
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), "kept\n");
     }
 
     #[test]

@@ -751,6 +751,9 @@ fn rule_explain_asks_the_consoles_embedded_gateway() {
     let data = tempfile::tempdir().unwrap();
     let ok = |args: &[&str]| cli_ok(data.path(), args);
     let secret = seed_called_model(data.path(), &format!("http://127.0.0.1:{up_port}/v1"));
+    // The data directory already exists (the CLI made it): the console's log
+    // file in it is still private.
+    let log = data.path().join("maasctl.log");
     ok(&[
         "rule",
         "add",
@@ -774,6 +777,14 @@ fn rule_explain_asks_the_consoles_embedded_gateway() {
         line_with(s, "│DeepSeek-V3 ").is_some_and(|l| l.contains("serving"))
     });
     let port = gateway_port(&s);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&log)
+            .expect("the log file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", log.display());
+    }
     for _ in 0..3 {
         assert_eq!(curl(port, &secret, "DeepSeek-V3").0, 200);
     }
