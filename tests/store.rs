@@ -1,12 +1,16 @@
 //! The store, every test on SQLite and on PostgreSQL (a throw-away server
 //! the tests start): round trip of every entity, migrations, several writers
 //! at once (threads and processes), ExpectRevision, and durability under
-//! SIGKILL; SQLite's file mode; PostgreSQL URLs and connection errors; and
-//! `serve` replicas sharing one PostgreSQL registry (`store/replicas.rs`).
+//! SIGKILL; SQLite's file mode; PostgreSQL URLs and connection errors; the
+//! mapping both share (`store/mapping.rs`: stores made by earlier builds,
+//! checked integers); and `serve` replicas sharing one PostgreSQL registry
+//! (`store/replicas.rs`).
 
 #[path = "store/backend.rs"]
 mod backend;
 mod common;
+#[path = "store/mapping.rs"]
+mod mapping;
 #[path = "support/postgres.rs"]
 mod pg;
 #[path = "support/redis.rs"]

@@ -2,9 +2,18 @@
 //! beside SQLite; every backend runs changes through
 //! [`Registry::apply_all`](crate::domain::Registry::apply_all) inside one
 //! transaction, so validation is the same everywhere.
+//!
+//! What is stored, and how, is written once for both backends:
+//! [`migrations`] (the schema's history), [`mapping`] (tables and
+//! entity ↔ row, with how to add a table or a column) over the small seam in
+//! [`sql`]. The backends ([`sqlite`], [`postgres`]) keep connection
+//! handling, locking and transactions, migration driving and their dialect.
 
 pub mod catalog;
+pub mod mapping;
+pub mod migrations;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 
 use crate::domain::{Change, DomainError, GatewayReport, Outcome, Registry};
