@@ -481,11 +481,10 @@ pub fn revision(rows: &Rows) -> Result<u64, StoreError> {
 
 // ---- gateway reports ----------------------------------------------------
 
-/// Gateway reports older than this are deleted when another is written.
-pub const REPORT_RETENTION_MS: i64 = 3_600_000;
-
-/// Write a gateway's report (replacing its previous one) and forget the
-/// gateways gone for more than [`REPORT_RETENTION_MS`].
+/// Write a gateway's report (replacing its previous one) and delete every
+/// report that had expired ([`GatewayReport::STALE_MS`]) by this one's
+/// heartbeat: live gateways write every couple of seconds, so the reports
+/// of dead ones do not accumulate.
 pub fn put_report(report: &GatewayReport) -> Result<Vec<Statement>, StoreError> {
     let body = serde_json::to_string(report)
         .map_err(|e| StoreError::Backend(format!("cannot write a gateway report: {e}")))?;
@@ -497,11 +496,14 @@ pub fn put_report(report: &GatewayReport) -> Result<Vec<Statement>, StoreError> 
         Statement::upsert(record)?,
         Statement::new(
             r#"DELETE FROM "gateway_reports" WHERE "heartbeat_ms" < $1"#,
-            vec![Value::Int(
-                report.heartbeat_ms.saturating_sub(REPORT_RETENTION_MS),
-            )],
+            vec![Value::Int(live_since(report.heartbeat_ms))],
         ),
     ])
+}
+
+/// The oldest heartbeat still live at `now_ms`.
+fn live_since(now_ms: i64) -> i64 {
+    now_ms.saturating_sub(GatewayReport::STALE_MS)
 }
 
 /// Remove one gateway's report (it stopped cleanly).
@@ -509,9 +511,16 @@ pub fn remove_report(id: &str) -> Statement {
     Statement::delete(&GATEWAY_REPORTS, "id", id)
 }
 
-/// Every stored report.
-pub fn reports_query() -> Query {
-    Query::all(&GATEWAY_REPORTS)
+/// The reports live at `now_ms` (as [`GatewayReport::is_fresh`] counts
+/// them); expired ones still stored are left out.
+pub fn reports_query(now_ms: i64) -> Query {
+    Query::new(
+        &GATEWAY_REPORTS,
+        GATEWAY_REPORTS.columns,
+        r#"SELECT "id", "heartbeat_ms", "body" FROM "gateway_reports"
+           WHERE "heartbeat_ms" >= $1 ORDER BY "id""#,
+        vec![Value::Int(live_since(now_ms))],
+    )
 }
 
 /// The reports [`reports_query`] read, skipping (with a warning) any this

@@ -290,8 +290,8 @@ impl Store for SqliteStore {
         execute(&self.conn.lock(), &[mapping::remove_report(id)])
     }
 
-    fn reports(&self) -> Result<Vec<GatewayReport>, StoreError> {
-        mapping::reports(&fetch(&self.conn.lock(), &mapping::reports_query())?)
+    fn reports_at(&self, now_ms: i64) -> Result<Vec<GatewayReport>, StoreError> {
+        mapping::reports(&fetch(&self.conn.lock(), &mapping::reports_query(now_ms))?)
     }
 
     fn describe(&self) -> String {

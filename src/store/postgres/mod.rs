@@ -72,7 +72,7 @@ enum Job {
     Apply(Vec<Change>, Reply<super::Applied>),
     PutReport(Box<GatewayReport>, Reply<()>),
     RemoveReport(String, Reply<()>),
-    Reports(Reply<Vec<GatewayReport>>),
+    Reports(i64, Reply<Vec<GatewayReport>>),
     SchemaVersion(Reply<i64>),
 }
 
@@ -165,8 +165,8 @@ impl Store for PostgresStore {
         self.call(|r| Job::RemoveReport(id.to_string(), r))
     }
 
-    fn reports(&self) -> Result<Vec<GatewayReport>, StoreError> {
-        self.call(Job::Reports)
+    fn reports_at(&self, now_ms: i64) -> Result<Vec<GatewayReport>, StoreError> {
+        self.call(|r| Job::Reports(now_ms, r))
     }
 
     fn describe(&self) -> String {
@@ -272,9 +272,9 @@ impl Worker {
                         .await,
                     );
                 }
-                Job::Reports(r) => {
+                Job::Reports(now_ms, r) => {
                     let _ = r.send(
-                        self.run("read gateway reports", async |c| reports(c).await)
+                        self.run("read gateway reports", async |c| reports(c, now_ms).await)
                             .await,
                     );
                 }
@@ -440,8 +440,8 @@ async fn put_report(c: &mut Client, report: &GatewayReport) -> Result<(), Failur
     Ok(())
 }
 
-async fn reports(c: &mut Client) -> Result<Vec<GatewayReport>, Failure> {
+async fn reports(c: &mut Client, now_ms: i64) -> Result<Vec<GatewayReport>, Failure> {
     Ok(mapping::reports(
-        &rows::fetch(&*c, &mapping::reports_query()).await?,
+        &rows::fetch(&*c, &mapping::reports_query(now_ms)).await?,
     )?)
 }
