@@ -145,7 +145,6 @@ fn line(message: &str) -> maasctl::logging::LogLine {
     }
 }
 
-/// `(kind, first field)` of an error body.
 /// Wait until the registry a client follows holds workspace `name`.
 async fn until_workspace(
     reg: &mut tokio::sync::watch::Receiver<Arc<maasctl::client::RegistryView>>,
@@ -166,6 +165,7 @@ async fn until_workspace(
     .expect(what);
 }
 
+/// `(kind, first field)` of an error body.
 fn error_of(v: &Value) -> (&str, &str) {
     (
         v["error"]["kind"].as_str().unwrap_or_default(),
