@@ -23,7 +23,7 @@
 //!    `.json`, `opt_*`: a column left out or unknown is an error), read one
 //!    with [`Row`] getters (`row.int::<u32>("limit")` refuses what does not
 //!    fit a `u32`). Keep both next to the declaration, as below.
-//! 4. **Plans.** A registry entity joins [`load_queries`], [`registry`] and
+//! 4. **Plans.** A registry entity joins [`load_queries`], [`registry()`] and
 //!    [`persist`]. Anything else (a usage ledger, an audit log, admin
 //!    tokens) gets its own functions here returning `Vec<Statement>` to
 //!    write and a [`Query`] (+ a decoder) to read, like the gateway reports
