@@ -145,7 +145,6 @@ fn line(message: &str) -> maasctl::logging::LogLine {
     }
 }
 
-/// `(kind, first field)` of an error body.
 /// Wait until the registry a client follows holds workspace `name`.
 async fn until_workspace(
     reg: &mut tokio::sync::watch::Receiver<Arc<maasctl::client::RegistryView>>,
@@ -166,6 +165,7 @@ async fn until_workspace(
     .expect(what);
 }
 
+/// `(kind, first field)` of an error body.
 fn error_of(v: &Value) -> (&str, &str) {
     (
         v["error"]["kind"].as_str().unwrap_or_default(),
@@ -425,6 +425,54 @@ mod auth_and_routes {
         assert_eq!(v["key_id"], a.key.0.as_str());
         assert_eq!(v["gateway"], gw_addr.as_str());
         assert_eq!(v["live"]["rules"], json!([]), "no rules: nothing limits ci");
+    }
+
+    /// The report of a gateway that died (last heartbeat a minute ago) is
+    /// not served by `/admin/v1/reports`, and the live gateway's next
+    /// heartbeat deletes it from the store.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_reports_of_a_dead_gateway_expire() {
+        use maasctl::domain::{GatewayReport, LimiterMode, now_ms};
+        let a = Admin::start().await;
+        let died_ms = now_ms() - 60_000;
+        let dead = GatewayReport {
+            id: "dead-host:1:10.0.0.9:8080".into(),
+            cluster: None,
+            listen: "10.0.0.9:8080".into(),
+            applied_revision: a.ts.revision(),
+            started_ms: died_ms - 3_600_000,
+            heartbeat_ms: died_ms,
+            limiter: LimiterMode::Local,
+            endpoints: vec![],
+            admin: None,
+        };
+        a.ts.store.put_report(&dead).unwrap();
+        let gw_addr = a.gw.handle().local_addr().to_string();
+        wait_for("only the live gateway's report is served", || {
+            let (a, gw_addr) = (&a, gw_addr.clone());
+            async move {
+                let (s, v) = a.get("/admin/v1/reports").await;
+                assert_eq!(s, 200);
+                let listed: Vec<&str> = v
+                    .as_array()?
+                    .iter()
+                    .filter_map(|r| r["listen"].as_str())
+                    .collect();
+                assert!(!listed.contains(&"10.0.0.9:8080"), "{v}");
+                (listed == [gw_addr.as_str()]).then_some(())
+            }
+        })
+        .await;
+        // Still stored, it would be listed as of its own heartbeat.
+        let st = a.ts.store.clone();
+        wait_for("the dead gateway's report deleted", || {
+            let (st, id) = (st.clone(), dead.id.clone());
+            async move {
+                let stored = st.reports_at(died_ms).unwrap();
+                stored.iter().all(|r| r.id != id).then_some(())
+            }
+        })
+        .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,12 +1,16 @@
 //! The store, every test on SQLite and on PostgreSQL (a throw-away server
 //! the tests start): round trip of every entity, migrations, several writers
 //! at once (threads and processes), ExpectRevision, and durability under
-//! SIGKILL; SQLite's file mode; PostgreSQL URLs and connection errors; and
-//! `serve` replicas sharing one PostgreSQL registry (`store/replicas.rs`).
+//! SIGKILL; SQLite's file mode; PostgreSQL URLs and connection errors; the
+//! mapping both share (`store/mapping.rs`: stores made by earlier builds,
+//! checked integers); and `serve` replicas sharing one PostgreSQL registry
+//! (`store/replicas.rs`).
 
 #[path = "store/backend.rs"]
 mod backend;
 mod common;
+#[path = "store/mapping.rs"]
+mod mapping;
 #[path = "support/postgres.rs"]
 mod pg;
 #[path = "support/redis.rs"]
@@ -268,6 +272,99 @@ fn gateway_reports_round_trip_without_moving_the_revision(b) {
     s.remove_report(&report.id).unwrap();
     assert!(s.reports().unwrap().is_empty());
 }
+}
+
+/// A report of gateway `id` with its heartbeat at `heartbeat_ms`.
+fn report_at(id: &str, heartbeat_ms: i64) -> GatewayReport {
+    GatewayReport {
+        id: id.into(),
+        cluster: None,
+        listen: format!("{id}:8080"),
+        applied_revision: 0,
+        started_ms: heartbeat_ms - 60_000,
+        heartbeat_ms,
+        limiter: LimiterMode::Local,
+        endpoints: vec![],
+        admin: None,
+    }
+}
+
+on_both! {
+/// A report lives `STALE_MS` after its heartbeat (the clock is injected:
+/// `reports_at`, and the heartbeats written). Older, it is listed nowhere,
+/// and the next report any gateway writes deletes it.
+fn expired_gateway_reports_are_neither_listed_nor_kept(b) {
+    let s = b.open();
+    let ttl = GatewayReport::STALE_MS;
+    let now = 1_750_000_000_000;
+    let stored = || {
+        b.raw_query(
+            "SELECT id FROM gateway_reports ORDER BY id",
+            "SELECT id FROM gateway_reports ORDER BY id",
+        )
+    };
+    let ids = |reports: Vec<GatewayReport>| -> Vec<String> {
+        reports.into_iter().map(|r| r.id).collect()
+    };
+    // A gateway that died: its last report is one millisecond past the TTL.
+    s.put_report(&report_at("dead", now - ttl - 1)).unwrap();
+    assert_eq!(ids(s.reports_at(now - 1).unwrap()), ["dead"]);
+    assert!(s.reports_at(now).unwrap().is_empty(), "expired, not listed");
+    // A gateway whose last heartbeat is exactly the TTL old is still live.
+    s.put_report(&report_at("edge", now - ttl)).unwrap();
+    assert_eq!(ids(s.reports_at(now).unwrap()), ["edge"]);
+    assert_eq!(stored(), "dead\nedge", "nothing was expired at edge's heartbeat");
+    // A live gateway's report deletes what expired by its heartbeat.
+    s.put_report(&report_at("live", now)).unwrap();
+    assert_eq!(stored(), "edge\nlive", "the dead gateway's report is gone");
+    assert_eq!(ids(s.reports_at(now).unwrap()), ["edge", "live"]);
+    assert_eq!(ids(s.reports_at(now + 1).unwrap()), ["live"]);
+    s.put_report(&report_at("live", now + 1)).unwrap();
+    assert_eq!(stored(), "live");
+    s.remove_report("live").unwrap();
+
+    // `reports()` is `reports_at` the wall clock, and what the CLI shows:
+    // a gateway gone a minute ago (its report still stored: no gateway
+    // wrote since) is counted nowhere, so its model is `offline`.
+    let env = &b.env;
+    env.ok(&["market", "add", "M", "--provider", "p"]);
+    env.ok(&["market", "publish", "M"]);
+    env.ok(&["model", "create", "--name", "M", "--model-id", "m", "--endpoint", "http://m.example"]);
+    env.ok(&["model", "enable", "M"]);
+    let model_status = || env.json(&["model", "list"])[0]["gateway_status"].clone();
+    let local_gateways = || {
+        env.json(&["cluster", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "local")
+            .unwrap()["gateways"]
+            .clone()
+    };
+    let wall = now_ms();
+    let mut gone = report_at("gone", wall - 60_000);
+    gone.applied_revision = s.revision().unwrap();
+    s.put_report(&gone).unwrap();
+    assert_eq!(stored(), "gone");
+    assert!(s.reports().unwrap().is_empty());
+    assert_eq!(model_status(), "offline");
+    assert_eq!(local_gateways(), 0);
+    let mut here = report_at("here", now_ms());
+    here.applied_revision = gone.applied_revision;
+    s.put_report(&here).unwrap();
+    assert_eq!(ids(s.reports().unwrap()), ["here"]);
+    assert_eq!(stored(), "here", "a minute-old report is deleted");
+    assert_eq!(model_status(), "pending", "a live gateway that lists no route for M");
+    assert_eq!(local_gateways(), 1);
+}
+}
+
+/// The TTL is five of the heartbeats a gateway writes by default.
+#[test]
+fn a_report_lives_five_heartbeats() {
+    let heartbeat = maasctl::gateway::GatewayConfig::default().report_interval;
+    assert_eq!(heartbeat.as_millis(), GatewayReport::HEARTBEAT_MS as u128);
+    assert_eq!(GatewayReport::STALE_MS, 5 * GatewayReport::HEARTBEAT_MS);
 }
 
 on_both! {

@@ -89,8 +89,16 @@ pub struct GatewayReport {
 }
 
 impl GatewayReport {
-    /// A report older than this is ignored (the gateway is gone).
-    pub const STALE_MS: i64 = 10_000;
+    /// How often a running gateway writes its report (the default of
+    /// `GatewayConfig::report_interval`), plus once right after each reload.
+    pub const HEARTBEAT_MS: i64 = 2_000;
+
+    /// How long a report lives after its heartbeat: five heartbeats. An
+    /// older report is expired (its gateway died, or has been cut off from
+    /// the store that long): the store neither lists it nor keeps it (the
+    /// next report any gateway writes deletes it), so no status counts it
+    /// and a model no live gateway serves is `offline`.
+    pub const STALE_MS: i64 = 5 * Self::HEARTBEAT_MS;
 
     pub fn is_fresh(&self, now_ms: i64) -> bool {
         now_ms - self.heartbeat_ms <= Self::STALE_MS

@@ -2,9 +2,18 @@
 //! beside SQLite; every backend runs changes through
 //! [`Registry::apply_all`](crate::domain::Registry::apply_all) inside one
 //! transaction, so validation is the same everywhere.
+//!
+//! What is stored, and how, is written once for both backends:
+//! [`migrations`] (the schema's history), [`mapping`] (tables and
+//! entity ↔ row, with how to add a table or a column) over the small seam in
+//! [`sql`]. The backends ([`sqlite`], [`postgres`]) keep connection
+//! handling, locking and transactions, migration driving and their dialect.
 
 pub mod catalog;
+pub mod mapping;
+pub mod migrations;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 
 use crate::domain::{Change, DomainError, GatewayReport, Outcome, Registry};
@@ -106,12 +115,20 @@ pub trait Store: Send + Sync {
     /// Apply a batch of changes atomically: all of them or none.
     fn apply(&self, changes: Vec<Change>) -> Result<Applied, StoreError>;
     /// Record what a gateway reports about itself (not a registry change:
-    /// the revision does not move).
+    /// the revision does not move), replacing its previous report, and
+    /// delete the reports that expired before this one's heartbeat.
     fn put_report(&self, report: &GatewayReport) -> Result<(), StoreError>;
     /// Remove a gateway's report (it stopped cleanly).
     fn remove_report(&self, id: &str) -> Result<(), StoreError>;
-    /// All gateway reports, stale ones included (callers check freshness).
-    fn reports(&self) -> Result<Vec<GatewayReport>, StoreError>;
+    /// The reports of live gateways as of `now_ms` (Unix ms): those whose
+    /// heartbeat is at most [`GatewayReport::STALE_MS`] old. Expired ones
+    /// are never returned.
+    fn reports_at(&self, now_ms: i64) -> Result<Vec<GatewayReport>, StoreError>;
+    /// The reports of live gateways now ([`reports_at`](Self::reports_at)
+    /// the current time).
+    fn reports(&self) -> Result<Vec<GatewayReport>, StoreError> {
+        self.reports_at(crate::domain::now_ms())
+    }
     /// Where the data lives, for `maasctl` banners and logs (no secrets).
     fn describe(&self) -> String;
 }
@@ -131,6 +148,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn remove_report(&self, id: &str) -> Result<(), StoreError> {
         (**self).remove_report(id)
+    }
+    fn reports_at(&self, now_ms: i64) -> Result<Vec<GatewayReport>, StoreError> {
+        (**self).reports_at(now_ms)
     }
     fn reports(&self) -> Result<Vec<GatewayReport>, StoreError> {
         (**self).reports()

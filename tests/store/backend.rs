@@ -90,6 +90,39 @@ impl Backend {
         }
     }
 
+    /// Read the store behind maasctl's back: one line per row, columns
+    /// joined by `|` (as `psql -A -t` prints them).
+    pub fn raw_query(&self, sqlite: &str, postgres: &str) -> String {
+        match &self.pg {
+            Some(db) => db.sql(postgres),
+            None => {
+                let c = rusqlite::Connection::open(self.env.db()).expect("open the SQLite file");
+                let mut st = c.prepare(sqlite).expect("raw query on the SQLite file");
+                let n = st.column_count();
+                let rows = st
+                    .query_map([], |r| {
+                        (0..n)
+                            .map(|i| {
+                                Ok(match r.get_ref(i)? {
+                                    rusqlite::types::ValueRef::Null => String::new(),
+                                    rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                                    rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                                    rusqlite::types::ValueRef::Text(t)
+                                    | rusqlite::types::ValueRef::Blob(t) => {
+                                        String::from_utf8_lossy(t).into_owned()
+                                    }
+                                })
+                            })
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                            .map(|cols| cols.join("|"))
+                    })
+                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                    .expect("raw query on the SQLite file");
+                rows.join("\n")
+            }
+        }
+    }
+
     /// Set the schema version as a newer (or older) maasctl would have left it.
     pub fn set_schema_version(&self, v: i64) {
         self.raw_sql(

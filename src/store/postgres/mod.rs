@@ -45,7 +45,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, IsolationLevel, NoTls};
 
-use super::{Applied, Store, StoreError};
+use super::{Applied, Store, StoreError, mapping};
 use crate::domain::{Change, DomainError, GatewayReport, Registry, now_secs};
 
 pub use schema::SCHEMA_VERSION;
@@ -54,9 +54,6 @@ pub use target::{Target, mask_url};
 /// How long one store call may wait on the server (a lock held by another
 /// writer included) before it fails: as long as SQLite's busy timeout.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Gateway reports older than this are deleted when another is written.
-const REPORT_RETENTION_MS: i64 = 3_600_000;
 
 /// The PostgreSQL store.
 pub struct PostgresStore {
@@ -75,7 +72,7 @@ enum Job {
     Apply(Vec<Change>, Reply<super::Applied>),
     PutReport(Box<GatewayReport>, Reply<()>),
     RemoveReport(String, Reply<()>),
-    Reports(Reply<Vec<GatewayReport>>),
+    Reports(i64, Reply<Vec<GatewayReport>>),
     SchemaVersion(Reply<i64>),
 }
 
@@ -168,8 +165,8 @@ impl Store for PostgresStore {
         self.call(|r| Job::RemoveReport(id.to_string(), r))
     }
 
-    fn reports(&self) -> Result<Vec<GatewayReport>, StoreError> {
-        self.call(Job::Reports)
+    fn reports_at(&self, now_ms: i64) -> Result<Vec<GatewayReport>, StoreError> {
+        self.call(|r| Job::Reports(now_ms, r))
     }
 
     fn describe(&self) -> String {
@@ -270,16 +267,14 @@ impl Worker {
                 Job::RemoveReport(id, r) => {
                     let _ = r.send(
                         self.run("remove a gateway report", async |c| {
-                            c.execute("DELETE FROM gateway_reports WHERE id = $1", &[&id])
-                                .await?;
-                            Ok(())
+                            rows::execute(&*c, &[mapping::remove_report(&id)]).await
                         })
                         .await,
                     );
                 }
-                Job::Reports(r) => {
+                Job::Reports(now_ms, r) => {
                     let _ = r.send(
-                        self.run("read gateway reports", async |c| reports(c).await)
+                        self.run("read gateway reports", async |c| reports(c, now_ms).await)
                             .await,
                     );
                 }
@@ -399,18 +394,15 @@ async fn load(c: &mut Client) -> Result<Registry, Failure> {
         .read_only(true)
         .start()
         .await?;
-    let reg = rows::load(&tx).await?;
+    let reg = mapping::registry(&rows::fetch_all(&tx, &mapping::load_queries()).await?)?;
     tx.commit().await?;
     Ok(reg)
 }
 
 async fn revision(c: &mut Client) -> Result<u64, Failure> {
-    let v: i64 = c
-        .query_typed_one("SELECT value FROM meta WHERE key = 'revision'", &[])
-        .await?
-        .try_get(0)?;
-    u64::try_from(v)
-        .map_err(|_| Failure::Store(StoreError::Backend(format!("corrupt revision {v}"))))
+    Ok(mapping::revision(
+        &rows::fetch(&*c, &mapping::revision_query()).await?,
+    )?)
 }
 
 async fn apply(c: &mut Client, changes: Vec<Change>) -> Result<Applied, Failure> {
@@ -422,7 +414,7 @@ async fn apply(c: &mut Client, changes: Vec<Change>) -> Result<Applied, Failure>
         &[],
     )
     .await?;
-    let mut reg = rows::load(&tx).await?;
+    let mut reg = mapping::registry(&rows::fetch_all(&tx, &mapping::load_queries()).await?)?;
     let (outcomes, touched) = reg.apply_all(changes, now_secs())?;
     if touched.is_empty() {
         // Nothing changed: leave the revision where it is (the transaction
@@ -432,7 +424,7 @@ async fn apply(c: &mut Client, changes: Vec<Change>) -> Result<Applied, Failure>
             outcomes,
         });
     }
-    rows::persist(&tx, &reg, &touched).await?;
+    rows::execute(&tx, &mapping::persist(&reg, &touched)?).await?;
     tx.commit().await.map_err(Failure::Commit)?;
     Ok(Applied {
         revision: reg.revision,
@@ -441,37 +433,15 @@ async fn apply(c: &mut Client, changes: Vec<Change>) -> Result<Applied, Failure>
 }
 
 async fn put_report(c: &mut Client, report: &GatewayReport) -> Result<(), Failure> {
-    let body = serde_json::to_string(report)
-        .map_err(|e| Failure::Store(StoreError::Backend(e.to_string())))?;
+    let statements = mapping::put_report(report)?;
     let tx = c.transaction().await?;
-    tx.execute(
-        "INSERT INTO gateway_reports (id, heartbeat_ms, body) VALUES ($1, $2, $3)
-         ON CONFLICT (id) DO UPDATE SET heartbeat_ms = $2, body = $3",
-        &[&report.id, &report.heartbeat_ms, &body],
-    )
-    .await?;
-    // Forget gateways gone for more than an hour.
-    tx.execute(
-        "DELETE FROM gateway_reports WHERE heartbeat_ms < $1",
-        &[&(report.heartbeat_ms - REPORT_RETENTION_MS)],
-    )
-    .await?;
+    rows::execute(&tx, &statements).await?;
     tx.commit().await?;
     Ok(())
 }
 
-async fn reports(c: &mut Client) -> Result<Vec<GatewayReport>, Failure> {
-    let rows = c
-        .query("SELECT body FROM gateway_reports ORDER BY id", &[])
-        .await?;
-    let mut out = Vec::new();
-    for r in rows {
-        let body: String = r.try_get(0)?;
-        match serde_json::from_str(&body) {
-            Ok(r) => out.push(r),
-            // A report from another maasctl version: skip, never fail the caller.
-            Err(e) => tracing::warn!("ignoring unreadable gateway report: {e}"),
-        }
-    }
-    Ok(out)
+async fn reports(c: &mut Client, now_ms: i64) -> Result<Vec<GatewayReport>, Failure> {
+    Ok(mapping::reports(
+        &rows::fetch(&*c, &mapping::reports_query(now_ms)).await?,
+    )?)
 }

@@ -1,362 +1,113 @@
-//! The registry as rows: read it all, write what a batch touched. The same
-//! tables and columns as the SQLite backend (tags as JSON text, endpoints
-//! and rules in their model's order), so both stores hold the same thing.
+//! The shared mapping ([`crate::store::mapping`]) on PostgreSQL: [`Value`]
+//! to and from the wire types, reads sent pipelined, writes prepared once
+//! per statement text.
 
-use tokio_postgres::Transaction;
-use tokio_postgres::types::ToSql;
+use std::collections::HashMap;
+use std::error::Error;
+
+use bytes::BytesMut;
+use tokio_postgres::GenericClient;
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
 use super::Failure;
-use crate::domain::*;
-use crate::store::StoreError;
+use crate::store::sql::{Query, Rows, Statement, Value};
 
-fn corrupt(what: impl std::fmt::Display) -> Failure {
-    Failure::Store(StoreError::Backend(what.to_string()))
-}
+type BoxError = Box<dyn Error + Sync + Send>;
 
-fn json_list(s: &str) -> Result<Vec<String>, Failure> {
-    serde_json::from_str(s).map_err(|e| corrupt(format!("corrupt tag list {s:?}: {e}")))
-}
-
-fn parse_col<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, Failure> {
-    s.parse().map_err(corrupt)
-}
-
-/// A stored number that must fit the entity's type.
-fn num<T: TryFrom<i64>>(v: i64, what: &str) -> Result<T, Failure> {
-    T::try_from(v).map_err(|_| corrupt(format!("corrupt {what}: {v} is out of range")))
-}
-
-fn to_i64(v: impl TryInto<i64>, what: &str) -> Result<i64, Failure> {
-    v.try_into()
-        .map_err(|_| corrupt(format!("{what} is too large to store")))
-}
-
-/// Read the whole registry inside `tx`. The queries go out pipelined: one
-/// round trip's wait, not eight.
-pub async fn load(tx: &Transaction<'_>) -> Result<Registry, Failure> {
-    let (meta_rows, market, clusters, workspaces, keys, models, endpoints, rules) = futures_util::try_join!(
-        tx.query("SELECT key, value FROM meta", &[]),
-        tx.query(
-            "SELECT name, provider, tags, description, published FROM market",
-            &[]
-        ),
-        tx.query("SELECT name, entry_address FROM clusters", &[]),
-        tx.query("SELECT name, description, created FROM workspaces", &[]),
-        tx.query(
-            "SELECT id, workspace, name, secret_hash, secret_hint, created, revoked FROM api_keys",
-            &[]
-        ),
-        tx.query(
-            "SELECT name, cluster, model_id, policy, tags, enabled, created, updated, rev FROM models",
-            &[]
-        ),
-        tx.query(
-            "SELECT model, url, api_key, weight, probe, disabled, ca_file, api_key_ref
-             FROM endpoints ORDER BY model, position",
-            &[]
-        ),
-        tx.query(
-            r#"SELECT id, model, target, workspace, key_id, "limit", duration_secs
-               FROM rules ORDER BY model, position"#,
-            &[]
-        ),
-    )?;
-    let mut reg = Registry::default();
-    for r in meta_rows {
-        let (key, value): (String, i64) = (r.try_get(0)?, r.try_get(1)?);
-        match key.as_str() {
-            "revision" => reg.revision = num(value, "revision")?,
-            "next_rule_id" => reg.next_rule_id = num(value, "next_rule_id")?,
-            _ => {}
+impl ToSql for Value {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        // Each variant checks the parameter's type itself: an integer bound
+        // to a text column is an error, never bytes of the wrong shape.
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(v) => v.to_sql_checked(ty, out),
+            Value::Bool(v) => v.to_sql_checked(ty, out),
+            Value::Text(v) => v.to_sql_checked(ty, out),
         }
     }
-    for r in market {
-        let name: String = r.try_get(0)?;
-        reg.market.insert(
-            name.clone(),
-            MarketEntry {
-                name,
-                provider: r.try_get(1)?,
-                tags: json_list(r.try_get(2)?)?,
-                description: r.try_get(3)?,
-                published: r.try_get(4)?,
-            },
-        );
+
+    fn accepts(_: &Type) -> bool {
+        true
     }
-    for r in clusters {
-        let c = Cluster {
-            name: r.try_get(0)?,
-            entry_address: r.try_get(1)?,
-        };
-        reg.clusters.insert(c.name.clone(), c);
-    }
-    for r in workspaces {
-        let w = Workspace {
-            name: r.try_get(0)?,
-            description: r.try_get(1)?,
-            created: r.try_get(2)?,
-        };
-        reg.workspaces.insert(w.name.clone(), w);
-    }
-    for r in keys {
-        let k = ApiKey {
-            id: r.try_get(0)?,
-            workspace: r.try_get(1)?,
-            name: r.try_get(2)?,
-            secret_hash: r.try_get(3)?,
-            secret_hint: r.try_get(4)?,
-            created: r.try_get(5)?,
-            revoked: r.try_get(6)?,
-        };
-        reg.keys.insert(k.id.clone(), k);
-    }
-    for r in models {
-        let name: String = r.try_get(0)?;
-        reg.models.insert(
-            name.clone(),
-            Model {
-                spec: ModelSpec {
-                    name,
-                    cluster: r.try_get(1)?,
-                    model_id: r.try_get(2)?,
-                    endpoints: Vec::new(),
-                    policy: parse_col(r.try_get(3)?)?,
-                    tags: json_list(r.try_get(4)?)?,
-                },
-                enabled: r.try_get(5)?,
-                rules: Vec::new(),
-                created: r.try_get(6)?,
-                updated: r.try_get(7)?,
-                rev: num(r.try_get(8)?, "model revision")?,
-            },
-        );
-    }
-    for r in endpoints {
-        let model: String = r.try_get(0)?;
-        let m = reg
-            .models
-            .get_mut(&model)
-            .ok_or_else(|| corrupt(format!("endpoint of unknown model '{model}'")))?;
-        m.spec.endpoints.push(Endpoint {
-            url: r.try_get(1)?,
-            api_key: r.try_get::<_, Option<String>>(2)?.map(Secret::new),
-            api_key_ref: r.try_get(7)?,
-            weight: r
-                .try_get::<_, Option<i64>>(3)?
-                .map(|w| num(w, "endpoint weight"))
-                .transpose()?,
-            probe: parse_col(r.try_get(4)?)?,
-            disabled: r.try_get(5)?,
-            ca_file: r.try_get(6)?,
-        });
-    }
-    for r in rules {
-        let model: String = r.try_get(1)?;
-        let m = reg
-            .models
-            .get_mut(&model)
-            .ok_or_else(|| corrupt(format!("rule of unknown model '{model}'")))?;
-        m.rules.push(Rule {
-            id: num(r.try_get(0)?, "rule id")?,
-            spec: RuleSpec {
-                target: parse_col(r.try_get(2)?)?,
-                workspace: r.try_get(3)?,
-                key_id: r.try_get(4)?,
-                limit: num(r.try_get(5)?, "rule limit")?,
-                duration_secs: num(r.try_get(6)?, "rule duration")?,
-            },
-        });
-    }
-    Ok(reg)
+
+    to_sql_checked!();
 }
 
-/// Write what `touched` names: upsert what is in `reg`, delete what is not.
-/// Order respects the foreign keys: parents are upserted before models and
-/// deleted after them (the same order as the SQLite backend).
-pub async fn persist(
-    tx: &Transaction<'_>,
-    reg: &Registry,
-    touched: &Touched,
-) -> Result<(), Failure> {
-    for name in &touched.market {
-        if let Some(e) = reg.market.get(name) {
-            let tags = serde_json::to_string(&e.tags).map_err(corrupt)?;
-            tx.execute(
-                "INSERT INTO market (name, provider, tags, description, published) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (name) DO UPDATE SET provider = $2, tags = $3, description = $4, published = $5",
-                &[&e.name, &e.provider, &tags, &e.description, &e.published],
-            )
-            .await?;
-        }
+impl<'a> FromSql<'a> for Value {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+        Ok(match *ty {
+            Type::BOOL => Value::Bool(bool::from_sql(ty, raw)?),
+            Type::INT8 => Value::Int(i64::from_sql(ty, raw)?),
+            Type::INT4 => Value::Int(i32::from_sql(ty, raw)?.into()),
+            Type::INT2 => Value::Int(i16::from_sql(ty, raw)?.into()),
+            _ => Value::Text(String::from_sql(ty, raw)?),
+        })
     }
-    for name in &touched.clusters {
-        if let Some(c) = reg.clusters.get(name) {
-            tx.execute(
-                "INSERT INTO clusters (name, entry_address) VALUES ($1, $2)
-                 ON CONFLICT (name) DO UPDATE SET entry_address = $2",
-                &[&c.name, &c.entry_address],
-            )
-            .await?;
-        }
+
+    fn from_sql_null(_: &Type) -> Result<Self, BoxError> {
+        Ok(Value::Null)
     }
-    for name in &touched.workspaces {
-        if let Some(w) = reg.workspaces.get(name) {
-            tx.execute(
-                "INSERT INTO workspaces (name, description, created) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE SET description = $2",
-                &[&w.name, &w.description, &w.created],
-            )
-            .await?;
-        }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::BOOL | Type::INT8 | Type::INT4 | Type::INT2)
+            || <String as FromSql>::accepts(ty)
     }
-    for id in &touched.keys {
-        if let Some(k) = reg.keys.get(id) {
-            tx.execute(
-                "INSERT INTO api_keys (id, workspace, name, secret_hash, secret_hint, created, revoked)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (id) DO UPDATE SET name = $3, revoked = $7",
-                &[
-                    &k.id,
-                    &k.workspace,
-                    &k.name,
-                    &k.secret_hash,
-                    &k.secret_hint,
-                    &k.created,
-                    &k.revoked,
-                ],
-            )
-            .await?;
-        }
-    }
-    // Models in two passes, as in SQLite: clear every touched model's rows
-    // first, so a rename can move rule rows (keyed by their registry-wide
-    // id) whatever order the names sort in.
-    for name in &touched.models {
-        tx.execute("DELETE FROM endpoints WHERE model = $1", &[name])
-            .await?;
-        tx.execute("DELETE FROM rules WHERE model = $1", &[name])
-            .await?;
-        if !reg.models.contains_key(name) {
-            tx.execute("DELETE FROM models WHERE name = $1", &[name])
-                .await?;
-        }
-    }
-    for m in touched.models.iter().filter_map(|n| reg.models.get(n)) {
-        write_model(tx, m).await?;
-    }
-    delete_missing(tx, "api_keys", "id", &touched.keys, |k| {
-        reg.keys.contains_key(k)
-    })
-    .await?;
-    delete_missing(tx, "workspaces", "name", &touched.workspaces, |n| {
-        reg.workspaces.contains_key(n)
-    })
-    .await?;
-    delete_missing(tx, "clusters", "name", &touched.clusters, |n| {
-        reg.clusters.contains_key(n)
-    })
-    .await?;
-    delete_missing(tx, "market", "name", &touched.market, |n| {
-        reg.market.contains_key(n)
-    })
-    .await?;
-    let revision = to_i64(reg.revision, "revision")?;
-    let next_rule_id = to_i64(reg.next_rule_id.max(1), "next rule id")?;
-    let set = "UPDATE meta SET value = $2 WHERE key = $1";
-    tx.execute(set, &[&"revision", &revision]).await?;
-    tx.execute(set, &[&"next_rule_id", &next_rule_id]).await?;
-    Ok(())
 }
 
-/// Delete the rows of `table` whose `column` is one of `names` but no longer
-/// `present` in the registry.
-async fn delete_missing(
-    tx: &Transaction<'_>,
-    table: &str,
-    column: &str,
-    names: &std::collections::BTreeSet<String>,
-    present: impl Fn(&str) -> bool,
-) -> Result<(), Failure> {
-    let gone: Vec<&String> = names.iter().filter(|n| !present(n)).collect();
-    if !gone.is_empty() {
-        tx.execute(
-            &format!("DELETE FROM {table} WHERE {column} = ANY($1)"),
-            &[&gone],
-        )
-        .await?;
+/// The wire type a non-null value is sent as (`None` for NULL, whose type
+/// only the server can infer).
+fn wire_type(v: &Value) -> Option<Type> {
+    match v {
+        Value::Null => None,
+        Value::Int(_) => Some(Type::INT8),
+        Value::Bool(_) => Some(Type::BOOL),
+        Value::Text(_) => Some(Type::TEXT),
     }
-    Ok(())
 }
 
-/// Upsert one model with its endpoints and rules (whose rows the caller cleared).
-async fn write_model(tx: &Transaction<'_>, m: &Model) -> Result<(), Failure> {
-    let s = &m.spec;
-    let tags = serde_json::to_string(&s.tags).map_err(corrupt)?;
-    let rev = to_i64(m.rev, "model revision")?;
-    tx.execute(
-        "INSERT INTO models (name, cluster, model_id, policy, tags, enabled, created, updated, rev)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (name) DO UPDATE SET cluster = $2, model_id = $3, policy = $4, tags = $5,
-             enabled = $6, updated = $8, rev = $9",
-        &[
-            &s.name,
-            &s.cluster,
-            &s.model_id,
-            &s.policy.as_str(),
-            &tags,
-            &m.enabled,
-            &m.created,
-            &m.updated,
-            &rev,
-        ],
-    )
-    .await?;
-    if !s.endpoints.is_empty() {
-        let insert = tx
-            .prepare(
-                "INSERT INTO endpoints (model, position, url, api_key, api_key_ref, weight, probe, disabled, ca_file)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .await?;
-        for (i, e) in s.endpoints.iter().enumerate() {
-            let position = to_i64(i, "endpoint position")?;
-            let weight = e.weight.map(i64::from);
-            let params: [&(dyn ToSql + Sync); 9] = [
-                &s.name,
-                &position,
-                &e.url,
-                &e.api_key.as_ref().map(Secret::expose),
-                &e.api_key_ref,
-                &weight,
-                &e.probe.as_str(),
-                &e.disabled,
-                &e.ca_file,
-            ];
-            tx.execute(&insert, &params).await?;
-        }
+fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+/// Run one query. Without NULL parameters its types are known here, so it
+/// goes out in one round trip (no separate prepare).
+pub async fn fetch(c: &impl GenericClient, q: &Query) -> Result<Rows, Failure> {
+    let typed: Option<Vec<(&(dyn ToSql + Sync), Type)>> = q
+        .params
+        .iter()
+        .map(|p| Some((p as &(dyn ToSql + Sync), wire_type(p)?)))
+        .collect();
+    let rows = match typed {
+        Some(typed) => c.query_typed(&q.sql, &typed).await?,
+        None => c.query(&q.sql, &refs(&q.params)).await?,
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let values = (0..q.columns.len())
+            .map(|i| r.try_get::<_, Value>(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(values);
     }
-    if !m.rules.is_empty() {
-        let insert = tx
-            .prepare(
-                r#"INSERT INTO rules (id, model, position, target, workspace, key_id, "limit", duration_secs)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
-            )
+    Ok(q.rows(out)?)
+}
+
+/// Run `queries` pipelined (one round trip's wait, not one per query).
+pub async fn fetch_all(c: &impl GenericClient, queries: &[Query]) -> Result<Vec<Rows>, Failure> {
+    futures_util::future::try_join_all(queries.iter().map(|q| fetch(c, q))).await
+}
+
+/// Run `statements` in order. Each distinct text is prepared once, all of
+/// them pipelined, so a model with many endpoints costs one round trip per
+/// row, as before.
+pub async fn execute(c: &impl GenericClient, statements: &[Statement]) -> Result<(), Failure> {
+    let mut texts: Vec<&str> = statements.iter().map(|s| s.sql.as_str()).collect();
+    texts.sort_unstable();
+    texts.dedup();
+    let prepared = futures_util::future::try_join_all(texts.iter().map(|t| c.prepare(t))).await?;
+    let prepared: HashMap<&str, _> = texts.into_iter().zip(prepared).collect();
+    for s in statements {
+        c.execute(&prepared[s.sql.as_str()], &refs(&s.params))
             .await?;
-        for (i, r) in m.rules.iter().enumerate() {
-            let id = to_i64(r.id, "rule id")?;
-            let position = to_i64(i, "rule position")?;
-            let params: [&(dyn ToSql + Sync); 8] = [
-                &id,
-                &s.name,
-                &position,
-                &r.spec.target.as_str(),
-                &r.spec.workspace,
-                &r.spec.key_id,
-                &i64::from(r.spec.limit),
-                &i64::from(r.spec.duration_secs),
-            ];
-            tx.execute(&insert, &params).await?;
-        }
     }
     Ok(())
 }

@@ -1,5 +1,8 @@
 //! Schema migrations with a version, and the seed of a new database.
 //!
+//! The migrations themselves are shared with SQLite
+//! ([`crate::store::migrations`]); PostgreSQL runs their text as it is.
+//!
 //! The version lives in its own table, `maasctl_schema`. A database is
 //! brought up to date in one transaction holding an advisory lock, so two
 //! processes (two `serve` replicas, a CLI) opening a new database at once
@@ -8,92 +11,11 @@
 use tokio_postgres::{Client, Transaction};
 
 use super::{Failure, rows};
-use crate::domain::Touched;
-use crate::store::{StoreError, catalog};
+use crate::store::StoreError;
+use crate::store::mapping;
+use crate::store::migrations::MIGRATIONS;
 
-/// Schema migrations, in order; `maasctl_schema.version` is how many ran.
-/// Migration N here and in the SQLite backend make the same change.
-const MIGRATIONS: &[&str] = &[
-    // 1: the registry.
-    r#"
-    CREATE TABLE meta (
-        key   TEXT PRIMARY KEY,
-        value BIGINT NOT NULL
-    );
-    INSERT INTO meta (key, value) VALUES ('revision', 0), ('next_rule_id', 1);
-    CREATE TABLE market (
-        name        TEXT PRIMARY KEY,
-        provider    TEXT NOT NULL,
-        tags        TEXT NOT NULL,
-        description TEXT NOT NULL,
-        published   BOOLEAN NOT NULL
-    );
-    CREATE TABLE clusters (
-        name          TEXT PRIMARY KEY,
-        entry_address TEXT NOT NULL
-    );
-    CREATE TABLE workspaces (
-        name        TEXT PRIMARY KEY,
-        description TEXT NOT NULL,
-        created     BIGINT NOT NULL
-    );
-    CREATE TABLE api_keys (
-        id          TEXT PRIMARY KEY,
-        workspace   TEXT NOT NULL REFERENCES workspaces(name),
-        name        TEXT NOT NULL,
-        secret_hash TEXT NOT NULL UNIQUE,
-        secret_hint TEXT NOT NULL,
-        created     BIGINT NOT NULL,
-        revoked     BIGINT,
-        UNIQUE (workspace, name)
-    );
-    CREATE TABLE models (
-        name     TEXT PRIMARY KEY,
-        cluster  TEXT NOT NULL REFERENCES clusters(name),
-        model_id TEXT NOT NULL,
-        policy   TEXT NOT NULL,
-        tags     TEXT NOT NULL,
-        enabled  BOOLEAN NOT NULL,
-        created  BIGINT NOT NULL,
-        updated  BIGINT NOT NULL,
-        rev      BIGINT NOT NULL
-    );
-    CREATE TABLE endpoints (
-        model    TEXT NOT NULL REFERENCES models(name) ON DELETE CASCADE,
-        position BIGINT NOT NULL,
-        url      TEXT NOT NULL,
-        api_key  TEXT,
-        weight   BIGINT,
-        probe    TEXT NOT NULL,
-        disabled BOOLEAN NOT NULL,
-        ca_file  TEXT,
-        PRIMARY KEY (model, position)
-    );
-    CREATE TABLE rules (
-        id            BIGINT PRIMARY KEY,
-        model         TEXT NOT NULL REFERENCES models(name) ON DELETE CASCADE,
-        position      BIGINT NOT NULL,
-        target        TEXT NOT NULL,
-        workspace     TEXT NOT NULL REFERENCES workspaces(name),
-        key_id        TEXT REFERENCES api_keys(id),
-        "limit"       BIGINT NOT NULL,
-        duration_secs BIGINT NOT NULL
-    );
-    CREATE INDEX rules_by_model ON rules (model, position);
-    CREATE TABLE gateway_reports (
-        id           TEXT PRIMARY KEY,
-        heartbeat_ms BIGINT NOT NULL,
-        body         TEXT NOT NULL
-    );
-    "#,
-    // 2: where an upstream key came from (env:VAR / file:PATH), for export.
-    r#"
-    ALTER TABLE endpoints ADD COLUMN api_key_ref TEXT;
-    "#,
-];
-
-/// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+pub use crate::store::migrations::SCHEMA_VERSION;
 
 /// Key of the advisory lock that serializes migrations ("maasctl" in ASCII).
 const MIGRATION_LOCK: i64 = 0x006d_6161_7363_746c;
@@ -169,7 +91,12 @@ async fn migrate_locked(client: &mut Client, shown: &str) -> Result<(), Failure>
         )
         .await?;
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(v as usize) {
+    let done = usize::try_from(v).map_err(|_| {
+        Failure::Store(StoreError::Backend(format!(
+            "the PostgreSQL database {shown} has schema version {v}"
+        )))
+    })?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
         tx.batch_execute(sql).await.map_err(|e| {
             Failure::Store(StoreError::Backend(format!(
                 "schema migration {} of {shown}: {}",
@@ -181,20 +108,9 @@ async fn migrate_locked(client: &mut Client, shown: &str) -> Result<(), Failure>
     tx.execute("UPDATE maasctl_schema SET version = $1", &[&SCHEMA_VERSION])
         .await?;
     if v == 0 {
-        seed(&tx).await?;
+        rows::execute(&tx, &mapping::seed()?).await?;
     }
     tx.commit().await.map_err(Failure::Commit)?;
     tracing::info!("migrated {shown} from schema version {v} to {SCHEMA_VERSION}");
     Ok(())
-}
-
-/// A new store: the default catalog and the default cluster.
-async fn seed(tx: &Transaction<'_>) -> Result<(), Failure> {
-    let reg = catalog::baseline();
-    let touched = Touched {
-        market: reg.market.keys().cloned().collect(),
-        clusters: reg.clusters.keys().cloned().collect(),
-        ..Default::default()
-    };
-    rows::persist(tx, &reg, &touched).await
 }

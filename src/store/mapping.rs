@@ -1,0 +1,648 @@
+//! The registry and the gateway reports as rows: one mapping, shared by the
+//! SQLite and the PostgreSQL backend. It declares every table, turns
+//! entities into [`Statement`]s and reads them back from [`Rows`], with
+//! checked conversions both ways (a stored integer that does not fit its
+//! field is a storage error naming table, row and column, on both
+//! backends). The backends only run what it produces inside their own
+//! transactions (see [`super::sql`] for the seam); they keep connection
+//! handling, locking and migration driving.
+//!
+//! # How to add a table or a column
+//!
+//! 1. **Schema.** Append a migration to
+//!    [`MIGRATIONS`](super::migrations::MIGRATIONS), written once in
+//!    PostgreSQL spelling (`TEXT`, `BIGINT` for every integer, `BOOLEAN`;
+//!    SQLite gets `INTEGER`). Never edit a migration that shipped. A column
+//!    added to an existing table needs a value for the rows already there:
+//!    nullable, or `NOT NULL DEFAULT …`.
+//! 2. **Declaration.** Declare the table here as a [`Table`] static (or add
+//!    the column's name to its `columns`): its key, the columns later
+//!    upserts must not overwrite (`insert_only`), the order a full read
+//!    returns. Reads, inserts, upserts and deletes are generated from it.
+//! 3. **Mapping.** Write a row with a [`Record`] (`.text`, `.int`, `.bool`,
+//!    `.json`, `opt_*`: a column left out or unknown is an error), read one
+//!    with [`Row`] getters (`row.int::<u32>("limit")` refuses what does not
+//!    fit a `u32`). Keep both next to the declaration, as below.
+//! 4. **Plans.** A registry entity joins [`load_queries`], [`registry()`] and
+//!    [`persist`]. Anything else (a usage ledger, an audit log, admin
+//!    tokens) gets its own functions here returning `Vec<Statement>` to
+//!    write and a [`Query`] (+ a decoder) to read, like the gateway reports
+//!    at the end of this file; each backend's new `Store` method runs them
+//!    in a transaction, one or two lines per backend. SQL the generated
+//!    forms do not cover (a per-minute rollup's `ON CONFLICT … DO UPDATE
+//!    SET n = t.n + excluded.n`, a range delete) goes in
+//!    [`Statement::new`] / [`Query::new`], in the same portable spelling
+//!    with `$1` placeholders.
+//! 5. **Tests.** `tests/store.rs` writes each store test once with
+//!    `on_both!`, which runs it on SQLite and on PostgreSQL.
+
+use super::StoreError;
+use super::sql::{Query, Record, Row, Rows, Statement, Table, Value};
+use crate::domain::*;
+
+/// Counters: the registry revision and the next rule id.
+pub static META: Table = Table {
+    name: "meta",
+    columns: &["key", "value"],
+    key: &["key"],
+    insert_only: &[],
+    order_by: &[],
+};
+
+pub static MARKET: Table = Table {
+    name: "market",
+    columns: &["name", "provider", "tags", "description", "published"],
+    key: &["name"],
+    insert_only: &[],
+    order_by: &[],
+};
+
+pub static CLUSTERS: Table = Table {
+    name: "clusters",
+    columns: &["name", "entry_address"],
+    key: &["name"],
+    insert_only: &[],
+    order_by: &[],
+};
+
+pub static WORKSPACES: Table = Table {
+    name: "workspaces",
+    columns: &["name", "description", "created"],
+    key: &["name"],
+    insert_only: &["created"],
+    order_by: &[],
+};
+
+pub static API_KEYS: Table = Table {
+    name: "api_keys",
+    columns: &[
+        "id",
+        "workspace",
+        "name",
+        "secret_hash",
+        "secret_hint",
+        "created",
+        "revoked",
+    ],
+    key: &["id"],
+    insert_only: &["workspace", "secret_hash", "secret_hint", "created"],
+    order_by: &[],
+};
+
+pub static MODELS: Table = Table {
+    name: "models",
+    columns: &[
+        "name", "cluster", "model_id", "policy", "tags", "enabled", "created", "updated", "rev",
+    ],
+    key: &["name"],
+    insert_only: &["created"],
+    order_by: &[],
+};
+
+/// A model's endpoints, in its order (rewritten whole with the model).
+pub static ENDPOINTS: Table = Table {
+    name: "endpoints",
+    columns: &[
+        "model",
+        "position",
+        "url",
+        "api_key",
+        "api_key_ref",
+        "weight",
+        "probe",
+        "disabled",
+        "ca_file",
+    ],
+    key: &["model", "position"],
+    insert_only: &[],
+    order_by: &["model", "position"],
+};
+
+/// A model's rules, in its order, keyed by their registry-wide id
+/// (rewritten whole with the model).
+pub static RULES: Table = Table {
+    name: "rules",
+    columns: &[
+        "id",
+        "model",
+        "position",
+        "target",
+        "workspace",
+        "key_id",
+        "limit",
+        "duration_secs",
+    ],
+    key: &["id"],
+    insert_only: &[],
+    order_by: &["model", "position"],
+};
+
+/// One row per running gateway process: its last report, as JSON.
+pub static GATEWAY_REPORTS: Table = Table {
+    name: "gateway_reports",
+    columns: &["id", "heartbeat_ms", "body"],
+    key: &["id"],
+    insert_only: &[],
+    order_by: &["id"],
+};
+
+// ---- the registry -------------------------------------------------------
+
+fn market_record(e: &MarketEntry) -> Record {
+    Record::new(&MARKET)
+        .text("name", &e.name)
+        .text("provider", &e.provider)
+        .json("tags", &e.tags)
+        .text("description", &e.description)
+        .bool("published", e.published)
+}
+
+fn market_entry(r: Row) -> Result<MarketEntry, StoreError> {
+    Ok(MarketEntry {
+        name: r.text("name")?,
+        provider: r.text("provider")?,
+        tags: r.json("tags")?,
+        description: r.text("description")?,
+        published: r.bool("published")?,
+    })
+}
+
+fn cluster_record(c: &Cluster) -> Record {
+    Record::new(&CLUSTERS)
+        .text("name", &c.name)
+        .text("entry_address", &c.entry_address)
+}
+
+fn cluster(r: Row) -> Result<Cluster, StoreError> {
+    Ok(Cluster {
+        name: r.text("name")?,
+        entry_address: r.text("entry_address")?,
+    })
+}
+
+fn workspace_record(w: &Workspace) -> Record {
+    Record::new(&WORKSPACES)
+        .text("name", &w.name)
+        .text("description", &w.description)
+        .int("created", w.created)
+}
+
+fn workspace(r: Row) -> Result<Workspace, StoreError> {
+    Ok(Workspace {
+        name: r.text("name")?,
+        description: r.text("description")?,
+        created: r.int("created")?,
+    })
+}
+
+fn key_record(k: &ApiKey) -> Record {
+    Record::new(&API_KEYS)
+        .text("id", &k.id)
+        .text("workspace", &k.workspace)
+        .text("name", &k.name)
+        .text("secret_hash", &k.secret_hash)
+        .text("secret_hint", &k.secret_hint)
+        .int("created", k.created)
+        .opt_int("revoked", k.revoked)
+}
+
+fn api_key(r: Row) -> Result<ApiKey, StoreError> {
+    Ok(ApiKey {
+        id: r.text("id")?,
+        workspace: r.text("workspace")?,
+        name: r.text("name")?,
+        secret_hash: r.text("secret_hash")?,
+        secret_hint: r.text("secret_hint")?,
+        created: r.int("created")?,
+        revoked: r.opt_int("revoked")?,
+    })
+}
+
+fn model_record(m: &Model) -> Record {
+    let s = &m.spec;
+    Record::new(&MODELS)
+        .text("name", &s.name)
+        .text("cluster", &s.cluster)
+        .text("model_id", &s.model_id)
+        .text("policy", s.policy.as_str())
+        .json("tags", &s.tags)
+        .bool("enabled", m.enabled)
+        .int("created", m.created)
+        .int("updated", m.updated)
+        .int("rev", m.rev)
+}
+
+/// A model without its endpoints and rules (their rows come after).
+fn model(r: Row) -> Result<Model, StoreError> {
+    Ok(Model {
+        spec: ModelSpec {
+            name: r.text("name")?,
+            cluster: r.text("cluster")?,
+            model_id: r.text("model_id")?,
+            endpoints: Vec::new(),
+            policy: r.parse("policy")?,
+            tags: r.json("tags")?,
+        },
+        enabled: r.bool("enabled")?,
+        rules: Vec::new(),
+        created: r.int("created")?,
+        updated: r.int("updated")?,
+        rev: r.int("rev")?,
+    })
+}
+
+fn endpoint_record(model: &str, position: usize, e: &Endpoint) -> Record {
+    Record::new(&ENDPOINTS)
+        .text("model", model)
+        .int("position", position)
+        .text("url", &e.url)
+        .opt_text("api_key", e.api_key.as_ref().map(Secret::expose))
+        .opt_text("api_key_ref", e.api_key_ref.as_deref())
+        .opt_int("weight", e.weight)
+        .text("probe", e.probe.as_str())
+        .bool("disabled", e.disabled)
+        .opt_text("ca_file", e.ca_file.as_deref())
+}
+
+fn endpoint(r: Row) -> Result<Endpoint, StoreError> {
+    Ok(Endpoint {
+        url: r.text("url")?,
+        api_key: r.opt_text("api_key")?.map(Secret::new),
+        api_key_ref: r.opt_text("api_key_ref")?,
+        weight: r.opt_int("weight")?,
+        probe: r.parse("probe")?,
+        disabled: r.bool("disabled")?,
+        ca_file: r.opt_text("ca_file")?,
+    })
+}
+
+fn rule_record(model: &str, position: usize, rule: &Rule) -> Record {
+    Record::new(&RULES)
+        .int("id", rule.id)
+        .text("model", model)
+        .int("position", position)
+        .text("target", rule.spec.target.as_str())
+        .text("workspace", &rule.spec.workspace)
+        .opt_text("key_id", rule.spec.key_id.as_deref())
+        .int("limit", rule.spec.limit)
+        .int("duration_secs", rule.spec.duration_secs)
+}
+
+fn rule(r: Row) -> Result<Rule, StoreError> {
+    Ok(Rule {
+        id: r.int("id")?,
+        spec: RuleSpec {
+            target: r.parse("target")?,
+            workspace: r.text("workspace")?,
+            key_id: r.opt_text("key_id")?,
+            limit: r.int("limit")?,
+            duration_secs: r.int("duration_secs")?,
+        },
+    })
+}
+
+fn meta_record(key: &str, value: u64) -> Record {
+    Record::new(&META).text("key", key).int("value", value)
+}
+
+/// The reads that make up the registry, to run in one consistent snapshot
+/// (PostgreSQL sends them pipelined).
+pub fn load_queries() -> Vec<Query> {
+    [
+        &META,
+        &MARKET,
+        &CLUSTERS,
+        &WORKSPACES,
+        &API_KEYS,
+        &MODELS,
+        &ENDPOINTS,
+        &RULES,
+    ]
+    .into_iter()
+    .map(Query::all)
+    .collect()
+}
+
+/// The registry from the rows [`load_queries`] read.
+pub fn registry(rows: &[Rows]) -> Result<Registry, StoreError> {
+    let of = |table: &Table| {
+        rows.iter()
+            .find(|r| r.table().name == table.name)
+            .ok_or_else(|| StoreError::Backend(format!("table {} was not read", table.name)))
+    };
+    let mut reg = Registry::default();
+    let (mut revision, mut next_rule_id) = (None, None);
+    for r in of(&META)?.iter() {
+        match r.text("key")?.as_str() {
+            "revision" => revision = Some(r.int("value")?),
+            "next_rule_id" => next_rule_id = Some(r.int("value")?),
+            _ => {}
+        }
+    }
+    let missing = |key: &str| StoreError::Backend(format!("table meta has no row '{key}'"));
+    reg.revision = revision.ok_or_else(|| missing("revision"))?;
+    reg.next_rule_id = next_rule_id.ok_or_else(|| missing("next_rule_id"))?;
+    for r in of(&MARKET)?.iter() {
+        let e = market_entry(r)?;
+        reg.market.insert(e.name.clone(), e);
+    }
+    for r in of(&CLUSTERS)?.iter() {
+        let c = cluster(r)?;
+        reg.clusters.insert(c.name.clone(), c);
+    }
+    for r in of(&WORKSPACES)?.iter() {
+        let w = workspace(r)?;
+        reg.workspaces.insert(w.name.clone(), w);
+    }
+    for r in of(&API_KEYS)?.iter() {
+        let k = api_key(r)?;
+        reg.keys.insert(k.id.clone(), k);
+    }
+    for r in of(&MODELS)?.iter() {
+        let m = model(r)?;
+        reg.models.insert(m.spec.name.clone(), m);
+    }
+    for r in of(&ENDPOINTS)?.iter() {
+        let owner = r.text("model")?;
+        let m = reg
+            .models
+            .get_mut(&owner)
+            .ok_or_else(|| r.error("model", format!("endpoint of unknown model '{owner}'")))?;
+        m.spec.endpoints.push(endpoint(r)?);
+    }
+    for r in of(&RULES)?.iter() {
+        let owner = r.text("model")?;
+        let m = reg
+            .models
+            .get_mut(&owner)
+            .ok_or_else(|| r.error("model", format!("rule of unknown model '{owner}'")))?;
+        m.rules.push(rule(r)?);
+    }
+    Ok(reg)
+}
+
+/// The statements writing what `touched` names: upsert what is in `reg`,
+/// delete what is not, then the counters. Order respects the foreign keys:
+/// parents are upserted before models and deleted after them.
+pub fn persist(reg: &Registry, touched: &Touched) -> Result<Vec<Statement>, StoreError> {
+    let mut out = Vec::new();
+    for e in touched.market.iter().filter_map(|n| reg.market.get(n)) {
+        out.push(Statement::upsert(market_record(e))?);
+    }
+    for c in touched.clusters.iter().filter_map(|n| reg.clusters.get(n)) {
+        out.push(Statement::upsert(cluster_record(c))?);
+    }
+    for w in touched
+        .workspaces
+        .iter()
+        .filter_map(|n| reg.workspaces.get(n))
+    {
+        out.push(Statement::upsert(workspace_record(w))?);
+    }
+    for k in touched.keys.iter().filter_map(|id| reg.keys.get(id)) {
+        out.push(Statement::upsert(key_record(k))?);
+    }
+    // Models in two passes: first clear every touched model's rows, then
+    // write them back. A rename moves rule rows (keyed by their
+    // registry-wide id) from the old name to the new one, so they must be
+    // gone before any are re-inserted, whatever order the names sort in.
+    for name in &touched.models {
+        out.push(Statement::delete(&ENDPOINTS, "model", name));
+        out.push(Statement::delete(&RULES, "model", name));
+        if !reg.models.contains_key(name) {
+            out.push(Statement::delete(&MODELS, "name", name));
+        }
+    }
+    for m in touched.models.iter().filter_map(|n| reg.models.get(n)) {
+        out.push(Statement::upsert(model_record(m))?);
+        for (i, e) in m.spec.endpoints.iter().enumerate() {
+            out.push(Statement::insert(endpoint_record(&m.spec.name, i, e))?);
+        }
+        for (i, r) in m.rules.iter().enumerate() {
+            out.push(Statement::insert(rule_record(&m.spec.name, i, r))?);
+        }
+    }
+    let gone = |names: &std::collections::BTreeSet<String>, present: &dyn Fn(&str) -> bool| {
+        names
+            .iter()
+            .filter(|n| !present(n))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    for id in gone(&touched.keys, &|k| reg.keys.contains_key(k)) {
+        out.push(Statement::delete(&API_KEYS, "id", &id));
+    }
+    for name in gone(&touched.workspaces, &|n| reg.workspaces.contains_key(n)) {
+        out.push(Statement::delete(&WORKSPACES, "name", &name));
+    }
+    for name in gone(&touched.clusters, &|n| reg.clusters.contains_key(n)) {
+        out.push(Statement::delete(&CLUSTERS, "name", &name));
+    }
+    for name in gone(&touched.market, &|n| reg.market.contains_key(n)) {
+        out.push(Statement::delete(&MARKET, "name", &name));
+    }
+    out.push(Statement::upsert(meta_record("revision", reg.revision))?);
+    out.push(Statement::upsert(meta_record(
+        "next_rule_id",
+        reg.next_rule_id.max(1),
+    ))?);
+    Ok(out)
+}
+
+/// What a new store is seeded with: the default catalog and the default
+/// cluster, written after every migration ran.
+pub fn seed() -> Result<Vec<Statement>, StoreError> {
+    let reg = super::catalog::baseline();
+    let touched = Touched {
+        market: reg.market.keys().cloned().collect(),
+        clusters: reg.clusters.keys().cloned().collect(),
+        ..Default::default()
+    };
+    persist(&reg, &touched)
+}
+
+/// The registry revision: one row read (gateways poll it).
+pub fn revision_query() -> Query {
+    Query::new(
+        &META,
+        &["key", "value"],
+        r#"SELECT "key", "value" FROM "meta" WHERE "key" = 'revision'"#,
+        Vec::new(),
+    )
+}
+
+/// The revision [`revision_query`] read.
+pub fn revision(rows: &Rows) -> Result<u64, StoreError> {
+    rows.iter()
+        .next()
+        .ok_or_else(|| StoreError::Backend("table meta has no row 'revision'".into()))?
+        .int("value")
+}
+
+// ---- gateway reports ----------------------------------------------------
+
+/// Write a gateway's report (replacing its previous one) and delete every
+/// report that had expired ([`GatewayReport::STALE_MS`]) by this one's
+/// heartbeat: live gateways write every couple of seconds, so the reports
+/// of dead ones do not accumulate.
+pub fn put_report(report: &GatewayReport) -> Result<Vec<Statement>, StoreError> {
+    let body = serde_json::to_string(report)
+        .map_err(|e| StoreError::Backend(format!("cannot write a gateway report: {e}")))?;
+    let record = Record::new(&GATEWAY_REPORTS)
+        .text("id", &report.id)
+        .int("heartbeat_ms", report.heartbeat_ms)
+        .text("body", body);
+    Ok(vec![
+        Statement::upsert(record)?,
+        Statement::new(
+            r#"DELETE FROM "gateway_reports" WHERE "heartbeat_ms" < $1"#,
+            vec![Value::Int(live_since(report.heartbeat_ms))],
+        ),
+    ])
+}
+
+/// The oldest heartbeat still live at `now_ms`.
+fn live_since(now_ms: i64) -> i64 {
+    now_ms.saturating_sub(GatewayReport::STALE_MS)
+}
+
+/// Remove one gateway's report (it stopped cleanly).
+pub fn remove_report(id: &str) -> Statement {
+    Statement::delete(&GATEWAY_REPORTS, "id", id)
+}
+
+/// The reports live at `now_ms` (as [`GatewayReport::is_fresh`] counts
+/// them); expired ones still stored are left out.
+pub fn reports_query(now_ms: i64) -> Query {
+    Query::new(
+        &GATEWAY_REPORTS,
+        GATEWAY_REPORTS.columns,
+        r#"SELECT "id", "heartbeat_ms", "body" FROM "gateway_reports"
+           WHERE "heartbeat_ms" >= $1 ORDER BY "id""#,
+        vec![Value::Int(live_since(now_ms))],
+    )
+}
+
+/// The reports [`reports_query`] read, skipping (with a warning) any this
+/// build cannot read: a report from another maasctl version never fails the
+/// caller.
+pub fn reports(rows: &Rows) -> Result<Vec<GatewayReport>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows.iter() {
+        match serde_json::from_str(&r.text("body")?) {
+            Ok(report) => out.push(report),
+            Err(e) => tracing::warn!("ignoring unreadable gateway report: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every declared column is written by its record (a record missing one
+    /// fails `finish`), for a registry holding every kind of entity.
+    #[test]
+    fn every_column_is_written() {
+        let mut reg = super::super::catalog::baseline();
+        reg.apply_all(
+            vec![
+                Change::AddMarket(MarketEntry {
+                    name: "M".into(),
+                    provider: "p".into(),
+                    tags: vec![],
+                    description: String::new(),
+                    published: true,
+                }),
+                Change::AddWorkspace {
+                    name: "acme".into(),
+                    description: String::new(),
+                },
+                Change::CreateKey {
+                    id: "key_1".into(),
+                    workspace: "acme".into(),
+                    name: "ci".into(),
+                    secret_hash: secret::hash_secret("sk-1"),
+                    secret_hint: "1234".into(),
+                },
+                Change::CreateModel(ModelSpec {
+                    name: "M".into(),
+                    cluster: Cluster::DEFAULT.into(),
+                    model_id: "m".into(),
+                    endpoints: vec![Endpoint::new("http://u.example")],
+                    policy: Policy::Random,
+                    tags: vec![],
+                }),
+                Change::AddRule {
+                    model: "M".into(),
+                    spec: RuleSpec {
+                        target: RuleTarget::Workspace,
+                        workspace: "acme".into(),
+                        key_id: None,
+                        limit: 1,
+                        duration_secs: 1,
+                    },
+                },
+            ],
+            0,
+        )
+        .unwrap();
+        let touched = Touched {
+            market: reg.market.keys().cloned().collect(),
+            clusters: reg.clusters.keys().cloned().collect(),
+            workspaces: reg.workspaces.keys().cloned().collect(),
+            keys: reg.keys.keys().cloned().collect(),
+            models: reg.models.keys().cloned().collect(),
+        };
+        let statements = persist(&reg, &touched).unwrap();
+        for table in [
+            &META,
+            &MARKET,
+            &CLUSTERS,
+            &WORKSPACES,
+            &API_KEYS,
+            &MODELS,
+            &ENDPOINTS,
+            &RULES,
+        ] {
+            let insert = table.insert_sql();
+            assert!(
+                statements.iter().any(|s| s.sql.starts_with(&insert)),
+                "no row written to {}",
+                table.name
+            );
+        }
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_refused_both_ways() {
+        let q = Query::all(&RULES);
+        let rows = q
+            .rows(vec![vec![
+                Value::Int(7),
+                Value::Text("M".into()),
+                Value::Int(0),
+                Value::Text("workspace".into()),
+                Value::Text("acme".into()),
+                Value::Null,
+                Value::Int(1 << 40),
+                Value::Int(60),
+            ]])
+            .unwrap();
+        let e = rule(rows.iter().next().unwrap()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "storage: corrupt row in table rules (id 7), column limit: 1099511627776 is out of range for u32"
+        );
+        let reg = Registry {
+            revision: u64::MAX,
+            ..Default::default()
+        };
+        let e = persist(&reg, &Touched::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "storage: cannot write table meta, column value: 18446744073709551615 is too large to store"
+        );
+    }
+}
