@@ -40,8 +40,12 @@ pub struct Registry {
 }
 
 /// One change to the registry.
+///
+/// Read strictly: a field no change has (`"duration"` for `duration_secs`)
+/// is refused rather than dropped, here and in the entities changes carry
+/// (`ModelSpec`, `Endpoint`, `RuleSpec`, `MarketEntry`, `Cluster`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Change {
     /// Refuse the whole batch unless the registry is still at this revision:
     /// a caller that computed its changes from a loaded registry (`apply -f`,
