@@ -299,15 +299,17 @@ mod auth_and_routes {
         assert_eq!(res.status(), 200);
         assert!(answer(res).await.1["workspaces"]["ops"].is_object());
 
-        // apply: bad JSON, unknown operation, nothing to do.
-        for (body, expect) in [
-            ("[{", "expected a JSON array of changes"),
-            (r#"[{"op":"fly"}]"#, "unknown variant `fly`"),
+        // apply: bad JSON, unknown operation (named by its place in the
+        // batch), nothing to do.
+        for (body, field, expect) in [
+            ("[{", "body", "expected a JSON array of changes"),
+            (r#"[{"op":"fly"}]"#, "body[0]", "unknown variant `fly`"),
             (
                 r#"{"op":"add-workspace"}"#,
+                "body",
                 "expected a JSON array of changes",
             ),
-            ("[]", "no changes given"),
+            ("[]", "body", "no changes given"),
         ] {
             let res = a
                 .req(Method::POST, "/admin/v1/apply")
@@ -319,7 +321,7 @@ mod auth_and_routes {
             let (s, v) = answer(res).await;
             assert_eq!(
                 (s, error_of(&v)),
-                (400, ("bad-request", "body")),
+                (400, ("bad-request", field)),
                 "{body}: {v}"
             );
             assert!(
@@ -473,6 +475,90 @@ mod auth_and_routes {
             }
         })
         .await;
+    }
+
+    /// A misspelt field is refused (400) naming it and the object it is
+    /// in, never dropped: a batch with one changes nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unknown_fields_are_refused_and_named() {
+        let a = Admin::start().await;
+        let before = a.ts.revision();
+        let rule = json!({"target": "workspace", "workspace": "acme", "limit": 5,
+            "duration_secs": 60, "duration": 10});
+        let cases = [
+            (
+                json!([{"op": "add-workspace", "name": "ops", "description": ""},
+                       {"op": "add-rule", "model": "M", "spec": rule}]),
+                "body[1].spec",
+                "unknown field `duration`, expected one of `target`, `workspace`, `key_id`, `limit`, `duration_secs`",
+            ),
+            (
+                json!([{"op": "set-enabled", "name": "M", "enabled": true, "enable": false}]),
+                "body[0]",
+                "unknown field `enable`, expected `name` or `enabled`",
+            ),
+            (
+                json!([{"op": "set-enabled", "name": "M", "enable": false}]),
+                "body[0]",
+                "unknown field `enable`",
+            ),
+            (
+                json!([{"op": "create-model", "name": "GLM-4.5", "cluster": "local",
+                        "model_id": "glm", "endpoints": [{"url": "http://127.0.0.1:9", "weigth": 3}]}]),
+                "body[0].endpoints[0]",
+                "unknown field `weigth`",
+            ),
+            (
+                json!([{"op": "update-market", "name": "GLM-4.5",
+                        "entry": {"name": "GLM-4.5", "provider": "Zhipu", "publish": true}}]),
+                "body[0].entry",
+                "unknown field `publish`",
+            ),
+        ];
+        for (body, field, problem) in cases {
+            let (s, v) = a
+                .call(Method::POST, "/admin/v1/apply", Some(body.clone()))
+                .await;
+            assert_eq!(
+                (s, error_of(&v)),
+                (400, ("bad-request", field)),
+                "{body}: {v}"
+            );
+            let message = v["error"]["message"].as_str().unwrap();
+            assert!(
+                message.starts_with(&format!("{field}: {problem}")),
+                "{body}: {message}"
+            );
+        }
+        assert_eq!(a.ts.revision(), before, "nothing was applied");
+        let reg = a.ts.store.load().unwrap();
+        assert!(!reg.workspaces.contains_key("ops"));
+        assert!(reg.models["M"].rules.is_empty());
+        assert!(reg.models["M"].enabled);
+
+        // POST /keys is as strict.
+        let (s, v) = a
+            .call(
+                Method::POST,
+                "/admin/v1/keys",
+                Some(json!({"workspace": "acme", "name": "ci2", "scope": "all"})),
+            )
+            .await;
+        assert_eq!((s, error_of(&v)), (400, ("bad-request", "body")), "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("unknown field `scope`"),
+            "{v}"
+        );
+        assert!(
+            a.ts.store
+                .load()
+                .unwrap()
+                .find_key(Some("acme"), "ci2")
+                .is_none()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1038,6 +1038,29 @@ mod declarative {
             "[[models]\nname = 1".into(),
             "syntax.toml: line 1:",
         );
+        // An unknown key is refused with its place: the path and line in
+        // YAML, the line in TOML.
+        bad(
+            "unknown.yaml",
+            text.replace(
+                "      - url: http://vllm-b.internal:8000/v1\n",
+                "      - url: http://vllm-b.internal:8000/v1\n        weigth: 3\n",
+            ),
+            "models[1].endpoints[1]: unknown field `weigth`, expected one of `url`",
+        );
+        bad(
+            "unknown_line.yaml",
+            text.replace(
+                "      - url: http://vllm-b.internal:8000/v1\n",
+                "      - url: http://vllm-b.internal:8000/v1\n        weigth: 3\n",
+            ),
+            "at line 77 column 9",
+        );
+        bad(
+            "unknown.toml",
+            "[[workspaces]]\nname = \"ops\"\ndescripton = \"x\"\n".into(),
+            "unknown.toml: line 3: unknown field `descripton`, expected one of `name`, `description`, `keys`",
+        );
         bad("x.txt", text.clone(), "file: ");
         let missing = dir.path().join("missing.yaml");
         let line = env.fails(&["apply", "-f", missing.to_str().unwrap()]);

@@ -7,7 +7,8 @@
 //! `maasctl rule explain` asks the gateway's limiter through it.
 //!
 //! - [`server`]: listener and connections; [`routes`]: auth, route table,
-//!   handlers; [`error`]: the one error shape; [`secrets`]: what secrets
+//!   handlers; [`decode`]: request bodies, read strictly; [`error`]: the
+//!   one error shape; [`secrets`]: what secrets
 //!   may cross the wire (masked upstream keys, no key hashes);
 //!   [`explain`]: the `rule explain` report.
 //! - [`api`]: the typed reqwest client; [`client`]: [`client::RemoteClient`],
@@ -18,6 +19,7 @@
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod decode;
 pub mod error;
 pub mod explain;
 pub mod routes;

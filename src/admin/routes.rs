@@ -20,7 +20,7 @@ use super::error::{ApiError, ApiErrorKind, ErrorBody};
 use super::explain::{ExplainReport, not_served_reason};
 use super::secrets::{redact, resolve_masked};
 use super::wire::{GatewayInfo, Info, LogEntry, LogPage, NewKey, Revision};
-use super::{AdminToken, PREFIX, sse};
+use super::{AdminToken, PREFIX, decode, sse};
 use crate::client::{new_key, summarize};
 use crate::domain::Change;
 use crate::gateway::GatewayView;
@@ -168,7 +168,7 @@ async fn dispatch(
         }
         Route::Registry => registry(state, &req).await,
         Route::Apply => {
-            let changes: Vec<Change> = read_json(req, "a JSON array of changes").await?;
+            let changes = decode::changes(&read_body(req).await?)?;
             apply(state, changes).await
         }
         Route::Keys => {
@@ -307,7 +307,19 @@ async fn read_json<T: DeserializeOwned>(
     req: Request<Incoming>,
     expected: &str,
 ) -> Result<T, ApiError> {
-    let bytes = Limited::new(req.into_body(), BODY_LIMIT)
+    let bytes = read_body(req).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            ApiErrorKind::BadRequest,
+            "body",
+            format!("expected {expected}: {e}"),
+        )
+    })
+}
+
+/// The whole body, or a 413 over [`BODY_LIMIT`] (400 if it cannot be read).
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    Ok(Limited::new(req.into_body(), BODY_LIMIT)
         .collect()
         .await
         .map_err(|e| {
@@ -325,14 +337,7 @@ async fn read_json<T: DeserializeOwned>(
                 )
             }
         })?
-        .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            ApiErrorKind::BadRequest,
-            "body",
-            format!("expected {expected}: {e}"),
-        )
-    })
+        .to_bytes())
 }
 
 /// The query string, decoded.

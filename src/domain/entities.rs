@@ -7,6 +7,7 @@ use super::secret::Secret;
 
 /// A model offered by the marketplace (`DeepSeek-V3`, `Qwen2.5-72B-Instruct`, …).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MarketEntry {
     pub name: String,
     pub provider: String,
@@ -21,6 +22,7 @@ pub struct MarketEntry {
 /// A cluster: where a model is entered. Its gateway answers at
 /// `<entry_address>/v1`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Cluster {
     pub name: String,
     pub entry_address: String,
@@ -148,6 +150,7 @@ impl std::str::FromStr for Probe {
 
 /// An upstream of a model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Endpoint {
     /// Base URL in the OpenAI SDK's sense: the gateway sends
     /// `/v1/chat/completions` to `<url>/chat/completions`.
@@ -228,6 +231,7 @@ impl std::str::FromStr for RuleTarget {
 
 /// What a rule asks for (without its id): the form and CLI input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     pub target: RuleTarget,
     pub workspace: String,
@@ -265,6 +269,7 @@ impl Rule {
 
 /// What a model is made of, as the create/edit form and CLI give it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     /// A marketplace entry's name; unique among models.
     pub name: String,

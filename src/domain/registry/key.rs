@@ -1,0 +1,116 @@
+//! Platform API keys: their shape, and creating, revoking and deleting them
+//! (refused while rules use one).
+
+use super::checks::{existing, not_found, unused_by_rules};
+use super::{Outcome, Registry, Touched};
+use crate::domain::entities::ApiKey;
+use crate::domain::error::{DomainError, FieldError};
+use crate::domain::validate;
+
+const WHAT: &str = "API key";
+
+/// The shape of a new key: its name, its id (`key_` + letters or digits)
+/// and the SHA-256 of its secret.
+pub fn validate(k: &ApiKey) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    validate::name("name", &k.name, &mut out);
+    let id = &k.id;
+    if !id.strip_prefix("key_").is_some_and(|h| {
+        !h.is_empty() && h.len() <= 32 && h.bytes().all(|b| b.is_ascii_alphanumeric())
+    }) {
+        out.push(FieldError::new(
+            "id",
+            format!("'{id}' is not a key id (key_ followed by letters or digits)"),
+        ));
+    }
+    let hash = &k.secret_hash;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        out.push(FieldError::new("secret", "hash must be 64 hex digits"));
+    }
+    out
+}
+
+impl Registry {
+    pub fn key(&self, id: &str) -> Result<&ApiKey, DomainError> {
+        existing(&self.keys, "key", WHAT, id)
+    }
+
+    /// Find a key by id, or by `name` within `workspace`.
+    pub fn find_key(&self, workspace: Option<&str>, id_or_name: &str) -> Option<&ApiKey> {
+        if let Some(k) = self.keys.get(id_or_name) {
+            return Some(k);
+        }
+        self.keys
+            .values()
+            .find(|k| k.name == id_or_name && workspace.is_none_or(|w| w == k.workspace))
+    }
+
+    /// Create `k` in its workspace: id, name (within the workspace) and
+    /// secret are each unique.
+    pub(super) fn create_key(
+        &mut self,
+        k: ApiKey,
+        touched: &mut Touched,
+    ) -> Result<Outcome, DomainError> {
+        DomainError::check(validate(&k))?;
+        existing(&self.workspaces, "workspace", "workspace", &k.workspace)?;
+        if self.keys.contains_key(&k.id) {
+            return Err(DomainError::conflict(
+                "id",
+                format!("a key with id '{}' already exists", k.id),
+            ));
+        }
+        if self
+            .keys
+            .values()
+            .any(|o| o.workspace == k.workspace && o.name == k.name)
+        {
+            return Err(DomainError::conflict(
+                "name",
+                format!(
+                    "workspace '{}' already has a key named '{}'",
+                    k.workspace, k.name
+                ),
+            ));
+        }
+        if self.keys.values().any(|o| o.secret_hash == k.secret_hash) {
+            return Err(DomainError::conflict(
+                "secret",
+                "another key already has this secret",
+            ));
+        }
+        touched.keys.insert(k.id.clone());
+        self.keys.insert(k.id.clone(), k);
+        Ok(Outcome::Done)
+    }
+
+    pub(super) fn revoke_key(
+        &mut self,
+        id: String,
+        now: i64,
+        touched: &mut Touched,
+    ) -> Result<Outcome, DomainError> {
+        let k = self
+            .keys
+            .get_mut(&id)
+            .ok_or_else(|| not_found("key", WHAT, &id))?;
+        if k.revoked.is_some() {
+            return Ok(Outcome::Unchanged);
+        }
+        k.revoked = Some(now);
+        touched.keys.insert(id);
+        Ok(Outcome::Done)
+    }
+
+    pub(super) fn delete_key(
+        &mut self,
+        id: String,
+        touched: &mut Touched,
+    ) -> Result<Outcome, DomainError> {
+        self.key(&id)?;
+        unused_by_rules("key", &format!("key '{id}'"), &self.rules_using_key(&id))?;
+        self.keys.remove(&id);
+        touched.keys.insert(id);
+        Ok(Outcome::Done)
+    }
+}
