@@ -9,12 +9,23 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use maasctl::gateway::stats::{StatsSnapshot, Totals};
 use maasctl::tui::action::Action;
-use maasctl::tui::fixtures;
+use maasctl::tui::app::App;
+use maasctl::tui::chrome;
+use maasctl::tui::ids::{SortBy, ViewId};
 use maasctl::tui::theme::Theme;
-use maasctl::tui::views::sort::SortBy;
-use maasctl::tui::views::{ViewId, chrome};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+
+#[path = "../tests/support/tui_fixtures.rs"]
+mod fixtures;
+
+/// One frame as the console's loop draws it: scroll positions fitted to
+/// the terminal, then drawn from `&App`.
+fn frame(term: &mut Terminal<TestBackend>, app: &mut App) {
+    app.layout(Rect::new(0, 0, 160, 48));
+    term.draw(|f| chrome::render(app, f)).unwrap();
+}
 
 /// Counters `step` seconds on: model `i` of the first 1,000 took `i % 97`
 /// more requests, so the busy ones change places every snapshot.
@@ -38,19 +49,21 @@ fn counters(base: &StatsSnapshot, step: u64) -> Arc<StatsSnapshot> {
 fn render(c: &mut Criterion) {
     let mut app = fixtures::app(10_000, Theme::colored());
     let mut term = Terminal::new(TestBackend::new(160, 48)).unwrap();
-    app.list(ViewId::Models).step(5_000);
+    // The 5,000th row: after the four named models, model-04996.
+    assert!(app.select(ViewId::Models, "model-04996"));
+    assert_eq!(app.list(ViewId::Models).selected, 5_000);
     c.bench_function("model list 10k models 160x48", |b| {
         b.iter(|| {
-            term.draw(|f| chrome::render(&mut app, f)).unwrap();
+            frame(&mut term, &mut app);
         })
     });
-    app.list(ViewId::Models).filter = "model-0".into();
+    app.set_filter("model-0", false);
     c.bench_function("model list 10k models 160x48 filtered", |b| {
         b.iter(|| {
-            term.draw(|f| chrome::render(&mut app, f)).unwrap();
+            frame(&mut term, &mut app);
         })
     });
-    app.list(ViewId::Models).filter.clear();
+    app.set_filter("", false);
     app.dispatch(Action::Sort(SortBy::Requests));
     let base = (*app.data.live.current).clone();
     let mut step = 0;
@@ -64,7 +77,7 @@ fn render(c: &mut Criterion) {
                 },
                 |snap| {
                     app.on_stats(snap);
-                    term.draw(|f| chrome::render(&mut app, f)).unwrap();
+                    frame(&mut term, &mut app);
                 },
                 BatchSize::SmallInput,
             )
@@ -73,7 +86,7 @@ fn render(c: &mut Criterion) {
     app.jump(ViewId::Traffic);
     c.bench_function("traffic view 10k models 160x48", |b| {
         b.iter(|| {
-            term.draw(|f| chrome::render(&mut app, f)).unwrap();
+            frame(&mut term, &mut app);
         })
     });
 }

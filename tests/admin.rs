@@ -785,8 +785,8 @@ mod secrets {
     async fn remote_form_edits_keep_or_replace_the_upstream_key() {
         use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
         use maasctl::tui::app::App;
+        use maasctl::tui::ids::ViewId;
         use maasctl::tui::theme::Theme;
-        use maasctl::tui::views::ViewId;
 
         let a = Admin::start().await;
         let remote = RemoteClient::connect(a.api(), None).await.unwrap();
@@ -824,9 +824,9 @@ mod secrets {
 
         // Edit the model ID only.
         app.jump(ViewId::Models);
-        assert!(app.list(ViewId::Models).select_id("M"));
+        assert!(app.select(ViewId::Models, "M"));
         app.on_key(key(KeyCode::Char('e')));
-        let form = app.form.as_mut().expect("the edit form");
+        let form = app.form_mut().expect("the edit form");
         form.focus_on("model_id");
         app.on_key(key(KeyCode::Char('2')));
         save(&mut app, &remote, ctrl_s).await;
@@ -849,7 +849,7 @@ mod secrets {
         .expect("the remote console sees the change");
         app.on_registry(rx.borrow().clone());
         app.on_key(key(KeyCode::Char('e')));
-        app.form.as_mut().unwrap().focus_on("endpoints[0].api_key");
+        app.form_mut().unwrap().focus_on("endpoints[0].api_key");
         for c in "sk-typed-anew-remotely-77".chars() {
             app.on_key(key(KeyCode::Char(c)));
         }

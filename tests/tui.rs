@@ -10,14 +10,21 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use maasctl::client::{ClientError, CreatedKey, RegistryView};
 use maasctl::domain::{Change, Registry};
 use maasctl::tui::action::{Action, Done, Op, Reply};
-use maasctl::tui::app::{App, Confirmed, Overlay, Pane, PromptKind};
-use maasctl::tui::fixtures::{self, NOW_MS};
+use maasctl::tui::app::{App, PromptKind};
+use maasctl::tui::chrome;
+use maasctl::tui::ids::ViewId;
+use maasctl::tui::popups::{Confirmed, Overlay};
 use maasctl::tui::theme::Theme;
-use maasctl::tui::views::{ViewId, chrome};
+use maasctl::tui::views::detail::{Detail, Pane};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier};
+
+#[path = "support/tui_fixtures.rs"]
+mod fixtures;
+use fixtures::NOW_MS;
 
 // ---- helpers ------------------------------------------------------------
 
@@ -43,10 +50,19 @@ fn chars(app: &mut App, s: &str) {
     }
 }
 
+/// A frame as the console's loop draws one: scroll positions fitted to
+/// the size, then drawn from `&App`.
 fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    app.layout(Rect::new(0, 0, w, h));
     t.draw(|f| chrome::render(app, f)).unwrap();
     t
+}
+
+/// The open model detail.
+fn detail(app: &App) -> &Detail {
+    assert_eq!(app.current(), ViewId::Detail);
+    app.view_as::<Detail>().expect("the detail is open")
 }
 
 fn screen(app: &mut App, w: u16, h: u16) -> String {
@@ -132,7 +148,7 @@ fn style_of(buf: &Buffer, text: &str) -> ratatui::style::Style {
 
 fn select_model(app: &mut App, name: &str) {
     app.jump(ViewId::Models);
-    assert!(app.list(ViewId::Models).select_id(name), "{name}");
+    assert!(app.select(ViewId::Models, name), "{name}");
 }
 
 // ---- snapshots ----------------------------------------------------------
@@ -516,10 +532,10 @@ mod keys {
 
     #[test]
     fn completion_stops_at_the_shared_prefix() {
-        assert_eq!(maasctl::tui::app::complete("m"), "m");
-        assert_eq!(maasctl::tui::app::complete("mo"), "models");
-        assert_eq!(maasctl::tui::app::complete("c"), "clusters");
-        assert_eq!(maasctl::tui::app::complete("x"), "x");
+        assert_eq!(maasctl::tui::ids::complete("m"), "m");
+        assert_eq!(maasctl::tui::ids::complete("mo"), "models");
+        assert_eq!(maasctl::tui::ids::complete("c"), "clusters");
+        assert_eq!(maasctl::tui::ids::complete("x"), "x");
     }
 
     #[test]
@@ -541,16 +557,16 @@ mod keys {
         assert!(!a.quit, "q types into the form");
         a.on_key(ctrl('c'));
         assert!(matches!(
-            a.overlay,
+            a.overlay(),
             Some(Overlay::Confirm {
                 on_yes: Confirmed::Quit,
                 ..
             })
         ));
         press(&mut a, KeyCode::Char('x'));
-        assert!(a.overlay.is_some(), "only y/n answer");
+        assert!(a.overlay().is_some(), "only y/n answer");
         press(&mut a, KeyCode::Char('n'));
-        assert!(!a.quit && a.form.is_some());
+        assert!(!a.quit && a.form().is_some());
         a.on_key(ctrl('c'));
         press(&mut a, KeyCode::Char('y'));
         assert!(a.quit);
@@ -562,19 +578,19 @@ mod keys {
         a.jump(ViewId::Clusters);
         press(&mut a, KeyCode::Char('c'));
         press(&mut a, KeyCode::Esc);
-        assert!(a.form.is_none(), "an unchanged form closes at once");
+        assert!(a.form().is_none(), "an unchanged form closes at once");
         press(&mut a, KeyCode::Char('c'));
         chars(&mut a, "x");
         press(&mut a, KeyCode::Esc);
-        assert!(a.form.is_some());
+        assert!(a.form().is_some());
         press(&mut a, KeyCode::Esc);
         assert!(
-            a.form.is_some() && a.overlay.is_none(),
+            a.form().is_some() && a.overlay().is_none(),
             "esc keeps the form"
         );
         press(&mut a, KeyCode::Esc);
         press(&mut a, KeyCode::Char('y'));
-        assert!(a.form.is_none());
+        assert!(a.form().is_none());
     }
 
     #[test]
@@ -583,15 +599,15 @@ mod keys {
         select_model(&mut a, "DeepSeek-V3");
         press(&mut a, KeyCode::Enter);
         assert_eq!(a.current(), ViewId::Detail);
-        assert_eq!(a.detail.model, "DeepSeek-V3");
+        assert_eq!(detail(&a).model, "DeepSeek-V3");
         press(&mut a, KeyCode::Down);
-        assert_eq!(a.detail.endpoint, 1);
+        assert_eq!(detail(&a).endpoint, 1);
         press(&mut a, KeyCode::Down);
-        assert_eq!(a.detail.endpoint, 1, "clamped to the endpoints");
+        assert_eq!(detail(&a).endpoint, 1, "clamped to the endpoints");
         press(&mut a, KeyCode::Tab);
-        assert_eq!(a.detail.pane, Pane::Rules);
+        assert_eq!(detail(&a).pane, Pane::Rules);
         press(&mut a, KeyCode::Down);
-        assert_eq!(a.detail.rule, 1);
+        assert_eq!(detail(&a).rule, 1);
         press(&mut a, KeyCode::Esc);
         assert_eq!(a.current(), ViewId::Models);
     }
@@ -600,16 +616,17 @@ mod keys {
     fn help_lists_the_view_keys() {
         let mut a = app();
         press(&mut a, KeyCode::Char('?'));
-        assert_eq!(a.overlay, Some(Overlay::Help));
+        assert_eq!(a.overlay(), Some(&Overlay::Help));
         let s = screen(&mut a, 160, 48);
-        for b in maasctl::tui::keymap::view_bindings(ViewId::Models)
+        for b in a
+            .keys_of(ViewId::Models)
             .iter()
             .chain(maasctl::tui::keymap::GLOBAL)
         {
             assert!(s.contains(b.help), "help shows {:?}", b.help);
         }
         press(&mut a, KeyCode::Char('z'));
-        assert!(a.overlay.is_none(), "any key closes help");
+        assert!(a.overlay().is_none(), "any key closes help");
     }
 
     #[test]
@@ -619,7 +636,7 @@ mod keys {
         let s = screen(&mut a, 160, 48);
         let footer = s.lines().nth(47).unwrap();
         let mut sorts = Vec::new();
-        for b in maasctl::tui::keymap::view_bindings(ViewId::Keys) {
+        for b in a.keys_of(ViewId::Keys) {
             if matches!(b.action, Action::Sort(_)) {
                 sorts.push(b.label);
             } else {
@@ -814,8 +831,8 @@ mod keys {
         select_model(&mut a, "Llama-3.3-70B-Instruct");
         press(&mut a, KeyCode::Char('t'));
         run_requests(&mut a, &mut reg);
-        let Some(Overlay::Message { title, lines }) = &a.overlay else {
-            panic!("{:?}", a.overlay)
+        let Some(Overlay::Message { title, lines }) = a.overlay() else {
+            panic!("{:?}", a.overlay())
         };
         assert_eq!(title, "Refused");
         assert!(lines[0].contains("not published"), "{lines:?}");
@@ -827,7 +844,7 @@ mod keys {
         // Publish it from the marketplace and enable again: accepted.
         press(&mut a, KeyCode::Enter);
         a.jump(ViewId::Market);
-        assert!(a.list(ViewId::Market).select_id("Llama-3.3-70B-Instruct"));
+        assert!(a.select(ViewId::Market, "Llama-3.3-70B-Instruct"));
         press(&mut a, KeyCode::Char('p'));
         run_requests(&mut a, &mut reg);
         assert!(reg.market["Llama-3.3-70B-Instruct"].published);
@@ -871,7 +888,7 @@ mod keys {
             let mut a = app();
             let mut reg = registry(&a);
             a.jump(view);
-            assert!(a.list(view).select_id(id));
+            assert!(a.select(view, id));
             press(&mut a, KeyCode::Char('d'));
             press(&mut a, KeyCode::Char('y'));
             run_requests(&mut a, &mut reg);
@@ -881,11 +898,11 @@ mod keys {
         let mut a = app();
         let mut reg = registry(&a);
         a.jump(ViewId::Workspaces);
-        assert!(a.list(ViewId::Workspaces).select_id("research"));
+        assert!(a.select(ViewId::Workspaces, "research"));
         press(&mut a, KeyCode::Char('d'));
         press(&mut a, KeyCode::Char('y'));
         run_requests(&mut a, &mut reg);
-        let Some(Overlay::Message { lines, .. }) = &a.overlay else {
+        let Some(Overlay::Message { lines, .. }) = a.overlay() else {
             panic!()
         };
         assert!(lines[0].contains("delete those rules first"), "{lines:?}");
@@ -896,7 +913,7 @@ mod keys {
         let mut a = app();
         let mut reg = registry(&a);
         a.jump(ViewId::Keys);
-        assert!(a.list(ViewId::Keys).select_id("key_0000b001"));
+        assert!(a.select(ViewId::Keys, "key_0000b001"));
         press(&mut a, KeyCode::Char('r'));
         press(&mut a, KeyCode::Char('y'));
         run_requests(&mut a, &mut reg);
@@ -908,7 +925,7 @@ mod keys {
         );
         // Again: nothing to ask, and it says so.
         press(&mut a, KeyCode::Char('r'));
-        assert!(a.overlay.is_none());
+        assert!(a.overlay().is_none());
         let flash = a.flash.clone().unwrap();
         assert!(flash.error && flash.text == "key key_0000b001 is already revoked");
     }
@@ -927,7 +944,7 @@ mod keys {
                 flash.text,
                 "no model selected (the filter hides every row: esc clears it)"
             );
-            assert!(a.overlay.is_none() && a.form.is_none() && a.outbox.is_empty());
+            assert!(a.overlay().is_none() && a.form().is_none() && a.outbox.is_empty());
         }
         press(&mut a, KeyCode::Enter);
         assert_eq!(a.current(), ViewId::Models, "no detail of nothing");
@@ -943,11 +960,11 @@ mod keys {
         let mut a = app();
         press(&mut a, KeyCode::Char('?'));
         press(&mut a, KeyCode::Char('q'));
-        assert!(!a.quit && a.overlay.is_none(), "q closes help first");
+        assert!(!a.quit && a.overlay().is_none(), "q closes help first");
         select_model(&mut a, "DeepSeek-V3");
         press(&mut a, KeyCode::Char('d'));
-        let Some(Overlay::Confirm { text, .. }) = a.overlay.clone() else {
-            panic!("{:?}", a.overlay)
+        let Some(Overlay::Confirm { text, .. }) = a.overlay().cloned() else {
+            panic!("{:?}", a.overlay())
         };
         assert!(
             text.contains("It is enabled: callers get 404 at once."),
@@ -956,10 +973,10 @@ mod keys {
         // A confirmation answers only y, n or esc.
         press(&mut a, KeyCode::Char('q'));
         press(&mut a, KeyCode::Char('j'));
-        assert!(!a.quit && a.overlay.is_some());
+        assert!(!a.quit && a.overlay().is_some());
         assert_eq!(a.list(ViewId::Models).selected_id(), Some("DeepSeek-V3"));
         press(&mut a, KeyCode::Esc);
-        assert!(a.overlay.is_none() && a.outbox.is_empty());
+        assert!(a.overlay().is_none() && a.outbox.is_empty());
         // :q quits from any view; in a form, q is a letter.
         a.jump(ViewId::Traffic);
         press(&mut a, KeyCode::Char(':'));
@@ -972,15 +989,12 @@ mod keys {
     fn workspace_enter_shows_its_keys_and_create_key_preselects_it() {
         let mut a = app();
         a.jump(ViewId::Workspaces);
-        assert!(a.list(ViewId::Workspaces).select_id("research"));
+        assert!(a.select(ViewId::Workspaces, "research"));
         press(&mut a, KeyCode::Enter);
         assert_eq!(a.current(), ViewId::Keys);
         assert_eq!(a.list(ViewId::Keys).rows, vec!["key_0000b001".to_string()]);
         press(&mut a, KeyCode::Char('c'));
-        assert_eq!(
-            a.form.as_ref().unwrap().choice("workspace"),
-            Some("research")
-        );
+        assert_eq!(a.form().unwrap().choice("workspace"), Some("research"));
     }
 
     #[test]
@@ -993,15 +1007,15 @@ mod keys {
         chars(&mut a, "ci");
         a.on_key(ctrl('s'));
         run_requests(&mut a, &mut reg);
-        let Some(Overlay::Secret(k)) = a.overlay.clone() else {
-            panic!("{:?}", a.overlay)
+        let Some(Overlay::Secret(k)) = a.overlay().cloned() else {
+            panic!("{:?}", a.overlay())
         };
         assert!(k.secret.starts_with("sk-"));
         assert!(screen(&mut a, 80, 24).contains(&k.secret));
         // A stray key does not lose the secret: only enter or esc close it.
         press(&mut a, KeyCode::Char('j'));
         press(&mut a, KeyCode::Char('q'));
-        assert!(matches!(a.overlay, Some(Overlay::Secret(_))));
+        assert!(matches!(a.overlay(), Some(Overlay::Secret(_))));
         assert!(!a.quit);
         press(&mut a, KeyCode::Enter);
         let s = screen(&mut a, 160, 48);
@@ -1015,12 +1029,12 @@ mod keys {
         let mut a = app();
         let mut reg = registry(&a);
         a.jump(ViewId::Market);
-        assert!(a.list(ViewId::Market).select_id("Mistral-Large-2411"));
+        assert!(a.select(ViewId::Market, "Mistral-Large-2411"));
         press(&mut a, KeyCode::Char('p'));
         run_requests(&mut a, &mut reg);
         assert!(!reg.market["Mistral-Large-2411"].published);
         press(&mut a, KeyCode::Char('m'));
-        let f = a.form.as_ref().unwrap();
+        let f = a.form().unwrap();
         assert_eq!(f.choice("name"), Some("Mistral-Large-2411"));
     }
 
@@ -1043,7 +1057,7 @@ mod keys {
         }
         run_requests(&mut a, &mut reg);
         press(&mut a, KeyCode::Char('c'));
-        let f = a.form.as_ref().unwrap();
+        let f = a.form().unwrap();
         assert_eq!(
             f.choice("name"),
             Some("Baboon-2"),
@@ -1055,22 +1069,22 @@ mod keys {
     fn edit_views_open_filled_forms() {
         let mut a = app();
         a.jump(ViewId::Clusters);
-        assert!(a.list(ViewId::Clusters).select_id("cn-east"));
+        assert!(a.select(ViewId::Clusters, "cn-east"));
         press(&mut a, KeyCode::Char('e'));
         assert_eq!(
-            a.form.as_ref().unwrap().text("entry_address"),
+            a.form().unwrap().text("entry_address"),
             "https://gw.cn-east.example.com"
         );
         let mut a = app();
         a.jump(ViewId::Market);
-        assert!(a.list(ViewId::Market).select_id("DeepSeek-V3"));
+        assert!(a.select(ViewId::Market, "DeepSeek-V3"));
         press(&mut a, KeyCode::Char('e'));
-        assert_eq!(a.form.as_ref().unwrap().text("provider"), "DeepSeek");
+        assert_eq!(a.form().unwrap().text("provider"), "DeepSeek");
         let mut a = app();
         select_model(&mut a, "DeepSeek-V3");
         press(&mut a, KeyCode::Enter);
         press(&mut a, KeyCode::Char('e'));
-        assert_eq!(a.form.as_ref().unwrap().text("model_id"), "deepseek-chat");
+        assert_eq!(a.form().unwrap().text("model_id"), "deepseek-chat");
     }
 
     #[test]
@@ -1085,19 +1099,19 @@ mod keys {
         assert!(reg.models["DeepSeek-V3"].spec.endpoints[1].disabled);
         press(&mut a, KeyCode::Enter);
         assert!(
-            a.form.is_none(),
+            a.form().is_none(),
             "enter on the endpoints pane edits no rule"
         );
         // It shows the endpoint whole instead.
-        let Some(Overlay::Text { title, lines }) = a.overlay.clone() else {
-            panic!("{:?}", a.overlay)
+        let Some(Overlay::Text { title, lines }) = a.overlay().cloned() else {
+            panic!("{:?}", a.overlay())
         };
         assert_eq!(title, "DeepSeek-V3 endpoint 2");
         assert_eq!(lines[0], "URL      http://127.0.0.1:9102/v1");
         press(&mut a, KeyCode::Esc);
         press(&mut a, KeyCode::Tab);
         press(&mut a, KeyCode::Enter);
-        assert!(a.form.as_ref().unwrap().title.starts_with("Edit rule #1"));
+        assert!(a.form().unwrap().title.starts_with("Edit rule #1"));
         press(&mut a, KeyCode::Esc);
         press(&mut a, KeyCode::Char('d'));
         press(&mut a, KeyCode::Char('y'));
@@ -1158,16 +1172,17 @@ mod keys {
         press(&mut a, KeyCode::Up);
         press(&mut a, KeyCode::Up);
         (30..40).for_each(push);
+        a.on_logs();
         let s = screen(&mut a, 80, 24);
         assert!(s.contains("scrolled: f follows"), "{s}");
         assert!(s.contains("line 27:") && !s.contains("line 39:"), "{s}");
         // Enter shows the whole line.
         press(&mut a, KeyCode::Enter);
-        assert!(matches!(&a.overlay, Some(Overlay::Text { title, .. }) if title == "log line 28"));
+        assert!(matches!(a.overlay(), Some(Overlay::Text { title, .. }) if title == "log line 28"));
         let s = screen(&mut a, 80, 24);
         assert!(s.contains("END27"), "the end of the line is readable:\n{s}");
         press(&mut a, KeyCode::Esc);
-        assert!(a.overlay.is_none());
+        assert!(a.overlay().is_none());
         // w wraps: every line's end is on screen.
         press(&mut a, KeyCode::Char('w'));
         let s = screen(&mut a, 80, 24);
@@ -1191,13 +1206,10 @@ mod forms {
     /// Create-model form filled with a valid model on `url`.
     fn filled(a: &mut App, url: &str) {
         press(a, KeyCode::Char('c'));
-        let f = a.form.as_mut().unwrap();
+        let f = a.form_mut().unwrap();
         assert_eq!(f.focused().key, "name");
         press(a, KeyCode::Char('m')); // type-ahead: Mistral-Large-2411
-        assert_eq!(
-            a.form.as_ref().unwrap().choice("name"),
-            Some("Mistral-Large-2411")
-        );
+        assert_eq!(a.form().unwrap().choice("name"), Some("Mistral-Large-2411"));
         press(a, KeyCode::Tab);
         press(a, KeyCode::Tab);
         chars(a, "mistral-large");
@@ -1215,7 +1227,7 @@ mod forms {
         filled(&mut a, "ftp://upstream");
         a.on_key(ctrl('s'));
         assert!(a.outbox.is_empty(), "nothing is sent until valid");
-        let f = a.form.as_ref().unwrap();
+        let f = a.form().unwrap();
         let url = f.field("endpoints[0].url").unwrap();
         assert!(
             f.error_for(url)
@@ -1231,7 +1243,7 @@ mod forms {
             press(&mut a, KeyCode::Backspace);
         }
         chars(&mut a, "http://127.0.0.1:9200/v1");
-        let f = a.form.as_ref().unwrap();
+        let f = a.form().unwrap();
         assert_eq!(f.error_for(f.field("endpoints[0].url").unwrap()), None);
         press(&mut a, KeyCode::Tab);
         chars(&mut a, "sk-upstream-abcdefgh1234");
@@ -1242,9 +1254,9 @@ mod forms {
         );
         assert!(s.contains("••••"));
         a.on_key(ctrl('s'));
-        assert!(a.form.as_ref().unwrap().saving);
+        assert!(a.form().unwrap().saving);
         run_requests(&mut a, &mut reg);
-        assert!(a.form.is_none());
+        assert!(a.form().is_none());
         let m = &reg.models["Mistral-Large-2411"];
         assert_eq!(m.spec.model_id, "mistral-large");
         assert_eq!(m.spec.tags, vec!["chat", "eu"]);
@@ -1271,7 +1283,7 @@ mod forms {
         reg.apply_all(vec![Change::CreateModel(spec)], 0).unwrap();
         a.on_key(ctrl('s'));
         run_requests(&mut a, &mut reg);
-        let f = a.form.as_ref().expect("the form stays open");
+        let f = a.form().expect("the form stays open");
         assert!(!f.saving);
         assert!(
             f.error_for(f.field("name").unwrap())
@@ -1289,28 +1301,27 @@ mod forms {
     fn weighted_policy_shows_weights_and_checks_their_sum() {
         let mut a = app();
         filled(&mut a, "http://127.0.0.1:9200/v1");
-        a.form.as_mut().unwrap().focus_on("policy");
+        a.form_mut().unwrap().focus_on("policy");
         press(&mut a, KeyCode::Right);
         press(&mut a, KeyCode::Right);
         assert_eq!(
-            a.form.as_ref().unwrap().choice("policy"),
+            a.form().unwrap().choice("policy"),
             Some(Policy::Weighted.as_str())
         );
         assert!(
-            !a.form
-                .as_ref()
+            !a.form()
                 .unwrap()
                 .field("endpoints[0].weight")
                 .unwrap()
                 .hidden
         );
         a.on_key(ctrl('n'));
-        let f = a.form.as_ref().unwrap();
+        let f = a.form().unwrap();
         assert_eq!(f.focused().key, "endpoints[1].url");
         chars(&mut a, "http://127.0.0.1:9201/v1");
-        a.form.as_mut().unwrap().focus_on("endpoints[0].weight");
+        a.form_mut().unwrap().focus_on("endpoints[0].weight");
         chars(&mut a, "60");
-        a.form.as_mut().unwrap().focus_on("endpoints[1].weight");
+        a.form_mut().unwrap().focus_on("endpoints[1].weight");
         chars(&mut a, "30");
         a.on_key(ctrl('s'));
         assert!(a.outbox.is_empty());
@@ -1319,7 +1330,7 @@ mod forms {
         press(&mut a, KeyCode::Backspace);
         press(&mut a, KeyCode::Backspace);
         chars(&mut a, "4x");
-        let f = a.form.as_ref().unwrap();
+        let f = a.form().unwrap();
         assert_eq!(
             f.error_for(f.field("endpoints[1].weight").unwrap()),
             Some("'4x' is not a whole number")
@@ -1335,9 +1346,9 @@ mod forms {
         chars(&mut a2, "http://b.example");
         a2.on_key(ctrl('n'));
         chars(&mut a2, "http://c.example");
-        a2.form.as_mut().unwrap().focus_on("endpoints[1].url");
+        a2.form_mut().unwrap().focus_on("endpoints[1].url");
         a2.on_key(ctrl('d'));
-        let f = a2.form.as_ref().unwrap();
+        let f = a2.form().unwrap();
         assert_eq!(f.text("endpoints[1].url"), "http://c.example");
         assert!(f.field("endpoints[2].url").is_none());
     }
@@ -1351,7 +1362,7 @@ mod forms {
         let s = screen(&mut a, 80, 24);
         assert!(s.contains("sk-…7f3a (kept; type to replace)"), "{s}");
         assert!(!s.contains("sk-upstream-secret"));
-        a.form.as_mut().unwrap().focus_on("model_id");
+        a.form_mut().unwrap().focus_on("model_id");
         chars(&mut a, "-v3");
         a.on_key(ctrl('s'));
         run_requests(&mut a, &mut reg);
@@ -1363,7 +1374,7 @@ mod forms {
         );
         assert!(m.enabled, "editing keeps the status");
         press(&mut a, KeyCode::Char('e'));
-        a.form.as_mut().unwrap().focus_on("endpoints[0].api_key");
+        a.form_mut().unwrap().focus_on("endpoints[0].api_key");
         a.on_key(ctrl('x'));
         assert!(screen(&mut a, 80, 24).contains("(removed on save)"));
         a.on_key(ctrl('s'));
@@ -1381,7 +1392,7 @@ mod forms {
         let mut reg = registry(&a);
         select_model(&mut a, "Qwen2.5-72B-Instruct");
         press(&mut a, KeyCode::Char('a'));
-        let f = a.form.as_ref().unwrap();
+        let f = a.form().unwrap();
         assert_eq!(f.choice("workspace"), Some("acme"));
         assert_eq!(
             f.choice("key"),
@@ -1390,21 +1401,21 @@ mod forms {
         );
         press(&mut a, KeyCode::Tab);
         press(&mut a, KeyCode::Right);
-        let f = a.form.as_ref().unwrap();
+        let f = a.form().unwrap();
         assert_eq!(f.choice("workspace"), Some("research"));
         assert_eq!(f.choice("key"), Some("key_0000b001"));
-        a.form.as_mut().unwrap().focus_on("target");
+        a.form_mut().unwrap().focus_on("target");
         press(&mut a, KeyCode::Right);
-        assert!(a.form.as_ref().unwrap().field("key").unwrap().hidden);
-        a.form.as_mut().unwrap().focus_on("duration");
+        assert!(a.form().unwrap().field("key").unwrap().hidden);
+        a.form_mut().unwrap().focus_on("duration");
         press(&mut a, KeyCode::Backspace);
         press(&mut a, KeyCode::Backspace);
         chars(&mut a, "9999999999");
         a.on_key(ctrl('s'));
         assert!(a.outbox.is_empty());
-        let f = a.form.as_ref().unwrap();
+        let f = a.form().unwrap();
         assert!(f.error_for(f.field("duration").unwrap()).is_some());
-        a.form.as_mut().unwrap().set_text("duration", "30", &reg);
+        a.form_mut().unwrap().set_text("duration", "30", &reg);
         a.on_key(ctrl('s'));
         run_requests(&mut a, &mut reg);
         let r = &reg.models["Qwen2.5-72B-Instruct"].rules[0];
@@ -1427,13 +1438,13 @@ mod forms {
         press(&mut a, KeyCode::Enter);
         chars(&mut a, "Operators");
         press(&mut a, KeyCode::Enter);
-        assert_eq!(a.form.as_ref().unwrap().focused().key, "save");
+        assert_eq!(a.form().unwrap().focused().key, "save");
         a.on_key(KeyEvent::new(KeyCode::F(1), KeyModifiers::NONE));
-        assert_eq!(a.overlay, Some(Overlay::Help));
+        assert_eq!(a.overlay(), Some(&Overlay::Help));
         assert!(screen(&mut a, 80, 24).contains("ctrl-s"));
         press(&mut a, KeyCode::Esc);
         a.on_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
-        assert_eq!(a.form.as_ref().unwrap().focused().key, "description");
+        assert_eq!(a.form().unwrap().focused().key, "description");
         press(&mut a, KeyCode::Down);
         press(&mut a, KeyCode::Enter);
         run_requests(&mut a, &mut reg);
@@ -1453,7 +1464,7 @@ mod forms {
             id: req.id,
             result: Err(ClientError::Other("storage: disk I/O error".into())),
         });
-        let f = a.form.as_ref().unwrap();
+        let f = a.form().unwrap();
         assert!(!f.saving);
         assert_eq!(f.text("name"), "ops", "nothing typed is lost");
         assert!(screen(&mut a, 80, 24).contains("disk I/O error"));
@@ -1470,4 +1481,218 @@ fn a_huge_list_renders_only_what_is_visible() {
     press(&mut a, KeyCode::Char('G'));
     let s = screen(&mut a, 160, 48);
     assert!(s.contains("model-09999"));
+}
+
+// ---- module layering ------------------------------------------------------
+
+/// No import cycle among the console's modules (files): every path in
+/// `src/tui` code (`use` lines with their braces expanded, and paths
+/// written inline) that starts with `super::`, `self::`, `crate::tui::` or
+/// the name of a child module is an edge from the file's module to the
+/// deepest module the path names (an item of a `mod.rs` counts as that
+/// folder's module). Comments and a file's `#[cfg(test)]` tests are left
+/// out. The graph must have no cycle.
+mod layering {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::{Path, PathBuf};
+
+    type Module = Vec<String>;
+
+    /// `views/list.rs` → `["views", "list"]`; a `mod.rs` is its folder.
+    fn module_of(rel: &Path) -> Module {
+        let mut parts: Module = rel
+            .iter()
+            .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
+            .collect();
+        if parts.last().is_some_and(|l| l == "mod") {
+            parts.pop();
+        }
+        parts
+    }
+
+    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+
+    fn segments(path: &str) -> Vec<String> {
+        path.split("::")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// `a::{b, c::{d}}` → `a::b`, `a::c::d` (after `prefix`).
+    fn expand(prefix: &str, tree: &str, out: &mut Vec<Vec<String>>) {
+        let tree = tree.trim();
+        match tree.find('{') {
+            None => {
+                let path = tree.split(" as ").next().unwrap_or("");
+                out.push(segments(&format!("{prefix}{path}")));
+            }
+            Some(open) => {
+                let head = format!("{prefix}{}", &tree[..open]);
+                let inner = &tree[open + 1..tree.rfind('}').unwrap_or(tree.len())];
+                let (mut depth, mut start) = (0, 0);
+                for (i, c) in inner.char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            expand(&head, &inner[start..i], out);
+                            start = i + 1;
+                        }
+                        _ => {}
+                    }
+                }
+                expand(&head, &inner[start..], out);
+            }
+        }
+    }
+
+    /// The paths in `code`: those of `use` statements, and every `a::b…`
+    /// written inline.
+    fn paths(code: &str) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        let mut inline = String::new();
+        for stmt in code.split_inclusive(';') {
+            let t = stmt.trim_start();
+            let t = t
+                .strip_prefix("pub(crate) ")
+                .or(t.strip_prefix("pub "))
+                .unwrap_or(t);
+            match t.strip_prefix("use ") {
+                Some(tree) => expand("", tree.trim_end_matches(';'), &mut out),
+                None => inline.push_str(stmt),
+            }
+        }
+        let code = inline.as_str();
+        let word = |c: char| c.is_alphanumeric() || c == '_';
+        let mut at = 0;
+        while let Some(i) = code[at..].find("::") {
+            let sep = at + i;
+            let start = code[..sep]
+                .rfind(|c: char| !(word(c) || c == ':'))
+                .map_or(0, |j| j + 1);
+            let len = code[sep..]
+                .find(|c: char| !(word(c) || c == ':'))
+                .unwrap_or(code.len() - sep);
+            out.push(segments(&code[start..sep + len]));
+            at = sep + len.max(2);
+        }
+        out
+    }
+
+    /// The module `path` (written in module `me`) names, if in the console.
+    fn resolve(me: &Module, path: &[String], modules: &BTreeSet<Module>) -> Option<Module> {
+        let (mut at, rest): (Module, &[String]) = match path.first()?.as_str() {
+            "crate" if path.get(1).is_some_and(|s| s == "tui") => (Vec::new(), &path[2..]),
+            "self" => (me.clone(), &path[1..]),
+            "super" => (me[..me.len().checked_sub(1)?].to_vec(), &path[1..]),
+            child if modules.contains(&[me.clone(), vec![child.to_string()]].concat()) => {
+                (me.clone(), path)
+            }
+            _ => return None,
+        };
+        let mut deepest = at.clone();
+        for seg in rest {
+            if seg == "super" {
+                at.pop();
+                deepest = at.clone();
+                continue;
+            }
+            at.push(seg.clone());
+            if modules.contains(&at) {
+                deepest = at.clone();
+            }
+        }
+        Some(deepest)
+    }
+
+    fn visit(
+        m: &Module,
+        edges: &BTreeMap<Module, BTreeSet<Module>>,
+        state: &mut BTreeMap<Module, bool>,
+        trail: &mut Vec<Module>,
+    ) {
+        match state.get(m) {
+            Some(true) => return,
+            Some(false) => {
+                let at = trail.iter().position(|t| t == m).unwrap();
+                let cycle: Vec<String> = trail[at..]
+                    .iter()
+                    .chain([m])
+                    .map(|t| format!("tui::{}", t.join("::")))
+                    .collect();
+                panic!("import cycle: {}", cycle.join(" → "));
+            }
+            None => {}
+        }
+        state.insert(m.clone(), false);
+        trail.push(m.clone());
+        for n in edges.get(m).into_iter().flatten() {
+            visit(n, edges, state, trail);
+        }
+        trail.pop();
+        state.insert(m.clone(), true);
+    }
+
+    #[test]
+    fn the_console_modules_import_no_cycle() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tui");
+        let mut all = Vec::new();
+        files(&root, &mut all);
+        let module = |p: &PathBuf| module_of(p.strip_prefix(&root).unwrap());
+        let modules: BTreeSet<Module> = all.iter().map(module).collect();
+        let mut edges: BTreeMap<Module, BTreeSet<Module>> = BTreeMap::new();
+        for p in &all {
+            let me = module(p);
+            let text = std::fs::read_to_string(p).unwrap();
+            let code: String = text
+                .split("#[cfg(test)]")
+                .next()
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            for path in paths(&code) {
+                if let Some(to) = resolve(&me, &path, &modules)
+                    && to != me
+                {
+                    edges.entry(me.clone()).or_default().insert(to);
+                }
+            }
+        }
+        let mut state = BTreeMap::new();
+        for m in &modules {
+            visit(m, &edges, &mut state, &mut Vec::new());
+        }
+        // The check sees the console's imports, written every way.
+        let of = |m: &str| edges.get(&segments(m)).cloned().unwrap_or_default();
+        assert!(of("app").contains(&segments("component")), "use super::…");
+        assert!(
+            of("views::models").contains(&segments("views::list")),
+            "use super::…"
+        );
+        assert!(
+            of("chrome").contains(&segments("widgets")),
+            "use crate::tui::…"
+        );
+        assert!(
+            of("views").contains(&segments("views::traffic")),
+            "a child inline"
+        );
+        assert!(
+            of("forms").contains(&segments("forms::form")),
+            "pub use child::…"
+        );
+    }
 }

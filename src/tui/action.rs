@@ -4,10 +4,10 @@
 use crate::client::{ClientError, CreatedKey};
 use crate::domain::Change;
 use crate::store::Applied;
-use crate::tui::views::sort::SortBy;
+use crate::tui::ids::SortBy;
 
-/// Everything a key can do in the list and detail views. Handled in one
-/// place, `App::dispatch`.
+/// Everything a key can do in the views: the app handles the global ones
+/// (`:`, `/`, `?`, `esc`, `q`), the view on top the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     Up,

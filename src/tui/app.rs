@@ -1,27 +1,38 @@
-//! The console's state and the one place keys, replies and snapshots change
-//! it. No I/O here: background calls leave through `outbox` and come back
+//! The console's state and the one place keys, replies and data change it.
+//! No I/O here: background calls leave through `outbox` and come back
 //! through [`App::on_reply`], so every key action is testable without a
 //! terminal or a store.
+//!
+//! The app holds a stack: pages (views) at the bottom, popups (a form,
+//! above it at most one overlay) on top. A key goes to the top popup if
+//! there is one, else to the `:`/`/` prompt being typed, else to the page
+//! on top: looked up in that view's key table, then the global one. The
+//! app handles the global actions (`:`, `/`, `?`, `esc`, `q`); the view
+//! handles the rest and answers with an [`Effect`] the app carries out.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::layout::Rect;
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
-use crate::client::{ClientError, CreatedKey, GatewayInfo, RegistryView};
-use crate::domain::{Change, DomainError, ErrorKind, Model};
+use crate::client::{ClientError, GatewayInfo, RegistryView};
+use crate::domain::{DomainError, ErrorKind};
 use crate::gateway::stats::StatsSnapshot;
 use crate::logging::LogRing;
 
 use super::action::{Action, Done, Op, Reply, Request};
+use super::component::{Effect, View};
 use super::data::Data;
-use super::forms::{self, Form, FormEvent, FormKind};
-use super::keymap;
+use super::forms::{Form, FormEvent};
+use super::ids::{self, COMMANDS, Command, ViewId};
+use super::keymap::{self, Binding, GLOBAL};
+use super::popups::{Answer, Confirmed, Overlay, Popup};
 use super::theme::Theme;
-use super::views::logs::{self, LogsState};
-use super::views::{self, COMMANDS, Command, ViewId, sort};
+use super::views::VIEWS;
+use super::widgets::frame_areas;
 use super::widgets::table::ListState;
 
 /// A line under the view: the outcome of the last action.
@@ -31,36 +42,6 @@ pub struct Flash {
     pub error: bool,
     /// Unix ms after which it is cleared.
     pub until_ms: i64,
-}
-
-/// What `y` does in a confirmation.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Confirmed {
-    Op(Op, String),
-    DiscardForm,
-    Quit,
-}
-
-/// A popup over everything, taking all keys.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Overlay {
-    Confirm {
-        title: String,
-        text: String,
-        on_yes: Confirmed,
-    },
-    Message {
-        title: String,
-        lines: Vec<String>,
-    },
-    /// A created key's secret, shown this once.
-    Secret(CreatedKey),
-    Help,
-    /// Text to read (a whole log line).
-    Text {
-        title: String,
-        lines: Vec<String>,
-    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,22 +57,6 @@ pub struct Prompt {
     pub input: Input,
 }
 
-/// Which table of the model detail has the selection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Pane {
-    #[default]
-    Endpoints,
-    Rules,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct DetailState {
-    pub model: String,
-    pub pane: Pane,
-    pub endpoint: usize,
-    pub rule: usize,
-}
-
 /// What to do with a reply.
 #[derive(Debug, Clone, PartialEq)]
 enum OnReply {
@@ -105,19 +70,25 @@ enum OnReply {
     Flash(String),
 }
 
+/// A page of the stack: a top-level view (kept in the view table) or one
+/// pushed over it (dropped when left).
+enum Page {
+    Top(ViewId),
+    Pushed(Box<dyn View>),
+}
+
 /// How long a flash message stays.
 const FLASH_MS: i64 = 6000;
 
 pub struct App {
     pub data: Data,
-    /// The page stack; the last is shown.
-    pub pages: Vec<ViewId>,
-    pub lists: HashMap<ViewId, ListState>,
-    pub detail: DetailState,
-    pub logs: LogsState,
+    /// The top-level views, made once from [`VIEWS`].
+    views: HashMap<ViewId, Box<dyn View>>,
+    /// The page stack; the last is shown. The models list is always first.
+    pages: Vec<Page>,
+    /// Over the pages: an open form, then at most one overlay.
+    popups: Vec<Popup>,
     pub prompt: Option<Prompt>,
-    pub form: Option<Form>,
-    pub overlay: Option<Overlay>,
     pub flash: Option<Flash>,
     /// Calls to run in the background (the loop drains it).
     pub outbox: Vec<Request>,
@@ -136,80 +107,155 @@ impl App {
         now_ms: i64,
         logs: Option<LogRing>,
     ) -> Self {
-        Self {
+        let mut app = Self {
             data: Data::new(theme, view, gateway, now_ms, logs),
-            pages: vec![ViewId::Models],
-            lists: HashMap::new(),
-            detail: DetailState::default(),
-            logs: LogsState::default(),
+            views: VIEWS
+                .iter()
+                .map(|make| make())
+                .map(|v| (v.id(), v))
+                .collect(),
+            pages: vec![Page::Top(ViewId::Models)],
+            popups: Vec::new(),
             prompt: None,
-            form: None,
-            overlay: None,
             flash: None,
             outbox: Vec::new(),
             pending: HashMap::new(),
             next_id: 1,
             quit: false,
             want_select: None,
+        };
+        app.refresh();
+        app
+    }
+
+    // ---- what is shown ---------------------------------------------------
+
+    /// The view on top of the page stack.
+    pub fn view(&self) -> &dyn View {
+        match self.pages.last().expect("the page stack is never empty") {
+            Page::Top(id) => self.views[id].as_ref(),
+            Page::Pushed(v) => v.as_ref(),
         }
     }
 
     pub fn current(&self) -> ViewId {
-        *self.pages.last().expect("the page stack is never empty")
+        self.view().id()
     }
 
-    /// The list state of `view`: filtered again if the registry or filter
-    /// moved, sorted again if that or what the sort reads moved.
-    pub fn list(&mut self, view: ViewId) -> &mut ListState {
-        let revision = self.data.registry().revision;
-        let data = &self.data;
-        let st = self.lists.entry(view).or_default();
-        if st
-            .built
-            .as_ref()
-            .is_none_or(|(r, f)| *r != revision || *f != st.filter)
-        {
-            st.base = views::rows(data, view, &st.filter);
-            st.built = Some((revision, st.filter.clone()));
-            st.ordered = None;
-        }
-        let order = st.sort.unwrap_or_else(|| sort::default_sort(view));
-        let key = (order, sort::depends_on(data, order));
-        if st.ordered != Some(key) {
-            st.set_rows(sort::apply(data, view, order, st.base.clone()));
-            st.ordered = Some(key);
-        }
-        if let Some((v, id)) = &self.want_select
-            && *v == view
-            && st.select_id(id)
-        {
-            self.want_select = None;
-        }
-        st
+    /// How many pages deep the operator is (`esc` goes back while > 1).
+    pub fn depth(&self) -> usize {
+        self.pages.len()
     }
 
-    fn selected(&mut self, view: ViewId) -> Option<String> {
-        self.list(view).selected_id().map(str::to_string)
+    /// The view of type `T` on the stack or in the view table (tests read
+    /// a view's own state through it).
+    pub fn view_as<T: View>(&self) -> Option<&T> {
+        let pushed = self.pages.iter().rev().filter_map(|p| match p {
+            Page::Pushed(v) => Some(v.as_ref()),
+            Page::Top(_) => None,
+        });
+        pushed
+            .chain(self.views.values().map(|v| v.as_ref()))
+            .find_map(|v| v.as_any().downcast_ref::<T>())
     }
 
-    /// The model the models list or detail is on.
-    pub fn current_model(&mut self) -> Option<Model> {
-        let name = match self.current() {
-            ViewId::Detail => Some(self.detail.model.clone()),
-            ViewId::Models => self.selected(ViewId::Models),
+    /// The key table of the top-level view `id`.
+    pub fn keys_of(&self, id: ViewId) -> &'static [Binding] {
+        self.views.get(&id).map_or(&[], |v| v.keys())
+    }
+
+    /// The rows of the list view `id`.
+    pub fn list(&self, id: ViewId) -> &ListState {
+        self.views
+            .get(&id)
+            .and_then(|v| v.list())
+            .unwrap_or_else(|| panic!("{} is not a list view", id.name()))
+    }
+
+    /// Select row `row` of the list view `id`; whether it is shown.
+    pub fn select(&mut self, id: ViewId, row: &str) -> bool {
+        self.views.get_mut(&id).is_some_and(|v| v.select(row))
+    }
+
+    /// The popups, bottom first.
+    pub fn popups(&self) -> &[Popup] {
+        &self.popups
+    }
+
+    /// The open form.
+    pub fn form(&self) -> Option<&Form> {
+        self.popups.iter().rev().find_map(|p| match p {
+            Popup::Form(f) => Some(f.as_ref()),
+            Popup::Overlay(_) => None,
+        })
+    }
+
+    pub fn form_mut(&mut self) -> Option<&mut Form> {
+        self.popups.iter_mut().rev().find_map(|p| match p {
+            Popup::Form(f) => Some(f.as_mut()),
+            Popup::Overlay(_) => None,
+        })
+    }
+
+    /// The overlay on top, if any.
+    pub fn overlay(&self) -> Option<&Overlay> {
+        match self.popups.last() {
+            Some(Popup::Overlay(o)) => Some(o),
             _ => None,
-        }?;
-        self.data.registry().models.get(&name).cloned()
+        }
+    }
+
+    /// Fit scroll positions to a frame of `area` before it is drawn (so
+    /// drawing only reads).
+    pub fn layout(&mut self, area: Rect) {
+        let [_, body, _, _] = frame_areas(area);
+        let data = &self.data;
+        match self
+            .pages
+            .last_mut()
+            .expect("the page stack is never empty")
+        {
+            Page::Top(id) => self.views.get_mut(id).expect("made").layout(data, body),
+            Page::Pushed(v) => v.layout(data, body),
+        }
+        for p in &mut self.popups {
+            if let Popup::Form(f) = p {
+                f.layout(body);
+            }
+        }
     }
 
     // ---- inputs --------------------------------------------------------
 
+    /// Every view derives what it shows from the data again (each skips
+    /// the work when nothing it reads moved).
+    fn refresh(&mut self) {
+        let data = &self.data;
+        for v in self.views.values_mut() {
+            v.refresh(data);
+        }
+        for p in &mut self.pages {
+            if let Page::Pushed(v) = p {
+                v.refresh(data);
+            }
+        }
+        self.try_select();
+    }
+
+    /// Select the row asked for once it is there.
+    fn try_select(&mut self) {
+        if let Some((v, id)) = &self.want_select
+            && self.views.get_mut(v).is_some_and(|view| view.select(id))
+        {
+            self.want_select = None;
+        }
+    }
+
     /// A new registry snapshot.
     pub fn on_registry(&mut self, view: Arc<RegistryView>) {
         self.data.set_view(view);
-        if self.current() == ViewId::Detail
-            && !self.data.registry().models.contains_key(&self.detail.model)
-        {
+        self.refresh();
+        if self.pages.len() > 1 && self.view().gone(&self.data) {
             // Deleted or renamed: back to the list (which selects the new name).
             self.pages.pop();
         }
@@ -217,16 +263,28 @@ impl App {
 
     /// New counters; returns whether anything shown changed.
     pub fn on_stats(&mut self, snap: Arc<StatsSnapshot>) -> bool {
-        self.data.live.update(snap)
+        let changed = self.data.live.update(snap);
+        if changed {
+            self.refresh();
+        }
+        changed
     }
 
     pub fn on_gateway(&mut self, info: GatewayInfo) {
         self.data.gateway = info;
     }
 
+    /// New log lines were kept.
+    pub fn on_logs(&mut self) {
+        self.refresh();
+    }
+
     /// The slow tick; returns whether a redraw is needed.
     pub fn tick(&mut self, now_ms: i64) -> bool {
         let mut changed = self.data.tick(now_ms);
+        if changed {
+            self.refresh();
+        }
         if self.flash.as_ref().is_some_and(|f| f.until_ms <= now_ms) {
             self.flash = None;
             changed = true;
@@ -261,41 +319,50 @@ impl App {
             return;
         };
         match on {
-            OnReply::Form { seq, done, select } => {
-                let open = self.form.as_ref().is_some_and(|f| f.seq == seq);
-                match reply.result {
-                    Ok(Done::KeyCreated(k)) => {
-                        if open {
-                            self.form = None;
-                        }
-                        self.want_select = Some((ViewId::Keys, k.id.clone()));
-                        self.overlay = Some(Overlay::Secret(k));
-                    }
-                    Ok(Done::Applied(_)) => {
-                        if open {
-                            self.form = None;
-                        }
-                        self.want_select = select;
-                        self.say(done, false);
-                    }
-                    Err(e) if open => {
-                        let form = self.form.as_mut().expect("open");
-                        match e {
-                            ClientError::Domain(d) => form.rejected(d),
-                            ClientError::Other(s) => {
-                                form.saving = false;
-                                form.failure = Some(s);
-                            }
-                        }
-                    }
-                    Err(e) => self.refused(e),
-                }
-            }
+            OnReply::Form { seq, done, select } => self.form_saved(seq, done, select, reply),
             OnReply::Flash(done) => match reply.result {
                 Ok(_) => self.say(done, false),
                 Err(e) => self.refused(e),
             },
         }
+    }
+
+    fn form_saved(
+        &mut self,
+        seq: u64,
+        done: String,
+        select: Option<(ViewId, String)>,
+        reply: Reply,
+    ) {
+        let open = self.form().is_some_and(|f| f.seq == seq);
+        match reply.result {
+            Ok(Done::KeyCreated(k)) => {
+                if open {
+                    self.close_form();
+                }
+                self.want_select = Some((ViewId::Keys, k.id.clone()));
+                self.open_overlay(Overlay::Secret(k));
+            }
+            Ok(Done::Applied(_)) => {
+                if open {
+                    self.close_form();
+                }
+                self.want_select = select;
+                self.say(done, false);
+            }
+            Err(e) if open => {
+                let form = self.form_mut().expect("open");
+                match e {
+                    ClientError::Domain(d) => form.rejected(d),
+                    ClientError::Other(s) => {
+                        form.saving = false;
+                        form.failure = Some(s);
+                    }
+                }
+            }
+            Err(e) => self.refused(e),
+        }
+        self.try_select();
     }
 
     /// Show why an action was refused, with what to do about it.
@@ -319,7 +386,7 @@ impl App {
             ClientError::Domain(_) => "Refused",
             ClientError::Other(_) => "Failed",
         };
-        self.overlay = Some(Overlay::Message {
+        self.open_overlay(Overlay::Message {
             title: title.into(),
             lines,
         });
@@ -341,52 +408,44 @@ impl App {
             self.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
             return;
         }
-        if self.overlay.is_some() {
-            self.overlay_key(key);
-        } else if self.form.is_some() {
-            self.form_key(key);
-        } else if self.prompt.is_some() {
-            self.prompt_key(key);
-        } else if let Some(action) = keymap::lookup(self.current(), &key) {
-            self.dispatch(action);
+        match self.popups.last() {
+            Some(Popup::Overlay(o)) => {
+                let answer = o.on_key(&key);
+                self.answer(answer);
+            }
+            Some(Popup::Form(_)) => self.form_key(key),
+            None if self.prompt.is_some() => self.prompt_key(key),
+            None => {
+                let action =
+                    keymap::find(self.view().keys(), &key).or_else(|| keymap::find(GLOBAL, &key));
+                if let Some(action) = action {
+                    self.dispatch(action);
+                }
+            }
         }
     }
 
-    fn overlay_key(&mut self, key: KeyEvent) {
-        match self.overlay {
-            Some(Overlay::Confirm { .. }) => {}
-            // Shown once and never again: a stray key must not lose it.
-            Some(Overlay::Secret(_)) => {
-                if matches!(key.code, KeyCode::Enter | KeyCode::Esc) {
-                    self.overlay = None;
-                }
-                return;
+    /// The top overlay answered a key.
+    fn answer(&mut self, answer: Answer) {
+        match answer {
+            Answer::Keep => {}
+            Answer::Close => {
+                self.popups.pop();
             }
-            // Messages, help and text close on any key.
-            _ => {
-                self.overlay = None;
-                return;
-            }
-        }
-        match key.code {
-            KeyCode::Char('y') | KeyCode::Char('Y') => {
-                if let Some(Overlay::Confirm { on_yes, .. }) = self.overlay.take() {
-                    match on_yes {
-                        Confirmed::Op(op, done) => self.send(op, OnReply::Flash(done)),
-                        Confirmed::DiscardForm => self.form = None,
-                        Confirmed::Quit => self.quit = true,
-                    }
+            Answer::Yes(on_yes) => {
+                self.popups.pop();
+                match on_yes {
+                    Confirmed::Op(op, done) => self.send(op, OnReply::Flash(done)),
+                    Confirmed::DiscardForm => self.close_form(),
+                    Confirmed::Quit => self.quit = true,
                 }
             }
-            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => self.overlay = None,
-            // Only y, n and esc answer a question.
-            _ => {}
         }
     }
 
     fn form_key(&mut self, key: KeyEvent) {
         let reg = self.data.view.registry.clone();
-        let form = self.form.as_mut().expect("form open");
+        let Some(form) = self.form_mut() else { return };
         match form.on_key(key, &reg) {
             FormEvent::None => {}
             FormEvent::Save => self.save_form(),
@@ -398,17 +457,17 @@ impl App {
                         Confirmed::DiscardForm,
                     );
                 } else {
-                    self.form = None;
+                    self.close_form();
                 }
             }
             FormEvent::Quit => self.request_quit(),
-            FormEvent::Help => self.overlay = Some(Overlay::Help),
+            FormEvent::Help => self.open_overlay(Overlay::Help),
         }
     }
 
     fn save_form(&mut self) {
         let reg = self.data.view.registry.clone();
-        let form = self.form.as_mut().expect("form open");
+        let Some(form) = self.form_mut() else { return };
         if form.saving {
             return;
         }
@@ -416,7 +475,7 @@ impl App {
             Err(errs) => form.refuse(errs),
             Ok(op) => {
                 form.saving = true;
-                let (done, select) = success(form);
+                let (done, select) = form.success();
                 let seq = form.seq;
                 self.send(op, OnReply::Form { seq, done, select });
             }
@@ -429,8 +488,7 @@ impl App {
         match key.code {
             KeyCode::Esc => {
                 if kind == PromptKind::Filter {
-                    let v = self.current();
-                    self.list(v).filter.clear();
+                    self.set_filter("", false);
                 }
                 self.prompt = None;
             }
@@ -442,7 +500,7 @@ impl App {
                 }
             }
             KeyCode::Tab if kind == PromptKind::Command => {
-                let done = complete(prompt.input.value());
+                let done = ids::complete(prompt.input.value());
                 prompt.input = Input::new(done);
             }
             KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
@@ -456,14 +514,29 @@ impl App {
                     && kind == PromptKind::Filter
                 {
                     let text = prompt.input.value().to_string();
-                    let v = self.current();
-                    let list = self.list(v);
-                    list.filter = text;
-                    list.selected = 0;
-                    list.offset = 0;
+                    self.set_filter(&text, true);
                 }
             }
         }
+    }
+
+    /// Filter the view on top by `text`; `typed` (as at the `/` prompt)
+    /// starts the selection over at the top.
+    pub fn set_filter(&mut self, text: &str, typed: bool) {
+        let data = &self.data;
+        match self
+            .pages
+            .last_mut()
+            .expect("the page stack is never empty")
+        {
+            Page::Top(id) => self
+                .views
+                .get_mut(id)
+                .expect("made")
+                .set_filter(text, typed, data),
+            Page::Pushed(v) => v.set_filter(text, typed, data),
+        }
+        self.try_select();
     }
 
     fn run_command(&mut self, text: &str) {
@@ -471,7 +544,7 @@ impl App {
         if text.is_empty() {
             return;
         }
-        match views::command(text) {
+        match ids::command(text) {
             Some(Command::Quit) => self.request_quit(),
             Some(Command::View(v)) => self.jump(v),
             None => {
@@ -487,25 +560,48 @@ impl App {
     /// Go to a top-level view; `Esc` leads back to the models list.
     pub fn jump(&mut self, v: ViewId) {
         self.pages.truncate(1);
-        if v != ViewId::Models {
-            self.pages.push(v);
+        if v != ViewId::Models && self.views.contains_key(&v) {
+            self.pages.push(Page::Top(v));
         }
+        // What it shows may have moved while it was hidden (log lines).
+        self.refresh();
     }
 
     fn confirm(&mut self, title: &str, text: &str, on_yes: Confirmed) {
-        self.overlay = Some(Overlay::Confirm {
+        self.open_overlay(Overlay::Confirm {
             title: title.into(),
             text: text.into(),
             on_yes,
         });
     }
 
-    fn confirm_op(&mut self, title: &str, text: String, change: Change, done: String) {
-        self.confirm(title, &text, Confirmed::Op(Op::Apply(vec![change]), done));
+    /// Show `o` over everything (in place of the overlay shown, if any).
+    fn open_overlay(&mut self, o: Overlay) {
+        if matches!(self.popups.last(), Some(Popup::Overlay(_))) {
+            self.popups.pop();
+        }
+        self.popups.push(Popup::Overlay(o));
+    }
+
+    /// Open `form` (in place of an open one), under the overlay if any.
+    pub fn open_form(&mut self, mut form: Form) {
+        form.seq = self.next_id;
+        self.next_id += 1;
+        self.close_form();
+        let at = self
+            .popups
+            .iter()
+            .position(|p| matches!(p, Popup::Overlay(_)))
+            .unwrap_or(self.popups.len());
+        self.popups.insert(at, Popup::Form(Box::new(form)));
+    }
+
+    fn close_form(&mut self) {
+        self.popups.retain(|p| !matches!(p, Popup::Form(_)));
     }
 
     pub fn request_quit(&mut self) {
-        if self.form.as_ref().is_some_and(Form::is_dirty) {
+        if self.form().is_some_and(Form::is_dirty) {
             self.confirm(
                 "Quit?",
                 "The open form has unsaved changes. Quit and discard them?",
@@ -516,42 +612,10 @@ impl App {
         }
     }
 
-    pub fn open_form(&mut self, mut form: Form) {
-        form.seq = self.next_id;
-        self.next_id += 1;
-        self.form = Some(form);
-    }
-
-    /// Do what a key of the view table asks.
+    /// Do what a key of the view's table or the global one asks.
     pub fn dispatch(&mut self, action: Action) {
-        let view = self.current();
-        let reg = self.data.view.registry.clone();
-        if let Some(noun) = noun(view)
-            && needs_selection(action)
-            && self.list(view).selected_id().is_none()
-        {
-            let filtered = !self.list(view).filter.is_empty();
-            let hint = if filtered {
-                " (the filter hides every row: esc clears it)"
-            } else if keymap::view_bindings(view)
-                .iter()
-                .any(|b| b.action == Action::Create)
-            {
-                " (c creates one)"
-            } else {
-                ""
-            };
-            self.say(format!("no {noun} selected{hint}"), true);
-            return;
-        }
         match action {
-            Action::Up => self.step(-1),
-            Action::Down => self.step(1),
-            Action::PageUp => self.step(-20),
-            Action::PageDown => self.step(20),
-            Action::Top => self.step(isize::MIN / 2),
-            Action::Bottom => self.step(isize::MAX / 2),
-            Action::Help => self.overlay = Some(Overlay::Help),
+            Action::Help => self.open_overlay(Overlay::Help),
             Action::Quit => self.request_quit(),
             Action::Command => {
                 self.prompt = Some(Prompt {
@@ -559,404 +623,52 @@ impl App {
                     input: Input::default(),
                 })
             }
-            Action::Filter => {
-                if views::filterable(view) {
-                    let current = self.list(view).filter.clone();
+            Action::Filter => match self.view().filter() {
+                Some(current) => {
                     self.prompt = Some(Prompt {
                         kind: PromptKind::Filter,
-                        input: Input::new(current),
-                    });
-                } else {
-                    self.say("this view has no filter", true);
+                        input: Input::new(current.to_string()),
+                    })
                 }
-            }
+                None => self.say("this view has no filter", true),
+            },
             Action::Back => {
-                if views::filterable(view) && !self.list(view).filter.is_empty() {
-                    self.list(view).filter.clear();
+                if self.view().filter().is_some_and(|f| !f.is_empty()) {
+                    self.set_filter("", false);
                 } else if self.pages.len() > 1 {
                     self.pages.pop();
                 }
             }
-            Action::Follow => self.logs.cursor = None,
-            Action::Wrap => self.logs.wrap = !self.logs.wrap,
-            Action::Sort(by) => {
-                let list = self.list(view);
-                list.sort = Some(
-                    list.sort
-                        .unwrap_or_else(|| sort::default_sort(view))
-                        .pressed(by),
-                );
-            }
-            Action::SwitchPane => {
-                self.detail.pane = match self.detail.pane {
-                    Pane::Endpoints => Pane::Rules,
-                    Pane::Rules => Pane::Endpoints,
-                }
-            }
-            Action::Open => match view {
-                ViewId::Models => {
-                    if let Some(name) = self.selected(ViewId::Models) {
-                        self.detail = DetailState {
-                            model: name,
-                            ..Default::default()
-                        };
-                        self.pages.push(ViewId::Detail);
-                    }
-                }
-                ViewId::Workspaces => {
-                    if let Some(ws) = self.selected(ViewId::Workspaces) {
-                        self.jump(ViewId::Keys);
-                        self.list(ViewId::Keys).filter = ws;
-                    }
-                }
-                ViewId::Logs => {
-                    let lines = self.log_lines();
-                    if let Some((n, l)) = self.logs.index(&lines).map(|i| &lines[i]) {
-                        self.overlay = Some(Overlay::Text {
-                            title: format!("log line {n}"),
-                            lines: logs::full_text(l),
-                        });
-                    }
-                }
-                ViewId::Detail => match self.detail.pane {
-                    Pane::Rules => match self.selected_rule() {
-                        Some((m, r)) => self.open_form(forms::rule::edit(&reg, &m.spec.name, &r)),
-                        None => self.say("no rule to edit: a adds one", true),
-                    },
-                    Pane::Endpoints => {
-                        if let Some(m) = self.current_model() {
-                            let i = self.detail.endpoint;
-                            self.overlay = Some(Overlay::Text {
-                                title: format!("{} endpoint {}", m.spec.name, i + 1),
-                                lines: views::detail::endpoint_text(&self.data, &m, i),
-                            });
-                        }
-                    }
-                },
-                _ => {}
-            },
-            Action::Create => match view {
-                ViewId::Models => self.open_form(forms::model::create(&reg, None)),
-                ViewId::Keys => {
-                    let ws = self.list(ViewId::Keys).filter.clone();
-                    let ws = reg.workspaces.contains_key(&ws).then_some(ws);
-                    self.open_form(forms::simple::key(&reg, ws.as_deref()))
-                }
-                ViewId::Workspaces => self.open_form(forms::simple::workspace(&reg)),
-                ViewId::Clusters => self.open_form(forms::simple::cluster(&reg, None)),
-                ViewId::Market => self.open_form(forms::simple::market(&reg, None)),
-                _ => {}
-            },
-            Action::Register => {
-                if let Some(name) = self.selected(ViewId::Market) {
-                    self.open_form(forms::model::create(&reg, Some(&name)));
-                }
-            }
-            Action::Edit => match view {
-                ViewId::Models | ViewId::Detail => {
-                    if let Some(m) = self.current_model() {
-                        self.open_form(forms::model::edit(&reg, &m));
-                    }
-                }
-                ViewId::Clusters => {
-                    if let Some(c) = self
-                        .selected(view)
-                        .and_then(|n| reg.clusters.get(&n).cloned())
-                    {
-                        self.open_form(forms::simple::cluster(&reg, Some(&c)));
-                    }
-                }
-                ViewId::Market => {
-                    if let Some(e) = self
-                        .selected(view)
-                        .and_then(|n| reg.market.get(&n).cloned())
-                    {
-                        self.open_form(forms::simple::market(&reg, Some(&e)));
-                    }
-                }
-                _ => {}
-            },
-            Action::AddRule => {
-                if let Some(m) = self.current_model() {
-                    if reg.workspaces.is_empty() {
-                        self.say(
-                            "a rule needs a workspace: create one in :workspaces first",
-                            true,
-                        );
-                    } else {
-                        self.open_form(forms::rule::create(&reg, &m.spec.name));
-                    }
-                }
-            }
-            Action::Toggle => {
-                if let Some(m) = self.current_model() {
-                    let name = m.spec.name.clone();
-                    let enabled = !m.enabled;
-                    let done = format!(
-                        "model {name} {}",
-                        if enabled { "enabled" } else { "disabled" }
-                    );
-                    self.send(
-                        Op::Apply(vec![Change::SetEnabled { name, enabled }]),
-                        OnReply::Flash(done),
-                    );
-                }
-            }
-            Action::Publish => {
-                if let Some(e) = self
-                    .selected(ViewId::Market)
-                    .and_then(|n| reg.market.get(&n).cloned())
-                {
-                    let published = !e.published;
-                    let done = format!(
-                        "{} {}",
-                        e.name,
-                        if published {
-                            "published"
-                        } else {
-                            "unpublished"
-                        }
-                    );
-                    self.send(
-                        Op::Apply(vec![Change::SetPublished {
-                            name: e.name,
-                            published,
-                        }]),
-                        OnReply::Flash(done),
-                    );
-                }
-            }
-            Action::ToggleEndpoint => {
-                if self.detail.pane != Pane::Endpoints {
-                    self.say("select an endpoint first (tab switches panes)", true);
-                } else if let Some(m) = self.current_model()
-                    && let Some(ep) = m.spec.endpoints.get(self.detail.endpoint)
-                {
-                    let disabled = !ep.disabled;
-                    let done = format!(
-                        "endpoint {} {}",
-                        ep.url,
-                        if disabled {
-                            "taken out of rotation"
-                        } else {
-                            "back in rotation"
-                        }
-                    );
-                    self.send(
-                        Op::Apply(vec![Change::SetEndpointDisabled {
-                            model: m.spec.name.clone(),
-                            index: self.detail.endpoint,
-                            disabled,
-                        }]),
-                        OnReply::Flash(done),
-                    );
-                }
-            }
-            Action::Revoke => {
-                let revoked = |id: &str| reg.keys.get(id).is_some_and(|k| k.is_revoked());
-                match self.selected(ViewId::Keys) {
-                    Some(id) if revoked(&id) => {
-                        self.say(format!("key {id} is already revoked"), true)
-                    }
-                    Some(id) => self.confirm_op(
-                        "Revoke key?",
-                        format!("Revoke {id}? Calls with it fail at once. y to revoke, n to keep."),
-                        Change::RevokeKey { id: id.clone() },
-                        format!("key {id} revoked"),
-                    ),
-                    None => {}
-                }
-            }
-            Action::Delete => self.delete(view),
-        }
-    }
-
-    fn delete(&mut self, view: ViewId) {
-        if view == ViewId::Detail {
-            self.delete_rule();
-            return;
-        }
-        let Some(id) = self.selected(view) else {
-            return;
-        };
-        let (what, change) = match view {
-            ViewId::Models => ("model", Change::DeleteModel { name: id.clone() }),
-            ViewId::Keys => ("key", Change::DeleteKey { id: id.clone() }),
-            ViewId::Workspaces => ("workspace", Change::DeleteWorkspace { name: id.clone() }),
-            ViewId::Clusters => ("cluster", Change::DeleteCluster { name: id.clone() }),
-            ViewId::Market => (
-                "marketplace entry",
-                Change::DeleteMarket { name: id.clone() },
-            ),
-            ViewId::Detail | ViewId::Traffic | ViewId::Logs => return,
-        };
-        // Say what else it does: callers of an enabled model get 404 at once.
-        let serving = view == ViewId::Models
-            && self
-                .data
-                .registry()
-                .models
-                .get(&id)
-                .is_some_and(|m| m.enabled);
-        let also = if serving {
-            " It is enabled: callers get 404 at once."
-        } else {
-            ""
-        };
-        self.confirm_op(
-            &format!("Delete {what}?"),
-            format!("Delete {what} {id}?{also} y to delete, n to keep."),
-            change,
-            format!("{what} {id} deleted"),
-        );
-    }
-
-    fn delete_rule(&mut self) {
-        let Some((m, r)) = self.selected_rule() else {
-            self.say("select a rule first (tab switches to the rules)", true);
-            return;
-        };
-        let text = format!(
-            "Delete {} of {}? y to delete, n to keep.",
-            r.describe(),
-            m.spec.name
-        );
-        let done = format!("rule #{} deleted", r.id);
-        self.confirm_op(
-            "Delete rule?",
-            text,
-            Change::DeleteRule {
-                model: m.spec.name.clone(),
-                id: r.id,
-            },
-            done,
-        );
-    }
-
-    /// The log lines the logs view shows (its filter applied).
-    fn log_lines(&mut self) -> Vec<(u64, crate::logging::LogLine)> {
-        let filter = self.list(ViewId::Logs).filter.clone();
-        logs::lines(&self.data, &filter)
-    }
-
-    /// The rule selected in the detail view's rules pane.
-    pub fn selected_rule(&mut self) -> Option<(Model, crate::domain::Rule)> {
-        if self.current() != ViewId::Detail || self.detail.pane != Pane::Rules {
-            return None;
-        }
-        let m = self.current_model()?;
-        let r = m.rules.get(self.detail.rule)?.clone();
-        Some((m, r))
-    }
-
-    fn step(&mut self, delta: isize) {
-        match self.current() {
-            ViewId::Detail => {
-                let (n_eps, n_rules) = self
-                    .current_model()
-                    .map_or((0, 0), |m| (m.spec.endpoints.len(), m.rules.len()));
-                let (sel, n) = match self.detail.pane {
-                    Pane::Endpoints => (&mut self.detail.endpoint, n_eps),
-                    Pane::Rules => (&mut self.detail.rule, n_rules),
+            other => {
+                let data = &self.data;
+                let effect = match self.pages.last_mut().expect("never empty") {
+                    Page::Top(id) => self.views.get_mut(id).expect("made").handle(other, data),
+                    Page::Pushed(v) => v.handle(other, data),
                 };
-                *sel = sel.saturating_add_signed(delta).min(n.saturating_sub(1));
+                self.run(effect);
+                self.try_select();
             }
-            ViewId::Logs => {
-                let lines = self.log_lines();
-                self.logs.step(&lines, delta);
-            }
-            ViewId::Traffic => {}
-            v => self.list(v).step(delta),
         }
     }
-}
 
-/// What the rows of a list view are, for "no … selected".
-fn noun(view: ViewId) -> Option<&'static str> {
-    Some(match view {
-        ViewId::Models => "model",
-        ViewId::Keys => "key",
-        ViewId::Workspaces => "workspace",
-        ViewId::Clusters => "cluster",
-        ViewId::Market => "marketplace entry",
-        ViewId::Detail | ViewId::Traffic | ViewId::Logs => return None,
-    })
-}
-
-/// Actions on the selected row of a list.
-fn needs_selection(action: Action) -> bool {
-    matches!(
-        action,
-        Action::Open
-            | Action::Edit
-            | Action::Delete
-            | Action::Toggle
-            | Action::Revoke
-            | Action::Publish
-            | Action::Register
-            | Action::AddRule
-    )
-}
-
-/// What to say after a form saved, and which row to select.
-fn success(form: &Form) -> (String, Option<(ViewId, String)>) {
-    let name = form
-        .choice("name")
-        .map(str::to_string)
-        .unwrap_or_else(|| form.text("name").trim().to_string());
-    match &form.kind {
-        FormKind::Model { editing: None } => (
-            format!("model {name} created, disabled: press t to enable it"),
-            Some((ViewId::Models, name)),
-        ),
-        FormKind::Model { editing: Some(_) } => {
-            (format!("model {name} saved"), Some((ViewId::Models, name)))
-        }
-        FormKind::Rule {
-            model,
-            editing: None,
-        } => (format!("rule added to {model}"), None),
-        FormKind::Rule {
-            model,
-            editing: Some(id),
-        } => (format!("rule #{id} of {model} saved"), None),
-        FormKind::Key => (String::new(), None),
-        FormKind::Workspace => (
-            format!("workspace {name} created"),
-            Some((ViewId::Workspaces, name)),
-        ),
-        FormKind::Cluster { .. } => (
-            format!("cluster {name} saved"),
-            Some((ViewId::Clusters, name)),
-        ),
-        FormKind::Market { .. } => (
-            format!("marketplace entry {name} saved"),
-            Some((ViewId::Market, name)),
-        ),
-    }
-}
-
-/// Tab in the command bar: the one command starting with `typed`, or the
-/// longest prefix the candidates share.
-pub fn complete(typed: &str) -> String {
-    let t = typed.trim_start_matches(':');
-    let candidates: Vec<&str> = COMMANDS
-        .iter()
-        .map(|(n, _)| *n)
-        .filter(|n| n.starts_with(t))
-        .collect();
-    match candidates.as_slice() {
-        [] => typed.to_string(),
-        [one] => one.to_string(),
-        many => {
-            let first = many[0];
-            let len = (0..first.len())
-                .take_while(|i| {
-                    many.iter()
-                        .all(|c| c.as_bytes().get(*i) == first.as_bytes().get(*i))
-                })
-                .count();
-            first[..len.max(t.len())].to_string()
+    /// Carry out what a view asked for.
+    fn run(&mut self, effect: Effect) {
+        match effect {
+            Effect::None => {}
+            Effect::Send { op, done } => self.send(op, OnReply::Flash(done)),
+            Effect::Push(mut v) => {
+                v.refresh(&self.data);
+                self.pages.push(Page::Pushed(v));
+            }
+            Effect::Jump(v, filter) => {
+                self.jump(v);
+                if let Some(f) = filter {
+                    self.set_filter(&f, false);
+                }
+            }
+            Effect::Form(form) => self.open_form(form),
+            Effect::Overlay(o) => self.open_overlay(o),
+            Effect::Flash { text, error } => self.say(text, error),
         }
     }
 }

@@ -1,11 +1,12 @@
-//! The key tables. Key handling, the footer hints and the `?` help all read
-//! these same tables, so what is shown is what works.
+//! Key tables: a [`Binding`] says which keys do what and how the footer
+//! and the `?` help name it. Each view has its own table (in its file);
+//! [`GLOBAL`] holds the keys of every view. Key handling, the footer and
+//! the help all read these same tables, so what is shown is what works.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::action::Action;
-use super::views::ViewId;
-use super::views::sort::SortBy;
+use super::ids::SortBy;
 
 /// One key (or several equivalent keys) and what it does.
 #[derive(Debug, Clone, Copy)]
@@ -24,7 +25,7 @@ pub const N: KeyModifiers = KeyModifiers::NONE;
 
 /// A sort key: shift + the column's letter. The footer shows a view's
 /// sort keys together as one hint, `?` one by one.
-const fn sort(
+pub const fn sort(
     keys: &'static [(KeyCode, KeyModifiers)],
     label: &'static str,
     by: SortBy,
@@ -127,293 +128,6 @@ pub const GLOBAL: &[Binding] = &[
     ),
 ];
 
-const MODELS: &[Binding] = &[
-    b(
-        &[(KeyCode::Enter, N)],
-        "enter",
-        Action::Open,
-        "detail",
-        true,
-    ),
-    b(
-        &[(KeyCode::Char('c'), N)],
-        "c",
-        Action::Create,
-        "create",
-        true,
-    ),
-    b(&[(KeyCode::Char('e'), N)], "e", Action::Edit, "edit", true),
-    b(
-        &[(KeyCode::Char('t'), N)],
-        "t",
-        Action::Toggle,
-        "toggle",
-        true,
-    ),
-    b(
-        &[(KeyCode::Char('a'), N)],
-        "a",
-        Action::AddRule,
-        "rule",
-        true,
-    ),
-    b(
-        &[(KeyCode::Char('d'), N)],
-        "d",
-        Action::Delete,
-        "delete",
-        true,
-    ),
-    sort(
-        &[(KeyCode::Char('N'), N)],
-        "N",
-        SortBy::Name,
-        "sort by name",
-    ),
-    sort(
-        &[(KeyCode::Char('I'), N)],
-        "I",
-        SortBy::ModelId,
-        "sort by model ID",
-    ),
-    sort(
-        &[(KeyCode::Char('S'), N)],
-        "S",
-        SortBy::Status,
-        "sort by status",
-    ),
-    sort(
-        &[(KeyCode::Char('R'), N)],
-        "R",
-        SortBy::Requests,
-        "sort by req/s",
-    ),
-    sort(
-        &[(KeyCode::Char('T'), N)],
-        "T",
-        SortBy::Throttled,
-        "sort by thr/s",
-    ),
-];
-
-const DETAIL: &[Binding] = &[
-    b(
-        &[(KeyCode::Tab, N)],
-        "tab",
-        Action::SwitchPane,
-        "pane",
-        true,
-    ),
-    b(&[(KeyCode::Char('e'), N)], "e", Action::Edit, "edit", true),
-    b(
-        &[(KeyCode::Char('t'), N)],
-        "t",
-        Action::Toggle,
-        "toggle",
-        true,
-    ),
-    b(
-        &[(KeyCode::Char('a'), N)],
-        "a",
-        Action::AddRule,
-        "rule",
-        true,
-    ),
-    b(
-        &[(KeyCode::Enter, N)],
-        "enter",
-        Action::Open,
-        "endpoint / edit rule",
-        false,
-    ),
-    b(
-        &[(KeyCode::Char('d'), N)],
-        "d",
-        Action::Delete,
-        "del rule",
-        true,
-    ),
-    b(
-        &[(KeyCode::Char('x'), N)],
-        "x",
-        Action::ToggleEndpoint,
-        "ep on/off",
-        true,
-    ),
-];
-
-const KEYS: &[Binding] = &[
-    b(
-        &[(KeyCode::Char('c'), N)],
-        "c",
-        Action::Create,
-        "create",
-        true,
-    ),
-    b(
-        &[(KeyCode::Char('r'), N)],
-        "r",
-        Action::Revoke,
-        "revoke",
-        true,
-    ),
-    b(
-        &[(KeyCode::Char('d'), N)],
-        "d",
-        Action::Delete,
-        "delete",
-        true,
-    ),
-    sort(
-        &[(KeyCode::Char('W'), N)],
-        "W",
-        SortBy::Workspace,
-        "sort by workspace",
-    ),
-    sort(
-        &[(KeyCode::Char('N'), N)],
-        "N",
-        SortBy::Name,
-        "sort by name",
-    ),
-    sort(
-        &[(KeyCode::Char('S'), N)],
-        "S",
-        SortBy::State,
-        "sort by state",
-    ),
-    sort(
-        &[(KeyCode::Char('C'), N)],
-        "C",
-        SortBy::Created,
-        "sort by created",
-    ),
-    sort(
-        &[(KeyCode::Char('R'), N)],
-        "R",
-        SortBy::Requests,
-        "sort by req/s",
-    ),
-    sort(
-        &[(KeyCode::Char('T'), N)],
-        "T",
-        SortBy::Throttled,
-        "sort by thr/s",
-    ),
-];
-
-const WORKSPACES: &[Binding] = &[
-    b(&[(KeyCode::Enter, N)], "enter", Action::Open, "keys", true),
-    b(
-        &[(KeyCode::Char('c'), N)],
-        "c",
-        Action::Create,
-        "create",
-        true,
-    ),
-    b(
-        &[(KeyCode::Char('d'), N)],
-        "d",
-        Action::Delete,
-        "delete",
-        true,
-    ),
-    sort(
-        &[(KeyCode::Char('N'), N)],
-        "N",
-        SortBy::Name,
-        "sort by name",
-    ),
-    sort(
-        &[(KeyCode::Char('K'), N)],
-        "K",
-        SortBy::Keys,
-        "sort by keys",
-    ),
-    sort(
-        &[(KeyCode::Char('R'), N)],
-        "R",
-        SortBy::Requests,
-        "sort by req/s",
-    ),
-    sort(
-        &[(KeyCode::Char('T'), N)],
-        "T",
-        SortBy::Throttled,
-        "sort by thr/s",
-    ),
-];
-
-const CLUSTERS: &[Binding] = &[
-    b(&[(KeyCode::Char('c'), N)], "c", Action::Create, "add", true),
-    b(&[(KeyCode::Char('e'), N)], "e", Action::Edit, "edit", true),
-    b(
-        &[(KeyCode::Char('d'), N)],
-        "d",
-        Action::Delete,
-        "delete",
-        true,
-    ),
-];
-
-const MARKET: &[Binding] = &[
-    b(
-        &[(KeyCode::Char('p'), N)],
-        "p",
-        Action::Publish,
-        "publish",
-        true,
-    ),
-    b(
-        &[(KeyCode::Char('m'), N)],
-        "m",
-        Action::Register,
-        "register",
-        true,
-    ),
-    b(&[(KeyCode::Char('c'), N)], "c", Action::Create, "add", true),
-    b(&[(KeyCode::Char('e'), N)], "e", Action::Edit, "edit", true),
-    b(
-        &[(KeyCode::Char('d'), N)],
-        "d",
-        Action::Delete,
-        "delete",
-        true,
-    ),
-];
-
-const LOGS: &[Binding] = &[
-    b(
-        &[(KeyCode::Enter, N)],
-        "enter",
-        Action::Open,
-        "whole line",
-        true,
-    ),
-    b(&[(KeyCode::Char('w'), N)], "w", Action::Wrap, "wrap", true),
-    b(
-        &[(KeyCode::Char('f'), N)],
-        "f",
-        Action::Follow,
-        "follow",
-        true,
-    ),
-];
-
-/// The bindings of `view`, before the global ones.
-pub fn view_bindings(view: ViewId) -> &'static [Binding] {
-    match view {
-        ViewId::Models => MODELS,
-        ViewId::Detail => DETAIL,
-        ViewId::Keys => KEYS,
-        ViewId::Workspaces => WORKSPACES,
-        ViewId::Clusters => CLUSTERS,
-        ViewId::Market => MARKET,
-        ViewId::Traffic => &[],
-        ViewId::Logs => LOGS,
-    }
-}
-
 /// Whether `key` is one of `binding`'s keys.
 pub fn matches<A>(binding: &Binding<A>, key: &KeyEvent) -> bool {
     // Shifted letters arrive as the upper-case char with SHIFT set.
@@ -426,12 +140,6 @@ pub fn matches<A>(binding: &Binding<A>, key: &KeyEvent) -> bool {
         .keys
         .iter()
         .any(|(code, m)| *code == key.code && *m == mods)
-}
-
-/// The action `key` triggers in `view`: the view's table first, then the
-/// global one.
-pub fn lookup(view: ViewId, key: &KeyEvent) -> Option<Action> {
-    find(view_bindings(view), key).or_else(|| find(GLOBAL, key))
 }
 
 /// The action of the first binding in `table` that `key` matches.

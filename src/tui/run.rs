@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crossterm::event::{Event, EventStream};
 use futures_util::StreamExt;
+use ratatui::layout::Rect;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -17,9 +18,10 @@ use crate::domain::now_ms;
 use crate::logging::LogRing;
 
 use super::app::App;
+use super::chrome;
+use super::ids::ViewId;
 use super::terminal::TerminalGuard;
 use super::theme::Theme;
-use super::views::{ViewId, chrome};
 
 /// Shortest time between two frames drawn for new counters.
 const FRAME: Duration = Duration::from_millis(100);
@@ -68,6 +70,11 @@ async fn event_loop(
     let mut last_draw = Instant::now() - FRAME;
     loop {
         if dirty && (urgent || last_draw.elapsed() >= FRAME) {
+            let size = guard
+                .terminal
+                .size()
+                .map_err(|e| format!("cannot read the terminal size: {e}"))?;
+            app.layout(Rect::new(0, 0, size.width, size.height));
             guard
                 .draw(|f| chrome::render(app, f))
                 .map_err(|e| format!("cannot draw: {e}"))?;
@@ -137,6 +144,7 @@ async fn event_loop(
                 if r.is_err() {
                     log_lines = None;
                 }
+                app.on_logs();
                 dirty = true;
             }
             _ = tick.tick() => dirty |= app.tick(now_ms()),

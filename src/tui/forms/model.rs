@@ -1,10 +1,57 @@
 //! The create/edit model form: every field of a model, endpoints as an
 //! editable list (URL, masked key, weight under the weighted policy).
 
+use crossterm::event::{KeyCode, KeyModifiers};
+
 use crate::domain::{Change, Endpoint, FieldError, Model, ModelSpec, Policy, Registry, validate};
 use crate::tui::action::Op;
+use crate::tui::keymap::{Binding, b};
 
-use super::{Choice, Field, FieldKind, Form, FormKind, parse_u32};
+use super::form::{Behaviour, Choice, Field, FieldKind, Form, FormAction, FormKind, parse_u32};
+
+const C: KeyModifiers = KeyModifiers::CONTROL;
+
+/// Extra keys of the model form.
+const ENDPOINT_KEYS: &[Binding<FormAction>] = &[
+    b(
+        &[(KeyCode::Char('n'), C)],
+        "ctrl-n",
+        FormAction::AddEndpoint,
+        "add endpoint",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('d'), C)],
+        "ctrl-d",
+        FormAction::RemoveEndpoint,
+        "remove endpoint",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('x'), C)],
+        "ctrl-x",
+        FormAction::ClearSecret,
+        "drop stored upstream key",
+        false,
+    ),
+];
+
+/// What the model form adds to a form: endpoints come and go, weights
+/// follow the policy.
+const BEHAVIOUR: Behaviour = Behaviour {
+    build,
+    follow: |form, _| follow(form),
+    keys: ENDPOINT_KEYS,
+    act,
+};
+
+fn act(form: &mut Form, action: FormAction, reg: &Registry) {
+    match action {
+        FormAction::AddEndpoint => add_endpoint(form, reg),
+        FormAction::RemoveEndpoint => remove_endpoint(form, reg),
+        _ => {}
+    }
+}
 
 fn market_choices(reg: &Registry, own: Option<&str>) -> Vec<Choice> {
     reg.market
@@ -80,7 +127,7 @@ fn form(
     for (i, ep) in spec.endpoints.iter().enumerate() {
         fields.extend(endpoint_fields(i, Some(ep)));
     }
-    Form::new(kind, title, fields, reg)
+    Form::new((kind, BEHAVIOUR), title, fields, reg)
 }
 
 /// A new model (from the marketplace entry `preset` if given, else the
@@ -130,7 +177,7 @@ fn endpoint_count(form: &Form) -> usize {
 }
 
 /// Weights only exist under the weighted policy.
-pub(super) fn follow(form: &mut Form) {
+fn follow(form: &mut Form) {
     let weighted = form.choice("policy") == Some(Policy::Weighted.as_str());
     for i in 0..endpoint_count(form) {
         form.set_hidden(&format!("endpoints[{i}].weight"), !weighted);
@@ -143,7 +190,7 @@ fn focused_endpoint(form: &Form) -> Option<usize> {
     k[..k.find(']')?].parse().ok()
 }
 
-pub(super) fn add_endpoint(form: &mut Form, reg: &Registry) {
+fn add_endpoint(form: &mut Form, reg: &Registry) {
     let n = endpoint_count(form);
     let save = form.fields.len() - 1;
     for (j, f) in endpoint_fields(n, None).into_iter().enumerate() {
@@ -153,7 +200,7 @@ pub(super) fn add_endpoint(form: &mut Form, reg: &Registry) {
     form.focus_on(&format!("endpoints[{n}].url"));
 }
 
-pub(super) fn remove_endpoint(form: &mut Form, reg: &Registry) {
+fn remove_endpoint(form: &mut Form, reg: &Registry) {
     let Some(i) = focused_endpoint(form) else {
         return;
     };
@@ -186,11 +233,11 @@ pub(super) fn remove_endpoint(form: &mut Form, reg: &Registry) {
 }
 
 /// The change the form stands for, or every problem with it.
-pub(super) fn build(
-    form: &Form,
-    reg: &Registry,
-    editing: Option<&str>,
-) -> Result<Op, Vec<FieldError>> {
+fn build(form: &Form, reg: &Registry) -> Result<Op, Vec<FieldError>> {
+    let editing = match &form.kind {
+        FormKind::Model { editing } => editing.as_deref(),
+        _ => None,
+    };
     let mut errs = Vec::new();
     let policy: Policy = form
         .choice("policy")

@@ -4,7 +4,7 @@
 use crate::domain::{Change, FieldError, Registry, Rule, RuleSpec, RuleTarget};
 use crate::tui::action::Op;
 
-use super::{Choice, Field, Form, FormKind, parse_u32};
+use super::form::{Behaviour, Choice, Field, Form, FormKind, parse_u32};
 
 fn key_choices(reg: &Registry, workspace: &str) -> Vec<Choice> {
     reg.keys
@@ -39,7 +39,11 @@ fn form(reg: &Registry, kind: FormKind, title: String, spec: &RuleSpec) -> Form 
             &spec.duration_secs.to_string(),
         ),
     ];
-    Form::new(kind, title, fields, reg)
+    let behaviour = Behaviour {
+        follow,
+        ..Behaviour::plain(build)
+    };
+    Form::new((kind, behaviour), title, fields, reg)
 }
 
 pub fn create(reg: &Registry, model: &str) -> Form {
@@ -75,19 +79,18 @@ pub fn edit(reg: &Registry, model: &str, rule: &Rule) -> Form {
 }
 
 /// The key list follows the workspace; no key under target workspace.
-pub(super) fn follow(form: &mut Form, reg: &Registry) {
+fn follow(form: &mut Form, reg: &Registry) {
     let ws = form.choice("workspace").unwrap_or_default().to_string();
     form.set_options("key", key_choices(reg, &ws));
     let by_key = form.choice("target") == Some(RuleTarget::ApiKey.as_str());
     form.set_hidden("key", !by_key);
 }
 
-pub(super) fn build(
-    form: &Form,
-    reg: &Registry,
-    model: &str,
-    editing: Option<u64>,
-) -> Result<Op, Vec<FieldError>> {
+fn build(form: &Form, reg: &Registry) -> Result<Op, Vec<FieldError>> {
+    let FormKind::Rule { model, editing } = &form.kind else {
+        return Err(Vec::new());
+    };
+    let (model, editing) = (model.as_str(), *editing);
     let mut errs = Vec::new();
     let target: RuleTarget = form
         .choice("target")

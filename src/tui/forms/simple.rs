@@ -3,7 +3,7 @@
 use crate::domain::{Change, Cluster, FieldError, MarketEntry, Registry, validate};
 use crate::tui::action::Op;
 
-use super::{Choice, Field, Form, FormKind};
+use super::form::{Behaviour, Choice, Field, Form, FormKind};
 
 fn result(errs: Vec<FieldError>, op: Op) -> Result<Op, Vec<FieldError>> {
     if errs.is_empty() { Ok(op) } else { Err(errs) }
@@ -13,7 +13,7 @@ fn result(errs: Vec<FieldError>, op: Op) -> Result<Op, Vec<FieldError>> {
 pub fn key(reg: &Registry, workspace: Option<&str>) -> Form {
     let ws = reg.workspaces.keys().map(|w| Choice::same(w)).collect();
     Form::new(
-        FormKind::Key,
+        (FormKind::Key, Behaviour::plain(build_key)),
         "Create API key",
         vec![
             Field::select("workspace", "Workspace", ws, workspace),
@@ -23,7 +23,7 @@ pub fn key(reg: &Registry, workspace: Option<&str>) -> Form {
     )
 }
 
-pub(super) fn build_key(form: &Form) -> Result<Op, Vec<FieldError>> {
+fn build_key(form: &Form, _reg: &Registry) -> Result<Op, Vec<FieldError>> {
     let mut errs = Vec::new();
     let workspace = form.choice("workspace").unwrap_or_default().to_string();
     if workspace.is_empty() {
@@ -39,7 +39,7 @@ pub(super) fn build_key(form: &Form) -> Result<Op, Vec<FieldError>> {
 
 pub fn workspace(reg: &Registry) -> Form {
     Form::new(
-        FormKind::Workspace,
+        (FormKind::Workspace, Behaviour::plain(build_workspace)),
         "Create workspace",
         vec![
             Field::text("name", "Name", ""),
@@ -49,7 +49,7 @@ pub fn workspace(reg: &Registry) -> Form {
     )
 }
 
-pub(super) fn build_workspace(form: &Form) -> Result<Op, Vec<FieldError>> {
+fn build_workspace(form: &Form, _reg: &Registry) -> Result<Op, Vec<FieldError>> {
     let mut errs = Vec::new();
     let name = form.text("name").trim().to_string();
     validate::name("name", &name, &mut errs);
@@ -66,9 +66,12 @@ pub fn cluster(reg: &Registry, editing: Option<&Cluster>) -> Form {
         None => "Add cluster".to_string(),
     };
     Form::new(
-        FormKind::Cluster {
-            editing: editing.map(|c| c.name.clone()),
-        },
+        (
+            FormKind::Cluster {
+                editing: editing.map(|c| c.name.clone()),
+            },
+            Behaviour::plain(build_cluster),
+        ),
         title,
         vec![
             Field::text("name", "Name", editing.map_or("", |c| c.name.as_str())),
@@ -82,7 +85,11 @@ pub fn cluster(reg: &Registry, editing: Option<&Cluster>) -> Form {
     )
 }
 
-pub(super) fn build_cluster(form: &Form, editing: Option<&str>) -> Result<Op, Vec<FieldError>> {
+fn build_cluster(form: &Form, _reg: &Registry) -> Result<Op, Vec<FieldError>> {
+    let editing = match &form.kind {
+        FormKind::Cluster { editing } => editing.as_deref(),
+        _ => None,
+    };
     let cluster = Cluster {
         name: form.text("name").trim().to_string(),
         entry_address: form.text("entry_address").trim().to_string(),
@@ -110,9 +117,12 @@ pub fn market(reg: &Registry, editing: Option<&MarketEntry>) -> Form {
         "no"
     };
     Form::new(
-        FormKind::Market {
-            editing: editing.map(|e| e.name.clone()),
-        },
+        (
+            FormKind::Market {
+                editing: editing.map(|e| e.name.clone()),
+            },
+            Behaviour::plain(build_market),
+        ),
         title,
         vec![
             Field::text("name", "Name", editing.map_or("", |e| e.name.as_str())),
@@ -137,7 +147,11 @@ pub fn market(reg: &Registry, editing: Option<&MarketEntry>) -> Form {
     )
 }
 
-pub(super) fn build_market(form: &Form, editing: Option<&str>) -> Result<Op, Vec<FieldError>> {
+fn build_market(form: &Form, _reg: &Registry) -> Result<Op, Vec<FieldError>> {
+    let editing = match &form.kind {
+        FormKind::Market { editing } => editing.as_deref(),
+        _ => None,
+    };
     let entry = MarketEntry {
         name: form.text("name").trim().to_string(),
         provider: form.text("provider").trim().to_string(),

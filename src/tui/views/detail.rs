@@ -2,17 +2,234 @@
 //! health and the traffic share each actually gets), its rules (live
 //! used/limit, reset, throttled) and sparklines of requests and throttles.
 
+use crossterm::event::KeyCode;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use crate::domain::{EndpointState, Model, RuleTarget};
-use crate::tui::app::{App, Pane};
+use crate::domain::{Change, EndpointState, Model, Rule, RuleTarget};
+use crate::tui::action::{Action, Op};
+use crate::tui::component::{Effect, View};
 use crate::tui::data::Data;
 use crate::tui::format;
+use crate::tui::forms;
+use crate::tui::ids::ViewId;
+use crate::tui::keymap::{Binding, N, b};
+use crate::tui::popups::Overlay;
 use crate::tui::widgets::spark;
 use crate::tui::widgets::table::{self, Cells, Column, ListState, col, num};
+
+use super::list::step_of;
+use super::model_ops;
+
+/// Which table of the model detail has the selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pane {
+    #[default]
+    Endpoints,
+    Rules,
+}
+
+/// The detail of one model, pushed over the model list by `enter`.
+#[derive(Debug, Clone, Default)]
+pub struct Detail {
+    pub model: String,
+    pub pane: Pane,
+    pub endpoint: usize,
+    pub rule: usize,
+}
+
+/// The detail of `model`, on its first endpoint.
+pub fn new(model: &str) -> Box<dyn View> {
+    Box::new(Detail {
+        model: model.to_string(),
+        ..Default::default()
+    })
+}
+
+const KEYS: &[Binding] = &[
+    b(
+        &[(KeyCode::Tab, N)],
+        "tab",
+        Action::SwitchPane,
+        "pane",
+        true,
+    ),
+    b(&[(KeyCode::Char('e'), N)], "e", Action::Edit, "edit", true),
+    b(
+        &[(KeyCode::Char('t'), N)],
+        "t",
+        Action::Toggle,
+        "toggle",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('a'), N)],
+        "a",
+        Action::AddRule,
+        "rule",
+        true,
+    ),
+    b(
+        &[(KeyCode::Enter, N)],
+        "enter",
+        Action::Open,
+        "endpoint / edit rule",
+        false,
+    ),
+    b(
+        &[(KeyCode::Char('d'), N)],
+        "d",
+        Action::Delete,
+        "del rule",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('x'), N)],
+        "x",
+        Action::ToggleEndpoint,
+        "ep on/off",
+        true,
+    ),
+];
+
+impl Detail {
+    fn model<'d>(&self, data: &'d Data) -> Option<&'d Model> {
+        data.registry().models.get(&self.model)
+    }
+
+    /// The rule selected in the rules pane.
+    fn selected_rule<'d>(&self, data: &'d Data) -> Option<(&'d Model, &'d Rule)> {
+        if self.pane != Pane::Rules {
+            return None;
+        }
+        let m = self.model(data)?;
+        Some((m, m.rules.get(self.rule)?))
+    }
+
+    fn step(&mut self, delta: isize, data: &Data) {
+        let (n_eps, n_rules) = self
+            .model(data)
+            .map_or((0, 0), |m| (m.spec.endpoints.len(), m.rules.len()));
+        let (sel, n) = match self.pane {
+            Pane::Endpoints => (&mut self.endpoint, n_eps),
+            Pane::Rules => (&mut self.rule, n_rules),
+        };
+        *sel = sel.saturating_add_signed(delta).min(n.saturating_sub(1));
+    }
+
+    /// `enter`: edit the selected rule, or show the selected endpoint whole.
+    fn open(&self, data: &Data) -> Effect {
+        match self.pane {
+            Pane::Rules => match self.selected_rule(data) {
+                Some((m, r)) => Effect::Form(forms::rule::edit(data.registry(), &m.spec.name, r)),
+                None => Effect::error("no rule to edit: a adds one"),
+            },
+            Pane::Endpoints => match self.model(data) {
+                Some(m) => Effect::Overlay(Overlay::Text {
+                    title: format!("{} endpoint {}", m.spec.name, self.endpoint + 1),
+                    lines: endpoint_text(data, m, self.endpoint),
+                }),
+                None => Effect::None,
+            },
+        }
+    }
+
+    fn toggle_endpoint(&self, data: &Data) -> Effect {
+        if self.pane != Pane::Endpoints {
+            return Effect::error("select an endpoint first (tab switches panes)");
+        }
+        let Some(m) = self.model(data) else {
+            return Effect::None;
+        };
+        let Some(ep) = m.spec.endpoints.get(self.endpoint) else {
+            return Effect::None;
+        };
+        let disabled = !ep.disabled;
+        let done = format!(
+            "endpoint {} {}",
+            ep.url,
+            if disabled {
+                "taken out of rotation"
+            } else {
+                "back in rotation"
+            }
+        );
+        Effect::Send {
+            op: Op::Apply(vec![Change::SetEndpointDisabled {
+                model: m.spec.name.clone(),
+                index: self.endpoint,
+                disabled,
+            }]),
+            done,
+        }
+    }
+
+    fn delete_rule(&self, data: &Data) -> Effect {
+        let Some((m, r)) = self.selected_rule(data) else {
+            return Effect::error("select a rule first (tab switches to the rules)");
+        };
+        Effect::confirm(
+            "Delete rule?",
+            format!(
+                "Delete {} of {}? y to delete, n to keep.",
+                r.describe(),
+                m.spec.name
+            ),
+            Op::Apply(vec![Change::DeleteRule {
+                model: m.spec.name.clone(),
+                id: r.id,
+            }]),
+            format!("rule #{} deleted", r.id),
+        )
+    }
+}
+
+impl View for Detail {
+    fn id(&self) -> ViewId {
+        ViewId::Detail
+    }
+
+    fn crumbs(&self) -> String {
+        format!("models › {}", self.model)
+    }
+
+    fn keys(&self) -> &'static [Binding] {
+        KEYS
+    }
+
+    fn handle(&mut self, action: Action, data: &Data) -> Effect {
+        if let Some(delta) = step_of(action) {
+            self.step(delta, data);
+            return Effect::None;
+        }
+        match action {
+            Action::SwitchPane => {
+                self.pane = match self.pane {
+                    Pane::Endpoints => Pane::Rules,
+                    Pane::Rules => Pane::Endpoints,
+                };
+                Effect::None
+            }
+            Action::Open => self.open(data),
+            Action::ToggleEndpoint => self.toggle_endpoint(data),
+            Action::Delete => self.delete_rule(data),
+            other => self
+                .model(data)
+                .and_then(|m| model_ops::act(other, m, data))
+                .unwrap_or(Effect::None),
+        }
+    }
+
+    fn gone(&self, data: &Data) -> bool {
+        self.model(data).is_none()
+    }
+
+    fn render(&self, data: &Data, f: &mut Frame, area: Rect) {
+        render(self, data, f, area)
+    }
+}
 
 const ENDPOINT_COLUMNS: &[Column] = &[
     num("#", 2),
@@ -35,13 +252,14 @@ const RULE_COLUMNS: &[Column] = &[
     num("THROTTLED", 9),
 ];
 
-pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
-    let data = &app.data;
-    let Some(m) = data.registry().models.get(&app.detail.model) else {
-        f.render_widget(
-            Paragraph::new(crate::tui::views::placeholder(data, "model not found")),
-            area,
-        );
+/// A "no data yet" line for empty panes.
+fn placeholder(data: &Data, text: &str) -> Line<'static> {
+    Line::from(Span::styled(text.to_string(), data.theme.dim()))
+}
+
+fn render(detail: &Detail, data: &Data, f: &mut Frame, area: Rect) {
+    let Some(m) = data.registry().models.get(&detail.model) else {
+        f.render_widget(Paragraph::new(placeholder(data, "model not found")), area);
         return;
     };
     let [info, eps, rules, sparks] = Layout::vertical([
@@ -53,9 +271,9 @@ pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
     .areas(area);
     render_info(data, m, f, info);
 
-    let mut ep_state = ListState {
+    let ep_state = ListState {
         rows: (0..m.spec.endpoints.len()).map(|i| i.to_string()).collect(),
-        selected: app.detail.endpoint,
+        selected: detail.endpoint,
         ..Default::default()
     };
     let title = Line::from(vec![
@@ -69,16 +287,16 @@ pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
         table::Spec {
             title,
             cols: ENDPOINT_COLUMNS,
-            focused: app.detail.pane == Pane::Endpoints,
+            focused: detail.pane == Pane::Endpoints,
             sorted: None,
         },
-        &mut ep_state,
+        &ep_state,
         |i| endpoint_cells(data, m, i.parse().unwrap_or(0)),
     );
 
-    let mut rule_state = ListState {
+    let rule_state = ListState {
         rows: (0..m.rules.len()).map(|i| i.to_string()).collect(),
-        selected: app.detail.rule,
+        selected: detail.rule,
         ..Default::default()
     };
     let title = Line::from(vec![
@@ -92,18 +310,15 @@ pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
         table::Spec {
             title,
             cols: RULE_COLUMNS,
-            focused: app.detail.pane == Pane::Rules,
+            focused: detail.pane == Pane::Rules,
             sorted: None,
         },
-        &mut rule_state,
+        &rule_state,
         |i| rule_cells(data, m, i.parse().unwrap_or(0)),
     );
     if m.rules.is_empty() && rules.height > 3 {
         f.render_widget(
-            Paragraph::new(crate::tui::views::placeholder(
-                data,
-                "no rules: press a to add one",
-            )),
+            Paragraph::new(placeholder(data, "no rules: press a to add one")),
             Rect::new(rules.x + 2, rules.y + 2, rules.width.saturating_sub(4), 1),
         );
     }

@@ -1,11 +1,177 @@
 //! API keys: id, workspace, name, masked secret, state, created, live rates.
 
+use crossterm::event::KeyCode;
 use ratatui::text::Span;
 
-use crate::domain::Registry;
+use crate::domain::{Change, Registry};
+use crate::tui::action::{Action, Op};
+use crate::tui::component::Effect;
 use crate::tui::data::Data;
 use crate::tui::format;
-use crate::tui::widgets::table::{Cells, Column, col, num};
+use crate::tui::forms;
+use crate::tui::ids::{Sort, SortBy, ViewId};
+use crate::tui::keymap::{Binding, N, b, sort};
+use crate::tui::widgets::table::{Cells, Column, ListState, col, num};
+
+use super::list::{self, Table};
+use super::sort::{by_key, by_name, by_rate};
+
+pub struct Keys;
+
+const KEYS: &[Binding] = &[
+    b(
+        &[(KeyCode::Char('c'), N)],
+        "c",
+        Action::Create,
+        "create",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('r'), N)],
+        "r",
+        Action::Revoke,
+        "revoke",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('d'), N)],
+        "d",
+        Action::Delete,
+        "delete",
+        true,
+    ),
+    sort(
+        &[(KeyCode::Char('W'), N)],
+        "W",
+        SortBy::Workspace,
+        "sort by workspace",
+    ),
+    sort(
+        &[(KeyCode::Char('N'), N)],
+        "N",
+        SortBy::Name,
+        "sort by name",
+    ),
+    sort(
+        &[(KeyCode::Char('S'), N)],
+        "S",
+        SortBy::State,
+        "sort by state",
+    ),
+    sort(
+        &[(KeyCode::Char('C'), N)],
+        "C",
+        SortBy::Created,
+        "sort by created",
+    ),
+    sort(
+        &[(KeyCode::Char('R'), N)],
+        "R",
+        SortBy::Requests,
+        "sort by req/s",
+    ),
+    sort(
+        &[(KeyCode::Char('T'), N)],
+        "T",
+        SortBy::Throttled,
+        "sort by thr/s",
+    ),
+];
+
+impl Table for Keys {
+    const ID: ViewId = ViewId::Keys;
+    const NOUN: &'static str = "key";
+    const COLUMNS: &'static [Column] = COLUMNS;
+    const KEYS: &'static [Binding] = KEYS;
+    const DEFAULT_SORT: SortBy = SortBy::Workspace;
+
+    fn ids(reg: &Registry) -> Vec<String> {
+        ids(reg)
+    }
+
+    fn total(reg: &Registry) -> usize {
+        reg.keys.len()
+    }
+
+    fn haystack(data: &Data, id: &str) -> String {
+        data.registry().keys.get(id).map_or_else(String::new, |k| {
+            format!("{} {} {}", k.id, k.workspace, k.name)
+        })
+    }
+
+    fn cells(data: &Data, id: &str) -> Cells {
+        cells(data, id)
+    }
+
+    fn sort_column(by: SortBy) -> Option<&'static str> {
+        Some(match by {
+            SortBy::Name => "NAME",
+            SortBy::State => "STATE",
+            SortBy::Workspace => "WORKSPACE",
+            SortBy::Created => "CREATED (UTC)",
+            SortBy::Requests => "REQ/S",
+            SortBy::Throttled => "THR/S",
+            _ => return None,
+        })
+    }
+
+    fn sort(data: &Data, order: Sort, ids: Vec<String>) -> Vec<String> {
+        let reg = data.registry();
+        let rates = &data.live.keys;
+        let desc = order.desc;
+        match order.by {
+            SortBy::Requests => by_rate(ids, rates, |r| r.req, desc),
+            SortBy::Throttled => by_rate(ids, rates, |r| r.thr, desc),
+            SortBy::Workspace => by_key(ids, desc, |id| {
+                reg.keys
+                    .get(id)
+                    .map(|k| (k.workspace.clone(), k.name.clone()))
+            }),
+            SortBy::Name => by_key(ids, desc, |id| {
+                reg.keys
+                    .get(id)
+                    .map(|k| (k.name.clone(), k.workspace.clone()))
+            }),
+            SortBy::State => by_key(ids, desc, |id| {
+                reg.keys
+                    .get(id)
+                    .map(|k| (k.is_revoked(), k.workspace.clone(), k.name.clone()))
+            }),
+            SortBy::Created => by_key(ids, desc, |id| {
+                reg.keys.get(id).map(|k| (k.created, k.id.clone()))
+            }),
+            _ => by_name(order, ids),
+        }
+    }
+
+    fn act(action: Action, list: &ListState, data: &Data) -> Effect {
+        let reg = data.registry();
+        let selected = list.selected_id().map(str::to_string);
+        match (action, selected) {
+            (Action::Create, _) => {
+                // Opened from a workspace (its keys shown): that one.
+                let ws = reg
+                    .workspaces
+                    .contains_key(&list.filter)
+                    .then_some(&list.filter);
+                Effect::Form(forms::simple::key(reg, ws.map(String::as_str)))
+            }
+            (Action::Revoke, Some(id)) if reg.keys.get(&id).is_some_and(|k| k.is_revoked()) => {
+                Effect::error(format!("key {id} is already revoked"))
+            }
+            (Action::Revoke, Some(id)) => Effect::confirm(
+                "Revoke key?",
+                format!("Revoke {id}? Calls with it fail at once. y to revoke, n to keep."),
+                Op::Apply(vec![Change::RevokeKey { id: id.clone() }]),
+                format!("key {id} revoked"),
+            ),
+            (Action::Delete, Some(id)) => {
+                list::delete("key", &id, Change::DeleteKey { id: id.clone() }, "")
+            }
+            _ => Effect::None,
+        }
+    }
+}
 
 pub const COLUMNS: &[Column] = &[
     col("ID", 12, 0),

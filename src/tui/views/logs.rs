@@ -6,6 +6,7 @@
 //! leaving the ring) never move what the operator is reading. Long lines
 //! are cut with `…`, or wrapped (`w`).
 
+use crossterm::event::KeyCode;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -14,11 +15,51 @@ use tracing::Level;
 use unicode_width::UnicodeWidthChar;
 
 use crate::logging::LogLine;
-use crate::tui::app::App;
+use crate::tui::action::Action;
+use crate::tui::component::{Effect, View};
 use crate::tui::data::Data;
 use crate::tui::format;
+use crate::tui::ids::ViewId;
+use crate::tui::keymap::{Binding, N, b};
+use crate::tui::popups::Overlay;
 use crate::tui::theme::Theme;
-use crate::tui::views::ViewId;
+
+use super::list::step_of;
+
+const KEYS: &[Binding] = &[
+    b(
+        &[(KeyCode::Enter, N)],
+        "enter",
+        Action::Open,
+        "whole line",
+        true,
+    ),
+    b(&[(KeyCode::Char('w'), N)], "w", Action::Wrap, "wrap", true),
+    b(
+        &[(KeyCode::Char('f'), N)],
+        "f",
+        Action::Follow,
+        "follow",
+        true,
+    ),
+];
+
+/// The logs view: the kept lines matching its filter, taken from the ring
+/// when lines arrive (or the filter changes), and where it is in them.
+#[derive(Default)]
+pub struct Logs {
+    pub state: LogsState,
+    filter: String,
+    lines: Vec<(u64, LogLine)>,
+    /// The ring's newest line number (none: no ring) and the filter
+    /// `lines` were taken for.
+    taken: Option<(Option<u64>, String)>,
+}
+
+/// The logs view, for the view table.
+pub fn new() -> Box<dyn View> {
+    Box::new(Logs::default())
+}
 
 /// Where the logs view is.
 #[derive(Debug, Clone, Default)]
@@ -142,88 +183,155 @@ fn height(t: &Theme, l: &LogLine, width: usize, wrap_on: bool) -> usize {
     }
 }
 
-pub fn render(app: &mut App, f: &mut Frame, area: Rect) {
-    let filter = app.list(ViewId::Logs).filter.clone();
-    let data = &app.data;
-    let t = &data.theme;
-    let lines = lines(data, &filter);
-    let state = &mut app.logs;
-    let block_h = usize::from(area.height.saturating_sub(2));
-    let width = usize::from(area.width.saturating_sub(2));
-    let cursor = state.index(&lines);
-    let rows_of = |i: usize| height(t, &lines[i].1, width, state.wrap);
-    // Rows lines `range` take, counted only up to just past the pane (the
-    // cost of a frame stays that of one screen of lines).
-    let rows_in = |range: std::ops::Range<usize>| {
-        let mut sum = 0;
-        for i in range {
-            sum += rows_of(i);
-            if sum > block_h {
+impl Logs {
+    /// The index of the first line shown in `area`: the one shown first
+    /// last frame, unless the cursor left the pane (then the cursor's line
+    /// is the last row), and no blank rows under the newest line while
+    /// older ones are hidden.
+    fn top(&self, t: &Theme, area: Rect) -> usize {
+        let (lines, state) = (&self.lines, &self.state);
+        let block_h = usize::from(area.height.saturating_sub(2));
+        let width = usize::from(area.width.saturating_sub(2));
+        let rows_of = |i: usize| height(t, &lines[i].1, width, state.wrap);
+        // Rows lines `range` take, counted only up to just past the pane (the
+        // cost of a frame stays that of one screen of lines).
+        let rows_in = |range: std::ops::Range<usize>| {
+            let mut sum = 0;
+            for i in range {
+                sum += rows_of(i);
+                if sum > block_h {
+                    break;
+                }
+            }
+            sum
+        };
+        let mut top = match lines.binary_search_by_key(&state.top, |(n, _)| *n) {
+            Ok(i) => i,
+            Err(i) => i.min(lines.len().saturating_sub(1)),
+        };
+        if let Some(c) = state.index(lines) {
+            if c < top || state.cursor.is_none() || rows_in(top..c + 1) > block_h.max(1) {
+                // Put the cursor on the last row: walk up while lines fit.
+                top = c;
+                let mut used = rows_of(c);
+                while top > 0 && used + rows_of(top - 1) <= block_h {
+                    top -= 1;
+                    used += rows_of(top);
+                }
+            }
+            let mut below = rows_in(top..lines.len());
+            while top > 0 && below + rows_of(top - 1) <= block_h {
+                top -= 1;
+                below += rows_of(top);
+            }
+        }
+        top
+    }
+}
+
+impl View for Logs {
+    fn id(&self) -> ViewId {
+        ViewId::Logs
+    }
+
+    fn keys(&self) -> &'static [Binding] {
+        KEYS
+    }
+
+    fn handle(&mut self, action: Action, _data: &Data) -> Effect {
+        if let Some(delta) = step_of(action) {
+            self.state.step(&self.lines, delta);
+            return Effect::None;
+        }
+        match action {
+            Action::Follow => self.state.cursor = None,
+            Action::Wrap => self.state.wrap = !self.state.wrap,
+            Action::Open => {
+                let lines = &self.lines;
+                if let Some((n, l)) = self.state.index(lines).map(|i| &lines[i]) {
+                    return Effect::Overlay(Overlay::Text {
+                        title: format!("log line {n}"),
+                        lines: full_text(l),
+                    });
+                }
+            }
+            _ => {}
+        }
+        Effect::None
+    }
+
+    fn refresh(&mut self, data: &Data) {
+        let newest = data.logs.as_ref().map(|r| r.after(u64::MAX, 0).1);
+        if self
+            .taken
+            .as_ref()
+            .is_some_and(|(n, f)| *n == newest && *f == self.filter)
+        {
+            return;
+        }
+        self.lines = lines(data, &self.filter);
+        self.taken = Some((newest, self.filter.clone()));
+    }
+
+    fn layout(&mut self, data: &Data, area: Rect) {
+        let top = self.top(&data.theme, area);
+        if let Some((n, _)) = self.lines.get(top) {
+            self.state.top = *n;
+        }
+    }
+
+    fn render(&self, data: &Data, f: &mut Frame, area: Rect) {
+        let (lines, state, filter) = (&self.lines, &self.state, &self.filter);
+        let t = &data.theme;
+        let block_h = usize::from(area.height.saturating_sub(2));
+        let width = usize::from(area.width.saturating_sub(2));
+        let cursor = state.index(lines);
+        let top = self.top(t, area);
+        let mut text: Vec<Line> = Vec::with_capacity(block_h);
+        for (i, (_, l)) in lines.iter().enumerate().skip(top) {
+            if text.len() >= block_h {
                 break;
             }
-        }
-        sum
-    };
-
-    // The first line shown: as before, unless the cursor left the view.
-    let mut top = match lines.binary_search_by_key(&state.top, |(n, _)| *n) {
-        Ok(i) => i,
-        Err(i) => i.min(lines.len().saturating_sub(1)),
-    };
-    if let Some(c) = cursor {
-        if c < top || state.cursor.is_none() || rows_in(top..c + 1) > block_h.max(1) {
-            // Put the cursor on the last row: walk up while lines fit.
-            top = c;
-            let mut used = rows_of(c);
-            while top > 0 && used + rows_of(top - 1) <= block_h {
-                top -= 1;
-                used += rows_of(top);
+            let mut rows = if state.wrap {
+                wrap(spans(t, l), width)
+            } else {
+                vec![format::fit_line(Line::from(spans(t, l)), width)]
+            };
+            if Some(i) == cursor {
+                rows = rows.into_iter().map(|r| r.style(t.selected())).collect();
             }
+            text.extend(rows);
         }
-        // No blank rows under the last line while older ones are hidden.
-        let mut below = rows_in(top..lines.len());
-        while top > 0 && below + rows_of(top - 1) <= block_h {
-            top -= 1;
-            below += rows_of(top);
-        }
-        state.top = lines[top].0;
-    }
+        text.truncate(block_h);
 
-    let mut text: Vec<Line> = Vec::with_capacity(block_h);
-    for (i, (_, l)) in lines.iter().enumerate().skip(top) {
-        if text.len() >= block_h {
-            break;
-        }
-        let mut rows = if state.wrap {
-            wrap(spans(t, l), width)
+        let mode = if state.cursor.is_none() {
+            "following"
         } else {
-            vec![format::fit_line(Line::from(spans(t, l)), width)]
+            "scrolled: f follows"
         };
-        if Some(i) == cursor {
-            rows = rows.into_iter().map(|r| r.style(t.selected())).collect();
+        let wrap = if state.wrap { " · wrapped" } else { "" };
+        let mut title = vec![
+            Span::styled(" logs ", t.title()),
+            Span::raw(format!("[{}] {mode}{wrap} ", lines.len())),
+        ];
+        if !filter.is_empty() {
+            title.push(Span::styled(format!("/{filter} "), t.key()));
         }
-        text.extend(rows);
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(t.border_focus())
+            .title(Line::from(title));
+        f.render_widget(Paragraph::new(text).block(block), area);
     }
-    text.truncate(block_h);
 
-    let mode = if state.cursor.is_none() {
-        "following"
-    } else {
-        "scrolled: f follows"
-    };
-    let wrap = if state.wrap { " · wrapped" } else { "" };
-    let mut title = vec![
-        Span::styled(" logs ", t.title()),
-        Span::raw(format!("[{}] {mode}{wrap} ", lines.len())),
-    ];
-    if !filter.is_empty() {
-        title.push(Span::styled(format!("/{filter} "), t.key()));
+    fn filter(&self) -> Option<&str> {
+        Some(&self.filter)
     }
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.border_focus())
-        .title(Line::from(title));
-    f.render_widget(Paragraph::new(text).block(block), area);
+
+    fn set_filter(&mut self, text: &str, _typed: bool, data: &Data) {
+        self.filter = text.to_string();
+        self.refresh(data);
+    }
 }
 
 #[cfg(test)]

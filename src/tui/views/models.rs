@@ -1,11 +1,185 @@
 //! The model list: name, model ID, tags, status, access path, gateway
 //! status, live req/s and throttled/s.
 
+use crossterm::event::KeyCode;
 use ratatui::text::{Line, Span};
 
+use crate::domain::{Change, Registry};
+use crate::tui::action::Action;
+use crate::tui::component::Effect;
 use crate::tui::data::Data;
 use crate::tui::format;
-use crate::tui::widgets::table::{Cells, Column, col, num};
+use crate::tui::forms;
+use crate::tui::ids::{Sort, SortBy, ViewId};
+use crate::tui::keymap::{Binding, N, b, sort};
+use crate::tui::widgets::table::{Cells, Column, ListState, col, num};
+
+use super::list::{self, Table};
+use super::sort::{by_key, by_name, by_rate, status_rank};
+use super::{detail, model_ops};
+
+pub struct Models;
+
+const KEYS: &[Binding] = &[
+    b(
+        &[(KeyCode::Enter, N)],
+        "enter",
+        Action::Open,
+        "detail",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('c'), N)],
+        "c",
+        Action::Create,
+        "create",
+        true,
+    ),
+    b(&[(KeyCode::Char('e'), N)], "e", Action::Edit, "edit", true),
+    b(
+        &[(KeyCode::Char('t'), N)],
+        "t",
+        Action::Toggle,
+        "toggle",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('a'), N)],
+        "a",
+        Action::AddRule,
+        "rule",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('d'), N)],
+        "d",
+        Action::Delete,
+        "delete",
+        true,
+    ),
+    sort(
+        &[(KeyCode::Char('N'), N)],
+        "N",
+        SortBy::Name,
+        "sort by name",
+    ),
+    sort(
+        &[(KeyCode::Char('I'), N)],
+        "I",
+        SortBy::ModelId,
+        "sort by model ID",
+    ),
+    sort(
+        &[(KeyCode::Char('S'), N)],
+        "S",
+        SortBy::Status,
+        "sort by status",
+    ),
+    sort(
+        &[(KeyCode::Char('R'), N)],
+        "R",
+        SortBy::Requests,
+        "sort by req/s",
+    ),
+    sort(
+        &[(KeyCode::Char('T'), N)],
+        "T",
+        SortBy::Throttled,
+        "sort by thr/s",
+    ),
+];
+
+impl Table for Models {
+    const ID: ViewId = ViewId::Models;
+    const NOUN: &'static str = "model";
+    const COLUMNS: &'static [Column] = COLUMNS;
+    const KEYS: &'static [Binding] = KEYS;
+
+    fn ids(reg: &Registry) -> Vec<String> {
+        reg.models.keys().cloned().collect()
+    }
+
+    fn total(reg: &Registry) -> usize {
+        reg.models.len()
+    }
+
+    fn haystack(data: &Data, id: &str) -> String {
+        data.registry()
+            .models
+            .get(id)
+            .map_or_else(String::new, |m| {
+                format!(
+                    "{} {} {} {}",
+                    m.spec.name,
+                    m.spec.model_id,
+                    m.spec.tags.join(" "),
+                    m.spec.cluster
+                )
+            })
+    }
+
+    fn cells(data: &Data, id: &str) -> Cells {
+        cells(data, id)
+    }
+
+    fn sort_column(by: SortBy) -> Option<&'static str> {
+        Some(match by {
+            SortBy::Name => "NAME",
+            SortBy::ModelId => "MODEL ID",
+            SortBy::Status => "STATUS",
+            SortBy::Requests => "REQ/S",
+            SortBy::Throttled => "THR/S",
+            _ => return None,
+        })
+    }
+
+    fn sort(data: &Data, order: Sort, ids: Vec<String>) -> Vec<String> {
+        let reg = data.registry();
+        let rates = &data.live.models;
+        match order.by {
+            SortBy::Requests => by_rate(ids, rates, |r| r.req, order.desc),
+            SortBy::Throttled => by_rate(ids, rates, |r| r.thr, order.desc),
+            SortBy::ModelId => by_key(ids, order.desc, |id| {
+                reg.models.get(id).map(|m| m.spec.model_id.to_lowercase())
+            }),
+            SortBy::Status => by_key(ids, order.desc, |id| {
+                let m = reg.models.get(id)?;
+                Some((!m.enabled, status_rank(data.status(id))))
+            }),
+            _ => by_name(order, ids),
+        }
+    }
+
+    fn act(action: Action, list: &ListState, data: &Data) -> Effect {
+        let reg = data.registry();
+        let selected = list.selected_id().and_then(|n| reg.models.get(n));
+        match (action, selected) {
+            (Action::Create, _) => Effect::Form(forms::model::create(reg, None)),
+            (Action::Open, Some(m)) => Effect::Push(detail::new(&m.spec.name)),
+            (Action::Delete, Some(m)) => {
+                // Say what else it does: callers of an enabled model get 404 at once.
+                let also = if m.enabled {
+                    " It is enabled: callers get 404 at once."
+                } else {
+                    ""
+                };
+                let name = m.spec.name.clone();
+                list::delete(
+                    "model",
+                    &name,
+                    Change::DeleteModel { name: name.clone() },
+                    also,
+                )
+            }
+            (action, Some(m)) => model_ops::act(action, m, data).unwrap_or(Effect::None),
+            (_, None) => Effect::None,
+        }
+    }
+
+    fn selection_line(data: &Data, id: Option<&str>) -> Option<Line<'static>> {
+        selection_line(data, id)
+    }
+}
 
 pub const COLUMNS: &[Column] = &[
     col("NAME", 18, 2),

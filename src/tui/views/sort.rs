@@ -7,118 +7,19 @@
 //! registry, the filter, the live rates for a rate sort, the statuses for a
 //! status sort), never per frame. A rate sort costs one hash lookup per row:
 //! only rows with traffic are sorted, the idle ones keep their name order.
+//! Each list view says which sorts it has ([`super::list::Table::sort`]);
+//! these are the orders they share.
 
 use std::collections::HashMap;
 
 use crate::domain::GatewayStatus;
 use crate::tui::data::Data;
+use crate::tui::ids::{Sort, SortBy};
 use crate::tui::live::Rate;
 
-use super::ViewId;
-
-/// What a list can be sorted by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SortBy {
-    Name,
-    ModelId,
-    /// Enabled first, then the gateway status (problems first).
-    Status,
-    Requests,
-    Throttled,
-    Workspace,
-    /// Active keys first.
-    State,
-    Created,
-    /// Active keys of a workspace.
-    Keys,
-}
-
-impl SortBy {
-    /// How the sort is named in the list's title and the help.
-    pub fn label(self) -> &'static str {
-        match self {
-            SortBy::Name => "name",
-            SortBy::ModelId => "model ID",
-            SortBy::Status => "status",
-            SortBy::Requests => "req/s",
-            SortBy::Throttled => "thr/s",
-            SortBy::Workspace => "workspace",
-            SortBy::State => "state",
-            SortBy::Created => "created",
-            SortBy::Keys => "keys",
-        }
-    }
-
-    /// Numbers and dates start with the biggest/newest; words with A.
-    fn starts_descending(self) -> bool {
-        matches!(
-            self,
-            SortBy::Requests | SortBy::Throttled | SortBy::Created | SortBy::Keys
-        )
-    }
-}
-
-/// A list's order: a column and a direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Sort {
-    pub by: SortBy,
-    pub desc: bool,
-}
-
-impl Sort {
-    pub fn new(by: SortBy) -> Self {
-        Self {
-            by,
-            desc: by.starts_descending(),
-        }
-    }
-
-    /// The order after the sort key for `by` is pressed: that column in
-    /// its natural direction, or the other direction if already on it.
-    pub fn pressed(self, by: SortBy) -> Self {
-        if self.by == by {
-            Self {
-                by,
-                desc: !self.desc,
-            }
-        } else {
-            Self::new(by)
-        }
-    }
-
-    /// `↑` ascending, `↓` descending.
-    pub fn arrow(self) -> &'static str {
-        if self.desc { "↓" } else { "↑" }
-    }
-}
-
-/// The order a view starts in.
-pub fn default_sort(view: ViewId) -> Sort {
-    match view {
-        ViewId::Keys => Sort::new(SortBy::Workspace),
-        _ => Sort::new(SortBy::Name),
-    }
-}
-
-/// The column title each sort of `view` marks with its arrow.
-pub fn column(view: ViewId, by: SortBy) -> Option<&'static str> {
-    Some(match (view, by) {
-        (ViewId::Models | ViewId::Workspaces | ViewId::Keys, SortBy::Name) => "NAME",
-        (ViewId::Models, SortBy::ModelId) => "MODEL ID",
-        (ViewId::Models, SortBy::Status) => "STATUS",
-        (ViewId::Keys, SortBy::State) => "STATE",
-        (ViewId::Keys, SortBy::Workspace) => "WORKSPACE",
-        (ViewId::Keys, SortBy::Created) => "CREATED (UTC)",
-        (ViewId::Workspaces, SortBy::Keys) => "KEYS",
-        (ViewId::Models | ViewId::Workspaces | ViewId::Keys, SortBy::Requests) => "REQ/S",
-        (ViewId::Models | ViewId::Workspaces | ViewId::Keys, SortBy::Throttled) => "THR/S",
-        _ => return None,
-    })
-}
-
-/// What a sort of `view` reads besides the registry and filter: a rate
-/// sort must be redone when the rates move, a status sort when the
-/// statuses do. Part of the list's cache key.
+/// What a sort reads besides the registry and filter: a rate sort must be
+/// redone when the rates move, a status sort when the statuses do. Part of
+/// the list's cache key.
 pub fn depends_on(data: &Data, sort: Sort) -> u64 {
     match sort.by {
         SortBy::Requests | SortBy::Throttled => data.live.generation,
@@ -127,59 +28,17 @@ pub fn depends_on(data: &Data, sort: Sort) -> u64 {
     }
 }
 
-/// Put `ids` (the view's rows in their base order: by name, keys by
-/// workspace then name) in `sort`'s order. Ties keep the base order.
-pub fn apply(data: &Data, view: ViewId, sort: Sort, ids: Vec<String>) -> Vec<String> {
-    let reg = data.registry();
-    match (view, sort.by) {
-        (ViewId::Models | ViewId::Workspaces | ViewId::Keys, SortBy::Requests) => {
-            by_rate(ids, rates(data, view), |r| r.req, sort.desc)
-        }
-        (ViewId::Models | ViewId::Workspaces | ViewId::Keys, SortBy::Throttled) => {
-            by_rate(ids, rates(data, view), |r| r.thr, sort.desc)
-        }
-        (ViewId::Models, SortBy::ModelId) => by_key(ids, sort.desc, |id| {
-            reg.models.get(id).map(|m| m.spec.model_id.to_lowercase())
-        }),
-        (ViewId::Models, SortBy::Status) => by_key(ids, sort.desc, |id| {
-            let m = reg.models.get(id)?;
-            Some((!m.enabled, status_rank(data.status(id))))
-        }),
-        (ViewId::Keys, SortBy::Workspace) => by_key(ids, sort.desc, |id| {
-            reg.keys
-                .get(id)
-                .map(|k| (k.workspace.clone(), k.name.clone()))
-        }),
-        (ViewId::Keys, SortBy::Name) => by_key(ids, sort.desc, |id| {
-            reg.keys
-                .get(id)
-                .map(|k| (k.name.clone(), k.workspace.clone()))
-        }),
-        (ViewId::Keys, SortBy::State) => by_key(ids, sort.desc, |id| {
-            reg.keys
-                .get(id)
-                .map(|k| (k.is_revoked(), k.workspace.clone(), k.name.clone()))
-        }),
-        (ViewId::Keys, SortBy::Created) => by_key(ids, sort.desc, |id| {
-            reg.keys.get(id).map(|k| (k.created, k.id.clone()))
-        }),
-        (ViewId::Workspaces, SortBy::Keys) => {
-            let mut active: HashMap<&str, usize> = HashMap::new();
-            for k in reg.keys.values().filter(|k| !k.is_revoked()) {
-                *active.entry(k.workspace.as_str()).or_default() += 1;
-            }
-            by_key(ids, sort.desc, |id| {
-                Some(active.get(id).copied().unwrap_or(0))
-            })
-        }
-        // Name order is the order the rows come in.
-        _ if sort.desc => ids.into_iter().rev().collect(),
-        _ => ids,
+/// Name order is the order the rows come in.
+pub fn by_name(sort: Sort, ids: Vec<String>) -> Vec<String> {
+    if sort.desc {
+        ids.into_iter().rev().collect()
+    } else {
+        ids
     }
 }
 
 /// Problems first: down, degraded, pending, offline, serving, off.
-fn status_rank(s: GatewayStatus) -> u8 {
+pub fn status_rank(s: GatewayStatus) -> u8 {
     match s {
         GatewayStatus::Down => 0,
         GatewayStatus::Degraded => 1,
@@ -190,17 +49,13 @@ fn status_rank(s: GatewayStatus) -> u8 {
     }
 }
 
-fn rates(data: &Data, view: ViewId) -> &HashMap<String, Rate> {
-    match view {
-        ViewId::Models => &data.live.models,
-        ViewId::Keys => &data.live.keys,
-        _ => &data.live.workspaces,
-    }
-}
-
 /// A stable sort on a key computed once per row: equal keys keep name
 /// order either way, a row whose entity is gone sorts last.
-fn by_key<K: Ord>(ids: Vec<String>, desc: bool, key: impl Fn(&str) -> Option<K>) -> Vec<String> {
+pub fn by_key<K: Ord>(
+    ids: Vec<String>,
+    desc: bool,
+    key: impl Fn(&str) -> Option<K>,
+) -> Vec<String> {
     let mut keyed: Vec<(Option<K>, String)> = ids.into_iter().map(|id| (key(&id), id)).collect();
     keyed.sort_by(|a, b| match (&a.0, &b.0) {
         (Some(x), Some(y)) if desc => y.cmp(x),
@@ -213,7 +68,7 @@ fn by_key<K: Ord>(ids: Vec<String>, desc: bool, key: impl Fn(&str) -> Option<K>)
 /// Rows with traffic sorted by `value`, the idle ones (absent from
 /// `rates`, which holds only non-zero rates) in name order after them
 /// (before them when ascending).
-fn by_rate(
+pub fn by_rate(
     ids: Vec<String>,
     rates: &HashMap<String, Rate>,
     value: fn(&Rate) -> f64,
@@ -242,18 +97,6 @@ mod tests {
 
     fn ids(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn pressing_the_same_key_again_reverses() {
-        let s = Sort::new(SortBy::Name);
-        assert!(!s.desc);
-        let s = s.pressed(SortBy::Requests);
-        assert_eq!((s.by, s.desc), (SortBy::Requests, true), "busiest first");
-        let s = s.pressed(SortBy::Requests);
-        assert_eq!((s.by, s.desc), (SortBy::Requests, false));
-        let s = s.pressed(SortBy::Name);
-        assert_eq!((s.by, s.desc), (SortBy::Name, false));
     }
 
     #[test]

@@ -9,11 +9,42 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use crate::gateway::stats::EventKind;
+use crate::tui::action::Action;
+use crate::tui::component::{Effect, View};
 use crate::tui::data::Data;
 use crate::tui::format;
+use crate::tui::ids::ViewId;
+use crate::tui::keymap::Binding;
 use crate::tui::live::Rate;
 use crate::tui::widgets::spark;
 use crate::tui::widgets::table::{self, Column, ListState, col, num};
+
+/// The traffic view: everything it shows comes from the live counters, so
+/// it keeps no state and has no keys of its own.
+pub struct Traffic;
+
+/// The traffic view, for the view table.
+pub fn new() -> Box<dyn View> {
+    Box::new(Traffic)
+}
+
+impl View for Traffic {
+    fn id(&self) -> ViewId {
+        ViewId::Traffic
+    }
+
+    fn keys(&self) -> &'static [Binding] {
+        &[]
+    }
+
+    fn handle(&mut self, _action: Action, _data: &Data) -> Effect {
+        Effect::None
+    }
+
+    fn render(&self, data: &Data, f: &mut Frame, area: Rect) {
+        render(data, f, area)
+    }
+}
 
 const TOP_COLUMNS: &[Column] = &[col("NAME", 8, 1), num("REQ/S", 5), num("THR/S", 5).drop(1)];
 
@@ -25,7 +56,7 @@ const EVENT_COLUMNS: &[Column] = &[
     col("MESSAGE", 20, 3),
 ];
 
-pub fn render(data: &Data, f: &mut Frame, area: Rect) {
+fn render(data: &Data, f: &mut Frame, area: Rect) {
     let [totals, tops, events] = Layout::vertical([
         Constraint::Length(6),
         Constraint::Fill(1),
@@ -146,7 +177,7 @@ fn render_top(
     rates: &HashMap<String, Rate>,
     label: &dyn Fn(&str) -> String,
 ) {
-    let mut state = ListState {
+    let state = ListState {
         rows: top(rates),
         ..Default::default()
     };
@@ -161,7 +192,7 @@ fn render_top(
             focused: false,
             sorted: None,
         },
-        &mut state,
+        &state,
         |id| {
             let r = rates.get(id).copied().unwrap_or_default();
             vec![
@@ -183,7 +214,7 @@ fn render_events(data: &Data, f: &mut Frame, area: Rect) {
         .rev()
         .filter(|e| e.kind != EventKind::Reloaded)
         .collect();
-    let mut state = ListState {
+    let state = ListState {
         rows: (0..events.len()).map(|i| i.to_string()).collect(),
         ..Default::default()
     };
@@ -194,7 +225,7 @@ fn render_events(data: &Data, f: &mut Frame, area: Rect) {
         focused: false,
         sorted: None,
     };
-    table::render(f, area, t, spec, &mut state, |i| {
+    table::render(f, area, t, spec, &state, |i| {
         let Some(e) = i.parse::<usize>().ok().and_then(|i| events.get(i)) else {
             return Vec::new();
         };

@@ -1,10 +1,128 @@
 //! Workspaces: their keys, the rules naming them, live rates.
 
+use std::collections::HashMap;
+
+use crossterm::event::KeyCode;
 use ratatui::text::Span;
 
+use crate::domain::{Change, Registry};
+use crate::tui::action::Action;
+use crate::tui::component::Effect;
 use crate::tui::data::Data;
 use crate::tui::format;
-use crate::tui::widgets::table::{Cells, Column, col, num};
+use crate::tui::forms;
+use crate::tui::ids::{Sort, SortBy, ViewId};
+use crate::tui::keymap::{Binding, N, b, sort};
+use crate::tui::widgets::table::{Cells, Column, ListState, col, num};
+
+use super::list::{self, Table};
+use super::sort::{by_key, by_name, by_rate};
+
+pub struct Workspaces;
+
+const KEYS: &[Binding] = &[
+    b(&[(KeyCode::Enter, N)], "enter", Action::Open, "keys", true),
+    b(
+        &[(KeyCode::Char('c'), N)],
+        "c",
+        Action::Create,
+        "create",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('d'), N)],
+        "d",
+        Action::Delete,
+        "delete",
+        true,
+    ),
+    sort(
+        &[(KeyCode::Char('N'), N)],
+        "N",
+        SortBy::Name,
+        "sort by name",
+    ),
+    sort(
+        &[(KeyCode::Char('K'), N)],
+        "K",
+        SortBy::Keys,
+        "sort by keys",
+    ),
+    sort(
+        &[(KeyCode::Char('R'), N)],
+        "R",
+        SortBy::Requests,
+        "sort by req/s",
+    ),
+    sort(
+        &[(KeyCode::Char('T'), N)],
+        "T",
+        SortBy::Throttled,
+        "sort by thr/s",
+    ),
+];
+
+impl Table for Workspaces {
+    const ID: ViewId = ViewId::Workspaces;
+    const NOUN: &'static str = "workspace";
+    const COLUMNS: &'static [Column] = COLUMNS;
+    const KEYS: &'static [Binding] = KEYS;
+
+    fn ids(reg: &Registry) -> Vec<String> {
+        reg.workspaces.keys().cloned().collect()
+    }
+
+    fn total(reg: &Registry) -> usize {
+        reg.workspaces.len()
+    }
+
+    fn cells(data: &Data, id: &str) -> Cells {
+        cells(data, id)
+    }
+
+    fn sort_column(by: SortBy) -> Option<&'static str> {
+        Some(match by {
+            SortBy::Name => "NAME",
+            SortBy::Keys => "KEYS",
+            SortBy::Requests => "REQ/S",
+            SortBy::Throttled => "THR/S",
+            _ => return None,
+        })
+    }
+
+    fn sort(data: &Data, order: Sort, ids: Vec<String>) -> Vec<String> {
+        let rates = &data.live.workspaces;
+        match order.by {
+            SortBy::Requests => by_rate(ids, rates, |r| r.req, order.desc),
+            SortBy::Throttled => by_rate(ids, rates, |r| r.thr, order.desc),
+            SortBy::Keys => {
+                let mut active: HashMap<&str, usize> = HashMap::new();
+                for k in data.registry().keys.values().filter(|k| !k.is_revoked()) {
+                    *active.entry(k.workspace.as_str()).or_default() += 1;
+                }
+                by_key(ids, order.desc, |id| {
+                    Some(active.get(id).copied().unwrap_or(0))
+                })
+            }
+            _ => by_name(order, ids),
+        }
+    }
+
+    fn act(action: Action, list: &ListState, data: &Data) -> Effect {
+        let reg = data.registry();
+        match (action, list.selected_id()) {
+            (Action::Create, _) => Effect::Form(forms::simple::workspace(reg)),
+            (Action::Open, Some(ws)) => Effect::Jump(ViewId::Keys, Some(ws.to_string())),
+            (Action::Delete, Some(name)) => list::delete(
+                "workspace",
+                name,
+                Change::DeleteWorkspace { name: name.into() },
+                "",
+            ),
+            _ => Effect::None,
+        }
+    }
+}
 
 pub const COLUMNS: &[Column] = &[
     col("NAME", 14, 1),

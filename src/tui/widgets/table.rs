@@ -7,8 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 
 use crate::tui::format;
+use crate::tui::ids::Sort;
 use crate::tui::theme::Theme;
-use crate::tui::views::sort::Sort;
 
 /// A column: its minimum width, how much spare width it takes, and how
 /// early it is dropped when the terminal is too narrow.
@@ -161,17 +161,25 @@ impl ListState {
         }
     }
 
-    /// Keep the selection within `height` visible rows.
-    fn scroll_to_selection(&mut self, height: usize) {
+    /// Keep the selection within `height` visible rows (before a frame:
+    /// the scroll then moves only when the selection leaves the rows shown).
+    pub fn scroll_to_selection(&mut self, height: usize) {
+        self.offset = self.offset_for(height);
+    }
+
+    /// The first row shown in `height` rows: `offset`, moved just enough
+    /// to show the selection.
+    fn offset_for(&self, height: usize) -> usize {
         if height == 0 {
-            return;
+            return self.offset;
         }
-        if self.selected < self.offset {
-            self.offset = self.selected;
-        } else if self.selected >= self.offset + height {
-            self.offset = self.selected + 1 - height;
+        let mut offset = self.offset;
+        if self.selected < offset {
+            offset = self.selected;
+        } else if self.selected >= offset + height {
+            offset = self.selected + 1 - height;
         }
-        self.offset = self.offset.min(self.rows.len().saturating_sub(height));
+        offset.min(self.rows.len().saturating_sub(height))
     }
 }
 
@@ -198,6 +206,25 @@ pub struct Spec<'a> {
     pub sorted: Option<(&'a str, &'a str)>,
 }
 
+/// The block around a table's rows.
+fn block<'a>(theme: &Theme, title: Line<'a>, focused: bool) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(if focused {
+            theme.border_focus()
+        } else {
+            theme.border()
+        })
+        .title(title)
+}
+
+/// How many rows a table drawn in `area` shows (inside its border, under
+/// its header).
+pub fn visible_rows(area: Rect) -> usize {
+    // The border takes a row above and one below, the header one.
+    usize::from(area.height.saturating_sub(2).saturating_sub(1))
+}
+
 /// Draw `state`'s rows in a bordered table, building only the visible ones
 /// with `row`.
 pub fn render(
@@ -205,7 +232,7 @@ pub fn render(
     area: Rect,
     theme: &Theme,
     spec: Spec<'_>,
-    state: &mut ListState,
+    state: &ListState,
     mut row: impl FnMut(&str) -> Cells,
 ) {
     let Spec {
@@ -214,19 +241,12 @@ pub fn render(
         focused,
         sorted,
     } = spec;
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(if focused {
-            theme.border_focus()
-        } else {
-            theme.border()
-        })
-        .title(title);
+    let block = block(theme, title, focused);
     let inner = block.inner(area);
     f.render_widget(block, area);
     let widths = layout(cols, inner.width);
     let height = inner.height.saturating_sub(1) as usize;
-    state.scroll_to_selection(height);
+    let offset = state.offset_for(height);
     // A cell wider than its column is cut with `…`, so a cut is never
     // mistaken for the whole value.
     let align = |c: &Column, width: u16, s: Span<'static>| -> Cell<'static> {
@@ -250,8 +270,8 @@ pub fn render(
             .collect::<Vec<_>>(),
     )
     .style(theme.header());
-    let end = (state.offset + height).min(state.rows.len());
-    let rows: Vec<Row> = state.rows[state.offset..end]
+    let end = (offset + height).min(state.rows.len());
+    let rows: Vec<Row> = state.rows[offset..end]
         .iter()
         .enumerate()
         .map(|(i, id)| {
@@ -263,7 +283,7 @@ pub fn render(
                     .filter_map(|((c, w), s)| Some(align(c, (*w)?, s)))
                     .collect::<Vec<_>>(),
             );
-            if focused && state.offset + i == state.selected {
+            if focused && offset + i == state.selected {
                 r.style(theme.selected())
             } else {
                 r
@@ -304,7 +324,7 @@ mod tests {
         use ratatui::Terminal;
         use ratatui::backend::TestBackend;
         let cols = [col("NAME", 8, 0), num("N", 3)];
-        let mut state = ListState {
+        let state = ListState {
             rows: vec!["a".into(), "b".into(), "c".into()],
             ..Default::default()
         };
@@ -316,7 +336,7 @@ mod tests {
                 focused: false,
                 sorted: Some(("N", "↓")),
             };
-            render(f, f.area(), &Theme::colored(), spec, &mut state, |id| {
+            render(f, f.area(), &Theme::colored(), spec, &state, |id| {
                 let name = match id {
                     "a" => "Alibaba Cloud",
                     "b" => "模型名称很长",

@@ -1,16 +1,18 @@
 //! Fabricated registries and counters for the console's snapshot tests and
 //! render benchmark: deterministic (fixed clock, fixed ids), no store, no
-//! gateway.
+//! gateway. Included by `tests/tui.rs` and `benches/render.rs` with
+//! `#[path]` (not part of the library).
+
+#![allow(dead_code)] // each includer uses its own subset
 
 use std::sync::Arc;
 
-use crate::client::{GatewayInfo, GatewayState, RegistryView};
-use crate::domain::secret::hash_secret;
-use crate::domain::*;
-use crate::gateway::stats::{EndpointStats, Event, EventKind, RuleStats, StatsSnapshot, Totals};
-
-use super::app::App;
-use super::theme::Theme;
+use maasctl::client::{GatewayInfo, GatewayState, RegistryView};
+use maasctl::domain::secret::hash_secret;
+use maasctl::domain::*;
+use maasctl::gateway::stats::{EndpointStats, Event, EventKind, RuleStats, StatsSnapshot, Totals};
+use maasctl::tui::app::App;
+use maasctl::tui::theme::Theme;
 
 /// The fixtures' clock: 2025-06-15 15:06:40 UTC.
 pub const NOW_MS: i64 = 1_750_000_000_000;

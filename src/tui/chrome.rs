@@ -2,39 +2,36 @@
 //! req/s), the prompt/message line, the footer of keys, and the popups.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use crate::client::GatewayState;
 use crate::tui::action::Action;
-use crate::tui::app::{App, Overlay, PromptKind};
+use crate::tui::app::{App, PromptKind};
 use crate::tui::format;
 use crate::tui::forms::SELECT_HELP;
+use crate::tui::ids::{COMMANDS, Command};
 use crate::tui::keymap::{self, GLOBAL};
+use crate::tui::popups::{Overlay, Popup};
 use crate::tui::theme::Theme;
-use crate::tui::views::{self, ViewId};
-use crate::tui::widgets::popup;
+use crate::tui::widgets::{frame_areas, popup};
 
-/// Draw everything.
-pub fn render(app: &mut App, f: &mut Frame) {
-    let area = f.area();
-    let [header, body, line, footer] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Fill(1),
-        Constraint::Length(1),
-        Constraint::Length(1),
-    ])
-    .areas(area);
+/// Draw everything. Only reads: what is shown was derived when the data
+/// arrived, and scroll positions were fitted by [`App::layout`].
+pub fn render(app: &App, f: &mut Frame) {
+    let [header, body, line, footer] = frame_areas(f.area());
     render_header(app, f, header);
-    views::render_body(app, f, body);
+    app.view().render(&app.data, f, body);
     render_line(app, f, line);
     render_footer(app, f, footer);
-    let theme = app.data.theme;
-    if let Some(form) = app.form.as_mut() {
-        form.render(f, body, &theme);
+    for p in app.popups() {
+        match p {
+            Popup::Form(form) => form.render(f, body, &app.data.theme),
+            Popup::Overlay(Overlay::Help) => render_help(app, f, body),
+            Popup::Overlay(o) => o.render(&app.data.theme, f, body),
+        }
     }
-    render_overlay(app, f, body);
 }
 
 fn render_header(app: &App, f: &mut Frame, area: Rect) {
@@ -47,10 +44,7 @@ fn render_header(app: &App, f: &mut Frame, area: Rect) {
     };
     let addr = d.gateway.listen.clone().unwrap_or_else(|| "—".into());
     let r = d.live.gateway;
-    let crumbs = match app.current() {
-        ViewId::Detail => format!("models › {}", app.detail.model),
-        v => v.name().to_string(),
-    };
+    let crumbs = app.view().crumbs();
     let mut spans = vec![
         Span::styled(" maasctl ", t.title()),
         Span::styled("gw ", t.dim()),
@@ -89,7 +83,7 @@ fn render_line(app: &App, f: &mut Frame, area: Rect) {
         let (sigil, hint) = match p.kind {
             PromptKind::Command => {
                 let typed = p.input.value();
-                let cands: Vec<&str> = views::COMMANDS
+                let cands: Vec<&str> = COMMANDS
                     .iter()
                     .map(|(n, _)| *n)
                     .filter(|n| n.starts_with(typed) && n.len() > 1)
@@ -152,7 +146,7 @@ fn hints(t: &Theme, view: &[(&str, &str)], global: &[(&str, &str)], width: u16) 
 
 fn render_footer(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.data.theme;
-    let line = if let Some(form) = &app.form {
+    let line = if let Some(form) = app.form() {
         let keys: Vec<(&str, &str)> = form
             .bindings()
             .into_iter()
@@ -174,17 +168,17 @@ fn render_footer(app: &App, f: &mut Frame, area: Rect) {
 /// one hint (`<N/R/T>sort`), dropped from the end on a narrow terminal;
 /// `?` and `q` always fit.
 fn footer_keys(app: &App) -> (Vec<(String, &'static str)>, Pairs) {
-    let view = app.current();
-    let filtered =
-        views::filterable(view) && app.lists.get(&view).is_some_and(|l| !l.filter.is_empty());
+    let view = app.view();
+    let filterable = view.filter().is_some();
+    let filtered = view.filter().is_some_and(|f| !f.is_empty());
     let always = |b: &keymap::Binding| matches!(b.action, Action::Help | Action::Quit);
-    let table = keymap::view_bindings(view);
+    let table = view.keys();
     let is_sort = |b: &&keymap::Binding| matches!(b.action, Action::Sort(_));
     let mut keys: Vec<(String, &'static str)> = Vec::new();
     if let Some(esc) = GLOBAL.iter().find(|b| b.action == Action::Back) {
         if filtered {
             keys.push((esc.label.to_string(), "clear filter"));
-        } else if app.pages.len() > 1 {
+        } else if app.depth() > 1 {
             keys.push((esc.label.to_string(), "back"));
         }
     }
@@ -197,9 +191,7 @@ fn footer_keys(app: &App) -> (Vec<(String, &'static str)>, Pairs) {
     keys.extend(
         GLOBAL
             .iter()
-            .filter(|b| {
-                b.footer && !always(b) && (b.action != Action::Filter || views::filterable(view))
-            })
+            .filter(|b| b.footer && !always(b) && (b.action != Action::Filter || filterable))
             .map(|b| (b.label.to_string(), b.help)),
     );
     let sorts: Vec<&str> = table.iter().filter(is_sort).map(|b| b.label).collect();
@@ -214,62 +206,6 @@ fn footer_keys(app: &App) -> (Vec<(String, &'static str)>, Pairs) {
     (keys, fixed)
 }
 
-fn render_overlay(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.data.theme;
-    let Some(o) = &app.overlay else { return };
-    match o {
-        Overlay::Confirm { title, text, .. } => popup::dialog(
-            f,
-            area,
-            t,
-            title,
-            t.border_focus(),
-            vec![Line::from(text.clone())],
-            "y yes · n no",
-        ),
-        Overlay::Message { title, lines } => popup::dialog(
-            f,
-            area,
-            t,
-            title,
-            t.bad(),
-            lines
-                .iter()
-                .map(|l| Line::from(Span::styled(l.clone(), t.error_text())))
-                .collect(),
-            "any key closes",
-        ),
-        Overlay::Secret(k) => popup::dialog(
-            f,
-            area,
-            t,
-            "API key created",
-            t.border_focus(),
-            vec![
-                Line::from(format!(
-                    "{} in workspace {} ({})",
-                    k.id, k.workspace, k.name
-                )),
-                Line::default(),
-                Line::from(Span::styled(k.secret.clone(), t.key())),
-                Line::default(),
-                Line::from("Copy the secret now: it is shown this once and cannot be recovered."),
-            ],
-            "enter or esc closes, once copied",
-        ),
-        Overlay::Help => render_help(app, f, area),
-        Overlay::Text { title, lines } => popup::dialog(
-            f,
-            area,
-            t,
-            title,
-            t.border_focus(),
-            lines.iter().map(|l| Line::from(l.clone())).collect(),
-            "any key closes",
-        ),
-    }
-}
-
 /// `(key, help)` rows of the help popup.
 type Pairs = Vec<(&'static str, &'static str)>;
 
@@ -279,8 +215,8 @@ type Pairs = Vec<(&'static str, &'static str)>;
 /// longest key; a help text that does not fit is cut with `…`.
 fn render_help(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.data.theme;
-    let view = app.current();
-    let (title, left, right): (String, Pairs, Pairs) = match &app.form {
+    let view = app.view();
+    let (title, left, right): (String, Pairs, Pairs) = match app.form() {
         Some(form) => {
             let mut keys: Vec<(&str, &str)> = form
                 .bindings()
@@ -293,14 +229,11 @@ fn render_help(app: &App, f: &mut Frame, area: Rect) {
             (format!("Keys: {}", form.title), keys, right)
         }
         None => (
-            format!("Keys: {}", view.name()),
-            keymap::view_bindings(view)
-                .iter()
-                .map(|b| (b.label, b.help))
-                .collect(),
+            format!("Keys: {}", view.id().name()),
+            view.keys().iter().map(|b| (b.label, b.help)).collect(),
             GLOBAL
                 .iter()
-                .filter(|b| b.action != Action::Filter || views::filterable(view))
+                .filter(|b| b.action != Action::Filter || view.filter().is_some())
                 .map(|b| (b.label, b.help))
                 .collect(),
         ),
@@ -330,10 +263,10 @@ fn render_help(app: &App, f: &mut Frame, area: Rect) {
             Line::from(spans)
         })
         .collect();
-    if app.form.is_none() {
-        let views: Vec<String> = views::COMMANDS
+    if app.form().is_none() {
+        let views: Vec<String> = COMMANDS
             .iter()
-            .filter(|(_, c)| matches!(c, views::Command::View(_)))
+            .filter(|(_, c)| matches!(c, Command::View(_)))
             .map(|(n, _)| format!(":{n}"))
             .collect();
         lines.push(Line::default());
