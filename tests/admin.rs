@@ -513,6 +513,63 @@ mod auth_and_routes {
         );
     }
 
+    /// The field limits (docs/limits.md) hold over the API: a 10 MB
+    /// description is refused with the field and the limit, not stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn text_limits_hold_over_the_api() {
+        let a = Admin::start().await;
+        let before = a.ts.revision();
+        let huge = "d".repeat(10 << 20);
+        let (s, v) = a
+            .call(
+                Method::POST,
+                "/admin/v1/apply",
+                Some(json!([{"op": "add-workspace", "name": "ops", "description": huge}])),
+            )
+            .await;
+        assert_eq!((s, error_of(&v)), (400, ("invalid", "description")));
+        assert_eq!(
+            v["error"]["message"],
+            "description: 10485760 characters is over the limit of 1024"
+        );
+        let (s, v) = a
+            .call(
+                Method::POST,
+                "/admin/v1/apply",
+                Some(json!([{"op": "update-workspace", "name": "acme", "description": "d".repeat(1025)}])),
+            )
+            .await;
+        assert_eq!((s, error_of(&v)), (400, ("invalid", "description")), "{v}");
+        let (s, v) = a
+            .call(
+                Method::POST,
+                "/admin/v1/keys",
+                Some(json!({"workspace": "acme", "name": "k".repeat(100)})),
+            )
+            .await;
+        assert_eq!((s, error_of(&v)), (400, ("invalid", "name")), "{v}");
+        assert_eq!(
+            v["error"]["message"],
+            "name: 100 characters is over the limit of 64"
+        );
+        // The remote console gets the same refusal.
+        let remote = RemoteClient::connect(a.api(), None).await.unwrap();
+        let refused = remote
+            .apply(vec![Change::AddWorkspace {
+                name: "ops".into(),
+                description: "d".repeat(2000),
+            }])
+            .await;
+        match refused {
+            Err(ClientError::Domain(d)) => assert_eq!(
+                d.to_string(),
+                "description: 2000 characters is over the limit of 1024"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(a.ts.revision(), before, "nothing was stored");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn refused_changes_keep_their_kind_status_and_fields() {
         let a = Admin::start().await;
