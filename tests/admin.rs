@@ -638,6 +638,120 @@ mod auth_and_routes {
 mod secrets {
     use super::*;
 
+    /// The test store, where another writer gets in right after the next
+    /// load the admin API makes, once one is queued.
+    struct RacingStore {
+        inner: Arc<maasctl::store::SqliteStore>,
+        next: std::sync::Mutex<Option<Vec<Change>>>,
+    }
+
+    impl Store for RacingStore {
+        fn load(&self) -> Result<maasctl::domain::Registry, maasctl::store::StoreError> {
+            let reg = self.inner.load()?;
+            if let Some(c) = self.next.lock().unwrap().take() {
+                self.inner.apply(c)?;
+            }
+            Ok(reg)
+        }
+        fn revision(&self) -> Result<u64, maasctl::store::StoreError> {
+            self.inner.revision()
+        }
+        fn apply(
+            &self,
+            changes: Vec<Change>,
+        ) -> Result<maasctl::store::Applied, maasctl::store::StoreError> {
+            self.inner.apply(changes)
+        }
+        fn put_report(
+            &self,
+            r: &maasctl::domain::GatewayReport,
+        ) -> Result<(), maasctl::store::StoreError> {
+            self.inner.put_report(r)
+        }
+        fn remove_report(&self, id: &str) -> Result<(), maasctl::store::StoreError> {
+            self.inner.remove_report(id)
+        }
+        fn reports(
+            &self,
+        ) -> Result<Vec<maasctl::domain::GatewayReport>, maasctl::store::StoreError> {
+            self.inner.reports()
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+    }
+
+    /// Masks in an edit are resolved against the revision the edit is
+    /// applied to: a key rotated between the server's load and its write is
+    /// not put back by a remote edit that still carries the old key's mask.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_rotated_while_an_edit_is_applied_is_not_put_back() {
+        const ROTATED: &str = "sk-upstream-ROTATED-meanwhile-7d2e";
+        let a = Admin::start().await;
+        let racing = Arc::new(RacingStore {
+            inner: a.ts.store.clone(),
+            next: Default::default(),
+        });
+        let listener = bind("127.0.0.1:0".parse().unwrap());
+        let url = listener.url();
+        let _admin = listener
+            .serve(racing.clone(), a.gw.handle().view(), a.logs.clone())
+            .expect("admin serves");
+        let call = |method: Method, body: Option<Value>| {
+            let mut r = a
+                .http
+                .request(
+                    method,
+                    format!(
+                        "{url}/admin/v1/{}",
+                        if body.is_some() { "apply" } else { "registry" }
+                    ),
+                )
+                .bearer_auth(TOKEN);
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            r.send()
+        };
+        // The console's edit: the model as read (key masked), tagged.
+        let tagged = |reg: &Value| {
+            let m: maasctl::domain::Model =
+                serde_json::from_value(reg["models"]["M"].clone()).unwrap();
+            let mut spec = m.spec;
+            spec.tags = vec!["chat".into()];
+            json!([{"op": "update-model", "name": "M", "spec": spec}])
+        };
+        let (_, reg) = answer(call(Method::GET, None).await.unwrap()).await;
+        let edit = tagged(&reg);
+        let mut rotated = a.ts.store.load().unwrap().models["M"].spec.clone();
+        rotated.endpoints[0].api_key = Some(Secret::new(ROTATED));
+        *racing.next.lock().unwrap() = Some(vec![Change::UpdateModel {
+            name: "M".into(),
+            spec: rotated,
+        }]);
+        let (s, v) = answer(call(Method::POST, Some(edit)).await.unwrap()).await;
+        assert_eq!(
+            (s, error_of(&v)),
+            (400, ("invalid", "endpoints[0].api_key")),
+            "{v}"
+        );
+        let stored = || a.ts.store.load().unwrap().models["M"].spec.clone();
+        assert_eq!(
+            stored().endpoints[0].api_key.as_ref().unwrap().expose(),
+            ROTATED
+        );
+        assert!(stored().tags.is_empty());
+        // Read again and sent again: the rotated key's mask keeps it.
+        let (_, reg) = answer(call(Method::GET, None).await.unwrap()).await;
+        let (s, v) = answer(call(Method::POST, Some(tagged(&reg))).await.unwrap()).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(
+            stored().endpoints[0].api_key.as_ref().unwrap().expose(),
+            ROTATED
+        );
+        assert_eq!(stored().tags, ["chat"]);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_key_secret_is_given_once_and_works() {
         let a = Admin::start().await;
