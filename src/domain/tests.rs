@@ -216,7 +216,7 @@ fn model_with(f: impl Fn(&mut ModelSpec)) -> Change {
 }
 
 #[test]
-fn every_text_field_has_a_limit_named_in_the_error() {
+fn workspace_market_and_key_fields_have_limits_named_in_the_error() {
     use limits::*;
     let ws = |name: String, description: String| Change::AddWorkspace { name, description };
     limited("name", NAME, true, |n| ws(text(n), String::new()));
@@ -246,6 +246,36 @@ fn every_text_field_has_a_limit_named_in_the_error() {
     limited("tags[0]", TAG, true, |n| {
         market(&|e| e.tags = vec![text(n)])
     });
+    limited("name", NAME, true, |n| {
+        key("key_cccc0001", "acme", &text(n))
+    });
+    limited("id", KEY_ID, true, |n| {
+        key(&format!("key_{}", "a".repeat(n - 4)), "acme", "new")
+    });
+    limited("secret_hint", SECRET_HINT, true, |n| {
+        let Change::CreateKey {
+            id,
+            workspace,
+            name,
+            secret_hash,
+            ..
+        } = key("key_cccc0001", "acme", "new")
+        else {
+            unreachable!()
+        };
+        Change::CreateKey {
+            id,
+            workspace,
+            name,
+            secret_hash,
+            secret_hint: "x".repeat(n),
+        }
+    });
+}
+
+#[test]
+fn model_cluster_and_rule_fields_have_limits_too() {
+    use limits::*;
     limited("tags[0]", TAG, true, |n| {
         model_with(|s| s.tags = vec![text(n)])
     });
@@ -289,31 +319,6 @@ fn every_text_field_has_a_limit_named_in_the_error() {
     });
     limited("endpoints[0].ca_file", PATH, true, |n| {
         model_with(|s| s.endpoints[0].ca_file = Some(format!("/{}", "a".repeat(n - 1))))
-    });
-    limited("name", NAME, true, |n| {
-        key("key_cccc0001", "acme", &text(n))
-    });
-    limited("id", KEY_ID, true, |n| {
-        key(&format!("key_{}", "a".repeat(n - 4)), "acme", "new")
-    });
-    limited("secret_hint", SECRET_HINT, true, |n| {
-        let Change::CreateKey {
-            id,
-            workspace,
-            name,
-            secret_hash,
-            ..
-        } = key("key_cccc0001", "acme", "new")
-        else {
-            unreachable!()
-        };
-        Change::CreateKey {
-            id,
-            workspace,
-            name,
-            secret_hash,
-            secret_hint: "x".repeat(n),
-        }
     });
     limited("workspace", NAME, false, |n| {
         add_rule(rule(RuleTarget::Workspace, &text(n), None, 5, 60))
