@@ -561,6 +561,63 @@ mod auth_and_routes {
         );
     }
 
+    /// The field limits (docs/limits.md) hold over the API: a 10 MB
+    /// description is refused with the field and the limit, not stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn text_limits_hold_over_the_api() {
+        let a = Admin::start().await;
+        let before = a.ts.revision();
+        let huge = "d".repeat(10 << 20);
+        let (s, v) = a
+            .call(
+                Method::POST,
+                "/admin/v1/apply",
+                Some(json!([{"op": "add-workspace", "name": "ops", "description": huge}])),
+            )
+            .await;
+        assert_eq!((s, error_of(&v)), (400, ("invalid", "description")));
+        assert_eq!(
+            v["error"]["message"],
+            "description: 10485760 characters is over the limit of 1024"
+        );
+        let (s, v) = a
+            .call(
+                Method::POST,
+                "/admin/v1/apply",
+                Some(json!([{"op": "update-workspace", "name": "acme", "description": "d".repeat(1025)}])),
+            )
+            .await;
+        assert_eq!((s, error_of(&v)), (400, ("invalid", "description")), "{v}");
+        let (s, v) = a
+            .call(
+                Method::POST,
+                "/admin/v1/keys",
+                Some(json!({"workspace": "acme", "name": "k".repeat(100)})),
+            )
+            .await;
+        assert_eq!((s, error_of(&v)), (400, ("invalid", "name")), "{v}");
+        assert_eq!(
+            v["error"]["message"],
+            "name: 100 characters is over the limit of 64"
+        );
+        // The remote console gets the same refusal.
+        let remote = RemoteClient::connect(a.api(), None).await.unwrap();
+        let refused = remote
+            .apply(vec![Change::AddWorkspace {
+                name: "ops".into(),
+                description: "d".repeat(2000),
+            }])
+            .await;
+        match refused {
+            Err(ClientError::Domain(d)) => assert_eq!(
+                d.to_string(),
+                "description: 2000 characters is over the limit of 1024"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(a.ts.revision(), before, "nothing was stored");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn refused_changes_keep_their_kind_status_and_fields() {
         let a = Admin::start().await;
@@ -628,6 +685,120 @@ mod auth_and_routes {
 
 mod secrets {
     use super::*;
+
+    /// The test store, where another writer gets in right after the next
+    /// load the admin API makes, once one is queued.
+    struct RacingStore {
+        inner: Arc<maasctl::store::SqliteStore>,
+        next: std::sync::Mutex<Option<Vec<Change>>>,
+    }
+
+    impl Store for RacingStore {
+        fn load(&self) -> Result<maasctl::domain::Registry, maasctl::store::StoreError> {
+            let reg = self.inner.load()?;
+            if let Some(c) = self.next.lock().unwrap().take() {
+                self.inner.apply(c)?;
+            }
+            Ok(reg)
+        }
+        fn revision(&self) -> Result<u64, maasctl::store::StoreError> {
+            self.inner.revision()
+        }
+        fn apply(
+            &self,
+            changes: Vec<Change>,
+        ) -> Result<maasctl::store::Applied, maasctl::store::StoreError> {
+            self.inner.apply(changes)
+        }
+        fn put_report(
+            &self,
+            r: &maasctl::domain::GatewayReport,
+        ) -> Result<(), maasctl::store::StoreError> {
+            self.inner.put_report(r)
+        }
+        fn remove_report(&self, id: &str) -> Result<(), maasctl::store::StoreError> {
+            self.inner.remove_report(id)
+        }
+        fn reports(
+            &self,
+        ) -> Result<Vec<maasctl::domain::GatewayReport>, maasctl::store::StoreError> {
+            self.inner.reports()
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+    }
+
+    /// Masks in an edit are resolved against the revision the edit is
+    /// applied to: a key rotated between the server's load and its write is
+    /// not put back by a remote edit that still carries the old key's mask.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_rotated_while_an_edit_is_applied_is_not_put_back() {
+        const ROTATED: &str = "sk-upstream-ROTATED-meanwhile-7d2e";
+        let a = Admin::start().await;
+        let racing = Arc::new(RacingStore {
+            inner: a.ts.store.clone(),
+            next: Default::default(),
+        });
+        let listener = bind("127.0.0.1:0".parse().unwrap());
+        let url = listener.url();
+        let _admin = listener
+            .serve(racing.clone(), a.gw.handle().view(), a.logs.clone())
+            .expect("admin serves");
+        let call = |method: Method, body: Option<Value>| {
+            let mut r = a
+                .http
+                .request(
+                    method,
+                    format!(
+                        "{url}/admin/v1/{}",
+                        if body.is_some() { "apply" } else { "registry" }
+                    ),
+                )
+                .bearer_auth(TOKEN);
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            r.send()
+        };
+        // The console's edit: the model as read (key masked), tagged.
+        let tagged = |reg: &Value| {
+            let m: maasctl::domain::Model =
+                serde_json::from_value(reg["models"]["M"].clone()).unwrap();
+            let mut spec = m.spec;
+            spec.tags = vec!["chat".into()];
+            json!([{"op": "update-model", "name": "M", "spec": spec}])
+        };
+        let (_, reg) = answer(call(Method::GET, None).await.unwrap()).await;
+        let edit = tagged(&reg);
+        let mut rotated = a.ts.store.load().unwrap().models["M"].spec.clone();
+        rotated.endpoints[0].api_key = Some(Secret::new(ROTATED));
+        *racing.next.lock().unwrap() = Some(vec![Change::UpdateModel {
+            name: "M".into(),
+            spec: rotated,
+        }]);
+        let (s, v) = answer(call(Method::POST, Some(edit)).await.unwrap()).await;
+        assert_eq!(
+            (s, error_of(&v)),
+            (400, ("invalid", "endpoints[0].api_key")),
+            "{v}"
+        );
+        let stored = || a.ts.store.load().unwrap().models["M"].spec.clone();
+        assert_eq!(
+            stored().endpoints[0].api_key.as_ref().unwrap().expose(),
+            ROTATED
+        );
+        assert!(stored().tags.is_empty());
+        // Read again and sent again: the rotated key's mask keeps it.
+        let (_, reg) = answer(call(Method::GET, None).await.unwrap()).await;
+        let (s, v) = answer(call(Method::POST, Some(tagged(&reg))).await.unwrap()).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(
+            stored().endpoints[0].api_key.as_ref().unwrap().expose(),
+            ROTATED
+        );
+        assert_eq!(stored().tags, ["chat"]);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_key_secret_is_given_once_and_works() {

@@ -182,6 +182,68 @@ mod validation {
         );
     }
 
+    /// Every text field has a limit (docs/limits.md), refused with the
+    /// field and the limit; at the limit is fine.
+    #[test]
+    fn text_fields_have_limits() {
+        let (env, _, _) = populated();
+        let long = "d".repeat(2000);
+        let over = "description: 2000 characters is over the limit of 1024";
+        refused(
+            &env,
+            &["workspace", "create", "ops", "--description", &long],
+            over,
+        );
+        refused(
+            &env,
+            &["workspace", "edit", "acme", "--description", &long],
+            over,
+        );
+        refused(
+            &env,
+            &[
+                "market",
+                "add",
+                "New",
+                "--provider",
+                "x",
+                "--description",
+                &long,
+            ],
+            over,
+        );
+        let name = "k".repeat(65);
+        refused(
+            &env,
+            &["key", "create", "--workspace", "acme", "--name", &name],
+            "name: 65 characters is over the limit of 64",
+        );
+        let tags = (0..17)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        refused_create(
+            &env,
+            &["--endpoint", "http://x", "--tag", &tags],
+            "tags: 17 tags is over the limit of 16",
+        );
+        let url = format!("http://x/{}", "a".repeat(2100));
+        refused_create(
+            &env,
+            &["--endpoint", &url],
+            "endpoints[0].url: 2109 characters is over the limit of 2048",
+        );
+        let at_limit = "d".repeat(1024);
+        env.ok(&["workspace", "create", "ops", "--description", &at_limit]);
+        let listed = env.json(&["workspace", "list"]);
+        let ops = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == "ops");
+        assert_eq!(ops.unwrap()["description"], at_limit.as_str());
+    }
+
     #[test]
     fn endpoint_urls() {
         let env = Env::new();
@@ -1060,6 +1122,23 @@ mod declarative {
             "unknown.toml",
             "[[workspaces]]\nname = \"ops\"\ndescripton = \"x\"\n".into(),
             "unknown.toml: line 3: unknown field `descripton`, expected one of `name`, `description`, `keys`",
+        );
+        // Limits hold in files as everywhere (docs/limits.md).
+        bad(
+            "long.yaml",
+            format!(
+                "workspaces:\n  - name: ops\n    description: {}\n",
+                "d".repeat(5000)
+            ),
+            "workspaces[0].description: 5000 characters is over the limit of 1024",
+        );
+        bad(
+            "long_model_id.yaml",
+            text.replace(
+                "model_id: gpt-4o-mini",
+                &format!("model_id: {}", "m".repeat(300)),
+            ),
+            "models[2].model_id: 300 characters is over the limit of 256",
         );
         bad("x.txt", text.clone(), "file: ");
         let missing = dir.path().join("missing.yaml");

@@ -1452,6 +1452,32 @@ mod forms {
         assert_eq!(a.list(ViewId::Workspaces).selected_id(), Some("ops"));
     }
 
+    /// The field limits (docs/limits.md) are the domain's, so a form gets
+    /// the same refusal as the CLI and the admin API, next to its field.
+    #[test]
+    fn an_over_long_description_is_refused_next_to_its_field() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        a.jump(ViewId::Workspaces);
+        press(&mut a, KeyCode::Char('c'));
+        chars(&mut a, "ops");
+        press(&mut a, KeyCode::Enter);
+        chars(&mut a, &"d".repeat(1025));
+        a.on_key(ctrl('s'));
+        run_requests(&mut a, &mut reg);
+        let f = a.form.as_ref().expect("the form stays open");
+        assert_eq!(
+            f.error_for(f.field("description").unwrap()),
+            Some("1025 characters is over the limit of 1024")
+        );
+        assert!(!reg.workspaces.contains_key("ops"));
+        press(&mut a, KeyCode::Backspace);
+        a.on_key(ctrl('s'));
+        run_requests(&mut a, &mut reg);
+        assert!(a.form.is_none());
+        assert_eq!(reg.workspaces["ops"].description.len(), 1024);
+    }
+
     #[test]
     fn storage_failures_keep_the_form() {
         let mut a = app();

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use super::error::{ApiError, ApiErrorKind, ErrorBody};
 use super::explain::{ExplainReport, not_served_reason};
-use super::secrets::{redact, resolve_masked};
+use super::secrets::{apply_resolved, redact};
 use super::wire::{GatewayInfo, Info, LogEntry, LogPage, NewKey, Revision};
 use super::{AdminToken, PREFIX, decode, sse};
 use crate::client::{new_key, summarize};
@@ -240,7 +240,7 @@ pub fn etag(revision: u64) -> String {
     format!("\"{revision}\"")
 }
 
-async fn apply(state: &AdminState, mut changes: Vec<Change>) -> Result<Response<Body>, ApiError> {
+async fn apply(state: &AdminState, changes: Vec<Change>) -> Result<Response<Body>, ApiError> {
     if changes.is_empty() {
         return Err(ApiError::new(
             ApiErrorKind::BadRequest,
@@ -249,13 +249,8 @@ async fn apply(state: &AdminState, mut changes: Vec<Change>) -> Result<Response<
         ));
     }
     let summary = summarize(&changes);
-    let result = blocking(state, move |s| {
-        // Masks are resolved against the registry the batch is applied to.
-        let reg = s.load()?;
-        resolve_masked(&reg, &mut changes)?;
-        s.apply(changes)
-    })
-    .await;
+    // Masks are resolved against the registry the batch is applied to.
+    let result = blocking(state, move |s| apply_resolved(s, changes)).await;
     match &result {
         Ok(a) => tracing::info!(revision = a.revision, "admin API: applied {summary}"),
         Err(e) => tracing::info!("admin API: refused {summary}: {e}"),

@@ -7,12 +7,19 @@
 //! key back when the mask is the stored key's mask for that endpoint, and
 //! refuses the change (naming `endpoints[i].api_key`) when it is not — a
 //! mask is never stored as a key. A key typed anew is not a mask and is
-//! stored as given.
+//! stored as given. [`apply_resolved`] does that in one guarded step: the
+//! masks are resolved against the very revision the batch is applied to.
 
 use serde_json::Value;
 
 use crate::domain::secret::is_masked;
 use crate::domain::{Change, DomainError, FieldError, ModelSpec, Registry, Secret};
+use crate::store::{Applied, Store, StoreError};
+
+/// How often [`apply_resolved`] loads and resolves again when other writers
+/// keep moving the registry between its load and its apply (as the CLI's
+/// read-then-write commands do).
+pub const RESOLVE_ATTEMPTS: usize = 20;
 
 /// The registry as the admin API sends it: upstream keys masked, platform
 /// key hashes left out.
@@ -34,6 +41,56 @@ pub fn redact(reg: &Registry) -> Value {
         }
     }
     v
+}
+
+/// Apply a batch a remote client sent, its masked keys resolved against
+/// the registry it is applied to: load at revision R, resolve, apply with
+/// [`Change::ExpectRevision`] R first. If another writer changed the
+/// registry in between, nothing is applied and it starts again (at most
+/// [`RESOLVE_ATTEMPTS`] times), so a key replaced meanwhile is neither
+/// overwritten by the old one nor stood in for by it. A batch without masks
+/// needs no load and is applied as it is; a batch with its own
+/// `expect-revision` is not retried (its guard decides, as it asked).
+pub fn apply_resolved(store: &dyn Store, changes: Vec<Change>) -> Result<Applied, StoreError> {
+    if !has_masks(&changes) {
+        return store.apply(changes);
+    }
+    let own_guard = changes
+        .iter()
+        .any(|c| matches!(c, Change::ExpectRevision { .. }));
+    let mut attempt = 1;
+    loop {
+        let reg = store.load()?;
+        let mut batch = Vec::with_capacity(changes.len() + 1);
+        batch.push(Change::ExpectRevision {
+            revision: reg.revision,
+        });
+        batch.extend(changes.iter().cloned());
+        resolve_masked(&reg, &mut batch[1..])?;
+        match store.apply(batch) {
+            Ok(mut applied) => {
+                applied.outcomes.remove(0);
+                return Ok(applied);
+            }
+            Err(StoreError::Domain(e))
+                if e.is_stale_revision() && !own_guard && attempt < RESOLVE_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether a model change in `changes` carries a masked upstream key.
+fn has_masks(changes: &[Change]) -> bool {
+    changes.iter().any(|c| match c {
+        Change::CreateModel(spec) | Change::UpdateModel { spec, .. } => spec
+            .endpoints
+            .iter()
+            .any(|e| e.api_key.as_ref().is_some_and(|k| is_masked(k.expose()))),
+        _ => false,
+    })
 }
 
 /// Replace masked upstream keys in `changes` by the stored keys they stand
@@ -181,6 +238,184 @@ mod tests {
         let mut changes = edit(replaced.clone());
         resolve_masked(&reg, &mut changes).unwrap();
         assert_eq!(changes, edit(replaced));
+    }
+
+    /// A store where another writer gets in right after a load: each load
+    /// hands out the registry as read, then applies the next of `between`.
+    struct Racing {
+        inner: crate::store::SqliteStore,
+        between: parking_lot::Mutex<Vec<Vec<Change>>>,
+        /// Keep writing after every load, not just the queued ones.
+        always: bool,
+        loads: std::sync::atomic::AtomicUsize,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Racing {
+        /// Model DeepSeek-V3 with one endpoint whose key is [`KEY`].
+        fn new(between: Vec<Vec<Change>>) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let inner = crate::store::SqliteStore::open_dir(dir.path()).unwrap();
+            inner.apply(vec![Change::CreateModel(spec(KEY))]).unwrap();
+            Self {
+                inner,
+                between: parking_lot::Mutex::new(between.into_iter().rev().collect()),
+                always: false,
+                loads: Default::default(),
+                _dir: dir,
+            }
+        }
+
+        fn loads(&self) -> usize {
+            self.loads.load(std::sync::atomic::Ordering::SeqCst)
+        }
+
+        fn stored_key(&self) -> String {
+            let reg = self.inner.load().unwrap();
+            let ep = &reg.models["DeepSeek-V3"].spec.endpoints[0];
+            ep.api_key.as_ref().unwrap().expose().to_string()
+        }
+    }
+
+    impl Store for Racing {
+        fn load(&self) -> Result<Registry, StoreError> {
+            let reg = self.inner.load()?;
+            let n = self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let next = self.between.lock().pop();
+            let other = match next {
+                Some(c) => Some(c),
+                None if self.always => Some(vec![Change::AddWorkspace {
+                    name: format!("w{n}"),
+                    description: String::new(),
+                }]),
+                None => None,
+            };
+            if let Some(c) = other {
+                self.inner.apply(c)?;
+            }
+            Ok(reg)
+        }
+        fn revision(&self) -> Result<u64, StoreError> {
+            self.inner.revision()
+        }
+        fn apply(&self, changes: Vec<Change>) -> Result<Applied, StoreError> {
+            self.inner.apply(changes)
+        }
+        fn put_report(&self, r: &crate::domain::GatewayReport) -> Result<(), StoreError> {
+            self.inner.put_report(r)
+        }
+        fn remove_report(&self, id: &str) -> Result<(), StoreError> {
+            self.inner.remove_report(id)
+        }
+        fn reports(&self) -> Result<Vec<crate::domain::GatewayReport>, StoreError> {
+            self.inner.reports()
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+    }
+
+    /// DeepSeek-V3 (in the default catalog) with one endpoint keyed `key`.
+    fn spec(key: &str) -> ModelSpec {
+        let mut ep = Endpoint::new("https://a.example");
+        ep.api_key = Some(Secret::new(key));
+        ModelSpec {
+            name: "DeepSeek-V3".into(),
+            cluster: "local".into(),
+            model_id: "deepseek-chat".into(),
+            endpoints: vec![ep],
+            policy: Policy::RoundRobin,
+            tags: vec![],
+        }
+    }
+
+    /// What a remote console sends to tag the model: the spec it read, its
+    /// key masked.
+    fn remote_tag_edit() -> Vec<Change> {
+        let mut spec = spec(&Secret::new(KEY).masked());
+        spec.tags = vec!["chat".into()];
+        edit_of("DeepSeek-V3", spec)
+    }
+
+    fn edit_of(name: &str, spec: ModelSpec) -> Vec<Change> {
+        vec![Change::UpdateModel {
+            name: name.into(),
+            spec,
+        }]
+    }
+
+    const ROTATED: &str = "sk-rotated-upstream-value-9b3c";
+
+    #[test]
+    fn a_key_replaced_between_resolve_and_apply_is_not_overwritten() {
+        // Someone rotates the key right after the load the masks are
+        // resolved against.
+        let store = Racing::new(vec![edit_of("DeepSeek-V3", spec(ROTATED))]);
+        let err = apply_resolved(&store, remote_tag_edit()).unwrap_err();
+        // Loaded again: the mask is the old key's, which is no longer
+        // stored, so the edit is refused rather than putting it back.
+        let StoreError::Domain(d) = err else {
+            panic!("{err}")
+        };
+        assert!(
+            d.for_field("endpoints[0].api_key")
+                .is_some_and(|p| p.contains("matches no stored key")),
+            "{d}"
+        );
+        assert_eq!(store.loads(), 2);
+        assert_eq!(store.stored_key(), ROTATED, "the rotation is not lost");
+    }
+
+    #[test]
+    fn an_unrelated_change_meanwhile_is_kept_and_the_batch_applied_again() {
+        let ops = Change::AddWorkspace {
+            name: "ops".into(),
+            description: String::new(),
+        };
+        let store = Racing::new(vec![vec![ops]]);
+        let before = store.inner.revision().unwrap();
+        let applied = apply_resolved(&store, remote_tag_edit()).unwrap();
+        assert_eq!(applied.outcomes, vec![crate::domain::Outcome::Done]);
+        assert_eq!(applied.revision, before + 2);
+        assert_eq!(store.loads(), 2);
+        let reg = store.inner.load().unwrap();
+        assert!(reg.workspaces.contains_key("ops"));
+        assert_eq!(reg.models["DeepSeek-V3"].spec.tags, ["chat"]);
+        assert_eq!(store.stored_key(), KEY, "the mask stood for the stored key");
+    }
+
+    #[test]
+    fn retries_are_bounded_and_a_batch_with_its_own_guard_is_not_retried() {
+        let mut store = Racing::new(vec![]);
+        store.always = true;
+        let err = apply_resolved(&store, remote_tag_edit()).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Domain(d) if d.is_stale_revision()),
+            "{err}"
+        );
+        assert_eq!(store.loads(), RESOLVE_ATTEMPTS);
+
+        let mut store = Racing::new(vec![]);
+        store.always = true;
+        let mut guarded = vec![Change::ExpectRevision {
+            revision: store.inner.revision().unwrap(),
+        }];
+        guarded.extend(remote_tag_edit());
+        let err = apply_resolved(&store, guarded).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Domain(d) if d.is_stale_revision()),
+            "{err}"
+        );
+        assert_eq!(store.loads(), 1);
+        assert_eq!(store.stored_key(), KEY);
+
+        // Without masks there is nothing to resolve: no load, no guard.
+        let store = Racing::new(vec![]);
+        apply_resolved(&store, edit_of("DeepSeek-V3", spec(ROTATED))).unwrap();
+        assert_eq!(
+            (store.loads(), store.stored_key()),
+            (0, ROTATED.to_string())
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod entities;
 pub mod error;
+pub mod limits;
 pub mod manifest;
 pub mod registry;
 pub mod secret;

@@ -185,6 +185,209 @@ fn endpoint_urls_must_parse_and_be_http() {
     );
 }
 
+/// `n` characters, the first a two-byte one: limits count characters.
+fn text(n: usize) -> String {
+    format!("é{}", "a".repeat(n - 1))
+}
+
+/// `change(max)` is accepted (unless `at_max_ok` is false: a reference that
+/// names nothing) and `change(max + 1)` refused on `field` with exactly the
+/// limit's words.
+#[track_caller]
+fn limited(field: &str, limit: limits::Limit, at_max_ok: bool, change: impl Fn(usize) -> Change) {
+    let max = limit.max;
+    if at_max_ok {
+        fixture()
+            .apply_all(vec![change(max)], 2)
+            .unwrap_or_else(|e| panic!("{field} at its limit of {max}: {e}"));
+    }
+    let e = refused(change(max + 1), field, "");
+    assert_eq!(
+        e.errors[0].problem,
+        format!("{} {} is over the limit of {max}", max + 1, limit.unit)
+    );
+    assert_eq!(e.kind, ErrorKind::Invalid);
+}
+
+fn model_with(f: impl Fn(&mut ModelSpec)) -> Change {
+    let mut s = spec("Unpub", &["https://a.example"]);
+    f(&mut s);
+    Change::CreateModel(s)
+}
+
+#[test]
+fn workspace_market_and_key_fields_have_limits_named_in_the_error() {
+    use limits::*;
+    let ws = |name: String, description: String| Change::AddWorkspace { name, description };
+    limited("name", NAME, true, |n| ws(text(n), String::new()));
+    limited("description", DESCRIPTION, true, |n| {
+        ws("new".into(), text(n))
+    });
+    limited("description", DESCRIPTION, true, |n| {
+        Change::UpdateWorkspace {
+            name: "acme".into(),
+            description: text(n),
+        }
+    });
+    let market = |f: &dyn Fn(&mut MarketEntry)| {
+        let mut e = entry("New", true);
+        f(&mut e);
+        Change::AddMarket(e)
+    };
+    limited("description", DESCRIPTION, true, |n| {
+        market(&|e| e.description = text(n))
+    });
+    limited("provider", PROVIDER, true, |n| {
+        market(&|e| e.provider = text(n))
+    });
+    limited("tags", TAGS, true, |n| {
+        market(&|e| e.tags = (0..n).map(|i| format!("t{i}")).collect())
+    });
+    limited("tags[0]", TAG, true, |n| {
+        market(&|e| e.tags = vec![text(n)])
+    });
+    limited("name", NAME, true, |n| {
+        key("key_cccc0001", "acme", &text(n))
+    });
+    limited("id", KEY_ID, true, |n| {
+        key(&format!("key_{}", "a".repeat(n - 4)), "acme", "new")
+    });
+    limited("secret_hint", SECRET_HINT, true, |n| {
+        let Change::CreateKey {
+            id,
+            workspace,
+            name,
+            secret_hash,
+            ..
+        } = key("key_cccc0001", "acme", "new")
+        else {
+            unreachable!()
+        };
+        Change::CreateKey {
+            id,
+            workspace,
+            name,
+            secret_hash,
+            secret_hint: "x".repeat(n),
+        }
+    });
+}
+
+#[test]
+fn model_cluster_and_rule_fields_have_limits_too() {
+    use limits::*;
+    limited("tags[0]", TAG, true, |n| {
+        model_with(|s| s.tags = vec![text(n)])
+    });
+    let cluster = |name: String, entry_address: String| {
+        Change::AddCluster(Cluster {
+            name,
+            entry_address,
+        })
+    };
+    limited("name", NAME, true, |n| cluster(text(n), "http://e".into()));
+    limited("entry_address", URL, true, |n| {
+        cluster(
+            "eu".into(),
+            format!("http://e.example/{}", "a".repeat(n - 17)),
+        )
+    });
+    limited("endpoints[0].url", URL, true, |n| {
+        model_with(|s| s.endpoints[0].url = format!("http://a.example/{}", "a".repeat(n - 17)))
+    });
+    limited("model_id", MODEL_ID, true, |n| {
+        model_with(|s| s.model_id = "m".repeat(n))
+    });
+    limited("cluster", NAME, false, |n| {
+        model_with(|s| s.cluster = text(n))
+    });
+    limited("endpoints", ENDPOINTS, true, |n| {
+        model_with(|s| {
+            s.endpoints = (0..n)
+                .map(|i| Endpoint::new(format!("http://e{i}.example")))
+                .collect()
+        })
+    });
+    limited("endpoints[0].api_key", UPSTREAM_KEY, true, |n| {
+        model_with(|s| s.endpoints[0].api_key = Some(Secret::new("k".repeat(n))))
+    });
+    limited("endpoints[0].api_key_ref", PATH, true, |n| {
+        model_with(|s| {
+            s.endpoints[0].api_key = Some(Secret::new("sk-x"));
+            s.endpoints[0].api_key_ref = Some(format!("env:{}", "A".repeat(n - 4)));
+        })
+    });
+    limited("endpoints[0].ca_file", PATH, true, |n| {
+        model_with(|s| s.endpoints[0].ca_file = Some(format!("/{}", "a".repeat(n - 1))))
+    });
+    limited("workspace", NAME, false, |n| {
+        add_rule(rule(RuleTarget::Workspace, &text(n), None, 5, 60))
+    });
+    limited("key", KEY_ID, false, |n| {
+        add_rule(rule(
+            RuleTarget::ApiKey,
+            "acme",
+            Some(&"k".repeat(n)),
+            5,
+            60,
+        ))
+    });
+}
+
+#[test]
+fn a_huge_value_gets_one_short_error() {
+    let huge = "a".repeat(10 << 20);
+    let e = refused(
+        Change::AddWorkspace {
+            name: "big".into(),
+            description: huge.clone(),
+        },
+        "description",
+        "",
+    );
+    assert_eq!(
+        e.to_string(),
+        "description: 10485760 characters is over the limit of 1024"
+    );
+    // A name too long to exist is cut where a refusal quotes it.
+    let e = refused(
+        Change::SetEnabled {
+            name: huge.clone(),
+            enabled: true,
+        },
+        "model",
+        "",
+    );
+    assert_eq!(
+        e.errors[0].problem,
+        format!("no model named '{}…'", &huge[..64])
+    );
+    let e = refused(
+        Change::CreateModel(spec(&huge, &["http://a"])),
+        "name",
+        "10485760 characters is over the limit of 64",
+    );
+    assert!(e.to_string().len() < 100, "{e}");
+}
+
+#[test]
+fn the_limits_table_is_the_documented_one() {
+    let doc = include_str!("../../docs/limits.md");
+    for l in limits::LIMITS {
+        let row = format!("| {} | {} {} |", l.what, l.max, l.unit);
+        assert!(doc.contains(&row), "docs/limits.md lacks the row {row}");
+    }
+    let rows = doc
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| what") && !l.starts_with("| -"))
+        .count();
+    assert_eq!(
+        rows,
+        limits::LIMITS.len(),
+        "docs/limits.md has rows the table does not"
+    );
+}
+
 fn weighted(weights: &[Option<u32>], policy: Policy) -> Change {
     let mut s = spec("Unpub", &["http://a", "http://b"]);
     s.policy = policy;

@@ -5,16 +5,12 @@
 //! need context (existence, uniqueness, published, in use).
 
 use super::error::FieldError;
+use super::limits;
 
 pub use super::registry::cluster::validate as cluster;
 pub use super::registry::market::validate as market_entry;
 pub use super::registry::model::validate as model_spec;
 pub use super::registry::rule::{MAX_DURATION_SECS, validate as rule_spec};
-
-/// Longest name of any entity.
-pub const MAX_NAME: usize = 64;
-/// Longest tag.
-pub const MAX_TAG: usize = 32;
 
 /// Names: 1–64 characters from letters, digits and `-_.:/@+`, not starting
 /// with a separator. Covers marketplace names like `Qwen/Qwen2.5-72B-Instruct`.
@@ -23,14 +19,7 @@ pub fn name(field: &str, value: &str, out: &mut Vec<FieldError>) {
         out.push(FieldError::new(field, "must not be empty"));
         return;
     }
-    if value.chars().count() > MAX_NAME {
-        out.push(FieldError::new(
-            field,
-            format!(
-                "is {} characters long; at most {MAX_NAME} are allowed",
-                value.chars().count()
-            ),
-        ));
+    if !limits::NAME.length(field, value, out) {
         return;
     }
     if let Some(c) = value
@@ -68,6 +57,9 @@ pub fn base_url(field: &str, value: &str, out: &mut Vec<FieldError>) {
         out.push(FieldError::new(field, "must not be empty"));
         return;
     }
+    if !limits::URL.length(field, value, out) {
+        return;
+    }
     if v != value {
         out.push(FieldError::new(field, "must not start or end with spaces"));
         return;
@@ -103,19 +95,22 @@ pub fn base_url(field: &str, value: &str, out: &mut Vec<FieldError>) {
     }
 }
 
-/// Tags: short words, no spaces or commas, no duplicates.
+/// Tags: a few short words, no spaces or commas, no duplicates.
 pub fn tags(field: &str, tags: &[String], out: &mut Vec<FieldError>) {
+    if !limits::TAGS.count(field, tags.len(), out) {
+        return;
+    }
     let mut seen = std::collections::HashSet::new();
     for (i, t) in tags.iter().enumerate() {
         let f = format!("{field}[{i}]");
         if t.is_empty() {
             out.push(FieldError::new(f, "must not be empty"));
-        } else if t.chars().count() > MAX_TAG {
-            out.push(FieldError::new(
-                f,
-                format!("'{t}' is longer than {MAX_TAG} characters"),
-            ));
-        } else if let Some(c) = t
+            continue;
+        }
+        if !limits::TAG.length(&f, t, out) {
+            continue;
+        }
+        if let Some(c) = t
             .chars()
             .find(|c| c.is_whitespace() || *c == ',' || c.is_control())
         {
@@ -146,7 +141,12 @@ pub fn upstream_key(field: &str, key: &str, out: &mut Vec<FieldError>) {
             field,
             "must not be empty (leave it out for no key)",
         ));
-    } else if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return;
+    }
+    if !limits::UPSTREAM_KEY.length(field, key, out) {
+        return;
+    }
+    if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
         out.push(FieldError::new(
             field,
             "must not contain spaces, newlines or control characters",
@@ -156,6 +156,9 @@ pub fn upstream_key(field: &str, key: &str, out: &mut Vec<FieldError>) {
 
 /// A reference to a secret kept outside maasctl: `env:VAR` or `file:PATH`.
 pub fn key_reference(field: &str, r: &str, out: &mut Vec<FieldError>) {
+    if !limits::PATH.length(field, r, out) {
+        return;
+    }
     let ok = match r.split_once(':') {
         Some(("env", var)) => {
             !var.is_empty() && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::Planner;
 use crate::domain::entities::{Rule, RuleSpec, RuleTarget};
 use crate::domain::error::DomainError;
+use crate::domain::limits::shown;
 use crate::domain::registry::{Change, Registry};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,8 +55,9 @@ impl Planner {
                         DomainError::not_found(
                             format!("{path}.key"),
                             format!(
-                                "workspace '{}' has no key named '{name}' (declare it under the workspace's keys)",
-                                r.workspace
+                                "workspace '{}' has no key named '{}' (declare it under the workspace's keys)",
+                                shown(&r.workspace),
+                                shown(name)
                             ),
                         )
                     })?,

@@ -6,11 +6,20 @@ use std::collections::BTreeMap;
 
 use super::Registry;
 use crate::domain::entities::{Model, Rule};
-use crate::domain::error::DomainError;
+use crate::domain::error::{DomainError, FieldError};
+use crate::domain::limits::shown;
 
-/// The words of every missing reference: `no cluster named 'eu'`.
+/// The words of every missing reference: `no cluster named 'eu'` (a name
+/// too long to exist is cut).
 pub(super) fn missing(what: &str, name: &str) -> String {
-    format!("no {what} named '{name}'")
+    format!("no {what} named '{}'", shown(name))
+}
+
+/// Whether `field` already has a shape error: the registry checks a
+/// reference (does the cluster exist?) only when its shape is right, so
+/// each field gets one error.
+pub(super) fn has_error(errs: &[FieldError], field: &str) -> bool {
+    errs.iter().any(|e| e.field == field)
 }
 
 /// Not-found on `field` for the `what` called `name`.

@@ -5,19 +5,21 @@ use super::checks::{existing, not_found, unused_by_rules};
 use super::{Outcome, Registry, Touched};
 use crate::domain::entities::ApiKey;
 use crate::domain::error::{DomainError, FieldError};
-use crate::domain::validate;
+use crate::domain::{limits, validate};
 
 const WHAT: &str = "API key";
 
-/// The shape of a new key: its name, its id (`key_` + letters or digits)
-/// and the SHA-256 of its secret.
+/// The shape of a new key: its name, its id (`key_` + letters or digits),
+/// the SHA-256 of its secret and the secret's hint.
 pub fn validate(k: &ApiKey) -> Vec<FieldError> {
     let mut out = Vec::new();
     validate::name("name", &k.name, &mut out);
     let id = &k.id;
-    if !id.strip_prefix("key_").is_some_and(|h| {
-        !h.is_empty() && h.len() <= 32 && h.bytes().all(|b| b.is_ascii_alphanumeric())
-    }) {
+    if limits::KEY_ID.length("id", id, &mut out)
+        && !id.strip_prefix("key_").is_some_and(|h| {
+            !h.is_empty() && h.len() <= 32 && h.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+    {
         out.push(FieldError::new(
             "id",
             format!("'{id}' is not a key id (key_ followed by letters or digits)"),
@@ -27,6 +29,7 @@ pub fn validate(k: &ApiKey) -> Vec<FieldError> {
     if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
         out.push(FieldError::new("secret", "hash must be 64 hex digits"));
     }
+    limits::SECRET_HINT.length("secret_hint", &k.secret_hint, &mut out);
     out
 }
 

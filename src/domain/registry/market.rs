@@ -5,7 +5,7 @@ use super::checks::{existing, name_free};
 use super::{Outcome, Registry, Touched};
 use crate::domain::entities::MarketEntry;
 use crate::domain::error::{DomainError, FieldError};
-use crate::domain::validate;
+use crate::domain::{limits, validate};
 
 const WHAT: &str = "marketplace entry";
 
@@ -15,14 +15,11 @@ pub fn validate(m: &MarketEntry) -> Vec<FieldError> {
     validate::name("name", &m.name, &mut out);
     if m.provider.trim().is_empty() {
         out.push(FieldError::new("provider", "must not be empty"));
+    } else {
+        limits::PROVIDER.length("provider", &m.provider, &mut out);
     }
     validate::tags("tags", &m.tags, &mut out);
-    if m.description.chars().count() > 1000 {
-        out.push(FieldError::new(
-            "description",
-            "is longer than 1000 characters",
-        ));
-    }
+    limits::DESCRIPTION.length("description", &m.description, &mut out);
     out
 }
 

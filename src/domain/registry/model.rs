@@ -3,10 +3,11 @@
 //! marketplace entry, enters through a known cluster, and is enabled only
 //! while its entry is published.
 
-use super::checks::{existing, missing, name_free};
+use super::checks::{existing, has_error, missing, name_free};
 use super::{Outcome, Registry, Touched};
 use crate::domain::entities::*;
 use crate::domain::error::{DomainError, FieldError};
+use crate::domain::limits;
 use crate::domain::secret::Secret;
 use crate::domain::validate;
 
@@ -16,6 +17,8 @@ pub fn validate(spec: &ModelSpec) -> Vec<FieldError> {
     validate::name("name", &spec.name, &mut out);
     if spec.cluster.trim().is_empty() {
         out.push(FieldError::new("cluster", "must not be empty"));
+    } else {
+        limits::NAME.length("cluster", &spec.cluster, &mut out);
     }
     model_id(&spec.model_id, &mut out);
     if spec.endpoints.is_empty() {
@@ -24,10 +27,12 @@ pub fn validate(spec: &ModelSpec) -> Vec<FieldError> {
             "at least one endpoint is required",
         ));
     }
-    for (i, ep) in spec.endpoints.iter().enumerate() {
-        endpoint(i, ep, &mut out);
+    if limits::ENDPOINTS.count("endpoints", spec.endpoints.len(), &mut out) {
+        for (i, ep) in spec.endpoints.iter().enumerate() {
+            endpoint(i, ep, &mut out);
+        }
+        weights(spec, &mut out);
     }
-    weights(spec, &mut out);
     validate::tags("tags", &spec.tags, &mut out);
     out
 }
@@ -39,16 +44,15 @@ fn model_id(id: &str, out: &mut Vec<FieldError>) {
             "model_id",
             "must not be empty (the upstream's model name, e.g. deepseek-chat)",
         ));
-    } else if id
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\')
+    } else if limits::MODEL_ID.length("model_id", id, out)
+        && id
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\')
     {
         out.push(FieldError::new(
             "model_id",
             "must not contain spaces, quotes, backslashes or control characters",
         ));
-    } else if id.len() > 256 {
-        out.push(FieldError::new("model_id", "is longer than 256 characters"));
     }
 }
 
@@ -69,13 +73,15 @@ fn endpoint(i: usize, ep: &Endpoint, out: &mut Vec<FieldError>) {
             validate::key_reference(&f("api_key_ref"), r, out);
         }
     }
-    if let Some(ca) = &ep.ca_file
-        && ca.trim().is_empty()
-    {
-        out.push(FieldError::new(
-            f("ca_file"),
-            "must not be empty (leave it out for the system roots only)",
-        ));
+    if let Some(ca) = &ep.ca_file {
+        if ca.trim().is_empty() {
+            out.push(FieldError::new(
+                f("ca_file"),
+                "must not be empty (leave it out for the system roots only)",
+            ));
+        } else {
+            limits::PATH.length(&f("ca_file"), ca, out);
+        }
     }
 }
 
@@ -280,13 +286,14 @@ impl Registry {
     /// the model being edited) a free name.
     fn check_model(&self, spec: &ModelSpec, editing: Option<&str>) -> Result<(), DomainError> {
         let mut errs = validate(spec);
-        if !spec.name.is_empty() && !self.market.contains_key(&spec.name) {
+        let (name_ok, cluster_ok) = (!has_error(&errs, "name"), !has_error(&errs, "cluster"));
+        if name_ok && !self.market.contains_key(&spec.name) {
             errs.push(FieldError::new(
                 "name",
                 format!("'{}' is not in the marketplace; pick an entry (maasctl market list) or add one", spec.name),
             ));
         }
-        if !spec.cluster.trim().is_empty() && !self.clusters.contains_key(&spec.cluster) {
+        if cluster_ok && !self.clusters.contains_key(&spec.cluster) {
             errs.push(FieldError::new(
                 "cluster",
                 missing("cluster", &spec.cluster),

@@ -2,10 +2,11 @@
 //! deleting them. A rule names an existing workspace, and (target api-key)
 //! a live key of that workspace.
 
-use super::checks::missing;
+use super::checks::{has_error, missing};
 use super::{Outcome, Registry, Touched};
 use crate::domain::entities::{Rule, RuleSpec, RuleTarget};
 use crate::domain::error::{DomainError, ErrorKind, FieldError};
+use crate::domain::limits;
 
 /// Longest rule window: 31 days.
 pub const MAX_DURATION_SECS: u32 = 31 * 24 * 3600;
@@ -15,6 +16,11 @@ pub fn validate(spec: &RuleSpec) -> Vec<FieldError> {
     let mut out = Vec::new();
     if spec.workspace.trim().is_empty() {
         out.push(FieldError::new("workspace", "must not be empty"));
+    } else {
+        limits::NAME.length("workspace", &spec.workspace, &mut out);
+    }
+    if let Some(k) = &spec.key_id {
+        limits::KEY_ID.length("key", k, &mut out);
     }
     match (spec.target, &spec.key_id) {
         (RuleTarget::ApiKey, None) => out.push(FieldError::new("key", "is required when the target is api-key")),
@@ -62,15 +68,14 @@ impl Registry {
     /// Context checks of a rule: its workspace and key exist and belong together.
     pub fn check_rule(&self, spec: &RuleSpec) -> Result<(), DomainError> {
         let mut errs = validate(spec);
-        if !spec.workspace.trim().is_empty() && !self.workspaces.contains_key(&spec.workspace) {
+        let (workspace_ok, key_ok) = (!has_error(&errs, "workspace"), !has_error(&errs, "key"));
+        if workspace_ok && !self.workspaces.contains_key(&spec.workspace) {
             errs.push(FieldError::new(
                 "workspace",
                 missing("workspace", &spec.workspace),
             ));
         }
-        if let (RuleTarget::ApiKey, Some(kid)) = (spec.target, &spec.key_id)
-            && !kid.trim().is_empty()
-        {
+        if let (RuleTarget::ApiKey, Some(kid), true) = (spec.target, &spec.key_id, key_ok) {
             match self.keys.get(kid) {
                 None => errs.push(FieldError::new(
                     "key",

@@ -5,14 +5,22 @@ use super::checks::{existing, name_free, not_found, unused_by_rules};
 use super::{Outcome, Registry, Touched};
 use crate::domain::entities::Workspace;
 use crate::domain::error::{DomainError, FieldError};
-use crate::domain::validate;
+use crate::domain::{limits, validate};
 
 const WHAT: &str = "workspace";
 
-/// The shape of a new workspace.
-pub fn validate(name: &str) -> Vec<FieldError> {
+/// The shape of a new workspace: its name and description.
+pub fn validate(name: &str, description: &str) -> Vec<FieldError> {
     let mut out = Vec::new();
     validate::name("name", name, &mut out);
+    out.extend(validate_description(description));
+    out
+}
+
+/// A workspace's description: free text within [`limits::DESCRIPTION`].
+pub fn validate_description(description: &str) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    limits::DESCRIPTION.length("description", description, &mut out);
     out
 }
 
@@ -24,7 +32,7 @@ impl Registry {
         now: i64,
         touched: &mut Touched,
     ) -> Result<Outcome, DomainError> {
-        DomainError::check(validate(&name))?;
+        DomainError::check(validate(&name, &description))?;
         name_free(&self.workspaces, WHAT, &name)?;
         touched.workspaces.insert(name.clone());
         self.workspaces.insert(
@@ -44,6 +52,7 @@ impl Registry {
         description: String,
         touched: &mut Touched,
     ) -> Result<Outcome, DomainError> {
+        DomainError::check(validate_description(&description))?;
         let w = self
             .workspaces
             .get_mut(&name)
