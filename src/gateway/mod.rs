@@ -13,7 +13,6 @@
 //! `GatewayHandle::shutdown().await` (or `shutdown_blocking()`) stops it
 //! gracefully. Dropping the handle also stops it, without waiting.
 
-pub mod advertise;
 pub mod balancer;
 pub mod body;
 pub mod config;

@@ -3,6 +3,7 @@
 //! [`Registry::apply_all`](crate::domain::Registry::apply_all) inside one
 //! transaction, so validation is the same everywhere.
 
+pub mod advertise;
 pub mod catalog;
 pub mod postgres;
 pub mod sqlite;
