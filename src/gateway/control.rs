@@ -21,15 +21,15 @@ use hyper::HeaderMap;
 use tokio::sync::{Notify, watch};
 use tokio::time::{MissedTickBehavior, interval};
 
-use super::events::Events;
-use super::h1::RequestHead;
-use super::health::Transition;
-use super::proxy::Shared;
-use super::sampler::{Sampler, changed};
-use super::snapshot::{Builder, CounterBook, EndpointRt, Route};
-use super::stats::{EventKind, StatsSnapshot};
-use super::upstream::SendError;
 use crate::domain::{EndpointHealth, EndpointState, GatewayReport, Probe, now_ms};
+use crate::gateway::proxy::Shared;
+use crate::gateway::snapshot::{Builder, CounterBook, EndpointRt, Route};
+use crate::gateway::telemetry::events::Events;
+use crate::gateway::telemetry::sampler::{Sampler, changed};
+use crate::gateway::telemetry::stats::{EventKind, StatsSnapshot};
+use crate::gateway::upstream::SendError;
+use crate::gateway::upstream::h1::RequestHead;
+use crate::gateway::upstream::health::Transition;
 use crate::store::Store;
 
 /// What the control thread owns.

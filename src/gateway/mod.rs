@@ -13,27 +13,14 @@
 //! `GatewayHandle::shutdown().await` (or `shutdown_blocking()`) stops it
 //! gracefully. Dropping the handle also stops it, without waiting.
 
-pub mod balancer;
-pub mod body;
 pub mod config;
 pub mod control;
-pub mod counters;
-pub mod errors;
-pub mod events;
-pub mod extract;
-pub mod h1;
-pub mod health;
 pub mod limiter;
-pub mod metrics;
 pub mod proxy;
-pub mod sampler;
 pub mod server;
 pub mod snapshot;
-pub mod stats;
-pub mod tally;
-pub mod tls;
+pub mod telemetry;
 pub mod upstream;
-pub mod usage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,15 +30,15 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 pub use config::{GatewayConfig, ListenerTls};
-pub use stats::StatsSnapshot;
+pub use telemetry::stats::{EndpointStats, Event, EventKind, RuleStats, StatsSnapshot, Totals};
 
 use crate::domain::now_ms;
 use crate::store::{Store, StoreError};
 use control::Control;
-use events::Events;
 use limiter::Limiter;
 use proxy::{Shared, Worker};
 use snapshot::Builder;
+use telemetry::events::Events;
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +90,7 @@ impl Gateway {
         }
         let tls = match &cfg.tls {
             Some(t) => Some(tokio_rustls::TlsAcceptor::from(
-                tls::server_config(&t.cert, &t.key).map_err(GatewayError::Tls)?,
+                server::tls::server_config(&t.cert, &t.key).map_err(GatewayError::Tls)?,
             )),
             None => None,
         };

@@ -19,15 +19,15 @@ use bytes::Bytes;
 use hyper::header::HeaderValue;
 use parking_lot::Mutex;
 
-use super::balancer::{Avail, Balancer};
-use super::counters::Counters;
-use super::events::Events;
-use super::health::{Health, Transition};
-use super::limiter::{Limiter, ModelLimits};
-use super::stats::EventKind;
-use super::tls;
-use super::upstream::{Target, Upstream};
 use crate::domain::{EndpointState, Model, Policy, Probe, Registry};
+use crate::gateway::limiter::{Limiter, ModelLimits};
+use crate::gateway::telemetry::counters::Counters;
+use crate::gateway::telemetry::events::Events;
+use crate::gateway::telemetry::stats::EventKind;
+use crate::gateway::upstream::balancer::{Avail, Balancer};
+use crate::gateway::upstream::health::{Health, Transition};
+use crate::gateway::upstream::tls;
+use crate::gateway::upstream::{Target, Upstream};
 
 /// A fast hasher for keys the caller cannot choose the set of (SHA-256
 /// digests, registry model names): the maps are built by the operator, so

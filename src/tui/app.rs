@@ -12,7 +12,7 @@ use tui_input::backend::crossterm::EventHandler;
 
 use crate::client::{ClientError, CreatedKey, GatewayInfo, RegistryView};
 use crate::domain::{Change, DomainError, ErrorKind, Model};
-use crate::gateway::stats::StatsSnapshot;
+use crate::gateway::StatsSnapshot;
 use crate::logging::LogRing;
 
 use super::action::{Action, Done, Op, Reply, Request};

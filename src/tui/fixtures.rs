@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::client::{GatewayInfo, GatewayState, RegistryView};
 use crate::domain::secret::hash_secret;
 use crate::domain::*;
-use crate::gateway::stats::{EndpointStats, Event, EventKind, RuleStats, StatsSnapshot, Totals};
+use crate::gateway::{EndpointStats, Event, EventKind, RuleStats, StatsSnapshot, Totals};
 
 use super::app::App;
 use super::theme::Theme;

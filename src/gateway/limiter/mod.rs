@@ -44,7 +44,7 @@ pub use shared::{DEFAULT_PREFIX, SharedConfig, redacted};
 pub use window::{BUCKETS, bucket_width_ms};
 
 use crate::domain::{LimiterMode, Model, RuleTarget};
-use crate::gateway::stats::RuleStats;
+use crate::gateway::RuleStats;
 use lookup::{FastMap, Name, WindowList};
 use shared::{Answer, Shared};
 use window::{Window, subject_of};

@@ -8,6 +8,10 @@
 //! `model` token is spliced, the rest of the request and the whole response
 //! pass through as bytes.
 
+pub mod body;
+pub mod errors;
+pub mod extract;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -20,21 +24,21 @@ use hyper::{Method, Request, Response, StatusCode};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use super::balancer::Avail;
-use super::body::ResBody;
-use super::config::GatewayConfig;
-use super::counters::Outcome;
-use super::errors::{ApiError, secs_up};
-use super::events::Events;
-use super::extract::extract_model;
-use super::h1::{RequestHead, ResponseHead};
-use super::health::Transition;
-use super::limiter::{Decision, Headroom, Limiter};
-use super::metrics;
-use super::snapshot::{Local, Route, RouteRef, Snapshot};
-use super::stats::{EventKind, StatsSnapshot};
-use super::tally::Tally;
-use super::upstream::{SendError, UpBody};
+use crate::gateway::config::GatewayConfig;
+use crate::gateway::limiter::{Decision, Headroom, Limiter};
+use crate::gateway::snapshot::{Local, Route, RouteRef, Snapshot};
+use crate::gateway::telemetry::counters::Outcome;
+use crate::gateway::telemetry::events::Events;
+use crate::gateway::telemetry::metrics;
+use crate::gateway::telemetry::stats::{EventKind, StatsSnapshot};
+use crate::gateway::telemetry::tally::Tally;
+use crate::gateway::upstream::balancer::Avail;
+use crate::gateway::upstream::h1::{RequestHead, ResponseHead};
+use crate::gateway::upstream::health::Transition;
+use crate::gateway::upstream::{SendError, UpBody};
+use body::ResBody;
+use errors::{ApiError, secs_up};
+use extract::extract_model;
 
 /// What every worker shares (read-only or atomic).
 pub struct Shared {

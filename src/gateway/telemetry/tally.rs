@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::counters::{Counters, Outcome};
-use super::snapshot::{EndpointRt, Local};
+use crate::gateway::snapshot::{EndpointRt, Local};
 
 pub struct Tally {
     snap: Arc<Local>,

@@ -10,9 +10,9 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
-use super::tally::Tally;
-use super::upstream::UpBody;
-use super::usage::UsageScanner;
+use crate::gateway::telemetry::tally::Tally;
+use crate::gateway::telemetry::usage::UsageScanner;
+use crate::gateway::upstream::UpBody;
 
 /// Every response body the gateway sends.
 pub enum ResBody {

@@ -9,7 +9,7 @@ use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use super::body::ResBody;
-use super::limiter::Rejection;
+use crate::gateway::limiter::Rejection;
 
 /// One error answer.
 #[derive(Debug, Clone)]

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use super::counters::{BUCKETS, Counters, Outcome, Reading, hist_delta, quantile_ms};
 use super::events::Events;
-use super::limiter::Limiter;
-use super::snapshot::{CounterBook, Snapshot, Subject};
 use super::stats::{EndpointStats, StatsSnapshot, Totals};
 use crate::domain::now_ms;
+use crate::gateway::limiter::Limiter;
+use crate::gateway::snapshot::{CounterBook, Snapshot, Subject};
 
 /// Window of the latency percentiles.
 const WINDOW: Duration = Duration::from_secs(60);
