@@ -13,7 +13,7 @@ use maasctl::domain::{Change, Endpoint, MarketEntry, ModelSpec, Policy, Registry
 use maasctl::gateway::limiter::Limiter;
 use maasctl::gateway::proxy::extract::extract_model;
 use maasctl::gateway::snapshot::{Builder, RouteRef};
-use maasctl::gateway::telemetry::counters::{Counters, Outcome};
+use maasctl::gateway::telemetry::counters::{Counters, RequestOutcome};
 use maasctl::gateway::telemetry::events::Events;
 use maasctl::gateway::telemetry::usage::UsageScanner;
 use maasctl::gateway::upstream::balancer::{Avail, Balancer};
@@ -141,7 +141,7 @@ fn counting(c: &mut Criterion) {
         b.iter(|| {
             for s in &subjects {
                 s.start(0);
-                s.outcome(0, Outcome::Success);
+                s.outcome(0, RequestOutcome::Success);
                 s.tokens(0, 11, 7);
                 s.latency(0, Duration::from_micros(black_box(850)));
                 s.finish(0);

@@ -36,7 +36,7 @@ use crate::domain::now_ms;
 use crate::store::{Store, StoreError};
 use control::Control;
 use limiter::Limiter;
-use proxy::{Shared, Worker};
+use proxy::{GatewayState, Worker};
 use snapshot::Builder;
 use telemetry::events::Events;
 
@@ -121,7 +121,7 @@ impl Gateway {
             limiter: limiter.mode(),
             ..Default::default()
         }));
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(GatewayState {
             cfg: cfg.clone(),
             snapshot: ArcSwap::from_pointee(snap),
             limiter,
@@ -191,7 +191,7 @@ fn hostname() -> String {
 pub struct GatewayHandle {
     addr: SocketAddr,
     stats: watch::Receiver<Arc<StatsSnapshot>>,
-    shared: Arc<Shared>,
+    shared: Arc<GatewayState>,
     stop_workers: watch::Sender<bool>,
     stop_control: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
@@ -250,7 +250,7 @@ impl GatewayHandle {
 pub struct GatewayView {
     addr: SocketAddr,
     stats: watch::Receiver<Arc<StatsSnapshot>>,
-    shared: Arc<Shared>,
+    shared: Arc<GatewayState>,
 }
 
 impl GatewayView {

@@ -27,7 +27,7 @@ use crate::gateway::telemetry::stats::EventKind;
 use crate::gateway::upstream::balancer::{Avail, Balancer};
 use crate::gateway::upstream::health::{Health, Transition};
 use crate::gateway::upstream::tls;
-use crate::gateway::upstream::{Target, Upstream};
+use crate::gateway::upstream::{Upstream, UpstreamTarget};
 
 /// A fast hasher for keys the caller cannot choose the set of (SHA-256
 /// digests, registry model names): the maps are built by the operator, so
@@ -120,7 +120,7 @@ impl Route {
 pub struct EndpointRt {
     pub index: usize,
     pub url: String,
-    pub target: Target,
+    pub target: UpstreamTarget,
     /// `Bearer <endpoint key>`, marked sensitive; `None` strips the caller's header.
     pub auth: Option<HeaderValue>,
     pub weight: Option<u32>,
@@ -418,7 +418,7 @@ impl Builder {
                 .entry(key)
                 .or_insert_with(|| Arc::new(Counters::new(self.workers)))
                 .clone();
-            let target = Target::parse(&ep.url);
+            let target = UpstreamTarget::parse(&ep.url);
             let upstream = match &target {
                 Ok(t) => self.pool(t, ep.ca_file.as_deref().map(Path::new), live_pools),
                 Err(e) => Err(e.clone()),
@@ -443,7 +443,7 @@ impl Builder {
                 url: ep.url.clone(),
                 // A URL that does not parse has no pool either: it is never picked.
                 target: target.unwrap_or_else(|_| {
-                    Target::parse("http://invalid.invalid").expect("static URL parses")
+                    UpstreamTarget::parse("http://invalid.invalid").expect("static URL parses")
                 }),
                 auth,
                 weight: ep.weight,
@@ -467,7 +467,7 @@ impl Builder {
     /// is read even for a plain-http endpoint, so a wrong path shows up.
     fn pool(
         &mut self,
-        t: &Target,
+        t: &UpstreamTarget,
         ca: Option<&Path>,
         live: &mut HashSet<PoolKey>,
     ) -> Result<Arc<Upstream>, String> {

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use crate::gateway::config::GatewayConfig;
 use crate::gateway::limiter::{Decision, Headroom, Limiter};
 use crate::gateway::snapshot::{Local, Route, RouteRef, Snapshot};
-use crate::gateway::telemetry::counters::Outcome;
+use crate::gateway::telemetry::counters::RequestOutcome;
 use crate::gateway::telemetry::events::Events;
 use crate::gateway::telemetry::metrics;
 use crate::gateway::telemetry::stats::{EventKind, StatsSnapshot};
@@ -37,11 +37,11 @@ use crate::gateway::upstream::h1::{RequestHead, ResponseHead};
 use crate::gateway::upstream::health::Transition;
 use crate::gateway::upstream::{SendError, UpBody};
 use body::ResBody;
-use errors::{ApiError, secs_up};
+use errors::{ProxyError, secs_up};
 use extract::extract_model;
 
 /// What every worker shares (read-only or atomic).
-pub struct Shared {
+pub struct GatewayState {
     pub cfg: GatewayConfig,
     pub snapshot: ArcSwap<Snapshot>,
     pub limiter: Arc<Limiter>,
@@ -53,7 +53,7 @@ pub struct Shared {
 /// One worker thread's view.
 pub struct Worker {
     pub id: usize,
-    pub shared: Arc<Shared>,
+    pub shared: Arc<GatewayState>,
 }
 
 const API_PATHS: [&str; 3] = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"];
@@ -68,14 +68,14 @@ pub async fn handle(
         if req.method() == Method::POST {
             proxy(&w, req).await
         } else {
-            ApiError::method_not_allowed(req.method().as_str(), path, "POST").into_response()
+            ProxyError::method_not_allowed(req.method().as_str(), path, "POST").into_response()
         }
     } else {
         match path {
             "/v1/models" | "/metrics" | "/healthz"
                 if req.method() != Method::GET && req.method() != Method::HEAD =>
             {
-                ApiError::method_not_allowed(req.method().as_str(), path, "GET").into_response()
+                ProxyError::method_not_allowed(req.method().as_str(), path, "GET").into_response()
             }
             "/v1/models" => list_models(&w, &req),
             "/metrics" => plain(
@@ -90,7 +90,7 @@ pub async fn handle(
                     w.shared.limiter.mode().as_str()
                 ),
             ),
-            _ => ApiError::unknown_url(req.method().as_str(), path).into_response(),
+            _ => ProxyError::unknown_url(req.method().as_str(), path).into_response(),
         }
     };
     Ok(res)
@@ -104,23 +104,23 @@ fn plain(content_type: &'static str, body: String) -> Response<ResBody> {
 }
 
 /// Who is calling: the key's index in the snapshot, or the 401 to send.
-fn authenticate(snap: &Snapshot, headers: &HeaderMap) -> Result<usize, ApiError> {
+fn authenticate(snap: &Snapshot, headers: &HeaderMap) -> Result<usize, ProxyError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(ApiError::missing_key());
+        return Err(ProxyError::missing_key());
     };
     let v = value.as_bytes();
     let secret = match v.get(..7) {
         Some(s) if s.eq_ignore_ascii_case(b"bearer ") => v[7..].trim_ascii(),
-        _ => return Err(ApiError::malformed_auth()),
+        _ => return Err(ProxyError::malformed_auth()),
     };
     if secret.is_empty() {
-        return Err(ApiError::missing_key());
+        return Err(ProxyError::missing_key());
     }
     let hash: [u8; 32] = Sha256::digest(secret).into();
     match snap.key(&hash) {
-        Some(k) if snap.key_list[k].revoked => Err(ApiError::revoked_key(&snap.key_list[k].id)),
+        Some(k) if snap.key_list[k].revoked => Err(ProxyError::revoked_key(&snap.key_list[k].id)),
         Some(k) => Ok(k),
-        None => Err(ApiError::invalid_key(&crate::domain::secret::mask(
+        None => Err(ProxyError::invalid_key(&crate::domain::secret::mask(
             &String::from_utf8_lossy(secret),
         ))),
     }
@@ -142,17 +142,17 @@ fn plain_bytes(content_type: &'static str, body: Bytes) -> Response<ResBody> {
 }
 
 /// The outcome counted for an error answer.
-fn outcome_of(e: &ApiError) -> Outcome {
+fn outcome_of(e: &ProxyError) -> RequestOutcome {
     match e.status {
-        StatusCode::UNAUTHORIZED => Outcome::Unauthorized,
-        StatusCode::NOT_FOUND => Outcome::NotFound,
-        StatusCode::TOO_MANY_REQUESTS => Outcome::Throttled,
-        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => Outcome::BadRequest,
-        _ => Outcome::UpstreamError,
+        StatusCode::UNAUTHORIZED => RequestOutcome::Unauthorized,
+        StatusCode::NOT_FOUND => RequestOutcome::NotFound,
+        StatusCode::TOO_MANY_REQUESTS => RequestOutcome::Throttled,
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => RequestOutcome::BadRequest,
+        _ => RequestOutcome::UpstreamError,
     }
 }
 
-fn refuse(tally: &mut Tally, e: ApiError) -> Response<ResBody> {
+fn refuse(tally: &mut Tally, e: ProxyError) -> Response<ResBody> {
     tally.decide(outcome_of(&e));
     e.into_response()
 }
@@ -174,7 +174,7 @@ async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return refuse(&mut tally, ApiError::too_large(limit, declared));
+        return refuse(&mut tally, ProxyError::too_large(limit, declared));
     }
     let (parts, body) = req.into_parts();
     let body = match read_body(body, limit).await {
@@ -183,17 +183,17 @@ async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
     };
     let field = match extract_model(&body) {
         Ok(f) => f,
-        Err(e) => return refuse(&mut tally, ApiError::bad_body(e.code(), e.message())),
+        Err(e) => return refuse(&mut tally, ProxyError::bad_body(e.code(), e.message())),
     };
     let r = match snap.route(&field.name) {
         Some(RouteRef::Serve(r)) => *r,
         Some(RouteRef::Disabled) => {
-            return refuse(&mut tally, ApiError::disabled_model(&field.name));
+            return refuse(&mut tally, ProxyError::disabled_model(&field.name));
         }
         Some(RouteRef::Elsewhere(path)) => {
-            return refuse(&mut tally, ApiError::other_cluster(&field.name, path));
+            return refuse(&mut tally, ProxyError::other_cluster(&field.name, path));
         }
-        None => return refuse(&mut tally, ApiError::unknown_model(&field.name)),
+        None => return refuse(&mut tally, ProxyError::unknown_model(&field.name)),
     };
     tally.set_route(r);
     let route = &snap.routes[r];
@@ -223,7 +223,7 @@ async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
                         k.id
                     ),
                 );
-                return refuse(&mut tally, ApiError::throttled(&route.name, &rej));
+                return refuse(&mut tally, ProxyError::throttled(&route.name, &rej));
             }
         }
     }
@@ -243,18 +243,18 @@ async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
 }
 
 /// Read the whole request body, refusing it as soon as it passes `limit`.
-async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ProxyError> {
     let mut first: Option<Bytes> = None;
     let mut more: Option<BytesMut> = None;
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::bad_request_body(&e.to_string()))?;
+        let frame = frame.map_err(|e| ProxyError::bad_request_body(&e.to_string()))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
         total += data.len();
         if total > limit {
-            return Err(ApiError::too_large(limit, None));
+            return Err(ProxyError::too_large(limit, None));
         }
         match (&mut first, &mut more) {
             (None, _) => first = Some(data),
@@ -301,7 +301,7 @@ async fn forward(
     let usable = (0..n).filter(|&i| route.avail(i) != Avail::Never).count();
     if usable == 0 {
         let snap = tally.snap().clone();
-        return refuse(&mut tally, ApiError::no_endpoint(&snap.routes[r].name));
+        return refuse(&mut tally, ProxyError::no_endpoint(&snap.routes[r].name));
     }
     // The policy's pick first; the fallback order is only worked out when
     // a try fails (or when nothing is healthy: then only the last resort).
@@ -354,9 +354,9 @@ async fn forward(
     }
     let err = match last {
         TryError::Timeout => {
-            ApiError::timeout(&route.name, shared.cfg.upstream_timeout.as_secs_f64())
+            ProxyError::timeout(&route.name, shared.cfg.upstream_timeout.as_secs_f64())
         }
-        TryError::Connect(m) | TryError::Other(m) => ApiError::unreachable(&route.name, &m),
+        TryError::Connect(m) | TryError::Other(m) => ProxyError::unreachable(&route.name, &m),
     };
     shared.events.push(
         EventKind::UpstreamError,
@@ -369,7 +369,7 @@ async fn forward(
     refuse(&mut tally, err)
 }
 
-fn health_failure(shared: &Shared, route: &Route, i: usize, reason: &str) {
+fn health_failure(shared: &GatewayState, route: &Route, i: usize, reason: &str) {
     let ep = &route.endpoints[i];
     if let Some(Transition::WentDown(r)) = ep.health.failure(reason, shared.cfg.fail_threshold) {
         tracing::warn!(
@@ -418,7 +418,7 @@ async fn try_endpoint(
 
 /// Pass the upstream's answer through.
 fn relay(
-    shared: &Shared,
+    shared: &GatewayState,
     mut tally: Tally,
     route: &Route,
     i: usize,
@@ -447,7 +447,7 @@ fn relay(
                 status.as_u16()
             ),
         );
-        tally.decide(Outcome::UpstreamError);
+        tally.decide(RequestOutcome::UpstreamError);
     } else {
         if let Some(Transition::CameBack) = ep.health.success() {
             shared.events.push(
@@ -461,9 +461,9 @@ fn relay(
             );
         }
         tally.decide(if status.is_success() {
-            Outcome::Success
+            RequestOutcome::Success
         } else {
-            Outcome::Upstream4xx
+            RequestOutcome::Upstream4xx
         });
     }
     let mut res = Response::new(ResBody::relay(body, tally));

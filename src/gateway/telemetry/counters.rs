@@ -21,7 +21,7 @@ pub const BUCKETS: usize = 128;
 
 /// How a counted request ended. Every counted request ends in exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RequestOutcome {
     /// The upstream answered 2xx.
     Success,
     /// 401: missing, invalid or revoked key.
@@ -74,7 +74,7 @@ impl std::fmt::Debug for Counters {
     }
 }
 
-fn outcome_slot(o: Outcome) -> usize {
+fn outcome_slot(o: RequestOutcome) -> usize {
     o as usize
 }
 
@@ -111,7 +111,7 @@ impl Counters {
     }
 
     #[inline]
-    pub fn outcome(&self, worker: usize, o: Outcome) {
+    pub fn outcome(&self, worker: usize, o: RequestOutcome) {
         bump(&self.shard(worker).outcomes[outcome_slot(o)], 1);
     }
 
@@ -177,7 +177,7 @@ impl Default for Reading {
 }
 
 impl Reading {
-    pub fn outcome(&self, o: Outcome) -> u64 {
+    pub fn outcome(&self, o: RequestOutcome) -> u64 {
         self.outcomes[outcome_slot(o)]
     }
     /// Started and not finished. Shards are read one after another, so a
@@ -274,7 +274,7 @@ mod tests {
         for w in 0..3 {
             for _ in 0..10 {
                 c.start(w);
-                c.outcome(w, Outcome::Success);
+                c.outcome(w, RequestOutcome::Success);
             }
             c.finish(w);
         }
@@ -287,7 +287,7 @@ mod tests {
         c.tokens(1, 5, 7);
         let r = c.read();
         assert_eq!(
-            (r.started, r.in_flight(), r.outcome(Outcome::Success)),
+            (r.started, r.in_flight(), r.outcome(RequestOutcome::Success)),
             (30, 27, 30)
         );
         assert_eq!((r.prompt_tokens, r.completion_tokens), (5, 7));

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::counters::{BUCKETS, Counters, Outcome, Reading, hist_delta, quantile_ms};
+use super::counters::{BUCKETS, Counters, Reading, RequestOutcome, hist_delta, quantile_ms};
 use super::events::Events;
 use super::stats::{EndpointStats, StatsSnapshot, Totals};
 use crate::domain::now_ms;
@@ -57,14 +57,14 @@ impl Sampler {
         let recent = ring.last_minute(now, &r.hist);
         Totals {
             requests: r.started,
-            success: r.outcome(Outcome::Success),
-            unauthorized: r.outcome(Outcome::Unauthorized),
-            not_found: r.outcome(Outcome::NotFound),
-            bad_request: r.outcome(Outcome::BadRequest),
-            throttled: r.outcome(Outcome::Throttled),
-            upstream_4xx: r.outcome(Outcome::Upstream4xx),
-            upstream_errors: r.outcome(Outcome::UpstreamError),
-            cancelled: r.outcome(Outcome::Cancelled),
+            success: r.outcome(RequestOutcome::Success),
+            unauthorized: r.outcome(RequestOutcome::Unauthorized),
+            not_found: r.outcome(RequestOutcome::NotFound),
+            bad_request: r.outcome(RequestOutcome::BadRequest),
+            throttled: r.outcome(RequestOutcome::Throttled),
+            upstream_4xx: r.outcome(RequestOutcome::Upstream4xx),
+            upstream_errors: r.outcome(RequestOutcome::UpstreamError),
+            cancelled: r.outcome(RequestOutcome::Cancelled),
             in_flight: r.in_flight(),
             prompt_tokens: r.prompt_tokens,
             completion_tokens: r.completion_tokens,

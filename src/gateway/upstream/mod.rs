@@ -14,4 +14,4 @@ pub mod tls;
 
 pub use conn::{Conn, UpBody};
 pub use pool::{SendError, Upstream};
-pub use target::Target;
+pub use target::UpstreamTarget;

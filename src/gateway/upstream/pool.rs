@@ -23,7 +23,7 @@ use tokio_rustls::TlsConnector;
 
 use super::conn::{Conn, IDLE_TIMEOUT, Io, READ_CHUNK, UpBody};
 use super::h1::{self, RequestHead, ResponseHead};
-use super::target::Target;
+use super::target::UpstreamTarget;
 
 /// Idle connections kept per worker and upstream.
 const MAX_IDLE: usize = 1024;
@@ -67,7 +67,7 @@ fn drop_expired(idle: &mut Vec<Idle>, now: Instant) {
 
 /// The pools of one upstream origin.
 pub struct Upstream {
-    target: Target,
+    target: UpstreamTarget,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     connect_timeout: Duration,
     idle: Box<[Mutex<Vec<Idle>>]>,
@@ -104,7 +104,7 @@ impl Upstream {
     /// Pools for `target` with one stack per worker plus the prober's.
     /// `tls` is required for https targets.
     pub fn new(
-        target: &Target,
+        target: &UpstreamTarget,
         workers: usize,
         tls: Option<Arc<rustls::ClientConfig>>,
         connect_timeout: Duration,
@@ -339,7 +339,7 @@ mod tests {
     /// An upstream whose first connection answers one request and then
     /// closes on the next one without answering (as a server does whose idle
     /// timeout fires as the request arrives); later connections answer.
-    async fn closing_upstream() -> (Target, Arc<std::sync::atomic::AtomicUsize>) {
+    async fn closing_upstream() -> (UpstreamTarget, Arc<std::sync::atomic::AtomicUsize>) {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
         let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -360,12 +360,12 @@ mod tests {
             }
         });
         (
-            Target::parse(&format!("http://127.0.0.1:{port}/v1")).unwrap(),
+            UpstreamTarget::parse(&format!("http://127.0.0.1:{port}/v1")).unwrap(),
             conns,
         )
     }
 
-    async fn get(up: &Upstream, t: &Target) -> Result<Bytes, SendError> {
+    async fn get(up: &Upstream, t: &UpstreamTarget) -> Result<Bytes, SendError> {
         let headers = HeaderMap::new();
         let head = RequestHead {
             method: "GET",

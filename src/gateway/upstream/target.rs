@@ -14,7 +14,7 @@ use hyper::http::uri::Scheme;
 
 /// Where an endpoint's requests go.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct UpstreamTarget {
     scheme: Scheme,
     pub(super) host: String,
     pub(super) port: u16,
@@ -24,7 +24,7 @@ pub struct Target {
     prefix: String,
 }
 
-impl Target {
+impl UpstreamTarget {
     /// Parse an endpoint base URL (already validated by the registry).
     pub fn parse(url: &str) -> Result<Self, String> {
         let uri: Uri = url
@@ -94,25 +94,25 @@ mod tests {
 
     #[test]
     fn joins_the_path_after_v1_to_the_base_url() {
-        let t = Target::parse("http://127.0.0.1:9000/v1").unwrap();
+        let t = UpstreamTarget::parse("http://127.0.0.1:9000/v1").unwrap();
         assert_eq!(
             t.path("/chat/completions?x=1").concat(),
             "/v1/chat/completions?x=1"
         );
         assert_eq!(t.host_header(), "127.0.0.1:9000");
         assert_eq!(t.origin(), "http://127.0.0.1:9000");
-        let t = Target::parse("https://api.deepseek.com/").unwrap();
+        let t = UpstreamTarget::parse("https://api.deepseek.com/").unwrap();
         assert_eq!(t.path("/chat/completions").concat(), "/chat/completions");
         assert_eq!(t.path("").concat(), "/");
         assert_eq!(
             (t.port, t.host_header().to_str().unwrap()),
             (443, "api.deepseek.com")
         );
-        let t = Target::parse("https://h.example/openai/v1/").unwrap();
+        let t = UpstreamTarget::parse("https://h.example/openai/v1/").unwrap();
         assert_eq!(t.path("/models").concat(), "/openai/v1/models");
-        let t = Target::parse("http://[::1]:8000/v1").unwrap();
+        let t = UpstreamTarget::parse("http://[::1]:8000/v1").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 8000));
-        assert!(Target::parse("ftp://x").is_err());
-        assert!(Target::parse("not a url").is_err());
+        assert!(UpstreamTarget::parse("ftp://x").is_err());
+        assert!(UpstreamTarget::parse("not a url").is_err());
     }
 }
