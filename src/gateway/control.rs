@@ -325,9 +325,7 @@ async fn probe(shared: &GatewayState, route: &Route, ep: &EndpointRt) {
                 return Ok(answer.status);
             }
         }
-        if let Some(conn) = body.take_reusable() {
-            upstream.release(slot, conn);
-        }
+        upstream.release(slot, &mut body);
         Ok::<_, SendError>(answer.status)
     })
     .await;

@@ -58,10 +58,10 @@ impl Relay {
         if complete {
             self.tally.latency();
             // Read to the end: the connection can serve the next request.
-            if let (Some(conn), Some(ep)) = (self.inner.take_reusable(), self.tally.endpoint())
+            if let Some(ep) = self.tally.endpoint()
                 && let Ok(upstream) = &ep.upstream
             {
-                upstream.release(self.tally.worker(), conn);
+                upstream.release(self.tally.worker(), &mut self.inner);
             }
         }
     }

@@ -66,7 +66,7 @@ impl AsyncWrite for Io {
 }
 
 /// A connection and what has been read from it but not yet used.
-pub struct Conn {
+pub(super) struct Conn {
     pub(super) io: Io,
     pub(super) buf: BytesMut,
     /// The outgoing request, reused from request to request.
@@ -144,7 +144,7 @@ impl UpBody {
 
     /// The connection, if the body was read to its end and the connection
     /// can carry another request.
-    pub fn take_reusable(&mut self) -> Option<Conn> {
+    pub(super) fn take_reusable(&mut self) -> Option<Conn> {
         if self.decoder.is_done()
             && self.keep_alive
             && self.conn.as_ref().is_some_and(|c| c.buf.is_empty())

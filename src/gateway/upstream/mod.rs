@@ -12,6 +12,6 @@ pub mod pool;
 pub mod target;
 pub mod tls;
 
-pub use conn::{Conn, UpBody};
+pub use conn::UpBody;
 pub use pool::{SendError, Upstream};
 pub use target::UpstreamTarget;

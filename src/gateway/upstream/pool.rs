@@ -262,8 +262,18 @@ impl Upstream {
         None
     }
 
-    /// Give a connection back after its response was read to the end.
-    pub fn release(&self, worker: usize, mut conn: Conn) {
+    /// Give the connection of a response back to `worker`'s pool when the
+    /// body was read to its end and the connection can carry another
+    /// request; otherwise it stays in `body` and closes with it (a response
+    /// cut short: that is how a cancelled request reaches the upstream).
+    pub fn release(&self, worker: usize, body: &mut UpBody) {
+        if let Some(conn) = body.take_reusable() {
+            self.put_back(worker, conn);
+        }
+    }
+
+    /// Push an idle connection on `worker`'s stack.
+    fn put_back(&self, worker: usize, mut conn: Conn) {
         if conn.out.capacity() > KEEP_BUFFER {
             conn.out = Vec::with_capacity(1024);
         }
@@ -378,7 +388,7 @@ mod tests {
         let (h, mut body) = up.send(0, &head, &[]).await?;
         assert_eq!(h.status, 200);
         let data = (&mut body).collect().await.unwrap().to_bytes();
-        up.release(0, body.take_reusable().expect("reusable"));
+        up.put_back(0, body.take_reusable().expect("reusable"));
         Ok(data)
     }
 
@@ -422,12 +432,12 @@ mod tests {
         }
         let fresh = conns.pop().unwrap();
         for c in conns {
-            up.release(0, c);
+            up.put_back(0, c);
         }
         for c in up.slot(0).lock().iter_mut() {
             c.since = Instant::now() - IDLE_TIMEOUT * 2;
         }
-        up.release(0, fresh);
+        up.put_back(0, fresh);
         assert_eq!(up.slot(0).lock().len(), 1, "only the fresh one stays");
     }
 }
