@@ -1,5 +1,14 @@
-//! The request path: accept → auth → read `model` → route → limit → balance
-//! → rewrite → forward → relay → count.
+//! The request path of an API call, as named phases (accepting the
+//! connection is [`server`](super::server)):
+//!
+//! ```text
+//! proxy: count (Tally::new) → authenticate → read_body → find_model
+//!        → route → limit → forward::forward: balance → send → relay
+//!        → count (the Tally ends with the response body)
+//! ```
+//!
+//! Each phase before forwarding returns the [`ProxyError`] that refuses the
+//! request; [`refuse`] counts its outcome and answers it.
 //!
 //! Nothing here locks or does I/O besides the upstream call: the snapshot
 //! is an atomic pointer load, auth a SHA-256 and a hash-map read, routing a
@@ -11,34 +20,33 @@
 pub mod body;
 pub mod errors;
 pub mod extract;
+mod forward;
 
 use std::convert::Infallible;
+use std::ops::Range;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::gateway::config::GatewayConfig;
 use crate::gateway::limiter::{Decision, Headroom, Limiter};
-use crate::gateway::snapshot::{Local, Route, RouteRef, Snapshot};
+use crate::gateway::snapshot::{Local, RouteRef, Snapshot};
 use crate::gateway::telemetry::counters::RequestOutcome;
 use crate::gateway::telemetry::events::Events;
 use crate::gateway::telemetry::metrics;
 use crate::gateway::telemetry::stats::{EventKind, StatsSnapshot};
 use crate::gateway::telemetry::tally::Tally;
-use crate::gateway::upstream::balancer::Avail;
-use crate::gateway::upstream::h1::{RequestHead, ResponseHead};
-use crate::gateway::upstream::health::Transition;
-use crate::gateway::upstream::{SendError, UpBody};
 use body::ResBody;
-use errors::{ProxyError, secs_up};
-use extract::extract_model;
+use errors::ProxyError;
+use extract::{ModelField, extract_model};
 
 /// What every worker shares (read-only or atomic).
 pub struct GatewayState {
@@ -157,89 +165,122 @@ fn refuse(tally: &mut Tally, e: ProxyError) -> Response<ResBody> {
     e.into_response()
 }
 
+/// An API call: the phases in order.
 async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
-    let shared = &*w.shared;
-    let mut tally = Tally::new(Local::current(&shared.snapshot), w.id);
+    // Count: the tally counts the request now and its outcome when known.
+    let mut tally = Tally::new(Local::current(&w.shared.snapshot), w.id);
+    match admit(w, req, &mut tally).await {
+        Ok(admitted) => forward::forward(w, tally, admitted).await,
+        Err(e) => refuse(&mut tally, e),
+    }
+}
+
+/// A request that passed every phase before forwarding.
+struct Admitted {
+    snap: Arc<Local>,
+    /// Index of the route in the snapshot.
+    route: usize,
+    parts: Parts,
+    body: Bytes,
+    /// Where the `model` string token is in `body`.
+    model_span: Range<usize>,
+    /// Of the tightest rate-limit rule, when the model has rules.
+    headroom: Option<Headroom>,
+}
+
+/// authenticate → read_body → find_model → route → limit.
+async fn admit(
+    w: &Worker,
+    req: Request<Incoming>,
+    tally: &mut Tally,
+) -> Result<Admitted, ProxyError> {
     let snap = tally.snap().clone();
-
-    let key = match authenticate(&snap, req.headers()) {
-        Ok(k) => k,
-        Err(e) => return refuse(&mut tally, e),
-    };
+    let key = authenticate(&snap, req.headers())?;
     tally.set_key(key);
+    let (parts, body) = read_request(req, w.shared.cfg.body_limit).await?;
+    let model = find_model(&body)?;
+    let r = route(&snap, &model.name)?;
+    tally.set_route(r);
+    let model_span = model.span.clone();
+    let headroom = limit(&w.shared, &snap, key, r).await?;
+    Ok(Admitted {
+        snap,
+        route: r,
+        parts,
+        body,
+        model_span,
+        headroom,
+    })
+}
 
-    let limit = shared.cfg.body_limit;
+/// Read the body up to the size limit (a larger declared length is refused
+/// before reading).
+async fn read_request(req: Request<Incoming>, limit: usize) -> Result<(Parts, Bytes), ProxyError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return refuse(&mut tally, ProxyError::too_large(limit, declared));
+        return Err(ProxyError::too_large(limit, declared));
     }
     let (parts, body) = req.into_parts();
-    let body = match read_body(body, limit).await {
-        Ok(b) => b,
-        Err(e) => return refuse(&mut tally, e),
-    };
-    let field = match extract_model(&body) {
-        Ok(f) => f,
-        Err(e) => return refuse(&mut tally, ProxyError::bad_body(e.code(), e.message())),
-    };
-    let r = match snap.route(&field.name) {
-        Some(RouteRef::Serve(r)) => *r,
-        Some(RouteRef::Disabled) => {
-            return refuse(&mut tally, ProxyError::disabled_model(&field.name));
-        }
-        Some(RouteRef::Elsewhere(path)) => {
-            return refuse(&mut tally, ProxyError::other_cluster(&field.name, path));
-        }
-        None => return refuse(&mut tally, ProxyError::unknown_model(&field.name)),
-    };
-    tally.set_route(r);
-    let route = &snap.routes[r];
+    Ok((parts, read_body(body, limit).await?))
+}
 
-    let mut headroom = None;
-    if !route.limits.is_empty() {
-        let k = &snap.key_list[key];
-        // Boxed: the limiter's future (Redis round trip included) is large,
-        // and only limited models pay for it.
-        let check = shared
-            .limiter
-            .check(&route.limits, &k.id, &snap.workspaces[k.workspace].name);
-        match Box::pin(check).await {
-            Decision::Admit(h) => headroom = h,
-            Decision::Reject(rej) => {
-                shared.events.push(
-                    EventKind::Throttled,
-                    Some(&route.name),
-                    Some(&k.id),
-                    format!(
-                        "rule #{} ({} {}: {} per {}s) throttled key {}",
-                        rej.rule_id,
-                        rej.target.as_str(),
-                        rej.subject,
-                        rej.limit,
-                        rej.duration_secs,
-                        k.id
-                    ),
-                );
-                return refuse(&mut tally, ProxyError::throttled(&route.name, &rej));
-            }
+/// The `model` string of the body (see [`extract`]).
+fn find_model(body: &[u8]) -> Result<ModelField<'_>, ProxyError> {
+    extract_model(body).map_err(|e| ProxyError::bad_body(e.code(), e.message()))
+}
+
+/// The route serving `model`: unknown, disabled and other clusters' models
+/// are 404.
+fn route(snap: &Snapshot, model: &str) -> Result<usize, ProxyError> {
+    match snap.route(model) {
+        Some(RouteRef::Serve(r)) => Ok(*r),
+        Some(RouteRef::Disabled) => Err(ProxyError::disabled_model(model)),
+        Some(RouteRef::Elsewhere(path)) => Err(ProxyError::other_cluster(model, path)),
+        None => Err(ProxyError::unknown_model(model)),
+    }
+}
+
+/// The rate limiter's decision, for models with rules: the headroom left
+/// (for `x-ratelimit-*` headers) or the 429.
+async fn limit(
+    shared: &GatewayState,
+    snap: &Snapshot,
+    key: usize,
+    r: usize,
+) -> Result<Option<Headroom>, ProxyError> {
+    let route = &snap.routes[r];
+    if route.limits.is_empty() {
+        return Ok(None);
+    }
+    let k = &snap.key_list[key];
+    // Boxed: the limiter's future (Redis round trip included) is large,
+    // and only limited models pay for it.
+    let check = shared
+        .limiter
+        .check(&route.limits, &k.id, &snap.workspaces[k.workspace].name);
+    match Box::pin(check).await {
+        Decision::Admit(h) => Ok(h),
+        Decision::Reject(rej) => {
+            shared.events.push(
+                EventKind::Throttled,
+                Some(&route.name),
+                Some(&k.id),
+                format!(
+                    "rule #{} ({} {}: {} per {}s) throttled key {}",
+                    rej.rule_id,
+                    rej.target.as_str(),
+                    rej.subject,
+                    rej.limit,
+                    rej.duration_secs,
+                    k.id
+                ),
+            );
+            Err(ProxyError::throttled(&route.name, &rej))
         }
     }
-
-    // The body goes out in three pieces: around the `model` token, the
-    // route's model ID in its place.
-    let span = field.span.clone();
-    let pieces: [&[u8]; 3] = [&body[..span.start], &route.model_id_json, &body[span.end..]];
-    // The caller's path after `/v1`, with its query (see `upstream` for the join).
-    let rest = parts
-        .uri
-        .path_and_query()
-        .map_or("", |pq| pq.as_str())
-        .get(3..)
-        .unwrap_or("");
-    forward(w, tally, route, r, &parts.headers, rest, &pieces, headroom).await
 }
 
 /// Read the whole request body, refusing it as soon as it passes `limit`.
@@ -271,218 +312,4 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ProxyError
         Some(m) => m.freeze(),
         None => first.unwrap_or_default(),
     })
-}
-
-/// What went wrong with one try of an endpoint.
-enum TryError {
-    /// No byte reached the upstream (refused, unreachable, TLS failure):
-    /// safe to try the next endpoint.
-    Connect(String),
-    /// No answer within the upstream timeout.
-    Timeout,
-    /// The request may have reached the upstream; not retried.
-    Other(String),
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn forward(
-    w: &Worker,
-    mut tally: Tally,
-    route: &Route,
-    r: usize,
-    headers: &HeaderMap,
-    rest: &str,
-    body: &[&[u8]],
-    headroom: Option<Headroom>,
-) -> Response<ResBody> {
-    let shared = &*w.shared;
-    let n = route.endpoints.len();
-    let avail = |i| route.avail(i);
-    let usable = (0..n).filter(|&i| route.avail(i) != Avail::Never).count();
-    if usable == 0 {
-        let snap = tally.snap().clone();
-        return refuse(&mut tally, ProxyError::no_endpoint(&snap.routes[r].name));
-    }
-    // The policy's pick first; the fallback order is only worked out when
-    // a try fails (or when nothing is healthy: then only the last resort).
-    let first = route.balancer.pick(n, avail);
-    let mut order: Vec<usize> = Vec::new();
-    let mut ordered = first.is_none();
-    if ordered {
-        order = route.balancer.fallbacks(n, None, avail);
-        order.reverse();
-    }
-    let mut next = first.or_else(|| order.pop());
-    let mut attempts = 0usize;
-    let mut last = TryError::Other(String::new());
-    while let Some(i) = next {
-        attempts += 1;
-        let ep = &route.endpoints[i];
-        tally.begin_attempt(i);
-        match try_endpoint(w, route, i, headers, rest, body).await {
-            Ok((head, up)) => {
-                return relay(shared, tally, route, i, head, up, headroom);
-            }
-            Err(e) => {
-                let reason = match &e {
-                    TryError::Connect(m) | TryError::Other(m) => m.clone(),
-                    TryError::Timeout => format!(
-                        "no answer within {}s",
-                        shared.cfg.upstream_timeout.as_secs_f64()
-                    ),
-                };
-                health_failure(shared, route, i, &reason);
-                if matches!(e, TryError::Other(_)) || attempts >= usable {
-                    last = e;
-                    break;
-                }
-                tally.fail_attempt();
-                tracing::debug!(
-                    "model {} endpoint {i} ({}): {reason}; trying the next endpoint",
-                    route.name,
-                    ep.url
-                );
-                if !ordered {
-                    order = route.balancer.fallbacks(n, first, avail);
-                    order.reverse();
-                    ordered = true;
-                }
-                last = e;
-                next = order.pop();
-            }
-        }
-    }
-    let err = match last {
-        TryError::Timeout => {
-            ProxyError::timeout(&route.name, shared.cfg.upstream_timeout.as_secs_f64())
-        }
-        TryError::Connect(m) | TryError::Other(m) => ProxyError::unreachable(&route.name, &m),
-    };
-    shared.events.push(
-        EventKind::UpstreamError,
-        Some(&route.name),
-        tally
-            .key_index()
-            .map(|k| tally.snap().key_list[k].id.as_str()),
-        format!("{} {}", err.status.as_u16(), err.message),
-    );
-    refuse(&mut tally, err)
-}
-
-fn health_failure(shared: &GatewayState, route: &Route, i: usize, reason: &str) {
-    let ep = &route.endpoints[i];
-    if let Some(Transition::WentDown(r)) = ep.health.failure(reason, shared.cfg.fail_threshold) {
-        tracing::warn!(
-            "model {} endpoint {i} ({}) left the rotation: {r}",
-            route.name,
-            ep.url
-        );
-        shared.events.push(
-            EventKind::EndpointDown,
-            Some(&route.name),
-            None,
-            format!("endpoint {i} ({}) left the rotation: {r}", ep.url),
-        );
-    }
-}
-
-async fn try_endpoint(
-    w: &Worker,
-    route: &Route,
-    i: usize,
-    headers: &HeaderMap,
-    rest: &str,
-    body: &[&[u8]],
-) -> Result<(ResponseHead, UpBody), TryError> {
-    let ep = &route.endpoints[i];
-    let upstream = ep
-        .upstream
-        .as_ref()
-        .map_err(|e| TryError::Connect(e.clone()))?;
-    let head = RequestHead {
-        method: "POST",
-        target: ep.target.path(rest),
-        host: ep.target.host_header(),
-        authorization: ep.auth.as_ref(),
-        headers,
-        content_length: Some(body.iter().map(|p| p.len()).sum()),
-    };
-    let call = upstream.send(w.id, &head, body);
-    match tokio::time::timeout(w.shared.cfg.upstream_timeout, call).await {
-        Err(_) => Err(TryError::Timeout),
-        Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(SendError::Connect(m))) => Err(TryError::Connect(m)),
-        Ok(Err(SendError::Failed(m))) => Err(TryError::Other(m)),
-    }
-}
-
-/// Pass the upstream's answer through.
-fn relay(
-    shared: &GatewayState,
-    mut tally: Tally,
-    route: &Route,
-    i: usize,
-    head: ResponseHead,
-    body: UpBody,
-    headroom: Option<Headroom>,
-) -> Response<ResBody> {
-    let status = head.status;
-    let ep = &route.endpoints[i];
-    if status.is_server_error() {
-        health_failure(
-            shared,
-            route,
-            i,
-            &format!("answered HTTP {}", status.as_u16()),
-        );
-        shared.events.push(
-            EventKind::UpstreamError,
-            Some(&route.name),
-            tally
-                .key_index()
-                .map(|k| tally.snap().key_list[k].id.as_str()),
-            format!(
-                "endpoint {i} ({}) answered HTTP {}",
-                ep.url,
-                status.as_u16()
-            ),
-        );
-        tally.decide(RequestOutcome::UpstreamError);
-    } else {
-        if let Some(Transition::CameBack) = ep.health.success() {
-            shared.events.push(
-                EventKind::EndpointUp,
-                Some(&route.name),
-                None,
-                format!(
-                    "endpoint {i} ({}) answered again and is back in rotation",
-                    ep.url
-                ),
-            );
-        }
-        tally.decide(if status.is_success() {
-            RequestOutcome::Success
-        } else {
-            RequestOutcome::Upstream4xx
-        });
-    }
-    let mut res = Response::new(ResBody::relay(body, tally));
-    *res.status_mut() = status;
-    *res.headers_mut() = head.headers;
-    if let Some(h) = headroom {
-        let hs = res.headers_mut();
-        hs.insert(
-            HeaderName::from_static("x-ratelimit-limit"),
-            HeaderValue::from(h.limit),
-        );
-        hs.insert(
-            HeaderName::from_static("x-ratelimit-remaining"),
-            HeaderValue::from(h.remaining),
-        );
-        hs.insert(
-            HeaderName::from_static("x-ratelimit-reset"),
-            HeaderValue::from(secs_up(h.reset_ms)),
-        );
-    }
-    res
 }
