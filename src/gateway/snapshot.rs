@@ -10,7 +10,6 @@
 //! windows (in the limiter).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -29,36 +28,10 @@ use crate::gateway::upstream::health::{Health, Transition};
 use crate::gateway::upstream::tls;
 use crate::gateway::upstream::{Upstream, UpstreamTarget};
 
-/// A fast hasher for keys the caller cannot choose the set of (SHA-256
-/// digests, registry model names): the maps are built by the operator, so
-/// hash flooding has nothing to collide with.
-#[derive(Default, Clone, Copy)]
-pub struct FastHasher(u64);
-
-impl Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.mix(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let mut last = [0u8; 8];
-        let rest = chunks.remainder();
-        last[..rest.len()].copy_from_slice(rest);
-        self.mix(u64::from_le_bytes(last) ^ (rest.len() as u64) << 56);
-    }
-}
-
-impl FastHasher {
-    #[inline]
-    fn mix(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+/// Maps keyed by what the caller cannot choose the set of (SHA-256 digests,
+/// registry model names) use the Fx hash: the maps are built by the
+/// operator, so hash flooding has nothing to collide with.
+type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// A platform key as the request path sees it.
 #[derive(Debug)]

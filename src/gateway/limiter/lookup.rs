@@ -8,60 +8,15 @@
 //! workspace of a key that already passed authentication. Callers cannot
 //! choose what is hashed, so the flooding resistance of the default (keyed
 //! SipHash) buys nothing, while its cost is a good part of a check. This is
-//! the Fx hash of rustc.
+//! the Fx hash of rustc (the `rustc-hash` crate).
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use super::window::Window;
 
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FxHasher {
-    hash: u64,
-}
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(last));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+pub type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 const INLINE: usize = 22;
 
@@ -167,11 +122,12 @@ impl From<Vec<Arc<Window>>> for WindowList {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::{BuildHasher, BuildHasherDefault};
+    use rustc_hash::FxBuildHasher;
+    use std::hash::BuildHasher;
 
     #[test]
     fn names_inline_or_not_read_back_and_hash_as_their_str() {
-        let b = BuildHasherDefault::<FxHasher>::default();
+        let b = FxBuildHasher;
         for s in [
             "",
             "key_1234abcd",
@@ -198,7 +154,7 @@ mod tests {
 
     #[test]
     fn distinct_short_ids_hash_apart_and_equal_ones_alike() {
-        let b = BuildHasherDefault::<FxHasher>::default();
+        let b = FxBuildHasher;
         let ids: Vec<String> = (0..10_000).map(|i| format!("key_{i:08x}")).collect();
         let hashes: std::collections::HashSet<u64> =
             ids.iter().map(|s| b.hash_one(s.as_str())).collect();
