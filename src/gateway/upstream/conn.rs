@@ -2,16 +2,16 @@
 //! the response body read from it as the caller's side asks for it.
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
+use tokio_util::io::poll_read_buf;
 
 use super::h1::{Decoder, Framing, ResponseHead, Step};
 
@@ -77,27 +77,13 @@ pub(super) struct Conn {
     pub(super) idle_limit: Duration,
 }
 
-/// Read what is available into the spare capacity of `buf`.
-pub(super) fn poll_read_buf(
-    io: &mut Io,
-    cx: &mut Context<'_>,
-    buf: &mut BytesMut,
-) -> Poll<io::Result<usize>> {
+/// Read what is available into the spare capacity of `buf`, keeping room
+/// for a useful read (tokio-util's `poll_read_buf` does the read).
+fn read_more(io: &mut Io, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
     if buf.capacity() - buf.len() < READ_CHUNK / 2 {
         buf.reserve(READ_CHUNK);
     }
-    let n = {
-        let spare = buf.chunk_mut();
-        // SAFETY: `UninitSlice` is a view of the buffer's spare capacity;
-        // `ReadBuf::uninit` never reads it and only reports what was written.
-        let spare = unsafe { &mut *(spare as *mut _ as *mut [MaybeUninit<u8>]) };
-        let mut rb = ReadBuf::uninit(spare);
-        ready!(Pin::new(io).poll_read(cx, &mut rb))?;
-        rb.filled().len()
-    };
-    // SAFETY: `n` bytes of the spare capacity were just initialised by the read.
-    unsafe { buf.advance_mut(n) };
-    Poll::Ready(Ok(n))
+    poll_read_buf(Pin::new(io), cx, buf)
 }
 
 impl Conn {
@@ -182,7 +168,7 @@ impl Body for UpBody {
                 }
                 Step::Done => return Poll::Ready(None),
                 Step::NeedMore => {
-                    if ready!(poll_read_buf(&mut conn.io, cx, &mut conn.buf))? == 0 {
+                    if ready!(read_more(&mut conn.io, cx, &mut conn.buf))? == 0 {
                         this.keep_alive = false;
                         this.decoder.at_eof().map_err(io::Error::other)?;
                     }
