@@ -70,6 +70,8 @@ impl Sampler {
             completion_tokens: r.completion_tokens,
             latency_p50_ms: quantile_ms(&recent, 0.5),
             latency_p99_ms: quantile_ms(&recent, 0.99),
+            latency_count: r.latency_count,
+            latency_sum_us: r.latency_sum_us,
         }
     }
 

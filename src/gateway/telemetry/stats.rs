@@ -41,6 +41,13 @@ pub struct Totals {
     /// Latency to the end of the response over the last minute, milliseconds.
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
+    /// Latencies recorded (requests forwarded and answered to the end),
+    /// cumulative: the `_count` of the `/metrics` latency summary.
+    #[serde(default)]
+    pub latency_count: u64,
+    /// Their sum in microseconds, cumulative: the summary's `_sum`.
+    #[serde(default)]
+    pub latency_sum_us: u64,
 }
 
 /// One endpoint's counters and health.
