@@ -1,8 +1,10 @@
 //! TLS to upstreams: system roots plus optional extra CA files, real
 //! certificate verification. (The listener's TLS is `server::tls`.)
 //!
-//! The ring provider is named explicitly: the dependency tree also links
-//! aws-lc-rs (through reqwest), and rustls refuses to guess between two.
+//! One crypto provider is compiled, aws-lc-rs (reqwest's rustls uses it
+//! too; Cargo.toml enables no other). It is named explicitly anyway, so a
+//! second provider showing up in the tree cannot make rustls refuse to
+//! pick one at run time.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -12,9 +14,11 @@ use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+/// The crypto provider of every TLS config the gateway makes (upstreams
+/// and the listener).
 pub(crate) fn provider() -> Arc<CryptoProvider> {
     static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+    P.get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
         .clone()
 }
 
