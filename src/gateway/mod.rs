@@ -12,6 +12,12 @@
 //! `GatewayHandle::stats()` is a `watch` of counter snapshots;
 //! `GatewayHandle::shutdown().await` (or `shutdown_blocking()`) stops it
 //! gracefully. Dropping the handle also stops it, without waiting.
+//!
+//! The folders follow a request: [`server`] accepts, [`proxy`] runs the
+//! phases (authenticate → read → find `model` → route → [`limiter`] →
+//! forward), [`upstream`] reaches the endpoint (balancer, pools, h1 codec,
+//! TLS, health), [`telemetry`] counts and publishes. [`snapshot`] is what
+//! the request path reads; [`control`] is everything off it.
 
 pub mod config;
 pub mod control;

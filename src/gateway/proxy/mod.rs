@@ -2,13 +2,13 @@
 //! connection is [`server`](super::server)):
 //!
 //! ```text
-//! proxy: count (Tally::new) → authenticate → read_body → find_model
-//!        → route → limit → forward::forward: balance → send → relay
-//!        → count (the Tally ends with the response body)
+//! proxy: count (Tally::new) → admit: authenticate → read_request
+//!        → find_model → route → limit → forward (forward.rs): balance
+//!        → send → relay → count (the Tally ends with the response body)
 //! ```
 //!
 //! Each phase before forwarding returns the [`ProxyError`] that refuses the
-//! request; [`refuse`] counts its outcome and answers it.
+//! request; `refuse` counts its outcome and answers it.
 //!
 //! Nothing here locks or does I/O besides the upstream call: the snapshot
 //! is an atomic pointer load, auth a SHA-256 and a hash-map read, routing a
@@ -160,6 +160,7 @@ fn outcome_of(e: &ProxyError) -> RequestOutcome {
     }
 }
 
+/// Answer an error, counting its outcome.
 fn refuse(tally: &mut Tally, e: ProxyError) -> Response<ResBody> {
     tally.decide(outcome_of(&e));
     e.into_response()
