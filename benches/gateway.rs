@@ -10,13 +10,13 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use maasctl::domain::secret::{hash_secret, secret_hint};
 use maasctl::domain::{Change, Endpoint, MarketEntry, ModelSpec, Policy, Registry};
-use maasctl::gateway::balancer::{Avail, Balancer};
-use maasctl::gateway::counters::{Counters, Outcome};
-use maasctl::gateway::events::Events;
-use maasctl::gateway::extract::extract_model;
 use maasctl::gateway::limiter::Limiter;
+use maasctl::gateway::proxy::extract::extract_model;
 use maasctl::gateway::snapshot::{Builder, RouteRef};
-use maasctl::gateway::usage::UsageScanner;
+use maasctl::gateway::telemetry::counters::{Counters, RequestOutcome};
+use maasctl::gateway::telemetry::events::Events;
+use maasctl::gateway::telemetry::usage::UsageScanner;
+use maasctl::gateway::upstream::balancer::{Avail, Balancer};
 use sha2::{Digest, Sha256};
 
 const CHAT: &[u8] = br#"{"model":"bench-model","messages":[{"role":"user","content":"hi"}]}"#;
@@ -141,7 +141,7 @@ fn counting(c: &mut Criterion) {
         b.iter(|| {
             for s in &subjects {
                 s.start(0);
-                s.outcome(0, Outcome::Success);
+                s.outcome(0, RequestOutcome::Success);
                 s.tokens(0, 11, 7);
                 s.latency(0, Duration::from_micros(black_box(850)));
                 s.finish(0);

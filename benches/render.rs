@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use maasctl::gateway::stats::{StatsSnapshot, Totals};
+use maasctl::gateway::{StatsSnapshot, Totals};
 use maasctl::tui::action::Action;
 use maasctl::tui::app::App;
 use maasctl::tui::chrome;

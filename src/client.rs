@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::domain::secret::{generate_key_id, generate_secret, hash_secret, secret_hint};
 use crate::domain::{Change, DomainError, GatewayReport, Registry};
-use crate::gateway::stats::StatsSnapshot;
+use crate::gateway::StatsSnapshot;
 use crate::store::{Applied, Store, StoreError};
 
 /// A boxed future, so the trait stays object-safe (`Arc<dyn Client>`).

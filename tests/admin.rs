@@ -719,10 +719,11 @@ mod secrets {
         fn remove_report(&self, id: &str) -> Result<(), maasctl::store::StoreError> {
             self.inner.remove_report(id)
         }
-        fn reports(
+        fn reports_at(
             &self,
+            now_ms: i64,
         ) -> Result<Vec<maasctl::domain::GatewayReport>, maasctl::store::StoreError> {
-            self.inner.reports()
+            self.inner.reports_at(now_ms)
         }
         fn describe(&self) -> String {
             self.inner.describe()

@@ -1465,7 +1465,7 @@ mod forms {
         chars(&mut a, &"d".repeat(1025));
         a.on_key(ctrl('s'));
         run_requests(&mut a, &mut reg);
-        let f = a.form.as_ref().expect("the form stays open");
+        let f = a.form().expect("the form stays open");
         assert_eq!(
             f.error_for(f.field("description").unwrap()),
             Some("1025 characters is over the limit of 1024")
@@ -1474,7 +1474,7 @@ mod forms {
         press(&mut a, KeyCode::Backspace);
         a.on_key(ctrl('s'));
         run_requests(&mut a, &mut reg);
-        assert!(a.form.is_none());
+        assert!(a.form().is_none());
         assert_eq!(reg.workspaces["ops"].description.len(), 1024);
     }
 

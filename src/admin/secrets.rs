@@ -307,8 +307,8 @@ mod tests {
         fn remove_report(&self, id: &str) -> Result<(), StoreError> {
             self.inner.remove_report(id)
         }
-        fn reports(&self) -> Result<Vec<crate::domain::GatewayReport>, StoreError> {
-            self.inner.reports()
+        fn reports_at(&self, now_ms: i64) -> Result<Vec<crate::domain::GatewayReport>, StoreError> {
+            self.inner.reports_at(now_ms)
         }
         fn describe(&self) -> String {
             self.inner.describe()

@@ -139,8 +139,8 @@ pub fn run(store: Arc<dyn Store>, args: ServeArgs, data_dir: &Path) -> Result<()
     let gw = Gateway::start(cfg, store.clone()).map_err(|e| e.to_string())?;
     if args.cluster.is_none() {
         // Serving every model: the `local` cluster's access path follows
-        // this gateway (see `gateway::advertise`).
-        match crate::gateway::advertise::adopt_local_entry(
+        // this gateway (see `store::advertise`).
+        match crate::store::advertise::adopt_local_entry(
             &*store,
             gw.local_addr(),
             scheme == "https",

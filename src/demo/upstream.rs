@@ -142,8 +142,11 @@ impl MockUpstream {
         self.addr = listener.local_addr()?;
         let tls = match &self.state.cfg.lock().tls {
             Some((cert, key)) => Some(TlsAcceptor::from(
-                crate::gateway::tls::server_config_from_pem(cert.as_bytes(), key.as_bytes())
-                    .map_err(std::io::Error::other)?,
+                crate::gateway::server::tls::server_config_from_pem(
+                    cert.as_bytes(),
+                    key.as_bytes(),
+                )
+                .map_err(std::io::Error::other)?,
             )),
             None => None,
         };

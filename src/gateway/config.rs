@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::limiter::Limiter;
+use crate::gateway::limiter::Limiter;
 
 /// Certificate and key (PEM files) for serving TLS on the listener.
 #[derive(Debug, Clone, PartialEq, Eq)]

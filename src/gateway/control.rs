@@ -21,20 +21,20 @@ use hyper::HeaderMap;
 use tokio::sync::{Notify, watch};
 use tokio::time::{MissedTickBehavior, interval};
 
-use super::events::Events;
-use super::h1::RequestHead;
-use super::health::Transition;
-use super::proxy::Shared;
-use super::sampler::{Sampler, changed};
-use super::snapshot::{Builder, CounterBook, EndpointRt, Route};
-use super::stats::{EventKind, StatsSnapshot};
-use super::upstream::SendError;
 use crate::domain::{EndpointHealth, EndpointState, GatewayReport, Probe, now_ms};
+use crate::gateway::proxy::GatewayState;
+use crate::gateway::snapshot::{Builder, CounterBook, EndpointRt, Route};
+use crate::gateway::telemetry::events::Events;
+use crate::gateway::telemetry::sampler::{Sampler, changed};
+use crate::gateway::telemetry::stats::{EventKind, StatsSnapshot};
+use crate::gateway::upstream::SendError;
+use crate::gateway::upstream::h1::RequestHead;
+use crate::gateway::upstream::health::Transition;
 use crate::store::Store;
 
 /// What the control thread owns.
 pub struct Control {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<GatewayState>,
     pub builder: Builder,
     pub store: Arc<dyn Store>,
     pub stats_tx: watch::Sender<Arc<StatsSnapshot>>,
@@ -99,7 +99,7 @@ impl Control {
 }
 
 fn publish(
-    shared: &Shared,
+    shared: &GatewayState,
     book: &CounterBook,
     sampler: &mut Sampler,
     tx: &watch::Sender<Arc<StatsSnapshot>>,
@@ -118,7 +118,7 @@ fn publish(
 }
 
 async fn reload_loop(
-    shared: Arc<Shared>,
+    shared: Arc<GatewayState>,
     mut builder: Builder,
     store: Arc<dyn Store>,
     report_now: Arc<Notify>,
@@ -178,7 +178,7 @@ async fn reload_loop(
 }
 
 struct Reporter {
-    shared: Arc<Shared>,
+    shared: Arc<GatewayState>,
     store: Arc<dyn Store>,
     id: String,
     listen: String,
@@ -244,7 +244,7 @@ async fn report_loop(r: Reporter, now: Arc<Notify>) {
     }
 }
 
-async fn probe_loop(shared: Arc<Shared>) {
+async fn probe_loop(shared: Arc<GatewayState>) {
     let mut tick = interval(shared.cfg.probe_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -303,7 +303,7 @@ fn came_back(events: &Events, route: &Route, ep: &EndpointRt, t: Transition, how
 
 /// `GET <url>/models` with the endpoint's key. Any answer below 500 shows
 /// the endpoint is reachable and serving; it costs no completion quota.
-async fn probe(shared: &Shared, route: &Route, ep: &EndpointRt) {
+async fn probe(shared: &GatewayState, route: &Route, ep: &EndpointRt) {
     let Ok(upstream) = &ep.upstream else { return };
     let no_headers = HeaderMap::new();
     let head = RequestHead {
@@ -325,9 +325,7 @@ async fn probe(shared: &Shared, route: &Route, ep: &EndpointRt) {
                 return Ok(answer.status);
             }
         }
-        if let Some(conn) = body.take_reusable() {
-            upstream.release(slot, conn);
-        }
+        upstream.release(slot, &mut body);
         Ok::<_, SendError>(answer.status)
     })
     .await;

@@ -12,29 +12,21 @@
 //! `GatewayHandle::stats()` is a `watch` of counter snapshots;
 //! `GatewayHandle::shutdown().await` (or `shutdown_blocking()`) stops it
 //! gracefully. Dropping the handle also stops it, without waiting.
+//!
+//! The folders follow a request: [`server`] accepts, [`proxy`] runs the
+//! phases (authenticate → read → find `model` → route → [`limiter`] →
+//! forward), [`upstream`] reaches the endpoint (balancer, pools, h1 codec,
+//! TLS, health), [`telemetry`] counts and publishes. [`snapshot`] is what
+//! the request path reads; [`control`] is everything off it.
 
-pub mod advertise;
-pub mod balancer;
-pub mod body;
 pub mod config;
 pub mod control;
-pub mod counters;
-pub mod errors;
-pub mod events;
-pub mod extract;
-pub mod h1;
-pub mod health;
 pub mod limiter;
-pub mod metrics;
 pub mod proxy;
-pub mod sampler;
 pub mod server;
 pub mod snapshot;
-pub mod stats;
-pub mod tally;
-pub mod tls;
+pub mod telemetry;
 pub mod upstream;
-pub mod usage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,15 +36,15 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 pub use config::{GatewayConfig, ListenerTls};
-pub use stats::StatsSnapshot;
+pub use telemetry::stats::{EndpointStats, Event, EventKind, RuleStats, StatsSnapshot, Totals};
 
 use crate::domain::now_ms;
 use crate::store::{Store, StoreError};
 use control::Control;
-use events::Events;
 use limiter::Limiter;
-use proxy::{Shared, Worker};
+use proxy::{GatewayState, Worker};
 use snapshot::Builder;
+use telemetry::events::Events;
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +96,7 @@ impl Gateway {
         }
         let tls = match &cfg.tls {
             Some(t) => Some(tokio_rustls::TlsAcceptor::from(
-                tls::server_config(&t.cert, &t.key).map_err(GatewayError::Tls)?,
+                server::tls::server_config(&t.cert, &t.key).map_err(GatewayError::Tls)?,
             )),
             None => None,
         };
@@ -135,7 +127,7 @@ impl Gateway {
             limiter: limiter.mode(),
             ..Default::default()
         }));
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(GatewayState {
             cfg: cfg.clone(),
             snapshot: ArcSwap::from_pointee(snap),
             limiter,
@@ -205,7 +197,7 @@ fn hostname() -> String {
 pub struct GatewayHandle {
     addr: SocketAddr,
     stats: watch::Receiver<Arc<StatsSnapshot>>,
-    shared: Arc<Shared>,
+    shared: Arc<GatewayState>,
     stop_workers: watch::Sender<bool>,
     stop_control: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
@@ -264,7 +256,7 @@ impl GatewayHandle {
 pub struct GatewayView {
     addr: SocketAddr,
     stats: watch::Receiver<Arc<StatsSnapshot>>,
-    shared: Arc<Shared>,
+    shared: Arc<GatewayState>,
 }
 
 impl GatewayView {

@@ -10,7 +10,6 @@
 //! windows (in the limiter).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -19,46 +18,20 @@ use bytes::Bytes;
 use hyper::header::HeaderValue;
 use parking_lot::Mutex;
 
-use super::balancer::{Avail, Balancer};
-use super::counters::Counters;
-use super::events::Events;
-use super::health::{Health, Transition};
-use super::limiter::{Limiter, ModelLimits};
-use super::stats::EventKind;
-use super::tls;
-use super::upstream::{Target, Upstream};
 use crate::domain::{EndpointState, Model, Policy, Probe, Registry};
+use crate::gateway::limiter::{Limiter, ModelLimits};
+use crate::gateway::telemetry::counters::Counters;
+use crate::gateway::telemetry::events::Events;
+use crate::gateway::telemetry::stats::EventKind;
+use crate::gateway::upstream::balancer::{Avail, Balancer};
+use crate::gateway::upstream::health::{Health, Transition};
+use crate::gateway::upstream::tls;
+use crate::gateway::upstream::{Upstream, UpstreamTarget};
 
-/// A fast hasher for keys the caller cannot choose the set of (SHA-256
-/// digests, registry model names): the maps are built by the operator, so
-/// hash flooding has nothing to collide with.
-#[derive(Default, Clone, Copy)]
-pub struct FastHasher(u64);
-
-impl Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.mix(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let mut last = [0u8; 8];
-        let rest = chunks.remainder();
-        last[..rest.len()].copy_from_slice(rest);
-        self.mix(u64::from_le_bytes(last) ^ (rest.len() as u64) << 56);
-    }
-}
-
-impl FastHasher {
-    #[inline]
-    fn mix(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+/// Maps keyed by what the caller cannot choose the set of (SHA-256 digests,
+/// registry model names) use the Fx hash: the maps are built by the
+/// operator, so hash flooding has nothing to collide with.
+type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// A platform key as the request path sees it.
 #[derive(Debug)]
@@ -120,7 +93,7 @@ impl Route {
 pub struct EndpointRt {
     pub index: usize,
     pub url: String,
-    pub target: Target,
+    pub target: UpstreamTarget,
     /// `Bearer <endpoint key>`, marked sensitive; `None` strips the caller's header.
     pub auth: Option<HeaderValue>,
     pub weight: Option<u32>,
@@ -418,7 +391,7 @@ impl Builder {
                 .entry(key)
                 .or_insert_with(|| Arc::new(Counters::new(self.workers)))
                 .clone();
-            let target = Target::parse(&ep.url);
+            let target = UpstreamTarget::parse(&ep.url);
             let upstream = match &target {
                 Ok(t) => self.pool(t, ep.ca_file.as_deref().map(Path::new), live_pools),
                 Err(e) => Err(e.clone()),
@@ -443,7 +416,7 @@ impl Builder {
                 url: ep.url.clone(),
                 // A URL that does not parse has no pool either: it is never picked.
                 target: target.unwrap_or_else(|_| {
-                    Target::parse("http://invalid.invalid").expect("static URL parses")
+                    UpstreamTarget::parse("http://invalid.invalid").expect("static URL parses")
                 }),
                 auth,
                 weight: ep.weight,
@@ -467,7 +440,7 @@ impl Builder {
     /// is read even for a plain-http endpoint, so a wrong path shows up.
     fn pool(
         &mut self,
-        t: &Target,
+        t: &UpstreamTarget,
         ca: Option<&Path>,
         live: &mut HashSet<PoolKey>,
     ) -> Result<Arc<Upstream>, String> {

@@ -9,6 +9,7 @@
 //! [`sql`]. The backends ([`sqlite`], [`postgres`]) keep connection
 //! handling, locking and transactions, migration driving and their dialect.
 
+pub mod advertise;
 pub mod catalog;
 pub mod mapping;
 pub mod migrations;

@@ -20,7 +20,7 @@ use tui_input::backend::crossterm::EventHandler;
 
 use crate::client::{ClientError, GatewayInfo, RegistryView};
 use crate::domain::{DomainError, ErrorKind};
-use crate::gateway::stats::StatsSnapshot;
+use crate::gateway::StatsSnapshot;
 use crate::logging::LogRing;
 
 use super::action::{Action, Done, Op, Reply, Request};

@@ -78,9 +78,9 @@ pub async fn try_start(
 }
 
 /// The `local` cluster's access path follows this gateway (see
-/// `gateway::advertise`); a store that refuses is logged, not fatal.
+/// `store::advertise`); a store that refuses is logged, not fatal.
 fn adopt_entry(store: &dyn Store, listen: SocketAddr) {
-    match crate::gateway::advertise::adopt_local_entry(store, listen, false) {
+    match crate::store::advertise::adopt_local_entry(store, listen, false) {
         Ok(Some(entry)) => tracing::info!("cluster 'local' now has entry address {entry}"),
         Ok(None) => {}
         Err(e) => tracing::warn!("could not point cluster 'local' at {listen}: {e}"),

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::gateway::stats::{StatsSnapshot, Totals};
+use crate::gateway::{StatsSnapshot, Totals};
 
 /// Requests, throttles and upstream errors per second.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -125,6 +125,8 @@ async fn totals_equal_the_requests_sent() {
     assert_eq!(g.prompt_tokens, 190 * 3);
     assert_eq!(g.completion_tokens, 160 * 5);
     assert!(g.latency_p50_ms > 0.0 && g.latency_p99_ms >= g.latency_p50_ms);
+    assert_eq!(g.latency_count, 220);
+    assert!(g.latency_sum_us > 0);
 
     let a = &s.keys[&k1];
     assert_eq!(
@@ -178,8 +180,27 @@ async fn totals_equal_the_requests_sent() {
         &format!("maasctl_requests_total{{scope=\"key\",key=\"{k1}\"}} 210"),
         "maasctl_tokens_total{scope=\"model\",model=\"good\",kind=\"completion\"} 800",
         "maasctl_in_flight{scope=\"gateway\"} 0",
+        "# TYPE maasctl_requests_total counter",
+        "# TYPE maasctl_responses_total counter",
+        "# TYPE maasctl_in_flight gauge",
+        "# TYPE maasctl_tokens_total counter",
+        "# TYPE maasctl_latency_seconds summary",
+        // Every forwarded request answered to the end has a latency: 190
+        // successes, 20 upstream 500s, 10 upstream 422s.
+        "maasctl_latency_seconds_count{scope=\"gateway\"} 220",
+        "maasctl_latency_seconds_count{scope=\"model\",model=\"good\"} 190",
     ] {
         assert!(text.contains(line), "/metrics lacks {line}:\n{text}");
+    }
+    for series in [
+        "maasctl_latency_seconds{scope=\"gateway\",quantile=\"0.5\"} ",
+        "maasctl_latency_seconds{scope=\"gateway\",quantile=\"0.99\"} ",
+        "maasctl_latency_seconds_sum{scope=\"gateway\"} ",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(series)),
+            "/metrics lacks {series}:\n{text}"
+        );
     }
     let health = gw.http.get(gw.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);

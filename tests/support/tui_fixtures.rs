@@ -10,7 +10,7 @@ use std::sync::Arc;
 use maasctl::client::{GatewayInfo, GatewayState, RegistryView};
 use maasctl::domain::secret::hash_secret;
 use maasctl::domain::*;
-use maasctl::gateway::stats::{EndpointStats, Event, EventKind, RuleStats, StatsSnapshot, Totals};
+use maasctl::gateway::{EndpointStats, Event, EventKind, RuleStats, StatsSnapshot, Totals};
 use maasctl::tui::app::App;
 use maasctl::tui::theme::Theme;
 

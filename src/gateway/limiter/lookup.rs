@@ -8,130 +8,19 @@
 //! workspace of a key that already passed authentication. Callers cannot
 //! choose what is hashed, so the flooding resistance of the default (keyed
 //! SipHash) buys nothing, while its cost is a good part of a check. This is
-//! the Fx hash of rustc.
+//! the Fx hash of rustc (the `rustc-hash` crate).
 
-use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 use super::window::Window;
 
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+pub type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FxHasher {
-    hash: u64,
-}
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(last));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
-
-const INLINE: usize = 22;
-
-/// A name stored in place when short (key ids are 12 bytes), so comparing
-/// a table entry's name reads no other memory line.
-#[derive(Clone)]
-pub struct Name(Repr);
-
-/// Private: an inline name is only ever made from a whole `&str`.
-#[derive(Clone)]
-enum Repr {
-    Inline { len: u8, bytes: [u8; INLINE] },
-    Heap(Box<str>),
-}
-
-impl Name {
-    pub fn as_str(&self) -> &str {
-        match &self.0 {
-            Repr::Inline { len, bytes } => {
-                // SAFETY: `bytes[..len]` is a copy of a whole `&str` (see
-                // `From<&str>`, the only constructor), hence valid UTF-8.
-                // Validating it again was a fifth of a check's time.
-                unsafe { std::str::from_utf8_unchecked(&bytes[..usize::from(*len)]) }
-            }
-            Repr::Heap(s) => s,
-        }
-    }
-}
-
-impl From<&str> for Name {
-    fn from(s: &str) -> Self {
-        if s.len() <= INLINE {
-            let mut bytes = [0; INLINE];
-            bytes[..s.len()].copy_from_slice(s.as_bytes());
-            Name(Repr::Inline {
-                len: s.len() as u8,
-                bytes,
-            })
-        } else {
-            Name(Repr::Heap(s.into()))
-        }
-    }
-}
-
-impl Borrow<str> for Name {
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl PartialEq for Name {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for Name {}
-
-/// Hashes exactly as the `str` it holds (required by `Borrow<str>`).
-impl Hash for Name {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state)
-    }
-}
-
-impl std::fmt::Debug for Name {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.as_str(), f)
-    }
-}
+/// A name stored in place when short (up to 24 bytes; key ids are 12), so
+/// comparing a table entry's name reads no other memory line. Hashes and
+/// compares exactly as the `str` it holds, so tables keyed by it are looked
+/// up with a `&str`.
+pub type Name = compact_str::CompactString;
 
 /// Windows in rule-id order; the usual one or two held in place.
 #[derive(Debug, Clone)]
@@ -167,11 +56,12 @@ impl From<Vec<Arc<Window>>> for WindowList {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::{BuildHasher, BuildHasherDefault};
+    use rustc_hash::FxBuildHasher;
+    use std::hash::BuildHasher;
 
     #[test]
     fn names_inline_or_not_read_back_and_hash_as_their_str() {
-        let b = BuildHasherDefault::<FxHasher>::default();
+        let b = FxBuildHasher;
         for s in [
             "",
             "key_1234abcd",
@@ -183,11 +73,8 @@ mod tests {
             assert_eq!(n.as_str(), s);
             assert_eq!(b.hash_one(&n), b.hash_one(s));
         }
-        assert!(matches!(Name::from("key_1234abcd").0, Repr::Inline { .. }));
-        assert!(matches!(
-            Name::from("a-workspace-name-longer-than-inline").0,
-            Repr::Heap(_)
-        ));
+        assert!(!Name::from("key_1234abcd").is_heap_allocated());
+        assert!(Name::from("a-workspace-name-longer-than-inline").is_heap_allocated());
         let mut m: FastMap<Name, u32> = FastMap::default();
         m.insert("a-workspace-name-longer-than-inline".into(), 1);
         m.insert("acme".into(), 2);
@@ -198,7 +85,7 @@ mod tests {
 
     #[test]
     fn distinct_short_ids_hash_apart_and_equal_ones_alike() {
-        let b = BuildHasherDefault::<FxHasher>::default();
+        let b = FxBuildHasher;
         let ids: Vec<String> = (0..10_000).map(|i| format!("key_{i:08x}")).collect();
         let hashes: std::collections::HashSet<u64> =
             ids.iter().map(|s| b.hash_one(s.as_str())).collect();

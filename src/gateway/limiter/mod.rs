@@ -44,9 +44,9 @@ pub use shared::{DEFAULT_PREFIX, SharedConfig, redacted};
 pub use window::{BUCKETS, bucket_width_ms};
 
 use crate::domain::{LimiterMode, Model, RuleTarget};
-use crate::gateway::stats::RuleStats;
+use crate::gateway::RuleStats;
 use lookup::{FastMap, Name, WindowList};
-use shared::{Answer, Shared};
+use shared::{Answer, RedisLimiter};
 use window::{Window, subject_of};
 
 /// Headroom of the tightest matching rule after an admitted request, for
@@ -149,7 +149,7 @@ pub struct Limiter {
     /// touched by the request path).
     windows: Mutex<HashMap<u64, Arc<Window>>>,
     key_prefix: String,
-    shared: Option<Shared>,
+    shared: Option<RedisLimiter>,
 }
 
 impl Limiter {
@@ -178,7 +178,7 @@ impl Limiter {
             .clock
             .clone()
             .unwrap_or_else(|| Arc::new(MonotonicClock::new()));
-        let shared = Shared::start(redis_url, config).await?;
+        let shared = RedisLimiter::start(redis_url, config).await?;
         Ok(Arc::new(Self {
             clock,
             windows: Mutex::new(HashMap::new()),
@@ -399,12 +399,12 @@ impl Limiter {
     pub fn mode(&self) -> LimiterMode {
         self.shared
             .as_ref()
-            .map_or(LimiterMode::Local, Shared::mode)
+            .map_or(LimiterMode::Local, RedisLimiter::mode)
     }
 
     /// Shared mode: the replicas last seen live in Redis (this one included),
     /// which divide the limits while fallen back. `None` in local mode.
     pub fn live_replicas(&self) -> Option<u32> {
-        self.shared.as_ref().map(Shared::replicas)
+        self.shared.as_ref().map(RedisLimiter::replicas)
     }
 }

@@ -118,14 +118,14 @@ struct State {
 
 /// The Redis side of a shared limiter. Dropping it stops the background
 /// thread (which then deregisters this replica, best effort).
-pub struct Shared {
+pub struct RedisLimiter {
     state: Arc<State>,
     _stop: watch::Sender<()>,
 }
 
-impl fmt::Debug for Shared {
+impl fmt::Debug for RedisLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
+        f.debug_struct("RedisLimiter")
             .field("url", &self.state.url)
             .field("mode", &self.mode())
             .field("replicas", &self.replicas())
@@ -133,7 +133,7 @@ impl fmt::Debug for Shared {
     }
 }
 
-impl Shared {
+impl RedisLimiter {
     /// Connect to `url` (waiting for the first attempt only) and start the
     /// background thread. A bad URL is an error; an unreachable Redis is not
     /// (the limiter starts in local fallback and keeps trying).
@@ -427,7 +427,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_url_error_masks_the_password() {
-        let err = Shared::start("redis://:hunter2@[::1", SharedConfig::default())
+        let err = RedisLimiter::start("redis://:hunter2@[::1", SharedConfig::default())
             .await
             .unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");

@@ -8,7 +8,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use crate::gateway::stats::EventKind;
+use crate::gateway::EventKind;
 use crate::tui::action::Action;
 use crate::tui::component::{Effect, View};
 use crate::tui::data::Data;

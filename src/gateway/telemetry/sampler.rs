@@ -7,12 +7,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::counters::{BUCKETS, Counters, Outcome, Reading, hist_delta, quantile_ms};
+use super::counters::{BUCKETS, Counters, Reading, RequestOutcome, hist_delta, quantile_ms};
 use super::events::Events;
-use super::limiter::Limiter;
-use super::snapshot::{CounterBook, Snapshot, Subject};
 use super::stats::{EndpointStats, StatsSnapshot, Totals};
 use crate::domain::now_ms;
+use crate::gateway::limiter::Limiter;
+use crate::gateway::snapshot::{CounterBook, Snapshot, Subject};
 
 /// Window of the latency percentiles.
 const WINDOW: Duration = Duration::from_secs(60);
@@ -57,19 +57,21 @@ impl Sampler {
         let recent = ring.last_minute(now, &r.hist);
         Totals {
             requests: r.started,
-            success: r.outcome(Outcome::Success),
-            unauthorized: r.outcome(Outcome::Unauthorized),
-            not_found: r.outcome(Outcome::NotFound),
-            bad_request: r.outcome(Outcome::BadRequest),
-            throttled: r.outcome(Outcome::Throttled),
-            upstream_4xx: r.outcome(Outcome::Upstream4xx),
-            upstream_errors: r.outcome(Outcome::UpstreamError),
-            cancelled: r.outcome(Outcome::Cancelled),
+            success: r.outcome(RequestOutcome::Success),
+            unauthorized: r.outcome(RequestOutcome::Unauthorized),
+            not_found: r.outcome(RequestOutcome::NotFound),
+            bad_request: r.outcome(RequestOutcome::BadRequest),
+            throttled: r.outcome(RequestOutcome::Throttled),
+            upstream_4xx: r.outcome(RequestOutcome::Upstream4xx),
+            upstream_errors: r.outcome(RequestOutcome::UpstreamError),
+            cancelled: r.outcome(RequestOutcome::Cancelled),
             in_flight: r.in_flight(),
             prompt_tokens: r.prompt_tokens,
             completion_tokens: r.completion_tokens,
             latency_p50_ms: quantile_ms(&recent, 0.5),
             latency_p99_ms: quantile_ms(&recent, 0.99),
+            latency_count: r.latency_count,
+            latency_sum_us: r.latency_sum_us,
         }
     }
 

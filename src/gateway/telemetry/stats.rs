@@ -1,6 +1,6 @@
 //! The counters snapshot: what the gateway publishes to the console, the
 //! admin API and `/metrics` (SPEC §3). Plain data; the live side is atomics
-//! in `gateway::counters`. All totals are cumulative since the gateway
+//! in `gateway::telemetry::counters`. All totals are cumulative since the gateway
 //! started, so a reader gets rates from two snapshots and totals that equal
 //! what clients saw.
 
@@ -41,6 +41,13 @@ pub struct Totals {
     /// Latency to the end of the response over the last minute, milliseconds.
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
+    /// Latencies recorded (requests forwarded and answered to the end),
+    /// cumulative: the `_count` of the `/metrics` latency summary.
+    #[serde(default)]
+    pub latency_count: u64,
+    /// Their sum in microseconds, cumulative: the summary's `_sum`.
+    #[serde(default)]
+    pub latency_sum_us: u64,
 }
 
 /// One endpoint's counters and health.

@@ -10,9 +10,9 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
-use super::tally::Tally;
-use super::upstream::UpBody;
-use super::usage::UsageScanner;
+use crate::gateway::telemetry::tally::Tally;
+use crate::gateway::telemetry::usage::UsageScanner;
+use crate::gateway::upstream::UpBody;
 
 /// Every response body the gateway sends.
 pub enum ResBody {
@@ -58,10 +58,10 @@ impl Relay {
         if complete {
             self.tally.latency();
             // Read to the end: the connection can serve the next request.
-            if let (Some(conn), Some(ep)) = (self.inner.take_reusable(), self.tally.endpoint())
+            if let Some(ep) = self.tally.endpoint()
                 && let Ok(upstream) = &ep.upstream
             {
-                upstream.release(self.tally.worker(), conn);
+                upstream.release(self.tally.worker(), &mut self.inner);
             }
         }
     }

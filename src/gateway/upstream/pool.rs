@@ -1,131 +1,37 @@
-//! Reaching upstreams: where a request goes, keep-alive connection pools,
-//! and the I/O around the [`h1`](super::h1) codec.
-//!
-//! An endpoint URL is an OpenAI *base URL* (what the OpenAI SDK calls
-//! `base_url`): the gateway takes the caller's path after `/v1` and appends
-//! it, so `/v1/chat/completions?x=1` sent to an endpoint
-//! `http://127.0.0.1:9000/v1` goes to `http://127.0.0.1:9000/v1/chat/completions?x=1`,
-//! and to `https://api.deepseek.com` it goes to
-//! `https://api.deepseek.com/chat/completions` (DeepSeek's documented base
-//! URL). A trailing `/` on the endpoint is ignored.
-//!
-//! Pools: one [`Upstream`] per origin (and CA files), shared by every route
-//! that points there and kept across reloads; inside it, one stack of idle
-//! connections per worker thread (plus one for the prober), so a
-//! connection is only ever used by the thread whose runtime registered it
-//! and its lock is never contended. A connection goes back to its stack
-//! when the response body has been relayed to the end; one whose response
-//! was cut short is closed (that is how a cancelled request reaches the
-//! upstream). Before reuse, an idle connection is checked without a system
-//! call unless the socket became readable (a close, or TLS housekeeping).
+//! Keep-alive connection pools: one [`Upstream`] per origin (and CA files),
+//! shared by every route that points there and kept across reloads; inside
+//! it, one stack of idle connections per worker thread (plus one for the
+//! prober), so a connection is only ever used by the thread whose runtime
+//! registered it and its lock is never contended. A connection goes back to
+//! its stack when the response body has been relayed to the end; one whose
+//! response was cut short is closed (that is how a cancelled request
+//! reaches the upstream). Before reuse, an idle connection is checked
+//! without a system call unless the socket became readable (a close, or TLS
+//! housekeeping).
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use hyper::Uri;
-use hyper::body::{Body, Frame, SizeHint};
-use hyper::header::HeaderValue;
-use hyper::http::uri::Scheme;
+use bytes::BytesMut;
 use parking_lot::Mutex;
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 
-use super::h1::{self, Decoder, Framing, RequestHead, ResponseHead, Step};
+use super::conn::{Conn, IDLE_TIMEOUT, Io, READ_CHUNK, UpBody};
+use super::h1::{self, RequestHead, ResponseHead};
+use super::target::UpstreamTarget;
 
-/// An idle connection older than this is not reused (upstreams commonly
-/// close keep-alive connections after 60–75 s).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(55);
 /// Idle connections kept per worker and upstream.
 const MAX_IDLE: usize = 1024;
-/// Bytes read from an upstream at a time.
-const READ_CHUNK: usize = 8 * 1024;
 /// Request bodies up to this size are sent in the same write as the head.
 const INLINE_BODY: usize = 16 * 1024;
-
-/// Where an endpoint's requests go.
-#[derive(Debug, Clone)]
-pub struct Target {
-    scheme: Scheme,
-    host: String,
-    port: u16,
-    /// `Host` header value (`host[:port]`).
-    host_header: HeaderValue,
-    /// Path of the base URL without a trailing `/` (`/v1`, or empty).
-    prefix: String,
-}
-
-impl Target {
-    /// Parse an endpoint base URL (already validated by the registry).
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let uri: Uri = url
-            .trim()
-            .parse()
-            .map_err(|e| format!("the endpoint URL '{url}' does not parse: {e}"))?;
-        let scheme = uri
-            .scheme()
-            .cloned()
-            .ok_or_else(|| format!("the endpoint URL '{url}' has no scheme"))?;
-        let default_port = if scheme == Scheme::HTTP {
-            80
-        } else if scheme == Scheme::HTTPS {
-            443
-        } else {
-            return Err(format!("the endpoint URL '{url}' must be http or https"));
-        };
-        let authority = uri
-            .authority()
-            .ok_or_else(|| format!("the endpoint URL '{url}' has no host"))?;
-        let host_header = HeaderValue::from_str(authority.as_str())
-            .map_err(|e| format!("the endpoint URL '{url}' has an unusable host: {e}"))?;
-        Ok(Self {
-            host: authority
-                .host()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port: authority.port_u16().unwrap_or(default_port),
-            scheme,
-            host_header,
-            prefix: uri.path().trim_end_matches('/').to_string(),
-        })
-    }
-
-    /// The origin-form request target for `rest` (the caller's path after
-    /// `/v1`, with its query), in two pieces to write back to back.
-    pub fn path<'a>(&'a self, rest: &'a str) -> [&'a str; 2] {
-        if self.prefix.is_empty() && rest.is_empty() {
-            ["/", ""]
-        } else {
-            [&self.prefix, rest]
-        }
-    }
-
-    pub fn host_header(&self) -> &HeaderValue {
-        &self.host_header
-    }
-
-    pub fn is_https(&self) -> bool {
-        self.scheme == Scheme::HTTPS
-    }
-
-    /// `scheme://host:port`: the identity of a pool.
-    pub fn origin(&self) -> String {
-        format!(
-            "{}://{}",
-            self.scheme,
-            self.host_header.to_str().unwrap_or(&self.host)
-        )
-    }
-}
+/// Buffers larger than this are shrunk before a connection waits in the pool
+/// (one request with huge headers must not pin memory on every idle connection).
+const KEEP_BUFFER: usize = 64 * 1024;
 
 /// Why a request could not be sent.
 #[derive(Debug)]
@@ -135,188 +41,6 @@ pub enum SendError {
     Connect(String),
     /// The request may have reached the upstream: not retried.
     Failed(String),
-}
-
-/// A connection to an upstream, plain or TLS.
-enum Io {
-    Tcp(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
-/// A connection and what has been read from it but not yet used.
-pub struct Conn {
-    io: Io,
-    buf: BytesMut,
-    /// The outgoing request, reused from request to request.
-    out: Vec<u8>,
-    /// How long it may wait in the pool: [`IDLE_TIMEOUT`], or less when the
-    /// upstream said it closes idle connections sooner (`Keep-Alive:
-    /// timeout=N`), with a margin so it is not reused as the upstream closes it.
-    idle_limit: Duration,
-}
-
-/// Buffers larger than this are shrunk before a connection waits in the pool
-/// (one request with huge headers must not pin memory on every idle connection).
-const KEEP_BUFFER: usize = 64 * 1024;
-
-/// Read what is available into the spare capacity of `buf`.
-fn poll_read_buf(io: &mut Io, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
-    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
-        buf.reserve(READ_CHUNK);
-    }
-    let n = {
-        let spare = buf.chunk_mut();
-        // SAFETY: `UninitSlice` is a view of the buffer's spare capacity;
-        // `ReadBuf::uninit` never reads it and only reports what was written.
-        let spare = unsafe { &mut *(spare as *mut _ as *mut [MaybeUninit<u8>]) };
-        let mut rb = ReadBuf::uninit(spare);
-        ready!(Pin::new(io).poll_read(cx, &mut rb))?;
-        rb.filled().len()
-    };
-    // SAFETY: `n` bytes of the spare capacity were just initialised by the read.
-    unsafe { buf.advance_mut(n) };
-    Poll::Ready(Ok(n))
-}
-
-impl Conn {
-    /// Whether an idle connection can take a request: nothing to read
-    /// (a readable idle connection was closed by the upstream or sent
-    /// something unexpected). No system call unless the socket is readable.
-    fn is_reusable(&mut self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        let mut byte = [0u8; 1];
-        let mut probe = ReadBuf::new(&mut byte);
-        Pin::new(&mut self.io)
-            .poll_read(&mut cx, &mut probe)
-            .is_pending()
-    }
-}
-
-/// The body of an upstream's response, read as the caller's side asks for it.
-pub struct UpBody {
-    conn: Option<Conn>,
-    decoder: Decoder,
-    keep_alive: bool,
-    /// Body bytes still expected (content-length framing), for the size hint.
-    left: Option<u64>,
-}
-
-impl UpBody {
-    fn new(mut conn: Conn, head: &ResponseHead) -> Self {
-        if let Some(t) = head.idle_timeout {
-            conn.idle_limit = t
-                .saturating_sub(Duration::from_secs(1).min(t / 2))
-                .min(IDLE_TIMEOUT);
-        }
-        Self {
-            conn: Some(conn),
-            decoder: Decoder::new(head.framing),
-            keep_alive: head.keep_alive,
-            left: match head.framing {
-                Framing::Length(n) => Some(n),
-                Framing::Empty => Some(0),
-                _ => None,
-            },
-        }
-    }
-
-    /// The connection, if the body was read to its end and the connection
-    /// can carry another request.
-    pub fn take_reusable(&mut self) -> Option<Conn> {
-        if self.decoder.is_done()
-            && self.keep_alive
-            && self.conn.as_ref().is_some_and(|c| c.buf.is_empty())
-        {
-            self.conn.take()
-        } else {
-            None
-        }
-    }
-}
-
-impl Body for UpBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        let this = &mut *self;
-        let Some(conn) = this.conn.as_mut() else {
-            return Poll::Ready(None);
-        };
-        loop {
-            match this
-                .decoder
-                .decode(&mut conn.buf)
-                .map_err(io::Error::other)?
-            {
-                Step::Data(b) => {
-                    if let Some(left) = &mut this.left {
-                        *left -= b.len() as u64;
-                    }
-                    return Poll::Ready(Some(Ok(Frame::data(b))));
-                }
-                Step::Done => return Poll::Ready(None),
-                Step::NeedMore => {
-                    if ready!(poll_read_buf(&mut conn.io, cx, &mut conn.buf))? == 0 {
-                        this.keep_alive = false;
-                        this.decoder.at_eof().map_err(io::Error::other)?;
-                    }
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.decoder.is_done()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.left {
-            Some(n) => SizeHint::with_exact(n),
-            None => SizeHint::default(),
-        }
-    }
 }
 
 struct Idle {
@@ -343,7 +67,7 @@ fn drop_expired(idle: &mut Vec<Idle>, now: Instant) {
 
 /// The pools of one upstream origin.
 pub struct Upstream {
-    target: Target,
+    target: UpstreamTarget,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     connect_timeout: Duration,
     idle: Box<[Mutex<Vec<Idle>>]>,
@@ -380,7 +104,7 @@ impl Upstream {
     /// Pools for `target` with one stack per worker plus the prober's.
     /// `tls` is required for https targets.
     pub fn new(
-        target: &Target,
+        target: &UpstreamTarget,
         workers: usize,
         tls: Option<Arc<rustls::ClientConfig>>,
         connect_timeout: Duration,
@@ -538,8 +262,18 @@ impl Upstream {
         None
     }
 
-    /// Give a connection back after its response was read to the end.
-    pub fn release(&self, worker: usize, mut conn: Conn) {
+    /// Give the connection of a response back to `worker`'s pool when the
+    /// body was read to its end and the connection can carry another
+    /// request; otherwise it stays in `body` and closes with it (a response
+    /// cut short: that is how a cancelled request reaches the upstream).
+    pub fn release(&self, worker: usize, body: &mut UpBody) {
+        if let Some(conn) = body.take_reusable() {
+            self.put_back(worker, conn);
+        }
+    }
+
+    /// Push an idle connection on `worker`'s stack.
+    fn put_back(&self, worker: usize, mut conn: Conn) {
         if conn.out.capacity() > KEEP_BUFFER {
             conn.out = Vec::with_capacity(1024);
         }
@@ -594,6 +328,7 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use http_body_util::BodyExt;
     use hyper::header::HeaderMap;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -614,7 +349,7 @@ mod tests {
     /// An upstream whose first connection answers one request and then
     /// closes on the next one without answering (as a server does whose idle
     /// timeout fires as the request arrives); later connections answer.
-    async fn closing_upstream() -> (Target, Arc<std::sync::atomic::AtomicUsize>) {
+    async fn closing_upstream() -> (UpstreamTarget, Arc<std::sync::atomic::AtomicUsize>) {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
         let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -635,12 +370,12 @@ mod tests {
             }
         });
         (
-            Target::parse(&format!("http://127.0.0.1:{port}/v1")).unwrap(),
+            UpstreamTarget::parse(&format!("http://127.0.0.1:{port}/v1")).unwrap(),
             conns,
         )
     }
 
-    async fn get(up: &Upstream, t: &Target) -> Result<Bytes, SendError> {
+    async fn get(up: &Upstream, t: &UpstreamTarget) -> Result<Bytes, SendError> {
         let headers = HeaderMap::new();
         let head = RequestHead {
             method: "GET",
@@ -653,7 +388,7 @@ mod tests {
         let (h, mut body) = up.send(0, &head, &[]).await?;
         assert_eq!(h.status, 200);
         let data = (&mut body).collect().await.unwrap().to_bytes();
-        up.release(0, body.take_reusable().expect("reusable"));
+        up.put_back(0, body.take_reusable().expect("reusable"));
         Ok(data)
     }
 
@@ -697,36 +432,12 @@ mod tests {
         }
         let fresh = conns.pop().unwrap();
         for c in conns {
-            up.release(0, c);
+            up.put_back(0, c);
         }
         for c in up.slot(0).lock().iter_mut() {
             c.since = Instant::now() - IDLE_TIMEOUT * 2;
         }
-        up.release(0, fresh);
+        up.put_back(0, fresh);
         assert_eq!(up.slot(0).lock().len(), 1, "only the fresh one stays");
-    }
-
-    #[test]
-    fn joins_the_path_after_v1_to_the_base_url() {
-        let t = Target::parse("http://127.0.0.1:9000/v1").unwrap();
-        assert_eq!(
-            t.path("/chat/completions?x=1").concat(),
-            "/v1/chat/completions?x=1"
-        );
-        assert_eq!(t.host_header(), "127.0.0.1:9000");
-        assert_eq!(t.origin(), "http://127.0.0.1:9000");
-        let t = Target::parse("https://api.deepseek.com/").unwrap();
-        assert_eq!(t.path("/chat/completions").concat(), "/chat/completions");
-        assert_eq!(t.path("").concat(), "/");
-        assert_eq!(
-            (t.port, t.host_header().to_str().unwrap()),
-            (443, "api.deepseek.com")
-        );
-        let t = Target::parse("https://h.example/openai/v1/").unwrap();
-        assert_eq!(t.path("/models").concat(), "/openai/v1/models");
-        let t = Target::parse("http://[::1]:8000/v1").unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("::1", 8000));
-        assert!(Target::parse("ftp://x").is_err());
-        assert!(Target::parse("not a url").is_err());
     }
 }

@@ -9,11 +9,11 @@ use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use super::body::ResBody;
-use super::limiter::Rejection;
+use crate::gateway::limiter::Rejection;
 
 /// One error answer.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub struct ProxyError {
     pub status: StatusCode,
     pub kind: &'static str,
     pub code: &'static str,
@@ -21,7 +21,7 @@ pub struct ApiError {
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-impl ApiError {
+impl ProxyError {
     pub fn new(
         status: StatusCode,
         kind: &'static str,
@@ -261,7 +261,7 @@ mod tests {
 
     #[test]
     fn bodies_have_openai_shape() {
-        let e = ApiError::unknown_model("nope");
+        let e = ProxyError::unknown_model("nope");
         let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(v["error"]["code"], "model_not_found");
@@ -279,7 +279,7 @@ mod tests {
             retry_after_ms: 1001,
             reset_ms: 59_000,
         };
-        let e = ApiError::throttled("m", &r);
+        let e = ProxyError::throttled("m", &r);
         assert_eq!(e.status, 429);
         assert!(
             e.message.contains("rule #7")

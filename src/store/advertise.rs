@@ -14,8 +14,8 @@
 
 use std::net::SocketAddr;
 
+use super::{Store, StoreError};
 use crate::domain::{Change, Cluster, now_ms};
-use crate::store::{Store, StoreError};
 
 /// Whether `entry` (a cluster's entry address) names this machine's loopback.
 fn is_loopback_entry(entry: &str) -> bool {

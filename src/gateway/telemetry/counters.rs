@@ -11,7 +11,9 @@
 //!
 //! Latency goes into a log-linear histogram (4 buckets per power of two,
 //! ≤ 19% bucket width) of cumulative counts; the sampler keeps periodic
-//! copies and derives the last minute's p50/p99 from the difference.
+//! copies and derives the last minute's p50/p99 from the difference. A
+//! cumulative count and sum (microseconds) go beside it, for the
+//! `_count`/`_sum` of the `/metrics` summary.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -21,7 +23,7 @@ pub const BUCKETS: usize = 128;
 
 /// How a counted request ended. Every counted request ends in exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RequestOutcome {
     /// The upstream answered 2xx.
     Success,
     /// 401: missing, invalid or revoked key.
@@ -50,6 +52,8 @@ pub struct Shard {
     outcomes: [AtomicU64; 8],
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
     hist: Hist,
 }
 
@@ -74,7 +78,7 @@ impl std::fmt::Debug for Counters {
     }
 }
 
-fn outcome_slot(o: Outcome) -> usize {
+fn outcome_slot(o: RequestOutcome) -> usize {
     o as usize
 }
 
@@ -111,7 +115,7 @@ impl Counters {
     }
 
     #[inline]
-    pub fn outcome(&self, worker: usize, o: Outcome) {
+    pub fn outcome(&self, worker: usize, o: RequestOutcome) {
         bump(&self.shard(worker).outcomes[outcome_slot(o)], 1);
     }
 
@@ -128,8 +132,12 @@ impl Counters {
 
     #[inline]
     pub fn latency(&self, worker: usize, d: Duration) {
-        let b = &self.shard(worker).hist.0[bucket_of(d)];
+        let s = self.shard(worker);
+        let us = micros(d);
+        let b = &s.hist.0[bucket_of_us(us)];
         b.store(b.load(Relaxed).wrapping_add(1), Relaxed);
+        bump(&s.latency_count, 1);
+        bump(&s.latency_sum_us, us);
     }
 
     /// Sum of all shards, now.
@@ -143,6 +151,8 @@ impl Counters {
             }
             r.prompt_tokens += s.prompt_tokens.load(Relaxed);
             r.completion_tokens += s.completion_tokens.load(Relaxed);
+            r.latency_count += s.latency_count.load(Relaxed);
+            r.latency_sum_us += s.latency_sum_us.load(Relaxed);
             for (acc, b) in r.hist.iter_mut().zip(&s.hist.0) {
                 *acc = acc.wrapping_add(b.load(Relaxed));
             }
@@ -159,6 +169,9 @@ pub struct Reading {
     outcomes: [u64; 8],
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Latencies recorded, and their sum in microseconds (cumulative).
+    pub latency_count: u64,
+    pub latency_sum_us: u64,
     /// Cumulative latency histogram (wrapping counts; differences are exact).
     pub hist: [u32; BUCKETS],
 }
@@ -171,13 +184,15 @@ impl Default for Reading {
             outcomes: [0; 8],
             prompt_tokens: 0,
             completion_tokens: 0,
+            latency_count: 0,
+            latency_sum_us: 0,
             hist: [0; BUCKETS],
         }
     }
 }
 
 impl Reading {
-    pub fn outcome(&self, o: Outcome) -> u64 {
+    pub fn outcome(&self, o: RequestOutcome) -> u64 {
         self.outcomes[outcome_slot(o)]
     }
     /// Started and not finished. Shards are read one after another, so a
@@ -187,9 +202,16 @@ impl Reading {
     }
 }
 
+fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
+}
+
 /// The bucket of a latency: exact below 8 µs, then 4 buckets per power of two.
 pub fn bucket_of(d: Duration) -> usize {
-    let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
+    bucket_of_us(micros(d))
+}
+
+fn bucket_of_us(us: u64) -> usize {
     if us < 8 {
         return us as usize;
     }
@@ -274,7 +296,7 @@ mod tests {
         for w in 0..3 {
             for _ in 0..10 {
                 c.start(w);
-                c.outcome(w, Outcome::Success);
+                c.outcome(w, RequestOutcome::Success);
             }
             c.finish(w);
         }
@@ -287,10 +309,14 @@ mod tests {
         c.tokens(1, 5, 7);
         let r = c.read();
         assert_eq!(
-            (r.started, r.in_flight(), r.outcome(Outcome::Success)),
+            (r.started, r.in_flight(), r.outcome(RequestOutcome::Success)),
             (30, 27, 30)
         );
         assert_eq!((r.prompt_tokens, r.completion_tokens), (5, 7));
+        assert_eq!(
+            (r.latency_count, r.latency_sum_us),
+            (100, (98 * 10 + 2 * 500) * 1000)
+        );
         let p50 = quantile_ms(&r.hist, 0.5);
         let p99 = quantile_ms(&r.hist, 0.99);
         assert!((8.0..12.0).contains(&p50), "{p50}");

@@ -12,8 +12,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::counters::{Counters, Outcome};
-use super::snapshot::{EndpointRt, Local};
+use super::counters::{Counters, RequestOutcome};
+use crate::gateway::snapshot::{EndpointRt, Local};
 
 pub struct Tally {
     snap: Arc<Local>,
@@ -110,14 +110,14 @@ impl Tally {
     /// endpoint counts an upstream error, the request is not decided).
     pub fn fail_attempt(&mut self) {
         if let Some(c) = self.endpoint_counters() {
-            c.outcome(self.worker, Outcome::UpstreamError);
+            c.outcome(self.worker, RequestOutcome::UpstreamError);
             c.finish(self.worker);
         }
         self.endpoint = None;
     }
 
     /// How the request ended (once).
-    pub fn decide(&mut self, o: Outcome) {
+    pub fn decide(&mut self, o: RequestOutcome) {
         if self.decided {
             return;
         }
@@ -145,7 +145,7 @@ impl Tally {
 
 impl Drop for Tally {
     fn drop(&mut self) {
-        self.decide(Outcome::Cancelled);
+        self.decide(RequestOutcome::Cancelled);
         let w = self.worker;
         self.each(|c| c.finish(w));
     }

@@ -1,20 +1,24 @@
-//! TLS configurations: to upstreams (system roots plus optional extra CA
-//! files, real certificate verification) and for the gateway's own listener.
+//! TLS to upstreams: system roots plus optional extra CA files, real
+//! certificate verification. (The listener's TLS is `server::tls`.)
 //!
-//! The ring provider is named explicitly: the dependency tree also links
-//! aws-lc-rs (through reqwest), and rustls refuses to guess between two.
+//! One crypto provider is compiled, aws-lc-rs (reqwest's rustls uses it
+//! too; Cargo.toml enables no other). It is named explicitly anyway, so a
+//! second provider showing up in the tree cannot make rustls refuse to
+//! pick one at run time.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use rustls::crypto::CryptoProvider;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-fn provider() -> Arc<CryptoProvider> {
+/// The crypto provider of every TLS config the gateway makes (upstreams
+/// and the listener).
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+    P.get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
         .clone()
 }
 
@@ -63,35 +67,4 @@ pub fn client_config(extra_ca_files: &[&Path]) -> Result<Arc<ClientConfig>, Stri
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(cfg))
-}
-
-/// A server configuration from PEM text (certificate chain, private key).
-pub fn server_config_from_pem(
-    cert_pem: &[u8],
-    key_pem: &[u8],
-) -> Result<Arc<ServerConfig>, String> {
-    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(cert_pem).collect();
-    let certs = certs.map_err(|e| format!("the certificate is not valid PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err("the certificate file holds no certificate".into());
-    }
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| format!("the key file holds no usable private key: {e}"))?;
-    let mut cfg = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("the certificate and key do not make a usable pair: {e}"))?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
-}
-
-/// A server configuration from PEM files (`--tls-cert`, `--tls-key`).
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
-    let c = std::fs::read(cert)
-        .map_err(|e| format!("cannot read --tls-cert {}: {e}", cert.display()))?;
-    let k =
-        std::fs::read(key).map_err(|e| format!("cannot read --tls-key {}: {e}", key.display()))?;
-    server_config_from_pem(&c, &k).map_err(|e| format!("--tls-cert/--tls-key: {e}"))
 }

@@ -2,7 +2,7 @@
 //! request head, parsing a response head, and decoding the response body's
 //! framing (content-length, chunked, or until close). Pure functions over
 //! buffers, so every edge (a chunk split anywhere, a 1xx before the answer,
-//! a close-delimited body) is unit-tested without sockets; `upstream` does
+//! a close-delimited body) is unit-tested without sockets; `pool` and `conn` do
 //! the I/O.
 //!
 //! Why not hyper's client: it drives each connection from a separate task

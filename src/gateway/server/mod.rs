@@ -1,4 +1,5 @@
-//! Listeners and worker threads.
+//! Accepting: listeners and worker threads (the first phase of the request
+//! path; the listener's TLS is [`tls`]).
 //!
 //! One worker per core, each a current-thread tokio runtime on its own OS
 //! thread, all accepting from one listening socket: a connection stays on
@@ -14,6 +15,8 @@
 //! Shutdown: a worker stops accepting, asks each of its connections to
 //! finish the request in flight and close (HTTP/1 graceful shutdown), waits
 //! up to the grace period, then drops what is left.
+
+pub mod tls;
 
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -35,7 +38,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use super::proxy::{Worker, handle};
+use crate::gateway::proxy::{Worker, handle};
 
 /// Time a client has to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

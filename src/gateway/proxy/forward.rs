@@ -1,0 +1,279 @@
+//! The upstream half of the request path: balance (which endpoints a
+//! request tries, in order) → send (one try) → relay (the answer, counted).
+//! A try that fails before any byte may have reached the upstream moves the
+//! request to the next endpoint (see docs/gateway.md, "Failures").
+
+use hyper::Response;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::body::ResBody;
+use super::errors::{ProxyError, secs_up};
+use super::{Admitted, GatewayState, Worker, refuse};
+use crate::gateway::limiter::Headroom;
+use crate::gateway::snapshot::Route;
+use crate::gateway::telemetry::counters::RequestOutcome;
+use crate::gateway::telemetry::stats::EventKind;
+use crate::gateway::telemetry::tally::Tally;
+use crate::gateway::upstream::balancer::Avail;
+use crate::gateway::upstream::h1::{RequestHead, ResponseHead};
+use crate::gateway::upstream::health::Transition;
+use crate::gateway::upstream::{SendError, UpBody};
+
+/// What went wrong with one try of an endpoint.
+enum TryError {
+    /// No byte reached the upstream (refused, unreachable, TLS failure):
+    /// safe to try the next endpoint.
+    Connect(String),
+    /// No answer within the upstream timeout.
+    Timeout,
+    /// The request may have reached the upstream; not retried.
+    Other(String),
+}
+
+/// Balance: the endpoints a request tries, in order. The policy's pick
+/// first; the fallback order is only worked out when a try fails (or when
+/// nothing is healthy: then only the last resort).
+struct Balance<'a> {
+    route: &'a Route,
+    first: Option<usize>,
+    /// Fallbacks, last to try first (popped from the end).
+    order: Vec<usize>,
+    ordered: bool,
+}
+
+impl<'a> Balance<'a> {
+    fn new(route: &'a Route) -> Self {
+        let n = route.endpoints.len();
+        let avail = |i| route.avail(i);
+        let first = route.balancer.pick(n, avail);
+        let mut b = Self {
+            route,
+            first,
+            order: Vec::new(),
+            ordered: first.is_none(),
+        };
+        if b.ordered {
+            b.order = route.balancer.fallbacks(n, None, avail);
+            b.order.reverse();
+        }
+        b
+    }
+
+    /// The endpoint of the first try.
+    fn first(&mut self) -> Option<usize> {
+        self.first.or_else(|| self.order.pop())
+    }
+
+    /// The endpoint of the next try, after one failed.
+    fn next(&mut self) -> Option<usize> {
+        if !self.ordered {
+            let route = self.route;
+            self.order = route
+                .balancer
+                .fallbacks(route.endpoints.len(), self.first, |i| route.avail(i));
+            self.order.reverse();
+            self.ordered = true;
+        }
+        self.order.pop()
+    }
+}
+
+/// Forward an admitted request: balance → send, failing over while a try
+/// can be repeated → relay the answer (or answer the last failure).
+pub(super) async fn forward(w: &Worker, mut tally: Tally, a: Admitted) -> Response<ResBody> {
+    let shared = &*w.shared;
+    let route = &a.snap.routes[a.route];
+    let usable = (0..route.endpoints.len())
+        .filter(|&i| route.avail(i) != Avail::Never)
+        .count();
+    if usable == 0 {
+        return refuse(&mut tally, ProxyError::no_endpoint(&route.name));
+    }
+    // The body goes out in three pieces: around the `model` token, the
+    // route's model ID in its place.
+    let span = a.model_span.clone();
+    let body: [&[u8]; 3] = [
+        &a.body[..span.start],
+        &route.model_id_json,
+        &a.body[span.end..],
+    ];
+    // The caller's path after `/v1`, with its query (see `upstream::target` for the join).
+    let rest = a
+        .parts
+        .uri
+        .path_and_query()
+        .map_or("", |pq| pq.as_str())
+        .get(3..)
+        .unwrap_or("");
+    let headers = &a.parts.headers;
+    let mut balance = Balance::new(route);
+    let mut next = balance.first();
+    let mut attempts = 0usize;
+    let mut last = TryError::Other(String::new());
+    while let Some(i) = next {
+        attempts += 1;
+        let ep = &route.endpoints[i];
+        tally.begin_attempt(i);
+        match send(w, route, i, headers, rest, &body).await {
+            Ok((head, up)) => {
+                return relay(shared, tally, route, i, head, up, a.headroom);
+            }
+            Err(e) => {
+                let reason = match &e {
+                    TryError::Connect(m) | TryError::Other(m) => m.clone(),
+                    TryError::Timeout => format!(
+                        "no answer within {}s",
+                        shared.cfg.upstream_timeout.as_secs_f64()
+                    ),
+                };
+                health_failure(shared, route, i, &reason);
+                if matches!(e, TryError::Other(_)) || attempts >= usable {
+                    last = e;
+                    break;
+                }
+                tally.fail_attempt();
+                tracing::debug!(
+                    "model {} endpoint {i} ({}): {reason}; trying the next endpoint",
+                    route.name,
+                    ep.url
+                );
+                last = e;
+                next = balance.next();
+            }
+        }
+    }
+    let err = match last {
+        TryError::Timeout => {
+            ProxyError::timeout(&route.name, shared.cfg.upstream_timeout.as_secs_f64())
+        }
+        TryError::Connect(m) | TryError::Other(m) => ProxyError::unreachable(&route.name, &m),
+    };
+    shared.events.push(
+        EventKind::UpstreamError,
+        Some(&route.name),
+        tally
+            .key_index()
+            .map(|k| tally.snap().key_list[k].id.as_str()),
+        format!("{} {}", err.status.as_u16(), err.message),
+    );
+    refuse(&mut tally, err)
+}
+
+fn health_failure(shared: &GatewayState, route: &Route, i: usize, reason: &str) {
+    let ep = &route.endpoints[i];
+    if let Some(Transition::WentDown(r)) = ep.health.failure(reason, shared.cfg.fail_threshold) {
+        tracing::warn!(
+            "model {} endpoint {i} ({}) left the rotation: {r}",
+            route.name,
+            ep.url
+        );
+        shared.events.push(
+            EventKind::EndpointDown,
+            Some(&route.name),
+            None,
+            format!("endpoint {i} ({}) left the rotation: {r}", ep.url),
+        );
+    }
+}
+
+/// Send: one try of endpoint `i`, up to the answer's head.
+async fn send(
+    w: &Worker,
+    route: &Route,
+    i: usize,
+    headers: &HeaderMap,
+    rest: &str,
+    body: &[&[u8]],
+) -> Result<(ResponseHead, UpBody), TryError> {
+    let ep = &route.endpoints[i];
+    let upstream = ep
+        .upstream
+        .as_ref()
+        .map_err(|e| TryError::Connect(e.clone()))?;
+    let head = RequestHead {
+        method: "POST",
+        target: ep.target.path(rest),
+        host: ep.target.host_header(),
+        authorization: ep.auth.as_ref(),
+        headers,
+        content_length: Some(body.iter().map(|p| p.len()).sum()),
+    };
+    let call = upstream.send(w.id, &head, body);
+    match tokio::time::timeout(w.shared.cfg.upstream_timeout, call).await {
+        Err(_) => Err(TryError::Timeout),
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(SendError::Connect(m))) => Err(TryError::Connect(m)),
+        Ok(Err(SendError::Failed(m))) => Err(TryError::Other(m)),
+    }
+}
+
+/// Pass the upstream's answer through.
+fn relay(
+    shared: &GatewayState,
+    mut tally: Tally,
+    route: &Route,
+    i: usize,
+    head: ResponseHead,
+    body: UpBody,
+    headroom: Option<Headroom>,
+) -> Response<ResBody> {
+    let status = head.status;
+    let ep = &route.endpoints[i];
+    if status.is_server_error() {
+        health_failure(
+            shared,
+            route,
+            i,
+            &format!("answered HTTP {}", status.as_u16()),
+        );
+        shared.events.push(
+            EventKind::UpstreamError,
+            Some(&route.name),
+            tally
+                .key_index()
+                .map(|k| tally.snap().key_list[k].id.as_str()),
+            format!(
+                "endpoint {i} ({}) answered HTTP {}",
+                ep.url,
+                status.as_u16()
+            ),
+        );
+        tally.decide(RequestOutcome::UpstreamError);
+    } else {
+        if let Some(Transition::CameBack) = ep.health.success() {
+            shared.events.push(
+                EventKind::EndpointUp,
+                Some(&route.name),
+                None,
+                format!(
+                    "endpoint {i} ({}) answered again and is back in rotation",
+                    ep.url
+                ),
+            );
+        }
+        tally.decide(if status.is_success() {
+            RequestOutcome::Success
+        } else {
+            RequestOutcome::Upstream4xx
+        });
+    }
+    let mut res = Response::new(ResBody::relay(body, tally));
+    *res.status_mut() = status;
+    *res.headers_mut() = head.headers;
+    if let Some(h) = headroom {
+        let hs = res.headers_mut();
+        hs.insert(
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderValue::from(h.limit),
+        );
+        hs.insert(
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderValue::from(h.remaining),
+        );
+        hs.insert(
+            HeaderName::from_static("x-ratelimit-reset"),
+            HeaderValue::from(secs_up(h.reset_ms)),
+        );
+    }
+    res
+}

@@ -1,0 +1,316 @@
+//! The request path of an API call, as named phases (accepting the
+//! connection is [`server`](super::server)):
+//!
+//! ```text
+//! proxy: count (Tally::new) → admit: authenticate → read_request
+//!        → find_model → route → limit → forward (forward.rs): balance
+//!        → send → relay → count (the Tally ends with the response body)
+//! ```
+//!
+//! Each phase before forwarding returns the [`ProxyError`] that refuses the
+//! request; `refuse` counts its outcome and answers it.
+//!
+//! Nothing here locks or does I/O besides the upstream call: the snapshot
+//! is an atomic pointer load, auth a SHA-256 and a hash-map read, routing a
+//! map read, balancing an atomic add, counting atomic adds on this worker's
+//! own shard. The body is read once (it must be, to find `model`), the
+//! `model` token is spliced, the rest of the request and the whole response
+//! pass through as bytes.
+
+pub mod body;
+pub mod errors;
+pub mod extract;
+mod forward;
+
+use std::convert::Infallible;
+use std::ops::Range;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, Response, StatusCode};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use crate::gateway::config::GatewayConfig;
+use crate::gateway::limiter::{Decision, Headroom, Limiter};
+use crate::gateway::snapshot::{Local, RouteRef, Snapshot};
+use crate::gateway::telemetry::counters::RequestOutcome;
+use crate::gateway::telemetry::events::Events;
+use crate::gateway::telemetry::metrics;
+use crate::gateway::telemetry::stats::{EventKind, StatsSnapshot};
+use crate::gateway::telemetry::tally::Tally;
+use body::ResBody;
+use errors::ProxyError;
+use extract::{ModelField, extract_model};
+
+/// What every worker shares (read-only or atomic).
+pub struct GatewayState {
+    pub cfg: GatewayConfig,
+    pub snapshot: ArcSwap<Snapshot>,
+    pub limiter: Arc<Limiter>,
+    pub events: Arc<Events>,
+    /// The latest published counters (for `/metrics`).
+    pub stats: watch::Receiver<Arc<StatsSnapshot>>,
+}
+
+/// One worker thread's view.
+pub struct Worker {
+    pub id: usize,
+    pub shared: Arc<GatewayState>,
+}
+
+const API_PATHS: [&str; 3] = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"];
+
+/// Answer one request.
+pub async fn handle(
+    w: Arc<Worker>,
+    req: Request<Incoming>,
+) -> Result<Response<ResBody>, Infallible> {
+    let path = req.uri().path();
+    let res = if API_PATHS.contains(&path) {
+        if req.method() == Method::POST {
+            proxy(&w, req).await
+        } else {
+            ProxyError::method_not_allowed(req.method().as_str(), path, "POST").into_response()
+        }
+    } else {
+        match path {
+            "/v1/models" | "/metrics" | "/healthz"
+                if req.method() != Method::GET && req.method() != Method::HEAD =>
+            {
+                ProxyError::method_not_allowed(req.method().as_str(), path, "GET").into_response()
+            }
+            "/v1/models" => list_models(&w, &req),
+            "/metrics" => plain(
+                "text/plain; version=0.0.4; charset=utf-8",
+                metrics::render(&w.shared.stats.borrow()),
+            ),
+            "/healthz" => plain(
+                "application/json",
+                format!(
+                    "{{\"status\":\"ok\",\"revision\":{},\"limiter\":\"{}\"}}",
+                    w.shared.snapshot.load().revision,
+                    w.shared.limiter.mode().as_str()
+                ),
+            ),
+            _ => ProxyError::unknown_url(req.method().as_str(), path).into_response(),
+        }
+    };
+    Ok(res)
+}
+
+fn plain(content_type: &'static str, body: String) -> Response<ResBody> {
+    let mut res = Response::new(ResBody::full(body));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+/// Who is calling: the key's index in the snapshot, or the 401 to send.
+fn authenticate(snap: &Snapshot, headers: &HeaderMap) -> Result<usize, ProxyError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ProxyError::missing_key());
+    };
+    let v = value.as_bytes();
+    let secret = match v.get(..7) {
+        Some(s) if s.eq_ignore_ascii_case(b"bearer ") => v[7..].trim_ascii(),
+        _ => return Err(ProxyError::malformed_auth()),
+    };
+    if secret.is_empty() {
+        return Err(ProxyError::missing_key());
+    }
+    let hash: [u8; 32] = Sha256::digest(secret).into();
+    match snap.key(&hash) {
+        Some(k) if snap.key_list[k].revoked => Err(ProxyError::revoked_key(&snap.key_list[k].id)),
+        Some(k) => Ok(k),
+        None => Err(ProxyError::invalid_key(&crate::domain::secret::mask(
+            &String::from_utf8_lossy(secret),
+        ))),
+    }
+}
+
+fn list_models(w: &Worker, req: &Request<Incoming>) -> Response<ResBody> {
+    let snap = w.shared.snapshot.load();
+    if let Err(e) = authenticate(&snap, req.headers()) {
+        return e.into_response();
+    }
+    plain_bytes("application/json", snap.models_body.clone())
+}
+
+fn plain_bytes(content_type: &'static str, body: Bytes) -> Response<ResBody> {
+    let mut res = Response::new(ResBody::full(body));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+/// The outcome counted for an error answer.
+fn outcome_of(e: &ProxyError) -> RequestOutcome {
+    match e.status {
+        StatusCode::UNAUTHORIZED => RequestOutcome::Unauthorized,
+        StatusCode::NOT_FOUND => RequestOutcome::NotFound,
+        StatusCode::TOO_MANY_REQUESTS => RequestOutcome::Throttled,
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => RequestOutcome::BadRequest,
+        _ => RequestOutcome::UpstreamError,
+    }
+}
+
+/// Answer an error, counting its outcome.
+fn refuse(tally: &mut Tally, e: ProxyError) -> Response<ResBody> {
+    tally.decide(outcome_of(&e));
+    e.into_response()
+}
+
+/// An API call: the phases in order.
+async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
+    // Count: the tally counts the request now and its outcome when known.
+    let mut tally = Tally::new(Local::current(&w.shared.snapshot), w.id);
+    match admit(w, req, &mut tally).await {
+        Ok(admitted) => forward::forward(w, tally, admitted).await,
+        Err(e) => refuse(&mut tally, e),
+    }
+}
+
+/// A request that passed every phase before forwarding.
+struct Admitted {
+    snap: Arc<Local>,
+    /// Index of the route in the snapshot.
+    route: usize,
+    parts: Parts,
+    body: Bytes,
+    /// Where the `model` string token is in `body`.
+    model_span: Range<usize>,
+    /// Of the tightest rate-limit rule, when the model has rules.
+    headroom: Option<Headroom>,
+}
+
+/// authenticate → read_body → find_model → route → limit.
+async fn admit(
+    w: &Worker,
+    req: Request<Incoming>,
+    tally: &mut Tally,
+) -> Result<Admitted, ProxyError> {
+    let snap = tally.snap().clone();
+    let key = authenticate(&snap, req.headers())?;
+    tally.set_key(key);
+    let (parts, body) = read_request(req, w.shared.cfg.body_limit).await?;
+    let model = find_model(&body)?;
+    let r = route(&snap, &model.name)?;
+    tally.set_route(r);
+    let model_span = model.span.clone();
+    let headroom = limit(&w.shared, &snap, key, r).await?;
+    Ok(Admitted {
+        snap,
+        route: r,
+        parts,
+        body,
+        model_span,
+        headroom,
+    })
+}
+
+/// Read the body up to the size limit (a larger declared length is refused
+/// before reading).
+async fn read_request(req: Request<Incoming>, limit: usize) -> Result<(Parts, Bytes), ProxyError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ProxyError::too_large(limit, declared));
+    }
+    let (parts, body) = req.into_parts();
+    Ok((parts, read_body(body, limit).await?))
+}
+
+/// The `model` string of the body (see [`extract`]).
+fn find_model(body: &[u8]) -> Result<ModelField<'_>, ProxyError> {
+    extract_model(body).map_err(|e| ProxyError::bad_body(e.code(), e.message()))
+}
+
+/// The route serving `model`: unknown, disabled and other clusters' models
+/// are 404.
+fn route(snap: &Snapshot, model: &str) -> Result<usize, ProxyError> {
+    match snap.route(model) {
+        Some(RouteRef::Serve(r)) => Ok(*r),
+        Some(RouteRef::Disabled) => Err(ProxyError::disabled_model(model)),
+        Some(RouteRef::Elsewhere(path)) => Err(ProxyError::other_cluster(model, path)),
+        None => Err(ProxyError::unknown_model(model)),
+    }
+}
+
+/// The rate limiter's decision, for models with rules: the headroom left
+/// (for `x-ratelimit-*` headers) or the 429.
+async fn limit(
+    shared: &GatewayState,
+    snap: &Snapshot,
+    key: usize,
+    r: usize,
+) -> Result<Option<Headroom>, ProxyError> {
+    let route = &snap.routes[r];
+    if route.limits.is_empty() {
+        return Ok(None);
+    }
+    let k = &snap.key_list[key];
+    // Boxed: the limiter's future (Redis round trip included) is large,
+    // and only limited models pay for it.
+    let check = shared
+        .limiter
+        .check(&route.limits, &k.id, &snap.workspaces[k.workspace].name);
+    match Box::pin(check).await {
+        Decision::Admit(h) => Ok(h),
+        Decision::Reject(rej) => {
+            shared.events.push(
+                EventKind::Throttled,
+                Some(&route.name),
+                Some(&k.id),
+                format!(
+                    "rule #{} ({} {}: {} per {}s) throttled key {}",
+                    rej.rule_id,
+                    rej.target.as_str(),
+                    rej.subject,
+                    rej.limit,
+                    rej.duration_secs,
+                    k.id
+                ),
+            );
+            Err(ProxyError::throttled(&route.name, &rej))
+        }
+    }
+}
+
+/// Read the whole request body, refusing it as soon as it passes `limit`.
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ProxyError> {
+    let mut first: Option<Bytes> = None;
+    let mut more: Option<BytesMut> = None;
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ProxyError::bad_request_body(&e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total > limit {
+            return Err(ProxyError::too_large(limit, None));
+        }
+        match (&mut first, &mut more) {
+            (None, _) => first = Some(data),
+            (Some(f), None) => {
+                let mut m = BytesMut::with_capacity(f.len() + data.len());
+                m.extend_from_slice(f);
+                m.extend_from_slice(&data);
+                more = Some(m);
+            }
+            (Some(_), Some(m)) => m.extend_from_slice(&data),
+        }
+    }
+    Ok(match more {
+        Some(m) => m.freeze(),
+        None => first.unwrap_or_default(),
+    })
+}
