@@ -7,7 +7,7 @@
 //! `maasctl rule explain` asks the gateway's limiter through it.
 //!
 //! - [`server`]: listener and connections; [`routes`]: auth, route table,
-//!   handlers; [`decode`]: request bodies, read strictly; [`error`]: the
+//!   handlers; [`http`]: bodies, JSON answers, queries; [`decode`]: request bodies, read strictly; [`error`]: the
 //!   one error shape; [`secrets`]: what secrets
 //!   may cross the wire (masked upstream keys, no key hashes);
 //!   [`explain`]: the `rule explain` report.
@@ -22,6 +22,7 @@ pub mod client;
 pub mod decode;
 pub mod error;
 pub mod explain;
+pub mod http;
 pub mod routes;
 pub mod secrets;
 pub mod server;

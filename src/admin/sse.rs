@@ -15,7 +15,7 @@ use hyper::{Response, StatusCode};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::routes::Body;
+use super::http::Body;
 use crate::gateway::StatsSnapshot;
 
 /// Shortest time between two snapshots sent (≤ 10/s).
