@@ -15,10 +15,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use maasctl::admin::api::AdminApi;
-use maasctl::admin::client::RemoteClient;
-use maasctl::admin::sse::EventReader;
 use maasctl::admin::{AdminHandle, AdminListener, AdminToken, TokenSource};
+use maasctl::client::api::AdminApi;
+use maasctl::client::events::EventReader;
+use maasctl::client::remote::RemoteClient;
 use maasctl::client::{Client, ClientError, GatewayState};
 use maasctl::domain::{Change, Endpoint, ErrorKind, Policy, RuleSpec, RuleTarget, Secret};
 use maasctl::gateway::StatsSnapshot;
@@ -1230,7 +1230,7 @@ mod binary {
             description: String::new(),
         }])
         .unwrap();
-        let (change, key) = maasctl::client::new_key("acme".into(), "ci".into());
+        let (change, key) = maasctl::domain::new_key("acme".into(), "ci".into());
         st.apply(vec![
             change,
             Change::CreateModel(maasctl::domain::ModelSpec {

@@ -8,7 +8,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::ClientError;
 use crate::domain::{DomainError, ErrorKind, FieldError};
 use crate::store::StoreError;
 
@@ -139,15 +138,6 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<ApiError> for ClientError {
-    fn from(e: ApiError) -> Self {
-        match e.domain() {
-            Some(d) => ClientError::Domain(d),
-            None => ClientError::Other(e.message),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,13 +150,10 @@ mod tests {
         let json = serde_json::to_string(&ErrorBody { error: api }).unwrap();
         assert!(json.contains(r#""kind":"refused""#), "{json}");
         let back: ErrorBody = serde_json::from_str(&json).unwrap();
-        assert_eq!(ClientError::from(back.error), ClientError::Domain(d));
+        assert_eq!(back.error.domain(), Some(d));
         let route = ApiError::new(ApiErrorKind::NoRoute, "path", "no such route");
         assert_eq!(route.status(), 404);
-        assert_eq!(
-            ClientError::from(route),
-            ClientError::Other("path: no such route".into())
-        );
+        assert_eq!(route.domain(), None);
         for (k, s) in [
             (ErrorKind::Invalid, 400),
             (ErrorKind::NotFound, 404),

@@ -1,24 +1,22 @@
-//! The admin API (SPEC §5): a JSON API on its own listener beside a
+//! The admin API server (SPEC §5): a JSON API on its own listener beside a
 //! gateway (`maasctl serve`, and the console's embedded gateway), guarded
-//! by a bearer token. It is the remote half of the console's
-//! [`Client`](crate::client::Client) seam: a console started with
+//! by a bearer token. It is what the remote half of the console's
+//! [`Client`](crate::client::Client) seam talks to: a console started with
 //! `--connect URL` reads the registry, reports, counters (a server-sent
 //! event stream) and logs through it and sends its changes to it, and
-//! `maasctl rule explain` asks the gateway's limiter through it.
+//! `maasctl rule explain` asks the gateway's limiter through it. The
+//! clients are in [`crate::client`]; this folder is the server and the
+//! shapes it answers with.
 //!
 //! - [`server`]: listener and connections; [`routes`]: auth, route table,
 //!   handlers; [`http`]: bodies, JSON answers, queries; [`decode`]: request bodies, read strictly; [`error`]: the
 //!   one error shape; [`secrets`]: what secrets
 //!   may cross the wire (masked upstream keys, no key hashes);
 //!   [`explain`]: the `rule explain` report.
-//! - [`api`]: the typed reqwest client; [`client`]: [`client::RemoteClient`],
-//!   the console's client over it.
 //!
 //! Routes and examples: docs/admin-api.md.
 
-pub mod api;
 pub mod auth;
-pub mod client;
 pub mod decode;
 pub mod error;
 pub mod explain;

@@ -18,8 +18,7 @@ use super::http::{Body, Query, empty, error_response, header_value, json, read_b
 use super::secrets::{redact, resolve_masked};
 use super::wire::{GatewayInfo, Info, LogEntry, LogPage, NewKey, Revision};
 use super::{AdminToken, PREFIX, decode, sse};
-use crate::client::{new_key, summarize};
-use crate::domain::Change;
+use crate::domain::{Change, new_key, summarize};
 use crate::gateway::GatewayView;
 use crate::logging::LogRing;
 use crate::store::{Store, StoreError};

@@ -13,8 +13,8 @@ use clap::Args;
 use super::output::{Table, print_json, print_out};
 use super::{CliError, CliResult, Output};
 use crate::admin::TokenArgs;
-use crate::admin::api::{AdminApi, CallError};
 use crate::admin::explain::{ExplainReport, NO_GATEWAY};
+use crate::client::api::{AdminApi, CallError};
 use crate::domain::{GatewayReport, RuleTarget, now_ms};
 use crate::store::Store;
 

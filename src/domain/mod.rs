@@ -10,7 +10,8 @@ pub mod validate;
 
 pub use entities::*;
 pub use error::{DomainError, ErrorKind, FieldError};
-pub use registry::{Change, Outcome, REVISION_FIELD, Registry, Touched};
+pub use registry::key::{CreatedKey, new_key};
+pub use registry::{Change, Outcome, REVISION_FIELD, Registry, Touched, summarize};
 pub use secret::Secret;
 pub use status::{
     EndpointHealth, EndpointState, GatewayReport, GatewayStatus, LimiterMode, gateway_status,

@@ -98,11 +98,11 @@ pub fn run(args: ConsoleArgs, store: Arc<dyn Store>, data_dir: &Path) -> Result<
 /// gateway, no store here); the log file still goes to `data_dir`.
 pub fn run_remote(url: &str, args: ConsoleArgs, data_dir: &Path) -> Result<(), String> {
     let token = args.admin_token.for_client(data_dir)?;
-    let api = crate::admin::api::AdminApi::new(url, token.expose())?;
+    let api = crate::client::AdminApi::new(url, token.expose())?;
     let (ring, _log_guard) = crate::logging::init(data_dir)?;
     let rt = runtime()?;
     rt.block_on(async {
-        let client = crate::admin::client::RemoteClient::connect(api, Some(ring.clone())).await?;
+        let client = crate::client::RemoteClient::connect(api, Some(ring.clone())).await?;
         run::console(client, Some(ring)).await
     })
 }

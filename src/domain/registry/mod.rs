@@ -132,6 +132,24 @@ pub enum Change {
     },
 }
 
+/// `create-model DeepSeek-V3, add-rule DeepSeek-V3` for logs and history
+/// (no secrets: only operation names and entity names).
+pub fn summarize(changes: &[Change]) -> String {
+    changes
+        .iter()
+        .map(|c| {
+            let v = serde_json::to_value(c).unwrap_or_default();
+            let op = v["op"].as_str().unwrap_or("change").to_string();
+            let subject = ["name", "model", "id"]
+                .iter()
+                .find_map(|k| v[*k].as_str().map(str::to_string))
+                .unwrap_or_default();
+            format!("{op} {subject}").trim().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What one applied change produced, for the caller to report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]

@@ -18,10 +18,8 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::api::{AdminApi, CallError};
-use super::sse::EventReader;
-use crate::client::{
-    BoxFuture, Client, ClientError, CreatedKey, GatewayInfo, GatewayState, RegistryView,
-};
+use super::events::EventReader;
+use super::{BoxFuture, Client, ClientError, CreatedKey, GatewayInfo, GatewayState, RegistryView};
 use crate::domain::{Change, GatewayReport};
 use crate::gateway::StatsSnapshot;
 use crate::logging::LogRing;

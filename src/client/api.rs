@@ -1,5 +1,5 @@
 //! The admin API from the other side: one typed call per route, over
-//! reqwest. Used by the remote console ([`super::client::RemoteClient`]) and
+//! reqwest. Used by the remote console ([`super::RemoteClient`]) and
 //! `maasctl rule explain`.
 
 use std::time::Duration;
@@ -9,12 +9,12 @@ use reqwest::header::IF_NONE_MATCH;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::PREFIX;
-use super::error::{ApiError, ErrorBody};
-use super::explain::ExplainReport;
-use super::routes::etag;
-use super::wire::{Info, LogPage, NewKey};
-use crate::client::{ClientError, CreatedKey};
+use super::{ClientError, CreatedKey};
+use crate::admin::PREFIX;
+use crate::admin::error::{ApiError, ErrorBody};
+use crate::admin::explain::ExplainReport;
+use crate::admin::routes::etag;
+use crate::admin::wire::{Info, LogPage, NewKey};
 use crate::domain::{Change, GatewayReport, Registry};
 use crate::gateway::StatsSnapshot;
 use crate::store::Applied;
@@ -36,6 +36,15 @@ pub enum CallError {
     /// The server answered something this client cannot read.
     #[error("unexpected answer from the admin API at {url}: {reason}")]
     Decode { url: String, reason: String },
+}
+
+impl From<ApiError> for ClientError {
+    fn from(e: ApiError) -> Self {
+        match e.domain() {
+            Some(d) => ClientError::Domain(d),
+            None => ClientError::Other(e.message),
+        }
+    }
 }
 
 impl From<CallError> for ClientError {
@@ -199,7 +208,7 @@ impl AdminApi {
     }
 
     /// The open stats stream (server-sent events); read it with
-    /// [`super::sse::EventReader`].
+    /// [`super::events::EventReader`].
     pub async fn stats_stream(&self) -> Result<reqwest::Response, CallError> {
         self.send(self.http.get(self.url("/stats/stream"))).await
     }
@@ -263,7 +272,28 @@ fn normalize(url: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::*;
+    use crate::admin::error::ApiErrorKind;
+    use crate::domain::DomainError;
+
+    /// A refusal read back from the wire is the registry's refusal again
+    /// (kind and fields), so a remote console shows the same inline
+    /// errors; any other error is a sentence.
+    #[test]
+    fn registry_refusals_come_back_as_domain_errors() {
+        let d = DomainError::refused("enabled", "publish it first");
+        let json = serde_json::to_string(&ErrorBody {
+            error: ApiError::from(d.clone()),
+        })
+        .unwrap();
+        let back: ErrorBody = serde_json::from_str(&json).unwrap();
+        assert_eq!(ClientError::from(back.error), ClientError::Domain(d));
+        let route = ApiError::new(ApiErrorKind::NoRoute, "path", "no such route");
+        assert_eq!(
+            ClientError::from(route),
+            ClientError::Other("path: no such route".into())
+        );
+    }
 
     #[test]
     fn urls_normalize() {

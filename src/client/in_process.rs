@@ -1,114 +1,16 @@
-//! The console's one seam to the platform.
-//!
-//! Views never call the store or the network: the console holds a
-//! [`Client`] and reads the snapshots it publishes (registry + gateway
-//! reports, counters, gateway state) from `watch` channels, and sends changes
-//! through its async methods from background tasks. [`InProcessClient`] is
-//! the embedded mode (store + embedded gateway handle in this process); a
-//! remote client (admin API over HTTP) implements the same trait, so the
-//! console cannot tell them apart.
+//! [`InProcessClient`]: the console's [`Client`] over a store and an
+//! embedded gateway in this process.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::domain::secret::{generate_key_id, generate_secret, hash_secret, secret_hint};
-use crate::domain::{Change, DomainError, GatewayReport, Registry};
+use super::{BoxFuture, Client, ClientError, CreatedKey, GatewayInfo, GatewayState, RegistryView};
+use crate::domain::{Change, new_key, summarize};
 use crate::gateway::stats::StatsSnapshot;
 use crate::store::{Applied, Store, StoreError};
-
-/// A boxed future, so the trait stays object-safe (`Arc<dyn Client>`).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// What the console knows of the registry: every entity at one revision,
-/// and what the gateways last reported (the gateway status column).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RegistryView {
-    pub registry: Arc<Registry>,
-    pub reports: Arc<Vec<GatewayReport>>,
-}
-
-/// Whether the gateway this console shows is up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GatewayState {
-    /// Serving at `listen`.
-    Running,
-    /// The console was started without a gateway (`--no-gateway`).
-    Off,
-    /// It could not start or stopped with an error.
-    Failed(String),
-}
-
-/// The header's gateway line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatewayInfo {
-    /// The address it listens on (as bound: a `:0` port is resolved).
-    pub listen: Option<String>,
-    pub state: GatewayState,
-}
-
-impl GatewayInfo {
-    pub fn off() -> Self {
-        Self {
-            listen: None,
-            state: GatewayState::Off,
-        }
-    }
-}
-
-/// A created platform key: the secret is here once, never again.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CreatedKey {
-    pub id: String,
-    pub workspace: String,
-    pub name: String,
-    pub secret: String,
-}
-
-/// Why a client call failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ClientError {
-    /// The registry refused the change (fields named).
-    #[error("{0}")]
-    Domain(DomainError),
-    /// Storage or transport failed.
-    #[error("{0}")]
-    Other(String),
-}
-
-impl From<StoreError> for ClientError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Domain(d) => ClientError::Domain(d),
-            StoreError::Backend(s) => ClientError::Other(s),
-        }
-    }
-}
-
-/// The console's view of the platform. Snapshots come from `watch`
-/// receivers (the latest value wins, readers never block writers); changes
-/// are async calls returning owned data.
-pub trait Client: Send + Sync + 'static {
-    /// Registry snapshots: a new value whenever the revision or a gateway
-    /// report moves.
-    fn registry(&self) -> watch::Receiver<Arc<RegistryView>>;
-    /// Gateway counters, cumulative; rates come from two snapshots.
-    fn stats(&self) -> watch::Receiver<Arc<StatsSnapshot>>;
-    /// The gateway's address and state, for the header.
-    fn gateway(&self) -> watch::Receiver<GatewayInfo>;
-    /// Apply a batch of changes atomically (the registry validates them).
-    fn apply(&self, changes: Vec<Change>) -> BoxFuture<'_, Result<Applied, ClientError>>;
-    /// Create a platform key; the returned secret is shown once.
-    fn create_key(
-        &self,
-        workspace: String,
-        name: String,
-    ) -> BoxFuture<'_, Result<CreatedKey, ClientError>>;
-}
 
 /// The embedded gateway as the in-process client sees it.
 pub struct GatewayLink {
@@ -285,51 +187,12 @@ impl Client for InProcessClient {
     }
 }
 
-/// A new platform key for `workspace`: the change that stores its hash, and
-/// the key with its secret (to show once). Shared by every client and the
-/// admin API, so keys are made one way.
-pub fn new_key(workspace: String, name: String) -> (Change, CreatedKey) {
-    let secret = generate_secret();
-    let id = generate_key_id();
-    let change = Change::CreateKey {
-        id: id.clone(),
-        workspace: workspace.clone(),
-        name: name.clone(),
-        secret_hash: hash_secret(&secret),
-        secret_hint: secret_hint(&secret),
-    };
-    let created = CreatedKey {
-        id,
-        workspace,
-        name,
-        secret,
-    };
-    (change, created)
-}
-
-/// `create-model DeepSeek-V3, add-rule DeepSeek-V3` for the log (no secrets:
-/// only operation names and entity names).
-pub fn summarize(changes: &[Change]) -> String {
-    changes
-        .iter()
-        .map(|c| {
-            let v = serde_json::to_value(c).unwrap_or_default();
-            let op = v["op"].as_str().unwrap_or("change").to_string();
-            let subject = ["name", "model", "id"]
-                .iter()
-                .find_map(|k| v[*k].as_str().map(str::to_string))
-                .unwrap_or_default();
-            format!("{op} {subject}").trim().to_string()
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::{Endpoint, ModelSpec, Policy};
     use crate::store::SqliteStore;
+    use crate::store::Store;
 
     fn spec() -> ModelSpec {
         ModelSpec {
