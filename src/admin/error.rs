@@ -14,7 +14,7 @@ use crate::store::StoreError;
 /// What went wrong, as a word in the JSON body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ApiErrorKind {
+pub enum AdminErrorKind {
     /// The registry refused a value (400).
     Invalid,
     /// The registry has no such entity (404).
@@ -37,47 +37,47 @@ pub enum ApiErrorKind {
     Internal,
 }
 
-impl ApiErrorKind {
+impl AdminErrorKind {
     pub fn status(self) -> u16 {
         match self {
-            ApiErrorKind::Invalid | ApiErrorKind::BadRequest => 400,
-            ApiErrorKind::Unauthorized => 401,
-            ApiErrorKind::NotFound | ApiErrorKind::NoRoute => 404,
-            ApiErrorKind::MethodNotAllowed => 405,
-            ApiErrorKind::Conflict => 409,
-            ApiErrorKind::PayloadTooLarge => 413,
-            ApiErrorKind::Refused => 422,
-            ApiErrorKind::Internal => 500,
+            AdminErrorKind::Invalid | AdminErrorKind::BadRequest => 400,
+            AdminErrorKind::Unauthorized => 401,
+            AdminErrorKind::NotFound | AdminErrorKind::NoRoute => 404,
+            AdminErrorKind::MethodNotAllowed => 405,
+            AdminErrorKind::Conflict => 409,
+            AdminErrorKind::PayloadTooLarge => 413,
+            AdminErrorKind::Refused => 422,
+            AdminErrorKind::Internal => 500,
         }
     }
 
     /// The registry's kind, for errors that are refusals of a change.
     fn domain(self) -> Option<ErrorKind> {
         match self {
-            ApiErrorKind::Invalid => Some(ErrorKind::Invalid),
-            ApiErrorKind::NotFound => Some(ErrorKind::NotFound),
-            ApiErrorKind::Conflict => Some(ErrorKind::Conflict),
-            ApiErrorKind::Refused => Some(ErrorKind::Refused),
+            AdminErrorKind::Invalid => Some(ErrorKind::Invalid),
+            AdminErrorKind::NotFound => Some(ErrorKind::NotFound),
+            AdminErrorKind::Conflict => Some(ErrorKind::Conflict),
+            AdminErrorKind::Refused => Some(ErrorKind::Refused),
             _ => None,
         }
     }
 }
 
-impl From<ErrorKind> for ApiErrorKind {
+impl From<ErrorKind> for AdminErrorKind {
     fn from(k: ErrorKind) -> Self {
         match k {
-            ErrorKind::Invalid => ApiErrorKind::Invalid,
-            ErrorKind::NotFound => ApiErrorKind::NotFound,
-            ErrorKind::Conflict => ApiErrorKind::Conflict,
-            ErrorKind::Refused => ApiErrorKind::Refused,
+            ErrorKind::Invalid => AdminErrorKind::Invalid,
+            ErrorKind::NotFound => AdminErrorKind::NotFound,
+            ErrorKind::Conflict => AdminErrorKind::Conflict,
+            ErrorKind::Refused => AdminErrorKind::Refused,
         }
     }
 }
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiError {
-    pub kind: ApiErrorKind,
+pub struct AdminError {
+    pub kind: AdminErrorKind,
     /// Every field error on one line.
     pub message: String,
     pub errors: Vec<FieldError>,
@@ -85,13 +85,13 @@ pub struct ApiError {
 
 /// The body: the error under `"error"`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ErrorBody {
-    pub error: ApiError,
+pub struct AdminErrorBody {
+    pub error: AdminError,
 }
 
-impl ApiError {
+impl AdminError {
     /// One problem with one part of the request.
-    pub fn new(kind: ApiErrorKind, field: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub fn new(kind: AdminErrorKind, field: impl Into<String>, problem: impl Into<String>) -> Self {
         let e = FieldError::new(field, problem);
         Self {
             kind,
@@ -113,13 +113,13 @@ impl ApiError {
     }
 }
 
-impl std::fmt::Display for ApiError {
+impl std::fmt::Display for AdminError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-impl From<DomainError> for ApiError {
+impl From<DomainError> for AdminError {
     fn from(e: DomainError) -> Self {
         Self {
             kind: e.kind.into(),
@@ -129,11 +129,11 @@ impl From<DomainError> for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
+impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Domain(d) => d.into(),
-            StoreError::Backend(s) => ApiError::new(ApiErrorKind::Internal, "store", s),
+            StoreError::Backend(s) => AdminError::new(AdminErrorKind::Internal, "store", s),
         }
     }
 }
@@ -145,13 +145,13 @@ mod tests {
     #[test]
     fn registry_refusals_keep_kind_and_fields_across_the_wire() {
         let d = DomainError::refused("enabled", "publish it first");
-        let api: ApiError = d.clone().into();
+        let api: AdminError = d.clone().into();
         assert_eq!(api.status(), 422);
-        let json = serde_json::to_string(&ErrorBody { error: api }).unwrap();
+        let json = serde_json::to_string(&AdminErrorBody { error: api }).unwrap();
         assert!(json.contains(r#""kind":"refused""#), "{json}");
-        let back: ErrorBody = serde_json::from_str(&json).unwrap();
+        let back: AdminErrorBody = serde_json::from_str(&json).unwrap();
         assert_eq!(back.error.domain(), Some(d));
-        let route = ApiError::new(ApiErrorKind::NoRoute, "path", "no such route");
+        let route = AdminError::new(AdminErrorKind::NoRoute, "path", "no such route");
         assert_eq!(route.status(), 404);
         assert_eq!(route.domain(), None);
         for (k, s) in [
@@ -159,7 +159,7 @@ mod tests {
             (ErrorKind::NotFound, 404),
             (ErrorKind::Conflict, 409),
         ] {
-            assert_eq!(ApiErrorKind::from(k).status(), s);
+            assert_eq!(AdminErrorKind::from(k).status(), s);
         }
     }
 }

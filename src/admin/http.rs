@@ -13,7 +13,7 @@ use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, ApiErrorKind, ErrorBody};
+use super::error::{AdminError, AdminErrorBody, AdminErrorKind};
 
 /// Every response body: complete JSON, or the stats stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -25,11 +25,11 @@ const BODY_LIMIT: usize = 16 << 20;
 pub async fn read_json<T: DeserializeOwned>(
     req: Request<Incoming>,
     expected: &str,
-) -> Result<T, ApiError> {
+) -> Result<T, AdminError> {
     let bytes = read_body(req).await?;
     serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            ApiErrorKind::BadRequest,
+        AdminError::new(
+            AdminErrorKind::BadRequest,
             "body",
             format!("expected {expected}: {e}"),
         )
@@ -37,20 +37,20 @@ pub async fn read_json<T: DeserializeOwned>(
 }
 
 /// The whole body, or a 413 over [`BODY_LIMIT`] (400 if it cannot be read).
-pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, AdminError> {
     Ok(Limited::new(req.into_body(), BODY_LIMIT)
         .collect()
         .await
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
-                ApiError::new(
-                    ApiErrorKind::PayloadTooLarge,
+                AdminError::new(
+                    AdminErrorKind::PayloadTooLarge,
                     "body",
                     format!("larger than {} MiB", BODY_LIMIT >> 20),
                 )
             } else {
-                ApiError::new(
-                    ApiErrorKind::BadRequest,
+                AdminError::new(
+                    AdminErrorKind::BadRequest,
                     "body",
                     format!("cannot be read: {e}"),
                 )
@@ -79,22 +79,22 @@ impl Query {
             .filter(|v| !v.trim().is_empty())
     }
 
-    pub fn required(&self, name: &str, usage: &str) -> Result<String, ApiError> {
+    pub fn required(&self, name: &str, usage: &str) -> Result<String, AdminError> {
         self.get(name).map(str::to_string).ok_or_else(|| {
-            ApiError::new(
-                ApiErrorKind::BadRequest,
+            AdminError::new(
+                AdminErrorKind::BadRequest,
                 format!("query.{name}"),
                 format!("missing; use {usage}"),
             )
         })
     }
 
-    pub fn number(&self, name: &str) -> Result<Option<u64>, ApiError> {
+    pub fn number(&self, name: &str) -> Result<Option<u64>, AdminError> {
         self.get(name)
             .map(|v| {
                 v.parse().map_err(|_| {
-                    ApiError::new(
-                        ApiErrorKind::BadRequest,
+                    AdminError::new(
+                        AdminErrorKind::BadRequest,
                         format!("query.{name}"),
                         format!("'{v}' is not a whole number"),
                     )
@@ -116,10 +116,10 @@ pub fn empty() -> Body {
 pub fn json<T: Serialize + ?Sized>(
     status: StatusCode,
     value: &T,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<Body>, AdminError> {
     let bytes = serde_json::to_vec(value).map_err(|e| {
-        ApiError::new(
-            ApiErrorKind::Internal,
+        AdminError::new(
+            AdminErrorKind::Internal,
             "response",
             format!("cannot encode: {e}"),
         )
@@ -133,11 +133,11 @@ pub fn json<T: Serialize + ?Sized>(
     Ok(res)
 }
 
-pub fn error_response(e: ApiError) -> Response<Body> {
+pub fn error_response(e: AdminError) -> Response<Body> {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let kind = e.kind;
-    let mut res = json(status, &ErrorBody { error: e }).expect("an error body encodes");
-    if kind == ApiErrorKind::Unauthorized {
+    let mut res = json(status, &AdminErrorBody { error: e }).expect("an error body encodes");
+    if kind == AdminErrorKind::Unauthorized {
         res.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"maasctl-admin\""),

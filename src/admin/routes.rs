@@ -1,7 +1,7 @@
 //! The admin API's routes: authentication, the route table, and one
 //! handler per route. Every answer is JSON (the stats stream is
 //! server-sent events of JSON); every error has the shape of
-//! [`ApiError`](super::error::ApiError). HTTP plumbing is in
+//! [`AdminError`](super::error::AdminError). HTTP plumbing is in
 //! [`super::http`].
 
 use std::convert::Infallible;
@@ -12,11 +12,11 @@ use hyper::header;
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::watch;
 
-use super::error::{ApiError, ApiErrorKind};
+use super::error::{AdminError, AdminErrorKind};
 use super::explain::{ExplainReport, not_served_reason};
 use super::http::{Body, Query, empty, error_response, header_value, json, read_body, read_json};
 use super::secrets::{redact, resolve_masked};
-use super::wire::{GatewayInfo, Info, LogEntry, LogPage, NewKey, Revision};
+use super::wire::{Info, LogEntry, LogPage, NewKey, Revision, ServedGateway};
 use super::{AdminToken, PREFIX, decode, sse};
 use crate::domain::{Change, new_key, summarize};
 use crate::gateway::GatewayView;
@@ -71,7 +71,7 @@ fn table() -> [(&'static str, Method, Route); 11] {
 }
 
 /// The route of `method path`, or why there is none.
-fn find(method: &Method, path: &str) -> Result<Route, ApiError> {
+fn find(method: &Method, path: &str) -> Result<Route, AdminError> {
     let table = table();
     let sub = path
         .strip_prefix(PREFIX)
@@ -86,8 +86,8 @@ fn find(method: &Method, path: &str) -> Result<Route, ApiError> {
             .iter()
             .map(|(p, m, _)| format!("{m} {PREFIX}{p}"))
             .collect();
-        return Err(ApiError::new(
-            ApiErrorKind::NoRoute,
+        return Err(AdminError::new(
+            AdminErrorKind::NoRoute,
             "path",
             format!("no admin route {path}; the routes are {}", known.join(", ")),
         ));
@@ -96,8 +96,8 @@ fn find(method: &Method, path: &str) -> Result<Route, ApiError> {
         Some((_, _, r)) => Ok(*r),
         None => {
             let allowed: Vec<String> = same_path.iter().map(|(_, m, _)| m.to_string()).collect();
-            Err(ApiError::new(
-                ApiErrorKind::MethodNotAllowed,
+            Err(AdminError::new(
+                AdminErrorKind::MethodNotAllowed,
                 "method",
                 format!(
                     "{method} is not allowed on {path}; use {}",
@@ -135,20 +135,20 @@ fn bearer(req: &Request<Incoming>) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn unauthorized(req: &Request<Incoming>) -> ApiError {
+fn unauthorized(req: &Request<Incoming>) -> AdminError {
     let problem = if req.headers().contains_key(header::AUTHORIZATION) {
         "the admin token is not valid (it is in the admin.token file of the server's data directory, or what the server was given)"
     } else {
         "missing; send 'Authorization: Bearer <admin token>'"
     };
-    ApiError::new(ApiErrorKind::Unauthorized, "Authorization", problem)
+    AdminError::new(AdminErrorKind::Unauthorized, "Authorization", problem)
 }
 
 async fn dispatch(
     state: &AdminState,
     route: Route,
     req: Request<Incoming>,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<Body>, AdminError> {
     let query = Query::parse(req.uri().query());
     match route {
         Route::Healthz => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
@@ -194,7 +194,7 @@ fn info(state: &AdminState) -> Info {
     Info {
         version: env!("CARGO_PKG_VERSION").to_string(),
         admin: state.url.clone(),
-        gateway: GatewayInfo {
+        gateway: ServedGateway {
             listen: g.local_addr().to_string(),
             tls: g.tls(),
             cluster: g.cluster().map(str::to_string),
@@ -205,7 +205,10 @@ fn info(state: &AdminState) -> Info {
 
 /// The registry, redacted, with its revision as ETag: a client that has it
 /// (`If-None-Match`) gets 304 for the price of a revision read.
-async fn registry(state: &AdminState, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn registry(
+    state: &AdminState,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>, AdminError> {
     let have = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -231,10 +234,10 @@ pub fn etag(revision: u64) -> String {
     format!("\"{revision}\"")
 }
 
-async fn apply(state: &AdminState, mut changes: Vec<Change>) -> Result<Response<Body>, ApiError> {
+async fn apply(state: &AdminState, mut changes: Vec<Change>) -> Result<Response<Body>, AdminError> {
     if changes.is_empty() {
-        return Err(ApiError::new(
-            ApiErrorKind::BadRequest,
+        return Err(AdminError::new(
+            AdminErrorKind::BadRequest,
             "body",
             "no changes given; send a JSON array of changes",
         ));
@@ -254,7 +257,7 @@ async fn apply(state: &AdminState, mut changes: Vec<Change>) -> Result<Response<
     json(StatusCode::OK, &result?)
 }
 
-async fn explain(state: &AdminState, query: &Query) -> Result<Response<Body>, ApiError> {
+async fn explain(state: &AdminState, query: &Query) -> Result<Response<Body>, AdminError> {
     let model = query.required("model", "?model=NAME&key=ID_OR_NAME")?;
     let key = query.required("key", "?model=NAME&key=ID_OR_NAME")?;
     let workspace = query.get("workspace").map(str::to_string);
@@ -279,18 +282,18 @@ async fn explain(state: &AdminState, query: &Query) -> Result<Response<Body>, Ap
 async fn blocking<T: Send + 'static>(
     state: &AdminState,
     f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
+) -> Result<T, AdminError> {
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || f(&*store))
         .await
         .map_err(|e| {
-            ApiError::new(
-                ApiErrorKind::Internal,
+            AdminError::new(
+                AdminErrorKind::Internal,
                 "store",
                 format!("store task failed: {e}"),
             )
         })?
-        .map_err(ApiError::from)
+        .map_err(AdminError::from)
 }
 
 #[cfg(test)]

@@ -12,12 +12,12 @@ pub struct Info {
     pub version: String,
     /// Base URL of this admin API.
     pub admin: String,
-    pub gateway: GatewayInfo,
+    pub gateway: ServedGateway,
 }
 
 /// The gateway the admin API belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GatewayInfo {
+pub struct ServedGateway {
     /// Its listen address as bound (`127.0.0.1:8080`).
     pub listen: String,
     /// Whether it serves HTTPS.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::output::Table;
 use super::refs::read_ref;
 use super::{CliError, CliResult, Ctx};
-use crate::domain::manifest::{self, Action, Manifest, NewSecret, Report};
+use crate::domain::manifest::{self, ApplyAction, Manifest, NewSecret, Report};
 use crate::store::catalog;
 
 #[derive(Debug, Args)]
@@ -127,12 +127,12 @@ fn render(out: &ApplyOutput) -> String {
             r.details.join(", "),
         ]);
     }
-    let count = |a: Action| out.report.iter().filter(|r| r.action == a).count();
+    let count = |a: ApplyAction| out.report.iter().filter(|r| r.action == a).count();
     let summary = format!(
         "{} created, {} changed, {} unchanged",
-        count(Action::Created),
-        count(Action::Changed),
-        count(Action::Unchanged)
+        count(ApplyAction::Created),
+        count(ApplyAction::Changed),
+        count(ApplyAction::Unchanged)
     );
     let mut s = t.render();
     s.push_str(&match (out.dry_run, out.changed) {

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::{ClientError, CreatedKey};
 use crate::admin::PREFIX;
-use crate::admin::error::{ApiError, ErrorBody};
+use crate::admin::error::{AdminError, AdminErrorBody};
 use crate::admin::explain::ExplainReport;
 use crate::admin::routes::etag;
 use crate::admin::wire::{Info, LogPage, NewKey};
@@ -32,14 +32,14 @@ pub enum CallError {
     Transport { url: String, reason: String },
     /// The server answered with an error.
     #[error("{0}")]
-    Api(ApiError),
+    Api(AdminError),
     /// The server answered something this client cannot read.
     #[error("unexpected answer from the admin API at {url}: {reason}")]
     Decode { url: String, reason: String },
 }
 
-impl From<ApiError> for ClientError {
-    fn from(e: ApiError) -> Self {
+impl From<AdminError> for ClientError {
+    fn from(e: AdminError) -> Self {
         match e.domain() {
             Some(d) => ClientError::Domain(d),
             None => ClientError::Other(e.message),
@@ -131,7 +131,7 @@ impl AdminApi {
             return Ok(res);
         }
         let body = res.bytes().await.map_err(|e| self.transport(&e))?;
-        match serde_json::from_slice::<ErrorBody>(&body) {
+        match serde_json::from_slice::<AdminErrorBody>(&body) {
             Ok(b) => Err(CallError::Api(b.error)),
             Err(_) => Err(CallError::Decode {
                 url: self.base.clone(),
@@ -273,7 +273,7 @@ fn normalize(url: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::error::ApiErrorKind;
+    use crate::admin::error::AdminErrorKind;
     use crate::domain::DomainError;
 
     /// A refusal read back from the wire is the registry's refusal again
@@ -282,13 +282,13 @@ mod tests {
     #[test]
     fn registry_refusals_come_back_as_domain_errors() {
         let d = DomainError::refused("enabled", "publish it first");
-        let json = serde_json::to_string(&ErrorBody {
-            error: ApiError::from(d.clone()),
+        let json = serde_json::to_string(&AdminErrorBody {
+            error: AdminError::from(d.clone()),
         })
         .unwrap();
-        let back: ErrorBody = serde_json::from_str(&json).unwrap();
+        let back: AdminErrorBody = serde_json::from_str(&json).unwrap();
         assert_eq!(ClientError::from(back.error), ClientError::Domain(d));
-        let route = ApiError::new(ApiErrorKind::NoRoute, "path", "no such route");
+        let route = AdminError::new(AdminErrorKind::NoRoute, "path", "no such route");
         assert_eq!(
             ClientError::from(route),
             ClientError::Other("path: no such route".into())

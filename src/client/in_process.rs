@@ -7,7 +7,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use super::{BoxFuture, Client, ClientError, CreatedKey, GatewayInfo, GatewayState, RegistryView};
+use super::{
+    BoxFuture, Client, ClientError, CreatedKey, GatewayHeader, GatewayState, RegistryView,
+};
 use crate::domain::{Change, new_key, summarize};
 use crate::gateway::stats::StatsSnapshot;
 use crate::store::{Applied, Store, StoreError};
@@ -23,9 +25,9 @@ pub struct InProcessClient {
     store: Arc<dyn Store>,
     registry: watch::Receiver<Arc<RegistryView>>,
     stats: watch::Receiver<Arc<StatsSnapshot>>,
-    gateway: watch::Receiver<GatewayInfo>,
+    gateway: watch::Receiver<GatewayHeader>,
     /// Keeps the gateway watch alive when there is no gateway.
-    _gateway_tx: watch::Sender<GatewayInfo>,
+    _gateway_tx: watch::Sender<GatewayHeader>,
     _stats_tx: Option<watch::Sender<Arc<StatsSnapshot>>>,
     /// Wakes the refresher right after a change of ours.
     refresh: Arc<Notify>,
@@ -49,11 +51,11 @@ impl InProcessClient {
         };
         let (registry_tx, registry) = watch::channel(Arc::new(first));
         let (gateway_tx, gateway_rx) = watch::channel(match &gateway {
-            Some(g) => GatewayInfo {
+            Some(g) => GatewayHeader {
                 listen: Some(g.listen.clone()),
                 state: GatewayState::Running,
             },
-            None => GatewayInfo::off(),
+            None => GatewayHeader::off(),
         });
         let (stats, stats_tx) = match gateway {
             Some(g) => (g.stats, None),
@@ -156,7 +158,7 @@ impl Client for InProcessClient {
     fn stats(&self) -> watch::Receiver<Arc<StatsSnapshot>> {
         self.stats.clone()
     }
-    fn gateway(&self) -> watch::Receiver<GatewayInfo> {
+    fn gateway(&self) -> watch::Receiver<GatewayHeader> {
         self.gateway.clone()
     }
 

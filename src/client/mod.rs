@@ -56,13 +56,13 @@ pub enum GatewayState {
 
 /// The header's gateway line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatewayInfo {
+pub struct GatewayHeader {
     /// The address it listens on (as bound: a `:0` port is resolved).
     pub listen: Option<String>,
     pub state: GatewayState,
 }
 
-impl GatewayInfo {
+impl GatewayHeader {
     pub fn off() -> Self {
         Self {
             listen: None,
@@ -101,7 +101,7 @@ pub trait Client: Send + Sync + 'static {
     /// Gateway counters, cumulative; rates come from two snapshots.
     fn stats(&self) -> watch::Receiver<Arc<StatsSnapshot>>;
     /// The gateway's address and state, for the header.
-    fn gateway(&self) -> watch::Receiver<GatewayInfo>;
+    fn gateway(&self) -> watch::Receiver<GatewayHeader>;
     /// Apply a batch of changes atomically (the registry validates them).
     fn apply(&self, changes: Vec<Change>) -> BoxFuture<'_, Result<Applied, ClientError>>;
     /// Create a platform key; the returned secret is shown once.

@@ -19,7 +19,9 @@ use tokio::task::JoinHandle;
 
 use super::api::{AdminApi, CallError};
 use super::events::EventReader;
-use super::{BoxFuture, Client, ClientError, CreatedKey, GatewayInfo, GatewayState, RegistryView};
+use super::{
+    BoxFuture, Client, ClientError, CreatedKey, GatewayHeader, GatewayState, RegistryView,
+};
 use crate::domain::{Change, GatewayReport};
 use crate::gateway::StatsSnapshot;
 use crate::logging::LogRing;
@@ -38,14 +40,14 @@ pub struct RemoteClient {
     api: AdminApi,
     registry: watch::Receiver<Arc<RegistryView>>,
     stats: watch::Receiver<Arc<StatsSnapshot>>,
-    gateway: watch::Receiver<GatewayInfo>,
+    gateway: watch::Receiver<GatewayHeader>,
     refresh: Arc<Notify>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 /// The header's gateway line, fed by both background tasks.
 struct Link {
-    tx: watch::Sender<GatewayInfo>,
+    tx: watch::Sender<GatewayHeader>,
     listen: Mutex<String>,
 }
 
@@ -56,7 +58,7 @@ impl Link {
         }
         let listen = self.listen.lock().clone();
         self.tx.send_if_modified(|g| {
-            let next = GatewayInfo {
+            let next = GatewayHeader {
                 listen: Some(listen),
                 state: GatewayState::Running,
             };
@@ -111,7 +113,7 @@ impl RemoteClient {
             reports: Arc::new(reports),
         }));
         let (stats_tx, stats_rx) = watch::channel(Arc::new(stats));
-        let (gateway_tx, gateway_rx) = watch::channel(GatewayInfo {
+        let (gateway_tx, gateway_rx) = watch::channel(GatewayHeader {
             listen: Some(info.gateway.listen.clone()),
             state: GatewayState::Running,
         });
@@ -277,7 +279,7 @@ impl Client for RemoteClient {
     fn stats(&self) -> watch::Receiver<Arc<StatsSnapshot>> {
         self.stats.clone()
     }
-    fn gateway(&self) -> watch::Receiver<GatewayInfo> {
+    fn gateway(&self) -> watch::Receiver<GatewayHeader> {
         self.gateway.clone()
     }
 

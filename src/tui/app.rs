@@ -10,7 +10,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
-use crate::client::{ClientError, CreatedKey, GatewayInfo, RegistryView};
+use crate::client::{ClientError, CreatedKey, GatewayHeader, RegistryView};
 use crate::domain::{Change, DomainError, ErrorKind, Model};
 use crate::gateway::stats::StatsSnapshot;
 use crate::logging::LogRing;
@@ -132,7 +132,7 @@ impl App {
     pub fn new(
         theme: Theme,
         view: Arc<RegistryView>,
-        gateway: GatewayInfo,
+        gateway: GatewayHeader,
         now_ms: i64,
         logs: Option<LogRing>,
     ) -> Self {
@@ -220,7 +220,7 @@ impl App {
         self.data.live.update(snap)
     }
 
-    pub fn on_gateway(&mut self, info: GatewayInfo) {
+    pub fn on_gateway(&mut self, info: GatewayHeader) {
         self.data.gateway = info;
     }
 

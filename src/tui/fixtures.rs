@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::client::{GatewayInfo, GatewayState, RegistryView};
+use crate::client::{GatewayHeader, GatewayState, RegistryView};
 use crate::domain::secret::hash_secret;
 use crate::domain::*;
 use crate::gateway::stats::{EndpointStats, Event, EventKind, RuleStats, StatsSnapshot, Totals};
@@ -319,7 +319,7 @@ pub fn app(extra: usize, theme: Theme) -> App {
         reports: Arc::new(reports(&reg)),
         registry: Arc::new(reg),
     });
-    let gateway = GatewayInfo {
+    let gateway = GatewayHeader {
         listen: Some(LISTEN.into()),
         state: GatewayState::Running,
     };

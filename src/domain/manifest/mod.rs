@@ -68,18 +68,18 @@ fn is_false(b: &bool) -> bool {
 /// What `apply` did (or would do) to one entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Action {
+pub enum ApplyAction {
     Created,
     Changed,
     Unchanged,
 }
 
-impl Action {
+impl ApplyAction {
     pub fn as_str(self) -> &'static str {
         match self {
-            Action::Created => "created",
-            Action::Changed => "changed",
-            Action::Unchanged => "unchanged",
+            ApplyAction::Created => "created",
+            ApplyAction::Changed => "changed",
+            ApplyAction::Unchanged => "unchanged",
         }
     }
 }
@@ -91,7 +91,7 @@ pub struct Report {
     pub kind: &'static str,
     /// The entity's name (`workspace/key` for keys).
     pub name: String,
-    pub action: Action,
+    pub action: ApplyAction,
     /// What changed (`policy`, `rules: 1 added`, …); empty otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<String>,
@@ -202,7 +202,13 @@ impl Planner {
         Ok(())
     }
 
-    fn note(&mut self, kind: &'static str, name: String, action: Action, details: Vec<String>) {
+    fn note(
+        &mut self,
+        kind: &'static str,
+        name: String,
+        action: ApplyAction,
+        details: Vec<String>,
+    ) {
         self.report.push(Report {
             kind,
             name,
