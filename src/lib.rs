@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod cli;
 pub mod client;
+pub mod compose;
 pub mod demo;
 pub mod domain;
 pub mod gateway;

@@ -7,6 +7,7 @@
 
 mod apply;
 mod cluster;
+pub mod console;
 mod explain;
 mod key;
 mod market;
@@ -62,7 +63,7 @@ pub struct Cli {
     pub output: Output,
 
     #[command(flatten)]
-    pub console: crate::tui::ConsoleArgs,
+    pub console: console::ConsoleArgs,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -263,8 +264,8 @@ fn run(cli: Cli) -> CliResult {
     let open = || crate::store::open(cli.store.as_deref(), &data_dir);
     match cli.command {
         None => match cli.console.connect.clone() {
-            Some(url) => crate::tui::run_remote(&url, cli.console, &data_dir),
-            None => crate::tui::run(cli.console, open()?, &data_dir),
+            Some(url) => console::run_remote(&url, cli.console, &data_dir),
+            None => console::run(cli.console, open()?, &data_dir),
         }
         .map_err(CliError),
         // The demo runs on its own throw-away store.
