@@ -165,6 +165,11 @@ async fn until_workspace(
     .expect(what);
 }
 
+/// Who the tests' own store changes are recorded as.
+fn tester() -> maasctl::domain::Origin {
+    maasctl::domain::Origin::user("tester", maasctl::domain::Channel::Cli)
+}
+
 /// `(kind, first field)` of an error body.
 fn error_of(v: &Value) -> (&str, &str) {
     (
@@ -1225,27 +1230,33 @@ mod binary {
     async fn seeded(env: &Env) -> (maasctl::demo::upstream::MockUpstream, String, u64, u64) {
         let up = mock("explain").await;
         let st = store(env);
-        st.apply(vec![Change::AddWorkspace {
-            name: "acme".into(),
-            description: String::new(),
-        }])
+        st.apply(
+            vec![Change::AddWorkspace {
+                name: "acme".into(),
+                description: String::new(),
+            }],
+            &tester(),
+        )
         .unwrap();
         let (change, key) = maasctl::domain::new_key("acme".into(), "ci".into());
-        st.apply(vec![
-            change,
-            Change::CreateModel(maasctl::domain::ModelSpec {
-                name: "DeepSeek-V3".into(),
-                cluster: "local".into(),
-                model_id: "deepseek-chat".into(),
-                endpoints: vec![Endpoint::new(up.base_url())],
-                policy: Policy::RoundRobin,
-                tags: vec![],
-            }),
-            Change::SetEnabled {
-                name: "DeepSeek-V3".into(),
-                enabled: true,
-            },
-        ])
+        st.apply(
+            vec![
+                change,
+                Change::CreateModel(maasctl::domain::ModelSpec {
+                    name: "DeepSeek-V3".into(),
+                    cluster: "local".into(),
+                    model_id: "deepseek-chat".into(),
+                    endpoints: vec![Endpoint::new(up.base_url())],
+                    policy: Policy::RoundRobin,
+                    tags: vec![],
+                }),
+                Change::SetEnabled {
+                    name: "DeepSeek-V3".into(),
+                    enabled: true,
+                },
+            ],
+            &tester(),
+        )
         .unwrap();
         let rule = |target, key_id: Option<String>, limit| Change::AddRule {
             model: "DeepSeek-V3".into(),
@@ -1258,10 +1269,13 @@ mod binary {
             },
         };
         let applied = st
-            .apply(vec![
-                rule(RuleTarget::ApiKey, Some(key.id.clone()), 4),
-                rule(RuleTarget::Workspace, None, 10),
-            ])
+            .apply(
+                vec![
+                    rule(RuleTarget::ApiKey, Some(key.id.clone()), 4),
+                    rule(RuleTarget::Workspace, None, 10),
+                ],
+                &tester(),
+            )
             .unwrap();
         let ids: Vec<u64> = applied
             .outcomes

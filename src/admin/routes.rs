@@ -18,7 +18,8 @@ use super::http::{Body, Query, empty, error_response, header_value, json, read_b
 use super::secrets::{redact, resolve_masked};
 use super::wire::{Info, LogEntry, LogPage, NewKey, Revision, ServedGateway};
 use super::{AdminToken, PREFIX, decode, sse};
-use crate::domain::{Change, new_key, summarize};
+use crate::domain::token::BOOTSTRAP;
+use crate::domain::{Change, Channel, Origin, new_key, summarize};
 use crate::gateway::GatewayView;
 use crate::logging::LogRing;
 use crate::store::{Store, StoreError};
@@ -165,7 +166,8 @@ async fn dispatch(
         Route::Keys => {
             let k: NewKey = read_json(req, r#"{"workspace": "...", "name": "..."}"#).await?;
             let (change, created) = new_key(k.workspace, k.name);
-            blocking(state, move |s| s.apply(vec![change])).await?;
+            let by = Origin::token(BOOTSTRAP, Channel::AdminApi);
+            blocking(state, move |s| s.apply(vec![change], &by)).await?;
             tracing::info!(
                 "admin API: created key {} in workspace {}",
                 created.id,
@@ -247,7 +249,7 @@ async fn apply(state: &AdminState, mut changes: Vec<Change>) -> Result<Response<
         // Masks are resolved against the registry the batch is applied to.
         let reg = s.load()?;
         resolve_masked(&reg, &mut changes)?;
-        s.apply(changes)
+        s.apply(changes, &Origin::token(BOOTSTRAP, Channel::AdminApi))
     })
     .await;
     match &result {

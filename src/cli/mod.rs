@@ -26,7 +26,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use crate::domain::{Change, DomainError, Registry};
+use crate::compose::local_origin;
+use crate::domain::{Change, Channel, DomainError, Origin, Registry};
 use crate::store::{Applied, Store, StoreError};
 
 /// Output format of the scripting subcommands.
@@ -140,6 +141,8 @@ pub type CliResult<T = ()> = Result<T, CliError>;
 pub struct Ctx {
     store: Arc<dyn Store>,
     output: Output,
+    /// Who changes are recorded as.
+    origin: Origin,
 }
 
 /// How often [`Ctx::update`] recomputes its changes when other writers keep
@@ -147,8 +150,12 @@ pub struct Ctx {
 const UPDATE_ATTEMPTS: usize = 20;
 
 impl Ctx {
-    pub fn new(store: Arc<dyn Store>, output: Output) -> Self {
-        Self { store, output }
+    pub fn new(store: Arc<dyn Store>, output: Output, origin: Origin) -> Self {
+        Self {
+            store,
+            output,
+            origin,
+        }
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -161,7 +168,7 @@ impl Ctx {
 
     /// Apply changes that do not depend on what was read before.
     pub fn apply(&self, changes: Vec<Change>) -> CliResult<Applied> {
-        Ok(self.store.apply(changes)?)
+        Ok(self.store.apply(changes, &self.origin)?)
     }
 
     /// Apply changes computed from the current registry by `f`, guarded by
@@ -187,7 +194,7 @@ impl Ctx {
                 revision: reg.revision,
             });
             batch.extend(changes);
-            match self.store.apply(batch) {
+            match self.store.apply(batch, &self.origin) {
                 Ok(mut applied) => {
                     applied.outcomes.remove(0);
                     return Ok((applied, extra));
@@ -275,11 +282,16 @@ fn run(cli: Cli) -> CliResult {
         Some(Command::Rule(rule::RuleCommand::Explain(args))) => {
             explain::run(args, cli.output, &data_dir, || Ok(open()?))
         }
-        Some(Command::Rule(rule::RuleCommand::Edit(c))) => {
-            rule::run(&Ctx::new(open()?, cli.output), c)
-        }
+        Some(Command::Rule(rule::RuleCommand::Edit(c))) => rule::run(
+            &Ctx::new(open()?, cli.output, local_origin(Channel::Cli)),
+            c,
+        ),
         Some(Command::Registry(command)) => {
-            let ctx = Ctx::new(open()?, cli.output);
+            let channel = match command {
+                RegistryCommand::Apply(_) => Channel::Apply,
+                _ => Channel::Cli,
+            };
+            let ctx = Ctx::new(open()?, cli.output, local_origin(channel));
             match command {
                 RegistryCommand::Model(c) => model::run(&ctx, c),
                 RegistryCommand::Key(c) => key::run(&ctx, c),

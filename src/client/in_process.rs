@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use super::{
     BoxFuture, Client, ClientError, CreatedKey, GatewayHeader, GatewayState, RegistryView,
 };
-use crate::domain::{Change, new_key, summarize};
+use crate::domain::{Change, Origin, new_key, summarize};
 use crate::gateway::stats::StatsSnapshot;
 use crate::store::{Applied, Store, StoreError};
 
@@ -23,6 +23,9 @@ pub struct GatewayLink {
 /// Store + embedded gateway in this process.
 pub struct InProcessClient {
     store: Arc<dyn Store>,
+    /// Who the console's changes are recorded as (the OS user, channel
+    /// `console`).
+    origin: Origin,
     registry: watch::Receiver<Arc<RegistryView>>,
     stats: watch::Receiver<Arc<StatsSnapshot>>,
     gateway: watch::Receiver<GatewayHeader>,
@@ -40,10 +43,12 @@ const POLL: Duration = Duration::from_millis(500);
 
 impl InProcessClient {
     /// Load the registry once, then keep publishing it from a background
-    /// task. `gateway` is the embedded gateway, `None` with `--no-gateway`.
+    /// task. `gateway` is the embedded gateway, `None` with `--no-gateway`;
+    /// changes are recorded as made by `origin`.
     pub async fn start(
         store: Arc<dyn Store>,
         gateway: Option<GatewayLink>,
+        origin: Origin,
     ) -> Result<Arc<Self>, ClientError> {
         let first = {
             let store = store.clone();
@@ -68,6 +73,7 @@ impl InProcessClient {
         let refresher = tokio::spawn(refresh_loop(store.clone(), registry_tx, refresh.clone()));
         Ok(Arc::new(Self {
             store,
+            origin,
             registry,
             stats,
             gateway: gateway_rx,
@@ -164,9 +170,9 @@ impl Client for InProcessClient {
 
     fn apply(&self, changes: Vec<Change>) -> BoxFuture<'_, Result<Applied, ClientError>> {
         Box::pin(async move {
-            let store = self.store.clone();
+            let (store, origin) = (self.store.clone(), self.origin.clone());
             let summary = summarize(&changes);
-            let result = blocking(move || store.apply(changes)).await;
+            let result = blocking(move || store.apply(changes, &origin)).await;
             match &result {
                 Ok(a) => tracing::info!(revision = a.revision, "applied {summary}"),
                 Err(e) => tracing::info!("refused {summary}: {e}"),
@@ -211,7 +217,10 @@ mod tests {
     async fn publishes_changes_and_reports_refusals() {
         let dir = std::env::temp_dir().join(format!("maasctl-client-{}", std::process::id()));
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open_dir(&dir).unwrap());
-        let client = InProcessClient::start(store, None).await.unwrap();
+        let origin = Origin::user("tester", crate::domain::Channel::Console);
+        let client = InProcessClient::start(store.clone(), None, origin)
+            .await
+            .unwrap();
         let mut rx = client.registry();
         let before = rx.borrow_and_update().registry.revision;
         client
@@ -240,6 +249,13 @@ mod tests {
             .unwrap_err();
         assert!(key.to_string().contains("workspace"), "{key}");
         assert!(summarize(&[Change::CreateModel(spec())]).contains("create-model DeepSeek-V3"));
+        // The console's change is in the audit trail as its user's, through
+        // the console; the refused ones are not.
+        let trail = store.audit(&Default::default()).unwrap();
+        assert_eq!(trail.len(), 1, "{trail:?}");
+        assert_eq!(trail[0].actor.to_string(), "tester");
+        assert_eq!(trail[0].channel, crate::domain::Channel::Console);
+        assert_eq!(trail[0].changes[0].entity, "model/DeepSeek-V3");
         drop(client);
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use crate::admin::{AdminHandle, AdminListen, TokenArgs};
 use crate::client::InProcessClient;
+use crate::domain::{Channel, Origin};
 use crate::gateway::{GatewayConfig, GatewayError};
 use crate::logging::LogRing;
 use crate::store::Store;
@@ -138,11 +139,13 @@ impl Node {
         self.admin_banner.as_deref()
     }
 
-    /// The console's client over this node's store and gateway.
+    /// The console's client over this node's store and gateway; its
+    /// changes are recorded as the OS user's, through the console.
     pub async fn client(&self) -> Result<Arc<InProcessClient>, String> {
         InProcessClient::start(
             self.store.clone(),
             self.gateway.as_ref().map(RunningGateway::link),
+            local_origin(Channel::Console),
         )
         .await
         .map_err(|e| e.to_string())
@@ -158,6 +161,12 @@ impl Node {
             g.shutdown().await;
         }
     }
+}
+
+/// Who a change made here is recorded as: the OS user running maasctl,
+/// through `channel`.
+pub fn local_origin(channel: Channel) -> Origin {
+    Origin::user(crate::paths::os_user(), channel)
 }
 
 /// A runtime for the console and what runs beside it (the admin API; the

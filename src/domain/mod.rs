@@ -1,13 +1,17 @@
 //! Entities, validation and the registry's rules (SPEC §1). No I/O here.
 
+pub mod audit;
 pub mod entities;
 pub mod error;
+pub mod history;
 pub mod manifest;
 pub mod registry;
 pub mod secret;
 pub mod status;
+pub mod token;
 pub mod validate;
 
+pub use audit::{Actor, ActorKind, AuditEntry, AuditQuery, Channel, EntityChange, Origin};
 pub use entities::*;
 pub use error::{DomainError, ErrorKind, FieldError};
 pub use registry::key::{CreatedKey, new_key};
