@@ -10,6 +10,7 @@ pub mod demo;
 pub mod domain;
 pub mod gateway;
 pub mod logging;
+pub mod ops;
 pub mod paths;
 pub mod store;
 pub mod tui;

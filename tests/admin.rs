@@ -1053,82 +1053,9 @@ mod binary {
     use super::*;
     use common::Env;
     use maasctl::store::SqliteStore;
-    use std::io::{BufRead, BufReader};
     use std::os::unix::fs::PermissionsExt;
-    use std::process::{Child, Stdio};
-    use std::sync::Mutex;
 
-    /// A running `maasctl serve`; SIGTERM on drop.
-    struct Serve {
-        child: Child,
-        out: Arc<Mutex<Vec<String>>>,
-    }
-
-    impl Serve {
-        fn start(env: &Env, args: &[&str]) -> Self {
-            let mut child = env
-                .cmd()
-                .arg("serve")
-                .args(["--listen", "127.0.0.1:0", "--workers", "1"])
-                .args(args)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("maasctl serve starts");
-            let out = Arc::new(Mutex::new(Vec::new()));
-            let stdout = child.stdout.take().unwrap();
-            let lines = out.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(l);
-                }
-            });
-            let s = Self { child, out };
-            s.line("gateway listening on");
-            s
-        }
-
-        /// The first stdout line containing `needle`.
-        fn line(&self, needle: &str) -> String {
-            common::wait_for(needle, DEADLINE, || {
-                self.out
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .find(|l| l.contains(needle))
-                    .cloned()
-            })
-        }
-
-        fn gateway(&self) -> String {
-            url_in(&self.line("gateway listening on"))
-        }
-
-        fn admin(&self) -> String {
-            url_in(&self.line("admin API listening on"))
-        }
-
-        /// SIGTERM and wait; everything it printed.
-        fn stop(mut self) -> Vec<String> {
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let status = self.child.wait().unwrap();
-            assert!(status.success(), "serve exits cleanly: {status}");
-            std::mem::take(&mut *self.out.lock().unwrap())
-        }
-    }
-
-    impl Drop for Serve {
-        fn drop(&mut self) {
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let _ = self.child.wait();
-        }
-    }
-
-    /// `http://127.0.0.1:PORT` in a startup line.
-    fn url_in(line: &str) -> String {
-        let at = line.find("http://").expect("a URL");
-        line[at..].split_whitespace().next().unwrap().to_string()
-    }
+    use common::Serve;
 
     fn store(env: &Env) -> SqliteStore {
         SqliteStore::open_dir(env.data_dir()).unwrap()

@@ -27,6 +27,9 @@ pub enum AdminErrorKind {
     BadRequest,
     /// No or a wrong admin token (401).
     Unauthorized,
+    /// The token's role does not allow this route (403): a `read` token on
+    /// a route that changes something.
+    Forbidden,
     /// No such admin route (404).
     NoRoute,
     /// The route exists but not with this method (405).
@@ -42,6 +45,7 @@ impl AdminErrorKind {
         match self {
             AdminErrorKind::Invalid | AdminErrorKind::BadRequest => 400,
             AdminErrorKind::Unauthorized => 401,
+            AdminErrorKind::Forbidden => 403,
             AdminErrorKind::NotFound | AdminErrorKind::NoRoute => 404,
             AdminErrorKind::MethodNotAllowed => 405,
             AdminErrorKind::Conflict => 409,

@@ -8,11 +8,18 @@
 //! clients are in [`crate::client`]; this folder is the server and the
 //! shapes it answers with.
 //!
-//! - [`server`]: listener and connections; [`routes`]: auth, route table,
-//!   handlers; [`http`]: bodies, JSON answers, queries; [`decode`]: request bodies, read strictly; [`error`]: the
-//!   one error shape; [`secrets`]: what secrets
-//!   may cross the wire (masked upstream keys, no key hashes);
-//!   [`explain`]: the `rule explain` report.
+//! - [`server`]: listener and connections; [`routes`]: the route table
+//!   (as data, with who may call each route), authentication (the
+//!   bootstrap token, named tokens with a role), the registry's handlers;
+//!   [`operations`]: the handlers of audit, history, rollback, manifests and
+//!   tokens; [`state`]: the handlers' state and caller; [`http`]: bodies,
+//!   JSON answers, queries; [`decode`]: request bodies, read strictly;
+//!   [`error`]: the one error shape; [`secrets`]: what secrets may cross
+//!   the wire (masked upstream keys, no key hashes); [`explain`]: the `rule
+//!   explain` report; [`wire`]: the other bodies.
+//!
+//! The OpenAPI 3.1 document of every route is `docs/openapi.json`; a test
+//! checks it against [`routes::ROUTES`] and the real error answers.
 //!
 //! Routes and examples: docs/admin-api.md.
 
@@ -21,10 +28,12 @@ pub mod decode;
 pub mod error;
 pub mod explain;
 pub mod http;
+pub mod operations;
 pub mod routes;
 pub mod secrets;
 pub mod server;
 pub mod sse;
+pub mod state;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -35,6 +44,10 @@ pub use server::{AdminHandle, AdminListener};
 
 /// Every route is under this prefix.
 pub const PREFIX: &str = "/admin/v1";
+
+/// The request header naming what a change comes through (`cli`, `apply`,
+/// `console`), for the audit trail; without it, `admin-api`.
+pub const CHANNEL_HEADER: &str = "x-maasctl-channel";
 
 /// `maasctl serve`'s default admin address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9090";

@@ -10,34 +10,20 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::header;
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::sync::watch;
 
 use super::error::{AdminError, AdminErrorKind};
 use super::explain::{ExplainReport, not_served_reason};
 use super::http::{Body, Query, empty, error_response, header_value, json, read_body, read_json};
 use super::secrets::{redact, resolve_masked};
-use super::wire::{Info, LogEntry, LogPage, NewKey, Revision, ServedGateway};
-use super::{AdminToken, PREFIX, decode, sse};
-use crate::domain::token::BOOTSTRAP;
+use super::state::{AdminState, Caller, blocking};
+use super::wire::{CallerInfo, Info, LogEntry, LogPage, NewKey, Revision, ServedGateway};
+use super::{PREFIX, decode, operations, sse};
+use crate::domain::secret::hash_secret;
+use crate::domain::token::{BOOTSTRAP, Role};
 use crate::domain::{Change, Channel, Origin, new_key, summarize};
-use crate::gateway::GatewayView;
-use crate::logging::LogRing;
-use crate::store::{Store, StoreError};
 
 /// Most log lines one call returns.
 const LOG_PAGE_MAX: usize = 2000;
-
-/// What the handlers work with.
-pub struct AdminState {
-    pub store: Arc<dyn Store>,
-    pub gateway: GatewayView,
-    pub token: AdminToken,
-    pub logs: LogRing,
-    /// Base URL of this admin API.
-    pub url: String,
-    /// Turns true on shutdown (ends the streams).
-    pub stop: watch::Receiver<bool>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -52,40 +38,99 @@ enum Route {
     StatsStream,
     Explain,
     Logs,
+    Audit,
+    History,
+    HistoryRegistry,
+    Rollback,
+    Manifest,
+    Tokens,
+    CreateToken,
+    RevokeToken,
 }
 
-/// Path (under `/admin/v1`), method, route.
-fn table() -> [(&'static str, Method, Route); 11] {
-    [
-        ("/healthz", Method::GET, Route::Healthz),
-        ("/info", Method::GET, Route::Info),
-        ("/revision", Method::GET, Route::Revision),
-        ("/registry", Method::GET, Route::Registry),
-        ("/apply", Method::POST, Route::Apply),
-        ("/keys", Method::POST, Route::Keys),
-        ("/reports", Method::GET, Route::Reports),
-        ("/stats", Method::GET, Route::Stats),
-        ("/stats/stream", Method::GET, Route::StatsStream),
-        ("/explain", Method::GET, Route::Explain),
-        ("/logs", Method::GET, Route::Logs),
-    ]
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token.
+    Public,
+    /// Any valid token (`read` or `admin`): it reads.
+    Read,
+    /// An `admin` token: it changes something.
+    Admin,
 }
+
+/// One row of the route table.
+#[derive(Debug)]
+pub struct RouteSpec {
+    pub method: Method,
+    /// Under [`PREFIX`].
+    pub path: &'static str,
+    pub access: Access,
+    route: Route,
+}
+
+const fn row(method: Method, path: &'static str, access: Access, route: Route) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+        route,
+    }
+}
+
+/// The route table: every route the server answers, as data (the OpenAPI
+/// test enumerates it against `docs/openapi.json`).
+pub static ROUTES: [RouteSpec; 19] = [
+    row(Method::GET, "/healthz", Access::Public, Route::Healthz),
+    row(Method::GET, "/info", Access::Read, Route::Info),
+    row(Method::GET, "/revision", Access::Read, Route::Revision),
+    row(Method::GET, "/registry", Access::Read, Route::Registry),
+    row(Method::POST, "/apply", Access::Admin, Route::Apply),
+    row(Method::POST, "/keys", Access::Admin, Route::Keys),
+    row(Method::GET, "/reports", Access::Read, Route::Reports),
+    row(Method::GET, "/stats", Access::Read, Route::Stats),
+    row(
+        Method::GET,
+        "/stats/stream",
+        Access::Read,
+        Route::StatsStream,
+    ),
+    row(Method::GET, "/explain", Access::Read, Route::Explain),
+    row(Method::GET, "/logs", Access::Read, Route::Logs),
+    row(Method::GET, "/audit", Access::Read, Route::Audit),
+    row(Method::GET, "/history", Access::Read, Route::History),
+    row(
+        Method::GET,
+        "/history/registry",
+        Access::Read,
+        Route::HistoryRegistry,
+    ),
+    row(Method::POST, "/rollback", Access::Admin, Route::Rollback),
+    row(Method::POST, "/manifest", Access::Admin, Route::Manifest),
+    row(Method::GET, "/tokens", Access::Admin, Route::Tokens),
+    row(Method::POST, "/tokens", Access::Admin, Route::CreateToken),
+    row(
+        Method::POST,
+        "/tokens/revoke",
+        Access::Admin,
+        Route::RevokeToken,
+    ),
+];
 
 /// The route of `method path`, or why there is none.
-fn find(method: &Method, path: &str) -> Result<Route, AdminError> {
-    let table = table();
+fn find(method: &Method, path: &str) -> Result<&'static RouteSpec, AdminError> {
     let sub = path
         .strip_prefix(PREFIX)
         .map(|p| p.trim_end_matches('/'))
         .filter(|p| !p.is_empty());
-    let same_path: Vec<&(&str, Method, Route)> = match sub {
-        Some(sub) => table.iter().filter(|(p, ..)| *p == sub).collect(),
+    let same_path: Vec<&RouteSpec> = match sub {
+        Some(sub) => ROUTES.iter().filter(|r| r.path == sub).collect(),
         None => Vec::new(),
     };
     if same_path.is_empty() {
-        let known: Vec<String> = table
+        let known: Vec<String> = ROUTES
             .iter()
-            .map(|(p, m, _)| format!("{m} {PREFIX}{p}"))
+            .map(|r| format!("{} {PREFIX}{}", r.method, r.path))
             .collect();
         return Err(AdminError::new(
             AdminErrorKind::NoRoute,
@@ -93,10 +138,10 @@ fn find(method: &Method, path: &str) -> Result<Route, AdminError> {
             format!("no admin route {path}; the routes are {}", known.join(", ")),
         ));
     }
-    match same_path.iter().find(|(_, m, _)| m == method) {
-        Some((_, _, r)) => Ok(*r),
+    match same_path.iter().find(|r| r.method == method) {
+        Some(r) => Ok(r),
         None => {
-            let allowed: Vec<String> = same_path.iter().map(|(_, m, _)| m.to_string()).collect();
+            let allowed: Vec<String> = same_path.iter().map(|r| r.method.to_string()).collect();
             Err(AdminError::new(
                 AdminErrorKind::MethodNotAllowed,
                 "method",
@@ -114,20 +159,103 @@ pub async fn handle(
     state: Arc<AdminState>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let route = find(req.method(), req.uri().path());
-    // Liveness needs no token (and says nothing else); everything else,
-    // unknown routes included, does.
-    let public = route == Ok(Route::Healthz);
-    let response = match route {
-        _ if !public && !authorized(&state, &req) => Err(unauthorized(&req)),
-        Err(e) => Err(e),
-        Ok(route) => dispatch(&state, route, req).await,
+    let response = match find(req.method(), req.uri().path()) {
+        // Liveness needs no token (and says nothing else).
+        Ok(spec) if spec.access == Access::Public => dispatch(&state, spec.route, None, req).await,
+        // Everything else, unknown routes included, does.
+        found => match authenticate(&state, &req).await {
+            Err(e) => Err(e),
+            Ok(caller) => match found {
+                Err(e) => Err(e),
+                Ok(spec) => match allowed(&caller, spec, &req) {
+                    Err(e) => Err(e),
+                    Ok(()) => dispatch(&state, spec.route, Some(&caller), req).await,
+                },
+            },
+        },
     };
     Ok(response.unwrap_or_else(error_response))
 }
 
-fn authorized(state: &AdminState, req: &Request<Incoming>) -> bool {
-    bearer(req).is_some_and(|t| state.token.matches(t))
+const NOT_VALID: &str = "the admin token is not valid (it is in the admin.token file of the server's data directory, or what the server was given, or one made with maasctl token create)";
+
+/// The caller the bearer token names: the bootstrap token (an admin token
+/// named `bootstrap`), or an active named token from the store.
+async fn authenticate(state: &AdminState, req: &Request<Incoming>) -> Result<Caller, AdminError> {
+    let Some(given) = bearer(req) else {
+        return Err(unauthorized(
+            if req.headers().contains_key(header::AUTHORIZATION) {
+                NOT_VALID
+            } else {
+                "missing; send 'Authorization: Bearer <admin token>'"
+            },
+        ));
+    };
+    let channel = channel(req)?;
+    if state.token.matches(given) {
+        return Ok(Caller {
+            name: BOOTSTRAP.into(),
+            role: Role::Admin,
+            channel,
+        });
+    }
+    let hash = hash_secret(given);
+    let found = blocking(state, move |s| {
+        Ok(s.tokens()?.into_iter().find(|t| t.secret_hash == hash))
+    })
+    .await?;
+    match found {
+        Some(t) if t.revoked.is_none() => Ok(Caller {
+            name: t.name,
+            role: t.role,
+            channel,
+        }),
+        Some(t) => Err(unauthorized(format!(
+            "the admin token '{}' was revoked; ask for a new one (maasctl token create)",
+            t.name
+        ))),
+        None => Err(unauthorized(NOT_VALID)),
+    }
+}
+
+/// What the request's changes come through ([`super::CHANNEL_HEADER`]);
+/// without it, the admin API itself.
+fn channel(req: &Request<Incoming>) -> Result<Channel, AdminError> {
+    let Some(v) = req.headers().get(super::CHANNEL_HEADER) else {
+        return Ok(Channel::AdminApi);
+    };
+    let bad = |why: String| {
+        AdminError::new(
+            AdminErrorKind::BadRequest,
+            format!("header {}", super::CHANNEL_HEADER),
+            why,
+        )
+    };
+    let v = v.to_str().map_err(|_| bad("is not text".into()))?;
+    match v.parse::<Channel>() {
+        Ok(c @ (Channel::Cli | Channel::Apply | Channel::Console | Channel::AdminApi)) => Ok(c),
+        _ => Err(bad(format!(
+            "'{v}' is not a channel a client can name; use cli, apply, console or admin-api"
+        ))),
+    }
+}
+
+/// A `read` token on a route that changes something: 403 with the reason.
+fn allowed(caller: &Caller, spec: &RouteSpec, req: &Request<Incoming>) -> Result<(), AdminError> {
+    if spec.access == Access::Admin && caller.role != Role::Admin {
+        return Err(AdminError::new(
+            AdminErrorKind::Forbidden,
+            "role",
+            format!(
+                "the admin token '{}' has the {} role, which changes nothing; {} {} needs a token with the admin role",
+                caller.name,
+                caller.role,
+                req.method(),
+                req.uri().path()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn bearer(req: &Request<Incoming>) -> Option<&str> {
@@ -136,24 +264,24 @@ fn bearer(req: &Request<Incoming>) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn unauthorized(req: &Request<Incoming>) -> AdminError {
-    let problem = if req.headers().contains_key(header::AUTHORIZATION) {
-        "the admin token is not valid (it is in the admin.token file of the server's data directory, or what the server was given)"
-    } else {
-        "missing; send 'Authorization: Bearer <admin token>'"
-    };
+fn unauthorized(problem: impl Into<String>) -> AdminError {
     AdminError::new(AdminErrorKind::Unauthorized, "Authorization", problem)
 }
 
 async fn dispatch(
     state: &AdminState,
     route: Route,
+    caller: Option<&Caller>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, AdminError> {
     let query = Query::parse(req.uri().query());
+    let Some(caller) = caller else {
+        return json(StatusCode::OK, &serde_json::json!({"status": "ok"}));
+    };
+    let origin = caller.origin();
     match route {
         Route::Healthz => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
-        Route::Info => json(StatusCode::OK, &info(state)),
+        Route::Info => json(StatusCode::OK, &info(state, caller)),
         Route::Revision => {
             let revision = blocking(state, |s| s.revision()).await?;
             json(StatusCode::OK, &Revision { revision })
@@ -161,13 +289,12 @@ async fn dispatch(
         Route::Registry => registry(state, &req).await,
         Route::Apply => {
             let changes = decode::changes(&read_body(req).await?)?;
-            apply(state, changes).await
+            apply(state, changes, origin).await
         }
         Route::Keys => {
             let k: NewKey = read_json(req, r#"{"workspace": "...", "name": "..."}"#).await?;
             let (change, created) = new_key(k.workspace, k.name);
-            let by = Origin::token(BOOTSTRAP, Channel::AdminApi);
-            blocking(state, move |s| s.apply(vec![change], &by)).await?;
+            blocking(state, move |s| s.apply(vec![change], &origin)).await?;
             tracing::info!(
                 "admin API: created key {} in workspace {}",
                 created.id,
@@ -188,14 +315,26 @@ async fn dispatch(
             let lines = lines.iter().map(|(n, l)| LogEntry::new(*n, l)).collect();
             json(StatusCode::OK, &LogPage { lines, newest })
         }
+        Route::Audit => operations::audit(state, &query).await,
+        Route::History => operations::history(state, &query).await,
+        Route::HistoryRegistry => operations::registry_at(state, &query).await,
+        Route::Rollback => operations::rollback(state, origin, req).await,
+        Route::Manifest => operations::manifest(state, origin, req).await,
+        Route::Tokens => operations::tokens(state).await,
+        Route::CreateToken => operations::create_token(state, origin, req).await,
+        Route::RevokeToken => operations::revoke_token(state, origin, req).await,
     }
 }
 
-fn info(state: &AdminState) -> Info {
+fn info(state: &AdminState, caller: &Caller) -> Info {
     let g = &state.gateway;
     Info {
         version: env!("CARGO_PKG_VERSION").to_string(),
         admin: state.url.clone(),
+        caller: CallerInfo {
+            name: caller.name.clone(),
+            role: caller.role,
+        },
         gateway: ServedGateway {
             listen: g.local_addr().to_string(),
             tls: g.tls(),
@@ -236,7 +375,11 @@ pub fn etag(revision: u64) -> String {
     format!("\"{revision}\"")
 }
 
-async fn apply(state: &AdminState, mut changes: Vec<Change>) -> Result<Response<Body>, AdminError> {
+async fn apply(
+    state: &AdminState,
+    mut changes: Vec<Change>,
+    origin: Origin,
+) -> Result<Response<Body>, AdminError> {
     if changes.is_empty() {
         return Err(AdminError::new(
             AdminErrorKind::BadRequest,
@@ -249,7 +392,7 @@ async fn apply(state: &AdminState, mut changes: Vec<Change>) -> Result<Response<
         // Masks are resolved against the registry the batch is applied to.
         let reg = s.load()?;
         resolve_masked(&reg, &mut changes)?;
-        s.apply(changes, &Origin::token(BOOTSTRAP, Channel::AdminApi))
+        s.apply(changes, &origin)
     })
     .await;
     match &result {
@@ -280,39 +423,35 @@ async fn explain(state: &AdminState, query: &Query) -> Result<Response<Body>, Ad
     json(StatusCode::OK, &report)
 }
 
-/// Run a store call off the async threads.
-async fn blocking<T: Send + 'static>(
-    state: &AdminState,
-    f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, AdminError> {
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || f(&*store))
-        .await
-        .map_err(|e| {
-            AdminError::new(
-                AdminErrorKind::Internal,
-                "store",
-                format!("store task failed: {e}"),
-            )
-        })?
-        .map_err(AdminError::from)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn routes_name_what_is_wrong() {
-        assert_eq!(find(&Method::GET, "/admin/v1/stats").unwrap(), Route::Stats);
+        let route = |m: &Method, p: &str| find(m, p).map(|r| r.route);
         assert_eq!(
-            find(&Method::GET, "/admin/v1/stats/").unwrap(),
+            route(&Method::GET, "/admin/v1/stats").unwrap(),
             Route::Stats
         );
         assert_eq!(
-            find(&Method::GET, "/admin/v1/stats/stream").unwrap(),
+            route(&Method::GET, "/admin/v1/stats/").unwrap(),
+            Route::Stats
+        );
+        assert_eq!(
+            route(&Method::GET, "/admin/v1/stats/stream").unwrap(),
             Route::StatsStream
         );
+        assert_eq!(
+            route(&Method::GET, "/admin/v1/tokens").unwrap(),
+            Route::Tokens
+        );
+        assert_eq!(
+            route(&Method::POST, "/admin/v1/tokens").unwrap(),
+            Route::CreateToken
+        );
+        let e = find(&Method::DELETE, "/admin/v1/tokens").unwrap_err();
+        assert!(e.message.contains("use GET or POST"), "{e}");
         let e = find(&Method::POST, "/admin/v1/stats").unwrap_err();
         assert_eq!((e.status(), e.errors[0].field.as_str()), (405, "method"));
         assert!(e.message.contains("use GET"), "{e}");

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::admin::{AdminListen, TokenArgs};
 use crate::compose::{AdminPlan, GatewayPlan, Node, NodePlan, console_runtime};
+use crate::domain::Channel;
 use crate::gateway::GatewayConfig;
 use crate::store::Store;
 
@@ -28,13 +29,16 @@ pub struct ConsoleArgs {
     /// of running a gateway here (no local store needed).
     #[arg(long, value_name = "URL", conflicts_with_all = ["listen", "no_gateway", "admin_listen"])]
     pub connect: Option<String>,
-    #[command(flatten)]
-    pub admin_token: TokenArgs,
 }
 
 /// `maasctl`: the console with its embedded gateway over `store`; the log
 /// file goes to `data_dir`.
-pub fn run(args: ConsoleArgs, store: Arc<dyn Store>, data_dir: &Path) -> Result<(), String> {
+pub fn run(
+    args: ConsoleArgs,
+    tokens: &TokenArgs,
+    store: Arc<dyn Store>,
+    data_dir: &Path,
+) -> Result<(), String> {
     let (ring, _log_guard) = crate::logging::init(data_dir)?;
     tracing::info!("console starting over {}", store.describe());
     let plan = NodePlan {
@@ -48,7 +52,7 @@ pub fn run(args: ConsoleArgs, store: Arc<dyn Store>, data_dir: &Path) -> Result<
         // The admin API comes with the gateway, so `rule explain` can ask it.
         admin: Some(AdminPlan {
             listen: args.admin_listen,
-            tokens: args.admin_token.clone(),
+            tokens: tokens.clone(),
             data_dir: data_dir.to_path_buf(),
         }),
     };
@@ -77,11 +81,17 @@ pub fn run(args: ConsoleArgs, store: Arc<dyn Store>, data_dir: &Path) -> Result<
     })
 }
 
-/// `maasctl --connect URL`: the console over the admin API at `url` (no
-/// gateway, no store here); the log file still goes to `data_dir`.
-pub fn run_remote(url: &str, args: ConsoleArgs, data_dir: &Path) -> Result<(), String> {
-    let token = args.admin_token.for_client(data_dir)?;
-    let api = crate::client::AdminApi::new(url, token.expose())?;
+/// `maasctl --connect URL` (or `--server URL`): the console over the admin
+/// API at `url` (no gateway, no store here); the log file still goes to
+/// `data_dir`.
+pub fn run_remote(
+    url: &str,
+    _args: ConsoleArgs,
+    tokens: &TokenArgs,
+    data_dir: &Path,
+) -> Result<(), String> {
+    let token = tokens.for_client(data_dir)?;
+    let api = crate::client::AdminApi::new(url, token.expose())?.with_channel(Channel::Console);
     let (ring, _log_guard) = crate::logging::init(data_dir)?;
     let rt = console_runtime()?;
     rt.block_on(async {

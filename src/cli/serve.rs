@@ -72,9 +72,6 @@ pub struct ServeArgs {
     /// Address of the admin API (JSON, bearer token; see docs/admin-api.md), or off.
     #[arg(long, default_value = crate::admin::DEFAULT_LISTEN, value_name = "ADDR|off")]
     pub admin_listen: AdminListen,
-
-    #[command(flatten)]
-    pub admin_token: TokenArgs,
 }
 
 impl ServeArgs {
@@ -104,7 +101,14 @@ impl ServeArgs {
 
 /// Run the gateway (and its admin API) over `store` until a signal asks it
 /// to stop. The admin token file, when generated, goes to `data_dir`.
-pub fn run(store: Arc<dyn Store>, args: ServeArgs, data_dir: &Path) -> Result<(), String> {
+/// `tokens` names the bootstrap admin token (`--admin-token-file`, else
+/// `$MAASCTL_ADMIN_TOKEN`, else `admin.token` in `data_dir`).
+pub fn run(
+    store: Arc<dyn Store>,
+    args: ServeArgs,
+    tokens: &TokenArgs,
+    data_dir: &Path,
+) -> Result<(), String> {
     let logs = crate::logging::init_stderr().unwrap_or_else(|_| LogRing::new(1));
     if let Some(c) = &args.cluster {
         let reg = store.load().map_err(|e| e.to_string())?;
@@ -142,7 +146,7 @@ pub fn run(store: Arc<dyn Store>, args: ServeArgs, data_dir: &Path) -> Result<()
         }),
         admin: Some(AdminPlan {
             listen: args.admin_listen,
-            tokens: args.admin_token.clone(),
+            tokens: tokens.clone(),
             data_dir: data_dir.to_path_buf(),
         }),
     };

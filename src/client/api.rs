@@ -10,13 +10,19 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{ClientError, CreatedKey};
-use crate::admin::PREFIX;
 use crate::admin::error::{AdminError, AdminErrorBody};
 use crate::admin::explain::ExplainReport;
 use crate::admin::routes::etag;
 use crate::admin::wire::{Info, LogPage, NewKey};
+use crate::admin::{CHANNEL_HEADER, PREFIX};
+use crate::domain::history::RevisionInfo;
+use crate::domain::token::{AdminTokenRecord, CreatedToken};
+use crate::domain::{AuditEntry, AuditQuery, Channel};
 use crate::domain::{Change, GatewayReport, Registry};
 use crate::gateway::StatsSnapshot;
+use crate::ops::manifest::{ManifestOutcome, ManifestRequest};
+use crate::ops::rollback::{RollbackReport, RollbackRequest};
+use crate::ops::tokens::{NewToken, RevokeToken};
 use crate::store::Applied;
 
 /// Time to open a connection to the admin API.
@@ -79,6 +85,9 @@ pub struct AdminApi {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// Sent as [`CHANNEL_HEADER`]: what the server records changes as
+    /// coming through (`None`: the admin API itself).
+    channel: Option<Channel>,
 }
 
 impl std::fmt::Debug for AdminApi {
@@ -100,7 +109,15 @@ impl AdminApi {
             http,
             base,
             token: token.to_string(),
+            channel: None,
         })
+    }
+
+    /// The same client, telling the server its changes come through
+    /// `channel` (the CLI, `apply`, the console).
+    pub fn with_channel(mut self, channel: Channel) -> Self {
+        self.channel = Some(channel);
+        self
     }
 
     /// The base URL, as normalized.
@@ -121,6 +138,10 @@ impl AdminApi {
 
     /// Send, then turn an error status into [`CallError::Api`].
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
+        let req = match self.channel {
+            Some(c) => req.header(CHANNEL_HEADER, c.as_str()),
+            None => req,
+        };
         let res = req
             .bearer_auth(&self.token)
             .send()
@@ -240,6 +261,57 @@ impl AdminApi {
 
     pub async fn logs(&self, after: u64) -> Result<LogPage, CallError> {
         self.get("/logs", &[("after", &after.to_string())]).await
+    }
+
+    pub async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, CallError> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(s) = q.since_ms {
+            query.push(("since_ms", s.to_string()));
+        }
+        if let Some(e) = &q.entity {
+            query.push(("entity", e.clone()));
+        }
+        if q.revisions_only {
+            query.push(("revisions_only", "true".into()));
+        }
+        if let Some(n) = q.limit {
+            query.push(("limit", n.to_string()));
+        }
+        let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.get("/audit", &query).await
+    }
+
+    pub async fn history(&self, limit: Option<usize>) -> Result<Vec<RevisionInfo>, CallError> {
+        match limit {
+            Some(n) => self.get("/history", &[("limit", &n.to_string())]).await,
+            None => self.get("/history", &[]).await,
+        }
+    }
+
+    /// The registry at `revision` (redacted, like the current one).
+    pub async fn registry_at(&self, revision: u64) -> Result<Registry, CallError> {
+        self.get("/history/registry", &[("revision", &revision.to_string())])
+            .await
+    }
+
+    pub async fn rollback(&self, req: &RollbackRequest) -> Result<RollbackReport, CallError> {
+        self.post("/rollback", req).await
+    }
+
+    pub async fn manifest(&self, req: &ManifestRequest) -> Result<ManifestOutcome, CallError> {
+        self.post("/manifest", req).await
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<AdminTokenRecord>, CallError> {
+        self.get("/tokens", &[]).await
+    }
+
+    pub async fn create_token(&self, req: &NewToken) -> Result<CreatedToken, CallError> {
+        self.post("/tokens", req).await
+    }
+
+    pub async fn revoke_token(&self, req: &RevokeToken) -> Result<AdminTokenRecord, CallError> {
+        self.post("/tokens/revoke", req).await
     }
 }
 

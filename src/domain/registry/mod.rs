@@ -143,10 +143,12 @@ pub enum Change {
 }
 
 /// `create-model DeepSeek-V3, add-rule DeepSeek-V3` for logs and history
-/// (no secrets: only operation names and entity names).
+/// (no secrets: only operation names and entity names; `expect-revision`,
+/// a guard rather than a change, left out).
 pub fn summarize(changes: &[Change]) -> String {
     changes
         .iter()
+        .filter(|c| !matches!(c, Change::ExpectRevision { .. }))
         .map(|c| {
             if let Some(s) = restore::describe(c) {
                 return s;
