@@ -41,6 +41,21 @@ pub enum AdminErrorKind {
 }
 
 impl AdminErrorKind {
+    /// Every kind (the OpenAPI test checks the document lists them all).
+    pub const ALL: [AdminErrorKind; 11] = [
+        AdminErrorKind::Invalid,
+        AdminErrorKind::NotFound,
+        AdminErrorKind::Conflict,
+        AdminErrorKind::Refused,
+        AdminErrorKind::BadRequest,
+        AdminErrorKind::Unauthorized,
+        AdminErrorKind::Forbidden,
+        AdminErrorKind::NoRoute,
+        AdminErrorKind::MethodNotAllowed,
+        AdminErrorKind::PayloadTooLarge,
+        AdminErrorKind::Internal,
+    ];
+
     pub fn status(self) -> u16 {
         match self {
             AdminErrorKind::Invalid | AdminErrorKind::BadRequest => 400,
