@@ -971,6 +971,19 @@ mod streams {
             .await
             .unwrap();
         assert!(a.ts.store.load().unwrap().keys.contains_key(&created.id));
+        // Recorded as the token's, through the console; the console can
+        // read the trail and knows its role.
+        assert_eq!(remote.role(), maasctl::domain::token::Role::Admin);
+        let trail = remote
+            .audit(maasctl::domain::AuditQuery {
+                entity: Some("workspace/remote-made".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(trail.len(), 1, "{trail:?}");
+        assert_eq!(trail[0].actor.to_string(), "token:bootstrap");
+        assert_eq!(trail[0].channel, maasctl::domain::Channel::Console);
         a.traffic(3).await;
         let mut stats = remote.stats();
         tokio::time::timeout(DEADLINE, async {

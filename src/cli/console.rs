@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use crate::admin::{AdminListen, TokenArgs};
 use crate::compose::{AdminPlan, GatewayPlan, Node, NodePlan, console_runtime};
-use crate::domain::Channel;
 use crate::gateway::GatewayConfig;
 use crate::store::Store;
 
@@ -91,7 +90,7 @@ pub fn run_remote(
     data_dir: &Path,
 ) -> Result<(), String> {
     let token = tokens.for_client(data_dir)?;
-    let api = crate::client::AdminApi::new(url, token.expose())?.with_channel(Channel::Console);
+    let api = crate::client::AdminApi::new(url, token.expose())?;
     let (ring, _log_guard) = crate::logging::init(data_dir)?;
     let rt = console_runtime()?;
     rt.block_on(async {

@@ -10,7 +10,8 @@ use tokio::task::JoinHandle;
 use super::{
     BoxFuture, Client, ClientError, CreatedKey, GatewayHeader, GatewayState, RegistryView,
 };
-use crate::domain::{Change, Origin, new_key, summarize};
+use crate::domain::token::Role;
+use crate::domain::{AuditEntry, AuditQuery, Change, Origin, new_key, summarize};
 use crate::gateway::stats::StatsSnapshot;
 use crate::store::{Applied, Store, StoreError};
 
@@ -193,6 +194,15 @@ impl Client for InProcessClient {
             Ok(created)
         })
     }
+
+    fn audit(&self, query: AuditQuery) -> BoxFuture<'_, Result<Vec<AuditEntry>, ClientError>> {
+        let store = self.store.clone();
+        Box::pin(async move { blocking(move || store.audit(&query)).await })
+    }
+
+    fn role(&self) -> Role {
+        Role::Admin
+    }
 }
 
 #[cfg(test)]
@@ -251,7 +261,8 @@ mod tests {
         assert!(summarize(&[Change::CreateModel(spec())]).contains("create-model DeepSeek-V3"));
         // The console's change is in the audit trail as its user's, through
         // the console; the refused ones are not.
-        let trail = store.audit(&Default::default()).unwrap();
+        assert_eq!(client.role(), Role::Admin);
+        let trail = client.audit(AuditQuery::default()).await.unwrap();
         assert_eq!(trail.len(), 1, "{trail:?}");
         assert_eq!(trail[0].actor.to_string(), "tester");
         assert_eq!(trail[0].channel, crate::domain::Channel::Console);

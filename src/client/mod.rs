@@ -25,7 +25,8 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use crate::domain::CreatedKey;
-use crate::domain::{Change, DomainError, GatewayReport, Registry};
+use crate::domain::token::Role;
+use crate::domain::{AuditEntry, AuditQuery, Change, DomainError, GatewayReport, Registry};
 use crate::gateway::stats::StatsSnapshot;
 use crate::store::{Applied, StoreError};
 pub use api::AdminApi;
@@ -110,4 +111,10 @@ pub trait Client: Send + Sync + 'static {
         workspace: String,
         name: String,
     ) -> BoxFuture<'_, Result<CreatedKey, ClientError>>;
+    /// Audit entries, as `query` asks (oldest first).
+    fn audit(&self, query: AuditQuery) -> BoxFuture<'_, Result<Vec<AuditEntry>, ClientError>>;
+    /// What this console may do: `admin` in process (it holds the store);
+    /// through the admin API, the role of the token it attached with (a
+    /// `read` token's console watches and changes nothing).
+    fn role(&self) -> Role;
 }

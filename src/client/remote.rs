@@ -22,7 +22,8 @@ use super::events::EventReader;
 use super::{
     BoxFuture, Client, ClientError, CreatedKey, GatewayHeader, GatewayState, RegistryView,
 };
-use crate::domain::{Change, GatewayReport};
+use crate::domain::token::Role;
+use crate::domain::{AuditEntry, AuditQuery, Change, Channel, GatewayReport};
 use crate::gateway::StatsSnapshot;
 use crate::logging::LogRing;
 use crate::store::Applied;
@@ -38,6 +39,8 @@ const STREAM_SILENCE: Duration = Duration::from_secs(15);
 /// The admin API of a `maasctl serve` (or another console), as a [`Client`].
 pub struct RemoteClient {
     api: AdminApi,
+    /// The role of the token it attached with.
+    role: Role,
     registry: watch::Receiver<Arc<RegistryView>>,
     stats: watch::Receiver<Arc<StatsSnapshot>>,
     gateway: watch::Receiver<GatewayHeader>,
@@ -93,7 +96,9 @@ impl RemoteClient {
     /// Connect: read everything once (so a wrong URL or token fails here,
     /// with the reason), then keep it fresh in the background. Lines the
     /// server logs are pushed into `logs`.
+    /// Its changes are recorded as the token's, through the console.
     pub async fn connect(api: AdminApi, logs: Option<LogRing>) -> Result<Arc<Self>, String> {
+        let api = api.with_channel(Channel::Console);
         let info = api.info().await.map_err(|e| e.to_string())?;
         let registry = api
             .registry(None)
@@ -134,6 +139,7 @@ impl RemoteClient {
         ];
         Ok(Arc::new(Self {
             api,
+            role: info.caller.role,
             registry: registry_rx,
             stats: stats_rx,
             gateway: gateway_rx,
@@ -305,5 +311,13 @@ impl Client for RemoteClient {
             self.refresh.notify_one();
             result
         })
+    }
+
+    fn audit(&self, query: AuditQuery) -> BoxFuture<'_, Result<Vec<AuditEntry>, ClientError>> {
+        Box::pin(async move { self.api.audit(&query).await.map_err(ClientError::from) })
+    }
+
+    fn role(&self) -> Role {
+        self.role
     }
 }
