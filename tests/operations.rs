@@ -381,6 +381,16 @@ fn audit_shows_who_changed_what_through_what() {
         "{text}"
     );
 
+    let model = env.ok(&["audit", "--entity", "model/DeepSeek-V3"]);
+    assert!(
+        model.contains("· revision 6 · apply -f example.yaml\n  model/DeepSeek-V3 updated\n"),
+        "{model}"
+    );
+    assert!(
+        model.contains("other entities)\n"),
+        "only the model's fields: {model}"
+    );
+    assert!(!model.contains("workspace/"), "{model}");
     let acme = env.json(&["audit", "--entity", "workspace/acme"]);
     let ids: Vec<u64> = acme
         .as_array()

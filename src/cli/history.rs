@@ -119,9 +119,14 @@ fn at(ms: i64) -> String {
     utc(ms.div_euclid(1000))
 }
 
-/// `before → after` of one field (`-`: no value).
+/// `before → after` of one field (`-`: no value; times in UTC).
 fn field_line(f: &FieldChange) -> String {
-    let v = |v: &Option<serde_json::Value>| v.as_ref().map_or("-".to_string(), show);
+    let time = f.field == "revoked";
+    let v = |v: &Option<serde_json::Value>| match v {
+        None => "-".to_string(),
+        Some(n) if time && n.is_i64() => utc(n.as_i64().unwrap_or_default()),
+        Some(v) => show(v),
+    };
     format!("{}: {} → {}", f.field, v(&f.before), v(&f.after))
 }
 
@@ -146,14 +151,15 @@ pub fn audit(ctx: &Ctx, a: AuditArgs) -> CliResult {
     let limit = a.limit.or((since_ms.is_none()).then_some(AUDIT_LIMIT));
     let entries = ctx.backend().audit(&AuditQuery {
         since_ms,
-        entity,
+        entity: entity.clone(),
         revisions_only: false,
         limit,
     })?;
-    ctx.emit(&entries, || render_audit(&entries))
+    ctx.emit(&entries, || render_audit(&entries, entity.as_deref()))
 }
 
-fn render_audit(entries: &[AuditEntry]) -> String {
+/// Each entry, with its entities' fields (only `entity`'s when filtering).
+fn render_audit(entries: &[AuditEntry], entity: Option<&str>) -> String {
     if entries.is_empty() {
         return "no audit entries".into();
     }
@@ -170,8 +176,20 @@ fn render_audit(entries: &[AuditEntry]) -> String {
             e.channel,
             e.summary
         ));
-        for c in &e.changes {
+        let shown = e
+            .changes
+            .iter()
+            .filter(|c| entity.is_none_or(|want| c.entity == want));
+        for c in shown {
             change_lines(c, &mut out);
+        }
+        let others = e.changes.len()
+            - e.changes
+                .iter()
+                .filter(|c| entity.is_none_or(|w| c.entity == w))
+                .count();
+        if others > 0 {
+            out.push_str(&format!("  (and {others} other entities)\n"));
         }
     }
     out

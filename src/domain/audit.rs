@@ -250,9 +250,11 @@ pub fn parse_entity(s: &str) -> Result<String, String> {
     }
 }
 
-/// A field's value for people: strings without quotes, the rest as JSON.
+/// A field's value for people: strings without quotes (the empty one as
+/// `""`), lists comma-separated, the rest as JSON.
 pub fn show(v: &Value) -> String {
     match v {
+        Value::String(s) if s.is_empty() => "\"\"".into(),
         Value::String(s) => s.clone(),
         Value::Array(items) => items.iter().map(show).collect::<Vec<_>>().join(","),
         other => other.to_string(),
