@@ -281,15 +281,18 @@ fn render_rollback(r: &RollbackReport) -> String {
             r.to, r.from
         );
     }
-    let n = r.changes.len();
+    let n = match r.changes.len() {
+        1 => "1 entity".to_string(),
+        n => format!("{n} entities"),
+    };
     let mut out = if r.dry_run {
         format!(
-            "dry run: rolling back to revision {} would change {n} entities; nothing was changed\n",
+            "dry run: rolling back to revision {} would change {n}; nothing was changed\n",
             r.to
         )
     } else {
         format!(
-            "rolled back to revision {} as revision {}: {n} entities changed\n",
+            "rolled back to revision {} as revision {}: {n} changed\n",
             r.to, r.revision
         )
     };
