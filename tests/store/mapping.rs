@@ -150,7 +150,7 @@ on_both! {
 /// operations migration (3): every table, column, constraint and index it
 /// had stays as it was, it reads back every field and takes changes (now
 /// audited); a new store gets exactly the schema it ends up with.
-fn a_store_made_before_the_shared_mapping_opens_unchanged(b) {
+fn a_store_made_before_the_shared_mapping_keeps_everything_it_had(b) {
     let frozen = match b.kind {
         Kind::Sqlite => include_str!("schema_v2.sqlite.sql"),
         Kind::Postgres => include_str!("schema_v2.postgres.sql"),
