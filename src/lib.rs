@@ -5,10 +5,12 @@
 pub mod admin;
 pub mod cli;
 pub mod client;
+pub mod compose;
 pub mod demo;
 pub mod domain;
 pub mod gateway;
 pub mod logging;
+pub mod ops;
 pub mod paths;
 pub mod store;
 pub mod tui;

@@ -18,3 +18,17 @@ pub fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf, String> {
             format!("cannot find a home directory for the data files; pass --data-dir or set {DATA_DIR_ENV}")
         })
 }
+
+/// The operating-system user running this process, as the audit trail
+/// names local changes: `$USER`, else `$LOGNAME`, else `uid:N`.
+pub fn os_user() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+        .unwrap_or_else(|| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata("/proc/self")
+                .map(|m| format!("uid:{}", m.uid()))
+                .unwrap_or_else(|_| "unknown".into())
+        })
+}

@@ -15,10 +15,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use maasctl::admin::api::AdminApi;
-use maasctl::admin::client::RemoteClient;
-use maasctl::admin::sse::EventReader;
 use maasctl::admin::{AdminHandle, AdminListener, AdminToken, TokenSource};
+use maasctl::client::api::AdminApi;
+use maasctl::client::events::EventReader;
+use maasctl::client::remote::RemoteClient;
 use maasctl::client::{Client, ClientError, GatewayState};
 use maasctl::domain::{Change, Endpoint, ErrorKind, Policy, RuleSpec, RuleTarget, Secret};
 use maasctl::gateway::StatsSnapshot;
@@ -163,6 +163,11 @@ async fn until_workspace(
     })
     .await
     .expect(what);
+}
+
+/// Who the tests' own store changes are recorded as.
+fn tester() -> maasctl::domain::Origin {
+    maasctl::domain::Origin::user("tester", maasctl::domain::Channel::Cli)
 }
 
 /// `(kind, first field)` of an error body.
@@ -686,6 +691,11 @@ mod auth_and_routes {
 mod secrets {
     use super::*;
 
+    /// Who the racing writer is.
+    fn origin() -> maasctl::domain::Origin {
+        maasctl::domain::Origin::user("racer", maasctl::domain::Channel::Cli)
+    }
+
     /// The test store, where another writer gets in right after the next
     /// load the admin API makes, once one is queued.
     struct RacingStore {
@@ -697,7 +707,7 @@ mod secrets {
         fn load(&self) -> Result<maasctl::domain::Registry, maasctl::store::StoreError> {
             let reg = self.inner.load()?;
             if let Some(c) = self.next.lock().unwrap().take() {
-                self.inner.apply(c)?;
+                self.inner.apply(c, &origin())?;
             }
             Ok(reg)
         }
@@ -707,9 +717,37 @@ mod secrets {
         fn apply(
             &self,
             changes: Vec<Change>,
+            origin: &maasctl::domain::Origin,
         ) -> Result<maasctl::store::Applied, maasctl::store::StoreError> {
-            self.inner.apply(changes)
+            self.inner.apply(changes, origin)
         }
+        fn audit(
+            &self,
+            q: &maasctl::domain::AuditQuery,
+        ) -> Result<Vec<maasctl::domain::AuditEntry>, maasctl::store::StoreError> {
+            self.inner.audit(q)
+        }
+        fn journals(
+            &self,
+            after: u64,
+        ) -> Result<Vec<(u64, maasctl::domain::history::Journal)>, maasctl::store::StoreError>
+        {
+            self.inner.journals(after)
+        }
+        fn tokens(
+            &self,
+        ) -> Result<Vec<maasctl::domain::token::AdminTokenRecord>, maasctl::store::StoreError>
+        {
+            self.inner.tokens()
+        }
+        fn change_token(
+            &self,
+            change: maasctl::domain::token::TokenChange,
+            origin: &maasctl::domain::Origin,
+        ) -> Result<maasctl::domain::token::AdminTokenRecord, maasctl::store::StoreError> {
+            self.inner.change_token(change, origin)
+        }
+
         fn put_report(
             &self,
             r: &maasctl::domain::GatewayReport,
@@ -1138,6 +1176,19 @@ mod streams {
             .await
             .unwrap();
         assert!(a.ts.store.load().unwrap().keys.contains_key(&created.id));
+        // Recorded as the token's, through the console; the console can
+        // read the trail and knows its role.
+        assert_eq!(remote.role(), maasctl::domain::token::Role::Admin);
+        let trail = remote
+            .audit(maasctl::domain::AuditQuery {
+                entity: Some("workspace/remote-made".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(trail.len(), 1, "{trail:?}");
+        assert_eq!(trail[0].actor.to_string(), "token:bootstrap");
+        assert_eq!(trail[0].channel, maasctl::domain::Channel::Console);
         a.traffic(3).await;
         let mut stats = remote.stats();
         tokio::time::timeout(DEADLINE, async {
@@ -1220,82 +1271,9 @@ mod binary {
     use super::*;
     use common::Env;
     use maasctl::store::SqliteStore;
-    use std::io::{BufRead, BufReader};
     use std::os::unix::fs::PermissionsExt;
-    use std::process::{Child, Stdio};
-    use std::sync::Mutex;
 
-    /// A running `maasctl serve`; SIGTERM on drop.
-    struct Serve {
-        child: Child,
-        out: Arc<Mutex<Vec<String>>>,
-    }
-
-    impl Serve {
-        fn start(env: &Env, args: &[&str]) -> Self {
-            let mut child = env
-                .cmd()
-                .arg("serve")
-                .args(["--listen", "127.0.0.1:0", "--workers", "1"])
-                .args(args)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("maasctl serve starts");
-            let out = Arc::new(Mutex::new(Vec::new()));
-            let stdout = child.stdout.take().unwrap();
-            let lines = out.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(l);
-                }
-            });
-            let s = Self { child, out };
-            s.line("gateway listening on");
-            s
-        }
-
-        /// The first stdout line containing `needle`.
-        fn line(&self, needle: &str) -> String {
-            common::wait_for(needle, DEADLINE, || {
-                self.out
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .find(|l| l.contains(needle))
-                    .cloned()
-            })
-        }
-
-        fn gateway(&self) -> String {
-            url_in(&self.line("gateway listening on"))
-        }
-
-        fn admin(&self) -> String {
-            url_in(&self.line("admin API listening on"))
-        }
-
-        /// SIGTERM and wait; everything it printed.
-        fn stop(mut self) -> Vec<String> {
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let status = self.child.wait().unwrap();
-            assert!(status.success(), "serve exits cleanly: {status}");
-            std::mem::take(&mut *self.out.lock().unwrap())
-        }
-    }
-
-    impl Drop for Serve {
-        fn drop(&mut self) {
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let _ = self.child.wait();
-        }
-    }
-
-    /// `http://127.0.0.1:PORT` in a startup line.
-    fn url_in(line: &str) -> String {
-        let at = line.find("http://").expect("a URL");
-        line[at..].split_whitespace().next().unwrap().to_string()
-    }
+    use common::Serve;
 
     fn store(env: &Env) -> SqliteStore {
         SqliteStore::open_dir(env.data_dir()).unwrap()
@@ -1397,27 +1375,33 @@ mod binary {
     async fn seeded(env: &Env) -> (maasctl::demo::upstream::MockUpstream, String, u64, u64) {
         let up = mock("explain").await;
         let st = store(env);
-        st.apply(vec![Change::AddWorkspace {
-            name: "acme".into(),
-            description: String::new(),
-        }])
+        st.apply(
+            vec![Change::AddWorkspace {
+                name: "acme".into(),
+                description: String::new(),
+            }],
+            &tester(),
+        )
         .unwrap();
-        let (change, key) = maasctl::client::new_key("acme".into(), "ci".into());
-        st.apply(vec![
-            change,
-            Change::CreateModel(maasctl::domain::ModelSpec {
-                name: "DeepSeek-V3".into(),
-                cluster: "local".into(),
-                model_id: "deepseek-chat".into(),
-                endpoints: vec![Endpoint::new(up.base_url())],
-                policy: Policy::RoundRobin,
-                tags: vec![],
-            }),
-            Change::SetEnabled {
-                name: "DeepSeek-V3".into(),
-                enabled: true,
-            },
-        ])
+        let (change, key) = maasctl::domain::new_key("acme".into(), "ci".into());
+        st.apply(
+            vec![
+                change,
+                Change::CreateModel(maasctl::domain::ModelSpec {
+                    name: "DeepSeek-V3".into(),
+                    cluster: "local".into(),
+                    model_id: "deepseek-chat".into(),
+                    endpoints: vec![Endpoint::new(up.base_url())],
+                    policy: Policy::RoundRobin,
+                    tags: vec![],
+                }),
+                Change::SetEnabled {
+                    name: "DeepSeek-V3".into(),
+                    enabled: true,
+                },
+            ],
+            &tester(),
+        )
         .unwrap();
         let rule = |target, key_id: Option<String>, limit| Change::AddRule {
             model: "DeepSeek-V3".into(),
@@ -1430,10 +1414,13 @@ mod binary {
             },
         };
         let applied = st
-            .apply(vec![
-                rule(RuleTarget::ApiKey, Some(key.id.clone()), 4),
-                rule(RuleTarget::Workspace, None, 10),
-            ])
+            .apply(
+                vec![
+                    rule(RuleTarget::ApiKey, Some(key.id.clone()), 4),
+                    rule(RuleTarget::Workspace, None, 10),
+                ],
+                &tester(),
+            )
             .unwrap();
         let ids: Vec<u64> = applied
             .outcomes
@@ -1591,4 +1578,372 @@ fn old_reports_without_an_admin_address_parse() {
     assert_eq!(r.admin, None);
     let back = serde_json::to_string(&r).unwrap();
     assert!(!back.contains("admin"), "{back}");
+}
+
+/// The OpenAPI document (`docs/openapi.json`) against the server: every
+/// route of the route table is in it with the role it needs, and nothing
+/// else; every error kind is in its error schema; real answers — errors of
+/// every route, and a success of each — match what it says.
+mod openapi {
+    use super::*;
+    use maasctl::admin::PREFIX;
+    use maasctl::admin::error::AdminErrorKind;
+    use maasctl::admin::routes::{Access, ROUTES};
+
+    fn doc() -> Value {
+        serde_json::from_str(include_str!("../docs/openapi.json")).expect("the document is JSON")
+    }
+
+    /// `v` against `schema`: the JSON Schema subset the document uses
+    /// (`$ref`, `type`, `properties`, `required`, `additionalProperties`,
+    /// `items`, `enum`, `const`, `oneOf`). The error names the place.
+    fn check(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
+        if let Some(r) = schema["$ref"].as_str() {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .expect("a local $ref");
+            let target = &doc["components"]["schemas"][name];
+            assert!(target.is_object(), "{at}: no schema {name}");
+            return check(doc, target, v, at);
+        }
+        if let Some(types) = schema.get("type") {
+            let types: Vec<&str> = match types {
+                Value::String(t) => vec![t.as_str()],
+                Value::Array(ts) => ts.iter().map(|t| t.as_str().unwrap()).collect(),
+                other => panic!("{at}: type {other}"),
+            };
+            let fits = types.iter().any(|t| match *t {
+                "object" => v.is_object(),
+                "array" => v.is_array(),
+                "string" => v.is_string(),
+                "integer" => v.is_i64() || v.is_u64(),
+                "number" => v.is_number(),
+                "boolean" => v.is_boolean(),
+                "null" => v.is_null(),
+                other => panic!("{at}: type {other}"),
+            });
+            if !fits {
+                return Err(format!("{at}: {v} is not {types:?}"));
+            }
+        }
+        if let Some(e) = schema["enum"].as_array()
+            && !e.contains(v)
+        {
+            return Err(format!("{at}: {v} is not one of {e:?}"));
+        }
+        if let Some(c) = schema.get("const")
+            && c != v
+        {
+            return Err(format!("{at}: {v} is not {c}"));
+        }
+        if let Some(options) = schema["oneOf"].as_array() {
+            let fits = options
+                .iter()
+                .filter(|o| check(doc, o, v, at).is_ok())
+                .count();
+            if fits != 1 {
+                return Err(format!("{at}: {v} fits {fits} of oneOf"));
+            }
+        }
+        if let Some(obj) = v.as_object() {
+            let props = schema["properties"].as_object();
+            for r in schema["required"].as_array().into_iter().flatten() {
+                let r = r.as_str().unwrap();
+                if !obj.contains_key(r) {
+                    return Err(format!("{at}: missing {r}"));
+                }
+            }
+            for (k, val) in obj {
+                match props.and_then(|p| p.get(k)) {
+                    Some(s) => check(doc, s, val, &format!("{at}.{k}"))?,
+                    None => match schema.get("additionalProperties") {
+                        Some(Value::Bool(false)) => {
+                            return Err(format!("{at}: {k} is not in the document"));
+                        }
+                        Some(s @ Value::Object(_)) => check(doc, s, val, &format!("{at}.{k}"))?,
+                        _ => {}
+                    },
+                }
+            }
+        }
+        if let (Some(items), Some(list)) = (schema.get("items"), v.as_array()) {
+            for (i, item) in list.iter().enumerate() {
+                check(doc, items, item, &format!("{at}[{i}]"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn role(access: Access) -> &'static str {
+        match access {
+            Access::Public => "public",
+            Access::Read => "read",
+            Access::Admin => "admin",
+        }
+    }
+
+    /// Every route and method of the server is documented, with its role,
+    /// and the document has no other; every error kind is in `Error`.
+    #[test]
+    fn the_document_lists_exactly_the_routes_the_server_has() {
+        let d = doc();
+        assert_eq!(d["openapi"], "3.1.0");
+        let mut documented = Vec::new();
+        for (path, ops) in d["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let role = op["x-maasctl-role"]
+                    .as_str()
+                    .unwrap_or("(none)")
+                    .to_string();
+                documented.push((method.to_uppercase(), path.clone(), role));
+            }
+        }
+        documented.sort();
+        let mut served: Vec<(String, String, String)> = ROUTES
+            .iter()
+            .map(|r| {
+                let role = role(r.access).to_string();
+                (r.method.to_string(), format!("{PREFIX}{}", r.path), role)
+            })
+            .collect();
+        served.sort();
+        assert_eq!(
+            served, documented,
+            "routes served vs documented (method, path, role)"
+        );
+
+        let kinds = d["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["kind"]["enum"].clone();
+        let all: Vec<Value> = AdminErrorKind::ALL
+            .iter()
+            .map(|k| serde_json::to_value(k).unwrap())
+            .collect();
+        assert_eq!(kinds, json!(all), "error kinds served vs documented");
+    }
+
+    /// One call's answer: its status must be documented for the operation
+    /// and its body must match the schema there.
+    #[track_caller]
+    fn documented(d: &Value, method: &str, path: &str, status: u16, body: &Value) {
+        let op = &d["paths"][path][method.to_lowercase()];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        let res = &op["responses"][status.to_string()];
+        assert!(
+            res.is_object(),
+            "{method} {path} answered {status}, which is not documented: {body}"
+        );
+        if let Some(schema) = res["content"]["application/json"].get("schema") {
+            if let Err(e) = check(d, schema, body, "body") {
+                panic!("{method} {path} {status} does not match the document: {e}\n{body}");
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn real_answers_match_the_document() {
+        let d = doc();
+        let a = Admin::start().await;
+        let read = maasctl::ops::tokens::create(
+            &*a.ts.store,
+            &tester(),
+            maasctl::ops::tokens::NewToken {
+                name: "watcher".into(),
+                role: maasctl::domain::token::Role::Read,
+            },
+        )
+        .unwrap()
+        .secret;
+        let send = |method: &str, path: &str, token: Option<&str>, body: Option<Value>| {
+            let mut r = a
+                .http
+                .request(method.parse().unwrap(), format!("{}{path}", a.url));
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            r
+        };
+        // Every route: without a token, with a bad channel header, and
+        // (changing routes) with a read token.
+        for r in ROUTES.iter() {
+            let (m, p) = (r.method.as_str(), format!("{PREFIX}{}", r.path));
+            if r.access == Access::Public {
+                let (s, v) = answer(send(m, &p, None, None).send().await.unwrap()).await;
+                documented(&d, m, &p, s, &v);
+                continue;
+            }
+            let (s, v) = answer(send(m, &p, None, None).send().await.unwrap()).await;
+            assert_eq!(s, 401, "{m} {p}");
+            documented(&d, m, &p, s, &v);
+            let res = send(m, &p, Some(TOKEN), None)
+                .header("x-maasctl-channel", "carrier-pigeon")
+                .send()
+                .await
+                .unwrap();
+            let (s, v) = answer(res).await;
+            assert_eq!(
+                (s, error_of(&v)),
+                (400, ("bad-request", "header x-maasctl-channel")),
+                "{m} {p}"
+            );
+            documented(&d, m, &p, s, &v);
+            if r.access == Access::Admin {
+                let (s, v) = answer(send(m, &p, Some(&read), None).send().await.unwrap()).await;
+                assert_eq!((s, error_of(&v)), (403, ("forbidden", "role")), "{m} {p}");
+                documented(&d, m, &p, s, &v);
+            }
+        }
+        // A success of each (the stream's headers only), and the errors
+        // their handlers give.
+        let calls: Vec<(&str, &str, Option<Value>, u16)> = vec![
+            ("GET", "/admin/v1/info", None, 200),
+            ("GET", "/admin/v1/revision", None, 200),
+            ("GET", "/admin/v1/registry", None, 200),
+            ("GET", "/admin/v1/reports", None, 200),
+            ("GET", "/admin/v1/stats", None, 200),
+            ("GET", "/admin/v1/explain?model=M&key=ci", None, 200),
+            ("GET", "/admin/v1/explain?model=M", None, 400),
+            ("GET", "/admin/v1/explain?model=nope&key=ci", None, 404),
+            ("GET", "/admin/v1/logs?after=0", None, 200),
+            ("GET", "/admin/v1/logs?after=x", None, 400),
+            (
+                "POST",
+                "/admin/v1/apply",
+                Some(json!([{"op": "add-workspace", "name": "doc", "description": ""}])),
+                200,
+            ),
+            (
+                "POST",
+                "/admin/v1/apply",
+                Some(json!([{"op": "add-workspace", "name": "doc", "description": ""}])),
+                409,
+            ),
+            (
+                "POST",
+                "/admin/v1/apply",
+                Some(json!([{"op": "delete-model", "name": "nope"}])),
+                404,
+            ),
+            (
+                "POST",
+                "/admin/v1/apply",
+                Some(json!([{"op": "set-published", "name": "M", "published": false}])),
+                422,
+            ),
+            ("POST", "/admin/v1/apply", Some(json!([{"op": "fly"}])), 400),
+            (
+                "POST",
+                "/admin/v1/keys",
+                Some(json!({"workspace": "acme", "name": "k2"})),
+                201,
+            ),
+            (
+                "POST",
+                "/admin/v1/keys",
+                Some(json!({"workspace": "nope", "name": "k2"})),
+                404,
+            ),
+            ("GET", "/admin/v1/audit?limit=5", None, 200),
+            ("GET", "/admin/v1/audit?entity=nope", None, 400),
+            ("GET", "/admin/v1/history", None, 200),
+            ("GET", "/admin/v1/history?limit=x", None, 400),
+            ("GET", "/admin/v1/history/registry?revision=1", None, 200),
+            ("GET", "/admin/v1/history/registry?revision=999", None, 404),
+            ("GET", "/admin/v1/history/registry", None, 400),
+            (
+                "POST",
+                "/admin/v1/rollback",
+                Some(json!({"revision": 1, "dry_run": true})),
+                200,
+            ),
+            (
+                "POST",
+                "/admin/v1/rollback",
+                Some(json!({"revision": 999})),
+                404,
+            ),
+            (
+                "POST",
+                "/admin/v1/rollback",
+                Some(json!({"revison": 1})),
+                400,
+            ),
+            (
+                "POST",
+                "/admin/v1/manifest",
+                Some(json!({"manifest": {"workspaces": [{"name": "m"}]}, "dry_run": true})),
+                200,
+            ),
+            (
+                "POST",
+                "/admin/v1/manifest",
+                Some(json!({"manifest": {"workspaces": [{"name": ""}]}})),
+                400,
+            ),
+            (
+                "POST",
+                "/admin/v1/tokens",
+                Some(json!({"name": "t2", "role": "read"})),
+                201,
+            ),
+            (
+                "POST",
+                "/admin/v1/tokens",
+                Some(json!({"name": "t2", "role": "read"})),
+                409,
+            ),
+            (
+                "POST",
+                "/admin/v1/tokens",
+                Some(json!({"name": "t3", "role": "root"})),
+                400,
+            ),
+            ("GET", "/admin/v1/tokens", None, 200),
+            (
+                "POST",
+                "/admin/v1/tokens/revoke",
+                Some(json!({"name": "t2"})),
+                200,
+            ),
+            (
+                "POST",
+                "/admin/v1/tokens/revoke",
+                Some(json!({"name": "nope"})),
+                404,
+            ),
+        ];
+        for (m, p, body, want) in calls {
+            let (s, v) = answer(send(m, p, Some(TOKEN), body).send().await.unwrap()).await;
+            assert_eq!(s, want, "{m} {p}: {v}");
+            documented(&d, m, p.split('?').next().unwrap(), s, &v);
+        }
+        let too_big = vec![b' '; (16 << 20) + 1];
+        let res = a
+            .req(Method::POST, "/admin/v1/apply")
+            .body(too_big)
+            .send()
+            .await
+            .unwrap();
+        let (s, v) = answer(res).await;
+        assert_eq!(s, 413);
+        documented(&d, "POST", "/admin/v1/apply", s, &v);
+        let res = a
+            .req(Method::GET, "/admin/v1/stats/stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(d["paths"]["/admin/v1/stats/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"].is_object());
+        // Unknown paths and other methods: the one error shape.
+        let error = json!({"$ref": "#/components/schemas/Error"});
+        for (m, p, want) in [
+            ("GET", "/admin/v1/nope", 404),
+            ("DELETE", "/admin/v1/registry", 405),
+        ] {
+            let (s, v) = answer(send(m, p, Some(TOKEN), None).send().await.unwrap()).await;
+            assert_eq!(s, want, "{m} {p}");
+            check(&d, &error, &v, "body").unwrap_or_else(|e| panic!("{m} {p}: {e}"));
+        }
+    }
 }

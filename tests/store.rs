@@ -6,6 +6,8 @@
 //! checked integers); and `serve` replicas sharing one PostgreSQL registry
 //! (`store/replicas.rs`).
 
+#[path = "store/audit.rs"]
+mod audit;
 #[path = "store/backend.rs"]
 mod backend;
 mod common;
@@ -31,6 +33,11 @@ use maasctl::domain::*;
 use maasctl::store::{self, Location, SqliteStore, Store, catalog};
 
 const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Who the tests' own changes are recorded as.
+pub fn by() -> Origin {
+    Origin::user("tester", Channel::Cli)
+}
 
 /// Timestamps come from the clock; compare everything else.
 fn without_times(mut r: Registry) -> Registry {
@@ -157,7 +164,7 @@ fn every_entity_round_trips(b) {
     let s = b.open();
     let mut expected = catalog::baseline();
     expected.apply_all(everything(), 0).unwrap();
-    let applied = s.apply(everything()).unwrap();
+    let applied = s.apply(everything(), &by()).unwrap();
     assert_eq!(applied.revision, 1);
     assert_eq!(s.revision().unwrap(), 1);
     assert_eq!(
@@ -198,7 +205,7 @@ fn every_entity_round_trips(b) {
         },
     ];
     expected.apply_all(rename.clone(), 0).unwrap();
-    again.apply(rename).unwrap();
+    again.apply(rename, &by()).unwrap();
     drop(again);
     let third = b.open();
     let loaded = third.load().unwrap();
@@ -211,7 +218,7 @@ fn every_entity_round_trips(b) {
 on_both! {
 fn refused_and_unchanged_batches_leave_the_store_as_it_was(b) {
     let s = b.open();
-    s.apply(everything()).unwrap();
+    s.apply(everything(), &by()).unwrap();
     let before = s.load().unwrap();
     let e = s
         .apply(vec![
@@ -222,7 +229,7 @@ fn refused_and_unchanged_batches_leave_the_store_as_it_was(b) {
             Change::DeleteWorkspace {
                 name: "acme".into(),
             },
-        ])
+        ], &by())
         .unwrap_err();
     assert!(
         e.to_string()
@@ -234,7 +241,7 @@ fn refused_and_unchanged_batches_leave_the_store_as_it_was(b) {
         .apply(vec![Change::SetEnabled {
             name: "DeepSeek-V3".into(),
             enabled: true,
-        }])
+        }], &by())
         .unwrap();
     assert_eq!(same.outcomes, vec![Outcome::Unchanged]);
     assert_eq!(same.revision, before.revision);
@@ -394,7 +401,7 @@ fn a_new_sqlite_file_is_private() {
     let fresh = Env::new();
     let nested = fresh.data_dir().join("a/b");
     let s2 = SqliteStore::open_dir(&nested).unwrap();
-    s2.apply(everything()).unwrap();
+    s2.apply(everything(), &by()).unwrap();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&nested.join("maasctl.db")), 0o600);
     assert_eq!(mode(&nested.join("maasctl.db-wal")), 0o600);
@@ -403,14 +410,22 @@ fn a_new_sqlite_file_is_private() {
 
 on_both! {
 fn an_older_schema_is_migrated_keeping_its_data(b) {
-    b.open().apply(everything()).unwrap();
-    // Turn the store back into a schema-1 store.
+    b.open().apply(everything(), &by()).unwrap();
+    // Turn the store back into a schema-1 store: without what migrations 2
+    // (api_key_ref) and 3 (audit trail, history, admin tokens) added.
+    const LATER_TABLES: &str =
+        "DROP TABLE audit_entities; DROP TABLE audit; DROP TABLE revisions; DROP TABLE admin_tokens;";
     b.raw_sql(
-        "ALTER TABLE endpoints DROP COLUMN api_key_ref; PRAGMA user_version = 1;",
-        "ALTER TABLE endpoints DROP COLUMN api_key_ref; UPDATE maasctl_schema SET version = 1",
+        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; {LATER_TABLES} PRAGMA user_version = 1;"),
+        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; {LATER_TABLES} DROP FUNCTION maasctl_audit_append_only(); UPDATE maasctl_schema SET version = 1"),
     );
     let s = b.open();
     assert_eq!(b.schema_version(), b.current_schema());
+    // History starts at the migration: changes from then on are audited.
+    assert!(s.audit(&AuditQuery::default()).unwrap().is_empty());
+    s.apply(vec![Change::SetEnabled { name: "DeepSeek-V3".into(), enabled: false }], &by())
+        .unwrap();
+    assert_eq!(s.audit(&AuditQuery::default()).unwrap().len(), 1);
     let m = &s.load().unwrap().models["DeepSeek-V3"];
     assert_eq!(
         m.spec.endpoints[0].api_key.as_ref().unwrap().expose(),
@@ -535,7 +550,7 @@ fn concurrent_connections_in_one_process(b) {
                     s.apply(vec![Change::AddWorkspace {
                         name: format!("t{t}-{i}"),
                         description: String::new(),
-                    }])
+                    }], &by())
                     .unwrap();
                     let mut r = GatewayReport {
                         id: format!("gw{t}"),
@@ -671,11 +686,11 @@ fn expect_revision_refuses_stale_batches(b) {
         description: String::new(),
     };
     let applied = s
-        .apply(vec![Change::ExpectRevision { revision: rev }, ws("first")])
+        .apply(vec![Change::ExpectRevision { revision: rev }, ws("first")], &by())
         .unwrap();
     assert_eq!(applied.revision, rev + 1);
     let e = s
-        .apply(vec![Change::ExpectRevision { revision: rev }, ws("stale")])
+        .apply(vec![Change::ExpectRevision { revision: rev }, ws("stale")], &by())
         .unwrap_err();
     match &e {
         store::StoreError::Domain(d) => assert!(d.is_stale_revision(), "{e}"),
@@ -700,7 +715,7 @@ fn expect_revision_refuses_stale_batches(b) {
                         name: format!("racer-{i}"),
                         description: String::new(),
                     },
-                ])
+                ], &by())
             })
         })
         .collect();
@@ -719,8 +734,10 @@ fn expect_revision_refuses_stale_batches(b) {
 on_both! {
 /// A writer (a shell loop running `maasctl workspace create`, printing
 /// `done NAME` after each success) is SIGKILLed with its whole process group
-/// at a random moment, 20 times. Every change reported done must be there
-/// and the store must pass its integrity check.
+/// at a random moment, 20 times. Every change reported done must be there,
+/// every revision must have its audit entry and journal and none more (the
+/// change and its record commit together), and the store must pass its
+/// integrity check.
 fn durability_under_sigkill(b) {
     let mut reported = BTreeSet::new();
     for round in 0..20 {
@@ -777,6 +794,7 @@ fn durability_under_sigkill(b) {
             reported.insert(line.strip_prefix("done ").expect("done line").to_string());
         }
         b.assert_intact();
+        audit::assert_recorded_with_revisions(&*b.open());
         let reg = b.open().load().unwrap();
         let missing: Vec<_> = reported
             .iter()
@@ -798,10 +816,13 @@ fn durability_under_sigkill(b) {
 async fn postgres_store_calls_work_from_async_code() {
     let db = pg::db();
     let s = store::PostgresStore::connect(&db.url()).unwrap();
-    s.apply(vec![Change::AddWorkspace {
-        name: "acme".into(),
-        description: String::new(),
-    }])
+    s.apply(
+        vec![Change::AddWorkspace {
+            name: "acme".into(),
+            description: String::new(),
+        }],
+        &by(),
+    )
     .unwrap();
     assert_eq!(s.revision().unwrap(), 1);
     assert!(s.load().unwrap().workspaces.contains_key("acme"));

@@ -19,12 +19,19 @@ pub const TOKEN_ENV: &str = "MAASCTL_ADMIN_TOKEN";
 /// The token file in the data directory.
 pub const TOKEN_FILE: &str = "admin.token";
 
-/// The flag every admin-API user takes (server, console, `rule explain`).
+/// The flag every admin-API user takes (server, console, `--server`,
+/// `rule explain`).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TokenArgs {
-    /// File holding the admin API token. Default: $MAASCTL_ADMIN_TOKEN, else
+    /// File holding the admin API token (a server's bootstrap token, or the
+    /// token a client sends). Default: $MAASCTL_ADMIN_TOKEN, else
     /// admin.token in the data directory.
-    #[arg(long, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     pub admin_token_file: Option<PathBuf>,
 }
 

@@ -9,11 +9,11 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::error::{ApiError, ApiErrorKind};
+use super::error::{AdminError, AdminErrorKind};
 use crate::domain::Change;
 
 /// The body of `POST /apply`: a JSON array of changes.
-pub fn changes(body: &[u8]) -> Result<Vec<Change>, ApiError> {
+pub fn changes(body: &[u8]) -> Result<Vec<Change>, AdminError> {
     let items: Vec<Value> = serde_json::from_slice(body)
         .map_err(|e| bad_request("body", format!("expected a JSON array of changes: {e}")))?;
     items
@@ -25,7 +25,7 @@ pub fn changes(body: &[u8]) -> Result<Vec<Change>, ApiError> {
 
 /// `v`, found at `path` of the body, as a `T`; an error names `path` (and,
 /// for an unknown field, the object within it that has the field).
-pub fn value<T: DeserializeOwned>(path: &str, v: &Value) -> Result<T, ApiError> {
+pub fn value<T: DeserializeOwned>(path: &str, v: &Value) -> Result<T, AdminError> {
     T::deserialize(v).map_err(|e| {
         let problem = e.to_string();
         let within = unknown_field_at(v, &problem).unwrap_or_default();
@@ -33,8 +33,8 @@ pub fn value<T: DeserializeOwned>(path: &str, v: &Value) -> Result<T, ApiError> 
     })
 }
 
-fn bad_request(field: impl Into<String>, problem: impl Into<String>) -> ApiError {
-    ApiError::new(ApiErrorKind::BadRequest, field, problem)
+fn bad_request(field: impl Into<String>, problem: impl Into<String>) -> AdminError {
+    AdminError::new(AdminErrorKind::BadRequest, field, problem)
 }
 
 /// Where serde's "unknown field `x`, expected `a` or `b`" is in `v`: the
@@ -91,7 +91,7 @@ mod tests {
     /// The field and problem of the refusal of `body`.
     fn refusal(body: &str) -> (String, String) {
         let e = changes(body.as_bytes()).expect_err(body);
-        assert_eq!(e.kind, ApiErrorKind::BadRequest, "{e}");
+        assert_eq!(e.kind, AdminErrorKind::BadRequest, "{e}");
         (e.errors[0].field.clone(), e.errors[0].problem.clone())
     }
 

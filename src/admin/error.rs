@@ -8,14 +8,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::ClientError;
 use crate::domain::{DomainError, ErrorKind, FieldError};
 use crate::store::StoreError;
 
 /// What went wrong, as a word in the JSON body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ApiErrorKind {
+pub enum AdminErrorKind {
     /// The registry refused a value (400).
     Invalid,
     /// The registry has no such entity (404).
@@ -28,6 +27,9 @@ pub enum ApiErrorKind {
     BadRequest,
     /// No or a wrong admin token (401).
     Unauthorized,
+    /// The token's role does not allow this route (403): a `read` token on
+    /// a route that changes something.
+    Forbidden,
     /// No such admin route (404).
     NoRoute,
     /// The route exists but not with this method (405).
@@ -38,47 +40,63 @@ pub enum ApiErrorKind {
     Internal,
 }
 
-impl ApiErrorKind {
+impl AdminErrorKind {
+    /// Every kind (the OpenAPI test checks the document lists them all).
+    pub const ALL: [AdminErrorKind; 11] = [
+        AdminErrorKind::Invalid,
+        AdminErrorKind::NotFound,
+        AdminErrorKind::Conflict,
+        AdminErrorKind::Refused,
+        AdminErrorKind::BadRequest,
+        AdminErrorKind::Unauthorized,
+        AdminErrorKind::Forbidden,
+        AdminErrorKind::NoRoute,
+        AdminErrorKind::MethodNotAllowed,
+        AdminErrorKind::PayloadTooLarge,
+        AdminErrorKind::Internal,
+    ];
+
     pub fn status(self) -> u16 {
         match self {
-            ApiErrorKind::Invalid | ApiErrorKind::BadRequest => 400,
-            ApiErrorKind::Unauthorized => 401,
-            ApiErrorKind::NotFound | ApiErrorKind::NoRoute => 404,
-            ApiErrorKind::MethodNotAllowed => 405,
-            ApiErrorKind::Conflict => 409,
-            ApiErrorKind::PayloadTooLarge => 413,
-            ApiErrorKind::Refused => 422,
-            ApiErrorKind::Internal => 500,
+            AdminErrorKind::Invalid | AdminErrorKind::BadRequest => 400,
+            AdminErrorKind::Unauthorized => 401,
+            AdminErrorKind::Forbidden => 403,
+            AdminErrorKind::NotFound | AdminErrorKind::NoRoute => 404,
+            AdminErrorKind::MethodNotAllowed => 405,
+            AdminErrorKind::Conflict => 409,
+            AdminErrorKind::PayloadTooLarge => 413,
+            AdminErrorKind::Refused => 422,
+            AdminErrorKind::Internal => 500,
         }
     }
 
     /// The registry's kind, for errors that are refusals of a change.
     fn domain(self) -> Option<ErrorKind> {
         match self {
-            ApiErrorKind::Invalid => Some(ErrorKind::Invalid),
-            ApiErrorKind::NotFound => Some(ErrorKind::NotFound),
-            ApiErrorKind::Conflict => Some(ErrorKind::Conflict),
-            ApiErrorKind::Refused => Some(ErrorKind::Refused),
+            AdminErrorKind::Invalid => Some(ErrorKind::Invalid),
+            AdminErrorKind::NotFound => Some(ErrorKind::NotFound),
+            AdminErrorKind::Conflict => Some(ErrorKind::Conflict),
+            AdminErrorKind::Refused => Some(ErrorKind::Refused),
             _ => None,
         }
     }
 }
 
-impl From<ErrorKind> for ApiErrorKind {
+impl From<ErrorKind> for AdminErrorKind {
     fn from(k: ErrorKind) -> Self {
         match k {
-            ErrorKind::Invalid => ApiErrorKind::Invalid,
-            ErrorKind::NotFound => ApiErrorKind::NotFound,
-            ErrorKind::Conflict => ApiErrorKind::Conflict,
-            ErrorKind::Refused => ApiErrorKind::Refused,
+            ErrorKind::Invalid => AdminErrorKind::Invalid,
+            ErrorKind::NotFound => AdminErrorKind::NotFound,
+            ErrorKind::Conflict => AdminErrorKind::Conflict,
+            ErrorKind::Refused => AdminErrorKind::Refused,
         }
     }
 }
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiError {
-    pub kind: ApiErrorKind,
+pub struct AdminError {
+    pub kind: AdminErrorKind,
     /// Every field error on one line.
     pub message: String,
     pub errors: Vec<FieldError>,
@@ -86,13 +104,13 @@ pub struct ApiError {
 
 /// The body: the error under `"error"`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ErrorBody {
-    pub error: ApiError,
+pub struct AdminErrorBody {
+    pub error: AdminError,
 }
 
-impl ApiError {
+impl AdminError {
     /// One problem with one part of the request.
-    pub fn new(kind: ApiErrorKind, field: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub fn new(kind: AdminErrorKind, field: impl Into<String>, problem: impl Into<String>) -> Self {
         let e = FieldError::new(field, problem);
         Self {
             kind,
@@ -114,13 +132,13 @@ impl ApiError {
     }
 }
 
-impl std::fmt::Display for ApiError {
+impl std::fmt::Display for AdminError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-impl From<DomainError> for ApiError {
+impl From<DomainError> for AdminError {
     fn from(e: DomainError) -> Self {
         Self {
             kind: e.kind.into(),
@@ -130,20 +148,11 @@ impl From<DomainError> for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
+impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Domain(d) => d.into(),
-            StoreError::Backend(s) => ApiError::new(ApiErrorKind::Internal, "store", s),
-        }
-    }
-}
-
-impl From<ApiError> for ClientError {
-    fn from(e: ApiError) -> Self {
-        match e.domain() {
-            Some(d) => ClientError::Domain(d),
-            None => ClientError::Other(e.message),
+            StoreError::Backend(s) => AdminError::new(AdminErrorKind::Internal, "store", s),
         }
     }
 }
@@ -155,24 +164,21 @@ mod tests {
     #[test]
     fn registry_refusals_keep_kind_and_fields_across_the_wire() {
         let d = DomainError::refused("enabled", "publish it first");
-        let api: ApiError = d.clone().into();
+        let api: AdminError = d.clone().into();
         assert_eq!(api.status(), 422);
-        let json = serde_json::to_string(&ErrorBody { error: api }).unwrap();
+        let json = serde_json::to_string(&AdminErrorBody { error: api }).unwrap();
         assert!(json.contains(r#""kind":"refused""#), "{json}");
-        let back: ErrorBody = serde_json::from_str(&json).unwrap();
-        assert_eq!(ClientError::from(back.error), ClientError::Domain(d));
-        let route = ApiError::new(ApiErrorKind::NoRoute, "path", "no such route");
+        let back: AdminErrorBody = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.error.domain(), Some(d));
+        let route = AdminError::new(AdminErrorKind::NoRoute, "path", "no such route");
         assert_eq!(route.status(), 404);
-        assert_eq!(
-            ClientError::from(route),
-            ClientError::Other("path: no such route".into())
-        );
+        assert_eq!(route.domain(), None);
         for (k, s) in [
             (ErrorKind::Invalid, 400),
             (ErrorKind::NotFound, 404),
             (ErrorKind::Conflict, 409),
         ] {
-            assert_eq!(ApiErrorKind::from(k).status(), s);
+            assert_eq!(AdminErrorKind::from(k).status(), s);
         }
     }
 }

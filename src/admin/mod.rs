@@ -1,31 +1,39 @@
-//! The admin API (SPEC §5): a JSON API on its own listener beside a
+//! The admin API server (SPEC §5): a JSON API on its own listener beside a
 //! gateway (`maasctl serve`, and the console's embedded gateway), guarded
-//! by a bearer token. It is the remote half of the console's
-//! [`Client`](crate::client::Client) seam: a console started with
+//! by a bearer token. It is what the remote half of the console's
+//! [`Client`](crate::client::Client) seam talks to: a console started with
 //! `--connect URL` reads the registry, reports, counters (a server-sent
 //! event stream) and logs through it and sends its changes to it, and
-//! `maasctl rule explain` asks the gateway's limiter through it.
+//! `maasctl rule explain` asks the gateway's limiter through it. The
+//! clients are in [`crate::client`]; this folder is the server and the
+//! shapes it answers with.
 //!
-//! - [`server`]: listener and connections; [`routes`]: auth, route table,
-//!   handlers; [`decode`]: request bodies, read strictly; [`error`]: the
-//!   one error shape; [`secrets`]: what secrets
-//!   may cross the wire (masked upstream keys, no key hashes);
-//!   [`explain`]: the `rule explain` report.
-//! - [`api`]: the typed reqwest client; [`client`]: [`client::RemoteClient`],
-//!   the console's client over it.
+//! - [`server`]: listener and connections; [`routes`]: the route table
+//!   (as data, with who may call each route), authentication (the
+//!   bootstrap token, named tokens with a role), the registry's handlers;
+//!   [`operations`]: the handlers of audit, history, rollback, manifests and
+//!   tokens; [`state`]: the handlers' state and caller; [`http`]: bodies,
+//!   JSON answers, queries; [`decode`]: request bodies, read strictly;
+//!   [`error`]: the one error shape; [`secrets`]: what secrets may cross
+//!   the wire (masked upstream keys, no key hashes); [`explain`]: the `rule
+//!   explain` report; [`wire`]: the other bodies.
+//!
+//! The OpenAPI 3.1 document of every route is `docs/openapi.json`; a test
+//! checks it against [`routes::ROUTES`] and the real error answers.
 //!
 //! Routes and examples: docs/admin-api.md.
 
-pub mod api;
 pub mod auth;
-pub mod client;
 pub mod decode;
 pub mod error;
 pub mod explain;
+pub mod http;
+pub mod operations;
 pub mod routes;
 pub mod secrets;
 pub mod server;
 pub mod sse;
+pub mod state;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -36,6 +44,10 @@ pub use server::{AdminHandle, AdminListener};
 
 /// Every route is under this prefix.
 pub const PREFIX: &str = "/admin/v1";
+
+/// The request header naming what a change comes through (`cli`, `apply`,
+/// `console`), for the audit trail; without it, `admin-api`.
+pub const CHANNEL_HEADER: &str = "x-maasctl-channel";
 
 /// `maasctl serve`'s default admin address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9090";

@@ -1,51 +1,29 @@
 //! The admin API's routes: authentication, the route table, and one
 //! handler per route. Every answer is JSON (the stats stream is
 //! server-sent events of JSON); every error has the shape of
-//! [`ApiError`](super::error::ApiError).
+//! [`AdminError`](super::error::AdminError). HTTP plumbing is in
+//! [`super::http`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use hyper::header;
 use hyper::{Method, Request, Response, StatusCode};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use tokio::sync::watch;
 
-use super::error::{ApiError, ApiErrorKind, ErrorBody};
+use super::error::{AdminError, AdminErrorKind};
 use super::explain::{ExplainReport, not_served_reason};
+use super::http::{Body, Query, empty, error_response, header_value, json, read_body, read_json};
 use super::secrets::{apply_resolved, redact};
-use super::wire::{GatewayInfo, Info, LogEntry, LogPage, NewKey, Revision};
-use super::{AdminToken, PREFIX, decode, sse};
-use crate::client::{new_key, summarize};
-use crate::domain::Change;
-use crate::gateway::GatewayView;
-use crate::logging::LogRing;
-use crate::store::{Store, StoreError};
+use super::state::{AdminState, Caller, blocking};
+use super::wire::{CallerInfo, Info, LogEntry, LogPage, NewKey, Revision, ServedGateway};
+use super::{PREFIX, decode, operations, sse};
+use crate::domain::secret::hash_secret;
+use crate::domain::token::{BOOTSTRAP, Role};
+use crate::domain::{Change, Channel, Origin, new_key, summarize};
 
-/// Every response body: complete JSON, or the stats stream.
-pub type Body = UnsyncBoxBody<Bytes, Infallible>;
-
-/// Largest request body read (an apply batch).
-const BODY_LIMIT: usize = 16 << 20;
 /// Most log lines one call returns.
 const LOG_PAGE_MAX: usize = 2000;
-
-/// What the handlers work with.
-pub struct AdminState {
-    pub store: Arc<dyn Store>,
-    pub gateway: GatewayView,
-    pub token: AdminToken,
-    pub logs: LogRing,
-    /// Base URL of this admin API.
-    pub url: String,
-    /// Turns true on shutdown (ends the streams).
-    pub stop: watch::Receiver<bool>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -60,53 +38,112 @@ enum Route {
     StatsStream,
     Explain,
     Logs,
+    Audit,
+    History,
+    HistoryRegistry,
+    Rollback,
+    Manifest,
+    Tokens,
+    CreateToken,
+    RevokeToken,
 }
 
-/// Path (under `/admin/v1`), method, route.
-fn table() -> [(&'static str, Method, Route); 11] {
-    [
-        ("/healthz", Method::GET, Route::Healthz),
-        ("/info", Method::GET, Route::Info),
-        ("/revision", Method::GET, Route::Revision),
-        ("/registry", Method::GET, Route::Registry),
-        ("/apply", Method::POST, Route::Apply),
-        ("/keys", Method::POST, Route::Keys),
-        ("/reports", Method::GET, Route::Reports),
-        ("/stats", Method::GET, Route::Stats),
-        ("/stats/stream", Method::GET, Route::StatsStream),
-        ("/explain", Method::GET, Route::Explain),
-        ("/logs", Method::GET, Route::Logs),
-    ]
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token.
+    Public,
+    /// Any valid token (`read` or `admin`): it reads.
+    Read,
+    /// An `admin` token: it changes something.
+    Admin,
 }
+
+/// One row of the route table.
+#[derive(Debug)]
+pub struct RouteSpec {
+    pub method: Method,
+    /// Under [`PREFIX`].
+    pub path: &'static str,
+    pub access: Access,
+    route: Route,
+}
+
+const fn row(method: Method, path: &'static str, access: Access, route: Route) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+        route,
+    }
+}
+
+/// The route table: every route the server answers, as data (the OpenAPI
+/// test enumerates it against `docs/openapi.json`).
+pub static ROUTES: [RouteSpec; 19] = [
+    row(Method::GET, "/healthz", Access::Public, Route::Healthz),
+    row(Method::GET, "/info", Access::Read, Route::Info),
+    row(Method::GET, "/revision", Access::Read, Route::Revision),
+    row(Method::GET, "/registry", Access::Read, Route::Registry),
+    row(Method::POST, "/apply", Access::Admin, Route::Apply),
+    row(Method::POST, "/keys", Access::Admin, Route::Keys),
+    row(Method::GET, "/reports", Access::Read, Route::Reports),
+    row(Method::GET, "/stats", Access::Read, Route::Stats),
+    row(
+        Method::GET,
+        "/stats/stream",
+        Access::Read,
+        Route::StatsStream,
+    ),
+    row(Method::GET, "/explain", Access::Read, Route::Explain),
+    row(Method::GET, "/logs", Access::Read, Route::Logs),
+    row(Method::GET, "/audit", Access::Read, Route::Audit),
+    row(Method::GET, "/history", Access::Read, Route::History),
+    row(
+        Method::GET,
+        "/history/registry",
+        Access::Read,
+        Route::HistoryRegistry,
+    ),
+    row(Method::POST, "/rollback", Access::Admin, Route::Rollback),
+    row(Method::POST, "/manifest", Access::Admin, Route::Manifest),
+    row(Method::GET, "/tokens", Access::Admin, Route::Tokens),
+    row(Method::POST, "/tokens", Access::Admin, Route::CreateToken),
+    row(
+        Method::POST,
+        "/tokens/revoke",
+        Access::Admin,
+        Route::RevokeToken,
+    ),
+];
 
 /// The route of `method path`, or why there is none.
-fn find(method: &Method, path: &str) -> Result<Route, ApiError> {
-    let table = table();
+fn find(method: &Method, path: &str) -> Result<&'static RouteSpec, AdminError> {
     let sub = path
         .strip_prefix(PREFIX)
         .map(|p| p.trim_end_matches('/'))
         .filter(|p| !p.is_empty());
-    let same_path: Vec<&(&str, Method, Route)> = match sub {
-        Some(sub) => table.iter().filter(|(p, ..)| *p == sub).collect(),
+    let same_path: Vec<&RouteSpec> = match sub {
+        Some(sub) => ROUTES.iter().filter(|r| r.path == sub).collect(),
         None => Vec::new(),
     };
     if same_path.is_empty() {
-        let known: Vec<String> = table
+        let known: Vec<String> = ROUTES
             .iter()
-            .map(|(p, m, _)| format!("{m} {PREFIX}{p}"))
+            .map(|r| format!("{} {PREFIX}{}", r.method, r.path))
             .collect();
-        return Err(ApiError::new(
-            ApiErrorKind::NoRoute,
+        return Err(AdminError::new(
+            AdminErrorKind::NoRoute,
             "path",
             format!("no admin route {path}; the routes are {}", known.join(", ")),
         ));
     }
-    match same_path.iter().find(|(_, m, _)| m == method) {
-        Some((_, _, r)) => Ok(*r),
+    match same_path.iter().find(|r| r.method == method) {
+        Some(r) => Ok(r),
         None => {
-            let allowed: Vec<String> = same_path.iter().map(|(_, m, _)| m.to_string()).collect();
-            Err(ApiError::new(
-                ApiErrorKind::MethodNotAllowed,
+            let allowed: Vec<String> = same_path.iter().map(|r| r.method.to_string()).collect();
+            Err(AdminError::new(
+                AdminErrorKind::MethodNotAllowed,
                 "method",
                 format!(
                     "{method} is not allowed on {path}; use {}",
@@ -122,20 +159,103 @@ pub async fn handle(
     state: Arc<AdminState>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let route = find(req.method(), req.uri().path());
-    // Liveness needs no token (and says nothing else); everything else,
-    // unknown routes included, does.
-    let public = route == Ok(Route::Healthz);
-    let response = match route {
-        _ if !public && !authorized(&state, &req) => Err(unauthorized(&req)),
-        Err(e) => Err(e),
-        Ok(route) => dispatch(&state, route, req).await,
+    let response = match find(req.method(), req.uri().path()) {
+        // Liveness needs no token (and says nothing else).
+        Ok(spec) if spec.access == Access::Public => dispatch(&state, spec.route, None, req).await,
+        // Everything else, unknown routes included, does.
+        found => match authenticate(&state, &req).await {
+            Err(e) => Err(e),
+            Ok(caller) => match found {
+                Err(e) => Err(e),
+                Ok(spec) => match allowed(&caller, spec, &req) {
+                    Err(e) => Err(e),
+                    Ok(()) => dispatch(&state, spec.route, Some(&caller), req).await,
+                },
+            },
+        },
     };
     Ok(response.unwrap_or_else(error_response))
 }
 
-fn authorized(state: &AdminState, req: &Request<Incoming>) -> bool {
-    bearer(req).is_some_and(|t| state.token.matches(t))
+const NOT_VALID: &str = "the admin token is not valid (it is in the admin.token file of the server's data directory, or what the server was given, or one made with maasctl token create)";
+
+/// The caller the bearer token names: the bootstrap token (an admin token
+/// named `bootstrap`), or an active named token from the store.
+async fn authenticate(state: &AdminState, req: &Request<Incoming>) -> Result<Caller, AdminError> {
+    let Some(given) = bearer(req) else {
+        return Err(unauthorized(
+            if req.headers().contains_key(header::AUTHORIZATION) {
+                NOT_VALID
+            } else {
+                "missing; send 'Authorization: Bearer <admin token>'"
+            },
+        ));
+    };
+    let channel = channel(req)?;
+    if state.token.matches(given) {
+        return Ok(Caller {
+            name: BOOTSTRAP.into(),
+            role: Role::Admin,
+            channel,
+        });
+    }
+    let hash = hash_secret(given);
+    let found = blocking(state, move |s| {
+        Ok(s.tokens()?.into_iter().find(|t| t.secret_hash == hash))
+    })
+    .await?;
+    match found {
+        Some(t) if t.revoked.is_none() => Ok(Caller {
+            name: t.name,
+            role: t.role,
+            channel,
+        }),
+        Some(t) => Err(unauthorized(format!(
+            "the admin token '{}' was revoked; ask for a new one (maasctl token create)",
+            t.name
+        ))),
+        None => Err(unauthorized(NOT_VALID)),
+    }
+}
+
+/// What the request's changes come through ([`super::CHANNEL_HEADER`]);
+/// without it, the admin API itself.
+fn channel(req: &Request<Incoming>) -> Result<Channel, AdminError> {
+    let Some(v) = req.headers().get(super::CHANNEL_HEADER) else {
+        return Ok(Channel::AdminApi);
+    };
+    let bad = |why: String| {
+        AdminError::new(
+            AdminErrorKind::BadRequest,
+            format!("header {}", super::CHANNEL_HEADER),
+            why,
+        )
+    };
+    let v = v.to_str().map_err(|_| bad("is not text".into()))?;
+    match v.parse::<Channel>() {
+        Ok(c @ (Channel::Cli | Channel::Apply | Channel::Console | Channel::AdminApi)) => Ok(c),
+        _ => Err(bad(format!(
+            "'{v}' is not a channel a client can name; use cli, apply, console or admin-api"
+        ))),
+    }
+}
+
+/// A `read` token on a route that changes something: 403 with the reason.
+fn allowed(caller: &Caller, spec: &RouteSpec, req: &Request<Incoming>) -> Result<(), AdminError> {
+    if spec.access == Access::Admin && caller.role != Role::Admin {
+        return Err(AdminError::new(
+            AdminErrorKind::Forbidden,
+            "role",
+            format!(
+                "the admin token '{}' has the {} role, which changes nothing; {} {} needs a token with the admin role",
+                caller.name,
+                caller.role,
+                req.method(),
+                req.uri().path()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn bearer(req: &Request<Incoming>) -> Option<&str> {
@@ -144,24 +264,24 @@ fn bearer(req: &Request<Incoming>) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn unauthorized(req: &Request<Incoming>) -> ApiError {
-    let problem = if req.headers().contains_key(header::AUTHORIZATION) {
-        "the admin token is not valid (it is in the admin.token file of the server's data directory, or what the server was given)"
-    } else {
-        "missing; send 'Authorization: Bearer <admin token>'"
-    };
-    ApiError::new(ApiErrorKind::Unauthorized, "Authorization", problem)
+fn unauthorized(problem: impl Into<String>) -> AdminError {
+    AdminError::new(AdminErrorKind::Unauthorized, "Authorization", problem)
 }
 
 async fn dispatch(
     state: &AdminState,
     route: Route,
+    caller: Option<&Caller>,
     req: Request<Incoming>,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<Body>, AdminError> {
     let query = Query::parse(req.uri().query());
+    let Some(caller) = caller else {
+        return json(StatusCode::OK, &serde_json::json!({"status": "ok"}));
+    };
+    let origin = caller.origin();
     match route {
         Route::Healthz => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
-        Route::Info => json(StatusCode::OK, &info(state)),
+        Route::Info => json(StatusCode::OK, &info(state, caller)),
         Route::Revision => {
             let revision = blocking(state, |s| s.revision()).await?;
             json(StatusCode::OK, &Revision { revision })
@@ -169,12 +289,12 @@ async fn dispatch(
         Route::Registry => registry(state, &req).await,
         Route::Apply => {
             let changes = decode::changes(&read_body(req).await?)?;
-            apply(state, changes).await
+            apply(state, changes, origin).await
         }
         Route::Keys => {
             let k: NewKey = read_json(req, r#"{"workspace": "...", "name": "..."}"#).await?;
             let (change, created) = new_key(k.workspace, k.name);
-            blocking(state, move |s| s.apply(vec![change])).await?;
+            blocking(state, move |s| s.apply(vec![change], &origin)).await?;
             tracing::info!(
                 "admin API: created key {} in workspace {}",
                 created.id,
@@ -195,15 +315,27 @@ async fn dispatch(
             let lines = lines.iter().map(|(n, l)| LogEntry::new(*n, l)).collect();
             json(StatusCode::OK, &LogPage { lines, newest })
         }
+        Route::Audit => operations::audit(state, &query).await,
+        Route::History => operations::history(state, &query).await,
+        Route::HistoryRegistry => operations::registry_at(state, &query).await,
+        Route::Rollback => operations::rollback(state, origin, req).await,
+        Route::Manifest => operations::manifest(state, origin, req).await,
+        Route::Tokens => operations::tokens(state).await,
+        Route::CreateToken => operations::create_token(state, origin, req).await,
+        Route::RevokeToken => operations::revoke_token(state, origin, req).await,
     }
 }
 
-fn info(state: &AdminState) -> Info {
+fn info(state: &AdminState, caller: &Caller) -> Info {
     let g = &state.gateway;
     Info {
         version: env!("CARGO_PKG_VERSION").to_string(),
         admin: state.url.clone(),
-        gateway: GatewayInfo {
+        caller: CallerInfo {
+            name: caller.name.clone(),
+            role: caller.role,
+        },
+        gateway: ServedGateway {
             listen: g.local_addr().to_string(),
             tls: g.tls(),
             cluster: g.cluster().map(str::to_string),
@@ -214,7 +346,10 @@ fn info(state: &AdminState) -> Info {
 
 /// The registry, redacted, with its revision as ETag: a client that has it
 /// (`If-None-Match`) gets 304 for the price of a revision read.
-async fn registry(state: &AdminState, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn registry(
+    state: &AdminState,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>, AdminError> {
     let have = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -240,17 +375,21 @@ pub fn etag(revision: u64) -> String {
     format!("\"{revision}\"")
 }
 
-async fn apply(state: &AdminState, changes: Vec<Change>) -> Result<Response<Body>, ApiError> {
+async fn apply(
+    state: &AdminState,
+    changes: Vec<Change>,
+    origin: Origin,
+) -> Result<Response<Body>, AdminError> {
     if changes.is_empty() {
-        return Err(ApiError::new(
-            ApiErrorKind::BadRequest,
+        return Err(AdminError::new(
+            AdminErrorKind::BadRequest,
             "body",
             "no changes given; send a JSON array of changes",
         ));
     }
     let summary = summarize(&changes);
     // Masks are resolved against the registry the batch is applied to.
-    let result = blocking(state, move |s| apply_resolved(s, changes)).await;
+    let result = blocking(state, move |s| apply_resolved(s, changes, &origin)).await;
     match &result {
         Ok(a) => tracing::info!(revision = a.revision, "admin API: applied {summary}"),
         Err(e) => tracing::info!("admin API: refused {summary}: {e}"),
@@ -258,7 +397,7 @@ async fn apply(state: &AdminState, changes: Vec<Change>) -> Result<Response<Body
     json(StatusCode::OK, &result?)
 }
 
-async fn explain(state: &AdminState, query: &Query) -> Result<Response<Body>, ApiError> {
+async fn explain(state: &AdminState, query: &Query) -> Result<Response<Body>, AdminError> {
     let model = query.required("model", "?model=NAME&key=ID_OR_NAME")?;
     let key = query.required("key", "?model=NAME&key=ID_OR_NAME")?;
     let workspace = query.get("workspace").map(str::to_string);
@@ -279,161 +418,35 @@ async fn explain(state: &AdminState, query: &Query) -> Result<Response<Body>, Ap
     json(StatusCode::OK, &report)
 }
 
-/// Run a store call off the async threads.
-async fn blocking<T: Send + 'static>(
-    state: &AdminState,
-    f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || f(&*store))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                ApiErrorKind::Internal,
-                "store",
-                format!("store task failed: {e}"),
-            )
-        })?
-        .map_err(ApiError::from)
-}
-
-/// The body as `T`, or a 400/413 naming the body and what was expected.
-async fn read_json<T: DeserializeOwned>(
-    req: Request<Incoming>,
-    expected: &str,
-) -> Result<T, ApiError> {
-    let bytes = read_body(req).await?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            ApiErrorKind::BadRequest,
-            "body",
-            format!("expected {expected}: {e}"),
-        )
-    })
-}
-
-/// The whole body, or a 413 over [`BODY_LIMIT`] (400 if it cannot be read).
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    Ok(Limited::new(req.into_body(), BODY_LIMIT)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                ApiError::new(
-                    ApiErrorKind::PayloadTooLarge,
-                    "body",
-                    format!("larger than {} MiB", BODY_LIMIT >> 20),
-                )
-            } else {
-                ApiError::new(
-                    ApiErrorKind::BadRequest,
-                    "body",
-                    format!("cannot be read: {e}"),
-                )
-            }
-        })?
-        .to_bytes())
-}
-
-/// The query string, decoded.
-struct Query(Vec<(String, String)>);
-
-impl Query {
-    fn parse(q: Option<&str>) -> Self {
-        Self(
-            url::form_urlencoded::parse(q.unwrap_or_default().as_bytes())
-                .into_owned()
-                .collect(),
-        )
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.trim().is_empty())
-    }
-
-    fn required(&self, name: &str, usage: &str) -> Result<String, ApiError> {
-        self.get(name).map(str::to_string).ok_or_else(|| {
-            ApiError::new(
-                ApiErrorKind::BadRequest,
-                format!("query.{name}"),
-                format!("missing; use {usage}"),
-            )
-        })
-    }
-
-    fn number(&self, name: &str) -> Result<Option<u64>, ApiError> {
-        self.get(name)
-            .map(|v| {
-                v.parse().map_err(|_| {
-                    ApiError::new(
-                        ApiErrorKind::BadRequest,
-                        format!("query.{name}"),
-                        format!("'{v}' is not a whole number"),
-                    )
-                })
-            })
-            .transpose()
-    }
-}
-
-fn header_value(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).expect("ASCII header value")
-}
-
-fn empty() -> Body {
-    Full::new(Bytes::new()).boxed_unsync()
-}
-
-/// A JSON answer.
-fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Result<Response<Body>, ApiError> {
-    let bytes = serde_json::to_vec(value).map_err(|e| {
-        ApiError::new(
-            ApiErrorKind::Internal,
-            "response",
-            format!("cannot encode: {e}"),
-        )
-    })?;
-    let mut res = Response::new(Full::new(Bytes::from(bytes)).boxed_unsync());
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(res)
-}
-
-fn error_response(e: ApiError) -> Response<Body> {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let kind = e.kind;
-    let mut res = json(status, &ErrorBody { error: e }).expect("an error body encodes");
-    if kind == ApiErrorKind::Unauthorized {
-        res.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"maasctl-admin\""),
-        );
-    }
-    res
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn routes_name_what_is_wrong() {
-        assert_eq!(find(&Method::GET, "/admin/v1/stats").unwrap(), Route::Stats);
+        let route = |m: &Method, p: &str| find(m, p).map(|r| r.route);
         assert_eq!(
-            find(&Method::GET, "/admin/v1/stats/").unwrap(),
+            route(&Method::GET, "/admin/v1/stats").unwrap(),
             Route::Stats
         );
         assert_eq!(
-            find(&Method::GET, "/admin/v1/stats/stream").unwrap(),
+            route(&Method::GET, "/admin/v1/stats/").unwrap(),
+            Route::Stats
+        );
+        assert_eq!(
+            route(&Method::GET, "/admin/v1/stats/stream").unwrap(),
             Route::StatsStream
         );
+        assert_eq!(
+            route(&Method::GET, "/admin/v1/tokens").unwrap(),
+            Route::Tokens
+        );
+        assert_eq!(
+            route(&Method::POST, "/admin/v1/tokens").unwrap(),
+            Route::CreateToken
+        );
+        let e = find(&Method::DELETE, "/admin/v1/tokens").unwrap_err();
+        assert!(e.message.contains("use GET or POST"), "{e}");
         let e = find(&Method::POST, "/admin/v1/stats").unwrap_err();
         assert_eq!((e.status(), e.errors[0].field.as_str()), (405, "method"));
         assert!(e.message.contains("use GET"), "{e}");
@@ -442,17 +455,5 @@ mod tests {
         assert!(e.message.contains("POST /admin/v1/apply"), "{e}");
         assert!(find(&Method::GET, "/admin/v1").is_err());
         assert!(find(&Method::GET, "/").is_err());
-    }
-
-    #[test]
-    fn queries_decode_and_name_bad_parameters() {
-        let q = Query::parse(Some("model=Deep%20Seek&key=ci&after=x&empty="));
-        assert_eq!(q.get("model"), Some("Deep Seek"));
-        assert_eq!(q.get("empty"), None);
-        let e = q.number("after").unwrap_err();
-        assert_eq!(e.errors[0].field, "query.after");
-        let e = q.required("workspace", "?workspace=W").unwrap_err();
-        assert_eq!(e.errors[0].field, "query.workspace");
-        assert_eq!(q.number("missing").unwrap(), None);
     }
 }

@@ -13,7 +13,7 @@
 use serde_json::Value;
 
 use crate::domain::secret::is_masked;
-use crate::domain::{Change, DomainError, FieldError, ModelSpec, Registry, Secret};
+use crate::domain::{Change, DomainError, FieldError, ModelSpec, Origin, Registry, Secret};
 use crate::store::{Applied, Store, StoreError};
 
 /// How often [`apply_resolved`] loads and resolves again when other writers
@@ -51,9 +51,13 @@ pub fn redact(reg: &Registry) -> Value {
 /// overwritten by the old one nor stood in for by it. A batch without masks
 /// needs no load and is applied as it is; a batch with its own
 /// `expect-revision` is not retried (its guard decides, as it asked).
-pub fn apply_resolved(store: &dyn Store, changes: Vec<Change>) -> Result<Applied, StoreError> {
+pub fn apply_resolved(
+    store: &dyn Store,
+    changes: Vec<Change>,
+    origin: &Origin,
+) -> Result<Applied, StoreError> {
     if !has_masks(&changes) {
-        return store.apply(changes);
+        return store.apply(changes, origin);
     }
     let own_guard = changes
         .iter()
@@ -67,7 +71,7 @@ pub fn apply_resolved(store: &dyn Store, changes: Vec<Change>) -> Result<Applied
         });
         batch.extend(changes.iter().cloned());
         resolve_masked(&reg, &mut batch[1..])?;
-        match store.apply(batch) {
+        match store.apply(batch, origin) {
             Ok(mut applied) => {
                 applied.outcomes.remove(0);
                 return Ok(applied);
@@ -256,7 +260,9 @@ mod tests {
         fn new(between: Vec<Vec<Change>>) -> Self {
             let dir = tempfile::tempdir().unwrap();
             let inner = crate::store::SqliteStore::open_dir(dir.path()).unwrap();
-            inner.apply(vec![Change::CreateModel(spec(KEY))]).unwrap();
+            inner
+                .apply(vec![Change::CreateModel(spec(KEY))], &origin())
+                .unwrap();
             Self {
                 inner,
                 between: parking_lot::Mutex::new(between.into_iter().rev().collect()),
@@ -277,6 +283,10 @@ mod tests {
         }
     }
 
+    fn origin() -> Origin {
+        Origin::user("tester", crate::domain::Channel::Cli)
+    }
+
     impl Store for Racing {
         fn load(&self) -> Result<Registry, StoreError> {
             let reg = self.inner.load()?;
@@ -291,16 +301,43 @@ mod tests {
                 None => None,
             };
             if let Some(c) = other {
-                self.inner.apply(c)?;
+                self.inner.apply(c, &origin())?;
             }
             Ok(reg)
         }
         fn revision(&self) -> Result<u64, StoreError> {
             self.inner.revision()
         }
-        fn apply(&self, changes: Vec<Change>) -> Result<Applied, StoreError> {
-            self.inner.apply(changes)
+        fn apply(
+            &self,
+            changes: Vec<Change>,
+            origin: &crate::domain::Origin,
+        ) -> Result<Applied, StoreError> {
+            self.inner.apply(changes, origin)
         }
+        fn audit(
+            &self,
+            q: &crate::domain::AuditQuery,
+        ) -> Result<Vec<crate::domain::AuditEntry>, StoreError> {
+            self.inner.audit(q)
+        }
+        fn journals(
+            &self,
+            after: u64,
+        ) -> Result<Vec<(u64, crate::domain::history::Journal)>, StoreError> {
+            self.inner.journals(after)
+        }
+        fn tokens(&self) -> Result<Vec<crate::domain::token::AdminTokenRecord>, StoreError> {
+            self.inner.tokens()
+        }
+        fn change_token(
+            &self,
+            change: crate::domain::token::TokenChange,
+            origin: &crate::domain::Origin,
+        ) -> Result<crate::domain::token::AdminTokenRecord, StoreError> {
+            self.inner.change_token(change, origin)
+        }
+
         fn put_report(&self, r: &crate::domain::GatewayReport) -> Result<(), StoreError> {
             self.inner.put_report(r)
         }
@@ -351,7 +388,7 @@ mod tests {
         // Someone rotates the key right after the load the masks are
         // resolved against.
         let store = Racing::new(vec![edit_of("DeepSeek-V3", spec(ROTATED))]);
-        let err = apply_resolved(&store, remote_tag_edit()).unwrap_err();
+        let err = apply_resolved(&store, remote_tag_edit(), &origin()).unwrap_err();
         // Loaded again: the mask is the old key's, which is no longer
         // stored, so the edit is refused rather than putting it back.
         let StoreError::Domain(d) = err else {
@@ -374,7 +411,7 @@ mod tests {
         };
         let store = Racing::new(vec![vec![ops]]);
         let before = store.inner.revision().unwrap();
-        let applied = apply_resolved(&store, remote_tag_edit()).unwrap();
+        let applied = apply_resolved(&store, remote_tag_edit(), &origin()).unwrap();
         assert_eq!(applied.outcomes, vec![crate::domain::Outcome::Done]);
         assert_eq!(applied.revision, before + 2);
         assert_eq!(store.loads(), 2);
@@ -388,7 +425,7 @@ mod tests {
     fn retries_are_bounded_and_a_batch_with_its_own_guard_is_not_retried() {
         let mut store = Racing::new(vec![]);
         store.always = true;
-        let err = apply_resolved(&store, remote_tag_edit()).unwrap_err();
+        let err = apply_resolved(&store, remote_tag_edit(), &origin()).unwrap_err();
         assert!(
             matches!(&err, StoreError::Domain(d) if d.is_stale_revision()),
             "{err}"
@@ -401,7 +438,7 @@ mod tests {
             revision: store.inner.revision().unwrap(),
         }];
         guarded.extend(remote_tag_edit());
-        let err = apply_resolved(&store, guarded).unwrap_err();
+        let err = apply_resolved(&store, guarded, &origin()).unwrap_err();
         assert!(
             matches!(&err, StoreError::Domain(d) if d.is_stale_revision()),
             "{err}"
@@ -411,7 +448,7 @@ mod tests {
 
         // Without masks there is nothing to resolve: no load, no guard.
         let store = Racing::new(vec![]);
-        apply_resolved(&store, edit_of("DeepSeek-V3", spec(ROTATED))).unwrap();
+        apply_resolved(&store, edit_of("DeepSeek-V3", spec(ROTATED)), &origin()).unwrap();
         assert_eq!(
             (store.loads(), store.stored_key()),
             (0, ROTATED.to_string())

@@ -14,7 +14,8 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::AdminToken;
-use super::routes::{AdminState, handle};
+use super::routes::handle;
+use super::state::AdminState;
 use crate::gateway::GatewayView;
 use crate::logging::LogRing;
 use crate::store::Store;

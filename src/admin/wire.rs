@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::token::Role;
 use crate::logging::LogLine;
 
 /// `GET /admin/v1/info`: the process behind this admin API.
@@ -12,12 +13,23 @@ pub struct Info {
     pub version: String,
     /// Base URL of this admin API.
     pub admin: String,
-    pub gateway: GatewayInfo,
+    /// Who is asking: the token's name and role (a console attached with
+    /// a `read` token shows itself read-only).
+    pub caller: CallerInfo,
+    pub gateway: ServedGateway,
+}
+
+/// The caller of `GET /admin/v1/info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallerInfo {
+    /// The token's name (`bootstrap` for the server's own token).
+    pub name: String,
+    pub role: Role,
 }
 
 /// The gateway the admin API belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GatewayInfo {
+pub struct ServedGateway {
     /// Its listen address as bound (`127.0.0.1:8080`).
     pub listen: String,
     /// Whether it serves HTTPS.

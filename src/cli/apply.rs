@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use serde::Serialize;
 
 use super::output::Table;
 use super::refs::read_ref;
 use super::{CliError, CliResult, Ctx};
-use crate::domain::manifest::{self, Action, Manifest, NewSecret, Report};
+use crate::domain::manifest::{self, ApplyAction, Manifest};
+use crate::ops::manifest::ManifestOutcome;
 use crate::store::catalog;
 
 #[derive(Debug, Args)]
@@ -78,61 +78,37 @@ pub fn read_manifest(path: &Path) -> CliResult<Manifest> {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct ApplyOutput<'a> {
-    /// The registry's revision afterwards.
-    revision: u64,
-    dry_run: bool,
-    changed: bool,
-    report: &'a [Report],
-    /// Secrets of keys created here; shown this once.
-    secrets: &'a [NewSecret],
-}
-
 pub fn apply(ctx: &Ctx, a: ApplyArgs) -> CliResult {
     let m = read_manifest(&a.file)?;
-    let (revision, plan) = if a.dry_run {
-        let reg = ctx.load()?;
-        let mut plan = manifest::plan(&reg, &m, &read_ref)?;
-        // Nothing is created: there is no secret to show.
-        plan.secrets.clear();
-        (reg.revision, plan)
-    } else {
-        let (applied, plan) = ctx.update(|reg| {
-            let plan = manifest::plan(reg, &m, &read_ref)?;
-            Ok((plan.changes.clone(), plan))
-        })?;
-        (applied.revision, plan)
-    };
-    let out = ApplyOutput {
-        revision,
-        dry_run: a.dry_run,
-        changed: !plan.is_noop(),
-        report: &plan.report,
-        secrets: &plan.secrets,
-    };
+    let source = a.file.file_name().map_or_else(
+        || a.file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let out = ctx
+        .backend()
+        .apply_manifest(&m, &read_ref, a.dry_run, &source)?;
     ctx.emit(&out, || render(&out))
 }
 
-fn render(out: &ApplyOutput) -> String {
+fn render(out: &ManifestOutcome) -> String {
     if out.report.is_empty() {
         return "the file declares nothing; nothing was changed".into();
     }
     let mut t = Table::new(["KIND", "NAME", "ACTION", "DETAILS"]);
-    for r in out.report {
+    for r in &out.report {
         t.row([
-            r.kind.into(),
+            r.kind.clone(),
             r.name.clone(),
             r.action.as_str().into(),
             r.details.join(", "),
         ]);
     }
-    let count = |a: Action| out.report.iter().filter(|r| r.action == a).count();
+    let count = |a: ApplyAction| out.report.iter().filter(|r| r.action == a).count();
     let summary = format!(
         "{} created, {} changed, {} unchanged",
-        count(Action::Created),
-        count(Action::Changed),
-        count(Action::Unchanged)
+        count(ApplyAction::Created),
+        count(ApplyAction::Changed),
+        count(ApplyAction::Unchanged)
     );
     let mut s = t.render();
     s.push_str(&match (out.dry_run, out.changed) {
@@ -143,7 +119,7 @@ fn render(out: &ApplyOutput) -> String {
     if !out.secrets.is_empty() {
         s.push_str("\nNew key secrets, shown only now and never again; store them safely:\n");
         let mut t = Table::new(["KEY", "ID", "SECRET"]);
-        for n in out.secrets {
+        for n in &out.secrets {
             t.row([
                 format!("{}/{}", n.workspace, n.name),
                 n.id.clone(),

@@ -93,7 +93,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> CliResult {
         }
         Cmd::List => {
             let reg = ctx.load()?;
-            let reports = ctx.store().reports()?;
+            let reports = ctx.reports()?;
             let now = now_ms();
             let views: Vec<ClusterView> = reg
                 .clusters

@@ -2,31 +2,42 @@
 //!
 //! `maasctl` alone runs the console with its embedded gateway; the entity
 //! subcommands script the registry. Each subcommand lives in its own module
-//! and reaches the store only through [`Ctx`], so every change goes through
-//! `Store::apply` (one transaction, validated by the registry).
+//! and reaches the registry only through [`Ctx`], over a
+//! [`backend::Backend`]: the local store, or with `--server URL` a server's
+//! admin API — the same command, the same output, errors and exit codes.
+//! Every change goes through `Store::apply` (one transaction, validated by
+//! the registry, recorded in the audit trail as the OS user's locally, the
+//! admin token's remotely). Adding a command to both paths: see
+//! [`backend`].
 
 mod apply;
+pub mod backend;
 mod cluster;
+pub mod console;
 mod explain;
+mod history;
 mod key;
 mod market;
 mod model;
 mod output;
 mod refs;
 mod rule;
+mod token;
 mod workspace;
 
 pub mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use crate::domain::{Change, DomainError, Registry};
-use crate::store::{Applied, Store, StoreError};
+use crate::admin::TokenArgs;
+use crate::compose::local_origin;
+use crate::domain::{Change, Channel, DomainError, GatewayReport, Registry};
+use crate::store::{Applied, StoreError};
+use backend::{ApplyFailure, Backend};
 
 /// Output format of the scripting subcommands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -61,12 +72,24 @@ pub struct Cli {
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table, help_heading = GLOBAL)]
     pub output: Output,
 
+    /// Run the command against the admin API of a running `maasctl serve`
+    /// at URL instead of a local store (same output; changes recorded as
+    /// the admin token's).
+    #[arg(long, global = true, env = SERVER_ENV, value_name = "URL", help_heading = GLOBAL)]
+    pub server: Option<String>,
+
     #[command(flatten)]
-    pub console: crate::tui::ConsoleArgs,
+    pub admin_token: TokenArgs,
+
+    #[command(flatten)]
+    pub console: console::ConsoleArgs,
 
     #[command(subcommand)]
     pub command: Option<Command>,
 }
+
+/// Environment variable naming the server of `--server`.
+pub const SERVER_ENV: &str = "MAASCTL_SERVER";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -103,6 +126,17 @@ pub enum RegistryCommand {
     Apply(apply::ApplyArgs),
     /// Print the registry as a declarative file (secrets excluded).
     Export(apply::ExportArgs),
+    /// The audit trail: who changed what, when, through what.
+    Audit(history::AuditArgs),
+    /// The registry's revisions: when, who, what.
+    History(history::HistoryArgs),
+    /// What changed between two revisions, as a diff of the declarative file.
+    Diff(history::DiffArgs),
+    /// Make a new revision whose registry equals an earlier one's.
+    Rollback(history::RollbackArgs),
+    /// Admin tokens of the admin API (named, with a role).
+    #[command(subcommand)]
+    Token(token::Cmd),
 }
 
 /// A failure, already worded as `<field>: <problem>` (or a sentence).
@@ -135,9 +169,10 @@ impl From<StoreError> for CliError {
 
 pub type CliResult<T = ()> = Result<T, CliError>;
 
-/// What every subcommand gets: the store and the output format.
+/// What every subcommand gets: where the registry is, and the output
+/// format.
 pub struct Ctx {
-    store: Arc<dyn Store>,
+    backend: Box<dyn Backend>,
     output: Output,
 }
 
@@ -146,21 +181,28 @@ pub struct Ctx {
 const UPDATE_ATTEMPTS: usize = 20;
 
 impl Ctx {
-    pub fn new(store: Arc<dyn Store>, output: Output) -> Self {
-        Self { store, output }
+    pub fn new(backend: Box<dyn Backend>, output: Output) -> Self {
+        Self { backend, output }
     }
 
-    pub fn store(&self) -> &dyn Store {
-        &*self.store
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
     }
 
     pub fn load(&self) -> CliResult<Registry> {
-        Ok(self.store.load()?)
+        self.backend.load()
+    }
+
+    pub fn reports(&self) -> CliResult<Vec<GatewayReport>> {
+        self.backend.reports()
     }
 
     /// Apply changes that do not depend on what was read before.
     pub fn apply(&self, changes: Vec<Change>) -> CliResult<Applied> {
-        Ok(self.store.apply(changes)?)
+        self.backend.apply(changes).map_err(|e| match e {
+            ApplyFailure::Stale => CliError("revision: the registry changed meanwhile".into()),
+            ApplyFailure::Failed(e) => e,
+        })
     }
 
     /// Apply changes computed from the current registry by `f`, guarded by
@@ -186,17 +228,19 @@ impl Ctx {
                 revision: reg.revision,
             });
             batch.extend(changes);
-            match self.store.apply(batch) {
+            match self.backend.apply(batch) {
                 Ok(mut applied) => {
                     applied.outcomes.remove(0);
                     return Ok((applied, extra));
                 }
-                Err(StoreError::Domain(e))
-                    if e.is_stale_revision() && attempt < UPDATE_ATTEMPTS =>
-                {
-                    attempt += 1;
+                Err(ApplyFailure::Stale) if attempt < UPDATE_ATTEMPTS => attempt += 1,
+                Err(ApplyFailure::Stale) => {
+                    return Err(CliError(
+                        "revision: the registry kept changing while this command ran; try again"
+                            .into(),
+                    ));
                 }
-                Err(e) => return Err(e.into()),
+                Err(ApplyFailure::Failed(e)) => return Err(e),
             }
         }
     }
@@ -259,26 +303,67 @@ fn one_line_clap_error(e: &clap::Error) -> String {
 }
 
 fn run(cli: Cli) -> CliResult {
-    let data_dir = crate::paths::data_dir(cli.data_dir).map_err(CliError)?;
+    let data_dir = crate::paths::data_dir(cli.data_dir.clone()).map_err(CliError)?;
     let open = || crate::store::open(cli.store.as_deref(), &data_dir);
+    // Where registry commands run: the server named by --server, else the
+    // local store; `channel` says what the audit trail records them as.
+    let backend = |channel: Channel| -> CliResult<Box<dyn Backend>> {
+        match &cli.server {
+            Some(url) => {
+                let api = backend::api(url, &cli.admin_token, &data_dir)?;
+                Ok(Box::new(backend::Remote::new(api.with_channel(channel))?))
+            }
+            None => Ok(Box::new(backend::Local {
+                store: open()?,
+                origin: local_origin(channel),
+                data_dir: data_dir.clone(),
+                tokens: cli.admin_token.clone(),
+            })),
+        }
+    };
+    let here_only = |what: &str| {
+        if cli.server.is_some() {
+            return Err(CliError::field(
+                "--server",
+                format!(
+                    "{what} runs here, not on a server; leave --server (and ${SERVER_ENV}) out"
+                ),
+            ));
+        }
+        Ok(())
+    };
     match cli.command {
-        None => match cli.console.connect.clone() {
-            Some(url) => crate::tui::run_remote(&url, cli.console, &data_dir),
-            None => crate::tui::run(cli.console, open()?, &data_dir),
+        None => match cli.console.connect.clone().or(cli.server.clone()) {
+            Some(url) => console::run_remote(&url, cli.console, &cli.admin_token, &data_dir),
+            None => console::run(cli.console, &cli.admin_token, open()?, &data_dir),
         }
         .map_err(CliError),
         // The demo runs on its own throw-away store.
-        Some(Command::Demo(args)) => crate::demo::run(args).map_err(CliError),
-        Some(Command::Serve(args)) => serve::run(open()?, args, &data_dir).map_err(CliError),
-        // Explain may ask a remote gateway and need no local store.
-        Some(Command::Rule(rule::RuleCommand::Explain(args))) => {
-            explain::run(args, cli.output, &data_dir, || Ok(open()?))
+        Some(Command::Demo(args)) => {
+            here_only("maasctl demo")?;
+            crate::demo::run(args).map_err(CliError)
         }
+        Some(Command::Serve(args)) => {
+            here_only("maasctl serve")?;
+            serve::run(open()?, args, &cli.admin_token, &data_dir).map_err(CliError)
+        }
+        Some(Command::Rule(rule::RuleCommand::Explain(args))) => match &args.connect {
+            // Ask the gateway at that admin API; no local store needed.
+            Some(url) => {
+                let api = backend::api(url, &cli.admin_token, &data_dir)?;
+                explain::run(&args, cli.output, &backend::Remote::new(api)?)
+            }
+            None => explain::run(&args, cli.output, &*backend(Channel::Cli)?),
+        },
         Some(Command::Rule(rule::RuleCommand::Edit(c))) => {
-            rule::run(&Ctx::new(open()?, cli.output), c)
+            rule::run(&Ctx::new(backend(Channel::Cli)?, cli.output), c)
         }
         Some(Command::Registry(command)) => {
-            let ctx = Ctx::new(open()?, cli.output);
+            let channel = match command {
+                RegistryCommand::Apply(_) => Channel::Apply,
+                _ => Channel::Cli,
+            };
+            let ctx = Ctx::new(backend(channel)?, cli.output);
             match command {
                 RegistryCommand::Model(c) => model::run(&ctx, c),
                 RegistryCommand::Key(c) => key::run(&ctx, c),
@@ -287,6 +372,11 @@ fn run(cli: Cli) -> CliResult {
                 RegistryCommand::Market(c) => market::run(&ctx, c),
                 RegistryCommand::Apply(a) => apply::apply(&ctx, a),
                 RegistryCommand::Export(a) => apply::export(&ctx, a),
+                RegistryCommand::Audit(a) => history::audit(&ctx, a),
+                RegistryCommand::History(a) => history::history(&ctx, a),
+                RegistryCommand::Diff(a) => history::diff(&ctx, a),
+                RegistryCommand::Rollback(a) => history::rollback(&ctx, a),
+                RegistryCommand::Token(c) => token::run(&ctx, c),
             }
         }
     }

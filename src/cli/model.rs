@@ -233,7 +233,7 @@ fn endpoint_health(fresh: &[&GatewayReport], model: &str, index: usize) -> Strin
 
 fn views(ctx: &Ctx, filter: impl Fn(&Model) -> bool) -> CliResult<Vec<ModelView>> {
     let reg = ctx.load()?;
-    let reports = ctx.store().reports()?;
+    let reports = ctx.reports()?;
     let now = now_ms();
     Ok(reg
         .models
@@ -247,7 +247,7 @@ fn views(ctx: &Ctx, filter: impl Fn(&Model) -> bool) -> CliResult<Vec<ModelView>
 fn view_of(ctx: &Ctx, name: &str) -> CliResult<ModelView> {
     let reg = ctx.load()?;
     let m = reg.model(name)?;
-    Ok(view(&reg, m, &ctx.store().reports()?, now_ms()))
+    Ok(view(&reg, m, &ctx.reports()?, now_ms()))
 }
 
 fn list(ctx: &Ctx, tag: Option<String>) -> CliResult {

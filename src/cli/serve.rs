@@ -8,9 +8,10 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::admin::{AdminListen, TokenArgs};
+use crate::compose::{AdminPlan, GatewayPlan, Node, NodePlan};
 use crate::domain::LimiterMode;
 use crate::gateway::limiter::{Limiter, SharedConfig, redacted};
-use crate::gateway::{Gateway, GatewayConfig, ListenerTls};
+use crate::gateway::{GatewayConfig, ListenerTls};
 use crate::logging::LogRing;
 use crate::store::Store;
 
@@ -71,9 +72,6 @@ pub struct ServeArgs {
     /// Address of the admin API (JSON, bearer token; see docs/admin-api.md), or off.
     #[arg(long, default_value = crate::admin::DEFAULT_LISTEN, value_name = "ADDR|off")]
     pub admin_listen: AdminListen,
-
-    #[command(flatten)]
-    pub admin_token: TokenArgs,
 }
 
 impl ServeArgs {
@@ -103,7 +101,14 @@ impl ServeArgs {
 
 /// Run the gateway (and its admin API) over `store` until a signal asks it
 /// to stop. The admin token file, when generated, goes to `data_dir`.
-pub fn run(store: Arc<dyn Store>, args: ServeArgs, data_dir: &Path) -> Result<(), String> {
+/// `tokens` names the bootstrap admin token (`--admin-token-file`, else
+/// `$MAASCTL_ADMIN_TOKEN`, else `admin.token` in `data_dir`).
+pub fn run(
+    store: Arc<dyn Store>,
+    args: ServeArgs,
+    tokens: &TokenArgs,
+    data_dir: &Path,
+) -> Result<(), String> {
     let logs = crate::logging::init_stderr().unwrap_or_else(|_| LogRing::new(1));
     if let Some(c) = &args.cluster {
         let reg = store.load().map_err(|e| e.to_string())?;
@@ -119,9 +124,7 @@ pub fn run(store: Arc<dyn Store>, args: ServeArgs, data_dir: &Path) -> Result<()
     if args.workers == Some(0) {
         return Err("--workers must be at least 1".into());
     }
-    let admin = crate::admin::prepare(args.admin_listen, &args.admin_token, data_dir)?;
     let mut cfg = args.config();
-    cfg.admin = admin.as_ref().map(|a| a.url());
     let limits = match &args.redis_url {
         Some(url) => {
             let limiter = shared_limiter(url, args.redis_timeout)?;
@@ -136,58 +139,47 @@ pub fn run(store: Arc<dyn Store>, args: ServeArgs, data_dir: &Path) -> Result<()
     };
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let workers = cfg.workers;
-    let gw = Gateway::start(cfg, store.clone()).map_err(|e| e.to_string())?;
-    if args.cluster.is_none() {
-        // Serving every model: the `local` cluster's access path follows
-        // this gateway (see `store::advertise`).
-        match crate::store::advertise::adopt_local_entry(
-            &*store,
-            gw.local_addr(),
-            scheme == "https",
-        ) {
-            Ok(Some(entry)) => tracing::info!("cluster 'local' now has entry address {entry}"),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(
-                "could not point cluster 'local' at {}: {e}",
-                gw.local_addr()
-            ),
-        }
-    }
-    let serving = match &args.cluster {
-        Some(c) => format!("models of cluster '{c}'"),
-        None => "every model".to_string(),
+    let plan = NodePlan {
+        gateway: Some(GatewayPlan {
+            config: cfg,
+            free_port_if_taken: false,
+        }),
+        admin: Some(AdminPlan {
+            listen: args.admin_listen,
+            tokens: tokens.clone(),
+            data_dir: data_dir.to_path_buf(),
+        }),
     };
-    println!(
-        "maasctl gateway listening on {scheme}://{} ({serving}; store {describe}; {workers} workers; {limits})",
-        gw.local_addr()
-    );
-    use std::io::Write;
-    if let Some(a) = &admin {
-        // A reader that went away must not take the server down.
-        let _ = writeln!(std::io::stdout(), "{}", a.banner());
-    }
-    let _ = std::io::stdout().flush();
-
     // The admin API and the signal wait share one small runtime; the
     // gateway runs on its own threads.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot wait for signals: {e}"))?;
-    let waited = rt.block_on(async {
-        let admin = match admin {
-            Some(a) => Some(a.serve(store, gw.view(), logs)?),
-            None => None,
+    rt.block_on(async {
+        let node = Node::start(store, plan, logs)
+            .await
+            .map_err(|e| e.to_string())?;
+        let serving = match &args.cluster {
+            Some(c) => format!("models of cluster '{c}'"),
+            None => "every model".to_string(),
         };
-        let waited = wait_for_signal().await;
-        if let Some(a) = admin {
-            a.shutdown().await;
+        let listen = node.gateway().map(|g| g.listen().to_string());
+        println!(
+            "maasctl gateway listening on {scheme}://{} ({serving}; store {describe}; {workers} workers; {limits})",
+            listen.unwrap_or_default()
+        );
+        use std::io::Write;
+        if let Some(b) = node.admin_banner() {
+            // A reader that went away must not take the server down.
+            let _ = writeln!(std::io::stdout(), "{b}");
         }
+        let _ = std::io::stdout().flush();
+        let waited = wait_for_signal().await;
+        eprintln!("maasctl gateway: stopping (finishing requests in flight)");
+        node.shutdown().await;
         waited
-    });
-    eprintln!("maasctl gateway: stopping (finishing requests in flight)");
-    gw.shutdown_blocking();
-    waited
+    })
 }
 
 /// The Redis-backed limiter of `--redis-url`. An unreachable Redis is not

@@ -7,9 +7,10 @@ pub mod traffic;
 pub mod upstream;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
+use crate::compose::{GatewayPlan, Node, NodePlan};
+use crate::gateway::GatewayConfig;
 use seed::Upstreams;
 use upstream::{MockConfig, MockUpstream};
 
@@ -75,61 +76,54 @@ async fn upstreams() -> Result<(Vec<MockUpstream>, Upstreams), String> {
     Ok((vec![fast, slow, flaky], urls))
 }
 
-/// The demo's gateway: on `--listen` exactly (failing clearly when it is
+/// Run the demo until the operator quits; everything it made is removed.
+/// Its gateway listens on `--listen` exactly (failing clearly when it is
 /// taken), or on the default address, falling back to a free port on the
 /// same interface when something else holds 8080 (the demo is offline and
 /// throw-away: any port will do, and the header shows which).
-async fn start_gateway(
-    listen: Option<SocketAddr>,
-    store: Arc<dyn crate::store::Store>,
-) -> Result<crate::tui::embedded::Embedded, String> {
-    use crate::tui::embedded;
-    if let Some(addr) = listen {
-        return embedded::start(addr, store, None).await;
-    }
-    let default: SocketAddr = DEFAULT_LISTEN.parse().expect("a valid default address");
-    match embedded::try_start(default, store.clone(), None).await {
-        Err(crate::gateway::GatewayError::Bind { source, .. })
-            if source.kind() == std::io::ErrorKind::AddrInUse =>
-        {
-            let free = SocketAddr::new(default.ip(), 0);
-            let gateway = embedded::start(free, store, None).await?;
-            tracing::warn!(
-                "{DEFAULT_LISTEN} is taken by another program: the demo gateway listens on {} instead",
-                gateway.listen()
-            );
-            Ok(gateway)
-        }
-        other => other.map_err(|e| {
-            format!("cannot start the demo gateway: {e}; choose an address with --listen ADDR")
-        }),
-    }
-}
-
-/// Run the demo until the operator quits; everything it made is removed.
 pub fn run(args: DemoArgs) -> Result<(), String> {
     let scratch = Scratch::new()?;
     let (ring, _log_guard) = crate::logging::init(&scratch.0)?;
-    let rt = crate::tui::runtime()?;
+    let rt = crate::compose::console_runtime()?;
     let result = rt.block_on(async {
         let (mocks, urls) = upstreams().await?;
         let store = crate::store::open(None, &scratch.0).map_err(|e| e.to_string())?;
-        let gateway = start_gateway(args.listen, store.clone()).await?;
+        let plan = NodePlan {
+            gateway: Some(GatewayPlan {
+                config: GatewayConfig {
+                    listen: args.listen.unwrap_or_else(|| {
+                        DEFAULT_LISTEN.parse().expect("a valid default address")
+                    }),
+                    ..GatewayConfig::default()
+                },
+                free_port_if_taken: args.listen.is_none(),
+            }),
+            admin: None,
+        };
+        let node = Node::start(store.clone(), plan, ring.clone())
+            .await
+            .map_err(|e| {
+                format!("cannot start the demo gateway: {e}; choose an address with --listen ADDR")
+            })?;
+        let listen = node
+            .gateway()
+            .map(|g| g.listen().to_string())
+            .expect("the demo runs a gateway");
         let seeded = {
-            let (store, listen) = (store.clone(), gateway.listen().to_string());
+            let (store, listen) = (store.clone(), listen.clone());
             tokio::task::spawn_blocking(move || seed::seed(&*store, &listen, &urls))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("cannot seed the demo: {e}"))?
         };
-        tracing::info!("demo seeded; traffic starting against {}", gateway.listen());
-        let traffic = tokio::spawn(traffic::run(gateway.listen().to_string(), seeded));
-        let client = crate::client::InProcessClient::start(store, Some(gateway.link()))
-            .await
-            .map_err(|e| e.to_string())?;
-        let result = crate::tui::run::console(client, Some(ring)).await;
+        tracing::info!("demo seeded; traffic starting against {listen}");
+        let traffic = tokio::spawn(traffic::run(listen, seeded));
+        let result = match node.client().await {
+            Ok(client) => crate::tui::run::console(client, Some(ring)).await,
+            Err(e) => Err(e),
+        };
         traffic.abort();
-        gateway.shutdown().await;
+        node.shutdown().await;
         drop(mocks);
         result
     });

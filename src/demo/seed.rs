@@ -209,7 +209,10 @@ pub fn seed(store: &dyn Store, gateway: &str, up: &Upstreams) -> Result<Keys, St
             10,
         ),
     ];
-    store.apply(changes)?;
+    store.apply(
+        changes,
+        &crate::domain::Origin::user(crate::paths::os_user(), crate::domain::Channel::Demo),
+    )?;
     Ok(keys)
 }
 

@@ -1,17 +1,22 @@
 //! Entities, validation and the registry's rules (SPEC §1). No I/O here.
 
+pub mod audit;
 pub mod entities;
 pub mod error;
+pub mod history;
 pub mod limits;
 pub mod manifest;
 pub mod registry;
 pub mod secret;
 pub mod status;
+pub mod token;
 pub mod validate;
 
+pub use audit::{Actor, ActorKind, AuditEntry, AuditQuery, Channel, EntityChange, Origin};
 pub use entities::*;
 pub use error::{DomainError, ErrorKind, FieldError};
-pub use registry::{Change, Outcome, REVISION_FIELD, Registry, Touched};
+pub use registry::key::{CreatedKey, new_key};
+pub use registry::{Change, Outcome, REVISION_FIELD, Registry, Touched, summarize};
 pub use secret::Secret;
 pub use status::{
     EndpointHealth, EndpointState, GatewayReport, GatewayStatus, LimiterMode, gateway_status,

@@ -1,7 +1,7 @@
 //! Every rule the registry enforces, one failing input each, with the field
 //! and the words of the refusal; and the declarative plan/export.
 
-use super::manifest::{self, Action, Manifest};
+use super::manifest::{self, ApplyAction, Manifest};
 use super::*;
 
 const KEY_A: &str = "key_aaaa0001";
@@ -701,7 +701,7 @@ fn plan_creates_everything_then_nothing() {
     let m = manifest(MANIFEST);
     let plan = applied(&mut reg, &m);
     assert!(
-        plan.report.iter().all(|r| r.action == Action::Created),
+        plan.report.iter().all(|r| r.action == ApplyAction::Created),
         "{:?}",
         plan.report
     );
@@ -732,7 +732,12 @@ fn plan_creates_everything_then_nothing() {
     // Again, even where references cannot be read now: nothing to do.
     let again = manifest::plan(&reg, &m, &unreadable).unwrap();
     assert!(again.is_noop(), "{:?}", again.changes);
-    assert!(again.report.iter().all(|r| r.action == Action::Unchanged));
+    assert!(
+        again
+            .report
+            .iter()
+            .all(|r| r.action == ApplyAction::Unchanged)
+    );
     assert_eq!(reg.revision, rev);
 
     // Export gives the file back (the key's import reference is not kept).
@@ -759,7 +764,7 @@ fn rules_are_matched_by_subject_and_updated_in_place() {
         .replace("duration: 60", "duration: 30");
     let plan = applied(&mut reg, &manifest(&changed));
     let model = plan.report.iter().find(|r| r.kind == "model").unwrap();
-    assert_eq!(model.action, Action::Changed);
+    assert_eq!(model.action, ApplyAction::Changed);
     assert_eq!(model.details, vec!["rules: 2 changed".to_string()]);
     let rules = &reg.models["Own-7B"].rules;
     assert_eq!(rules.iter().map(|r| r.id).collect::<Vec<_>>(), ids);
@@ -835,7 +840,7 @@ fn revoking_is_declared_and_cannot_be_undone() {
     let k = plan.report.iter().find(|r| r.name == "team/ci").unwrap();
     assert_eq!(
         (k.action, k.details.clone()),
-        (Action::Changed, vec!["revoked".to_string()])
+        (ApplyAction::Changed, vec!["revoked".to_string()])
     );
     let e = manifest::plan(&reg, &manifest(MANIFEST), &reads).unwrap_err();
     assert_eq!(e.errors[0].field, "workspaces[0].keys[0].revoked");

@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 
 use super::{Store, StoreError};
-use crate::domain::{Change, Cluster, now_ms};
+use crate::domain::{Change, Channel, Cluster, Origin, now_ms};
 
 /// Whether `entry` (a cluster's entry address) names this machine's loopback.
 fn is_loopback_entry(entry: &str) -> bool {
@@ -58,19 +58,23 @@ pub fn adopt_local_entry(
     {
         return Ok(None);
     }
-    store.apply(vec![
-        // Another writer may have re-pointed it meanwhile: then theirs stands.
-        Change::ExpectRevision {
-            revision: reg.revision,
-        },
-        Change::UpdateCluster {
-            name: Cluster::DEFAULT.to_string(),
-            cluster: Cluster {
-                name: Cluster::DEFAULT.to_string(),
-                entry_address: wanted.clone(),
+    let by = Origin::user(crate::paths::os_user(), Channel::Gateway);
+    store.apply(
+        vec![
+            // Another writer may have re-pointed it meanwhile: then theirs stands.
+            Change::ExpectRevision {
+                revision: reg.revision,
             },
-        },
-    ])?;
+            Change::UpdateCluster {
+                name: Cluster::DEFAULT.to_string(),
+                cluster: Cluster {
+                    name: Cluster::DEFAULT.to_string(),
+                    entry_address: wanted.clone(),
+                },
+            },
+        ],
+        &by,
+    )?;
     Ok(Some(wanted))
 }
 
@@ -87,13 +91,16 @@ mod tests {
 
     fn set_entry(store: &SqliteStore, e: &str) {
         store
-            .apply(vec![Change::UpdateCluster {
-                name: Cluster::DEFAULT.into(),
-                cluster: Cluster {
+            .apply(
+                vec![Change::UpdateCluster {
                     name: Cluster::DEFAULT.into(),
-                    entry_address: e.into(),
-                },
-            }])
+                    cluster: Cluster {
+                        name: Cluster::DEFAULT.into(),
+                        entry_address: e.into(),
+                    },
+                }],
+                &Origin::user("test", Channel::Cli),
+            )
             .unwrap();
     }
 

@@ -537,6 +537,221 @@ pub fn reports(rows: &Rows) -> Result<Vec<GatewayReport>, StoreError> {
     Ok(out)
 }
 
+// ---- operations: the audit trail, the history, admin tokens -------------
+
+/// The audit trail: one row per committed change (append-only: the
+/// migration's triggers refuse updates and deletes on both backends).
+pub static AUDIT: Table = Table {
+    name: "audit",
+    columns: &[
+        "id",
+        "at_ms",
+        "actor_kind",
+        "actor",
+        "channel",
+        "revision",
+        "summary",
+        "changes",
+    ],
+    key: &["id"],
+    insert_only: &[],
+    order_by: &["id"],
+};
+
+/// Which entities each audit entry changed (`kind/name`), for filtering.
+pub static AUDIT_ENTITIES: Table = Table {
+    name: "audit_entities",
+    columns: &["entity", "audit_id"],
+    key: &["entity", "audit_id"],
+    insert_only: &[],
+    order_by: &["audit_id"],
+};
+
+/// What each of the newest revisions did to each entity (diff, rollback).
+pub static REVISIONS: Table = Table {
+    name: "revisions",
+    columns: &["revision", "journal"],
+    key: &["revision"],
+    insert_only: &[],
+    order_by: &["revision"],
+};
+
+/// Named admin tokens (hashes only).
+pub static ADMIN_TOKENS: Table = Table {
+    name: "admin_tokens",
+    columns: &[
+        "name",
+        "role",
+        "secret_hash",
+        "secret_hint",
+        "created",
+        "revoked",
+    ],
+    key: &["name"],
+    insert_only: &["role", "secret_hash", "secret_hint", "created"],
+    order_by: &["name"],
+};
+
+fn to_json(what: &str, v: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("cannot write {what}: {e}")))
+}
+
+/// Append `entry` to the audit trail (its `id` is ignored: the row gets the
+/// next one, assigned inside the writer's transaction, which holds the
+/// store's write lock), with the entities it changed.
+pub fn append_audit(entry: &AuditEntry) -> Result<Vec<Statement>, StoreError> {
+    let mut values = Record::new(&AUDIT)
+        .int("id", 0)
+        .int("at_ms", entry.at_ms)
+        .text(
+            "actor_kind",
+            match entry.actor.kind {
+                ActorKind::User => "user",
+                ActorKind::Token => "token",
+            },
+        )
+        .text("actor", &entry.actor.name)
+        .text("channel", entry.channel.as_str())
+        .opt_int("revision", entry.revision)
+        .text("summary", &entry.summary)
+        .text("changes", to_json("an audit entry", &entry.changes)?)
+        .finish()?;
+    values.remove(0);
+    let next_id = r#"(SELECT COALESCE(MAX("id"), 0) + 1 FROM "audit")"#;
+    let mut out = vec![Statement::new(
+        format!(
+            r#"INSERT INTO "audit" ("id", "at_ms", "actor_kind", "actor", "channel", "revision", "summary", "changes") VALUES ({next_id}, $1, $2, $3, $4, $5, $6, $7)"#
+        ),
+        values,
+    )];
+    let entities: std::collections::BTreeSet<&str> =
+        entry.changes.iter().map(|c| c.entity.as_str()).collect();
+    for e in entities {
+        out.push(Statement::new(
+            r#"INSERT INTO "audit_entities" ("entity", "audit_id") VALUES ($1, (SELECT MAX("id") FROM "audit"))"#,
+            vec![Value::Text(e.into())],
+        ));
+    }
+    Ok(out)
+}
+
+/// The audit entries `q` asks for, newest first (the caller reverses).
+pub fn audit_query(q: &AuditQuery) -> Query {
+    let mut sql = String::from(
+        r#"SELECT "id", "at_ms", "actor_kind", "actor", "channel", "revision", "summary", "changes" FROM "audit" WHERE "at_ms" >= $1"#,
+    );
+    let mut params = vec![Value::Int(q.since_ms.unwrap_or(i64::MIN))];
+    if q.revisions_only {
+        sql.push_str(r#" AND "revision" IS NOT NULL"#);
+    }
+    if let Some(e) = &q.entity {
+        params.push(Value::Text(e.clone()));
+        sql.push_str(&format!(
+            r#" AND "id" IN (SELECT "audit_id" FROM "audit_entities" WHERE "entity" = ${})"#,
+            params.len()
+        ));
+    }
+    sql.push_str(r#" ORDER BY "id" DESC"#);
+    if let Some(n) = q.limit {
+        params.push(Value::Int(i64::try_from(n).unwrap_or(i64::MAX)));
+        sql.push_str(&format!(" LIMIT ${}", params.len()));
+    }
+    Query::new(&AUDIT, AUDIT.columns, sql, params)
+}
+
+/// The entries [`audit_query`] read, oldest first.
+pub fn audit_entries(rows: &Rows) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows.iter() {
+        let kind = match r.text("actor_kind")?.as_str() {
+            "user" => ActorKind::User,
+            "token" => ActorKind::Token,
+            other => return Err(r.error("actor_kind", format!("'{other}' is not user or token"))),
+        };
+        out.push(AuditEntry {
+            id: r.int("id")?,
+            at_ms: r.int("at_ms")?,
+            actor: Actor {
+                kind,
+                name: r.text("actor")?,
+            },
+            channel: r.parse("channel")?,
+            revision: r.opt_int("revision")?,
+            summary: r.text("summary")?,
+            changes: r.json("changes")?,
+        });
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Record revision `revision`'s journal, and forget the journals that fell
+/// out of the history kept ([`history::KEEP`] revisions).
+pub fn record_journal(
+    revision: u64,
+    journal: &history::Journal,
+) -> Result<Vec<Statement>, StoreError> {
+    let record = Record::new(&REVISIONS)
+        .int("revision", revision)
+        .text("journal", to_json("the history", journal)?);
+    let oldest_kept = revision.saturating_sub(history::KEEP - 1);
+    Ok(vec![
+        Statement::insert(record)?,
+        Statement::new(
+            r#"DELETE FROM "revisions" WHERE "revision" < $1"#,
+            vec![Value::Int(i64::try_from(oldest_kept).unwrap_or(i64::MAX))],
+        ),
+    ])
+}
+
+/// The journals of the revisions after `after`, newest first.
+pub fn journals_query(after: u64) -> Query {
+    Query::new(
+        &REVISIONS,
+        REVISIONS.columns,
+        r#"SELECT "revision", "journal" FROM "revisions" WHERE "revision" > $1 ORDER BY "revision" DESC"#,
+        vec![Value::Int(i64::try_from(after).unwrap_or(i64::MAX))],
+    )
+}
+
+/// The journals [`journals_query`] read.
+pub fn journals(rows: &Rows) -> Result<Vec<(u64, history::Journal)>, StoreError> {
+    rows.iter()
+        .map(|r| Ok((r.int("revision")?, r.json("journal")?)))
+        .collect()
+}
+
+fn token_record(t: &token::AdminTokenRecord) -> Record {
+    Record::new(&ADMIN_TOKENS)
+        .text("name", &t.name)
+        .text("role", t.role.as_str())
+        .text("secret_hash", &t.secret_hash)
+        .text("secret_hint", &t.secret_hint)
+        .int("created", t.created)
+        .opt_int("revoked", t.revoked)
+}
+
+/// Write an admin token (created, or revoked).
+pub fn put_token(t: &token::AdminTokenRecord) -> Result<Statement, StoreError> {
+    Statement::upsert(token_record(t))
+}
+
+/// The admin tokens [`Query::all`] of [`ADMIN_TOKENS`] read.
+pub fn tokens(rows: &Rows) -> Result<Vec<token::AdminTokenRecord>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            Ok(token::AdminTokenRecord {
+                name: r.text("name")?,
+                role: r.parse("role")?,
+                secret_hash: r.text("secret_hash")?,
+                secret_hint: r.text("secret_hint")?,
+                created: r.int("created")?,
+                revoked: r.opt_int("revoked")?,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

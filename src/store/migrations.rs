@@ -3,16 +3,47 @@
 //! `BIGINT`, `BOOLEAN`, `TEXT`; the SQLite backend writes `INTEGER` for the
 //! first two, exactly the types its files have always had).
 //!
+//! A guard only one dialect can spell (the audit trail's append-only
+//! triggers) goes in the migration's `sqlite` / `postgres` part, run right
+//! after its portable part in the same transaction.
+//!
 //! Append only: a migration that shipped has run on databases out there and
 //! must never change. Each backend records how many ran (SQLite: `PRAGMA
 //! user_version`; PostgreSQL: the `maasctl_schema` table) and runs the rest
 //! in one transaction when it opens a store. See [`super::mapping`] for how
 //! to add a table or a column.
 
+/// One schema version's DDL.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// In the portable spelling, run by both backends.
+    pub portable: &'static str,
+    /// Run by the SQLite backend only, after `portable`.
+    pub sqlite: &'static str,
+    /// Run by the PostgreSQL backend only, after `portable`.
+    pub postgres: &'static str,
+}
+
+impl Migration {
+    /// A migration both backends run as it is.
+    pub const fn portable(sql: &'static str) -> Self {
+        Self {
+            portable: sql,
+            sqlite: "",
+            postgres: "",
+        }
+    }
+}
+
+/// The message both backends' guards give when something tries to change
+/// or remove an audit entry.
+pub const APPEND_ONLY: &str = "the audit trail is append-only";
+
 /// Schema migrations, in order; the schema version is how many ran.
-pub const MIGRATIONS: &[&str] = &[
+pub const MIGRATIONS: &[Migration] = &[
     // 1: the registry.
-    r#"
+    Migration::portable(
+        r#"
     CREATE TABLE meta (
         key   TEXT PRIMARY KEY,
         value BIGINT NOT NULL
@@ -83,10 +114,74 @@ pub const MIGRATIONS: &[&str] = &[
         body         TEXT NOT NULL
     );
     "#,
+    ),
     // 2: where an upstream key came from (env:VAR / file:PATH), for export.
-    r#"
+    Migration::portable(
+        r#"
     ALTER TABLE endpoints ADD COLUMN api_key_ref TEXT;
     "#,
+    ),
+    // 3: operations: the audit trail (append-only, with the entities each
+    // entry changed, for filtering), the history's journals (what each
+    // revision did to each entity, for diff and rollback; the newest ones
+    // kept), named admin tokens with a role.
+    Migration {
+        portable: r#"
+    CREATE TABLE audit (
+        id         BIGINT PRIMARY KEY,
+        at_ms      BIGINT NOT NULL,
+        actor_kind TEXT NOT NULL,
+        actor      TEXT NOT NULL,
+        channel    TEXT NOT NULL,
+        revision   BIGINT UNIQUE,
+        summary    TEXT NOT NULL,
+        changes    TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_time ON audit (at_ms);
+    CREATE TABLE audit_entities (
+        entity   TEXT NOT NULL,
+        audit_id BIGINT NOT NULL REFERENCES audit(id),
+        PRIMARY KEY (entity, audit_id)
+    );
+    CREATE TABLE revisions (
+        revision BIGINT PRIMARY KEY,
+        journal  TEXT NOT NULL
+    );
+    CREATE TABLE admin_tokens (
+        name        TEXT PRIMARY KEY,
+        role        TEXT NOT NULL,
+        secret_hash TEXT NOT NULL UNIQUE,
+        secret_hint TEXT NOT NULL,
+        created     BIGINT NOT NULL,
+        revoked     BIGINT
+    );
+    "#,
+        sqlite: r#"
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TRIGGER audit_entities_no_update BEFORE UPDATE ON audit_entities
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TRIGGER audit_entities_no_delete BEFORE DELETE ON audit_entities
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    "#,
+        postgres: r#"
+    CREATE FUNCTION maasctl_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $f$
+    BEGIN
+        RAISE EXCEPTION 'the audit trail is append-only';
+    END
+    $f$;
+    CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
+        FOR EACH ROW EXECUTE FUNCTION maasctl_audit_append_only();
+    CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+        FOR EACH STATEMENT EXECUTE FUNCTION maasctl_audit_append_only();
+    CREATE TRIGGER audit_entities_no_change BEFORE UPDATE OR DELETE ON audit_entities
+        FOR EACH ROW EXECUTE FUNCTION maasctl_audit_append_only();
+    CREATE TRIGGER audit_entities_no_truncate BEFORE TRUNCATE ON audit_entities
+        FOR EACH STATEMENT EXECUTE FUNCTION maasctl_audit_append_only();
+    "#,
+    },
 ];
 
 /// The schema version this build writes.

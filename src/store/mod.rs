@@ -10,6 +10,7 @@
 //! handling, locking and transactions, migration driving and their dialect.
 
 pub mod advertise;
+pub mod batch;
 pub mod catalog;
 pub mod mapping;
 pub mod migrations;
@@ -17,7 +18,11 @@ pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 
-use crate::domain::{Change, DomainError, GatewayReport, Outcome, Registry};
+use crate::domain::history::{self, Journal};
+use crate::domain::token::{AdminTokenRecord, TokenChange};
+use crate::domain::{
+    AuditEntry, AuditQuery, Change, DomainError, GatewayReport, Origin, Outcome, Registry,
+};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -113,8 +118,33 @@ pub trait Store: Send + Sync {
     fn load(&self) -> Result<Registry, StoreError>;
     /// The current revision: cheap, polled by gateways to see changes.
     fn revision(&self) -> Result<u64, StoreError>;
-    /// Apply a batch of changes atomically: all of them or none.
-    fn apply(&self, changes: Vec<Change>) -> Result<Applied, StoreError>;
+    /// Apply a batch of changes atomically: all of them or none, made by
+    /// `origin`. The same transaction records the batch in the audit trail
+    /// and the history (one entry, one journal); a batch that changes
+    /// nothing records nothing.
+    fn apply(&self, changes: Vec<Change>, origin: &Origin) -> Result<Applied, StoreError>;
+    /// Audit entries, as `query` asks (oldest first).
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The journals of the revisions after `after` still kept, newest first.
+    fn journals(&self, after: u64) -> Result<Vec<(u64, Journal)>, StoreError>;
+    /// Every admin token (hashes included: for checking bearer tokens).
+    fn tokens(&self) -> Result<Vec<AdminTokenRecord>, StoreError>;
+    /// Create or revoke an admin token, recorded in the audit trail in the
+    /// same transaction; the token as written.
+    fn change_token(
+        &self,
+        change: TokenChange,
+        origin: &Origin,
+    ) -> Result<AdminTokenRecord, StoreError>;
+    /// The registry as it was at `revision`, rebuilt from the history.
+    fn registry_at(&self, revision: u64) -> Result<Registry, StoreError> {
+        let current = self.load()?;
+        if revision == current.revision {
+            return Ok(current);
+        }
+        let journals = self.journals(revision)?;
+        Ok(history::rewind(&current, &journals, revision)?)
+    }
     /// Record what a gateway reports about itself (not a registry change:
     /// the revision does not move), replacing its previous report, and
     /// delete the reports that expired before this one's heartbeat.
@@ -141,8 +171,27 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn revision(&self) -> Result<u64, StoreError> {
         (**self).revision()
     }
-    fn apply(&self, changes: Vec<Change>) -> Result<Applied, StoreError> {
-        (**self).apply(changes)
+    fn apply(&self, changes: Vec<Change>, origin: &Origin) -> Result<Applied, StoreError> {
+        (**self).apply(changes, origin)
+    }
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        (**self).audit(query)
+    }
+    fn journals(&self, after: u64) -> Result<Vec<(u64, Journal)>, StoreError> {
+        (**self).journals(after)
+    }
+    fn tokens(&self) -> Result<Vec<AdminTokenRecord>, StoreError> {
+        (**self).tokens()
+    }
+    fn change_token(
+        &self,
+        change: TokenChange,
+        origin: &Origin,
+    ) -> Result<AdminTokenRecord, StoreError> {
+        (**self).change_token(change, origin)
+    }
+    fn registry_at(&self, revision: u64) -> Result<Registry, StoreError> {
+        (**self).registry_at(revision)
     }
     fn put_report(&self, report: &GatewayReport) -> Result<(), StoreError> {
         (**self).put_report(report)

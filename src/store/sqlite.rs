@@ -13,7 +13,9 @@ use rusqlite::{Connection, ToSql, TransactionBehavior, params_from_iter};
 
 use super::migrations::MIGRATIONS;
 use super::sql::{Query, Rows, Statement, Value, to_sqlite};
-use super::{Applied, Store, StoreError, mapping};
+use super::{Applied, Store, StoreError, batch, mapping};
+use crate::domain::history::Journal;
+use crate::domain::token::{AdminTokenRecord, TokenChange};
 use crate::domain::*;
 
 /// The file name inside the data directory.
@@ -163,8 +165,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     let version = usize::try_from(version)
         .map_err(|_| backend(format!("the data file has schema version {version}")))?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-        tx.execute_batch(&to_sqlite(sql))
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.execute_batch(&to_sqlite(m.portable))
+            .and_then(|()| tx.execute_batch(m.sqlite))
             .map_err(|e| backend(format!("schema migration {}: {e}", i + 1)))?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -262,24 +265,45 @@ impl Store for SqliteStore {
         mapping::revision(&fetch(&self.conn.lock(), &mapping::revision_query())?)
     }
 
-    fn apply(&self, changes: Vec<Change>) -> Result<Applied, StoreError> {
+    fn apply(&self, changes: Vec<Change>, origin: &Origin) -> Result<Applied, StoreError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut reg = load(&tx)?;
-        let (outcomes, touched) = reg.apply_all(changes, now_secs())?;
-        if touched.is_empty() {
-            // Nothing changed: leave the revision where it is.
-            return Ok(Applied {
-                revision: reg.revision,
-                outcomes,
-            });
+        let planned = batch::plan(load(&tx)?, changes, origin, now_ms())?;
+        // Nothing changed: nothing is written, the revision stays.
+        if !planned.statements.is_empty() {
+            execute(&tx, &planned.statements)?;
+            tx.commit()?;
         }
-        execute(&tx, &mapping::persist(&reg, &touched)?)?;
+        Ok(planned.applied)
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        mapping::audit_entries(&fetch(&self.conn.lock(), &mapping::audit_query(query))?)
+    }
+
+    fn journals(&self, after: u64) -> Result<Vec<(u64, Journal)>, StoreError> {
+        mapping::journals(&fetch(&self.conn.lock(), &mapping::journals_query(after))?)
+    }
+
+    fn tokens(&self) -> Result<Vec<AdminTokenRecord>, StoreError> {
+        mapping::tokens(&fetch(
+            &self.conn.lock(),
+            &Query::all(&mapping::ADMIN_TOKENS),
+        )?)
+    }
+
+    fn change_token(
+        &self,
+        change: TokenChange,
+        origin: &Origin,
+    ) -> Result<AdminTokenRecord, StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tokens = mapping::tokens(&fetch(&tx, &Query::all(&mapping::ADMIN_TOKENS))?)?;
+        let (written, statements) = batch::plan_token(&tokens, &change, origin, now_ms())?;
+        execute(&tx, &statements)?;
         tx.commit()?;
-        Ok(Applied {
-            revision: reg.revision,
-            outcomes,
-        })
+        Ok(written)
     }
 
     fn put_report(&self, report: &GatewayReport) -> Result<(), StoreError> {

@@ -18,7 +18,7 @@ use ratatui::layout::Rect;
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
-use crate::client::{ClientError, GatewayInfo, RegistryView};
+use crate::client::{ClientError, GatewayHeader, RegistryView};
 use crate::domain::{DomainError, ErrorKind};
 use crate::gateway::StatsSnapshot;
 use crate::logging::LogRing;
@@ -103,7 +103,7 @@ impl App {
     pub fn new(
         theme: Theme,
         view: Arc<RegistryView>,
-        gateway: GatewayInfo,
+        gateway: GatewayHeader,
         now_ms: i64,
         logs: Option<LogRing>,
     ) -> Self {
@@ -270,7 +270,7 @@ impl App {
         changed
     }
 
-    pub fn on_gateway(&mut self, info: GatewayInfo) {
+    pub fn on_gateway(&mut self, info: GatewayHeader) {
         self.data.gateway = info;
     }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::client::{GatewayInfo, RegistryView};
+use crate::client::{GatewayHeader, RegistryView};
 use crate::domain::{GatewayReport, GatewayStatus, Model, gateway_status};
 use crate::logging::LogRing;
 
@@ -18,7 +18,7 @@ pub struct Data {
     /// Gateway status by model name.
     pub statuses: HashMap<String, GatewayStatus>,
     pub live: Live,
-    pub gateway: GatewayInfo,
+    pub gateway: GatewayHeader,
     /// Wall clock (Unix ms) as of the last tick: report freshness uses it.
     pub now_ms: i64,
     pub logs: Option<LogRing>,
@@ -33,7 +33,7 @@ impl Data {
     pub fn new(
         theme: Theme,
         view: Arc<RegistryView>,
-        gateway: GatewayInfo,
+        gateway: GatewayHeader,
         now_ms: i64,
         logs: Option<LogRing>,
     ) -> Self {

@@ -3,8 +3,10 @@
 //! sleeps). Generic on purpose: any test file may `mod common;`.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The `maasctl` binary cargo built for these tests.
@@ -196,4 +198,79 @@ pub fn test_python() -> PathBuf {
     } else {
         "python3".into()
     }
+}
+
+/// How long a `maasctl serve` gets to print where it listens.
+const SERVE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running `maasctl serve`; SIGTERM on drop.
+pub struct Serve {
+    child: Child,
+    out: Arc<Mutex<Vec<String>>>,
+}
+
+impl Serve {
+    pub fn start(env: &Env, args: &[&str]) -> Self {
+        let mut child = env
+            .cmd()
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--workers", "1"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("maasctl serve starts");
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().unwrap();
+        let lines = out.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(l);
+            }
+        });
+        let s = Self { child, out };
+        s.line("gateway listening on");
+        s
+    }
+
+    /// The first stdout line containing `needle`.
+    pub fn line(&self, needle: &str) -> String {
+        wait_for(needle, SERVE_DEADLINE, || {
+            self.out
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+                .cloned()
+        })
+    }
+
+    pub fn gateway(&self) -> String {
+        url_in(&self.line("gateway listening on"))
+    }
+
+    pub fn admin(&self) -> String {
+        url_in(&self.line("admin API listening on"))
+    }
+
+    /// SIGTERM and wait; everything it printed.
+    pub fn stop(mut self) -> Vec<String> {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "serve exits cleanly: {status}");
+        std::mem::take(&mut *self.out.lock().unwrap())
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// `http://127.0.0.1:PORT` in a startup line.
+pub fn url_in(line: &str) -> String {
+    let at = line.find("http://").expect("a URL");
+    line[at..].split_whitespace().next().unwrap().to_string()
 }

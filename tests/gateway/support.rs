@@ -47,7 +47,12 @@ impl TestStore {
     }
 
     pub fn apply(&self, changes: Vec<Change>) {
-        self.store.apply(changes).expect("registry change applies");
+        self.store
+            .apply(
+                changes,
+                &maasctl::domain::Origin::user("tester", maasctl::domain::Channel::Cli),
+            )
+            .expect("registry change applies");
     }
 
     /// A workspace (if new) and a key in it; returns (key id, secret).

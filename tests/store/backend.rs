@@ -90,6 +90,17 @@ impl Backend {
         }
     }
 
+    /// Run `sql` (both dialects' common text) behind maasctl's back; the
+    /// database's refusal as an error.
+    pub fn try_raw_sql(&self, sql: &str) -> Result<(), String> {
+        match &self.pg {
+            Some(db) => db.try_sql(sql).map(drop),
+            None => rusqlite::Connection::open(self.env.db())
+                .and_then(|c| c.execute_batch(sql))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
     /// Read the store behind maasctl's back: one line per row, columns
     /// joined by `|` (as `psql -A -t` prints them).
     pub fn raw_query(&self, sqlite: &str, postgres: &str) -> String {

@@ -134,12 +134,23 @@ fn old_registry() -> Registry {
     reg
 }
 
+/// The schema's lines without the version numbers (and the `SELECT 1`
+/// placeholders), as a set: what a migration must keep.
+fn kept(schema: &str) -> std::collections::BTreeSet<String> {
+    schema
+        .lines()
+        .filter(|l| !l.chars().all(|c| c.is_ascii_digit()))
+        .map(str::to_string)
+        .collect()
+}
+
 on_both! {
 /// A store at schema version 2 as the build before the shared mapping made
-/// it (its migrations verbatim, rows as it wrote them) opens without a
-/// migration, reads back every field, takes changes, and keeps its schema;
-/// a new store gets exactly that schema.
-fn a_store_made_before_the_shared_mapping_opens_unchanged(b) {
+/// it (its migrations verbatim, rows as it wrote them) opens with only the
+/// operations migration (3): every table, column, constraint and index it
+/// had stays as it was, it reads back every field and takes changes (now
+/// audited); a new store gets exactly the schema it ends up with.
+fn a_store_made_before_the_shared_mapping_keeps_everything_it_had(b) {
     let frozen = match b.kind {
         Kind::Sqlite => include_str!("schema_v2.sqlite.sql"),
         Kind::Postgres => include_str!("schema_v2.postgres.sql"),
@@ -148,7 +159,10 @@ fn a_store_made_before_the_shared_mapping_opens_unchanged(b) {
     b.raw_sql(OLD_ROWS, OLD_ROWS);
     let before = schema(b);
     let s = b.open();
-    assert_eq!(b.schema_version(), 2);
+    assert_eq!(b.schema_version(), 3);
+    let migrated = schema(b);
+    let lost: Vec<_> = kept(&before).difference(&kept(&migrated)).cloned().collect();
+    assert!(lost.is_empty(), "the migration changed what schema 2 had: {lost:?}");
     assert_eq!(s.load().unwrap(), old_registry());
     let applied = s
         .apply(vec![
@@ -159,7 +173,7 @@ fn a_store_made_before_the_shared_mapping_opens_unchanged(b) {
             Change::RevokeKey {
                 id: "key_00000001".into(),
             },
-        ])
+        ], &crate::by())
         .unwrap();
     assert_eq!(applied.revision, 8);
     drop(s);
@@ -167,12 +181,14 @@ fn a_store_made_before_the_shared_mapping_opens_unchanged(b) {
     assert!(!reg.models["Own-1"].enabled);
     assert_eq!(reg.models["Own-1"].rules, old_registry().models["Own-1"].rules);
     assert_eq!(reg.next_rule_id, 3);
-    assert_eq!(schema(b), before, "opening changed the schema");
+    assert_eq!(schema(b), migrated, "opening again changed the schema");
+    let trail = b.open().audit(&AuditQuery::default()).unwrap();
+    assert_eq!(trail.iter().map(|e| e.revision).collect::<Vec<_>>(), vec![Some(8)]);
     b.assert_intact();
 
     let fresh = Backend::new(b.kind);
     drop(fresh.open());
-    assert_eq!(schema(&fresh), before, "a new store's schema differs");
+    assert_eq!(schema(&fresh), migrated, "a new store's schema differs");
 }
 }
 
@@ -213,7 +229,7 @@ fn out_of_range_integers_are_storage_errors(b) {
                 duration_secs: 60,
             },
         },
-    ])
+    ], &crate::by())
     .unwrap();
     let sql = r#"UPDATE rules SET "limit" = 4294967296"#;
     b.raw_sql(sql, sql);
@@ -223,7 +239,7 @@ fn out_of_range_integers_are_storage_errors(b) {
         .apply(vec![Change::SetEnabled {
             name: "M".into(),
             enabled: true,
-        }])
+        }], &crate::by())
         .unwrap_err();
     assert_eq!(e.to_string(), want);
     assert_eq!(b.env.fails(&["model", "list"]), want);

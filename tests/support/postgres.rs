@@ -51,6 +51,11 @@ impl PgDb {
         psql(&self.bin, self.port, &self.name, sql)
     }
 
+    /// [`sql`](Self::sql), with the server's refusal as an error.
+    pub fn try_sql(&self, sql: &str) -> Result<String, String> {
+        try_psql(&self.bin, self.port, &self.name, sql)
+    }
+
     /// Everything the database holds, as `pg_dump` writes it.
     pub fn dump(&self) -> Vec<u8> {
         let out = Command::new(self.bin.join("pg_dump"))
@@ -394,6 +399,11 @@ fn ready(bin: &Path, port: u16) -> bool {
 
 /// Run `sql` in `db` with `psql`; its output (unaligned, tuples only).
 fn psql(bin: &Path, port: u16, db: &str, sql: &str) -> String {
+    try_psql(bin, port, db, sql).unwrap_or_else(|e| panic!("psql {sql:?}: {e}"))
+}
+
+/// `psql -c sql`: its output, or what it printed on failure.
+fn try_psql(bin: &Path, port: u16, db: &str, sql: &str) -> Result<String, String> {
     let out = Command::new(bin.join("psql"))
         .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
@@ -401,10 +411,8 @@ fn psql(bin: &Path, port: u16, db: &str, sql: &str) -> String {
         .stdin(Stdio::null())
         .output()
         .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql {sql:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

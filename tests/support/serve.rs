@@ -65,7 +65,12 @@ impl Site {
     }
 
     pub fn apply(&self, changes: Vec<Change>) {
-        self.store.apply(changes).expect("registry change applies");
+        self.store
+            .apply(
+                changes,
+                &maasctl::domain::Origin::user("tester", maasctl::domain::Channel::Cli),
+            )
+            .expect("registry change applies");
     }
 
     /// A key in `workspace` (created if new): (id, secret).

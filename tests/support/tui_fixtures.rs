@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use maasctl::client::{GatewayInfo, GatewayState, RegistryView};
+use maasctl::client::{GatewayHeader, GatewayState, RegistryView};
 use maasctl::domain::secret::hash_secret;
 use maasctl::domain::*;
 use maasctl::gateway::{EndpointStats, Event, EventKind, RuleStats, StatsSnapshot, Totals};
@@ -321,7 +321,7 @@ pub fn app(extra: usize, theme: Theme) -> App {
         reports: Arc::new(reports(&reg)),
         registry: Arc::new(reg),
     });
-    let gateway = GatewayInfo {
+    let gateway = GatewayHeader {
         listen: Some(LISTEN.into()),
         state: GatewayState::Running,
     };

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Planner};
+use super::{ApplyAction, Planner};
 use crate::domain::entities::Cluster;
 use crate::domain::error::DomainError;
 use crate::domain::registry::{Change, Registry};
@@ -35,10 +35,10 @@ impl Planner {
         match self.scratch.clusters.get(&d.name) {
             None => {
                 self.push(path, Change::AddCluster(cluster))?;
-                self.note("cluster", d.name.clone(), Action::Created, vec![]);
+                self.note("cluster", d.name.clone(), ApplyAction::Created, vec![]);
             }
             Some(old) if *old == cluster => {
-                self.note("cluster", d.name.clone(), Action::Unchanged, vec![]);
+                self.note("cluster", d.name.clone(), ApplyAction::Unchanged, vec![]);
             }
             Some(_) => {
                 self.push(
@@ -51,7 +51,7 @@ impl Planner {
                 self.note(
                     "cluster",
                     d.name.clone(),
-                    Action::Changed,
+                    ApplyAction::Changed,
                     vec!["entry_address".into()],
                 );
             }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, NewSecret, Planner, ReadRef, is_false};
+use super::{ApplyAction, NewSecret, Planner, ReadRef, is_false};
 use crate::domain::entities::ApiKey;
 use crate::domain::error::DomainError;
 use crate::domain::registry::Change;
@@ -75,11 +75,11 @@ impl Planner {
             )),
             (false, true) => {
                 self.push(path, Change::RevokeKey { id: k.id })?;
-                self.note("key", label, Action::Changed, vec!["revoked".into()]);
+                self.note("key", label, ApplyAction::Changed, vec!["revoked".into()]);
                 Ok(())
             }
             _ => {
-                self.note("key", label, Action::Unchanged, vec![]);
+                self.note("key", label, ApplyAction::Unchanged, vec![]);
                 Ok(())
             }
         }
@@ -125,7 +125,7 @@ impl Planner {
                 secret,
             });
         }
-        self.note("key", label, Action::Created, vec![]);
+        self.note("key", label, ApplyAction::Created, vec![]);
         Ok(())
     }
 }

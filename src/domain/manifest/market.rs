@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Planner, diff};
+use super::{ApplyAction, Planner, diff};
 use crate::domain::entities::MarketEntry;
 use crate::domain::error::DomainError;
 use crate::domain::registry::{Change, Registry};
@@ -57,11 +57,11 @@ impl Planner {
         let entry = d.entry();
         let Some(old) = self.scratch.market.get(&d.name).cloned() else {
             self.push(path, Change::AddMarket(entry))?;
-            self.note("market", d.name.clone(), Action::Created, vec![]);
+            self.note("market", d.name.clone(), ApplyAction::Created, vec![]);
             return Ok(());
         };
         if old == entry {
-            self.note("market", d.name.clone(), Action::Unchanged, vec![]);
+            self.note("market", d.name.clone(), ApplyAction::Unchanged, vec![]);
             return Ok(());
         }
         let mut details = Vec::new();
@@ -108,7 +108,7 @@ impl Planner {
                 },
             ));
         }
-        self.note("market", d.name.clone(), Action::Changed, details);
+        self.note("market", d.name.clone(), ApplyAction::Changed, details);
         Ok(())
     }
 }

@@ -66,40 +66,40 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// What `apply` did (or would do) to one entity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Action {
+pub enum ApplyAction {
     Created,
     Changed,
     Unchanged,
 }
 
-impl Action {
+impl ApplyAction {
     pub fn as_str(self) -> &'static str {
         match self {
-            Action::Created => "created",
-            Action::Changed => "changed",
-            Action::Unchanged => "unchanged",
+            ApplyAction::Created => "created",
+            ApplyAction::Changed => "changed",
+            ApplyAction::Unchanged => "unchanged",
         }
     }
 }
 
 /// One line of the apply report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     /// `market`, `cluster`, `workspace`, `key` or `model`.
-    pub kind: &'static str,
+    pub kind: String,
     /// The entity's name (`workspace/key` for keys).
     pub name: String,
-    pub action: Action,
+    pub action: ApplyAction,
     /// What changed (`policy`, `rules: 1 added`, …); empty otherwise.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<String>,
 }
 
 /// A key `apply` created with a generated secret: shown once, then only its
 /// hash exists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewSecret {
     pub id: String,
     pub workspace: String,
@@ -202,9 +202,15 @@ impl Planner {
         Ok(())
     }
 
-    fn note(&mut self, kind: &'static str, name: String, action: Action, details: Vec<String>) {
+    fn note(
+        &mut self,
+        kind: &'static str,
+        name: String,
+        action: ApplyAction,
+        details: Vec<String>,
+    ) {
         self.report.push(Report {
-            kind,
+            kind: kind.to_string(),
             name,
             action,
             details,

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::rule::{RuleDecl, match_rules};
-use super::{Action, NO_KEY, Planner, ReadRef, diff, is_false};
+use super::{ApplyAction, NO_KEY, Planner, ReadRef, diff, is_false};
 use crate::domain::entities::*;
 use crate::domain::error::DomainError;
 use crate::domain::registry::{Change, Registry};
@@ -156,7 +156,7 @@ impl Planner {
             self.late
                 .push((format!("{path}.enabled"), set_enabled(&d.name, true)));
         }
-        self.note("model", d.name.clone(), Action::Created, vec![]);
+        self.note("model", d.name.clone(), ApplyAction::Created, vec![]);
         Ok(())
     }
 
@@ -205,9 +205,9 @@ impl Planner {
             details.push("enabled".into());
         }
         let action = if details.is_empty() {
-            Action::Unchanged
+            ApplyAction::Unchanged
         } else {
-            Action::Changed
+            ApplyAction::Changed
         };
         self.note("model", d.name.clone(), action, details);
         Ok(())

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::key::KeyDecl;
-use super::{Action, Planner, ReadRef};
+use super::{ApplyAction, Planner, ReadRef};
 use crate::domain::entities::ApiKey;
 use crate::domain::error::DomainError;
 use crate::domain::registry::{Change, Registry};
@@ -57,10 +57,10 @@ impl Planner {
                         description: d.description.clone(),
                     },
                 )?;
-                self.note("workspace", d.name.clone(), Action::Created, vec![]);
+                self.note("workspace", d.name.clone(), ApplyAction::Created, vec![]);
             }
             Some(old) if old.description == d.description => {
-                self.note("workspace", d.name.clone(), Action::Unchanged, vec![]);
+                self.note("workspace", d.name.clone(), ApplyAction::Unchanged, vec![]);
             }
             Some(_) => {
                 self.push(
@@ -73,7 +73,7 @@ impl Planner {
                 self.note(
                     "workspace",
                     d.name.clone(),
-                    Action::Changed,
+                    ApplyAction::Changed,
                     vec!["description".into()],
                 );
             }

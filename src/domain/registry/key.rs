@@ -2,7 +2,7 @@
 //! (refused while rules use one).
 
 use super::checks::{existing, not_found, unused_by_rules};
-use super::{Outcome, Registry, Touched};
+use super::{Change, Outcome, Registry, Touched};
 use crate::domain::entities::ApiKey;
 use crate::domain::error::{DomainError, FieldError};
 use crate::domain::{limits, validate};
@@ -116,4 +116,36 @@ impl Registry {
         touched.keys.insert(id);
         Ok(Outcome::Done)
     }
+}
+
+/// A created platform key: the secret is here once, never again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CreatedKey {
+    pub id: String,
+    pub workspace: String,
+    pub name: String,
+    pub secret: String,
+}
+
+/// A new platform key for `workspace`: the change that stores its hash, and
+/// the key with its secret (to show once). Shared by every client and the
+/// admin API, so keys are made one way.
+pub fn new_key(workspace: String, name: String) -> (Change, CreatedKey) {
+    use crate::domain::secret::{generate_key_id, generate_secret, hash_secret, secret_hint};
+    let secret = generate_secret();
+    let id = generate_key_id();
+    let change = Change::CreateKey {
+        id: id.clone(),
+        workspace: workspace.clone(),
+        name: name.clone(),
+        secret_hash: hash_secret(&secret),
+        secret_hint: secret_hint(&secret),
+    };
+    let created = CreatedKey {
+        id,
+        workspace,
+        name,
+        secret,
+    };
+    (change, created)
 }

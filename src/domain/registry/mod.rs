@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod key;
 pub mod market;
 pub mod model;
+pub mod restore;
 pub mod rule;
 pub mod workspace;
 
@@ -130,6 +131,38 @@ pub enum Change {
         model: String,
         id: u64,
     },
+    /// Make the registry equal `registry`, the registry as it was at
+    /// `revision` (rebuilt from the history), keeping every platform key
+    /// secret dead (see [`restore`]). Not accepted from outside: rollback
+    /// has its own route, which rebuilds the earlier registry itself.
+    #[serde(skip)]
+    Restore {
+        revision: u64,
+        registry: Box<Registry>,
+    },
+}
+
+/// `create-model DeepSeek-V3, add-rule DeepSeek-V3` for logs and history
+/// (no secrets: only operation names and entity names; `expect-revision`,
+/// a guard rather than a change, left out).
+pub fn summarize(changes: &[Change]) -> String {
+    changes
+        .iter()
+        .filter(|c| !matches!(c, Change::ExpectRevision { .. }))
+        .map(|c| {
+            if let Some(s) = restore::describe(c) {
+                return s;
+            }
+            let v = serde_json::to_value(c).unwrap_or_default();
+            let op = v["op"].as_str().unwrap_or("change").to_string();
+            let subject = ["name", "model", "id"]
+                .iter()
+                .find_map(|k| v[*k].as_str().map(str::to_string))
+                .unwrap_or_default();
+            format!("{op} {subject}").trim().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What one applied change produced, for the caller to report.
@@ -258,6 +291,9 @@ impl Registry {
                 self.update_rule(model, id, spec, now, touched)
             }
             Change::DeleteRule { model, id } => self.delete_rule(model, id, now, touched),
+            Change::Restore { revision, registry } => {
+                self.restore(revision, &registry, now, touched)
+            }
         }
     }
 

@@ -45,8 +45,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, IsolationLevel, NoTls};
 
-use super::{Applied, Store, StoreError, mapping};
-use crate::domain::{Change, DomainError, GatewayReport, Registry, now_secs};
+use super::sql::Query;
+use super::{Applied, Store, StoreError, batch, mapping};
+use crate::domain::history::Journal;
+use crate::domain::token::{AdminTokenRecord, TokenChange};
+use crate::domain::{
+    AuditEntry, AuditQuery, Change, DomainError, GatewayReport, Origin, Registry, now_ms,
+};
 
 pub use schema::SCHEMA_VERSION;
 pub use target::{Target, mask_url};
@@ -69,7 +74,11 @@ enum Job {
     Open(Reply<()>),
     Load(Reply<Registry>),
     Revision(Reply<u64>),
-    Apply(Vec<Change>, Reply<super::Applied>),
+    Apply(Vec<Change>, Box<Origin>, Reply<super::Applied>),
+    Audit(Box<AuditQuery>, Reply<Vec<AuditEntry>>),
+    Journals(u64, Reply<Vec<(u64, Journal)>>),
+    Tokens(Reply<Vec<AdminTokenRecord>>),
+    ChangeToken(Box<(TokenChange, Origin)>, Reply<AdminTokenRecord>),
     PutReport(Box<GatewayReport>, Reply<()>),
     RemoveReport(String, Reply<()>),
     Reports(i64, Reply<Vec<GatewayReport>>),
@@ -153,8 +162,28 @@ impl Store for PostgresStore {
         self.call(Job::Revision)
     }
 
-    fn apply(&self, changes: Vec<Change>) -> Result<Applied, StoreError> {
-        self.call(|r| Job::Apply(changes, r))
+    fn apply(&self, changes: Vec<Change>, origin: &Origin) -> Result<Applied, StoreError> {
+        self.call(|r| Job::Apply(changes, Box::new(origin.clone()), r))
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        self.call(|r| Job::Audit(Box::new(query.clone()), r))
+    }
+
+    fn journals(&self, after: u64) -> Result<Vec<(u64, Journal)>, StoreError> {
+        self.call(|r| Job::Journals(after, r))
+    }
+
+    fn tokens(&self) -> Result<Vec<AdminTokenRecord>, StoreError> {
+        self.call(Job::Tokens)
+    }
+
+    fn change_token(
+        &self,
+        change: TokenChange,
+        origin: &Origin,
+    ) -> Result<AdminTokenRecord, StoreError> {
+        self.call(|r| Job::ChangeToken(Box::new((change, origin.clone())), r))
     }
 
     fn put_report(&self, report: &GatewayReport) -> Result<(), StoreError> {
@@ -250,10 +279,49 @@ impl Worker {
                             .await,
                     );
                 }
-                Job::Apply(changes, r) => {
+                Job::Apply(changes, origin, r) => {
                     let _ = r.send(
-                        self.run("apply a change", async |c| apply(c, changes.clone()).await)
-                            .await,
+                        self.run("apply a change", async |c| {
+                            apply(c, changes.clone(), &origin).await
+                        })
+                        .await,
+                    );
+                }
+                Job::Audit(q, r) => {
+                    let _ = r.send(
+                        self.run("read the audit trail", async |c| {
+                            let rows = rows::fetch(&*c, &mapping::audit_query(&q)).await?;
+                            Ok(mapping::audit_entries(&rows)?)
+                        })
+                        .await,
+                    );
+                }
+                Job::Journals(after, r) => {
+                    let _ = r.send(
+                        self.run("read the history", async |c| {
+                            let rows = rows::fetch(&*c, &mapping::journals_query(after)).await?;
+                            Ok(mapping::journals(&rows)?)
+                        })
+                        .await,
+                    );
+                }
+                Job::Tokens(r) => {
+                    let _ = r.send(
+                        self.run("read the admin tokens", async |c| {
+                            let rows =
+                                rows::fetch(&*c, &Query::all(&mapping::ADMIN_TOKENS)).await?;
+                            Ok(mapping::tokens(&rows)?)
+                        })
+                        .await,
+                    );
+                }
+                Job::ChangeToken(job, r) => {
+                    let (change, origin) = &*job;
+                    let _ = r.send(
+                        self.run("change an admin token", async |c| {
+                            change_token(c, change, origin).await
+                        })
+                        .await,
                     );
                 }
                 Job::PutReport(report, r) => {
@@ -405,31 +473,37 @@ async fn revision(c: &mut Client) -> Result<u64, Failure> {
     )?)
 }
 
-async fn apply(c: &mut Client, changes: Vec<Change>) -> Result<Applied, Failure> {
+/// Writers from every process (registry changes and admin token changes
+/// alike: both append to the audit trail) queue on the revision row.
+const WRITE_LOCK: &str = "SELECT value FROM meta WHERE key = 'revision' FOR UPDATE";
+
+async fn apply(c: &mut Client, changes: Vec<Change>, origin: &Origin) -> Result<Applied, Failure> {
     let tx = c.transaction().await?;
-    // Writers from every process queue here; what is loaded below is what
-    // the previous writer committed.
-    tx.execute(
-        "SELECT value FROM meta WHERE key = 'revision' FOR UPDATE",
-        &[],
-    )
-    .await?;
-    let mut reg = mapping::registry(&rows::fetch_all(&tx, &mapping::load_queries()).await?)?;
-    let (outcomes, touched) = reg.apply_all(changes, now_secs())?;
-    if touched.is_empty() {
-        // Nothing changed: leave the revision where it is (the transaction
-        // rolls back when dropped).
-        return Ok(Applied {
-            revision: reg.revision,
-            outcomes,
-        });
+    // What is loaded below is what the previous writer committed.
+    tx.execute(WRITE_LOCK, &[]).await?;
+    let reg = mapping::registry(&rows::fetch_all(&tx, &mapping::load_queries()).await?)?;
+    let planned = batch::plan(reg, changes, origin, now_ms())?;
+    // Nothing changed: nothing is written, the revision stays (the
+    // transaction rolls back when dropped).
+    if !planned.statements.is_empty() {
+        rows::execute(&tx, &planned.statements).await?;
+        tx.commit().await.map_err(Failure::Commit)?;
     }
-    rows::execute(&tx, &mapping::persist(&reg, &touched)?).await?;
+    Ok(planned.applied)
+}
+
+async fn change_token(
+    c: &mut Client,
+    change: &TokenChange,
+    origin: &Origin,
+) -> Result<AdminTokenRecord, Failure> {
+    let tx = c.transaction().await?;
+    tx.execute(WRITE_LOCK, &[]).await?;
+    let tokens = mapping::tokens(&rows::fetch(&tx, &Query::all(&mapping::ADMIN_TOKENS)).await?)?;
+    let (written, statements) = batch::plan_token(&tokens, change, origin, now_ms())?;
+    rows::execute(&tx, &statements).await?;
     tx.commit().await.map_err(Failure::Commit)?;
-    Ok(Applied {
-        revision: reg.revision,
-        outcomes,
-    })
+    Ok(written)
 }
 
 async fn put_report(c: &mut Client, report: &GatewayReport) -> Result<(), Failure> {

@@ -96,8 +96,12 @@ async fn migrate_locked(client: &mut Client, shown: &str) -> Result<(), Failure>
             "the PostgreSQL database {shown} has schema version {v}"
         )))
     })?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
-        tx.batch_execute(sql).await.map_err(|e| {
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(done) {
+        let ran = match tx.batch_execute(m.portable).await {
+            Ok(()) => tx.batch_execute(m.postgres).await,
+            Err(e) => Err(e),
+        };
+        ran.map_err(|e| {
             Failure::Store(StoreError::Backend(format!(
                 "schema migration {} of {shown}: {}",
                 i + 1,

@@ -1,5 +1,5 @@
 //! The admin API from the other side: one typed call per route, over
-//! reqwest. Used by the remote console ([`super::client::RemoteClient`]) and
+//! reqwest. Used by the remote console ([`super::RemoteClient`]) and
 //! `maasctl rule explain`.
 
 use std::time::Duration;
@@ -9,14 +9,20 @@ use reqwest::header::IF_NONE_MATCH;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::PREFIX;
-use super::error::{ApiError, ErrorBody};
-use super::explain::ExplainReport;
-use super::routes::etag;
-use super::wire::{Info, LogPage, NewKey};
-use crate::client::{ClientError, CreatedKey};
+use super::{ClientError, CreatedKey};
+use crate::admin::error::{AdminError, AdminErrorBody};
+use crate::admin::explain::ExplainReport;
+use crate::admin::routes::etag;
+use crate::admin::wire::{Info, LogPage, NewKey};
+use crate::admin::{CHANNEL_HEADER, PREFIX};
+use crate::domain::history::RevisionInfo;
+use crate::domain::token::{AdminTokenRecord, CreatedToken};
+use crate::domain::{AuditEntry, AuditQuery, Channel};
 use crate::domain::{Change, GatewayReport, Registry};
 use crate::gateway::StatsSnapshot;
+use crate::ops::manifest::{ManifestOutcome, ManifestRequest};
+use crate::ops::rollback::{RollbackReport, RollbackRequest};
+use crate::ops::tokens::{NewToken, RevokeToken};
 use crate::store::Applied;
 
 /// Time to open a connection to the admin API.
@@ -32,10 +38,19 @@ pub enum CallError {
     Transport { url: String, reason: String },
     /// The server answered with an error.
     #[error("{0}")]
-    Api(ApiError),
+    Api(AdminError),
     /// The server answered something this client cannot read.
     #[error("unexpected answer from the admin API at {url}: {reason}")]
     Decode { url: String, reason: String },
+}
+
+impl From<AdminError> for ClientError {
+    fn from(e: AdminError) -> Self {
+        match e.domain() {
+            Some(d) => ClientError::Domain(d),
+            None => ClientError::Other(e.message),
+        }
+    }
 }
 
 impl From<CallError> for ClientError {
@@ -70,6 +85,9 @@ pub struct AdminApi {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// Sent as [`CHANNEL_HEADER`]: what the server records changes as
+    /// coming through (`None`: the admin API itself).
+    channel: Option<Channel>,
 }
 
 impl std::fmt::Debug for AdminApi {
@@ -91,7 +109,15 @@ impl AdminApi {
             http,
             base,
             token: token.to_string(),
+            channel: None,
         })
+    }
+
+    /// The same client, telling the server its changes come through
+    /// `channel` (the CLI, `apply`, the console).
+    pub fn with_channel(mut self, channel: Channel) -> Self {
+        self.channel = Some(channel);
+        self
     }
 
     /// The base URL, as normalized.
@@ -112,6 +138,10 @@ impl AdminApi {
 
     /// Send, then turn an error status into [`CallError::Api`].
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
+        let req = match self.channel {
+            Some(c) => req.header(CHANNEL_HEADER, c.as_str()),
+            None => req,
+        };
         let res = req
             .bearer_auth(&self.token)
             .send()
@@ -122,7 +152,7 @@ impl AdminApi {
             return Ok(res);
         }
         let body = res.bytes().await.map_err(|e| self.transport(&e))?;
-        match serde_json::from_slice::<ErrorBody>(&body) {
+        match serde_json::from_slice::<AdminErrorBody>(&body) {
             Ok(b) => Err(CallError::Api(b.error)),
             Err(_) => Err(CallError::Decode {
                 url: self.base.clone(),
@@ -199,7 +229,7 @@ impl AdminApi {
     }
 
     /// The open stats stream (server-sent events); read it with
-    /// [`super::sse::EventReader`].
+    /// [`super::events::EventReader`].
     pub async fn stats_stream(&self) -> Result<reqwest::Response, CallError> {
         self.send(self.http.get(self.url("/stats/stream"))).await
     }
@@ -232,6 +262,57 @@ impl AdminApi {
     pub async fn logs(&self, after: u64) -> Result<LogPage, CallError> {
         self.get("/logs", &[("after", &after.to_string())]).await
     }
+
+    pub async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, CallError> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(s) = q.since_ms {
+            query.push(("since_ms", s.to_string()));
+        }
+        if let Some(e) = &q.entity {
+            query.push(("entity", e.clone()));
+        }
+        if q.revisions_only {
+            query.push(("revisions_only", "true".into()));
+        }
+        if let Some(n) = q.limit {
+            query.push(("limit", n.to_string()));
+        }
+        let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.get("/audit", &query).await
+    }
+
+    pub async fn history(&self, limit: Option<usize>) -> Result<Vec<RevisionInfo>, CallError> {
+        match limit {
+            Some(n) => self.get("/history", &[("limit", &n.to_string())]).await,
+            None => self.get("/history", &[]).await,
+        }
+    }
+
+    /// The registry at `revision` (redacted, like the current one).
+    pub async fn registry_at(&self, revision: u64) -> Result<Registry, CallError> {
+        self.get("/history/registry", &[("revision", &revision.to_string())])
+            .await
+    }
+
+    pub async fn rollback(&self, req: &RollbackRequest) -> Result<RollbackReport, CallError> {
+        self.post("/rollback", req).await
+    }
+
+    pub async fn manifest(&self, req: &ManifestRequest) -> Result<ManifestOutcome, CallError> {
+        self.post("/manifest", req).await
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<AdminTokenRecord>, CallError> {
+        self.get("/tokens", &[]).await
+    }
+
+    pub async fn create_token(&self, req: &NewToken) -> Result<CreatedToken, CallError> {
+        self.post("/tokens", req).await
+    }
+
+    pub async fn revoke_token(&self, req: &RevokeToken) -> Result<AdminTokenRecord, CallError> {
+        self.post("/tokens/revoke", req).await
+    }
 }
 
 /// `host:9090` → `http://host:9090`; trailing `/` and `/admin/v1` dropped.
@@ -263,7 +344,28 @@ fn normalize(url: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::*;
+    use crate::admin::error::AdminErrorKind;
+    use crate::domain::DomainError;
+
+    /// A refusal read back from the wire is the registry's refusal again
+    /// (kind and fields), so a remote console shows the same inline
+    /// errors; any other error is a sentence.
+    #[test]
+    fn registry_refusals_come_back_as_domain_errors() {
+        let d = DomainError::refused("enabled", "publish it first");
+        let json = serde_json::to_string(&AdminErrorBody {
+            error: AdminError::from(d.clone()),
+        })
+        .unwrap();
+        let back: AdminErrorBody = serde_json::from_str(&json).unwrap();
+        assert_eq!(ClientError::from(back.error), ClientError::Domain(d));
+        let route = AdminError::new(AdminErrorKind::NoRoute, "path", "no such route");
+        assert_eq!(
+            ClientError::from(route),
+            ClientError::Other("path: no such route".into())
+        );
+    }
 
     #[test]
     fn urls_normalize() {

@@ -18,11 +18,12 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::api::{AdminApi, CallError};
-use super::sse::EventReader;
-use crate::client::{
-    BoxFuture, Client, ClientError, CreatedKey, GatewayInfo, GatewayState, RegistryView,
+use super::events::EventReader;
+use super::{
+    BoxFuture, Client, ClientError, CreatedKey, GatewayHeader, GatewayState, RegistryView,
 };
-use crate::domain::{Change, GatewayReport};
+use crate::domain::token::Role;
+use crate::domain::{AuditEntry, AuditQuery, Change, Channel, GatewayReport};
 use crate::gateway::StatsSnapshot;
 use crate::logging::LogRing;
 use crate::store::Applied;
@@ -38,16 +39,18 @@ const STREAM_SILENCE: Duration = Duration::from_secs(15);
 /// The admin API of a `maasctl serve` (or another console), as a [`Client`].
 pub struct RemoteClient {
     api: AdminApi,
+    /// The role of the token it attached with.
+    role: Role,
     registry: watch::Receiver<Arc<RegistryView>>,
     stats: watch::Receiver<Arc<StatsSnapshot>>,
-    gateway: watch::Receiver<GatewayInfo>,
+    gateway: watch::Receiver<GatewayHeader>,
     refresh: Arc<Notify>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 /// The header's gateway line, fed by both background tasks.
 struct Link {
-    tx: watch::Sender<GatewayInfo>,
+    tx: watch::Sender<GatewayHeader>,
     listen: Mutex<String>,
 }
 
@@ -58,7 +61,7 @@ impl Link {
         }
         let listen = self.listen.lock().clone();
         self.tx.send_if_modified(|g| {
-            let next = GatewayInfo {
+            let next = GatewayHeader {
                 listen: Some(listen),
                 state: GatewayState::Running,
             };
@@ -93,7 +96,9 @@ impl RemoteClient {
     /// Connect: read everything once (so a wrong URL or token fails here,
     /// with the reason), then keep it fresh in the background. Lines the
     /// server logs are pushed into `logs`.
+    /// Its changes are recorded as the token's, through the console.
     pub async fn connect(api: AdminApi, logs: Option<LogRing>) -> Result<Arc<Self>, String> {
+        let api = api.with_channel(Channel::Console);
         let info = api.info().await.map_err(|e| e.to_string())?;
         let registry = api
             .registry(None)
@@ -113,7 +118,7 @@ impl RemoteClient {
             reports: Arc::new(reports),
         }));
         let (stats_tx, stats_rx) = watch::channel(Arc::new(stats));
-        let (gateway_tx, gateway_rx) = watch::channel(GatewayInfo {
+        let (gateway_tx, gateway_rx) = watch::channel(GatewayHeader {
             listen: Some(info.gateway.listen.clone()),
             state: GatewayState::Running,
         });
@@ -134,6 +139,7 @@ impl RemoteClient {
         ];
         Ok(Arc::new(Self {
             api,
+            role: info.caller.role,
             registry: registry_rx,
             stats: stats_rx,
             gateway: gateway_rx,
@@ -279,7 +285,7 @@ impl Client for RemoteClient {
     fn stats(&self) -> watch::Receiver<Arc<StatsSnapshot>> {
         self.stats.clone()
     }
-    fn gateway(&self) -> watch::Receiver<GatewayInfo> {
+    fn gateway(&self) -> watch::Receiver<GatewayHeader> {
         self.gateway.clone()
     }
 
@@ -305,5 +311,13 @@ impl Client for RemoteClient {
             self.refresh.notify_one();
             result
         })
+    }
+
+    fn audit(&self, query: AuditQuery) -> BoxFuture<'_, Result<Vec<AuditEntry>, ClientError>> {
+        Box::pin(async move { self.api.audit(&query).await.map_err(ClientError::from) })
+    }
+
+    fn role(&self) -> Role {
+        self.role
     }
 }
