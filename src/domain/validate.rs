@@ -1,16 +1,11 @@
 //! Field validation that needs no registry context: names, URLs, tags,
-//! upstream keys and key references. Each entity's shape check is next to
-//! its changes in [`registry`](super::registry) and re-exported here for
-//! forms that check before they send; the registry adds the checks that
+//! upstream keys and key references: the pieces each entity's shape check
+//! (`registry::<entity>::validate`, next to its changes, which forms also
+//! call before they send) is made of. The registry adds the checks that
 //! need context (existence, uniqueness, published, in use).
 
 use super::error::FieldError;
 use super::limits;
-
-pub use super::registry::cluster::validate as cluster;
-pub use super::registry::market::validate as market_entry;
-pub use super::registry::model::validate as model_spec;
-pub use super::registry::rule::{MAX_DURATION_SECS, validate as rule_spec};
 
 /// Names: 1–64 characters from letters, digits and `-_.:/@+`, not starting
 /// with a separator. Covers marketplace names like `Qwen/Qwen2.5-72B-Instruct`.

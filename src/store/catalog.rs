@@ -34,14 +34,14 @@ pub fn baseline() -> Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::validate;
+    use crate::domain::registry;
 
     #[test]
     fn catalog_parses_and_every_entry_is_valid() {
         let c = default_catalog();
         assert!(c.len() >= 10);
         for e in &c {
-            assert!(validate::market_entry(e).is_empty(), "{e:?}");
+            assert!(registry::market::validate(e).is_empty(), "{e:?}");
         }
         assert!(
             c.iter().any(|e| !e.published),

@@ -10,7 +10,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
-use crate::gateway::telemetry::tally::Tally;
+use crate::gateway::proxy::tally::Tally;
 use crate::gateway::telemetry::usage::UsageScanner;
 use crate::gateway::upstream::UpBody;
 

@@ -21,6 +21,7 @@ pub mod body;
 pub mod errors;
 pub mod extract;
 mod forward;
+pub mod tally;
 
 use std::convert::Infallible;
 use std::ops::Range;
@@ -43,10 +44,10 @@ use crate::gateway::telemetry::counters::RequestOutcome;
 use crate::gateway::telemetry::events::Events;
 use crate::gateway::telemetry::metrics;
 use crate::gateway::telemetry::stats::{EventKind, StatsSnapshot};
-use crate::gateway::telemetry::tally::Tally;
 use body::ResBody;
 use errors::ProxyError;
 use extract::{ModelField, extract_model};
+use tally::Tally;
 
 /// What every worker shares (read-only or atomic).
 pub struct GatewayState {

@@ -1,13 +1,12 @@
-//! Counting what the request path did (SPEC §3) and publishing it:
-//! per-worker atomic [`counters`], the per-request [`tally`] that feeds
-//! them, token counts found by [`usage`] scanning of response bytes, the
-//! [`sampler`] that sums them into a [`stats`] snapshot, `/metrics`
-//! ([`metrics`]) and the recent notable [`events`].
+//! What counting is made of (SPEC §3), below the routing snapshot: the
+//! per-worker atomic [`counters`], token counts found by [`usage`] scanning
+//! of response bytes, the published [`stats`] types, `/metrics`
+//! ([`metrics`]) and the recent notable [`events`]. The request's own tally
+//! (`proxy::tally`) feeds the counters; the control thread's sampler
+//! (`control::sampler`) sums them into a stats snapshot.
 
 pub mod counters;
 pub mod events;
 pub mod metrics;
-pub mod sampler;
 pub mod stats;
-pub mod tally;
 pub mod usage;

@@ -3,7 +3,9 @@
 
 use crossterm::event::{KeyCode, KeyModifiers};
 
-use crate::domain::{Change, Endpoint, FieldError, Model, ModelSpec, Policy, Registry, validate};
+use crate::domain::{
+    Change, Endpoint, FieldError, Model, ModelSpec, Policy, Registry, registry, validate,
+};
 use crate::tui::action::Op;
 use crate::tui::keymap::{Binding, b};
 
@@ -274,7 +276,7 @@ fn build(form: &Form, reg: &Registry) -> Result<Op, Vec<FieldError>> {
         policy,
         tags: validate::parse_tags(form.text("tags")),
     };
-    for e in validate::model_spec(&spec) {
+    for e in registry::model::validate(&spec) {
         // A weight that did not parse is reported once, by the parser.
         if !errs.iter().any(|p: &FieldError| p.field == e.field)
             && (e.field != "weight" || errs.is_empty())

@@ -1,6 +1,6 @@
 //! The small forms: API key, workspace, cluster, marketplace entry.
 
-use crate::domain::{Change, Cluster, FieldError, MarketEntry, Registry, validate};
+use crate::domain::{Change, Cluster, FieldError, MarketEntry, Registry, registry, validate};
 use crate::tui::action::Op;
 
 use super::form::{Behaviour, Choice, Field, Form, FormKind};
@@ -94,7 +94,7 @@ fn build_cluster(form: &Form, _reg: &Registry) -> Result<Op, Vec<FieldError>> {
         name: form.text("name").trim().to_string(),
         entry_address: form.text("entry_address").trim().to_string(),
     };
-    let errs = validate::cluster(&cluster);
+    let errs = registry::cluster::validate(&cluster);
     let change = match editing {
         None => Change::AddCluster(cluster),
         Some(name) => Change::UpdateCluster {
@@ -159,7 +159,7 @@ fn build_market(form: &Form, _reg: &Registry) -> Result<Op, Vec<FieldError>> {
         description: form.text("description").trim().to_string(),
         published: form.choice("published") == Some("yes"),
     };
-    let errs = validate::market_entry(&entry);
+    let errs = registry::market::validate(&entry);
     let change = match editing {
         None => Change::AddMarket(entry),
         Some(name) => Change::UpdateMarket {

@@ -13,6 +13,8 @@
 //! Store calls block, so they run on the blocking pool, never stalling the
 //! other loops.
 
+pub mod sampler;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,12 +27,12 @@ use crate::domain::{EndpointHealth, EndpointState, GatewayReport, Probe, now_ms}
 use crate::gateway::proxy::GatewayState;
 use crate::gateway::snapshot::{Builder, CounterBook, EndpointRt, Route};
 use crate::gateway::telemetry::events::Events;
-use crate::gateway::telemetry::sampler::{Sampler, changed};
 use crate::gateway::telemetry::stats::{EventKind, StatsSnapshot};
 use crate::gateway::upstream::SendError;
 use crate::gateway::upstream::h1::RequestHead;
 use crate::gateway::upstream::health::Transition;
 use crate::store::Store;
+use sampler::{Sampler, changed};
 
 /// What the control thread owns.
 pub struct Control {

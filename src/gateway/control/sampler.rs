@@ -7,12 +7,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::counters::{BUCKETS, Counters, Reading, RequestOutcome, hist_delta, quantile_ms};
-use super::events::Events;
-use super::stats::{EndpointStats, StatsSnapshot, Totals};
 use crate::domain::now_ms;
 use crate::gateway::limiter::Limiter;
 use crate::gateway::snapshot::{CounterBook, Snapshot, Subject};
+use crate::gateway::telemetry::counters::{
+    BUCKETS, Counters, Reading, RequestOutcome, hist_delta, quantile_ms,
+};
+use crate::gateway::telemetry::events::Events;
+use crate::gateway::telemetry::stats::{EndpointStats, StatsSnapshot, Totals};
 
 /// Window of the latency percentiles.
 const WINDOW: Duration = Duration::from_secs(60);

@@ -12,8 +12,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::counters::{Counters, RequestOutcome};
 use crate::gateway::snapshot::{EndpointRt, Local};
+use crate::gateway::telemetry::counters::{Counters, RequestOutcome};
 
 pub struct Tally {
     snap: Arc<Local>,
