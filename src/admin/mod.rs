@@ -1,4 +1,4 @@
-//! The admin API server (SPEC §5): a JSON API on its own listener beside a
+//! The admin API server (`docs/admin-api.md`, `docs/openapi.json`): a JSON API on its own listener beside a
 //! gateway (`maasctl serve`, and the console's embedded gateway), guarded
 //! by a bearer token. It is what the remote half of the console's
 //! [`Client`](crate::client::Client) seam talks to: a console started with

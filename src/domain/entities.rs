@@ -1,4 +1,4 @@
-//! The entities of SPEC §1.
+//! The registry's entities (models, endpoints, rules, keys, workspaces, clusters, marketplace entries); their fields' limits are in `docs/limits.md`.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

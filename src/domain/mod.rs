@@ -1,4 +1,4 @@
-//! Entities, validation and the registry's rules (SPEC §1). No I/O here.
+//! Entities, validation and the registry's rules (`docs/architecture.md`, "Modules"). No I/O here.
 
 pub mod audit;
 pub mod entities;

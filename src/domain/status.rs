@@ -1,4 +1,5 @@
-//! Gateway status of a model, derived from what gateways report (SPEC §1).
+//! Gateway status of a model, derived from what the live gateways report
+//! (`docs/gateway.md`, "Hot reload": reports, heartbeats and expiry).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -1,4 +1,4 @@
-//! Named admin tokens with a role (SPEC §6, Operations): `read` tokens
+//! Named admin tokens with a role (`docs/operations.md`, "Admin tokens"): `read` tokens
 //! watch (lists, counters, audit, explain), `admin` tokens change. The
 //! secret is shown once, at creation; only its SHA-256 is stored. A revoked
 //! token fails at once and stays listed (its name is not reused). The

@@ -1,4 +1,4 @@
-//! The OpenAI-compatible gateway (SPEC §2) and its counters (SPEC §3).
+//! The OpenAI-compatible gateway and its counters (`docs/gateway.md`; the request path file by file in `docs/architecture.md`).
 //!
 //! ```text
 //! Gateway::start(cfg, store)

@@ -1,6 +1,7 @@
 //! The default cluster's entry address follows the gateway that serves it.
 //!
-//! SPEC §5: a gateway started without `--cluster` serves every model, and
+//! Documented in `docs/gateway.md`, "Entry address". A gateway started
+//! without `--cluster` serves every model, and
 //! its listen address is the entry address of the default cluster `local`,
 //! so the access path the console and `model list` show is the one callers
 //! can actually use. An operator who has pointed `local` somewhere callers

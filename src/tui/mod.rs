@@ -1,4 +1,4 @@
-//! The console (SPEC §4): a k9s-like keyboard dashboard over the
+//! The console (`docs/console.md`): a k9s-like keyboard dashboard over the
 //! [`Client`](crate::client::Client) seam.
 //!
 //! Shape: background tasks publish snapshots; [`run`]'s loop feeds them,

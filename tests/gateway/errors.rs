@@ -1,4 +1,4 @@
-//! Every error of SPEC §2, with its status and OpenAI-shaped body.
+//! Every error answer of the gateway (`src/gateway/proxy/errors.rs`, `docs/gateway.md` "Request path"), with its status and OpenAI-shaped body.
 
 use std::time::Duration;
 

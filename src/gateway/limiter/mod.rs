@@ -1,4 +1,4 @@
-//! Rate limiting (SPEC §1/§2): what the gateway's request path calls.
+//! Rate limiting (`docs/rate-limits.md`): what the gateway's request path calls.
 //!
 //! Every rule has exactly one subject: an `api-key` rule counts its key, a
 //! `workspace` rule counts its workspace. So the limiter keeps one window per

@@ -1,4 +1,4 @@
-//! The live counters (SPEC §3): atomics, one shard per worker thread.
+//! The live counters (`docs/gateway.md`, "Counters"): atomics, one shard per worker thread.
 //!
 //! Each subject (the gateway, a model, a key, a workspace, an endpoint) owns
 //! a [`Counters`]. A shard has exactly one writer, its worker thread (every

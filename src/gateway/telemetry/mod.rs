@@ -1,4 +1,4 @@
-//! What counting is made of (SPEC §3), below the routing snapshot: the
+//! What counting is made of (`docs/gateway.md`, "Counters"), below the routing snapshot: the
 //! per-worker atomic [`counters`], token counts found by [`usage`] scanning
 //! of response bytes, the published [`stats`] types, `/metrics`
 //! ([`metrics`]) and the recent notable [`events`]. The request's own tally

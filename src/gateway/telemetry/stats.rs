@@ -1,5 +1,5 @@
 //! The counters snapshot: what the gateway publishes to the console, the
-//! admin API and `/metrics` (SPEC §3). Plain data; the live side is atomics
+//! admin API and `/metrics` (`docs/gateway.md`, "Counters"). Plain data; the live side is atomics
 //! in `gateway::telemetry::counters`. All totals are cumulative since the gateway
 //! started, so a reader gets rates from two snapshots and totals that equal
 //! what clients saw.

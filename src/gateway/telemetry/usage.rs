@@ -1,5 +1,5 @@
 //! Token counts from the upstream's `usage`, read from the response bytes as
-//! they pass through (SPEC §3: "tokens, streaming included").
+//! they pass through (`docs/gateway.md`, "Counters": tokens, streaming included).
 //!
 //! The response is never buffered or parsed: the scanner looks for the keys
 //! `"prompt_tokens"` and `"completion_tokens"` followed by `:` and a number.

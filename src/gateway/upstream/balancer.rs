@@ -1,4 +1,4 @@
-//! Picking an endpoint by the model's policy (SPEC §1), lock-free.
+//! Picking an endpoint by the model's policy (`docs/gateway.md`, "Request path", step 6), lock-free.
 //!
 //! - round-robin: a strict cycle over the endpoints that are healthy right
 //!   now (one shared atomic counter; the k-th healthy endpoint is picked), so
