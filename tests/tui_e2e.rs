@@ -287,8 +287,22 @@ fn demo_create_enable_rule_call_and_quit() {
     t.wait("the error cleared", |s| !s.contains("✗"));
     t.keys(&["C-s"]);
     t.wait_for("model Mistral-Large-2411 created");
-    let (code, body) = curl(port, &secret, "Mistral-Large-2411");
-    assert_eq!(code, 404, "disabled models are not callable: {body}");
+    // The key was created a moment ago: until the gateway's snapshot holds
+    // it, the answer is 401. A disabled model is never callable: wait for
+    // the 404, failing on any 200 meanwhile.
+    let start = Instant::now();
+    loop {
+        let (code, body) = curl(port, &secret, "Mistral-Large-2411");
+        assert_ne!(code, 200, "disabled models are not callable: {body}");
+        if code == 404 {
+            break;
+        }
+        assert!(
+            code == 401 && start.elapsed() < Duration::from_secs(20),
+            "expected 404 for a disabled model, got {code}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Enable it from the list (the new row is selected).
     t.keys(&["t"]);
