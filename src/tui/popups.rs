@@ -20,6 +20,11 @@ pub enum Confirmed {
     /// Send the call; say the text once it is done.
     Op(Op, String),
     DiscardForm,
+    /// The open form's subject changed elsewhere: open it again with the
+    /// current values (what was typed is dropped).
+    ReloadForm,
+    /// … or save what was typed anyway.
+    OverwriteForm,
     Quit,
 }
 
@@ -30,6 +35,17 @@ pub enum Overlay {
         title: String,
         text: String,
         on_yes: Confirmed,
+    },
+    /// A question with a text of several lines (a rollback's plan).
+    ConfirmLines {
+        title: String,
+        lines: Vec<String>,
+        on_yes: Confirmed,
+    },
+    /// The open form's subject changed elsewhere since it opened: reload
+    /// or overwrite (esc goes back to the form).
+    Changed {
+        text: String,
     },
     Message {
         title: String,
@@ -60,10 +76,18 @@ pub enum Answer {
 impl Overlay {
     pub fn on_key(&self, key: &KeyEvent) -> Answer {
         match self {
-            Overlay::Confirm { on_yes, .. } => match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') => Answer::Yes(on_yes.clone()),
-                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => Answer::Close,
-                // Only y, n and esc answer a question.
+            Overlay::Confirm { on_yes, .. } | Overlay::ConfirmLines { on_yes, .. } => {
+                match key.code {
+                    KeyCode::Char('y') | KeyCode::Char('Y') => Answer::Yes(on_yes.clone()),
+                    KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => Answer::Close,
+                    // Only y, n and esc answer a question.
+                    _ => Answer::Keep,
+                }
+            }
+            Overlay::Changed { .. } => match key.code {
+                KeyCode::Char('r') | KeyCode::Char('R') => Answer::Yes(Confirmed::ReloadForm),
+                KeyCode::Char('o') | KeyCode::Char('O') => Answer::Yes(Confirmed::OverwriteForm),
+                KeyCode::Esc => Answer::Close,
                 _ => Answer::Keep,
             },
             // Shown once and never again: a stray key must not lose it.
@@ -87,6 +111,35 @@ impl Overlay {
                 t.border_focus(),
                 vec![Line::from(text.clone())],
                 "y yes · n no",
+            ),
+            Overlay::ConfirmLines { title, lines, .. } => popup::dialog(
+                f,
+                area,
+                t,
+                title,
+                t.border_focus(),
+                lines.iter().map(|l| Line::from(l.clone())).collect(),
+                "y yes · n no",
+            ),
+            Overlay::Changed { text } => popup::dialog(
+                f,
+                area,
+                t,
+                "Changed elsewhere",
+                t.warn(),
+                vec![
+                    Line::from(Span::styled(text.clone(), t.warn())),
+                    Line::default(),
+                    Line::from(vec![
+                        Span::styled("r ", t.key()),
+                        Span::raw("reload: discard my edits, reopen with the current values"),
+                    ]),
+                    Line::from(vec![
+                        Span::styled("o ", t.key()),
+                        Span::raw("overwrite: save mine anyway"),
+                    ]),
+                ],
+                "r reload · o overwrite · esc back to the form",
             ),
             Overlay::Message { title, lines } => popup::dialog(
                 f,
