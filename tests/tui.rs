@@ -1843,11 +1843,27 @@ mod operations {
             summary: "set-enabled DeepSeek-R1".into(),
             changes: Vec::new(),
         });
+        press(&mut a, KeyCode::Char('j'));
+        a.on_reply(Reply {
+            id: req.id,
+            result: Ok(Done::Audit(newer.clone())),
+        });
+        assert_eq!(rows(&a), ["5", "4", "3", "2", "1"]);
+        // Off the first row, the selection stays on its entry; on it, it
+        // follows the newest.
+        assert_eq!(a.list(ViewId::Audit).selected_id(), Some("3"));
+        press(&mut a, KeyCode::Char('g'));
+        newer.push(AuditEntry {
+            id: 6,
+            ..newer[4].clone()
+        });
+        a.jump(ViewId::Audit);
+        let req = one_request(&mut a);
         a.on_reply(Reply {
             id: req.id,
             result: Ok(Done::Audit(newer)),
         });
-        assert_eq!(rows(&a), ["5", "4", "3", "2", "1"]);
+        assert_eq!(a.list(ViewId::Audit).selected_id(), Some("6"));
         // Elsewhere, the trail is not asked for.
         a.jump(ViewId::Models);
         reg.apply_all(

@@ -7,7 +7,9 @@
 //! The entries come from the client (`Client::audit`, the store or the
 //! admin API's `GET /audit`): the app asks for the newest
 //! [`crate::tui::app::AUDIT_LIMIT`] when the view is shown and again
-//! whenever the registry revision moves while it is.
+//! whenever the registry revision moves while it is. With the first row
+//! selected the selection follows the newest entry; elsewhere it stays on
+//! its entry as new ones arrive above it.
 
 use crossterm::event::KeyCode;
 use ratatui::Frame;
@@ -198,7 +200,13 @@ impl Audit {
             .filter(|e| needle.is_empty() || haystack(e).contains(&needle))
             .map(|e| e.id.to_string())
             .collect();
+        // On the first row, the selection follows the newest entry as
+        // entries arrive; elsewhere it stays on its entry.
+        let follow = self.state.selected == 0;
         self.state.set_rows(rows);
+        if follow {
+            self.state.selected = 0;
+        }
     }
 }
 
