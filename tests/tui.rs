@@ -1893,7 +1893,7 @@ mod operations {
         chars(&mut a, "alice");
         press(&mut a, KeyCode::Enter);
         press(&mut a, KeyCode::Enter);
-        let Some(Overlay::Text { title, lines }) = a.overlay() else {
+        let Some(Overlay::Scroll { title, lines, .. }) = a.overlay() else {
             panic!("{:?}", a.overlay())
         };
         assert_eq!(title, "audit entry #2 · revision 2");
@@ -1906,7 +1906,7 @@ mod operations {
         press(&mut a, KeyCode::Esc);
         press(&mut a, KeyCode::Char('G'));
         press(&mut a, KeyCode::Enter);
-        let Some(Overlay::Text { lines, .. }) = a.overlay() else {
+        let Some(Overlay::Scroll { lines, .. }) = a.overlay().cloned() else {
             panic!()
         };
         let text = lines.join("\n");
@@ -1915,6 +1915,30 @@ mod operations {
             "{text}"
         );
         assert!(!text.contains("sk-upstream-secret"), "{text}");
+        // Longer than the screen: it scrolls, and says where it is.
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("rows 1–17 of 115 ·"), "{s}");
+        assert!(s.contains("apply -f seed.yaml"));
+        press(&mut a, KeyCode::Char('j'));
+        press(&mut a, KeyCode::PageDown);
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("rows 12–28 of 115 ·"), "{s}");
+        assert!(!s.contains("apply -f seed.yaml"), "scrolled past: {s}");
+        // Past the end it stops at the last row.
+        for _ in 0..50 {
+            press(&mut a, KeyCode::PageDown);
+        }
+        let s = screen(&mut a, 80, 24);
+        let last = lines.last().unwrap().trim().to_string();
+        assert!(s.contains(&last), "{last} in {s}");
+        assert!(s.contains("rows 99–115 of 115 ·"), "{s}");
+        press(&mut a, KeyCode::Char('k'));
+        let s = screen(&mut a, 80, 24);
+        assert!(!s.contains(&last), "one up hides the last row: {s}");
+        press(&mut a, KeyCode::Char('x'));
+        assert!(a.overlay().is_some(), "a stray key keeps it");
+        press(&mut a, KeyCode::Esc);
+        assert!(a.overlay().is_none());
     }
 
     /// What `ops::rollback` answers for a dry run back to revision 2 of

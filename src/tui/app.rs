@@ -245,8 +245,12 @@ impl App {
             Page::Pushed(v) => v.layout(data, body),
         }
         for p in &mut self.popups {
-            if let Popup::Form(f) = p {
-                f.layout(body);
+            match p {
+                Popup::Form(f) => f.layout(body),
+                Popup::Overlay(Overlay::Scroll { lines, top, .. }) => {
+                    *top = (*top).min(super::popups::scroll_max(body, lines));
+                }
+                Popup::Overlay(_) => {}
             }
         }
     }
@@ -532,6 +536,14 @@ impl App {
     fn answer(&mut self, answer: Answer) {
         match answer {
             Answer::Keep => {}
+            Answer::Scroll(delta) => {
+                if let Some(Popup::Overlay(Overlay::Scroll { lines, top, .. })) =
+                    self.popups.last_mut()
+                {
+                    let max = lines.len().saturating_sub(1);
+                    *top = top.saturating_add_signed(delta).min(max);
+                }
+            }
             Answer::Close => {
                 self.popups.pop();
             }

@@ -236,9 +236,10 @@ impl View for Audit {
             };
         };
         match action {
-            Action::Open => Effect::Overlay(Overlay::Text {
+            Action::Open => Effect::Overlay(Overlay::Scroll {
                 title: format!("audit entry #{} · revision {}", e.id, revision(e)),
                 lines: diff_lines(e),
+                top: 0,
             }),
             Action::Rollback => match e.revision {
                 Some(r) => Effect::Rollback(r),
