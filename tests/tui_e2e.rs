@@ -964,7 +964,7 @@ fn a_read_token_console_is_read_only_and_live() {
     t.type_text("audit");
     t.keys(&["Enter"]);
     t.wait("the trail over the admin API", |s| {
-        line_with(s, "model/DeepSeek-V3").is_some_and(|l| l.contains("cli"))
+        line_with(s, "model/DeepSeek").is_some_and(|l| l.contains("cli"))
             && line_with(s, "token/grafana").is_some()
     });
     t.keys(&["R"]);
@@ -1032,4 +1032,84 @@ fn a_form_save_does_not_overwrite_a_cli_edit_made_meanwhile() {
     assert_eq!(model_id(), "from-cliv2");
     t.keys(&["q"]);
     assert_restored(&t);
+}
+
+/// Over `--connect` with an admin token: a form's (guarded) save goes
+/// through the admin API, `:audit` shows it as the token's through the
+/// console, and `R` on the entry before it rolls it back after showing
+/// what that changes.
+#[test]
+fn remote_console_audits_and_rolls_back() {
+    let (up_port, _) = upstream();
+    let data = tempfile::tempdir().unwrap();
+    let console_dir = tempfile::tempdir().unwrap();
+    seed_called_model(data.path(), &format!("http://127.0.0.1:{up_port}/v1"));
+    let model_id = || {
+        let v: serde_json::Value = serde_json::from_str(&cli_ok(
+            data.path(),
+            &["model", "show", "DeepSeek-V3", "-o", "json"],
+        ))
+        .unwrap();
+        v["model_id"].as_str().unwrap().to_string()
+    };
+    let admin_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Serve::start(data.path(), admin_port);
+    let t = Tmux::start(
+        "remote-rollback",
+        &format!(
+            "{BIN} --data-dir {} --connect http://127.0.0.1:{admin_port} --admin-token-file {}",
+            console_dir.path().display(),
+            data.path().join("admin.token").display()
+        ),
+    );
+    t.wait("the model listed", |s| {
+        line_with(s, "│DeepSeek-V3 ").is_some()
+    });
+    t.keys(&["e"]);
+    t.wait_for("Edit model DeepSeek-V3");
+    t.keys(&["Tab", "Tab"]);
+    t.type_text("v2");
+    t.keys(&["C-s"]);
+    t.wait_for("model DeepSeek-V3 saved");
+    assert_eq!(model_id(), "deepseek-chatv2");
+
+    t.keys(&[":"]);
+    t.type_text("audit");
+    t.keys(&["Enter"]);
+    let s = t.wait("the console's save in the trail", |s| {
+        line_with(s, "token:bootstrap")
+            .is_some_and(|l| l.contains("console") && l.contains("model/DeepSeek"))
+    });
+    let newest = s
+        .lines()
+        .position(|l| l.contains("token:bootstrap"))
+        .unwrap();
+    assert!(
+        s.lines()
+            .nth(newest - 1)
+            .is_some_and(|l| l.contains("WHEN")),
+        "the console's save is the newest entry: {s}"
+    );
+    // The entry before it: its revision is what the registry goes back to.
+    t.keys(&["j", "R"]);
+    t.wait("the dry run in the question", |s| {
+        s.contains("Roll back to revision")
+            // (wrapped in the 64-column question at 80×24)
+            && s.contains("model/DeepSeek-V3 model_id: deepseek-chatv2 →")
+    });
+    assert_eq!(model_id(), "deepseek-chatv2", "a dry run changes nothing");
+    t.keys(&["y"]);
+    t.wait_for("rolled back to revision");
+    assert_eq!(model_id(), "deepseek-chat");
+    t.wait("the rollback in the trail, newest first", |s| {
+        let first = s.lines().nth(3).unwrap_or_default();
+        first.contains("token:bootstrap") && first.contains("console") && first.contains("rollback")
+    });
+    t.keys(&["q"]);
+    assert_restored(&t);
+    drop(server);
 }

@@ -40,13 +40,16 @@ const KEYS: &[Binding] = &[
     ),
 ];
 
+/// WHO is as wide as `token:bootstrap` (the server's own token): who made
+/// a change is what the trail is read for. On a narrow terminal ENTITY
+/// goes first (the summary names the entities too), then CHANNEL.
 const COLUMNS: &[Column] = &[
     col("WHEN (UTC)", 16, 0),
-    col("WHO", 8, 1),
+    col("WHO", 15, 0),
     col("CHANNEL", 9, 0).drop(1),
     num("REV", 4),
-    col("ENTITY", 14, 2).drop(2),
-    col("SUMMARY", 10, 3),
+    col("ENTITY", 14, 1).drop(2),
+    col("SUMMARY", 10, 2),
 ];
 
 /// The audit view: rows are entry ids, newest first.
