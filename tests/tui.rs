@@ -2079,10 +2079,19 @@ mod operations {
             assert_eq!(a.flash.clone().unwrap().text, READ_ONLY);
         }
         // Reading keys work; help lists no changing key.
+        select_model(&mut a, "DeepSeek-V3");
         press(&mut a, KeyCode::Enter);
         assert_eq!(a.current(), ViewId::Detail);
         press(&mut a, KeyCode::Char('a'));
         assert!(a.form().is_none());
+        // A reading key that leads to a change: enter on a rule opens no
+        // form either.
+        press(&mut a, KeyCode::Tab);
+        assert_eq!(detail(&a).pane, Pane::Rules);
+        a.flash = None;
+        press(&mut a, KeyCode::Enter);
+        assert!(a.form().is_none());
+        assert_eq!(a.flash.clone().unwrap().text, READ_ONLY);
         press(&mut a, KeyCode::Char('?'));
         let help = screen(&mut a, 160, 48);
         assert!(!help.contains("add rule"), "{help}");

@@ -820,6 +820,13 @@ impl App {
 
     /// Carry out what a view asked for.
     fn run(&mut self, effect: Effect) {
+        // Keys that change are refused before they get here; this also
+        // catches a reading key that leads to a change (enter on a rule
+        // in the detail opens its form).
+        if self.data.read_only && effect.changes() {
+            self.say(READ_ONLY, true);
+            return;
+        }
         match effect {
             Effect::None => {}
             Effect::Send { op, done } => self.send(op, OnReply::Flash(done)),

@@ -44,6 +44,22 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// Whether carrying it out would change something (send a change, open
+    /// a form, ask to confirm a change): a read-only console refuses it
+    /// with a line, whichever key asked for it.
+    pub fn changes(&self) -> bool {
+        matches!(
+            self,
+            Effect::Send { .. }
+                | Effect::Form(_)
+                | Effect::Rollback(_)
+                | Effect::Overlay(Overlay::Confirm {
+                    on_yes: Confirmed::Op(..),
+                    ..
+                })
+        )
+    }
+
     /// An error line under the view.
     pub fn error(text: impl Into<String>) -> Self {
         Effect::Flash {
