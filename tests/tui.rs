@@ -1864,6 +1864,25 @@ mod operations {
             result: Ok(Done::Audit(newer)),
         });
         assert_eq!(a.list(ViewId::Audit).selected_id(), Some("6"));
+        // A failed call says so and is not repeated at once; opening the
+        // view again asks again.
+        a.jump(ViewId::Audit);
+        let req = one_request(&mut a);
+        a.on_reply(Reply {
+            id: req.id,
+            result: Err(ClientError::Other("cannot reach the admin API".into())),
+        });
+        assert!(a.take_requests().is_empty(), "no retry loop");
+        let flash = a.flash.clone().unwrap();
+        assert!(
+            flash.error
+                && flash
+                    .text
+                    .contains("cannot read the audit trail: cannot reach")
+        );
+        assert_eq!(rows(&a).len(), 6, "the entries shown stay");
+        a.jump(ViewId::Audit);
+        assert!(matches!(one_request(&mut a).op, Op::Audit(_)));
         // Elsewhere, the trail is not asked for.
         a.jump(ViewId::Models);
         reg.apply_all(

@@ -380,10 +380,10 @@ impl App {
                         self.refresh();
                     }
                     Ok(_) => {}
-                    Err(e) => {
-                        self.audit_at = None;
-                        self.say(format!("cannot read the audit trail: {e}"), true);
-                    }
+                    // Asked again when the revision moves or `:audit` is
+                    // opened again, not at once (a server that is down
+                    // would be asked in a loop).
+                    Err(e) => self.say(format!("cannot read the audit trail: {e}"), true),
                 }
                 self.want_audit();
             }
