@@ -2204,6 +2204,30 @@ mod operations {
         run_requests(&mut a, &mut reg);
         assert_eq!(reg.models["DeepSeek-V3"].spec.model_id, "theirs-mine2");
         assert!(a.overlay().is_none());
+        // Deleted meanwhile: reload has nothing to reopen; it says so.
+        press(&mut a, KeyCode::Char('e'));
+        a.form_mut().unwrap().focus_on("model_id");
+        chars(&mut a, "3");
+        reg.apply_all(
+            vec![
+                Change::SetEnabled {
+                    name: "DeepSeek-V3".into(),
+                    enabled: false,
+                },
+                Change::DeleteModel {
+                    name: "DeepSeek-V3".into(),
+                },
+            ],
+            NOW_MS / 1000,
+        )
+        .unwrap();
+        a.on_key(ctrl('s'));
+        run_requests(&mut a, &mut reg);
+        press(&mut a, KeyCode::Char('r'));
+        assert!(a.form().is_none());
+        let flash = a.flash.clone().unwrap();
+        assert_eq!(flash.text, "model DeepSeek-V3 was deleted elsewhere");
+        assert!(flash.error);
         // A form that creates has no guard.
         a.jump(ViewId::Workspaces);
         press(&mut a, KeyCode::Char('c'));
