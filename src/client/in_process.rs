@@ -10,9 +10,11 @@ use tokio::task::JoinHandle;
 use super::{
     BoxFuture, Client, ClientError, CreatedKey, GatewayHeader, GatewayState, RegistryView,
 };
+use crate::domain::Registry;
 use crate::domain::token::Role;
 use crate::domain::{AuditEntry, AuditQuery, Change, Origin, new_key, summarize};
 use crate::gateway::StatsSnapshot;
+use crate::ops::rollback::RollbackReport;
 use crate::store::{Applied, Store, StoreError};
 
 /// The embedded gateway as the in-process client sees it.
@@ -195,6 +197,33 @@ impl Client for InProcessClient {
         })
     }
 
+    fn load(&self) -> BoxFuture<'_, Result<Registry, ClientError>> {
+        let store = self.store.clone();
+        Box::pin(async move { blocking(move || store.load()).await })
+    }
+
+    fn rollback(
+        &self,
+        revision: u64,
+        dry_run: bool,
+    ) -> BoxFuture<'_, Result<RollbackReport, ClientError>> {
+        Box::pin(async move {
+            let (store, origin) = (self.store.clone(), self.origin.clone());
+            let report = blocking(move || {
+                crate::ops::rollback::rollback(&*store, &origin, revision, dry_run)
+            })
+            .await;
+            if let Ok(r) = &report
+                && !r.dry_run
+                && r.changed
+            {
+                tracing::info!(revision = r.revision, "rolled back to revision {}", r.to);
+            }
+            self.refresh.notify_one();
+            report
+        })
+    }
+
     fn audit(&self, query: AuditQuery) -> BoxFuture<'_, Result<Vec<AuditEntry>, ClientError>> {
         let store = self.store.clone();
         Box::pin(async move { blocking(move || store.audit(&query)).await })
@@ -267,6 +296,92 @@ mod tests {
         assert_eq!(trail[0].actor.to_string(), "tester");
         assert_eq!(trail[0].channel, crate::domain::Channel::Console);
         assert_eq!(trail[0].changes[0].entity, "model/DeepSeek-V3");
+        drop(client);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The form guard and the console's rollback on a real store: a save
+    /// over a change made meanwhile is not applied (the current registry
+    /// comes back), one over an unrelated change is; a dry run changes
+    /// nothing, the rollback is recorded as the console's.
+    #[tokio::test]
+    async fn guarded_saves_and_rollback_on_the_store() {
+        use super::super::guard::{Guard, Guarded, Subject, apply_guarded};
+        let dir = std::env::temp_dir().join(format!("maasctl-guard-{}", std::process::id()));
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_dir(&dir).unwrap());
+        let origin = Origin::user("tester", crate::domain::Channel::Console);
+        let client = InProcessClient::start(store.clone(), None, origin)
+            .await
+            .unwrap();
+        client
+            .apply(vec![Change::CreateModel(spec())])
+            .await
+            .unwrap();
+        let edit = |id: &str| {
+            let mut s = spec();
+            s.model_id = id.into();
+            Change::UpdateModel {
+                name: "DeepSeek-V3".into(),
+                spec: s,
+            }
+        };
+        let model_id = || {
+            store.load().unwrap().models["DeepSeek-V3"]
+                .spec
+                .model_id
+                .clone()
+        };
+        let guard = Guard::new(
+            Subject::Model("DeepSeek-V3".into()),
+            &client.load().await.unwrap(),
+        );
+        let cli = Origin::user("other", crate::domain::Channel::Cli);
+        let theirs = store.apply(vec![edit("theirs")], &cli).unwrap().revision;
+        let Guarded::Changed(now) = apply_guarded(&*client, &guard, vec![edit("mine")])
+            .await
+            .unwrap()
+        else {
+            panic!("a change made meanwhile stops the save")
+        };
+        assert_eq!(model_id(), "theirs");
+        assert_eq!(now.models["DeepSeek-V3"].spec.model_id, "theirs");
+        // Seen now; an unrelated change meanwhile does not stop it.
+        let guard = Guard::new(Subject::Model("DeepSeek-V3".into()), &now);
+        store
+            .apply(
+                vec![Change::AddWorkspace {
+                    name: "acme".into(),
+                    description: String::new(),
+                }],
+                &cli,
+            )
+            .unwrap();
+        let saved = apply_guarded(&*client, &guard, vec![edit("mine")])
+            .await
+            .unwrap();
+        assert!(
+            matches!(saved, Guarded::Applied(ref a) if a.outcomes.len() == 1),
+            "{saved:?}"
+        );
+        assert_eq!(model_id(), "mine");
+        // Roll back to the other writer's revision: a dry run, then for real.
+        let plan = client.rollback(theirs, true).await.unwrap();
+        assert!(plan.changed && plan.dry_run, "{plan:?}");
+        assert!(plan.changes.iter().any(|c| c.entity == "model/DeepSeek-V3"));
+        assert_eq!(model_id(), "mine", "a dry run changes nothing");
+        let done = client.rollback(theirs, false).await.unwrap();
+        assert!(done.revision > plan.from);
+        assert_eq!(model_id(), "theirs");
+        let trail = client.audit(AuditQuery::default()).await.unwrap();
+        let last = trail.last().unwrap();
+        assert_eq!(last.channel, crate::domain::Channel::Console);
+        assert_eq!(last.actor.to_string(), "tester");
+        assert!(
+            last.summary
+                .contains(&format!("rollback to revision {theirs}")),
+            "{}",
+            last.summary
+        );
         drop(client);
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -33,6 +33,9 @@ pub enum Effect {
     Form(Form),
     /// Open an overlay (a question, a message, a text).
     Overlay(Overlay),
+    /// Ask for a rollback to this revision: a dry run first, whose
+    /// answer the app shows in a question (`y` rolls back).
+    Rollback(u64),
     /// A line under the view.
     Flash {
         text: String,
@@ -41,6 +44,22 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// Whether carrying it out would change something (send a change, open
+    /// a form, ask to confirm a change): a read-only console refuses it
+    /// with a line, whichever key asked for it.
+    pub fn changes(&self) -> bool {
+        matches!(
+            self,
+            Effect::Send { .. }
+                | Effect::Form(_)
+                | Effect::Rollback(_)
+                | Effect::Overlay(Overlay::Confirm {
+                    on_yes: Confirmed::Op(..),
+                    ..
+                })
+        )
+    }
+
     /// An error line under the view.
     pub fn error(text: impl Into<String>) -> Self {
         Effect::Flash {

@@ -25,7 +25,7 @@
 //!
 //! # How to add …
 //!
-//! **A view** (`:audit`, say): a `ViewId` variant and its name in
+//! **A view** (`:tokens`, say): a `ViewId` variant and its name in
 //! [`ids`] (plus a line in `ids::COMMANDS` for its `:` command); one file
 //! in `views/` that implements [`component::View`] — or, for a table of
 //! rows, [`views::list::Table`] (ids, columns, cells, sorts, what its keys
@@ -41,6 +41,9 @@
 //! in the view's `handle` (or `Table::act`). Footer and help follow from
 //! the table. A key of every view goes in [`keymap::GLOBAL`] and is handled
 //! in `App::dispatch`.
+//! A key that changes something (or opens a form that would) names an
+//! action listed in [`action::Action::changes`]: a read-only console (a
+//! `read` token) hides it and answers it with a line.
 //!
 //! **A form**: a module in `forms/` that builds a [`forms::Form`] from
 //! fields named like the registry's error fields, with a
