@@ -16,9 +16,11 @@
 //! finish the request in flight and close (HTTP/1 graceful shutdown), waits
 //! up to the grace period, then drops what is left.
 
+mod conn;
 pub mod tls;
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
@@ -39,6 +41,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::gateway::proxy::{Worker, handle};
+use conn::{ClientIo, ConnBody, ConnState};
 
 /// Time a client has to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -166,11 +169,24 @@ async fn serve_conn<I>(io: I, worker: Arc<Worker>, stopper: Arc<Stopper>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req| handle(worker.clone(), req));
+    let state = Arc::new(ConnState::default());
+    let st = state.clone();
+    let svc = service_fn(move |req| {
+        // Synchronous, as hyper hands over the head: busy from now on.
+        st.begin();
+        let st = st.clone();
+        let answer = handle(worker.clone(), req);
+        async move {
+            let res = answer.await?;
+            Ok::<_, Infallible>(res.map(|b| ConnBody::new(b, st)))
+        }
+    });
+    // A read EOF mid-request is held back by `ClientIo` (half-close, see
+    // conn.rs); hyper still reads mid-request, so a reset ends it at once.
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .serve_connection(TokioIo::new(io), svc);
+        .serve_connection(TokioIo::new(ClientIo::new(io, state)), svc);
     tokio::pin!(conn);
     let mut id = None;
     let mut finishing = false;

@@ -1,0 +1,146 @@
+//! The gateway's edge under hostile or unusual callers, over raw sockets:
+//! half-closed clients, slow bodies, the connection cap, where `/metrics`
+//! lives, idle upstream connections the upstream closes, streams dropped
+//! part-way.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use maasctl::demo::upstream::MockConfig;
+use maasctl::domain::Policy;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+/// A POST request with a JSON body, as raw bytes.
+fn post(path: &str, key: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn get(path: &str, key: Option<&str>) -> Vec<u8> {
+    let auth = key
+        .map(|k| format!("authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    format!("GET {path} HTTP/1.1\r\nhost: gw\r\n{auth}\r\n").into_bytes()
+}
+
+/// Send `request`, shut down the sending side, read until the gateway closes.
+async fn half_closed(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(DEADLINE, s.read_to_end(&mut got))
+        .await
+        .expect("the gateway answers and closes")
+        .expect("read");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+fn status_of(answer: &str) -> u16 {
+    answer
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_closed_clients_get_every_answer() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let m = mock("m").await;
+    ts.model("m", "m-up", vec![ep(&m.base_url())], Policy::RoundRobin);
+    let gw = Gw::start(&ts, fast_config()).await;
+    let addr = gw.handle().local_addr();
+    let chat = post(
+        "/v1/chat/completions",
+        &key,
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    let cases: [(&str, Vec<u8>, u16, &str); 4] = [
+        ("forwarded upstream", chat, 200, "Hello from m"),
+        ("/v1/models", get("/v1/models", Some(&key)), 200, "\"m\""),
+        ("unknown URL", get("/nope", Some(&key)), 404, "unknown_url"),
+        ("no key", get("/v1/models", None), 401, "missing_api_key"),
+    ];
+    for (what, request, status, body) in &cases {
+        for i in 0..100 {
+            let answer = half_closed(addr, request).await;
+            assert_eq!(status_of(&answer), *status, "{what} #{i}: {answer}");
+            assert!(answer.contains(body), "{what} #{i}: {answer}");
+        }
+    }
+    let s = gw
+        .wait_stats("the 100 forwarded requests counted", |s| {
+            s.gateway.requests == 100 && s.gateway.in_flight == 0
+        })
+        .await;
+    assert_eq!(s.gateway.success, 100, "none cancelled");
+    assert_eq!(s.gateway.cancelled, 0);
+    assert_eq!(m.completed(), 100);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_closed_client_waits_for_a_slow_upstream() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let m = mock_with(MockConfig {
+        latency: Duration::from_millis(500),
+        ..MockConfig::default()
+    })
+    .await;
+    ts.model("slow", "x", vec![ep(&m.base_url())], Policy::RoundRobin);
+    let gw = Gw::start(&ts, fast_config()).await;
+    let answer = half_closed(
+        gw.handle().local_addr(),
+        &post("/v1/chat/completions", &key, r#"{"model":"slow"}"#),
+    )
+    .await;
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    assert_eq!(m.cancelled(), 0);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_resetting_before_the_answer_cancels_the_upstream_request() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let m = mock_with(MockConfig {
+        latency: Duration::from_secs(25),
+        ..MockConfig::default()
+    })
+    .await;
+    ts.model("slow", "x", vec![ep(&m.base_url())], Policy::RoundRobin);
+    let gw = Gw::start(&ts, fast_config()).await;
+    let mut s = TcpStream::connect(gw.handle().local_addr()).await.unwrap();
+    s.write_all(&post("/v1/chat/completions", &key, r#"{"model":"slow"}"#))
+        .await
+        .unwrap();
+    wait_for("the request to reach the upstream", || async {
+        (m.hits() == 1).then_some(())
+    })
+    .await;
+    // Linger 0: close() sends a reset, as a client that really went away.
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(s);
+    wait_for("the upstream to see the cancellation", || async {
+        (m.cancelled() == 1).then_some(())
+    })
+    .await;
+    let s = gw
+        .wait_stats("the request is counted as cancelled", |s| {
+            s.gateway.cancelled == 1 && s.gateway.in_flight == 0
+        })
+        .await;
+    assert_eq!(s.gateway.requests, 1);
+    gw.stop().await;
+}
