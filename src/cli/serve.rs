@@ -33,6 +33,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "4MiB", value_parser = parse_size, value_name = "SIZE")]
     pub body_limit: usize,
 
+    /// Time a caller has to send the whole request body after its headers
+    /// (then 408 and the connection closes).
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub body_timeout: Duration,
+
     /// Time to connect to an upstream before trying the next endpoint (e.g. 5s, 500ms).
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub connect_timeout: Duration,
@@ -83,6 +88,7 @@ impl ServeArgs {
             cluster: self.cluster.clone(),
             workers: self.workers.unwrap_or(d.workers),
             body_limit: self.body_limit,
+            body_timeout: self.body_timeout,
             connect_timeout: self.connect_timeout,
             upstream_timeout: self.upstream_timeout,
             ca_file: self.ca_file.clone(),

@@ -27,6 +27,9 @@ pub struct GatewayConfig {
     pub workers: usize,
     /// Largest request body accepted (413 above it).
     pub body_limit: usize,
+    /// Time a caller has to send the whole request body after its headers
+    /// (408 after it; headers have hyper's 30 s).
+    pub body_timeout: Duration,
     /// Time to open a connection to an upstream (then the next endpoint is tried).
     pub connect_timeout: Duration,
     /// Time from sending a request to the upstream's response headers (then
@@ -84,6 +87,7 @@ impl Default for GatewayConfig {
             cluster: None,
             workers: default_workers(),
             body_limit: Self::DEFAULT_BODY_LIMIT,
+            body_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(600),
             ca_file: None,

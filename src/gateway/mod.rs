@@ -85,6 +85,7 @@ impl Gateway {
             ("report interval", cfg.report_interval),
             ("stats interval", cfg.stats_interval),
             ("probe interval", cfg.probe_interval),
+            ("body timeout", cfg.body_timeout),
             ("connect timeout", cfg.connect_timeout),
             ("upstream timeout", cfg.upstream_timeout),
         ] {

@@ -4,7 +4,7 @@
 //! part-way.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use maasctl::demo::upstream::MockConfig;
 use maasctl::domain::Policy;
@@ -142,5 +142,65 @@ async fn a_client_resetting_before_the_answer_cancels_the_upstream_request() {
         })
         .await;
     assert_eq!(s.gateway.requests, 1);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_at_one_byte_per_second_is_cut_with_408_at_the_body_timeout() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let m = mock("m").await;
+    ts.model("m", "m-up", vec![ep(&m.base_url())], Policy::RoundRobin);
+    let timeout = Duration::from_millis(1500);
+    let gw = Gw::start(
+        &ts,
+        maasctl::gateway::GatewayConfig {
+            body_timeout: timeout,
+            ..fast_config()
+        },
+    )
+    .await;
+    let s = TcpStream::connect(gw.handle().local_addr()).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let body = r#"{"model":"m","messages":[]}"#;
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let started = Instant::now();
+    wr.write_all(head.as_bytes()).await.unwrap();
+    // The slow caller: one byte a second (the scenario's pace, not a wait).
+    let trickle = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        for b in body.bytes() {
+            tick.tick().await;
+            if wr.write_all(&[b]).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut got = Vec::new();
+    tokio::time::timeout(DEADLINE, rd.read_to_end(&mut got))
+        .await
+        .expect("the gateway answers and closes")
+        .unwrap();
+    let took = started.elapsed();
+    let answer = String::from_utf8_lossy(&got);
+    assert_eq!(status_of(&answer), 408, "{answer}");
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(
+        took >= timeout && took < timeout + Duration::from_secs(3),
+        "cut after {took:?}, the timeout is {timeout:?}"
+    );
+    trickle.abort();
+    assert_eq!(m.hits(), 0, "nothing went upstream");
+    gw.wait_stats("the 408 counted as a bad request", |s| {
+        s.gateway.bad_request == 1 && s.gateway.in_flight == 0
+    })
+    .await;
     gw.stop().await;
 }
