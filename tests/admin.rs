@@ -714,6 +714,44 @@ mod auth_and_routes {
             assert!(started.elapsed() < Duration::from_secs(2));
         }
     }
+
+    /// `/metrics` lives behind the admin token (any role: a read token is
+    /// enough), not on the callers' port.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metrics_are_served_behind_the_token() {
+        let a = Admin::start().await;
+        a.traffic(3).await;
+        let read = maasctl::ops::tokens::create(
+            &*a.ts.store,
+            &tester(),
+            maasctl::ops::tokens::NewToken {
+                name: "scraper".into(),
+                role: maasctl::domain::token::Role::Read,
+            },
+        )
+        .unwrap()
+        .secret;
+        let url = format!("{}/admin/v1/metrics", a.url);
+        let anonymous = a.http.get(&url).send().await.unwrap();
+        assert_eq!(anonymous.status(), 401);
+        let line = "maasctl_requests_total{scope=\"gateway\"} 3";
+        let text = wait_for("the 3 requests in /admin/v1/metrics", || async {
+            let res = a.http.get(&url).bearer_auth(&read).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            assert!(
+                res.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/plain; version=0.0.4")
+            );
+            let text = res.text().await.unwrap();
+            text.contains(line).then_some(text)
+        })
+        .await;
+        assert!(text.contains("maasctl_connections_open"), "{text}");
+        let on_gateway = a.gw.http.get(a.gw.url("/metrics")).send().await.unwrap();
+        assert_eq!(on_gateway.status(), 404);
+    }
 }
 
 mod secrets {

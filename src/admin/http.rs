@@ -125,6 +125,14 @@ pub fn empty() -> Body {
     Full::new(Bytes::new()).boxed_unsync()
 }
 
+/// A plain-text answer (`/metrics`).
+pub fn text(content_type: &'static str, body: String) -> Response<Body> {
+    let mut res = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
 /// A JSON answer.
 pub fn json<T: Serialize + ?Sized>(
     status: StatusCode,

@@ -61,6 +61,15 @@ pub struct GatewayConfig {
     /// The rate limiter; `None` makes a local one (`Limiter::local()`). A
     /// shared (Redis) limiter is passed here by `serve --redis-url`.
     pub limiter: Option<Arc<Limiter>>,
+    /// Where `/metrics` is served without a token besides the admin API
+    /// (`--metrics-listen`); never on the callers' port.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Keys with their own `/metrics` series (the busiest; the rest are
+    /// summed into `key="other"`); 0: none.
+    pub metrics_key_series: usize,
+    /// Most callers' connections open at once; `None`: derived from the
+    /// open-file limit (see `server::limits`).
+    pub max_connections: Option<usize>,
     /// Base URL of the admin API serving this gateway, written into its
     /// report so CLIs can find it; `None` when there is none.
     pub admin: Option<String>,
@@ -69,6 +78,8 @@ pub struct GatewayConfig {
 impl GatewayConfig {
     /// Default body limit: 4 MiB.
     pub const DEFAULT_BODY_LIMIT: usize = 4 << 20;
+    /// Default number of keys with their own `/metrics` series.
+    pub const DEFAULT_METRICS_KEY_SERIES: usize = 100;
     /// Default listen address.
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
 }
@@ -100,6 +111,9 @@ impl Default for GatewayConfig {
             cooldown: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             limiter: None,
+            metrics_listen: None,
+            metrics_key_series: Self::DEFAULT_METRICS_KEY_SERIES,
+            max_connections: None,
             admin: None,
         }
     }

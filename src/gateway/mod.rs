@@ -44,6 +44,7 @@ use control::Control;
 use limiter::Limiter;
 use proxy::{GatewayState, Worker};
 use snapshot::Builder;
+use telemetry::conns::ConnCounters;
 use telemetry::events::Events;
 
 /// Why a gateway could not start.
@@ -119,6 +120,17 @@ impl Gateway {
                 source,
             })?;
         let addr = listeners[0].local_addr().map_err(GatewayError::Thread)?;
+        let metrics_listener = match cfg.metrics_listen {
+            Some(a) => Some(
+                server::metrics::bind(a)
+                    .map_err(|source| GatewayError::Bind { addr: a, source })?,
+            ),
+            None => None,
+        };
+        let metrics_addr = match &metrics_listener {
+            Some(l) => Some(l.local_addr().map_err(GatewayError::Thread)?),
+            None => None,
+        };
         let listen = addr.to_string();
 
         let (stats_tx, stats_rx) = watch::channel(Arc::new(StatsSnapshot {
@@ -134,6 +146,7 @@ impl Gateway {
             limiter,
             events,
             stats: stats_rx.clone(),
+            conns: ConnCounters::new(server::limits::connection_cap(cfg.max_connections)),
         });
         let (stop_workers, workers_rx) = watch::channel(false);
         let (stop_control, control_rx) = watch::channel(false);
@@ -146,6 +159,7 @@ impl Gateway {
 
         let mut handle = GatewayHandle {
             addr,
+            metrics_addr,
             stats: stats_rx,
             shared: shared.clone(),
             stop_workers,
@@ -163,6 +177,15 @@ impl Gateway {
             let t = std::thread::Builder::new()
                 .name(format!("gateway-worker-{id}"))
                 .spawn(move || rt.block_on(server::run_worker(worker, listener, tls, stop, grace)))
+                .map_err(GatewayError::Thread)?;
+            handle.workers.push(t);
+        }
+        if let Some(l) = metrics_listener {
+            let rt = runtime()?;
+            let (shared, stop) = (shared.clone(), workers_rx.clone());
+            let t = std::thread::Builder::new()
+                .name("gateway-metrics".into())
+                .spawn(move || rt.block_on(server::metrics::serve(l, shared, stop)))
                 .map_err(GatewayError::Thread)?;
             handle.workers.push(t);
         }
@@ -197,6 +220,7 @@ fn hostname() -> String {
 /// A running gateway.
 pub struct GatewayHandle {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     stats: watch::Receiver<Arc<StatsSnapshot>>,
     shared: Arc<GatewayState>,
     stop_workers: watch::Sender<bool>,
@@ -214,6 +238,11 @@ impl GatewayHandle {
     /// Counter snapshots, published a few times a second when something changed.
     pub fn stats(&self) -> watch::Receiver<Arc<StatsSnapshot>> {
         self.stats.clone()
+    }
+
+    /// Where `/metrics` is served without a token (`--metrics-listen`), as bound.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The registry revision the gateway is serving.
@@ -277,6 +306,11 @@ impl GatewayView {
 
     pub fn stats(&self) -> watch::Receiver<Arc<StatsSnapshot>> {
         self.stats.clone()
+    }
+
+    /// `/metrics` in Prometheus text (the admin API's `/admin/v1/metrics`).
+    pub fn metrics(&self) -> String {
+        proxy::metrics_text(&self.shared)
     }
 
     pub fn applied_revision(&self) -> u64 {

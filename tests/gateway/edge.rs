@@ -204,3 +204,83 @@ async fn a_body_at_one_byte_per_second_is_cut_with_408_at_the_body_timeout() {
     .await;
     gw.stop().await;
 }
+
+/// The value of the series `series` (its whole name and labels) in `text`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_not_on_the_callers_port_and_per_key_series_are_capped() {
+    let ts = TestStore::new();
+    let m = mock("m").await;
+    ts.model("m", "m-up", vec![ep(&m.base_url())], Policy::RoundRobin);
+    let keys: Vec<(String, String)> = (0..5).map(|i| ts.key("acme", &format!("k{i}"))).collect();
+    let gw = Gw::start(
+        &ts,
+        maasctl::gateway::GatewayConfig {
+            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+            metrics_key_series: 2,
+            ..fast_config()
+        },
+    )
+    .await;
+    // On the callers' port: 404 in OpenAI's shape, for any method.
+    for method in [reqwest::Method::GET, reqwest::Method::POST] {
+        let res = gw
+            .http
+            .request(method, gw.url("/metrics"))
+            .send()
+            .await
+            .unwrap();
+        let (status, _, err) = error_of(res).await;
+        assert_eq!(status, 404);
+        assert_eq!(err["code"], "unknown_url");
+    }
+    // Key i sends i + 1 requests: 15 in all.
+    for (i, (_, secret)) in keys.iter().enumerate() {
+        for _ in 0..=i {
+            assert_eq!(gw.chat(secret, "m").await.status(), 200);
+        }
+    }
+    gw.wait_stats("15 requests counted", |s| {
+        s.gateway.requests == 15 && s.gateway.in_flight == 0
+    })
+    .await;
+    let scrape = format!("http://{}/metrics", gw.handle().metrics_addr().unwrap());
+    let res = gw.http.get(&scrape).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    let key_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("maasctl_requests_total{scope=\"key\""))
+        .collect();
+    assert_eq!(key_lines.len(), 3, "the top 2 and other:\n{text}");
+    let series = |id: &str| format!("maasctl_requests_total{{scope=\"key\",key=\"{id}\"}}");
+    assert_eq!(sample(&text, &series(&keys[4].0)), Some(5.0), "{text}");
+    assert_eq!(sample(&text, &series(&keys[3].0)), Some(4.0), "{text}");
+    assert_eq!(sample(&text, &series("other")), Some(6.0), "{text}");
+    let sum: f64 = key_lines
+        .iter()
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(
+        sample(&text, "maasctl_requests_total{scope=\"gateway\"}"),
+        Some(sum),
+        "the key series add up to the gateway's"
+    );
+    let success = |id: &str| {
+        format!("maasctl_responses_total{{scope=\"key\",key=\"{id}\",outcome=\"success\"}}")
+    };
+    assert_eq!(sample(&text, &success("other")), Some(6.0));
+    // Only /metrics there.
+    let other = gw
+        .http
+        .get(scrape.replace("/metrics", "/v1/models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    gw.stop().await;
+}

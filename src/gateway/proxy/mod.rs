@@ -42,6 +42,7 @@ use tokio::sync::watch;
 use crate::gateway::config::GatewayConfig;
 use crate::gateway::limiter::{Decision, Headroom, Limiter};
 use crate::gateway::snapshot::{Local, RouteRef, Snapshot};
+use crate::gateway::telemetry::conns::ConnCounters;
 use crate::gateway::telemetry::counters::RequestOutcome;
 use crate::gateway::telemetry::events::Events;
 use crate::gateway::telemetry::metrics;
@@ -59,6 +60,8 @@ pub struct GatewayState {
     pub events: Arc<Events>,
     /// The latest published counters (for `/metrics`).
     pub stats: watch::Receiver<Arc<StatsSnapshot>>,
+    /// The callers' connections (open, cap, shed).
+    pub conns: ConnCounters,
 }
 
 /// One worker thread's view.
@@ -83,16 +86,14 @@ pub async fn handle(
         }
     } else {
         match path {
-            "/v1/models" | "/metrics" | "/healthz"
+            // `/metrics` is not served here (it names models, upstream URLs,
+            // workspaces and keys): see `server::metrics` and the admin API.
+            "/v1/models" | "/healthz"
                 if req.method() != Method::GET && req.method() != Method::HEAD =>
             {
                 ProxyError::method_not_allowed(req.method().as_str(), path, "GET").into_response()
             }
             "/v1/models" => list_models(&w, &req),
-            "/metrics" => plain(
-                "text/plain; version=0.0.4; charset=utf-8",
-                metrics::render(&w.shared.stats.borrow()),
-            ),
             "/healthz" => plain(
                 "application/json",
                 format!(
@@ -107,7 +108,22 @@ pub async fn handle(
     Ok(res)
 }
 
-fn plain(content_type: &'static str, body: String) -> Response<ResBody> {
+/// The Prometheus text of `/metrics` (see `telemetry::metrics`).
+pub fn metrics_text(shared: &GatewayState) -> String {
+    let stats = shared.stats.borrow().clone();
+    metrics::render(
+        &stats,
+        &metrics::Options {
+            key_series: shared.cfg.metrics_key_series,
+            conns: shared.conns.gauges(),
+        },
+    )
+}
+
+/// The content type of [`metrics_text`].
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub fn plain(content_type: &'static str, body: String) -> Response<ResBody> {
     let mut res = Response::new(ResBody::full(body));
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -17,6 +17,8 @@
 //! up to the grace period, then drops what is left.
 
 mod conn;
+pub mod limits;
+pub mod metrics;
 pub mod tls;
 
 use std::collections::HashMap;
