@@ -167,6 +167,7 @@ impl Gateway {
             workers: Vec::new(),
             control: None,
         };
+        let registry = Arc::new(server::Registry::new(cfg.workers));
         for (id, listener) in listeners.into_iter().enumerate() {
             let rt = runtime()?;
             let worker = Arc::new(Worker {
@@ -174,9 +175,14 @@ impl Gateway {
                 shared: shared.clone(),
             });
             let (tls, stop, grace) = (tls.clone(), workers_rx.clone(), cfg.shutdown_grace);
+            let registry = registry.clone();
             let t = std::thread::Builder::new()
                 .name(format!("gateway-worker-{id}"))
-                .spawn(move || rt.block_on(server::run_worker(worker, listener, tls, stop, grace)))
+                .spawn(move || {
+                    rt.block_on(server::run_worker(
+                        worker, listener, tls, registry, stop, grace,
+                    ))
+                })
                 .map_err(GatewayError::Thread)?;
             handle.workers.push(t);
         }

@@ -284,3 +284,164 @@ async fn metrics_are_not_on_the_callers_port_and_per_key_series_are_capped() {
     assert_eq!(other.status(), 404);
     gw.stop().await;
 }
+
+/// Send one request on a kept-alive connection and read its whole answer
+/// (content-length framed).
+async fn exchange(s: &mut TcpStream, request: &[u8]) -> String {
+    s.write_all(request).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .expect("content-length");
+            if body.len() >= len {
+                return text;
+            }
+        }
+        let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(n > 0, "closed before the answer: {text}");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Whether the gateway closed `s` (EOF or reset; nothing sent to read).
+fn closed(s: &TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    !matches!(s.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_connection_cap_idle_keep_alive_connections_are_shed_for_new_callers() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let m = mock("m").await;
+    ts.model("m", "m-up", vec![ep(&m.base_url())], Policy::RoundRobin);
+    let gw = Gw::start(
+        &ts,
+        maasctl::gateway::GatewayConfig {
+            max_connections: Some(8),
+            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..fast_config()
+        },
+    )
+    .await;
+    let addr = gw.handle().local_addr();
+    let request = get("/v1/models", Some(&key));
+    // 8 callers fill the cap and stay connected, idle.
+    let mut conns = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(status_of(&exchange(&mut s, &request).await), 200);
+        conns.push(s);
+    }
+    // 8 more: each is served; an idle one makes room each time.
+    for i in 0..8 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let answer = exchange(&mut s, &request).await;
+        assert_eq!(status_of(&answer), 200, "new caller #{i}: {answer}");
+        conns.push(s);
+    }
+    wait_for("8 of the 16 connections shed", || async {
+        (conns.iter().filter(|s| closed(s)).count() == 8).then_some(())
+    })
+    .await;
+    let scrape = format!("http://{}/metrics", gw.handle().metrics_addr().unwrap());
+    let text = wait_for("the gauges settle", || async {
+        let text = gw.http.get(&scrape).send().await.ok()?.text().await.ok()?;
+        (sample(&text, "maasctl_connections_open{}") == Some(8.0)).then_some(text)
+    })
+    .await;
+    assert_eq!(
+        sample(&text, "maasctl_connections_max{}"),
+        Some(8.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "maasctl_connections_shed_total{}"),
+        Some(8.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "maasctl_connections_refused_total{}"),
+        Some(0.0),
+        "{text}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_with_nothing_idle_a_new_caller_is_closed_at_once() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let m = mock_with(MockConfig {
+        latency: Duration::from_secs(20),
+        ..MockConfig::default()
+    })
+    .await;
+    ts.model("slow", "x", vec![ep(&m.base_url())], Policy::RoundRobin);
+    let gw = Gw::start(
+        &ts,
+        maasctl::gateway::GatewayConfig {
+            max_connections: Some(2),
+            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..fast_config()
+        },
+    )
+    .await;
+    let addr = gw.handle().local_addr();
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&post("/v1/chat/completions", &key, r#"{"model":"slow"}"#))
+            .await
+            .unwrap();
+        busy.push(s);
+    }
+    wait_for("both requests upstream", || async {
+        (m.hits() == 2).then_some(())
+    })
+    .await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let _ = s.write_all(&get("/healthz", None)).await;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got))
+        .await
+        .expect("closed at once, not left hanging");
+    assert!(
+        read.is_err() || got.is_empty(),
+        "served past the cap: {got:?}"
+    );
+    let scrape = format!("http://{}/metrics", gw.handle().metrics_addr().unwrap());
+    let text = gw
+        .http
+        .get(&scrape)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sample(&text, "maasctl_connections_refused_total{}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(m.cancelled(), 0, "the busy callers were not shed");
+    for s in busy {
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+    }
+    gw.stop().await;
+}

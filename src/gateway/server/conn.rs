@@ -16,10 +16,12 @@
 //! caller that closes without a reset is answered (and the answer's write
 //! then fails, which ends a stream as cancelled).
 
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 
 use futures_util::task::AtomicWaker;
 use hyper::body::{Body, Frame, SizeHint};
@@ -32,6 +34,11 @@ use crate::gateway::proxy::body::ResBody;
 pub(crate) struct ConnState {
     /// From a request's head to the end (or drop) of its response body.
     busy: AtomicBool,
+    /// It answered at least one request (an idle keep-alive connection when
+    /// not busy; one that never sent a request is not shed).
+    served: AtomicBool,
+    /// Asked to finish: the worker stops, or it is shed at the cap.
+    close: AtomicBool,
     /// The caller shut down its sending side.
     eof: AtomicBool,
     /// The connection's task, when a held-back EOF waits for the answer.
@@ -42,6 +49,21 @@ impl ConnState {
     /// A request's head was read: answering it.
     pub(crate) fn begin(&self) {
         self.busy.store(true, Ordering::Relaxed);
+        if !self.served.load(Ordering::Relaxed) {
+            self.served.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether it was asked to finish.
+    pub(crate) fn closing(&self) -> bool {
+        self.close.load(Ordering::Acquire)
+    }
+
+    /// Idle keep-alive and not asked to close yet: claim it for shedding.
+    fn claim_idle(&self) -> bool {
+        self.served.load(Ordering::Relaxed)
+            && self.is_idle()
+            && !self.close.swap(true, Ordering::AcqRel)
     }
 
     /// The answer's body ended (or was dropped): idle again.
@@ -61,13 +83,13 @@ impl ConnState {
 /// The caller's stream as hyper reads it (see the module header).
 pub(crate) struct ClientIo<I> {
     io: I,
-    state: std::sync::Arc<ConnState>,
+    state: Arc<ConnState>,
     /// The caller's EOF was read (sticky).
     eof: bool,
 }
 
 impl<I> ClientIo<I> {
-    pub(crate) fn new(io: I, state: std::sync::Arc<ConnState>) -> Self {
+    pub(crate) fn new(io: I, state: Arc<ConnState>) -> Self {
         Self {
             io,
             state,
@@ -135,12 +157,12 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ClientIo<I> {
 /// dropped (hyper drops bodies it does not send: HEAD, 204, 304).
 pub(crate) struct ConnBody {
     inner: ResBody,
-    state: std::sync::Arc<ConnState>,
+    state: Arc<ConnState>,
     done: bool,
 }
 
 impl ConnBody {
-    pub(crate) fn new(inner: ResBody, state: std::sync::Arc<ConnState>) -> Self {
+    pub(crate) fn new(inner: ResBody, state: Arc<ConnState>) -> Self {
         Self {
             inner,
             state,
@@ -184,5 +206,75 @@ impl Body for ConnBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// One worker's connections.
+#[derive(Default)]
+struct Shard {
+    next: u64,
+    stopping: bool,
+    conns: HashMap<u64, (Waker, Arc<ConnState>)>,
+}
+
+/// Every connection of a gateway, one shard per worker (a worker locks its
+/// own shard once when a connection starts and once when it ends; other
+/// shards only when shedding at the cap), so a worker can ask its
+/// connections to finish when it stops, and any worker can shed an idle
+/// keep-alive connection to make room for a new caller.
+pub(crate) struct Registry {
+    shards: Box<[parking_lot::Mutex<Shard>]>,
+}
+
+impl Registry {
+    pub(crate) fn new(workers: usize) -> Self {
+        Self {
+            shards: (0..workers.max(1)).map(|_| Default::default()).collect(),
+        }
+    }
+
+    fn shard(&self, worker: usize) -> &parking_lot::Mutex<Shard> {
+        &self.shards[worker % self.shards.len()]
+    }
+
+    /// Register a connection of `worker` (its task's waker); the id to
+    /// [`forget`](Self::forget) it with.
+    pub(crate) fn register(&self, worker: usize, waker: &Waker, state: &Arc<ConnState>) -> u64 {
+        let mut g = self.shard(worker).lock();
+        g.next += 1;
+        let id = g.next;
+        if g.stopping {
+            state.close.store(true, Ordering::Release);
+        }
+        g.conns.insert(id, (waker.clone(), state.clone()));
+        id
+    }
+
+    pub(crate) fn forget(&self, worker: usize, id: u64) {
+        self.shard(worker).lock().conns.remove(&id);
+    }
+
+    /// Ask every connection of `worker` to finish (HTTP/1 graceful shutdown).
+    pub(crate) fn stop(&self, worker: usize) {
+        let mut g = self.shard(worker).lock();
+        g.stopping = true;
+        for (w, st) in g.conns.values() {
+            st.close.store(true, Ordering::Release);
+            w.wake_by_ref();
+        }
+    }
+
+    /// Close one idle keep-alive connection, this worker's first; whether
+    /// one was found.
+    pub(crate) fn shed_one(&self, worker: usize) -> bool {
+        let n = self.shards.len();
+        for i in 0..n {
+            let g = self.shards[(worker + i) % n].lock();
+            if let Some((w, _)) = g.conns.values().find(|(_, st)| st.claim_idle()) {
+                w.wake_by_ref();
+                return true;
+            }
+        }
+        false
     }
 }

@@ -41,6 +41,11 @@ impl ConnCounters {
             .is_ok()
     }
 
+    /// Count a connection whatever the cap (one that replaces a shed one).
+    pub fn force_open(&self) {
+        self.open.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// A connection counted by [`try_open`](Self::try_open) closed.
     pub fn close(&self) {
         self.open.fetch_sub(1, Ordering::AcqRel);
