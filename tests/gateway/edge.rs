@@ -445,3 +445,91 @@ async fn at_the_cap_with_nothing_idle_a_new_caller_is_closed_at_once() {
     }
     gw.stop().await;
 }
+
+/// An upstream that answers one request per connection (keep-alive by its
+/// headers) and then closes the connection, as an upstream whose idle
+/// timeout fires does. Returns its base URL and port.
+async fn answer_then_close_upstream() -> (String, u16) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let text = String::from_utf8_lossy(&got).to_lowercase();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break;
+                        }
+                    }
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = r#"{"id":"x","object":"chat.completion","choices":[]}"#;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+                // Closed while the gateway keeps it in its pool.
+            });
+        }
+    });
+    (format!("http://127.0.0.1:{port}/v1"), port)
+}
+
+/// Local sockets in CLOSE-WAIT whose peer is 127.0.0.1:`port` (/proc/net/tcp).
+fn close_wait_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let peer = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[2] == peer && f[3] == "08"
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_upstream_connections_the_upstream_closes_leave_no_close_wait() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let (url, port) = answer_then_close_upstream().await;
+    ts.model("m", "m-up", vec![ep(&url)], Policy::RoundRobin);
+    let gw = Gw::start(&ts, fast_config()).await;
+    // Several callers at once: several pooled connections, all then closed
+    // by the upstream.
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let (http, url, key) = (gw.http.clone(), gw.url("/v1/chat/completions"), key.clone());
+            tokio::spawn(async move {
+                http.post(url)
+                    .bearer_auth(key)
+                    .json(&chat_body("m"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.unwrap(), 200);
+    }
+    wait_for("no upstream socket left in CLOSE-WAIT", || async {
+        (close_wait_to(port) == 0).then_some(())
+    })
+    .await;
+    gw.stop().await;
+}

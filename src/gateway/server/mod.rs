@@ -142,6 +142,26 @@ fn make_room(worker: &Worker, registry: &Registry, log: &mut CapLog) -> bool {
     false
 }
 
+/// How often a worker closes the idle upstream connections the upstreams
+/// closed (see `Upstream::sweep`).
+const POOL_SWEEP: Duration = Duration::from_secs(1);
+
+/// Sweep this worker's idle upstream connections (worker 0 also the
+/// prober's, whose runtime does not sweep).
+fn sweep_pools(worker: &Worker) {
+    let snap = worker.shared.snapshot.load();
+    for route in &snap.routes {
+        for ep in &route.endpoints {
+            if let Ok(up) = &ep.upstream {
+                up.sweep(worker.id);
+                if worker.id == 0 {
+                    up.sweep(up.prober());
+                }
+            }
+        }
+    }
+}
+
 /// Counts the connection as open until dropped.
 struct Open(Arc<Worker>);
 
@@ -169,10 +189,13 @@ pub(crate) async fn run_worker(
     };
     let mut conns = JoinSet::new();
     let mut log = CapLog::new();
+    let mut sweep = tokio::time::interval(POOL_SWEEP);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             _ = stop.changed() => break,
+            _ = sweep.tick() => sweep_pools(&worker),
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     if !make_room(&worker, &registry, &mut log) {
