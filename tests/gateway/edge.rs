@@ -533,3 +533,95 @@ async fn idle_upstream_connections_the_upstream_closes_leave_no_close_wait() {
     .await;
     gw.stop().await;
 }
+
+/// An upstream that streams SSE chunks carrying `usage` (as vLLM does with
+/// continuous usage stats) every 50 ms for 20 s; counts the streams whose
+/// caller closed the connection before the end.
+async fn usage_streaming_upstream() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let cut = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = cut.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !String::from_utf8_lossy(&got).contains("}") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+                if s.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut tick = tokio::time::interval(Duration::from_millis(50));
+                for n in 1..=400 {
+                    tick.tick().await;
+                    let data = format!(
+                        "data: {{\"choices\":[{{\"delta\":{{\"content\":\"x\"}}}}],\"usage\":{{\"prompt_tokens\":5,\"completion_tokens\":{n}}}}}\n\n"
+                    );
+                    let chunk = format!("{:x}\r\n{data}\r\n", data.len());
+                    if s.write_all(chunk.as_bytes()).await.is_err() {
+                        seen.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                }
+                let _ = s.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    (format!("http://127.0.0.1:{port}/v1"), cut)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_dropped_part_way_is_counted_cancelled_with_the_tokens_it_used() {
+    use futures_util::StreamExt;
+    let ts = TestStore::new();
+    let (key_id, key) = ts.key("acme", "k");
+    let (url, cut) = usage_streaming_upstream().await;
+    ts.model("s", "s-up", vec![ep(&url)], Policy::RoundRobin);
+    let gw = Gw::start(&ts, fast_config()).await;
+    let http = client();
+    let res = http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"model": "s", "stream": true, "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut stream = res.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("\"completion_tokens\":3") {
+        let chunk = stream.next().await.unwrap().unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(stream);
+    drop(http);
+    wait_for("the upstream to see the stream cut", || async {
+        (cut.load(std::sync::atomic::Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+    let s = gw
+        .wait_stats("the dropped stream is counted", |s| {
+            s.gateway.requests == 1 && s.gateway.in_flight == 0
+        })
+        .await;
+    assert_eq!(s.gateway.cancelled, 1, "{s:?}");
+    assert_eq!(s.gateway.success, 0);
+    assert_eq!(s.keys[&key_id].cancelled, 1);
+    assert_eq!(s.models["s"].cancelled, 1);
+    assert_eq!(s.gateway.prompt_tokens, 5, "the tokens it used are counted");
+    assert!(
+        s.gateway.completion_tokens >= 3 && s.gateway.completion_tokens < 400,
+        "{}",
+        s.gateway.completion_tokens
+    );
+    assert_eq!(s.gateway.latency_count, 0, "no latency for a cut stream");
+    gw.stop().await;
+}
