@@ -73,29 +73,7 @@ impl Gateway {
     /// control threads. Blocking (a store read and binds): call it at
     /// start-up or from `spawn_blocking`.
     pub fn start(cfg: GatewayConfig, store: Arc<dyn Store>) -> Result<GatewayHandle, GatewayError> {
-        if cfg.workers == 0 {
-            return Err(GatewayError::Config("workers must be at least 1".into()));
-        }
-        if cfg.body_limit == 0 {
-            return Err(GatewayError::Config(
-                "the body size limit must be at least 1 byte".into(),
-            ));
-        }
-        for (name, d) in [
-            ("reload poll", cfg.reload_poll),
-            ("report interval", cfg.report_interval),
-            ("stats interval", cfg.stats_interval),
-            ("probe interval", cfg.probe_interval),
-            ("body timeout", cfg.body_timeout),
-            ("connect timeout", cfg.connect_timeout),
-            ("upstream timeout", cfg.upstream_timeout),
-        ] {
-            if d.is_zero() {
-                return Err(GatewayError::Config(format!(
-                    "the {name} must be longer than 0"
-                )));
-            }
-        }
+        check(&cfg)?;
         let tls = match &cfg.tls {
             Some(t) => Some(tokio_rustls::TlsAcceptor::from(
                 server::tls::server_config(&t.cert, &t.key).map_err(GatewayError::Tls)?,
@@ -120,17 +98,7 @@ impl Gateway {
                 source,
             })?;
         let addr = listeners[0].local_addr().map_err(GatewayError::Thread)?;
-        let metrics_listener = match cfg.metrics_listen {
-            Some(a) => Some(
-                server::metrics::bind(a)
-                    .map_err(|source| GatewayError::Bind { addr: a, source })?,
-            ),
-            None => None,
-        };
-        let metrics_addr = match &metrics_listener {
-            Some(l) => Some(l.local_addr().map_err(GatewayError::Thread)?),
-            None => None,
-        };
+        let (metrics_listener, metrics_addr) = bind_metrics(cfg.metrics_listen)?;
         let listen = addr.to_string();
 
         let (stats_tx, stats_rx) = watch::channel(Arc::new(StatsSnapshot {
@@ -212,6 +180,51 @@ impl Gateway {
         handle.control = Some(t);
         Ok(handle)
     }
+}
+
+/// Refuse a configuration that cannot work, naming the setting.
+fn check(cfg: &GatewayConfig) -> Result<(), GatewayError> {
+    if cfg.workers == 0 {
+        return Err(GatewayError::Config("workers must be at least 1".into()));
+    }
+    if cfg.body_limit == 0 {
+        return Err(GatewayError::Config(
+            "the body size limit must be at least 1 byte".into(),
+        ));
+    }
+    if cfg.max_connections == Some(0) {
+        return Err(GatewayError::Config(
+            "the connection cap (max connections) must be at least 1".into(),
+        ));
+    }
+    for (name, d) in [
+        ("reload poll", cfg.reload_poll),
+        ("report interval", cfg.report_interval),
+        ("stats interval", cfg.stats_interval),
+        ("probe interval", cfg.probe_interval),
+        ("body timeout", cfg.body_timeout),
+        ("connect timeout", cfg.connect_timeout),
+        ("upstream timeout", cfg.upstream_timeout),
+    ] {
+        if d.is_zero() {
+            return Err(GatewayError::Config(format!(
+                "the {name} must be longer than 0"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The `--metrics-listen` listener and its address, when asked for.
+fn bind_metrics(
+    addr: Option<SocketAddr>,
+) -> Result<(Option<std::net::TcpListener>, Option<SocketAddr>), GatewayError> {
+    let Some(a) = addr else {
+        return Ok((None, None));
+    };
+    let l = server::metrics::bind(a).map_err(|source| GatewayError::Bind { addr: a, source })?;
+    let bound = l.local_addr().map_err(GatewayError::Thread)?;
+    Ok((Some(l), Some(bound)))
 }
 
 fn hostname() -> String {

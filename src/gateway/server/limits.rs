@@ -39,7 +39,7 @@ pub fn raise_nofile() -> Option<u64> {
             );
         }
     }
-    Some(lim.rlim_cur as u64)
+    Some(lim.rlim_cur)
 }
 
 /// The cap for an open-file limit of `nofile`.
@@ -82,7 +82,7 @@ mod tests {
         };
         // SAFETY: as above.
         assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-        assert_eq!(now, lim.rlim_cur as u64);
+        assert_eq!(now, lim.rlim_cur);
         assert_eq!(lim.rlim_cur, lim.rlim_max, "raised to the hard limit");
     }
 }
