@@ -310,6 +310,21 @@ async fn limit(
     }
 }
 
+/// The next body frame if hyper has it without waiting for the caller:
+/// asked once, and once more after yielding (hyper's connection task, which
+/// is this task, moves what it has read into the body when the body asks
+/// for it). `None`: the caller has not sent it yet. So the body timer is
+/// only armed for a body that really is late, not for every request.
+async fn next_frame(
+    body: &mut Incoming,
+) -> Option<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+    if let Some(f) = body.frame().now_or_never() {
+        return Some(f);
+    }
+    tokio::task::yield_now().await;
+    body.frame().now_or_never()
+}
+
 /// Read the whole request body, refusing it as soon as it passes `limit`
 /// or when it is not complete `timeout` after the headers. The timer is
 /// only set when a frame is not already there (a body that came with its
@@ -322,13 +337,18 @@ async fn read_body(
     let mut first: Option<Bytes> = None;
     let mut more: Option<BytesMut> = None;
     let mut total = 0usize;
-    let start = tokio::time::Instant::now();
+    // Set when a frame is not there after hyper had its turn (right after
+    // the headers for a body that did not come with them).
+    let mut deadline = None;
     loop {
-        let next = match body.frame().now_or_never() {
+        let next = match next_frame(&mut body).await {
             Some(f) => f,
-            None => tokio::time::timeout_at(start + timeout, body.frame())
-                .await
-                .map_err(|_| ProxyError::body_timeout(timeout.as_secs_f64()))?,
+            None => {
+                let by = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
+                tokio::time::timeout_at(by, body.frame())
+                    .await
+                    .map_err(|_| ProxyError::body_timeout(timeout.as_secs_f64()))?
+            }
         };
         let Some(frame) = next else { break };
         let frame = frame.map_err(|e| ProxyError::bad_request_body(&e.to_string()))?;
