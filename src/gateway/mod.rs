@@ -44,6 +44,7 @@ use control::Control;
 use limiter::Limiter;
 use proxy::{GatewayState, Worker};
 use snapshot::Builder;
+use telemetry::conns::ConnCounters;
 use telemetry::events::Events;
 
 /// Why a gateway could not start.
@@ -72,28 +73,7 @@ impl Gateway {
     /// control threads. Blocking (a store read and binds): call it at
     /// start-up or from `spawn_blocking`.
     pub fn start(cfg: GatewayConfig, store: Arc<dyn Store>) -> Result<GatewayHandle, GatewayError> {
-        if cfg.workers == 0 {
-            return Err(GatewayError::Config("workers must be at least 1".into()));
-        }
-        if cfg.body_limit == 0 {
-            return Err(GatewayError::Config(
-                "the body size limit must be at least 1 byte".into(),
-            ));
-        }
-        for (name, d) in [
-            ("reload poll", cfg.reload_poll),
-            ("report interval", cfg.report_interval),
-            ("stats interval", cfg.stats_interval),
-            ("probe interval", cfg.probe_interval),
-            ("connect timeout", cfg.connect_timeout),
-            ("upstream timeout", cfg.upstream_timeout),
-        ] {
-            if d.is_zero() {
-                return Err(GatewayError::Config(format!(
-                    "the {name} must be longer than 0"
-                )));
-            }
-        }
+        check(&cfg)?;
         let tls = match &cfg.tls {
             Some(t) => Some(tokio_rustls::TlsAcceptor::from(
                 server::tls::server_config(&t.cert, &t.key).map_err(GatewayError::Tls)?,
@@ -118,6 +98,7 @@ impl Gateway {
                 source,
             })?;
         let addr = listeners[0].local_addr().map_err(GatewayError::Thread)?;
+        let (metrics_listener, metrics_addr) = bind_metrics(cfg.metrics_listen)?;
         let listen = addr.to_string();
 
         let (stats_tx, stats_rx) = watch::channel(Arc::new(StatsSnapshot {
@@ -133,6 +114,7 @@ impl Gateway {
             limiter,
             events,
             stats: stats_rx.clone(),
+            conns: ConnCounters::new(server::limits::connection_cap(cfg.max_connections)),
         });
         let (stop_workers, workers_rx) = watch::channel(false);
         let (stop_control, control_rx) = watch::channel(false);
@@ -145,6 +127,7 @@ impl Gateway {
 
         let mut handle = GatewayHandle {
             addr,
+            metrics_addr,
             stats: stats_rx,
             shared: shared.clone(),
             stop_workers,
@@ -152,6 +135,7 @@ impl Gateway {
             workers: Vec::new(),
             control: None,
         };
+        let registry = Arc::new(server::Registry::new(cfg.workers));
         for (id, listener) in listeners.into_iter().enumerate() {
             let rt = runtime()?;
             let worker = Arc::new(Worker {
@@ -159,9 +143,23 @@ impl Gateway {
                 shared: shared.clone(),
             });
             let (tls, stop, grace) = (tls.clone(), workers_rx.clone(), cfg.shutdown_grace);
+            let registry = registry.clone();
             let t = std::thread::Builder::new()
                 .name(format!("gateway-worker-{id}"))
-                .spawn(move || rt.block_on(server::run_worker(worker, listener, tls, stop, grace)))
+                .spawn(move || {
+                    rt.block_on(server::run_worker(
+                        worker, listener, tls, registry, stop, grace,
+                    ))
+                })
+                .map_err(GatewayError::Thread)?;
+            handle.workers.push(t);
+        }
+        if let Some(l) = metrics_listener {
+            let rt = runtime()?;
+            let (shared, stop) = (shared.clone(), workers_rx.clone());
+            let t = std::thread::Builder::new()
+                .name("gateway-metrics".into())
+                .spawn(move || rt.block_on(server::metrics::serve(l, shared, stop)))
                 .map_err(GatewayError::Thread)?;
             handle.workers.push(t);
         }
@@ -184,6 +182,51 @@ impl Gateway {
     }
 }
 
+/// Refuse a configuration that cannot work, naming the setting.
+fn check(cfg: &GatewayConfig) -> Result<(), GatewayError> {
+    if cfg.workers == 0 {
+        return Err(GatewayError::Config("workers must be at least 1".into()));
+    }
+    if cfg.body_limit == 0 {
+        return Err(GatewayError::Config(
+            "the body size limit must be at least 1 byte".into(),
+        ));
+    }
+    if cfg.max_connections == Some(0) {
+        return Err(GatewayError::Config(
+            "the connection cap (max connections) must be at least 1".into(),
+        ));
+    }
+    for (name, d) in [
+        ("reload poll", cfg.reload_poll),
+        ("report interval", cfg.report_interval),
+        ("stats interval", cfg.stats_interval),
+        ("probe interval", cfg.probe_interval),
+        ("body timeout", cfg.body_timeout),
+        ("connect timeout", cfg.connect_timeout),
+        ("upstream timeout", cfg.upstream_timeout),
+    ] {
+        if d.is_zero() {
+            return Err(GatewayError::Config(format!(
+                "the {name} must be longer than 0"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The `--metrics-listen` listener and its address, when asked for.
+fn bind_metrics(
+    addr: Option<SocketAddr>,
+) -> Result<(Option<std::net::TcpListener>, Option<SocketAddr>), GatewayError> {
+    let Some(a) = addr else {
+        return Ok((None, None));
+    };
+    let l = server::metrics::bind(a).map_err(|source| GatewayError::Bind { addr: a, source })?;
+    let bound = l.local_addr().map_err(GatewayError::Thread)?;
+    Ok((Some(l), Some(bound)))
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
@@ -196,6 +239,7 @@ fn hostname() -> String {
 /// A running gateway.
 pub struct GatewayHandle {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     stats: watch::Receiver<Arc<StatsSnapshot>>,
     shared: Arc<GatewayState>,
     stop_workers: watch::Sender<bool>,
@@ -213,6 +257,11 @@ impl GatewayHandle {
     /// Counter snapshots, published a few times a second when something changed.
     pub fn stats(&self) -> watch::Receiver<Arc<StatsSnapshot>> {
         self.stats.clone()
+    }
+
+    /// Where `/metrics` is served without a token (`--metrics-listen`), as bound.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The registry revision the gateway is serving.
@@ -276,6 +325,11 @@ impl GatewayView {
 
     pub fn stats(&self) -> watch::Receiver<Arc<StatsSnapshot>> {
         self.stats.clone()
+    }
+
+    /// `/metrics` in Prometheus text (the admin API's `/admin/v1/metrics`).
+    pub fn metrics(&self) -> String {
+        proxy::metrics_text(&self.shared)
     }
 
     pub fn applied_revision(&self) -> u64 {

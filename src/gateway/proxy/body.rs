@@ -1,7 +1,9 @@
 //! Response bodies: the gateway's own (small, complete) and relayed upstream
 //! bodies, passed through frame by frame as they arrive (no buffering), with
 //! the `usage` scanner looking at the bytes on their way and the request's
-//! [`Tally`] finished when the body ends or is dropped.
+//! [`Tally`] finished when the body ends or is dropped: its outcome is
+//! counted then (the answer's, relayed to the end; `Cancelled` when the
+//! caller left part-way, with the tokens seen so far).
 
 use std::io;
 use std::pin::Pin;
@@ -11,6 +13,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
 use crate::gateway::proxy::tally::Tally;
+use crate::gateway::telemetry::counters::RequestOutcome;
 use crate::gateway::telemetry::usage::UsageScanner;
 use crate::gateway::upstream::UpBody;
 
@@ -27,10 +30,14 @@ impl ResBody {
         ResBody::Full(Some(b.into()))
     }
 
-    pub fn relay(inner: UpBody, tally: Tally) -> Self {
+    /// Relay `inner`; `outcome` is counted when it has been relayed to the
+    /// end (a caller that leaves part-way counts `Cancelled`, an upstream
+    /// that breaks off `UpstreamError`), unless the tally was decided already.
+    pub fn relay(inner: UpBody, tally: Tally, outcome: RequestOutcome) -> Self {
         ResBody::Relay(Box::new(Relay {
             inner,
             tally,
+            outcome,
             usage: UsageScanner::default(),
             ended: false,
         }))
@@ -41,12 +48,25 @@ impl ResBody {
 pub struct Relay {
     inner: UpBody,
     tally: Tally,
+    /// Counted when the body has been relayed to the end.
+    outcome: RequestOutcome,
     usage: UsageScanner,
     ended: bool,
 }
 
+/// How a relayed body ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Relayed to the end.
+    Complete,
+    /// The upstream broke off (read error, bad framing).
+    UpstreamFailed,
+    /// Dropped part-way: the caller went away (or its write failed).
+    Dropped,
+}
+
 impl Relay {
-    fn end(&mut self, complete: bool) {
+    fn end(&mut self, how: End) {
         if self.ended {
             return;
         }
@@ -55,7 +75,12 @@ impl Relay {
             self.usage.prompt.unwrap_or(0),
             self.usage.completion.unwrap_or(0),
         );
-        if complete {
+        self.tally.decide(match how {
+            End::Complete => self.outcome,
+            End::UpstreamFailed => RequestOutcome::UpstreamError,
+            End::Dropped => RequestOutcome::Cancelled,
+        });
+        if how == End::Complete {
             self.tally.latency();
             // Read to the end: the connection can serve the next request.
             if let Some(ep) = self.tally.endpoint()
@@ -74,8 +99,12 @@ impl Drop for Relay {
         // its connection goes back to the pool. Otherwise the caller went away
         // mid-body: dropping `inner` closes the upstream connection
         // (cancelling its work); count the tokens seen so far.
-        let complete = self.inner.is_end_stream();
-        self.end(complete);
+        let how = if self.inner.is_end_stream() {
+            End::Complete
+        } else {
+            End::Dropped
+        };
+        self.end(how);
     }
 }
 
@@ -98,11 +127,11 @@ impl Body for ResBody {
                             r.usage.feed(d);
                         }
                         if r.inner.is_end_stream() {
-                            r.end(true);
+                            r.end(End::Complete);
                         }
                     }
-                    Some(Err(_)) => r.end(false),
-                    None => r.end(true),
+                    Some(Err(_)) => r.end(End::UpstreamFailed),
+                    None => r.end(End::Complete),
                 }
                 Poll::Ready(next)
             }

@@ -219,7 +219,7 @@ fn relay(
 ) -> Response<ResBody> {
     let status = head.status;
     let ep = &route.endpoints[i];
-    if status.is_server_error() {
+    let outcome = if status.is_server_error() {
         health_failure(
             shared,
             route,
@@ -238,7 +238,9 @@ fn relay(
                 status.as_u16()
             ),
         );
+        // Known now, whatever becomes of the body.
         tally.decide(RequestOutcome::UpstreamError);
+        RequestOutcome::UpstreamError
     } else {
         if let Some(Transition::CameBack) = ep.health.success() {
             shared.events.push(
@@ -251,13 +253,15 @@ fn relay(
                 ),
             );
         }
-        tally.decide(if status.is_success() {
+        // Counted when the body has been relayed to the end (a caller that
+        // leaves part-way is `Cancelled`).
+        if status.is_success() {
             RequestOutcome::Success
         } else {
             RequestOutcome::Upstream4xx
-        });
-    }
-    let mut res = Response::new(ResBody::relay(body, tally));
+        }
+    };
+    let mut res = Response::new(ResBody::relay(body, tally, outcome));
     *res.status_mut() = status;
     *res.headers_mut() = head.headers;
     if let Some(h) = headroom {
