@@ -44,6 +44,21 @@ fn too_large() -> AdminError {
     )
 }
 
+/// How much of a refused body is read and thrown away, and for how long,
+/// so a client that sends it anyway reads the 413 instead of a reset.
+const DRAIN_LIMIT: usize = 64 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Read and discard a refused body in the background (a bounded lingering
+/// close): the 413 goes out at once; a client that is still writing its
+/// body is not reset before it reads it (closing with unread data in the
+/// socket would send a reset that can overtake the answer).
+fn drain(body: Incoming) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(DRAIN_TIME, Limited::new(body, DRAIN_LIMIT).collect()).await;
+    });
+}
+
 /// The whole body, or a 413 over [`BODY_LIMIT`] (400 if it cannot be
 /// read). A declared `Content-Length` over the limit is refused at once,
 /// before reading (the answer closes the connection: the body is not read).
@@ -53,6 +68,7 @@ pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, AdminError> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        drain(req.into_body());
         return Err(too_large());
     }
     Ok(Limited::new(req.into_body(), BODY_LIMIT)
