@@ -87,7 +87,7 @@ pub struct ServeArgs {
 
     /// Most callers' connections open at once (at the cap, idle keep-alive
     /// connections are closed to make room). Default: from the open-file
-    /// limit (raised to the hard limit at start), half of it minus 64.
+    /// limit (raised to the hard limit at start): (limit - 64) / 2.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: Option<u64>,
 
