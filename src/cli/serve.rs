@@ -87,7 +87,7 @@ pub struct ServeArgs {
 
     /// Most callers' connections open at once (at the cap, idle keep-alive
     /// connections are closed to make room). Default: from the open-file
-    /// limit (raised to the hard limit at start), half of it minus 64.
+    /// limit (raised to the hard limit at start): (limit - 64) / 2.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: Option<u64>,
 
@@ -311,5 +311,52 @@ mod tests {
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn serve(args: &[&str]) -> Result<GatewayConfig, String> {
+        use clap::Parser;
+        let argv = std::iter::once("serve").chain(args.iter().copied());
+        Cmd::try_parse_from(argv)
+            .map(|c| c.serve.config())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_edge_flags_reach_the_gateway_and_bad_values_name_the_flag() {
+        let d = serve(&[]).unwrap();
+        assert_eq!(d.body_timeout, Duration::from_secs(30));
+        assert_eq!(d.metrics_listen, None);
+        assert_eq!(d.metrics_key_series, 100);
+        assert_eq!(d.max_connections, None);
+        let c = serve(&[
+            "--body-timeout",
+            "2s",
+            "--metrics-listen",
+            "127.0.0.1:9100",
+            "--metrics-key-series",
+            "0",
+            "--max-connections",
+            "8",
+        ])
+        .unwrap();
+        assert_eq!(c.body_timeout, Duration::from_secs(2));
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(c.metrics_key_series, 0);
+        assert_eq!(c.max_connections, Some(8));
+        for (flag, value) in [
+            ("--max-connections", "0"),
+            ("--body-timeout", "0s"),
+            ("--metrics-listen", "9100"),
+            ("--metrics-key-series", "many"),
+        ] {
+            let e = serve(&[flag, value]).unwrap_err();
+            assert!(e.contains(flag), "{flag} {value}: {e}");
+        }
     }
 }
