@@ -199,6 +199,28 @@ async fn routing_and_body_errors() {
         "close",
         "the unread body ends the connection"
     );
+    // A caller that sends a large declared body anyway reads the 413, not
+    // a reset (the refused body is drained in the background), every time.
+    let huge = vec![b' '; 8 << 20];
+    for _ in 0..5 {
+        let res = gw
+            .http
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(huge.clone())
+            .send()
+            .await
+            .expect("the 413 is read, not a reset");
+        expect(
+            res,
+            413,
+            "invalid_request_error",
+            "request_too_large",
+            "at most 1024 bytes",
+        )
+        .await;
+    }
     // …and streamed without a length.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         (0..10).map(|_| Ok(vec![b' '; 200])).collect();

@@ -248,10 +248,29 @@ async fn read_request(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
+        drain(req.into_body());
         return Err(ProxyError::too_large(limit, declared));
     }
     let (parts, body) = req.into_parts();
     Ok((parts, read_body(body, limit, timeout).await?))
+}
+
+/// How much of a body refused for its declared size is read and thrown
+/// away, and for how long (a bounded lingering close).
+const DRAIN_LIMIT: usize = 64 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// Read and discard a refused body in the background, so a caller still
+/// writing it reads the 413 (sent at once) instead of a reset: closing a
+/// socket with unread data sends a reset that can overtake the answer.
+fn drain(body: Incoming) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(
+            DRAIN_TIME,
+            http_body_util::Limited::new(body, DRAIN_LIMIT).collect(),
+        )
+        .await;
+    });
 }
 
 /// The `model` string of the body (see [`extract`]).
