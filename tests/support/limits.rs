@@ -19,6 +19,7 @@ pub fn key_rule(id: u64, workspace: &str, key: &str, limit: u32, duration_secs: 
             key_id: Some(key.into()),
             limit,
             duration_secs,
+            unit: Default::default(),
         },
     }
 }
@@ -32,6 +33,7 @@ pub fn workspace_rule(id: u64, workspace: &str, limit: u32, duration_secs: u32) 
             key_id: None,
             limit,
             duration_secs,
+            unit: Default::default(),
         },
     }
 }
