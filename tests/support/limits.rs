@@ -64,3 +64,24 @@ pub fn check_now(limiter: &Limiter, limits: &ModelLimits, key: &str, ws: &str) -
         Poll::Pending => panic!("a local check waited"),
     }
 }
+
+/// `rule`, counting tokens.
+pub fn tokens(mut rule: Rule) -> Rule {
+    rule.spec.unit = maasctl::domain::RuleUnit::Tokens;
+    rule
+}
+
+/// A local reservation completes without waiting; run it to completion here.
+pub fn reserve_now(
+    limiter: &std::sync::Arc<Limiter>,
+    limits: &ModelLimits,
+    key: &str,
+    ws: &str,
+    estimate: maasctl::gateway::limiter::Estimate,
+) -> (Decision, Option<maasctl::gateway::limiter::Reservation>) {
+    let mut fut = pin!(limiter.reserve(limits, key, ws, estimate));
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(d) => d,
+        Poll::Pending => panic!("a local reservation waited"),
+    }
+}
