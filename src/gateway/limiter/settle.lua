@@ -30,9 +30,35 @@ for i = 1, #KEYS do
     local c = tonumber(redis.call('HGET', key, e))
     if c and c > 0 and e + dur > now then
       local take = math.min(c, reserved - used)
-      redis.call('HINCRBY', key, e, -take)
-      local s = tonumber(redis.call('HGET', key, 's')) or take
-      redis.call('HSET', key, 's', math.max(s - take, 0))
+      local s = math.max((tonumber(redis.call('HGET', key, 's')) or take) - take, 0)
+      if take < c then
+        redis.call('HINCRBY', key, e, -take)
+        redis.call('HSET', key, 's', s)
+      else
+        -- The bucket is empty now: drop it, and find the oldest and newest
+        -- buckets again if it was one of them (reset and expiry follow them).
+        redis.call('HDEL', key, e)
+        local m = redis.call('HMGET', key, 'o', 'n')
+        if tonumber(m[1]) == e or tonumber(m[2]) == e then
+          local all = redis.call('HGETALL', key)
+          local o, n = nil, nil
+          for j = 1, #all, 2 do
+            local f = tonumber(all[j])
+            if f then
+              if not o or f < o then o = f end
+              if not n or f > n then n = f end
+            end
+          end
+          if o then
+            redis.call('HSET', key, 's', s, 'o', o, 'n', n)
+            if not fixed then redis.call('PEXPIRE', key, n + dur - now) end
+          else
+            redis.call('DEL', key)
+          end
+        else
+          redis.call('HSET', key, 's', s)
+        end
+      end
       changed = changed + 1
     end
   elseif used > reserved then
