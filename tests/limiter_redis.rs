@@ -512,6 +512,58 @@ mod tokens {
         }
     }
 
+    /// Redis down: token rules fall back like request rules — each replica
+    /// reserves within L / live replicas on its own windows, which hold what
+    /// it reserved while shared; settlements keep working locally; Redis
+    /// back: shared again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_down_token_rules_fall_back_to_shares_and_back() {
+        let mut redis = RedisServer::start();
+        let (a, b) = (replica(&redis.url()).await, replica(&redis.url()).await);
+        wait_until("both replicas see each other", || {
+            a.live_replicas() == Some(2) && b.live_replicas() == Some(2)
+        })
+        .await;
+        let set = compiled(&[&a, &b], &[tokens(workspace_rule(1, "acme", 1000, 60))]);
+        // Shared: 300 reserved through a, settled to 100 (Redis and a's mirror).
+        let (d, r) = a.reserve(&set[0].1, "k", "acme", est(100, 200)).await;
+        assert!(admitted(&d));
+        r.unwrap().settle(100);
+        redis.kill();
+        // The first call after the outage is decided locally at once:
+        // a's share is 1000 / 2 = 500, 100 of it already used.
+        let (d, r) = a.reserve(&set[0].1, "k", "acme", est(100, 300)).await;
+        assert!(admitted(&d), "{d:?}");
+        assert_eq!(a.mode(), LimiterMode::LocalFallback);
+        let (d, _) = a.reserve(&set[0].1, "k", "acme", est(50, 60)).await;
+        let Decision::Reject(rej) = d else {
+            panic!("a fallen-back replica reserved beyond its share")
+        };
+        assert_eq!((rej.limit, rej.requested), (500, 110));
+        // Settling gives back locally: now 100 + 150 of 500.
+        r.unwrap().settle(150);
+        let e = a.explain(&set[0].1, "k", "acme").await;
+        assert_eq!(
+            (e.limiter, e.rules[0].used, e.rules[0].limit),
+            (LimiterMode::LocalFallback, 250, 500)
+        );
+        assert!(admitted(
+            &a.reserve(&set[0].1, "k", "acme", est(50, 60)).await.0
+        ));
+        // b had reserved nothing: its own share is whole.
+        let (d, _) = b.reserve(&set[1].1, "k", "acme", est(100, 400)).await;
+        assert!(admitted(&d));
+        redis.restart();
+        wait_until("both replicas share again", || {
+            a.mode() == LimiterMode::Shared && b.mode() == LimiterMode::Shared
+        })
+        .await;
+        // The restarted Redis kept nothing: the shared window starts empty.
+        let (d, r) = b.reserve(&set[1].1, "k", "acme", est(100, 800)).await;
+        assert!(admitted(&d), "{d:?}");
+        drop(r);
+    }
+
     /// Two replicas, 256 concurrent callers reserving 400 tokens each and
     /// settling to 50–349: together they hold at most L in Redis, and once
     /// every settlement has run Redis counts exactly what was used; room

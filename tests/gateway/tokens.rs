@@ -19,14 +19,18 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use maasctl::domain::LimiterMode;
 use maasctl::domain::{Change, Policy, RuleSpec, RuleTarget, RuleUnit};
 use maasctl::gateway::config::GatewayConfig;
-use maasctl::gateway::limiter::{Limiter, estimate};
+use maasctl::gateway::limiter::{Limiter, SharedConfig, estimate};
 use maasctl::store::Store;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::support::*;
+
+#[path = "../support/redis.rs"]
+mod redis_server;
 
 /// What the mock reported: (arrival, prompt + completion tokens).
 type Ledger = Arc<Mutex<Vec<(Instant, u64)>>>;
@@ -539,4 +543,143 @@ async fn a_reservation_above_the_limit_is_refused_naming_the_cap() {
         .await;
     assert_eq!(res.status(), 200);
     gw.stop().await;
+}
+
+/// Two gateways (each its own shared limiter, as two replicas) behind one
+/// Redis, 128 callers spread over both: together they admit at most L
+/// tokens in the window (counted at the upstream), Redis counts exactly
+/// what the upstream reported, and room comes back only after D.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_sharing_redis_stay_within_the_token_limit_together() {
+    const L: u64 = 4000;
+    const D: Duration = Duration::from_secs(5);
+    let redis = redis_server::RedisServer::start();
+    let up = Upstream::start().await;
+    let (ts, key, rule) = setup(&up, L as u32, D.as_secs() as u32);
+    let key_id = ts.store.load().unwrap().keys.keys().next().unwrap().clone();
+    let shared = || SharedConfig {
+        timeout: Duration::from_secs(2),
+        heartbeat: Duration::from_millis(200),
+        retry: Duration::from_millis(100),
+        ..SharedConfig::default()
+    };
+    let la = Limiter::shared(&redis.url(), shared()).await.unwrap();
+    let lb = Limiter::shared(&redis.url(), shared()).await.unwrap();
+    let gws = [gateway(&ts, &la).await, gateway(&ts, &lb).await];
+    let start = Instant::now();
+    let calls: Vec<_> = (0..128u64)
+        .map(|i| {
+            let gw = &gws[i as usize % 2];
+            let (http, url, key) = (gw.http.clone(), gw.url("/v1/chat/completions"), key.clone());
+            let b = body(
+                if i % 4 < 2 { "plain" } else { "stream" },
+                10,
+                20 + i % 81,
+                100,
+                i % 4 >= 2,
+            );
+            tokio::spawn(async move {
+                let res = http
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&b)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                let text = res.text().await.unwrap();
+                (status, text)
+            })
+        })
+        .collect();
+    let mut ok = [0; 2];
+    let mut throttled = 0;
+    for (i, c) in calls.into_iter().enumerate() {
+        match c.await.unwrap() {
+            (200, _) => ok[i % 2] += 1,
+            (429, text) => {
+                throttled += 1;
+                assert!(
+                    text.contains(&format!("rule #{rule}")) && text.contains("tokens"),
+                    "{text}"
+                );
+            }
+            (status, text) => panic!("status {status}: {text}"),
+        }
+    }
+    let burst = start.elapsed();
+    assert!(
+        burst < D,
+        "the burst took {burst:?}, longer than the window: the bound below would not apply"
+    );
+    assert_eq!(
+        (la.mode(), lb.mode()),
+        (LimiterMode::Shared, LimiterMode::Shared)
+    );
+    let total = up.total();
+    assert!(
+        total <= L,
+        "two gateways let {total} tokens through one window of {L}"
+    );
+    assert!(
+        ok[0] > 0 && ok[1] > 0 && throttled > 0,
+        "admitted {ok:?}, throttled {throttled}"
+    );
+    // Redis (read live by either gateway) counts exactly what the upstream reported.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let e = gws[1]
+            .handle()
+            .view()
+            .explain("tok", &key_id, "acme")
+            .await
+            .unwrap();
+        let used = u64::from(e.rules[0].used);
+        if used == total {
+            assert_eq!(e.rules[0].unit, RuleUnit::Tokens);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Redis counts {used}, the upstream reported {total}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Fill the window through one gateway; the other admits again only after D.
+    loop {
+        let res = gws[0]
+            .post(
+                "/v1/chat/completions",
+                &key,
+                &body("plain", 10, 100, 100, false),
+            )
+            .await;
+        let status = res.status();
+        res.bytes().await.unwrap();
+        if status == 429 {
+            break;
+        }
+        assert!(start.elapsed() < D, "the window never filled");
+    }
+    assert!(up.total() <= L);
+    let again = wait_for("a request admitted again", || async {
+        let res = gws[1]
+            .post(
+                "/v1/chat/completions",
+                &key,
+                &body("plain", 10, 50, 100, false),
+            )
+            .await;
+        let ok = res.status() == 200;
+        res.bytes().await.unwrap();
+        ok.then(|| start.elapsed())
+    })
+    .await;
+    assert!(
+        again >= D,
+        "admitted again {again:?} after the burst began, before the window of {D:?}"
+    );
+    for gw in gws {
+        gw.stop().await;
+    }
 }
