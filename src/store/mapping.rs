@@ -847,6 +847,7 @@ mod tests {
                 Value::Null,
                 Value::Int(1 << 40),
                 Value::Int(60),
+                Value::Text("requests".into()),
             ]])
             .unwrap();
         let e = rule(rows.iter().next().unwrap()).unwrap_err();

@@ -163,6 +163,14 @@ impl ModelLimits {
 
 type Windows = Vec<Arc<Window>>;
 
+/// A decision and where it was counted: the limiter clock's `at` (the local
+/// windows) and Redis's time when Redis decided.
+struct Admission {
+    decision: Decision,
+    at: u64,
+    redis_at: Option<u64>,
+}
+
 /// The limiter, shared by every gateway worker.
 #[derive(Debug)]
 pub struct Limiter {
@@ -285,7 +293,7 @@ impl Limiter {
     /// through [`reserve`](Self::reserve).
     pub async fn check(&self, limits: &ModelLimits, key_id: &str, workspace: &str) -> Decision {
         let windows = limits.matching(key_id, workspace);
-        self.admit(&windows, 1).await.0
+        self.admit(&windows, 1).await.decision
     }
 
     /// [`check`](Self::check) for a model with token rules: its token rules
@@ -301,7 +309,11 @@ impl Limiter {
         estimate: Estimate,
     ) -> (Decision, Option<Reservation>) {
         let windows = limits.matching(key_id, workspace);
-        let (decision, redis_at) = self.admit(&windows, estimate.total()).await;
+        let Admission {
+            decision,
+            at,
+            redis_at,
+        } = self.admit(&windows, estimate.total()).await;
         if !matches!(decision, Decision::Admit(_)) {
             return (decision, None);
         }
@@ -317,7 +329,7 @@ impl Limiter {
             limiter: Arc::clone(self),
             windows: held,
             estimate,
-            at: self.clock.now_ms(),
+            at,
             redis_at,
             settled: false,
         };
@@ -325,30 +337,37 @@ impl Limiter {
     }
 
     /// The decision over `windows` for a request costing `tokens` in token
-    /// rules, and Redis's time when Redis counted it.
-    async fn admit(&self, windows: &[Arc<Window>], tokens: u64) -> (Decision, Option<u64>) {
+    /// rules, with the instants it was counted at.
+    async fn admit(&self, windows: &[Arc<Window>], tokens: u64) -> Admission {
+        let done = |decision, at, redis_at| Admission {
+            decision,
+            at,
+            redis_at,
+        };
         if windows.is_empty() {
-            return (Decision::Admit(None), None);
+            return done(Decision::Admit(None), 0, None);
         }
         let Some(shared) = &self.shared else {
-            return (local::check(windows, self.clock.now_ms(), 1, tokens), None);
+            let now = self.clock.now_ms();
+            return done(local::check(windows, now, 1, tokens), now, None);
         };
         match shared.run(windows, true, tokens).await {
-            Some(answer) => (self.apply(windows, &answer, tokens), Some(answer.now)),
+            Some(answer) => {
+                let now = self.clock.now_ms();
+                let decision = self.apply(windows, &answer, tokens, now);
+                done(decision, now, Some(answer.now))
+            }
             None => {
-                let divisor = shared.replicas();
-                (
-                    local::check(windows, self.clock.now_ms(), divisor, tokens),
-                    None,
-                )
+                let now = self.clock.now_ms();
+                let d = local::check(windows, now, shared.replicas(), tokens);
+                done(d, now, None)
             }
         }
     }
 
     /// Turn Redis's answer into a decision, and keep this replica's
-    /// counters and local windows in step with it.
-    fn apply(&self, windows: &[Arc<Window>], answer: &Answer, tokens: u64) -> Decision {
-        let now = self.clock.now_ms();
+    /// counters and local windows (at `now`) in step with it.
+    fn apply(&self, windows: &[Arc<Window>], answer: &Answer, tokens: u64, now: u64) -> Decision {
         for (w, &(used, room, reset)) in windows.iter().zip(&answer.windows) {
             w.observed.record(used, room, reset, now);
         }

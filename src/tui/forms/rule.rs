@@ -108,7 +108,11 @@ fn build(form: &Form, reg: &Registry) -> Result<Op, Vec<FieldError>> {
         },
         limit: limit.unwrap_or(1),
         duration_secs: duration.unwrap_or(1),
-        unit: Default::default(),
+        // The form has no unit field yet: an edit keeps the rule's unit.
+        unit: editing
+            .and_then(|id| reg.rule(id))
+            .map(|(_, r)| r.spec.unit)
+            .unwrap_or_default(),
     };
     if let Err(e) = reg.check_rule(&spec) {
         errs.extend(e.errors.into_iter().filter(|e| {
