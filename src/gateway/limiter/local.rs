@@ -13,12 +13,23 @@ use super::{Decision, Headroom, Rejection};
 use crate::domain::RuleUnit;
 
 /// What a request counts in `w`: 1 in a request rule's window, its
-/// reservation (`tokens`) in a token rule's.
-pub fn cost(w: &Window, tokens: u64) -> u64 {
-    match w.unit {
-        RuleUnit::Requests => 1,
-        RuleUnit::Tokens => tokens,
+/// reservation (`Some(tokens)`) in a token rule's. `None` — a model without
+/// token rules, the request path's usual case — is 1 everywhere and never
+/// reads the window's unit (off the cache line a check touches).
+pub fn cost(w: &Window, tokens: Option<u64>) -> u64 {
+    match tokens {
+        None => 1,
+        Some(t) => match w.unit {
+            RuleUnit::Requests => 1,
+            RuleUnit::Tokens => t,
+        },
     }
+}
+
+/// Whether `w`'s headroom goes into the `x-ratelimit-*` headers (they speak
+/// of request rules).
+pub fn in_headers(w: &Window, tokens: Option<u64>) -> bool {
+    tokens.is_none() || w.unit == RuleUnit::Requests
 }
 
 /// Milliseconds until `ring` (advanced to `now`) has room for `cost` more
@@ -64,8 +75,13 @@ pub fn with_locked<W: AsRef<Window>, R>(
 }
 
 /// Admit and count against every window (1 in a request rule's window,
-/// `tokens` in a token rule's), or reject and count against none.
-pub fn check<W: AsRef<Window>>(windows: &[W], now: u64, divisor: u32, tokens: u64) -> Decision {
+/// `tokens` in a token rule's, see [`cost`]), or reject and count against none.
+pub fn check<W: AsRef<Window>>(
+    windows: &[W],
+    now: u64,
+    divisor: u32,
+    tokens: Option<u64>,
+) -> Decision {
     if windows.is_empty() {
         return Decision::Admit(None);
     }
@@ -95,8 +111,7 @@ pub fn check<W: AsRef<Window>>(windows: &[W], now: u64, divisor: u32, tokens: u6
             let w = windows[i].as_ref();
             ring.add(cost(w, tokens));
             ring.admitted += 1;
-            if w.unit == RuleUnit::Tokens {
-                // The x-ratelimit-* headers speak of requests.
+            if !in_headers(w, tokens) {
                 continue;
             }
             let limit = effective_limit(w.limit(), divisor);
@@ -178,7 +193,7 @@ pub fn peek<W: AsRef<Window>>(windows: &[W], now: u64, divisor: u32) -> Vec<Peek
 /// Count an admission decided elsewhere (by Redis) in the local windows too,
 /// so that a fall-back to local limits starts from this replica's history,
 /// and in the rules' admitted totals.
-pub fn record<W: AsRef<Window>>(windows: &[W], now: u64, tokens: u64) {
+pub fn record<W: AsRef<Window>>(windows: &[W], now: u64, tokens: Option<u64>) {
     if windows.is_empty() {
         return;
     }

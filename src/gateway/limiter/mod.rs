@@ -289,11 +289,11 @@ impl Limiter {
 
     /// Admit (counting against every rule of `limits` that targets `key_id`
     /// or `workspace`) or reject (counting against none). A token rule
-    /// counts one token here: requests to models with token rules go
-    /// through [`reserve`](Self::reserve).
+    /// counts one token here (and shows in the headroom): requests to
+    /// models with token rules go through [`reserve`](Self::reserve).
     pub async fn check(&self, limits: &ModelLimits, key_id: &str, workspace: &str) -> Decision {
         let windows = limits.matching(key_id, workspace);
-        self.admit(&windows, 1).await.decision
+        self.admit(&windows, None).await.decision
     }
 
     /// [`check`](Self::check) for a model with token rules: its token rules
@@ -313,7 +313,7 @@ impl Limiter {
             decision,
             at,
             redis_at,
-        } = self.admit(&windows, estimate.total()).await;
+        } = self.admit(&windows, Some(estimate.total())).await;
         if !matches!(decision, Decision::Admit(_)) {
             return (decision, None);
         }
@@ -337,8 +337,9 @@ impl Limiter {
     }
 
     /// The decision over `windows` for a request costing `tokens` in token
-    /// rules, with the instants it was counted at.
-    async fn admit(&self, windows: &[Arc<Window>], tokens: u64) -> Admission {
+    /// rules (`None`: 1 everywhere, see `local::cost`), with the instants it
+    /// was counted at.
+    async fn admit(&self, windows: &[Arc<Window>], tokens: Option<u64>) -> Admission {
         let done = |decision, at, redis_at| Admission {
             decision,
             at,
@@ -367,7 +368,13 @@ impl Limiter {
 
     /// Turn Redis's answer into a decision, and keep this replica's
     /// counters and local windows (at `now`) in step with it.
-    fn apply(&self, windows: &[Arc<Window>], answer: &Answer, tokens: u64, now: u64) -> Decision {
+    fn apply(
+        &self,
+        windows: &[Arc<Window>],
+        answer: &Answer,
+        tokens: Option<u64>,
+        now: u64,
+    ) -> Decision {
         for (w, &(used, room, reset)) in windows.iter().zip(&answer.windows) {
             w.observed.record(used, room, reset, now);
         }
@@ -381,7 +388,7 @@ impl Limiter {
         local::record(windows, now, tokens);
         let mut tightest: Option<Headroom> = None;
         for (w, &(used, _, reset)) in windows.iter().zip(&answer.windows) {
-            if w.unit == RuleUnit::Tokens {
+            if !local::in_headers(w, tokens) {
                 continue;
             }
             let remaining = local::clamp_u32(u64::from(w.limit()).saturating_sub(used));
@@ -408,7 +415,7 @@ impl Limiter {
         let windows = limits.matching(key_id, workspace);
         let mut states = None;
         if let Some(shared) = &self.shared {
-            if let Some(answer) = shared.run(&windows[..], false, 1).await {
+            if let Some(answer) = shared.run(&windows[..], false, None).await {
                 states = Some(
                     windows
                         .iter()

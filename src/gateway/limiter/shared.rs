@@ -207,7 +207,7 @@ impl RedisLimiter {
         &self,
         windows: &[impl AsRef<Window>],
         hit: bool,
-        tokens: u64,
+        tokens: Option<u64>,
     ) -> Option<Answer> {
         let link = self.state.link.load_full()?;
         let mut invocation = self.state.window.prepare_invoke();
