@@ -1262,6 +1262,50 @@ mod declarative {
             .map(|r| r["unit"].as_str().unwrap())
             .collect();
         assert_eq!(units, ["requests", "tokens"]);
+        // `rule explain` (no gateway running: the registry's rules) says
+        // what each rule counts.
+        let (env2, acme_key, _) = populated();
+        env2.ok(&[
+            "rule",
+            "add",
+            "--model",
+            "DeepSeek-V3",
+            "--workspace",
+            "acme",
+            "--limit",
+            "90000",
+            "--duration",
+            "60",
+            "--unit",
+            "tokens",
+        ]);
+        let out = env2.ok(&[
+            "rule",
+            "explain",
+            "--model",
+            "DeepSeek-V3",
+            "--key",
+            &acme_key,
+        ]);
+        let row = |id: &str| {
+            out.lines()
+                .find(|l| l.starts_with(id))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(
+            row("#2 ").contains("90000 tokens") && !row("#1 ").contains("tokens"),
+            "{out}"
+        );
+        let v = env2.json(&[
+            "rule",
+            "explain",
+            "--model",
+            "DeepSeek-V3",
+            "--key",
+            &acme_key,
+        ]);
+        assert_eq!(v["rules"][1]["unit"], "tokens", "{v}");
         // Edit the unit back: the same rule, now counting requests.
         env.ok(&["rule", "edit", &id.to_string(), "--unit", "requests"]);
         assert_eq!(env.json(&["rule", "list"])[1]["unit"], "requests");
