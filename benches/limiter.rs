@@ -44,6 +44,7 @@ fn rule(id: usize, target: RuleTarget, workspace: String, key_id: Option<String>
             key_id,
             limit: u32::MAX,
             duration_secs: 60,
+            unit: Default::default(),
         },
     }
 }

@@ -394,6 +394,249 @@ async fn window_keys_expire_when_their_requests_leave_the_window() {
 }
 
 /// Through `maasctl serve` over HTTP, as an operator runs it.
+/// Token rules in shared mode: the Lua windows reserve and settle exactly
+/// like the in-process ones, and replicas together stay within the limit.
+mod tokens {
+    use super::*;
+    use limits::tokens;
+    use maasctl::gateway::limiter::{Estimate, Explanation, Reservation};
+
+    fn est(prompt: u64, completion: u64) -> Estimate {
+        Estimate { prompt, completion }
+    }
+
+    /// What both show of the rules: (rule, used, remaining, room in, reset).
+    fn shown(e: &Explanation) -> Vec<(u64, u32, u32, u64, u64)> {
+        e.rules
+            .iter()
+            .map(|r| (r.rule_id, r.used, r.remaining, r.room_in_ms, r.reset_ms))
+            .collect()
+    }
+
+    /// Random reservations (with a request rule beside the token rules),
+    /// settlements below, at and above the estimate, and drops, on a manual
+    /// clock: every decision and, after every settlement, every window's
+    /// count, room and reset are the same in Redis as in process.
+    #[tokio::test]
+    async fn redis_token_windows_reserve_and_settle_exactly_like_local_windows() {
+        let redis = RedisServer::start();
+        let clock = Arc::new(ManualClock::new(2_000_000_000));
+        let local = Limiter::with_clock(clock.clone());
+        let shared = Limiter::shared(
+            &redis.url(),
+            SharedConfig {
+                clock: Some(clock.clone()),
+                ..config()
+            },
+        )
+        .await
+        .unwrap();
+        for seed in 0..25u64 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let rules = vec![
+                tokens(key_rule(
+                    seed * 10 + 1,
+                    "acme",
+                    "key_a",
+                    rng.u32(300..2_000),
+                    rng.u32(1..=3),
+                )),
+                key_rule(
+                    seed * 10 + 2,
+                    "acme",
+                    "key_a",
+                    rng.u32(5..30),
+                    rng.u32(1..=3),
+                ),
+                tokens(workspace_rule(
+                    seed * 10 + 3,
+                    "acme",
+                    rng.u32(500..4_000),
+                    rng.u32(1..=3),
+                )),
+            ];
+            let both = [
+                local.compile(&model("m", rules.clone())),
+                shared.compile(&model("m", rules.clone())),
+            ];
+            let mut open: Vec<(Reservation, Reservation)> = Vec::new();
+            for step in 0..120 {
+                clock.advance(match rng.u8(0..10) {
+                    0..=4 => rng.u64(0..30),
+                    5..=8 => rng.u64(30..600),
+                    _ => rng.u64(600..3_000),
+                });
+                if !open.is_empty() && rng.u8(0..3) == 0 {
+                    let (l, s) = open.swap_remove(rng.usize(..open.len()));
+                    let total = l.estimate().total();
+                    let used = match rng.u8(0..4) {
+                        0 => None,
+                        1 => Some(total + rng.u64(1..100)),
+                        _ => Some(rng.u64(0..=total)),
+                    };
+                    match used {
+                        Some(u) => {
+                            l.settle(u);
+                            s.settle(u);
+                        }
+                        None => drop((l, s)),
+                    }
+                    let want = shown(&local.explain(&both[0], "key_a", "acme").await);
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    loop {
+                        let got = shown(&shared.explain(&both[1], "key_a", "acme").await);
+                        if got == want {
+                            break;
+                        }
+                        assert!(
+                            Instant::now() < deadline,
+                            "seed {seed} step {step}: settled {used:?} of {total}: redis {got:?}, local {want:?}"
+                        );
+                        tokio::task::yield_now().await;
+                    }
+                    continue;
+                }
+                let e = est(rng.u64(1..200), rng.u64(0..500));
+                let (want, l) = local.reserve(&both[0], "key_a", "acme", e).await;
+                let (got, s) = shared.reserve(&both[1], "key_a", "acme", e).await;
+                assert_eq!(shared.mode(), LimiterMode::Shared);
+                assert_eq!(got, want, "seed {seed} step {step} at {}", clock.now_ms());
+                if let (Some(l), Some(s)) = (l, s) {
+                    open.push((l, s));
+                }
+            }
+            for (l, s) in open {
+                l.settle(0);
+                s.settle(0);
+            }
+        }
+    }
+
+    /// Redis down: token rules fall back like request rules — each replica
+    /// reserves within L / live replicas on its own windows, which hold what
+    /// it reserved while shared; settlements keep working locally; Redis
+    /// back: shared again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_down_token_rules_fall_back_to_shares_and_back() {
+        let mut redis = RedisServer::start();
+        let (a, b) = (replica(&redis.url()).await, replica(&redis.url()).await);
+        wait_until("both replicas see each other", || {
+            a.live_replicas() == Some(2) && b.live_replicas() == Some(2)
+        })
+        .await;
+        let set = compiled(&[&a, &b], &[tokens(workspace_rule(1, "acme", 1000, 60))]);
+        // Shared: 300 reserved through a, settled to 100 (Redis and a's mirror).
+        let (d, r) = a.reserve(&set[0].1, "k", "acme", est(100, 200)).await;
+        assert!(admitted(&d));
+        r.unwrap().settle(100);
+        redis.kill();
+        // The first call after the outage is decided locally at once:
+        // a's share is 1000 / 2 = 500, 100 of it already used.
+        let (d, r) = a.reserve(&set[0].1, "k", "acme", est(100, 300)).await;
+        assert!(admitted(&d), "{d:?}");
+        assert_eq!(a.mode(), LimiterMode::LocalFallback);
+        let (d, _) = a.reserve(&set[0].1, "k", "acme", est(50, 60)).await;
+        let Decision::Reject(rej) = d else {
+            panic!("a fallen-back replica reserved beyond its share")
+        };
+        assert_eq!((rej.limit, rej.requested), (500, 110));
+        // Settling gives back locally: now 100 + 150 of 500.
+        r.unwrap().settle(150);
+        let e = a.explain(&set[0].1, "k", "acme").await;
+        assert_eq!(
+            (e.limiter, e.rules[0].used, e.rules[0].limit),
+            (LimiterMode::LocalFallback, 250, 500)
+        );
+        assert!(admitted(
+            &a.reserve(&set[0].1, "k", "acme", est(50, 60)).await.0
+        ));
+        // b had reserved nothing: its own share is whole.
+        let (d, _) = b.reserve(&set[1].1, "k", "acme", est(100, 400)).await;
+        assert!(admitted(&d));
+        redis.restart();
+        wait_until("both replicas share again", || {
+            a.mode() == LimiterMode::Shared && b.mode() == LimiterMode::Shared
+        })
+        .await;
+        // The restarted Redis kept nothing: the shared window starts empty.
+        let (d, r) = b.reserve(&set[1].1, "k", "acme", est(100, 800)).await;
+        assert!(admitted(&d), "{d:?}");
+        drop(r);
+    }
+
+    /// Two replicas, 256 concurrent callers reserving 400 tokens each and
+    /// settling to 50–349: together they hold at most L in Redis, and once
+    /// every settlement has run Redis counts exactly what was used; room
+    /// comes back after D, not before.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_replicas_reserve_and_settle_within_the_limit_together() {
+        const L: u32 = 12_000;
+        let redis = RedisServer::start();
+        let (a, b) = (replica(&redis.url()).await, replica(&redis.url()).await);
+        let set = compiled(&[&a, &b], &[tokens(workspace_rule(1, "acme", L, 3))]);
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..256u64)
+            .map(|i| {
+                let (limiter, limits) = set[i as usize % 2].clone();
+                tokio::spawn(async move {
+                    let (d, r) = limiter.reserve(&limits, "k", "acme", est(100, 300)).await;
+                    match (d, r) {
+                        (Decision::Admit(_), Some(r)) => {
+                            let used = 50 + i % 300;
+                            r.settle(used);
+                            used
+                        }
+                        _ => 0,
+                    }
+                })
+            })
+            .collect();
+        let (mut total, mut passed) = (0u64, 0u64);
+        for t in tasks {
+            let u = t.await.unwrap();
+            total += u;
+            passed += u64::from(u > 0);
+        }
+        assert_eq!(
+            (a.mode(), b.mode()),
+            (LimiterMode::Shared, LimiterMode::Shared)
+        );
+        assert!((30..256).contains(&passed), "admitted {passed}");
+        assert!(total <= u64::from(L), "{total} tokens admitted, limit {L}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let used = a.explain(&set[0].1, "k", "acme").await.rules[0].used;
+            if u64::from(used) == total {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Redis counts {used}, used {total}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Fill what is left (kept whole), then wait for room: not before D.
+        loop {
+            let (d, r) = a.reserve(&set[0].1, "k", "acme", est(100, 300)).await;
+            if !admitted(&d) {
+                break;
+            }
+            r.unwrap().settle(400);
+        }
+        let deadline = start + Duration::from_secs(30);
+        loop {
+            let (d, r) = b.reserve(&set[1].1, "k", "acme", est(100, 300)).await;
+            if admitted(&d) {
+                r.unwrap().settle(10);
+                break;
+            }
+            assert!(Instant::now() < deadline, "no room 30 s after the burst");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(start.elapsed() >= Duration::from_secs(3));
+    }
+}
+
 mod end_to_end {
     use super::*;
     use maasctl::domain::{Change, RuleSpec, RuleTarget};
@@ -638,6 +881,7 @@ mod end_to_end {
             key_id: None,
             limit,
             duration_secs: 600,
+            unit: Default::default(),
         };
         site.apply(vec![Change::UpdateRule {
             model: "m".into(),

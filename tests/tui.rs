@@ -2234,3 +2234,27 @@ mod operations {
         assert!(a.form().unwrap().guard.is_none());
     }
 }
+
+/// Token rules in the console's rule form (docs/rate-limits.md, "Token
+/// rules"): the unit is chosen in the form and saved with the rule.
+mod token_rules {
+    use super::*;
+    use maasctl::domain::RuleUnit;
+
+    #[test]
+    fn the_rule_form_saves_the_unit_chosen() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        select_model(&mut a, "Qwen2.5-72B-Instruct");
+        press(&mut a, KeyCode::Char('a'));
+        assert_eq!(a.form().unwrap().choice("unit"), Some("requests"));
+        a.form_mut().unwrap().focus_on("unit");
+        press(&mut a, KeyCode::Right);
+        assert_eq!(a.form().unwrap().choice("unit"), Some("tokens"));
+        a.form_mut().unwrap().set_text("limit", "90000", &reg);
+        a.on_key(ctrl('s'));
+        run_requests(&mut a, &mut reg);
+        let r = &reg.models["Qwen2.5-72B-Instruct"].rules[0];
+        assert_eq!((r.spec.unit, r.spec.limit), (RuleUnit::Tokens, 90_000));
+    }
+}

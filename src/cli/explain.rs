@@ -80,7 +80,10 @@ pub fn render(r: &ExplainReport) -> String {
             format!("#{}", rule.id),
             rule.spec.target.to_string(),
             subject,
-            rule.spec.limit.to_string(),
+            match rule.spec.unit {
+                crate::domain::RuleUnit::Requests => rule.spec.limit.to_string(),
+                crate::domain::RuleUnit::Tokens => format!("{} tokens", rule.spec.limit),
+            },
             format!("{}s", rule.spec.duration_secs),
         ]);
     }

@@ -1,7 +1,7 @@
 //! The rate-limit rule form: target, workspace, key (only that workspace's
-//! active keys), limit, duration.
+//! active keys), limit, unit (requests or tokens), duration.
 
-use crate::domain::{Change, FieldError, Registry, Rule, RuleSpec, RuleTarget};
+use crate::domain::{Change, FieldError, Registry, Rule, RuleSpec, RuleTarget, RuleUnit};
 use crate::tui::action::Op;
 
 use super::form::{Behaviour, Choice, Field, Form, FormKind, parse_u32};
@@ -32,7 +32,16 @@ fn form(reg: &Registry, kind: FormKind, title: String, spec: &RuleSpec) -> Form 
             key_choices(reg, &spec.workspace),
             spec.key_id.as_deref(),
         ),
-        Field::text("limit", "Limit (requests)", &spec.limit.to_string()),
+        Field::text("limit", "Limit", &spec.limit.to_string()),
+        Field::select(
+            "unit",
+            "Counting",
+            [RuleUnit::Requests, RuleUnit::Tokens]
+                .iter()
+                .map(|u| Choice::same(u.as_str()))
+                .collect(),
+            Some(spec.unit.as_str()),
+        ),
         Field::text(
             "duration",
             "Window (seconds)",
@@ -54,6 +63,7 @@ pub fn create(reg: &Registry, model: &str) -> Form {
         key_id: None,
         limit: 60,
         duration_secs: 60,
+        unit: Default::default(),
     };
     form(
         reg,
@@ -107,6 +117,10 @@ fn build(form: &Form, reg: &Registry) -> Result<Op, Vec<FieldError>> {
         },
         limit: limit.unwrap_or(1),
         duration_secs: duration.unwrap_or(1),
+        unit: form
+            .choice("unit")
+            .and_then(|u| u.parse().ok())
+            .unwrap_or_default(),
     };
     if let Err(e) = reg.check_rule(&spec) {
         errs.extend(e.errors.into_iter().filter(|e| {
