@@ -320,4 +320,8 @@ impl Client for RemoteClient {
     fn role(&self) -> Role {
         self.role
     }
+
+    fn attached(&self) -> Option<String> {
+        Some(self.api.base().to_string())
+    }
 }

@@ -45,17 +45,31 @@ fn render_header(app: &App, f: &mut Frame, area: Rect) {
     let addr = d.gateway.listen.clone().unwrap_or_else(|| "—".into());
     let r = d.live.gateway;
     let crumbs = app.view().crumbs();
-    let mut spans = vec![
-        Span::styled(" maasctl ", t.title()),
-        Span::styled("gw ", t.dim()),
-        Span::raw(addr),
-        Span::raw(" "),
-        Span::styled(state, style),
-        Span::styled("  req/s ", t.dim()),
-        Span::raw(format::rate(r.req)),
-        Span::styled("  thr/s ", t.dim()),
-        Span::styled(format::rate(r.thr), t.alarm(r.thr > 0.0)),
-    ];
+    let mut spans = vec![Span::styled(" maasctl ", t.title())];
+    if let Some(server) = &d.attached {
+        spans.push(Span::styled("remote ", t.warn()));
+        spans.push(Span::raw(format!("{} ", host_of(server))));
+    }
+    spans.extend([Span::styled("gw ", t.dim()), Span::raw(addr)]);
+    // Stale data first (before a long failure reason can push it off):
+    // its age, and no rates.
+    if let Some(age) = d.live.stale_age_ms(d.now_ms) {
+        spans.push(Span::styled(format!(" stale {}", age_text(age)), t.bad()));
+    }
+    spans.extend([Span::raw(" "), Span::styled(state, style)]);
+    if d.live.rates_known() {
+        spans.extend([
+            Span::styled("  req/s ", t.dim()),
+            Span::raw(format::rate(r.req)),
+            Span::styled("  thr/s ", t.dim()),
+            Span::styled(format::rate(r.thr), t.alarm(r.thr > 0.0)),
+        ]);
+    } else if d.live.received_ms.is_some() {
+        spans.extend([
+            Span::styled("  req/s ", t.dim()),
+            Span::styled("—", t.dim()),
+        ]);
+    }
     let rev = [
         Span::styled("  rev ", t.dim()),
         Span::raw(d.registry().revision.to_string()),
@@ -74,6 +88,23 @@ fn render_header(app: &App, f: &mut Frame, area: Rect) {
     spans.extend(crumbs);
     let line = format::fit_line(Line::from(spans), usize::from(area.width));
     f.render_widget(Paragraph::new(line), area);
+}
+
+/// `http://host:port` as `host:port` (the header is short of room).
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.trim_end_matches('/')
+}
+
+/// How old stale data is: `7s`, `4m10s` (whole seconds: it moves once a
+/// second without flicker).
+pub fn age_text(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    }
 }
 
 /// The prompt being typed, else the last message, else the filter hint.

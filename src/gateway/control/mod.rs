@@ -5,7 +5,9 @@
 //! - report: writes the gateway's `GatewayReport` (heartbeat, applied
 //!   revision, endpoint health) every few seconds and right after a reload;
 //!   removes it on shutdown;
-//! - stats: samples the counters and publishes a snapshot when it changed;
+//! - stats: samples the counters and publishes a snapshot when it changed,
+//!   and at least every [`HEARTBEAT`] when nothing did (so readers see rates
+//!   fall to zero and can tell a quiet gateway from a silent one);
 //! - probe: brings endpoints that left the rotation back after a successful
 //!   `GET <url>/models` (or after a cool-down for probe `none`); disabled
 //!   endpoints are never probed.
@@ -16,7 +18,7 @@
 pub mod sampler;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use hyper::HeaderMap;
@@ -33,6 +35,11 @@ use crate::gateway::upstream::h1::RequestHead;
 use crate::gateway::upstream::health::Transition;
 use crate::store::Store;
 use sampler::{Sampler, changed};
+
+/// Longest time between two published stats snapshots, even when no
+/// counter moved: a reader that hears nothing for a few of these knows its
+/// data is stale.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// What the control thread owns.
 pub struct Control {
@@ -77,19 +84,25 @@ impl Control {
             tokio::spawn(report_loop(reporter, report_now)),
             tokio::spawn(probe_loop(shared.clone())),
         ];
-        let mut sampler = Sampler::default();
+        let mut publisher = Publisher {
+            sampler: Sampler::default(),
+            tx: stats_tx,
+            listen,
+            started_ms,
+            last: Instant::now(),
+        };
         let mut tick = interval(shared.cfg.stats_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
             tokio::select! {
-                _ = tick.tick() => publish(&shared, &book, &mut sampler, &stats_tx, &listen),
+                _ = tick.tick() => publisher.publish(&shared, &book),
                 _ = stop.changed() => break,
             }
         }
         for t in &tasks {
             t.abort();
         }
-        publish(&shared, &book, &mut sampler, &stats_tx, &listen);
+        publisher.publish(&shared, &book);
         let id = report_id.clone();
         let _ = tokio::task::spawn_blocking(move || {
             if let Err(e) = store.remove_report(&id) {
@@ -100,23 +113,38 @@ impl Control {
     }
 }
 
-fn publish(
-    shared: &GatewayState,
-    book: &CounterBook,
-    sampler: &mut Sampler,
-    tx: &watch::Sender<Arc<StatsSnapshot>>,
-    listen: &str,
-) {
-    let snap = shared.snapshot.load();
-    let next = sampler.sample(&snap, book, &shared.limiter, &shared.events, listen);
-    tx.send_if_modified(|cur| {
-        if changed(cur, &next) {
-            *cur = Arc::new(next);
-            true
-        } else {
-            false
+/// Samples the counters and publishes what a reader needs.
+struct Publisher {
+    sampler: Sampler,
+    tx: watch::Sender<Arc<StatsSnapshot>>,
+    listen: String,
+    started_ms: i64,
+    /// When a snapshot was last published.
+    last: Instant,
+}
+
+impl Publisher {
+    /// Publish a snapshot if the counters moved, or if the last one is
+    /// [`HEARTBEAT`] old (the same counters, taken now).
+    fn publish(&mut self, shared: &GatewayState, book: &CounterBook) {
+        let snap = shared.snapshot.load();
+        let mut next =
+            self.sampler
+                .sample(&snap, book, &shared.limiter, &shared.events, &self.listen);
+        next.started_ms = self.started_ms;
+        let due = self.last.elapsed() >= HEARTBEAT;
+        let sent = self.tx.send_if_modified(|cur| {
+            if due || changed(cur, &next) {
+                *cur = Arc::new(next);
+                true
+            } else {
+                false
+            }
+        });
+        if sent {
+            self.last = Instant::now();
         }
-    });
+    }
 }
 
 async fn reload_loop(

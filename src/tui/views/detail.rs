@@ -479,12 +479,7 @@ pub fn endpoint_text(data: &Data, m: &Model, i: usize) -> Vec<String> {
     let Some(ep) = m.spec.endpoints.get(i) else {
         return Vec::new();
     };
-    let rate = data
-        .live
-        .endpoints
-        .get(&(m.spec.name.clone(), i))
-        .copied()
-        .unwrap_or(0.0);
+    let rate = data.live.endpoint(&m.spec.name, i).req;
     let share = share(data, m, i).map_or_else(|| "—".into(), |s| format!("{:.0}%", s * 100.0));
     let mut lines = vec![
         format!("URL      {}", ep.url),
@@ -526,13 +521,7 @@ pub fn endpoint_text(data: &Data, m: &Model, i: usize) -> Vec<String> {
 fn share(data: &Data, m: &Model, i: usize) -> Option<f64> {
     let name = &m.spec.name;
     let rates: Vec<f64> = (0..m.spec.endpoints.len())
-        .map(|j| {
-            data.live
-                .endpoints
-                .get(&(name.clone(), j))
-                .copied()
-                .unwrap_or(0.0)
-        })
+        .map(|j| data.live.endpoint(name, j).req)
         .collect();
     let sum: f64 = rates.iter().sum();
     if sum > 0.0 {
@@ -565,12 +554,7 @@ fn endpoint_cells(data: &Data, m: &Model, i: usize) -> Cells {
         None if ep.disabled => (Span::styled("disabled", t.dim()), String::new()),
         None => (Span::styled("—", t.dim()), "no gateway report".to_string()),
     };
-    let rate = data
-        .live
-        .endpoints
-        .get(&(m.spec.name.clone(), i))
-        .copied()
-        .unwrap_or(0.0);
+    let rate = data.live.endpoint(&m.spec.name, i).req;
     let key = ep
         .api_key
         .as_ref()
