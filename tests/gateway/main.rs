@@ -13,3 +13,4 @@ mod routing;
 mod streaming;
 mod support;
 mod tls;
+mod truth;
