@@ -13,8 +13,10 @@ use crate::tui::format;
 use crate::tui::forms::SELECT_HELP;
 use crate::tui::ids::{COMMANDS, Command};
 use crate::tui::keymap::{self, GLOBAL};
+use crate::tui::live;
 use crate::tui::popups::{Overlay, Popup};
 use crate::tui::theme::Theme;
+use crate::tui::views::detail;
 use crate::tui::widgets::{frame_areas, popup};
 
 /// Draw everything. Only reads: what is shown was derived when the data
@@ -29,6 +31,9 @@ pub fn render(app: &App, f: &mut Frame) {
         match p {
             Popup::Form(form) => form.render(f, body, &app.data.theme),
             Popup::Overlay(Overlay::Help) => render_help(app, f, body),
+            Popup::Overlay(Overlay::Endpoint { model, index }) => {
+                render_endpoint(app, f, body, model, *index)
+            }
             Popup::Overlay(o) => o.render(&app.data.theme, f, body),
         }
     }
@@ -54,7 +59,10 @@ fn render_header(app: &App, f: &mut Frame, area: Rect) {
     // Stale data first (before a long failure reason can push it off):
     // its age, and no rates.
     if let Some(age) = d.live.stale_age_ms(d.now_ms) {
-        spans.push(Span::styled(format!(" stale {}", age_text(age)), t.bad()));
+        spans.push(Span::styled(
+            format!(" stale {}", live::age_text(age)),
+            t.bad(),
+        ));
     }
     spans.extend([Span::raw(" "), Span::styled(state, style)]);
     if d.live.rates_known() {
@@ -90,21 +98,31 @@ fn render_header(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(Paragraph::new(line), area);
 }
 
+/// The endpoint popup, from the live data on every frame.
+fn render_endpoint(app: &App, f: &mut Frame, area: Rect, model: &str, index: usize) {
+    let d = &app.data;
+    let t = &d.theme;
+    let lines = d
+        .registry()
+        .models
+        .get(model)
+        .map(|m| detail::endpoint_text(d, m, index))
+        .unwrap_or_else(|| vec![format!("model {model} is gone")]);
+    popup::dialog(
+        f,
+        area,
+        t,
+        &format!("{model} endpoint {}", index + 1),
+        t.border_focus(),
+        lines.into_iter().map(Line::from).collect(),
+        "any key closes",
+    );
+}
+
 /// `http://host:port` as `host:port` (the header is short of room).
 fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     rest.trim_end_matches('/')
-}
-
-/// How old stale data is: `7s`, `4m10s` (whole seconds: it moves once a
-/// second without flicker).
-pub fn age_text(ms: i64) -> String {
-    let secs = ms.max(0) / 1000;
-    if secs < 60 {
-        format!("{secs}s")
-    } else {
-        format!("{}m{:02}s", secs / 60, secs % 60)
-    }
 }
 
 /// The prompt being typed, else the last message, else the filter hint.

@@ -273,6 +273,17 @@ impl Live {
     }
 }
 
+/// How old stale data is: `7s`, `4m10s` (whole seconds: it moves once a
+/// second without flicker).
+pub fn age_text(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
