@@ -271,13 +271,8 @@ fn render(detail: &Detail, data: &Data, f: &mut Frame, area: Rect) {
         f.render_widget(Paragraph::new(placeholder(data, "model not found")), area);
         return;
     };
-    let [info, eps, rules, sparks] = Layout::vertical([
-        Constraint::Length(6),
-        Constraint::Fill(1),
-        Constraint::Fill(1),
-        Constraint::Length(3),
-    ])
-    .areas(area);
+    let [info, eps, rules, sparks] =
+        Layout::vertical(panes(area.height, m.spec.endpoints.len())).areas(area);
     render_info(data, m, f, info);
 
     let ep_state = ListState {
@@ -352,6 +347,39 @@ fn render(detail: &Detail, data: &Data, f: &mut Frame, area: Rect) {
         hist.map(|h| &h.throttled),
         data.theme.bad(),
     );
+}
+
+/// Heights of the info box, the endpoints, the rules and the sparklines.
+/// The two tables share the room; on a short terminal the endpoints keep
+/// every row first (they carry health and errors), the sparklines go
+/// next, then the rules.
+fn panes(height: u16, endpoints: usize) -> [Constraint; 4] {
+    const INFO: u16 = 6;
+    const SPARKS: u16 = 3;
+    // Borders, header, one line per endpoint.
+    let eps = u16::try_from(endpoints)
+        .unwrap_or(u16::MAX)
+        .saturating_add(3);
+    let room = height.saturating_sub(INFO + SPARKS);
+    if room / 2 >= eps {
+        return [
+            Constraint::Length(INFO),
+            Constraint::Fill(1),
+            Constraint::Fill(1),
+            Constraint::Length(SPARKS),
+        ];
+    }
+    // Short: the endpoints whole if they fit, sparklines only with room
+    // for a few rules too.
+    let sparks = if room >= eps + 4 { SPARKS } else { 0 };
+    let room = height.saturating_sub(INFO + sparks);
+    let eps = eps.min(room);
+    [
+        Constraint::Length(INFO),
+        Constraint::Length(eps),
+        Constraint::Length(room - eps),
+        Constraint::Length(sparks),
+    ]
 }
 
 fn render_info(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
