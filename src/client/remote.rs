@@ -7,7 +7,10 @@
 //! - logs: the server's lines, polled into the console's `:logs` ring;
 //! - gateway state: `Running` while the server answers; when it stops
 //!   answering, `Failed("disconnected, retrying …")` — the console keeps
-//!   its last data, keeps retrying, and is `Running` again once it is back.
+//!   its last data (marked stale, without rates), keeps retrying, and is
+//!   `Running` again once it is back;
+//! - actions: refused at once while the server is known not to answer
+//!   (saying so, and for how long), else sent with a short connect timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,10 +38,16 @@ const RECONNECT: Duration = Duration::from_millis(500);
 /// Quiet longer than this on the stream (the server sends a comment every
 /// few seconds) means the connection is dead.
 const STREAM_SILENCE: Duration = Duration::from_secs(15);
+/// Time to open a connection for an action (a change, a key): short, so an
+/// operator hears at once that the server is not there.
+const ACTION_CONNECT: Duration = Duration::from_secs(1);
 
 /// The admin API of a `maasctl serve` (or another console), as a [`Client`].
 pub struct RemoteClient {
     api: AdminApi,
+    /// The same, with a short connect timeout: for actions.
+    actions: AdminApi,
+    link: Arc<Link>,
     /// The role of the token it attached with.
     role: Role,
     registry: watch::Receiver<Arc<RegistryView>>,
@@ -52,6 +61,8 @@ pub struct RemoteClient {
 struct Link {
     tx: watch::Sender<GatewayHeader>,
     listen: Mutex<String>,
+    /// Since when the server has not answered, and why.
+    down: Mutex<Option<(std::time::Instant, String)>>,
 }
 
 impl Link {
@@ -59,6 +70,7 @@ impl Link {
         if !self.is_up() {
             tracing::info!("admin API reachable again");
         }
+        *self.down.lock() = None;
         let listen = self.listen.lock().clone();
         self.tx.send_if_modified(|g| {
             let next = GatewayHeader {
@@ -79,6 +91,9 @@ impl Link {
         if self.is_up() {
             tracing::warn!("admin API unreachable, retrying: {e}");
         }
+        self.down
+            .lock()
+            .get_or_insert_with(|| (std::time::Instant::now(), why.clone()));
         self.tx.send_if_modified(|g| {
             let state = GatewayState::Failed(format!("disconnected, retrying ({why})"));
             let changed = g.state != state;
@@ -89,6 +104,19 @@ impl Link {
 
     fn is_up(&self) -> bool {
         self.tx.borrow().state == GatewayState::Running
+    }
+
+    /// An action is not even tried while the server is known not to
+    /// answer: the operator hears so at once, with how long and why.
+    fn check(&self, base: &str) -> Result<(), ClientError> {
+        match &*self.down.lock() {
+            None => Ok(()),
+            Some((since, why)) => Err(ClientError::Other(format!(
+                "not sent: the server at {base} has not answered for {}s ({why}); \
+                 the console keeps retrying and shows when it is back",
+                since.elapsed().as_secs()
+            ))),
+        }
     }
 }
 
@@ -125,7 +153,9 @@ impl RemoteClient {
         let link = Arc::new(Link {
             tx: gateway_tx,
             listen: Mutex::new(info.gateway.listen),
+            down: Mutex::new(None),
         });
+        let actions = api.clone().with_connect_timeout(ACTION_CONNECT)?;
         let refresh = Arc::new(Notify::new());
         let tasks = vec![
             tokio::spawn(poll_loop(
@@ -135,10 +165,12 @@ impl RemoteClient {
                 refresh.clone(),
                 logs,
             )),
-            tokio::spawn(stream_loop(api.clone(), stats_tx, link)),
+            tokio::spawn(stream_loop(api.clone(), stats_tx, link.clone())),
         ];
         Ok(Arc::new(Self {
             api,
+            actions,
+            link,
             role: info.caller.role,
             registry: registry_rx,
             stats: stats_rx,
@@ -291,7 +323,12 @@ impl Client for RemoteClient {
 
     fn apply(&self, changes: Vec<Change>) -> BoxFuture<'_, Result<Applied, ClientError>> {
         Box::pin(async move {
-            let result = self.api.apply(&changes).await.map_err(ClientError::from);
+            self.link.check(self.api.base())?;
+            let result = self
+                .actions
+                .apply(&changes)
+                .await
+                .map_err(ClientError::from);
             self.refresh.notify_one();
             result
         })
@@ -303,8 +340,9 @@ impl Client for RemoteClient {
         name: String,
     ) -> BoxFuture<'_, Result<CreatedKey, ClientError>> {
         Box::pin(async move {
+            self.link.check(self.api.base())?;
             let result = self
-                .api
+                .actions
                 .create_key(&workspace, &name)
                 .await
                 .map_err(ClientError::from);
