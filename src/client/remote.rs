@@ -63,10 +63,17 @@ struct Link {
     listen: Mutex<String>,
     /// Since when the server has not answered, and why.
     down: Mutex<Option<(std::time::Instant, String)>>,
+    /// Set by an outage: the gateway's address must be read again (a
+    /// restarted server may listen elsewhere) before the link is shown up.
+    reread: std::sync::atomic::AtomicBool,
 }
 
 impl Link {
     fn up(&self) {
+        if self.reread.load(std::sync::atomic::Ordering::SeqCst) {
+            // Not before the poll loop has the gateway's address again.
+            return;
+        }
         if !self.is_up() {
             tracing::info!("admin API reachable again");
         }
@@ -94,6 +101,7 @@ impl Link {
         self.down
             .lock()
             .get_or_insert_with(|| (std::time::Instant::now(), why.clone()));
+        self.reread.store(true, std::sync::atomic::Ordering::SeqCst);
         self.tx.send_if_modified(|g| {
             let state = GatewayState::Failed(format!("disconnected, retrying ({why})"));
             let changed = g.state != state;
@@ -154,6 +162,7 @@ impl RemoteClient {
             tx: gateway_tx,
             listen: Mutex::new(info.gateway.listen),
             down: Mutex::new(None),
+            reread: std::sync::atomic::AtomicBool::new(false),
         });
         let actions = api.clone().with_connect_timeout(ACTION_CONNECT)?;
         let refresh = Arc::new(Notify::new());
@@ -207,9 +216,11 @@ async fn poll_loop(
             return;
         }
         let polled = async {
-            if !link.is_up() {
+            if link.reread.load(std::sync::atomic::Ordering::SeqCst) {
                 // Back after an outage: the gateway may have moved.
                 *link.listen.lock() = api.info().await?.gateway.listen;
+                link.reread
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
             }
             poll_registry(&api, &tx).await?;
             if let Some(ring) = &logs {

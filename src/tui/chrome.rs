@@ -55,16 +55,28 @@ fn render_header(app: &App, f: &mut Frame, area: Rect) {
         spans.push(Span::styled("remote ", t.warn()));
         spans.push(Span::raw(format!("{} ", host_of(server))));
     }
-    spans.extend([Span::styled("gw ", t.dim()), Span::raw(addr)]);
-    // Stale data first (before a long failure reason can push it off):
-    // its age, and no rates.
-    if let Some(age) = d.live.stale_age_ms(d.now_ms) {
-        spans.push(Span::styled(
-            format!(" stale {}", live::age_text(age)),
-            t.bad(),
-        ));
+    // A remote server that does not answer: where its gateway is, is not
+    // known either (a restart may move it), and the reason needs the room.
+    let lost = d.attached.is_some() && matches!(d.gateway.state, GatewayState::Failed(_));
+    let mut parts: Vec<Vec<Span>> = Vec::new();
+    if !lost {
+        parts.push(vec![Span::styled("gw ", t.dim()), Span::raw(addr)]);
     }
-    spans.extend([Span::raw(" "), Span::styled(state, style)]);
+    // Stale data before the state (a long failure reason cannot push it
+    // off): its age, and no rates.
+    if let Some(age) = d.live.stale_age_ms(d.now_ms) {
+        parts.push(vec![Span::styled(
+            format!("stale {}", live::age_text(age)),
+            t.bad(),
+        )]);
+    }
+    parts.push(vec![Span::styled(state, style)]);
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::raw(" "));
+        }
+        spans.extend(part);
+    }
     if d.live.rates_known() {
         spans.extend([
             Span::styled("  req/s ", t.dim()),

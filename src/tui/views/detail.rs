@@ -451,14 +451,8 @@ fn render_info(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
         ),
         Line::from(
             [
-                kv(
-                    "p50",
-                    Span::raw(format::millis(totals.latency_p50_ms as u64)),
-                ),
-                kv(
-                    "p99",
-                    Span::raw(format::millis(totals.latency_p99_ms as u64)),
-                ),
+                kv("p50", Span::raw(latency(totals.latency_p50_ms))),
+                kv("p99", Span::raw(latency(totals.latency_p99_ms))),
                 kv(
                     "tokens",
                     Span::raw(format!(
@@ -478,6 +472,15 @@ fn render_info(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
     let w = usize::from(block.inner(area).width);
     let lines: Vec<Line> = lines.into_iter().map(|l| format::fit_line(l, w)).collect();
     f.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// A latency of the last minute; `—` when nothing was answered in it.
+fn latency(ms: f64) -> String {
+    if ms > 0.0 {
+        format::millis(ms.round() as u64)
+    } else {
+        "—".into()
+    }
 }
 
 /// What is known of an endpoint's health.
@@ -577,9 +580,7 @@ fn endpoint_numbers(data: &Data, m: &Model, i: usize) -> [String; 4] {
         .endpoints
         .iter()
         .find(|e| e.model == m.spec.name && e.index == i)
-        .map(|e| e.totals.latency_p99_ms)
-        .filter(|p| *p > 0.0)
-        .map_or_else(|| "—".into(), |p| format::millis(p.round() as u64));
+        .map_or_else(|| "—".into(), |e| latency(e.totals.latency_p99_ms));
     [shown(rate.req), share, shown(rate.err), p99]
 }
 
