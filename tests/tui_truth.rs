@@ -267,3 +267,37 @@ fn remote_header_and_a_reconnect_to_a_restarted_server() {
     let header = screen(&mut a, 120, 24).lines().next().unwrap().to_string();
     assert!(header.contains("req/s 2.0"), "{header}");
 }
+
+#[test]
+fn a_rule_window_takes_the_units_the_console_shows() {
+    use maasctl::tui::action::Op;
+    let mut a = app();
+    open_qwen(&mut a);
+    press(&mut a, KeyCode::Char('a'));
+    assert!(a.form().is_some_and(|f| f.title.starts_with("Add rule")));
+    // Target, workspace, key, limit, then the window.
+    for _ in 0..4 {
+        press(&mut a, KeyCode::Tab);
+    }
+    for _ in 0..4 {
+        press(&mut a, KeyCode::Backspace);
+    }
+    for c in "5m".chars() {
+        press(&mut a, KeyCode::Char(c));
+    }
+    a.on_key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    let requests = a.take_requests();
+    let [request] = requests.as_slice() else {
+        panic!(
+            "one request: {requests:?}; form: {:?}",
+            a.form().map(|f| &f.title)
+        );
+    };
+    let Op::Apply(changes) = &request.op else {
+        panic!("{:?}", request.op)
+    };
+    let [Change::AddRule { spec, .. }] = changes.as_slice() else {
+        panic!("{changes:?}")
+    };
+    assert_eq!(spec.duration_secs, 300, "5m is 300 seconds");
+}
