@@ -196,3 +196,68 @@ pub fn gateway_status(model: &Model, reports: &[GatewayReport], now_ms: i64) -> 
         GatewayStatus::Serving
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Cluster, Endpoint, ModelSpec, Policy};
+
+    fn status(states: &[EndpointState]) -> GatewayStatus {
+        let model = Model {
+            spec: ModelSpec {
+                name: "m".into(),
+                cluster: Cluster::DEFAULT.into(),
+                model_id: "x".into(),
+                endpoints: states.iter().map(|_| Endpoint::new("http://u")).collect(),
+                policy: Policy::RoundRobin,
+                tags: Vec::new(),
+            },
+            enabled: true,
+            rules: Vec::new(),
+            created: 0,
+            updated: 0,
+            rev: 1,
+        };
+        let report = GatewayReport {
+            id: "g".into(),
+            cluster: None,
+            listen: "l".into(),
+            applied_revision: 1,
+            started_ms: 0,
+            heartbeat_ms: 1000,
+            limiter: LimiterMode::Local,
+            endpoints: states
+                .iter()
+                .enumerate()
+                .map(|(index, &state)| EndpointHealth {
+                    model: "m".into(),
+                    index,
+                    url: "http://u".into(),
+                    state,
+                    reason: None,
+                    since_ms: None,
+                })
+                .collect(),
+            admin: None,
+        };
+        gateway_status(&model, &[report], 1000)
+    }
+
+    #[test]
+    fn unknown_endpoints_are_never_counted_healthy() {
+        use EndpointState::*;
+        assert_eq!(status(&[Unknown, Unknown]), GatewayStatus::Unknown);
+        assert_eq!(status(&[Unknown, Disabled]), GatewayStatus::Degraded);
+        assert_eq!(status(&[Unknown, Down]), GatewayStatus::Degraded);
+        assert_eq!(status(&[Healthy, Unknown]), GatewayStatus::Serving);
+        assert_eq!(status(&[Healthy, Healthy]), GatewayStatus::Serving);
+        assert_eq!(status(&[Down, Disabled]), GatewayStatus::Down);
+        assert_eq!(status(&[Healthy, Down]), GatewayStatus::Degraded);
+        assert_eq!(GatewayStatus::Unknown.as_str(), "unknown");
+        assert_eq!(EndpointState::Unknown.as_str(), "unknown");
+        assert_eq!(
+            serde_json::to_string(&EndpointState::Unknown).unwrap(),
+            "\"unknown\""
+        );
+    }
+}
