@@ -106,11 +106,6 @@ fn rates_fall_to_zero_within_3s_in_a_remote_console() {
     t.wait_for("EXITED:0");
 }
 
-/// Open the confirmation of toggling the selected model, if one is asked.
-fn toggle_selected(t: &Tmux) {
-    t.keys(&["t"]);
-}
-
 #[test]
 fn a_server_restart_is_stale_then_fresh_never_old_rates() {
     let (up_port, _) = upstream();
@@ -148,8 +143,9 @@ fn a_server_restart_is_stale_then_fresh_never_old_rates() {
     });
     assert!(header(&s).contains("failed: disconnect"), "{s}");
 
-    // An action now says at once that it was not sent.
-    toggle_selected(&t);
+    // An action (disable the selected model) now says at once that it was
+    // not sent.
+    t.keys(&["t"]);
     let asked = Instant::now();
     let s = t.wait_for("not sent");
     assert!(
@@ -255,7 +251,7 @@ fn an_unreachable_new_endpoint_is_unknown_then_down_never_healthy() {
     };
     let deadline = Instant::now() + DEADLINE;
     let mut silent_unknown = false;
-    let s = loop {
+    loop {
         let s = t.screen();
         let (a, b) = (state(&s, refusing), state(&s, &silent));
         assert_ne!(
@@ -268,11 +264,11 @@ fn an_unreachable_new_endpoint_is_unknown_then_down_never_healthy() {
             silent_unknown = true;
         }
         if a == Some("down") && b == Some("down") {
-            break s;
+            break;
         }
         assert!(Instant::now() < deadline, "never both down:\n{s}");
         std::thread::sleep(Duration::from_millis(100));
-    };
+    }
     assert!(
         silent_unknown,
         "the silent endpoint was unknown until its probe gave up"

@@ -261,6 +261,13 @@ impl App {
         }
     }
 
+    /// New counters arrived at `now_ms` (the console's clock: staleness is
+    /// judged on it); returns whether anything shown changed.
+    pub fn on_stats_at(&mut self, snap: Arc<StatsSnapshot>, now_ms: i64) -> bool {
+        self.data.now_ms = now_ms;
+        self.on_stats(snap)
+    }
+
     /// New counters; returns whether anything shown changed.
     pub fn on_stats(&mut self, snap: Arc<StatsSnapshot>) -> bool {
         let changed = self.data.live.update(snap, self.data.now_ms);

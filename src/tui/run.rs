@@ -124,9 +124,7 @@ async fn event_loop(
             r = stats.changed(), if stats_open => match r {
                 Ok(()) => {
                     let snap = stats.borrow_and_update().clone();
-                    // Stamped with the console's clock (staleness is judged on it).
-                    app.data.now_ms = now_ms();
-                    dirty |= app.on_stats(snap);
+                    dirty |= app.on_stats_at(snap, now_ms());
                 }
                 Err(_) => stats_open = false,
             },
