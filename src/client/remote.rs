@@ -120,7 +120,7 @@ impl Link {
         match &*self.down.lock() {
             None => Ok(()),
             Some((since, why)) => Err(ClientError::Other(format!(
-                "not sent: the server at {base} has not answered for {}s ({why}); \
+                "not sent: cannot reach the admin API at {base} (no answer for {}s: {why}); \
                  the console keeps retrying and shows when it is back",
                 since.elapsed().as_secs()
             ))),
