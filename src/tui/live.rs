@@ -149,13 +149,19 @@ impl Live {
         } else {
             self.clear_rates();
         }
-        self.sample(&snap);
+        // A sparkline that still shows traffic scrolls once a second even
+        // when idle (its right edge is "now"); all zeros, nothing moves.
+        let scrolled = self.sample(&snap) && self.history_shows_traffic();
         self.current = snap;
-        let shown = changed || was_moving || was_stale || restarted;
-        if shown {
+        if changed || was_moving || was_stale || restarted {
             self.generation += 1;
         }
-        shown
+        changed || was_moving || was_stale || restarted || scrolled
+    }
+
+    fn history_shows_traffic(&self) -> bool {
+        let busy = |h: &History| h.requests.iter().chain(&h.throttled).any(|&v| v > 0);
+        busy(&self.gateway_history) || self.model_history.values().any(busy)
     }
 
     /// The clock moved, or the source's state did (`source_up`: the
@@ -225,14 +231,14 @@ impl Live {
             .collect();
     }
 
-    /// One history sample per second of gateway time.
-    fn sample(&mut self, snap: &Arc<StatsSnapshot>) {
+    /// One history sample per second of gateway time; whether one was taken.
+    fn sample(&mut self, snap: &Arc<StatsSnapshot>) -> bool {
         let Some(base) = self.sample_base.clone() else {
             self.sample_base = Some(snap.clone());
-            return;
+            return false;
         };
         if snap.taken_ms - base.taken_ms < 1000 {
-            return;
+            return false;
         }
         let d = |a: &Totals, b: Option<&Totals>| {
             let b = b.copied().unwrap_or_default();
@@ -254,6 +260,7 @@ impl Live {
                 .push(r, t);
         }
         self.sample_base = Some(snap.clone());
+        true
     }
 
     pub fn model(&self, name: &str) -> Rate {
@@ -330,13 +337,29 @@ mod tests {
             feed(&mut live, snap(0, 0, 0)),
             "the first snapshot is shown"
         );
-        assert!(feed(&mut live, snap(1000, 5, 0)));
+        assert!(!feed(&mut live, snap(1000, 0, 0)), "idle from the start");
+        assert!(!feed(&mut live, snap(2000, 0, 0)));
+        assert!(feed(&mut live, snap(3000, 5, 0)));
         assert!(
-            feed(&mut live, snap(2000, 5, 0)),
-            "rate falls to zero: shown once"
+            feed(&mut live, snap(4000, 5, 0)),
+            "rate falls to zero: shown"
         );
-        assert!(!feed(&mut live, snap(3000, 5, 0)));
-        assert!(feed(&mut live, snap(4000, 6, 0)));
+        // The sparkline still shows those 5 requests: it scrolls once a
+        // second until they leave it (two minutes), then nothing is redrawn.
+        let g = live.generation;
+        let mut second = 5;
+        while feed(&mut live, snap(second * 1000, 5, 0)) {
+            second += 1;
+            assert!(second < 1000, "redrawn forever");
+        }
+        // The sample of second 3 left after History::LEN more samples.
+        assert_eq!(second, 3 + History::LEN as i64);
+        assert_eq!(
+            live.generation, g,
+            "no rate moved: a rate sort keeps its order"
+        );
+        assert!(!feed(&mut live, snap((second + 1) * 1000, 5, 0)));
+        assert!(feed(&mut live, snap((second + 2) * 1000, 6, 0)));
     }
 
     #[test]
