@@ -113,6 +113,17 @@ impl AdminApi {
         })
     }
 
+    /// The same client with another connect timeout (the remote console's
+    /// actions use a short one: an operator waiting on a key press must
+    /// hear at once that the server is not there).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Result<Self, String> {
+        self.http = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        Ok(self)
+    }
+
     /// The same client, telling the server its changes come through
     /// `channel` (the CLI, `apply`, the console).
     pub fn with_channel(mut self, channel: Channel) -> Self {

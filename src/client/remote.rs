@@ -7,7 +7,10 @@
 //! - logs: the server's lines, polled into the console's `:logs` ring;
 //! - gateway state: `Running` while the server answers; when it stops
 //!   answering, `Failed("disconnected, retrying …")` — the console keeps
-//!   its last data, keeps retrying, and is `Running` again once it is back.
+//!   its last data (marked stale, without rates), keeps retrying, and is
+//!   `Running` again once it is back;
+//! - actions: refused at once while the server is known not to answer
+//!   (saying so, and for how long), else sent with a short connect timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,10 +40,16 @@ const RECONNECT: Duration = Duration::from_millis(500);
 /// Quiet longer than this on the stream (the server sends a comment every
 /// few seconds) means the connection is dead.
 const STREAM_SILENCE: Duration = Duration::from_secs(15);
+/// Time to open a connection for an action (a change, a key): short, so an
+/// operator hears at once that the server is not there.
+const ACTION_CONNECT: Duration = Duration::from_secs(1);
 
 /// The admin API of a `maasctl serve` (or another console), as a [`Client`].
 pub struct RemoteClient {
     api: AdminApi,
+    /// The same, with a short connect timeout: for actions.
+    actions: AdminApi,
+    link: Arc<Link>,
     /// The role of the token it attached with.
     role: Role,
     registry: watch::Receiver<Arc<RegistryView>>,
@@ -54,13 +63,23 @@ pub struct RemoteClient {
 struct Link {
     tx: watch::Sender<GatewayHeader>,
     listen: Mutex<String>,
+    /// Since when the server has not answered, and why.
+    down: Mutex<Option<(std::time::Instant, String)>>,
+    /// Set by an outage: the gateway's address must be read again (a
+    /// restarted server may listen elsewhere) before the link is shown up.
+    reread: std::sync::atomic::AtomicBool,
 }
 
 impl Link {
     fn up(&self) {
+        if self.reread.load(std::sync::atomic::Ordering::SeqCst) {
+            // Not before the poll loop has the gateway's address again.
+            return;
+        }
         if !self.is_up() {
             tracing::info!("admin API reachable again");
         }
+        *self.down.lock() = None;
         let listen = self.listen.lock().clone();
         self.tx.send_if_modified(|g| {
             let next = GatewayHeader {
@@ -81,6 +100,10 @@ impl Link {
         if self.is_up() {
             tracing::warn!("admin API unreachable, retrying: {e}");
         }
+        self.down
+            .lock()
+            .get_or_insert_with(|| (std::time::Instant::now(), why.clone()));
+        self.reread.store(true, std::sync::atomic::Ordering::SeqCst);
         self.tx.send_if_modified(|g| {
             let state = GatewayState::Failed(format!("disconnected, retrying ({why})"));
             let changed = g.state != state;
@@ -91,6 +114,19 @@ impl Link {
 
     fn is_up(&self) -> bool {
         self.tx.borrow().state == GatewayState::Running
+    }
+
+    /// An action is not even tried while the server is known not to
+    /// answer: the operator hears so at once, with how long and why.
+    fn check(&self, base: &str) -> Result<(), ClientError> {
+        match &*self.down.lock() {
+            None => Ok(()),
+            Some((since, why)) => Err(ClientError::Other(format!(
+                "not sent: cannot reach the admin API at {base} (no answer for {}s: {why}); \
+                 the console keeps retrying and shows when it is back",
+                since.elapsed().as_secs()
+            ))),
+        }
     }
 }
 
@@ -127,7 +163,10 @@ impl RemoteClient {
         let link = Arc::new(Link {
             tx: gateway_tx,
             listen: Mutex::new(info.gateway.listen),
+            down: Mutex::new(None),
+            reread: std::sync::atomic::AtomicBool::new(false),
         });
+        let actions = api.clone().with_connect_timeout(ACTION_CONNECT)?;
         let refresh = Arc::new(Notify::new());
         let tasks = vec![
             tokio::spawn(poll_loop(
@@ -137,10 +176,12 @@ impl RemoteClient {
                 refresh.clone(),
                 logs,
             )),
-            tokio::spawn(stream_loop(api.clone(), stats_tx, link)),
+            tokio::spawn(stream_loop(api.clone(), stats_tx, link.clone())),
         ];
         Ok(Arc::new(Self {
             api,
+            actions,
+            link,
             role: info.caller.role,
             registry: registry_rx,
             stats: stats_rx,
@@ -177,9 +218,11 @@ async fn poll_loop(
             return;
         }
         let polled = async {
-            if !link.is_up() {
+            if link.reread.load(std::sync::atomic::Ordering::SeqCst) {
                 // Back after an outage: the gateway may have moved.
                 *link.listen.lock() = api.info().await?.gateway.listen;
+                link.reread
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
             }
             poll_registry(&api, &tx).await?;
             if let Some(ring) = &logs {
@@ -293,7 +336,12 @@ impl Client for RemoteClient {
 
     fn apply(&self, changes: Vec<Change>) -> BoxFuture<'_, Result<Applied, ClientError>> {
         Box::pin(async move {
-            let result = self.api.apply(&changes).await.map_err(ClientError::from);
+            self.link.check(self.api.base())?;
+            let result = self
+                .actions
+                .apply(&changes)
+                .await
+                .map_err(ClientError::from);
             self.refresh.notify_one();
             result
         })
@@ -305,8 +353,9 @@ impl Client for RemoteClient {
         name: String,
     ) -> BoxFuture<'_, Result<CreatedKey, ClientError>> {
         Box::pin(async move {
+            self.link.check(self.api.base())?;
             let result = self
-                .api
+                .actions
                 .create_key(&workspace, &name)
                 .await
                 .map_err(ClientError::from);
@@ -344,5 +393,9 @@ impl Client for RemoteClient {
 
     fn role(&self) -> Role {
         self.role
+    }
+
+    fn attached(&self) -> Option<String> {
+        Some(self.api.base().to_string())
     }
 }

@@ -10,8 +10,11 @@ use super::entities::Model;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EndpointState {
-    /// In rotation.
+    /// In rotation, and it answered (a real call or a probe).
     Healthy,
+    /// In rotation, but never contacted yet: no evidence either way (a new
+    /// or re-enabled endpoint until its first probe or call).
+    Unknown,
     /// Out of rotation after failures; being probed.
     Down,
     /// Taken out by the operator.
@@ -22,6 +25,7 @@ impl EndpointState {
     pub fn as_str(self) -> &'static str {
         match self {
             EndpointState::Healthy => "healthy",
+            EndpointState::Unknown => "unknown",
             EndpointState::Down => "down",
             EndpointState::Disabled => "disabled",
         }
@@ -122,6 +126,9 @@ pub enum GatewayStatus {
     Down,
     /// A gateway has not yet applied the latest change.
     Pending,
+    /// Route loaded, none of its endpoints contacted yet and none failing:
+    /// no evidence it works (traffic still goes to them).
+    Unknown,
     /// No gateway for this cluster reports in.
     Offline,
     /// The model is disabled.
@@ -135,6 +142,7 @@ impl GatewayStatus {
             GatewayStatus::Degraded => "degraded",
             GatewayStatus::Down => "down",
             GatewayStatus::Pending => "pending",
+            GatewayStatus::Unknown => "unknown",
             GatewayStatus::Offline => "offline",
             GatewayStatus::Off => "off",
         }
@@ -163,24 +171,94 @@ pub fn gateway_status(model: &Model, reports: &[GatewayReport], now_ms: i64) -> 
     if serving.iter().any(|r| r.applied_revision < model.rev) {
         return GatewayStatus::Pending;
     }
-    let mut healthy = 0usize;
-    let mut total = 0usize;
+    let (mut healthy, mut failing, mut total) = (0usize, 0usize, 0usize);
     for r in &serving {
         for e in r.endpoints.iter().filter(|e| e.model == model.spec.name) {
             total += 1;
-            if e.state == EndpointState::Healthy {
-                healthy += 1;
+            match e.state {
+                EndpointState::Healthy => healthy += 1,
+                EndpointState::Unknown => {}
+                EndpointState::Down | EndpointState::Disabled => failing += 1,
             }
         }
     }
     if total == 0 {
         // The gateway applied the revision but lists no route for the model.
         GatewayStatus::Pending
-    } else if healthy == total {
-        GatewayStatus::Serving
-    } else if healthy == 0 {
+    } else if failing == total {
         GatewayStatus::Down
-    } else {
+    } else if failing > 0 {
         GatewayStatus::Degraded
+    } else if healthy == 0 {
+        // Every endpoint unknown: never contacted, so no `serving` yet.
+        GatewayStatus::Unknown
+    } else {
+        // Healthy ones, maybe unknown ones beside them: nothing failing.
+        GatewayStatus::Serving
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Cluster, Endpoint, ModelSpec, Policy};
+
+    fn status(states: &[EndpointState]) -> GatewayStatus {
+        let model = Model {
+            spec: ModelSpec {
+                name: "m".into(),
+                cluster: Cluster::DEFAULT.into(),
+                model_id: "x".into(),
+                endpoints: states.iter().map(|_| Endpoint::new("http://u")).collect(),
+                policy: Policy::RoundRobin,
+                tags: Vec::new(),
+            },
+            enabled: true,
+            rules: Vec::new(),
+            created: 0,
+            updated: 0,
+            rev: 1,
+        };
+        let report = GatewayReport {
+            id: "g".into(),
+            cluster: None,
+            listen: "l".into(),
+            applied_revision: 1,
+            started_ms: 0,
+            heartbeat_ms: 1000,
+            limiter: LimiterMode::Local,
+            endpoints: states
+                .iter()
+                .enumerate()
+                .map(|(index, &state)| EndpointHealth {
+                    model: "m".into(),
+                    index,
+                    url: "http://u".into(),
+                    state,
+                    reason: None,
+                    since_ms: None,
+                })
+                .collect(),
+            admin: None,
+        };
+        gateway_status(&model, &[report], 1000)
+    }
+
+    #[test]
+    fn unknown_endpoints_are_never_counted_healthy() {
+        use EndpointState::*;
+        assert_eq!(status(&[Unknown, Unknown]), GatewayStatus::Unknown);
+        assert_eq!(status(&[Unknown, Disabled]), GatewayStatus::Degraded);
+        assert_eq!(status(&[Unknown, Down]), GatewayStatus::Degraded);
+        assert_eq!(status(&[Healthy, Unknown]), GatewayStatus::Serving);
+        assert_eq!(status(&[Healthy, Healthy]), GatewayStatus::Serving);
+        assert_eq!(status(&[Down, Disabled]), GatewayStatus::Down);
+        assert_eq!(status(&[Healthy, Down]), GatewayStatus::Degraded);
+        assert_eq!(GatewayStatus::Unknown.as_str(), "unknown");
+        assert_eq!(EndpointState::Unknown.as_str(), "unknown");
+        assert_eq!(
+            serde_json::to_string(&EndpointState::Unknown).unwrap(),
+            "\"unknown\""
+        );
     }
 }

@@ -309,9 +309,16 @@ impl App {
         self.send(Op::Audit(query), OnReply::Audit);
     }
 
+    /// New counters arrived at `now_ms` (the console's clock: staleness is
+    /// judged on it); returns whether anything shown changed.
+    pub fn on_stats_at(&mut self, snap: Arc<StatsSnapshot>, now_ms: i64) -> bool {
+        self.data.now_ms = now_ms;
+        self.on_stats(snap)
+    }
+
     /// New counters; returns whether anything shown changed.
     pub fn on_stats(&mut self, snap: Arc<StatsSnapshot>) -> bool {
-        let changed = self.data.live.update(snap);
+        let changed = self.data.live.update(snap, self.data.now_ms);
         if changed {
             self.refresh();
         }
@@ -320,6 +327,14 @@ impl App {
 
     pub fn on_gateway(&mut self, info: GatewayHeader) {
         self.data.gateway = info;
+        // A source that says it is down makes its data stale at once.
+        if self
+            .data
+            .live
+            .check(self.data.now_ms, self.data.source_up())
+        {
+            self.refresh();
+        }
     }
 
     /// New log lines were kept.
@@ -330,6 +345,7 @@ impl App {
     /// The slow tick; returns whether a redraw is needed.
     pub fn tick(&mut self, now_ms: i64) -> bool {
         let mut changed = self.data.tick(now_ms);
+        changed |= self.data.live.check(now_ms, self.data.source_up());
         if changed {
             self.refresh();
         }

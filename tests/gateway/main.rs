@@ -15,3 +15,4 @@ mod streaming;
 mod support;
 mod tls;
 mod tokens;
+mod truth;

@@ -854,6 +854,48 @@ fn wrap(problem: &str, width: usize) -> Vec<String> {
 const LABEL_W: u16 = 20;
 
 /// Parse a whole number for `field`, or say why not.
+/// A window in seconds, in the units the console shows it (`format::window`):
+/// `90` or `90s`, `5m`, `2h`, `1d`; a clear error naming the field
+/// otherwise.
+pub fn parse_window(field: &str, s: &str, errs: &mut Vec<FieldError>) -> Option<u32> {
+    let t = s.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let scale = match unit.trim() {
+        "" | "s" => Some(1u64),
+        "m" => Some(60),
+        "h" => Some(3600),
+        "d" => Some(86_400),
+        _ => None,
+    };
+    let secs = scale.and_then(|k| digits.parse::<u64>().ok()?.checked_mul(k));
+    match secs.map(u32::try_from) {
+        _ if t.is_empty() => {
+            errs.push(FieldError::new(field, "must not be empty"));
+            None
+        }
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => {
+            errs.push(FieldError::new(
+                field,
+                format!("'{t}' is more than {} seconds", u32::MAX),
+            ));
+            None
+        }
+        None => {
+            errs.push(FieldError::new(
+                field,
+                format!(
+                    "'{t}' is not a duration: seconds, or a number with s, m, h or d (10s, 5m, 1h)"
+                ),
+            ));
+            None
+        }
+    }
+}
+
 pub fn parse_u32(field: &str, s: &str, errs: &mut Vec<FieldError>) -> Option<u32> {
     let t = s.trim();
     if t.is_empty() {
@@ -869,5 +911,31 @@ pub fn parse_u32(field: &str, s: &str, errs: &mut Vec<FieldError>) -> Option<u32
             ));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    #[test]
+    fn windows_take_the_units_the_console_shows() {
+        let mut errs = Vec::new();
+        let p = |s: &str, errs: &mut Vec<FieldError>| parse_window("duration", s, errs);
+        assert_eq!(p("90", &mut errs), Some(90));
+        assert_eq!(p(" 10s ", &mut errs), Some(10));
+        assert_eq!(p("1m", &mut errs), Some(60));
+        assert_eq!(p("2h", &mut errs), Some(7200));
+        assert_eq!(p("1d", &mut errs), Some(86_400));
+        assert!(errs.is_empty(), "{errs:?}");
+        for bad in ["", "m", "1.5m", "10 minutes", "-1", "1w", "99999999999h"] {
+            let mut errs = Vec::new();
+            assert_eq!(p(bad, &mut errs), None, "{bad}");
+            assert_eq!(errs.len(), 1, "{bad}");
+            assert_eq!(errs[0].field, "duration");
+        }
+        let mut errs = Vec::new();
+        p("1w", &mut errs);
+        assert!(errs[0].problem.contains("10s, 5m, 1h"), "{errs:?}");
     }
 }

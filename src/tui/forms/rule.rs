@@ -4,7 +4,7 @@
 use crate::domain::{Change, FieldError, Registry, Rule, RuleSpec, RuleTarget, RuleUnit};
 use crate::tui::action::Op;
 
-use super::form::{Behaviour, Choice, Field, Form, FormKind, parse_u32};
+use super::form::{Behaviour, Choice, Field, Form, FormKind, parse_u32, parse_window};
 
 fn key_choices(reg: &Registry, workspace: &str) -> Vec<Choice> {
     reg.keys
@@ -107,7 +107,7 @@ fn build(form: &Form, reg: &Registry) -> Result<Op, Vec<FieldError>> {
         .and_then(|t| t.parse().ok())
         .unwrap_or(RuleTarget::ApiKey);
     let limit = parse_u32("limit", form.text("limit"), &mut errs);
-    let duration = parse_u32("duration", form.text("duration"), &mut errs);
+    let duration = parse_window("duration", form.text("duration"), &mut errs);
     let spec = RuleSpec {
         target,
         workspace: form.choice("workspace").unwrap_or_default().to_string(),
