@@ -39,7 +39,7 @@ pub enum RequestOutcome {
     /// The upstream answered 5xx, or was unreachable (502), timed out (504),
     /// or no endpoint was usable (503).
     UpstreamError,
-    /// The client went away before the answer's status was known.
+    /// The client went away before its answer was relayed to the end.
     Cancelled,
 }
 

@@ -20,7 +20,8 @@ pub struct Totals {
     pub unauthorized: u64,
     /// Rejected 404 (unknown or disabled model).
     pub not_found: u64,
-    /// Rejected 400/413 (malformed body, missing model, too large).
+    /// Rejected 400/408/413 (malformed body, missing model, body too slow,
+    /// too large).
     pub bad_request: u64,
     /// Rejected 429 by a rate-limit rule.
     pub throttled: u64,
@@ -29,8 +30,11 @@ pub struct Totals {
     /// Upstream answered 5xx, or could not be reached (502), or timed out
     /// (504), or no endpoint was in service (503).
     pub upstream_errors: u64,
-    /// The caller went away before the answer's status was known. With the
-    /// outcomes above and `in_flight`, every request is in exactly one.
+    /// The caller went away (a reset, or a write that failed) before its
+    /// answer was relayed to the end: before the status, or part-way
+    /// through the body (a dropped stream, with the tokens it did use). A
+    /// FIN alone is a half-close and is answered (`docs/gateway.md`). With
+    /// the outcomes above and `in_flight`, every request is in exactly one.
     #[serde(default)]
     pub cancelled: u64,
     /// Requests being served right now.
