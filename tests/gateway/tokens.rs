@@ -222,6 +222,32 @@ fn used(limiter: &Limiter, rule: u64) -> u64 {
         .map_or(0, |s| u64::from(s.used))
 }
 
+/// A chat completion POSTed over a raw socket (so the test can leave with
+/// a reset, which reqwest cannot do).
+async fn raw_post(gw: &Gw, key: &str, body: &Value) -> tokio::net::TcpStream {
+    let payload = serde_json::to_string(body).unwrap();
+    let mut s = tokio::net::TcpStream::connect(gw.handle().local_addr())
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        payload.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut s, (head + &payload).as_bytes())
+        .await
+        .unwrap();
+    s
+}
+
+/// Leave with a reset (linger 0), as a caller that really went away: a FIN
+/// alone is a half-close, still answered (docs/gateway.md).
+fn reset(s: tokio::net::TcpStream) {
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(s);
+}
+
 /// Wait until the rule's count is `want`.
 async fn wait_used(limiter: &Limiter, rule: u64, want: u64, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -351,17 +377,7 @@ async fn answers_settle_to_usage_and_failures_give_back_what_they_did_not_use() 
     // The caller goes away (a reset: a FIN alone is a half-close, still
     // answered, docs/gateway.md) while the upstream thinks: the
     // reservation is held meanwhile, then given back whole.
-    let payload = serde_json::to_string(&b).unwrap();
-    let mut slow = tokio::net::TcpStream::connect(gw.handle().local_addr())
-        .await
-        .unwrap();
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        payload.len()
-    );
-    tokio::io::AsyncWriteExt::write_all(&mut slow, (head + &payload).as_bytes())
-        .await
-        .unwrap();
+    let slow = raw_post(&gw, &key, &b).await;
     wait_used(
         &limiter,
         rule,
@@ -369,27 +385,14 @@ async fn answers_settle_to_usage_and_failures_give_back_what_they_did_not_use() 
         "reservation held",
     )
     .await;
-    socket2::SockRef::from(&slow)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-    drop(slow);
+    reset(slow);
     wait_used(&limiter, rule, expect, "cancelled request refunded").await;
 
     // The caller goes away mid-stream (no usage seen): the prompt estimate
     // and the events it received stay counted.
     // (A reset, over a raw socket: see the cancelled request above.)
     let b = body("hang", 0, 0, 300, true);
-    let payload = serde_json::to_string(&b).unwrap();
-    let mut s = tokio::net::TcpStream::connect(gw.handle().local_addr())
-        .await
-        .unwrap();
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        payload.len()
-    );
-    tokio::io::AsyncWriteExt::write_all(&mut s, (head + &payload).as_bytes())
-        .await
-        .unwrap();
+    let mut s = raw_post(&gw, &key, &b).await;
     let mut seen = String::new();
     let mut buf = [0u8; 4096];
     while seen.matches("\n\n").count() < 3 {
@@ -406,10 +409,7 @@ async fn answers_settle_to_usage_and_failures_give_back_what_they_did_not_use() 
         "streaming request holds its reservation",
     )
     .await;
-    socket2::SockRef::from(&s)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-    drop(s);
+    reset(s);
     expect += prompt_estimate(&b) + 3;
     wait_used(
         &limiter,
