@@ -1,7 +1,6 @@
-//! tmux end-to-end helpers, copied from `tests/tui_e2e.rs` (same
-//! behaviour) for `tests/tui_e2e_truth.rs`: a private tmux server, a mini
-//! upstream, `maasctl serve`, background traffic, the CLI. Included with
-//! `#[path]`.
+//! tmux end-to-end helpers shared by `tests/tui_e2e*.rs`: a private tmux
+//! server, a mini upstream, `maasctl serve`, background traffic, the CLI.
+//! Included with `#[path]`.
 
 #![allow(dead_code)]
 
