@@ -297,11 +297,7 @@ impl View for Audit {
     }
 
     fn set_filter(&mut self, text: &str, typed: bool, data: &Data) {
-        self.state.filter = text.to_string();
-        if typed {
-            self.state.selected = 0;
-            self.state.offset = 0;
-        }
+        self.state.set_filter(text, typed);
         self.refresh(data);
     }
 

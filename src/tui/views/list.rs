@@ -247,11 +247,7 @@ impl<T: Table> View for List<T> {
     }
 
     fn set_filter(&mut self, text: &str, typed: bool, data: &Data) {
-        self.state.filter = text.to_string();
-        if typed {
-            self.state.selected = 0;
-            self.state.offset = 0;
-        }
+        self.state.set_filter(text, typed);
         self.refresh(data);
     }
 

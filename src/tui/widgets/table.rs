@@ -127,6 +127,15 @@ pub struct ListState {
 }
 
 impl ListState {
+    /// Set the filter text; typing it moves back to the first row.
+    pub fn set_filter(&mut self, text: &str, typed: bool) {
+        self.filter = text.to_string();
+        if typed {
+            self.selected = 0;
+            self.offset = 0;
+        }
+    }
+
     pub fn selected_id(&self) -> Option<&str> {
         self.rows.get(self.selected).map(String::as_str)
     }
