@@ -686,6 +686,72 @@ mod auth_and_routes {
         assert_eq!(a.ts.revision(), before, "nothing refused was saved");
         assert!(!a.ts.store.load().unwrap().models.contains_key("GLM-4.5"));
     }
+
+    /// A POST declaring a body over the limit is refused with 413 at once
+    /// (a short client timeout proves it), without waiting for the body.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_oversized_declared_body_is_refused_at_once() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let a = Admin::start().await;
+        for declared in [(16u64 << 20) + 1, 999_999_999_999] {
+            let mut s = tokio::net::TcpStream::connect(a.addr).await.unwrap();
+            let head = format!(
+                "POST /admin/v1/apply HTTP/1.1\r\nhost: admin\r\nauthorization: Bearer {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            let started = Instant::now();
+            let mut got = Vec::new();
+            tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut got))
+                .await
+                .unwrap_or_else(|_| panic!("no answer within 2 s to content-length {declared}"))
+                .unwrap();
+            let answer = String::from_utf8_lossy(&got);
+            assert!(
+                answer.starts_with("HTTP/1.1 413"),
+                "content-length {declared}: {answer}"
+            );
+            assert!(answer.contains("\"body\""), "names the body: {answer}");
+            assert!(started.elapsed() < Duration::from_secs(2));
+        }
+    }
+
+    /// `/metrics` lives behind the admin token (any role: a read token is
+    /// enough), not on the callers' port.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metrics_are_served_behind_the_token() {
+        let a = Admin::start().await;
+        a.traffic(3).await;
+        let read = maasctl::ops::tokens::create(
+            &*a.ts.store,
+            &tester(),
+            maasctl::ops::tokens::NewToken {
+                name: "scraper".into(),
+                role: maasctl::domain::token::Role::Read,
+            },
+        )
+        .unwrap()
+        .secret;
+        let url = format!("{}/admin/v1/metrics", a.url);
+        let anonymous = a.http.get(&url).send().await.unwrap();
+        assert_eq!(anonymous.status(), 401);
+        let line = "maasctl_requests_total{scope=\"gateway\"} 3";
+        let text = wait_for("the 3 requests in /admin/v1/metrics", || async {
+            let res = a.http.get(&url).bearer_auth(&read).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            assert!(
+                res.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/plain; version=0.0.4")
+            );
+            let text = res.text().await.unwrap();
+            text.contains(line).then_some(text)
+        })
+        .await;
+        assert!(text.contains("maasctl_connections_open"), "{text}");
+        let on_gateway = a.gw.http.get(a.gw.url("/metrics")).send().await.unwrap();
+        assert_eq!(on_gateway.status(), 404);
+    }
 }
 
 mod secrets {

@@ -477,7 +477,14 @@ mod end_to_end {
         let (key_id, secret) = site.key("acme");
         site.rule("acme", Some(&key_id), 1_000_000, 60);
         let url = redis.url();
-        let args = ["--redis-url", url.as_str(), "--redis-timeout", "1s"];
+        let args = [
+            "--redis-url",
+            url.as_str(),
+            "--redis-timeout",
+            "1s",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ];
         let (a, b) = (
             Serve::start(site.dir.path(), &args).await,
             Serve::start(site.dir.path(), &args).await,
@@ -539,7 +546,7 @@ mod end_to_end {
         let start = Instant::now();
         loop {
             let metrics = http
-                .get(format!("{}/metrics", a.base))
+                .get(a.metrics.as_deref().expect("--metrics-listen"))
                 .send()
                 .await
                 .unwrap()

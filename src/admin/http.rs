@@ -36,18 +36,31 @@ pub async fn read_json<T: DeserializeOwned>(
     })
 }
 
-/// The whole body, or a 413 over [`BODY_LIMIT`] (400 if it cannot be read).
+fn too_large() -> AdminError {
+    AdminError::new(
+        AdminErrorKind::PayloadTooLarge,
+        "body",
+        format!("larger than {} MiB", BODY_LIMIT >> 20),
+    )
+}
+
+/// The whole body, or a 413 over [`BODY_LIMIT`] (400 if it cannot be
+/// read). A declared `Content-Length` over the limit is refused at once,
+/// before reading (the answer closes the connection: the body is not read).
 pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, AdminError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(too_large());
+    }
     Ok(Limited::new(req.into_body(), BODY_LIMIT)
         .collect()
         .await
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
-                AdminError::new(
-                    AdminErrorKind::PayloadTooLarge,
-                    "body",
-                    format!("larger than {} MiB", BODY_LIMIT >> 20),
-                )
+                too_large()
             } else {
                 AdminError::new(
                     AdminErrorKind::BadRequest,
@@ -112,6 +125,14 @@ pub fn empty() -> Body {
     Full::new(Bytes::new()).boxed_unsync()
 }
 
+/// A plain-text answer (`/metrics`).
+pub fn text(content_type: &'static str, body: String) -> Response<Body> {
+    let mut res = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
 /// A JSON answer.
 pub fn json<T: Serialize + ?Sized>(
     status: StatusCode,
@@ -137,6 +158,12 @@ pub fn error_response(e: AdminError) -> Response<Body> {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let kind = e.kind;
     let mut res = json(status, &AdminErrorBody { error: e }).expect("an error body encodes");
+    if kind == AdminErrorKind::PayloadTooLarge {
+        // The rest of the body is not read: the connection cannot carry
+        // another request.
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if kind == AdminErrorKind::Unauthorized {
         res.headers_mut().insert(
             header::WWW_AUTHENTICATE,

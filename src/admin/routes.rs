@@ -36,6 +36,7 @@ enum Route {
     Reports,
     Stats,
     StatsStream,
+    Metrics,
     Explain,
     Logs,
     Audit,
@@ -80,7 +81,7 @@ const fn row(method: Method, path: &'static str, access: Access, route: Route) -
 
 /// The route table: every route the server answers, as data (the OpenAPI
 /// test enumerates it against `docs/openapi.json`).
-pub static ROUTES: [RouteSpec; 19] = [
+pub static ROUTES: [RouteSpec; 20] = [
     row(Method::GET, "/healthz", Access::Public, Route::Healthz),
     row(Method::GET, "/info", Access::Read, Route::Info),
     row(Method::GET, "/revision", Access::Read, Route::Revision),
@@ -95,6 +96,7 @@ pub static ROUTES: [RouteSpec; 19] = [
         Access::Read,
         Route::StatsStream,
     ),
+    row(Method::GET, "/metrics", Access::Read, Route::Metrics),
     row(Method::GET, "/explain", Access::Read, Route::Explain),
     row(Method::GET, "/logs", Access::Read, Route::Logs),
     row(Method::GET, "/audit", Access::Read, Route::Audit),
@@ -308,6 +310,10 @@ async fn dispatch(
             state.gateway.stats(),
             state.stop.clone(),
         ))),
+        Route::Metrics => Ok(super::http::text(
+            crate::gateway::proxy::METRICS_CONTENT_TYPE,
+            state.gateway.metrics(),
+        )),
         Route::Explain => explain(state, &query).await,
         Route::Logs => {
             let after = query.number("after")?.unwrap_or(0);

@@ -33,6 +33,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "4MiB", value_parser = parse_size, value_name = "SIZE")]
     pub body_limit: usize,
 
+    /// Time a caller has to send the whole request body after its headers
+    /// (then 408 and the connection closes).
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub body_timeout: Duration,
+
     /// Time to connect to an upstream before trying the next endpoint (e.g. 5s, 500ms).
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub connect_timeout: Duration,
@@ -69,6 +74,23 @@ pub struct ServeArgs {
     #[arg(long, default_value = "100ms", value_parser = parse_duration, value_name = "DURATION", requires = "redis_url")]
     pub redis_timeout: Duration,
 
+    /// Also serve /metrics (Prometheus text, no token) on this address; it
+    /// is never served on --listen (the admin API has it at
+    /// /admin/v1/metrics behind its token).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Keys with their own /metrics series (the busiest; the others are
+    /// summed into key="other"); 0 turns per-key series off.
+    #[arg(long, default_value_t = GatewayConfig::DEFAULT_METRICS_KEY_SERIES, value_name = "N")]
+    pub metrics_key_series: usize,
+
+    /// Most callers' connections open at once (at the cap, idle keep-alive
+    /// connections are closed to make room). Default: from the open-file
+    /// limit (raised to the hard limit at start), half of it minus 64.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+
     /// Address of the admin API (JSON, bearer token; see docs/admin-api.md), or off.
     #[arg(long, default_value = crate::admin::DEFAULT_LISTEN, value_name = "ADDR|off")]
     pub admin_listen: AdminListen,
@@ -83,6 +105,12 @@ impl ServeArgs {
             cluster: self.cluster.clone(),
             workers: self.workers.unwrap_or(d.workers),
             body_limit: self.body_limit,
+            body_timeout: self.body_timeout,
+            metrics_listen: self.metrics_listen,
+            metrics_key_series: self.metrics_key_series,
+            max_connections: self
+                .max_connections
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             connect_timeout: self.connect_timeout,
             upstream_timeout: self.upstream_timeout,
             ca_file: self.ca_file.clone(),
@@ -170,6 +198,9 @@ pub fn run(
             listen.unwrap_or_default()
         );
         use std::io::Write;
+        if let Some(m) = node.gateway().and_then(|g| g.metrics_addr()) {
+            let _ = writeln!(std::io::stdout(), "maasctl metrics listening on http://{m}/metrics");
+        }
         if let Some(b) = node.admin_banner() {
             // A reader that went away must not take the server down.
             let _ = writeln!(std::io::stdout(), "{b}");

@@ -25,6 +25,11 @@ impl RunningGateway {
         self.handle.local_addr()
     }
 
+    /// Where `/metrics` is served without a token (`--metrics-listen`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.handle.metrics_addr()
+    }
+
     /// What the console's client reads from it.
     pub fn link(&self) -> GatewayLink {
         GatewayLink {

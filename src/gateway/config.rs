@@ -27,6 +27,9 @@ pub struct GatewayConfig {
     pub workers: usize,
     /// Largest request body accepted (413 above it).
     pub body_limit: usize,
+    /// Time a caller has to send the whole request body after its headers
+    /// (408 after it; headers have hyper's 30 s).
+    pub body_timeout: Duration,
     /// Time to open a connection to an upstream (then the next endpoint is tried).
     pub connect_timeout: Duration,
     /// Time from sending a request to the upstream's response headers (then
@@ -58,6 +61,15 @@ pub struct GatewayConfig {
     /// The rate limiter; `None` makes a local one (`Limiter::local()`). A
     /// shared (Redis) limiter is passed here by `serve --redis-url`.
     pub limiter: Option<Arc<Limiter>>,
+    /// Where `/metrics` is served without a token besides the admin API
+    /// (`--metrics-listen`); never on the callers' port.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Keys with their own `/metrics` series (the busiest; the rest are
+    /// summed into `key="other"`); 0: none.
+    pub metrics_key_series: usize,
+    /// Most callers' connections open at once; `None`: derived from the
+    /// open-file limit (see `server::limits`).
+    pub max_connections: Option<usize>,
     /// Base URL of the admin API serving this gateway, written into its
     /// report so CLIs can find it; `None` when there is none.
     pub admin: Option<String>,
@@ -66,6 +78,8 @@ pub struct GatewayConfig {
 impl GatewayConfig {
     /// Default body limit: 4 MiB.
     pub const DEFAULT_BODY_LIMIT: usize = 4 << 20;
+    /// Default number of keys with their own `/metrics` series.
+    pub const DEFAULT_METRICS_KEY_SERIES: usize = 100;
     /// Default listen address.
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
 }
@@ -84,6 +98,7 @@ impl Default for GatewayConfig {
             cluster: None,
             workers: default_workers(),
             body_limit: Self::DEFAULT_BODY_LIMIT,
+            body_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(600),
             ca_file: None,
@@ -96,6 +111,9 @@ impl Default for GatewayConfig {
             cooldown: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             limiter: None,
+            metrics_listen: None,
+            metrics_key_series: Self::DEFAULT_METRICS_KEY_SERIES,
+            max_connections: None,
             admin: None,
         }
     }

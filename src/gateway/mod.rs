@@ -44,6 +44,7 @@ use control::Control;
 use limiter::Limiter;
 use proxy::{GatewayState, Worker};
 use snapshot::Builder;
+use telemetry::conns::ConnCounters;
 use telemetry::events::Events;
 
 /// Why a gateway could not start.
@@ -85,6 +86,7 @@ impl Gateway {
             ("report interval", cfg.report_interval),
             ("stats interval", cfg.stats_interval),
             ("probe interval", cfg.probe_interval),
+            ("body timeout", cfg.body_timeout),
             ("connect timeout", cfg.connect_timeout),
             ("upstream timeout", cfg.upstream_timeout),
         ] {
@@ -118,6 +120,17 @@ impl Gateway {
                 source,
             })?;
         let addr = listeners[0].local_addr().map_err(GatewayError::Thread)?;
+        let metrics_listener = match cfg.metrics_listen {
+            Some(a) => Some(
+                server::metrics::bind(a)
+                    .map_err(|source| GatewayError::Bind { addr: a, source })?,
+            ),
+            None => None,
+        };
+        let metrics_addr = match &metrics_listener {
+            Some(l) => Some(l.local_addr().map_err(GatewayError::Thread)?),
+            None => None,
+        };
         let listen = addr.to_string();
 
         let (stats_tx, stats_rx) = watch::channel(Arc::new(StatsSnapshot {
@@ -133,6 +146,7 @@ impl Gateway {
             limiter,
             events,
             stats: stats_rx.clone(),
+            conns: ConnCounters::new(server::limits::connection_cap(cfg.max_connections)),
         });
         let (stop_workers, workers_rx) = watch::channel(false);
         let (stop_control, control_rx) = watch::channel(false);
@@ -145,6 +159,7 @@ impl Gateway {
 
         let mut handle = GatewayHandle {
             addr,
+            metrics_addr,
             stats: stats_rx,
             shared: shared.clone(),
             stop_workers,
@@ -152,6 +167,7 @@ impl Gateway {
             workers: Vec::new(),
             control: None,
         };
+        let registry = Arc::new(server::Registry::new(cfg.workers));
         for (id, listener) in listeners.into_iter().enumerate() {
             let rt = runtime()?;
             let worker = Arc::new(Worker {
@@ -159,9 +175,23 @@ impl Gateway {
                 shared: shared.clone(),
             });
             let (tls, stop, grace) = (tls.clone(), workers_rx.clone(), cfg.shutdown_grace);
+            let registry = registry.clone();
             let t = std::thread::Builder::new()
                 .name(format!("gateway-worker-{id}"))
-                .spawn(move || rt.block_on(server::run_worker(worker, listener, tls, stop, grace)))
+                .spawn(move || {
+                    rt.block_on(server::run_worker(
+                        worker, listener, tls, registry, stop, grace,
+                    ))
+                })
+                .map_err(GatewayError::Thread)?;
+            handle.workers.push(t);
+        }
+        if let Some(l) = metrics_listener {
+            let rt = runtime()?;
+            let (shared, stop) = (shared.clone(), workers_rx.clone());
+            let t = std::thread::Builder::new()
+                .name("gateway-metrics".into())
+                .spawn(move || rt.block_on(server::metrics::serve(l, shared, stop)))
                 .map_err(GatewayError::Thread)?;
             handle.workers.push(t);
         }
@@ -196,6 +226,7 @@ fn hostname() -> String {
 /// A running gateway.
 pub struct GatewayHandle {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     stats: watch::Receiver<Arc<StatsSnapshot>>,
     shared: Arc<GatewayState>,
     stop_workers: watch::Sender<bool>,
@@ -213,6 +244,11 @@ impl GatewayHandle {
     /// Counter snapshots, published a few times a second when something changed.
     pub fn stats(&self) -> watch::Receiver<Arc<StatsSnapshot>> {
         self.stats.clone()
+    }
+
+    /// Where `/metrics` is served without a token (`--metrics-listen`), as bound.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The registry revision the gateway is serving.
@@ -276,6 +312,11 @@ impl GatewayView {
 
     pub fn stats(&self) -> watch::Receiver<Arc<StatsSnapshot>> {
         self.stats.clone()
+    }
+
+    /// `/metrics` in Prometheus text (the admin API's `/admin/v1/metrics`).
+    pub fn metrics(&self) -> String {
+        proxy::metrics_text(&self.shared)
     }
 
     pub fn applied_revision(&self) -> u64 {

@@ -32,7 +32,16 @@ async fn totals_equal_the_requests_sent() {
     ts.model("good", "g", vec![ep(&ok.base_url())], Policy::RoundRobin);
     ts.model("bad", "b", vec![ep(&bad.base_url())], Policy::RoundRobin);
     ts.model("picky", "p", vec![ep(&gone.base_url())], Policy::RoundRobin);
-    let gw = std::sync::Arc::new(Gw::start(&ts, fast_config()).await);
+    let gw = std::sync::Arc::new(
+        Gw::start(
+            &ts,
+            maasctl::gateway::GatewayConfig {
+                metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+                ..fast_config()
+            },
+        )
+        .await,
+    );
 
     // 120 + 40 streamed successes, 20 upstream 500s, 10 upstream 422s, 15 unknown
     // models, 5 malformed bodies (key1); 30 successes (key2); 25 bad keys.
@@ -165,7 +174,13 @@ async fn totals_equal_the_requests_sent() {
         (190, 190)
     );
 
-    let metrics = gw.http.get(gw.url("/metrics")).send().await.unwrap();
+    let scrape = gw.handle().metrics_addr().expect("--metrics-listen is set");
+    let metrics = gw
+        .http
+        .get(format!("http://{scrape}/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert!(
         metrics.headers()["content-type"]
             .to_str()

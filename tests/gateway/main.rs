@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod counters;
+mod edge;
 mod errors;
 mod health;
 mod openai_python;

@@ -134,6 +134,8 @@ impl Site {
 pub struct Serve {
     child: Child,
     pub base: String,
+    /// `http://ADDR/metrics` when started with `--metrics-listen`.
+    pub metrics: Option<String>,
     log: Arc<Mutex<String>>,
 }
 
@@ -176,7 +178,24 @@ impl Serve {
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("unexpected first line: {line}"))
             .to_owned();
-        Self { child, base, log }
+        let mut metrics = None;
+        if extra.contains(&"--metrics-listen") {
+            let line = tokio::time::timeout(DEADLINE, out.next_line())
+                .await
+                .expect("serve prints its metrics address")
+                .unwrap()
+                .unwrap_or_default();
+            metrics = line
+                .strip_prefix("maasctl metrics listening on ")
+                .map(str::to_owned);
+            assert!(metrics.is_some(), "unexpected second line: {line}");
+        }
+        Self {
+            child,
+            base,
+            metrics,
+            log,
+        }
     }
 
     pub fn log(&self) -> String {

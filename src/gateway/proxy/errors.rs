@@ -211,6 +211,20 @@ impl ProxyError {
         e
     }
 
+    /// The body did not arrive in time (`--body-timeout`); the rest is not
+    /// read, so the connection closes.
+    pub fn body_timeout(secs: f64) -> Self {
+        let mut e = Self::invalid(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "The request body did not arrive within {secs}s of its headers; send it faster or in one piece."
+            ),
+        );
+        e.headers = vec![(hyper::header::CONNECTION, HeaderValue::from_static("close"))];
+        e
+    }
+
     pub fn bad_request_body(detail: &str) -> Self {
         Self::invalid(
             StatusCode::BAD_REQUEST,

@@ -26,9 +26,11 @@ pub mod tally;
 use std::convert::Infallible;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -40,6 +42,7 @@ use tokio::sync::watch;
 use crate::gateway::config::GatewayConfig;
 use crate::gateway::limiter::{Decision, Headroom, Limiter};
 use crate::gateway::snapshot::{Local, RouteRef, Snapshot};
+use crate::gateway::telemetry::conns::ConnCounters;
 use crate::gateway::telemetry::counters::RequestOutcome;
 use crate::gateway::telemetry::events::Events;
 use crate::gateway::telemetry::metrics;
@@ -57,6 +60,8 @@ pub struct GatewayState {
     pub events: Arc<Events>,
     /// The latest published counters (for `/metrics`).
     pub stats: watch::Receiver<Arc<StatsSnapshot>>,
+    /// The callers' connections (open, cap, shed).
+    pub conns: ConnCounters,
 }
 
 /// One worker thread's view.
@@ -81,16 +86,14 @@ pub async fn handle(
         }
     } else {
         match path {
-            "/v1/models" | "/metrics" | "/healthz"
+            // `/metrics` is not served here (it names models, upstream URLs,
+            // workspaces and keys): see `server::metrics` and the admin API.
+            "/v1/models" | "/healthz"
                 if req.method() != Method::GET && req.method() != Method::HEAD =>
             {
                 ProxyError::method_not_allowed(req.method().as_str(), path, "GET").into_response()
             }
             "/v1/models" => list_models(&w, &req),
-            "/metrics" => plain(
-                "text/plain; version=0.0.4; charset=utf-8",
-                metrics::render(&w.shared.stats.borrow()),
-            ),
             "/healthz" => plain(
                 "application/json",
                 format!(
@@ -105,7 +108,22 @@ pub async fn handle(
     Ok(res)
 }
 
-fn plain(content_type: &'static str, body: String) -> Response<ResBody> {
+/// The Prometheus text of `/metrics` (see `telemetry::metrics`).
+pub fn metrics_text(shared: &GatewayState) -> String {
+    let stats = shared.stats.borrow().clone();
+    metrics::render(
+        &stats,
+        &metrics::Options {
+            key_series: shared.cfg.metrics_key_series,
+            conns: shared.conns.gauges(),
+        },
+    )
+}
+
+/// The content type of [`metrics_text`].
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub fn plain(content_type: &'static str, body: String) -> Response<ResBody> {
     let mut res = Response::new(ResBody::full(body));
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -156,7 +174,9 @@ fn outcome_of(e: &ProxyError) -> RequestOutcome {
         StatusCode::UNAUTHORIZED => RequestOutcome::Unauthorized,
         StatusCode::NOT_FOUND => RequestOutcome::NotFound,
         StatusCode::TOO_MANY_REQUESTS => RequestOutcome::Throttled,
-        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => RequestOutcome::BadRequest,
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT => {
+            RequestOutcome::BadRequest
+        }
         _ => RequestOutcome::UpstreamError,
     }
 }
@@ -199,7 +219,8 @@ async fn admit(
     let snap = tally.snap().clone();
     let key = authenticate(&snap, req.headers())?;
     tally.set_key(key);
-    let (parts, body) = read_request(req, w.shared.cfg.body_limit).await?;
+    let cfg = &w.shared.cfg;
+    let (parts, body) = read_request(req, cfg.body_limit, cfg.body_timeout).await?;
     let model = find_model(&body)?;
     let r = route(&snap, &model.name)?;
     tally.set_route(r);
@@ -216,8 +237,12 @@ async fn admit(
 }
 
 /// Read the body up to the size limit (a larger declared length is refused
-/// before reading).
-async fn read_request(req: Request<Incoming>, limit: usize) -> Result<(Parts, Bytes), ProxyError> {
+/// before reading) within `timeout` of the headers.
+async fn read_request(
+    req: Request<Incoming>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<(Parts, Bytes), ProxyError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -226,7 +251,7 @@ async fn read_request(req: Request<Incoming>, limit: usize) -> Result<(Parts, By
         return Err(ProxyError::too_large(limit, declared));
     }
     let (parts, body) = req.into_parts();
-    Ok((parts, read_body(body, limit).await?))
+    Ok((parts, read_body(body, limit, timeout).await?))
 }
 
 /// The `model` string of the body (see [`extract`]).
@@ -285,12 +310,27 @@ async fn limit(
     }
 }
 
-/// Read the whole request body, refusing it as soon as it passes `limit`.
-async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ProxyError> {
+/// Read the whole request body, refusing it as soon as it passes `limit`
+/// or when it is not complete `timeout` after the headers. The timer is
+/// only set when a frame is not already there (a body that came with its
+/// headers, the common case, costs no timer).
+async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ProxyError> {
     let mut first: Option<Bytes> = None;
     let mut more: Option<BytesMut> = None;
     let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
+    let start = tokio::time::Instant::now();
+    loop {
+        let next = match body.frame().now_or_never() {
+            Some(f) => f,
+            None => tokio::time::timeout_at(start + timeout, body.frame())
+                .await
+                .map_err(|_| ProxyError::body_timeout(timeout.as_secs_f64()))?,
+        };
+        let Some(frame) = next else { break };
         let frame = frame.map_err(|e| ProxyError::bad_request_body(&e.to_string()))?;
         let Ok(data) = frame.into_data() else {
             continue;

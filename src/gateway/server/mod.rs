@@ -15,22 +15,29 @@
 //! Shutdown: a worker stops accepting, asks each of its connections to
 //! finish the request in flight and close (HTTP/1 graceful shutdown), waits
 //! up to the grace period, then drops what is left.
+//!
+//! Connection cap (`--max-connections`, default from the open-file limit:
+//! [`limits`]): at the cap, a new caller is served by shedding an idle
+//! keep-alive connection (one that answered a request and waits for the
+//! next), on this worker first; with none idle, the new caller is closed at
+//! once. An accept that fails (out of descriptors) sheds one too. Logged
+//! at most once per 10 s per worker; counted in `/metrics`.
 
+mod conn;
+pub mod limits;
+pub mod metrics;
 pub mod tls;
 
-use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::Waker;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use parking_lot::Mutex;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -39,6 +46,8 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::gateway::proxy::{Worker, handle};
+pub(crate) use conn::Registry;
+use conn::{ClientIo, ConnBody, ConnState};
 
 /// Time a client has to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,41 +59,6 @@ fn listen_socket(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     s.bind(&addr.into())?;
     s.listen(1024)?;
     Ok(s.into())
-}
-
-/// Tells a worker's connections to finish up when it stops. Each
-/// connection registers its task's waker once; the stop flag is a plain
-/// load on every poll (a `watch` or `Notify` would take a lock on every
-/// wake-up of every connection, i.e. several times per request).
-#[derive(Default)]
-struct Stopper {
-    stopping: AtomicBool,
-    conns: Mutex<(u64, HashMap<u64, Waker>)>,
-}
-
-impl Stopper {
-    fn register(&self, waker: &Waker) -> u64 {
-        let mut g = self.conns.lock();
-        g.0 += 1;
-        let id = g.0;
-        g.1.insert(id, waker.clone());
-        id
-    }
-
-    fn forget(&self, id: u64) {
-        self.conns.lock().1.remove(&id);
-    }
-
-    fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
-    }
-
-    fn stop(&self) {
-        self.stopping.store(true, Ordering::Release);
-        for w in self.conns.lock().1.values() {
-            w.wake_by_ref();
-        }
-    }
 }
 
 /// One listening socket on `addr`, as `n` handles (one per worker). A port
@@ -99,11 +73,110 @@ pub fn bind(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>
     Ok(out)
 }
 
+/// How often the connection cap's notice is logged at most.
+const CAP_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs "at the cap" / "accept failed" at most once per [`CAP_LOG_EVERY`]
+/// per worker, with what happened since the last line.
+struct CapLog {
+    last: Option<std::time::Instant>,
+    shed: u64,
+    refused: u64,
+    accept_errors: u64,
+}
+
+impl CapLog {
+    fn new() -> Self {
+        Self {
+            last: None,
+            shed: 0,
+            refused: 0,
+            accept_errors: 0,
+        }
+    }
+
+    fn note(&mut self, worker: &Worker, detail: impl FnOnce() -> String) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < CAP_LOG_EVERY)
+        {
+            return;
+        }
+        self.last = Some(now);
+        tracing::warn!(
+            "worker {}: {} (since the last notice: {} idle connection(s) shed, {} caller(s) refused, {} accept error(s); cap {}, {} open)",
+            worker.id,
+            detail(),
+            std::mem::take(&mut self.shed),
+            std::mem::take(&mut self.refused),
+            std::mem::take(&mut self.accept_errors),
+            worker.shared.conns.cap,
+            worker.shared.conns.open()
+        );
+    }
+}
+
+/// Room for a new connection: under the cap, or an idle keep-alive
+/// connection shed for it (it may then be over the cap until the shed one
+/// closes). `false`: at the cap with nothing idle, the caller is refused.
+fn make_room(worker: &Worker, registry: &Registry, log: &mut CapLog) -> bool {
+    let conns = &worker.shared.conns;
+    if conns.try_open() {
+        return true;
+    }
+    if registry.shed_one(worker.id) {
+        conns.shed();
+        conns.force_open();
+        log.shed += 1;
+        log.note(worker, || {
+            "connection cap reached: shedding idle keep-alive connections".into()
+        });
+        return true;
+    }
+    conns.refused();
+    log.refused += 1;
+    log.note(worker, || {
+        "connection cap reached and no connection is idle: refusing new callers".into()
+    });
+    false
+}
+
+/// How often a worker closes the idle upstream connections the upstreams
+/// closed (see `Upstream::sweep`).
+const POOL_SWEEP: Duration = Duration::from_secs(1);
+
+/// Sweep this worker's idle upstream connections (worker 0 also the
+/// prober's, whose runtime does not sweep).
+fn sweep_pools(worker: &Worker) {
+    let snap = worker.shared.snapshot.load();
+    for route in &snap.routes {
+        for ep in &route.endpoints {
+            if let Ok(up) = &ep.upstream {
+                up.sweep(worker.id);
+                if worker.id == 0 {
+                    up.sweep(up.prober());
+                }
+            }
+        }
+    }
+}
+
+/// Counts the connection as open until dropped.
+struct Open(Arc<Worker>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.shared.conns.close();
+    }
+}
+
 /// Accept and serve until `stop` turns true, then drain within `grace`.
-pub async fn run_worker(
+pub(crate) async fn run_worker(
     worker: Arc<Worker>,
     listener: std::net::TcpListener,
     tls: Option<TlsAcceptor>,
+    registry: Arc<Registry>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
@@ -115,41 +188,56 @@ pub async fn run_worker(
         }
     };
     let mut conns = JoinSet::new();
-    let stopper = Arc::new(Stopper::default());
+    let mut log = CapLog::new();
+    let mut sweep = tokio::time::interval(POOL_SWEEP);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             _ = stop.changed() => break,
+            _ = sweep.tick() => sweep_pools(&worker),
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    if !make_room(&worker, &registry, &mut log) {
+                        // Closed at once: the caller sees a reset or EOF, not a hang.
+                        drop(stream);
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
-                    let w = worker.clone();
-                    let stop = stopper.clone();
+                    let open = Open(worker.clone());
+                    let (w, reg) = (worker.clone(), registry.clone());
                     match &tls {
-                        None => { conns.spawn(serve_conn(stream, w, stop)); }
+                        None => { conns.spawn(async move { serve_conn(stream, w, reg).await; drop(open) }); }
                         Some(acceptor) => {
                             let acceptor = acceptor.clone();
                             conns.spawn(async move {
                                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                    Ok(Ok(s)) => serve_conn(s, w, stop).await,
+                                    Ok(Ok(s)) => serve_conn(s, w, reg).await,
                                     Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
                                     Err(_) => tracing::debug!("TLS handshake timed out"),
                                 }
+                                drop(open)
                             });
                         }
                     }
                     while conns.try_join_next().is_some() {}
                 }
                 Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!("worker {}: accept failed: {e}", worker.id);
+                    // Out of file descriptors and the like: free one by
+                    // shedding an idle connection, back off, keep serving.
+                    log.accept_errors += 1;
+                    if registry.shed_one(worker.id) {
+                        worker.shared.conns.shed();
+                        log.shed += 1;
+                    }
+                    log.note(&worker, || format!("accept failed: {e}"));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
         }
     }
     drop(listener);
-    stopper.stop();
+    registry.stop(worker.id);
     let drained =
         tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
     if drained.is_err() {
@@ -162,24 +250,38 @@ pub async fn run_worker(
     }
 }
 
-async fn serve_conn<I>(io: I, worker: Arc<Worker>, stopper: Arc<Stopper>)
+async fn serve_conn<I>(io: I, worker: Arc<Worker>, registry: Arc<Registry>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req| handle(worker.clone(), req));
+    let worker_id = worker.id;
+    let state = Arc::new(ConnState::default());
+    let st = state.clone();
+    let svc = service_fn(move |req| {
+        // Synchronous, as hyper hands over the head: busy from now on.
+        st.begin();
+        let st = st.clone();
+        let answer = handle(worker.clone(), req);
+        async move {
+            let res = answer.await?;
+            Ok::<_, Infallible>(res.map(|b| ConnBody::new(b, st)))
+        }
+    });
+    // A read EOF mid-request is held back by `ClientIo` (half-close, see
+    // conn.rs); hyper still reads mid-request, so a reset ends it at once.
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .serve_connection(TokioIo::new(io), svc);
+        .serve_connection(TokioIo::new(ClientIo::new(io, state.clone())), svc);
     tokio::pin!(conn);
     let mut id = None;
     let mut finishing = false;
     let result = poll_fn(|cx| {
         if id.is_none() {
-            id = Some(stopper.register(cx.waker()));
+            id = Some(registry.register(worker_id, cx.waker(), &state));
         }
-        if !finishing && stopper.is_stopping() {
-            // Finish the request in flight, then close.
+        if !finishing && state.closing() {
+            // Finish the request in flight (none when shed idle), then close.
             conn.as_mut().graceful_shutdown();
             finishing = true;
         }
@@ -187,7 +289,7 @@ where
     })
     .await;
     if let Some(id) = id {
-        stopper.forget(id);
+        registry.forget(worker_id, id);
     }
     if let Err(e) = result {
         tracing::debug!("connection ended: {e}");

@@ -7,9 +7,17 @@
 //! `maasctl_requests_total` minus what is in flight. Latency is a summary:
 //! p50/p99 over the last minute (`quantile` label) with the cumulative
 //! `_sum` (seconds) and `_count` of the latencies recorded.
+//!
+//! Cardinality: per-key series are capped ([`Options::key_series`],
+//! `--metrics-key-series`): above the cap, the keys with the most requests
+//! keep their series and the rest are summed into one `key="other"` series
+//! (its latency quantiles are `NaN`: quantiles do not add up), so the sum
+//! over `scope="key"` still equals what the keys did; 0 turns per-key series
+//! off. Workspaces and models are operator-made and not capped.
 
 use std::fmt::Write;
 
+use super::conns::ConnGauges;
 use super::stats::{StatsSnapshot, Totals};
 use crate::domain::EndpointState;
 
@@ -126,15 +134,98 @@ impl Families {
     }
 }
 
+/// What `/metrics` shows besides the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Keys with a series of their own (the most requests first); the rest
+    /// are summed into `key="other"`. 0: no per-key series.
+    pub key_series: usize,
+    /// The callers' connections.
+    pub conns: ConnGauges,
+}
+
+/// The label value of the series that sums the keys over the cap.
+pub const OTHER_KEYS: &str = "other";
+
+/// `a` plus the counters of `b` (quantiles do not add up: `NaN`).
+fn sum_totals(a: &mut Totals, b: &Totals) {
+    a.requests += b.requests;
+    a.success += b.success;
+    a.unauthorized += b.unauthorized;
+    a.not_found += b.not_found;
+    a.bad_request += b.bad_request;
+    a.throttled += b.throttled;
+    a.upstream_4xx += b.upstream_4xx;
+    a.upstream_errors += b.upstream_errors;
+    a.cancelled += b.cancelled;
+    a.in_flight += b.in_flight;
+    a.prompt_tokens += b.prompt_tokens;
+    a.completion_tokens += b.completion_tokens;
+    a.latency_count += b.latency_count;
+    a.latency_sum_us += b.latency_sum_us;
+    a.latency_p50_ms = f64::NAN;
+    a.latency_p99_ms = f64::NAN;
+}
+
+/// The per-key series: every key up to `cap`, else the top `cap` by
+/// requests (ties by id) and the rest summed as [`OTHER_KEYS`].
+fn key_series(s: &StatsSnapshot, cap: usize) -> Vec<(&str, Totals)> {
+    if s.keys.len() <= cap {
+        return s.keys.iter().map(|(k, t)| (k.as_str(), *t)).collect();
+    }
+    let mut by_requests: Vec<(&String, &Totals)> = s.keys.iter().collect();
+    by_requests.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(b.0)));
+    let mut out: Vec<(&str, Totals)> = by_requests[..cap]
+        .iter()
+        .map(|(k, t)| (k.as_str(), **t))
+        .collect();
+    if cap > 0 {
+        let mut other = Totals::default();
+        for (_, t) in &by_requests[cap..] {
+            sum_totals(&mut other, t);
+        }
+        out.push((OTHER_KEYS, other));
+    }
+    out
+}
+
+fn conn_families(c: &ConnGauges) -> [Family; 4] {
+    let mut cap = Family::new(
+        "maasctl_connections_max",
+        "gauge",
+        "Most callers' connections open at once (--max-connections).",
+    );
+    cap.add("", c.cap);
+    let mut open = Family::new(
+        "maasctl_connections_open",
+        "gauge",
+        "Callers' connections open now.",
+    );
+    open.add("", c.open);
+    let mut shed = Family::new(
+        "maasctl_connections_shed_total",
+        "counter",
+        "Idle keep-alive connections closed to make room for new callers at the cap.",
+    );
+    shed.add("", c.shed);
+    let mut refused = Family::new(
+        "maasctl_connections_refused_total",
+        "counter",
+        "Callers closed at once: the cap was reached and no connection was idle.",
+    );
+    refused.add("", c.refused);
+    [cap, open, shed, refused]
+}
+
 /// Render a snapshot.
-pub fn render(s: &StatsSnapshot) -> String {
+pub fn render(s: &StatsSnapshot, o: &Options) -> String {
     let mut f = Families::new();
     f.add(&[("scope", "gateway")], &s.gateway);
     for (m, t) in &s.models {
         f.add(&[("scope", "model"), ("model", m)], t);
     }
-    for (k, t) in &s.keys {
-        f.add(&[("scope", "key"), ("key", k)], t);
+    for (k, t) in key_series(s, o.key_series) {
+        f.add(&[("scope", "key"), ("key", k)], &t);
     }
     for (w, t) in &s.workspaces {
         f.add(&[("scope", "workspace"), ("workspace", w)], t);
@@ -201,7 +292,8 @@ pub fn render(s: &StatsSnapshot) -> String {
     revision.add("", s.revision);
 
     let mut out = String::with_capacity(4096);
-    for fam in [
+    let conns = conn_families(&o.conns);
+    for fam in conns.iter().chain([
         &info,
         &revision,
         &f.requests,
@@ -214,7 +306,7 @@ pub fn render(s: &StatsSnapshot) -> String {
         &throttled,
         &used,
         &limit,
-    ] {
+    ]) {
         fam.write(&mut out);
     }
     out
@@ -224,6 +316,79 @@ pub fn render(s: &StatsSnapshot) -> String {
 mod tests {
     use super::*;
     use crate::gateway::telemetry::stats::EndpointStats;
+
+    const OPTS: Options = Options {
+        key_series: 100,
+        conns: ConnGauges {
+            cap: 8,
+            open: 3,
+            shed: 2,
+            refused: 1,
+        },
+    };
+
+    fn requests(n: u64) -> Totals {
+        Totals {
+            requests: n,
+            success: n,
+            latency_p50_ms: 1.0,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn per_key_series_are_capped_to_the_busiest_plus_other() {
+        let mut s = StatsSnapshot::default();
+        for (k, n) in [("a", 5), ("b", 9), ("c", 1), ("d", 7)] {
+            s.keys.insert(k.into(), requests(n));
+        }
+        let text = render(
+            &s,
+            &Options {
+                key_series: 2,
+                ..OPTS
+            },
+        );
+        check_exposition(&text);
+        let keys: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("maasctl_requests_total{scope=\"key\""))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "maasctl_requests_total{scope=\"key\",key=\"b\"} 9",
+                "maasctl_requests_total{scope=\"key\",key=\"d\"} 7",
+                "maasctl_requests_total{scope=\"key\",key=\"other\"} 6",
+            ]
+        );
+        assert!(
+            text.contains(
+                "maasctl_latency_seconds{scope=\"key\",key=\"other\",quantile=\"0.5\"} NaN"
+            )
+        );
+        let all = render(&s, &OPTS);
+        assert_eq!(
+            all.matches("maasctl_requests_total{scope=\"key\"").count(),
+            4
+        );
+        let off = render(
+            &s,
+            &Options {
+                key_series: 0,
+                ..OPTS
+            },
+        );
+        assert!(!off.contains("scope=\"key\""), "{off}");
+        for line in [
+            "maasctl_connections_max{} 8",
+            "maasctl_connections_open{} 3",
+            "maasctl_connections_shed_total{} 2",
+            "maasctl_connections_refused_total{} 1",
+        ] {
+            assert!(all.contains(line), "lacks {line}");
+        }
+    }
 
     /// A metric or label name of the text format.
     fn is_name(s: &str) -> bool {
@@ -334,7 +499,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let text = render(&s);
+        let text = render(&s, &OPTS);
         assert!(text.contains("# TYPE maasctl_requests_total counter"));
         assert!(text.contains("maasctl_requests_total{scope=\"gateway\"} 3"));
         assert!(text.contains("maasctl_responses_total{scope=\"gateway\",outcome=\"success\"} 2"));
@@ -365,7 +530,7 @@ mod tests {
             since_ms: Some(1),
             totals: t,
         });
-        let text = render(&s);
+        let text = render(&s, &OPTS);
         for line in [
             "# TYPE maasctl_latency_seconds summary",
             "maasctl_latency_seconds{scope=\"gateway\",quantile=\"0.5\"} 0.012",

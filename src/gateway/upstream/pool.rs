@@ -7,7 +7,9 @@
 //! response was cut short is closed (that is how a cancelled request
 //! reaches the upstream). Before reuse, an idle connection is checked
 //! without a system call unless the socket became readable (a close, or TLS
-//! housekeeping).
+//! housekeeping); each worker also sweeps its pools about once a second
+//! ([`Upstream::sweep`]) the same way, so a connection the upstream closed
+//! does not sit in CLOSE-WAIT until traffic resumes.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -262,6 +264,23 @@ impl Upstream {
         None
     }
 
+    /// Close `worker`'s idle connections the upstream closed (or that sent
+    /// something unexpected) and those past their idle limit, so none waits
+    /// in CLOSE-WAIT until traffic resumes. Called about once a second by
+    /// the worker (off the request path); a connection whose socket is not
+    /// readable costs no system call.
+    pub fn sweep(&self, worker: usize) {
+        let now = Instant::now();
+        self.slot(worker).lock().retain_mut(|c| {
+            now.duration_since(c.since) < c.conn.idle_limit && c.conn.is_reusable()
+        });
+    }
+
+    /// Idle connections in `worker`'s pool.
+    pub fn idle_count(&self, worker: usize) -> usize {
+        self.slot(worker).lock().len()
+    }
+
     /// Give the connection of a response back to `worker`'s pool when the
     /// body was read to its end and the connection can carry another
     /// request; otherwise it stays in `body` and closes with it (a response
@@ -420,6 +439,40 @@ mod tests {
             Ok(_) => panic!("answered"),
         }
         assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_closes_idle_connections_the_upstream_closed() {
+        let (t, _) = closing_upstream().await;
+        let up = Upstream::new(&t, 1, None, Duration::from_secs(5)).unwrap();
+        // An upstream that closes each connection right after accepting it.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let closer = tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                drop(s);
+            }
+        });
+        let gone = Upstream::new(
+            &UpstreamTarget::parse(&format!("http://127.0.0.1:{port}/v1")).unwrap(),
+            1,
+            None,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let kept = up.connect().await.ok().unwrap();
+        up.put_back(0, kept);
+        let closed = gone.connect().await.ok().unwrap();
+        gone.put_back(0, closed);
+        let start = Instant::now();
+        while gone.idle_count(0) > 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "never swept");
+            tokio::task::yield_now().await;
+            gone.sweep(0);
+        }
+        up.sweep(0);
+        assert_eq!(up.idle_count(0), 1, "an open idle connection stays");
+        closer.abort();
     }
 
     #[tokio::test]
