@@ -92,6 +92,21 @@ fn run_requests(app: &mut App, reg: &mut Registry) -> Vec<Reply> {
                     })
                 })
                 .map_err(ClientError::Domain),
+            Op::Guarded { guard, .. } if !guard.holds(reg) => {
+                Ok(Done::Changed(Box::new(reg.clone())))
+            }
+            Op::Guarded { changes, .. } => reg
+                .apply_all(changes, NOW_MS / 1000)
+                .map(|(outcomes, _)| {
+                    Done::Applied(maasctl::store::Applied {
+                        revision: reg.revision,
+                        outcomes,
+                    })
+                })
+                .map_err(ClientError::Domain),
+            Op::Audit(_) | Op::Rollback { .. } => Err(ClientError::Other(
+                "this test answers audit and rollback calls itself".into(),
+            )),
             Op::CreateKey { workspace, name } => {
                 let secret = "sk-created-in-test-0123456789abcdefXYZ".to_string();
                 let id = "key_0000c001".to_string();
@@ -1720,5 +1735,450 @@ mod layering {
             of("forms").contains(&segments("forms::form")),
             "pub use child::…"
         );
+    }
+}
+
+// ---- operations: :audit, rollback, read-only, the form guard ------------
+
+mod operations {
+    use super::*;
+    use maasctl::domain::token::Role;
+    use maasctl::domain::{AuditEntry, audit};
+    use maasctl::ops::rollback::{KeyFates, RollbackReport};
+    use maasctl::tui::app::{AUDIT_LIMIT, READ_ONLY};
+
+    /// Snapshot at the three sizes an operator's terminal may have.
+    fn snap3(name: &str, app: &mut App) {
+        for (w, h) in [(60, 15), (80, 24), (160, 48)] {
+            let s = screen(app, w, h);
+            insta::assert_snapshot!(format!("{name}_{w}x{h}"), s);
+        }
+    }
+
+    fn publish(app: &mut App, reg: &Registry) {
+        let reports = app.data.view.reports.clone();
+        app.on_registry(Arc::new(RegistryView {
+            registry: Arc::new(reg.clone()),
+            reports,
+        }));
+    }
+
+    /// The one queued call, which must be `want`'s kind.
+    fn one_request(app: &mut App) -> maasctl::tui::action::Request {
+        let mut reqs = app.take_requests();
+        assert_eq!(reqs.len(), 1, "{reqs:?}");
+        reqs.remove(0)
+    }
+
+    /// A console over the audited registry with `:audit` shown and its
+    /// entries answered.
+    fn audit_app() -> (App, Registry, Vec<AuditEntry>) {
+        let (reg, trail) = fixtures::audit_trail();
+        let mut a = app();
+        publish(&mut a, &reg);
+        a.jump(ViewId::Audit);
+        let req = one_request(&mut a);
+        let Op::Audit(q) = &req.op else {
+            panic!("{req:?}")
+        };
+        assert_eq!(q.limit, Some(AUDIT_LIMIT));
+        a.on_reply(Reply {
+            id: req.id,
+            result: Ok(Done::Audit(trail.clone())),
+        });
+        (a, reg, trail)
+    }
+
+    fn rows(a: &App) -> Vec<String> {
+        a.list(ViewId::Audit).rows.clone()
+    }
+
+    #[test]
+    fn audit_lists_newest_first_filters_and_follows_the_revision() {
+        let (mut a, mut reg, trail) = audit_app();
+        assert_eq!(a.current(), ViewId::Audit);
+        assert_eq!(rows(&a), ["4", "3", "2", "1"]);
+        let s = screen(&mut a, 160, 48);
+        let newest = line_of(&s, "bob");
+        for cell in ["2025-06-15 15:05", "bob", "cli", "3", "key/key_0000a001 +1"] {
+            assert!(newest.contains(cell), "{cell} in {newest}");
+        }
+        assert!(newest.contains("update-rule DeepSeek-V3, revoke-key key_0000a001"));
+        assert!(line_of(&s, "token:bootstrap").contains("admin-api"));
+        assert!(s.contains("[4/4]"), "{s}");
+        snap3("audit", &mut a);
+
+        // `/` filters on who, channel, entity and summary.
+        press(&mut a, KeyCode::Char('/'));
+        chars(&mut a, "alice");
+        assert_eq!(rows(&a), ["2"]);
+        press(&mut a, KeyCode::Enter);
+        press(&mut a, KeyCode::Esc);
+        press(&mut a, KeyCode::Char('/'));
+        chars(&mut a, "token/");
+        assert_eq!(rows(&a), ["3"]);
+        press(&mut a, KeyCode::Esc);
+        assert_eq!(rows(&a), ["4", "3", "2", "1"]);
+
+        // A new revision (made elsewhere) asks for the trail again, once.
+        reg.apply_all(
+            vec![Change::SetEnabled {
+                name: "DeepSeek-R1".into(),
+                enabled: true,
+            }],
+            NOW_MS / 1000,
+        )
+        .unwrap();
+        publish(&mut a, &reg);
+        publish(&mut a, &reg);
+        let req = one_request(&mut a);
+        assert!(matches!(req.op, Op::Audit(_)), "{req:?}");
+        let mut newer = trail.clone();
+        newer.push(AuditEntry {
+            id: 5,
+            at_ms: NOW_MS,
+            actor: maasctl::domain::Actor::user("carol"),
+            channel: maasctl::domain::Channel::Cli,
+            revision: Some(reg.revision),
+            summary: "set-enabled DeepSeek-R1".into(),
+            changes: Vec::new(),
+        });
+        press(&mut a, KeyCode::Char('j'));
+        a.on_reply(Reply {
+            id: req.id,
+            result: Ok(Done::Audit(newer.clone())),
+        });
+        assert_eq!(rows(&a), ["5", "4", "3", "2", "1"]);
+        // Off the first row, the selection stays on its entry; on it, it
+        // follows the newest.
+        assert_eq!(a.list(ViewId::Audit).selected_id(), Some("3"));
+        press(&mut a, KeyCode::Char('g'));
+        newer.push(AuditEntry {
+            id: 6,
+            ..newer[4].clone()
+        });
+        a.jump(ViewId::Audit);
+        let req = one_request(&mut a);
+        a.on_reply(Reply {
+            id: req.id,
+            result: Ok(Done::Audit(newer)),
+        });
+        assert_eq!(a.list(ViewId::Audit).selected_id(), Some("6"));
+        // Elsewhere, the trail is not asked for.
+        a.jump(ViewId::Models);
+        reg.apply_all(
+            vec![Change::SetEnabled {
+                name: "DeepSeek-R1".into(),
+                enabled: false,
+            }],
+            NOW_MS / 1000,
+        )
+        .unwrap();
+        publish(&mut a, &reg);
+        assert!(a.take_requests().is_empty());
+    }
+
+    fn line_of<'a>(screen: &'a str, needle: &str) -> &'a str {
+        screen
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} on screen:\n{screen}"))
+    }
+
+    #[test]
+    fn enter_shows_an_entry_field_by_field_with_secrets_masked() {
+        let (mut a, _, _) = audit_app();
+        // The console's edit of DeepSeek-V3.
+        press(&mut a, KeyCode::Char('/'));
+        chars(&mut a, "alice");
+        press(&mut a, KeyCode::Enter);
+        press(&mut a, KeyCode::Enter);
+        let Some(Overlay::Scroll { title, lines, .. }) = a.overlay() else {
+            panic!("{:?}", a.overlay())
+        };
+        assert_eq!(title, "audit entry #2 · revision 2");
+        assert!(lines.contains(&"model/DeepSeek-V3 updated".to_string()));
+        assert!(lines.contains(&"  model_id: deepseek-chat → deepseek-v3".to_string()));
+        snap3("audit_diff", &mut a);
+        press(&mut a, KeyCode::Esc);
+        assert!(a.overlay().is_none());
+        // The seed shows the upstream key masked only.
+        press(&mut a, KeyCode::Esc);
+        press(&mut a, KeyCode::Char('G'));
+        press(&mut a, KeyCode::Enter);
+        let Some(Overlay::Scroll { lines, .. }) = a.overlay().cloned() else {
+            panic!()
+        };
+        let text = lines.join("\n");
+        assert!(
+            text.contains("endpoints[0].api_key: — → sk-…7f3a"),
+            "{text}"
+        );
+        assert!(!text.contains("sk-upstream-secret"), "{text}");
+        // Longer than the screen: it scrolls, and says where it is.
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("rows 1–17 of 115 ·"), "{s}");
+        assert!(s.contains("apply -f seed.yaml"));
+        press(&mut a, KeyCode::Char('j'));
+        press(&mut a, KeyCode::PageDown);
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("rows 12–28 of 115 ·"), "{s}");
+        assert!(!s.contains("apply -f seed.yaml"), "scrolled past: {s}");
+        // Past the end it stops at the last row.
+        for _ in 0..50 {
+            press(&mut a, KeyCode::PageDown);
+        }
+        let s = screen(&mut a, 80, 24);
+        let last = lines.last().unwrap().trim().to_string();
+        assert!(s.contains(&last), "{last} in {s}");
+        assert!(s.contains("rows 99–115 of 115 ·"), "{s}");
+        press(&mut a, KeyCode::Char('k'));
+        let s = screen(&mut a, 80, 24);
+        assert!(!s.contains(&last), "one up hides the last row: {s}");
+        press(&mut a, KeyCode::Char('x'));
+        assert!(a.overlay().is_some(), "a stray key keeps it");
+        press(&mut a, KeyCode::Esc);
+        assert!(a.overlay().is_none());
+    }
+
+    /// What `ops::rollback` answers for a dry run back to revision 2 of
+    /// the fixture trail (the same computation: restored registry, its
+    /// diff, the key kept revoked).
+    fn plan(reg: &Registry, trail: &[AuditEntry]) -> RollbackReport {
+        let mut earlier = fixtures::registry(0);
+        let mut spec = earlier.models["DeepSeek-V3"].spec.clone();
+        spec.model_id = "deepseek-v3".into();
+        earlier
+            .apply_all(
+                vec![Change::UpdateModel {
+                    name: "DeepSeek-V3".into(),
+                    spec,
+                }],
+                NOW_MS / 1000,
+            )
+            .unwrap();
+        assert_eq!(Some(earlier.revision), trail[1].revision);
+        let restored = reg.restored(&earlier, NOW_MS / 1000);
+        RollbackReport {
+            to: 2,
+            from: reg.revision,
+            revision: reg.revision,
+            dry_run: true,
+            changed: true,
+            changes: audit::registry_changes(reg, &restored, &audit::both(reg, &restored)),
+            keys: KeyFates {
+                kept_revoked: vec!["key_0000a001 (acme/prod)".into()],
+                ..KeyFates::default()
+            },
+        }
+    }
+
+    #[test]
+    fn rollback_shows_its_dry_run_and_rolls_back_on_yes() {
+        let (mut a, reg, trail) = audit_app();
+        press(&mut a, KeyCode::Char('j'));
+        press(&mut a, KeyCode::Char('j'));
+        press(&mut a, KeyCode::Char('R'));
+        let req = one_request(&mut a);
+        assert_eq!(
+            req.op,
+            Op::Rollback {
+                revision: 2,
+                dry_run: true
+            }
+        );
+        let report = plan(&reg, &trail);
+        assert_eq!(report.changes.len(), 1, "{:?}", report.changes);
+        a.on_reply(Reply {
+            id: req.id,
+            result: Ok(Done::Rollback(report.clone())),
+        });
+        let Some(Overlay::ConfirmLines { title, lines, .. }) = a.overlay() else {
+            panic!("{:?}", a.overlay())
+        };
+        assert_eq!(title, "Roll back to revision 2?");
+        let text = lines.join("\n");
+        assert!(
+            text.contains("model/DeepSeek-V3 rules[#1].limit: 20 → 10"),
+            "{text}"
+        );
+        assert!(text.contains("keys staying revoked: key_0000a001 (acme/prod)"));
+        snap3("audit_rollback_confirm", &mut a);
+        press(&mut a, KeyCode::Char('y'));
+        let req = one_request(&mut a);
+        assert_eq!(
+            req.op,
+            Op::Rollback {
+                revision: 2,
+                dry_run: false
+            }
+        );
+        a.on_reply(Reply {
+            id: req.id,
+            result: Ok(Done::Rollback(RollbackReport {
+                dry_run: false,
+                revision: reg.revision + 1,
+                ..report.clone()
+            })),
+        });
+        assert_eq!(a.flash.clone().unwrap().text, "rolled back to revision 2");
+        // `n` asks nothing of the store.
+        press(&mut a, KeyCode::Char('R'));
+        let req = one_request(&mut a);
+        a.on_reply(Reply {
+            id: req.id,
+            result: Ok(Done::Rollback(report)),
+        });
+        press(&mut a, KeyCode::Char('n'));
+        assert!(a.overlay().is_none());
+        assert!(a.take_requests().is_empty());
+        // Nothing to do: said, not asked.
+        press(&mut a, KeyCode::Char('R'));
+        let req = one_request(&mut a);
+        a.on_reply(Reply {
+            id: req.id,
+            result: Ok(Done::Rollback(RollbackReport {
+                changed: false,
+                changes: Vec::new(),
+                ..plan(&reg, &trail)
+            })),
+        });
+        assert!(a.overlay().is_none());
+        assert!(
+            a.flash
+                .clone()
+                .unwrap()
+                .text
+                .contains("already equals revision 2")
+        );
+        // The admin token's entry made no revision.
+        press(&mut a, KeyCode::Char('k'));
+        press(&mut a, KeyCode::Char('R'));
+        assert!(a.take_requests().is_empty());
+        let flash = a.flash.clone().unwrap();
+        assert!(flash.error && flash.text.contains("changed no registry revision"));
+    }
+
+    #[test]
+    fn a_read_token_console_is_read_only() {
+        let mut a = app();
+        a.set_role(Role::Read);
+        let s = screen(&mut a, 80, 24);
+        assert!(s.lines().next().unwrap().contains("read-only"), "{s}");
+        let footer = s.lines().last().unwrap();
+        for hidden in ["create", "edit", "enable", "delete"] {
+            assert!(!footer.contains(hidden), "{hidden} in {footer}");
+        }
+        assert!(footer.contains("<enter>"), "{footer}");
+        snap3("read_only", &mut a);
+        // Changing keys answer with a line, nothing opens or is sent.
+        for k in ['c', 'e', 't', 'd'] {
+            press(&mut a, KeyCode::Char(k));
+            assert!(a.form().is_none() && a.overlay().is_none(), "{k}");
+            assert!(a.take_requests().is_empty());
+            assert_eq!(a.flash.clone().unwrap().text, READ_ONLY);
+        }
+        // Reading keys work; help lists no changing key.
+        press(&mut a, KeyCode::Enter);
+        assert_eq!(a.current(), ViewId::Detail);
+        press(&mut a, KeyCode::Char('a'));
+        assert!(a.form().is_none());
+        press(&mut a, KeyCode::Char('?'));
+        let help = screen(&mut a, 160, 48);
+        assert!(!help.contains("add rule"), "{help}");
+        press(&mut a, KeyCode::Esc);
+        a.jump(ViewId::Audit);
+        let _ = a.take_requests();
+        press(&mut a, KeyCode::Char('R'));
+        assert_eq!(a.flash.clone().unwrap().text, READ_ONLY);
+        assert!(a.take_requests().is_empty());
+        let admin = {
+            let mut b = app();
+            b.set_role(Role::Admin);
+            screen(&mut b, 80, 24)
+        };
+        assert!(!admin.contains("read-only"));
+    }
+
+    /// Someone else sets DeepSeek-V3's model ID to `id` (the CLI, another
+    /// console): the store moves, this console's snapshot does not yet.
+    fn edit_elsewhere(reg: &mut Registry, id: &str) {
+        let mut spec = reg.models["DeepSeek-V3"].spec.clone();
+        spec.model_id = id.into();
+        reg.apply_all(
+            vec![Change::UpdateModel {
+                name: "DeepSeek-V3".into(),
+                spec,
+            }],
+            NOW_MS / 1000,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_form_does_not_overwrite_a_change_made_meanwhile() {
+        let mut a = app();
+        let mut reg = registry(&a);
+        select_model(&mut a, "DeepSeek-V3");
+        press(&mut a, KeyCode::Char('e'));
+        a.form_mut().unwrap().focus_on("model_id");
+        chars(&mut a, "-mine");
+        edit_elsewhere(&mut reg, "theirs");
+        a.on_key(ctrl('s'));
+        run_requests(&mut a, &mut reg);
+        assert_eq!(reg.models["DeepSeek-V3"].spec.model_id, "theirs", "kept");
+        let Some(Overlay::Changed { text }) = a.overlay() else {
+            panic!("{:?}", a.overlay())
+        };
+        assert_eq!(
+            text,
+            "model DeepSeek-V3 changed elsewhere since you opened this form"
+        );
+        snap("form_changed_elsewhere", &mut a);
+        // esc: back to the form, edits kept, the reason shown.
+        press(&mut a, KeyCode::Esc);
+        let form = a.form().unwrap();
+        assert_eq!(form.text("model_id"), "deepseek-chat-mine");
+        assert!(screen(&mut a, 80, 24).contains("changed elsewhere since you opened"));
+        // Reload: the current values, nothing typed kept.
+        a.on_key(ctrl('s'));
+        run_requests(&mut a, &mut reg);
+        press(&mut a, KeyCode::Char('r'));
+        let form = a.form().expect("reopened");
+        assert_eq!(form.text("model_id"), "theirs");
+        assert!(!form.is_dirty() && form.failure.is_none());
+        // Edit again; changed again meanwhile; overwrite saves mine.
+        a.form_mut().unwrap().focus_on("model_id");
+        chars(&mut a, "-mine");
+        edit_elsewhere(&mut reg, "theirs-again");
+        a.on_key(ctrl('s'));
+        run_requests(&mut a, &mut reg);
+        assert_eq!(reg.models["DeepSeek-V3"].spec.model_id, "theirs-again");
+        press(&mut a, KeyCode::Char('o'));
+        run_requests(&mut a, &mut reg);
+        assert_eq!(reg.models["DeepSeek-V3"].spec.model_id, "theirs-mine");
+        assert!(a.form().is_none());
+        assert_eq!(a.flash.clone().unwrap().text, "model DeepSeek-V3 saved");
+        // A change elsewhere to what the form does not write (the model's
+        // rules) does not stop the save.
+        press(&mut a, KeyCode::Char('e'));
+        a.form_mut().unwrap().focus_on("model_id");
+        chars(&mut a, "2");
+        reg.apply_all(
+            vec![Change::DeleteRule {
+                model: "DeepSeek-V3".into(),
+                id: 2,
+            }],
+            NOW_MS / 1000,
+        )
+        .unwrap();
+        a.on_key(ctrl('s'));
+        run_requests(&mut a, &mut reg);
+        assert_eq!(reg.models["DeepSeek-V3"].spec.model_id, "theirs-mine2");
+        assert!(a.overlay().is_none());
+        // A form that creates has no guard.
+        a.jump(ViewId::Workspaces);
+        press(&mut a, KeyCode::Char('c'));
+        assert!(a.form().unwrap().guard.is_none());
     }
 }

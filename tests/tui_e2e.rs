@@ -842,3 +842,194 @@ fn demo_takes_a_free_port_when_8080_is_taken() {
         "{err}"
     );
 }
+
+// ---- operations: :audit, read-only, the form guard ------------------------
+
+/// Run the CLI on the store in `data` as the OS user `user`: its stdout.
+fn cli_as(data: &std::path::Path, user: &str, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .env("MAASCTL_DATA_DIR", data)
+        .env("USER", user)
+        .env_remove("MAASCTL_STORE")
+        .env_remove("MAASCTL_ADMIN_TOKEN")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A change the CLI makes (another process, same store) shows up in an
+/// open console's `:audit`, as the OS user who ran it, through `cli`;
+/// `enter` shows it field by field.
+#[test]
+fn audit_shows_a_change_made_by_another_process() {
+    let data = tempfile::tempdir().unwrap();
+    cli_as(data.path(), "seed-e2e", &["workspace", "create", "acme"]);
+    let t = Tmux::start(
+        "audit",
+        &format!(
+            "{BIN} --data-dir {} --listen 127.0.0.1:0",
+            data.path().display()
+        ),
+    );
+    t.wait_for("‹models›");
+    t.keys(&[":"]);
+    t.type_text("audit");
+    t.keys(&["Enter"]);
+    t.wait("the trail so far", |s| {
+        line_with(s, "seed-e2e").is_some_and(|l| l.contains("workspace/acme"))
+    });
+    cli_as(
+        data.path(),
+        "ops-e2e",
+        &[
+            "workspace",
+            "create",
+            "ops",
+            "--description",
+            "on-call tools",
+        ],
+    );
+    let s = t.wait("the CLI's change in the console's :audit", |s| {
+        line_with(s, "ops-e2e").is_some_and(|l| l.contains("cli") && l.contains("workspace/ops"))
+    });
+    // Newest first: the new entry is the first row, the seed's under it.
+    let first = s.lines().position(|l| l.contains("ops-e2e")).unwrap();
+    let seed = s.lines().position(|l| l.contains("seed-e2e")).unwrap();
+    assert!(first < seed, "{s}");
+    t.keys(&["Enter"]);
+    t.wait("the entry's diff", |s| {
+        s.contains("by ops-e2e through cli") && s.contains("description: — → on-call tools")
+    });
+    t.keys(&["Escape"]);
+    t.keys(&["q"]);
+    assert_restored(&t);
+}
+
+/// A console attached with a `read` token says read-only, offers no
+/// changing key (pressing one says why), and its counters still move.
+#[test]
+fn a_read_token_console_is_read_only_and_live() {
+    let (up_port, _) = upstream();
+    let data = tempfile::tempdir().unwrap();
+    let console_dir = tempfile::tempdir().unwrap();
+    let secret = seed_called_model(data.path(), &format!("http://127.0.0.1:{up_port}/v1"));
+    let made: serde_json::Value = serde_json::from_str(&cli_ok(
+        data.path(),
+        &["token", "create", "grafana", "--role", "read", "-o", "json"],
+    ))
+    .unwrap();
+    let token_file = console_dir.path().join("read.token");
+    std::fs::write(&token_file, made["secret"].as_str().unwrap()).unwrap();
+    let admin_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Serve::start(data.path(), admin_port);
+    let gw = server.gateway_port;
+    let t = Tmux::start(
+        "readonly",
+        &format!(
+            "{BIN} --data-dir {} --connect http://127.0.0.1:{admin_port} --admin-token-file {}",
+            console_dir.path().display(),
+            token_file.display()
+        ),
+    );
+    let s = t.wait("the read-only console", |s| {
+        s.lines().next().is_some_and(|h| h.contains("read-only"))
+            && line_with(s, "│DeepSeek-V3 ").is_some_and(|l| l.contains("serving"))
+    });
+    let footer = s.lines().rfind(|l| !l.trim().is_empty()).unwrap();
+    assert!(
+        !footer.contains("create") && !footer.contains("edit"),
+        "{s}"
+    );
+    t.keys(&["c"]);
+    let s = t.wait_for("read-only: this token has role read");
+    assert!(!s.contains("Create model"), "{s}");
+    {
+        let _calls = Traffic::start(gw, &secret, "DeepSeek-V3");
+        t.wait("counters moving with traffic", |s| {
+            rates_in_row(s, "DeepSeek-V3").is_some_and(|(r, _)| r > 0.0) && header_rate(s) > 0.0
+        });
+    }
+    // The trail reads through the admin API too.
+    t.keys(&[":"]);
+    t.type_text("audit");
+    t.keys(&["Enter"]);
+    t.wait("the trail over the admin API", |s| {
+        line_with(s, "model/DeepSeek-V3").is_some_and(|l| l.contains("cli"))
+            && line_with(s, "token/grafana").is_some()
+    });
+    t.keys(&["R"]);
+    t.wait_for("read-only: this token has role read");
+    t.keys(&["q"]);
+    assert_restored(&t);
+    drop(server);
+}
+
+/// A CLI edit lands while a console form is open on the same model: the
+/// form's save does not overwrite it; it says so and offers reload (the
+/// CLI's values) or overwrite.
+#[test]
+fn a_form_save_does_not_overwrite_a_cli_edit_made_meanwhile() {
+    let (up_port, _) = upstream();
+    let data = tempfile::tempdir().unwrap();
+    seed_called_model(data.path(), &format!("http://127.0.0.1:{up_port}/v1"));
+    let model_id = || {
+        let v: serde_json::Value = serde_json::from_str(&cli_ok(
+            data.path(),
+            &["model", "show", "DeepSeek-V3", "-o", "json"],
+        ))
+        .unwrap();
+        v["model_id"]
+            .as_str()
+            .or_else(|| v["spec"]["model_id"].as_str())
+            .unwrap_or_else(|| panic!("a model_id in {v}"))
+            .to_string()
+    };
+    let t = Tmux::start(
+        "guard",
+        &format!(
+            "{BIN} --data-dir {} --listen 127.0.0.1:0",
+            data.path().display()
+        ),
+    );
+    t.wait("the model listed", |s| {
+        line_with(s, "│DeepSeek-V3 ").is_some()
+    });
+    t.keys(&["e"]);
+    t.wait_for("Edit model DeepSeek-V3");
+    t.keys(&["Tab", "Tab"]);
+    // (Text starting with `-` would read as a tmux flag.)
+    t.type_text("v2");
+    t.wait_for("deepseek-chatv2");
+    cli_ok(
+        data.path(),
+        &["model", "edit", "DeepSeek-V3", "--model-id", "from-cli"],
+    );
+    assert_eq!(model_id(), "from-cli");
+    t.keys(&["C-s"]);
+    t.wait_for("model DeepSeek-V3 changed elsewhere since you opened");
+    assert_eq!(model_id(), "from-cli", "the CLI's edit is not overwritten");
+    // Reload: the form shows the CLI's value, nothing typed kept.
+    t.keys(&["r"]);
+    t.wait("the reloaded form", |s| {
+        s.contains("Edit model DeepSeek-V3")
+            && s.contains("from-cli")
+            && !s.contains("Changed elsewhere")
+    });
+    t.keys(&["Tab", "Tab"]);
+    t.type_text("v2");
+    t.keys(&["C-s"]);
+    t.wait_for("model DeepSeek-V3 saved");
+    assert_eq!(model_id(), "from-cliv2");
+    t.keys(&["q"]);
+    assert_restored(&t);
+}

@@ -10,9 +10,11 @@ use tokio::task::JoinHandle;
 use super::{
     BoxFuture, Client, ClientError, CreatedKey, GatewayHeader, GatewayState, RegistryView,
 };
+use crate::domain::Registry;
 use crate::domain::token::Role;
 use crate::domain::{AuditEntry, AuditQuery, Change, Origin, new_key, summarize};
 use crate::gateway::StatsSnapshot;
+use crate::ops::rollback::RollbackReport;
 use crate::store::{Applied, Store, StoreError};
 
 /// The embedded gateway as the in-process client sees it.
@@ -192,6 +194,33 @@ impl Client for InProcessClient {
             let (change, created) = new_key(workspace, name);
             self.apply(vec![change]).await?;
             Ok(created)
+        })
+    }
+
+    fn load(&self) -> BoxFuture<'_, Result<Registry, ClientError>> {
+        let store = self.store.clone();
+        Box::pin(async move { blocking(move || store.load()).await })
+    }
+
+    fn rollback(
+        &self,
+        revision: u64,
+        dry_run: bool,
+    ) -> BoxFuture<'_, Result<RollbackReport, ClientError>> {
+        Box::pin(async move {
+            let (store, origin) = (self.store.clone(), self.origin.clone());
+            let report = blocking(move || {
+                crate::ops::rollback::rollback(&*store, &origin, revision, dry_run)
+            })
+            .await;
+            if let Ok(r) = &report
+                && !r.dry_run
+                && r.changed
+            {
+                tracing::info!(revision = r.revision, "rolled back to revision {}", r.to);
+            }
+            self.refresh.notify_one();
+            report
         })
     }
 

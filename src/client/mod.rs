@@ -11,10 +11,13 @@
 //!   the console cannot tell them apart;
 //! - [`api`]: [`AdminApi`], the typed reqwest client of the admin API (one
 //!   call per route), which the remote client and the CLI use;
-//! - [`events`]: reading the stats stream's server-sent events back.
+//! - [`events`]: reading the stats stream's server-sent events back;
+//! - [`guard`]: edit forms' saves that do not overwrite a change made
+//!   meanwhile elsewhere.
 
 pub mod api;
 pub mod events;
+pub mod guard;
 pub mod in_process;
 pub mod remote;
 
@@ -28,6 +31,7 @@ pub use crate::domain::CreatedKey;
 use crate::domain::token::Role;
 use crate::domain::{AuditEntry, AuditQuery, Change, DomainError, GatewayReport, Registry};
 use crate::gateway::StatsSnapshot;
+use crate::ops::rollback::RollbackReport;
 use crate::store::{Applied, StoreError};
 pub use api::AdminApi;
 pub use in_process::{GatewayLink, InProcessClient};
@@ -111,6 +115,16 @@ pub trait Client: Send + Sync + 'static {
         workspace: String,
         name: String,
     ) -> BoxFuture<'_, Result<CreatedKey, ClientError>>;
+    /// The registry as the platform holds it now (not the last snapshot
+    /// published; through the admin API, redacted like the snapshots).
+    fn load(&self) -> BoxFuture<'_, Result<Registry, ClientError>>;
+    /// Roll the registry back to `revision` (`maasctl rollback`, the same
+    /// code); `dry_run` only says what it would change.
+    fn rollback(
+        &self,
+        revision: u64,
+        dry_run: bool,
+    ) -> BoxFuture<'_, Result<RollbackReport, ClientError>>;
     /// Audit entries, as `query` asks (oldest first).
     fn audit(&self, query: AuditQuery) -> BoxFuture<'_, Result<Vec<AuditEntry>, ClientError>>;
     /// What this console may do: `admin` in process (it holds the store);

@@ -22,10 +22,12 @@ use super::events::EventReader;
 use super::{
     BoxFuture, Client, ClientError, CreatedKey, GatewayHeader, GatewayState, RegistryView,
 };
+use crate::domain::Registry;
 use crate::domain::token::Role;
 use crate::domain::{AuditEntry, AuditQuery, Change, Channel, GatewayReport};
 use crate::gateway::StatsSnapshot;
 use crate::logging::LogRing;
+use crate::ops::rollback::{RollbackReport, RollbackRequest};
 use crate::store::Applied;
 
 /// How often the registry, reports and logs are polled.
@@ -308,6 +310,29 @@ impl Client for RemoteClient {
                 .create_key(&workspace, &name)
                 .await
                 .map_err(ClientError::from);
+            self.refresh.notify_one();
+            result
+        })
+    }
+
+    fn load(&self) -> BoxFuture<'_, Result<Registry, ClientError>> {
+        Box::pin(async move {
+            self.api
+                .registry(None)
+                .await
+                .map_err(ClientError::from)?
+                .ok_or_else(|| ClientError::Other("the admin API sent no registry".into()))
+        })
+    }
+
+    fn rollback(
+        &self,
+        revision: u64,
+        dry_run: bool,
+    ) -> BoxFuture<'_, Result<RollbackReport, ClientError>> {
+        Box::pin(async move {
+            let req = RollbackRequest { revision, dry_run };
+            let result = self.api.rollback(&req).await.map_err(ClientError::from);
             self.refresh.notify_one();
             result
         })

@@ -1,8 +1,10 @@
 //! What a key asks for ([`Action`]) and what the console asks of the
 //! platform in the background ([`Request`] / [`Reply`]).
 
+use crate::client::guard::{self, Guard, Guarded};
 use crate::client::{ClientError, CreatedKey};
-use crate::domain::Change;
+use crate::domain::{AuditEntry, AuditQuery, Change, Registry};
+use crate::ops::rollback::RollbackReport;
 use crate::store::Applied;
 use crate::tui::ids::SortBy;
 
@@ -48,13 +50,52 @@ pub enum Action {
     Wrap,
     /// Sort the list by a column (again: the other way round).
     Sort(SortBy),
+    /// Audit: roll the registry back to the selected entry's revision.
+    Rollback,
+}
+
+impl Action {
+    /// Whether it changes the registry (or opens a form that would): a
+    /// console attached with a `read` token hides these keys and answers
+    /// them with a line instead.
+    pub fn changes(self) -> bool {
+        matches!(
+            self,
+            Action::Create
+                | Action::Edit
+                | Action::Delete
+                | Action::Toggle
+                | Action::Revoke
+                | Action::Publish
+                | Action::Register
+                | Action::AddRule
+                | Action::ToggleEndpoint
+                | Action::Rollback
+        )
+    }
 }
 
 /// A background call to the client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     Apply(Vec<Change>),
-    CreateKey { workspace: String, name: String },
+    /// An edit form's save: applied only if what it edits did not change
+    /// since the form opened (see [`crate::client::guard`]).
+    Guarded {
+        guard: Guard,
+        changes: Vec<Change>,
+    },
+    CreateKey {
+        workspace: String,
+        name: String,
+    },
+    /// The newest audit entries (`:audit`).
+    Audit(AuditQuery),
+    /// Roll back to `revision`; with `dry_run`, only say what it would do.
+    Rollback {
+        revision: u64,
+        dry_run: bool,
+    },
 }
 
 /// A call with the id its reply will carry.
@@ -69,6 +110,11 @@ pub struct Request {
 pub enum Done {
     Applied(Applied),
     KeyCreated(CreatedKey),
+    /// A guarded save found its subject changed: nothing was applied; the
+    /// registry as it is now.
+    Changed(Box<Registry>),
+    Audit(Vec<AuditEntry>),
+    Rollback(RollbackReport),
 }
 
 /// A reply to request `id`.
@@ -83,6 +129,16 @@ impl Request {
     pub async fn run(self, client: &dyn crate::client::Client) -> Reply {
         let result = match self.op {
             Op::Apply(changes) => client.apply(changes).await.map(Done::Applied),
+            Op::Guarded { guard, changes } => guard::apply_guarded(client, &guard, changes)
+                .await
+                .map(|g| match g {
+                    Guarded::Applied(a) => Done::Applied(a),
+                    Guarded::Changed(reg) => Done::Changed(reg),
+                }),
+            Op::Audit(query) => client.audit(query).await.map(Done::Audit),
+            Op::Rollback { revision, dry_run } => {
+                client.rollback(revision, dry_run).await.map(Done::Rollback)
+            }
             Op::CreateKey { workspace, name } => client
                 .create_key(workspace, name)
                 .await

@@ -19,9 +19,11 @@ use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
 use crate::client::{ClientError, GatewayHeader, RegistryView};
-use crate::domain::{DomainError, ErrorKind};
+use crate::domain::token::Role;
+use crate::domain::{AuditQuery, DomainError, ErrorKind, Registry};
 use crate::gateway::StatsSnapshot;
 use crate::logging::LogRing;
+use crate::ops::rollback::RollbackReport;
 
 use super::action::{Action, Done, Op, Reply, Request};
 use super::component::{Effect, View};
@@ -68,6 +70,10 @@ enum OnReply {
     },
     /// Say `done` on success; show the refusal in a popup.
     Flash(String),
+    /// The audit entries for `:audit`.
+    Audit,
+    /// A rollback's dry run: ask before doing it.
+    RollbackPlan,
 }
 
 /// A page of the stack: a top-level view (kept in the view table) or one
@@ -76,6 +82,9 @@ enum Page {
     Top(ViewId),
     Pushed(Box<dyn View>),
 }
+
+/// What a changing key says in a read-only console.
+pub const READ_ONLY: &str = "read-only: this token has role read";
 
 /// How long a flash message stays.
 const FLASH_MS: i64 = 6000;
@@ -97,7 +106,16 @@ pub struct App {
     pub quit: bool,
     /// Select this row once it appears (a just-created entity).
     want_select: Option<(ViewId, String)>,
+    /// The registry revision the audit entries shown were asked at
+    /// (`None`: ask again when `:audit` is shown).
+    audit_at: Option<u64>,
+    audit_pending: bool,
+    /// The registry a guarded save found changed (for reload / overwrite).
+    changed: Option<Box<Registry>>,
 }
+
+/// How many of the newest audit entries `:audit` holds.
+pub const AUDIT_LIMIT: usize = 1000;
 
 impl App {
     pub fn new(
@@ -123,9 +141,17 @@ impl App {
             next_id: 1,
             quit: false,
             want_select: None,
+            audit_at: None,
+            audit_pending: false,
+            changed: None,
         };
         app.refresh();
         app
+    }
+
+    /// What this console may do: with a `read` token it is read-only.
+    pub fn set_role(&mut self, role: Role) {
+        self.data.read_only = role == Role::Read;
     }
 
     // ---- what is shown ---------------------------------------------------
@@ -219,8 +245,12 @@ impl App {
             Page::Pushed(v) => v.layout(data, body),
         }
         for p in &mut self.popups {
-            if let Popup::Form(f) = p {
-                f.layout(body);
+            match p {
+                Popup::Form(f) => f.layout(body),
+                Popup::Overlay(Overlay::Scroll { lines, top, .. }) => {
+                    *top = (*top).min(super::popups::scroll_max(body, lines));
+                }
+                Popup::Overlay(_) => {}
             }
         }
     }
@@ -259,6 +289,24 @@ impl App {
             // Deleted or renamed: back to the list (which selects the new name).
             self.pages.pop();
         }
+        self.want_audit();
+    }
+
+    /// Ask for the audit entries when `:audit` is shown and the registry
+    /// moved since they were asked for (one call at a time).
+    fn want_audit(&mut self) {
+        let revision = self.data.registry().revision;
+        if self.current() != ViewId::Audit || self.audit_pending || self.audit_at == Some(revision)
+        {
+            return;
+        }
+        self.audit_pending = true;
+        self.audit_at = Some(revision);
+        let query = AuditQuery {
+            limit: Some(AUDIT_LIMIT),
+            ..AuditQuery::default()
+        };
+        self.send(Op::Audit(query), OnReply::Audit);
     }
 
     /// New counters; returns whether anything shown changed.
@@ -324,7 +372,50 @@ impl App {
                 Ok(_) => self.say(done, false),
                 Err(e) => self.refused(e),
             },
+            OnReply::Audit => {
+                self.audit_pending = false;
+                match reply.result {
+                    Ok(Done::Audit(entries)) => {
+                        self.data.set_audit(entries);
+                        self.refresh();
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.audit_at = None;
+                        self.say(format!("cannot read the audit trail: {e}"), true);
+                    }
+                }
+                self.want_audit();
+            }
+            OnReply::RollbackPlan => match reply.result {
+                Ok(Done::Rollback(plan)) => self.confirm_rollback(&plan),
+                Ok(_) => {}
+                Err(e) => self.refused(e),
+            },
         }
+    }
+
+    /// A rollback's dry run came back: say there is nothing to do, or ask,
+    /// showing what it will change.
+    fn confirm_rollback(&mut self, plan: &RollbackReport) {
+        if !plan.changed {
+            let text = format!(
+                "nothing to roll back: the registry already equals revision {}",
+                plan.to
+            );
+            self.say(text, false);
+            return;
+        }
+        let op = Op::Rollback {
+            revision: plan.to,
+            dry_run: false,
+        };
+        let done = format!("rolled back to revision {}", plan.to);
+        self.open_overlay(Overlay::ConfirmLines {
+            title: format!("Roll back to revision {}?", plan.to),
+            lines: super::views::audit::plan_lines(plan),
+            on_yes: Confirmed::Op(op, done),
+        });
     }
 
     fn form_saved(
@@ -343,6 +434,17 @@ impl App {
                 self.want_select = Some((ViewId::Keys, k.id.clone()));
                 self.open_overlay(Overlay::Secret(k));
             }
+            Ok(Done::Changed(reg)) if open => {
+                let form = self.form_mut().expect("open");
+                form.saving = false;
+                let text = form
+                    .guard
+                    .as_ref()
+                    .map_or_else(String::new, |g| g.changed_text());
+                form.failure = Some(text.clone());
+                self.changed = Some(reg);
+                self.open_overlay(Overlay::Changed { text });
+            }
             Ok(Done::Applied(_)) => {
                 if open {
                     self.close_form();
@@ -350,6 +452,7 @@ impl App {
                 self.want_select = select;
                 self.say(done, false);
             }
+            Ok(Done::Changed(_) | Done::Audit(_) | Done::Rollback(_)) => {}
             Err(e) if open => {
                 let form = self.form_mut().expect("open");
                 match e {
@@ -418,8 +521,12 @@ impl App {
             None => {
                 let action =
                     keymap::find(self.view().keys(), &key).or_else(|| keymap::find(GLOBAL, &key));
-                if let Some(action) = action {
-                    self.dispatch(action);
+                match action {
+                    Some(a) if a.changes() && self.data.read_only => {
+                        self.say(READ_ONLY, true);
+                    }
+                    Some(a) => self.dispatch(a),
+                    None => {}
                 }
             }
         }
@@ -429,6 +536,14 @@ impl App {
     fn answer(&mut self, answer: Answer) {
         match answer {
             Answer::Keep => {}
+            Answer::Scroll(delta) => {
+                if let Some(Popup::Overlay(Overlay::Scroll { lines, top, .. })) =
+                    self.popups.last_mut()
+                {
+                    let max = lines.len().saturating_sub(1);
+                    *top = top.saturating_add_signed(delta).min(max);
+                }
+            }
             Answer::Close => {
                 self.popups.pop();
             }
@@ -437,6 +552,8 @@ impl App {
                 match on_yes {
                     Confirmed::Op(op, done) => self.send(op, OnReply::Flash(done)),
                     Confirmed::DiscardForm => self.close_form(),
+                    Confirmed::ReloadForm => self.reload_form(),
+                    Confirmed::OverwriteForm => self.overwrite_form(),
                     Confirmed::Quit => self.quit = true,
                 }
             }
@@ -465,6 +582,42 @@ impl App {
         }
     }
 
+    /// Reopen the form on the registry its save found changed, with the
+    /// values there (what was typed is dropped).
+    fn reload_form(&mut self) {
+        let (Some(reg), Some(form)) = (self.changed.take(), self.form()) else {
+            return;
+        };
+        let what = form.guard.as_ref().map(|g| g.subject.label());
+        match super::forms::reopen(&form.kind.clone(), &reg) {
+            Some(fresh) => {
+                self.open_form(fresh);
+                self.say("reloaded with the current values", false);
+            }
+            None => {
+                self.close_form();
+                self.say(
+                    format!("{} was deleted elsewhere", what.unwrap_or_default()),
+                    true,
+                );
+            }
+        }
+    }
+
+    /// Save what was typed over the change made elsewhere (the one seen;
+    /// a newer one stops it again).
+    fn overwrite_form(&mut self) {
+        let Some(reg) = self.changed.take() else {
+            return;
+        };
+        let Some(form) = self.form_mut() else { return };
+        if let Some(g) = &mut form.guard {
+            g.seen = g.subject.state(&reg);
+        }
+        form.failure = None;
+        self.save_form();
+    }
+
     fn save_form(&mut self) {
         let reg = self.data.view.registry.clone();
         let Some(form) = self.form_mut() else { return };
@@ -474,6 +627,13 @@ impl App {
         match form.build(&reg) {
             Err(errs) => form.refuse(errs),
             Ok(op) => {
+                let op = match (op, &form.guard) {
+                    (Op::Apply(changes), Some(guard)) => Op::Guarded {
+                        guard: guard.clone(),
+                        changes,
+                    },
+                    (op, _) => op,
+                };
                 form.saving = true;
                 let (done, select) = form.success();
                 let seq = form.seq;
@@ -565,6 +725,13 @@ impl App {
         }
         // What it shows may have moved while it was hidden (log lines).
         self.refresh();
+        if v == ViewId::Audit {
+            // Changes outside the registry (admin tokens) move no revision.
+            if !self.audit_pending {
+                self.audit_at = None;
+            }
+            self.want_audit();
+        }
     }
 
     fn confirm(&mut self, title: &str, text: &str, on_yes: Confirmed) {
@@ -668,6 +835,13 @@ impl App {
             }
             Effect::Form(form) => self.open_form(form),
             Effect::Overlay(o) => self.open_overlay(o),
+            Effect::Rollback(revision) => self.send(
+                Op::Rollback {
+                    revision,
+                    dry_run: true,
+                },
+                OnReply::RollbackPlan,
+            ),
             Effect::Flash { text, error } => self.say(text, error),
         }
     }

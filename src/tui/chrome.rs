@@ -56,6 +56,10 @@ fn render_header(app: &App, f: &mut Frame, area: Rect) {
         Span::styled("  thr/s ", t.dim()),
         Span::styled(format::rate(r.thr), t.alarm(r.thr > 0.0)),
     ];
+    if d.read_only {
+        // First after the name: it must survive the narrowest terminal.
+        spans.insert(1, Span::styled("read-only ", t.warn()));
+    }
     let rev = [
         Span::styled("  rev ", t.dim()),
         Span::raw(d.registry().revision.to_string()),
@@ -172,6 +176,7 @@ fn footer_keys(app: &App) -> (Vec<(String, &'static str)>, Pairs) {
     let filterable = view.filter().is_some();
     let filtered = view.filter().is_some_and(|f| !f.is_empty());
     let always = |b: &keymap::Binding| matches!(b.action, Action::Help | Action::Quit);
+    let read_only = app.data.read_only;
     let table = view.keys();
     let is_sort = |b: &&keymap::Binding| matches!(b.action, Action::Sort(_));
     let mut keys: Vec<(String, &'static str)> = Vec::new();
@@ -185,7 +190,7 @@ fn footer_keys(app: &App) -> (Vec<(String, &'static str)>, Pairs) {
     keys.extend(
         table
             .iter()
-            .filter(|b| b.footer && !is_sort(b))
+            .filter(|b| b.footer && !is_sort(b) && !(read_only && b.action.changes()))
             .map(|b| (b.label.to_string(), b.help)),
     );
     keys.extend(
@@ -230,7 +235,11 @@ fn render_help(app: &App, f: &mut Frame, area: Rect) {
         }
         None => (
             format!("Keys: {}", view.id().name()),
-            view.keys().iter().map(|b| (b.label, b.help)).collect(),
+            view.keys()
+                .iter()
+                .filter(|b| !(app.data.read_only && b.action.changes()))
+                .map(|b| (b.label, b.help))
+                .collect(),
             GLOBAL
                 .iter()
                 .filter(|b| b.action != Action::Filter || view.filter().is_some())

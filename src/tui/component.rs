@@ -33,6 +33,9 @@ pub enum Effect {
     Form(Form),
     /// Open an overlay (a question, a message, a text).
     Overlay(Overlay),
+    /// Ask for a rollback to this revision: a dry run first, whose
+    /// answer the app shows in a question (`y` rolls back).
+    Rollback(u64),
     /// A line under the view.
     Flash {
         text: String,

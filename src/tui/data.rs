@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::client::{GatewayHeader, RegistryView};
-use crate::domain::{GatewayReport, GatewayStatus, Model, gateway_status};
+use crate::domain::{AuditEntry, GatewayReport, GatewayStatus, Model, gateway_status};
 use crate::logging::LogRing;
 
 use super::live::Live;
@@ -27,6 +27,14 @@ pub struct Data {
     pub status_generation: u64,
     /// How many reports were fresh when statuses were last derived.
     fresh_reports: usize,
+    /// Attached with a `read` token: keys that change are hidden and
+    /// refused with a line.
+    pub read_only: bool,
+    /// The newest audit entries, oldest first (as the store gives them),
+    /// once `:audit` asked for them.
+    pub audit: Arc<Vec<AuditEntry>>,
+    /// Moves whenever `audit` is replaced.
+    pub audit_generation: u64,
 }
 
 impl Data {
@@ -47,6 +55,9 @@ impl Data {
             logs,
             status_generation: 0,
             fresh_reports: 0,
+            read_only: false,
+            audit: Arc::new(Vec::new()),
+            audit_generation: 0,
         };
         d.derive_statuses();
         d
@@ -69,6 +80,11 @@ impl Data {
             .keys
             .get(id)
             .map_or_else(|| id.to_string(), |k| format!("{}/{}", k.workspace, k.name))
+    }
+
+    pub fn set_audit(&mut self, entries: Vec<AuditEntry>) {
+        self.audit = Arc::new(entries);
+        self.audit_generation += 1;
     }
 
     pub fn set_view(&mut self, view: Arc<RegistryView>) {

@@ -15,6 +15,7 @@ pub enum ViewId {
     Market,
     Traffic,
     Logs,
+    Audit,
 }
 
 impl ViewId {
@@ -30,6 +31,7 @@ impl ViewId {
             ViewId::Market => "market",
             ViewId::Traffic => "traffic",
             ViewId::Logs => "logs",
+            ViewId::Audit => "audit",
         }
     }
 }
@@ -50,6 +52,7 @@ pub const COMMANDS: &[(&str, Command)] = &[
     ("market", Command::View(ViewId::Market)),
     ("traffic", Command::View(ViewId::Traffic)),
     ("logs", Command::View(ViewId::Logs)),
+    ("audit", Command::View(ViewId::Audit)),
     ("quit", Command::Quit),
     ("q", Command::Quit),
 ];

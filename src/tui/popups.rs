@@ -20,6 +20,11 @@ pub enum Confirmed {
     /// Send the call; say the text once it is done.
     Op(Op, String),
     DiscardForm,
+    /// The open form's subject changed elsewhere: open it again with the
+    /// current values (what was typed is dropped).
+    ReloadForm,
+    /// … or save what was typed anyway.
+    OverwriteForm,
     Quit,
 }
 
@@ -30,6 +35,17 @@ pub enum Overlay {
         title: String,
         text: String,
         on_yes: Confirmed,
+    },
+    /// A question with a text of several lines (a rollback's plan).
+    ConfirmLines {
+        title: String,
+        lines: Vec<String>,
+        on_yes: Confirmed,
+    },
+    /// The open form's subject changed elsewhere since it opened: reload
+    /// or overwrite (esc goes back to the form).
+    Changed {
+        text: String,
     },
     Message {
         title: String,
@@ -45,6 +61,13 @@ pub enum Overlay {
         title: String,
         lines: Vec<String>,
     },
+    /// Text that may be longer than the screen (an audit entry's diff):
+    /// wrapped, scrolled with the move keys from row `top`.
+    Scroll {
+        title: String,
+        lines: Vec<String>,
+        top: usize,
+    },
 }
 
 /// What a key did to an overlay.
@@ -55,15 +78,35 @@ pub enum Answer {
     Close,
     /// `y` to a question: it closes and this is done.
     Yes(Confirmed),
+    /// Scroll a [`Overlay::Scroll`] by this many rows.
+    Scroll(isize),
 }
 
 impl Overlay {
     pub fn on_key(&self, key: &KeyEvent) -> Answer {
         match self {
-            Overlay::Confirm { on_yes, .. } => match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') => Answer::Yes(on_yes.clone()),
-                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => Answer::Close,
-                // Only y, n and esc answer a question.
+            Overlay::Confirm { on_yes, .. } | Overlay::ConfirmLines { on_yes, .. } => {
+                match key.code {
+                    KeyCode::Char('y') | KeyCode::Char('Y') => Answer::Yes(on_yes.clone()),
+                    KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => Answer::Close,
+                    // Only y, n and esc answer a question.
+                    _ => Answer::Keep,
+                }
+            }
+            Overlay::Changed { .. } => match key.code {
+                KeyCode::Char('r') | KeyCode::Char('R') => Answer::Yes(Confirmed::ReloadForm),
+                KeyCode::Char('o') | KeyCode::Char('O') => Answer::Yes(Confirmed::OverwriteForm),
+                KeyCode::Esc => Answer::Close,
+                _ => Answer::Keep,
+            },
+            Overlay::Scroll { .. } => match key.code {
+                KeyCode::Up | KeyCode::Char('k') => Answer::Scroll(-1),
+                KeyCode::Down | KeyCode::Char('j') => Answer::Scroll(1),
+                KeyCode::PageUp => Answer::Scroll(-10),
+                KeyCode::PageDown => Answer::Scroll(10),
+                KeyCode::Home | KeyCode::Char('g') => Answer::Scroll(isize::MIN / 2),
+                KeyCode::End | KeyCode::Char('G') => Answer::Scroll(isize::MAX / 2),
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => Answer::Close,
                 _ => Answer::Keep,
             },
             // Shown once and never again: a stray key must not lose it.
@@ -87,6 +130,35 @@ impl Overlay {
                 t.border_focus(),
                 vec![Line::from(text.clone())],
                 "y yes · n no",
+            ),
+            Overlay::ConfirmLines { title, lines, .. } => popup::dialog(
+                f,
+                area,
+                t,
+                title,
+                t.border_focus(),
+                lines.iter().map(|l| Line::from(l.clone())).collect(),
+                "y yes · n no",
+            ),
+            Overlay::Changed { text } => popup::dialog(
+                f,
+                area,
+                t,
+                "Changed elsewhere",
+                t.warn(),
+                vec![
+                    Line::from(Span::styled(text.clone(), t.warn())),
+                    Line::default(),
+                    Line::from(vec![
+                        Span::styled("r ", t.key()),
+                        Span::raw("reload: discard my edits, reopen with the current values"),
+                    ]),
+                    Line::from(vec![
+                        Span::styled("o ", t.key()),
+                        Span::raw("overwrite: save mine anyway"),
+                    ]),
+                ],
+                "r reload · o overwrite · esc back to the form",
             ),
             Overlay::Message { title, lines } => popup::dialog(
                 f,
@@ -121,6 +193,7 @@ impl Overlay {
                 "enter or esc closes, once copied",
             ),
             Overlay::Help => {}
+            Overlay::Scroll { title, lines, top } => render_scroll(t, f, area, title, lines, *top),
             Overlay::Text { title, lines } => popup::dialog(
                 f,
                 area,
@@ -132,6 +205,75 @@ impl Overlay {
             ),
         }
     }
+}
+
+/// Widest a scrolled text is drawn.
+const SCROLL_WIDTH: u16 = 100;
+
+/// Where a scrolled text of `lines` goes in `area`: its box, its rows
+/// (the lines wrapped to the box), and how many of them show at once.
+fn scroll_geometry(area: Rect, lines: &[String]) -> (Rect, Vec<String>, usize) {
+    let width = SCROLL_WIDTH.min(area.width.saturating_sub(2)).max(20);
+    let inner = usize::from(width.saturating_sub(4)).max(1);
+    let rows: Vec<String> = lines.iter().flat_map(|l| wrap(l, inner)).collect();
+    // Borders, and a blank row and the hint under the text.
+    let chrome = 4;
+    let fits = usize::from(area.height).saturating_sub(chrome).max(1);
+    let shown = rows.len().min(fits).max(1);
+    let rect = popup::centered(area, width, (shown + chrome) as u16);
+    (rect, rows, shown)
+}
+
+/// The first row a scrolled text can start at in `area`.
+pub fn scroll_max(area: Rect, lines: &[String]) -> usize {
+    let (_, rows, shown) = scroll_geometry(area, lines);
+    rows.len().saturating_sub(shown)
+}
+
+/// `line` cut into rows of at most `width` columns (wide characters whole).
+fn wrap(line: &str, width: usize) -> Vec<String> {
+    use unicode_width::UnicodeWidthChar;
+    let mut out = Vec::new();
+    let (mut row, mut w) = (String::new(), 0);
+    for c in line.chars() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw > width && !row.is_empty() {
+            out.push(std::mem::take(&mut row));
+            w = 0;
+        }
+        row.push(c);
+        w += cw;
+    }
+    out.push(row);
+    out
+}
+
+fn render_scroll(t: &Theme, f: &mut Frame, area: Rect, title: &str, lines: &[String], top: usize) {
+    let (rect, rows, shown) = scroll_geometry(area, lines);
+    let top = top.min(rows.len().saturating_sub(shown));
+    let mut text: Vec<Line> = rows[top..top + shown.min(rows.len() - top)]
+        .iter()
+        .map(|r| Line::from(r.clone()))
+        .collect();
+    let hint = if rows.len() > shown {
+        format!(
+            "rows {}–{} of {} · ↑/↓ pgup/pgdn scroll · esc closes",
+            top + 1,
+            top + shown,
+            rows.len()
+        )
+    } else {
+        "esc closes".to_string()
+    };
+    text.push(Line::default());
+    text.push(Line::from(Span::styled(hint, t.dim())));
+    f.render_widget(ratatui::widgets::Clear, rect);
+    let block = ratatui::widgets::Block::default()
+        .borders(ratatui::widgets::Borders::ALL)
+        .border_style(t.border_focus())
+        .title(Span::styled(format!(" {title} "), t.title()))
+        .padding(ratatui::widgets::Padding::horizontal(1));
+    f.render_widget(ratatui::widgets::Paragraph::new(text).block(block), rect);
 }
 
 /// One layer of the popup stack.

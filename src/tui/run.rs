@@ -38,6 +38,7 @@ pub async fn console(client: Arc<dyn Client>, logs: Option<LogRing>) -> Result<(
         now_ms(),
         logs,
     );
+    app.set_role(client.role());
     let mut guard =
         TerminalGuard::enter().map_err(|e| format!("cannot set up the terminal: {e}"))?;
     let result = event_loop(&mut guard, &mut app, client).await;

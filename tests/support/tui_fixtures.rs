@@ -331,3 +331,98 @@ pub fn app(extra: usize, theme: Theme) -> App {
     }
     app
 }
+
+/// One batch applied to `reg` as the store would, and its audit entry
+/// (the domain's own diff, secrets masked).
+fn audited(
+    reg: &mut Registry,
+    id: u64,
+    at_ms: i64,
+    actor: Actor,
+    channel: Channel,
+    changes: Vec<Change>,
+) -> AuditEntry {
+    let before = reg.clone();
+    let summary = summarize(&changes);
+    let (_, touched) = reg
+        .apply_all(changes, at_ms / 1000)
+        .expect("fixture change is valid");
+    AuditEntry {
+        id,
+        at_ms,
+        actor,
+        channel,
+        revision: Some(reg.revision),
+        summary,
+        changes: audit::registry_changes(&before, reg, &touched),
+    }
+}
+
+/// The fixture registry as three more revisions left it, and the audit
+/// trail of all of them, oldest first: the seed (revision 1, `maas` via
+/// the demo), a model edit in the console (2), an admin token made through
+/// the admin API (no revision), a key revoked and a rule changed by the CLI
+/// (3).
+pub fn audit_trail() -> (Registry, Vec<AuditEntry>) {
+    let seeded = registry(0);
+    let mut reg = Registry::with_default_cluster(&format!("http://{LISTEN}"));
+    let seed = AuditEntry {
+        id: 1,
+        at_ms: NOW_MS - 86_400_000,
+        actor: Actor::user("maas"),
+        channel: Channel::Demo,
+        revision: Some(1),
+        summary: "apply -f seed.yaml".into(),
+        changes: audit::registry_changes(&reg, &seeded, &audit::whole(&seeded)),
+    };
+    reg = seeded;
+    let mut spec = reg.models["DeepSeek-V3"].spec.clone();
+    spec.model_id = "deepseek-v3".into();
+    let edit = audited(
+        &mut reg,
+        2,
+        NOW_MS - 3_600_000,
+        Actor::user("alice"),
+        Channel::Console,
+        vec![Change::UpdateModel {
+            name: "DeepSeek-V3".into(),
+            spec,
+        }],
+    );
+    let token = AuditEntry {
+        id: 3,
+        at_ms: NOW_MS - 1_800_000,
+        actor: Actor::token("bootstrap"),
+        channel: Channel::AdminApi,
+        revision: None,
+        summary: "create-token grafana".into(),
+        changes: vec![
+            audit::entity_change(
+                "token/grafana".into(),
+                None,
+                Some(audit::token_fields("read", "9f3c", None)),
+            )
+            .expect("created"),
+        ],
+    };
+    let mut rule = reg.models["DeepSeek-V3"].rules[0].clone();
+    rule.spec.limit = 20;
+    let revoke = audited(
+        &mut reg,
+        4,
+        NOW_MS - 60_000,
+        Actor::user("bob"),
+        Channel::Cli,
+        vec![
+            Change::UpdateRule {
+                model: "DeepSeek-V3".into(),
+                id: rule.id,
+                spec: rule.spec,
+            },
+            Change::RevokeKey {
+                id: "key_0000a001".into(),
+            },
+        ],
+    );
+    (reg, vec![seed, edit, token, revoke])
+}

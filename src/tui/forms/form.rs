@@ -10,6 +10,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
+use crate::client::guard::{Guard, Subject};
 use crate::domain::{DomainError, FieldError, Registry, Secret};
 use crate::tui::action::Op;
 use crate::tui::ids::ViewId;
@@ -134,6 +135,25 @@ pub enum FormKind {
     Workspace,
     Cluster { editing: Option<String> },
     Market { editing: Option<String> },
+}
+
+impl FormKind {
+    /// What an edit form saves over (`None`: it creates).
+    pub fn subject(&self) -> Option<Subject> {
+        Some(match self {
+            FormKind::Model { editing: Some(n) } => Subject::Model(n.clone()),
+            FormKind::Rule {
+                model,
+                editing: Some(id),
+            } => Subject::Rule {
+                model: model.clone(),
+                id: *id,
+            },
+            FormKind::Cluster { editing: Some(n) } => Subject::Cluster(n.clone()),
+            FormKind::Market { editing: Some(n) } => Subject::Market(n.clone()),
+            _ => return None,
+        })
+    }
 }
 
 /// What a key did to the form.
@@ -262,6 +282,9 @@ pub struct Form {
     pub submitted: bool,
     /// A save is in flight.
     pub saving: bool,
+    /// An edit form: what it edits as it was when it opened; its save
+    /// does not overwrite a change made meanwhile elsewhere.
+    pub guard: Option<Guard>,
     initial: Vec<String>,
     scroll: usize,
 }
@@ -274,7 +297,9 @@ impl Form {
         reg: &Registry,
     ) -> Self {
         fields.push(Field::new("save", "", FieldKind::Save));
+        let guard = kind.subject().map(|s| Guard::new(s, reg));
         let mut f = Self {
+            guard,
             kind,
             behaviour,
             title: title.into(),

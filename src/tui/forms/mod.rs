@@ -13,3 +13,29 @@ pub mod rule;
 pub mod simple;
 
 pub use form::{Choice, Field, FieldKind, Form, FormAction, FormEvent, FormKind, SELECT_HELP};
+
+use crate::domain::Registry;
+
+/// The edit form of `kind` opened again on `reg` (its values as they are
+/// there, nothing typed kept): "reload" after a change made elsewhere.
+/// `None` when what it edits is gone, or `kind` creates.
+pub fn reopen(kind: &FormKind, reg: &Registry) -> Option<Form> {
+    match kind {
+        FormKind::Model { editing: Some(n) } => reg.models.get(n).map(|m| model::edit(reg, m)),
+        FormKind::Rule {
+            model,
+            editing: Some(id),
+        } => {
+            let m = reg.models.get(model)?;
+            let r = m.rules.iter().find(|r| r.id == *id)?;
+            Some(rule::edit(reg, model, r))
+        }
+        FormKind::Cluster { editing: Some(n) } => {
+            reg.clusters.get(n).map(|c| simple::cluster(reg, Some(c)))
+        }
+        FormKind::Market { editing: Some(n) } => {
+            reg.market.get(n).map(|e| simple::market(reg, Some(e)))
+        }
+        _ => None,
+    }
+}

@@ -1,8 +1,9 @@
 //! The views, one file each. The list views (models, keys, workspaces,
 //! clusters, market) implement [`list::Table`] and share the list
-//! machinery; the model detail, traffic and logs implement
+//! machinery; the model detail, traffic, logs and audit implement
 //! [`crate::tui::component::View`] directly.
 
+pub mod audit;
 pub mod clusters;
 pub mod detail;
 pub mod keys;
@@ -29,4 +30,5 @@ pub const VIEWS: &[fn() -> Box<dyn View>] = &[
     list::new::<market::Market>,
     traffic::new,
     logs::new,
+    audit::new,
 ];
