@@ -1117,12 +1117,14 @@ mod keys {
             a.form().is_none(),
             "enter on the endpoints pane edits no rule"
         );
-        // It shows the endpoint whole instead.
-        let Some(Overlay::Text { title, lines }) = a.overlay().cloned() else {
+        // It shows the endpoint whole instead (drawn live from the data).
+        let Some(Overlay::Endpoint { model, index }) = a.overlay().cloned() else {
             panic!("{:?}", a.overlay())
         };
-        assert_eq!(title, "DeepSeek-V3 endpoint 2");
-        assert_eq!(lines[0], "URL      http://127.0.0.1:9102/v1");
+        assert_eq!((model.as_str(), index), ("DeepSeek-V3", 1));
+        let s = screen(&mut a, 80, 24);
+        assert!(s.contains("DeepSeek-V3 endpoint 2"), "{s}");
+        assert!(s.contains("URL      http://127.0.0.1:9102/v1"), "{s}");
         press(&mut a, KeyCode::Esc);
         press(&mut a, KeyCode::Tab);
         press(&mut a, KeyCode::Enter);

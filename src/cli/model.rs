@@ -218,6 +218,7 @@ fn endpoint_health(fresh: &[&GatewayReport], model: &str, index: usize) -> Strin
     let worst = [
         EndpointState::Down,
         EndpointState::Disabled,
+        EndpointState::Unknown,
         EndpointState::Healthy,
     ]
     .into_iter()

@@ -131,4 +131,9 @@ pub trait Client: Send + Sync + 'static {
     /// through the admin API, the role of the token it attached with (a
     /// `read` token's console watches and changes nothing).
     fn role(&self) -> Role;
+    /// The server this console is attached to (its admin API's base URL),
+    /// if remote; `None` in process.
+    fn attached(&self) -> Option<String> {
+        None
+    }
 }

@@ -345,4 +345,8 @@ impl Client for RemoteClient {
     fn role(&self) -> Role {
         self.role
     }
+
+    fn attached(&self) -> Option<String> {
+        Some(self.api.base().to_string())
+    }
 }

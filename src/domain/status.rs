@@ -10,8 +10,11 @@ use super::entities::Model;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EndpointState {
-    /// In rotation.
+    /// In rotation, and it answered (a real call or a probe).
     Healthy,
+    /// In rotation, but never contacted yet: no evidence either way (a new
+    /// or re-enabled endpoint until its first probe or call).
+    Unknown,
     /// Out of rotation after failures; being probed.
     Down,
     /// Taken out by the operator.
@@ -22,6 +25,7 @@ impl EndpointState {
     pub fn as_str(self) -> &'static str {
         match self {
             EndpointState::Healthy => "healthy",
+            EndpointState::Unknown => "unknown",
             EndpointState::Down => "down",
             EndpointState::Disabled => "disabled",
         }
@@ -122,6 +126,9 @@ pub enum GatewayStatus {
     Down,
     /// A gateway has not yet applied the latest change.
     Pending,
+    /// Route loaded, none of its endpoints contacted yet and none failing:
+    /// no evidence it works (traffic still goes to them).
+    Unknown,
     /// No gateway for this cluster reports in.
     Offline,
     /// The model is disabled.
@@ -135,6 +142,7 @@ impl GatewayStatus {
             GatewayStatus::Degraded => "degraded",
             GatewayStatus::Down => "down",
             GatewayStatus::Pending => "pending",
+            GatewayStatus::Unknown => "unknown",
             GatewayStatus::Offline => "offline",
             GatewayStatus::Off => "off",
         }
@@ -163,24 +171,29 @@ pub fn gateway_status(model: &Model, reports: &[GatewayReport], now_ms: i64) -> 
     if serving.iter().any(|r| r.applied_revision < model.rev) {
         return GatewayStatus::Pending;
     }
-    let mut healthy = 0usize;
-    let mut total = 0usize;
+    let (mut healthy, mut failing, mut total) = (0usize, 0usize, 0usize);
     for r in &serving {
         for e in r.endpoints.iter().filter(|e| e.model == model.spec.name) {
             total += 1;
-            if e.state == EndpointState::Healthy {
-                healthy += 1;
+            match e.state {
+                EndpointState::Healthy => healthy += 1,
+                EndpointState::Unknown => {}
+                EndpointState::Down | EndpointState::Disabled => failing += 1,
             }
         }
     }
     if total == 0 {
         // The gateway applied the revision but lists no route for the model.
         GatewayStatus::Pending
-    } else if healthy == total {
-        GatewayStatus::Serving
-    } else if healthy == 0 {
+    } else if failing == total {
         GatewayStatus::Down
-    } else {
+    } else if failing > 0 {
         GatewayStatus::Degraded
+    } else if healthy == 0 {
+        // Every endpoint unknown: never contacted, so no `serving` yet.
+        GatewayStatus::Unknown
+    } else {
+        // Healthy ones, maybe unknown ones beside them: nothing failing.
+        GatewayStatus::Serving
     }
 }

@@ -133,8 +133,10 @@ impl Gateway {
         };
         let listen = addr.to_string();
 
+        let started_ms = now_ms();
         let (stats_tx, stats_rx) = watch::channel(Arc::new(StatsSnapshot {
-            taken_ms: now_ms(),
+            taken_ms: started_ms,
+            started_ms,
             listen: listen.clone(),
             revision: snap.revision,
             limiter: limiter.mode(),
@@ -202,7 +204,7 @@ impl Gateway {
             stats_tx,
             report_id: format!("{}:{}:{listen}", hostname(), std::process::id()),
             listen,
-            started_ms: now_ms(),
+            started_ms,
         };
         let rt = runtime()?;
         let t = std::thread::Builder::new()

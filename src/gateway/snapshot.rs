@@ -81,7 +81,8 @@ impl Route {
             return Avail::Never;
         }
         match e.health.state() {
-            EndpointState::Healthy => Avail::Healthy,
+            // Unknown (never contacted) is in rotation until evidence says otherwise.
+            EndpointState::Healthy | EndpointState::Unknown => Avail::Healthy,
             EndpointState::Down => Avail::Down,
             EndpointState::Disabled => Avail::Never,
         }

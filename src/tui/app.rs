@@ -311,7 +311,7 @@ impl App {
 
     /// New counters; returns whether anything shown changed.
     pub fn on_stats(&mut self, snap: Arc<StatsSnapshot>) -> bool {
-        let changed = self.data.live.update(snap);
+        let changed = self.data.live.update(snap, self.data.now_ms);
         if changed {
             self.refresh();
         }
@@ -320,6 +320,14 @@ impl App {
 
     pub fn on_gateway(&mut self, info: GatewayHeader) {
         self.data.gateway = info;
+        // A source that says it is down makes its data stale at once.
+        if self
+            .data
+            .live
+            .check(self.data.now_ms, self.data.source_up())
+        {
+            self.refresh();
+        }
     }
 
     /// New log lines were kept.
@@ -330,6 +338,7 @@ impl App {
     /// The slow tick; returns whether a redraw is needed.
     pub fn tick(&mut self, now_ms: i64) -> bool {
         let mut changed = self.data.tick(now_ms);
+        changed |= self.data.live.check(now_ms, self.data.source_up());
         if changed {
             self.refresh();
         }

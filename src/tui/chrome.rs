@@ -13,8 +13,10 @@ use crate::tui::format;
 use crate::tui::forms::SELECT_HELP;
 use crate::tui::ids::{COMMANDS, Command};
 use crate::tui::keymap::{self, GLOBAL};
+use crate::tui::live;
 use crate::tui::popups::{Overlay, Popup};
 use crate::tui::theme::Theme;
+use crate::tui::views::detail;
 use crate::tui::widgets::{frame_areas, popup};
 
 /// Draw everything. Only reads: what is shown was derived when the data
@@ -29,6 +31,9 @@ pub fn render(app: &App, f: &mut Frame) {
         match p {
             Popup::Form(form) => form.render(f, body, &app.data.theme),
             Popup::Overlay(Overlay::Help) => render_help(app, f, body),
+            Popup::Overlay(Overlay::Endpoint { model, index }) => {
+                render_endpoint(app, f, body, model, *index)
+            }
             Popup::Overlay(o) => o.render(&app.data.theme, f, body),
         }
     }
@@ -45,20 +50,37 @@ fn render_header(app: &App, f: &mut Frame, area: Rect) {
     let addr = d.gateway.listen.clone().unwrap_or_else(|| "—".into());
     let r = d.live.gateway;
     let crumbs = app.view().crumbs();
-    let mut spans = vec![
-        Span::styled(" maasctl ", t.title()),
-        Span::styled("gw ", t.dim()),
-        Span::raw(addr),
-        Span::raw(" "),
-        Span::styled(state, style),
-        Span::styled("  req/s ", t.dim()),
-        Span::raw(format::rate(r.req)),
-        Span::styled("  thr/s ", t.dim()),
-        Span::styled(format::rate(r.thr), t.alarm(r.thr > 0.0)),
-    ];
+    let mut spans = vec![Span::styled(" maasctl ", t.title())];
     if d.read_only {
         // First after the name: it must survive the narrowest terminal.
-        spans.insert(1, Span::styled("read-only ", t.warn()));
+        spans.push(Span::styled("read-only ", t.warn()));
+    }
+    if let Some(server) = &d.attached {
+        spans.push(Span::styled("remote ", t.warn()));
+        spans.push(Span::raw(format!("{} ", host_of(server))));
+    }
+    spans.extend([Span::styled("gw ", t.dim()), Span::raw(addr)]);
+    // Stale data first (before a long failure reason can push it off):
+    // its age, and no rates.
+    if let Some(age) = d.live.stale_age_ms(d.now_ms) {
+        spans.push(Span::styled(
+            format!(" stale {}", live::age_text(age)),
+            t.bad(),
+        ));
+    }
+    spans.extend([Span::raw(" "), Span::styled(state, style)]);
+    if d.live.rates_known() {
+        spans.extend([
+            Span::styled("  req/s ", t.dim()),
+            Span::raw(format::rate(r.req)),
+            Span::styled("  thr/s ", t.dim()),
+            Span::styled(format::rate(r.thr), t.alarm(r.thr > 0.0)),
+        ]);
+    } else if d.live.received_ms.is_some() {
+        spans.extend([
+            Span::styled("  req/s ", t.dim()),
+            Span::styled("—", t.dim()),
+        ]);
     }
     let rev = [
         Span::styled("  rev ", t.dim()),
@@ -78,6 +100,33 @@ fn render_header(app: &App, f: &mut Frame, area: Rect) {
     spans.extend(crumbs);
     let line = format::fit_line(Line::from(spans), usize::from(area.width));
     f.render_widget(Paragraph::new(line), area);
+}
+
+/// The endpoint popup, from the live data on every frame.
+fn render_endpoint(app: &App, f: &mut Frame, area: Rect, model: &str, index: usize) {
+    let d = &app.data;
+    let t = &d.theme;
+    let lines = d
+        .registry()
+        .models
+        .get(model)
+        .map(|m| detail::endpoint_text(d, m, index))
+        .unwrap_or_else(|| vec![format!("model {model} is gone")]);
+    popup::dialog(
+        f,
+        area,
+        t,
+        &format!("{model} endpoint {}", index + 1),
+        t.border_focus(),
+        lines.into_iter().map(Line::from).collect(),
+        "any key closes",
+    );
+}
+
+/// `http://host:port` as `host:port` (the header is short of room).
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.trim_end_matches('/')
 }
 
 /// The prompt being typed, else the last message, else the filter hint.

@@ -19,6 +19,8 @@ pub struct Data {
     pub statuses: HashMap<String, GatewayStatus>,
     pub live: Live,
     pub gateway: GatewayHeader,
+    /// The server this console is attached to (`--connect`), if remote.
+    pub attached: Option<String>,
     /// Wall clock (Unix ms) as of the last tick: report freshness uses it.
     pub now_ms: i64,
     pub logs: Option<LogRing>,
@@ -51,6 +53,7 @@ impl Data {
             statuses: HashMap::new(),
             live: Live::default(),
             gateway,
+            attached: None,
             now_ms,
             logs,
             status_generation: 0,
@@ -61,6 +64,12 @@ impl Data {
         };
         d.derive_statuses();
         d
+    }
+
+    /// Whether the source of the counters is answering (the embedded
+    /// gateway running, or the remote server reachable).
+    pub fn source_up(&self) -> bool {
+        self.gateway.state == crate::client::GatewayState::Running
     }
 
     pub fn registry(&self) -> &crate::domain::Registry {

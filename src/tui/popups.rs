@@ -56,7 +56,13 @@ pub enum Overlay {
     /// Every key of what is under it (drawn by the chrome, which knows
     /// what that is).
     Help,
-    /// Text to read (a whole log line, an endpoint).
+    /// One endpoint of a model, drawn live by the chrome from the same
+    /// numbers as the endpoints table (never a copy taken when opened).
+    Endpoint {
+        model: String,
+        index: usize,
+    },
+    /// Text to read (a whole log line).
     Text {
         title: String,
         lines: Vec<String>,
@@ -115,11 +121,15 @@ impl Overlay {
                 _ => Answer::Keep,
             },
             // Messages, help and text close on any key.
-            Overlay::Message { .. } | Overlay::Help | Overlay::Text { .. } => Answer::Close,
+            Overlay::Message { .. }
+            | Overlay::Help
+            | Overlay::Endpoint { .. }
+            | Overlay::Text { .. } => Answer::Close,
         }
     }
 
-    /// Draw it over `area` (all but the help, which the chrome draws).
+    /// Draw it over `area` (all but the help and an endpoint, which the
+    /// chrome draws: it has the data).
     pub fn render(&self, t: &Theme, f: &mut Frame, area: Rect) {
         match self {
             Overlay::Confirm { title, text, .. } => popup::dialog(
@@ -192,7 +202,7 @@ impl Overlay {
                 ],
                 "enter or esc closes, once copied",
             ),
-            Overlay::Help => {}
+            Overlay::Help | Overlay::Endpoint { .. } => {}
             Overlay::Scroll { title, lines, top } => render_scroll(t, f, area, title, lines, *top),
             Overlay::Text { title, lines } => popup::dialog(
                 f,

@@ -39,6 +39,7 @@ pub async fn console(client: Arc<dyn Client>, logs: Option<LogRing>) -> Result<(
         logs,
     );
     app.set_role(client.role());
+    app.data.attached = client.attached();
     let mut guard =
         TerminalGuard::enter().map_err(|e| format!("cannot set up the terminal: {e}"))?;
     let result = event_loop(&mut guard, &mut app, client).await;
@@ -124,6 +125,8 @@ async fn event_loop(
             r = stats.changed(), if stats_open => match r {
                 Ok(()) => {
                     let snap = stats.borrow_and_update().clone();
+                    // Stamped with the console's clock (staleness is judged on it).
+                    app.data.now_ms = now_ms();
                     dirty |= app.on_stats(snap);
                 }
                 Err(_) => stats_open = false,

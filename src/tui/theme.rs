@@ -85,12 +85,14 @@ impl Theme {
         if enabled { self.good() } else { self.dim() }
     }
 
-    /// The gateway status column: green serving, yellow degraded/pending,
-    /// red down, dim offline/off.
+    /// The gateway status column: green serving, yellow degraded/pending/
+    /// unknown, red down, dim offline/off.
     pub fn gateway(&self, s: GatewayStatus) -> Style {
         match s {
             GatewayStatus::Serving => self.good(),
-            GatewayStatus::Degraded | GatewayStatus::Pending => self.warn(),
+            GatewayStatus::Degraded | GatewayStatus::Pending | GatewayStatus::Unknown => {
+                self.warn()
+            }
             GatewayStatus::Down => self.bad(),
             GatewayStatus::Offline | GatewayStatus::Off => self.dim(),
         }
@@ -99,6 +101,7 @@ impl Theme {
     pub fn endpoint(&self, s: EndpointState) -> Style {
         match s {
             EndpointState::Healthy => self.good(),
+            EndpointState::Unknown => self.warn(),
             EndpointState::Down => self.bad(),
             EndpointState::Disabled => self.dim(),
         }

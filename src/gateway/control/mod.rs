@@ -5,18 +5,25 @@
 //! - report: writes the gateway's `GatewayReport` (heartbeat, applied
 //!   revision, endpoint health) every few seconds and right after a reload;
 //!   removes it on shutdown;
-//! - stats: samples the counters and publishes a snapshot when it changed;
+//! - stats: samples the counters and publishes a snapshot when it changed,
+//!   and at least every [`HEARTBEAT`] when nothing did (so readers see rates
+//!   fall to zero and can tell a quiet gateway from a silent one);
 //! - probe: brings endpoints that left the rotation back after a successful
 //!   `GET <url>/models` (or after a cool-down for probe `none`); disabled
-//!   endpoints are never probed.
+//!   endpoints are never probed. An endpoint saved while the gateway runs
+//!   (new, or re-enabled by the operator) is `unknown` and probed right
+//!   after the reload that brings it, so it shows `healthy` or `down`
+//!   within a probe, not after traffic found out. The endpoints the
+//!   gateway starts with stay `unknown` until their first call.
 //!
 //! Store calls block, so they run on the blocking pool, never stalling the
 //! other loops.
 
 pub mod sampler;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use hyper::HeaderMap;
@@ -25,7 +32,7 @@ use tokio::time::{MissedTickBehavior, interval};
 
 use crate::domain::{EndpointHealth, EndpointState, GatewayReport, Probe, now_ms};
 use crate::gateway::proxy::GatewayState;
-use crate::gateway::snapshot::{Builder, CounterBook, EndpointRt, Route};
+use crate::gateway::snapshot::{Builder, CounterBook, EndpointRt, Route, Snapshot};
 use crate::gateway::telemetry::events::Events;
 use crate::gateway::telemetry::stats::{EventKind, StatsSnapshot};
 use crate::gateway::upstream::SendError;
@@ -33,6 +40,11 @@ use crate::gateway::upstream::h1::RequestHead;
 use crate::gateway::upstream::health::Transition;
 use crate::store::Store;
 use sampler::{Sampler, changed};
+
+/// Longest time between two published stats snapshots, even when no
+/// counter moved: a reader that hears nothing for a few of these knows its
+/// data is stale.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// What the control thread owns.
 pub struct Control {
@@ -60,6 +72,7 @@ impl Control {
         } = self;
         let book = builder.book.clone();
         let report_now = Arc::new(Notify::new());
+        let probe_now = Arc::new(Notify::new());
         let reporter = Reporter {
             shared: shared.clone(),
             store: store.clone(),
@@ -72,24 +85,30 @@ impl Control {
                 shared.clone(),
                 builder,
                 store.clone(),
-                report_now.clone(),
+                [report_now.clone(), probe_now.clone()],
             )),
             tokio::spawn(report_loop(reporter, report_now)),
-            tokio::spawn(probe_loop(shared.clone())),
+            tokio::spawn(probe_loop(shared.clone(), probe_now)),
         ];
-        let mut sampler = Sampler::default();
+        let mut publisher = Publisher {
+            sampler: Sampler::default(),
+            tx: stats_tx,
+            listen,
+            started_ms,
+            last: Instant::now(),
+        };
         let mut tick = interval(shared.cfg.stats_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
             tokio::select! {
-                _ = tick.tick() => publish(&shared, &book, &mut sampler, &stats_tx, &listen),
+                _ = tick.tick() => publisher.publish(&shared, &book),
                 _ = stop.changed() => break,
             }
         }
         for t in &tasks {
             t.abort();
         }
-        publish(&shared, &book, &mut sampler, &stats_tx, &listen);
+        publisher.publish(&shared, &book);
         let id = report_id.clone();
         let _ = tokio::task::spawn_blocking(move || {
             if let Err(e) = store.remove_report(&id) {
@@ -100,30 +119,46 @@ impl Control {
     }
 }
 
-fn publish(
-    shared: &GatewayState,
-    book: &CounterBook,
-    sampler: &mut Sampler,
-    tx: &watch::Sender<Arc<StatsSnapshot>>,
-    listen: &str,
-) {
-    let snap = shared.snapshot.load();
-    let next = sampler.sample(&snap, book, &shared.limiter, &shared.events, listen);
-    tx.send_if_modified(|cur| {
-        if changed(cur, &next) {
-            *cur = Arc::new(next);
-            true
-        } else {
-            false
+/// Samples the counters and publishes what a reader needs.
+struct Publisher {
+    sampler: Sampler,
+    tx: watch::Sender<Arc<StatsSnapshot>>,
+    listen: String,
+    started_ms: i64,
+    /// When a snapshot was last published.
+    last: Instant,
+}
+
+impl Publisher {
+    /// Publish a snapshot if the counters moved, or if the last one is
+    /// [`HEARTBEAT`] old (the same counters, taken now).
+    fn publish(&mut self, shared: &GatewayState, book: &CounterBook) {
+        let snap = shared.snapshot.load();
+        let mut next =
+            self.sampler
+                .sample(&snap, book, &shared.limiter, &shared.events, &self.listen);
+        next.started_ms = self.started_ms;
+        let due = self.last.elapsed() >= HEARTBEAT;
+        let sent = self.tx.send_if_modified(|cur| {
+            if due || changed(cur, &next) {
+                *cur = Arc::new(next);
+                true
+            } else {
+                false
+            }
+        });
+        if sent {
+            self.last = Instant::now();
         }
-    });
+    }
 }
 
 async fn reload_loop(
     shared: Arc<GatewayState>,
     mut builder: Builder,
     store: Arc<dyn Store>,
-    report_now: Arc<Notify>,
+    // Told after each reload: the reporter and the prober.
+    after_reload: [Arc<Notify>; 2],
 ) {
     let mut tick = interval(shared.cfg.reload_poll);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -175,7 +210,9 @@ async fn reload_loop(
                 reg.revision
             ),
         );
-        report_now.notify_one();
+        for n in &after_reload {
+            n.notify_one();
+        }
     }
 }
 
@@ -246,40 +283,86 @@ async fn report_loop(r: Reporter, now: Arc<Notify>) {
     }
 }
 
-async fn probe_loop(shared: Arc<GatewayState>) {
+async fn probe_loop(shared: Arc<GatewayState>, reloaded: Arc<Notify>) {
     let mut tick = interval(shared.cfg.probe_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The endpoints of the last look, and whether they were disabled: one
+    // not there before (or just re-enabled) is newly saved.
+    let mut known = endpoint_keys(&shared.snapshot.load_full());
     loop {
-        tick.tick().await;
+        let after_reload = tokio::select! {
+            _ = tick.tick() => false,
+            _ = reloaded.notified() => true,
+        };
         let snap = shared.snapshot.load_full();
+        let mut fresh = HashSet::new();
+        if after_reload {
+            let now = endpoint_keys(&snap);
+            fresh = now
+                .iter()
+                .filter(|(k, disabled)| !**disabled && known.get(*k).is_none_or(|was| *was))
+                .map(|(k, _)| k.clone())
+                .collect();
+            known = now;
+        }
         let mut probes = Vec::new();
         for route in &snap.routes {
             for ep in &route.endpoints {
-                if ep.health.state() != EndpointState::Down || ep.upstream.is_err() {
+                let state = ep.health.state();
+                if ep.upstream.is_err() {
                     continue;
                 }
-                match ep.probe {
-                    Probe::None => {
-                        let cooled = ep
-                            .health
-                            .down_since()
-                            .is_some_and(|t| t.elapsed() >= shared.cfg.cooldown);
-                        if cooled && let Some(t) = ep.health.on_probation(shared.cfg.fail_threshold)
-                        {
-                            came_back(
-                                &shared.events,
-                                route,
-                                ep,
-                                t,
-                                "after its cool-down (probe: none)",
-                            );
-                        }
+                match (state, ep.probe) {
+                    (EndpointState::Down, Probe::None) => cool_down(&shared, route, ep),
+                    (EndpointState::Down, Probe::Models) => {
+                        probes.push(probe(&shared, route, ep));
                     }
-                    Probe::Models => probes.push(probe(&shared, route, ep)),
+                    (EndpointState::Unknown, Probe::Models)
+                        if fresh.contains(&(route.name.clone(), ep.index, ep.url.clone())) =>
+                    {
+                        probes.push(probe(&shared, route, ep));
+                    }
+                    // Healthy, disabled, or unknown since the start (or
+                    // with probe none): the next real call decides.
+                    _ => {}
                 }
             }
         }
         futures_util::future::join_all(probes).await;
+    }
+}
+
+type EndpointKey = (String, usize, String);
+
+/// Every endpoint of a snapshot, and whether the operator disabled it.
+fn endpoint_keys(snap: &Snapshot) -> HashMap<EndpointKey, bool> {
+    snap.routes
+        .iter()
+        .flat_map(|r| {
+            r.endpoints.iter().map(|e| {
+                (
+                    (r.name.clone(), e.index, e.url.clone()),
+                    e.health.state() == EndpointState::Disabled,
+                )
+            })
+        })
+        .collect()
+}
+
+/// Probe `none`: a down endpoint is back on probation after the cool-down.
+fn cool_down(shared: &GatewayState, route: &Route, ep: &EndpointRt) {
+    let cooled = ep
+        .health
+        .down_since()
+        .is_some_and(|t| t.elapsed() >= shared.cfg.cooldown);
+    if cooled && let Some(t) = ep.health.on_probation(shared.cfg.fail_threshold) {
+        came_back(
+            &shared.events,
+            route,
+            ep,
+            t,
+            "after its cool-down (probe: none)",
+        );
     }
 }
 
@@ -333,7 +416,14 @@ async fn probe(shared: &GatewayState, route: &Route, ep: &EndpointRt) {
     .await;
     let failed = match result {
         Ok(Ok(status)) if !status.is_server_error() => {
-            if let Some(t) = ep.health.bring_back() {
+            if ep.health.confirm() {
+                tracing::info!(
+                    "model {} endpoint {} ({}) answered its first probe: healthy",
+                    route.name,
+                    ep.index,
+                    ep.url
+                );
+            } else if let Some(t) = ep.health.bring_back() {
                 came_back(
                     &shared.events,
                     route,
@@ -348,6 +438,25 @@ async fn probe(shared: &GatewayState, route: &Route, ep: &EndpointRt) {
         Ok(Err(SendError::Connect(e) | SendError::Failed(e))) => format!("probe failed: {e}"),
         Err(_) => format!("probe got no answer within {}s", limit.as_secs_f64()),
     };
+    if let Some(Transition::WentDown(why)) = ep.health.probe_failed(&failed) {
+        // Never contacted, and the first probe failed: out at once.
+        tracing::warn!(
+            "model {} endpoint {} ({}) failed its first probe, out of rotation: {why}",
+            route.name,
+            ep.index,
+            ep.url
+        );
+        shared.events.push(
+            EventKind::EndpointDown,
+            Some(&route.name),
+            None,
+            format!(
+                "endpoint {} ({}) failed its first probe: {why}",
+                ep.index, ep.url
+            ),
+        );
+        return;
+    }
     tracing::debug!(
         "model {} endpoint {} ({}): {failed}",
         route.name,

@@ -128,6 +128,7 @@ impl Sampler {
             .retain(|k, _| !k.starts_with("endpoint\0") || seen_endpoints.contains(k));
         StatsSnapshot {
             taken_ms: now_ms(),
+            started_ms: 0,
             listen: listen.to_string(),
             revision: snap.revision,
             limiter: limiter.mode(),
@@ -147,6 +148,7 @@ pub fn changed(a: &StatsSnapshot, b: &StatsSnapshot) -> bool {
     // Destructured so a new field cannot be forgotten here.
     let StatsSnapshot {
         taken_ms: _,
+        started_ms,
         listen,
         revision,
         limiter,
@@ -158,7 +160,8 @@ pub fn changed(a: &StatsSnapshot, b: &StatsSnapshot) -> bool {
         rules,
         events,
     } = a;
-    listen != &b.listen
+    started_ms != &b.started_ms
+        || listen != &b.listen
         || revision != &b.revision
         || limiter != &b.limiter
         || gateway != &b.gateway

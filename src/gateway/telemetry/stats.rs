@@ -113,8 +113,16 @@ pub struct Event {
 /// Everything a reader gets, a few times a second.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsSnapshot {
-    /// Unix ms when taken.
+    /// Unix ms when taken. A running gateway publishes at least one
+    /// snapshot a second even when nothing moved, so a reader that hears
+    /// nothing for longer knows its data is stale (see `docs/console.md`,
+    /// "What the numbers mean").
     pub taken_ms: i64,
+    /// Unix ms when the gateway that took it started: a reader seeing it
+    /// change knows the counters started over (a restart) and must not
+    /// compute rates across the two.
+    #[serde(default)]
+    pub started_ms: i64,
     /// Listen address of the gateway.
     pub listen: String,
     /// The registry revision being served.

@@ -2,6 +2,13 @@
 //! after a probe (or a cool-down), and never touched while the operator has
 //! the endpoint disabled.
 //!
+//! A new endpoint (or one the operator just re-enabled) is `unknown`: in
+//! rotation, but nothing says it works yet. The first evidence decides: an
+//! answer (a real call, or the probe the control thread sends at once)
+//! makes it healthy; a failed probe takes it out (down) at once; failed
+//! calls take it out after the usual threshold. An endpoint with probe
+//! `none` stays unknown until a real call.
+//!
 //! The request path reads one atomic to know whether an endpoint is in
 //! rotation and writes only when something changes (a failure, or the first
 //! success after failures), so a healthy endpoint costs two loads per
@@ -16,9 +23,11 @@ use std::time::Instant;
 
 use crate::domain::{EndpointState, now_ms};
 
+// In rotation: HEALTHY and UNKNOWN (the two lowest, so one compare says it).
 const HEALTHY: u8 = 0;
-const DOWN: u8 = 1;
-const DISABLED: u8 = 2;
+const UNKNOWN: u8 = 1;
+const DOWN: u8 = 2;
+const DISABLED: u8 = 3;
 
 /// Why and since when an endpoint is out of rotation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,7 +53,7 @@ pub enum Transition {
 impl Health {
     pub fn new(disabled: bool) -> Self {
         let h = Self {
-            state: AtomicU8::new(HEALTHY),
+            state: AtomicU8::new(UNKNOWN),
             consecutive: AtomicU32::new(0),
             why: Mutex::new((Why::default(), None)),
         };
@@ -55,14 +64,16 @@ impl Health {
     pub fn state(&self) -> EndpointState {
         match self.state.load(Relaxed) {
             HEALTHY => EndpointState::Healthy,
+            UNKNOWN => EndpointState::Unknown,
             DOWN => EndpointState::Down,
             _ => EndpointState::Disabled,
         }
     }
 
+    /// Healthy, or unknown (not yet contacted): either takes traffic.
     #[inline]
-    pub fn is_healthy(&self) -> bool {
-        self.state.load(Relaxed) == HEALTHY
+    pub fn in_rotation(&self) -> bool {
+        self.state.load(Relaxed) <= UNKNOWN
     }
 
     pub fn why(&self) -> Why {
@@ -90,7 +101,7 @@ impl Health {
             );
         } else if !disabled && now == DISABLED {
             self.consecutive.store(0, Relaxed);
-            self.state.store(HEALTHY, Relaxed);
+            self.state.store(UNKNOWN, Relaxed);
             *why = (Why::default(), None);
         }
     }
@@ -101,10 +112,18 @@ impl Health {
         if self.consecutive.load(Relaxed) != 0 {
             self.consecutive.store(0, Relaxed);
         }
-        if self.state.load(Relaxed) == DOWN {
-            return self.bring_back();
+        match self.state.load(Relaxed) {
+            HEALTHY => None,
+            DOWN => self.bring_back(),
+            _ => {
+                // The first answer: evidence it works (once; a disabled
+                // endpoint stays disabled).
+                let _ = self
+                    .state
+                    .compare_exchange(UNKNOWN, HEALTHY, Relaxed, Relaxed);
+                None
+            }
         }
-        None
     }
 
     /// The endpoint failed (could not connect, timed out, answered 5xx).
@@ -115,7 +134,7 @@ impl Health {
             return None;
         }
         let mut why = self.why.lock();
-        if self.state.load(Relaxed) != HEALTHY {
+        if self.state.load(Relaxed) > UNKNOWN {
             // Already out (or disabled): keep why and since when it left.
             return None;
         }
@@ -128,6 +147,35 @@ impl Health {
             Some(Instant::now()),
         );
         Some(Transition::WentDown(reason.to_string()))
+    }
+
+    /// The probe of an endpoint never contacted failed: that is evidence
+    /// enough, it leaves the rotation at once (probes bring it back).
+    pub fn probe_failed(&self, reason: &str) -> Option<Transition> {
+        let mut why = self.why.lock();
+        if self
+            .state
+            .compare_exchange(UNKNOWN, DOWN, Relaxed, Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        *why = (
+            Why {
+                reason: Some(reason.to_string()),
+                since_ms: Some(now_ms()),
+            },
+            Some(Instant::now()),
+        );
+        Some(Transition::WentDown(reason.to_string()))
+    }
+
+    /// A probe of an endpoint never contacted got an answer: healthy.
+    /// Returns whether it was unknown.
+    pub fn confirm(&self) -> bool {
+        self.state
+            .compare_exchange(UNKNOWN, HEALTHY, Relaxed, Relaxed)
+            .is_ok()
     }
 
     /// A probe succeeded (or the cool-down passed): back in rotation. A probe
@@ -159,8 +207,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn unknown_until_evidence_and_in_rotation_meanwhile() {
+        let h = Health::new(false);
+        assert_eq!(h.state(), EndpointState::Unknown);
+        assert!(h.in_rotation(), "unknown takes traffic");
+        assert_eq!(h.failure("refused", 3), None);
+        assert_eq!(h.state(), EndpointState::Unknown, "one failure is not down");
+        assert_eq!(h.success(), None);
+        assert_eq!(h.state(), EndpointState::Healthy, "an answer is evidence");
+        // A failed first probe takes it out at once.
+        let h = Health::new(false);
+        assert_eq!(
+            h.probe_failed("probe failed: refused"),
+            Some(Transition::WentDown("probe failed: refused".into()))
+        );
+        assert_eq!(h.state(), EndpointState::Down);
+        assert!(!h.in_rotation());
+        assert!(h.why().since_ms.is_some());
+        assert_eq!(h.probe_failed("again"), None, "only from unknown");
+        assert!(!h.confirm(), "a down endpoint comes back by bring_back");
+        assert_eq!(h.bring_back(), Some(Transition::CameBack));
+        // A successful first probe makes it healthy.
+        let h = Health::new(false);
+        assert!(h.confirm());
+        assert_eq!(h.state(), EndpointState::Healthy);
+        // Unknown after failures: the threshold still takes it out.
+        let h = Health::new(false);
+        h.failure("x", 2);
+        assert!(h.failure("x", 2).is_some());
+        assert_eq!(h.state(), EndpointState::Down);
+    }
+
+    #[test]
     fn leaves_after_threshold_and_comes_back() {
         let h = Health::new(false);
+        assert!(h.confirm());
         assert_eq!(h.failure("connection refused", 3), None);
         assert_eq!(h.failure("connection refused", 3), None);
         assert!(h.success().is_none());
@@ -174,7 +255,8 @@ mod tests {
         assert_eq!(h.why().reason.as_deref(), Some("timed out"));
         assert!(h.why().since_ms.is_some());
         assert_eq!(h.bring_back(), Some(Transition::CameBack));
-        assert!(h.is_healthy() && h.why() == Why::default());
+        assert!(h.in_rotation() && h.why() == Why::default());
+        assert_eq!(h.state(), EndpointState::Healthy);
     }
 
     #[test]
@@ -186,8 +268,14 @@ mod tests {
         assert_eq!(h.failure("x", 1), None);
         assert_eq!(h.state(), EndpointState::Disabled);
         assert_eq!(h.why().reason.as_deref(), Some("disabled by the operator"));
+        assert!(!h.confirm() && h.probe_failed("x").is_none());
         h.set_disabled(false);
-        assert!(h.is_healthy());
+        assert!(h.in_rotation());
+        assert_eq!(
+            h.state(),
+            EndpointState::Unknown,
+            "re-enabled: no evidence yet"
+        );
     }
 
     #[test]

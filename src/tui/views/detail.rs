@@ -126,12 +126,15 @@ impl Detail {
                 Some((m, r)) => Effect::Form(forms::rule::edit(data.registry(), &m.spec.name, r)),
                 None => Effect::error("no rule to edit: a adds one"),
             },
+            // Drawn live: the popup and the table show the same numbers.
             Pane::Endpoints => match self.model(data) {
-                Some(m) => Effect::Overlay(Overlay::Text {
-                    title: format!("{} endpoint {}", m.spec.name, self.endpoint + 1),
-                    lines: endpoint_text(data, m, self.endpoint),
-                }),
-                None => Effect::None,
+                Some(m) if self.endpoint < m.spec.endpoints.len() => {
+                    Effect::Overlay(Overlay::Endpoint {
+                        model: m.spec.name.clone(),
+                        index: self.endpoint,
+                    })
+                }
+                _ => Effect::None,
             },
         }
     }
@@ -231,15 +234,21 @@ impl View for Detail {
     }
 }
 
+/// ERR/S counts failed tries of the endpoint (a refused try that failed
+/// over to another endpoint included), so it can be non-zero while the
+/// model's err/s (requests that ended in an error) is zero. P99 is the
+/// endpoint's latency over the last minute.
 const ENDPOINT_COLUMNS: &[Column] = &[
     num("#", 2),
-    col("URL", 24, 3),
-    col("KEY", 9, 0).drop(3),
-    num("WEIGHT", 6),
-    num("SHARE", 6),
-    num("REQ/S", 7),
+    col("URL", 20, 3),
+    col("KEY", 9, 0).drop(5),
+    num("WEIGHT", 6).drop(3),
+    num("SHARE", 5).drop(2),
+    num("REQ/S", 6),
+    num("ERR/S", 6),
+    num("P99", 6),
     col("STATE", 8, 0),
-    col("REASON", 12, 2).drop(1),
+    col("REASON", 12, 1).drop(4),
 ];
 
 const RULE_COLUMNS: &[Column] = &[
@@ -356,6 +365,14 @@ fn render_info(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
         .copied()
         .unwrap_or_default();
     let rate = data.live.model(&m.spec.name);
+    // Rates that are not current (stale data) are not shown as numbers.
+    let shown = |r: f64| {
+        if data.live.rates_known() {
+            format::rate(r)
+        } else {
+            "—".into()
+        }
+    };
     let path = data
         .registry()
         .clusters
@@ -390,14 +407,14 @@ fn render_info(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
         ),
         Line::from(
             [
-                kv("req/s", Span::raw(format::rate(rate.req))),
+                kv("req/s", Span::raw(shown(rate.req))),
                 kv(
                     "thr/s",
-                    Span::styled(format::rate(rate.thr), t.alarm(rate.thr > 0.0)),
+                    Span::styled(shown(rate.thr), t.alarm(rate.thr > 0.0)),
                 ),
                 kv(
                     "err/s",
-                    Span::styled(format::rate(rate.err), t.alarm(rate.err > 0.0)),
+                    Span::styled(shown(rate.err), t.alarm(rate.err > 0.0)),
                 ),
                 kv("total", Span::raw(format::count(totals.requests))),
                 kv("throttled", Span::raw(format::count(totals.throttled))),
@@ -479,13 +496,7 @@ pub fn endpoint_text(data: &Data, m: &Model, i: usize) -> Vec<String> {
     let Some(ep) = m.spec.endpoints.get(i) else {
         return Vec::new();
     };
-    let rate = data
-        .live
-        .endpoints
-        .get(&(m.spec.name.clone(), i))
-        .copied()
-        .unwrap_or(0.0);
-    let share = share(data, m, i).map_or_else(|| "—".into(), |s| format!("{:.0}%", s * 100.0));
+    let [rate, share, err, p99] = endpoint_numbers(data, m, i);
     let mut lines = vec![
         format!("URL      {}", ep.url),
         format!(
@@ -495,11 +506,11 @@ pub fn endpoint_text(data: &Data, m: &Model, i: usize) -> Vec<String> {
                 .map_or_else(|| "none".into(), |k| k.masked())
         ),
         format!(
-            "traffic  {} req/s, share {share}{}",
-            format::rate(rate),
+            "traffic  {rate} req/s, share {share}{}",
             ep.weight
                 .map_or_else(String::new, |w| format!(" (weight {w}%)"))
         ),
+        format!("errors   {err} failed tries/s, p99 {p99} (last minute)"),
     ];
     match endpoint_health(data, m, i) {
         Some(h) => {
@@ -521,18 +532,35 @@ pub fn endpoint_text(data: &Data, m: &Model, i: usize) -> Vec<String> {
     lines
 }
 
+/// REQ/S, SHARE, ERR/S and P99 of endpoint `i`, as the table and the popup
+/// both show them (one computation): rates are `—` while not current
+/// (stale data, or a first snapshot), P99 `—` with no answer in the last
+/// minute.
+fn endpoint_numbers(data: &Data, m: &Model, i: usize) -> [String; 4] {
+    let known = data.live.rates_known();
+    let rate = data.live.endpoint(&m.spec.name, i);
+    let shown = |r: f64| {
+        if known { format::rate(r) } else { "—".into() }
+    };
+    let share = share(data, m, i).map_or_else(|| "—".into(), |s| format!("{:.0}%", s * 100.0));
+    let p99 = data
+        .live
+        .current
+        .endpoints
+        .iter()
+        .find(|e| e.model == m.spec.name && e.index == i)
+        .map(|e| e.totals.latency_p99_ms)
+        .filter(|p| *p > 0.0)
+        .map_or_else(|| "—".into(), |p| format::millis(p.round() as u64));
+    [shown(rate.req), share, shown(rate.err), p99]
+}
+
 /// The share of the model's traffic endpoint `i` gets: over the last
 /// second if there is traffic, else since the gateway started.
 fn share(data: &Data, m: &Model, i: usize) -> Option<f64> {
     let name = &m.spec.name;
     let rates: Vec<f64> = (0..m.spec.endpoints.len())
-        .map(|j| {
-            data.live
-                .endpoints
-                .get(&(name.clone(), j))
-                .copied()
-                .unwrap_or(0.0)
-        })
+        .map(|j| data.live.endpoint(name, j).req)
         .collect();
     let sum: f64 = rates.iter().sum();
     if sum > 0.0 {
@@ -565,12 +593,8 @@ fn endpoint_cells(data: &Data, m: &Model, i: usize) -> Cells {
         None if ep.disabled => (Span::styled("disabled", t.dim()), String::new()),
         None => (Span::styled("—", t.dim()), "no gateway report".to_string()),
     };
-    let rate = data
-        .live
-        .endpoints
-        .get(&(m.spec.name.clone(), i))
-        .copied()
-        .unwrap_or(0.0);
+    let [rate, share, err, p99] = endpoint_numbers(data, m, i);
+    let erring = data.live.endpoint(&m.spec.name, i).err > 0.0;
     let key = ep
         .api_key
         .as_ref()
@@ -580,8 +604,10 @@ fn endpoint_cells(data: &Data, m: &Model, i: usize) -> Cells {
         Span::raw(ep.url.clone()),
         Span::styled(key, t.dim()),
         Span::raw(ep.weight.map_or_else(|| "—".into(), |w| format!("{w}%"))),
-        Span::raw(share(data, m, i).map_or_else(|| "—".into(), |s| format!("{:.0}%", s * 100.0))),
-        Span::raw(format::rate(rate)),
+        Span::raw(share),
+        Span::raw(rate),
+        Span::styled(err, t.alarm(erring)),
+        Span::raw(p99),
         state,
         Span::styled(reason, t.dim()),
     ]

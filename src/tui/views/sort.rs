@@ -37,15 +37,16 @@ pub fn by_name(sort: Sort, ids: Vec<String>) -> Vec<String> {
     }
 }
 
-/// Problems first: down, degraded, pending, offline, serving, off.
+/// Problems first: down, degraded, pending, offline, unknown, serving, off.
 pub fn status_rank(s: GatewayStatus) -> u8 {
     match s {
         GatewayStatus::Down => 0,
         GatewayStatus::Degraded => 1,
         GatewayStatus::Pending => 2,
         GatewayStatus::Offline => 3,
-        GatewayStatus::Serving => 4,
-        GatewayStatus::Off => 5,
+        GatewayStatus::Unknown => 4,
+        GatewayStatus::Serving => 5,
+        GatewayStatus::Off => 6,
     }
 }
 
