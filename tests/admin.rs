@@ -964,6 +964,7 @@ mod secrets {
                 key_id: Some(a.key.0.clone()),
                 limit: 100,
                 duration_secs: 60,
+                unit: Default::default(),
             },
         }]);
         a.gw.wait_applied(&a.ts).await;
@@ -1477,6 +1478,7 @@ mod binary {
                 key_id,
                 limit,
                 duration_secs: 300,
+                unit: Default::default(),
             },
         };
         let applied = st

@@ -1191,6 +1191,86 @@ mod declarative {
             "{line}"
         );
     }
+
+    /// Token rules: `rule add --unit tokens`, shown in `rule list`, exported
+    /// with `unit: tokens` and applied back as they were; a bad unit is
+    /// refused naming the option (CLI) or the field (file).
+    #[test]
+    fn token_rules_round_trip_through_the_cli_export_and_apply() {
+        let (env, _, _) = populated();
+        let added = env.json(&[
+            "rule",
+            "add",
+            "--model",
+            "DeepSeek-V3",
+            "--workspace",
+            "acme",
+            "--limit",
+            "90000",
+            "--duration",
+            "60",
+            "--unit",
+            "tokens",
+        ]);
+        assert_eq!(
+            (added["unit"].as_str(), added["limit"].as_u64()),
+            (Some("tokens"), Some(90000))
+        );
+        let id = added["id"].as_u64().unwrap();
+        let listed = env.ok(&["rule", "list", "--model", "DeepSeek-V3"]);
+        assert!(listed.contains("90000 tokens"), "{listed}");
+        // The rule populated() made counts requests, and says so.
+        assert_eq!(env.json(&["rule", "list"])[0]["unit"], "requests");
+        let rev = revision(&env);
+        let args = [
+            "rule",
+            "add",
+            "--model",
+            "DeepSeek-V3",
+            "--workspace",
+            "acme",
+            "--limit",
+            "5",
+            "--duration",
+            "60",
+            "--unit",
+            "bytes",
+        ];
+        let line = common::expect_one_line_error(&args, env.run(&args), 2);
+        assert_eq!(revision(&env), rev);
+        assert!(
+            line.contains("--unit")
+                && line.contains("'bytes' is not a rule unit; use requests or tokens"),
+            "{line}"
+        );
+        // Export says `unit: tokens` for the token rule only; applying the
+        // export to a fresh store gives the same rules back.
+        let exported = env.ok(&["export"]);
+        assert_eq!(exported.matches("unit: tokens").count(), 1, "{exported}");
+        assert!(!exported.contains("unit: requests"), "{exported}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens.yaml");
+        std::fs::write(&file, &exported).unwrap();
+        let fresh = Env::new();
+        fresh.ok(&["apply", "-f", file.to_str().unwrap()]);
+        assert_eq!(parse_yaml(&fresh.ok(&["export"])), parse_yaml(&exported));
+        let rules = fresh.json(&["rule", "list", "--model", "DeepSeek-V3"]);
+        let units: Vec<&str> = rules
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["unit"].as_str().unwrap())
+            .collect();
+        assert_eq!(units, ["requests", "tokens"]);
+        // Edit the unit back: the same rule, now counting requests.
+        env.ok(&["rule", "edit", &id.to_string(), "--unit", "requests"]);
+        assert_eq!(env.json(&["rule", "list"])[1]["unit"], "requests");
+        // A file with a bad unit names the field.
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, exported.replace("unit: tokens", "unit: words")).unwrap();
+        let line = env.fails(&["apply", "-f", bad.to_str().unwrap()]);
+        assert!(line.contains("unit") && line.contains("words"), "{line}");
+    }
 }
 
 /// The main flows again with `--store postgres://…` (via `MAASCTL_STORE`):

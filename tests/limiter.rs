@@ -532,3 +532,222 @@ next request: rejected by rule #3 (api-key key_a: 2 per 2s); admitted again in 1
         assert_eq!(json["rejected_by"], serde_json::Value::Null);
     }
 }
+
+/// Token rules (docs/rate-limits.md, "Token rules"): reservations counted
+/// atomically with request rules, settled to what was used, given back when
+/// dropped; the window guarantee holds for tokens.
+mod tokens {
+    use super::*;
+    use limits::{reserve_now, tokens};
+    use maasctl::domain::RuleUnit;
+    use maasctl::gateway::limiter::Estimate;
+
+    fn est(prompt: u64, completion: u64) -> Estimate {
+        Estimate { prompt, completion }
+    }
+
+    fn used(limiter: &Limiter, rule: u64) -> u32 {
+        limiter
+            .stats()
+            .iter()
+            .find(|s| s.rule_id == rule)
+            .unwrap()
+            .used
+    }
+
+    #[test]
+    fn reservations_are_settled_refunded_and_retry_after_says_when_tokens_free_up() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let limiter = Limiter::with_clock(clock.clone());
+        let limits = limiter.compile(&model(
+            "m",
+            vec![
+                tokens(workspace_rule(1, "acme", 1000, 2)),
+                key_rule(2, "acme", "key_a", 50, 2),
+            ],
+        ));
+        assert!(limits.counts_tokens());
+        // Reserved: prompt estimate + completion cap; the request rule counts 1.
+        let (d, r) = reserve_now(&limiter, &limits, "key_a", "acme", est(100, 200));
+        let Decision::Admit(h) = d else {
+            panic!("refused")
+        };
+        assert_eq!(h.map(|h| h.rule_id), Some(2), "headroom speaks of requests");
+        assert_eq!((used(&limiter, 1), used(&limiter, 2)), (300, 1));
+        // Settled below the reservation: the rest comes back.
+        r.unwrap().settle(120);
+        assert_eq!(used(&limiter, 1), 120);
+        // Dropped unsettled (no answer): everything comes back.
+        let (_, r) = reserve_now(&limiter, &limits, "key_a", "acme", est(100, 200));
+        assert_eq!(used(&limiter, 1), 420);
+        drop(r);
+        assert_eq!(used(&limiter, 1), 120);
+        // Used more than reserved: the excess is counted.
+        clock.advance(500);
+        let (_, r) = reserve_now(&limiter, &limits, "key_a", "acme", est(100, 200));
+        r.unwrap().settle(350);
+        assert_eq!(used(&limiter, 1), 470);
+        // 470 + 600 > 1000: refused by the token rule until the 120 of the
+        // first bucket ([1_000_000, 1_000_020)) leave the window at 1_002_020.
+        let (d, r) = reserve_now(&limiter, &limits, "key_a", "acme", est(100, 500));
+        assert!(r.is_none());
+        let Decision::Reject(rej) = d else {
+            panic!("admitted over the token limit")
+        };
+        assert_eq!(
+            (
+                rej.rule_id,
+                rej.unit,
+                rej.requested,
+                rej.limit,
+                rej.retry_after_ms
+            ),
+            (1, RuleUnit::Tokens, 600, 1000, 1_520)
+        );
+        assert_eq!(
+            (used(&limiter, 1), used(&limiter, 2)),
+            (470, 3),
+            "a refusal counts nowhere"
+        );
+        clock.advance(1_519);
+        assert!(!admitted(
+            &reserve_now(&limiter, &limits, "key_a", "acme", est(100, 500)).0
+        ));
+        clock.advance(1);
+        let (d, r) = reserve_now(&limiter, &limits, "key_a", "acme", est(100, 500));
+        assert!(admitted(&d));
+        assert_eq!(used(&limiter, 1), 350 + 600);
+        r.unwrap().settle(600);
+        // A reservation above the limit never fits: refused, saying so.
+        let (d, _) = reserve_now(&limiter, &limits, "key_a", "acme", est(500, 4096));
+        let Decision::Reject(rej) = d else {
+            panic!("admitted a reservation above the limit")
+        };
+        assert_eq!((rej.requested, rej.limit), (4596, 1000));
+        // Explain shows the unit.
+        let text = futures_now(limiter.explain(&limits, "key_a", "acme")).to_string();
+        assert!(text.contains("950/1000 tokens"), "{text}");
+        let e = futures_now(limiter.explain(&limits, "key_a", "acme"));
+        assert_eq!(e.rules[0].unit, RuleUnit::Tokens);
+        assert_eq!(e.rules[1].unit, RuleUnit::Requests);
+    }
+
+    fn futures_now<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        match f
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+        {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("a local call waited"),
+        }
+    }
+
+    /// Random reservations, settlements (never above the estimate, as with
+    /// an estimator that bounds the prompt) and drops on a manual clock:
+    /// in no D-second span do the tokens finally used by requests admitted
+    /// in it exceed L, and the limiter's count equals what is held.
+    #[test]
+    fn at_most_limit_tokens_in_any_window() {
+        for seed in 0..100 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let clock = Arc::new(ManualClock::new(rng.u64(0..100_000_000)));
+            let limiter = Limiter::with_clock(clock.clone());
+            let (l, d) = (rng.u32(500..5_000), rng.u32(1..=3));
+            let limits =
+                limiter.compile(&model("m", vec![tokens(workspace_rule(1, "acme", l, d))]));
+            // (admitted at, final tokens) and the reservations still open.
+            let mut log: Vec<(u64, u64)> = Vec::new();
+            let mut open: Vec<(usize, maasctl::gateway::limiter::Reservation)> = Vec::new();
+            for _ in 0..400 {
+                clock.advance(match rng.u8(0..10) {
+                    0..=5 => rng.u64(0..20),
+                    6..=8 => rng.u64(20..400),
+                    _ => rng.u64(400..3_000),
+                });
+                if !open.is_empty() && rng.u8(0..3) > 0 {
+                    let (i, r) = open.swap_remove(rng.usize(..open.len()));
+                    let used = if rng.u8(0..5) == 0 {
+                        0
+                    } else {
+                        rng.u64(0..=r.estimate().total())
+                    };
+                    if used == 0 && rng.bool() {
+                        drop(r);
+                    } else {
+                        r.settle(used);
+                    }
+                    log[i].1 = used;
+                    continue;
+                }
+                let e = est(rng.u64(1..300), rng.u64(0..600));
+                if let (Decision::Admit(_), Some(r)) =
+                    reserve_now(&limiter, &limits, "k", "acme", e)
+                {
+                    log.push((maasctl::gateway::limiter::Clock::now_ms(&*clock), e.total()));
+                    open.push((log.len() - 1, r));
+                }
+            }
+            let d_ms = u64::from(d) * 1000;
+            for &(t, _) in &log {
+                let span: u64 = log
+                    .iter()
+                    .filter(|(a, _)| *a + d_ms > t && *a <= t)
+                    .map(|x| x.1)
+                    .sum();
+                assert!(
+                    span <= u64::from(l),
+                    "seed {seed}: {span} tokens in the {d}s before {t}, limit {l}"
+                );
+            }
+        }
+    }
+
+    /// 256 concurrent callers reserving and settling: the window never
+    /// holds more than L, the count is exactly what was used, and room
+    /// returns after D.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_reservations_stay_within_the_limit_and_count_exactly() {
+        let clock = Arc::new(ManualClock::new(5_000_000));
+        let limiter = Limiter::with_clock(clock.clone());
+        let limits = Arc::new(limiter.compile(&model(
+            "m",
+            vec![tokens(workspace_rule(1, "acme", 10_000, 2))],
+        )));
+        let tasks: Vec<_> = (0..256u64)
+            .map(|i| {
+                let (limiter, limits) = (Arc::clone(&limiter), Arc::clone(&limits));
+                tokio::spawn(async move {
+                    let (d, r) = limiter.reserve(&limits, "k", "acme", est(100, 300)).await;
+                    tokio::task::yield_now().await;
+                    match (d, r) {
+                        (Decision::Admit(_), Some(r)) => {
+                            let used = 50 + i % 300;
+                            r.settle(used);
+                            used
+                        }
+                        _ => 0,
+                    }
+                })
+            })
+            .collect();
+        let mut total = 0;
+        let mut passed = 0;
+        for t in tasks {
+            let u = t.await.unwrap();
+            total += u;
+            passed += u64::from(u > 0);
+        }
+        assert!((25..256).contains(&passed), "admitted {passed}");
+        assert!(total <= 10_000);
+        assert_eq!(
+            u64::from(used(&limiter, 1)),
+            total,
+            "settled exactly to what was used"
+        );
+        clock.advance(2_000 + bucket_width_ms(2));
+        assert_eq!(used(&limiter, 1), 0);
+        let (d, _) = limiter.reserve(&limits, "k", "acme", est(100, 300)).await;
+        assert!(admitted(&d));
+    }
+}

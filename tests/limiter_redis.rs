@@ -638,6 +638,7 @@ mod end_to_end {
             key_id: None,
             limit,
             duration_secs: 600,
+            unit: Default::default(),
         };
         site.apply(vec![Change::UpdateRule {
             model: "m".into(),

@@ -134,6 +134,7 @@ fn everything() -> Vec<Change> {
                 key_id: Some("key_00000002".into()),
                 limit: 60,
                 duration_secs: 60,
+                unit: Default::default(),
             },
         },
         Change::AddRule {
@@ -144,6 +145,7 @@ fn everything() -> Vec<Change> {
                 key_id: None,
                 limit: 1000,
                 duration_secs: 3600,
+                unit: Default::default(),
             },
         },
         Change::AddRule {
@@ -154,6 +156,8 @@ fn everything() -> Vec<Change> {
                 key_id: None,
                 limit: 1,
                 duration_secs: 1,
+                // Schema 4: a token rule round trips on both backends.
+                unit: RuleUnit::Tokens,
             },
         },
     ]
@@ -412,12 +416,13 @@ on_both! {
 fn an_older_schema_is_migrated_keeping_its_data(b) {
     b.open().apply(everything(), &by()).unwrap();
     // Turn the store back into a schema-1 store: without what migrations 2
-    // (api_key_ref) and 3 (audit trail, history, admin tokens) added.
+    // (api_key_ref), 3 (audit trail, history, admin tokens) and 4 (rule
+    // unit) added.
     const LATER_TABLES: &str =
         "DROP TABLE audit_entities; DROP TABLE audit; DROP TABLE revisions; DROP TABLE admin_tokens;";
     b.raw_sql(
-        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; {LATER_TABLES} PRAGMA user_version = 1;"),
-        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; {LATER_TABLES} DROP FUNCTION maasctl_audit_append_only(); UPDATE maasctl_schema SET version = 1"),
+        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE rules DROP COLUMN unit; {LATER_TABLES} PRAGMA user_version = 1;"),
+        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE rules DROP COLUMN unit; {LATER_TABLES} DROP FUNCTION maasctl_audit_append_only(); UPDATE maasctl_schema SET version = 1"),
     );
     let s = b.open();
     assert_eq!(b.schema_version(), b.current_schema());
@@ -433,6 +438,8 @@ fn an_older_schema_is_migrated_keeping_its_data(b) {
     );
     assert_eq!(m.spec.endpoints[0].api_key_ref, None);
     assert_eq!(m.rules.len(), 2);
+    // Rules written before schema 4 count requests.
+    assert!(m.rules.iter().all(|r| r.spec.unit == RuleUnit::Requests));
 }
 }
 

@@ -139,6 +139,8 @@ pub struct RuleView {
     pub key_name: Option<String>,
     pub limit: u32,
     pub duration_secs: u32,
+    /// `requests` or `tokens`: what `limit` counts.
+    pub unit: &'static str,
 }
 
 impl RuleView {
@@ -157,6 +159,7 @@ impl RuleView {
                 .map(|k| k.name.clone()),
             limit: r.spec.limit,
             duration_secs: r.spec.duration_secs,
+            unit: r.spec.unit.as_str(),
         }
     }
 }
@@ -347,7 +350,11 @@ pub fn rule_table(rules: &[RuleView]) -> String {
             r.target.clone(),
             r.workspace.clone(),
             key,
-            r.limit.to_string(),
+            if r.unit == "requests" {
+                r.limit.to_string()
+            } else {
+                format!("{} {}", r.limit, r.unit)
+            },
             format!("{}s", r.duration_secs),
         ]);
     }

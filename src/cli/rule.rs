@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use super::key::resolve_key;
 use super::model::{RuleView, rule_table};
 use super::{CliError, CliResult, Ctx};
-use crate::domain::{Change, Outcome, Registry, RuleSpec, RuleTarget};
+use crate::domain::{Change, Outcome, Registry, RuleSpec, RuleTarget, RuleUnit};
 
 /// `maasctl rule …`.
 #[derive(Debug, Subcommand)]
@@ -49,12 +49,16 @@ pub struct AddArgs {
     /// Key id or name (target api-key).
     #[arg(long)]
     key: Option<String>,
-    /// Requests admitted per window (at least 1).
+    /// Requests (or tokens, with --unit tokens) admitted per window (at least 1).
     #[arg(long)]
     limit: u32,
     /// Window length in seconds (at least 1).
     #[arg(long, value_name = "SECONDS")]
     duration: u32,
+    /// What --limit counts: requests (default) or tokens (prompt +
+    /// completion, reserved before forwarding, settled to the upstream's usage).
+    #[arg(long, default_value = "requests")]
+    unit: RuleUnit,
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +75,9 @@ pub struct EditArgs {
     limit: Option<u32>,
     #[arg(long, value_name = "SECONDS")]
     duration: Option<u32>,
+    /// requests or tokens (a changed unit starts the rule's window afresh).
+    #[arg(long)]
+    unit: Option<RuleUnit>,
 }
 
 pub fn run(ctx: &Ctx, cmd: Cmd) -> CliResult {
@@ -139,6 +146,7 @@ fn add(ctx: &Ctx, a: AddArgs) -> CliResult {
             key_id,
             limit: a.limit,
             duration_secs: a.duration,
+            unit: a.unit,
         };
         Ok((
             vec![Change::AddRule {
@@ -185,6 +193,9 @@ fn edit(ctx: &Ctx, a: EditArgs) -> CliResult {
         }
         if let Some(d) = a.duration {
             spec.duration_secs = d;
+        }
+        if let Some(u) = a.unit {
+            spec.unit = u;
         }
         Ok((
             vec![Change::UpdateRule {

@@ -94,6 +94,7 @@ fn rule(
             key_id: k.map(|k| k.id.clone()),
             limit,
             duration_secs: secs,
+            unit: Default::default(),
         },
     }
 }

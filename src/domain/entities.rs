@@ -229,6 +229,51 @@ impl std::str::FromStr for RuleTarget {
     }
 }
 
+/// What a rate-limit rule counts: calls, or the tokens they use (prompt +
+/// completion, reserved before forwarding and settled to the upstream's
+/// `usage`; docs/rate-limits.md, "Token rules").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleUnit {
+    /// One per call (the default).
+    #[default]
+    Requests,
+    /// Prompt + completion tokens.
+    Tokens,
+}
+
+impl RuleUnit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleUnit::Requests => "requests",
+            RuleUnit::Tokens => "tokens",
+        }
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == RuleUnit::Requests
+    }
+}
+
+impl fmt::Display for RuleUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RuleUnit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "requests" | "request" | "req" => Ok(RuleUnit::Requests),
+            "tokens" | "token" | "tok" => Ok(RuleUnit::Tokens),
+            other => Err(format!(
+                "'{other}' is not a rule unit; use requests or tokens"
+            )),
+        }
+    }
+}
+
 /// What a rule asks for (without its id): the form and CLI input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -238,10 +283,13 @@ pub struct RuleSpec {
     /// Key id; only for target `api-key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
-    /// Requests admitted per window (≥ 1).
+    /// Requests (or tokens, for unit `tokens`) admitted per window (≥ 1).
     pub limit: u32,
     /// Window length in seconds (≥ 1).
     pub duration_secs: u32,
+    /// What `limit` counts; `requests` when absent.
+    #[serde(default, skip_serializing_if = "RuleUnit::is_default")]
+    pub unit: RuleUnit,
 }
 
 /// A rate-limit rule of a model.
@@ -254,14 +302,19 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// `api-key key_1234abcd: 50 per 2s` / `workspace acme: 1000 per 60s`.
+    /// `api-key key_1234abcd: 50 per 2s` / `workspace acme: 1000 per 60s` /
+    /// `workspace acme: 90000 tokens per 60s`.
     pub fn describe(&self) -> String {
         let subject = match self.spec.target {
             RuleTarget::ApiKey => format!("api-key {}", self.spec.key_id.as_deref().unwrap_or("?")),
             RuleTarget::Workspace => format!("workspace {}", self.spec.workspace),
         };
+        let unit = match self.spec.unit {
+            RuleUnit::Requests => "",
+            RuleUnit::Tokens => " tokens",
+        };
         format!(
-            "rule #{} ({subject}: {} per {}s)",
+            "rule #{} ({subject}: {}{unit} per {}s)",
             self.id, self.spec.limit, self.spec.duration_secs
         )
     }

@@ -45,6 +45,7 @@ fn rule(target: RuleTarget, workspace: &str, key: Option<&str>, limit: u32, dur:
         key_id: key.map(str::to_string),
         limit,
         duration_secs: dur,
+        unit: Default::default(),
     }
 }
 

@@ -131,6 +131,7 @@ pub static RULES: Table = Table {
         "key_id",
         "limit",
         "duration_secs",
+        "unit",
     ],
     key: &["id"],
     insert_only: &[],
@@ -286,6 +287,7 @@ fn rule_record(model: &str, position: usize, rule: &Rule) -> Record {
         .opt_text("key_id", rule.spec.key_id.as_deref())
         .int("limit", rule.spec.limit)
         .int("duration_secs", rule.spec.duration_secs)
+        .text("unit", rule.spec.unit.as_str())
 }
 
 fn rule(r: Row) -> Result<Rule, StoreError> {
@@ -297,6 +299,7 @@ fn rule(r: Row) -> Result<Rule, StoreError> {
             key_id: r.opt_text("key_id")?,
             limit: r.int("limit")?,
             duration_secs: r.int("duration_secs")?,
+            unit: r.parse("unit")?,
         },
     })
 }
@@ -797,6 +800,7 @@ mod tests {
                         key_id: None,
                         limit: 1,
                         duration_secs: 1,
+                        unit: Default::default(),
                     },
                 },
             ],

@@ -182,6 +182,13 @@ pub const MIGRATIONS: &[Migration] = &[
         FOR EACH STATEMENT EXECUTE FUNCTION maasctl_audit_append_only();
     "#,
     },
+    // 4: what a rate-limit rule counts (docs/rate-limits.md, "Token rules");
+    // rules written before it count requests.
+    Migration::portable(
+        r#"
+    ALTER TABLE rules ADD COLUMN unit TEXT NOT NULL DEFAULT 'requests';
+    "#,
+    ),
 ];
 
 /// The schema version this build writes.

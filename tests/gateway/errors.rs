@@ -380,6 +380,7 @@ async fn throttled_requests_get_429_naming_the_rule() {
             key_id: Some(key_id.clone()),
             limit: 1,
             duration_secs: 60,
+            unit: Default::default(),
         },
     }]);
     let gw = Gw::start(&ts, fast_config()).await;

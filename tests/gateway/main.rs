@@ -14,4 +14,5 @@ mod routing;
 mod streaming;
 mod support;
 mod tls;
+mod tokens;
 mod truth;

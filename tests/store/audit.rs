@@ -46,6 +46,7 @@ fn rule(limit: u32) -> RuleSpec {
         key_id: Some("key_00000001".into()),
         limit,
         duration_secs: 60,
+        unit: Default::default(),
     }
 }
 

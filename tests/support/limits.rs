@@ -19,6 +19,7 @@ pub fn key_rule(id: u64, workspace: &str, key: &str, limit: u32, duration_secs: 
             key_id: Some(key.into()),
             limit,
             duration_secs,
+            unit: Default::default(),
         },
     }
 }
@@ -32,6 +33,7 @@ pub fn workspace_rule(id: u64, workspace: &str, limit: u32, duration_secs: u32) 
             key_id: None,
             limit,
             duration_secs,
+            unit: Default::default(),
         },
     }
 }
@@ -60,5 +62,26 @@ pub fn check_now(limiter: &Limiter, limits: &ModelLimits, key: &str, ws: &str) -
     match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(d) => d,
         Poll::Pending => panic!("a local check waited"),
+    }
+}
+
+/// `rule`, counting tokens.
+pub fn tokens(mut rule: Rule) -> Rule {
+    rule.spec.unit = maasctl::domain::RuleUnit::Tokens;
+    rule
+}
+
+/// A local reservation completes without waiting; run it to completion here.
+pub fn reserve_now(
+    limiter: &std::sync::Arc<Limiter>,
+    limits: &ModelLimits,
+    key: &str,
+    ws: &str,
+    estimate: maasctl::gateway::limiter::Estimate,
+) -> (Decision, Option<maasctl::gateway::limiter::Reservation>) {
+    let mut fut = pin!(limiter.reserve(limits, key, ws, estimate));
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(d) => d,
+        Poll::Pending => panic!("a local reservation waited"),
     }
 }

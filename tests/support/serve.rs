@@ -119,6 +119,7 @@ impl Site {
                 key_id: key_id.map(str::to_owned),
                 limit,
                 duration_secs,
+                unit: Default::default(),
             },
         }]);
         let reg = self.store.load().unwrap();

@@ -142,6 +142,7 @@ pub fn registry(extra: usize) -> Registry {
                 key_id: Some("key_0000a001".into()),
                 limit: 10,
                 duration_secs: 1,
+                unit: Default::default(),
             },
         },
         Change::AddRule {
@@ -152,6 +153,7 @@ pub fn registry(extra: usize) -> Registry {
                 key_id: None,
                 limit: 600,
                 duration_secs: 60,
+                unit: Default::default(),
             },
         },
     ];

@@ -1,4 +1,4 @@
-//! Rules in a file: `rules: [{target, workspace, key, limit, duration}]`
+//! Rules in a file: `rules: [{target, workspace, key, limit, duration, unit}]`
 //! under their model, without ids: matched to the stored rules by content,
 //! then by subject, and updated in place so ids (and the gateway's limiter
 //! windows) survive edits.
@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Planner;
-use crate::domain::entities::{Rule, RuleSpec, RuleTarget};
+use crate::domain::entities::{Rule, RuleSpec, RuleTarget, RuleUnit};
 use crate::domain::error::DomainError;
 use crate::domain::limits::shown;
 use crate::domain::registry::{Change, Registry};
@@ -22,6 +22,9 @@ pub struct RuleDecl {
     pub limit: u32,
     /// Seconds.
     pub duration: u32,
+    /// `requests` (default, left out of exports) or `tokens`.
+    #[serde(default, skip_serializing_if = "RuleUnit::is_default")]
+    pub unit: RuleUnit,
 }
 
 impl RuleDecl {
@@ -37,6 +40,7 @@ impl RuleDecl {
             }),
             limit: r.spec.limit,
             duration: r.spec.duration_secs,
+            unit: r.spec.unit,
         }
     }
 }
@@ -71,6 +75,7 @@ impl Planner {
             key_id,
             limit: r.limit,
             duration_secs: r.duration,
+            unit: r.unit,
         })
     }
 }

@@ -9,13 +9,16 @@ use serde::{Deserialize, Serialize};
 
 use super::local::{Peek, clamp_u32};
 use super::window::Window;
-use crate::domain::{LimiterMode, RuleTarget};
+use crate::domain::{LimiterMode, RuleTarget, RuleUnit};
 
 /// One applicable rule, as the limiter sees it now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleExplanation {
     pub rule_id: u64,
     pub target: RuleTarget,
+    /// What `limit`, `used` and `remaining` count (requests or tokens).
+    #[serde(default)]
+    pub unit: RuleUnit,
     /// The key id (target api-key) or workspace name (target workspace).
     pub subject: String,
     /// The limit enforced now (this replica's share while fallen back).
@@ -63,6 +66,7 @@ impl Explanation {
             .map(|(w, p)| RuleExplanation {
                 rule_id: w.rule_id,
                 target: w.target,
+                unit: w.unit,
                 subject: w.subject.clone(),
                 limit: clamp_u32(p.limit),
                 duration_secs: w.duration_secs(),
@@ -90,6 +94,14 @@ impl Explanation {
             retry_after_ms: blocking.map_or(0, |r| r.room_in_ms),
             rules,
         }
+    }
+}
+
+/// `` for requests, ` tokens` for tokens: after a count.
+fn unit_suffix(unit: RuleUnit) -> &'static str {
+    match unit {
+        RuleUnit::Requests => "",
+        RuleUnit::Tokens => " tokens",
     }
 }
 
@@ -139,7 +151,7 @@ impl fmt::Display for Explanation {
                     format!("#{}", r.rule_id),
                     r.target.to_string(),
                     r.subject.clone(),
-                    format!("{}/{}", r.used, r.limit),
+                    format!("{}/{}{}", r.used, r.limit, unit_suffix(r.unit)),
                     format!("{}s", r.duration_secs),
                     if r.used == 0 {
                         "-".into()
@@ -149,7 +161,7 @@ impl fmt::Display for Explanation {
                     if r.full {
                         format!("full, room in {}", human_ms(r.room_in_ms))
                     } else {
-                        format!("ok, {} left", r.remaining)
+                        format!("ok, {}{} left", r.remaining, unit_suffix(r.unit))
                     },
                 ]
             })
@@ -181,11 +193,12 @@ impl fmt::Display for Explanation {
         {
             Some(r) => writeln!(
                 f,
-                "next request: rejected by rule #{} ({} {}: {} per {}s); admitted again in {}",
+                "next request: rejected by rule #{} ({} {}: {}{} per {}s); admitted again in {}",
                 r.rule_id,
                 r.target,
                 r.subject,
                 r.limit,
+                unit_suffix(r.unit),
                 r.duration_secs,
                 human_ms(self.retry_after_ms)
             ),

@@ -10,6 +10,27 @@ use parking_lot::MutexGuard;
 
 use super::window::{Ring, Window};
 use super::{Decision, Headroom, Rejection};
+use crate::domain::RuleUnit;
+
+/// What a request counts in `w`: 1 in a request rule's window, its
+/// reservation (`tokens`) in a token rule's.
+pub fn cost(w: &Window, tokens: u64) -> u64 {
+    match w.unit {
+        RuleUnit::Requests => 1,
+        RuleUnit::Tokens => tokens,
+    }
+}
+
+/// Milliseconds until `ring` (advanced to `now`) has room for `cost` more
+/// under `limit`: never for a cost above the limit, then the time until
+/// the window is empty is the answer (it still would not fit).
+pub fn wait_for(ring: &Ring, limit: u64, cost: u64, now: u64) -> u64 {
+    if cost > limit {
+        ring.reset_in(now)
+    } else {
+        ring.room_in(limit - cost + 1, now)
+    }
+}
 
 /// The limit a replica enforces: the rule's own, or its share of it while
 /// shared mode has fallen back to local windows (`divisor` = live replicas).
@@ -42,8 +63,9 @@ pub fn with_locked<W: AsRef<Window>, R>(
     }
 }
 
-/// Admit and count against every window, or reject and count against none.
-pub fn check<W: AsRef<Window>>(windows: &[W], now: u64, divisor: u32) -> Decision {
+/// Admit and count against every window (1 in a request rule's window,
+/// `tokens` in a token rule's), or reject and count against none.
+pub fn check<W: AsRef<Window>>(windows: &[W], now: u64, divisor: u32, tokens: u64) -> Decision {
     if windows.is_empty() {
         return Decision::Admit(None);
     }
@@ -52,9 +74,11 @@ pub fn check<W: AsRef<Window>>(windows: &[W], now: u64, divisor: u32) -> Decisio
         let mut blocking: Option<(usize, u64, u64)> = None;
         for (i, ring) in rings.iter_mut().enumerate() {
             ring.advance(now);
-            let limit = effective_limit(windows[i].as_ref().limit(), divisor);
-            if ring.used() >= limit {
-                let wait = ring.room_in(limit, now);
+            let w = windows[i].as_ref();
+            let limit = effective_limit(w.limit(), divisor);
+            let cost = cost(w, tokens);
+            if ring.used() + cost > limit {
+                let wait = wait_for(ring, limit, cost, now);
                 if blocking.is_none_or(|(_, _, w)| wait > w) {
                     blocking = Some((i, limit, wait));
                 }
@@ -63,13 +87,18 @@ pub fn check<W: AsRef<Window>>(windows: &[W], now: u64, divisor: u32) -> Decisio
         if let Some((i, limit, wait)) = blocking {
             let w = windows[i].as_ref();
             rings[i].throttled += 1;
-            return Decision::Reject(rejection(w, limit, wait, rings[i].reset_in(now)));
+            let requested = cost(w, tokens);
+            return Decision::Reject(rejection(w, limit, requested, wait, rings[i].reset_in(now)));
         }
         let mut tightest: Option<Headroom> = None;
         for (i, ring) in rings.iter_mut().enumerate() {
             let w = windows[i].as_ref();
-            ring.add(1);
+            ring.add(cost(w, tokens));
             ring.admitted += 1;
+            if w.unit == RuleUnit::Tokens {
+                // The x-ratelimit-* headers speak of requests.
+                continue;
+            }
             let limit = effective_limit(w.limit(), divisor);
             let remaining = limit.saturating_sub(ring.used());
             if tightest
@@ -88,11 +117,19 @@ pub fn check<W: AsRef<Window>>(windows: &[W], now: u64, divisor: u32) -> Decisio
     })
 }
 
-/// The 429 details for window `w`.
-pub fn rejection(w: &Window, limit: u64, retry_after_ms: u64, reset_ms: u64) -> Rejection {
+/// The 429 details for window `w`, refusing a request that needed `requested`.
+pub fn rejection(
+    w: &Window,
+    limit: u64,
+    requested: u64,
+    retry_after_ms: u64,
+    reset_ms: u64,
+) -> Rejection {
     Rejection {
         rule_id: w.rule_id,
         target: w.target,
+        unit: w.unit,
+        requested,
         subject: w.subject.clone(),
         limit: clamp_u32(limit),
         duration_secs: w.duration_secs(),
@@ -141,17 +178,32 @@ pub fn peek<W: AsRef<Window>>(windows: &[W], now: u64, divisor: u32) -> Vec<Peek
 /// Count an admission decided elsewhere (by Redis) in the local windows too,
 /// so that a fall-back to local limits starts from this replica's history,
 /// and in the rules' admitted totals.
-pub fn record<W: AsRef<Window>>(windows: &[W], now: u64) {
+pub fn record<W: AsRef<Window>>(windows: &[W], now: u64, tokens: u64) {
     if windows.is_empty() {
         return;
     }
     with_locked(windows, |rings| {
-        for ring in rings.iter_mut() {
+        for (ring, w) in rings.iter_mut().zip(windows) {
             ring.advance(now);
-            ring.add(1);
+            ring.add(cost(w.as_ref(), tokens));
             ring.admitted += 1;
         }
     });
+}
+
+/// Settle a reservation of `reserved` tokens made at `at` in token window
+/// `w` (whose buckets were `width` ms wide then) to `used`: give back what
+/// was not used from the bucket it was counted in (if that bucket is still
+/// counted and the window was not re-cut since), or count what was used
+/// beyond it now.
+pub fn settle(w: &Window, at: u64, width: u64, reserved: u64, used: u64, now: u64) {
+    let mut ring = w.ring.lock();
+    ring.advance(now);
+    if used > reserved {
+        ring.add(used - reserved);
+    } else if ring.width() == width {
+        ring.refund(at, reserved - used);
+    }
 }
 
 pub fn clamp_u32(v: u64) -> u32 {

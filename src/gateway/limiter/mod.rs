@@ -21,13 +21,20 @@
 //! - `Limiter::check(&self, limits, key_id, workspace).await -> Decision` —
 //!   admits (and counts against every matching rule) or rejects (counts
 //!   against none).
+//! - `Limiter::reserve(self: &Arc<Self>, limits, key_id, workspace,
+//!   estimate).await -> (Decision, Option<Reservation>)` — the same for a
+//!   model with token rules (`ModelLimits::counts_tokens`): token rules
+//!   count the estimate, held by the [`Reservation`] until it is settled to
+//!   the answer's usage (`reserve.rs`, `estimate.rs`).
 //! - `Limiter::stats(&self) -> Vec<RuleStats>`, `Limiter::mode()`,
 //!   `Limiter::explain(…).await` (what `maasctl rule explain` shows).
 
 mod clock;
+pub mod estimate;
 mod explain;
 mod local;
 mod lookup;
+mod reserve;
 mod shared;
 mod window;
 
@@ -39,11 +46,13 @@ use std::sync::atomic::Ordering;
 use parking_lot::Mutex;
 
 pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use estimate::{DEFAULT_COMPLETION_CAP, Estimate};
 pub use explain::{Explanation, RuleExplanation};
+pub use reserve::Reservation;
 pub use shared::{DEFAULT_PREFIX, SharedConfig, redacted};
 pub use window::{BUCKETS, bucket_width_ms};
 
-use crate::domain::{LimiterMode, Model, RuleTarget};
+use crate::domain::{LimiterMode, Model, RuleTarget, RuleUnit};
 use crate::gateway::RuleStats;
 use lookup::{FastMap, Name, WindowList};
 use shared::{Answer, RedisLimiter};
@@ -65,6 +74,11 @@ pub struct Headroom {
 pub struct Rejection {
     pub rule_id: u64,
     pub target: RuleTarget,
+    /// What the rule counts.
+    pub unit: RuleUnit,
+    /// What the refused request needed of the rule: 1 (requests) or its
+    /// token reservation (tokens; more than `limit` means it never fits).
+    pub requested: u64,
     /// The key id (target api-key) or workspace name (target workspace).
     pub subject: String,
     pub limit: u32,
@@ -98,11 +112,19 @@ pub struct ModelLimits {
     model: Arc<str>,
     by_key: FastMap<Name, KeyRules>,
     by_workspace: FastMap<Name, WindowList>,
+    /// Some rule counts tokens: requests need an estimate and a reservation.
+    tokens: bool,
 }
 
 impl ModelLimits {
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty() && self.by_workspace.is_empty()
+    }
+
+    /// Whether some rule of the model counts tokens (then the gateway
+    /// estimates each request and calls [`Limiter::reserve`]).
+    pub fn counts_tokens(&self) -> bool {
+        self.tokens
     }
 
     pub fn model(&self) -> &str {
@@ -247,6 +269,7 @@ impl Limiter {
             model: name.into(),
             by_key,
             by_workspace,
+            tokens: model.rules.iter().any(|r| r.spec.unit == RuleUnit::Tokens),
         }
     }
 
@@ -257,24 +280,74 @@ impl Limiter {
     }
 
     /// Admit (counting against every rule of `limits` that targets `key_id`
-    /// or `workspace`) or reject (counting against none).
+    /// or `workspace`) or reject (counting against none). A token rule
+    /// counts one token here: requests to models with token rules go
+    /// through [`reserve`](Self::reserve).
     pub async fn check(&self, limits: &ModelLimits, key_id: &str, workspace: &str) -> Decision {
         let windows = limits.matching(key_id, workspace);
+        self.admit(&windows, 1).await.0
+    }
+
+    /// [`check`](Self::check) for a model with token rules: its token rules
+    /// count `estimate.total()`, held by the returned [`Reservation`] until
+    /// it is settled to what the answer used (dropped unsettled, it gives
+    /// everything back). No reservation when rejected or when no token rule
+    /// matched.
+    pub async fn reserve(
+        self: &Arc<Self>,
+        limits: &ModelLimits,
+        key_id: &str,
+        workspace: &str,
+        estimate: Estimate,
+    ) -> (Decision, Option<Reservation>) {
+        let windows = limits.matching(key_id, workspace);
+        let (decision, redis_at) = self.admit(&windows, estimate.total()).await;
+        if !matches!(decision, Decision::Admit(_)) {
+            return (decision, None);
+        }
+        let held: reserve::Held = windows
+            .iter()
+            .filter(|w| w.unit == RuleUnit::Tokens)
+            .map(|w| (Arc::clone(w), w.ring.lock().width()))
+            .collect();
+        if held.is_empty() {
+            return (decision, None);
+        }
+        let reservation = Reservation {
+            limiter: Arc::clone(self),
+            windows: held,
+            estimate,
+            at: self.clock.now_ms(),
+            redis_at,
+            settled: false,
+        };
+        (decision, Some(reservation))
+    }
+
+    /// The decision over `windows` for a request costing `tokens` in token
+    /// rules, and Redis's time when Redis counted it.
+    async fn admit(&self, windows: &[Arc<Window>], tokens: u64) -> (Decision, Option<u64>) {
         if windows.is_empty() {
-            return Decision::Admit(None);
+            return (Decision::Admit(None), None);
         }
         let Some(shared) = &self.shared else {
-            return local::check(&windows[..], self.clock.now_ms(), 1);
+            return (local::check(windows, self.clock.now_ms(), 1, tokens), None);
         };
-        match shared.run(&windows[..], true).await {
-            Some(answer) => self.apply(&windows, &answer),
-            None => local::check(&windows[..], self.clock.now_ms(), shared.replicas()),
+        match shared.run(windows, true, tokens).await {
+            Some(answer) => (self.apply(windows, &answer, tokens), Some(answer.now)),
+            None => {
+                let divisor = shared.replicas();
+                (
+                    local::check(windows, self.clock.now_ms(), divisor, tokens),
+                    None,
+                )
+            }
         }
     }
 
     /// Turn Redis's answer into a decision, and keep this replica's
     /// counters and local windows in step with it.
-    fn apply(&self, windows: &[Arc<Window>], answer: &Answer) -> Decision {
+    fn apply(&self, windows: &[Arc<Window>], answer: &Answer, tokens: u64) -> Decision {
         let now = self.clock.now_ms();
         for (w, &(used, room, reset)) in windows.iter().zip(&answer.windows) {
             w.observed.record(used, room, reset, now);
@@ -283,11 +356,15 @@ impl Limiter {
             let w = &windows[i];
             w.ring.lock().throttled += 1;
             let (_, room, reset) = answer.windows[i];
-            return Decision::Reject(local::rejection(w, u64::from(w.limit()), room, reset));
+            let (limit, cost) = (u64::from(w.limit()), local::cost(w, tokens));
+            return Decision::Reject(local::rejection(w, limit, cost, room, reset));
         }
-        local::record(windows, now);
+        local::record(windows, now, tokens);
         let mut tightest: Option<Headroom> = None;
         for (w, &(used, _, reset)) in windows.iter().zip(&answer.windows) {
+            if w.unit == RuleUnit::Tokens {
+                continue;
+            }
             let remaining = local::clamp_u32(u64::from(w.limit()).saturating_sub(used));
             if tightest.as_ref().is_none_or(|t| remaining < t.remaining) {
                 tightest = Some(Headroom {
@@ -312,7 +389,7 @@ impl Limiter {
         let windows = limits.matching(key_id, workspace);
         let mut states = None;
         if let Some(shared) = &self.shared {
-            if let Some(answer) = shared.run(&windows[..], false).await {
+            if let Some(answer) = shared.run(&windows[..], false, 1).await {
                 states = Some(
                     windows
                         .iter()

@@ -81,6 +81,8 @@ struct Link {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub admitted: bool,
+    /// Redis's time of the decision (ms): where an admission was counted.
+    pub now: u64,
     /// Index (into the request's windows) of the rule that blocks, if any.
     pub blocking: Option<usize>,
     /// Per window: used, ms until room, ms until fully reset.
@@ -113,6 +115,7 @@ struct State {
     replicas: AtomicU32,
     replica_id: String,
     window: Script,
+    settle: Script,
     heartbeat: Script,
 }
 
@@ -149,6 +152,7 @@ impl RedisLimiter {
             generation: AtomicU64::new(0),
             replicas: AtomicU32::new(1),
             window: Script::new(include_str!("window.lua")),
+            settle: Script::new(include_str!("settle.lua")),
             heartbeat: Script::new(HEARTBEAT_LUA),
             config,
         });
@@ -186,26 +190,36 @@ impl RedisLimiter {
         self.state.replicas.load(Ordering::Relaxed).max(1)
     }
 
+    /// The fixed time of the scripts (tests), or '' for Redis `TIME`.
+    fn fixed_now(&self) -> String {
+        self.state
+            .config
+            .clock
+            .as_ref()
+            .map_or(String::new(), |c| c.now_ms().to_string())
+    }
+
     /// Run the window script for `windows` (sorted by rule id): `hit` checks
-    /// and counts, otherwise it only reads. `None` when Redis is not usable
-    /// (already fallen back, or it failed now: then the limiter falls back).
-    pub async fn run(&self, windows: &[impl AsRef<Window>], hit: bool) -> Option<Answer> {
+    /// and counts (1 in a request rule, `tokens` in a token rule), otherwise
+    /// it only reads. `None` when Redis is not usable (already fallen back,
+    /// or it failed now: then the limiter falls back).
+    pub async fn run(
+        &self,
+        windows: &[impl AsRef<Window>],
+        hit: bool,
+        tokens: u64,
+    ) -> Option<Answer> {
         let link = self.state.link.load_full()?;
         let mut invocation = self.state.window.prepare_invoke();
         invocation.arg(if hit { "hit" } else { "peek" });
-        invocation.arg(
-            self.state
-                .config
-                .clock
-                .as_ref()
-                .map_or(String::new(), |c| c.now_ms().to_string()),
-        );
+        invocation.arg(self.fixed_now());
         for w in windows {
             let w = w.as_ref();
             invocation
                 .key(&w.redis_key)
                 .arg(w.limit())
-                .arg(u64::from(w.duration_secs()) * 1000);
+                .arg(u64::from(w.duration_secs()) * 1000)
+                .arg(super::local::cost(w, tokens));
         }
         let mut conn = link.conn.clone();
         let reply = tokio::time::timeout(
@@ -227,6 +241,43 @@ impl RedisLimiter {
         self.state.lost(link.generation, &failure);
         None
     }
+
+    /// Settle a token reservation of `reserved` counted at Redis time `at`
+    /// in `windows` (with their bucket widths then) to `used`, in one call
+    /// of `settle.lua`. If Redis is not usable the reservation stays
+    /// counted there until its bucket leaves the window (conservative).
+    pub async fn settle(&self, windows: &[(Arc<Window>, u64)], at: u64, reserved: u64, used: u64) {
+        let Some(link) = self.state.link.load_full() else {
+            return;
+        };
+        let mut invocation = self.state.settle.prepare_invoke();
+        invocation
+            .arg(self.fixed_now())
+            .arg(at)
+            .arg(reserved)
+            .arg(used);
+        for (w, width) in windows {
+            invocation
+                .key(&w.redis_key)
+                .arg(*width)
+                .arg(u64::from(w.duration_secs()) * 1000);
+        }
+        let mut conn = link.conn.clone();
+        let reply = tokio::time::timeout(
+            self.state.config.timeout,
+            invocation.invoke_async::<i64>(&mut conn),
+        )
+        .await;
+        let failure = match reply {
+            Ok(Ok(_)) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!(
+                "no answer within {} ms",
+                self.state.config.timeout.as_millis()
+            ),
+        };
+        self.state.lost(link.generation, &failure);
+    }
 }
 
 fn parse_answer(values: &[i64], n: usize) -> Option<Answer> {
@@ -239,6 +290,7 @@ fn parse_answer(values: &[i64], n: usize) -> Option<Answer> {
     }
     Some(Answer {
         admitted: values[0] == 1,
+        now: values[2] as u64,
         blocking: blocking.checked_sub(1),
         windows: values[3..]
             .chunks_exact(3)
@@ -321,10 +373,12 @@ impl State {
             .await
             .map_err(|e| e.to_string())?;
         // Loaded now so the request path never pays the NOSCRIPT retry.
-        self.window
-            .load_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
+        for script in [&self.window, &self.settle] {
+            script
+                .load_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         self.beat(&mut conn).await?;
         Ok(conn)
     }

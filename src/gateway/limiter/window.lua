@@ -5,8 +5,11 @@
 -- ARGV[1]      'hit' (admit and count if every window has room) or 'peek'
 -- ARGV[2]      '' (use Redis TIME) or a fixed now in ms (deterministic tests;
 --              keys then get no expiry, which runs on real time)
--- ARGV[2i+1]   rule i's limit
--- ARGV[2i+2]   rule i's duration, ms
+-- ARGV[3i]     rule i's limit
+-- ARGV[3i+1]   rule i's duration, ms
+-- ARGV[3i+2]   what the request counts in rule i: 1 (a request rule) or
+--              its token reservation (a token rule); it is admitted when
+--              used + cost <= limit in every window
 --
 -- A window hash holds one field per bucket, named by the bucket's end
 -- (exclusive, ms of Redis TIME) with its count, plus 's' (sum of the
@@ -61,6 +64,7 @@ end
 -- Milliseconds until the window holds fewer than limit requests.
 local function room(key, sum, limit, dur)
   if sum < limit then return 0 end
+  if limit < 1 then return dur end
   local all = redis.call('HGETALL', key)
   local live = {}
   for j = 1, #all, 2 do
@@ -76,14 +80,25 @@ local function room(key, sum, limit, dur)
   return dur
 end
 
-local limits, durs, sums, oldests, newests, rooms = {}, {}, {}, {}, {}, {}
+-- Milliseconds until the window has room for cost more: when it holds
+-- fewer than limit - cost + 1 (a cost above the limit never fits: then the
+-- time until the window is empty).
+local function room_for(key, sum, newest, limit, dur, cost)
+  if cost > limit then
+    return (sum > 0 and newest) and (newest + dur - now) or 0
+  end
+  return room(key, sum, limit - cost + 1, dur)
+end
+
+local limits, durs, costs, sums, oldests, newests, rooms = {}, {}, {}, {}, {}, {}, {}
 local blocking, wait = 0, -1
 for i = 1, n do
-  limits[i] = tonumber(ARGV[2 * i + 1])
-  durs[i] = tonumber(ARGV[2 * i + 2])
+  limits[i] = tonumber(ARGV[3 * i])
+  durs[i] = tonumber(ARGV[3 * i + 1])
+  costs[i] = tonumber(ARGV[3 * i + 2])
   sums[i], oldests[i], newests[i] = load(KEYS[i], durs[i])
-  rooms[i] = room(KEYS[i], sums[i], limits[i], durs[i])
-  if sums[i] >= limits[i] and rooms[i] > wait then blocking, wait = i, rooms[i] end
+  rooms[i] = room_for(KEYS[i], sums[i], newests[i], limits[i], durs[i], costs[i])
+  if sums[i] + costs[i] > limits[i] and rooms[i] > wait then blocking, wait = i, rooms[i] end
 end
 
 local admitted = hit and blocking == 0
@@ -92,13 +107,13 @@ if admitted then
     local key, dur = KEYS[i], durs[i]
     local width = math.max(math.floor(dur / 100), 1)
     local e = (math.floor(now / width) + 1) * width
-    redis.call('HINCRBY', key, e, 1)
-    sums[i] = sums[i] + 1
+    redis.call('HINCRBY', key, e, costs[i])
+    sums[i] = sums[i] + costs[i]
     oldests[i] = math.min(oldests[i] or e, e)
     newests[i] = math.max(newests[i] or e, e)
     redis.call('HSET', key, 's', sums[i], 'o', oldests[i], 'n', newests[i])
     if not fixed then redis.call('PEXPIRE', key, newests[i] + dur - now) end
-    rooms[i] = room(key, sums[i], limits[i], dur)
+    rooms[i] = room_for(key, sums[i], newests[i], limits[i], dur, costs[i])
   end
 end
 

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::domain::{Rule, RuleTarget};
+use crate::domain::{Rule, RuleTarget, RuleUnit};
 
 /// Buckets per window length: the granularity is 1% of the duration.
 pub const BUCKETS: u64 = 100;
@@ -125,10 +125,35 @@ impl Ring {
         self.sum
     }
 
-    /// Count `n` requests in the newest bucket.
-    pub fn add(&mut self, n: u32) {
-        self.head_count += u64::from(n);
-        self.sum += u64::from(n);
+    /// Count `n` requests (or tokens) in the newest bucket.
+    pub fn add(&mut self, n: u64) {
+        self.head_count += n;
+        self.sum += n;
+    }
+
+    /// Bucket width, ms.
+    pub fn width(&self) -> u64 {
+        self.width
+    }
+
+    /// Take back up to `n` of what was counted at instant `at` (a token
+    /// reservation settled below what it reserved), if `at`'s bucket is
+    /// still counted. Call [`advance`](Self::advance) first. Returns what
+    /// was taken back.
+    pub fn refund(&mut self, at: u64, n: u64) -> u64 {
+        let (bucket, head) = (at / self.width, self.head());
+        if bucket > head || head - bucket >= SLOTS {
+            return 0;
+        }
+        let take = n.min(self.count(bucket));
+        if bucket == head {
+            self.head_count -= take;
+        } else {
+            // `take` ≤ the slot's count, a u32.
+            self.slots[Self::slot(bucket)] -= take as u32;
+        }
+        self.sum -= take;
+        take
     }
 
     /// When `bucket` stops being counted (ms).
@@ -246,6 +271,8 @@ pub struct Window {
     pub rule_id: u64,
     pub ring: Mutex<Ring>,
     pub target: RuleTarget,
+    /// What the window counts (a changed unit gets a fresh window).
+    pub unit: RuleUnit,
     pub model: String,
     /// The key id (target api-key) or workspace name (target workspace).
     pub subject: String,
@@ -275,6 +302,7 @@ impl Window {
             rule_id: rule.id,
             model: model.to_owned(),
             target: rule.spec.target,
+            unit: rule.spec.unit,
             subject: subject.to_owned(),
             redis_key: format!("{redis_prefix}:{}:{}:{subject}", rule.id, rule.spec.target),
             limit: AtomicU32::new(rule.spec.limit),
@@ -290,6 +318,7 @@ impl Window {
         self.rule_id == rule.id
             && self.model == model
             && self.target == rule.spec.target
+            && self.unit == rule.spec.unit
             && self.subject == subject_of(rule)
     }
 

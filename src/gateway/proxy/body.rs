@@ -8,8 +8,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
+use hyper::StatusCode;
 use hyper::body::{Body, Frame, SizeHint};
+use hyper::header::{CONTENT_TYPE, HeaderMap};
 
+use crate::gateway::limiter::Reservation;
 use crate::gateway::proxy::tally::Tally;
 use crate::gateway::telemetry::usage::UsageScanner;
 use crate::gateway::upstream::UpBody;
@@ -33,7 +36,79 @@ impl ResBody {
             tally,
             usage: UsageScanner::default(),
             ended: false,
+            settle: None,
         }))
+    }
+
+    /// Settle `reservation` (token rules) when this relayed body ends.
+    pub fn settling(
+        mut self,
+        reservation: Option<Reservation>,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Self {
+        if let (ResBody::Relay(r), Some(reservation)) = (&mut self, reservation) {
+            let stream = headers
+                .get(CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+            r.settle = Some(Settle {
+                reservation,
+                ok: status.is_success(),
+                stream,
+                events: 0,
+                blank: false,
+            });
+        }
+        self
+    }
+}
+
+/// A token reservation waiting for the end of its answer
+/// (docs/rate-limits.md, "Token rules": settlement).
+struct Settle {
+    reservation: Reservation,
+    /// The upstream answered 2xx.
+    ok: bool,
+    /// A server-sent event stream (then its events are counted).
+    stream: bool,
+    /// Events relayed so far (blank lines of the stream).
+    events: u64,
+    /// The current line of the stream is empty so far.
+    blank: bool,
+}
+
+impl Settle {
+    fn feed(&mut self, chunk: &[u8]) {
+        if !self.stream {
+            return;
+        }
+        for &b in chunk {
+            if b == b'\n' {
+                self.events += u64::from(self.blank);
+                self.blank = true;
+            } else if b != b'\r' {
+                self.blank = false;
+            }
+        }
+    }
+
+    /// What the answer used: the upstream's usage when it reported it (the
+    /// prompt estimate standing in for a missing prompt count); else 0 for
+    /// an error answer (not billed), the prompt estimate plus one token per
+    /// relayed event for a stream without usage, the whole reservation for
+    /// any other answer without usage.
+    fn used(&self, usage: &UsageScanner) -> u64 {
+        let est = self.reservation.estimate();
+        let completion_unknown = if self.stream {
+            self.events
+        } else {
+            est.completion
+        };
+        match (usage.prompt, usage.completion) {
+            (None, None) if !self.ok => 0,
+            (None, None) => est.prompt + completion_unknown,
+            (p, c) => p.unwrap_or(est.prompt) + c.unwrap_or(completion_unknown),
+        }
     }
 }
 
@@ -43,6 +118,8 @@ pub struct Relay {
     tally: Tally,
     usage: UsageScanner,
     ended: bool,
+    /// Models with token rules only.
+    settle: Option<Settle>,
 }
 
 impl Relay {
@@ -51,6 +128,10 @@ impl Relay {
             return;
         }
         self.ended = true;
+        if let Some(s) = self.settle.take() {
+            let used = s.used(&self.usage);
+            s.reservation.settle(used);
+        }
         self.tally.tokens(
             self.usage.prompt.unwrap_or(0),
             self.usage.completion.unwrap_or(0),
@@ -96,6 +177,9 @@ impl Body for ResBody {
                     Some(Ok(frame)) => {
                         if let Some(d) = frame.data_ref() {
                             r.usage.feed(d);
+                            if let Some(s) = &mut r.settle {
+                                s.feed(d);
+                            }
                         }
                         if r.inner.is_end_stream() {
                             r.end(true);

@@ -128,11 +128,8 @@ impl ProxyError {
 
     pub fn throttled(model: &str, r: &Rejection) -> Self {
         let retry = secs_up(r.retry_after_ms).max(1);
-        let mut e = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limit_error",
-            "rate_limit_exceeded",
-            format!(
+        let message = match r.unit {
+            crate::domain::RuleUnit::Requests => format!(
                 "Rate limit reached for model '{model}': rule #{} allows {} request(s) per {}s for {} {}. Retry after {retry}s.",
                 r.rule_id,
                 r.limit,
@@ -140,6 +137,27 @@ impl ProxyError {
                 r.target.as_str(),
                 r.subject
             ),
+            // Token rules (docs/rate-limits.md, "Token rules").
+            crate::domain::RuleUnit::Tokens => format!(
+                "Rate limit reached for model '{model}': rule #{} allows {} tokens per {}s for {} {}; this request reserves {} (estimated prompt + max_tokens or the default completion cap). {}",
+                r.rule_id,
+                r.limit,
+                r.duration_secs,
+                r.target.as_str(),
+                r.subject,
+                r.requested,
+                if r.requested > u64::from(r.limit) {
+                    "That is more than the rule allows in any window: lower max_tokens or shorten the prompt.".to_owned()
+                } else {
+                    format!("The tokens free up in {retry}s; retry after {retry}s.")
+                }
+            ),
+        };
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            message,
         );
         let num = |n: u64| HeaderValue::from(n);
         e.headers = vec![
@@ -287,6 +305,8 @@ mod tests {
         let r = Rejection {
             rule_id: 7,
             target: RuleTarget::ApiKey,
+            unit: Default::default(),
+            requested: 1,
             subject: "key_12345678".into(),
             limit: 5,
             duration_secs: 60,

@@ -9,7 +9,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use super::body::ResBody;
 use super::errors::{ProxyError, secs_up};
 use super::{Admitted, GatewayState, Worker, refuse};
-use crate::gateway::limiter::Headroom;
+use crate::gateway::limiter::{Headroom, Reservation};
 use crate::gateway::proxy::tally::Tally;
 use crate::gateway::snapshot::Route;
 use crate::gateway::telemetry::counters::RequestOutcome;
@@ -80,7 +80,7 @@ impl<'a> Balance<'a> {
 
 /// Forward an admitted request: balance → send, failing over while a try
 /// can be repeated → relay the answer (or answer the last failure).
-pub(super) async fn forward(w: &Worker, mut tally: Tally, a: Admitted) -> Response<ResBody> {
+pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Response<ResBody> {
     let shared = &*w.shared;
     let route = &a.snap.routes[a.route];
     let usable = (0..route.endpoints.len())
@@ -116,7 +116,8 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, a: Admitted) -> Respon
         tally.begin_attempt(i);
         match send(w, route, i, headers, rest, &body).await {
             Ok((head, up)) => {
-                return relay(shared, tally, route, i, head, up, a.headroom);
+                let held = (a.headroom.take(), a.reservation.take());
+                return relay(shared, tally, route, i, head, up, held);
             }
             Err(e) => {
                 let reason = match &e {
@@ -215,7 +216,7 @@ fn relay(
     i: usize,
     head: ResponseHead,
     body: UpBody,
-    headroom: Option<Headroom>,
+    (headroom, reservation): (Option<Headroom>, Option<Reservation>),
 ) -> Response<ResBody> {
     let status = head.status;
     let ep = &route.endpoints[i];
@@ -257,7 +258,8 @@ fn relay(
             RequestOutcome::Upstream4xx
         });
     }
-    let mut res = Response::new(ResBody::relay(body, tally));
+    let mut res =
+        Response::new(ResBody::relay(body, tally).settling(reservation, status, &head.headers));
     *res.status_mut() = status;
     *res.headers_mut() = head.headers;
     if let Some(h) = headroom {

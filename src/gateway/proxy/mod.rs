@@ -40,7 +40,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::gateway::config::GatewayConfig;
-use crate::gateway::limiter::{Decision, Headroom, Limiter};
+use crate::gateway::limiter::{
+    DEFAULT_COMPLETION_CAP, Decision, Headroom, Limiter, Reservation, estimate,
+};
 use crate::gateway::snapshot::{Local, RouteRef, Snapshot};
 use crate::gateway::telemetry::conns::ConnCounters;
 use crate::gateway::telemetry::counters::RequestOutcome;
@@ -208,6 +210,9 @@ struct Admitted {
     model_span: Range<usize>,
     /// Of the tightest rate-limit rule, when the model has rules.
     headroom: Option<Headroom>,
+    /// Tokens held in the model's token rules, settled when the answer
+    /// ends (given back if it is dropped before: no answer).
+    reservation: Option<Reservation>,
 }
 
 /// authenticate → read_body → find_model → route → limit.
@@ -225,7 +230,7 @@ async fn admit(
     let r = route(&snap, &model.name)?;
     tally.set_route(r);
     let model_span = model.span.clone();
-    let headroom = limit(&w.shared, &snap, key, r).await?;
+    let (headroom, reservation) = limit(&w.shared, &snap, key, r, &parts, &body).await?;
     Ok(Admitted {
         snap,
         route: r,
@@ -233,6 +238,7 @@ async fn admit(
         body,
         model_span,
         headroom,
+        reservation,
     })
 }
 
@@ -271,36 +277,50 @@ fn route(snap: &Snapshot, model: &str) -> Result<usize, ProxyError> {
 }
 
 /// The rate limiter's decision, for models with rules: the headroom left
-/// (for `x-ratelimit-*` headers) or the 429.
+/// (for `x-ratelimit-*` headers) and, for models with token rules, the
+/// tokens reserved (docs/rate-limits.md, "Token rules") — or the 429.
 async fn limit(
     shared: &GatewayState,
     snap: &Snapshot,
     key: usize,
     r: usize,
-) -> Result<Option<Headroom>, ProxyError> {
+    parts: &Parts,
+    body: &[u8],
+) -> Result<(Option<Headroom>, Option<Reservation>), ProxyError> {
     let route = &snap.routes[r];
     if route.limits.is_empty() {
-        return Ok(None);
+        return Ok((None, None));
     }
     let k = &snap.key_list[key];
+    let workspace = &snap.workspaces[k.workspace].name;
     // Boxed: the limiter's future (Redis round trip included) is large,
     // and only limited models pay for it.
-    let check = shared
-        .limiter
-        .check(&route.limits, &k.id, &snap.workspaces[k.workspace].name);
-    match Box::pin(check).await {
-        Decision::Admit(h) => Ok(h),
+    let (decision, reservation) = if route.limits.counts_tokens() {
+        let est = estimate::estimate(parts.uri.path(), body, DEFAULT_COMPLETION_CAP);
+        let reserve = shared.limiter.reserve(&route.limits, &k.id, workspace, est);
+        Box::pin(reserve).await
+    } else {
+        let check = shared.limiter.check(&route.limits, &k.id, workspace);
+        (Box::pin(check).await, None)
+    };
+    match decision {
+        Decision::Admit(h) => Ok((h, reservation)),
         Decision::Reject(rej) => {
             shared.events.push(
                 EventKind::Throttled,
                 Some(&route.name),
                 Some(&k.id),
                 format!(
-                    "rule #{} ({} {}: {} per {}s) throttled key {}",
+                    "rule #{} ({} {}: {}{} per {}s) throttled key {}",
                     rej.rule_id,
                     rej.target.as_str(),
                     rej.subject,
                     rej.limit,
+                    if rej.unit == crate::domain::RuleUnit::Tokens {
+                        " tokens"
+                    } else {
+                        ""
+                    },
                     rej.duration_secs,
                     k.id
                 ),

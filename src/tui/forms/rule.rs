@@ -54,6 +54,7 @@ pub fn create(reg: &Registry, model: &str) -> Form {
         key_id: None,
         limit: 60,
         duration_secs: 60,
+        unit: Default::default(),
     };
     form(
         reg,
@@ -107,6 +108,7 @@ fn build(form: &Form, reg: &Registry) -> Result<Op, Vec<FieldError>> {
         },
         limit: limit.unwrap_or(1),
         duration_secs: duration.unwrap_or(1),
+        unit: Default::default(),
     };
     if let Err(e) = reg.check_rule(&spec) {
         errs.extend(e.errors.into_iter().filter(|e| {
