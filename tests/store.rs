@@ -271,6 +271,7 @@ fn gateway_reports_round_trip_without_moving_the_revision(b) {
             state: EndpointState::Down,
             reason: Some("connection refused".into()),
             since_ms: Some(1),
+            until_ms: None,
         }],
         admin: Some("http://127.0.0.1:9090".into()),
     };

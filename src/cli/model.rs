@@ -220,6 +220,8 @@ fn endpoint_health(fresh: &[&GatewayReport], model: &str, index: usize) -> Strin
         .collect();
     let worst = [
         EndpointState::Down,
+        EndpointState::Cooling,
+        EndpointState::HalfOpen,
         EndpointState::Disabled,
         EndpointState::Unknown,
         EndpointState::Healthy,

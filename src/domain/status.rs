@@ -15,7 +15,12 @@ pub enum EndpointState {
     /// In rotation, but never contacted yet: no evidence either way (a new
     /// or re-enabled endpoint until its first probe or call).
     Unknown,
-    /// Out of rotation after failures; being probed.
+    /// Out of back-off after an ejection: one trial request at a time.
+    HalfOpen,
+    /// The upstream answered 429: out until its Retry-After.
+    Cooling,
+    /// Ejected: out of rotation after a failure rate over the rule; tried
+    /// again after its back-off.
     Down,
     /// Taken out by the operator.
     Disabled,
@@ -26,6 +31,8 @@ impl EndpointState {
         match self {
             EndpointState::Healthy => "healthy",
             EndpointState::Unknown => "unknown",
+            EndpointState::HalfOpen => "half-open",
+            EndpointState::Cooling => "cooling",
             EndpointState::Down => "down",
             EndpointState::Disabled => "disabled",
         }
@@ -45,6 +52,9 @@ pub struct EndpointHealth {
     /// Unix ms when it left the rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since_ms: Option<i64>,
+    /// Cooling: Unix ms when it is back in rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<i64>,
 }
 
 /// How a gateway counts rate limits.
@@ -178,7 +188,10 @@ pub fn gateway_status(model: &Model, reports: &[GatewayReport], now_ms: i64) -> 
             match e.state {
                 EndpointState::Healthy => healthy += 1,
                 EndpointState::Unknown => {}
-                EndpointState::Down | EndpointState::Disabled => failing += 1,
+                EndpointState::HalfOpen
+                | EndpointState::Cooling
+                | EndpointState::Down
+                | EndpointState::Disabled => failing += 1,
             }
         }
     }

@@ -101,7 +101,9 @@ impl Theme {
     pub fn endpoint(&self, s: EndpointState) -> Style {
         match s {
             EndpointState::Healthy => self.good(),
-            EndpointState::Unknown => self.warn(),
+            EndpointState::Unknown | EndpointState::HalfOpen | EndpointState::Cooling => {
+                self.warn()
+            }
             EndpointState::Down => self.bad(),
             EndpointState::Disabled => self.dim(),
         }

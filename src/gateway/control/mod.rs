@@ -8,8 +8,10 @@
 //! - stats: samples the counters and publishes a snapshot when it changed,
 //!   and at least every [`HEARTBEAT`] when nothing did (so readers see rates
 //!   fall to zero and can tell a quiet gateway from a silent one);
-//! - probe: brings endpoints that left the rotation back after a successful
-//!   `GET <url>/models` (or after a cool-down for probe `none`); disabled
+//! - probe: once an ejected endpoint's back-off is over, a successful
+//!   `GET <url>/models` (or the back-off alone for probe `none`) makes it
+//!   half-open (one trial request brings it back); a failed probe doubles
+//!   the back-off (`upstream/health.rs`); disabled
 //!   endpoints are never probed. An endpoint saved while the gateway runs
 //!   (new, or re-enabled by the operator) is `unknown` and probed right
 //!   after the reload that brings it, so it shows `healthy` or `down`
@@ -232,14 +234,15 @@ impl Reporter {
             .iter()
             .flat_map(|r| {
                 r.endpoints.iter().map(|e| {
-                    let why = e.health.why();
+                    let (state, why) = r.health_of(e.index);
                     EndpointHealth {
                         model: r.name.clone(),
                         index: e.index,
                         url: e.url.clone(),
-                        state: e.health.state(),
+                        state,
                         reason: why.reason,
                         since_ms: why.since_ms,
+                        until_ms: why.until_ms,
                     }
                 })
             })
@@ -313,7 +316,19 @@ async fn probe_loop(shared: Arc<GatewayState>, reloaded: Arc<Notify>) {
                     continue;
                 }
                 match (state, ep.probe) {
-                    (EndpointState::Down, Probe::None) => cool_down(&shared, route, ep),
+                    // Ejected: nothing until its back-off is over.
+                    (EndpointState::Down, _) if !ep.health.trial_due() => {}
+                    (EndpointState::Down, Probe::None) => {
+                        if let Some(t) = ep.health.half_open() {
+                            came_back(
+                                &shared.events,
+                                route,
+                                ep,
+                                t,
+                                "after its back-off (probe: none)",
+                            );
+                        }
+                    }
                     (EndpointState::Down, Probe::Models) => {
                         probes.push(probe(&shared, route, ep));
                     }
@@ -349,24 +364,26 @@ fn endpoint_keys(snap: &Snapshot) -> HashMap<EndpointKey, bool> {
         .collect()
 }
 
-/// Probe `none`: a down endpoint is back on probation after the cool-down.
-fn cool_down(shared: &GatewayState, route: &Route, ep: &EndpointRt) {
-    let cooled = ep
-        .health
-        .down_since()
-        .is_some_and(|t| t.elapsed() >= shared.cfg.cooldown);
-    if cooled && let Some(t) = ep.health.on_probation(shared.cfg.fail_threshold) {
-        came_back(
-            &shared.events,
-            route,
-            ep,
-            t,
-            "after its cool-down (probe: none)",
+/// An ejected endpoint's back-off is over: half-open, one trial request at
+/// a time (its answer brings it back).
+fn came_back(events: &Events, route: &Route, ep: &EndpointRt, t: Transition, how: &str) {
+    if t == Transition::HalfOpen {
+        tracing::info!(
+            "model {} endpoint {} ({}) is half-open {how}",
+            route.name,
+            ep.index,
+            ep.url
+        );
+        events.push(
+            EventKind::EndpointUp,
+            Some(&route.name),
+            None,
+            format!(
+                "endpoint {} ({}) is half-open {how}: one trial request at a time",
+                ep.index, ep.url
+            ),
         );
     }
-}
-
-fn came_back(events: &Events, route: &Route, ep: &EndpointRt, t: Transition, how: &str) {
     if t == Transition::CameBack {
         tracing::info!(
             "model {} endpoint {} ({}) is back in rotation {how}",
@@ -423,7 +440,7 @@ async fn probe(shared: &GatewayState, route: &Route, ep: &EndpointRt) {
                     ep.index,
                     ep.url
                 );
-            } else if let Some(t) = ep.health.bring_back() {
+            } else if let Some(t) = ep.health.half_open() {
                 came_back(
                     &shared.events,
                     route,
@@ -438,7 +455,9 @@ async fn probe(shared: &GatewayState, route: &Route, ep: &EndpointRt) {
         Ok(Err(SendError::Connect(e) | SendError::Failed(e))) => format!("probe failed: {e}"),
         Err(_) => format!("probe got no answer within {}s", limit.as_secs_f64()),
     };
-    if let Some(Transition::WentDown(why)) = ep.health.probe_failed(&failed) {
+    let rule = shared.cfg.eject_rule();
+    ep.health.trial_failed(&rule);
+    if let Some(Transition::WentDown(why)) = ep.health.probe_failed(&failed, &rule) {
         // Never contacted, and the first probe failed: out at once.
         tracing::warn!(
             "model {} endpoint {} ({}) failed its first probe, out of rotation: {why}",

@@ -16,8 +16,12 @@ use crate::gateway::telemetry::counters::RequestOutcome;
 use crate::gateway::telemetry::stats::EventKind;
 use crate::gateway::upstream::balancer::Avail;
 use crate::gateway::upstream::h1::{RequestHead, ResponseHead};
-use crate::gateway::upstream::health::Transition;
+use crate::gateway::upstream::health::{Health, Transition};
 use crate::gateway::upstream::{SendError, UpBody};
+
+/// Upstream answers retried on the next endpoint (the request body is
+/// buffered, nothing was relayed yet); the last try's answer passes through.
+const RETRY_5XX: [u16; 4] = [500, 502, 503, 504];
 
 /// What went wrong with one try of an endpoint.
 enum TryError {
@@ -54,9 +58,20 @@ impl<'a> Balance<'a> {
         };
         if b.ordered {
             b.order = route.balancer.fallbacks(n, None, avail);
-            b.order.reverse();
+            b.last_resort_order();
         }
         b
+    }
+
+    /// Ejected endpoints (the last resort) by their last failure, least
+    /// recent first; then reversed, to be popped.
+    fn last_resort_order(&mut self) {
+        let route = self.route;
+        self.order.sort_by_key(|&i| match route.avail(i) {
+            Avail::Down => (1, route.endpoints[i].health.last_failure()),
+            _ => (0, 0),
+        });
+        self.order.reverse();
     }
 
     /// The endpoint of the first try.
@@ -71,7 +86,7 @@ impl<'a> Balance<'a> {
             self.order = route
                 .balancer
                 .fallbacks(route.endpoints.len(), self.first, |i| route.avail(i));
-            self.order.reverse();
+            self.last_resort_order();
             self.ordered = true;
         }
         self.order.pop()
@@ -84,7 +99,7 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
     let shared = &*w.shared;
     let route = &a.snap.routes[a.route];
     let usable = (0..route.endpoints.len())
-        .filter(|&i| route.avail(i) != Avail::Never)
+        .filter(|&i| matches!(route.avail(i), Avail::Healthy | Avail::Down))
         .count();
     if usable == 0 {
         return refuse(&mut tally, ProxyError::no_endpoint(&route.name));
@@ -111,11 +126,30 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
     let mut attempts = 0usize;
     let mut last = TryError::Other(String::new());
     while let Some(i) = next {
-        attempts += 1;
         let ep = &route.endpoints[i];
+        // Half-open: the balancer picks it only while its one trial is free.
+        let _trial = Trial(ep.health.admit().then_some(&*ep.health));
+        attempts += 1;
         tally.begin_attempt(i);
         match send(w, route, i, headers, rest, &body).await {
             Ok((head, up)) => {
+                // A 5xx before any byte was relayed: the next endpoint, if any.
+                if RETRY_5XX.contains(&head.status.as_u16())
+                    && attempts < usable
+                    && let Some(n) = balance.next()
+                {
+                    let reason = format!("answered HTTP {}", head.status.as_u16());
+                    health_failure(shared, route, i, &reason);
+                    tally.fail_attempt();
+                    drop(up); // closes that connection
+                    tracing::debug!(
+                        "model {} endpoint {i} ({}): {reason}; trying the next endpoint",
+                        route.name,
+                        ep.url
+                    );
+                    next = Some(n);
+                    continue;
+                }
                 let held = (a.headroom.take(), a.reservation.take());
                 return relay(shared, tally, route, i, head, up, held);
             }
@@ -162,7 +196,7 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
 
 fn health_failure(shared: &GatewayState, route: &Route, i: usize, reason: &str) {
     let ep = &route.endpoints[i];
-    if let Some(Transition::WentDown(r)) = ep.health.failure(reason, shared.cfg.fail_threshold) {
+    if let Some(Transition::WentDown(r)) = ep.health.failure(reason, &shared.cfg.eject_rule()) {
         tracing::warn!(
             "model {} endpoint {i} ({}) left the rotation: {r}",
             route.name,
@@ -174,6 +208,18 @@ fn health_failure(shared: &GatewayState, route: &Route, i: usize, reason: &str) 
             None,
             format!("endpoint {i} ({}) left the rotation: {r}", ep.url),
         );
+    }
+}
+
+/// A half-open endpoint's trial: if the request ends before its outcome
+/// (the caller left), the next request may be the trial.
+struct Trial<'a>(Option<&'a Health>);
+
+impl Drop for Trial<'_> {
+    fn drop(&mut self) {
+        if let Some(h) = self.0 {
+            h.end_trial();
+        }
     }
 }
 

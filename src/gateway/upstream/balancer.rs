@@ -23,10 +23,13 @@ use crate::domain::Policy;
 pub enum Avail {
     /// In rotation.
     Healthy,
-    /// Out of rotation after failures; used only when nothing healthy is left.
+    /// Ejected (or half-open with its one trial in flight); used only when
+    /// nothing healthy is left (the least recently failed first).
     Down,
     /// Never used (disabled by the operator, weight 0, or unusable config).
     Never,
+    /// The upstream answered 429: not used until its Retry-After.
+    Cooling,
 }
 
 /// The balancing state of one route (rebuilt on reload).

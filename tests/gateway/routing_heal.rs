@@ -1,0 +1,221 @@
+//! Routing that heals itself (issue 14): outlier ejection by failure rate,
+//! half-open trials, and never every endpoint out at once.
+
+use std::time::{Duration, Instant};
+
+use maasctl::demo::upstream::MockConfig;
+use maasctl::domain::{EndpointState, Policy};
+use maasctl::gateway::StatsSnapshot;
+
+use crate::support::*;
+
+fn endpoint_event(s: &StatsSnapshot, index: usize, what: &str) -> bool {
+    s.events
+        .iter()
+        .any(|e| e.message.starts_with(&format!("endpoint {index} ")) && e.message.contains(what))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flaky_endpoint_is_ejected_and_heals_through_half_open_with_no_failed_request() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let flaky = mock_with(MockConfig {
+        label: "flaky".into(),
+        fail_rate: 0.3,
+        fail_status: 503,
+        ..MockConfig::default()
+    })
+    .await;
+    let steady = mock("steady").await;
+    ts.model(
+        "heal",
+        "x",
+        vec![ep(&flaky.base_url()), ep(&steady.base_url())],
+        Policy::RoundRobin,
+    );
+    let mut cfg = fast_config();
+    cfg.cooldown_max = Duration::from_secs(2);
+    let gw = Gw::start(&ts, cfg).await;
+    // 30 % of flaky's answers are 503: every caller still gets a 200 (the
+    // failed try moves to steady), and flaky is ejected by its rate.
+    for i in 0..200 {
+        let who = answered_by(gw.chat(&key, "heal").await).await;
+        assert!(who == "flaky" || who == "steady", "request {i}: {who}");
+    }
+    let s = gw
+        .wait_stats("flaky ejected by its failure rate", |s| {
+            endpoint_event(s, 0, "left the rotation") && s.gateway.requests == 200
+        })
+        .await;
+    assert_eq!(s.gateway.success, 200, "no caller saw a failure");
+    let ejected = s
+        .events
+        .iter()
+        .find(|e| e.message.starts_with("endpoint 0 ") && e.message.contains("left the rotation"))
+        .unwrap();
+    assert!(
+        ejected.message.contains("tries failed in 10s"),
+        "{}",
+        ejected.message
+    );
+    assert!(
+        !endpoint_event(&s, 1, "left the rotation"),
+        "steady never left"
+    );
+    // Healed: it comes back through half-open, callers still see only 200s.
+    flaky.configure(|c| c.fail_rate = 0.0);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        answered_by(gw.chat(&key, "heal").await).await;
+        let s = gw.handle().stats().borrow().clone();
+        if s.endpoints[0].state == EndpointState::Healthy
+            && endpoint_event(&s, 0, "half-open")
+            && endpoint_event(&s, 0, "back in rotation")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "flaky never came back: {:?}",
+            s.endpoints[0]
+        );
+        tokio::task::yield_now().await;
+    }
+    let mut got = [0usize; 2];
+    for _ in 0..40 {
+        match answered_by(gw.chat(&key, "heal").await).await.as_str() {
+            "flaky" => got[0] += 1,
+            _ => got[1] += 1,
+        }
+    }
+    assert_eq!(got, [20, 20], "back in the round-robin cycle");
+    let s = gw
+        .wait_stats("every request counted", |s| s.gateway.in_flight == 0)
+        .await;
+    assert_eq!(s.gateway.success, s.gateway.requests, "no failed request");
+    assert_eq!(s.endpoints[0].reason, None);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_error_does_not_eject() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let a = mock_with(MockConfig {
+        label: "a".into(),
+        status: Some(500),
+        ..MockConfig::default()
+    })
+    .await;
+    let b = mock("b").await;
+    ts.model(
+        "one",
+        "x",
+        vec![ep(&a.base_url()), ep(&b.base_url())],
+        Policy::RoundRobin,
+    );
+    let gw = Gw::start(&ts, fast_config()).await;
+    // The first pick is a: its 500 moves the request to b.
+    assert_eq!(answered_by(gw.chat(&key, "one").await).await, "b");
+    assert_eq!(a.hits(), 1);
+    a.configure(|c| c.status = None);
+    let mut got_a = 0;
+    for _ in 0..20 {
+        if answered_by(gw.chat(&key, "one").await).await == "a" {
+            got_a += 1;
+        }
+    }
+    assert_eq!(got_a, 10, "a stayed in the cycle");
+    let s = gw
+        .wait_stats("all requests counted", |s| {
+            s.gateway.requests == 21 && s.gateway.in_flight == 0
+        })
+        .await;
+    assert_eq!(s.endpoints[0].state, EndpointState::Healthy);
+    assert_eq!(s.endpoints[0].totals.upstream_errors, 1);
+    assert!(!endpoint_event(&s, 0, "left the rotation"));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_out_keeps_serving_through_the_least_recently_failed() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let broken = || MockConfig {
+        status: Some(500),
+        ..MockConfig::default()
+    };
+    let a = mock_with(MockConfig {
+        label: "a".into(),
+        ..broken()
+    })
+    .await;
+    let b = mock_with(MockConfig {
+        label: "b".into(),
+        ..broken()
+    })
+    .await;
+    ts.model(
+        "allout",
+        "x",
+        vec![ep(&a.base_url()), ep(&b.base_url())],
+        Policy::RoundRobin,
+    );
+    let mut cfg = fast_config();
+    // No trial during the test: both stay ejected.
+    cfg.cooldown = Duration::from_secs(60);
+    let gw = Gw::start(&ts, cfg).await;
+    for _ in 0..6 {
+        // Each request tries both; the last 500 passes through.
+        assert_eq!(gw.chat(&key, "allout").await.status(), 500);
+    }
+    let s = gw
+        .wait_stats("both ejected", |s| {
+            s.endpoints.iter().all(|e| e.state == EndpointState::Down)
+        })
+        .await;
+    let serving = "all endpoints out: serving through the least recently failed";
+    let marked: Vec<usize> = s
+        .endpoints
+        .iter()
+        .filter(|e| e.reason.as_deref().unwrap_or("").contains(serving))
+        .map(|e| e.index)
+        .collect();
+    assert_eq!(marked.len(), 1, "{:?}", s.endpoints);
+    let lrf = marked[0];
+    let label = ["a", "b"][lrf];
+    // Both heal but stay ejected (long back-off): the least recently
+    // failed one keeps serving, so callers get answers.
+    a.configure(|c| c.status = None);
+    b.configure(|c| c.status = None);
+    for i in 0..10 {
+        assert_eq!(
+            answered_by(gw.chat(&key, "allout").await).await,
+            label,
+            "request {i}"
+        );
+    }
+    let s = gw
+        .wait_stats("the answers counted", |s| s.gateway.success == 10)
+        .await;
+    assert!(s.endpoints.iter().all(|e| e.state == EndpointState::Down));
+    assert!(
+        s.endpoints[lrf]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains(serving)
+    );
+    // The report says the same.
+    let report = wait_for("the report to show the last resort", || async {
+        use maasctl::store::Store;
+        ts.store.reports().unwrap().into_iter().find(|r| {
+            r.endpoints
+                .iter()
+                .any(|e| e.index == lrf && e.reason.as_deref().is_some_and(|w| w.contains(serving)))
+        })
+    })
+    .await;
+    assert_eq!(report.endpoints.len(), 2);
+    gw.stop().await;
+}
