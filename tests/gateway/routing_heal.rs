@@ -219,3 +219,110 @@ async fn all_out_keeps_serving_through_the_least_recently_failed() {
     assert_eq!(report.endpoints.len(), 2);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_429_cools_exactly_that_endpoint_for_its_retry_after() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let a = mock_with(MockConfig {
+        label: "a".into(),
+        status: Some(429),
+        retry_after: Some("2".into()),
+        ..MockConfig::default()
+    })
+    .await;
+    let b = mock("b").await;
+    let c = mock("c").await;
+    ts.model(
+        "cool",
+        "x",
+        vec![ep(&a.base_url()), ep(&b.base_url()), ep(&c.base_url())],
+        Policy::RoundRobin,
+    );
+    let gw = Gw::start(&ts, fast_config()).await;
+    // The first pick is a: its 429 cools it, the request moves on.
+    let before = maasctl::domain::now_ms();
+    assert_eq!(answered_by(gw.chat(&key, "cool").await).await, "b");
+    let t0 = Instant::now();
+    a.configure(|c| c.status = None); // a would answer now if asked
+    let s = gw
+        .wait_stats("a cooling", |s| {
+            s.endpoints[0].state == EndpointState::Cooling
+        })
+        .await;
+    let reason = s.endpoints[0].reason.clone().unwrap();
+    assert!(reason.contains("429"), "{reason}");
+    assert!(endpoint_event(&s, 0, "is cooling for 2.0s"));
+    assert_eq!(s.endpoints[1].state, EndpointState::Healthy);
+    let report = wait_for("the report to show a cooling until when", || async {
+        use maasctl::store::Store;
+        ts.store.reports().unwrap().into_iter().find_map(|r| {
+            r.endpoints
+                .into_iter()
+                .find(|e| e.index == 0 && e.state == EndpointState::Cooling)
+        })
+    })
+    .await;
+    let until = report.until_ms.expect("until_ms in the report");
+    assert!(
+        until >= before + 2000 && until <= maasctl::domain::now_ms() + 2000,
+        "until {until} vs start {before}"
+    );
+    // The others serve every request until a's 2 s are over.
+    let mut others = [0usize; 2];
+    let back = loop {
+        let who = answered_by(gw.chat(&key, "cool").await).await;
+        match who.as_str() {
+            "a" => break t0.elapsed(),
+            "b" => others[0] += 1,
+            _ => others[1] += 1,
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "a never came back");
+    };
+    assert_eq!(a.hits(), 2, "nothing reached a while it cooled");
+    assert!(
+        back >= Duration::from_millis(1800) && back < Duration::from_millis(3000),
+        "a back after {back:?}"
+    );
+    assert!(others[0] > 10 && others[1] > 10, "{others:?}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_see_429_only_when_every_endpoint_cools() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let limited = |label: &str, secs: &str| MockConfig {
+        label: label.into(),
+        status: Some(429),
+        retry_after: Some(secs.into()),
+        ..MockConfig::default()
+    };
+    let a = mock_with(limited("a", "2")).await;
+    let b = mock_with(limited("b", "4")).await;
+    ts.model(
+        "busy",
+        "x",
+        vec![ep(&a.base_url()), ep(&b.base_url())],
+        Policy::RoundRobin,
+    );
+    let gw = Gw::start(&ts, fast_config()).await;
+    // a then b answer 429: b's answer passes on, with the soonest end (a's 2 s).
+    let res = gw.chat(&key, "busy").await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["retry-after"], "2");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"], "mock b answers 429",
+        "the upstream's own answer"
+    );
+    assert_eq!((a.hits(), b.hits()), (1, 1));
+    // Both cool: the gateway answers 429 itself, nothing goes upstream.
+    let (status, headers, err) = error_of(gw.chat(&key, "busy").await).await;
+    assert_eq!(status, 429);
+    assert_eq!(err["code"], "upstream_rate_limited");
+    let secs: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&secs), "{secs}");
+    assert_eq!((a.hits(), b.hits()), (1, 1));
+    gw.stop().await;
+}

@@ -3,12 +3,13 @@
 //! A try that fails before any byte may have reached the upstream moves the
 //! request to the next endpoint (see docs/gateway.md, "Failures").
 
-use hyper::Response;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use hyper::{Response, StatusCode};
 
 use super::body::ResBody;
 use super::errors::{ProxyError, secs_up};
 use super::{Admitted, GatewayState, Worker, refuse};
+use crate::domain::now_ms;
 use crate::gateway::limiter::{Headroom, Reservation};
 use crate::gateway::proxy::tally::Tally;
 use crate::gateway::snapshot::Route;
@@ -16,7 +17,7 @@ use crate::gateway::telemetry::counters::RequestOutcome;
 use crate::gateway::telemetry::stats::EventKind;
 use crate::gateway::upstream::balancer::Avail;
 use crate::gateway::upstream::h1::{RequestHead, ResponseHead};
-use crate::gateway::upstream::health::{Health, Transition};
+use crate::gateway::upstream::health::{Health, Transition, retry_after};
 use crate::gateway::upstream::{SendError, UpBody};
 
 /// Upstream answers retried on the next endpoint (the request body is
@@ -102,6 +103,9 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
         .filter(|&i| matches!(route.avail(i), Avail::Healthy | Avail::Down))
         .count();
     if usable == 0 {
+        if let Some(secs) = soonest_back(route) {
+            return refuse(&mut tally, all_cooling(&route.name, secs));
+        }
         return refuse(&mut tally, ProxyError::no_endpoint(&route.name));
     }
     // The body goes out in three pieces: around the `model` token, the
@@ -132,6 +136,26 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
         attempts += 1;
         tally.begin_attempt(i);
         match send(w, route, i, headers, rest, &body).await {
+            Ok((head, up)) if head.status == StatusCode::TOO_MANY_REQUESTS => {
+                // The endpoint cools for its Retry-After; the request moves
+                // on unless every endpoint cools (then the 429 passes on).
+                cool(shared, route, i, &head.headers);
+                if attempts < usable
+                    && let Some(n) = balance.next()
+                {
+                    tally.fail_attempt();
+                    drop(up); // closes that connection
+                    next = Some(n);
+                    continue;
+                }
+                let held = (a.headroom.take(), a.reservation.take());
+                let mut res = relay(shared, tally, route, i, head, up, held);
+                if let Some(secs) = soonest_back(route) {
+                    res.headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from(secs));
+                }
+                return res;
+            }
             Ok((head, up)) => {
                 // A 5xx before any byte was relayed: the next endpoint, if any.
                 if RETRY_5XX.contains(&head.status.as_u16())
@@ -177,6 +201,16 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
             }
         }
     }
+    give_up(shared, tally, route, last)
+}
+
+/// Every try failed: answer the last failure (502/504), with an event.
+fn give_up(
+    shared: &GatewayState,
+    mut tally: Tally,
+    route: &Route,
+    last: TryError,
+) -> Response<ResBody> {
     let err = match last {
         TryError::Timeout => {
             ProxyError::timeout(&route.name, shared.cfg.upstream_timeout.as_secs_f64())
@@ -192,6 +226,54 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
         format!("{} {}", err.status.as_u16(), err.message),
     );
     refuse(&mut tally, err)
+}
+
+/// An upstream 429: endpoint `i` cools for its Retry-After.
+fn cool(shared: &GatewayState, route: &Route, i: usize, headers: &HeaderMap) {
+    let ep = &route.endpoints[i];
+    let wait = retry_after(headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()));
+    if ep.health.cool(wait) {
+        tracing::info!(
+            "model {} endpoint {i} ({}) answered 429: cooling {:.1}s",
+            route.name,
+            ep.url,
+            wait.as_secs_f64()
+        );
+        shared.events.push(
+            EventKind::EndpointDown,
+            Some(&route.name),
+            None,
+            format!(
+                "endpoint {i} ({}) is cooling for {:.1}s: upstream answered 429",
+                ep.url,
+                wait.as_secs_f64()
+            ),
+        );
+    }
+}
+
+/// Seconds until the first cooling endpoint of `route` is back, if any cools.
+fn soonest_back(route: &Route) -> Option<u64> {
+    let until = route
+        .endpoints
+        .iter()
+        .filter_map(|e| e.health.cooling_until())
+        .min()?;
+    Some(secs_up(until.saturating_sub(now_ms()).max(0) as u64).max(1))
+}
+
+/// Every endpoint of the model cools after upstream 429s.
+fn all_cooling(model: &str, secs: u64) -> ProxyError {
+    let mut e = ProxyError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limit_error",
+        "upstream_rate_limited",
+        format!(
+            "Every endpoint of model '{model}' is rate limited by its upstream (HTTP 429). Retry after {secs}s."
+        ),
+    );
+    e.headers.push((RETRY_AFTER, HeaderValue::from(secs)));
+    e
 }
 
 fn health_failure(shared: &GatewayState, route: &Route, i: usize, reason: &str) {

@@ -443,12 +443,38 @@ impl Health {
         self.trial.store(0, Relaxed);
         self.state.store(COOLING, Relaxed);
         *why = Why {
-            reason: Some("upstream answered 429 Too Many Requests".into()),
+            reason: Some(format!(
+                "upstream answered 429 Too Many Requests (cooling {:.1}s)",
+                wait.as_secs_f64()
+            )),
             since_ms: Some(now_ms()),
             until_ms: Some(now_ms() + wait.as_millis() as i64),
         };
         true
     }
+}
+
+/// Cooling when an upstream 429 says nothing usable.
+pub const COOL_DEFAULT: Duration = Duration::from_secs(5);
+/// The longest cooling, whatever the upstream says.
+pub const COOL_MAX: Duration = Duration::from_secs(300);
+
+/// How long an upstream 429 cools its endpoint: its `Retry-After` (seconds,
+/// or an HTTP date), [`COOL_DEFAULT`] when absent or unreadable, at least
+/// one second (0, or a date past), at most [`COOL_MAX`].
+pub fn retry_after(value: Option<&str>) -> Duration {
+    let Some(v) = value.map(str::trim) else {
+        return COOL_DEFAULT;
+    };
+    let wait = if let Ok(secs) = v.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else if let Ok(at) = httpdate::parse_http_date(v) {
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+    } else {
+        COOL_DEFAULT
+    };
+    wait.clamp(Duration::from_secs(1), COOL_MAX)
 }
 
 #[cfg(test)]
@@ -587,6 +613,28 @@ mod tests {
         }
         assert_eq!(h.state(), EndpointState::Healthy);
         assert_eq!(h.why(), Why::default());
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates_with_a_default_and_bounds() {
+        assert_eq!(retry_after(Some("2")), Duration::from_secs(2));
+        assert_eq!(retry_after(Some(" 17 ")), Duration::from_secs(17));
+        assert_eq!(retry_after(None), COOL_DEFAULT);
+        assert_eq!(retry_after(Some("soon")), COOL_DEFAULT);
+        assert_eq!(retry_after(Some("-3")), COOL_DEFAULT);
+        assert_eq!(retry_after(Some("0")), Duration::from_secs(1));
+        assert_eq!(retry_after(Some("86400")), COOL_MAX);
+        let at = std::time::SystemTime::now() + Duration::from_secs(30);
+        let d = retry_after(Some(&httpdate::fmt_http_date(at)));
+        assert!(
+            d > Duration::from_secs(28) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        assert_eq!(
+            retry_after(Some("Sun, 06 Nov 1994 08:49:37 GMT")),
+            Duration::from_secs(1),
+            "a date past"
+        );
     }
 
     #[test]
