@@ -49,7 +49,7 @@ pub struct CreateArgs {
     model_id: Option<String>,
     #[arg(long = "endpoint", value_name = "SPEC", help = ENDPOINT_HELP)]
     endpoints: Vec<String>,
-    /// round-robin, random or weighted.
+    /// round-robin, random, weighted or least-loaded.
     #[arg(long, default_value = "round-robin")]
     policy: Policy,
     /// Tags (repeat, or comma-separated).
@@ -71,7 +71,7 @@ pub struct EditArgs {
     /// Replaces all endpoints; a URL given without key= keeps its stored key.
     #[arg(long = "endpoint", value_name = "SPEC", help = ENDPOINT_HELP)]
     endpoints: Vec<String>,
-    /// round-robin, random or weighted (leaving weighted drops the weights).
+    /// round-robin, random, weighted or least-loaded (leaving weighted drops the weights).
     #[arg(long)]
     policy: Option<Policy>,
     /// Replaces all tags (--tag '' clears them).

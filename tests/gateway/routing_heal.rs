@@ -326,3 +326,48 @@ async fn callers_see_429_only_when_every_endpoint_cools() {
     assert_eq!((a.hits(), b.hits()), (1, 1));
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_loaded_sends_less_to_a_slow_endpoint() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let slow = mock_with(MockConfig {
+        label: "slow".into(),
+        latency: Duration::from_millis(150),
+        ..MockConfig::default()
+    })
+    .await;
+    let (f1, f2) = (mock("f1").await, mock("f2").await);
+    ts.model(
+        "ll",
+        "x",
+        vec![ep(&slow.base_url()), ep(&f1.base_url()), ep(&f2.base_url())],
+        Policy::LeastLoaded,
+    );
+    let gw = std::sync::Arc::new(Gw::start(&ts, fast_config()).await);
+    // 6 callers, 30 requests each, back to back.
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let (gw, key) = (gw.clone(), key.clone());
+            tokio::spawn(async move {
+                for _ in 0..30 {
+                    answered_by(gw.chat(&key, "ll").await).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let total = slow.hits() + f1.hits() + f2.hits();
+    assert_eq!(total, 180);
+    // An even split would give slow 60.
+    assert!(slow.hits() <= 18, "slow got {} of 180", slow.hits());
+    assert!(
+        f1.hits() >= 60 && f2.hits() >= 60,
+        "{} {}",
+        f1.hits(),
+        f2.hits()
+    );
+    std::sync::Arc::into_inner(gw).unwrap().stop().await;
+}

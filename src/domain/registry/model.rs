@@ -115,7 +115,7 @@ fn weights(spec: &ModelSpec, out: &mut Vec<FieldError>) {
                 ));
             }
         }
-        Policy::RoundRobin | Policy::Random => {
+        Policy::RoundRobin | Policy::Random | Policy::LeastLoaded => {
             for (i, ep) in spec.endpoints.iter().enumerate() {
                 if ep.weight.is_some() {
                     out.push(FieldError::new(

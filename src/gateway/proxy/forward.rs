@@ -9,7 +9,9 @@ use hyper::{Response, StatusCode};
 use super::body::ResBody;
 use super::errors::{ProxyError, secs_up};
 use super::{Admitted, GatewayState, Worker, refuse};
-use crate::domain::now_ms;
+use std::time::Instant;
+
+use crate::domain::{Policy, now_ms};
 use crate::gateway::limiter::{Headroom, Reservation};
 use crate::gateway::proxy::tally::Tally;
 use crate::gateway::snapshot::Route;
@@ -50,7 +52,10 @@ impl<'a> Balance<'a> {
     fn new(route: &'a Route) -> Self {
         let n = route.endpoints.len();
         let avail = |i| route.avail(i);
-        let first = route.balancer.pick(n, avail);
+        let first = route.balancer.pick_with(n, avail, |i| {
+            let e = &route.endpoints[i];
+            (e.counters.in_flight_now(), e.health.latency_ewma_us())
+        });
         let mut b = Self {
             route,
             first,
@@ -135,7 +140,12 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
         let _trial = Trial(ep.health.admit().then_some(&*ep.health));
         attempts += 1;
         tally.begin_attempt(i);
-        match send(w, route, i, headers, rest, &body).await {
+        let timed = (route.balancer.policy() == Policy::LeastLoaded).then(Instant::now);
+        let sent = send(w, route, i, headers, rest, &body).await;
+        if let (Some(t), Ok(_)) = (timed, &sent) {
+            ep.health.observe_latency(t.elapsed());
+        }
+        match sent {
             Ok((head, up)) if head.status == StatusCode::TOO_MANY_REQUESTS => {
                 // The endpoint cools for its Retry-After; the request moves
                 // on unless every endpoint cools (then the 429 passes on).

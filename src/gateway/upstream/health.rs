@@ -122,6 +122,8 @@ pub struct Health {
     strikes: AtomicU32,
     /// Clock ms it last came back.
     back_at: AtomicU64,
+    /// Latency to the answer's head, µs, EWMA (α = 1/8; least-loaded only).
+    ewma_us: AtomicU64,
     why: Mutex<Why>,
 }
 
@@ -136,6 +138,7 @@ impl Health {
             cool_until: AtomicU64::new(0),
             strikes: AtomicU32::new(0),
             back_at: AtomicU64::new(0),
+            ewma_us: AtomicU64::new(0),
             why: Mutex::new(Why::default()),
         };
         h.set_disabled(disabled);
@@ -196,6 +199,26 @@ impl Health {
 
     pub fn why(&self) -> Why {
         self.why.lock().clone()
+    }
+
+    /// An answer's head came after `d` (the least-loaded policy's tie-break).
+    /// A load and a store: a lost update between workers only delays it.
+    #[inline]
+    pub fn observe_latency(&self, d: Duration) {
+        let sample = d.as_micros().min(u128::from(u32::MAX)) as u64;
+        let old = self.ewma_us.load(Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            (old * 7 + sample) / 8
+        };
+        self.ewma_us.store(new.max(1), Relaxed);
+    }
+
+    /// The latency EWMA in µs (0: no answer seen yet).
+    #[inline]
+    pub fn latency_ewma_us(&self) -> u64 {
+        self.ewma_us.load(Relaxed)
     }
 
     /// Clock ms of the last failure (0: never).
