@@ -31,10 +31,22 @@ pub enum Cmd {
     Disable { name: String },
     /// Delete a model and its rules.
     Delete { name: String },
+    /// One endpoint of a model (INDEX from 0, as `model show` lists them).
+    #[command(subcommand)]
+    Endpoint(EndpointCmd),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EndpointCmd {
+    /// No new requests to it; those in flight (streams included) finish,
+    /// then the gateway shows it `drained`.
+    Drain { name: String, index: usize },
+    /// Back in rotation after a drain.
+    Undrain { name: String, index: usize },
 }
 
 /// `--endpoint` help, shared by create and edit.
-const ENDPOINT_HELP: &str = "Upstream: URL[,key=env:VAR|file:PATH|stdin|none|VALUE][,weight=N][,probe=models|none][,ca=PATH][,disabled]. Repeat for each endpoint";
+const ENDPOINT_HELP: &str = "Upstream: URL[,key=env:VAR|file:PATH|stdin|none|VALUE][,weight=N][,probe=models|none][,ca=PATH][,disabled][,drain]. Repeat for each endpoint";
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
@@ -87,6 +99,8 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> CliResult {
         Cmd::Edit(a) => edit(ctx, a),
         Cmd::Enable { name } => set_enabled(ctx, name, true),
         Cmd::Disable { name } => set_enabled(ctx, name, false),
+        Cmd::Endpoint(EndpointCmd::Drain { name, index }) => set_drain(ctx, name, index, true),
+        Cmd::Endpoint(EndpointCmd::Undrain { name, index }) => set_drain(ctx, name, index, false),
         Cmd::Delete { name } => {
             ctx.apply(vec![Change::DeleteModel { name: name.clone() }])?;
             ctx.emit(&serde_json::json!({ "deleted": name }), || {
@@ -124,6 +138,7 @@ pub struct EndpointView {
     pub weight: Option<u32>,
     pub probe: &'static str,
     pub disabled: bool,
+    pub drain: bool,
     pub ca_file: Option<String>,
     /// What the gateways serving the model report (`-` when none does).
     pub health: String,
@@ -195,6 +210,7 @@ fn view(reg: &Registry, m: &Model, reports: &[GatewayReport], now: i64) -> Model
                 weight: e.weight,
                 probe: e.probe.as_str(),
                 disabled: e.disabled,
+                drain: e.drain,
                 ca_file: e.ca_file.clone(),
                 health: endpoint_health(&fresh, &m.spec.name, i),
             })
@@ -222,6 +238,8 @@ fn endpoint_health(fresh: &[&GatewayReport], model: &str, index: usize) -> Strin
         EndpointState::Down,
         EndpointState::Cooling,
         EndpointState::HalfOpen,
+        EndpointState::Draining,
+        EndpointState::Drained,
         EndpointState::Disabled,
         EndpointState::Unknown,
         EndpointState::Healthy,
@@ -423,6 +441,20 @@ fn edit(ctx: &Ctx, a: EditArgs) -> CliResult {
         "updated model"
     };
     print_model(ctx, &new_name, verb)
+}
+
+fn set_drain(ctx: &Ctx, model: String, index: usize, drain: bool) -> CliResult {
+    ctx.apply(vec![Change::SetEndpointDrain {
+        model: model.clone(),
+        index,
+        drain,
+    }])?;
+    let verb = if drain {
+        format!("draining endpoint {index} of")
+    } else {
+        format!("undrained endpoint {index} of")
+    };
+    print_model(ctx, &model, &verb)
 }
 
 fn set_enabled(ctx: &Ctx, name: String, enabled: bool) -> CliResult {

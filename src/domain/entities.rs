@@ -182,6 +182,10 @@ pub struct Endpoint {
     /// Taken out of rotation by the operator; no probe puts it back.
     #[serde(default)]
     pub disabled: bool,
+    /// Draining: no new requests; those in flight (streams included)
+    /// finish, then the gateway shows it `drained`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drain: bool,
     /// Extra PEM CA bundle trusted for this endpoint (beside the system roots).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
@@ -196,6 +200,7 @@ impl Endpoint {
             weight: None,
             probe: Probe::Models,
             disabled: false,
+            drain: false,
             ca_file: None,
         }
     }

@@ -22,6 +22,10 @@ pub enum EndpointState {
     /// Ejected: out of rotation after a failure rate over the rule; tried
     /// again after its back-off.
     Down,
+    /// Drained by the operator: no new requests, some still in flight.
+    Draining,
+    /// Drained by the operator, nothing in flight any more.
+    Drained,
     /// Taken out by the operator.
     Disabled,
 }
@@ -34,6 +38,8 @@ impl EndpointState {
             EndpointState::HalfOpen => "half-open",
             EndpointState::Cooling => "cooling",
             EndpointState::Down => "down",
+            EndpointState::Draining => "draining",
+            EndpointState::Drained => "drained",
             EndpointState::Disabled => "disabled",
         }
     }
@@ -191,6 +197,8 @@ pub fn gateway_status(model: &Model, reports: &[GatewayReport], now_ms: i64) -> 
                 EndpointState::HalfOpen
                 | EndpointState::Cooling
                 | EndpointState::Down
+                | EndpointState::Draining
+                | EndpointState::Drained
                 | EndpointState::Disabled => failing += 1,
             }
         }

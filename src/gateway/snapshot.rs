@@ -77,7 +77,7 @@ impl Route {
     #[inline]
     pub fn avail(&self, i: usize) -> Avail {
         let e = &self.endpoints[i];
-        if e.upstream.is_err() || self.balancer.weight(i) == 0 {
+        if e.drain || e.upstream.is_err() || self.balancer.weight(i) == 0 {
             return Avail::Never;
         }
         match e.health.state() {
@@ -88,7 +88,10 @@ impl Route {
             // Ejected, or half-open with its trial in flight: last resort.
             EndpointState::HalfOpen | EndpointState::Down => Avail::Down,
             EndpointState::Cooling => Avail::Cooling,
-            EndpointState::Disabled => Avail::Never,
+            // (Draining and drained come from the route, not the health.)
+            EndpointState::Disabled | EndpointState::Draining | EndpointState::Drained => {
+                Avail::Never
+            }
         }
     }
 
@@ -106,7 +109,28 @@ impl Route {
 
     /// Endpoint `i`'s state and why, as the report and the counters show it.
     pub fn health_of(&self, i: usize) -> (EndpointState, Why) {
-        let h = &self.endpoints[i].health;
+        let e = &self.endpoints[i];
+        if e.drain {
+            // Drained by the operator: draining while requests are in flight.
+            let n = e.counters.in_flight_now();
+            let (state, reason) = if n > 0 {
+                (
+                    EndpointState::Draining,
+                    format!("drained by the operator; {n} request(s) still in flight"),
+                )
+            } else {
+                (
+                    EndpointState::Drained,
+                    "drained by the operator".to_string(),
+                )
+            };
+            let why = Why {
+                reason: Some(reason),
+                ..Why::default()
+            };
+            return (state, why);
+        }
+        let h = &e.health;
         let (state, mut why) = (h.state(), h.why());
         if state == EndpointState::Down && self.last_resort() == Some(i) {
             let was = why.reason.take().unwrap_or_default();
@@ -128,6 +152,8 @@ pub struct EndpointRt {
     pub auth: Option<HeaderValue>,
     pub weight: Option<u32>,
     pub probe: Probe,
+    /// Drained by the operator: never picked; requests in flight finish.
+    pub drain: bool,
     pub health: Arc<Health>,
     pub counters: Arc<Counters>,
     /// The connection pools, or why none could be made (a bad CA file).
@@ -451,6 +477,7 @@ impl Builder {
                 auth,
                 weight: ep.weight,
                 probe: ep.probe,
+                drain: ep.drain,
                 health,
                 counters,
                 upstream,

@@ -105,7 +105,9 @@ impl Theme {
                 self.warn()
             }
             EndpointState::Down => self.bad(),
-            EndpointState::Disabled => self.dim(),
+            EndpointState::Draining | EndpointState::Drained | EndpointState::Disabled => {
+                self.dim()
+            }
         }
     }
 

@@ -371,3 +371,90 @@ async fn least_loaded_sends_less_to_a_slow_endpoint() {
     );
     std::sync::Arc::into_inner(gw).unwrap().stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_endpoint_finishes_its_stream_and_gets_nothing_new() {
+    use futures_util::StreamExt;
+    use maasctl::domain::Change;
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    // 20 chunks 50 ms apart: a stream of about a second.
+    let a = mock_with(MockConfig {
+        label: "a".into(),
+        chunks: 20,
+        chunk_delay: Duration::from_millis(50),
+        ..MockConfig::default()
+    })
+    .await;
+    let b = mock("b").await;
+    ts.model(
+        "dr",
+        "x",
+        vec![ep(&a.base_url()), ep(&b.base_url())],
+        Policy::RoundRobin,
+    );
+    let gw = Gw::start(&ts, fast_config()).await;
+    // The first pick is a: a stream starts there.
+    let res = gw
+        .post(
+            "/v1/chat/completions",
+            &key,
+            &serde_json::json!({"model": "dr", "stream": true, "messages": []}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let mut stream = res.bytes_stream();
+    let mut body = stream.next().await.unwrap().unwrap().to_vec();
+    assert_eq!(a.hits(), 1);
+    ts.apply(vec![Change::SetEndpointDrain {
+        model: "dr".into(),
+        index: 0,
+        drain: true,
+    }]);
+    gw.wait_applied(&ts).await;
+    let s = gw
+        .wait_stats("a draining", |s| {
+            s.endpoints[0].state == EndpointState::Draining
+        })
+        .await;
+    assert!(
+        s.endpoints[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("1 request(s) still in flight"),
+        "{:?}",
+        s.endpoints[0]
+    );
+    // Nothing new goes to a while its stream runs.
+    for _ in 0..10 {
+        assert_eq!(answered_by(gw.chat(&key, "dr").await).await, "b");
+    }
+    assert_eq!(a.hits(), 1);
+    // The stream finishes whole.
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk.unwrap());
+    }
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert_eq!(a.completed(), 1);
+    gw.wait_stats("a drained", |s| {
+        s.endpoints[0].state == EndpointState::Drained
+    })
+    .await;
+    // Undrained: back in the cycle.
+    ts.apply(vec![Change::SetEndpointDrain {
+        model: "dr".into(),
+        index: 0,
+        drain: false,
+    }]);
+    gw.wait_applied(&ts).await;
+    let mut got_a = 0;
+    for _ in 0..4 {
+        if answered_by(gw.chat(&key, "dr").await).await == "a" {
+            got_a += 1;
+        }
+    }
+    assert_eq!(got_a, 2);
+    gw.stop().await;
+}

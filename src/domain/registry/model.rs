@@ -282,6 +282,29 @@ impl Registry {
         Ok(Outcome::Done)
     }
 
+    pub(super) fn set_endpoint_drain(
+        &mut self,
+        model: String,
+        index: usize,
+        drain: bool,
+        now: i64,
+        touched: &mut Touched,
+    ) -> Result<Outcome, DomainError> {
+        let endpoints = &self.model(&model)?.spec.endpoints;
+        let n = endpoints.len();
+        let Some(ep) = endpoints.get(index) else {
+            return Err(DomainError::not_found(
+                "endpoint",
+                format!("model '{model}' has {n} endpoint(s); there is no endpoint {index}"),
+            ));
+        };
+        if ep.drain == drain {
+            return Ok(Outcome::Unchanged);
+        }
+        self.touch_model(&model, now, touched).spec.endpoints[index].drain = drain;
+        Ok(Outcome::Done)
+    }
+
     /// A spec's shape, its marketplace entry and cluster, and (unless it is
     /// the model being edited) a free name.
     fn check_model(&self, spec: &ModelSpec, editing: Option<&str>) -> Result<(), DomainError> {
