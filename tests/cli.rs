@@ -1350,3 +1350,21 @@ fn an_endpoint_is_drained_and_undrained_by_index() {
         true
     );
 }
+
+/// `model routes NAME` without a gateway: every endpoint listed, no state,
+/// no share (the states and shares over a running gateway are checked in
+/// tests/gateway/routing_heal.rs).
+#[test]
+fn routes_list_every_endpoint_even_without_a_gateway() {
+    let (env, _, _) = populated();
+    let out = env.ok(&["model", "routes", "DeepSeek-V3"]);
+    assert!(
+        out.contains("SHARE 1M") && out.contains("https://api.deepseek.com"),
+        "{out}"
+    );
+    let v = env.json(&["model", "routes", "DeepSeek-V3"]);
+    assert_eq!(v["model"], "DeepSeek-V3");
+    assert_eq!(v["endpoints"][0]["state"], serde_json::Value::Null);
+    assert_eq!(v["endpoints"][0]["share"], serde_json::Value::Null);
+    env.fails(&["model", "routes", "nope"]);
+}

@@ -272,6 +272,7 @@ fn gateway_reports_round_trip_without_moving_the_revision(b) {
             reason: Some("connection refused".into()),
             since_ms: Some(1),
             until_ms: None,
+            requests_1m: 0,
         }],
         admin: Some("http://127.0.0.1:9090".into()),
     };

@@ -7,8 +7,8 @@ use super::output::{Table, or_dash, utc};
 use super::refs;
 use super::{CliResult, Ctx};
 use crate::domain::{
-    Change, Cluster, EndpointState, GatewayReport, Model, ModelSpec, Policy, Registry, Rule,
-    gateway_status, now_ms,
+    Change, Cluster, GatewayReport, Model, ModelSpec, Policy, Registry, Rule, STATE_SEVERITY,
+    endpoint_routes, gateway_status, now_ms,
 };
 
 #[derive(Debug, Subcommand)]
@@ -31,6 +31,9 @@ pub enum Cmd {
     Disable { name: String },
     /// Delete a model and its rules.
     Delete { name: String },
+    /// Per endpoint: state as the gateways report it (reason, since/until),
+    /// weight and share of the last minute's tries.
+    Routes { name: String },
     /// One endpoint of a model (INDEX from 0, as `model show` lists them).
     #[command(subcommand)]
     Endpoint(EndpointCmd),
@@ -99,6 +102,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> CliResult {
         Cmd::Edit(a) => edit(ctx, a),
         Cmd::Enable { name } => set_enabled(ctx, name, true),
         Cmd::Disable { name } => set_enabled(ctx, name, false),
+        Cmd::Routes { name } => routes(ctx, &name),
         Cmd::Endpoint(EndpointCmd::Drain { name, index }) => set_drain(ctx, name, index, true),
         Cmd::Endpoint(EndpointCmd::Undrain { name, index }) => set_drain(ctx, name, index, false),
         Cmd::Delete { name } => {
@@ -234,18 +238,9 @@ fn endpoint_health(fresh: &[&GatewayReport], model: &str, index: usize) -> Strin
         .flat_map(|r| &r.endpoints)
         .filter(|e| e.model == model && e.index == index)
         .collect();
-    let worst = [
-        EndpointState::Down,
-        EndpointState::Cooling,
-        EndpointState::HalfOpen,
-        EndpointState::Draining,
-        EndpointState::Drained,
-        EndpointState::Disabled,
-        EndpointState::Unknown,
-        EndpointState::Healthy,
-    ]
-    .into_iter()
-    .find_map(|s| seen.iter().find(|e| e.state == s));
+    let worst = STATE_SEVERITY
+        .into_iter()
+        .find_map(|s| seen.iter().find(|e| e.state == s));
     match worst {
         None => "-".into(),
         Some(e) => match &e.reason {
@@ -441,6 +436,33 @@ fn edit(ctx: &Ctx, a: EditArgs) -> CliResult {
         "updated model"
     };
     print_model(ctx, &new_name, verb)
+}
+
+fn routes(ctx: &Ctx, name: &str) -> CliResult {
+    let reg = ctx.load()?;
+    let m = reg.model(name)?;
+    let rows = endpoint_routes(m, &ctx.reports()?, now_ms());
+    let v = serde_json::json!({ "model": name, "policy": m.spec.policy, "endpoints": rows });
+    ctx.emit(&v, || {
+        let mut t = Table::new([
+            "#", "URL", "STATE", "REASON", "SINCE", "UNTIL", "WEIGHT", "SHARE 1M",
+        ]);
+        for r in &rows {
+            t.row([
+                r.index.to_string(),
+                r.url.clone(),
+                r.state.map_or("-", |s| s.as_str()).into(),
+                or_dash(r.reason.clone().unwrap_or_default()),
+                r.since_ms.map_or("-".into(), utc),
+                r.until_ms.map_or("-".into(), utc),
+                r.weight.map_or("-".into(), |w| w.to_string()),
+                r.share.map_or("-".into(), |s| {
+                    format!("{:.1}% ({})", s * 100.0, r.requests_1m)
+                }),
+            ]);
+        }
+        format!("model {name} ({})\n{}", m.spec.policy, t.render())
+    })
 }
 
 fn set_drain(ctx: &Ctx, model: String, index: usize, drain: bool) -> CliResult {

@@ -285,6 +285,10 @@ async fn an_upstream_429_cools_exactly_that_endpoint_for_its_retry_after() {
         "a back after {back:?}"
     );
     assert!(others[0] > 10 && others[1] > 10, "{others:?}");
+    gw.wait_stats("the end of the cooling in the events", |s| {
+        endpoint_event(s, 0, "back in rotation after cooling")
+    })
+    .await;
     gw.stop().await;
 }
 
@@ -456,5 +460,51 @@ async fn a_drained_endpoint_finishes_its_stream_and_gets_nothing_new() {
         }
     }
     assert_eq!(got_a, 2);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_show_each_endpoint_state_and_its_share_of_the_last_minute() {
+    use maasctl::store::Store;
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let live = mock("live").await;
+    let dead = dead_url();
+    ts.model(
+        "rt",
+        "x",
+        vec![ep(&dead), ep(&live.base_url())],
+        Policy::RoundRobin,
+    );
+    let gw = Gw::start(&ts, fast_config()).await;
+    for _ in 0..20 {
+        assert_eq!(answered_by(gw.chat(&key, "rt").await).await, "live");
+    }
+    // Dead took 5 tries (the 5th ejected it); live answered all 20.
+    let rows = wait_for("the report to carry the last minute's tries", || async {
+        let reg = ts.store.load().unwrap();
+        let rows = maasctl::domain::endpoint_routes(
+            &reg.models["rt"],
+            &ts.store.reports().unwrap(),
+            maasctl::domain::now_ms(),
+        );
+        (rows[1].requests_1m == 20).then_some(rows)
+    })
+    .await;
+    assert_eq!(rows[0].state, Some(EndpointState::Down));
+    assert!(
+        rows[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("5 of 5 tries failed"),
+        "{rows:?}"
+    );
+    assert!(rows[0].since_ms.is_some());
+    assert_eq!(rows[0].requests_1m, 5);
+    assert_eq!(rows[1].state, Some(EndpointState::Healthy));
+    assert_eq!(rows[1].reason, None);
+    let share = rows[1].share.unwrap();
+    assert!((share - 20.0 / 25.0).abs() < 1e-9, "{share}");
     gw.stop().await;
 }

@@ -81,6 +81,7 @@ impl Control {
             id: report_id.clone(),
             listen: listen.clone(),
             started_ms,
+            recent: Default::default(),
         };
         let tasks = [
             tokio::spawn(reload_loop(
@@ -224,9 +225,28 @@ struct Reporter {
     id: String,
     listen: String,
     started_ms: i64,
+    /// Per endpoint, (Unix ms, tries started) at each report of the last minute.
+    recent: parking_lot::Mutex<HashMap<EndpointKey, std::collections::VecDeque<(i64, u64)>>>,
 }
 
 impl Reporter {
+    /// Tries sent to endpoint `e` in the last minute (`model routes`' share):
+    /// its started count now minus the one a minute ago (0 when first seen:
+    /// an endpoint's counters start with it).
+    fn last_minute(&self, model: &str, e: &EndpointRt) -> u64 {
+        let now = now_ms();
+        let started = e.counters.read().started;
+        let mut recent = self.recent.lock();
+        let seen = recent
+            .entry((model.to_string(), e.index, e.url.clone()))
+            .or_insert_with(|| [(now, 0)].into());
+        seen.push_back((now, started));
+        while seen.len() > 1 && seen[1].0 <= now - 60_000 {
+            seen.pop_front();
+        }
+        started.saturating_sub(seen[0].1)
+    }
+
     fn report(&self) -> GatewayReport {
         let snap = self.shared.snapshot.load();
         let endpoints = snap
@@ -243,6 +263,7 @@ impl Reporter {
                         reason: why.reason,
                         since_ms: why.since_ms,
                         until_ms: why.until_ms,
+                        requests_1m: self.last_minute(&r.name, e),
                     }
                 })
             })
@@ -314,6 +335,15 @@ async fn probe_loop(shared: Arc<GatewayState>, reloaded: Arc<Notify>) {
                 let state = ep.health.state();
                 if ep.upstream.is_err() {
                     continue;
+                }
+                if ep.health.take_cool_ended() {
+                    came_back(
+                        &shared.events,
+                        route,
+                        ep,
+                        Transition::CameBack,
+                        "after cooling",
+                    );
                 }
                 match (state, ep.probe) {
                     // Ejected: nothing until its back-off is over.

@@ -32,7 +32,7 @@
 
 use parking_lot::Mutex;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use crate::domain::{EndpointState, now_ms};
@@ -124,6 +124,8 @@ pub struct Health {
     back_at: AtomicU64,
     /// Latency to the answer's head, µs, EWMA (α = 1/8; least-loaded only).
     ewma_us: AtomicU64,
+    /// A cooling ended (for the prober's event; it ends lazily when read).
+    cool_ended: AtomicBool,
     why: Mutex<Why>,
 }
 
@@ -139,6 +141,7 @@ impl Health {
             strikes: AtomicU32::new(0),
             back_at: AtomicU64::new(0),
             ewma_us: AtomicU64::new(0),
+            cool_ended: AtomicBool::new(false),
             why: Mutex::new(Why::default()),
         };
         h.set_disabled(disabled);
@@ -180,8 +183,15 @@ impl Health {
             .is_ok()
         {
             *self.why.lock() = Why::default();
+            self.cool_ended.store(true, Relaxed);
         }
         true
+    }
+
+    /// Whether a cooling ended since the last call (ends it if due).
+    pub fn take_cool_ended(&self) -> bool {
+        let _ = self.in_rotation();
+        self.cool_ended.swap(false, Relaxed)
     }
 
     /// Out of rotation after failures (ejected); may serve as the last resort.
@@ -631,10 +641,13 @@ mod tests {
         assert!(h.cooling_until().is_some());
         assert!(h.why().until_ms.is_some());
         assert!(!h.cool(Duration::from_millis(10)), "already cooling");
+        assert!(!h.take_cool_ended());
         while !h.in_rotation() {
             std::thread::yield_now();
         }
         assert_eq!(h.state(), EndpointState::Healthy);
+        assert!(h.take_cool_ended(), "once");
+        assert!(!h.take_cool_ended());
         assert_eq!(h.why(), Why::default());
     }
 
