@@ -1362,3 +1362,53 @@ mod postgres {
         assert_eq!(db.sql("SELECT name FROM workspaces"), "acme");
     }
 }
+
+/// `model endpoint drain|undrain NAME INDEX` (issue 14): stored, shown,
+/// exported, and a missing index is refused naming the endpoint.
+#[test]
+fn an_endpoint_is_drained_and_undrained_by_index() {
+    let (env, _, _) = populated();
+    let v = env.json(&["model", "endpoint", "drain", "DeepSeek-V3", "0"]);
+    assert_eq!(v["endpoints"][0]["drain"], true, "{v}");
+    let shown = env.json(&["model", "show", "DeepSeek-V3"]);
+    assert_eq!(shown["endpoints"][0]["drain"], true);
+    let exported = env.ok(&["export"]);
+    assert!(exported.contains("drain: true"), "{exported}");
+    refused(
+        &env,
+        &["model", "endpoint", "drain", "DeepSeek-V3", "3"],
+        "endpoint: model 'DeepSeek-V3' has 1 endpoint(s); there is no endpoint 3",
+    );
+    let v = env.json(&["model", "endpoint", "undrain", "DeepSeek-V3", "0"]);
+    assert_eq!(v["endpoints"][0]["drain"], false);
+    // An endpoint spec can say it too.
+    env.ok(&[
+        "model",
+        "edit",
+        "DeepSeek-V3",
+        "--endpoint",
+        "https://api.deepseek.com,drain",
+    ]);
+    assert_eq!(
+        env.json(&["model", "show", "DeepSeek-V3"])["endpoints"][0]["drain"],
+        true
+    );
+}
+
+/// `model routes NAME` without a gateway: every endpoint listed, no state,
+/// no share (the states and shares over a running gateway are checked in
+/// tests/gateway/routing_heal.rs).
+#[test]
+fn routes_list_every_endpoint_even_without_a_gateway() {
+    let (env, _, _) = populated();
+    let out = env.ok(&["model", "routes", "DeepSeek-V3"]);
+    assert!(
+        out.contains("SHARE 1M") && out.contains("https://api.deepseek.com"),
+        "{out}"
+    );
+    let v = env.json(&["model", "routes", "DeepSeek-V3"]);
+    assert_eq!(v["model"], "DeepSeek-V3");
+    assert_eq!(v["endpoints"][0]["state"], serde_json::Value::Null);
+    assert_eq!(v["endpoints"][0]["share"], serde_json::Value::Null);
+    env.fails(&["model", "routes", "nope"]);
+}

@@ -271,6 +271,8 @@ fn gateway_reports_round_trip_without_moving_the_revision(b) {
             state: EndpointState::Down,
             reason: Some("connection refused".into()),
             since_ms: Some(1),
+            until_ms: None,
+            requests_1m: 0,
         }],
         admin: Some("http://127.0.0.1:9090".into()),
     };
@@ -416,13 +418,13 @@ on_both! {
 fn an_older_schema_is_migrated_keeping_its_data(b) {
     b.open().apply(everything(), &by()).unwrap();
     // Turn the store back into a schema-1 store: without what migrations 2
-    // (api_key_ref), 3 (audit trail, history, admin tokens) and 4 (rule
-    // unit) added.
+    // (api_key_ref), 3 (audit trail, history, admin tokens), 4 (rule
+    // unit) and 5 (endpoint drain) added.
     const LATER_TABLES: &str =
         "DROP TABLE audit_entities; DROP TABLE audit; DROP TABLE revisions; DROP TABLE admin_tokens;";
     b.raw_sql(
-        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE rules DROP COLUMN unit; {LATER_TABLES} PRAGMA user_version = 1;"),
-        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE rules DROP COLUMN unit; {LATER_TABLES} DROP FUNCTION maasctl_audit_append_only(); UPDATE maasctl_schema SET version = 1"),
+        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE endpoints DROP COLUMN drain; ALTER TABLE rules DROP COLUMN unit; {LATER_TABLES} PRAGMA user_version = 1;"),
+        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE endpoints DROP COLUMN drain; ALTER TABLE rules DROP COLUMN unit; {LATER_TABLES} DROP FUNCTION maasctl_audit_append_only(); UPDATE maasctl_schema SET version = 1"),
     );
     let s = b.open();
     assert_eq!(b.schema_version(), b.current_schema());

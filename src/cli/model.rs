@@ -7,8 +7,8 @@ use super::output::{Table, or_dash, utc};
 use super::refs;
 use super::{CliResult, Ctx};
 use crate::domain::{
-    Change, Cluster, EndpointState, GatewayReport, Model, ModelSpec, Policy, Registry, Rule,
-    gateway_status, now_ms,
+    Change, Cluster, GatewayReport, Model, ModelSpec, Policy, Registry, Rule, STATE_SEVERITY,
+    endpoint_routes, gateway_status, now_ms,
 };
 
 #[derive(Debug, Subcommand)]
@@ -31,10 +31,25 @@ pub enum Cmd {
     Disable { name: String },
     /// Delete a model and its rules.
     Delete { name: String },
+    /// Per endpoint: state as the gateways report it (reason, since/until),
+    /// weight and share of the last minute's tries.
+    Routes { name: String },
+    /// One endpoint of a model (INDEX from 0, as `model show` lists them).
+    #[command(subcommand)]
+    Endpoint(EndpointCmd),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EndpointCmd {
+    /// No new requests to it; those in flight (streams included) finish,
+    /// then the gateway shows it `drained`.
+    Drain { name: String, index: usize },
+    /// Back in rotation after a drain.
+    Undrain { name: String, index: usize },
 }
 
 /// `--endpoint` help, shared by create and edit.
-const ENDPOINT_HELP: &str = "Upstream: URL[,key=env:VAR|file:PATH|stdin|none|VALUE][,weight=N][,probe=models|none][,ca=PATH][,disabled]. Repeat for each endpoint";
+const ENDPOINT_HELP: &str = "Upstream: URL[,key=env:VAR|file:PATH|stdin|none|VALUE][,weight=N][,probe=models|none][,ca=PATH][,disabled][,drain]. Repeat for each endpoint";
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
@@ -49,7 +64,7 @@ pub struct CreateArgs {
     model_id: Option<String>,
     #[arg(long = "endpoint", value_name = "SPEC", help = ENDPOINT_HELP)]
     endpoints: Vec<String>,
-    /// round-robin, random or weighted.
+    /// round-robin, random, weighted or least-loaded.
     #[arg(long, default_value = "round-robin")]
     policy: Policy,
     /// Tags (repeat, or comma-separated).
@@ -71,7 +86,7 @@ pub struct EditArgs {
     /// Replaces all endpoints; a URL given without key= keeps its stored key.
     #[arg(long = "endpoint", value_name = "SPEC", help = ENDPOINT_HELP)]
     endpoints: Vec<String>,
-    /// round-robin, random or weighted (leaving weighted drops the weights).
+    /// round-robin, random, weighted or least-loaded (leaving weighted drops the weights).
     #[arg(long)]
     policy: Option<Policy>,
     /// Replaces all tags (--tag '' clears them).
@@ -87,6 +102,9 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> CliResult {
         Cmd::Edit(a) => edit(ctx, a),
         Cmd::Enable { name } => set_enabled(ctx, name, true),
         Cmd::Disable { name } => set_enabled(ctx, name, false),
+        Cmd::Routes { name } => routes(ctx, &name),
+        Cmd::Endpoint(EndpointCmd::Drain { name, index }) => set_drain(ctx, name, index, true),
+        Cmd::Endpoint(EndpointCmd::Undrain { name, index }) => set_drain(ctx, name, index, false),
         Cmd::Delete { name } => {
             ctx.apply(vec![Change::DeleteModel { name: name.clone() }])?;
             ctx.emit(&serde_json::json!({ "deleted": name }), || {
@@ -124,6 +142,7 @@ pub struct EndpointView {
     pub weight: Option<u32>,
     pub probe: &'static str,
     pub disabled: bool,
+    pub drain: bool,
     pub ca_file: Option<String>,
     /// What the gateways serving the model report (`-` when none does).
     pub health: String,
@@ -195,6 +214,7 @@ fn view(reg: &Registry, m: &Model, reports: &[GatewayReport], now: i64) -> Model
                 weight: e.weight,
                 probe: e.probe.as_str(),
                 disabled: e.disabled,
+                drain: e.drain,
                 ca_file: e.ca_file.clone(),
                 health: endpoint_health(&fresh, &m.spec.name, i),
             })
@@ -218,14 +238,9 @@ fn endpoint_health(fresh: &[&GatewayReport], model: &str, index: usize) -> Strin
         .flat_map(|r| &r.endpoints)
         .filter(|e| e.model == model && e.index == index)
         .collect();
-    let worst = [
-        EndpointState::Down,
-        EndpointState::Disabled,
-        EndpointState::Unknown,
-        EndpointState::Healthy,
-    ]
-    .into_iter()
-    .find_map(|s| seen.iter().find(|e| e.state == s));
+    let worst = STATE_SEVERITY
+        .into_iter()
+        .find_map(|s| seen.iter().find(|e| e.state == s));
     match worst {
         None => "-".into(),
         Some(e) => match &e.reason {
@@ -421,6 +436,47 @@ fn edit(ctx: &Ctx, a: EditArgs) -> CliResult {
         "updated model"
     };
     print_model(ctx, &new_name, verb)
+}
+
+fn routes(ctx: &Ctx, name: &str) -> CliResult {
+    let reg = ctx.load()?;
+    let m = reg.model(name)?;
+    let rows = endpoint_routes(m, &ctx.reports()?, now_ms());
+    let v = serde_json::json!({ "model": name, "policy": m.spec.policy, "endpoints": rows });
+    ctx.emit(&v, || {
+        let mut t = Table::new([
+            "#", "URL", "STATE", "REASON", "SINCE", "UNTIL", "WEIGHT", "SHARE 1M",
+        ]);
+        for r in &rows {
+            t.row([
+                r.index.to_string(),
+                r.url.clone(),
+                r.state.map_or("-", |s| s.as_str()).into(),
+                or_dash(r.reason.clone().unwrap_or_default()),
+                r.since_ms.map_or("-".into(), utc),
+                r.until_ms.map_or("-".into(), utc),
+                r.weight.map_or("-".into(), |w| w.to_string()),
+                r.share.map_or("-".into(), |s| {
+                    format!("{:.1}% ({})", s * 100.0, r.requests_1m)
+                }),
+            ]);
+        }
+        format!("model {name} ({})\n{}", m.spec.policy, t.render())
+    })
+}
+
+fn set_drain(ctx: &Ctx, model: String, index: usize, drain: bool) -> CliResult {
+    ctx.apply(vec![Change::SetEndpointDrain {
+        model: model.clone(),
+        index,
+        drain,
+    }])?;
+    let verb = if drain {
+        format!("draining endpoint {index} of")
+    } else {
+        format!("undrained endpoint {index} of")
+    };
+    print_model(ctx, &model, &verb)
 }
 
 fn set_enabled(ctx: &Ctx, name: String, enabled: bool) -> CliResult {

@@ -56,7 +56,7 @@ pub enum KeyArg {
     Value(String),
 }
 
-/// One `--endpoint URL[,key=…][,weight=N][,probe=models|none][,ca=PATH][,disabled]`.
+/// One `--endpoint URL[,key=…][,weight=N][,probe=models|none][,ca=PATH][,disabled][,drain]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointArg {
     pub url: String,
@@ -64,6 +64,7 @@ pub struct EndpointArg {
     pub weight: Option<u32>,
     pub probe: Probe,
     pub disabled: bool,
+    pub drain: bool,
     pub ca_file: Option<String>,
 }
 
@@ -79,6 +80,7 @@ pub fn parse_endpoint(i: usize, s: &str) -> CliResult<EndpointArg> {
         weight: None,
         probe: Probe::default(),
         disabled: false,
+        drain: false,
         ca_file: None,
     };
     for part in parts {
@@ -108,11 +110,13 @@ pub fn parse_endpoint(i: usize, s: &str) -> CliResult<EndpointArg> {
             ("ca", v) => ep.ca_file = Some(v.to_string()),
             ("disabled", "" | "true") => ep.disabled = true,
             ("disabled", "false") => ep.disabled = false,
+            ("drain", "" | "true") => ep.drain = true,
+            ("drain", "false") => ep.drain = false,
             (k, _) => {
                 return Err(CliError::field(
                     format!("endpoints[{i}]"),
                     format!(
-                        "unknown option '{k}' in '{s}'; use URL[,key=env:VAR|file:PATH|stdin|none|VALUE][,weight=N][,probe=models|none][,ca=PATH][,disabled]"
+                        "unknown option '{k}' in '{s}'; use URL[,key=env:VAR|file:PATH|stdin|none|VALUE][,weight=N][,probe=models|none][,ca=PATH][,disabled][,drain]"
                     ),
                 ));
             }
@@ -186,6 +190,7 @@ pub fn build_endpoints(
                 weight: a.weight,
                 probe: a.probe,
                 disabled: a.disabled,
+                drain: a.drain,
                 ca_file: a.ca_file.clone(),
             }
         })

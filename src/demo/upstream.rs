@@ -50,6 +50,8 @@ pub struct MockConfig {
     pub fail_status: u16,
     /// Answer every completion request with this status and an error body.
     pub status: Option<u16>,
+    /// A `Retry-After` header on those error answers.
+    pub retry_after: Option<String>,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     /// Serve HTTPS with this certificate chain and key (PEM).
@@ -66,6 +68,7 @@ impl Default for MockConfig {
             fail_rate: 0.0,
             fail_status: 500,
             status: None,
+            retry_after: None,
             prompt_tokens: 11,
             completion_tokens: 7,
             tls: None,
@@ -328,10 +331,20 @@ async fn answer(
         (cfg.fail_rate > 0.0 && fastrand::f64() < cfg.fail_rate).then_some(cfg.fail_status)
     });
     let res = match forced {
-        Some(status) if is_completion => json_response(
-            status,
-            &json!({"error": {"message": format!("mock {} answers {status}", cfg.label), "type": "mock_error", "code": status}}),
-        ),
+        Some(status) if is_completion => {
+            let mut r = json_response(
+                status,
+                &json!({"error": {"message": format!("mock {} answers {status}", cfg.label), "type": "mock_error", "code": status}}),
+            );
+            if let Some(v) = cfg
+                .retry_after
+                .as_deref()
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
+                r.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+            }
+            r
+        }
         _ if parts.method == Method::GET && path.ends_with("/models") => json_response(
             200,
             &json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "created": 0, "owned_by": cfg.label}]}),

@@ -84,15 +84,24 @@ pub enum Policy {
     RoundRobin,
     Random,
     Weighted,
+    /// Power of two choices over the requests in flight per endpoint, ties
+    /// by latency (`docs/gateway.md`, "Balancing").
+    LeastLoaded,
 }
 
 impl Policy {
-    pub const ALL: [Policy; 3] = [Policy::RoundRobin, Policy::Random, Policy::Weighted];
+    pub const ALL: [Policy; 4] = [
+        Policy::RoundRobin,
+        Policy::Random,
+        Policy::Weighted,
+        Policy::LeastLoaded,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Policy::RoundRobin => "round-robin",
             Policy::Random => "random",
             Policy::Weighted => "weighted",
+            Policy::LeastLoaded => "least-loaded",
         }
     }
 }
@@ -110,8 +119,9 @@ impl std::str::FromStr for Policy {
             "round-robin" | "roundrobin" | "rr" => Ok(Policy::RoundRobin),
             "random" => Ok(Policy::Random),
             "weighted" => Ok(Policy::Weighted),
+            "least-loaded" | "leastloaded" => Ok(Policy::LeastLoaded),
             other => Err(format!(
-                "'{other}' is not a policy; use round-robin, random or weighted"
+                "'{other}' is not a policy; use round-robin, random, weighted or least-loaded"
             )),
         }
     }
@@ -172,6 +182,10 @@ pub struct Endpoint {
     /// Taken out of rotation by the operator; no probe puts it back.
     #[serde(default)]
     pub disabled: bool,
+    /// Draining: no new requests; those in flight (streams included)
+    /// finish, then the gateway shows it `drained`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drain: bool,
     /// Extra PEM CA bundle trusted for this endpoint (beside the system roots).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
@@ -186,6 +200,7 @@ impl Endpoint {
             weight: None,
             probe: Probe::Models,
             disabled: false,
+            drain: false,
             ca_file: None,
         }
     }

@@ -19,7 +19,8 @@ pub use registry::key::{CreatedKey, new_key};
 pub use registry::{Change, Outcome, REVISION_FIELD, Registry, Touched, summarize};
 pub use secret::Secret;
 pub use status::{
-    EndpointHealth, EndpointState, GatewayReport, GatewayStatus, LimiterMode, gateway_status,
+    EndpointHealth, EndpointRoute, EndpointState, GatewayReport, GatewayStatus, LimiterMode,
+    STATE_SEVERITY, endpoint_routes, gateway_status,
 };
 
 /// Unix seconds now.

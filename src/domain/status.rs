@@ -15,8 +15,17 @@ pub enum EndpointState {
     /// In rotation, but never contacted yet: no evidence either way (a new
     /// or re-enabled endpoint until its first probe or call).
     Unknown,
-    /// Out of rotation after failures; being probed.
+    /// Out of back-off after an ejection: one trial request at a time.
+    HalfOpen,
+    /// The upstream answered 429: out until its Retry-After.
+    Cooling,
+    /// Ejected: out of rotation after a failure rate over the rule; tried
+    /// again after its back-off.
     Down,
+    /// Drained by the operator: no new requests, some still in flight.
+    Draining,
+    /// Drained by the operator, nothing in flight any more.
+    Drained,
     /// Taken out by the operator.
     Disabled,
 }
@@ -26,7 +35,11 @@ impl EndpointState {
         match self {
             EndpointState::Healthy => "healthy",
             EndpointState::Unknown => "unknown",
+            EndpointState::HalfOpen => "half-open",
+            EndpointState::Cooling => "cooling",
             EndpointState::Down => "down",
+            EndpointState::Draining => "draining",
+            EndpointState::Drained => "drained",
             EndpointState::Disabled => "disabled",
         }
     }
@@ -45,6 +58,88 @@ pub struct EndpointHealth {
     /// Unix ms when it left the rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since_ms: Option<i64>,
+    /// Cooling: Unix ms when it is back in rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<i64>,
+    /// Tries sent to it in the last minute (failovers included).
+    #[serde(default)]
+    pub requests_1m: u64,
+}
+
+/// One endpoint of a model as `model routes` shows it: the worst state any
+/// fresh gateway serving the model reports, and its share of the last
+/// minute's tries summed over those gateways.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndpointRoute {
+    pub index: usize,
+    pub url: String,
+    pub weight: Option<u32>,
+    /// `None` when no fresh gateway reports it.
+    pub state: Option<EndpointState>,
+    pub reason: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub requests_1m: u64,
+    /// Share (0..=1) of the model's tries in the last minute; `None` without any.
+    pub share: Option<f64>,
+}
+
+/// Worst first: the state a summary shows when gateways disagree.
+pub const STATE_SEVERITY: [EndpointState; 8] = [
+    EndpointState::Down,
+    EndpointState::Cooling,
+    EndpointState::HalfOpen,
+    EndpointState::Draining,
+    EndpointState::Drained,
+    EndpointState::Disabled,
+    EndpointState::Unknown,
+    EndpointState::Healthy,
+];
+
+/// The routes of `model` from the fresh reports of the gateways serving it.
+pub fn endpoint_routes(
+    model: &Model,
+    reports: &[GatewayReport],
+    now_ms: i64,
+) -> Vec<EndpointRoute> {
+    let fresh: Vec<&GatewayReport> = reports
+        .iter()
+        .filter(|r| r.is_fresh(now_ms) && r.serves(&model.spec.cluster))
+        .collect();
+    let mut rows: Vec<EndpointRoute> = model
+        .spec
+        .endpoints
+        .iter()
+        .enumerate()
+        .map(|(index, e)| {
+            let seen: Vec<&EndpointHealth> = fresh
+                .iter()
+                .flat_map(|r| &r.endpoints)
+                .filter(|h| h.model == model.spec.name && h.index == index)
+                .collect();
+            let worst = STATE_SEVERITY
+                .iter()
+                .find_map(|s| seen.iter().find(|h| h.state == *s));
+            EndpointRoute {
+                index,
+                url: e.url.clone(),
+                weight: e.weight,
+                state: worst.map(|h| h.state),
+                reason: worst.and_then(|h| h.reason.clone()),
+                since_ms: worst.and_then(|h| h.since_ms),
+                until_ms: worst.and_then(|h| h.until_ms),
+                requests_1m: seen.iter().map(|h| h.requests_1m).sum(),
+                share: None,
+            }
+        })
+        .collect();
+    let total: u64 = rows.iter().map(|r| r.requests_1m).sum();
+    if total > 0 {
+        for r in &mut rows {
+            r.share = Some(r.requests_1m as f64 / total as f64);
+        }
+    }
+    rows
 }
 
 /// How a gateway counts rate limits.
@@ -178,7 +273,12 @@ pub fn gateway_status(model: &Model, reports: &[GatewayReport], now_ms: i64) -> 
             match e.state {
                 EndpointState::Healthy => healthy += 1,
                 EndpointState::Unknown => {}
-                EndpointState::Down | EndpointState::Disabled => failing += 1,
+                EndpointState::HalfOpen
+                | EndpointState::Cooling
+                | EndpointState::Down
+                | EndpointState::Draining
+                | EndpointState::Drained
+                | EndpointState::Disabled => failing += 1,
             }
         }
     }
@@ -237,6 +337,8 @@ mod tests {
                     state,
                     reason: None,
                     since_ms: None,
+                    until_ms: None,
+                    requests_1m: 0,
                 })
                 .collect(),
             admin: None,

@@ -48,14 +48,18 @@ pub struct GatewayConfig {
     pub report_interval: Duration,
     /// How often counters are sampled and published (when they changed).
     pub stats_interval: Duration,
-    /// Consecutive failures (connect error, timeout, 5xx) that take an
-    /// endpoint out of rotation.
-    pub fail_threshold: u32,
+    /// Failures (connect error, timeout, 5xx) in the last 10 s that eject
+    /// an endpoint: at least this many ...
+    pub eject_min_failures: u32,
+    /// ... and at least this share (%) of its tries in the window.
+    pub eject_ratio_pct: u32,
     /// How often endpoints out of rotation are probed (`GET <url>/models`).
     pub probe_interval: Duration,
-    /// For endpoints with probe `none`: time out of rotation before real
-    /// traffic tries them again (one failure takes them out again).
+    /// First back-off of an ejected endpoint before its trial (a probe, or
+    /// half-open for probe `none`); doubled after each failed trial.
     pub cooldown: Duration,
+    /// The longest back-off.
+    pub cooldown_max: Duration,
     /// On shutdown, how long requests in flight may take to finish.
     pub shutdown_grace: Duration,
     /// The rate limiter; `None` makes a local one (`Limiter::local()`). A
@@ -84,6 +88,18 @@ impl GatewayConfig {
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
 }
 
+impl GatewayConfig {
+    /// The ejection rule of these settings.
+    pub fn eject_rule(&self) -> crate::gateway::upstream::health::EjectRule {
+        crate::gateway::upstream::health::EjectRule {
+            min_failures: self.eject_min_failures,
+            ratio_pct: self.eject_ratio_pct,
+            base: self.cooldown,
+            max: self.cooldown_max,
+        }
+    }
+}
+
 /// Cores available to this process (at least 1).
 pub fn default_workers() -> usize {
     std::thread::available_parallelism()
@@ -106,9 +122,11 @@ impl Default for GatewayConfig {
             reload_poll: Duration::from_millis(200),
             report_interval: Duration::from_secs(2),
             stats_interval: Duration::from_millis(250),
-            fail_threshold: 3,
+            eject_min_failures: 5,
+            eject_ratio_pct: 20,
             probe_interval: Duration::from_secs(2),
-            cooldown: Duration::from_secs(10),
+            cooldown: Duration::from_secs(2),
+            cooldown_max: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
             limiter: None,
             metrics_listen: None,

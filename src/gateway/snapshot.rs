@@ -24,7 +24,7 @@ use crate::gateway::telemetry::counters::Counters;
 use crate::gateway::telemetry::events::Events;
 use crate::gateway::telemetry::stats::EventKind;
 use crate::gateway::upstream::balancer::{Avail, Balancer};
-use crate::gateway::upstream::health::{Health, Transition};
+use crate::gateway::upstream::health::{EjectRule, Health, Transition, Why};
 use crate::gateway::upstream::tls;
 use crate::gateway::upstream::{Upstream, UpstreamTarget};
 
@@ -77,15 +77,68 @@ impl Route {
     #[inline]
     pub fn avail(&self, i: usize) -> Avail {
         let e = &self.endpoints[i];
-        if e.upstream.is_err() || self.balancer.weight(i) == 0 {
+        if e.drain || e.upstream.is_err() || self.balancer.weight(i) == 0 {
             return Avail::Never;
         }
         match e.health.state() {
             // Unknown (never contacted) is in rotation until evidence says otherwise.
             EndpointState::Healthy | EndpointState::Unknown => Avail::Healthy,
-            EndpointState::Down => Avail::Down,
-            EndpointState::Disabled => Avail::Never,
+            // Half-open: one trial at a time.
+            EndpointState::HalfOpen if e.health.in_rotation() => Avail::Healthy,
+            // Ejected, or half-open with its trial in flight: last resort.
+            EndpointState::HalfOpen | EndpointState::Down => Avail::Down,
+            EndpointState::Cooling => Avail::Cooling,
+            // (Draining and drained come from the route, not the health.)
+            EndpointState::Disabled | EndpointState::Draining | EndpointState::Drained => {
+                Avail::Never
+            }
         }
+    }
+
+    /// When no endpoint is in rotation: the ejected one that failed least
+    /// recently, which keeps serving (never all endpoints out at once).
+    pub fn last_resort(&self) -> Option<usize> {
+        let n = self.endpoints.len();
+        if (0..n).any(|i| matches!(self.avail(i), Avail::Healthy | Avail::Cooling)) {
+            return None;
+        }
+        (0..n)
+            .filter(|&i| self.avail(i) == Avail::Down)
+            .min_by_key(|&i| self.endpoints[i].health.last_failure())
+    }
+
+    /// Endpoint `i`'s state and why, as the report and the counters show it.
+    pub fn health_of(&self, i: usize) -> (EndpointState, Why) {
+        let e = &self.endpoints[i];
+        if e.drain {
+            // Drained by the operator: draining while requests are in flight.
+            let n = e.counters.in_flight_now();
+            let (state, reason) = if n > 0 {
+                (
+                    EndpointState::Draining,
+                    format!("drained by the operator; {n} request(s) still in flight"),
+                )
+            } else {
+                (
+                    EndpointState::Drained,
+                    "drained by the operator".to_string(),
+                )
+            };
+            let why = Why {
+                reason: Some(reason),
+                ..Why::default()
+            };
+            return (state, why);
+        }
+        let h = &e.health;
+        let (state, mut why) = (h.state(), h.why());
+        if state == EndpointState::Down && self.last_resort() == Some(i) {
+            let was = why.reason.take().unwrap_or_default();
+            why.reason = Some(format!(
+                "all endpoints out: serving through the least recently failed ({was})"
+            ));
+        }
+        (state, why)
     }
 }
 
@@ -99,6 +152,8 @@ pub struct EndpointRt {
     pub auth: Option<HeaderValue>,
     pub weight: Option<u32>,
     pub probe: Probe,
+    /// Drained by the operator: never picked; requests in flight finish.
+    pub drain: bool,
     pub health: Arc<Health>,
     pub counters: Arc<Counters>,
     /// The connection pools, or why none could be made (a bad CA file).
@@ -398,7 +453,7 @@ impl Builder {
                 Err(e) => Err(e.clone()),
             };
             if let Err(reason) = &upstream
-                && let Some(Transition::WentDown(r)) = health.failure(reason, 1)
+                && let Some(Transition::WentDown(r)) = health.eject(reason, &EjectRule::default())
             {
                 self.events.push(
                     EventKind::EndpointDown,
@@ -422,6 +477,7 @@ impl Builder {
                 auth,
                 weight: ep.weight,
                 probe: ep.probe,
+                drain: ep.drain,
                 health,
                 counters,
                 upstream,

@@ -112,6 +112,7 @@ pub static ENDPOINTS: Table = Table {
         "probe",
         "disabled",
         "ca_file",
+        "drain",
     ],
     key: &["model", "position"],
     insert_only: &[],
@@ -263,6 +264,7 @@ fn endpoint_record(model: &str, position: usize, e: &Endpoint) -> Record {
         .text("probe", e.probe.as_str())
         .bool("disabled", e.disabled)
         .opt_text("ca_file", e.ca_file.as_deref())
+        .bool("drain", e.drain)
 }
 
 fn endpoint(r: Row) -> Result<Endpoint, StoreError> {
@@ -273,6 +275,7 @@ fn endpoint(r: Row) -> Result<Endpoint, StoreError> {
         weight: r.opt_int("weight")?,
         probe: r.parse("probe")?,
         disabled: r.bool("disabled")?,
+        drain: r.bool("drain")?,
         ca_file: r.opt_text("ca_file")?,
     })
 }

@@ -189,6 +189,13 @@ pub const MIGRATIONS: &[Migration] = &[
     ALTER TABLE rules ADD COLUMN unit TEXT NOT NULL DEFAULT 'requests';
     "#,
     ),
+    // 5: an endpoint can be drained (docs/gateway.md, "Drain"); existing
+    // endpoints are not.
+    Migration::portable(
+        r#"
+    ALTER TABLE endpoints ADD COLUMN drain BOOLEAN NOT NULL DEFAULT FALSE;
+    "#,
+    ),
 ];
 
 /// The schema version this build writes.

@@ -101,9 +101,13 @@ impl Theme {
     pub fn endpoint(&self, s: EndpointState) -> Style {
         match s {
             EndpointState::Healthy => self.good(),
-            EndpointState::Unknown => self.warn(),
+            EndpointState::Unknown | EndpointState::HalfOpen | EndpointState::Cooling => {
+                self.warn()
+            }
             EndpointState::Down => self.bad(),
-            EndpointState::Disabled => self.dim(),
+            EndpointState::Draining | EndpointState::Drained | EndpointState::Disabled => {
+                self.dim()
+            }
         }
     }
 

@@ -85,15 +85,12 @@ async fn a_stopped_endpoint_is_probed_back_into_rotation() {
     })
     .await;
     a.restart().await.unwrap();
-    let s = gw
-        .wait_stats("a to be probed back", |s| {
-            s.endpoints[0].state == EndpointState::Healthy
-                && s.events
-                    .iter()
-                    .any(|e| e.message.contains("back in rotation"))
-        })
-        .await;
-    assert_eq!(s.endpoints[0].reason, None);
+    // The probe makes it half-open; its first real answer brings it back.
+    gw.wait_stats("a to be probed half-open", |s| {
+        s.endpoints[0].state == EndpointState::HalfOpen
+            && s.events.iter().any(|e| e.message.contains("half-open"))
+    })
+    .await;
     assert!(
         a.seen()
             .iter()
@@ -107,6 +104,15 @@ async fn a_stopped_endpoint_is_probed_back_into_rotation() {
         }
     }
     assert_eq!(got_a, 5, "back in the round-robin cycle");
+    let s = gw
+        .wait_stats("a to be back after its trial", |s| {
+            s.endpoints[0].state == EndpointState::Healthy
+                && s.events
+                    .iter()
+                    .any(|e| e.message.contains("back in rotation"))
+        })
+        .await;
+    assert_eq!(s.endpoints[0].reason, None);
     gw.stop().await;
 }
 
@@ -129,14 +135,26 @@ async fn probe_none_comes_back_after_the_cool_down() {
     })
     .await;
     a.restart().await.unwrap();
-    gw.wait_stats("a to be back after the cool-down", |s| {
-        s.endpoints[0].state == EndpointState::Healthy
+    gw.wait_stats("a to be half-open after its back-off", |s| {
+        s.endpoints[0].state == EndpointState::HalfOpen
     })
     .await;
     assert!(
         a.seen().is_empty(),
         "probe none sends nothing to the endpoint"
     );
+    // Real traffic is the trial.
+    let mut got_a = 0;
+    for _ in 0..4 {
+        if answered_by(gw.chat(&key, "pn").await).await == "a" {
+            got_a += 1;
+        }
+    }
+    assert_eq!(got_a, 2);
+    gw.wait_stats("a to be back after its trial", |s| {
+        s.endpoints[0].state == EndpointState::Healthy
+    })
+    .await;
     gw.stop().await;
 }
 
@@ -174,8 +192,8 @@ async fn a_disabled_endpoint_is_never_probed_back() {
     flaky.restart().await.unwrap();
     // Once the prober has brought `flaky` back, it has had its chance at `off` too.
     let s = gw
-        .wait_stats("flaky to be probed back", |s| {
-            s.endpoints[1].state == EndpointState::Healthy
+        .wait_stats("flaky to be probed half-open", |s| {
+            s.endpoints[1].state == EndpointState::HalfOpen
         })
         .await;
     assert_eq!(s.endpoints[0].state, EndpointState::Disabled);

@@ -11,6 +11,7 @@ mod health;
 mod openai_python;
 mod reload;
 mod routing;
+mod routing_heal;
 mod streaming;
 mod support;
 mod tls;

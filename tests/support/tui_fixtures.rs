@@ -199,6 +199,8 @@ pub fn reports(reg: &Registry) -> Vec<GatewayReport> {
                 },
                 reason: down.then(|| "connection refused".to_string()),
                 since_ms: down.then_some(NOW_MS - 30_000),
+                until_ms: None,
+                requests_1m: 0,
             });
         }
     }

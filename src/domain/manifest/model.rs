@@ -44,6 +44,9 @@ pub struct EndpointDecl {
     pub probe: Probe,
     #[serde(default, skip_serializing_if = "is_false")]
     pub disabled: bool,
+    /// No new requests; those in flight finish (`docs/gateway.md`, "Drain").
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub drain: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
 }
@@ -81,6 +84,7 @@ impl EndpointDecl {
             weight: e.weight,
             probe: e.probe,
             disabled: e.disabled,
+            drain: e.drain,
             ca_file: e.ca_file.clone(),
         }
     }
@@ -275,6 +279,7 @@ fn resolve_endpoint(
         weight: e.weight,
         probe: e.probe,
         disabled: e.disabled,
+        drain: e.drain,
         ca_file: e.ca_file.clone(),
     })
 }

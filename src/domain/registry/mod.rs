@@ -118,6 +118,12 @@ pub enum Change {
         index: usize,
         disabled: bool,
     },
+    /// Drain an endpoint (no new requests) or take it back.
+    SetEndpointDrain {
+        model: String,
+        index: usize,
+        drain: bool,
+    },
     AddRule {
         model: String,
         spec: RuleSpec,
@@ -286,6 +292,11 @@ impl Registry {
                 index,
                 disabled,
             } => self.set_endpoint_disabled(model, index, disabled, now, touched),
+            Change::SetEndpointDrain {
+                model,
+                index,
+                drain,
+            } => self.set_endpoint_drain(model, index, drain, now, touched),
             Change::AddRule { model, spec } => self.add_rule(model, spec, now, touched),
             Change::UpdateRule { model, id, spec } => {
                 self.update_rule(model, id, spec, now, touched)

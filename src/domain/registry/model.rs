@@ -115,7 +115,7 @@ fn weights(spec: &ModelSpec, out: &mut Vec<FieldError>) {
                 ));
             }
         }
-        Policy::RoundRobin | Policy::Random => {
+        Policy::RoundRobin | Policy::Random | Policy::LeastLoaded => {
             for (i, ep) in spec.endpoints.iter().enumerate() {
                 if ep.weight.is_some() {
                     out.push(FieldError::new(
@@ -279,6 +279,29 @@ impl Registry {
             return Ok(Outcome::Unchanged);
         }
         self.touch_model(&model, now, touched).spec.endpoints[index].disabled = disabled;
+        Ok(Outcome::Done)
+    }
+
+    pub(super) fn set_endpoint_drain(
+        &mut self,
+        model: String,
+        index: usize,
+        drain: bool,
+        now: i64,
+        touched: &mut Touched,
+    ) -> Result<Outcome, DomainError> {
+        let endpoints = &self.model(&model)?.spec.endpoints;
+        let n = endpoints.len();
+        let Some(ep) = endpoints.get(index) else {
+            return Err(DomainError::not_found(
+                "endpoint",
+                format!("model '{model}' has {n} endpoint(s); there is no endpoint {index}"),
+            ));
+        };
+        if ep.drain == drain {
+            return Ok(Outcome::Unchanged);
+        }
+        self.touch_model(&model, now, touched).spec.endpoints[index].drain = drain;
         Ok(Outcome::Done)
     }
 

@@ -8,8 +8,10 @@
 //! - stats: samples the counters and publishes a snapshot when it changed,
 //!   and at least every [`HEARTBEAT`] when nothing did (so readers see rates
 //!   fall to zero and can tell a quiet gateway from a silent one);
-//! - probe: brings endpoints that left the rotation back after a successful
-//!   `GET <url>/models` (or after a cool-down for probe `none`); disabled
+//! - probe: once an ejected endpoint's back-off is over, a successful
+//!   `GET <url>/models` (or the back-off alone for probe `none`) makes it
+//!   half-open (one trial request brings it back); a failed probe doubles
+//!   the back-off (`upstream/health.rs`); disabled
 //!   endpoints are never probed. An endpoint saved while the gateway runs
 //!   (new, or re-enabled by the operator) is `unknown` and probed right
 //!   after the reload that brings it, so it shows `healthy` or `down`
@@ -79,6 +81,7 @@ impl Control {
             id: report_id.clone(),
             listen: listen.clone(),
             started_ms,
+            recent: Default::default(),
         };
         let tasks = [
             tokio::spawn(reload_loop(
@@ -222,9 +225,28 @@ struct Reporter {
     id: String,
     listen: String,
     started_ms: i64,
+    /// Per endpoint, (Unix ms, tries started) at each report of the last minute.
+    recent: parking_lot::Mutex<HashMap<EndpointKey, std::collections::VecDeque<(i64, u64)>>>,
 }
 
 impl Reporter {
+    /// Tries sent to endpoint `e` in the last minute (`model routes`' share):
+    /// its started count now minus the one a minute ago (0 when first seen:
+    /// an endpoint's counters start with it).
+    fn last_minute(&self, model: &str, e: &EndpointRt) -> u64 {
+        let now = now_ms();
+        let started = e.counters.read().started;
+        let mut recent = self.recent.lock();
+        let seen = recent
+            .entry((model.to_string(), e.index, e.url.clone()))
+            .or_insert_with(|| [(now, 0)].into());
+        seen.push_back((now, started));
+        while seen.len() > 1 && seen[1].0 <= now - 60_000 {
+            seen.pop_front();
+        }
+        started.saturating_sub(seen[0].1)
+    }
+
     fn report(&self) -> GatewayReport {
         let snap = self.shared.snapshot.load();
         let endpoints = snap
@@ -232,14 +254,16 @@ impl Reporter {
             .iter()
             .flat_map(|r| {
                 r.endpoints.iter().map(|e| {
-                    let why = e.health.why();
+                    let (state, why) = r.health_of(e.index);
                     EndpointHealth {
                         model: r.name.clone(),
                         index: e.index,
                         url: e.url.clone(),
-                        state: e.health.state(),
+                        state,
                         reason: why.reason,
                         since_ms: why.since_ms,
+                        until_ms: why.until_ms,
+                        requests_1m: self.last_minute(&r.name, e),
                     }
                 })
             })
@@ -312,8 +336,29 @@ async fn probe_loop(shared: Arc<GatewayState>, reloaded: Arc<Notify>) {
                 if ep.upstream.is_err() {
                     continue;
                 }
+                if ep.health.take_cool_ended() {
+                    came_back(
+                        &shared.events,
+                        route,
+                        ep,
+                        Transition::CameBack,
+                        "after cooling",
+                    );
+                }
                 match (state, ep.probe) {
-                    (EndpointState::Down, Probe::None) => cool_down(&shared, route, ep),
+                    // Ejected: nothing until its back-off is over.
+                    (EndpointState::Down, _) if !ep.health.trial_due() => {}
+                    (EndpointState::Down, Probe::None) => {
+                        if let Some(t) = ep.health.half_open() {
+                            came_back(
+                                &shared.events,
+                                route,
+                                ep,
+                                t,
+                                "after its back-off (probe: none)",
+                            );
+                        }
+                    }
                     (EndpointState::Down, Probe::Models) => {
                         probes.push(probe(&shared, route, ep));
                     }
@@ -349,24 +394,26 @@ fn endpoint_keys(snap: &Snapshot) -> HashMap<EndpointKey, bool> {
         .collect()
 }
 
-/// Probe `none`: a down endpoint is back on probation after the cool-down.
-fn cool_down(shared: &GatewayState, route: &Route, ep: &EndpointRt) {
-    let cooled = ep
-        .health
-        .down_since()
-        .is_some_and(|t| t.elapsed() >= shared.cfg.cooldown);
-    if cooled && let Some(t) = ep.health.on_probation(shared.cfg.fail_threshold) {
-        came_back(
-            &shared.events,
-            route,
-            ep,
-            t,
-            "after its cool-down (probe: none)",
+/// An ejected endpoint's back-off is over: half-open, one trial request at
+/// a time (its answer brings it back).
+fn came_back(events: &Events, route: &Route, ep: &EndpointRt, t: Transition, how: &str) {
+    if t == Transition::HalfOpen {
+        tracing::info!(
+            "model {} endpoint {} ({}) is half-open {how}",
+            route.name,
+            ep.index,
+            ep.url
+        );
+        events.push(
+            EventKind::EndpointUp,
+            Some(&route.name),
+            None,
+            format!(
+                "endpoint {} ({}) is half-open {how}: one trial request at a time",
+                ep.index, ep.url
+            ),
         );
     }
-}
-
-fn came_back(events: &Events, route: &Route, ep: &EndpointRt, t: Transition, how: &str) {
     if t == Transition::CameBack {
         tracing::info!(
             "model {} endpoint {} ({}) is back in rotation {how}",
@@ -423,7 +470,7 @@ async fn probe(shared: &GatewayState, route: &Route, ep: &EndpointRt) {
                     ep.index,
                     ep.url
                 );
-            } else if let Some(t) = ep.health.bring_back() {
+            } else if let Some(t) = ep.health.half_open() {
                 came_back(
                     &shared.events,
                     route,
@@ -438,7 +485,9 @@ async fn probe(shared: &GatewayState, route: &Route, ep: &EndpointRt) {
         Ok(Err(SendError::Connect(e) | SendError::Failed(e))) => format!("probe failed: {e}"),
         Err(_) => format!("probe got no answer within {}s", limit.as_secs_f64()),
     };
-    if let Some(Transition::WentDown(why)) = ep.health.probe_failed(&failed) {
+    let rule = shared.cfg.eject_rule();
+    ep.health.trial_failed(&rule);
+    if let Some(Transition::WentDown(why)) = ep.health.probe_failed(&failed, &rule) {
         // Never contacted, and the first probe failed: out at once.
         tracing::warn!(
             "model {} endpoint {} ({}) failed its first probe, out of rotation: {why}",

@@ -110,13 +110,13 @@ impl Sampler {
                 let ring_key = format!("endpoint\0{}\0{}\0{}", route.name, ep.index, ep.url);
                 let totals = self.totals(now, ring_key.clone(), &ep.counters.read());
                 seen_endpoints.push(ring_key);
-                let why = ep.health.why();
+                let (state, why) = route.health_of(ep.index);
                 endpoints.push(EndpointStats {
                     model: route.name.clone(),
                     index: ep.index,
                     url: ep.url.clone(),
                     weight: ep.weight,
-                    state: ep.health.state(),
+                    state,
                     reason: why.reason,
                     since_ms: why.since_ms,
                     totals,

@@ -3,12 +3,15 @@
 //! A try that fails before any byte may have reached the upstream moves the
 //! request to the next endpoint (see docs/gateway.md, "Failures").
 
-use hyper::Response;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use hyper::{Response, StatusCode};
 
 use super::body::ResBody;
 use super::errors::{ProxyError, secs_up};
 use super::{Admitted, GatewayState, Worker, refuse};
+use std::time::Instant;
+
+use crate::domain::{Policy, now_ms};
 use crate::gateway::limiter::{Headroom, Reservation};
 use crate::gateway::proxy::tally::Tally;
 use crate::gateway::snapshot::Route;
@@ -16,8 +19,12 @@ use crate::gateway::telemetry::counters::RequestOutcome;
 use crate::gateway::telemetry::stats::EventKind;
 use crate::gateway::upstream::balancer::Avail;
 use crate::gateway::upstream::h1::{RequestHead, ResponseHead};
-use crate::gateway::upstream::health::Transition;
+use crate::gateway::upstream::health::{Health, Transition, retry_after};
 use crate::gateway::upstream::{SendError, UpBody};
+
+/// Upstream answers retried on the next endpoint (the request body is
+/// buffered, nothing was relayed yet); the last try's answer passes through.
+const RETRY_5XX: [u16; 4] = [500, 502, 503, 504];
 
 /// What went wrong with one try of an endpoint.
 enum TryError {
@@ -45,7 +52,10 @@ impl<'a> Balance<'a> {
     fn new(route: &'a Route) -> Self {
         let n = route.endpoints.len();
         let avail = |i| route.avail(i);
-        let first = route.balancer.pick(n, avail);
+        let first = route.balancer.pick_with(n, avail, |i| {
+            let e = &route.endpoints[i];
+            (e.counters.in_flight_now(), e.health.latency_ewma_us())
+        });
         let mut b = Self {
             route,
             first,
@@ -54,9 +64,20 @@ impl<'a> Balance<'a> {
         };
         if b.ordered {
             b.order = route.balancer.fallbacks(n, None, avail);
-            b.order.reverse();
+            b.last_resort_order();
         }
         b
+    }
+
+    /// Ejected endpoints (the last resort) by their last failure, least
+    /// recent first; then reversed, to be popped.
+    fn last_resort_order(&mut self) {
+        let route = self.route;
+        self.order.sort_by_key(|&i| match route.avail(i) {
+            Avail::Down => (1, route.endpoints[i].health.last_failure()),
+            _ => (0, 0),
+        });
+        self.order.reverse();
     }
 
     /// The endpoint of the first try.
@@ -71,7 +92,7 @@ impl<'a> Balance<'a> {
             self.order = route
                 .balancer
                 .fallbacks(route.endpoints.len(), self.first, |i| route.avail(i));
-            self.order.reverse();
+            self.last_resort_order();
             self.ordered = true;
         }
         self.order.pop()
@@ -84,9 +105,12 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
     let shared = &*w.shared;
     let route = &a.snap.routes[a.route];
     let usable = (0..route.endpoints.len())
-        .filter(|&i| route.avail(i) != Avail::Never)
+        .filter(|&i| matches!(route.avail(i), Avail::Healthy | Avail::Down))
         .count();
     if usable == 0 {
+        if let Some(secs) = soonest_back(route) {
+            return refuse(&mut tally, all_cooling(&route.name, secs));
+        }
         return refuse(&mut tally, ProxyError::no_endpoint(&route.name));
     }
     // The body goes out in three pieces: around the `model` token, the
@@ -111,11 +135,55 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
     let mut attempts = 0usize;
     let mut last = TryError::Other(String::new());
     while let Some(i) = next {
-        attempts += 1;
         let ep = &route.endpoints[i];
+        // Half-open: the balancer picks it only while its one trial is free.
+        let _trial = Trial(ep.health.admit().then_some(&*ep.health));
+        attempts += 1;
         tally.begin_attempt(i);
-        match send(w, route, i, headers, rest, &body).await {
+        let timed = (route.balancer.policy() == Policy::LeastLoaded).then(Instant::now);
+        let sent = send(w, route, i, headers, rest, &body).await;
+        if let (Some(t), Ok(_)) = (timed, &sent) {
+            ep.health.observe_latency(t.elapsed());
+        }
+        match sent {
+            Ok((head, up)) if head.status == StatusCode::TOO_MANY_REQUESTS => {
+                // The endpoint cools for its Retry-After; the request moves
+                // on unless every endpoint cools (then the 429 passes on).
+                cool(shared, route, i, &head.headers);
+                if attempts < usable
+                    && let Some(n) = balance.next()
+                {
+                    tally.fail_attempt();
+                    drop(up); // closes that connection
+                    next = Some(n);
+                    continue;
+                }
+                let held = (a.headroom.take(), a.reservation.take());
+                let mut res = relay(shared, tally, route, i, head, up, held);
+                if let Some(secs) = soonest_back(route) {
+                    res.headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from(secs));
+                }
+                return res;
+            }
             Ok((head, up)) => {
+                // A 5xx before any byte was relayed: the next endpoint, if any.
+                if RETRY_5XX.contains(&head.status.as_u16())
+                    && attempts < usable
+                    && let Some(n) = balance.next()
+                {
+                    let reason = format!("answered HTTP {}", head.status.as_u16());
+                    health_failure(shared, route, i, &reason);
+                    tally.fail_attempt();
+                    drop(up); // closes that connection
+                    tracing::debug!(
+                        "model {} endpoint {i} ({}): {reason}; trying the next endpoint",
+                        route.name,
+                        ep.url
+                    );
+                    next = Some(n);
+                    continue;
+                }
                 let held = (a.headroom.take(), a.reservation.take());
                 return relay(shared, tally, route, i, head, up, held);
             }
@@ -143,6 +211,16 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
             }
         }
     }
+    give_up(shared, tally, route, last)
+}
+
+/// Every try failed: answer the last failure (502/504), with an event.
+fn give_up(
+    shared: &GatewayState,
+    mut tally: Tally,
+    route: &Route,
+    last: TryError,
+) -> Response<ResBody> {
     let err = match last {
         TryError::Timeout => {
             ProxyError::timeout(&route.name, shared.cfg.upstream_timeout.as_secs_f64())
@@ -160,9 +238,57 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
     refuse(&mut tally, err)
 }
 
+/// An upstream 429: endpoint `i` cools for its Retry-After.
+fn cool(shared: &GatewayState, route: &Route, i: usize, headers: &HeaderMap) {
+    let ep = &route.endpoints[i];
+    let wait = retry_after(headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()));
+    if ep.health.cool(wait) {
+        tracing::info!(
+            "model {} endpoint {i} ({}) answered 429: cooling {:.1}s",
+            route.name,
+            ep.url,
+            wait.as_secs_f64()
+        );
+        shared.events.push(
+            EventKind::EndpointDown,
+            Some(&route.name),
+            None,
+            format!(
+                "endpoint {i} ({}) is cooling for {:.1}s: upstream answered 429",
+                ep.url,
+                wait.as_secs_f64()
+            ),
+        );
+    }
+}
+
+/// Seconds until the first cooling endpoint of `route` is back, if any cools.
+fn soonest_back(route: &Route) -> Option<u64> {
+    let until = route
+        .endpoints
+        .iter()
+        .filter_map(|e| e.health.cooling_until())
+        .min()?;
+    Some(secs_up(until.saturating_sub(now_ms()).max(0) as u64).max(1))
+}
+
+/// Every endpoint of the model cools after upstream 429s.
+fn all_cooling(model: &str, secs: u64) -> ProxyError {
+    let mut e = ProxyError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limit_error",
+        "upstream_rate_limited",
+        format!(
+            "Every endpoint of model '{model}' is rate limited by its upstream (HTTP 429). Retry after {secs}s."
+        ),
+    );
+    e.headers.push((RETRY_AFTER, HeaderValue::from(secs)));
+    e
+}
+
 fn health_failure(shared: &GatewayState, route: &Route, i: usize, reason: &str) {
     let ep = &route.endpoints[i];
-    if let Some(Transition::WentDown(r)) = ep.health.failure(reason, shared.cfg.fail_threshold) {
+    if let Some(Transition::WentDown(r)) = ep.health.failure(reason, &shared.cfg.eject_rule()) {
         tracing::warn!(
             "model {} endpoint {i} ({}) left the rotation: {r}",
             route.name,
@@ -174,6 +300,18 @@ fn health_failure(shared: &GatewayState, route: &Route, i: usize, reason: &str) 
             None,
             format!("endpoint {i} ({}) left the rotation: {r}", ep.url),
         );
+    }
+}
+
+/// A half-open endpoint's trial: if the request ends before its outcome
+/// (the caller left), the next request may be the trial.
+struct Trial<'a>(Option<&'a Health>);
+
+impl Drop for Trial<'_> {
+    fn drop(&mut self) {
+        if let Some(h) = self.0 {
+            h.end_trial();
+        }
     }
 }
 

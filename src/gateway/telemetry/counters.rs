@@ -140,6 +140,18 @@ impl Counters {
         bump(&s.latency_sum_us, us);
     }
 
+    /// Requests in flight now (started, not finished), summed over the
+    /// shards: two loads per shard (the least-loaded policy reads it).
+    #[inline]
+    pub fn in_flight_now(&self) -> u64 {
+        let (mut started, mut finished) = (0u64, 0u64);
+        for s in self.shards.iter() {
+            started += s.started.load(Relaxed);
+            finished += s.finished.load(Relaxed);
+        }
+        started.saturating_sub(finished)
+    }
+
     /// Sum of all shards, now.
     pub fn read(&self) -> Reading {
         let mut r = Reading::default();

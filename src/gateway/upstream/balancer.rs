@@ -10,6 +10,13 @@
 //!   follows the weights exactly; a weight-0 endpoint never appears. While
 //!   some weighted endpoints are out of rotation, the pick is weighted-random
 //!   over the healthy ones, so their share still follows their weights.
+//! - least-loaded: power of two choices. Two distinct healthy endpoints
+//!   drawn at random; the one with fewer requests in flight wins (in flight:
+//!   from the try's start to the end of its answer's body, or its failure:
+//!   the endpoint's own counters), ties by the lower latency average (EWMA
+//!   of the time to the answer's head), then the first drawn. Two picks
+//!   look at two endpoints only, so the cost does not grow with their
+//!   number, and a herd never piles onto the one least-loaded endpoint.
 //!
 //! The health of an endpoint is read through a closure so this module knows
 //! nothing of the request path (and benches can drive it alone).
@@ -23,10 +30,13 @@ use crate::domain::Policy;
 pub enum Avail {
     /// In rotation.
     Healthy,
-    /// Out of rotation after failures; used only when nothing healthy is left.
+    /// Ejected (or half-open with its one trial in flight); used only when
+    /// nothing healthy is left (the least recently failed first).
     Down,
     /// Never used (disabled by the operator, weight 0, or unusable config).
     Never,
+    /// The upstream answered 429: not used until its Retry-After.
+    Cooling,
 }
 
 /// The balancing state of one route (rebuilt on reload).
@@ -66,9 +76,25 @@ impl Balancer {
         self.weights.get(i).copied().unwrap_or(0)
     }
 
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
     /// Pick the first endpoint for a request, among healthy ones; `None` if
     /// none is healthy. `avail(i)` must already say `Never` for weight 0.
+    /// (Least-loaded without loads: every endpoint looks idle.)
     pub fn pick(&self, n: usize, avail: impl Fn(usize) -> Avail) -> Option<usize> {
+        self.pick_with(n, avail, |_| (0, 0))
+    }
+
+    /// [`Balancer::pick`], with `load(i)` = (requests in flight, latency
+    /// EWMA) for the least-loaded policy (not called by the others).
+    pub fn pick_with(
+        &self,
+        n: usize,
+        avail: impl Fn(usize) -> Avail,
+        load: impl Fn(usize) -> (u64, u64),
+    ) -> Option<usize> {
         if n == 1 {
             // One endpoint: every policy picks it (no shared counter to touch).
             return (self.weight(0) > 0 && avail(0) == Avail::Healthy).then_some(0);
@@ -88,6 +114,20 @@ impl Balancer {
                     return None;
                 }
                 nth_healthy(n, &avail, fastrand::usize(..healthy))
+            }
+            Policy::LeastLoaded => {
+                let healthy = (0..n).filter(|&i| avail(i) == Avail::Healthy).count();
+                if healthy <= 1 {
+                    return nth_healthy(n, &avail, 0);
+                }
+                let k1 = fastrand::usize(..healthy);
+                let mut k2 = fastrand::usize(..healthy - 1);
+                if k2 >= k1 {
+                    k2 += 1;
+                }
+                let a = nth_healthy(n, &avail, k1)?;
+                let b = nth_healthy(n, &avail, k2)?;
+                Some(if load(b) < load(a) { b } else { a })
             }
             Policy::Weighted => {
                 if self.wheel.is_empty() {
@@ -237,6 +277,114 @@ mod tests {
                 .unwrap()] += 1;
         }
         assert!(seen[..3].iter().all(|&c| c > 0) && seen[3] == 0, "{seen:?}");
+    }
+
+    /// Seeded property loops: every policy's long-run split follows its
+    /// definition, for random endpoint counts, weights and health.
+    #[test]
+    fn each_policy_splits_as_defined_over_random_setups() {
+        let mut rng = fastrand::Rng::with_seed(14);
+        for round in 0..60 {
+            fastrand::seed(round);
+            let n = rng.usize(2..=6);
+            let down: Vec<bool> = (0..n).map(|_| rng.u8(..4) == 0).collect();
+            if down.iter().all(|&d| d) {
+                continue;
+            }
+            let avail = |i: usize| if down[i] { Avail::Down } else { Avail::Healthy };
+            let healthy = down.iter().filter(|&&d| !d).count();
+            let picks = 12_000;
+            // Round-robin: exactly even over the healthy ones.
+            let b = Balancer::new(Policy::RoundRobin, &vec![0; n]);
+            let mut got = vec![0usize; n];
+            for _ in 0..picks / healthy * healthy {
+                got[b.pick(n, avail).unwrap()] += 1;
+            }
+            for i in 0..n {
+                let want = if down[i] { 0 } else { picks / healthy };
+                assert_eq!(got[i], want, "round {round} rr {got:?} down {down:?}");
+            }
+            // Random and least-loaded with equal loads: uniform within ±3 %.
+            for policy in [Policy::Random, Policy::LeastLoaded] {
+                let b = Balancer::new(policy, &vec![0; n]);
+                let mut got = vec![0usize; n];
+                for _ in 0..picks {
+                    got[b.pick(n, avail).unwrap()] += 1;
+                }
+                for i in 0..n {
+                    let share = got[i] as f64 / picks as f64;
+                    let want = if down[i] { 0.0 } else { 1.0 / healthy as f64 };
+                    assert!(
+                        (share - want).abs() <= 0.03,
+                        "round {round} {policy} {got:?}"
+                    );
+                }
+            }
+            // Weighted: random weights summing to 100, each share within ±3
+            // points of its weight renormalised over the healthy endpoints.
+            let mut weights = vec![0u32; n];
+            for _ in 0..100 {
+                weights[rng.usize(..n)] += 1;
+            }
+            let b = Balancer::new(Policy::Weighted, &weights);
+            let wavail = |i: usize| {
+                if weights[i] == 0 {
+                    Avail::Never
+                } else {
+                    avail(i)
+                }
+            };
+            let total: u32 = (0..n).filter(|&i| !down[i]).map(|i| weights[i]).sum();
+            if total == 0 {
+                continue;
+            }
+            let mut got = vec![0usize; n];
+            for _ in 0..picks {
+                got[b.pick(n, wavail).unwrap()] += 1;
+            }
+            for i in 0..n {
+                let share = got[i] as f64 / picks as f64;
+                let want = if down[i] {
+                    0.0
+                } else {
+                    f64::from(weights[i]) / f64::from(total)
+                };
+                assert!(
+                    (share - want).abs() <= 0.03,
+                    "round {round} weights {weights:?} down {down:?} got {got:?}"
+                );
+            }
+        }
+    }
+
+    /// Least-loaded over a simulated clock: one request arrives per tick,
+    /// endpoint 0 takes 12 ticks to answer, the others 2: the slow one gets
+    /// far less than its even share; with equal speeds the split is even.
+    #[test]
+    fn least_loaded_sends_less_to_a_slow_endpoint() {
+        for (service, slow_max, slow_min) in [([12u64, 2, 2], 0.20, 0.0), ([3, 3, 3], 0.36, 0.30)] {
+            fastrand::seed(7);
+            let b = Balancer::new(Policy::LeastLoaded, &[0; 3]);
+            // Completion ticks of the requests in flight, per endpoint.
+            let mut flying: [Vec<u64>; 3] = Default::default();
+            let mut got = [0usize; 3];
+            for now in 0..30_000u64 {
+                for f in flying.iter_mut() {
+                    f.retain(|&done| done > now);
+                }
+                let i = b
+                    .pick_with(
+                        3,
+                        |_| Avail::Healthy,
+                        |i| (flying[i].len() as u64, service[i]),
+                    )
+                    .unwrap();
+                flying[i].push(now + service[i]);
+                got[i] += 1;
+            }
+            let slow = got[0] as f64 / 30_000.0;
+            assert!(slow <= slow_max && slow >= slow_min, "{service:?}: {got:?}");
+        }
     }
 
     #[test]
