@@ -416,10 +416,10 @@ on_both! {
 fn an_older_schema_is_migrated_keeping_its_data(b) {
     b.open().apply(everything(), &by()).unwrap();
     // Turn the store back into a schema-1 store: without what migrations 2
-    // (api_key_ref), 3 (audit trail, history, admin tokens) and 4 (rule
-    // unit) added.
+    // (api_key_ref), 3 (audit trail, history, admin tokens), 4 (rule
+    // unit) and 5 (usage ledger) added.
     const LATER_TABLES: &str =
-        "DROP TABLE audit_entities; DROP TABLE audit; DROP TABLE revisions; DROP TABLE admin_tokens;";
+        "DROP TABLE audit_entities; DROP TABLE audit; DROP TABLE revisions; DROP TABLE admin_tokens; DROP TABLE usage_ledger;";
     b.raw_sql(
         &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE rules DROP COLUMN unit; {LATER_TABLES} PRAGMA user_version = 1;"),
         &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE rules DROP COLUMN unit; {LATER_TABLES} DROP FUNCTION maasctl_audit_append_only(); UPDATE maasctl_schema SET version = 1"),

@@ -189,6 +189,28 @@ pub const MIGRATIONS: &[Migration] = &[
     ALTER TABLE rules ADD COLUMN unit TEXT NOT NULL DEFAULT 'requests';
     "#,
     ),
+    // 5: the usage ledger (docs/usage.md): per (span, bucket, key, model),
+    // added to by every gateway; minute rows age into hour and day rows.
+    Migration::portable(
+        r#"
+    CREATE TABLE usage_ledger (
+        span              TEXT NOT NULL,
+        bucket_ms         BIGINT NOT NULL,
+        key_id            TEXT NOT NULL,
+        workspace         TEXT NOT NULL,
+        model             TEXT NOT NULL,
+        requests          BIGINT NOT NULL,
+        ok                BIGINT NOT NULL,
+        throttled         BIGINT NOT NULL,
+        errors            BIGINT NOT NULL,
+        prompt_tokens     BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        cost_nanos        BIGINT NOT NULL,
+        PRIMARY KEY (span, bucket_ms, key_id, model)
+    );
+    CREATE INDEX usage_ledger_by_time ON usage_ledger (bucket_ms);
+    "#,
+    ),
 ];
 
 /// The schema version this build writes.

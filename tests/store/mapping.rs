@@ -148,7 +148,7 @@ fn kept(schema: &str) -> std::collections::BTreeSet<String> {
 on_both! {
 /// A store at schema version 2 as the build before the shared mapping made
 /// it (its migrations verbatim, rows as it wrote them) opens with only the
-/// operations migration (3) and the rule unit (4): every table, column, constraint and index it
+/// operations migration (3), the rule unit (4) and the usage ledger (5): every table, column, constraint and index it
 /// had stays as it was, it reads back every field and takes changes (now
 /// audited); a new store gets exactly the schema it ends up with.
 fn a_store_made_before_the_shared_mapping_keeps_everything_it_had(b) {
@@ -160,7 +160,7 @@ fn a_store_made_before_the_shared_mapping_keeps_everything_it_had(b) {
     b.raw_sql(OLD_ROWS, OLD_ROWS);
     let before = schema(b);
     let s = b.open();
-    assert_eq!(b.schema_version(), 4);
+    assert_eq!(b.schema_version(), 5);
     let migrated = schema(b);
     let lost: Vec<_> = kept(&before).difference(&kept(&migrated)).cloned().collect();
     assert!(lost.is_empty(), "the migration changed what schema 2 had: {lost:?}");

@@ -1,0 +1,271 @@
+//! The usage ledger (docs/usage.md), on SQLite and on PostgreSQL: traffic
+//! through real gateways against a mock upstream that reports known usage
+//! ends up in the store's ledger exactly (requests, 200s, 429s, tokens),
+//! across a gateway restart and with two gateways on one store at once;
+//! aged rows roll into hours and days without losing a count.
+
+#[allow(dead_code)]
+#[path = "store/backend.rs"]
+mod backend;
+mod common;
+#[path = "support/postgres.rs"]
+mod pg;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backend::{Backend, Kind, on_both};
+use maasctl::demo::upstream::{MockConfig, MockUpstream};
+use maasctl::domain::secret::{generate_key_id, generate_secret, hash_secret, secret_hint};
+use maasctl::domain::usage::{DAY_MS, HOUR_MS, MINUTE_MS, Retention, Span, Usage, UsageRow};
+use maasctl::domain::*;
+use maasctl::gateway::{Gateway, GatewayConfig, GatewayHandle};
+use maasctl::store::Store;
+
+const PROMPT: u64 = 13;
+const COMPLETION: u64 = 29;
+/// Requests a gateway admits per key before answering 429 (a local rule).
+const LIMIT: u32 = 4;
+
+fn by() -> Origin {
+    Origin::user("tester", Channel::Cli)
+}
+
+/// Workspace `acme`, a key in it (its secret returned), model `m` on the
+/// mock with a key rule of [`LIMIT`] requests per hour.
+fn seed(store: &dyn Store, upstream: &str) -> String {
+    let secret = generate_secret();
+    let id = generate_key_id();
+    let changes = vec![
+        Change::AddWorkspace {
+            name: "acme".into(),
+            description: String::new(),
+        },
+        Change::CreateKey {
+            id: id.clone(),
+            workspace: "acme".into(),
+            name: "k".into(),
+            secret_hash: hash_secret(&secret),
+            secret_hint: secret_hint(&secret),
+        },
+        Change::AddMarket(MarketEntry {
+            name: "m".into(),
+            provider: "Test".into(),
+            tags: vec![],
+            description: String::new(),
+            published: true,
+        }),
+        Change::CreateModel(ModelSpec {
+            name: "m".into(),
+            cluster: "local".into(),
+            model_id: "m-up".into(),
+            endpoints: vec![Endpoint::new(upstream)],
+            policy: Policy::RoundRobin,
+            tags: vec![],
+        }),
+        Change::SetEnabled {
+            name: "m".into(),
+            enabled: true,
+        },
+        Change::AddRule {
+            model: "m".into(),
+            spec: RuleSpec {
+                target: RuleTarget::ApiKey,
+                workspace: "acme".into(),
+                key_id: Some(id),
+                limit: LIMIT,
+                duration_secs: 3600,
+                unit: RuleUnit::Requests,
+            },
+        },
+    ];
+    store.apply(changes, &by()).expect("seed applies");
+    secret
+}
+
+fn gateway(store: &Arc<dyn Store>) -> GatewayHandle {
+    let cfg = GatewayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: 2,
+        reload_poll: Duration::from_millis(50),
+        report_interval: Duration::from_millis(200),
+        stats_interval: Duration::from_millis(50),
+        usage_flush: Duration::from_millis(100),
+        ..GatewayConfig::default()
+    };
+    Gateway::start(cfg, store.clone()).expect("gateway starts")
+}
+
+/// What the client saw: (200s, 429s).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    ok: u64,
+    throttled: u64,
+}
+
+async fn traffic(gw: &GatewayHandle, secret: &str, n: usize, seen: &mut Seen) {
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = format!("http://{}/v1/chat/completions", gw.local_addr());
+    for _ in 0..n {
+        let res = http
+            .post(&url)
+            .bearer_auth(secret)
+            .json(
+                &serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .send()
+            .await
+            .expect("the gateway answers");
+        match res.status().as_u16() {
+            200 => seen.ok += 1,
+            429 => seen.throttled += 1,
+            s => panic!(
+                "unexpected status {s}: {}",
+                res.text().await.unwrap_or_default()
+            ),
+        }
+        let _ = res.bytes().await;
+    }
+}
+
+/// The ledger's totals (all spans, all time).
+fn totals(store: &dyn Store) -> (Usage, Vec<UsageRow>) {
+    let rows = store.usage(0, i64::MAX).expect("ledger reads");
+    let mut t = Usage::default();
+    for r in &rows {
+        t.add(&r.usage);
+    }
+    (t, rows)
+}
+
+fn expected(seen: Seen) -> Usage {
+    Usage {
+        requests: seen.ok + seen.throttled,
+        ok: seen.ok,
+        throttled: seen.throttled,
+        errors: 0,
+        prompt_tokens: seen.ok * PROMPT,
+        completion_tokens: seen.ok * COMPLETION,
+        cost_nanos: 0,
+    }
+}
+
+async fn wait_totals(store: &Arc<dyn Store>, want: Usage, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = store.clone();
+        let (got, _) = tokio::task::spawn_blocking(move || totals(&*s))
+            .await
+            .unwrap();
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: ledger {got:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+on_both! {
+fn the_ledger_adds_up_to_what_the_upstream_reported_across_restarts_and_replicas(b) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mock = MockUpstream::start(MockConfig {
+            prompt_tokens: PROMPT,
+            completion_tokens: COMPLETION,
+            ..MockConfig::default()
+        })
+        .await
+        .unwrap();
+        let store = b.open();
+        let secret = seed(&*store, &format!("{}/v1", mock.base_url()));
+        let mut seen = Seen::default();
+
+        // One gateway, then a clean shutdown: its last interval is flushed.
+        let a = tokio::task::block_in_place(|| gateway(&store));
+        traffic(&a, &secret, 7, &mut seen).await;
+        a.shutdown().await;
+        assert_eq!(seen, Seen { ok: 4, throttled: 3 });
+        let (got, rows) = totals(&*store);
+        assert_eq!(got, expected(seen), "after the first gateway stopped");
+        assert!(rows.iter().all(|r| r.workspace == "acme" && r.model == "m" && r.span == Span::Minute));
+
+        // A restart and a second replica at once, on the same store: the
+        // periodic flush brings the ledger to what the client saw, and the
+        // shutdown flush adds nothing twice.
+        let (b1, b2) = tokio::task::block_in_place(|| (gateway(&store), gateway(&store)));
+        traffic(&b1, &secret, 6, &mut seen).await;
+        traffic(&b2, &secret, 5, &mut seen).await;
+        assert_eq!(seen, Seen { ok: 12, throttled: 6 });
+        wait_totals(&store, expected(seen), "two gateways flushing").await;
+        b1.shutdown().await;
+        b2.shutdown().await;
+        assert_eq!(totals(&*store).0, expected(seen), "after both stopped");
+        assert_eq!(mock.hits(), seen.ok, "every 200 reached the upstream once");
+    });
+}
+}
+
+fn row(span: Span, bucket_ms: i64, key: &str, n: u64) -> UsageRow {
+    UsageRow {
+        span,
+        bucket_ms,
+        key_id: key.into(),
+        workspace: "acme".into(),
+        model: "m".into(),
+        usage: Usage {
+            requests: n,
+            ok: n,
+            throttled: 0,
+            errors: 0,
+            prompt_tokens: 10 * n,
+            completion_tokens: 20 * n,
+            cost_nanos: 7 * n,
+        },
+    }
+}
+
+on_both! {
+fn adding_is_additive_and_aging_rolls_minutes_into_hours_into_days(b) {
+    let store = b.open();
+    let now = 400 * DAY_MS + 5 * HOUR_MS + 17 * MINUTE_MS;
+    let old = now - 10 * DAY_MS; // past the 7 days of minutes
+    let ancient = now - 100 * DAY_MS; // past the 90 days of hours
+    let recent = now - 2 * MINUTE_MS;
+    let write = vec![
+        row(Span::Minute, old, "k1", 1),
+        row(Span::Minute, old + MINUTE_MS, "k1", 2),
+        row(Span::Minute, old, "k2", 4),
+        row(Span::Minute, ancient, "k1", 8),
+        row(Span::Minute, recent, "k1", 16),
+    ];
+    store.add_usage(&write).unwrap();
+    // The same bucket again (another replica): added, not replaced.
+    store.add_usage(&[row(Span::Minute, recent, "k1", 32)]).unwrap();
+    let before = totals(&*store).0;
+    assert_eq!(before.requests, 63);
+
+    store.compact_usage(now, &Retention::default()).unwrap();
+    // Twice is the same as once.
+    store.compact_usage(now, &Retention::default()).unwrap();
+    let (after, rows) = totals(&*store);
+    assert_eq!(after, before, "aging keeps every count");
+    let shape: Vec<(Span, i64, &str, u64)> = rows
+        .iter()
+        .map(|r| (r.span, r.bucket_ms, r.key_id.as_str(), r.usage.requests))
+        .collect();
+    let hour = |t: i64| t - t.rem_euclid(HOUR_MS);
+    let day = |t: i64| t - t.rem_euclid(DAY_MS);
+    let mut want = vec![
+        (Span::Day, day(ancient), "k1", 8),
+        (Span::Hour, hour(old), "k1", 3),
+        (Span::Hour, hour(old), "k2", 4),
+        (Span::Minute, recent, "k1", 48),
+    ];
+    want.sort_by_key(|w| (w.1, w.2.to_string()));
+    assert_eq!(shape, want);
+    assert!(store.usage(recent, recent + MINUTE_MS).unwrap().len() == 1);
+}
+}
