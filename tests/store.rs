@@ -97,6 +97,8 @@ fn everything() -> Vec<Change> {
             tags: vec!["chat".into(), "in-house".into()],
             description: "A fine-tune".into(),
             published: false,
+            input_price: None,
+            output_price: None,
         }),
         Change::SetPublished {
             name: "Own-1".into(),
@@ -191,6 +193,8 @@ fn every_entity_round_trips(b) {
             tags: vec![],
             description: String::new(),
             published: true,
+            input_price: None,
+            output_price: None,
         }),
         Change::UpdateModel {
             name: "Own-1".into(),

@@ -2,7 +2,9 @@
 //! through real gateways against a mock upstream that reports known usage
 //! ends up in the store's ledger exactly (requests, 200s, 429s, tokens),
 //! across a gateway restart and with two gateways on one store at once;
-//! aged rows roll into hours and days without losing a count.
+//! aged rows roll into hours and days without losing a count; the cost
+//! comes from the marketplace entry's prices, which the CLI sets and
+//! checks.
 
 #[allow(dead_code)]
 #[path = "store/backend.rs"]
@@ -54,6 +56,8 @@ fn seed(store: &dyn Store, upstream: &str) -> String {
             tags: vec![],
             description: String::new(),
             published: true,
+            input_price: Some(Price(0.27)),
+            output_price: Some(Price(1.10)),
         }),
         Change::CreateModel(ModelSpec {
             name: "m".into(),
@@ -146,7 +150,8 @@ fn expected(seen: Seen) -> Usage {
         errors: 0,
         prompt_tokens: seen.ok * PROMPT,
         completion_tokens: seen.ok * COMPLETION,
-        cost_nanos: 0,
+        // $0.27 and $1.10 per 1M tokens, in nano-dollars.
+        cost_nanos: seen.ok * (PROMPT * 270 + COMPLETION * 1100),
     }
 }
 
@@ -267,5 +272,35 @@ fn adding_is_additive_and_aging_rolls_minutes_into_hours_into_days(b) {
     want.sort_by_key(|w| (w.1, w.2.to_string()));
     assert_eq!(shape, want);
     assert!(store.usage(recent, recent + MINUTE_MS).unwrap().len() == 1);
+}
+}
+
+on_both! {
+fn prices_are_set_edited_and_checked_naming_the_field(b) {
+    let env = &b.env;
+    env.ok(&["market", "add", "priced", "--provider", "P", "--input-price", "0.27", "--output-price", "1.10"]);
+    let e = env.json(&["market", "list"]);
+    let priced = e.as_array().unwrap().iter().find(|e| e["name"] == "priced").unwrap();
+    assert_eq!((priced["input_price"].as_f64(), priced["output_price"].as_f64()), (Some(0.27), Some(1.10)));
+    env.ok(&["market", "edit", "priced", "--output-price", "2.5", "--input-price", "none"]);
+    let m = b.open().load().unwrap().market["priced"].clone();
+    assert_eq!((m.input_price, m.output_price), (None, Some(Price(2.5))));
+    let table = env.ok(&["market", "list"]);
+    assert!(table.contains("OUT $/1M") && table.contains("2.5"), "{table}");
+    for (flag, bad) in [("--input-price", "-1"), ("--output-price", "inf"), ("--input-price", "cheap")] {
+        let out = env.run(&["market", "edit", "priced", flag, bad]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "a usage error: {err}");
+        assert!(err.contains(flag), "{flag} {bad}: {err}");
+    }
+    // A file is checked by the registry's rules, which name the field.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.yaml");
+    std::fs::write(&file, "market:\n  - name: neg\n    provider: P\n    input_price: -0.5\n").unwrap();
+    let err = env.fails(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(err.contains("input_price") && err.contains("≥ 0"), "{err}");
+    // The default catalog carries list prices.
+    let v3 = b.open().load().unwrap().market["DeepSeek-V3"].clone();
+    assert_eq!((v3.input_price, v3.output_price), (Some(Price(0.27)), Some(Price(1.10))));
 }
 }

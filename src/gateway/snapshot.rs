@@ -353,6 +353,12 @@ impl Builder {
             route.usage = self.ledger.cells(&m.spec.name, &ledger_keys);
             routes.push(route);
         }
+        self.ledger.set_prices(
+            reg.market
+                .iter()
+                .filter_map(|(name, e)| Some((name.clone(), e.prices()?)))
+                .collect(),
+        );
         self.limiter.retain(&live_rules);
         self.health.retain(|k, _| live_endpoints.contains(k));
         self.endpoint_counters

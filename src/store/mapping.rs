@@ -51,7 +51,15 @@ pub static META: Table = Table {
 
 pub static MARKET: Table = Table {
     name: "market",
-    columns: &["name", "provider", "tags", "description", "published"],
+    columns: &[
+        "name",
+        "provider",
+        "tags",
+        "description",
+        "published",
+        "input_price",
+        "output_price",
+    ],
     key: &["name"],
     insert_only: &[],
     order_by: &[],
@@ -156,6 +164,14 @@ fn market_record(e: &MarketEntry) -> Record {
         .json("tags", &e.tags)
         .text("description", &e.description)
         .bool("published", e.published)
+        .opt_text("input_price", e.input_price.map(|p| p.to_string()))
+        .opt_text("output_price", e.output_price.map(|p| p.to_string()))
+}
+
+fn price(r: &Row, column: &str) -> Result<Option<Price>, StoreError> {
+    r.opt_text(column)?
+        .map(|t| t.parse().map_err(|e: String| r.error(column, e)))
+        .transpose()
 }
 
 fn market_entry(r: Row) -> Result<MarketEntry, StoreError> {
@@ -165,6 +181,8 @@ fn market_entry(r: Row) -> Result<MarketEntry, StoreError> {
         tags: r.json("tags")?,
         description: r.text("description")?,
         published: r.bool("published")?,
+        input_price: price(&r, "input_price")?,
+        output_price: price(&r, "output_price")?,
     })
 }
 
@@ -929,6 +947,8 @@ mod tests {
                     tags: vec![],
                     description: String::new(),
                     published: true,
+                    input_price: None,
+                    output_price: None,
                 }),
                 Change::AddWorkspace {
                     name: "acme".into(),

@@ -191,8 +191,11 @@ pub const MIGRATIONS: &[Migration] = &[
     ),
     // 5: the usage ledger (docs/usage.md): per (span, bucket, key, model),
     // added to by every gateway; minute rows age into hour and day rows.
+    // Marketplace list prices (USD per 1M tokens, as decimal text) for its cost.
     Migration::portable(
         r#"
+    ALTER TABLE market ADD COLUMN input_price TEXT;
+    ALTER TABLE market ADD COLUMN output_price TEXT;
     CREATE TABLE usage_ledger (
         span              TEXT NOT NULL,
         bucket_ms         BIGINT NOT NULL,

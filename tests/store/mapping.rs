@@ -63,6 +63,8 @@ fn old_registry() -> Registry {
             tags: vec!["chat".into()],
             description: "A fine-tune".into(),
             published: true,
+            input_price: None,
+            output_price: None,
         },
     );
     reg.clusters.insert(
@@ -207,6 +209,8 @@ fn out_of_range_integers_are_storage_errors(b) {
             tags: vec![],
             description: String::new(),
             published: true,
+            input_price: None,
+            output_price: None,
         }),
         Change::AddWorkspace {
             name: "acme".into(),
