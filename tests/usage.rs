@@ -4,7 +4,7 @@
 //! across a gateway restart and with two gateways on one store at once;
 //! aged rows roll into hours and days without losing a count; the cost
 //! comes from the marketplace entry's prices, which the CLI sets and
-//! checks.
+//! checks; `maasctl usage` reports it locally and through `--server`.
 
 #[allow(dead_code)]
 #[path = "store/backend.rs"]
@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backend::{Backend, Kind, on_both};
+use common::{Env, Serve};
 use maasctl::demo::upstream::{MockConfig, MockUpstream};
 use maasctl::domain::secret::{generate_key_id, generate_secret, hash_secret, secret_hint};
 use maasctl::domain::usage::{DAY_MS, HOUR_MS, MINUTE_MS, Retention, Span, Usage, UsageRow};
@@ -302,5 +303,112 @@ fn prices_are_set_edited_and_checked_naming_the_field(b) {
     // The default catalog carries list prices.
     let v3 = b.open().load().unwrap().market["DeepSeek-V3"].clone();
     assert_eq!((v3.input_price, v3.output_price), (Some(Price(0.27)), Some(Price(1.10))));
+}
+}
+
+fn ledger_row(
+    bucket_ms: i64,
+    ws: &str,
+    key: &str,
+    model: &str,
+    ok: u64,
+    throttled: u64,
+) -> UsageRow {
+    UsageRow {
+        span: Span::Minute,
+        bucket_ms: bucket_ms - bucket_ms.rem_euclid(MINUTE_MS),
+        key_id: key.into(),
+        workspace: ws.into(),
+        model: model.into(),
+        usage: Usage {
+            requests: ok + throttled,
+            ok,
+            throttled,
+            errors: 0,
+            prompt_tokens: ok * 100,
+            completion_tokens: ok * 10,
+            cost_nanos: ok * 1_000_000,
+        },
+    }
+}
+
+on_both! {
+fn usage_reports_group_and_total_locally_and_through_the_server(b) {
+    let store = b.open();
+    let now = now_ms();
+    store
+        .add_usage(&[
+            ledger_row(now - HOUR_MS, "acme", "key_a1", "m1", 3, 1),
+            ledger_row(now - 2 * HOUR_MS, "acme", "key_a2", "m1", 2, 0),
+            ledger_row(now - 3 * HOUR_MS, "acme", "key_a1", "m2", 1, 0),
+            ledger_row(now - 5 * HOUR_MS, "beta", "key_b1", "m1", 4, 2),
+            // Out of a 1-day range, in a 7-day one.
+            ledger_row(now - 3 * DAY_MS, "beta", "key_b1", "m2", 10, 0),
+        ])
+        .unwrap();
+    drop(store);
+    let env = &b.env;
+    let j = env.json(&["usage", "--since", "1d", "--by", "workspace,model"]);
+    let groups: Vec<(String, u64, u64, u64)> = j["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (
+            format!("{}/{}", g["keys"][0].as_str().unwrap(), g["keys"][1].as_str().unwrap()),
+            g["ok"].as_u64().unwrap(),
+            g["throttled"].as_u64().unwrap(),
+            g["prompt_tokens"].as_u64().unwrap() + g["completion_tokens"].as_u64().unwrap(),
+        ))
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            ("acme/m1".into(), 5, 1, 550),
+            ("beta/m1".into(), 4, 2, 440),
+            ("acme/m2".into(), 1, 0, 110),
+        ]
+    );
+    assert_eq!((j["total"]["requests"].as_u64(), j["total"]["cost_nanos"].as_u64()), (Some(13), Some(10_000_000)));
+    assert_eq!(j["series"].as_array().unwrap().len(), 25, "hourly points over a day (both ends' hours)");
+
+    let table = env.ok(&["usage", "--since", "7d", "--by", "key"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("KEY") && lines[0].contains("REQUESTS") && lines[0].contains("COST"), "{table}");
+    assert!(lines[1].starts_with("key_b1"), "most tokens first: {table}");
+    let total = lines.last().unwrap();
+    assert!(total.starts_with("TOTAL") && total.contains(" 23 ") && total.contains("$0.0200"), "{table}");
+
+    let csv = env.ok(&["usage", "--since", "7d", "--until", "2d", "--by", "model", "-o", "csv"]);
+    assert_eq!(
+        csv,
+        "model,requests,ok,throttled,errors,prompt,completion,tokens,cost_usd\n\
+         m2,10,10,0,0,1000,100,1100,0.010000000\n\
+         TOTAL,10,10,0,0,1000,100,1100,0.010000000\n"
+    );
+
+    for (args, flag) in [
+        (vec!["usage", "--by", "team"], "--by"),
+        (vec!["usage", "--since", "7"], "--since"),
+        (vec!["usage", "--since", "1d", "--until", "2d"], "--until"),
+    ] {
+        let out = env.run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(flag), "{args:?}: {err}");
+    }
+
+    // The same report through a server's admin API.
+    let serve_env = Env::new()
+        .var("MAASCTL_STORE", &b.url())
+        .var("MAASCTL_ADMIN_TOKEN", "usage-test-token-1234");
+    let serve = Serve::start(&serve_env, &["--admin-listen", "127.0.0.1:0"]);
+    let remote = Env::new()
+        .var("MAASCTL_SERVER", &serve.admin())
+        .var("MAASCTL_ADMIN_TOKEN", "usage-test-token-1234");
+    let r = remote.json(&["usage", "--since", "1d", "--by", "workspace,model"]);
+    assert_eq!(r["groups"], j["groups"]);
+    assert_eq!(r["total"], j["total"]);
+    let err = remote.fails(&["usage", "--since", "1d", "--until", "3d"]);
+    assert!(err.contains("--until"), "{err}");
+    drop(serve);
 }
 }

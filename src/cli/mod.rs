@@ -23,6 +23,7 @@ mod output;
 mod refs;
 mod rule;
 mod token;
+mod usage;
 mod workspace;
 
 pub mod serve;
@@ -47,6 +48,8 @@ pub enum Output {
     Table,
     /// JSON for scripts.
     Json,
+    /// Comma-separated values (`maasctl usage`; other commands print their table).
+    Csv,
 }
 
 /// Help heading of the options every subcommand takes.
@@ -137,6 +140,8 @@ pub enum RegistryCommand {
     /// Admin tokens of the admin API (named, with a role).
     #[command(subcommand)]
     Token(token::Cmd),
+    /// Usage from the ledger: requests, 429s, tokens and cost per workspace, key or model.
+    Usage(usage::UsageArgs),
 }
 
 /// A failure, already worded as `<field>: <problem>` (or a sentence).
@@ -377,6 +382,7 @@ fn run(cli: Cli) -> CliResult {
                 RegistryCommand::Diff(a) => history::diff(&ctx, a),
                 RegistryCommand::Rollback(a) => history::rollback(&ctx, a),
                 RegistryCommand::Token(c) => token::run(&ctx, c),
+                RegistryCommand::Usage(a) => usage::run(&ctx, a),
             }
         }
     }

@@ -156,3 +156,232 @@ impl Prices {
         u64::try_from(n / 1000).unwrap_or(u64::MAX)
     }
 }
+
+/// What a usage report groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dim {
+    Workspace,
+    Key,
+    Model,
+}
+
+impl Dim {
+    pub const ALL: [Dim; 3] = [Dim::Workspace, Dim::Key, Dim::Model];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dim::Workspace => "workspace",
+            Dim::Key => "key",
+            Dim::Model => "model",
+        }
+    }
+
+    fn of(self, r: &UsageRow) -> &str {
+        match self {
+            Dim::Workspace => &r.workspace,
+            Dim::Key => &r.key_id,
+            Dim::Model => &r.model,
+        }
+    }
+}
+
+/// `workspace,model` → the dimensions, in order (none repeated).
+pub fn parse_by(s: &str) -> Result<Vec<Dim>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let d = Dim::ALL
+            .into_iter()
+            .find(|d| d.as_str() == part)
+            .ok_or_else(|| format!("'{part}' is not workspace, key or model"))?;
+        if out.contains(&d) {
+            return Err(format!("'{part}' is given twice"));
+        }
+        out.push(d);
+    }
+    if out.is_empty() {
+        return Err("name at least one of workspace, key, model".into());
+    }
+    Ok(out)
+}
+
+/// A point in time: `now`, a duration ago (`90s`, `30m`, `12h`, `7d`), or
+/// Unix milliseconds.
+pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
+    let t = s.trim();
+    if t == "now" {
+        return Ok(now_ms);
+    }
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) && t.len() >= 10 {
+        return t.parse().map_err(|_| format!("'{s}' is too large"));
+    }
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: i64 = num.parse().map_err(|_| {
+        format!("'{s}' is not a time; use now, a duration ago (30m, 12h, 7d) or Unix ms")
+    })?;
+    let step = match unit {
+        "s" => 1_000,
+        "m" => MINUTE_MS,
+        "h" => HOUR_MS,
+        "d" => DAY_MS,
+        _ => {
+            return Err(format!(
+                "'{s}' has no unit; use s, m, h or d (e.g. 7d), now, or Unix ms"
+            ));
+        }
+    };
+    Ok(now_ms.saturating_sub(n.saturating_mul(step)))
+}
+
+/// What to report: rows whose bucket starts in `[since_ms, until_ms)`,
+/// grouped by `by`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageQuery {
+    pub since_ms: i64,
+    pub until_ms: i64,
+    pub by: Vec<Dim>,
+}
+
+/// One group of a report: its values of the query's dimensions, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageGroup {
+    pub keys: Vec<String>,
+    #[serde(flatten)]
+    pub usage: Usage,
+}
+
+/// Tokens and cost of one step of the report's range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    pub bucket_ms: i64,
+    pub tokens: u64,
+    pub cost_nanos: u64,
+}
+
+/// A usage report: groups (most tokens first), the total, and tokens over
+/// time (hourly for ranges up to 2 days, daily beyond).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageReport {
+    pub since_ms: i64,
+    pub until_ms: i64,
+    pub by: Vec<Dim>,
+    pub groups: Vec<UsageGroup>,
+    pub total: Usage,
+    pub step_ms: i64,
+    pub series: Vec<SeriesPoint>,
+}
+
+/// The report `q` asks for, from the ledger rows of its range.
+pub fn report(rows: &[UsageRow], q: &UsageQuery) -> UsageReport {
+    let mut groups: std::collections::BTreeMap<Vec<String>, Usage> = Default::default();
+    let step_ms = if q.until_ms - q.since_ms <= 2 * DAY_MS {
+        HOUR_MS
+    } else {
+        DAY_MS
+    };
+    let first = floor(q.since_ms, step_ms);
+    let steps = ((q.until_ms - first).max(0) + step_ms - 1) / step_ms;
+    let mut series: Vec<SeriesPoint> = (0..steps.min(10_000))
+        .map(|i| SeriesPoint {
+            bucket_ms: first + i * step_ms,
+            tokens: 0,
+            cost_nanos: 0,
+        })
+        .collect();
+    let mut total = Usage::default();
+    for r in rows
+        .iter()
+        .filter(|r| r.bucket_ms >= q.since_ms && r.bucket_ms < q.until_ms)
+    {
+        let key: Vec<String> = q.by.iter().map(|d| d.of(r).to_string()).collect();
+        groups.entry(key).or_default().add(&r.usage);
+        total.add(&r.usage);
+        let i = usize::try_from((r.bucket_ms - first) / step_ms).unwrap_or(usize::MAX);
+        if let Some(p) = series.get_mut(i) {
+            p.tokens += r.usage.tokens();
+            p.cost_nanos += r.usage.cost_nanos;
+        }
+    }
+    let mut groups: Vec<UsageGroup> = groups
+        .into_iter()
+        .map(|(keys, usage)| UsageGroup { keys, usage })
+        .collect();
+    groups.sort_by(|a, b| {
+        b.usage
+            .tokens()
+            .cmp(&a.usage.tokens())
+            .then(b.usage.requests.cmp(&a.usage.requests))
+            .then(a.keys.cmp(&b.keys))
+    });
+    UsageReport {
+        since_ms: q.since_ms,
+        until_ms: q.until_ms,
+        by: q.by.clone(),
+        groups,
+        total,
+        step_ms,
+        series,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(bucket_ms: i64, ws: &str, key: &str, model: &str, tokens: u64) -> UsageRow {
+        UsageRow {
+            span: Span::Minute,
+            bucket_ms,
+            key_id: key.into(),
+            workspace: ws.into(),
+            model: model.into(),
+            usage: Usage {
+                requests: 1,
+                ok: 1,
+                prompt_tokens: tokens,
+                cost_nanos: tokens * 10,
+                ..Usage::default()
+            },
+        }
+    }
+
+    #[test]
+    fn reports_group_total_and_chart_the_range() {
+        let now = 100 * DAY_MS;
+        let rows = vec![
+            row(now - HOUR_MS, "a", "k1", "m1", 5),
+            row(now - HOUR_MS, "a", "k2", "m1", 7),
+            row(now - 30 * MINUTE_MS, "b", "k3", "m2", 100),
+            row(now - 3 * DAY_MS, "a", "k1", "m1", 1000),
+        ];
+        let q = UsageQuery {
+            since_ms: parse_time("1d", now).unwrap(),
+            until_ms: now,
+            by: parse_by("workspace,model").unwrap(),
+        };
+        let r = report(&rows, &q);
+        let g: Vec<(Vec<String>, u64)> = r
+            .groups
+            .iter()
+            .map(|g| (g.keys.clone(), g.usage.tokens()))
+            .collect();
+        assert_eq!(
+            g,
+            vec![
+                (vec!["b".to_string(), "m2".to_string()], 100),
+                (vec!["a".to_string(), "m1".to_string()], 12)
+            ]
+        );
+        assert_eq!(
+            (r.total.tokens(), r.total.requests, r.total.cost_nanos),
+            (112, 3, 1120)
+        );
+        assert_eq!((r.step_ms, r.series.len()), (HOUR_MS, 24));
+        assert_eq!(r.series[23].tokens, 112);
+        assert_eq!(parse_time("7d", now).unwrap(), now - 7 * DAY_MS);
+        assert!(parse_time("7", now).unwrap_err().contains("unit"));
+        assert!(parse_by("team").unwrap_err().contains("'team'"));
+        assert!(parse_by("key,key").is_err());
+    }
+}
