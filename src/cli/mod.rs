@@ -104,7 +104,7 @@ pub enum Command {
     /// The console on a throw-away store with a mock upstream and live traffic.
     Demo(crate::demo::DemoArgs),
     /// Run the gateway headless (no console).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// The subcommands that script the registry.
@@ -350,7 +350,7 @@ fn run(cli: Cli) -> CliResult {
         }
         Some(Command::Serve(args)) => {
             here_only("maasctl serve")?;
-            serve::run(open()?, args, &cli.admin_token, &data_dir).map_err(CliError)
+            serve::run(open()?, *args, &cli.admin_token, &data_dir).map_err(CliError)
         }
         Some(Command::Rule(rule::RuleCommand::Explain(args))) => match &args.connect {
             // Ask the gateway at that admin API; no local store needed.
