@@ -421,12 +421,14 @@ fn an_older_schema_is_migrated_keeping_its_data(b) {
     b.open().apply(everything(), &by()).unwrap();
     // Turn the store back into a schema-1 store: without what migrations 2
     // (api_key_ref), 3 (audit trail, history, admin tokens), 4 (rule
-    // unit) and 5 (usage ledger) added.
+    // unit) and 5 (usage ledger, market prices) added.
     const LATER_TABLES: &str =
         "DROP TABLE audit_entities; DROP TABLE audit; DROP TABLE revisions; DROP TABLE admin_tokens; DROP TABLE usage_ledger;";
+    const PRICES: &str =
+        "ALTER TABLE market DROP COLUMN input_price; ALTER TABLE market DROP COLUMN output_price;";
     b.raw_sql(
-        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE rules DROP COLUMN unit; {LATER_TABLES} PRAGMA user_version = 1;"),
-        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE rules DROP COLUMN unit; {LATER_TABLES} DROP FUNCTION maasctl_audit_append_only(); UPDATE maasctl_schema SET version = 1"),
+        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE rules DROP COLUMN unit; {PRICES} {LATER_TABLES} PRAGMA user_version = 1;"),
+        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE rules DROP COLUMN unit; {PRICES} {LATER_TABLES} DROP FUNCTION maasctl_audit_append_only(); UPDATE maasctl_schema SET version = 1"),
     );
     let s = b.open();
     assert_eq!(b.schema_version(), b.current_schema());
