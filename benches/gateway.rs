@@ -78,6 +78,8 @@ fn registry(models: usize, keys: usize) -> (Registry, Vec<String>) {
             tags: vec![],
             description: String::new(),
             published: true,
+            input_price: None,
+            output_price: None,
         }));
         changes.push(Change::CreateModel(ModelSpec {
             name: name.clone(),

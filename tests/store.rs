@@ -97,6 +97,8 @@ fn everything() -> Vec<Change> {
             tags: vec!["chat".into(), "in-house".into()],
             description: "A fine-tune".into(),
             published: false,
+            input_price: None,
+            output_price: None,
         }),
         Change::SetPublished {
             name: "Own-1".into(),
@@ -191,6 +193,8 @@ fn every_entity_round_trips(b) {
             tags: vec![],
             description: String::new(),
             published: true,
+            input_price: None,
+            output_price: None,
         }),
         Change::UpdateModel {
             name: "Own-1".into(),
@@ -419,12 +423,14 @@ fn an_older_schema_is_migrated_keeping_its_data(b) {
     b.open().apply(everything(), &by()).unwrap();
     // Turn the store back into a schema-1 store: without what migrations 2
     // (api_key_ref), 3 (audit trail, history, admin tokens), 4 (rule
-    // unit) and 5 (endpoint drain) added.
+    // unit), 5 (endpoint drain) and 6 (usage ledger, market prices) added.
     const LATER_TABLES: &str =
-        "DROP TABLE audit_entities; DROP TABLE audit; DROP TABLE revisions; DROP TABLE admin_tokens;";
+        "DROP TABLE audit_entities; DROP TABLE audit; DROP TABLE revisions; DROP TABLE admin_tokens; DROP TABLE usage_ledger;";
+    const PRICES: &str =
+        "ALTER TABLE market DROP COLUMN input_price; ALTER TABLE market DROP COLUMN output_price;";
     b.raw_sql(
-        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE endpoints DROP COLUMN drain; ALTER TABLE rules DROP COLUMN unit; {LATER_TABLES} PRAGMA user_version = 1;"),
-        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE endpoints DROP COLUMN drain; ALTER TABLE rules DROP COLUMN unit; {LATER_TABLES} DROP FUNCTION maasctl_audit_append_only(); UPDATE maasctl_schema SET version = 1"),
+        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE endpoints DROP COLUMN drain; ALTER TABLE rules DROP COLUMN unit; {PRICES} {LATER_TABLES} PRAGMA user_version = 1;"),
+        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE endpoints DROP COLUMN drain; ALTER TABLE rules DROP COLUMN unit; {PRICES} {LATER_TABLES} DROP FUNCTION maasctl_audit_append_only(); UPDATE maasctl_schema SET version = 1"),
     );
     let s = b.open();
     assert_eq!(b.schema_version(), b.current_schema());

@@ -1065,6 +1065,8 @@ mod keys {
                     tags: vec![],
                     description: String::new(),
                     published,
+                    input_price: None,
+                    output_price: None,
                 })],
                 NOW_MS / 1000,
             )

@@ -41,6 +41,30 @@ fn limit(query: &Query) -> Result<Option<usize>, AdminError> {
 }
 
 /// `GET /audit?since_ms=&entity=&limit=&revisions_only=`.
+/// `GET /usage?since=&until=&by=`: a usage report (docs/usage.md); times
+/// are a duration ago (`7d`), `now` or Unix ms, as on the command line.
+pub async fn usage(state: &AdminState, query: &Query) -> Result<Response<Body>, AdminError> {
+    use crate::domain::usage::{UsageQuery, parse_by, parse_time};
+    let now = crate::domain::now_ms();
+    let time = |name: &str, default: &str| {
+        let v = query.get(name).unwrap_or(default);
+        parse_time(v, now).map_err(|p| bad_query(name, p))
+    };
+    let q = UsageQuery {
+        since_ms: time("since", "7d")?,
+        until_ms: time("until", "now")?,
+        by: parse_by(query.get("by").unwrap_or("workspace,model"))
+            .map_err(|p| bad_query("by", p))?,
+    };
+    if q.until_ms <= q.since_ms {
+        return Err(bad_query("until", "must be after since".into()));
+    }
+    json(
+        StatusCode::OK,
+        &blocking(state, move |s| ops::usage::report(s, &q)).await?,
+    )
+}
+
 pub async fn audit(state: &AdminState, query: &Query) -> Result<Response<Body>, AdminError> {
     let since_ms = query
         .get("since_ms")

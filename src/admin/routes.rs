@@ -40,6 +40,7 @@ enum Route {
     Explain,
     Logs,
     Audit,
+    Usage,
     History,
     HistoryRegistry,
     Rollback,
@@ -81,7 +82,7 @@ const fn row(method: Method, path: &'static str, access: Access, route: Route) -
 
 /// The route table: every route the server answers, as data (the OpenAPI
 /// test enumerates it against `docs/openapi.json`).
-pub static ROUTES: [RouteSpec; 20] = [
+pub static ROUTES: [RouteSpec; 21] = [
     row(Method::GET, "/healthz", Access::Public, Route::Healthz),
     row(Method::GET, "/info", Access::Read, Route::Info),
     row(Method::GET, "/revision", Access::Read, Route::Revision),
@@ -100,6 +101,7 @@ pub static ROUTES: [RouteSpec; 20] = [
     row(Method::GET, "/explain", Access::Read, Route::Explain),
     row(Method::GET, "/logs", Access::Read, Route::Logs),
     row(Method::GET, "/audit", Access::Read, Route::Audit),
+    row(Method::GET, "/usage", Access::Read, Route::Usage),
     row(Method::GET, "/history", Access::Read, Route::History),
     row(
         Method::GET,
@@ -322,6 +324,7 @@ async fn dispatch(
             json(StatusCode::OK, &LogPage { lines, newest })
         }
         Route::Audit => operations::audit(state, &query).await,
+        Route::Usage => operations::usage(state, &query).await,
         Route::History => operations::history(state, &query).await,
         Route::HistoryRegistry => operations::registry_at(state, &query).await,
         Route::Rollback => operations::rollback(state, origin, req).await,

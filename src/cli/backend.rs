@@ -21,6 +21,7 @@ use crate::client::api::CallError;
 use crate::domain::history::RevisionInfo;
 use crate::domain::manifest::{Manifest, ReadRef};
 use crate::domain::token::{AdminTokenRecord, CreatedToken};
+use crate::domain::usage::{UsageQuery, UsageReport};
 use crate::domain::{AuditEntry, AuditQuery, Change, GatewayReport, Origin, Registry, now_ms};
 use crate::ops::manifest::{ManifestOutcome, ManifestRequest, references};
 use crate::ops::rollback::{RollbackReport, RollbackRequest};
@@ -53,6 +54,8 @@ pub trait Backend {
         source: &str,
     ) -> CliResult<ManifestOutcome>;
     fn audit(&self, q: &AuditQuery) -> CliResult<Vec<AuditEntry>>;
+    /// A usage report from the ledger (docs/usage.md).
+    fn usage(&self, q: &UsageQuery) -> CliResult<UsageReport>;
     fn history(&self, limit: Option<usize>) -> CliResult<Vec<RevisionInfo>>;
     /// The registry at an earlier revision.
     fn registry_at(&self, revision: u64) -> CliResult<Registry>;
@@ -113,6 +116,10 @@ impl Backend for Local {
 
     fn audit(&self, q: &AuditQuery) -> CliResult<Vec<AuditEntry>> {
         Ok(self.store.audit(q)?)
+    }
+
+    fn usage(&self, q: &UsageQuery) -> CliResult<UsageReport> {
+        Ok(crate::ops::usage::report(&*self.store, q)?)
     }
 
     fn history(&self, limit: Option<usize>) -> CliResult<Vec<RevisionInfo>> {
@@ -286,6 +293,10 @@ impl Backend for Remote {
 
     fn audit(&self, q: &AuditQuery) -> CliResult<Vec<AuditEntry>> {
         self.call(self.api.audit(q))
+    }
+
+    fn usage(&self, q: &UsageQuery) -> CliResult<UsageReport> {
+        self.call(self.api.usage(q))
     }
 
     fn history(&self, limit: Option<usize>) -> CliResult<Vec<RevisionInfo>> {

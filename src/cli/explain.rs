@@ -37,7 +37,7 @@ pub fn run(args: &ExplainArgs, output: Output, backend: &dyn Backend) -> CliResu
     let report = backend.explain(&args.model, &args.key, args.workspace.as_deref())?;
     match output {
         Output::Json => print_json(&report),
-        Output::Table => print_out(&render(&report)),
+        Output::Table | Output::Csv => print_out(&render(&report)),
     }
 }
 

@@ -1,11 +1,11 @@
-//! `maasctl market list|add|publish|unpublish|delete`: the model marketplace.
+//! `maasctl market list|add|edit|publish|unpublish|delete`: the model marketplace.
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::output::{Table, or_dash};
-use super::{CliResult, Ctx};
-use crate::domain::{Change, MarketEntry};
+use super::{CliError, CliResult, Ctx};
+use crate::domain::{Change, MarketEntry, Price};
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
@@ -17,6 +17,8 @@ pub enum Cmd {
     },
     /// Add an entry (unpublished unless --publish).
     Add(AddArgs),
+    /// Edit an entry's provider, description or prices (what is not given stays).
+    Edit(EditArgs),
     /// Publish an entry: models registered from it can be enabled.
     Publish { name: String },
     /// Unpublish an entry (refused while an enabled model needs it).
@@ -37,6 +39,70 @@ pub struct AddArgs {
     description: Option<String>,
     #[arg(long)]
     publish: bool,
+    /// List price of input tokens, USD per 1M tokens (e.g. 0.27).
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+    input_price: Option<Price>,
+    /// List price of output tokens, USD per 1M tokens (e.g. 1.10).
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+    output_price: Option<Price>,
+}
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    name: String,
+    #[arg(long)]
+    provider: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+    /// Input price, USD per 1M tokens; `none` removes it.
+    #[arg(long, value_name = "USD|none", value_parser = price_or_none, allow_negative_numbers = true)]
+    input_price: Option<PriceEdit>,
+    /// Output price, USD per 1M tokens; `none` removes it.
+    #[arg(long, value_name = "USD|none", value_parser = price_or_none, allow_negative_numbers = true)]
+    output_price: Option<PriceEdit>,
+}
+
+/// A new price, or none (removed).
+#[derive(Debug, Clone, Copy)]
+struct PriceEdit(Option<Price>);
+
+fn price_or_none(s: &str) -> Result<PriceEdit, String> {
+    match s.trim() {
+        "none" | "-" => Ok(PriceEdit(None)),
+        v => v.parse().map(|p| PriceEdit(Some(p))),
+    }
+}
+
+fn edit(ctx: &Ctx, a: EditArgs) -> CliResult {
+    let reg = ctx.load()?;
+    let Some(old) = reg.market.get(&a.name) else {
+        return Err(CliError(format!(
+            "name: no marketplace entry '{}' (see `maasctl market list`)",
+            a.name
+        )));
+    };
+    let mut e = old.clone();
+    if let Some(p) = a.provider {
+        e.provider = p;
+    }
+    if let Some(d) = a.description {
+        e.description = d;
+    }
+    if let Some(p) = a.input_price {
+        e.input_price = p.0;
+    }
+    if let Some(p) = a.output_price {
+        e.output_price = p.0;
+    }
+    ctx.apply(vec![Change::UpdateMarket {
+        name: a.name.clone(),
+        entry: e.clone(),
+    }])?;
+    ctx.emit(&e, || format!("edited marketplace entry {}", e.name))
+}
+
+fn price_text(p: Option<Price>) -> String {
+    p.map_or_else(|| "-".into(), |p| format!("{p}"))
 }
 
 #[derive(Debug, Serialize)]
@@ -57,6 +123,8 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> CliResult {
                 tags: a.tags.into_iter().filter(|t| !t.is_empty()).collect(),
                 description: a.description.unwrap_or_default(),
                 published: a.publish,
+                input_price: a.input_price,
+                output_price: a.output_price,
             };
             ctx.apply(vec![Change::AddMarket(e.clone())])?;
             ctx.emit(&e, || {
@@ -68,6 +136,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> CliResult {
                 format!("added marketplace entry {} ({state})", e.name)
             })
         }
+        Cmd::Edit(a) => edit(ctx, a),
         Cmd::Publish { name } => set_published(ctx, name, true),
         Cmd::Unpublish { name } => set_published(ctx, name, false),
         Cmd::Delete { name } => {
@@ -113,6 +182,8 @@ fn list(ctx: &Ctx, only_published: bool) -> CliResult {
             "TAGS",
             "PUBLISHED",
             "MODEL",
+            "IN $/1M",
+            "OUT $/1M",
             "DESCRIPTION",
         ]);
         for v in &views {
@@ -123,6 +194,8 @@ fn list(ctx: &Ctx, only_published: bool) -> CliResult {
                 or_dash(e.tags.join(",")),
                 if e.published { "yes" } else { "no" }.into(),
                 if v.registered { "registered" } else { "-" }.into(),
+                price_text(e.input_price),
+                price_text(e.output_price),
                 or_dash(e.description.clone()),
             ]);
         }

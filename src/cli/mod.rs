@@ -23,6 +23,7 @@ mod output;
 mod refs;
 mod rule;
 mod token;
+mod usage;
 mod workspace;
 
 pub mod serve;
@@ -47,6 +48,8 @@ pub enum Output {
     Table,
     /// JSON for scripts.
     Json,
+    /// Comma-separated values (`maasctl usage`; other commands print their table).
+    Csv,
 }
 
 /// Help heading of the options every subcommand takes.
@@ -101,7 +104,7 @@ pub enum Command {
     /// The console on a throw-away store with a mock upstream and live traffic.
     Demo(crate::demo::DemoArgs),
     /// Run the gateway headless (no console).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// The subcommands that script the registry.
@@ -137,6 +140,8 @@ pub enum RegistryCommand {
     /// Admin tokens of the admin API (named, with a role).
     #[command(subcommand)]
     Token(token::Cmd),
+    /// Usage from the ledger: requests, 429s, tokens and cost per workspace, key or model.
+    Usage(usage::UsageArgs),
 }
 
 /// A failure, already worded as `<field>: <problem>` (or a sentence).
@@ -345,7 +350,7 @@ fn run(cli: Cli) -> CliResult {
         }
         Some(Command::Serve(args)) => {
             here_only("maasctl serve")?;
-            serve::run(open()?, args, &cli.admin_token, &data_dir).map_err(CliError)
+            serve::run(open()?, *args, &cli.admin_token, &data_dir).map_err(CliError)
         }
         Some(Command::Rule(rule::RuleCommand::Explain(args))) => match &args.connect {
             // Ask the gateway at that admin API; no local store needed.
@@ -377,6 +382,7 @@ fn run(cli: Cli) -> CliResult {
                 RegistryCommand::Diff(a) => history::diff(&ctx, a),
                 RegistryCommand::Rollback(a) => history::rollback(&ctx, a),
                 RegistryCommand::Token(c) => token::run(&ctx, c),
+                RegistryCommand::Usage(a) => usage::run(&ctx, a),
             }
         }
     }

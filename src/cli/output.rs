@@ -38,6 +38,20 @@ impl Table {
         }
     }
 
+    /// A table whose columns are known at run time.
+    pub fn with_header(header: Vec<String>) -> Self {
+        Self {
+            header,
+            rows: Vec::new(),
+        }
+    }
+
+    /// A row of a [`with_header`](Self::with_header) table (as many cells).
+    pub fn push(&mut self, cells: Vec<String>) {
+        debug_assert_eq!(cells.len(), self.header.len());
+        self.rows.push(cells);
+    }
+
     pub fn row<const N: usize>(&mut self, cells: [String; N]) {
         debug_assert_eq!(N, self.header.len());
         self.rows.push(cells.into());

@@ -94,6 +94,19 @@ pub struct ServeArgs {
     /// Address of the admin API (JSON, bearer token; see docs/admin-api.md), or off.
     #[arg(long, default_value = crate::admin::DEFAULT_LISTEN, value_name = "ADDR|off")]
     pub admin_listen: AdminListen,
+
+    /// How often usage is added to the store's ledger; a gateway that dies
+    /// loses at most this much of its usage (docs/usage.md).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub usage_flush: Duration,
+
+    /// Days the usage ledger keeps per-minute rows before rolling them into hours.
+    #[arg(long, default_value_t = 7, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub usage_minute_days: u32,
+
+    /// Days the usage ledger keeps hourly rows before rolling them into days (kept).
+    #[arg(long, default_value_t = 90, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub usage_hour_days: u32,
 }
 
 impl ServeArgs {
@@ -122,6 +135,11 @@ impl ServeArgs {
                 _ => None,
             },
             probe_interval: self.probe_interval,
+            usage_flush: self.usage_flush,
+            usage_retention: crate::domain::usage::Retention {
+                minute_days: self.usage_minute_days,
+                hour_days: self.usage_hour_days,
+            },
             ..d
         }
     }
@@ -334,6 +352,25 @@ mod tests {
         assert_eq!(d.metrics_listen, None);
         assert_eq!(d.metrics_key_series, 100);
         assert_eq!(d.max_connections, None);
+        assert_eq!(d.usage_flush, Duration::from_secs(10));
+        assert_eq!(
+            d.usage_retention,
+            crate::domain::usage::Retention::default()
+        );
+        let u = serve(&[
+            "--usage-flush",
+            "5s",
+            "--usage-minute-days",
+            "2",
+            "--usage-hour-days",
+            "30",
+        ])
+        .unwrap();
+        assert_eq!(u.usage_flush, Duration::from_secs(5));
+        assert_eq!(
+            (u.usage_retention.minute_days, u.usage_retention.hour_days),
+            (2, 30)
+        );
         let c = serve(&[
             "--body-timeout",
             "2s",
@@ -354,6 +391,9 @@ mod tests {
             ("--body-timeout", "0s"),
             ("--metrics-listen", "9100"),
             ("--metrics-key-series", "many"),
+            ("--usage-flush", "0s"),
+            ("--usage-minute-days", "0"),
+            ("--usage-hour-days", "x"),
         ] {
             let e = serve(&[flag, value]).unwrap_err();
             assert!(e.contains(flag), "{flag} {value}: {e}");

@@ -292,6 +292,20 @@ impl AdminApi {
         self.get("/audit", &query).await
     }
 
+    /// `GET /usage`: a usage report from the ledger.
+    pub async fn usage(
+        &self,
+        q: &crate::domain::usage::UsageQuery,
+    ) -> Result<crate::domain::usage::UsageReport, CallError> {
+        let by: Vec<&str> = q.by.iter().map(|d| d.as_str()).collect();
+        let (since, until, by) = (q.since_ms.to_string(), q.until_ms.to_string(), by.join(","));
+        self.get(
+            "/usage",
+            &[("since", &since), ("until", &until), ("by", &by)],
+        )
+        .await
+    }
+
     pub async fn history(&self, limit: Option<usize>) -> Result<Vec<RevisionInfo>, CallError> {
         match limit {
             Some(n) => self.get("/history", &[("limit", &n.to_string())]).await,

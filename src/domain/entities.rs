@@ -17,6 +17,76 @@ pub struct MarketEntry {
     pub description: String,
     #[serde(default)]
     pub published: bool,
+    /// List price of input (prompt) tokens, USD per 1M tokens; none: unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_price: Option<Price>,
+    /// List price of output (completion) tokens, USD per 1M tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_price: Option<Price>,
+}
+
+/// A price in USD per 1M tokens, as written (`0.27`). Validation
+/// (`registry/market.rs`) keeps it finite and ≥ 0; equality is bitwise, so
+/// an entry equals itself after a store round trip (stored as its shortest
+/// decimal text).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Price(pub f64);
+
+impl PartialEq for Price {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Price {}
+
+impl Price {
+    /// Micro-dollars per 1M tokens (what the ledger charges with), rounded.
+    pub fn micros_per_m(self) -> u64 {
+        if self.0.is_finite() && self.0 > 0.0 {
+            (self.0 * 1e6).round().min(u64::MAX as f64) as u64
+        } else {
+            0
+        }
+    }
+}
+
+impl std::fmt::Display for Price {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::str::FromStr for Price {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let v: f64 = s
+            .trim()
+            .trim_start_matches('$')
+            .parse()
+            .map_err(|_| format!("'{s}' is not a price; use USD per 1M tokens, e.g. 0.27"))?;
+        if !v.is_finite() || v < 0.0 {
+            return Err(format!(
+                "'{s}' is not a price: it must be a finite number ≥ 0"
+            ));
+        }
+        Ok(Price(v))
+    }
+}
+
+impl MarketEntry {
+    /// The entry's prices for the ledger, when it has any (a missing one
+    /// counts as 0).
+    pub fn prices(&self) -> Option<crate::domain::usage::Prices> {
+        if self.input_price.is_none() && self.output_price.is_none() {
+            return None;
+        }
+        Some(crate::domain::usage::Prices {
+            input_micros_per_m: self.input_price.map_or(0, Price::micros_per_m),
+            output_micros_per_m: self.output_price.map_or(0, Price::micros_per_m),
+        })
+    }
 }
 
 /// A cluster: where a model is entered. Its gateway answers at

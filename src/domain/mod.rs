@@ -10,6 +10,7 @@ pub mod registry;
 pub mod secret;
 pub mod status;
 pub mod token;
+pub mod usage;
 pub mod validate;
 
 pub use audit::{Actor, ActorKind, AuditEntry, AuditQuery, Channel, EntityChange, Origin};

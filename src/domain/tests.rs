@@ -14,6 +14,8 @@ fn entry(name: &str, published: bool) -> MarketEntry {
         tags: vec![],
         description: String::new(),
         published,
+        input_price: None,
+        output_price: None,
     }
 }
 

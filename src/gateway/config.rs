@@ -77,6 +77,11 @@ pub struct GatewayConfig {
     /// Base URL of the admin API serving this gateway, written into its
     /// report so CLIs can find it; `None` when there is none.
     pub admin: Option<String>,
+    /// How often usage is added to the store's ledger (docs/usage.md); a
+    /// gateway that dies loses at most this much of its usage.
+    pub usage_flush: Duration,
+    /// How long minute and hour rows of the ledger are kept.
+    pub usage_retention: crate::domain::usage::Retention,
 }
 
 impl GatewayConfig {
@@ -133,6 +138,8 @@ impl Default for GatewayConfig {
             metrics_key_series: Self::DEFAULT_METRICS_KEY_SERIES,
             max_connections: None,
             admin: None,
+            usage_flush: Duration::from_secs(10),
+            usage_retention: crate::domain::usage::Retention::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::domain::{EndpointState, Model, Policy, Probe, Registry};
 use crate::gateway::limiter::{Limiter, ModelLimits};
 use crate::gateway::telemetry::counters::Counters;
 use crate::gateway::telemetry::events::Events;
+use crate::gateway::telemetry::ledger::{LedgerBook, UsageCell};
 use crate::gateway::telemetry::stats::EventKind;
 use crate::gateway::upstream::balancer::{Avail, Balancer};
 use crate::gateway::upstream::health::{EjectRule, Health, Transition, Why};
@@ -70,6 +71,8 @@ pub struct Route {
     pub endpoints: Vec<EndpointRt>,
     pub limits: ModelLimits,
     pub counters: Arc<Counters>,
+    /// The usage ledger's cell of each key (index of [`Snapshot::key_list`]).
+    pub usage: Box<[Arc<UsageCell>]>,
 }
 
 impl Route {
@@ -294,6 +297,7 @@ pub struct Builder {
     pub connect_timeout: Duration,
     pub limiter: Arc<Limiter>,
     pub book: Arc<CounterBook>,
+    pub ledger: Arc<LedgerBook>,
     pub events: Arc<Events>,
     health: HashMap<EndpointKey, Arc<Health>>,
     endpoint_counters: HashMap<EndpointKey, Arc<Counters>>,
@@ -321,6 +325,7 @@ impl Builder {
             connect_timeout,
             limiter,
             book: Arc::new(CounterBook::new(workers)),
+            ledger: Arc::default(),
             events,
             health: HashMap::new(),
             endpoint_counters: HashMap::new(),
@@ -366,6 +371,10 @@ impl Builder {
             });
         }
 
+        let ledger_keys: Vec<(&str, &str)> = key_list
+            .iter()
+            .map(|k| (k.id.as_str(), workspaces[k.workspace].name.as_str()))
+            .collect();
         let mut names = FastMap::default();
         let mut routes = Vec::new();
         let mut live_rules = HashSet::new();
@@ -395,9 +404,16 @@ impl Builder {
                 "owned_by": reg.market.get(&m.spec.name).map(|e| e.provider.as_str()).unwrap_or("maas"),
             }));
             names.insert(name, RouteRef::Serve(routes.len()));
-            let route = self.route(m, &mut live_endpoints, &mut live_pools);
+            let mut route = self.route(m, &mut live_endpoints, &mut live_pools);
+            route.usage = self.ledger.cells(&m.spec.name, &ledger_keys);
             routes.push(route);
         }
+        self.ledger.set_prices(
+            reg.market
+                .iter()
+                .filter_map(|(name, e)| Some((name.clone(), e.prices()?)))
+                .collect(),
+        );
         self.limiter.retain(&live_rules);
         self.health.retain(|k, _| live_endpoints.contains(k));
         self.endpoint_counters
@@ -490,6 +506,7 @@ impl Builder {
             endpoints,
             limits: self.limiter.compile(m),
             counters: self.book.get(Subject::Model, &m.spec.name),
+            usage: Box::default(),
         }
     }
 

@@ -14,6 +14,7 @@
 pub mod manifest;
 pub mod rollback;
 pub mod tokens;
+pub mod usage;
 
 use crate::domain::history::RevisionInfo;
 use crate::domain::{AuditQuery, Change, Origin, Registry};

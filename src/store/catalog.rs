@@ -47,5 +47,13 @@ mod tests {
             c.iter().any(|e| !e.published),
             "some entries ship unpublished"
         );
+        let v3 = c.iter().find(|e| e.name == "DeepSeek-V3").unwrap();
+        assert_eq!(
+            (v3.input_price, v3.output_price),
+            (
+                Some(crate::domain::Price(0.27)),
+                Some(crate::domain::Price(1.10))
+            )
+        );
     }
 }

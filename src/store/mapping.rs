@@ -51,7 +51,15 @@ pub static META: Table = Table {
 
 pub static MARKET: Table = Table {
     name: "market",
-    columns: &["name", "provider", "tags", "description", "published"],
+    columns: &[
+        "name",
+        "provider",
+        "tags",
+        "description",
+        "published",
+        "input_price",
+        "output_price",
+    ],
     key: &["name"],
     insert_only: &[],
     order_by: &[],
@@ -157,6 +165,14 @@ fn market_record(e: &MarketEntry) -> Record {
         .json("tags", &e.tags)
         .text("description", &e.description)
         .bool("published", e.published)
+        .opt_text("input_price", e.input_price.map(|p| p.to_string()))
+        .opt_text("output_price", e.output_price.map(|p| p.to_string()))
+}
+
+fn price(r: &Row, column: &str) -> Result<Option<Price>, StoreError> {
+    r.opt_text(column)?
+        .map(|t| t.parse().map_err(|e: String| r.error(column, e)))
+        .transpose()
 }
 
 fn market_entry(r: Row) -> Result<MarketEntry, StoreError> {
@@ -166,6 +182,8 @@ fn market_entry(r: Row) -> Result<MarketEntry, StoreError> {
         tags: r.json("tags")?,
         description: r.text("description")?,
         published: r.bool("published")?,
+        input_price: price(&r, "input_price")?,
+        output_price: price(&r, "output_price")?,
     })
 }
 
@@ -543,6 +561,163 @@ pub fn reports(rows: &Rows) -> Result<Vec<GatewayReport>, StoreError> {
     Ok(out)
 }
 
+// ---- the usage ledger (docs/usage.md) -----------------------------------
+
+/// Per (span, bucket, key, model) usage; gateways add to rows, never set
+/// them, so replicas writing the same bucket add up.
+pub static USAGE: Table = Table {
+    name: "usage_ledger",
+    columns: &[
+        "span",
+        "bucket_ms",
+        "key_id",
+        "workspace",
+        "model",
+        "requests",
+        "ok",
+        "throttled",
+        "errors",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_nanos",
+    ],
+    key: &["span", "bucket_ms", "key_id", "model"],
+    insert_only: &["workspace"],
+    order_by: &[],
+};
+
+/// The counted columns (every column after `model`).
+const USAGE_SUMS: &[&str] = &[
+    "requests",
+    "ok",
+    "throttled",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_nanos",
+];
+
+/// `ON CONFLICT (key) DO UPDATE SET n = usage_ledger.n + excluded.n, …`.
+fn usage_add_clause() -> String {
+    let set: Vec<String> = USAGE_SUMS
+        .iter()
+        .map(|c| format!("\"{c}\" = \"usage_ledger\".\"{c}\" + excluded.\"{c}\""))
+        .collect();
+    format!(
+        " ON CONFLICT (\"span\", \"bucket_ms\", \"key_id\", \"model\") DO UPDATE SET {}",
+        set.join(", ")
+    )
+}
+
+/// Add `rows` to the ledger (each to its bucket, created when new).
+pub fn add_usage(rows: &[usage::UsageRow]) -> Result<Vec<Statement>, StoreError> {
+    let sql = format!("{}{}", USAGE.insert_sql(), usage_add_clause());
+    rows.iter()
+        .map(|r| {
+            let u = &r.usage;
+            let record = Record::new(&USAGE)
+                .text("span", r.span.as_str())
+                .int("bucket_ms", r.bucket_ms)
+                .text("key_id", &r.key_id)
+                .text("workspace", &r.workspace)
+                .text("model", &r.model)
+                .int("requests", u.requests)
+                .int("ok", u.ok)
+                .int("throttled", u.throttled)
+                .int("errors", u.errors)
+                .int("prompt_tokens", u.prompt_tokens)
+                .int("completion_tokens", u.completion_tokens)
+                .int("cost_nanos", u.cost_nanos);
+            Ok(Statement::new(sql.clone(), record.finish()?))
+        })
+        .collect()
+}
+
+/// Every row whose bucket starts in `[since_ms, until_ms)`, any span.
+pub fn usage_query(since_ms: i64, until_ms: i64) -> Query {
+    Query::new(
+        &USAGE,
+        USAGE.columns,
+        format!(
+            "{} WHERE \"bucket_ms\" >= $1 AND \"bucket_ms\" < $2 ORDER BY \"bucket_ms\", \"key_id\", \"model\", \"span\"",
+            USAGE.select_sql()
+        ),
+        vec![Value::Int(since_ms), Value::Int(until_ms)],
+    )
+}
+
+/// The rows [`usage_query`] read.
+pub fn usage_rows(rows: &Rows) -> Result<Vec<usage::UsageRow>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            let span = r.text("span")?;
+            Ok(usage::UsageRow {
+                span: usage::Span::parse(&span)
+                    .ok_or_else(|| r.error("span", format!("unknown span '{span}'")))?,
+                bucket_ms: r.int("bucket_ms")?,
+                key_id: r.text("key_id")?,
+                workspace: r.text("workspace")?,
+                model: r.text("model")?,
+                usage: usage::Usage {
+                    requests: r.int("requests")?,
+                    ok: r.int("ok")?,
+                    throttled: r.int("throttled")?,
+                    errors: r.int("errors")?,
+                    prompt_tokens: r.int("prompt_tokens")?,
+                    completion_tokens: r.int("completion_tokens")?,
+                    cost_nanos: r.int("cost_nanos")?,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Roll `from` rows whose bucket starts before `before_ms` into `to` rows
+/// (added to what is there), then delete them: in one transaction, so no
+/// count is lost or doubled.
+fn roll(from: usage::Span, to: usage::Span, before_ms: i64) -> [Statement; 2] {
+    let sums: Vec<String> = USAGE_SUMS.iter().map(|c| format!("SUM(\"{c}\")")).collect();
+    let step = to.ms();
+    let insert = format!(
+        "INSERT INTO \"usage_ledger\" ({cols}) SELECT $1, \"bucket_ms\" - (\"bucket_ms\" % {step}), \
+         \"key_id\", MIN(\"workspace\"), \"model\", {sums} FROM \"usage_ledger\" \
+         WHERE \"span\" = $2 AND \"bucket_ms\" < $3 \
+         GROUP BY \"bucket_ms\" - (\"bucket_ms\" % {step}), \"key_id\", \"model\"{add}",
+        cols = USAGE
+            .columns
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
+        sums = sums.join(", "),
+        add = usage_add_clause(),
+    );
+    [
+        Statement::new(
+            insert,
+            vec![
+                Value::Text(to.as_str().into()),
+                Value::Text(from.as_str().into()),
+                Value::Int(before_ms),
+            ],
+        ),
+        Statement::new(
+            r#"DELETE FROM "usage_ledger" WHERE "span" = $1 AND "bucket_ms" < $2"#,
+            vec![Value::Text(from.as_str().into()), Value::Int(before_ms)],
+        ),
+    ]
+}
+
+/// Age the ledger at `now_ms`: minute rows past their retention become
+/// hour rows, hour rows past theirs become day rows (kept).
+pub fn compact_usage(now_ms: i64, keep: &usage::Retention) -> Vec<Statement> {
+    let (minutes_before, hours_before) = keep.cutoffs(now_ms);
+    let mut out = Vec::with_capacity(4);
+    out.extend(roll(usage::Span::Minute, usage::Span::Hour, minutes_before));
+    out.extend(roll(usage::Span::Hour, usage::Span::Day, hours_before));
+    out
+}
+
 // ---- operations: the audit trail, the history, admin tokens -------------
 
 /// The audit trail: one row per committed change (append-only: the
@@ -775,6 +950,8 @@ mod tests {
                     tags: vec![],
                     description: String::new(),
                     published: true,
+                    input_price: None,
+                    output_price: None,
                 }),
                 Change::AddWorkspace {
                     name: "acme".into(),

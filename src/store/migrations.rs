@@ -196,6 +196,31 @@ pub const MIGRATIONS: &[Migration] = &[
     ALTER TABLE endpoints ADD COLUMN drain BOOLEAN NOT NULL DEFAULT FALSE;
     "#,
     ),
+    // 6: the usage ledger (docs/usage.md): per (span, bucket, key, model),
+    // added to by every gateway; minute rows age into hour and day rows.
+    // Marketplace list prices (USD per 1M tokens, as decimal text) for its cost.
+    Migration::portable(
+        r#"
+    ALTER TABLE market ADD COLUMN input_price TEXT;
+    ALTER TABLE market ADD COLUMN output_price TEXT;
+    CREATE TABLE usage_ledger (
+        span              TEXT NOT NULL,
+        bucket_ms         BIGINT NOT NULL,
+        key_id            TEXT NOT NULL,
+        workspace         TEXT NOT NULL,
+        model             TEXT NOT NULL,
+        requests          BIGINT NOT NULL,
+        ok                BIGINT NOT NULL,
+        throttled         BIGINT NOT NULL,
+        errors            BIGINT NOT NULL,
+        prompt_tokens     BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        cost_nanos        BIGINT NOT NULL,
+        PRIMARY KEY (span, bucket_ms, key_id, model)
+    );
+    CREATE INDEX usage_ledger_by_time ON usage_ledger (bucket_ms);
+    "#,
+    ),
 ];
 
 /// The schema version this build writes.

@@ -20,6 +20,7 @@ pub mod sqlite;
 
 use crate::domain::history::{self, Journal};
 use crate::domain::token::{AdminTokenRecord, TokenChange};
+use crate::domain::usage::{Retention, UsageRow};
 use crate::domain::{
     AuditEntry, AuditQuery, Change, DomainError, GatewayReport, Origin, Outcome, Registry,
 };
@@ -160,8 +161,30 @@ pub trait Store: Send + Sync {
     fn reports(&self) -> Result<Vec<GatewayReport>, StoreError> {
         self.reports_at(crate::domain::now_ms())
     }
+    /// Add usage to the ledger (docs/usage.md): each row is added to its
+    /// bucket's counts, so rows from several gateways add up. All or none.
+    fn add_usage(&self, rows: &[UsageRow]) -> Result<(), StoreError> {
+        let _ = rows;
+        Err(no_ledger(&self.describe()))
+    }
+    /// The ledger rows whose bucket starts in `[since_ms, until_ms)`, every
+    /// span (minute, hour, day rows never overlap: a row is moved, not copied).
+    fn usage(&self, since_ms: i64, until_ms: i64) -> Result<Vec<UsageRow>, StoreError> {
+        let _ = (since_ms, until_ms);
+        Err(no_ledger(&self.describe()))
+    }
+    /// Age the ledger as of `now_ms`: minute rows past `keep` become hour
+    /// rows, hour rows past it become day rows, in one transaction.
+    fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
+        let _ = (now_ms, keep);
+        Err(no_ledger(&self.describe()))
+    }
     /// Where the data lives, for `maasctl` banners and logs (no secrets).
     fn describe(&self) -> String;
+}
+
+fn no_ledger(store: &str) -> StoreError {
+    StoreError::Backend(format!("{store} keeps no usage ledger"))
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -204,6 +227,15 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn reports(&self) -> Result<Vec<GatewayReport>, StoreError> {
         (**self).reports()
+    }
+    fn add_usage(&self, rows: &[UsageRow]) -> Result<(), StoreError> {
+        (**self).add_usage(rows)
+    }
+    fn usage(&self, since_ms: i64, until_ms: i64) -> Result<Vec<UsageRow>, StoreError> {
+        (**self).usage(since_ms, until_ms)
+    }
+    fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
+        (**self).compact_usage(now_ms, keep)
     }
     fn describe(&self) -> String {
         (**self).describe()

@@ -16,6 +16,7 @@ use super::sql::{Query, Rows, Statement, Value, to_sqlite};
 use super::{Applied, Store, StoreError, batch, mapping};
 use crate::domain::history::Journal;
 use crate::domain::token::{AdminTokenRecord, TokenChange};
+use crate::domain::usage::{Retention, UsageRow};
 use crate::domain::*;
 
 /// The file name inside the data directory.
@@ -316,6 +317,21 @@ impl Store for SqliteStore {
 
     fn reports_at(&self, now_ms: i64) -> Result<Vec<GatewayReport>, StoreError> {
         mapping::reports(&fetch(&self.conn.lock(), &mapping::reports_query(now_ms))?)
+    }
+
+    fn add_usage(&self, rows: &[UsageRow]) -> Result<(), StoreError> {
+        self.write(&mapping::add_usage(rows)?)
+    }
+
+    fn usage(&self, since_ms: i64, until_ms: i64) -> Result<Vec<UsageRow>, StoreError> {
+        mapping::usage_rows(&fetch(
+            &self.conn.lock(),
+            &mapping::usage_query(since_ms, until_ms),
+        )?)
+    }
+
+    fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
+        self.write(&mapping::compact_usage(now_ms, keep))
     }
 
     fn describe(&self) -> String {

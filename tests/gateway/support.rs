@@ -94,6 +94,8 @@ impl TestStore {
                 tags: vec![],
                 description: String::new(),
                 published: true,
+                input_price: None,
+                output_price: None,
             }));
         }
         changes.push(Change::CreateModel(ModelSpec {

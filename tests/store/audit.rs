@@ -23,6 +23,8 @@ fn market(published: bool, provider: &str) -> MarketEntry {
         tags: vec![],
         description: String::new(),
         published,
+        input_price: None,
+        output_price: None,
     }
 }
 

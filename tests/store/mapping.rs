@@ -63,6 +63,8 @@ fn old_registry() -> Registry {
             tags: vec!["chat".into()],
             description: "A fine-tune".into(),
             published: true,
+            input_price: None,
+            output_price: None,
         },
     );
     reg.clusters.insert(
@@ -148,7 +150,7 @@ fn kept(schema: &str) -> std::collections::BTreeSet<String> {
 on_both! {
 /// A store at schema version 2 as the build before the shared mapping made
 /// it (its migrations verbatim, rows as it wrote them) opens with only the
-/// operations migration (3), the rule unit (4) and the endpoint drain (5): every table, column, constraint and index it
+/// operations migration (3), the rule unit (4), the endpoint drain (5) and the usage ledger (6): every table, column, constraint and index it
 /// had stays as it was, it reads back every field and takes changes (now
 /// audited); a new store gets exactly the schema it ends up with.
 fn a_store_made_before_the_shared_mapping_keeps_everything_it_had(b) {
@@ -160,7 +162,7 @@ fn a_store_made_before_the_shared_mapping_keeps_everything_it_had(b) {
     b.raw_sql(OLD_ROWS, OLD_ROWS);
     let before = schema(b);
     let s = b.open();
-    assert_eq!(b.schema_version(), 5);
+    assert_eq!(b.schema_version(), 6);
     let migrated = schema(b);
     // SQLite's ALTER TABLE … ADD COLUMN appends the column to the stored
     // CREATE text: a line extended by `, <new column>` lost nothing.
@@ -220,6 +222,8 @@ fn out_of_range_integers_are_storage_errors(b) {
             tags: vec![],
             description: String::new(),
             published: true,
+            input_price: None,
+            output_price: None,
         }),
         Change::AddWorkspace {
             name: "acme".into(),

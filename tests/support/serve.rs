@@ -47,6 +47,8 @@ impl Site {
                 tags: vec![],
                 description: String::new(),
                 published: true,
+                input_price: None,
+                output_price: None,
             }),
             Change::CreateModel(ModelSpec {
                 name: "m".into(),

@@ -27,6 +27,8 @@ fn market(name: &str, provider: &str, tags: &[&str], published: bool) -> Change 
         tags: tags.iter().map(|t| t.to_string()).collect(),
         description: format!("{name} by {provider}."),
         published,
+        input_price: None,
+        output_price: None,
     })
 }
 

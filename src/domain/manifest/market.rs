@@ -1,10 +1,11 @@
 //! Marketplace entries in a file: `market: [{name, provider, tags,
-//! description, published}]`.
+//! description, published, input_price, output_price}]` (prices in USD per
+//! 1M tokens, optional).
 
 use serde::{Deserialize, Serialize};
 
 use super::{ApplyAction, Planner, diff};
-use crate::domain::entities::MarketEntry;
+use crate::domain::entities::{MarketEntry, Price};
 use crate::domain::error::DomainError;
 use crate::domain::registry::{Change, Registry};
 
@@ -19,6 +20,10 @@ pub struct MarketDecl {
     pub description: String,
     #[serde(default)]
     pub published: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_price: Option<Price>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_price: Option<Price>,
 }
 
 impl MarketDecl {
@@ -29,6 +34,8 @@ impl MarketDecl {
             tags: self.tags.clone(),
             description: self.description.clone(),
             published: self.published,
+            input_price: self.input_price,
+            output_price: self.output_price,
         }
     }
 
@@ -39,6 +46,8 @@ impl MarketDecl {
             tags: e.tags.clone(),
             description: e.description.clone(),
             published: e.published,
+            input_price: e.input_price,
+            output_price: e.output_price,
         }
     }
 }
@@ -72,6 +81,18 @@ impl Planner {
             "description",
             &old.description,
             &entry.description,
+        );
+        diff(
+            &mut details,
+            "input_price",
+            &old.input_price,
+            &entry.input_price,
+        );
+        diff(
+            &mut details,
+            "output_price",
+            &old.output_price,
+            &entry.output_price,
         );
         if old.published != entry.published {
             details.push(

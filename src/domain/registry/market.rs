@@ -20,6 +20,19 @@ pub fn validate(m: &MarketEntry) -> Vec<FieldError> {
     }
     validate::tags("tags", &m.tags, &mut out);
     limits::DESCRIPTION.length("description", &m.description, &mut out);
+    for (field, price) in [
+        ("input_price", m.input_price),
+        ("output_price", m.output_price),
+    ] {
+        if let Some(p) = price
+            && !(p.0.is_finite() && p.0 >= 0.0)
+        {
+            out.push(FieldError::new(
+                field,
+                format!("must be a finite number ≥ 0 (USD per 1M tokens), not {p}"),
+            ));
+        }
+    }
     out
 }
 

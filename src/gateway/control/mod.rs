@@ -21,6 +21,7 @@
 //! Store calls block, so they run on the blocking pool, never stalling the
 //! other loops.
 
+pub mod ledger;
 pub mod sampler;
 
 use std::collections::{HashMap, HashSet};
@@ -73,6 +74,7 @@ impl Control {
             started_ms,
         } = self;
         let book = builder.book.clone();
+        let mut flusher = ledger::Flusher::new(builder.ledger.clone(), store.clone());
         let report_now = Arc::new(Notify::new());
         let probe_now = Arc::new(Notify::new());
         let reporter = Reporter {
@@ -92,6 +94,10 @@ impl Control {
             )),
             tokio::spawn(report_loop(reporter, report_now)),
             tokio::spawn(probe_loop(shared.clone(), probe_now)),
+            tokio::spawn(ledger::compact_loop(
+                store.clone(),
+                shared.cfg.usage_retention,
+            )),
         ];
         let mut publisher = Publisher {
             sampler: Sampler::default(),
@@ -102,9 +108,11 @@ impl Control {
         };
         let mut tick = interval(shared.cfg.stats_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let flush_every = shared.cfg.usage_flush;
         loop {
             tokio::select! {
                 _ = tick.tick() => publisher.publish(&shared, &book),
+                _ = ledger::until_next(flush_every) => flusher.flush().await,
                 _ = stop.changed() => break,
             }
         }
@@ -112,6 +120,7 @@ impl Control {
             t.abort();
         }
         publisher.publish(&shared, &book);
+        flusher.flush().await;
         let id = report_id.clone();
         let _ = tokio::task::spawn_blocking(move || {
             if let Err(e) = store.remove_report(&id) {

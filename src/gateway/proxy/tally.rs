@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::gateway::snapshot::{EndpointRt, Local};
 use crate::gateway::telemetry::counters::{Counters, RequestOutcome};
+use crate::gateway::telemetry::ledger::UsageCell;
 
 pub struct Tally {
     snap: Arc<Local>,
@@ -124,6 +125,15 @@ impl Tally {
         self.decided = true;
         let w = self.worker;
         self.each(|c| c.outcome(w, o));
+        if let Some(cell) = self.usage_cell() {
+            cell.outcome(o);
+        }
+    }
+
+    /// The usage ledger's cell of this request's key and model, once both
+    /// are known.
+    fn usage_cell(&self) -> Option<&UsageCell> {
+        Some(&self.snap.routes[self.route?].usage[self.key?])
     }
 
     /// Tokens seen in the response.
@@ -133,6 +143,9 @@ impl Tally {
         }
         let w = self.worker;
         self.each(|c| c.tokens(w, prompt, completion));
+        if let Some(cell) = self.usage_cell() {
+            cell.tokens(prompt, completion);
+        }
     }
 
     /// The response is complete: record its latency.

@@ -9,6 +9,7 @@
 pub mod conns;
 pub mod counters;
 pub mod events;
+pub mod ledger;
 pub mod metrics;
 pub mod stats;
 pub mod usage;

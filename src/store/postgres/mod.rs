@@ -45,10 +45,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, IsolationLevel, NoTls};
 
-use super::sql::Query;
+use super::sql::{Query, Statement};
 use super::{Applied, Store, StoreError, batch, mapping};
 use crate::domain::history::Journal;
 use crate::domain::token::{AdminTokenRecord, TokenChange};
+use crate::domain::usage::{Retention, UsageRow};
 use crate::domain::{
     AuditEntry, AuditQuery, Change, DomainError, GatewayReport, Origin, Registry, now_ms,
 };
@@ -83,6 +84,10 @@ enum Job {
     RemoveReport(String, Reply<()>),
     Reports(i64, Reply<Vec<GatewayReport>>),
     SchemaVersion(Reply<i64>),
+    /// Usage ledger writes (additive), each batch in one transaction; the
+    /// `bool` says whether to take the ledger lock (compaction).
+    LedgerWrite(Vec<Statement>, bool, Reply<()>),
+    LedgerRead(i64, i64, Reply<Vec<UsageRow>>),
 }
 
 impl PostgresStore {
@@ -196,6 +201,20 @@ impl Store for PostgresStore {
 
     fn reports_at(&self, now_ms: i64) -> Result<Vec<GatewayReport>, StoreError> {
         self.call(|r| Job::Reports(now_ms, r))
+    }
+
+    fn add_usage(&self, rows: &[UsageRow]) -> Result<(), StoreError> {
+        let statements = mapping::add_usage(rows)?;
+        self.call(|r| Job::LedgerWrite(statements, false, r))
+    }
+
+    fn usage(&self, since_ms: i64, until_ms: i64) -> Result<Vec<UsageRow>, StoreError> {
+        self.call(|r| Job::LedgerRead(since_ms, until_ms, r))
+    }
+
+    fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
+        let statements = mapping::compact_usage(now_ms, keep);
+        self.call(|r| Job::LedgerWrite(statements, true, r))
     }
 
     fn describe(&self) -> String {
@@ -328,6 +347,23 @@ impl Worker {
                     let _ = r.send(
                         self.run("write a gateway report", async |c| {
                             put_report(c, &report).await
+                        })
+                        .await,
+                    );
+                }
+                Job::LedgerWrite(statements, lock, r) => {
+                    let _ = r.send(
+                        self.run("write the usage ledger", async |c| {
+                            ledger_write(c, &statements, lock).await
+                        })
+                        .await,
+                    );
+                }
+                Job::LedgerRead(since, until, r) => {
+                    let _ = r.send(
+                        self.run("read the usage ledger", async |c| {
+                            let q = mapping::usage_query(since, until);
+                            Ok(mapping::usage_rows(&rows::fetch(&*c, &q).await?)?)
                         })
                         .await,
                     );
@@ -518,4 +554,21 @@ async fn reports(c: &mut Client, now_ms: i64) -> Result<Vec<GatewayReport>, Fail
     Ok(mapping::reports(
         &rows::fetch(&*c, &mapping::reports_query(now_ms)).await?,
     )?)
+}
+
+/// Serializes ledger compactions across replicas (an arbitrary constant).
+const LEDGER_LOCK: &str = "SELECT pg_advisory_xact_lock(7243020512)";
+
+/// Run ledger statements in one transaction. A compaction first takes the
+/// ledger lock, so two replicas never roll the same rows twice; additive
+/// writes need none (`ON CONFLICT … DO UPDATE` adds under the row lock).
+/// A commit whose outcome is unknown is not retried (no double count).
+async fn ledger_write(c: &mut Client, statements: &[Statement], lock: bool) -> Result<(), Failure> {
+    let tx = c.transaction().await?;
+    if lock {
+        tx.execute(LEDGER_LOCK, &[]).await?;
+    }
+    rows::execute(&tx, statements).await?;
+    tx.commit().await.map_err(Failure::Commit)?;
+    Ok(())
 }

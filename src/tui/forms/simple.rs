@@ -147,17 +147,21 @@ pub fn market(reg: &Registry, editing: Option<&MarketEntry>) -> Form {
     )
 }
 
-fn build_market(form: &Form, _reg: &Registry) -> Result<Op, Vec<FieldError>> {
+fn build_market(form: &Form, reg: &Registry) -> Result<Op, Vec<FieldError>> {
     let editing = match &form.kind {
         FormKind::Market { editing } => editing.as_deref(),
         _ => None,
     };
+    // Prices are set with `maasctl market edit` or a file; the form keeps them.
+    let old = editing.and_then(|n| reg.market.get(n));
     let entry = MarketEntry {
         name: form.text("name").trim().to_string(),
         provider: form.text("provider").trim().to_string(),
         tags: validate::parse_tags(form.text("tags")),
         description: form.text("description").trim().to_string(),
         published: form.choice("published") == Some("yes"),
+        input_price: old.and_then(|e| e.input_price),
+        output_price: old.and_then(|e| e.output_price),
     };
     let errs = registry::market::validate(&entry);
     let change = match editing {

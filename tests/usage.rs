@@ -1,0 +1,414 @@
+//! The usage ledger (docs/usage.md), on SQLite and on PostgreSQL: traffic
+//! through real gateways against a mock upstream that reports known usage
+//! ends up in the store's ledger exactly (requests, 200s, 429s, tokens),
+//! across a gateway restart and with two gateways on one store at once;
+//! aged rows roll into hours and days without losing a count; the cost
+//! comes from the marketplace entry's prices, which the CLI sets and
+//! checks; `maasctl usage` reports it locally and through `--server`.
+
+#[allow(dead_code)]
+#[path = "store/backend.rs"]
+mod backend;
+mod common;
+#[path = "support/postgres.rs"]
+mod pg;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backend::{Backend, Kind, on_both};
+use common::{Env, Serve};
+use maasctl::demo::upstream::{MockConfig, MockUpstream};
+use maasctl::domain::secret::{generate_key_id, generate_secret, hash_secret, secret_hint};
+use maasctl::domain::usage::{DAY_MS, HOUR_MS, MINUTE_MS, Retention, Span, Usage, UsageRow};
+use maasctl::domain::*;
+use maasctl::gateway::{Gateway, GatewayConfig, GatewayHandle};
+use maasctl::store::Store;
+
+const PROMPT: u64 = 13;
+const COMPLETION: u64 = 29;
+/// Requests a gateway admits per key before answering 429 (a local rule).
+const LIMIT: u32 = 4;
+
+fn by() -> Origin {
+    Origin::user("tester", Channel::Cli)
+}
+
+/// Workspace `acme`, a key in it (its secret returned), model `m` on the
+/// mock with a key rule of [`LIMIT`] requests per hour.
+fn seed(store: &dyn Store, upstream: &str) -> String {
+    let secret = generate_secret();
+    let id = generate_key_id();
+    let changes = vec![
+        Change::AddWorkspace {
+            name: "acme".into(),
+            description: String::new(),
+        },
+        Change::CreateKey {
+            id: id.clone(),
+            workspace: "acme".into(),
+            name: "k".into(),
+            secret_hash: hash_secret(&secret),
+            secret_hint: secret_hint(&secret),
+        },
+        Change::AddMarket(MarketEntry {
+            name: "m".into(),
+            provider: "Test".into(),
+            tags: vec![],
+            description: String::new(),
+            published: true,
+            input_price: Some(Price(0.27)),
+            output_price: Some(Price(1.10)),
+        }),
+        Change::CreateModel(ModelSpec {
+            name: "m".into(),
+            cluster: "local".into(),
+            model_id: "m-up".into(),
+            endpoints: vec![Endpoint::new(upstream)],
+            policy: Policy::RoundRobin,
+            tags: vec![],
+        }),
+        Change::SetEnabled {
+            name: "m".into(),
+            enabled: true,
+        },
+        Change::AddRule {
+            model: "m".into(),
+            spec: RuleSpec {
+                target: RuleTarget::ApiKey,
+                workspace: "acme".into(),
+                key_id: Some(id),
+                limit: LIMIT,
+                duration_secs: 3600,
+                unit: RuleUnit::Requests,
+            },
+        },
+    ];
+    store.apply(changes, &by()).expect("seed applies");
+    secret
+}
+
+fn gateway(store: &Arc<dyn Store>) -> GatewayHandle {
+    let cfg = GatewayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: 2,
+        reload_poll: Duration::from_millis(50),
+        report_interval: Duration::from_millis(200),
+        stats_interval: Duration::from_millis(50),
+        usage_flush: Duration::from_millis(100),
+        ..GatewayConfig::default()
+    };
+    Gateway::start(cfg, store.clone()).expect("gateway starts")
+}
+
+/// What the client saw: (200s, 429s).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    ok: u64,
+    throttled: u64,
+}
+
+async fn traffic(gw: &GatewayHandle, secret: &str, n: usize, seen: &mut Seen) {
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = format!("http://{}/v1/chat/completions", gw.local_addr());
+    for _ in 0..n {
+        let res = http
+            .post(&url)
+            .bearer_auth(secret)
+            .json(
+                &serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .send()
+            .await
+            .expect("the gateway answers");
+        match res.status().as_u16() {
+            200 => seen.ok += 1,
+            429 => seen.throttled += 1,
+            s => panic!(
+                "unexpected status {s}: {}",
+                res.text().await.unwrap_or_default()
+            ),
+        }
+        let _ = res.bytes().await;
+    }
+}
+
+/// The ledger's totals (all spans, all time).
+fn totals(store: &dyn Store) -> (Usage, Vec<UsageRow>) {
+    let rows = store.usage(0, i64::MAX).expect("ledger reads");
+    let mut t = Usage::default();
+    for r in &rows {
+        t.add(&r.usage);
+    }
+    (t, rows)
+}
+
+fn expected(seen: Seen) -> Usage {
+    Usage {
+        requests: seen.ok + seen.throttled,
+        ok: seen.ok,
+        throttled: seen.throttled,
+        errors: 0,
+        prompt_tokens: seen.ok * PROMPT,
+        completion_tokens: seen.ok * COMPLETION,
+        // $0.27 and $1.10 per 1M tokens, in nano-dollars.
+        cost_nanos: seen.ok * (PROMPT * 270 + COMPLETION * 1100),
+    }
+}
+
+async fn wait_totals(store: &Arc<dyn Store>, want: Usage, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = store.clone();
+        let (got, _) = tokio::task::spawn_blocking(move || totals(&*s))
+            .await
+            .unwrap();
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: ledger {got:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+on_both! {
+fn the_ledger_adds_up_to_what_the_upstream_reported_across_restarts_and_replicas(b) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mock = MockUpstream::start(MockConfig {
+            prompt_tokens: PROMPT,
+            completion_tokens: COMPLETION,
+            ..MockConfig::default()
+        })
+        .await
+        .unwrap();
+        let store = b.open();
+        let secret = seed(&*store, &format!("{}/v1", mock.base_url()));
+        let mut seen = Seen::default();
+
+        // One gateway, then a clean shutdown: its last interval is flushed.
+        let a = tokio::task::block_in_place(|| gateway(&store));
+        traffic(&a, &secret, 7, &mut seen).await;
+        a.shutdown().await;
+        assert_eq!(seen, Seen { ok: 4, throttled: 3 });
+        let (got, rows) = totals(&*store);
+        assert_eq!(got, expected(seen), "after the first gateway stopped");
+        assert!(rows.iter().all(|r| r.workspace == "acme" && r.model == "m" && r.span == Span::Minute));
+
+        // A restart and a second replica at once, on the same store: the
+        // periodic flush brings the ledger to what the client saw, and the
+        // shutdown flush adds nothing twice.
+        let (b1, b2) = tokio::task::block_in_place(|| (gateway(&store), gateway(&store)));
+        traffic(&b1, &secret, 6, &mut seen).await;
+        traffic(&b2, &secret, 5, &mut seen).await;
+        assert_eq!(seen, Seen { ok: 12, throttled: 6 });
+        wait_totals(&store, expected(seen), "two gateways flushing").await;
+        b1.shutdown().await;
+        b2.shutdown().await;
+        assert_eq!(totals(&*store).0, expected(seen), "after both stopped");
+        assert_eq!(mock.hits(), seen.ok, "every 200 reached the upstream once");
+    });
+}
+}
+
+fn row(span: Span, bucket_ms: i64, key: &str, n: u64) -> UsageRow {
+    UsageRow {
+        span,
+        bucket_ms,
+        key_id: key.into(),
+        workspace: "acme".into(),
+        model: "m".into(),
+        usage: Usage {
+            requests: n,
+            ok: n,
+            throttled: 0,
+            errors: 0,
+            prompt_tokens: 10 * n,
+            completion_tokens: 20 * n,
+            cost_nanos: 7 * n,
+        },
+    }
+}
+
+on_both! {
+fn adding_is_additive_and_aging_rolls_minutes_into_hours_into_days(b) {
+    let store = b.open();
+    let now = 400 * DAY_MS + 5 * HOUR_MS + 17 * MINUTE_MS;
+    let old = now - 10 * DAY_MS; // past the 7 days of minutes
+    let ancient = now - 100 * DAY_MS; // past the 90 days of hours
+    let recent = now - 2 * MINUTE_MS;
+    let write = vec![
+        row(Span::Minute, old, "k1", 1),
+        row(Span::Minute, old + MINUTE_MS, "k1", 2),
+        row(Span::Minute, old, "k2", 4),
+        row(Span::Minute, ancient, "k1", 8),
+        row(Span::Minute, recent, "k1", 16),
+    ];
+    store.add_usage(&write).unwrap();
+    // The same bucket again (another replica): added, not replaced.
+    store.add_usage(&[row(Span::Minute, recent, "k1", 32)]).unwrap();
+    let before = totals(&*store).0;
+    assert_eq!(before.requests, 63);
+
+    store.compact_usage(now, &Retention::default()).unwrap();
+    // Twice is the same as once.
+    store.compact_usage(now, &Retention::default()).unwrap();
+    let (after, rows) = totals(&*store);
+    assert_eq!(after, before, "aging keeps every count");
+    let shape: Vec<(Span, i64, &str, u64)> = rows
+        .iter()
+        .map(|r| (r.span, r.bucket_ms, r.key_id.as_str(), r.usage.requests))
+        .collect();
+    let hour = |t: i64| t - t.rem_euclid(HOUR_MS);
+    let day = |t: i64| t - t.rem_euclid(DAY_MS);
+    let mut want = vec![
+        (Span::Day, day(ancient), "k1", 8),
+        (Span::Hour, hour(old), "k1", 3),
+        (Span::Hour, hour(old), "k2", 4),
+        (Span::Minute, recent, "k1", 48),
+    ];
+    want.sort_by_key(|w| (w.1, w.2.to_string()));
+    assert_eq!(shape, want);
+    assert!(store.usage(recent, recent + MINUTE_MS).unwrap().len() == 1);
+}
+}
+
+on_both! {
+fn prices_are_set_edited_and_checked_naming_the_field(b) {
+    let env = &b.env;
+    env.ok(&["market", "add", "priced", "--provider", "P", "--input-price", "0.27", "--output-price", "1.10"]);
+    let e = env.json(&["market", "list"]);
+    let priced = e.as_array().unwrap().iter().find(|e| e["name"] == "priced").unwrap();
+    assert_eq!((priced["input_price"].as_f64(), priced["output_price"].as_f64()), (Some(0.27), Some(1.10)));
+    env.ok(&["market", "edit", "priced", "--output-price", "2.5", "--input-price", "none"]);
+    let m = b.open().load().unwrap().market["priced"].clone();
+    assert_eq!((m.input_price, m.output_price), (None, Some(Price(2.5))));
+    let table = env.ok(&["market", "list"]);
+    assert!(table.contains("OUT $/1M") && table.contains("2.5"), "{table}");
+    for (flag, bad) in [("--input-price", "-1"), ("--output-price", "inf"), ("--input-price", "cheap")] {
+        let out = env.run(&["market", "edit", "priced", flag, bad]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "a usage error: {err}");
+        assert!(err.contains(flag), "{flag} {bad}: {err}");
+    }
+    // A file is checked by the registry's rules, which name the field.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.yaml");
+    std::fs::write(&file, "market:\n  - name: neg\n    provider: P\n    input_price: -0.5\n").unwrap();
+    let err = env.fails(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(err.contains("input_price") && err.contains("≥ 0"), "{err}");
+    // The default catalog carries list prices.
+    let v3 = b.open().load().unwrap().market["DeepSeek-V3"].clone();
+    assert_eq!((v3.input_price, v3.output_price), (Some(Price(0.27)), Some(Price(1.10))));
+}
+}
+
+fn ledger_row(
+    bucket_ms: i64,
+    ws: &str,
+    key: &str,
+    model: &str,
+    ok: u64,
+    throttled: u64,
+) -> UsageRow {
+    UsageRow {
+        span: Span::Minute,
+        bucket_ms: bucket_ms - bucket_ms.rem_euclid(MINUTE_MS),
+        key_id: key.into(),
+        workspace: ws.into(),
+        model: model.into(),
+        usage: Usage {
+            requests: ok + throttled,
+            ok,
+            throttled,
+            errors: 0,
+            prompt_tokens: ok * 100,
+            completion_tokens: ok * 10,
+            cost_nanos: ok * 1_000_000,
+        },
+    }
+}
+
+on_both! {
+fn usage_reports_group_and_total_locally_and_through_the_server(b) {
+    let store = b.open();
+    let now = now_ms();
+    store
+        .add_usage(&[
+            ledger_row(now - HOUR_MS, "acme", "key_a1", "m1", 3, 1),
+            ledger_row(now - 2 * HOUR_MS, "acme", "key_a2", "m1", 2, 0),
+            ledger_row(now - 3 * HOUR_MS, "acme", "key_a1", "m2", 1, 0),
+            ledger_row(now - 5 * HOUR_MS, "beta", "key_b1", "m1", 4, 2),
+            // Out of a 1-day range, in a 7-day one.
+            ledger_row(now - 3 * DAY_MS, "beta", "key_b1", "m2", 10, 0),
+        ])
+        .unwrap();
+    drop(store);
+    let env = &b.env;
+    let j = env.json(&["usage", "--since", "1d", "--by", "workspace,model"]);
+    let groups: Vec<(String, u64, u64, u64)> = j["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (
+            format!("{}/{}", g["keys"][0].as_str().unwrap(), g["keys"][1].as_str().unwrap()),
+            g["ok"].as_u64().unwrap(),
+            g["throttled"].as_u64().unwrap(),
+            g["prompt_tokens"].as_u64().unwrap() + g["completion_tokens"].as_u64().unwrap(),
+        ))
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            ("acme/m1".into(), 5, 1, 550),
+            ("beta/m1".into(), 4, 2, 440),
+            ("acme/m2".into(), 1, 0, 110),
+        ]
+    );
+    assert_eq!((j["total"]["requests"].as_u64(), j["total"]["cost_nanos"].as_u64()), (Some(13), Some(10_000_000)));
+    assert_eq!(j["series"].as_array().unwrap().len(), 25, "hourly points over a day (both ends' hours)");
+
+    let table = env.ok(&["usage", "--since", "7d", "--by", "key"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("KEY") && lines[0].contains("REQUESTS") && lines[0].contains("COST"), "{table}");
+    assert!(lines[1].starts_with("key_b1"), "most tokens first: {table}");
+    let total = lines.last().unwrap();
+    assert!(total.starts_with("TOTAL") && total.contains(" 23 ") && total.contains("$0.0200"), "{table}");
+
+    let csv = env.ok(&["usage", "--since", "7d", "--until", "2d", "--by", "model", "-o", "csv"]);
+    assert_eq!(
+        csv,
+        "model,requests,ok,throttled,errors,prompt,completion,tokens,cost_usd\n\
+         m2,10,10,0,0,1000,100,1100,0.010000000\n\
+         TOTAL,10,10,0,0,1000,100,1100,0.010000000\n"
+    );
+
+    for (args, flag) in [
+        (vec!["usage", "--by", "team"], "--by"),
+        (vec!["usage", "--since", "7"], "--since"),
+        (vec!["usage", "--since", "1d", "--until", "2d"], "--until"),
+    ] {
+        let out = env.run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(flag), "{args:?}: {err}");
+    }
+
+    // The same report through a server's admin API.
+    let serve_env = Env::new()
+        .var("MAASCTL_STORE", &b.url())
+        .var("MAASCTL_ADMIN_TOKEN", "usage-test-token-1234");
+    let serve = Serve::start(&serve_env, &["--admin-listen", "127.0.0.1:0"]);
+    let remote = Env::new()
+        .var("MAASCTL_SERVER", &serve.admin())
+        .var("MAASCTL_ADMIN_TOKEN", "usage-test-token-1234");
+    let r = remote.json(&["usage", "--since", "1d", "--by", "workspace,model"]);
+    assert_eq!(r["groups"], j["groups"]);
+    assert_eq!(r["total"], j["total"]);
+    let err = remote.fails(&["usage", "--since", "1d", "--until", "3d"]);
+    assert!(err.contains("--until"), "{err}");
+    drop(serve);
+}
+}
