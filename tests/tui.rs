@@ -104,8 +104,8 @@ fn run_requests(app: &mut App, reg: &mut Registry) -> Vec<Reply> {
                     })
                 })
                 .map_err(ClientError::Domain),
-            Op::Audit(_) | Op::Rollback { .. } => Err(ClientError::Other(
-                "this test answers audit and rollback calls itself".into(),
+            Op::Audit(_) | Op::Rollback { .. } | Op::Tail(_) => Err(ClientError::Other(
+                "this test answers audit, rollback and tail calls itself".into(),
             )),
             Op::CreateKey { workspace, name } => {
                 let secret = "sk-created-in-test-0123456789abcdefXYZ".to_string();

@@ -24,6 +24,8 @@ use crate::domain::{Change, Channel, Origin, new_key, summarize};
 
 /// Most log lines one call returns.
 const LOG_PAGE_MAX: usize = 2000;
+/// Most request events one `/tail` call returns.
+const TAIL_PAGE_MAX: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -47,6 +49,7 @@ enum Route {
     Tokens,
     CreateToken,
     RevokeToken,
+    Tail,
 }
 
 /// Who may call a route.
@@ -81,7 +84,7 @@ const fn row(method: Method, path: &'static str, access: Access, route: Route) -
 
 /// The route table: every route the server answers, as data (the OpenAPI
 /// test enumerates it against `docs/openapi.json`).
-pub static ROUTES: [RouteSpec; 20] = [
+pub static ROUTES: [RouteSpec; 21] = [
     row(Method::GET, "/healthz", Access::Public, Route::Healthz),
     row(Method::GET, "/info", Access::Read, Route::Info),
     row(Method::GET, "/revision", Access::Read, Route::Revision),
@@ -117,6 +120,7 @@ pub static ROUTES: [RouteSpec; 20] = [
         Access::Admin,
         Route::RevokeToken,
     ),
+    row(Method::GET, "/tail", Access::Read, Route::Tail),
 ];
 
 /// The route of `method path`, or why there is none.
@@ -329,6 +333,14 @@ async fn dispatch(
         Route::Tokens => operations::tokens(state).await,
         Route::CreateToken => operations::create_token(state, origin, req).await,
         Route::RevokeToken => operations::revoke_token(state, origin, req).await,
+        Route::Tail => {
+            let since = query.number("since")?.unwrap_or(0);
+            let limit = query.number("limit")?.unwrap_or(TAIL_PAGE_MAX as u64);
+            let limit = usize::try_from(limit)
+                .unwrap_or(usize::MAX)
+                .min(TAIL_PAGE_MAX);
+            json(StatusCode::OK, &state.gateway.tail(since, limit))
+        }
     }
 }
 

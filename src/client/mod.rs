@@ -30,7 +30,7 @@ use tokio::sync::watch;
 pub use crate::domain::CreatedKey;
 use crate::domain::token::Role;
 use crate::domain::{AuditEntry, AuditQuery, Change, DomainError, GatewayReport, Registry};
-use crate::gateway::StatsSnapshot;
+use crate::gateway::{StatsSnapshot, TailPage};
 use crate::ops::rollback::RollbackReport;
 use crate::store::{Applied, StoreError};
 pub use api::AdminApi;
@@ -131,4 +131,10 @@ pub trait Client: Send + Sync + 'static {
     /// through the admin API, the role of the token it attached with (a
     /// `read` token's console watches and changes nothing).
     fn role(&self) -> Role;
+    /// The live tail: the gateway's request events after cursor `since`
+    /// (the newest [`TAIL_PAGE`] of them). Empty without a gateway.
+    fn tail(&self, since: u64) -> BoxFuture<'_, Result<TailPage, ClientError>>;
 }
+
+/// Most request events one [`Client::tail`] call brings.
+pub const TAIL_PAGE: usize = 1000;

@@ -345,4 +345,8 @@ impl Client for RemoteClient {
     fn role(&self) -> Role {
         self.role
     }
+
+    fn tail(&self, since: u64) -> BoxFuture<'_, Result<crate::gateway::TailPage, ClientError>> {
+        Box::pin(async move { self.api.tail(since).await.map_err(ClientError::from) })
+    }
 }

@@ -74,6 +74,8 @@ enum OnReply {
     Audit,
     /// A rollback's dry run: ask before doing it.
     RollbackPlan,
+    /// New lines for the live tail.
+    Tail,
 }
 
 /// A page of the stack: a top-level view (kept in the view table) or one
@@ -112,6 +114,8 @@ pub struct App {
     audit_pending: bool,
     /// The registry a guarded save found changed (for reload / overwrite).
     changed: Option<Box<Registry>>,
+    /// A tail call is under way (one at a time).
+    tail_pending: bool,
 }
 
 /// How many of the newest audit entries `:audit` holds.
@@ -144,6 +148,7 @@ impl App {
             audit_at: None,
             audit_pending: false,
             changed: None,
+            tail_pending: false,
         };
         app.refresh();
         app
@@ -309,6 +314,16 @@ impl App {
         self.send(Op::Audit(query), OnReply::Audit);
     }
 
+    /// Ask for the gateway's newest request events while `:tail` is shown
+    /// (one call at a time; the loop calls this a few times a second).
+    pub fn poll_tail(&mut self) {
+        if self.current() != ViewId::Tail || self.tail_pending {
+            return;
+        }
+        self.tail_pending = true;
+        self.send(Op::Tail(self.data.requests.next), OnReply::Tail);
+    }
+
     /// New counters; returns whether anything shown changed.
     pub fn on_stats(&mut self, snap: Arc<StatsSnapshot>) -> bool {
         let changed = self.data.live.update(snap);
@@ -387,6 +402,18 @@ impl App {
                 }
                 self.want_audit();
             }
+            OnReply::Tail => {
+                self.tail_pending = false;
+                match reply.result {
+                    Ok(Done::Tail(page)) => {
+                        if self.data.requests.take(page) {
+                            self.refresh();
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => self.say(format!("cannot read the request tail: {e}"), true),
+                }
+            }
             OnReply::RollbackPlan => match reply.result {
                 Ok(Done::Rollback(plan)) => self.confirm_rollback(&plan),
                 Ok(_) => {}
@@ -452,7 +479,7 @@ impl App {
                 self.want_select = select;
                 self.say(done, false);
             }
-            Ok(Done::Changed(_) | Done::Audit(_) | Done::Rollback(_)) => {}
+            Ok(Done::Changed(_) | Done::Audit(_) | Done::Rollback(_) | Done::Tail(_)) => {}
             Err(e) if open => {
                 let form = self.form_mut().expect("open");
                 match e {
@@ -732,6 +759,7 @@ impl App {
             }
             self.want_audit();
         }
+        self.poll_tail();
     }
 
     fn confirm(&mut self, title: &str, text: &str, on_yes: Confirmed) {

@@ -19,7 +19,7 @@
 //!
 //! Layers, bottom up (no module imports one above it): [`ids`] (view ids,
 //! `:` commands, sort keys) · [`action`], [`keymap`], [`theme`],
-//! [`format`], [`live`], [`data`] · [`widgets`] · [`forms`] · [`popups`] ·
+//! [`format`], [`live`], [`requests`], [`data`] · [`widgets`] · [`forms`] · [`popups`] ·
 //! [`component`] (the `View` trait and `Effect`) · [`views`] · [`app`] ·
 //! [`chrome`] · [`run`]. `tests/tui.rs` checks there is no import cycle.
 //!
@@ -66,6 +66,7 @@ pub mod ids;
 pub mod keymap;
 pub mod live;
 pub mod popups;
+pub mod requests;
 pub mod run;
 pub mod terminal;
 pub mod theme;

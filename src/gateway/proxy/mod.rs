@@ -184,6 +184,7 @@ fn outcome_of(e: &ProxyError) -> RequestOutcome {
 /// Answer an error, counting its outcome.
 fn refuse(tally: &mut Tally, e: ProxyError) -> Response<ResBody> {
     tally.decide(outcome_of(&e));
+    tally.set_status(e.status.as_u16());
     e.into_response()
 }
 
@@ -225,7 +226,7 @@ async fn admit(
     let r = route(&snap, &model.name)?;
     tally.set_route(r);
     let model_span = model.span.clone();
-    let headroom = limit(&w.shared, &snap, key, r).await?;
+    let headroom = limit(&w.shared, &snap, key, r, tally).await?;
     Ok(Admitted {
         snap,
         route: r,
@@ -277,6 +278,7 @@ async fn limit(
     snap: &Snapshot,
     key: usize,
     r: usize,
+    tally: &mut Tally,
 ) -> Result<Option<Headroom>, ProxyError> {
     let route = &snap.routes[r];
     if route.limits.is_empty() {
@@ -291,6 +293,7 @@ async fn limit(
     match Box::pin(check).await {
         Decision::Admit(h) => Ok(h),
         Decision::Reject(rej) => {
+            tally.set_rule(rej.rule_id);
             shared.events.push(
                 EventKind::Throttled,
                 Some(&route.name),

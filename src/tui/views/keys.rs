@@ -40,6 +40,13 @@ const KEYS: &[Binding] = &[
         "delete",
         true,
     ),
+    b(
+        &[(KeyCode::Char('l'), N)],
+        "l",
+        Action::Tail,
+        "live tail",
+        true,
+    ),
     sort(
         &[(KeyCode::Char('W'), N)],
         "W",
@@ -148,6 +155,7 @@ impl Table for Keys {
         let reg = data.registry();
         let selected = list.selected_id().map(str::to_string);
         match (action, selected) {
+            (Action::Tail, Some(id)) => Effect::Jump(ViewId::Tail, Some(id)),
             (Action::Create, _) => {
                 // Opened from a workspace (its keys shown): that one.
                 let ws = reg

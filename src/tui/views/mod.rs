@@ -13,6 +13,7 @@ pub mod market;
 pub mod model_ops;
 pub mod models;
 pub mod sort;
+pub mod tail;
 pub mod traffic;
 pub mod workspaces;
 
@@ -31,4 +32,5 @@ pub const VIEWS: &[fn() -> Box<dyn View>] = &[
     traffic::new,
     logs::new,
     audit::new,
+    tail::new,
 ];

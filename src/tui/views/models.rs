@@ -57,6 +57,13 @@ const KEYS: &[Binding] = &[
         "delete",
         true,
     ),
+    b(
+        &[(KeyCode::Char('l'), N)],
+        "l",
+        Action::Tail,
+        "live tail",
+        true,
+    ),
     sort(
         &[(KeyCode::Char('N'), N)],
         "N",
@@ -156,6 +163,7 @@ impl Table for Models {
         match (action, selected) {
             (Action::Create, _) => Effect::Form(forms::model::create(reg, None)),
             (Action::Open, Some(m)) => Effect::Push(detail::new(&m.spec.name)),
+            (Action::Tail, Some(m)) => Effect::Jump(ViewId::Tail, Some(m.spec.name.clone())),
             (Action::Delete, Some(m)) => {
                 // Say what else it does: callers of an enabled model get 404 at once.
                 let also = if m.enabled {

@@ -36,6 +36,13 @@ const KEYS: &[Binding] = &[
         "delete",
         true,
     ),
+    b(
+        &[(KeyCode::Char('l'), N)],
+        "l",
+        Action::Tail,
+        "live tail",
+        true,
+    ),
     sort(
         &[(KeyCode::Char('N'), N)],
         "N",
@@ -113,6 +120,8 @@ impl Table for Workspaces {
         match (action, list.selected_id()) {
             (Action::Create, _) => Effect::Form(forms::simple::workspace(reg)),
             (Action::Open, Some(ws)) => Effect::Jump(ViewId::Keys, Some(ws.to_string())),
+            // Its keys' lines: their labels are `workspace/name`.
+            (Action::Tail, Some(ws)) => Effect::Jump(ViewId::Tail, Some(format!("{ws}/"))),
             (Action::Delete, Some(name)) => list::delete(
                 "workspace",
                 name,

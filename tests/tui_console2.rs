@@ -1,0 +1,250 @@
+//! The console's live tail, clipboard, palette and safe changes (issue 15):
+//! state tests and ratatui `TestBackend` snapshots, no terminal, no store.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use maasctl::gateway::{RequestEvent, TailPage};
+use maasctl::tui::action::{Done, Op, Reply};
+use maasctl::tui::app::App;
+use maasctl::tui::chrome;
+use maasctl::tui::ids::ViewId;
+use maasctl::tui::theme::Theme;
+use maasctl::tui::views::tail::Tail;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+
+#[path = "support/tui_fixtures.rs"]
+mod fixtures;
+use fixtures::NOW_MS;
+
+// ---- helpers ------------------------------------------------------------
+
+fn app() -> App {
+    fixtures::app(0, Theme::colored())
+}
+
+fn press(app: &mut App, code: KeyCode) {
+    app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+}
+
+fn chars(app: &mut App, s: &str) {
+    for c in s.chars() {
+        press(app, KeyCode::Char(c));
+    }
+}
+
+fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    app.layout(Rect::new(0, 0, w, h));
+    t.draw(|f| chrome::render(app, f)).unwrap();
+    t
+}
+
+fn screen(app: &mut App, w: u16, h: u16) -> String {
+    format!("{}", draw(app, w, h).backend())
+}
+
+fn tail(app: &App) -> &Tail {
+    app.view_as::<Tail>().expect("the tail view")
+}
+
+/// A request line: `n` numbers it (and its time); odd ones are acme/prod's
+/// on DeepSeek-V3, even ones research/notebook's on Qwen, every fifth a 429.
+fn line(n: u64) -> RequestEvent {
+    let throttled = n % 5 == 0;
+    let (key, model) = if n % 2 == 1 {
+        ("key_0000a001", "DeepSeek-V3")
+    } else {
+        ("key_0000b001", "Qwen2.5-72B-Instruct")
+    };
+    RequestEvent {
+        seq: n,
+        at_ms: NOW_MS + n as i64 * 1000,
+        key_id: Some(key.into()),
+        model: Some(model.into()),
+        status: if throttled { 429 } else { 200 },
+        latency_ms: if throttled { 0 } else { 100 + n },
+        prompt_tokens: if throttled { 0 } else { 12 },
+        completion_tokens: if throttled { 0 } else { 30 },
+        endpoint: (!throttled).then(|| "#0 http://127.0.0.1:9101/v1".into()),
+        hops: u32::from(n == 3),
+        rule: throttled.then_some(7),
+    }
+}
+
+/// Answer the console's pending tail call with lines `from..=to`; panics if
+/// it asked for none, or from another cursor than `since`.
+fn feed(app: &mut App, since: u64, from: u64, to: u64, dropped: u64) {
+    let reqs = app.take_requests();
+    let req = reqs
+        .iter()
+        .find(|r| matches!(r.op, Op::Tail(_)))
+        .unwrap_or_else(|| panic!("a tail call in {reqs:?}"));
+    assert_eq!(req.op, Op::Tail(since), "asked from the cursor");
+    let page = TailPage {
+        events: (from..=to).map(line).collect(),
+        next: to.max(since),
+        dropped,
+    };
+    app.on_reply(Reply {
+        id: req.id,
+        result: Ok(Done::Tail(page)),
+    });
+}
+
+fn open_tail(app: &mut App) {
+    chars(app, ":tail");
+    press(app, KeyCode::Enter);
+    assert_eq!(app.current(), ViewId::Tail);
+}
+
+// ---- live tail ------------------------------------------------------------
+
+#[test]
+fn the_tail_asks_from_its_cursor_and_follows_the_newest_line() {
+    let mut app = app();
+    open_tail(&mut app);
+    feed(&mut app, 0, 1, 6, 0);
+    let t = tail(&app);
+    assert_eq!(t.state.rows.len(), 6);
+    assert_eq!(t.state.selected_id(), Some("6"), "follows the newest");
+    app.poll_tail();
+    feed(&mut app, 6, 7, 8, 0);
+    assert_eq!(tail(&app).state.selected_id(), Some("8"));
+    // Moving up stops following; G follows again.
+    press(&mut app, KeyCode::Up);
+    app.poll_tail();
+    feed(&mut app, 8, 9, 9, 0);
+    assert_eq!(tail(&app).state.selected_id(), Some("7"));
+    assert!(tail(&app).held);
+    press(&mut app, KeyCode::Char('G'));
+    assert_eq!(tail(&app).state.selected_id(), Some("9"));
+    assert!(!tail(&app).held);
+    // One call at a time: no second call while one is pending.
+    app.poll_tail();
+    app.poll_tail();
+    let calls = app
+        .take_requests()
+        .into_iter()
+        .filter(|r| matches!(r.op, Op::Tail(_)))
+        .count();
+    assert_eq!(calls, 1);
+}
+
+#[test]
+fn the_tail_is_not_asked_for_when_not_shown() {
+    let mut app = app();
+    app.poll_tail();
+    assert!(
+        !app.take_requests()
+            .iter()
+            .any(|r| matches!(r.op, Op::Tail(_))),
+        "the models list shows no tail"
+    );
+}
+
+#[test]
+fn pause_counts_new_lines_and_shows_them_on_resume() {
+    let mut app = app();
+    open_tail(&mut app);
+    feed(&mut app, 0, 1, 4, 0);
+    press(&mut app, KeyCode::Char(' '));
+    assert_eq!(tail(&app).paused, Some(4));
+    app.poll_tail();
+    feed(&mut app, 4, 5, 9, 0);
+    let t = tail(&app);
+    assert_eq!(t.state.rows, ["1", "2", "3", "4"], "frozen while paused");
+    assert_eq!(t.new_while_paused, 5);
+    let s = screen(&mut app, 100, 20);
+    assert!(s.contains("PAUSED: 5 new"), "{s}");
+    press(&mut app, KeyCode::Char(' '));
+    let t = tail(&app);
+    assert_eq!(t.paused, None);
+    assert_eq!(t.state.rows.len(), 9, "shown on resume");
+    assert_eq!(t.state.selected_id(), Some("9"));
+    let s = screen(&mut app, 100, 20);
+    assert!(s.contains("tail resumed: 5 new line(s)"), "{s}");
+}
+
+#[test]
+fn the_filter_matches_model_key_status_and_rule() {
+    let mut app = app();
+    open_tail(&mut app);
+    feed(&mut app, 0, 1, 10, 0);
+    let rows = |app: &App| tail(app).state.rows.clone();
+    press(&mut app, KeyCode::Char('/'));
+    chars(&mut app, "deepseek");
+    assert_eq!(rows(&app), ["1", "3", "5", "7", "9"]);
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('/'));
+    chars(&mut app, "research/");
+    assert_eq!(rows(&app), ["2", "4", "6", "8", "10"]);
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(rows(&app).len(), 10, "esc clears the filter");
+    press(&mut app, KeyCode::Char('/'));
+    chars(&mut app, "rule #7");
+    assert_eq!(rows(&app), ["5", "10"]);
+    press(&mut app, KeyCode::Enter);
+    // New lines are filtered too; paused counts only matching ones.
+    press(&mut app, KeyCode::Char(' '));
+    app.poll_tail();
+    feed(&mut app, 10, 11, 20, 0);
+    assert_eq!(tail(&app).new_while_paused, 2);
+}
+
+#[test]
+fn l_opens_the_tail_filtered_on_a_model_key_or_workspace() {
+    let mut app = app();
+    // The models list starts on the first model by name.
+    let first = app.list(ViewId::Models).selected_id().unwrap().to_string();
+    press(&mut app, KeyCode::Char('l'));
+    assert_eq!(app.current(), ViewId::Tail);
+    assert_eq!(tail(&app).state.filter, first);
+    feed(&mut app, 0, 1, 4, 0);
+
+    chars(&mut app, ":keys");
+    press(&mut app, KeyCode::Enter);
+    let key = app.list(ViewId::Keys).selected_id().unwrap().to_string();
+    press(&mut app, KeyCode::Char('l'));
+    assert_eq!(tail(&app).state.filter, key);
+
+    chars(&mut app, ":workspaces");
+    press(&mut app, KeyCode::Enter);
+    let ws = app
+        .list(ViewId::Workspaces)
+        .selected_id()
+        .unwrap()
+        .to_string();
+    press(&mut app, KeyCode::Char('l'));
+    assert_eq!(tail(&app).state.filter, format!("{ws}/"));
+}
+
+#[test]
+fn the_console_keeps_at_most_a_thousand_lines() {
+    let mut app = app();
+    open_tail(&mut app);
+    feed(&mut app, 0, 1, 1500, 3);
+    assert_eq!(app.data.requests.lines.len(), maasctl::tui::requests::KEEP);
+    assert_eq!(
+        tail(&app).state.rows.first().map(String::as_str),
+        Some("501")
+    );
+    let s = screen(&mut app, 120, 20);
+    assert!(s.contains("gateway dropped 3"), "{s}");
+}
+
+#[test]
+fn tail_snapshots() {
+    let mut app = app();
+    open_tail(&mut app);
+    feed(&mut app, 0, 1, 12, 0);
+    for (w, h) in [(60, 15), (80, 24), (200, 60)] {
+        let s = screen(&mut app, w, h);
+        insta::assert_snapshot!(format!("tail_{w}x{h}"), s);
+    }
+    press(&mut app, KeyCode::Char(' '));
+    app.poll_tail();
+    feed(&mut app, 12, 13, 15, 0);
+    insta::assert_snapshot!("tail_paused_80x24", screen(&mut app, 80, 24));
+}

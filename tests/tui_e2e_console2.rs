@@ -1,0 +1,110 @@
+//! The real binary in tmux for the console's live tail, clipboard and
+//! palette (issue 15): keys sent with `send-keys`, the screen read with
+//! `capture-pane`, every wait a poll with a deadline.
+
+use std::net::TcpListener;
+
+#[path = "support/tmux.rs"]
+mod tmux;
+use tmux::*;
+
+/// A line of the tail holding all of `parts`.
+fn tail_line<'a>(screen: &'a str, parts: &[&str]) -> Option<&'a str> {
+    screen.lines().find(|l| parts.iter().all(|p| l.contains(p)))
+}
+
+/// `:tail` in the embedded console: a curl's request shows with its
+/// status, key, tokens and endpoint; a call for an unknown model shows its
+/// 404; `l` on the model opens the tail filtered on it.
+#[test]
+fn a_curl_shows_in_the_embedded_consoles_tail() {
+    let (up_port, _) = upstream();
+    let data = tempfile::tempdir().unwrap();
+    let secret = seed_called_model(data.path(), &format!("http://127.0.0.1:{up_port}/v1"));
+    let t = Tmux::start_sized(
+        "tail-embedded",
+        &format!(
+            "{BIN} --data-dir {} --listen 127.0.0.1:0",
+            data.path().display()
+        ),
+        160,
+        30,
+    );
+    let s = t.wait("the console serving", |s| {
+        line_with(s, "│DeepSeek-V3 ").is_some_and(|l| l.contains("serving"))
+    });
+    let port = gateway_port(&s);
+    t.keys(&[":"]);
+    t.type_text("tail");
+    t.keys(&["Enter"]);
+    t.wait_for("tail [0]");
+    assert_eq!(curl(port, &secret, "DeepSeek-V3").0, 200);
+    let endpoint = format!("#0 127.0.0.1:{up_port}/v1");
+    t.wait("the request's line", |s| {
+        tail_line(s, &[" 200 ", "DeepSeek-V3", "acme/ci", "3/4", &endpoint]).is_some()
+    });
+    assert_eq!(curl(port, &secret, "no-such-model").0, 404);
+    t.wait("the 404's line", |s| {
+        tail_line(s, &[" 404 ", "acme/ci"]).is_some()
+    });
+
+    // Paused: a new request is counted, not shown, until space.
+    t.keys(&["Space"]);
+    t.wait_for("PAUSED: 0 new");
+    assert_eq!(curl(port, &secret, "DeepSeek-V3").0, 200);
+    let s = t.wait_for("PAUSED: 1 new");
+    assert!(s.contains("tail [2]"), "{s}");
+    t.keys(&["Space"]);
+    t.wait_for("tail [3]");
+
+    // From the models list, `l` shows only that model's lines.
+    t.keys(&["Escape"]);
+    t.wait("the models list", |s| {
+        line_with(s, "│DeepSeek-V3 ").is_some()
+    });
+    t.keys(&["l"]);
+    t.wait_for("tail [2] /DeepSeek-V3");
+    t.keys(&["q"]);
+    t.wait_for("EXITED:0");
+}
+
+/// The same over `--connect`: the tail comes from `GET /admin/v1/tail`.
+#[test]
+fn a_curl_shows_in_the_remote_consoles_tail() {
+    let (up_port, _) = upstream();
+    let data = tempfile::tempdir().unwrap();
+    let console_dir = tempfile::tempdir().unwrap();
+    let secret = seed_called_model(data.path(), &format!("http://127.0.0.1:{up_port}/v1"));
+    let admin_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Serve::start(data.path(), admin_port);
+    let gw = server.gateway_port;
+    let t = Tmux::start_sized(
+        "tail-remote",
+        &format!(
+            "{BIN} --data-dir {} --connect http://127.0.0.1:{admin_port} --admin-token-file {}",
+            console_dir.path().display(),
+            data.path().join("admin.token").display()
+        ),
+        160,
+        30,
+    );
+    t.wait("the remote gateway's models", |s| {
+        line_with(s, "│DeepSeek-V3 ").is_some_and(|l| l.contains("serving"))
+    });
+    t.keys(&[":"]);
+    t.type_text("tail");
+    t.keys(&["Enter"]);
+    t.wait_for("tail [");
+    assert_eq!(curl(gw, &secret, "DeepSeek-V3").0, 200);
+    let endpoint = format!("#0 127.0.0.1:{up_port}/v1");
+    t.wait("the request's line", |s| {
+        tail_line(s, &[" 200 ", "DeepSeek-V3", "acme/ci", &endpoint]).is_some()
+    });
+    t.keys(&["q"]);
+    t.wait_for("EXITED:0");
+    drop(server);
+}
