@@ -248,3 +248,81 @@ fn tail_snapshots() {
     feed(&mut app, 12, 13, 15, 0);
     insta::assert_snapshot!("tail_paused_80x24", screen(&mut app, 80, 24));
 }
+
+// ---- copy over SSH (OSC 52) ---------------------------------------------------
+
+#[test]
+fn y_on_a_model_copies_a_curl_call_without_any_secret() {
+    let mut app = app();
+    let model = app.list(ViewId::Models).selected_id().unwrap().to_string();
+    press(&mut app, KeyCode::Char('y'));
+    let text = app.take_clipboard().expect("something to copy");
+    assert!(
+        text.starts_with("curl -s http://127.0.0.1:8080/v1/chat/completions ")
+            && text.contains("Bearer $MAASCTL_KEY")
+            && text.contains(&format!(r#""model":"{model}""#)),
+        "{text}"
+    );
+    assert!(!text.contains("sk-"), "no secret: {text}");
+    let s = screen(&mut app, 120, 24);
+    assert!(
+        s.contains(&format!(
+            "copied a curl call of {model} (key: $MAASCTL_KEY)"
+        )),
+        "{s}"
+    );
+    assert_eq!(app.take_clipboard(), None, "copied once");
+    press(&mut app, KeyCode::Char('Y'));
+    assert_eq!(
+        app.take_clipboard().as_deref(),
+        Some("http://127.0.0.1:8080/v1")
+    );
+}
+
+#[test]
+fn y_copies_a_new_keys_secret_only_while_its_popup_shows_it() {
+    use maasctl::client::CreatedKey;
+    use maasctl::tui::popups::Overlay;
+    let mut app = app();
+    chars(&mut app, ":keys");
+    press(&mut app, KeyCode::Enter);
+    // The key list's `y` copies nothing (no secret is held there).
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(app.take_clipboard(), None);
+    // A key created: its popup shows the secret once; `y` copies it and
+    // the popup stays.
+    press(&mut app, KeyCode::Char('c'));
+    press(&mut app, KeyCode::Tab);
+    chars(&mut app, "ci");
+    app.on_key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    let req = app
+        .take_requests()
+        .into_iter()
+        .find(|r| matches!(r.op, Op::CreateKey { .. }))
+        .expect("the key is created");
+    let secret = "sk-created-0123456789abcdefghijklmnopqrstuv".to_string();
+    app.on_reply(Reply {
+        id: req.id,
+        result: Ok(Done::KeyCreated(CreatedKey {
+            id: "key_0000c001".into(),
+            workspace: "acme".into(),
+            name: "ci".into(),
+            secret: secret.clone(),
+        })),
+    });
+    assert!(matches!(app.overlay(), Some(Overlay::Secret(_))));
+    let s = screen(&mut app, 100, 24);
+    assert!(s.contains("y copies it to your clipboard"), "{s}");
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(app.take_clipboard(), Some(secret));
+    assert!(
+        matches!(app.overlay(), Some(Overlay::Secret(_))),
+        "still shown"
+    );
+    let s = screen(&mut app, 120, 24);
+    assert!(s.contains("copied the secret of key key_0000c001"), "{s}");
+    press(&mut app, KeyCode::Enter);
+    assert!(app.overlay().is_none());
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(app.take_clipboard(), None, "gone with its popup");
+}

@@ -108,3 +108,55 @@ fn a_curl_shows_in_the_remote_consoles_tail() {
     t.wait_for("EXITED:0");
     drop(server);
 }
+
+/// `y` on a model inside tmux with `set-clipboard on`: tmux takes the OSC 52
+/// sequence into its paste buffer (what it passes on to the operator's
+/// terminal over SSH); the buffer holds the curl call.
+#[test]
+fn y_copies_a_curl_call_through_tmux() {
+    let data = tempfile::tempdir().unwrap();
+    cli_ok(
+        data.path(),
+        &[
+            "model",
+            "create",
+            "--name",
+            "DeepSeek-V3",
+            "--model-id",
+            "deepseek-chat",
+            "--endpoint",
+            "http://127.0.0.1:9/v1",
+        ],
+    );
+    let t = Tmux::start_sized(
+        "copy",
+        &format!(
+            "{BIN} --data-dir {} --listen 127.0.0.1:0",
+            data.path().display()
+        ),
+        120,
+        30,
+    );
+    t.tmux(&["set-option", "-g", "set-clipboard", "on"]);
+    t.wait("the model list", |s| {
+        line_with(s, "│DeepSeek-V3 ").is_some()
+    });
+    t.keys(&["y"]);
+    t.wait_for("copied a curl call of DeepSeek-V3");
+    let start = std::time::Instant::now();
+    let buffer = loop {
+        let b = String::from_utf8_lossy(&t.tmux(&["show-buffer"]).stdout).into_owned();
+        if b.starts_with("curl ") || start.elapsed() > DEADLINE {
+            break b;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        buffer.contains("/v1/chat/completions")
+            && buffer.contains("Bearer $MAASCTL_KEY")
+            && buffer.contains(r#""model":"DeepSeek-V3""#),
+        "tmux's buffer: {buffer:?}"
+    );
+    t.keys(&["q"]);
+    t.wait_for("EXITED:0");
+}

@@ -57,6 +57,10 @@ pub enum Action {
     Pause,
     /// Open the live tail filtered on the selection (model, key, workspace).
     Tail,
+    /// Copy (OSC 52): a model's ready-to-run curl snippet.
+    Copy,
+    /// Copy (OSC 52): a model's access path.
+    CopyPath,
 }
 
 impl Action {

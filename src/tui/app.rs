@@ -116,6 +116,8 @@ pub struct App {
     changed: Option<Box<Registry>>,
     /// A tail call is under way (one at a time).
     tail_pending: bool,
+    /// Text to copy to the operator's clipboard (the loop writes it out).
+    pub clipboard: Option<String>,
 }
 
 /// How many of the newest audit entries `:audit` holds.
@@ -149,6 +151,7 @@ impl App {
             audit_pending: false,
             changed: None,
             tail_pending: false,
+            clipboard: None,
         };
         app.refresh();
         app
@@ -574,6 +577,7 @@ impl App {
             Answer::Close => {
                 self.popups.pop();
             }
+            Answer::Copy { text, what } => self.copy(text, &what),
             Answer::Yes(on_yes) => {
                 self.popups.pop();
                 match on_yes {
@@ -878,6 +882,25 @@ impl App {
                 OnReply::RollbackPlan,
             ),
             Effect::Flash { text, error } => self.say(text, error),
+            Effect::Copy { text, what } => self.copy(text, &what),
         }
+    }
+
+    /// Copy `text` to the operator's clipboard (the loop sends it to the
+    /// terminal) and say so.
+    fn copy(&mut self, text: String, what: &str) {
+        self.say(
+            format!(
+                "copied {what} ({} chars) to your clipboard via the terminal (OSC 52)",
+                text.chars().count()
+            ),
+            false,
+        );
+        self.clipboard = Some(text);
+    }
+
+    /// The text to copy, once.
+    pub fn take_clipboard(&mut self) -> Option<String> {
+        self.clipboard.take()
     }
 }

@@ -162,6 +162,11 @@ async fn event_loop(
             _ = interrupt.recv() => return Ok(()),
         }
         spawn_requests(app, &client, &reply_tx);
+        if let Some(text) = app.take_clipboard()
+            && let Err(e) = super::clipboard::emit(&text)
+        {
+            app.say(format!("cannot copy: {e}"), true);
+        }
     }
 }
 

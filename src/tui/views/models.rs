@@ -6,6 +6,7 @@ use ratatui::text::{Line, Span};
 
 use crate::domain::{Change, Registry};
 use crate::tui::action::Action;
+use crate::tui::clipboard;
 use crate::tui::component::Effect;
 use crate::tui::data::Data;
 use crate::tui::format;
@@ -63,6 +64,20 @@ const KEYS: &[Binding] = &[
         Action::Tail,
         "live tail",
         true,
+    ),
+    b(
+        &[(KeyCode::Char('y'), N)],
+        "y",
+        Action::Copy,
+        "copy a curl call",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('Y'), N)],
+        "Y",
+        Action::CopyPath,
+        "copy the access path",
+        false,
     ),
     sort(
         &[(KeyCode::Char('N'), N)],
@@ -164,6 +179,7 @@ impl Table for Models {
             (Action::Create, _) => Effect::Form(forms::model::create(reg, None)),
             (Action::Open, Some(m)) => Effect::Push(detail::new(&m.spec.name)),
             (Action::Tail, Some(m)) => Effect::Jump(ViewId::Tail, Some(m.spec.name.clone())),
+            (Action::Copy | Action::CopyPath, Some(m)) => copy(action, m, reg),
             (Action::Delete, Some(m)) => {
                 // Say what else it does: callers of an enabled model get 404 at once.
                 let also = if m.enabled {
@@ -226,6 +242,28 @@ pub fn cells(data: &Data, id: &str) -> Cells {
         Span::raw(format::rate(rate.req)),
         Span::styled(format::rate(rate.thr), t.alarm(rate.thr > 0.0)),
     ]
+}
+
+/// `y`: a curl call of `m` (its key left to `$MAASCTL_KEY`); `Y`: its
+/// access path.
+fn copy(action: Action, m: &crate::domain::Model, reg: &Registry) -> Effect {
+    let Some(c) = reg.clusters.get(&m.spec.cluster) else {
+        return Effect::error(format!(
+            "model {} has no cluster {}",
+            m.spec.name, m.spec.cluster
+        ));
+    };
+    let path = c.access_path();
+    if action == Action::CopyPath {
+        return Effect::Copy {
+            text: path,
+            what: format!("the access path of {}", m.spec.name),
+        };
+    }
+    Effect::Copy {
+        text: clipboard::curl_snippet(&path, &m.spec.name),
+        what: format!("a curl call of {} (key: $MAASCTL_KEY)", m.spec.name),
+    }
 }
 
 /// The selected model's access path on the table's bottom border (it is
