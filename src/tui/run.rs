@@ -161,12 +161,7 @@ async fn event_loop(
             _ = terminate.recv() => return Ok(()),
             _ = interrupt.recv() => return Ok(()),
         }
-        spawn_requests(app, &client, &reply_tx);
-        if let Some(text) = app.take_clipboard()
-            && let Err(e) = super::clipboard::emit(&text)
-        {
-            app.say(format!("cannot copy: {e}"), true);
-        }
+        carry_out(app, &client, &reply_tx);
     }
 }
 
@@ -177,9 +172,10 @@ fn interval(period: Duration) -> tokio::time::Interval {
     i
 }
 
-/// Run the calls the app queued, each on its own task; replies come back
-/// through `tx`.
-fn spawn_requests(
+/// What the app asked for outside itself: the calls it queued, each on its
+/// own task (replies come back through `tx`), and text to copy to the
+/// operator's clipboard (written to the terminal between frames).
+fn carry_out(
     app: &mut App,
     client: &Arc<dyn Client>,
     tx: &mpsc::UnboundedSender<super::action::Reply>,
@@ -190,6 +186,11 @@ fn spawn_requests(
         tokio::spawn(async move {
             let _ = tx.send(request.run(&*client).await);
         });
+    }
+    if let Some(text) = app.take_clipboard()
+        && let Err(e) = super::clipboard::emit(&text)
+    {
+        app.say(format!("cannot copy: {e}"), true);
     }
 }
 
