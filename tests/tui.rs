@@ -386,7 +386,10 @@ mod colours {
         assert_eq!(style_of(buf, "serving").fg, Some(Color::Green));
         assert_eq!(style_of(buf, "degraded").fg, Some(Color::Yellow));
         assert_eq!(style_of(buf, "enabled").fg, Some(Color::Green));
-        assert_eq!(style_of(buf, "disabled").fg, Some(Color::DarkGray));
+        assert_eq!(
+            style_of(buf, "disabled").fg,
+            Some(maasctl::tui::theme::MID_GREY)
+        );
     }
 
     #[test]

@@ -326,3 +326,54 @@ fn y_copies_a_new_keys_secret_only_while_its_popup_shows_it() {
     press(&mut app, KeyCode::Char('y'));
     assert_eq!(app.take_clipboard(), None, "gone with its popup");
 }
+
+// ---- palette ----------------------------------------------------------------
+
+/// The style of the first cell of `text` on screen.
+fn style_of(buf: &ratatui::buffer::Buffer, text: &str) -> ratatui::style::Style {
+    let w = buf.area.width;
+    for y in 0..buf.area.height {
+        let line: String = (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect();
+        if let Some(byte) = line.find(text) {
+            let x = line[..byte].chars().count() as u16;
+            return buf[(x, y)].style();
+        }
+    }
+    panic!("{text:?} is not on screen");
+}
+
+#[test]
+fn status_cells_carry_their_colour_in_both_palettes() {
+    use maasctl::tui::theme::MID_GREY;
+    use ratatui::style::{Color, Modifier};
+    for (theme, dim_fg, dim_faint) in [
+        (Theme::colored(), Some(MID_GREY), false),
+        (Theme::basic(), Some(Color::Reset), true),
+    ] {
+        let mut a = fixtures::app(0, theme);
+        let t = draw(&mut a, 160, 48);
+        let buf = t.backend().buffer();
+        assert_eq!(style_of(buf, "serving").fg, Some(Color::Green));
+        assert_eq!(style_of(buf, "degraded").fg, Some(Color::Yellow));
+        assert_eq!(style_of(buf, "enabled").fg, Some(Color::Green));
+        let dim = style_of(buf, "disabled");
+        assert_eq!(dim.fg, dim_fg, "{theme:?}");
+        assert_eq!(
+            dim.add_modifier.contains(Modifier::DIM),
+            dim_faint,
+            "{theme:?}"
+        );
+        // Nothing dark grey (unreadable on black), and in the basic palette
+        // nothing beyond the 16 colours.
+        for c in &buf.content {
+            let fg = c.style().fg;
+            assert_ne!(fg, Some(Color::DarkGray), "{theme:?} at {:?}", c.symbol());
+            if theme == Theme::basic() {
+                assert!(
+                    !matches!(fg, Some(Color::Indexed(_) | Color::Rgb(..))),
+                    "{fg:?}"
+                );
+            }
+        }
+    }
+}

@@ -160,3 +160,53 @@ fn y_copies_a_curl_call_through_tmux() {
     t.keys(&["q"]);
     t.wait_for("EXITED:0");
 }
+
+/// With `TERM=xterm` the console sends only the 16 basic colours: tmux's
+/// `capture-pane -e` shows no 256-colour (`38;5;`) or RGB (`38;2;`)
+/// escape; with `TERM=xterm-256color` dim text is the mid grey `38;5;244`.
+#[test]
+fn term_xterm_gets_only_basic_colours() {
+    let data = tempfile::tempdir().unwrap();
+    cli_ok(
+        data.path(),
+        &[
+            "model",
+            "create",
+            "--name",
+            "DeepSeek-V3",
+            "--model-id",
+            "deepseek-chat",
+            "--endpoint",
+            "http://127.0.0.1:9/v1",
+        ],
+    );
+    for (term, basic) in [("xterm", true), ("xterm-256color", false)] {
+        let t = Tmux::start(
+            &format!("palette-{term}"),
+            &format!(
+                "env -u COLORTERM TERM={term} {BIN} --data-dir {} --listen 127.0.0.1:0",
+                data.path().display()
+            ),
+        );
+        // "disabled" is dim text; the status line shows colours too.
+        t.wait("the model list", |s| {
+            line_with(s, "│DeepSeek-V3 ").is_some_and(|l| l.contains("disabled"))
+        });
+        let coloured =
+            String::from_utf8_lossy(&t.tmux(&["capture-pane", "-p", "-e"]).stdout).into_owned();
+        if basic {
+            assert!(
+                !coloured.contains("38;5;") && !coloured.contains("38;2;"),
+                "TERM=xterm: {coloured:?}"
+            );
+            assert!(
+                coloured.contains("\x1b["),
+                "it has some styling: {coloured:?}"
+            );
+        } else {
+            assert!(coloured.contains("38;5;244"), "TERM={term}: {coloured:?}");
+        }
+        t.keys(&["q"]);
+        t.wait_for("EXITED:0");
+    }
+}
