@@ -377,3 +377,274 @@ fn status_cells_carry_their_colour_in_both_palettes() {
         }
     }
 }
+
+// ---- safe changes and undo -------------------------------------------------
+
+use maasctl::client::{ClientError, RegistryView};
+use maasctl::domain::{Registry, audit};
+use maasctl::ops::rollback::RollbackReport;
+use maasctl::tui::popups::Overlay;
+use std::sync::Arc;
+
+fn snap3(name: &str, app: &mut App) {
+    for (w, h) in [(60, 15), (80, 24), (200, 60)] {
+        let s = screen(app, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), s);
+    }
+}
+
+fn select(app: &mut App, view: ViewId, id: &str) {
+    app.jump(view);
+    assert!(app.select(view, id), "{id} in {view:?}");
+}
+
+/// Run the one queued apply against `reg` as the store would, publish the
+/// new registry, and hand the reply back.
+fn apply_queued(app: &mut App, reg: &mut Registry) {
+    let reqs = app.take_requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    let Op::Apply(changes) = reqs[0].op.clone() else {
+        panic!("{:?}", reqs[0].op)
+    };
+    let result = reg
+        .apply_all(changes, NOW_MS / 1000)
+        .map(|(outcomes, _)| {
+            Done::Applied(maasctl::store::Applied {
+                revision: reg.revision,
+                outcomes,
+            })
+        })
+        .map_err(ClientError::Domain);
+    let reports = app.data.view.reports.clone();
+    app.on_registry(Arc::new(RegistryView {
+        registry: Arc::new(reg.clone()),
+        reports,
+    }));
+    app.on_reply(Reply {
+        id: reqs[0].id,
+        result,
+    });
+}
+
+/// What `ops::rollback` answers for a dry run from `current` back to
+/// `earlier` (the same computation: restored registry, its diff).
+fn plan(current: &Registry, earlier: &Registry) -> RollbackReport {
+    let restored = current.restored(earlier, NOW_MS / 1000);
+    let changes = audit::registry_changes(current, &restored, &audit::both(current, &restored));
+    RollbackReport {
+        to: earlier.revision,
+        from: current.revision,
+        revision: current.revision,
+        dry_run: true,
+        changed: !changes.is_empty(),
+        changes,
+        keys: Default::default(),
+    }
+}
+
+fn confirm_text(app: &App) -> String {
+    match app.overlay() {
+        Some(Overlay::Confirm { title, text, .. }) => format!("{title}\n{text}"),
+        Some(Overlay::ConfirmLines { title, lines, .. }) => {
+            format!("{title}\n{}", lines.join("\n"))
+        }
+        o => panic!("a question, not {o:?}"),
+    }
+}
+
+#[test]
+fn disabling_a_model_with_traffic_asks_and_u_undoes_it() {
+    let mut app = app();
+    let mut reg = fixtures::registry(0);
+    let before = reg.clone();
+    select(&mut app, ViewId::Models, "DeepSeek-V3");
+    assert!(
+        app.data.live.model("DeepSeek-V3").req > 0.0,
+        "the fixture has traffic"
+    );
+    press(&mut app, KeyCode::Char('t'));
+    let text = confirm_text(&app);
+    assert!(
+        text.contains("Disable model DeepSeek-V3? It has traffic")
+            && text.contains("callers get 404"),
+        "{text}"
+    );
+    snap3("disable_with_traffic", &mut app);
+    press(&mut app, KeyCode::Char('y'));
+    apply_queued(&mut app, &mut reg);
+    assert!(!reg.models["DeepSeek-V3"].enabled);
+    let u = app.undo.clone().expect("undoable");
+    assert_eq!((u.before, u.after), (before.revision, reg.revision));
+
+    // u: the dry run first, shown before anything is done.
+    press(&mut app, KeyCode::Char('u'));
+    let reqs = app.take_requests();
+    assert_eq!(
+        reqs[0].op,
+        Op::Rollback {
+            revision: before.revision,
+            dry_run: true
+        }
+    );
+    app.on_reply(Reply {
+        id: reqs[0].id,
+        result: Ok(Done::Rollback(plan(&reg, &before))),
+    });
+    let text = confirm_text(&app);
+    assert!(
+        text.starts_with("Undo \"model DeepSeek-V3 disabled\"?"),
+        "{text}"
+    );
+    assert!(text.contains("enabled: false → true"), "{text}");
+    snap3("undo_confirm", &mut app);
+    press(&mut app, KeyCode::Char('y'));
+    let reqs = app.take_requests();
+    assert_eq!(
+        reqs[0].op,
+        Op::Rollback {
+            revision: before.revision,
+            dry_run: false
+        }
+    );
+}
+
+#[test]
+fn enabling_or_a_quiet_model_is_not_asked() {
+    let mut app = app();
+    // Qwen is disabled in the fixture? Whatever it is, a model without
+    // traffic toggles at once.
+    let quiet: Vec<String> = app
+        .data
+        .registry()
+        .models
+        .keys()
+        .filter(|m| app.data.live.model(m).req == 0.0)
+        .cloned()
+        .collect();
+    let name = quiet.first().expect("a model without traffic").clone();
+    select(&mut app, ViewId::Models, &name);
+    press(&mut app, KeyCode::Char('t'));
+    assert!(app.overlay().is_none(), "{:?}", app.overlay());
+    assert!(matches!(app.take_requests()[0].op, Op::Apply(_)));
+}
+
+#[test]
+fn undo_is_refused_when_late_or_when_the_registry_moved() {
+    let mut app = app();
+    press(&mut app, KeyCode::Char('u'));
+    assert!(app.flash.as_ref().unwrap().text.contains("nothing to undo"));
+    let mut reg = fixtures::registry(0);
+    select(&mut app, ViewId::Workspaces, "research");
+    press(&mut app, KeyCode::Char('c'));
+    chars(&mut app, "ops");
+    app.on_key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    // The form's save goes through apply too.
+    let reqs = app.take_requests();
+    let Op::Apply(changes) = reqs[0].op.clone() else {
+        panic!("{:?}", reqs[0].op)
+    };
+    let (outcomes, _) = reg.apply_all(changes, NOW_MS / 1000).unwrap();
+    app.on_reply(Reply {
+        id: reqs[0].id,
+        result: Ok(Done::Applied(maasctl::store::Applied {
+            revision: reg.revision,
+            outcomes,
+        })),
+    });
+    assert!(app.undo.is_some());
+    // Someone else changes the registry meanwhile.
+    reg.revision += 1;
+    let reports = app.data.view.reports.clone();
+    app.on_registry(Arc::new(RegistryView {
+        registry: Arc::new(reg.clone()),
+        reports,
+    }));
+    press(&mut app, KeyCode::Char('u'));
+    let f = app.flash.clone().unwrap();
+    assert!(
+        f.error && f.text.contains("the registry moved since"),
+        "{f:?}"
+    );
+    assert!(app.take_requests().is_empty());
+    // And 30 s later it is too late anyway.
+    app.undo.as_mut().unwrap().after = reg.revision;
+    app.tick(NOW_MS + 31_000);
+    press(&mut app, KeyCode::Char('u'));
+    let f = app.flash.clone().unwrap();
+    assert!(f.text.contains("too late to undo"), "{f:?}");
+    assert!(app.take_requests().is_empty());
+}
+
+#[test]
+fn deletes_say_what_follows_and_refusals_come_before_asking() {
+    let mut app = app();
+    select(&mut app, ViewId::Models, "DeepSeek-V3");
+    press(&mut app, KeyCode::Char('d'));
+    let text = confirm_text(&app);
+    let rules = app.data.registry().models["DeepSeek-V3"].rules.len();
+    assert!(
+        text.contains("callers get 404 at once")
+            && text.contains("It has traffic now")
+            && text.contains(&format!("Its {rules} rule")),
+        "{text}"
+    );
+    snap3("delete_model", &mut app);
+    press(&mut app, KeyCode::Esc);
+
+    // A workspace with active keys: said at once, not asked.
+    let mut reg = fixtures::registry(0);
+    reg.apply_all(
+        vec![
+            maasctl::domain::Change::AddWorkspace {
+                name: "ops".into(),
+                description: String::new(),
+            },
+            maasctl::domain::Change::CreateKey {
+                id: "key_0000d001".into(),
+                workspace: "ops".into(),
+                name: "cron".into(),
+                secret_hash: maasctl::domain::secret::hash_secret("sk-ops-cron-0123456789"),
+                secret_hint: "6789".into(),
+            },
+        ],
+        NOW_MS / 1000,
+    )
+    .unwrap();
+    let reports = app.data.view.reports.clone();
+    app.on_registry(Arc::new(RegistryView {
+        registry: Arc::new(reg),
+        reports,
+    }));
+    select(&mut app, ViewId::Workspaces, "ops");
+    press(&mut app, KeyCode::Char('d'));
+    let Some(Overlay::Message { title, lines }) = app.overlay() else {
+        panic!("said, not asked: {:?}", app.overlay())
+    };
+    assert_eq!(title, "Cannot delete workspace ops");
+    assert!(
+        lines.join(" ").contains("still has active keys"),
+        "{lines:?}"
+    );
+    snap3("delete_workspace_refused", &mut app);
+    // One that rules use: said at once too, with the registry's reason.
+    press(&mut app, KeyCode::Esc);
+    select(&mut app, ViewId::Workspaces, "research");
+    press(&mut app, KeyCode::Char('d'));
+    let Some(Overlay::Message { lines, .. }) = app.overlay() else {
+        panic!("said, not asked: {:?}", app.overlay())
+    };
+    assert!(
+        lines.join(" ").contains("delete those rules first"),
+        "{lines:?}"
+    );
+    press(&mut app, KeyCode::Esc);
+
+    // Revoking an active key says calls get 401.
+    select(&mut app, ViewId::Keys, "key_0000b001");
+    press(&mut app, KeyCode::Char('r'));
+    let text = confirm_text(&app);
+    assert!(
+        text.contains("Revoke research/notebook? Calls with it get 401 at once"),
+        "{text}"
+    );
+}

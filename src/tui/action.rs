@@ -61,6 +61,8 @@ pub enum Action {
     Copy,
     /// Copy (OSC 52): a model's access path.
     CopyPath,
+    /// Undo the console's last change (within 30 s), showing what it reverts.
+    Undo,
 }
 
 impl Action {
@@ -80,6 +82,7 @@ impl Action {
                 | Action::AddRule
                 | Action::ToggleEndpoint
                 | Action::Rollback
+                | Action::Undo
         )
     }
 }

@@ -88,6 +88,21 @@ enum Page {
 /// What a changing key says in a read-only console.
 pub const READ_ONLY: &str = "read-only: this token has role read";
 
+/// How long the console's last change can be undone with `u`.
+pub const UNDO_MS: i64 = 30_000;
+
+/// The console's last change, which `u` can undo: a rollback to `before`
+/// while the registry is still at `after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undoable {
+    pub before: u64,
+    pub after: u64,
+    /// What it did (its success line).
+    pub what: String,
+    /// Unix ms when it was applied.
+    pub at_ms: i64,
+}
+
 /// How long a flash message stays.
 const FLASH_MS: i64 = 6000;
 
@@ -118,6 +133,10 @@ pub struct App {
     tail_pending: bool,
     /// Text to copy to the operator's clipboard (the loop writes it out).
     pub clipboard: Option<String>,
+    /// The last change made here, for `u`.
+    pub undo: Option<Undoable>,
+    /// The rollback asked for is an undo of this change (its question says so).
+    undoing: Option<String>,
 }
 
 /// How many of the newest audit entries `:audit` holds.
@@ -152,6 +171,8 @@ impl App {
             changed: None,
             tail_pending: false,
             clipboard: None,
+            undo: None,
+            undoing: None,
         };
         app.refresh();
         app
@@ -387,6 +408,15 @@ impl App {
         match on {
             OnReply::Form { seq, done, select } => self.form_saved(seq, done, select, reply),
             OnReply::Flash(done) => match reply.result {
+                Ok(Done::Applied(a)) => {
+                    self.remember(&a, &done);
+                    self.say(done, false);
+                }
+                Ok(Done::Rollback(_)) => {
+                    // Undone (or rolled back): nothing left to undo here.
+                    self.undo = None;
+                    self.say(done, false);
+                }
                 Ok(_) => self.say(done, false),
                 Err(e) => self.refused(e),
             },
@@ -417,17 +447,69 @@ impl App {
                     Err(e) => self.say(format!("cannot read the request tail: {e}"), true),
                 }
             }
-            OnReply::RollbackPlan => match reply.result {
-                Ok(Done::Rollback(plan)) => self.confirm_rollback(&plan),
-                Ok(_) => {}
-                Err(e) => self.refused(e),
+            OnReply::RollbackPlan => match (reply.result, self.undoing.take()) {
+                (Ok(Done::Rollback(plan)), undoing) => self.confirm_rollback(&plan, undoing),
+                (Ok(_), _) => {}
+                (Err(e), _) => self.refused(e),
             },
         }
     }
 
+    /// A change applied here can be undone for [`UNDO_MS`] (not one that
+    /// changed nothing).
+    fn remember(&mut self, a: &crate::store::Applied, done: &str) {
+        let changed = a
+            .outcomes
+            .iter()
+            .any(|o| *o != crate::domain::Outcome::Unchanged);
+        if changed && a.revision > 0 {
+            self.undo = Some(Undoable {
+                before: a.revision - 1,
+                after: a.revision,
+                what: done.to_string(),
+                at_ms: self.data.now_ms,
+            });
+        }
+    }
+
+    /// `u`: undo the last change made here, if it is recent and nothing
+    /// moved the registry since: the rollback's dry run first, shown in a
+    /// question (the same rollback code as `:audit`'s `R` and the CLI).
+    fn undo(&mut self) {
+        let Some(u) = self.undo.clone() else {
+            self.say("nothing to undo: no change made here yet", true);
+            return;
+        };
+        if self.data.now_ms - u.at_ms > UNDO_MS {
+            self.undo = None;
+            self.say(
+                format!(
+                    "too late to undo \"{}\" (changes can be undone for {} s); roll back in :audit",
+                    u.what,
+                    UNDO_MS / 1000
+                ),
+                true,
+            );
+            return;
+        }
+        let now = self.data.registry().revision;
+        if now != u.after {
+            self.say(
+                format!(
+                    "cannot undo \"{}\": the registry moved since (revision {} → {now}); roll back in :audit",
+                    u.what, u.after
+                ),
+                true,
+            );
+            return;
+        }
+        self.undoing = Some(u.what.clone());
+        self.run(Effect::Rollback(u.before));
+    }
+
     /// A rollback's dry run came back: say there is nothing to do, or ask,
     /// showing what it will change.
-    fn confirm_rollback(&mut self, plan: &RollbackReport) {
+    fn confirm_rollback(&mut self, plan: &RollbackReport, undoing: Option<String>) {
         if !plan.changed {
             let text = format!(
                 "nothing to roll back: the registry already equals revision {}",
@@ -440,9 +522,18 @@ impl App {
             revision: plan.to,
             dry_run: false,
         };
-        let done = format!("rolled back to revision {}", plan.to);
+        let (title, done) = match undoing {
+            Some(what) => (
+                format!("Undo \"{what}\"?"),
+                format!("undone: {what} (rolled back to revision {})", plan.to),
+            ),
+            None => (
+                format!("Roll back to revision {}?", plan.to),
+                format!("rolled back to revision {}", plan.to),
+            ),
+        };
         self.open_overlay(Overlay::ConfirmLines {
-            title: format!("Roll back to revision {}?", plan.to),
+            title,
             lines: super::views::audit::plan_lines(plan),
             on_yes: Confirmed::Op(op, done),
         });
@@ -475,10 +566,11 @@ impl App {
                 self.changed = Some(reg);
                 self.open_overlay(Overlay::Changed { text });
             }
-            Ok(Done::Applied(_)) => {
+            Ok(Done::Applied(a)) => {
                 if open {
                     self.close_form();
                 }
+                self.remember(&a, &done);
                 self.want_select = select;
                 self.say(done, false);
             }
@@ -815,6 +907,7 @@ impl App {
     pub fn dispatch(&mut self, action: Action) {
         match action {
             Action::Help => self.open_overlay(Overlay::Help),
+            Action::Undo => self.undo(),
             Action::Quit => self.request_quit(),
             Action::Command => {
                 self.prompt = Some(Prompt {

@@ -12,6 +12,7 @@ pub mod logs;
 pub mod market;
 pub mod model_ops;
 pub mod models;
+pub mod safe;
 pub mod sort;
 pub mod tail;
 pub mod traffic;

@@ -15,7 +15,8 @@ use crate::tui::ids::{Sort, SortBy, ViewId};
 use crate::tui::keymap::{Binding, N, b, sort};
 use crate::tui::widgets::table::{Cells, Column, ListState, col, num};
 
-use super::list::{self, Table};
+use super::list::Table;
+use super::safe;
 use super::sort::{by_key, by_name, by_rate, status_rank};
 use super::{detail, model_ops};
 
@@ -181,19 +182,11 @@ impl Table for Models {
             (Action::Tail, Some(m)) => Effect::Jump(ViewId::Tail, Some(m.spec.name.clone())),
             (Action::Copy | Action::CopyPath, Some(m)) => copy(action, m, reg),
             (Action::Delete, Some(m)) => {
-                // Say what else it does: callers of an enabled model get 404 at once.
-                let also = if m.enabled {
-                    " It is enabled: callers get 404 at once."
-                } else {
-                    ""
-                };
+                // Say what else it does: 404s, its traffic, its rules.
                 let name = m.spec.name.clone();
-                list::delete(
-                    "model",
-                    &name,
-                    Change::DeleteModel { name: name.clone() },
-                    also,
-                )
+                let also = safe::model_consequences(data, &name);
+                let change = Change::DeleteModel { name: name.clone() };
+                safe::delete(data, "model", &name, change, &also)
             }
             (action, Some(m)) => model_ops::act(action, m, data).unwrap_or(Effect::None),
             (_, None) => Effect::None,

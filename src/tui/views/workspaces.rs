@@ -15,7 +15,7 @@ use crate::tui::ids::{Sort, SortBy, ViewId};
 use crate::tui::keymap::{Binding, N, b, sort};
 use crate::tui::widgets::table::{Cells, Column, ListState, col, num};
 
-use super::list::{self, Table};
+use super::list::Table;
 use super::sort::{by_key, by_name, by_rate};
 
 pub struct Workspaces;
@@ -122,11 +122,12 @@ impl Table for Workspaces {
             (Action::Open, Some(ws)) => Effect::Jump(ViewId::Keys, Some(ws.to_string())),
             // Its keys' lines: their labels are `workspace/name`.
             (Action::Tail, Some(ws)) => Effect::Jump(ViewId::Tail, Some(format!("{ws}/"))),
-            (Action::Delete, Some(name)) => list::delete(
+            (Action::Delete, Some(name)) => super::safe::delete(
+                data,
                 "workspace",
                 name,
                 Change::DeleteWorkspace { name: name.into() },
-                "",
+                &super::safe::workspace_consequences(data, name),
             ),
             _ => Effect::None,
         }
