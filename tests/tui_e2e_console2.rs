@@ -4,7 +4,7 @@
 
 use std::net::TcpListener;
 
-#[path = "support/tmux.rs"]
+#[path = "support/tmux_console2.rs"]
 mod tmux;
 use tmux::*;
 
