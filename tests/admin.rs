@@ -1893,6 +1893,8 @@ mod openapi {
             ("GET", "/admin/v1/explain?model=nope&key=ci", None, 404),
             ("GET", "/admin/v1/logs?after=0", None, 200),
             ("GET", "/admin/v1/logs?after=x", None, 400),
+            ("GET", "/admin/v1/tail?since=0", None, 200),
+            ("GET", "/admin/v1/tail?since=x", None, 400),
             (
                 "POST",
                 "/admin/v1/apply",

@@ -24,6 +24,8 @@ use crate::domain::{Change, Channel, Origin, new_key, summarize};
 
 /// Most log lines one call returns.
 const LOG_PAGE_MAX: usize = 2000;
+/// Most request events one `/tail` call returns.
+const TAIL_PAGE_MAX: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -48,6 +50,7 @@ enum Route {
     Tokens,
     CreateToken,
     RevokeToken,
+    Tail,
 }
 
 /// Who may call a route.
@@ -82,7 +85,7 @@ const fn row(method: Method, path: &'static str, access: Access, route: Route) -
 
 /// The route table: every route the server answers, as data (the OpenAPI
 /// test enumerates it against `docs/openapi.json`).
-pub static ROUTES: [RouteSpec; 21] = [
+pub static ROUTES: [RouteSpec; 22] = [
     row(Method::GET, "/healthz", Access::Public, Route::Healthz),
     row(Method::GET, "/info", Access::Read, Route::Info),
     row(Method::GET, "/revision", Access::Read, Route::Revision),
@@ -119,6 +122,7 @@ pub static ROUTES: [RouteSpec; 21] = [
         Access::Admin,
         Route::RevokeToken,
     ),
+    row(Method::GET, "/tail", Access::Read, Route::Tail),
 ];
 
 /// The route of `method path`, or why there is none.
@@ -332,6 +336,14 @@ async fn dispatch(
         Route::Tokens => operations::tokens(state).await,
         Route::CreateToken => operations::create_token(state, origin, req).await,
         Route::RevokeToken => operations::revoke_token(state, origin, req).await,
+        Route::Tail => {
+            let since = query.number("since")?.unwrap_or(0);
+            let limit = query.number("limit")?.unwrap_or(TAIL_PAGE_MAX as u64);
+            let limit = usize::try_from(limit)
+                .unwrap_or(usize::MAX)
+                .min(TAIL_PAGE_MAX);
+            json(StatusCode::OK, &state.gateway.tail(since, limit))
+        }
     }
 }
 

@@ -270,6 +270,13 @@ impl AdminApi {
         self.get("/explain", &q).await
     }
 
+    /// The gateway's request events after `since` (the live tail).
+    pub async fn tail(&self, since: u64) -> Result<crate::gateway::TailPage, CallError> {
+        let limit = super::TAIL_PAGE.to_string();
+        self.get("/tail", &[("since", &since.to_string()), ("limit", &limit)])
+            .await
+    }
+
     pub async fn logs(&self, after: u64) -> Result<LogPage, CallError> {
         self.get("/logs", &[("after", &after.to_string())]).await
     }

@@ -21,6 +21,8 @@ use crate::store::{Applied, Store, StoreError};
 pub struct GatewayLink {
     pub listen: String,
     pub stats: watch::Receiver<Arc<StatsSnapshot>>,
+    /// The gateway's events (the live tail reads its request events).
+    pub events: Option<Arc<crate::gateway::telemetry::events::Events>>,
 }
 
 /// Store + embedded gateway in this process.
@@ -38,6 +40,8 @@ pub struct InProcessClient {
     /// Wakes the refresher right after a change of ours.
     refresh: Arc<Notify>,
     refresher: JoinHandle<()>,
+    /// The embedded gateway's events (the live tail).
+    events: Option<Arc<crate::gateway::telemetry::events::Events>>,
 }
 
 /// How often the refresher looks at the store for changes made elsewhere
@@ -65,6 +69,7 @@ impl InProcessClient {
             },
             None => GatewayHeader::off(),
         });
+        let events = gateway.as_ref().and_then(|g| g.events.clone());
         let (stats, stats_tx) = match gateway {
             Some(g) => (g.stats, None),
             None => {
@@ -84,6 +89,7 @@ impl InProcessClient {
             _stats_tx: stats_tx,
             refresh,
             refresher,
+            events,
         }))
     }
 }
@@ -231,6 +237,15 @@ impl Client for InProcessClient {
 
     fn role(&self) -> Role {
         Role::Admin
+    }
+
+    fn tail(&self, since: u64) -> BoxFuture<'_, Result<crate::gateway::TailPage, ClientError>> {
+        let page = self
+            .events
+            .as_ref()
+            .map(|e| e.requests.since(since, super::TAIL_PAGE))
+            .unwrap_or_default();
+        Box::pin(async move { Ok(page) })
     }
 }
 

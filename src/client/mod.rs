@@ -30,7 +30,7 @@ use tokio::sync::watch;
 pub use crate::domain::CreatedKey;
 use crate::domain::token::Role;
 use crate::domain::{AuditEntry, AuditQuery, Change, DomainError, GatewayReport, Registry};
-use crate::gateway::StatsSnapshot;
+use crate::gateway::{StatsSnapshot, TailPage};
 use crate::ops::rollback::RollbackReport;
 use crate::store::{Applied, StoreError};
 pub use api::AdminApi;
@@ -136,4 +136,10 @@ pub trait Client: Send + Sync + 'static {
     fn attached(&self) -> Option<String> {
         None
     }
+    /// The live tail: the gateway's request events after cursor `since`
+    /// (the newest [`TAIL_PAGE`] of them). Empty without a gateway.
+    fn tail(&self, since: u64) -> BoxFuture<'_, Result<TailPage, ClientError>>;
 }
+
+/// Most request events one [`Client::tail`] call brings.
+pub const TAIL_PAGE: usize = 1000;

@@ -398,4 +398,8 @@ impl Client for RemoteClient {
     fn attached(&self) -> Option<String> {
         Some(self.api.base().to_string())
     }
+
+    fn tail(&self, since: u64) -> BoxFuture<'_, Result<crate::gateway::TailPage, ClientError>> {
+        Box::pin(async move { self.api.tail(since).await.map_err(ClientError::from) })
+    }
 }

@@ -35,6 +35,7 @@ impl RunningGateway {
         GatewayLink {
             listen: self.listen.clone(),
             stats: self.handle.stats(),
+            events: Some(self.handle.events()),
         }
     }
 

@@ -36,6 +36,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 pub use config::{GatewayConfig, ListenerTls};
+pub use telemetry::events::{RequestEvent, TailPage};
 pub use telemetry::stats::{EndpointStats, Event, EventKind, RuleStats, StatsSnapshot, Totals};
 
 use crate::domain::now_ms;
@@ -272,6 +273,11 @@ impl GatewayHandle {
     }
 
     /// A cloneable read-only view for the admin API.
+    /// Its events (the live tail reads the request events through it).
+    pub fn events(&self) -> Arc<Events> {
+        self.shared.events.clone()
+    }
+
     pub fn view(&self) -> GatewayView {
         GatewayView {
             addr: self.addr,
@@ -332,6 +338,11 @@ impl GatewayView {
     /// `/metrics` in Prometheus text (the admin API's `/admin/v1/metrics`).
     pub fn metrics(&self) -> String {
         proxy::metrics_text(&self.shared)
+    }
+
+    /// The live tail: the newest `limit` request events after `since`.
+    pub fn tail(&self, since: u64, limit: usize) -> TailPage {
+        self.shared.events.requests.since(since, limit)
     }
 
     pub fn applied_revision(&self) -> u64 {

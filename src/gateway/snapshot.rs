@@ -175,6 +175,8 @@ pub struct Snapshot {
     pub routes: Vec<Route>,
     /// `GET /v1/models`, rendered once per reload.
     pub models_body: Bytes,
+    /// Where a finished request's event goes (the live tail).
+    pub events: Arc<Events>,
 }
 
 impl Snapshot {
@@ -432,6 +434,7 @@ impl Builder {
             names,
             routes,
             models_body,
+            events: self.events.clone(),
         }
     }
 

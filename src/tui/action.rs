@@ -4,6 +4,7 @@
 use crate::client::guard::{self, Guard, Guarded};
 use crate::client::{ClientError, CreatedKey};
 use crate::domain::{AuditEntry, AuditQuery, Change, Registry};
+use crate::gateway::TailPage;
 use crate::ops::rollback::RollbackReport;
 use crate::store::Applied;
 use crate::tui::ids::SortBy;
@@ -52,6 +53,16 @@ pub enum Action {
     Sort(SortBy),
     /// Audit: roll the registry back to the selected entry's revision.
     Rollback,
+    /// Tail: pause (or resume) the live lines.
+    Pause,
+    /// Open the live tail filtered on the selection (model, key, workspace).
+    Tail,
+    /// Copy (OSC 52): a model's ready-to-run curl snippet.
+    Copy,
+    /// Copy (OSC 52): a model's access path.
+    CopyPath,
+    /// Undo the console's last change (within 30 s), showing what it reverts.
+    Undo,
 }
 
 impl Action {
@@ -71,6 +82,7 @@ impl Action {
                 | Action::AddRule
                 | Action::ToggleEndpoint
                 | Action::Rollback
+                | Action::Undo
         )
     }
 }
@@ -96,6 +108,8 @@ pub enum Op {
         revision: u64,
         dry_run: bool,
     },
+    /// The gateway's request events after this cursor (the live tail).
+    Tail(u64),
 }
 
 /// A call with the id its reply will carry.
@@ -115,6 +129,7 @@ pub enum Done {
     Changed(Box<Registry>),
     Audit(Vec<AuditEntry>),
     Rollback(RollbackReport),
+    Tail(TailPage),
 }
 
 /// A reply to request `id`.
@@ -139,6 +154,7 @@ impl Request {
             Op::Rollback { revision, dry_run } => {
                 client.rollback(revision, dry_run).await.map(Done::Rollback)
             }
+            Op::Tail(since) => client.tail(since).await.map(Done::Tail),
             Op::CreateKey { workspace, name } => client
                 .create_key(workspace, name)
                 .await

@@ -74,6 +74,8 @@ enum OnReply {
     Audit,
     /// A rollback's dry run: ask before doing it.
     RollbackPlan,
+    /// New lines for the live tail.
+    Tail,
 }
 
 /// A page of the stack: a top-level view (kept in the view table) or one
@@ -85,6 +87,21 @@ enum Page {
 
 /// What a changing key says in a read-only console.
 pub const READ_ONLY: &str = "read-only: this token has role read";
+
+/// How long the console's last change can be undone with `u`.
+pub const UNDO_MS: i64 = 30_000;
+
+/// The console's last change, which `u` can undo: a rollback to `before`
+/// while the registry is still at `after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undoable {
+    pub before: u64,
+    pub after: u64,
+    /// What it did (its success line).
+    pub what: String,
+    /// Unix ms when it was applied.
+    pub at_ms: i64,
+}
 
 /// How long a flash message stays.
 const FLASH_MS: i64 = 6000;
@@ -112,6 +129,14 @@ pub struct App {
     audit_pending: bool,
     /// The registry a guarded save found changed (for reload / overwrite).
     changed: Option<Box<Registry>>,
+    /// A tail call is under way (one at a time).
+    tail_pending: bool,
+    /// Text to copy to the operator's clipboard (the loop writes it out).
+    pub clipboard: Option<String>,
+    /// The last change made here, for `u`.
+    pub undo: Option<Undoable>,
+    /// The rollback asked for is an undo of this change (its question says so).
+    undoing: Option<String>,
 }
 
 /// How many of the newest audit entries `:audit` holds.
@@ -144,6 +169,10 @@ impl App {
             audit_at: None,
             audit_pending: false,
             changed: None,
+            tail_pending: false,
+            clipboard: None,
+            undo: None,
+            undoing: None,
         };
         app.refresh();
         app
@@ -316,6 +345,16 @@ impl App {
         self.on_stats(snap)
     }
 
+    /// Ask for the gateway's newest request events while `:tail` is shown
+    /// (one call at a time; the loop calls this a few times a second).
+    pub fn poll_tail(&mut self) {
+        if self.current() != ViewId::Tail || self.tail_pending {
+            return;
+        }
+        self.tail_pending = true;
+        self.send(Op::Tail(self.data.requests.next), OnReply::Tail);
+    }
+
     /// New counters; returns whether anything shown changed.
     pub fn on_stats(&mut self, snap: Arc<StatsSnapshot>) -> bool {
         let changed = self.data.live.update(snap, self.data.now_ms);
@@ -385,6 +424,15 @@ impl App {
         match on {
             OnReply::Form { seq, done, select } => self.form_saved(seq, done, select, reply),
             OnReply::Flash(done) => match reply.result {
+                Ok(Done::Applied(a)) => {
+                    self.remember(&a, &done);
+                    self.say(done, false);
+                }
+                Ok(Done::Rollback(_)) => {
+                    // Undone (or rolled back): nothing left to undo here.
+                    self.undo = None;
+                    self.say(done, false);
+                }
                 Ok(_) => self.say(done, false),
                 Err(e) => self.refused(e),
             },
@@ -403,17 +451,81 @@ impl App {
                 }
                 self.want_audit();
             }
-            OnReply::RollbackPlan => match reply.result {
-                Ok(Done::Rollback(plan)) => self.confirm_rollback(&plan),
-                Ok(_) => {}
-                Err(e) => self.refused(e),
+            OnReply::Tail => {
+                self.tail_pending = false;
+                match reply.result {
+                    Ok(Done::Tail(page)) => {
+                        if self.data.requests.take(page) {
+                            self.refresh();
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => self.say(format!("cannot read the request tail: {e}"), true),
+                }
+            }
+            OnReply::RollbackPlan => match (reply.result, self.undoing.take()) {
+                (Ok(Done::Rollback(plan)), undoing) => self.confirm_rollback(&plan, undoing),
+                (Ok(_), _) => {}
+                (Err(e), _) => self.refused(e),
             },
         }
     }
 
+    /// A change applied here can be undone for [`UNDO_MS`] (not one that
+    /// changed nothing).
+    fn remember(&mut self, a: &crate::store::Applied, done: &str) {
+        let changed = a
+            .outcomes
+            .iter()
+            .any(|o| *o != crate::domain::Outcome::Unchanged);
+        if changed && a.revision > 0 {
+            self.undo = Some(Undoable {
+                before: a.revision - 1,
+                after: a.revision,
+                what: done.to_string(),
+                at_ms: self.data.now_ms,
+            });
+        }
+    }
+
+    /// `u`: undo the last change made here, if it is recent and nothing
+    /// moved the registry since: the rollback's dry run first, shown in a
+    /// question (the same rollback code as `:audit`'s `R` and the CLI).
+    fn undo(&mut self) {
+        let Some(u) = self.undo.clone() else {
+            self.say("nothing to undo: no change made here yet", true);
+            return;
+        };
+        if self.data.now_ms - u.at_ms > UNDO_MS {
+            self.undo = None;
+            self.say(
+                format!(
+                    "too late to undo \"{}\" (changes can be undone for {} s); roll back in :audit",
+                    u.what,
+                    UNDO_MS / 1000
+                ),
+                true,
+            );
+            return;
+        }
+        let now = self.data.registry().revision;
+        if now != u.after {
+            self.say(
+                format!(
+                    "cannot undo \"{}\": the registry moved since (revision {} → {now}); roll back in :audit",
+                    u.what, u.after
+                ),
+                true,
+            );
+            return;
+        }
+        self.undoing = Some(u.what.clone());
+        self.run(Effect::Rollback(u.before));
+    }
+
     /// A rollback's dry run came back: say there is nothing to do, or ask,
     /// showing what it will change.
-    fn confirm_rollback(&mut self, plan: &RollbackReport) {
+    fn confirm_rollback(&mut self, plan: &RollbackReport, undoing: Option<String>) {
         if !plan.changed {
             let text = format!(
                 "nothing to roll back: the registry already equals revision {}",
@@ -426,9 +538,18 @@ impl App {
             revision: plan.to,
             dry_run: false,
         };
-        let done = format!("rolled back to revision {}", plan.to);
+        let (title, done) = match undoing {
+            Some(what) => (
+                format!("Undo \"{what}\"?"),
+                format!("undone: {what} (rolled back to revision {})", plan.to),
+            ),
+            None => (
+                format!("Roll back to revision {}?", plan.to),
+                format!("rolled back to revision {}", plan.to),
+            ),
+        };
         self.open_overlay(Overlay::ConfirmLines {
-            title: format!("Roll back to revision {}?", plan.to),
+            title,
             lines: super::views::audit::plan_lines(plan),
             on_yes: Confirmed::Op(op, done),
         });
@@ -461,14 +582,15 @@ impl App {
                 self.changed = Some(reg);
                 self.open_overlay(Overlay::Changed { text });
             }
-            Ok(Done::Applied(_)) => {
+            Ok(Done::Applied(a)) => {
                 if open {
                     self.close_form();
                 }
+                self.remember(&a, &done);
                 self.want_select = select;
                 self.say(done, false);
             }
-            Ok(Done::Changed(_) | Done::Audit(_) | Done::Rollback(_)) => {}
+            Ok(Done::Changed(_) | Done::Audit(_) | Done::Rollback(_) | Done::Tail(_)) => {}
             Err(e) if open => {
                 let form = self.form_mut().expect("open");
                 match e {
@@ -563,6 +685,7 @@ impl App {
             Answer::Close => {
                 self.popups.pop();
             }
+            Answer::Copy { text, what } => self.copy(text, &what),
             Answer::Yes(on_yes) => {
                 self.popups.pop();
                 match on_yes {
@@ -748,6 +871,7 @@ impl App {
             }
             self.want_audit();
         }
+        self.poll_tail();
     }
 
     fn confirm(&mut self, title: &str, text: &str, on_yes: Confirmed) {
@@ -799,6 +923,7 @@ impl App {
     pub fn dispatch(&mut self, action: Action) {
         match action {
             Action::Help => self.open_overlay(Overlay::Help),
+            Action::Undo => self.undo(),
             Action::Quit => self.request_quit(),
             Action::Command => {
                 self.prompt = Some(Prompt {
@@ -866,6 +991,25 @@ impl App {
                 OnReply::RollbackPlan,
             ),
             Effect::Flash { text, error } => self.say(text, error),
+            Effect::Copy { text, what } => self.copy(text, &what),
         }
+    }
+
+    /// Copy `text` to the operator's clipboard (the loop sends it to the
+    /// terminal) and say so.
+    fn copy(&mut self, text: String, what: &str) {
+        self.say(
+            format!(
+                "copied {what} ({} chars) to your clipboard via the terminal (OSC 52)",
+                text.chars().count()
+            ),
+            false,
+        );
+        self.clipboard = Some(text);
+    }
+
+    /// The text to copy, once.
+    pub fn take_clipboard(&mut self) -> Option<String> {
+        self.clipboard.take()
     }
 }

@@ -36,6 +36,12 @@ pub enum Effect {
     /// Ask for a rollback to this revision: a dry run first, whose
     /// answer the app shows in a question (`y` rolls back).
     Rollback(u64),
+    /// Copy `text` to the operator's clipboard (OSC 52); the line says
+    /// `what` was copied.
+    Copy {
+        text: String,
+        what: String,
+    },
     /// A line under the view.
     Flash {
         text: String,

@@ -10,6 +10,7 @@ use crate::domain::{AuditEntry, GatewayReport, GatewayStatus, Model, gateway_sta
 use crate::logging::LogRing;
 
 use super::live::Live;
+use super::requests::RequestLines;
 use super::theme::Theme;
 
 pub struct Data {
@@ -37,6 +38,8 @@ pub struct Data {
     pub audit: Arc<Vec<AuditEntry>>,
     /// Moves whenever `audit` is replaced.
     pub audit_generation: u64,
+    /// The live tail's request lines (`:tail`), while it is shown.
+    pub requests: RequestLines,
 }
 
 impl Data {
@@ -61,6 +64,7 @@ impl Data {
             read_only: false,
             audit: Arc::new(Vec::new()),
             audit_generation: 0,
+            requests: RequestLines::default(),
         };
         d.derive_statuses();
         d

@@ -16,6 +16,7 @@ pub enum ViewId {
     Traffic,
     Logs,
     Audit,
+    Tail,
 }
 
 impl ViewId {
@@ -32,6 +33,7 @@ impl ViewId {
             ViewId::Traffic => "traffic",
             ViewId::Logs => "logs",
             ViewId::Audit => "audit",
+            ViewId::Tail => "tail",
         }
     }
 }
@@ -53,6 +55,7 @@ pub const COMMANDS: &[(&str, Command)] = &[
     ("traffic", Command::View(ViewId::Traffic)),
     ("logs", Command::View(ViewId::Logs)),
     ("audit", Command::View(ViewId::Audit)),
+    ("tail", Command::View(ViewId::Tail)),
     ("quit", Command::Quit),
     ("q", Command::Quit),
 ];

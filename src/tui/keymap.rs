@@ -68,6 +68,13 @@ pub const GLOBAL: &[Binding] = &[
     ),
     b(&[(KeyCode::Char('?'), N)], "?", Action::Help, "help", true),
     b(
+        &[(KeyCode::Char('u'), N)],
+        "u",
+        Action::Undo,
+        "undo the last change (30 s)",
+        false,
+    ),
+    b(
         &[(KeyCode::Esc, N)],
         "esc",
         Action::Back,

@@ -18,8 +18,8 @@
 //! `?` help.
 //!
 //! Layers, bottom up (no module imports one above it): [`ids`] (view ids,
-//! `:` commands, sort keys) · [`action`], [`keymap`], [`theme`],
-//! [`format`], [`live`], [`data`] · [`widgets`] · [`forms`] · [`popups`] ·
+//! `:` commands, sort keys) · [`action`], [`keymap`], [`theme`], [`clipboard`],
+//! [`format`], [`live`], [`requests`], [`data`] · [`widgets`] · [`forms`] · [`popups`] ·
 //! [`component`] (the `View` trait and `Effect`) · [`views`] · [`app`] ·
 //! [`chrome`] · [`run`]. `tests/tui.rs` checks there is no import cycle.
 //!
@@ -58,6 +58,7 @@
 pub mod action;
 pub mod app;
 pub mod chrome;
+pub mod clipboard;
 pub mod component;
 pub mod data;
 pub mod format;
@@ -66,6 +67,7 @@ pub mod ids;
 pub mod keymap;
 pub mod live;
 pub mod popups;
+pub mod requests;
 pub mod run;
 pub mod terminal;
 pub mod theme;

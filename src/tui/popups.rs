@@ -86,6 +86,11 @@ pub enum Answer {
     Yes(Confirmed),
     /// Scroll a [`Overlay::Scroll`] by this many rows.
     Scroll(isize),
+    /// `y` on a secret: copy this text (the overlay stays), saying what it is.
+    Copy {
+        text: String,
+        what: String,
+    },
 }
 
 impl Overlay {
@@ -116,8 +121,12 @@ impl Overlay {
                 _ => Answer::Keep,
             },
             // Shown once and never again: a stray key must not lose it.
-            Overlay::Secret(_) => match key.code {
+            Overlay::Secret(k) => match key.code {
                 KeyCode::Enter | KeyCode::Esc => Answer::Close,
+                KeyCode::Char('y') => Answer::Copy {
+                    text: k.secret.clone(),
+                    what: format!("the secret of key {}", k.id),
+                },
                 _ => Answer::Keep,
             },
             // Messages, help and text close on any key.
@@ -200,7 +209,7 @@ impl Overlay {
                         "Copy the secret now: it is shown this once and cannot be recovered.",
                     ),
                 ],
-                "enter or esc closes, once copied",
+                "y copies it to your clipboard · enter or esc closes",
             ),
             Overlay::Help | Overlay::Endpoint { .. } => {}
             Overlay::Scroll { title, lines, top } => render_scroll(t, f, area, title, lines, *top),

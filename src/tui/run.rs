@@ -27,6 +27,8 @@ use super::theme::Theme;
 const FRAME: Duration = Duration::from_millis(100);
 /// The slow tick: clock-driven changes (stale reports, flash expiry).
 const TICK: Duration = Duration::from_secs(1);
+/// How often `:tail`, while shown, asks for new request lines.
+const TAIL_POLL: Duration = Duration::from_millis(250);
 
 /// Run the console on this terminal until the operator quits, input ends,
 /// or the session hangs up.
@@ -64,8 +66,8 @@ async fn event_loop(
     // A closed channel would be "ready" forever: stop listening to it.
     let (mut registry_open, mut stats_open, mut gateway_open) = (true, true, true);
     let (reply_tx, mut replies) = mpsc::unbounded_channel();
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut tick = interval(TICK);
+    let mut tail_poll = interval(TAIL_POLL);
 
     let mut dirty = true;
     let mut urgent = true;
@@ -88,6 +90,7 @@ async fn event_loop(
             return Ok(());
         }
         let logs_shown = app.current() == ViewId::Logs;
+        let tail_shown = app.current() == ViewId::Tail;
         tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(key))) => {
@@ -150,6 +153,7 @@ async fn event_loop(
                 dirty = true;
             }
             _ = tick.tick() => dirty |= app.tick(now_ms()),
+            _ = tail_poll.tick(), if tail_shown => app.poll_tail(),
             _ = tokio::time::sleep_until(last_draw + FRAME), if dirty => {}
             _ = hangup.recv() => {
                 tracing::info!("hang-up: quitting");
@@ -158,13 +162,36 @@ async fn event_loop(
             _ = terminate.recv() => return Ok(()),
             _ = interrupt.recv() => return Ok(()),
         }
-        for request in app.take_requests() {
-            let client = client.clone();
-            let tx = reply_tx.clone();
-            tokio::spawn(async move {
-                let _ = tx.send(request.run(&*client).await);
-            });
-        }
+        carry_out(app, &client, &reply_tx);
+    }
+}
+
+/// A timer that skips the ticks it missed.
+fn interval(period: Duration) -> tokio::time::Interval {
+    let mut i = tokio::time::interval(period);
+    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    i
+}
+
+/// What the app asked for outside itself: the calls it queued, each on its
+/// own task (replies come back through `tx`), and text to copy to the
+/// operator's clipboard (written to the terminal between frames).
+fn carry_out(
+    app: &mut App,
+    client: &Arc<dyn Client>,
+    tx: &mpsc::UnboundedSender<super::action::Reply>,
+) {
+    for request in app.take_requests() {
+        let client = client.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(request.run(&*client).await);
+        });
+    }
+    if let Some(text) = app.take_clipboard()
+        && let Err(e) = super::clipboard::emit(&text)
+    {
+        app.say(format!("cannot copy: {e}"), true);
     }
 }
 

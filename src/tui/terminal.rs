@@ -12,7 +12,9 @@ use crossterm::{cursor, execute};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
-pub type Term = Terminal<CrosstermBackend<Stdout>>;
+use super::theme::{Ansi16, Palette};
+
+pub type Term = Terminal<CrosstermBackend<Ansi16<Stdout>>>;
 
 /// Put the terminal back as it was. Safe to call more than once.
 pub fn restore() {
@@ -38,6 +40,8 @@ impl TerminalGuard {
             restore();
             return Err(e);
         }
+        // A 16-colour terminal gets its colours as basic SGR codes.
+        let out = Ansi16::new(out, Palette::from_env() == Palette::Basic);
         let terminal = Terminal::new(CrosstermBackend::new(out)).inspect_err(|_| restore())?;
         Ok(Self { terminal })
     }

@@ -138,7 +138,11 @@ impl Sampler {
             workspaces: self.subject_totals(now, book, Subject::Workspace, "workspace"),
             endpoints,
             rules: limiter.stats(),
-            events: events.recent(),
+            events: {
+                // The live tail's events move from the channel to the ring.
+                events.requests.drain();
+                events.recent()
+            },
         }
     }
 }

@@ -357,6 +357,7 @@ fn relay(
     (headroom, reservation): (Option<Headroom>, Option<Reservation>),
 ) -> Response<ResBody> {
     let status = head.status;
+    tally.set_status(status.as_u16());
     let ep = &route.endpoints[i];
     let outcome = if status.is_server_error() {
         health_failure(

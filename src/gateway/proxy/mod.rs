@@ -186,6 +186,7 @@ fn outcome_of(e: &ProxyError) -> RequestOutcome {
 /// Answer an error, counting its outcome.
 fn refuse(tally: &mut Tally, e: ProxyError) -> Response<ResBody> {
     tally.decide(outcome_of(&e));
+    tally.set_status(e.status.as_u16());
     e.into_response()
 }
 
@@ -230,7 +231,7 @@ async fn admit(
     let r = route(&snap, &model.name)?;
     tally.set_route(r);
     let model_span = model.span.clone();
-    let (headroom, reservation) = limit(&w.shared, &snap, key, r, &parts, &body).await?;
+    let (headroom, reservation) = limit(&w.shared, &snap, key, r, &parts, &body, tally).await?;
     Ok(Admitted {
         snap,
         route: r,
@@ -305,6 +306,7 @@ async fn limit(
     r: usize,
     parts: &Parts,
     body: &[u8],
+    tally: &mut Tally,
 ) -> Result<(Option<Headroom>, Option<Reservation>), ProxyError> {
     let route = &snap.routes[r];
     if route.limits.is_empty() {
@@ -325,6 +327,7 @@ async fn limit(
     match decision {
         Decision::Admit(h) => Ok((h, reservation)),
         Decision::Reject(rej) => {
+            tally.set_rule(rej.rule_id);
             shared.events.push(
                 EventKind::Throttled,
                 Some(&route.name),

@@ -12,8 +12,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::domain::now_ms;
 use crate::gateway::snapshot::{EndpointRt, Local};
 use crate::gateway::telemetry::counters::{Counters, RequestOutcome};
+use crate::gateway::telemetry::events::RequestEvent;
 use crate::gateway::telemetry::ledger::UsageCell;
 
 pub struct Tally {
@@ -24,6 +26,13 @@ pub struct Tally {
     endpoint: Option<usize>,
     decided: bool,
     started: Instant,
+    /// For the live tail's event: the status answered (0: none yet),
+    /// failed tries, tokens, the endpoint tried last, the rule that refused.
+    status: u16,
+    hops: u32,
+    tokens: (u64, u64),
+    last_endpoint: Option<usize>,
+    rule: Option<u64>,
 }
 
 impl Tally {
@@ -37,6 +46,11 @@ impl Tally {
             endpoint: None,
             decided: false,
             started: Instant::now(),
+            status: 0,
+            hops: 0,
+            tokens: (0, 0),
+            last_endpoint: None,
+            rule: None,
         }
     }
 
@@ -102,6 +116,7 @@ impl Tally {
     /// A try of endpoint `e` of the route begins.
     pub fn begin_attempt(&mut self, e: usize) {
         self.endpoint = Some(e);
+        self.last_endpoint = Some(e);
         if let Some(c) = self.endpoint_counters() {
             c.start(self.worker);
         }
@@ -115,6 +130,7 @@ impl Tally {
             c.finish(self.worker);
         }
         self.endpoint = None;
+        self.hops += 1;
     }
 
     /// How the request ended (once).
@@ -136,8 +152,19 @@ impl Tally {
         Some(&self.snap.routes[self.route?].usage[self.key?])
     }
 
+    /// The status answered to the caller (for the live tail).
+    pub fn set_status(&mut self, status: u16) {
+        self.status = status;
+    }
+
+    /// The rate-limit rule that refused the request (for the live tail).
+    pub fn set_rule(&mut self, rule: u64) {
+        self.rule = Some(rule);
+    }
+
     /// Tokens seen in the response.
-    pub fn tokens(&self, prompt: u64, completion: u64) {
+    pub fn tokens(&mut self, prompt: u64, completion: u64) {
+        self.tokens = (prompt, completion);
         if prompt == 0 && completion == 0 {
             return;
         }
@@ -156,10 +183,40 @@ impl Tally {
     }
 }
 
+impl Tally {
+    /// The live tail's event for this request: one `try_send`, nothing
+    /// built when the channel is full.
+    fn record(&self) {
+        let tail = &self.snap.events.requests;
+        if !tail.has_room() {
+            return;
+        }
+        let s = &*self.snap;
+        let route = self.route.map(|r| &s.routes[r]);
+        let endpoint = route
+            .zip(self.last_endpoint)
+            .map(|(r, e)| format!("#{e} {}", r.endpoints[e].url));
+        tail.record(RequestEvent {
+            seq: 0,
+            at_ms: now_ms(),
+            key_id: self.key.map(|k| s.key_list[k].id.clone()),
+            model: route.map(|r| r.name.clone()),
+            status: self.status,
+            latency_ms: self.started.elapsed().as_millis() as u64,
+            prompt_tokens: self.tokens.0,
+            completion_tokens: self.tokens.1,
+            endpoint,
+            hops: self.hops,
+            rule: self.rule,
+        });
+    }
+}
+
 impl Drop for Tally {
     fn drop(&mut self) {
         self.decide(RequestOutcome::Cancelled);
         let w = self.worker;
         self.each(|c| c.finish(w));
+        self.record();
     }
 }

@@ -12,7 +12,7 @@ use crate::tui::ids::ViewId;
 use crate::tui::keymap::{Binding, N, b};
 use crate::tui::widgets::table::{Cells, Column, ListState, col, num};
 
-use super::list::{self, Table};
+use super::list::Table;
 
 pub struct Clusters;
 
@@ -52,13 +52,14 @@ impl Table for Clusters {
         match (action, selected) {
             (Action::Create, _) => Effect::Form(forms::simple::cluster(reg, None)),
             (Action::Edit, Some(c)) => Effect::Form(forms::simple::cluster(reg, Some(c))),
-            (Action::Delete, Some(c)) => list::delete(
+            (Action::Delete, Some(c)) => super::safe::delete(
+                data,
                 "cluster",
                 &c.name,
                 Change::DeleteCluster {
                     name: c.name.clone(),
                 },
-                "",
+                &[],
             ),
             _ => Effect::None,
         }

@@ -13,7 +13,8 @@ use crate::tui::ids::{Sort, SortBy, ViewId};
 use crate::tui::keymap::{Binding, N, b, sort};
 use crate::tui::widgets::table::{Cells, Column, ListState, col, num};
 
-use super::list::{self, Table};
+use super::list::Table;
+use super::safe;
 use super::sort::{by_key, by_name, by_rate};
 
 pub struct Keys;
@@ -38,6 +39,13 @@ const KEYS: &[Binding] = &[
         "d",
         Action::Delete,
         "delete",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('l'), N)],
+        "l",
+        Action::Tail,
+        "live tail",
         true,
     ),
     sort(
@@ -148,6 +156,7 @@ impl Table for Keys {
         let reg = data.registry();
         let selected = list.selected_id().map(str::to_string);
         match (action, selected) {
+            (Action::Tail, Some(id)) => Effect::Jump(ViewId::Tail, Some(id)),
             (Action::Create, _) => {
                 // Opened from a workspace (its keys shown): that one.
                 let ws = reg
@@ -161,12 +170,32 @@ impl Table for Keys {
             }
             (Action::Revoke, Some(id)) => Effect::confirm(
                 "Revoke key?",
-                format!("Revoke {id}? Calls with it fail at once. y to revoke, n to keep."),
+                format!(
+                    "Revoke {}? Calls with it get 401 at once{}. y to revoke, n to keep.",
+                    data.key_label(&id),
+                    traffic(data, &id)
+                ),
                 Op::Apply(vec![Change::RevokeKey { id: id.clone() }]),
                 format!("key {id} revoked"),
             ),
             (Action::Delete, Some(id)) => {
-                list::delete("key", &id, Change::DeleteKey { id: id.clone() }, "")
+                let active = reg.keys.get(&id).is_some_and(|k| !k.is_revoked());
+                let also: Vec<String> = active
+                    .then(|| {
+                        format!(
+                            "It is active: calls with it get 401 at once{}.",
+                            traffic(data, &id)
+                        )
+                    })
+                    .into_iter()
+                    .collect();
+                safe::delete(
+                    data,
+                    "key",
+                    &id,
+                    Change::DeleteKey { id: id.clone() },
+                    &also,
+                )
             }
             _ => Effect::None,
         }
@@ -183,6 +212,16 @@ pub const COLUMNS: &[Column] = &[
     num("REQ/S", 7),
     num("THR/S", 7),
 ];
+
+/// `; it has traffic now (N req/s)` when it has.
+fn traffic(data: &Data, id: &str) -> String {
+    let r = data.live.key(id);
+    if r.req > 0.0 {
+        format!("; it has traffic now ({:.1} req/s)", r.req)
+    } else {
+        String::new()
+    }
+}
 
 /// Keys by workspace, then name.
 pub fn ids(reg: &Registry) -> Vec<String> {

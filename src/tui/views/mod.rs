@@ -12,7 +12,9 @@ pub mod logs;
 pub mod market;
 pub mod model_ops;
 pub mod models;
+pub mod safe;
 pub mod sort;
+pub mod tail;
 pub mod traffic;
 pub mod workspaces;
 
@@ -31,4 +33,5 @@ pub const VIEWS: &[fn() -> Box<dyn View>] = &[
     traffic::new,
     logs::new,
     audit::new,
+    tail::new,
 ];

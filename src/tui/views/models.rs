@@ -6,6 +6,7 @@ use ratatui::text::{Line, Span};
 
 use crate::domain::{Change, Registry};
 use crate::tui::action::Action;
+use crate::tui::clipboard;
 use crate::tui::component::Effect;
 use crate::tui::data::Data;
 use crate::tui::format;
@@ -14,7 +15,8 @@ use crate::tui::ids::{Sort, SortBy, ViewId};
 use crate::tui::keymap::{Binding, N, b, sort};
 use crate::tui::widgets::table::{Cells, Column, ListState, col, num};
 
-use super::list::{self, Table};
+use super::list::Table;
+use super::safe;
 use super::sort::{by_key, by_name, by_rate, status_rank};
 use super::{detail, model_ops};
 
@@ -56,6 +58,27 @@ const KEYS: &[Binding] = &[
         Action::Delete,
         "delete",
         true,
+    ),
+    b(
+        &[(KeyCode::Char('l'), N)],
+        "l",
+        Action::Tail,
+        "live tail",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('y'), N)],
+        "y",
+        Action::Copy,
+        "copy a curl call",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('Y'), N)],
+        "Y",
+        Action::CopyPath,
+        "copy the access path",
+        false,
     ),
     sort(
         &[(KeyCode::Char('N'), N)],
@@ -156,20 +179,14 @@ impl Table for Models {
         match (action, selected) {
             (Action::Create, _) => Effect::Form(forms::model::create(reg, None)),
             (Action::Open, Some(m)) => Effect::Push(detail::new(&m.spec.name)),
+            (Action::Tail, Some(m)) => Effect::Jump(ViewId::Tail, Some(m.spec.name.clone())),
+            (Action::Copy | Action::CopyPath, Some(m)) => copy(action, m, reg),
             (Action::Delete, Some(m)) => {
-                // Say what else it does: callers of an enabled model get 404 at once.
-                let also = if m.enabled {
-                    " It is enabled: callers get 404 at once."
-                } else {
-                    ""
-                };
+                // Say what else it does: 404s, its traffic, its rules.
                 let name = m.spec.name.clone();
-                list::delete(
-                    "model",
-                    &name,
-                    Change::DeleteModel { name: name.clone() },
-                    also,
-                )
+                let also = safe::model_consequences(data, &name);
+                let change = Change::DeleteModel { name: name.clone() };
+                safe::delete(data, "model", &name, change, &also)
             }
             (action, Some(m)) => model_ops::act(action, m, data).unwrap_or(Effect::None),
             (_, None) => Effect::None,
@@ -218,6 +235,28 @@ pub fn cells(data: &Data, id: &str) -> Cells {
         Span::raw(format::rate(rate.req)),
         Span::styled(format::rate(rate.thr), t.alarm(rate.thr > 0.0)),
     ]
+}
+
+/// `y`: a curl call of `m` (its key left to `$MAASCTL_KEY`); `Y`: its
+/// access path.
+fn copy(action: Action, m: &crate::domain::Model, reg: &Registry) -> Effect {
+    let Some(c) = reg.clusters.get(&m.spec.cluster) else {
+        return Effect::error(format!(
+            "model {} has no cluster {}",
+            m.spec.name, m.spec.cluster
+        ));
+    };
+    let path = c.access_path();
+    if action == Action::CopyPath {
+        return Effect::Copy {
+            text: path,
+            what: format!("the access path of {}", m.spec.name),
+        };
+    }
+    Effect::Copy {
+        text: clipboard::curl_snippet(&path, &m.spec.name),
+        what: format!("a curl call of {} (key: $MAASCTL_KEY)", m.spec.name),
+    }
 }
 
 /// The selected model's access path on the table's bottom border (it is

@@ -15,7 +15,7 @@ use crate::tui::ids::{Sort, SortBy, ViewId};
 use crate::tui::keymap::{Binding, N, b, sort};
 use crate::tui::widgets::table::{Cells, Column, ListState, col, num};
 
-use super::list::{self, Table};
+use super::list::Table;
 use super::sort::{by_key, by_name, by_rate};
 
 pub struct Workspaces;
@@ -34,6 +34,13 @@ const KEYS: &[Binding] = &[
         "d",
         Action::Delete,
         "delete",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('l'), N)],
+        "l",
+        Action::Tail,
+        "live tail",
         true,
     ),
     sort(
@@ -113,11 +120,14 @@ impl Table for Workspaces {
         match (action, list.selected_id()) {
             (Action::Create, _) => Effect::Form(forms::simple::workspace(reg)),
             (Action::Open, Some(ws)) => Effect::Jump(ViewId::Keys, Some(ws.to_string())),
-            (Action::Delete, Some(name)) => list::delete(
+            // Its keys' lines: their labels are `workspace/name`.
+            (Action::Tail, Some(ws)) => Effect::Jump(ViewId::Tail, Some(format!("{ws}/"))),
+            (Action::Delete, Some(name)) => super::safe::delete(
+                data,
                 "workspace",
                 name,
                 Change::DeleteWorkspace { name: name.into() },
-                "",
+                &super::safe::workspace_consequences(data, name),
             ),
             _ => Effect::None,
         }
