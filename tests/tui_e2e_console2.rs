@@ -4,7 +4,7 @@
 
 use std::net::TcpListener;
 
-#[path = "support/tmux_console2.rs"]
+#[path = "support/tmux.rs"]
 mod tmux;
 use tmux::*;
 

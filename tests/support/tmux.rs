@@ -23,6 +23,11 @@ impl Tmux {
     /// Start `cmd` in an 80×24 pane; after it exits the pane shows its exit
     /// code and whether the terminal is back in canonical mode.
     pub fn start(name: &str, cmd: &str) -> Self {
+        Self::start_sized(name, cmd, 80, 24)
+    }
+
+    /// [`Tmux::start`] in a `w`×`h` pane.
+    pub fn start_sized(name: &str, cmd: &str, w: u16, h: u16) -> Self {
         let socket = format!("maasctl-e2e-{name}-{}", std::process::id());
         let t = Tmux { socket };
         let script = format!(
@@ -33,9 +38,9 @@ impl Tmux {
                 "new-session",
                 "-d",
                 "-x",
-                "80",
+                &w.to_string(),
                 "-y",
-                "24",
+                &h.to_string(),
                 "sh",
                 "-c",
                 &script,
