@@ -46,6 +46,12 @@ pub const ENDPOINTS: Limit = Limit {
     max: 128,
     unit: "endpoints",
 };
+/// Fallback models of one model (docs/gateway.md, "Fallback models").
+pub const FALLBACKS: Limit = Limit {
+    what: "fallbacks of one model",
+    max: 3,
+    unit: "fallback models",
+};
 /// An upstream API key's value.
 pub const UPSTREAM_KEY: Limit = chars("upstream API key (endpoint api_key)", 4096);
 /// `env:VAR` / `file:PATH` references and CA file paths.

@@ -196,6 +196,13 @@ pub const MIGRATIONS: &[Migration] = &[
     ALTER TABLE endpoints ADD COLUMN drain BOOLEAN NOT NULL DEFAULT FALSE;
     "#,
     ),
+    // 6: a model's fallback models, in order, as a JSON list of names
+    // (docs/gateway.md, "Fallback models"); existing models have none.
+    Migration::portable(
+        r#"
+    ALTER TABLE models ADD COLUMN fallbacks TEXT NOT NULL DEFAULT '[]';
+    "#,
+    ),
 ];
 
 /// The schema version this build writes.

@@ -103,6 +103,7 @@ impl TestStore {
             endpoints,
             policy,
             tags: vec![],
+            fallbacks: Vec::new(),
         }));
         changes.push(Change::SetEnabled {
             name: name.into(),

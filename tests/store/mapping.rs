@@ -121,6 +121,7 @@ fn old_registry() -> Registry {
                 endpoints: vec![first, second],
                 policy: Policy::Weighted,
                 tags: vec!["chat".into()],
+                fallbacks: Vec::new(),
             },
             enabled: true,
             rules: vec![
@@ -160,7 +161,7 @@ fn a_store_made_before_the_shared_mapping_keeps_everything_it_had(b) {
     b.raw_sql(OLD_ROWS, OLD_ROWS);
     let before = schema(b);
     let s = b.open();
-    assert_eq!(b.schema_version(), 5);
+    assert_eq!(b.schema_version(), 6);
     let migrated = schema(b);
     // SQLite's ALTER TABLE … ADD COLUMN appends the column to the stored
     // CREATE text: a line extended by `, <new column>` lost nothing.
@@ -232,6 +233,7 @@ fn out_of_range_integers_are_storage_errors(b) {
             endpoints: vec![Endpoint::new("http://m.example")],
             policy: Policy::Random,
             tags: vec![],
+            fallbacks: Vec::new(),
         }),
         Change::AddRule {
             model: "M".into(),

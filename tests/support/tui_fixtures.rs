@@ -57,6 +57,7 @@ fn model(name: &str, id: &str, policy: Policy, endpoints: Vec<Endpoint>, tags: &
         endpoints,
         policy,
         tags: tags.iter().map(|t| t.to_string()).collect(),
+        fallbacks: Vec::new(),
     })
 }
 
