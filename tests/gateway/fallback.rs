@@ -181,3 +181,44 @@ async fn without_fallbacks_a_dead_model_answers_its_own_error_naming_itself() {
     assert_eq!(status, 502);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_429_or_5xx_before_the_first_byte_falls_back_too() {
+    for (status, retry_after) in [(429, Some("30".to_string())), (503, None)] {
+        let ts = TestStore::new();
+        let (_, key) = ts.key("acme", "k");
+        let backup = mock("backup").await;
+        let sick = mock_with(maasctl::demo::upstream::MockConfig {
+            label: "sick".into(),
+            status: Some(status),
+            retry_after,
+            ..Default::default()
+        })
+        .await;
+        ts.model(
+            "backup",
+            "backup-upstream",
+            vec![ep(&backup.base_url())],
+            Policy::RoundRobin,
+        );
+        ts.model(
+            "main",
+            "main-upstream",
+            vec![ep(&sick.base_url())],
+            Policy::RoundRobin,
+        );
+        set_fallbacks(&ts, "main", &["backup"]);
+        let gw = Gw::start(&ts, fast_config()).await;
+        // The first request meets the 429/503; later ones (the endpoint
+        // cooling, for the 429) go straight to the fallback.
+        for _ in 0..3 {
+            let (got, header, model) = who(gw.chat(&key, "main").await).await;
+            assert_eq!(
+                (got, header.as_str(), model.as_str()),
+                (200, "backup", "backup-upstream"),
+                "upstream answering {status}"
+            );
+        }
+        gw.stop().await;
+    }
+}

@@ -282,6 +282,9 @@ async fn attempt(
         }
         tally.fail_attempt();
         drop(up); // closes that connection
+        // Nothing of it was relayed: as safe to move on from as a refused
+        // connection.
+        last = TryError::Connect(format!("answered HTTP {}", status.as_u16()));
         next = more;
     }
     if can_fall && !matches!(last, TryError::Other(_)) {
