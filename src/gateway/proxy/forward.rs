@@ -201,14 +201,7 @@ async fn attempt(
         &route.model_id_json,
         &a.body[span.end..],
     ];
-    // The caller's path after `/v1`, with its query (see `upstream::target` for the join).
-    let rest = a
-        .parts
-        .uri
-        .path_and_query()
-        .map_or("", |pq| pq.as_str())
-        .get(3..)
-        .unwrap_or("");
+    let rest = rest_of(&a.parts);
     let headers = &a.parts.headers;
     let mut balance = Balance::new(route);
     let mut next = balance.first();
@@ -291,6 +284,17 @@ async fn attempt(
         return Attempt::Exhausted(tally);
     }
     Attempt::Answer(give_up(shared, tally, route, last))
+}
+
+/// The caller's path after `/v1`, with its query (see `upstream::target`
+/// for the join).
+fn rest_of(parts: &hyper::http::request::Parts) -> &str {
+    parts
+        .uri
+        .path_and_query()
+        .map_or("", |pq| pq.as_str())
+        .get(3..)
+        .unwrap_or("")
 }
 
 /// Every try failed: answer the last failure (502/504), with an event.
