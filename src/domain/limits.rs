@@ -74,6 +74,7 @@ pub const LIMITS: [Limit; 12] = [
     URL,
     MODEL_ID,
     ENDPOINTS,
+    FALLBACKS,
     UPSTREAM_KEY,
     PATH,
     KEY_ID,
