@@ -65,7 +65,7 @@ pub const KEY_ID: Limit = chars("API key id", 36);
 pub const SECRET_HINT: Limit = chars("API key secret_hint", 4);
 
 /// Every limit, in the order docs/limits.md lists them.
-pub const LIMITS: [Limit; 12] = [
+pub const LIMITS: [Limit; 13] = [
     NAME,
     DESCRIPTION,
     PROVIDER,
