@@ -88,6 +88,7 @@ fn registry(models: usize, keys: usize) -> (Registry, Vec<String>) {
             endpoints: vec![Endpoint::new("http://127.0.0.1:9/v1")],
             policy: Policy::RoundRobin,
             tags: vec![],
+            fallbacks: Vec::new(),
         }));
         changes.push(Change::SetEnabled {
             name,

@@ -73,6 +73,7 @@ fn loaded_model() -> Model {
             endpoints: Vec::new(),
             policy: Policy::RoundRobin,
             tags: Vec::new(),
+            fallbacks: Vec::new(),
         },
         enabled: true,
         rules,

@@ -1474,6 +1474,7 @@ mod binary {
                     endpoints: vec![Endpoint::new(up.base_url())],
                     policy: Policy::RoundRobin,
                     tags: vec![],
+                    fallbacks: Vec::new(),
                 }),
                 Change::SetEnabled {
                     name: "DeepSeek-V3".into(),

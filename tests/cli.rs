@@ -540,6 +540,62 @@ mod validation {
     }
 
     #[test]
+    fn fallbacks_are_set_shown_and_guard_their_models() {
+        let (env, _, _) = populated();
+        env.ok(&["market", "publish", "GLM-4.5"]);
+        refused(
+            &env,
+            &[
+                "model",
+                "create",
+                "--name",
+                "GLM-4.5",
+                "--model-id",
+                "glm",
+                "--endpoint",
+                "https://x.example",
+                "--fallback",
+                "Nope",
+            ],
+            "fallbacks: 'Nope' is not a model",
+        );
+        env.ok(&[
+            "model",
+            "create",
+            "--name",
+            "GLM-4.5",
+            "--model-id",
+            "glm",
+            "--endpoint",
+            "https://x.example",
+            "--fallback",
+            "DeepSeek-V3",
+        ]);
+        let v = env.json(&["model", "show", "GLM-4.5"]);
+        assert_eq!(v["fallbacks"], serde_json::json!(["DeepSeek-V3"]));
+        assert!(
+            env.ok(&["model", "show", "GLM-4.5"])
+                .contains("fallbacks:    DeepSeek-V3")
+        );
+        refused(
+            &env,
+            &["model", "edit", "DeepSeek-V3", "--fallback", "GLM-4.5"],
+            "fallbacks: 'GLM-4.5' would make a cycle: DeepSeek-V3 -> GLM-4.5 -> DeepSeek-V3",
+        );
+        refused(
+            &env,
+            &["model", "delete", "DeepSeek-V3"],
+            "fallbacks: model 'DeepSeek-V3' cannot be deleted: it is a fallback of GLM-4.5",
+        );
+        env.ok(&["model", "edit", "GLM-4.5", "--fallback", ""]);
+        assert_eq!(
+            env.json(&["model", "show", "GLM-4.5"])["fallbacks"],
+            serde_json::json!([])
+        );
+        env.ok(&["model", "delete", "DeepSeek-V3"]);
+    }
+
+    #[test]
     fn command_line_mistakes_are_one_line_too() {
         let env = Env::new();
         let args = ["model", "create", "--nmae", "x"];

@@ -399,7 +399,7 @@ mod colours {
         press(&mut a, KeyCode::Enter);
         let t = draw(&mut a, 160, 48);
         let buf = t.backend().buffer();
-        assert_eq!(style_of(buf, "down").fg, Some(Color::Red));
+        assert_eq!(style_of(buf, "ejected").fg, Some(Color::Red));
         assert_eq!(style_of(buf, "healthy").fg, Some(Color::Green));
 
         let mut a = app();

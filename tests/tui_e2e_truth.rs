@@ -245,7 +245,7 @@ fn an_unreachable_new_endpoint_is_unknown_then_down_never_healthy() {
     t.wait("the detail", |s| s.contains("rate-limit rules"));
     let state = |s: &str, url: &str| -> Option<&'static str> {
         let l = line_with(s, url)?;
-        ["healthy", "unknown", "down"]
+        ["healthy", "unknown", "ejected"]
             .into_iter()
             .find(|w| l.contains(w))
     };
@@ -263,7 +263,7 @@ fn an_unreachable_new_endpoint_is_unknown_then_down_never_healthy() {
         if b == Some("unknown") {
             silent_unknown = true;
         }
-        if a == Some("down") && b == Some("down") {
+        if a == Some("ejected") && b == Some("ejected") {
             break;
         }
         assert!(Instant::now() < deadline, "never both down:\n{s}");

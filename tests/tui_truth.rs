@@ -139,7 +139,7 @@ fn detail_with_errors_latency_and_an_unknown_endpoint() {
         let r1 = row(&s, "│ 1 ");
         assert!(r1.contains("   4.0    1.0  950ms "), "{r1}");
         let r2 = row(&s, "│ 2 ");
-        assert!(r2.contains("   1.0    1.0      — down"), "{r2}");
+        assert!(r2.contains("   1.0    1.0      — ejected"), "{r2}");
         let r3 = row(&s, "│ 3 ");
         assert!(r3.contains("unknown") && !r3.contains("healthy"), "{r3}");
     }

@@ -67,6 +67,7 @@ fn seed(store: &dyn Store, upstream: &str) -> String {
             endpoints: vec![Endpoint::new(upstream)],
             policy: Policy::RoundRobin,
             tags: vec![],
+            fallbacks: vec![],
         }),
         Change::SetEnabled {
             name: "m".into(),

@@ -174,6 +174,7 @@ mod tests {
             endpoints: vec![ep, Endpoint::new("https://b.example")],
             policy: Policy::RoundRobin,
             tags: vec![],
+            fallbacks: Vec::new(),
         };
         reg.models.insert(
             "M".into(),
@@ -363,6 +364,7 @@ mod tests {
             endpoints: vec![ep],
             policy: Policy::RoundRobin,
             tags: vec![],
+            fallbacks: Vec::new(),
         }
     }
 

@@ -70,6 +70,9 @@ pub struct CreateArgs {
     /// Tags (repeat, or comma-separated).
     #[arg(long = "tag", value_delimiter = ',')]
     tags: Vec<String>,
+    /// A model tried when this one cannot answer (repeat, in order; at most 3).
+    #[arg(long = "fallback", value_name = "MODEL", value_delimiter = ',')]
+    fallbacks: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +95,9 @@ pub struct EditArgs {
     /// Replaces all tags (--tag '' clears them).
     #[arg(long = "tag", value_delimiter = ',')]
     tags: Option<Vec<String>>,
+    /// Replaces the fallback models, in order (--fallback '' clears them).
+    #[arg(long = "fallback", value_name = "MODEL", value_delimiter = ',')]
+    fallbacks: Option<Vec<String>>,
 }
 
 pub fn run(ctx: &Ctx, cmd: Cmd) -> CliResult {
@@ -123,6 +129,8 @@ pub struct ModelView {
     pub model_id: String,
     pub policy: Policy,
     pub tags: Vec<String>,
+    /// Tried in order when this model cannot answer.
+    pub fallbacks: Vec<String>,
     /// `enabled` / `disabled`.
     pub status: &'static str,
     pub gateway_status: String,
@@ -200,6 +208,7 @@ fn view(reg: &Registry, m: &Model, reports: &[GatewayReport], now: i64) -> Model
         model_id: m.spec.model_id.clone(),
         policy: m.spec.policy,
         tags: m.spec.tags.clone(),
+        fallbacks: m.spec.fallbacks.clone(),
         status: if m.enabled { "enabled" } else { "disabled" },
         gateway_status: gateway_status(m, reports, now).to_string(),
         endpoints: m
@@ -303,13 +312,14 @@ fn show(ctx: &Ctx, name: &str) -> CliResult {
 
 fn render_detail(v: &ModelView) -> String {
     let mut out = format!(
-        "name:         {}\nmodel id:     {}\ncluster:      {}\naccess path:  {}\npolicy:       {}\ntags:         {}\nstatus:       {}\ngateway:      {}\ncreated:      {}\nupdated:      {}\n\nENDPOINTS\n",
+        "name:         {}\nmodel id:     {}\ncluster:      {}\naccess path:  {}\npolicy:       {}\ntags:         {}\nfallbacks:    {}\nstatus:       {}\ngateway:      {}\ncreated:      {}\nupdated:      {}\n\nENDPOINTS\n",
         v.name,
         v.model_id,
         v.cluster,
         v.access_path,
         v.policy,
         or_dash(v.tags.join(",")),
+        or_dash(v.fallbacks.join(",")),
         v.status,
         v.gateway_status,
         utc(v.created),
@@ -386,6 +396,7 @@ fn create(ctx: &Ctx, a: CreateArgs) -> CliResult {
         endpoints: refs::build_endpoints(&endpoints, &Registry::default(), &a.name),
         policy: a.policy,
         tags: clean_tags(a.tags),
+        fallbacks: clean_tags(a.fallbacks),
     };
     ctx.apply(vec![Change::CreateModel(spec)])?;
     print_model(ctx, &a.name, "created model")
@@ -416,6 +427,9 @@ fn edit(ctx: &Ctx, a: EditArgs) -> CliResult {
         }
         if let Some(t) = &a.tags {
             spec.tags = clean_tags(t.clone());
+        }
+        if let Some(f) = &a.fallbacks {
+            spec.fallbacks = clean_tags(f.clone());
         }
         let name = spec.name.clone();
         Ok((

@@ -264,6 +264,7 @@ mod tests {
             endpoints: vec![Endpoint::new("http://127.0.0.1:9")],
             policy: Policy::RoundRobin,
             tags: vec![],
+            fallbacks: Vec::new(),
         }
     }
 

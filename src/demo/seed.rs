@@ -68,6 +68,7 @@ fn model(
         endpoints,
         policy,
         tags: tags.iter().map(|t| t.to_string()).collect(),
+        fallbacks: Vec::new(),
     })
 }
 

@@ -307,6 +307,9 @@ fn model_fields(m: &Model) -> Fields {
     put(&mut f, "model_id", &s.model_id);
     put(&mut f, "policy", s.policy.as_str());
     put(&mut f, "tags", &s.tags);
+    if !s.fallbacks.is_empty() {
+        put(&mut f, "fallbacks", &s.fallbacks);
+    }
     put(&mut f, "enabled", m.enabled);
     for (i, e) in s.endpoints.iter().enumerate() {
         let p = |n: &str| format!("endpoints[{i}].{n}");

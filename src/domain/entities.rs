@@ -419,6 +419,10 @@ pub struct ModelSpec {
     pub policy: Policy,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Models tried in this order when none of this model's endpoints can
+    /// answer (docs/gateway.md, "Fallback models").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
 }
 
 /// A MaaS model.

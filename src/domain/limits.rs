@@ -46,6 +46,12 @@ pub const ENDPOINTS: Limit = Limit {
     max: 128,
     unit: "endpoints",
 };
+/// Fallback models of one model (docs/gateway.md, "Fallback models").
+pub const FALLBACKS: Limit = Limit {
+    what: "fallbacks of one model",
+    max: 3,
+    unit: "fallback models",
+};
 /// An upstream API key's value.
 pub const UPSTREAM_KEY: Limit = chars("upstream API key (endpoint api_key)", 4096);
 /// `env:VAR` / `file:PATH` references and CA file paths.
@@ -59,7 +65,7 @@ pub const KEY_ID: Limit = chars("API key id", 36);
 pub const SECRET_HINT: Limit = chars("API key secret_hint", 4);
 
 /// Every limit, in the order docs/limits.md lists them.
-pub const LIMITS: [Limit; 12] = [
+pub const LIMITS: [Limit; 13] = [
     NAME,
     DESCRIPTION,
     PROVIDER,
@@ -68,6 +74,7 @@ pub const LIMITS: [Limit; 12] = [
     URL,
     MODEL_ID,
     ENDPOINTS,
+    FALLBACKS,
     UPSTREAM_KEY,
     PATH,
     KEY_ID,

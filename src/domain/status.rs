@@ -312,6 +312,7 @@ mod tests {
                 endpoints: states.iter().map(|_| Endpoint::new("http://u")).collect(),
                 policy: Policy::RoundRobin,
                 tags: Vec::new(),
+                fallbacks: Vec::new(),
             },
             enabled: true,
             rules: Vec::new(),

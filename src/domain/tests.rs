@@ -27,6 +27,7 @@ fn spec(name: &str, urls: &[&str]) -> ModelSpec {
         endpoints: urls.iter().map(|u| Endpoint::new(*u)).collect(),
         policy: Policy::RoundRobin,
         tags: vec![],
+        fallbacks: Vec::new(),
     }
 }
 
@@ -868,4 +869,147 @@ fn unpublishing_and_disabling_in_one_file_apply_in_order() {
     // And back on: publish comes before enable.
     applied(&mut reg, &manifest(MANIFEST));
     assert!(reg.models["Own-7B"].enabled);
+}
+
+/// The fixture with models `A`, `B`, `C` (all published), `A` falling back
+/// to `B`, `B` to `C`.
+fn fallback_fixture() -> Registry {
+    let mut r = fixture();
+    let with = |name: &str, fallbacks: &[&str]| {
+        let mut s = spec(name, &["https://x.example"]);
+        s.fallbacks = fallbacks.iter().map(|f| f.to_string()).collect();
+        Change::CreateModel(s)
+    };
+    r.apply_all(
+        vec![
+            Change::AddMarket(entry("A", true)),
+            Change::AddMarket(entry("B", true)),
+            Change::AddMarket(entry("C", true)),
+            with("C", &[]),
+            with("B", &["C"]),
+            with("A", &["B"]),
+        ],
+        2,
+    )
+    .expect("fallback fixture applies");
+    r
+}
+
+#[test]
+fn fallbacks_must_exist_not_be_the_model_nor_make_a_cycle_nor_be_too_many() {
+    let r = fallback_fixture();
+    let with = |name: &str, fallbacks: &[&str]| {
+        let mut s = r
+            .model(name)
+            .map_or_else(|_| spec(name, &["https://x.example"]), |m| m.spec.clone());
+        s.fallbacks = fallbacks.iter().map(|f| f.to_string()).collect();
+        Change::UpdateModel {
+            name: name.into(),
+            spec: s,
+        }
+    };
+    refused_in(
+        r.clone(),
+        with("A", &["Nope"]),
+        "fallbacks",
+        "'Nope' is not a model",
+    );
+    refused_in(
+        r.clone(),
+        with("A", &["A"]),
+        "fallbacks",
+        "'A' is the model itself",
+    );
+    refused_in(
+        r.clone(),
+        with("A", &["B", "B"]),
+        "fallbacks",
+        "'B' is named twice",
+    );
+    refused_in(
+        r.clone(),
+        with("C", &["A"]),
+        "fallbacks",
+        "'A' would make a cycle: C -> A -> B -> C",
+    );
+    refused_in(
+        r.clone(),
+        with("Pub", &["A", "B", "C", "Pub"]),
+        "fallbacks",
+        "4 fallback models is over the limit of 3",
+    );
+    // A model named as a fallback is neither deleted nor renamed.
+    let e = refused_in(
+        r.clone(),
+        Change::DeleteModel { name: "C".into() },
+        "fallbacks",
+        "it is a fallback of B",
+    );
+    assert!(e.to_string().contains("cannot be deleted"), "{e}");
+    let mut renamed = r.model("B").unwrap().spec.clone();
+    renamed.name = "Unpub".into();
+    refused_in(
+        r.clone(),
+        Change::UpdateModel {
+            name: "B".into(),
+            spec: renamed,
+        },
+        "fallbacks",
+        "cannot be renamed: it is a fallback of A",
+    );
+    // Fine: a chain, edited in place; deleting the head.
+    let mut ok = r.clone();
+    ok.apply_all(
+        vec![
+            with("Pub", &["A", "C"]),
+            Change::DeleteModel { name: "Pub".into() },
+        ],
+        3,
+    )
+    .expect("valid fallbacks apply");
+}
+
+#[test]
+fn a_file_may_name_a_fallback_it_declares_further_down_and_exports_it_back() {
+    let mut reg = fixture();
+    let text = r#"
+market:
+  - name: First
+    provider: Acme
+    published: true
+  - name: Second
+    provider: Acme
+    published: true
+models:
+  - name: First
+    model_id: first
+    fallbacks: [Second]
+    enabled: true
+    endpoints:
+      - url: https://a.example
+  - name: Second
+    model_id: second
+    enabled: true
+    endpoints:
+      - url: https://b.example
+"#;
+    let m = manifest(text);
+    applied(&mut reg, &m);
+    assert_eq!(
+        reg.models["First"].spec.fallbacks,
+        vec!["Second".to_string()]
+    );
+    assert!(reg.models["First"].enabled);
+    let again = manifest::plan(&reg, &m, &reads).unwrap();
+    assert!(again.is_noop(), "{:?}", again.changes);
+    let exported = manifest::export(&reg, Some(&fixture()));
+    let first = exported.models.iter().find(|d| d.name == "First").unwrap();
+    assert_eq!(first.fallbacks, vec!["Second".to_string()]);
+    // A fallback that is nowhere is refused, naming the field.
+    let bad = manifest(&text.replace("fallbacks: [Second]", "fallbacks: [Nope]"));
+    let e = manifest::plan(&fixture(), &bad, &reads).expect_err("refused");
+    assert!(
+        e.to_string().contains("fallbacks") && e.to_string().contains("'Nope'"),
+        "{e}"
+    );
 }

@@ -73,6 +73,11 @@ pub struct Route {
     pub counters: Arc<Counters>,
     /// The usage ledger's cell of each key (index of [`Snapshot::key_list`]).
     pub usage: Box<[Arc<UsageCell>]>,
+    /// The `x-maasctl-model` header of the answers this model gives.
+    pub name_header: HeaderValue,
+    /// The routes of the model's fallback models served here, in order
+    /// (docs/gateway.md, "Fallback models").
+    pub fallbacks: Vec<usize>,
 }
 
 impl Route {
@@ -416,6 +421,7 @@ impl Builder {
                 .filter_map(|(name, e)| Some((name.clone(), e.prices()?)))
                 .collect(),
         );
+        resolve_fallbacks(reg, &names, &mut routes);
         self.limiter.retain(&live_rules);
         self.health.retain(|k, _| live_endpoints.contains(k));
         self.endpoint_counters
@@ -510,6 +516,9 @@ impl Builder {
             limits: self.limiter.compile(m),
             counters: self.book.get(Subject::Model, &m.spec.name),
             usage: Box::default(),
+            name_header: HeaderValue::from_str(&m.spec.name)
+                .unwrap_or_else(|_| HeaderValue::from_static("-")),
+            fallbacks: Vec::new(),
         }
     }
 
@@ -543,5 +552,24 @@ impl Builder {
         });
         self.pools.insert(key, made.clone());
         made
+    }
+}
+
+/// Each route's fallback models as route indices: those served here
+/// (enabled, this cluster); the others are skipped.
+fn resolve_fallbacks(reg: &Registry, names: &FastMap<Box<str>, RouteRef>, routes: &mut [Route]) {
+    for route in routes.iter_mut() {
+        let Some(m) = reg.models.get(&route.name) else {
+            continue;
+        };
+        route.fallbacks = m
+            .spec
+            .fallbacks
+            .iter()
+            .filter_map(|f| match names.get(f.as_str()) {
+                Some(RouteRef::Serve(r)) => Some(*r),
+                _ => None,
+            })
+            .collect();
     }
 }

@@ -100,7 +100,16 @@ pub static API_KEYS: Table = Table {
 pub static MODELS: Table = Table {
     name: "models",
     columns: &[
-        "name", "cluster", "model_id", "policy", "tags", "enabled", "created", "updated", "rev",
+        "name",
+        "cluster",
+        "model_id",
+        "policy",
+        "tags",
+        "enabled",
+        "created",
+        "updated",
+        "rev",
+        "fallbacks",
     ],
     key: &["name"],
     insert_only: &["created"],
@@ -250,6 +259,7 @@ fn model_record(m: &Model) -> Record {
         .int("created", m.created)
         .int("updated", m.updated)
         .int("rev", m.rev)
+        .json("fallbacks", &s.fallbacks)
 }
 
 /// A model without its endpoints and rules (their rows come after).
@@ -262,6 +272,7 @@ fn model(r: Row) -> Result<Model, StoreError> {
             endpoints: Vec::new(),
             policy: r.parse("policy")?,
             tags: r.json("tags")?,
+            fallbacks: r.json("fallbacks")?,
         },
         enabled: r.bool("enabled")?,
         rules: Vec::new(),
@@ -971,6 +982,7 @@ mod tests {
                     endpoints: vec![Endpoint::new("http://u.example")],
                     policy: Policy::Random,
                     tags: vec![],
+                    fallbacks: Vec::new(),
                 }),
                 Change::AddRule {
                     model: "M".into(),

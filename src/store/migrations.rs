@@ -221,6 +221,13 @@ pub const MIGRATIONS: &[Migration] = &[
     CREATE INDEX usage_ledger_by_time ON usage_ledger (bucket_ms);
     "#,
     ),
+    // 7: a model's fallback models, in order, as a JSON list of names
+    // (docs/gateway.md, "Fallback models"); existing models have none.
+    Migration::portable(
+        r#"
+    ALTER TABLE models ADD COLUMN fallbacks TEXT NOT NULL DEFAULT '[]';
+    "#,
+    ),
 ];
 
 /// The schema version this build writes.

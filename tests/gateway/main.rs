@@ -7,6 +7,7 @@ mod common;
 mod counters;
 mod edge;
 mod errors;
+mod fallback;
 mod health;
 mod openai_python;
 mod reload;

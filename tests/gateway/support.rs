@@ -105,6 +105,7 @@ impl TestStore {
             endpoints,
             policy,
             tags: vec![],
+            fallbacks: Vec::new(),
         }));
         changes.push(Change::SetEnabled {
             name: name.into(),

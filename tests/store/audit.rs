@@ -38,6 +38,7 @@ fn spec(model_id: &str, key: &str) -> ModelSpec {
         endpoints: vec![ep],
         policy: Policy::RoundRobin,
         tags: vec![],
+        fallbacks: Vec::new(),
     }
 }
 

@@ -123,6 +123,7 @@ fn old_registry() -> Registry {
                 endpoints: vec![first, second],
                 policy: Policy::Weighted,
                 tags: vec!["chat".into()],
+                fallbacks: Vec::new(),
             },
             enabled: true,
             rules: vec![
@@ -150,7 +151,7 @@ fn kept(schema: &str) -> std::collections::BTreeSet<String> {
 on_both! {
 /// A store at schema version 2 as the build before the shared mapping made
 /// it (its migrations verbatim, rows as it wrote them) opens with only the
-/// operations migration (3), the rule unit (4), the endpoint drain (5) and the usage ledger (6): every table, column, constraint and index it
+/// operations migration (3), the rule unit (4), the endpoint drain (5), the usage ledger (6) and model fallbacks (7): every table, column, constraint and index it
 /// had stays as it was, it reads back every field and takes changes (now
 /// audited); a new store gets exactly the schema it ends up with.
 fn a_store_made_before_the_shared_mapping_keeps_everything_it_had(b) {
@@ -162,7 +163,7 @@ fn a_store_made_before_the_shared_mapping_keeps_everything_it_had(b) {
     b.raw_sql(OLD_ROWS, OLD_ROWS);
     let before = schema(b);
     let s = b.open();
-    assert_eq!(b.schema_version(), 6);
+    assert_eq!(b.schema_version(), 7);
     let migrated = schema(b);
     // SQLite's ALTER TABLE … ADD COLUMN appends the column to the stored
     // CREATE text: a line extended by `, <new column>` lost nothing.
@@ -236,6 +237,7 @@ fn out_of_range_integers_are_storage_errors(b) {
             endpoints: vec![Endpoint::new("http://m.example")],
             policy: Policy::Random,
             tags: vec![],
+            fallbacks: Vec::new(),
         }),
         Change::AddRule {
             model: "M".into(),

@@ -47,6 +47,7 @@ pub fn model(name: &str, rules: Vec<Rule>) -> Model {
             endpoints: Vec::new(),
             policy: Policy::RoundRobin,
             tags: Vec::new(),
+            fallbacks: Vec::new(),
         },
         enabled: true,
         rules,

@@ -57,6 +57,7 @@ impl Site {
                 endpoints: vec![Endpoint::new(site.upstream.base_url())],
                 policy: Policy::RoundRobin,
                 tags: vec![],
+                fallbacks: Vec::new(),
             }),
             Change::SetEnabled {
                 name: "m".into(),

@@ -59,6 +59,7 @@ fn model(name: &str, id: &str, policy: Policy, endpoints: Vec<Endpoint>, tags: &
         endpoints,
         policy,
         tags: tags.iter().map(|t| t.to_string()).collect(),
+        fallbacks: Vec::new(),
     })
 }
 
@@ -431,4 +432,135 @@ pub fn audit_trail() -> (Registry, Vec<AuditEntry>) {
         ],
     );
     (reg, vec![seed, edit, token, revoke])
+}
+
+/// The model of [`routing_app`]: eight weighted endpoints, one in each
+/// state the gateway reports, falling back to DeepSeek-V3 then Qwen.
+pub const ROUTED: &str = "Mixtral-8x22B";
+
+/// Each endpoint of [`ROUTED`]: (state, weight, reason, tries in the last
+/// minute, in flight).
+pub const ROUTED_STATES: [(EndpointState, u32, Option<&str>, u64, u64); 8] = [
+    (EndpointState::Healthy, 30, None, 600, 2),
+    (EndpointState::Unknown, 10, None, 0, 0),
+    (
+        EndpointState::Down,
+        10,
+        Some("5 of 8 tries failed in 10s: connection refused"),
+        40,
+        0,
+    ),
+    (
+        EndpointState::HalfOpen,
+        10,
+        Some("trial after 30s out"),
+        10,
+        1,
+    ),
+    (
+        EndpointState::Cooling,
+        10,
+        Some("upstream answered 429"),
+        150,
+        0,
+    ),
+    (EndpointState::Draining, 10, None, 200, 3),
+    (EndpointState::Drained, 10, None, 0, 0),
+    (EndpointState::Disabled, 10, None, 0, 0),
+];
+
+/// The fixture registry plus [`ROUTED`] (enabled).
+pub fn routing_registry() -> Registry {
+    let mut reg = registry(0);
+    let endpoints = ROUTED_STATES
+        .iter()
+        .enumerate()
+        .map(|(i, (state, weight, ..))| Endpoint {
+            drain: matches!(state, EndpointState::Draining | EndpointState::Drained),
+            disabled: *state == EndpointState::Disabled,
+            ..ep(
+                &format!("http://10.0.0.{}:8000/v1", i + 1),
+                None,
+                Some(*weight),
+            )
+        })
+        .collect();
+    let spec = ModelSpec {
+        name: ROUTED.into(),
+        cluster: Cluster::DEFAULT.into(),
+        model_id: "mixtral-8x22b".into(),
+        endpoints,
+        policy: Policy::Weighted,
+        tags: vec!["moe".into()],
+        fallbacks: vec!["DeepSeek-V3".into(), "Qwen2.5-72B-Instruct".into()],
+    };
+    reg.apply_all(
+        vec![
+            market(ROUTED, "Mistral", &["moe"], true),
+            Change::CreateModel(spec),
+            Change::SetEnabled {
+                name: ROUTED.into(),
+                enabled: true,
+            },
+        ],
+        NOW,
+    )
+    .expect("routing fixture is valid");
+    reg
+}
+
+/// A console over [`routing_registry`]: the gateway reports each of
+/// [`ROUTED`]'s endpoints in its state (the cooling one until 12 s from
+/// now), with the last minute's tries; the live counters agree.
+pub fn routing_app(theme: Theme) -> App {
+    let reg = routing_registry();
+    let mut reports = reports(&reg);
+    for (i, (state, _, reason, requests_1m, _)) in ROUTED_STATES.iter().enumerate() {
+        let h = reports[0]
+            .endpoints
+            .iter_mut()
+            .find(|e| e.model == ROUTED && e.index == i)
+            .expect("the routed model is reported");
+        h.state = *state;
+        h.reason = reason.map(str::to_string);
+        h.since_ms = reason.map(|_| NOW_MS - 30_000);
+        h.until_ms = (*state == EndpointState::Cooling).then_some(NOW_MS + 12_000);
+        h.requests_1m = *requests_1m;
+    }
+    let view = Arc::new(RegistryView {
+        reports: Arc::new(reports),
+        registry: Arc::new(reg),
+    });
+    let gateway = GatewayHeader {
+        listen: Some(LISTEN.into()),
+        state: GatewayState::Running,
+    };
+    let mut app = App::new(theme, view.clone(), gateway, NOW_MS, None);
+    for back in [2, 1, 0] {
+        let mut s = stats(&view.registry, back);
+        let t = 100 - back;
+        for (i, (state, _, reason, requests_1m, in_flight)) in ROUTED_STATES.iter().enumerate() {
+            let e = &view.registry.models[ROUTED].spec.endpoints[i];
+            s.endpoints.push(EndpointStats {
+                model: ROUTED.into(),
+                index: i,
+                url: e.url.clone(),
+                weight: e.weight,
+                state: *state,
+                reason: reason.map(str::to_string),
+                since_ms: reason.map(|_| NOW_MS - 30_000),
+                totals: Totals {
+                    in_flight: *in_flight,
+                    // No answer, no latency.
+                    latency_p50_ms: if *requests_1m > 0 { 120.0 } else { 0.0 },
+                    latency_p99_ms: if *requests_1m > 0 { 950.0 } else { 0.0 },
+                    ..totals(requests_1m / 60 * t, 0, 0)
+                },
+            });
+        }
+        let all: u64 = ROUTED_STATES.iter().map(|e| e.3 / 60).sum();
+        s.models.insert(ROUTED.into(), totals(all * t, 0, 0));
+        app.on_stats(Arc::new(s));
+    }
+    app
 }

@@ -23,6 +23,10 @@ pub struct ModelDecl {
     pub policy: Policy,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Models tried in order when this one cannot answer (docs/gateway.md,
+    /// "Fallback models").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
     #[serde(default)]
     pub enabled: bool,
     #[serde(default)]
@@ -67,6 +71,7 @@ impl ModelDecl {
             model_id: m.spec.model_id.clone(),
             policy: m.spec.policy,
             tags: m.spec.tags.clone(),
+            fallbacks: m.spec.fallbacks.clone(),
             enabled: m.enabled,
             endpoints: m.spec.endpoints.iter().map(EndpointDecl::of).collect(),
             rules: m.rules.iter().map(|r| RuleDecl::of(r, reg)).collect(),
@@ -124,6 +129,7 @@ impl Planner {
                 .collect::<Result<_, _>>()?,
             policy: d.policy,
             tags: d.tags.clone(),
+            fallbacks: d.fallbacks.clone(),
         };
         let rules = d
             .rules
@@ -146,6 +152,7 @@ impl Planner {
         spec: ModelSpec,
         rules: Vec<RuleSpec>,
     ) -> Result<(), DomainError> {
+        let spec = self.fallbacks_later(path, spec, &[]);
         self.push(path, Change::CreateModel(spec))?;
         for (i, r) in rules.into_iter().enumerate() {
             self.push(
@@ -188,6 +195,8 @@ impl Planner {
             diff(&mut details, "endpoints", &o.endpoints, &spec.endpoints);
             diff(&mut details, "policy", &o.policy, &spec.policy);
             diff(&mut details, "tags", &o.tags, &spec.tags);
+            diff(&mut details, "fallbacks", &o.fallbacks, &spec.fallbacks);
+            let spec = self.fallbacks_later(path, spec, &o.fallbacks);
             self.push(
                 path,
                 Change::UpdateModel {
@@ -215,6 +224,35 @@ impl Planner {
         };
         self.note("model", d.name.clone(), action, details);
         Ok(())
+    }
+}
+
+impl Planner {
+    /// A file may name as fallback a model it declares further down: the
+    /// model's change keeps the fallbacks that exist already (or its stored
+    /// ones) and a late change sets the file's list once every model is in.
+    fn fallbacks_later(&mut self, path: &str, mut spec: ModelSpec, stored: &[String]) -> ModelSpec {
+        if spec
+            .fallbacks
+            .iter()
+            .all(|f| self.scratch.models.contains_key(f))
+        {
+            return spec;
+        }
+        let full = spec.clone();
+        spec.fallbacks = stored
+            .iter()
+            .filter(|f| full.fallbacks.contains(f))
+            .cloned()
+            .collect();
+        self.late.push((
+            format!("{path}.fallbacks"),
+            Change::UpdateModel {
+                name: full.name.clone(),
+                spec: full,
+            },
+        ));
+        spec
     }
 }
 

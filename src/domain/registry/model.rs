@@ -34,7 +34,34 @@ pub fn validate(spec: &ModelSpec) -> Vec<FieldError> {
         weights(spec, &mut out);
     }
     validate::tags("tags", &spec.tags, &mut out);
+    fallback_shape(spec, &mut out);
     out
+}
+
+/// Fallbacks: at most [`limits::FALLBACKS`], not the model itself, no name
+/// twice (that they exist and form no cycle needs the registry).
+fn fallback_shape(spec: &ModelSpec, out: &mut Vec<FieldError>) {
+    if !limits::FALLBACKS.count("fallbacks", spec.fallbacks.len(), out) {
+        return;
+    }
+    for (i, f) in spec.fallbacks.iter().enumerate() {
+        if f.trim().is_empty() {
+            out.push(FieldError::new(
+                "fallbacks",
+                "a fallback model's name must not be empty",
+            ));
+        } else if *f == spec.name {
+            out.push(FieldError::new(
+                "fallbacks",
+                format!("'{f}' is the model itself; a model cannot fall back to itself"),
+            ));
+        } else if spec.fallbacks[..i].contains(f) {
+            out.push(FieldError::new(
+                "fallbacks",
+                format!("'{f}' is named twice"),
+            ));
+        }
+    }
 }
 
 /// The upstream's name for the model: one word that fits in a JSON string.
@@ -216,6 +243,9 @@ impl Registry {
         if old.spec == spec {
             return Ok(Outcome::Unchanged);
         }
+        if spec.name != name {
+            self.not_a_fallback(&name, "renamed")?;
+        }
         let mut m = old;
         m.spec = spec;
         m.updated = now;
@@ -254,6 +284,7 @@ impl Registry {
         touched: &mut Touched,
     ) -> Result<Outcome, DomainError> {
         self.model(&name)?;
+        self.not_a_fallback(&name, "deleted")?;
         self.models.remove(&name);
         touched.models.insert(name);
         Ok(Outcome::Done)
@@ -326,6 +357,61 @@ impl Registry {
         if editing != Some(spec.name.as_str()) {
             name_free(&self.models, "model", &spec.name)?;
         }
+        self.check_fallbacks(spec)
+    }
+
+    /// Each fallback exists, and following fallbacks from this model never
+    /// comes back to it.
+    fn check_fallbacks(&self, spec: &ModelSpec) -> Result<(), DomainError> {
+        for f in &spec.fallbacks {
+            if !self.models.contains_key(f) {
+                return Err(DomainError::invalid(
+                    "fallbacks",
+                    format!("'{f}' is not a model (maasctl model list)"),
+                ));
+            }
+            if let Some(path) = self.fallback_path(f, &spec.name) {
+                return Err(DomainError::invalid(
+                    "fallbacks",
+                    format!("'{f}' would make a cycle: {} -> {path}", spec.name),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The chain of fallbacks from `from` that reaches `to`, if one does
+    /// (`b -> c -> a`).
+    fn fallback_path(&self, from: &str, to: &str) -> Option<String> {
+        if from == to {
+            return Some(to.to_string());
+        }
+        let m = self.models.get(from)?;
+        m.spec
+            .fallbacks
+            .iter()
+            .find_map(|f| self.fallback_path(f, to))
+            .map(|rest| format!("{from} -> {rest}"))
+    }
+
+    /// Refuses to delete or rename model `name` while others name it as a
+    /// fallback (their `fallbacks` must be edited first).
+    fn not_a_fallback(&self, name: &str, what: &str) -> Result<(), DomainError> {
+        let users: Vec<&str> = self
+            .models
+            .values()
+            .filter(|m| m.spec.fallbacks.iter().any(|f| f == name))
+            .map(|m| m.name())
+            .collect();
+        if users.is_empty() {
+            return Ok(());
+        }
+        Err(DomainError::refused(
+            "fallbacks",
+            format!(
+                "model '{name}' cannot be {what}: it is a fallback of {}; remove it from their fallbacks first",
+                users.join(", ")
+            ),
+        ))
     }
 }

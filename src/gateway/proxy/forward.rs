@@ -37,6 +37,19 @@ enum TryError {
     Other(String),
 }
 
+impl TryError {
+    /// Why the try failed, as health and the logs say it.
+    fn reason(&self, shared: &GatewayState) -> String {
+        match self {
+            TryError::Connect(m) | TryError::Other(m) => m.clone(),
+            TryError::Timeout => format!(
+                "no answer within {}s",
+                shared.cfg.upstream_timeout.as_secs_f64()
+            ),
+        }
+    }
+}
+
 /// Balance: the endpoints a request tries, in order. The policy's pick
 /// first; the fallback order is only worked out when a try fails (or when
 /// nothing is healthy: then only the last resort).
@@ -99,19 +112,86 @@ impl<'a> Balance<'a> {
     }
 }
 
-/// Forward an admitted request: balance → send, failing over while a try
-/// can be repeated → relay the answer (or answer the last failure).
+/// How one model's tries ended.
+enum Attempt {
+    /// The answer to send (relayed, or the last failure).
+    Answer(Response<ResBody>),
+    /// Nothing answered before the first byte and a fallback model is left.
+    Exhausted(Tally),
+}
+
+/// The header naming the model that answered.
+const MODEL_HEADER: HeaderName = HeaderName::from_static("x-maasctl-model");
+
+/// Forward an admitted request: the model's endpoints (see [`attempt`]),
+/// then each of its fallback models in order while none could answer
+/// (docs/gateway.md, "Fallback models"). A fallback's own rules apply; its
+/// 429 is the answer.
 pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Response<ResBody> {
+    let snap = a.snap.clone();
+    let fallbacks = &snap.routes[a.route].fallbacks;
+    let mut r = a.route;
+    let mut hop = 0;
+    loop {
+        let can_fall = hop < fallbacks.len();
+        tally = match attempt(w, tally, &mut a, r, can_fall).await {
+            Attempt::Answer(mut res) => {
+                res.headers_mut()
+                    .insert(MODEL_HEADER, snap.routes[r].name_header.clone());
+                return res;
+            }
+            Attempt::Exhausted(t) => t,
+        };
+        let fb = fallbacks[hop];
+        hop += 1;
+        tracing::debug!(
+            "model {} cannot answer; model {} takes the request (fallback)",
+            snap.routes[r].name,
+            snap.routes[fb].name
+        );
+        tally.move_route(fb);
+        r = fb;
+        let key = tally.key_index().unwrap_or_default();
+        match super::limit(&w.shared, &snap, key, fb, &a.parts, &a.body, &mut tally).await {
+            Ok((headroom, reservation)) => {
+                a.headroom = headroom;
+                a.reservation = reservation;
+            }
+            Err(e) => {
+                let mut res = refuse(&mut tally, e);
+                res.headers_mut()
+                    .insert(MODEL_HEADER, snap.routes[fb].name_header.clone());
+                return res;
+            }
+        }
+    }
+}
+
+/// One model's tries: balance → send, failing over while a try can be
+/// repeated → relay the answer (or answer the last failure). With
+/// `can_fall`, a model none of whose endpoints answered before the first
+/// byte gives the request back instead ([`Attempt::Exhausted`]).
+async fn attempt(
+    w: &Worker,
+    mut tally: Tally,
+    a: &mut Admitted,
+    r: usize,
+    can_fall: bool,
+) -> Attempt {
     let shared = &*w.shared;
-    let route = &a.snap.routes[a.route];
+    let route = &a.snap.routes[r];
     let usable = (0..route.endpoints.len())
         .filter(|&i| matches!(route.avail(i), Avail::Healthy | Avail::Down))
         .count();
     if usable == 0 {
-        if let Some(secs) = soonest_back(route) {
-            return refuse(&mut tally, all_cooling(&route.name, secs));
+        if can_fall {
+            return Attempt::Exhausted(tally);
         }
-        return refuse(&mut tally, ProxyError::no_endpoint(&route.name));
+        let e = match soonest_back(route) {
+            Some(secs) => all_cooling(&route.name, secs),
+            None => ProxyError::no_endpoint(&route.name),
+        };
+        return Attempt::Answer(refuse(&mut tally, e));
     }
     // The body goes out in three pieces: around the `model` token, the
     // route's model ID in its place.
@@ -121,14 +201,7 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
         &route.model_id_json,
         &a.body[span.end..],
     ];
-    // The caller's path after `/v1`, with its query (see `upstream::target` for the join).
-    let rest = a
-        .parts
-        .uri
-        .path_and_query()
-        .map_or("", |pq| pq.as_str())
-        .get(3..)
-        .unwrap_or("");
+    let rest = rest_of(&a.parts);
     let headers = &a.parts.headers;
     let mut balance = Balance::new(route);
     let mut next = balance.first();
@@ -145,73 +218,83 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
         if let (Some(t), Ok(_)) = (timed, &sent) {
             ep.health.observe_latency(t.elapsed());
         }
-        match sent {
-            Ok((head, up)) if head.status == StatusCode::TOO_MANY_REQUESTS => {
-                // The endpoint cools for its Retry-After; the request moves
-                // on unless every endpoint cools (then the 429 passes on).
-                cool(shared, route, i, &head.headers);
-                if attempts < usable
-                    && let Some(n) = balance.next()
-                {
-                    tally.fail_attempt();
-                    drop(up); // closes that connection
-                    next = Some(n);
-                    continue;
-                }
-                let held = (a.headroom.take(), a.reservation.take());
-                let mut res = relay(shared, tally, route, i, head, up, held);
-                if let Some(secs) = soonest_back(route) {
-                    res.headers_mut()
-                        .insert(RETRY_AFTER, HeaderValue::from(secs));
-                }
-                return res;
-            }
-            Ok((head, up)) => {
-                // A 5xx before any byte was relayed: the next endpoint, if any.
-                if RETRY_5XX.contains(&head.status.as_u16())
-                    && attempts < usable
-                    && let Some(n) = balance.next()
-                {
-                    let reason = format!("answered HTTP {}", head.status.as_u16());
-                    health_failure(shared, route, i, &reason);
-                    tally.fail_attempt();
-                    drop(up); // closes that connection
-                    tracing::debug!(
-                        "model {} endpoint {i} ({}): {reason}; trying the next endpoint",
-                        route.name,
-                        ep.url
-                    );
-                    next = Some(n);
-                    continue;
-                }
-                let held = (a.headroom.take(), a.reservation.take());
-                return relay(shared, tally, route, i, head, up, held);
-            }
+        let (head, up) = match sent {
+            Ok(answer) => answer,
             Err(e) => {
-                let reason = match &e {
-                    TryError::Connect(m) | TryError::Other(m) => m.clone(),
-                    TryError::Timeout => format!(
-                        "no answer within {}s",
-                        shared.cfg.upstream_timeout.as_secs_f64()
-                    ),
-                };
+                let reason = e.reason(shared);
                 health_failure(shared, route, i, &reason);
-                if matches!(e, TryError::Other(_)) || attempts >= usable {
-                    last = e;
+                last = e;
+                if matches!(last, TryError::Other(_)) {
                     break;
                 }
                 tally.fail_attempt();
-                tracing::debug!(
-                    "model {} endpoint {i} ({}): {reason}; trying the next endpoint",
-                    route.name,
-                    ep.url
-                );
-                last = e;
-                next = balance.next();
+                next = if attempts < usable {
+                    balance.next()
+                } else {
+                    None
+                };
+                tracing::debug!("model {} endpoint {i} ({}): {reason}", route.name, ep.url);
+                continue;
             }
+        };
+        let status = head.status;
+        let retry = status == StatusCode::TOO_MANY_REQUESTS || RETRY_5XX.contains(&status.as_u16());
+        if !retry {
+            let held = (a.headroom.take(), a.reservation.take());
+            return Attempt::Answer(relay(shared, tally, route, i, head, up, held));
         }
+        // A 429 cools the endpoint for its Retry-After; a 5xx counts as a
+        // failure. Either way nothing was relayed yet: the next endpoint,
+        // else the next model, else this answer passes on.
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            cool(shared, route, i, &head.headers);
+        }
+        let more = if attempts < usable {
+            balance.next()
+        } else {
+            None
+        };
+        if more.is_none() && !can_fall {
+            let held = (a.headroom.take(), a.reservation.take());
+            let mut res = relay(shared, tally, route, i, head, up, held);
+            if status == StatusCode::TOO_MANY_REQUESTS
+                && let Some(secs) = soonest_back(route)
+            {
+                res.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(secs));
+            }
+            return Attempt::Answer(res);
+        }
+        if status != StatusCode::TOO_MANY_REQUESTS {
+            health_failure(
+                shared,
+                route,
+                i,
+                &format!("answered HTTP {}", status.as_u16()),
+            );
+        }
+        tally.fail_attempt();
+        drop(up); // closes that connection
+        // Nothing of it was relayed: as safe to move on from as a refused
+        // connection.
+        last = TryError::Connect(format!("answered HTTP {}", status.as_u16()));
+        next = more;
     }
-    give_up(shared, tally, route, last)
+    if can_fall && !matches!(last, TryError::Other(_)) {
+        return Attempt::Exhausted(tally);
+    }
+    Attempt::Answer(give_up(shared, tally, route, last))
+}
+
+/// The caller's path after `/v1`, with its query (see `upstream::target`
+/// for the join).
+fn rest_of(parts: &hyper::http::request::Parts) -> &str {
+    parts
+        .uri
+        .path_and_query()
+        .map_or("", |pq| pq.as_str())
+        .get(3..)
+        .unwrap_or("")
 }
 
 /// Every try failed: answer the last failure (502/504), with an event.

@@ -100,6 +100,21 @@ impl Tally {
         self.route = Some(r);
     }
 
+    /// The model could not answer and a fallback model takes the request
+    /// (docs/gateway.md, "Fallback models"): the first model counts an
+    /// upstream error and ends; the request goes on counted against `r`.
+    pub fn move_route(&mut self, r: usize) {
+        if self.endpoint.is_some() {
+            self.fail_attempt();
+        }
+        if let Some(old) = self.route.take() {
+            let c = &self.snap.routes[old].counters;
+            c.outcome(self.worker, RequestOutcome::UpstreamError);
+            c.finish(self.worker);
+        }
+        self.set_route(r);
+    }
+
     /// The endpoint being tried (or that answered).
     pub fn endpoint(&self) -> Option<&EndpointRt> {
         Some(&self.snap.routes[self.route?].endpoints[self.endpoint?])

@@ -149,6 +149,7 @@ pub fn create(reg: &Registry, preset: Option<&str>) -> Form {
         endpoints: vec![Endpoint::new("")],
         policy: Policy::RoundRobin,
         tags: vec![],
+        fallbacks: Vec::new(),
     };
     form(
         reg,
@@ -275,6 +276,11 @@ fn build(form: &Form, reg: &Registry) -> Result<Op, Vec<FieldError>> {
         endpoints,
         policy,
         tags: validate::parse_tags(form.text("tags")),
+        // The form does not show fallbacks: an edit keeps the stored ones.
+        fallbacks: editing
+            .and_then(|n| reg.models.get(n))
+            .map(|m| m.spec.fallbacks.clone())
+            .unwrap_or_default(),
     };
     for e in registry::model::validate(&spec) {
         // A weight that did not parse is reported once, by the parser.

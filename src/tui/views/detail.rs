@@ -240,15 +240,15 @@ impl View for Detail {
 /// endpoint's latency over the last minute.
 const ENDPOINT_COLUMNS: &[Column] = &[
     num("#", 2),
-    col("URL", 20, 3),
+    col("URL", 20, 1),
     col("KEY", 9, 0).drop(5),
     num("WEIGHT", 6).drop(3),
     num("SHARE", 5).drop(2),
     num("REQ/S", 6),
     num("ERR/S", 6),
     num("P99", 6),
-    col("STATE", 8, 0),
-    col("REASON", 12, 1).drop(4),
+    col("STATE", 9, 0),
+    col("REASON", 12, 3).drop(4),
 ];
 
 const RULE_COLUMNS: &[Column] = &[
@@ -430,6 +430,11 @@ fn render_info(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
             [
                 kv("cluster", Span::raw(m.spec.cluster.clone())),
                 kv("access", Span::styled(path, t.key())),
+                if m.spec.fallbacks.is_empty() {
+                    Vec::new()
+                } else {
+                    kv("fallbacks", Span::raw(m.spec.fallbacks.join(" → ")))
+                },
             ]
             .concat(),
         ),
@@ -489,6 +494,52 @@ struct Health {
     reason: Option<String>,
     /// Unix ms when it left the rotation.
     since_ms: Option<i64>,
+    /// Cooling: Unix ms when it is back (from the gateway reports).
+    until_ms: Option<i64>,
+}
+
+impl Health {
+    /// The state as the console names it: an endpoint the gateway took out
+    /// of the rotation is `ejected` (`down` in reports and `model routes`).
+    fn label(&self) -> &'static str {
+        match self.state {
+            EndpointState::Down => "ejected",
+            s => s.as_str(),
+        }
+    }
+
+    /// What the REASON column says: the cooling's end and how long it has
+    /// left, a drain's requests in flight, then why.
+    fn detail(&self, now_ms: i64, in_flight: u64) -> String {
+        let mut parts = Vec::new();
+        match self.state {
+            EndpointState::Cooling => {
+                if let Some(until) = self.until_ms {
+                    let left = (until - now_ms).max(0) as u64;
+                    parts.push(format!(
+                        "for {}s, until {}",
+                        left.div_ceil(1000),
+                        format::clock(until)
+                    ));
+                }
+            }
+            EndpointState::Draining => parts.push(format!("{in_flight} in flight")),
+            _ => {}
+        }
+        parts.extend(self.reason.clone());
+        parts.join(": ")
+    }
+}
+
+/// Cooling end of endpoint `i` of `name` in the fresh gateway reports.
+fn until_of(data: &Data, name: &str, i: usize) -> Option<i64> {
+    data.view
+        .reports
+        .iter()
+        .filter(|r| r.is_fresh(data.now_ms))
+        .flat_map(|r| &r.endpoints)
+        .filter(|e| e.model == name && e.index == i)
+        .find_map(|e| e.until_ms)
 }
 
 /// Health of endpoint `i`: what the gateway counts, else what it reports,
@@ -506,6 +557,7 @@ fn endpoint_health(data: &Data, m: &Model, i: usize) -> Option<Health> {
             state: e.state,
             reason: e.reason.clone(),
             since_ms: e.since_ms,
+            until_ms: until_of(data, name, i),
         });
     }
     data.view
@@ -518,6 +570,7 @@ fn endpoint_health(data: &Data, m: &Model, i: usize) -> Option<Health> {
             state: e.state,
             reason: e.reason.clone(),
             since_ms: e.since_ms,
+            until_ms: e.until_ms,
         })
 }
 
@@ -552,9 +605,10 @@ pub fn endpoint_text(data: &Data, m: &Model, i: usize) -> Vec<String> {
                     format::millis(data.now_ms.saturating_sub(at).max(0) as u64)
                 )
             });
-            lines.push(format!("state    {}{since}", h.state.as_str()));
-            if let Some(r) = h.reason {
-                lines.push(format!("reason   {r}"));
+            lines.push(format!("state    {}{since}", h.label()));
+            let detail = h.detail(data.now_ms, in_flight(data, m, i));
+            if !detail.is_empty() {
+                lines.push(format!("reason   {detail}"));
             }
         }
         None if ep.disabled => lines.push("state    taken out of rotation (x puts it back)".into()),
@@ -584,10 +638,26 @@ fn endpoint_numbers(data: &Data, m: &Model, i: usize) -> [String; 4] {
     [shown(rate.req), share, shown(rate.err), p99]
 }
 
-/// The share of the model's traffic endpoint `i` gets: over the last
-/// second if there is traffic, else since the gateway started.
+/// Requests in flight at endpoint `i` (what a drain waits for).
+fn in_flight(data: &Data, m: &Model, i: usize) -> u64 {
+    data.live
+        .current
+        .endpoints
+        .iter()
+        .find(|e| e.model == m.spec.name && e.index == i)
+        .map_or(0, |e| e.totals.in_flight)
+}
+
+/// The share of the model's traffic endpoint `i` gets: of the last
+/// minute's tries the gateways report (`requests_1m`, what the weight is
+/// held against), else over the last second of the live counters, else
+/// since the gateway started.
 fn share(data: &Data, m: &Model, i: usize) -> Option<f64> {
     let name = &m.spec.name;
+    let minute = crate::domain::endpoint_routes(m, &data.view.reports, data.now_ms);
+    if let Some(s) = minute.get(i).and_then(|r| r.share) {
+        return Some(s);
+    }
     let rates: Vec<f64> = (0..m.spec.endpoints.len())
         .map(|j| data.live.endpoint(name, j).req)
         .collect();
@@ -616,8 +686,8 @@ fn endpoint_cells(data: &Data, m: &Model, i: usize) -> Cells {
     };
     let (state, reason) = match endpoint_health(data, m, i) {
         Some(h) => (
-            Span::styled(h.state.as_str(), t.endpoint(h.state)),
-            h.reason.unwrap_or_default(),
+            Span::styled(h.label(), t.endpoint(h.state)),
+            h.detail(data.now_ms, in_flight(data, m, i)),
         ),
         None if ep.disabled => (Span::styled("disabled", t.dim()), String::new()),
         None => (Span::styled("—", t.dim()), "no gateway report".to_string()),

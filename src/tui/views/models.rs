@@ -222,8 +222,14 @@ pub fn cells(data: &Data, id: &str) -> Cells {
         .unwrap_or_else(|| format!("(no cluster {})", m.spec.cluster));
     let status = data.status(id);
     let rate = data.live.model(id);
+    // A model with fallbacks names them after its own name (`a → b,c`).
+    let name = if m.spec.fallbacks.is_empty() {
+        m.spec.name.clone()
+    } else {
+        format!("{} → {}", m.spec.name, m.spec.fallbacks.join(","))
+    };
     vec![
-        Span::raw(m.spec.name.clone()),
+        Span::raw(name),
         Span::raw(m.spec.model_id.clone()),
         Span::styled(m.spec.tags.join(","), t.dim()),
         Span::styled(
