@@ -287,6 +287,34 @@ pub struct Form {
     pub guard: Option<Guard>,
     initial: Vec<String>,
     scroll: usize,
+    /// What was typed on a select so far (type-ahead by prefix), on which
+    /// field, and when: a pause longer than [`TYPE_AHEAD_PAUSE`] or another
+    /// field starts over.
+    typed: (String, usize, Option<std::time::Instant>),
+}
+
+/// How long a pause in typing on a select keeps its prefix.
+const TYPE_AHEAD_PAUSE: std::time::Duration = std::time::Duration::from_millis(1000);
+
+/// The option to select for `typed` on a select at `index`: the first, from
+/// the current one on, whose label starts with the whole prefix; else, for
+/// one letter typed again (`m`, `m`), the next option starting with it.
+fn type_ahead(options: &[Choice], index: usize, typed: &str) -> Option<usize> {
+    let n = options.len();
+    let starts = |j: usize, p: &str| options[j].label.to_lowercase().starts_with(p);
+    let first = typed.chars().next()?;
+    let repeated = typed.chars().count() > 1 && typed.chars().all(|c| c == first);
+    if !repeated {
+        if let Some(j) = (0..n).map(|d| (index + d) % n).find(|&j| starts(j, typed)) {
+            // One letter moves on from the current option (as before);
+            // a longer prefix stays on it while it still matches.
+            if typed.chars().count() > 1 || j != index {
+                return Some(j);
+            }
+        }
+    }
+    let one = first.to_string();
+    (1..=n).map(|d| (index + d) % n).find(|&j| starts(j, &one))
 }
 
 impl Form {
@@ -313,6 +341,7 @@ impl Form {
             saving: false,
             initial: Vec::new(),
             scroll: 0,
+            typed: (String::new(), 0, None),
         };
         f.after_edit(reg, None);
         f.initial = f.fingerprints();
@@ -493,11 +522,16 @@ impl Form {
                     KeyCode::Left => *index = (*index + n - 1) % n,
                     KeyCode::Right | KeyCode::Char(' ') => *index = (*index + 1) % n,
                     KeyCode::Char(c) => {
-                        let c = c.to_ascii_lowercase();
-                        if let Some(j) = (1..=n)
-                            .map(|d| (*index + d) % n)
-                            .find(|j| options[*j].label.to_ascii_lowercase().starts_with(c))
-                        {
+                        let now = std::time::Instant::now();
+                        let (typed, on, at) = &mut self.typed;
+                        let fresh = *on != self.focus
+                            || at.is_none_or(|t| now.duration_since(t) > TYPE_AHEAD_PAUSE);
+                        if fresh {
+                            typed.clear();
+                        }
+                        typed.extend(c.to_lowercase());
+                        (*on, *at) = (self.focus, Some(now));
+                        if let Some(j) = type_ahead(options, *index, typed) {
                             *index = j;
                         }
                     }
@@ -937,5 +971,55 @@ mod window_tests {
         let mut errs = Vec::new();
         p("1w", &mut errs);
         assert!(errs[0].problem.contains("10s, 5m, 1h"), "{errs:?}");
+    }
+}
+
+#[cfg(test)]
+mod type_ahead_tests {
+    use super::*;
+
+    fn options() -> Vec<Choice> {
+        [
+            "DeepSeek-V3",
+            "Mistral-Large-2411",
+            "Mistral-Small-3.1-24B-Instruct",
+            "gpt-4o",
+            "gpt-4o-mini",
+        ]
+        .into_iter()
+        .map(Choice::same)
+        .collect()
+    }
+
+    #[test]
+    fn a_prefix_selects_the_first_option_it_starts() {
+        let o = options();
+        // "mistral-s" typed on DeepSeek-V3 lands on Mistral-Small, passing
+        // Mistral-Large while the prefix still fits it.
+        let mut at = 0;
+        let mut typed = String::new();
+        let mut seen = Vec::new();
+        for c in "mistral-s".chars() {
+            typed.push(c);
+            at = type_ahead(&o, at, &typed).unwrap();
+            seen.push(at);
+        }
+        assert_eq!(seen, [1, 1, 1, 1, 1, 1, 1, 1, 2]);
+        assert_eq!(type_ahead(&o, 0, "gpt-4o-"), Some(4));
+        assert_eq!(type_ahead(&o, 0, "x"), None);
+        assert_eq!(
+            type_ahead(&o, 0, "mistral-x"),
+            Some(1),
+            "no match: by its first letter"
+        );
+    }
+
+    #[test]
+    fn one_letter_again_moves_to_the_next_option_it_starts() {
+        let o = options();
+        assert_eq!(type_ahead(&o, 1, "m"), Some(2));
+        assert_eq!(type_ahead(&o, 1, "mm"), Some(2));
+        assert_eq!(type_ahead(&o, 2, "mmm"), Some(1));
+        assert_eq!(type_ahead(&o, 3, "g"), Some(4));
     }
 }
