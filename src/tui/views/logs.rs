@@ -9,6 +9,7 @@
 use crossterm::event::KeyCode;
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use tracing::Level;
@@ -148,30 +149,72 @@ pub fn full_text(l: &LogLine) -> Vec<String> {
 }
 
 /// Cut `spans` into rows of `width` columns (continuation rows indented
-/// two columns), keeping each piece's style.
+/// two columns), keeping each piece's style. Rows break after a space when
+/// the next word does not fit; a word longer than a row is cut where the
+/// row ends.
 fn wrap(spans: Vec<Span<'static>>, width: usize) -> Vec<Line<'static>> {
     const INDENT: usize = 2;
     let width = width.max(INDENT + 1);
-    let mut rows = vec![Vec::new()];
-    let mut used = 0;
-    for span in spans {
-        let mut piece = String::new();
+    // Words: runs of characters up to and including the spaces after them.
+    let mut words: Vec<Vec<(char, Style, usize)>> = vec![Vec::new()];
+    for span in &spans {
         for c in span.content.chars() {
+            let last = words.last_mut().expect("a word");
+            if c != ' ' && last.last().is_some_and(|&(p, _, _)| p == ' ') {
+                words.push(Vec::new());
+            }
             let w = c.width().unwrap_or(0);
-            if used + w > width {
-                let row = rows.last_mut().expect("a row");
-                row.push(Span::styled(std::mem::take(&mut piece), span.style));
-                rows.push(vec![Span::raw(" ".repeat(INDENT))]);
+            words.last_mut().expect("a word").push((c, span.style, w));
+        }
+    }
+    let mut rows: Vec<Vec<(char, Style, usize)>> = vec![Vec::new()];
+    let mut used = 0;
+    for word in words {
+        // Spaces at the end of a row may hang past it: they show nothing.
+        let visible_w: usize = word
+            .iter()
+            .rev()
+            .skip_while(|&&(c, _, _)| c == ' ')
+            .map(|&(_, _, w)| w)
+            .sum();
+        if used > INDENT && used + visible_w > width && INDENT + visible_w <= width {
+            rows.push(Vec::new());
+            used = INDENT;
+        }
+        for (c, style, w) in word {
+            if c != ' ' && used + w > width {
+                rows.push(Vec::new());
                 used = INDENT;
             }
-            piece.push(c);
+            rows.last_mut().expect("a row").push((c, style, w));
             used += w;
         }
-        rows.last_mut()
-            .expect("a row")
-            .push(Span::styled(piece, span.style));
     }
-    rows.into_iter().map(Line::from).collect()
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let mut out: Vec<Span<'static>> = Vec::new();
+            if i > 0 {
+                out.push(Span::raw(" ".repeat(INDENT)));
+            }
+            let mut piece = String::new();
+            let mut style = None;
+            for (c, st, _) in row {
+                if style.is_some_and(|s| s != st) {
+                    out.push(Span::styled(
+                        std::mem::take(&mut piece),
+                        style.expect("set"),
+                    ));
+                }
+                style = Some(st);
+                piece.push(c);
+            }
+            if let Some(st) = style {
+                out.push(Span::styled(piece, st));
+            }
+            Line::from(out)
+        })
+        .collect()
 }
 
 /// Rows a line takes at `width`.
@@ -373,6 +416,16 @@ mod tests {
         let text: Vec<String> = rows.iter().map(|l| l.to_string()).collect();
         assert_eq!(text, ["abcd", "  ef", "  gh", "  ij"]);
         assert_eq!(rows[1].spans[1].style, t.dim());
+        // Rows break at spaces; a word longer than a row is cut.
+        let rows = wrap(vec![Span::raw("endpoint 1 answered HTTP 503 again")], 12);
+        let text: Vec<String> = rows.iter().map(|l| l.to_string()).collect();
+        assert_eq!(
+            text,
+            ["endpoint 1 ", "  answered ", "  HTTP 503 ", "  again"]
+        );
+        let rows = wrap(vec![Span::raw("a https://very-long.example/v1 b")], 10);
+        let text: Vec<String> = rows.iter().map(|l| l.to_string()).collect();
+        assert_eq!(text, ["a https://", "  very-lon", "  g.exampl", "  e/v1 b"]);
         // Wide characters are not split across rows.
         let rows = wrap(vec![Span::raw("模型名称")], 5);
         let text: Vec<String> = rows.iter().map(|l| l.to_string()).collect();
