@@ -195,6 +195,27 @@ mod snapshots {
         assert_eq!(a.list(ViewId::Models).rows.len(), 2);
     }
 
+    /// An empty list says why and what to press, at every size.
+    #[test]
+    fn an_empty_list_says_what_to_press() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char('/'));
+        chars(&mut a, "zzz");
+        press(&mut a, KeyCode::Enter);
+        assert!(a.list(ViewId::Models).rows.is_empty());
+        for (w, h) in [(60, 15), (80, 24), (160, 48)] {
+            let s = screen(&mut a, w, h);
+            assert!(s.contains("no model matches /zzz"), "{w}x{h}:\n{s}");
+        }
+        let s = screen(&mut a, 80, 24);
+        assert!(
+            s.contains("no model matches /zzz: esc clears the filter"),
+            "{s}"
+        );
+        press(&mut a, KeyCode::Esc);
+        assert!(!screen(&mut a, 80, 24).contains("no model matches"));
+    }
+
     #[test]
     fn model_detail() {
         let mut a = app();

@@ -135,6 +135,21 @@ impl<T: Table> List<T> {
             .collect()
     }
 
+    /// What an empty list shows: why, and what to press.
+    fn empty_hint(&self) -> String {
+        if !self.state.filter.is_empty() {
+            format!(
+                "no {} matches /{}: esc clears the filter",
+                T::NOUN,
+                self.state.filter
+            )
+        } else if T::KEYS.iter().any(|b| b.action == Action::Create) {
+            format!("no {}s yet: c creates one, : switches views", T::NOUN)
+        } else {
+            format!("no {}s yet: : switches views", T::NOUN)
+        }
+    }
+
     /// "no model selected", with what to do about it.
     fn nothing_selected(&self) -> Effect {
         let hint = if !self.state.filter.is_empty() {
@@ -234,6 +249,18 @@ impl<T: Table> View for List<T> {
             sorted: T::sort_column(order.by).map(|c| (c, order.arrow())),
         };
         table::render(f, area, &data.theme, spec, state, |id| T::cells(data, id));
+        if state.rows.is_empty() && area.height > 3 && area.width > 4 {
+            // An empty list says what to press.
+            let hint = self.empty_hint();
+            let line = format::fit_line(
+                Line::from(Span::styled(hint, data.theme.dim())),
+                usize::from(area.width - 4),
+            );
+            f.render_widget(
+                Paragraph::new(line),
+                Rect::new(area.x + 2, area.y + 2, area.width - 4, 1),
+            );
+        }
         if let Some(line) = T::selection_line(data, state.selected_id()) {
             let y = area.y + area.height.saturating_sub(1);
             let line = format::fit_line(line, usize::from(area.width.saturating_sub(4)));
