@@ -319,6 +319,36 @@ mod snapshots {
         select_model(&mut a, "DeepSeek-V3");
         press(&mut a, KeyCode::Char('e'));
         snap("form_model_edit_weighted", &mut a);
+        // The running sum follows what is typed, beside every weight field,
+        // marked (the error style) while it is not 100.
+        let reg = registry(&a);
+        a.form_mut()
+            .unwrap()
+            .set_text("endpoints[0].weight", "60", &reg);
+        let s = screen(&mut a, 80, 24);
+        let rows: Vec<&str> = s.lines().filter(|l| l.contains("Weight")).collect();
+        assert_eq!(rows.len(), 2, "{s}");
+        assert!(rows.iter().all(|r| r.contains("90 / 100")), "{s}");
+        let (w, h) = (80, 24);
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| chrome::render(&a, f)).unwrap();
+        let buf = t.backend().buffer().clone();
+        let y = (0..h)
+            .find(|&y| {
+                (0..w)
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect::<String>()
+                    .contains("90 / 100")
+            })
+            .unwrap();
+        let x = (0..w)
+            .find(|&x| buf[(x, y)].symbol() == "9" && buf[(x + 1, y)].symbol() == "0")
+            .unwrap();
+        assert_eq!(
+            buf[(x, y)].style().fg,
+            a.data.theme.error_text().fg,
+            "marked"
+        );
     }
 
     #[test]

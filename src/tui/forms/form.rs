@@ -774,6 +774,26 @@ impl Form {
         }
     }
 
+    /// For a shown endpoint weight field: the sum of the shown weights
+    /// (what does not parse counts 0).
+    fn weight_sum(&self, fld: &Field) -> Option<u64> {
+        let is_weight =
+            |f: &Field| !f.hidden && f.key.starts_with("endpoints[") && f.key.ends_with("].weight");
+        if !is_weight(fld) {
+            return None;
+        }
+        Some(
+            self.fields
+                .iter()
+                .filter(|f| is_weight(f))
+                .filter_map(|f| match &f.kind {
+                    FieldKind::Text(i) => i.value().trim().parse::<u64>().ok(),
+                    _ => None,
+                })
+                .sum(),
+        )
+    }
+
     fn render_value(&self, f: &mut Frame, fld: &Field, area: Rect, focused: bool, theme: &Theme) {
         let w = usize::from(area.width.saturating_sub(1));
         let underline = if focused {
@@ -788,6 +808,25 @@ impl Form {
                     Paragraph::new(input.value()).scroll((0, scroll as u16)),
                     area,
                 );
+                if let Some(sum) = self.weight_sum(fld) {
+                    // The weights' running sum beside each weight field,
+                    // marked while it is not 100.
+                    let text = format!("{sum} / 100");
+                    let style = if sum == 100 {
+                        theme.dim()
+                    } else {
+                        theme.error_text()
+                    };
+                    let tw = text.len() as u16;
+                    let at = usize::from(tw) + input.value().len() + 2;
+                    if usize::from(area.width) > at {
+                        let x = area.x + area.width - tw;
+                        f.render_widget(
+                            Paragraph::new(Span::styled(text, style)),
+                            Rect::new(x, area.y, tw, 1),
+                        );
+                    }
+                }
                 if input.value().is_empty() && !focused {
                     f.render_widget(Paragraph::new(Span::styled("·", theme.dim())), area);
                 }
