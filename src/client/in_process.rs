@@ -235,6 +235,16 @@ impl Client for InProcessClient {
         Box::pin(async move { blocking(move || store.audit(&query)).await })
     }
 
+    fn usage(
+        &self,
+        query: crate::domain::usage::UsageQuery,
+    ) -> BoxFuture<'_, Result<crate::domain::usage::UsageReport, ClientError>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            blocking(move || crate::ops::usage::report(store.as_ref(), &query)).await
+        })
+    }
+
     fn role(&self) -> Role {
         Role::Admin
     }

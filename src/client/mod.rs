@@ -127,6 +127,12 @@ pub trait Client: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<RollbackReport, ClientError>>;
     /// Audit entries, as `query` asks (oldest first).
     fn audit(&self, query: AuditQuery) -> BoxFuture<'_, Result<Vec<AuditEntry>, ClientError>>;
+    /// A usage report from the ledger (docs/usage.md): `ops::usage::report`
+    /// in process, `GET /admin/v1/usage` remotely.
+    fn usage(
+        &self,
+        query: crate::domain::usage::UsageQuery,
+    ) -> BoxFuture<'_, Result<crate::domain::usage::UsageReport, ClientError>>;
     /// What this console may do: `admin` in process (it holds the store);
     /// through the admin API, the role of the token it attached with (a
     /// `read` token's console watches and changes nothing).

@@ -391,6 +391,13 @@ impl Client for RemoteClient {
         Box::pin(async move { self.api.audit(&query).await.map_err(ClientError::from) })
     }
 
+    fn usage(
+        &self,
+        query: crate::domain::usage::UsageQuery,
+    ) -> BoxFuture<'_, Result<crate::domain::usage::UsageReport, ClientError>> {
+        Box::pin(async move { self.api.usage(&query).await.map_err(ClientError::from) })
+    }
+
     fn role(&self) -> Role {
         self.role
     }
