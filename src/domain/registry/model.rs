@@ -298,19 +298,7 @@ impl Registry {
         now: i64,
         touched: &mut Touched,
     ) -> Result<Outcome, DomainError> {
-        let endpoints = &self.model(&model)?.spec.endpoints;
-        let n = endpoints.len();
-        let Some(ep) = endpoints.get(index) else {
-            return Err(DomainError::not_found(
-                "endpoint",
-                format!("model '{model}' has {n} endpoint(s); there is no endpoint {index}"),
-            ));
-        };
-        if ep.disabled == disabled {
-            return Ok(Outcome::Unchanged);
-        }
-        self.touch_model(&model, now, touched).spec.endpoints[index].disabled = disabled;
-        Ok(Outcome::Done)
+        self.set_endpoint_flag(model, index, (disabled, now), touched, |e| &mut e.disabled)
     }
 
     pub(super) fn set_endpoint_drain(
@@ -321,18 +309,31 @@ impl Registry {
         now: i64,
         touched: &mut Touched,
     ) -> Result<Outcome, DomainError> {
+        self.set_endpoint_flag(model, index, (drain, now), touched, |e| &mut e.drain)
+    }
+
+    /// Set one switch of endpoint `index` of `model` (`flag` picks it); an
+    /// index past the end is refused naming how many there are.
+    fn set_endpoint_flag(
+        &mut self,
+        model: String,
+        index: usize,
+        (value, now): (bool, i64),
+        touched: &mut Touched,
+        flag: fn(&mut Endpoint) -> &mut bool,
+    ) -> Result<Outcome, DomainError> {
         let endpoints = &self.model(&model)?.spec.endpoints;
         let n = endpoints.len();
-        let Some(ep) = endpoints.get(index) else {
+        let Some(mut ep) = endpoints.get(index).cloned() else {
             return Err(DomainError::not_found(
                 "endpoint",
                 format!("model '{model}' has {n} endpoint(s); there is no endpoint {index}"),
             ));
         };
-        if ep.drain == drain {
+        if *flag(&mut ep) == value {
             return Ok(Outcome::Unchanged);
         }
-        self.touch_model(&model, now, touched).spec.endpoints[index].drain = drain;
+        *flag(&mut self.touch_model(&model, now, touched).spec.endpoints[index]) = value;
         Ok(Outcome::Done)
     }
 
