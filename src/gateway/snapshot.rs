@@ -38,6 +38,8 @@ type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
 #[derive(Debug)]
 pub struct KeyRt {
     pub id: String,
+    /// `id` again, shared: the live tail's event takes a reference, not a copy.
+    pub tail_id: Arc<str>,
     /// Index into [`Snapshot::workspaces`].
     pub workspace: usize,
     pub revoked: bool,
@@ -65,6 +67,8 @@ pub enum RouteRef {
 #[derive(Debug)]
 pub struct Route {
     pub name: String,
+    /// `name` again, shared, for the live tail's event.
+    pub tail_name: Arc<str>,
     /// The model ID as a JSON string token (quotes included), spliced into bodies.
     pub model_id_json: Bytes,
     pub balancer: Balancer,
@@ -155,6 +159,8 @@ impl Route {
 pub struct EndpointRt {
     pub index: usize,
     pub url: String,
+    /// `#index url`, shared, for the live tail's event.
+    pub tail_label: Arc<str>,
     pub target: UpstreamTarget,
     /// `Bearer <endpoint key>`, marked sensitive; `None` strips the caller's header.
     pub auth: Option<HeaderValue>,
@@ -372,6 +378,7 @@ impl Builder {
             keys.insert(hash, key_list.len());
             key_list.push(KeyRt {
                 id: k.id.clone(),
+                tail_id: Arc::from(k.id.as_str()),
                 workspace: ws,
                 revoked: k.is_revoked(),
                 counters: self.book.get(Subject::Key, &k.id),
@@ -495,6 +502,7 @@ impl Builder {
             endpoints.push(EndpointRt {
                 index,
                 url: ep.url.clone(),
+                tail_label: Arc::from(format!("#{index} {}", ep.url)),
                 // A URL that does not parse has no pool either: it is never picked.
                 target: target.unwrap_or_else(|_| {
                     UpstreamTarget::parse("http://invalid.invalid").expect("static URL parses")
@@ -510,6 +518,7 @@ impl Builder {
         }
         Route {
             name: m.spec.name.clone(),
+            tail_name: Arc::from(m.spec.name.as_str()),
             model_id_json: Bytes::from(serde_json::to_vec(&m.spec.model_id).unwrap_or_default()),
             balancer: Balancer::new(m.spec.policy, &weights),
             endpoints,

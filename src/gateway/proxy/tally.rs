@@ -199,8 +199,9 @@ impl Tally {
 }
 
 impl Tally {
-    /// The live tail's event for this request: one `try_send`, nothing
-    /// built when the channel is full.
+    /// The live tail's event for this request: one `try_send` of numbers
+    /// and shared names (reference counts, no allocation); nothing when the
+    /// channel is full.
     fn record(&self) {
         let tail = &self.snap.events.requests;
         if !tail.has_room() {
@@ -210,12 +211,12 @@ impl Tally {
         let route = self.route.map(|r| &s.routes[r]);
         let endpoint = route
             .zip(self.last_endpoint)
-            .map(|(r, e)| format!("#{e} {}", r.endpoints[e].url));
+            .map(|(r, e)| r.endpoints[e].tail_label.clone());
         tail.record(RequestEvent {
             seq: 0,
             at_ms: now_ms(),
-            key_id: self.key.map(|k| s.key_list[k].id.clone()),
-            model: route.map(|r| r.name.clone()),
+            key_id: self.key.map(|k| s.key_list[k].tail_id.clone()),
+            model: route.map(|r| r.tail_name.clone()),
             status: self.status,
             latency_ms: self.started.elapsed().as_millis() as u64,
             prompt_tokens: self.tokens.0,

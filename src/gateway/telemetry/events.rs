@@ -12,6 +12,7 @@
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 
@@ -43,16 +44,18 @@ pub struct RequestEvent {
     /// When it finished (Unix ms).
     pub at_ms: i64,
     /// The caller's key id, once authenticated.
-    pub key_id: Option<String>,
+    /// Shared names (`Arc<str>`): the request path clones a reference
+    /// count, not the string.
+    pub key_id: Option<Arc<str>>,
     /// The model, once routed.
-    pub model: Option<String>,
+    pub model: Option<Arc<str>>,
     /// The status answered; 0 when the caller went away before one was.
     pub status: u16,
     pub latency_ms: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     /// The upstream endpoint that answered (or was tried last): `#index url`.
-    pub endpoint: Option<String>,
+    pub endpoint: Option<Arc<str>>,
     /// Endpoints tried and failed before the last one (failover hops).
     pub hops: u32,
     /// The rate-limit rule that refused it (429).

@@ -113,7 +113,7 @@ pub fn cells(data: &Data, e: &RequestEvent) -> Cells {
     vec![
         Span::raw(format::clock(e.at_ms)),
         Span::styled(status_text(e.status), status_style(t, e.status)),
-        Span::raw(e.model.clone().unwrap_or_else(|| "-".into())),
+        Span::raw(e.model.as_deref().unwrap_or("-").to_string()),
         Span::raw(
             e.key_id
                 .as_deref()
