@@ -12,7 +12,9 @@
 # the rig's run folder, wiped first), MAASCTL_SERVE_FLAGS (extra serve flags,
 # e.g. "--workers 1"), MAASCTL_BENCH_RULES=1 (both models get rate-limit
 # rules that never trigger: one on the rig's key, one on its workspace, so the
-# limiter's cost shows against a run without them).
+# limiter's cost shows against a run without them; MAASCTL_BENCH_RULES=tokens:
+# the same two rules counting tokens, 4e9 a minute, so every request is
+# estimated, reserved and settled to the upstream's usage).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,14 +44,17 @@ models:
     enabled: true
     endpoints: [{url: "$UPSTREAM_STREAM_BASE"}]
 YAML
-if [ "${MAASCTL_BENCH_RULES:-0}" = 1 ]; then
-  # Appended to each model: 1e9 requests a minute never triggers.
-  python3 - "$DATA/bench.yaml" <<'PY'
+if [ "${MAASCTL_BENCH_RULES:-0}" != 0 ]; then
+  # Appended to each model: 1e9 requests (or 4e9 tokens) a minute never triggers.
+  python3 - "$DATA/bench.yaml" "${MAASCTL_BENCH_RULES}" <<'PY'
 import sys
-p = sys.argv[1]
-rules = """    rules:
-      - {target: api-key, workspace: bench, key: rig, limit: 1000000000, duration: 60}
-      - {target: workspace, workspace: bench, limit: 1000000000, duration: 60}
+p, kind = sys.argv[1], sys.argv[2]
+if kind not in ("1", "tokens"):
+    sys.exit(f"candidate.sh: MAASCTL_BENCH_RULES must be 1 or tokens, not {kind!r}")
+extra = ", unit: tokens, limit: 4000000000" if kind == "tokens" else ", limit: 1000000000"
+rules = f"""    rules:
+      - {{target: api-key, workspace: bench, key: rig, duration: 60{extra}}}
+      - {{target: workspace, workspace: bench, duration: 60{extra}}}
 """
 out = []
 for line in open(p).read().splitlines(keepends=True):
