@@ -173,3 +173,173 @@ fn budgets_round_trip_are_audited_and_roll_back(b) {
     assert_eq!(b.open().load().unwrap().budgets["b3"].spec.amount, 7);
 }
 }
+
+// ---- the gateway ---------------------------------------------------------
+
+use maasctl::demo::upstream::{MockConfig, MockUpstream};
+use maasctl::gateway::{Gateway, GatewayConfig, GatewayHandle};
+
+const PROMPT: u64 = 13;
+const COMPLETION: u64 = 29;
+/// A day's tokens for workspace `acme`: spent after 24 answers of 42.
+const BUDGET: u64 = 1000;
+
+/// Workspaces `acme` and `beta` with a key each, model `m` on the mock.
+/// Returns (acme's secret, beta's secret).
+fn seed(store: &dyn Store, upstream: &str) -> (String, String) {
+    let (ka, _, sa) = key("acme", "a");
+    let (kb, _, sb) = key("beta", "b");
+    let changes = vec![
+        workspace("acme"),
+        workspace("beta"),
+        ka,
+        kb,
+        Change::AddMarket(MarketEntry {
+            name: "m".into(),
+            provider: "Test".into(),
+            tags: vec![],
+            description: String::new(),
+            published: true,
+            input_price: None,
+            output_price: None,
+        }),
+        Change::CreateModel(ModelSpec {
+            name: "m".into(),
+            cluster: "local".into(),
+            model_id: "m-up".into(),
+            endpoints: vec![Endpoint::new(upstream)],
+            policy: Policy::RoundRobin,
+            tags: vec![],
+            fallbacks: vec![],
+        }),
+        Change::SetEnabled {
+            name: "m".into(),
+            enabled: true,
+        },
+    ];
+    store.apply(changes, &by()).expect("seed applies");
+    (sa, sb)
+}
+
+fn gateway(store: &Arc<dyn Store>) -> GatewayHandle {
+    let cfg = GatewayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: 2,
+        reload_poll: Duration::from_millis(50),
+        report_interval: Duration::from_millis(200),
+        stats_interval: Duration::from_millis(50),
+        usage_flush: Duration::from_millis(200),
+        ..GatewayConfig::default()
+    };
+    Gateway::start(cfg, store.clone()).expect("gateway starts")
+}
+
+/// One chat call: status, `Retry-After`, body.
+async fn call(gw: &GatewayHandle, secret: &str) -> (u16, Option<u64>, serde_json::Value) {
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let res = http
+        .post(format!("http://{}/v1/chat/completions", gw.local_addr()))
+        .bearer_auth(secret)
+        .json(&serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .expect("the gateway answers");
+    let status = res.status().as_u16();
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    (status, retry, res.json().await.unwrap_or_default())
+}
+
+/// Call until the first answer that is not 200 (within a deadline):
+/// how many 200s came before it, and it.
+async fn until_refused(
+    gw: &GatewayHandle,
+    secret: &str,
+) -> (u64, (u16, Option<u64>, serde_json::Value)) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ok = 0;
+    loop {
+        let answer = call(gw, secret).await;
+        if answer.0 != 200 {
+            return (ok, answer);
+        }
+        ok += 1;
+        assert!(Instant::now() < deadline, "still admitted after {ok} calls");
+    }
+}
+
+/// Seconds until the next UTC midnight, as of now.
+fn to_midnight_secs() -> u64 {
+    let now = now_ms();
+    let (_, end) = BudgetPeriod::Day.bounds(now);
+    ((end - now) as u64).div_ceil(1000)
+}
+
+on_both! {
+fn a_spent_workspace_gets_429_insufficient_quota_until_its_budget_goes(b) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mock = MockUpstream::start(MockConfig {
+            prompt_tokens: PROMPT,
+            completion_tokens: COMPLETION,
+            ..MockConfig::default()
+        })
+        .await
+        .unwrap();
+        let store = b.open();
+        let (acme, beta) = seed(&*store, &format!("{}/v1", mock.base_url()));
+        store
+            .apply(vec![Change::AddBudget(tokens_per_day("acme", BUDGET))], &by())
+            .unwrap();
+        let gw = tokio::task::block_in_place(|| gateway(&store));
+
+        let (ok, (status, retry, body)) = until_refused(&gw, &acme).await;
+        let per = PROMPT + COMPLETION;
+        assert!(ok * per >= BUDGET, "refused after {ok} answers ({} tokens), before the budget was spent", ok * per);
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(body["error"]["type"], "insufficient_quota", "{body}");
+        assert_eq!(body["error"]["code"], "insufficient_quota", "{body}");
+        let msg = body["error"]["message"].as_str().unwrap();
+        let (_, end) = BudgetPeriod::Day.bounds(now_ms());
+        assert!(
+            msg.contains("budget b1 of 1000 tokens per day for workspace acme is spent")
+                && msg.contains(&format!("it resets at {}", budget::rfc3339(end))),
+            "{msg}"
+        );
+        let retry = retry.expect("Retry-After");
+        let want = to_midnight_secs();
+        assert!(retry.abs_diff(want) <= 2, "Retry-After {retry}, midnight in {want}s");
+        // Still refused; another workspace is not.
+        assert_eq!(call(&gw, &acme).await.0, 429);
+        assert_eq!(call(&gw, &beta).await.0, 200);
+
+        // The budget goes: admitted again within a couple of seconds.
+        store.apply(vec![Change::DeleteBudget { id: "b1".into() }], &by()).unwrap();
+        let t = Instant::now();
+        loop {
+            let (s, _, _) = call(&gw, &acme).await;
+            if s == 200 {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(3), "still {s} {:?} after the budget was removed", t.elapsed());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        gw.shutdown().await;
+
+        // The ledger counts the refusals as throttled, and the budget list
+        // shows what the upstream reported.
+        let rows = store.usage(0, i64::MAX).unwrap();
+        let (mut tokens, mut throttled, mut answered) = (0, 0, 0);
+        for r in rows.iter().filter(|r| r.workspace == "acme") {
+            tokens += r.usage.prompt_tokens + r.usage.completion_tokens;
+            throttled += r.usage.throttled;
+            answered += r.usage.ok;
+        }
+        assert!(throttled >= 2, "refusals in the ledger: {throttled}");
+        assert_eq!(tokens, answered * per);
+        assert_eq!(answered, mock.hits() - 1, "every 200 of acme reached the upstream (one was beta's)");
+    });
+}
+}
