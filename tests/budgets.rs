@@ -183,6 +183,8 @@ const PROMPT: u64 = 13;
 const COMPLETION: u64 = 29;
 /// A day's tokens for workspace `acme`: spent after 24 answers of 42.
 const BUDGET: u64 = 1000;
+/// What it is raised to, to readmit the workspace.
+const RAISED: u64 = 1_000_000;
 
 /// Workspaces `acme` and `beta` with a key each, model `m` on the mock.
 /// Returns (acme's secret, beta's secret).
@@ -315,15 +317,20 @@ fn a_spent_workspace_gets_429_insufficient_quota_until_its_budget_goes(b) {
         assert_eq!(call(&gw, &acme).await.0, 429);
         assert_eq!(call(&gw, &beta).await.0, 200);
 
-        // The budget goes: admitted again within a couple of seconds.
-        store.apply(vec![Change::DeleteBudget { id: "b1".into() }], &by()).unwrap();
+        // The budget is raised: admitted again within a couple of seconds.
+        store
+            .apply(
+                vec![Change::UpdateBudget { id: "b1".into(), spec: tokens_per_day("acme", RAISED) }],
+                &by(),
+            )
+            .unwrap();
         let t = Instant::now();
         loop {
             let (s, _, _) = call(&gw, &acme).await;
             if s == 200 {
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(3), "still {s} {:?} after the budget was removed", t.elapsed());
+            assert!(t.elapsed() < Duration::from_secs(3), "still {s} {:?} after the budget was raised", t.elapsed());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         gw.shutdown().await;
@@ -340,6 +347,126 @@ fn a_spent_workspace_gets_429_insufficient_quota_until_its_budget_goes(b) {
         assert!(throttled >= 2, "refusals in the ledger: {throttled}");
         assert_eq!(tokens, answered * per);
         assert_eq!(answered, mock.hits() - 1, "every 200 of acme reached the upstream (one was beta's)");
+
+        // `budget list` shows what the upstream reported as spent.
+        let list = b.env.json(&["budget", "list"]);
+        let b1 = &list[0];
+        assert_eq!(b1["id"], "b1");
+        assert_eq!(b1["spent"].as_u64(), Some(tokens), "{list}");
+        assert_eq!(b1["left"].as_u64(), Some(RAISED - tokens), "{list}");
+        let table = b.env.ok(&["budget", "list"]);
+        assert!(table.lines().nth(1).is_some_and(|l| l.starts_with("b1") && l.contains(&tokens.to_string())), "{table}");
+
+        // Removed: the list is empty, and the gateway (were it running)
+        // would have nothing to check.
+        b.env.ok(&["budget", "rm", "b1"]);
+        assert_eq!(b.env.json(&["budget", "list"]), serde_json::json!([]));
     });
+}
+}
+
+// ---- the CLI -------------------------------------------------------------
+
+/// A ledger row of today for `key` of `workspace`.
+fn spent_today(
+    workspace: &str,
+    key: &str,
+    prompt: u64,
+    completion: u64,
+    cost: u64,
+) -> usage::UsageRow {
+    usage::UsageRow {
+        span: usage::Span::Minute,
+        bucket_ms: usage::floor(now_ms(), usage::MINUTE_MS),
+        key_id: key.into(),
+        workspace: workspace.into(),
+        model: "m".into(),
+        usage: usage::Usage {
+            requests: 1,
+            ok: 1,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            cost_nanos: cost,
+            ..Default::default()
+        },
+    }
+}
+
+on_both! {
+fn the_cli_adds_lists_and_removes_budgets_locally_and_through_the_server(b) {
+    let store = b.open();
+    let (k, kid, _) = key("acme", "ci");
+    store.apply(vec![workspace("acme"), workspace("beta"), k], &by()).unwrap();
+    store
+        .add_usage(&[
+            spent_today("acme", &kid, 100, 50, 2_500_000_000),
+            spent_today("acme", "key_other", 10, 5, 0),
+            spent_today("beta", "key_b", 7, 0, 0),
+        ])
+        .unwrap();
+    drop(store);
+    let env = &b.env;
+
+    let added = env.json(&["budget", "add", "--workspace", "acme", "--tokens", "1000", "--per", "day"]);
+    assert_eq!((added["id"].as_str(), added["spent"].as_u64(), added["left"].as_u64()), (Some("b1"), Some(165), Some(835)), "{added}");
+    let usd = env.ok(&["budget", "add", "--key", "ci", "--usd", "10", "--per", "month"]);
+    assert!(usd.contains("added budget b2: $10.00 per month for api-key") && usd.contains("($2.50 spent"), "{usd}");
+
+    // Refusals name the field or the flag.
+    for (args, field) in [
+        (vec!["budget", "add", "--workspace", "nope", "--tokens", "5", "--per", "day"], "workspace: no workspace named 'nope'"),
+        (vec!["budget", "add", "--workspace", "acme", "--tokens", "0", "--per", "month"], "tokens: must be at least 1"),
+        (vec!["budget", "add", "--workspace", "acme", "--usd", "ten", "--per", "day"], "--usd: 'ten' is not an amount"),
+        (vec!["budget", "add", "--workspace", "acme", "--usd", "0", "--per", "day"], "usd: must be more than 0"),
+        (vec!["budget", "add", "--key", "key_nope", "--tokens", "5", "--per", "day"], "key: no API key with id 'key_nope'"),
+        (vec!["budget", "add", "--workspace", "acme", "--tokens", "5", "--per", "day"], "per: workspace acme already has a tokens budget per day (b1)"),
+        (vec!["budget", "rm", "b9"], "id: no budget with id 'b9'"),
+        (vec!["budget", "edit", "b1", "--usd", "3"], "--usd: budget b1 counts tokens"),
+    ] {
+        let err = env.fails(&args);
+        assert!(err.contains(field), "{args:?}: {err}");
+    }
+    for (args, flag) in [
+        (vec!["budget", "add", "--workspace", "acme", "--tokens", "5", "--per", "week"], "--per"),
+        (vec!["budget", "add", "--workspace", "acme", "--key", "ci", "--tokens", "5", "--per", "day"], "--key"),
+        (vec!["budget", "add", "--workspace", "acme", "--per", "day"], "--tokens"),
+        (vec!["budget", "add", "--tokens", "5", "--per", "day"], "--workspace"),
+    ] {
+        let out = env.run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(flag), "{args:?}: {err}");
+    }
+
+    let list = env.json(&["budget", "list"]);
+    let rows: Vec<(&str, &str, u64, u64)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap(), s["unit"].as_str().unwrap(), s["spent"].as_u64().unwrap(), s["left"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(rows, vec![("b1", "tokens", 165, 835), ("b2", "usd", 2_500_000_000, 7_500_000_000)]);
+    let table = env.ok(&["budget", "list"]);
+    assert!(table.starts_with("ID") && table.contains("RESETS"), "{table}");
+    assert!(table.contains("$2.50") && table.contains("$7.50") && table.contains("16%") && table.contains("25%"), "{table}");
+    env.ok(&["budget", "edit", "b1", "--tokens", "2000"]);
+
+    // The same through a server's admin API; the change is the token's.
+    let serve_env = common::Env::new()
+        .var("MAASCTL_STORE", &b.url())
+        .var("MAASCTL_ADMIN_TOKEN", "budget-test-token-1234");
+    let serve = common::Serve::start(&serve_env, &["--admin-listen", "127.0.0.1:0"]);
+    let remote = common::Env::new()
+        .var("MAASCTL_SERVER", &serve.admin())
+        .var("MAASCTL_ADMIN_TOKEN", "budget-test-token-1234");
+    assert_eq!(remote.json(&["budget", "list"]), env.json(&["budget", "list"]));
+    assert_eq!(remote.json(&["budget", "list"])[0]["amount"].as_u64(), Some(2000));
+    remote.ok(&["budget", "rm", "b2"]);
+    let added = remote.json(&["budget", "add", "--workspace", "beta", "--usd", "1.5", "--per", "day"]);
+    assert_eq!((added["id"].as_str(), added["amount"].as_u64()), (Some("b3"), Some(1_500_000_000)));
+    let err = remote.fails(&["budget", "add", "--workspace", "nope", "--tokens", "5", "--per", "day"]);
+    assert!(err.contains("workspace: no workspace named 'nope'"), "{err}");
+    drop(serve);
+    let trail = env.json(&["audit", "--entity", "budget/b2"]);
+    assert_eq!(trail.as_array().map(Vec::len), Some(2), "added, removed: {trail}");
 }
 }
