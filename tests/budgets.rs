@@ -470,3 +470,69 @@ fn the_cli_adds_lists_and_removes_budgets_locally_and_through_the_server(b) {
     assert_eq!(trail.as_array().map(Vec::len), Some(2), "added, removed: {trail}");
 }
 }
+
+#[test]
+fn apply_and_export_carry_budgets_matched_without_ids() {
+    let env = common::Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("budgets.yaml");
+    let write = |tokens: u64| {
+        std::fs::write(
+            &file,
+            format!(
+                "workspaces:\n- name: acme\n  keys:\n  - name: ci\nbudgets:\n- workspace: acme\n  tokens: {tokens}\n  per: day\n- workspace: acme\n  key: ci\n  usd: 12.5\n  per: month\n"
+            ),
+        )
+        .unwrap();
+    };
+    write(1000);
+    let first = env.json(&["apply", "-f", file.to_str().unwrap()]);
+    let budgets: Vec<&serde_json::Value> = first["report"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "budget")
+        .collect();
+    assert_eq!(budgets.len(), 2, "{first}");
+    assert!(budgets.iter().all(|r| r["action"] == "created"), "{first}");
+    let list = env.json(&["budget", "list"]);
+    assert_eq!(list[0]["amount"].as_u64(), Some(1000));
+    assert_eq!(list[1]["amount"].as_u64(), Some(12_500_000_000));
+    assert_eq!(list[1]["target"], "api-key");
+
+    let exported = env.ok(&["export"]);
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&exported).unwrap();
+    assert_eq!(
+        doc["budgets"][0]["tokens"].as_u64(),
+        Some(1000),
+        "{exported}"
+    );
+    assert_eq!(doc["budgets"][1]["key"].as_str(), Some("ci"), "{exported}");
+    assert_eq!(doc["budgets"][1]["usd"].as_f64(), Some(12.5), "{exported}");
+
+    let again = env.json(&["apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(again["changed"], false, "{again}");
+    write(2000);
+    let changed = env.json(&["apply", "-f", file.to_str().unwrap()]);
+    let b = changed["report"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "budget" && r["action"] == "changed")
+        .cloned();
+    assert!(b.is_some(), "{changed}");
+    let list = env.json(&["budget", "list"]);
+    assert_eq!(
+        (list[0]["id"].as_str(), list[0]["amount"].as_u64()),
+        (Some("b1"), Some(2000)),
+        "updated in place"
+    );
+
+    std::fs::write(
+        &file,
+        "budgets:\n- workspace: acme\n  tokens: 5\n  usd: 1\n  per: day\n",
+    )
+    .unwrap();
+    let err = env.fails(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(err.contains("budgets[0].tokens"), "{err}");
+}
