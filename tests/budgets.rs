@@ -536,3 +536,156 @@ fn apply_and_export_carry_budgets_matched_without_ids() {
     let err = env.fails(&["apply", "-f", file.to_str().unwrap()]);
     assert!(err.contains("budgets[0].tokens"), "{err}");
 }
+
+// ---- the console ---------------------------------------------------------
+
+#[path = "support/tui_fixtures.rs"]
+#[allow(dead_code)]
+mod fixtures;
+
+mod console {
+    use super::*;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use maasctl::client::RegistryView;
+    use maasctl::tui::action::{Done, Op, Reply};
+    use maasctl::tui::app::App;
+    use maasctl::tui::chrome;
+    use maasctl::tui::ids::ViewId;
+    use maasctl::tui::theme::Theme;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::layout::Rect;
+
+    use super::fixtures::{self, NOW_MS};
+
+    fn press(app: &mut App, code: KeyCode) {
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+    }
+
+    fn screen(app: &mut App, w: u16, h: u16) -> String {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        app.layout(Rect::new(0, 0, w, h));
+        t.draw(|f| chrome::render(app, f)).unwrap();
+        format!("{}", t.backend())
+    }
+
+    /// The fixture console with three budgets: acme's tokens per day
+    /// (spent), key acme/prod's dollars per month (62% used), research's
+    /// tokens per month (barely touched).
+    fn app_with_budgets() -> (App, Vec<budget::BudgetStatus>) {
+        let mut app = fixtures::app(0, Theme::colored());
+        let mut reg = app.data.registry().clone();
+        reg.apply_all(
+            vec![
+                Change::AddBudget(tokens_per_day("acme", 50_000)),
+                Change::AddBudget(BudgetSpec {
+                    target: RuleTarget::ApiKey,
+                    subject: "key_0000a001".into(),
+                    unit: BudgetUnit::Usd,
+                    amount: budget::parse_usd("25").unwrap(),
+                    period: BudgetPeriod::Month,
+                }),
+                Change::AddBudget(BudgetSpec {
+                    target: RuleTarget::Workspace,
+                    subject: "research".into(),
+                    unit: BudgetUnit::Tokens,
+                    amount: 2_000_000,
+                    period: BudgetPeriod::Month,
+                }),
+            ],
+            NOW_MS / 1000,
+        )
+        .unwrap();
+        let row = |ws: &str, key: &str, tokens: u64, cost: u64| usage::UsageRow {
+            span: usage::Span::Hour,
+            bucket_ms: usage::floor(NOW_MS, usage::HOUR_MS),
+            key_id: key.into(),
+            workspace: ws.into(),
+            model: "DeepSeek-V3".into(),
+            usage: usage::Usage {
+                prompt_tokens: tokens,
+                cost_nanos: cost,
+                ..Default::default()
+            },
+        };
+        let rows = vec![
+            row("acme", "key_0000a001", 40_000, 15_500_000_000),
+            row("acme", "key_0000a002", 12_500, 0),
+            row("research", "key_0000b001", 3_210, 0),
+        ];
+        let statuses = budget::status(reg.budgets.values(), &rows, NOW_MS);
+        let view = Arc::new(RegistryView {
+            reports: app.data.view.reports.clone(),
+            registry: Arc::new(reg),
+        });
+        app.on_registry(view);
+        (app, statuses)
+    }
+
+    /// Answer the pending budgets call; panics if there is none.
+    fn answer(app: &mut App, statuses: &[budget::BudgetStatus]) {
+        let reqs = app.take_requests();
+        let req = reqs
+            .iter()
+            .find(|r| r.op == Op::Budgets)
+            .unwrap_or_else(|| panic!("a budgets call in {reqs:?}"));
+        app.on_reply(Reply {
+            id: req.id,
+            result: Ok(Done::Budgets(statuses.to_vec())),
+        });
+    }
+
+    #[test]
+    fn the_budgets_view_shows_spent_left_and_the_reset() {
+        let (mut app, statuses) = app_with_budgets();
+        for c in ":budgets".chars() {
+            press(&mut app, KeyCode::Char(c));
+        }
+        press(&mut app, KeyCode::Enter);
+        assert_eq!(app.current(), ViewId::Budgets);
+        // Before the first answer: the budgets, their spending unknown.
+        let before = screen(&mut app, 80, 24);
+        assert!(before.contains("b1") && before.contains('…'), "{before}");
+        answer(&mut app, &statuses);
+        let s = screen(&mut app, 80, 24);
+        insta::assert_snapshot!("budgets_80x24", s);
+        assert!(
+            s.contains("acme/prod") && s.contains("$15.50") && s.contains("$9.50"),
+            "{s}"
+        );
+        assert!(s.contains("100%") && s.contains(" 62%"), "{s}");
+        // One call at a time; asked again on the next poll.
+        app.poll_budgets();
+        app.poll_budgets();
+        let calls = app
+            .take_requests()
+            .into_iter()
+            .filter(|r| r.op == Op::Budgets)
+            .count();
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn d_removes_a_budget_after_asking() {
+        let (mut app, statuses) = app_with_budgets();
+        app.jump(ViewId::Budgets);
+        answer(&mut app, &statuses);
+        press(&mut app, KeyCode::Char('d'));
+        let s = screen(&mut app, 80, 24);
+        assert!(s.contains("Delete budget b1?"), "{s}");
+        press(&mut app, KeyCode::Char('y'));
+        let reqs = app.take_requests();
+        assert!(
+            reqs.iter()
+                .any(|r| r.op == Op::Apply(vec![Change::DeleteBudget { id: "b1".into() }])),
+            "{reqs:?}"
+        );
+    }
+
+    #[test]
+    fn budgets_are_not_asked_for_when_not_shown() {
+        let (mut app, _) = app_with_budgets();
+        app.poll_budgets();
+        assert!(!app.take_requests().iter().any(|r| r.op == Op::Budgets));
+    }
+}
