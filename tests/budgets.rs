@@ -299,6 +299,7 @@ fn a_spent_workspace_gets_429_insufficient_quota_until_its_budget_goes(b) {
 
         let (ok, (status, retry, body)) = until_refused(&gw, &acme).await;
         let per = PROMPT + COMPLETION;
+        eprintln!("admitted {ok} calls ({} tokens) against a budget of {BUDGET}", ok * per);
         assert!(ok * per >= BUDGET, "refused after {ok} answers ({} tokens), before the budget was spent", ok * per);
         assert_eq!(status, 429, "{body}");
         assert_eq!(body["error"]["type"], "insufficient_quota", "{body}");

@@ -26,8 +26,10 @@ use crate::domain::usage::{Span, UsageRow};
 use crate::gateway::telemetry::ledger::LedgerBook;
 use crate::store::Store;
 
-/// How often the control thread re-checks the budgets.
-pub const TICK: Duration = Duration::from_secs(1);
+/// How often the control thread re-checks the budgets (what this gateway
+/// serves past a spent budget is at most this long of its traffic, plus
+/// the requests in flight).
+pub const TICK: Duration = Duration::from_millis(250);
 /// How often it re-reads the store's ledger (other replicas' flushes show
 /// up then).
 pub const STORE_EVERY: Duration = Duration::from_secs(5);
@@ -181,9 +183,8 @@ impl Tracker {
             self.read_store(budgets).await;
         }
         let now = now_ms();
-        let mut rows = self.stored.clone();
-        rows.extend(pending.iter().cloned());
-        rows.extend(
+        let mut local = pending.to_vec();
+        local.extend(
             self.book
                 .unflushed()
                 .into_iter()
@@ -196,6 +197,8 @@ impl Tracker {
                     usage,
                 }),
         );
+        let mut rows = self.stored.clone();
+        rows.extend(fold(local, now));
         let statuses = budget::status(budgets.iter(), &rows, now);
         let spent = Spent::of(&statuses);
         let ids: Vec<String> = statuses
@@ -233,29 +236,33 @@ impl Tracker {
             }
             Err(_) => return,
         };
-        let (day, _) = budget::BudgetPeriod::Day.bounds(now);
-        let (month, _) = budget::BudgetPeriod::Month.bounds(now);
-        let mut folded: HashMap<(String, String, String, i64), UsageRow> = HashMap::new();
-        for r in rows {
-            let bucket = if r.bucket_ms >= day { day } else { month };
-            let k = (
-                r.key_id.clone(),
-                r.workspace.clone(),
-                r.model.clone(),
-                bucket,
-            );
-            folded
-                .entry(k)
-                .and_modify(|f| f.usage.add(&r.usage))
-                .or_insert(UsageRow {
-                    bucket_ms: bucket,
-                    ..r
-                });
-        }
-        self.stored = folded.into_values().collect();
+        self.stored = fold(rows, now);
         self.read_for = Some(budgets.clone());
         self.read_at = Some(Instant::now());
     }
+}
+
+/// `rows` summed per (key, workspace) and period part: today's to the
+/// day's start, earlier ones to the month's (rows before the month are not
+/// read). Models are summed together: a budget counts them all. What the
+/// budgets are checked against is then about two rows per key.
+fn fold(rows: Vec<UsageRow>, now: i64) -> Vec<UsageRow> {
+    let (day, _) = budget::BudgetPeriod::Day.bounds(now);
+    let (month, _) = budget::BudgetPeriod::Month.bounds(now);
+    let mut folded: HashMap<(String, String, i64), UsageRow> = HashMap::new();
+    for r in rows {
+        let bucket = if r.bucket_ms >= day { day } else { month };
+        let k = (r.key_id.clone(), r.workspace.clone(), bucket);
+        folded
+            .entry(k)
+            .and_modify(|f| f.usage.add(&r.usage))
+            .or_insert(UsageRow {
+                bucket_ms: bucket,
+                model: String::new(),
+                ..r
+            });
+    }
+    folded.into_values().collect()
 }
 
 #[cfg(test)]
