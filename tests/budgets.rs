@@ -541,7 +541,6 @@ fn apply_and_export_carry_budgets_matched_without_ids() {
 // ---- the console ---------------------------------------------------------
 
 #[path = "support/tui_fixtures.rs"]
-#[allow(dead_code)]
 mod fixtures;
 
 mod console {
