@@ -689,3 +689,52 @@ mod console {
         assert!(!app.take_requests().iter().any(|r| r.op == Op::Budgets));
     }
 }
+
+fn ledger_row(bucket_ms: i64, key: &str, model: &str, prompt: u64, cost: u64) -> usage::UsageRow {
+    usage::UsageRow {
+        span: usage::Span::Minute,
+        bucket_ms,
+        key_id: key.into(),
+        workspace: "acme".into(),
+        model: model.into(),
+        usage: usage::Usage {
+            requests: 1,
+            ok: 1,
+            prompt_tokens: prompt,
+            completion_tokens: 1,
+            cost_nanos: cost,
+            ..Default::default()
+        },
+    }
+}
+
+on_both! {
+fn the_store_sums_a_period_per_key_in_two_parts(b) {
+    let store = b.open();
+    let (since, split) = (60_000_000, 120_000_000);
+    store
+        .add_usage(&[
+            ledger_row(since - 60_000, "k1", "m1", 1000, 1000), // before: not read
+            ledger_row(since, "k1", "m1", 10, 1),
+            ledger_row(since + 60_000, "k1", "m2", 20, 2),
+            ledger_row(split, "k1", "m1", 300, 30),
+            ledger_row(split + 60_000, "k2", "m1", 4000, 400),
+        ])
+        .unwrap();
+    let mut got: Vec<(String, i64, u64, u64)> = store
+        .usage_totals(since, split)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.key_id, r.bucket_ms, r.usage.prompt_tokens + r.usage.completion_tokens, r.usage.cost_nanos))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("k1".into(), since, 32, 3),
+            ("k1".into(), split, 301, 30),
+            ("k2".into(), split, 4001, 400),
+        ]
+    );
+}
+}

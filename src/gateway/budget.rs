@@ -217,15 +217,16 @@ impl Tracker {
         gate.publish(spent);
     }
 
-    /// Read the ledger from the earliest period start of `budgets`, folded:
-    /// today's rows to the day's start, earlier ones to the month's.
+    /// Read the ledger from the earliest period start of `budgets`, summed
+    /// by the store per key: today, and earlier this month.
     async fn read_store(&mut self, budgets: &Arc<[Budget]>) {
         let now = now_ms();
         let Some(since) = budget::earliest_start(budgets.iter(), now) else {
             return;
         };
+        let (day, _) = budget::BudgetPeriod::Day.bounds(now);
         let store = self.store.clone();
-        let read = tokio::task::spawn_blocking(move || store.usage(since, i64::MAX)).await;
+        let read = tokio::task::spawn_blocking(move || store.usage_totals(since, day)).await;
         let rows = match read {
             Ok(Ok(rows)) => rows,
             Ok(Err(e)) => {

@@ -13,7 +13,8 @@ pub fn status(store: &dyn Store, now_ms: i64) -> Result<Vec<BudgetStatus>, Store
     let Some(since) = budget::earliest_start(reg.budgets.values(), now_ms) else {
         return Ok(Vec::new());
     };
-    let rows = store.usage(since, i64::MAX)?;
+    let (day, _) = budget::BudgetPeriod::Day.bounds(now_ms);
+    let rows = store.usage_totals(since, day)?;
     let mut out = budget::status(reg.budgets.values(), &rows, now_ms);
     out.sort_by_key(|s| budget::id_number(&s.id));
     Ok(out)

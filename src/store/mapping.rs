@@ -733,6 +733,55 @@ pub fn usage_rows(rows: &Rows) -> Result<Vec<usage::UsageRow>, StoreError> {
         .collect()
 }
 
+/// What [`usage_totals_query`] reads.
+const TOTALS: &[&str] = &[
+    "key_id",
+    "workspace",
+    "bucket_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_nanos",
+];
+
+/// Per (key, workspace), the sums from `since_ms` on, in two parts: before
+/// `split_ms` (reported at `since_ms`) and from it (at `split_ms`).
+pub fn usage_totals_query(since_ms: i64, split_ms: i64) -> Query {
+    let sum = |c: &str| format!("CAST(SUM(\"{c}\") AS BIGINT)");
+    Query::new(
+        &USAGE,
+        TOTALS,
+        format!(
+            "SELECT \"key_id\", \"workspace\", CASE WHEN \"bucket_ms\" >= $2 THEN $2 ELSE $1 END, {}, {}, {} FROM \"usage_ledger\" WHERE \"bucket_ms\" >= $1 GROUP BY \"key_id\", \"workspace\", 3",
+            sum("prompt_tokens"),
+            sum("completion_tokens"),
+            sum("cost_nanos")
+        ),
+        vec![Value::Int(since_ms), Value::Int(split_ms)],
+    )
+}
+
+/// The rows [`usage_totals_query`] read, as minute rows with only the
+/// token and cost sums (and no model).
+pub fn usage_totals(rows: &Rows) -> Result<Vec<usage::UsageRow>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            Ok(usage::UsageRow {
+                span: usage::Span::Minute,
+                bucket_ms: r.int("bucket_ms")?,
+                key_id: r.text("key_id")?,
+                workspace: r.text("workspace")?,
+                model: String::new(),
+                usage: usage::Usage {
+                    prompt_tokens: r.int("prompt_tokens")?,
+                    completion_tokens: r.int("completion_tokens")?,
+                    cost_nanos: r.int("cost_nanos")?,
+                    ..Default::default()
+                },
+            })
+        })
+        .collect()
+}
+
 /// Roll `from` rows whose bucket starts before `before_ms` into `to` rows
 /// (added to what is there), then delete them: in one transaction, so no
 /// count is lost or doubled.

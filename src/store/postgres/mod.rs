@@ -88,6 +88,7 @@ enum Job {
     /// `bool` says whether to take the ledger lock (compaction).
     LedgerWrite(Vec<Statement>, bool, Reply<()>),
     LedgerRead(i64, i64, Reply<Vec<UsageRow>>),
+    LedgerTotals(i64, i64, Reply<Vec<UsageRow>>),
 }
 
 impl PostgresStore {
@@ -210,6 +211,10 @@ impl Store for PostgresStore {
 
     fn usage(&self, since_ms: i64, until_ms: i64) -> Result<Vec<UsageRow>, StoreError> {
         self.call(|r| Job::LedgerRead(since_ms, until_ms, r))
+    }
+
+    fn usage_totals(&self, since_ms: i64, split_ms: i64) -> Result<Vec<UsageRow>, StoreError> {
+        self.call(|r| Job::LedgerTotals(since_ms, split_ms, r))
     }
 
     fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
@@ -355,6 +360,15 @@ impl Worker {
                     let _ = r.send(
                         self.run("write the usage ledger", async |c| {
                             ledger_write(c, &statements, lock).await
+                        })
+                        .await,
+                    );
+                }
+                Job::LedgerTotals(since, split, r) => {
+                    let _ = r.send(
+                        self.run("sum the usage ledger", async |c| {
+                            let q = mapping::usage_totals_query(since, split);
+                            Ok(mapping::usage_totals(&rows::fetch(&*c, &q).await?)?)
                         })
                         .await,
                     );
