@@ -683,6 +683,64 @@ mod console {
     }
 
     #[test]
+    fn a_adds_a_budget_through_a_form_checked_like_the_cli() {
+        let (mut app, statuses) = app_with_budgets();
+        app.jump(ViewId::Budgets);
+        answer(&mut app, &statuses);
+        press(&mut app, KeyCode::Char('a'));
+        let s = screen(&mut app, 80, 24);
+        insta::assert_snapshot!("budget_form_80x24", s);
+        for _ in 0..3 {
+            press(&mut app, KeyCode::Tab);
+        }
+        assert_eq!(
+            app.form().unwrap().focused().key,
+            "amount",
+            "the key field is hidden for a workspace"
+        );
+        for _ in 0.."1000000".len() {
+            press(&mut app, KeyCode::Backspace);
+        }
+        press(&mut app, KeyCode::Char('0'));
+        app.on_key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+        assert!(
+            app.take_requests().is_empty(),
+            "nothing is sent until valid"
+        );
+        let f = app.form().unwrap();
+        let err = f.error_for(f.field("amount").unwrap()).unwrap_or_default();
+        assert!(err.contains("must be at least 1"), "{err}");
+        // acme already has a daily token budget (b1): the registry says so.
+        press(&mut app, KeyCode::Backspace);
+        for c in "5000".chars() {
+            press(&mut app, KeyCode::Char(c));
+        }
+        app.on_key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+        let f = app.form().unwrap();
+        let err = f.error_for(f.field("per").unwrap()).unwrap_or_default();
+        assert!(
+            err.contains("already has a tokens budget per day (b1)"),
+            "{err}"
+        );
+        // Per month instead (the refusal put the focus on `per`): sent.
+        assert_eq!(app.form().unwrap().focused().key, "per");
+        press(&mut app, KeyCode::Right);
+        app.on_key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+        let reqs = app.take_requests();
+        let want = Change::AddBudget(BudgetSpec {
+            target: RuleTarget::Workspace,
+            subject: "acme".into(),
+            unit: BudgetUnit::Tokens,
+            amount: 5000,
+            period: BudgetPeriod::Month,
+        });
+        assert!(
+            reqs.iter().any(|r| r.op == Op::Apply(vec![want.clone()])),
+            "{reqs:?}"
+        );
+    }
+
+    #[test]
     fn budgets_are_not_asked_for_when_not_shown() {
         let (mut app, _) = app_with_budgets();
         app.poll_budgets();

@@ -1,8 +1,8 @@
 //! `:budgets` (docs/usage.md "Budgets"): every budget with its subject,
 //! amount per UTC day or month, what was spent this period and what is
-//! left (with a bar), and when it resets. `d` removes one after asking.
-//! Adding or changing one is the CLI's (`maasctl budget add|edit`) or a
-//! file's (`apply -f`).
+//! left (with a bar), and when it resets. `a` adds one (a form), `d`
+//! removes one after asking. Changing an amount is the CLI's (`maasctl
+//! budget edit`) or a file's (`apply -f`).
 //!
 //! The rows are the registry's budgets (so a budget added or removed
 //! anywhere shows at once); the spending comes from the client
@@ -27,13 +27,22 @@ use super::list::Table;
 
 pub struct Budgets;
 
-const KEYS: &[Binding] = &[b(
-    &[(KeyCode::Char('d'), N)],
-    "d",
-    Action::Delete,
-    "remove",
-    true,
-)];
+const KEYS: &[Binding] = &[
+    b(
+        &[(KeyCode::Char('a'), N), (KeyCode::Char('c'), N)],
+        "a",
+        Action::Create,
+        "add",
+        true,
+    ),
+    b(
+        &[(KeyCode::Char('d'), N)],
+        "d",
+        Action::Delete,
+        "remove",
+        true,
+    ),
+];
 
 /// Cells of the USED bar.
 const BAR: usize = 8;
@@ -85,6 +94,7 @@ impl Table for Budgets {
         let reg = data.registry();
         let selected = list.selected_id().and_then(|id| reg.budgets.get(id));
         match (action, selected) {
+            (Action::Create, _) => Effect::Form(crate::tui::forms::budget::create(reg)),
             (Action::Delete, Some(b)) => super::safe::delete(
                 data,
                 "budget",
