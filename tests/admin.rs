@@ -1934,6 +1934,7 @@ mod openapi {
                 404,
             ),
             ("GET", "/admin/v1/audit?limit=5", None, 200),
+            ("GET", "/admin/v1/budgets", None, 200),
             ("GET", "/admin/v1/audit?entity=nope", None, 400),
             ("GET", "/admin/v1/history", None, 200),
             ("GET", "/admin/v1/history?limit=x", None, 400),

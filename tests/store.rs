@@ -426,10 +426,10 @@ fn an_older_schema_is_migrated_keeping_its_data(b) {
     b.open().apply(everything(), &by()).unwrap();
     // Turn the store back into a schema-1 store: without what migrations 2
     // (api_key_ref), 3 (audit trail, history, admin tokens), 4 (rule
-    // unit), 5 (endpoint drain), 6 (usage ledger, market prices) and 7
-    // (model fallbacks) added.
+    // unit), 5 (endpoint drain), 6 (usage ledger, market prices), 7
+    // (model fallbacks) and 8 (budgets) added.
     const LATER_TABLES: &str =
-        "DROP TABLE audit_entities; DROP TABLE audit; DROP TABLE revisions; DROP TABLE admin_tokens; DROP TABLE usage_ledger;";
+        "DROP TABLE audit_entities; DROP TABLE audit; DROP TABLE revisions; DROP TABLE admin_tokens; DROP TABLE usage_ledger; DROP TABLE budgets;";
     const PRICES: &str =
         "ALTER TABLE market DROP COLUMN input_price; ALTER TABLE market DROP COLUMN output_price;";
     b.raw_sql(

@@ -43,6 +43,7 @@ enum Route {
     Logs,
     Audit,
     Usage,
+    Budgets,
     History,
     HistoryRegistry,
     Rollback,
@@ -85,7 +86,7 @@ const fn row(method: Method, path: &'static str, access: Access, route: Route) -
 
 /// The route table: every route the server answers, as data (the OpenAPI
 /// test enumerates it against `docs/openapi.json`).
-pub static ROUTES: [RouteSpec; 22] = [
+pub static ROUTES: [RouteSpec; 23] = [
     row(Method::GET, "/healthz", Access::Public, Route::Healthz),
     row(Method::GET, "/info", Access::Read, Route::Info),
     row(Method::GET, "/revision", Access::Read, Route::Revision),
@@ -105,6 +106,7 @@ pub static ROUTES: [RouteSpec; 22] = [
     row(Method::GET, "/logs", Access::Read, Route::Logs),
     row(Method::GET, "/audit", Access::Read, Route::Audit),
     row(Method::GET, "/usage", Access::Read, Route::Usage),
+    row(Method::GET, "/budgets", Access::Read, Route::Budgets),
     row(Method::GET, "/history", Access::Read, Route::History),
     row(
         Method::GET,
@@ -329,6 +331,13 @@ async fn dispatch(
         }
         Route::Audit => operations::audit(state, &query).await,
         Route::Usage => operations::usage(state, &query).await,
+        Route::Budgets => json(
+            StatusCode::OK,
+            &blocking(state, |s| {
+                crate::ops::budgets::status(s, crate::domain::now_ms())
+            })
+            .await?,
+        ),
         Route::History => operations::history(state, &query).await,
         Route::HistoryRegistry => operations::registry_at(state, &query).await,
         Route::Rollback => operations::rollback(state, origin, req).await,

@@ -18,6 +18,7 @@ use crate::admin::TokenArgs;
 use crate::admin::explain::{ExplainReport, NO_GATEWAY};
 use crate::client::AdminApi;
 use crate::client::api::CallError;
+use crate::domain::budget::BudgetStatus;
 use crate::domain::history::RevisionInfo;
 use crate::domain::manifest::{Manifest, ReadRef};
 use crate::domain::token::{AdminTokenRecord, CreatedToken};
@@ -56,6 +57,8 @@ pub trait Backend {
     fn audit(&self, q: &AuditQuery) -> CliResult<Vec<AuditEntry>>;
     /// A usage report from the ledger (docs/usage.md).
     fn usage(&self, q: &UsageQuery) -> CliResult<UsageReport>;
+    /// Budgets with what was spent this period (docs/usage.md "Budgets").
+    fn budgets(&self) -> CliResult<Vec<BudgetStatus>>;
     fn history(&self, limit: Option<usize>) -> CliResult<Vec<RevisionInfo>>;
     /// The registry at an earlier revision.
     fn registry_at(&self, revision: u64) -> CliResult<Registry>;
@@ -120,6 +123,10 @@ impl Backend for Local {
 
     fn usage(&self, q: &UsageQuery) -> CliResult<UsageReport> {
         Ok(crate::ops::usage::report(&*self.store, q)?)
+    }
+
+    fn budgets(&self) -> CliResult<Vec<BudgetStatus>> {
+        Ok(crate::ops::budgets::status(&*self.store, now_ms())?)
     }
 
     fn history(&self, limit: Option<usize>) -> CliResult<Vec<RevisionInfo>> {
@@ -297,6 +304,10 @@ impl Backend for Remote {
 
     fn usage(&self, q: &UsageQuery) -> CliResult<UsageReport> {
         self.call(self.api.usage(q))
+    }
+
+    fn budgets(&self) -> CliResult<Vec<BudgetStatus>> {
+        self.call(self.api.budgets())
     }
 
     fn history(&self, limit: Option<usize>) -> CliResult<Vec<RevisionInfo>> {

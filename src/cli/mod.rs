@@ -12,6 +12,7 @@
 
 mod apply;
 pub mod backend;
+mod budget;
 mod cluster;
 pub mod console;
 mod explain;
@@ -142,6 +143,9 @@ pub enum RegistryCommand {
     Token(token::Cmd),
     /// Usage from the ledger: requests, 429s, tokens and cost per workspace, key or model.
     Usage(usage::UsageArgs),
+    /// Token or cost budgets per workspace or key, per UTC day or month.
+    #[command(subcommand)]
+    Budget(budget::Cmd),
 }
 
 /// A failure, already worded as `<field>: <problem>` (or a sentence).
@@ -383,6 +387,7 @@ fn run(cli: Cli) -> CliResult {
                 RegistryCommand::Rollback(a) => history::rollback(&ctx, a),
                 RegistryCommand::Token(c) => token::run(&ctx, c),
                 RegistryCommand::Usage(a) => usage::run(&ctx, a),
+                RegistryCommand::Budget(c) => budget::run(&ctx, c),
             }
         }
     }

@@ -313,6 +313,11 @@ impl AdminApi {
         .await
     }
 
+    /// `GET /budgets`: every budget with what was spent this period.
+    pub async fn budgets(&self) -> Result<Vec<crate::domain::budget::BudgetStatus>, CallError> {
+        self.get("/budgets", &[]).await
+    }
+
     pub async fn history(&self, limit: Option<usize>) -> Result<Vec<RevisionInfo>, CallError> {
         match limit {
             Some(n) => self.get("/history", &[("limit", &n.to_string())]).await,

@@ -245,6 +245,16 @@ impl Client for InProcessClient {
         })
     }
 
+    fn budgets(
+        &self,
+    ) -> BoxFuture<'_, Result<Vec<crate::domain::budget::BudgetStatus>, ClientError>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            blocking(move || crate::ops::budgets::status(store.as_ref(), crate::domain::now_ms()))
+                .await
+        })
+    }
+
     fn role(&self) -> Role {
         Role::Admin
     }

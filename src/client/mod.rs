@@ -133,6 +133,12 @@ pub trait Client: Send + Sync + 'static {
         &self,
         query: crate::domain::usage::UsageQuery,
     ) -> BoxFuture<'_, Result<crate::domain::usage::UsageReport, ClientError>>;
+    /// Every budget with what was spent this period (docs/usage.md
+    /// "Budgets"): `ops::budgets::status` in process, `GET
+    /// /admin/v1/budgets` remotely.
+    fn budgets(
+        &self,
+    ) -> BoxFuture<'_, Result<Vec<crate::domain::budget::BudgetStatus>, ClientError>>;
     /// What this console may do: `admin` in process (it holds the store);
     /// through the admin API, the role of the token it attached with (a
     /// `read` token's console watches and changes nothing).

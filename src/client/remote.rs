@@ -398,6 +398,12 @@ impl Client for RemoteClient {
         Box::pin(async move { self.api.usage(&query).await.map_err(ClientError::from) })
     }
 
+    fn budgets(
+        &self,
+    ) -> BoxFuture<'_, Result<Vec<crate::domain::budget::BudgetStatus>, ClientError>> {
+        Box::pin(async move { self.api.budgets().await.map_err(ClientError::from) })
+    }
+
     fn role(&self) -> Role {
         self.role
     }

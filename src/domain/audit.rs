@@ -237,7 +237,15 @@ pub struct AuditQuery {
 }
 
 /// The kinds of registry entity, as audit entries name them.
-pub const ENTITY_KINDS: [&str; 6] = ["market", "cluster", "workspace", "key", "model", "token"];
+pub const ENTITY_KINDS: [&str; 7] = [
+    "market",
+    "cluster",
+    "workspace",
+    "key",
+    "model",
+    "budget",
+    "token",
+];
 
 /// Check an `--entity` / `?entity=` value: `kind/name`.
 pub fn parse_entity(s: &str) -> Result<String, String> {
@@ -297,6 +305,17 @@ fn key_fields(k: &ApiKey) -> Fields {
     put(&mut f, "name", &k.name);
     put(&mut f, "secret", k.masked());
     put(&mut f, "revoked", k.revoked);
+    f
+}
+
+fn budget_fields(b: &crate::domain::budget::Budget) -> Fields {
+    let s = &b.spec;
+    let mut f = Fields::new();
+    put(&mut f, "target", s.target.as_str());
+    put(&mut f, "subject", &s.subject);
+    put(&mut f, "unit", s.unit.as_str());
+    put(&mut f, "amount", s.amount);
+    put(&mut f, "period", s.period.as_str());
     f
 }
 
@@ -467,6 +486,14 @@ pub fn registry_changes(
             out.push(change);
         }
     }
+    kind(
+        &mut out,
+        "budget",
+        &touched.budgets,
+        &before.budgets,
+        &after.budgets,
+        budget_fields,
+    );
     out
 }
 
@@ -479,6 +506,7 @@ pub fn whole(reg: &Registry) -> Touched {
         workspaces: reg.workspaces.keys().cloned().collect(),
         keys: reg.keys.keys().cloned().collect(),
         models: reg.models.keys().cloned().collect(),
+        budgets: reg.budgets.keys().cloned().collect(),
     }
 }
 
@@ -490,6 +518,7 @@ pub fn both(a: &Registry, b: &Registry) -> Touched {
     t.workspaces.extend(u.workspaces);
     t.keys.extend(u.keys);
     t.models.extend(u.models);
+    t.budgets.extend(u.budgets);
     t
 }
 

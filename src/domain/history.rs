@@ -30,7 +30,7 @@ pub struct Journal {
 /// One entity before and after a revision (`None`: absent).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recorded {
-    /// `market`, `cluster`, `workspace`, `key` or `model`.
+    /// `market`, `cluster`, `workspace`, `key`, `model` or `budget`.
     pub kind: String,
     pub name: String,
     pub before: Option<Value>,
@@ -104,6 +104,13 @@ pub fn journal(before: &Registry, after: &Registry, touched: &Touched) -> Journa
         &before.models,
         &after.models,
     );
+    record(
+        &mut e,
+        "budget",
+        &touched.budgets,
+        &before.budgets,
+        &after.budgets,
+    );
     Journal { entities: e }
 }
 
@@ -169,6 +176,7 @@ pub fn rewind(
                 "workspace" => undo(&mut reg.workspaces, r, *rev),
                 "key" => undo(&mut reg.keys, r, *rev),
                 "model" => undo(&mut reg.models, r, *rev),
+                "budget" => undo(&mut reg.budgets, r, *rev),
                 other => Err(format!(
                     "the history of revision {rev} names an unknown kind of entity '{other}'"
                 )),

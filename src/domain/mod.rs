@@ -1,6 +1,7 @@
 //! Entities, validation and the registry's rules (`docs/architecture.md`, "Modules"). No I/O here.
 
 pub mod audit;
+pub mod budget;
 pub mod entities;
 pub mod error;
 pub mod history;

@@ -19,6 +19,7 @@
 //! TLS, health), [`telemetry`] counts and publishes. [`snapshot`] is what
 //! the request path reads; [`control`] is everything off it.
 
+pub mod budget;
 pub mod config;
 pub mod control;
 pub mod limiter;
@@ -117,6 +118,7 @@ impl Gateway {
             limiter,
             events,
             stats: stats_rx.clone(),
+            budgets: budget::Gate::default(),
             conns: ConnCounters::new(server::limits::connection_cap(cfg.max_connections)),
         });
         let (stop_workers, workers_rx) = watch::channel(false);

@@ -188,6 +188,9 @@ pub struct Snapshot {
     pub models_body: Bytes,
     /// Where a finished request's event goes (the live tail).
     pub events: Arc<Events>,
+    /// The registry's budgets (the control thread checks them; the
+    /// request path reads `gateway::budget::Gate`).
+    pub budgets: Arc<[crate::domain::budget::Budget]>,
 }
 
 impl Snapshot {
@@ -439,6 +442,7 @@ impl Builder {
                 .map(Bytes::from)
                 .unwrap_or_default();
         Snapshot {
+            budgets: reg.budgets.values().cloned().collect(),
             revision: reg.revision,
             gateway: self.book.gateway.clone(),
             keys,

@@ -7,10 +7,12 @@
 //! - [`rollback`]: make a new revision equal to an earlier one;
 //! - [`tokens`]: create, list, revoke admin tokens;
 //! - [`update`]: a read-modify-write guarded by `ExpectRevision`;
-//! - [`history`]: the revisions, newest last.
+//! - [`history`]: the revisions, newest last;
+//! - [`budgets`]: budgets with what their subjects spent.
 //!
 //! Their request and answer types are the admin API's bodies too.
 
+pub mod budgets;
 pub mod manifest;
 pub mod rollback;
 pub mod tokens;

@@ -156,6 +156,15 @@ pub static RULES: Table = Table {
     order_by: &["model", "position"],
 };
 
+/// Budgets (docs/usage.md, "Budgets"), by id.
+pub static BUDGETS: Table = Table {
+    name: "budgets",
+    columns: &["id", "target", "subject", "unit", "amount", "period"],
+    key: &["id"],
+    insert_only: &[],
+    order_by: &["id"],
+};
+
 /// One row per running gateway process: its last report, as JSON.
 pub static GATEWAY_REPORTS: Table = Table {
     name: "gateway_reports",
@@ -336,6 +345,29 @@ fn rule(r: Row) -> Result<Rule, StoreError> {
     })
 }
 
+fn budget_record(b: &budget::Budget) -> Record {
+    Record::new(&BUDGETS)
+        .text("id", &b.id)
+        .text("target", b.spec.target.as_str())
+        .text("subject", &b.spec.subject)
+        .text("unit", b.spec.unit.as_str())
+        .int("amount", b.spec.amount)
+        .text("period", b.spec.period.as_str())
+}
+
+fn budget_row(r: Row) -> Result<budget::Budget, StoreError> {
+    Ok(budget::Budget {
+        id: r.text("id")?,
+        spec: budget::BudgetSpec {
+            target: r.parse("target")?,
+            subject: r.text("subject")?,
+            unit: r.parse("unit")?,
+            amount: r.int("amount")?,
+            period: r.parse("period")?,
+        },
+    })
+}
+
 fn meta_record(key: &str, value: u64) -> Record {
     Record::new(&META).text("key", key).int("value", value)
 }
@@ -352,6 +384,7 @@ pub fn load_queries() -> Vec<Query> {
         &MODELS,
         &ENDPOINTS,
         &RULES,
+        &BUDGETS,
     ]
     .into_iter()
     .map(Query::all)
@@ -371,6 +404,7 @@ pub fn registry(rows: &[Rows]) -> Result<Registry, StoreError> {
         match r.text("key")?.as_str() {
             "revision" => revision = Some(r.int("value")?),
             "next_rule_id" => next_rule_id = Some(r.int("value")?),
+            "next_budget_id" => reg.next_budget_id = r.int("value")?,
             _ => {}
         }
     }
@@ -412,6 +446,10 @@ pub fn registry(rows: &[Rows]) -> Result<Registry, StoreError> {
             .get_mut(&owner)
             .ok_or_else(|| r.error("model", format!("rule of unknown model '{owner}'")))?;
         m.rules.push(rule(r)?);
+    }
+    for r in of(&BUDGETS)?.iter() {
+        let b = budget_row(r)?;
+        reg.budgets.insert(b.id.clone(), b);
     }
     Ok(reg)
 }
@@ -464,6 +502,12 @@ pub fn persist(reg: &Registry, touched: &Touched) -> Result<Vec<Statement>, Stor
             .cloned()
             .collect::<Vec<_>>()
     };
+    for b in touched.budgets.iter().filter_map(|id| reg.budgets.get(id)) {
+        out.push(Statement::upsert(budget_record(b))?);
+    }
+    for id in gone(&touched.budgets, &|b| reg.budgets.contains_key(b)) {
+        out.push(Statement::delete(&BUDGETS, "id", &id));
+    }
     for id in gone(&touched.keys, &|k| reg.keys.contains_key(k)) {
         out.push(Statement::delete(&API_KEYS, "id", &id));
     }
@@ -481,6 +525,12 @@ pub fn persist(reg: &Registry, touched: &Touched) -> Result<Vec<Statement>, Stor
         "next_rule_id",
         reg.next_rule_id.max(1),
     ))?);
+    if !touched.budgets.is_empty() {
+        out.push(Statement::upsert(meta_record(
+            "next_budget_id",
+            reg.next_budget_id.max(1),
+        ))?);
+    }
     Ok(out)
 }
 
@@ -677,6 +727,55 @@ pub fn usage_rows(rows: &Rows) -> Result<Vec<usage::UsageRow>, StoreError> {
                     prompt_tokens: r.int("prompt_tokens")?,
                     completion_tokens: r.int("completion_tokens")?,
                     cost_nanos: r.int("cost_nanos")?,
+                },
+            })
+        })
+        .collect()
+}
+
+/// What [`usage_totals_query`] reads.
+const TOTALS: &[&str] = &[
+    "key_id",
+    "workspace",
+    "bucket_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_nanos",
+];
+
+/// Per (key, workspace), the sums from `since_ms` on, in two parts: before
+/// `split_ms` (reported at `since_ms`) and from it (at `split_ms`).
+pub fn usage_totals_query(since_ms: i64, split_ms: i64) -> Query {
+    let sum = |c: &str| format!("CAST(SUM(\"{c}\") AS BIGINT)");
+    Query::new(
+        &USAGE,
+        TOTALS,
+        format!(
+            "SELECT \"key_id\", \"workspace\", CASE WHEN \"bucket_ms\" >= $2 THEN $2 ELSE $1 END, {}, {}, {} FROM \"usage_ledger\" WHERE \"bucket_ms\" >= $1 GROUP BY \"key_id\", \"workspace\", 3",
+            sum("prompt_tokens"),
+            sum("completion_tokens"),
+            sum("cost_nanos")
+        ),
+        vec![Value::Int(since_ms), Value::Int(split_ms)],
+    )
+}
+
+/// The rows [`usage_totals_query`] read, as minute rows with only the
+/// token and cost sums (and no model).
+pub fn usage_totals(rows: &Rows) -> Result<Vec<usage::UsageRow>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            Ok(usage::UsageRow {
+                span: usage::Span::Minute,
+                bucket_ms: r.int("bucket_ms")?,
+                key_id: r.text("key_id")?,
+                workspace: r.text("workspace")?,
+                model: String::new(),
+                usage: usage::Usage {
+                    prompt_tokens: r.int("prompt_tokens")?,
+                    completion_tokens: r.int("completion_tokens")?,
+                    cost_nanos: r.int("cost_nanos")?,
+                    ..Default::default()
                 },
             })
         })
@@ -995,6 +1094,13 @@ mod tests {
                         unit: Default::default(),
                     },
                 },
+                Change::AddBudget(budget::BudgetSpec {
+                    target: RuleTarget::Workspace,
+                    subject: "acme".into(),
+                    unit: budget::BudgetUnit::Tokens,
+                    amount: 1000,
+                    period: budget::BudgetPeriod::Day,
+                }),
             ],
             0,
         )
@@ -1005,6 +1111,7 @@ mod tests {
             workspaces: reg.workspaces.keys().cloned().collect(),
             keys: reg.keys.keys().cloned().collect(),
             models: reg.models.keys().cloned().collect(),
+            budgets: reg.budgets.keys().cloned().collect(),
         };
         let statements = persist(&reg, &touched).unwrap();
         for table in [
@@ -1016,6 +1123,7 @@ mod tests {
             &MODELS,
             &ENDPOINTS,
             &RULES,
+            &BUDGETS,
         ] {
             let insert = table.insert_sql();
             assert!(

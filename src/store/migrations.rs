@@ -228,6 +228,21 @@ pub const MIGRATIONS: &[Migration] = &[
     ALTER TABLE models ADD COLUMN fallbacks TEXT NOT NULL DEFAULT '[]';
     "#,
     ),
+    // 8: budgets (docs/usage.md, "Budgets"): a token or cost allowance per
+    // workspace or key per UTC day or month; amount in tokens or
+    // nano-dollars. The next id is meta 'next_budget_id' (1 when absent).
+    Migration::portable(
+        r#"
+    CREATE TABLE budgets (
+        id      TEXT PRIMARY KEY,
+        target  TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        unit    TEXT NOT NULL,
+        amount  BIGINT NOT NULL,
+        period  TEXT NOT NULL
+    );
+    "#,
+    ),
 ];
 
 /// The schema version this build writes.

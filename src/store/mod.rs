@@ -173,6 +173,15 @@ pub trait Store: Send + Sync {
         let _ = (since_ms, until_ms);
         Err(no_ledger(&self.describe()))
     }
+    /// What each (key, workspace) used from `since_ms` on, summed by the
+    /// store in two parts: rows whose bucket starts before `split_ms` as
+    /// one row at `since_ms`, the rest as one row at `split_ms` (budgets:
+    /// the month before today, and today; docs/usage.md "Budgets"). Only
+    /// the token and cost sums are filled; `model` is empty.
+    fn usage_totals(&self, since_ms: i64, split_ms: i64) -> Result<Vec<UsageRow>, StoreError> {
+        let _ = (since_ms, split_ms);
+        Err(no_ledger(&self.describe()))
+    }
     /// Age the ledger as of `now_ms`: minute rows past `keep` become hour
     /// rows, hour rows past it become day rows, in one transaction.
     fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
@@ -233,6 +242,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn usage(&self, since_ms: i64, until_ms: i64) -> Result<Vec<UsageRow>, StoreError> {
         (**self).usage(since_ms, until_ms)
+    }
+    fn usage_totals(&self, since_ms: i64, split_ms: i64) -> Result<Vec<UsageRow>, StoreError> {
+        (**self).usage_totals(since_ms, split_ms)
     }
     fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
         (**self).compact_usage(now_ms, keep)

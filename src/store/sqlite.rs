@@ -330,6 +330,13 @@ impl Store for SqliteStore {
         )?)
     }
 
+    fn usage_totals(&self, since_ms: i64, split_ms: i64) -> Result<Vec<UsageRow>, StoreError> {
+        mapping::usage_totals(&fetch(
+            &self.conn.lock(),
+            &mapping::usage_totals_query(since_ms, split_ms),
+        )?)
+    }
+
     fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
         self.write(&mapping::compact_usage(now_ms, keep))
     }

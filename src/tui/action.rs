@@ -110,6 +110,8 @@ pub enum Op {
     },
     /// The gateway's request events after this cursor (the live tail).
     Tail(u64),
+    /// Every budget with its spending (`:budgets`).
+    Budgets,
 }
 
 /// A call with the id its reply will carry.
@@ -130,6 +132,7 @@ pub enum Done {
     Audit(Vec<AuditEntry>),
     Rollback(RollbackReport),
     Tail(TailPage),
+    Budgets(Vec<crate::domain::budget::BudgetStatus>),
 }
 
 /// A reply to request `id`.
@@ -155,6 +158,7 @@ impl Request {
                 client.rollback(revision, dry_run).await.map(Done::Rollback)
             }
             Op::Tail(since) => client.tail(since).await.map(Done::Tail),
+            Op::Budgets => client.budgets().await.map(Done::Budgets),
             Op::CreateKey { workspace, name } => client
                 .create_key(workspace, name)
                 .await

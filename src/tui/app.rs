@@ -76,6 +76,8 @@ enum OnReply {
     RollbackPlan,
     /// New lines for the live tail.
     Tail,
+    /// The budgets' spending for `:budgets`.
+    Budgets,
 }
 
 /// A page of the stack: a top-level view (kept in the view table) or one
@@ -131,6 +133,8 @@ pub struct App {
     changed: Option<Box<Registry>>,
     /// A tail call is under way (one at a time).
     tail_pending: bool,
+    /// A budgets call is under way (one at a time).
+    budgets_pending: bool,
     /// Text to copy to the operator's clipboard (the loop writes it out).
     pub clipboard: Option<String>,
     /// The last change made here, for `u`.
@@ -170,6 +174,7 @@ impl App {
             audit_pending: false,
             changed: None,
             tail_pending: false,
+            budgets_pending: false,
             clipboard: None,
             undo: None,
             undoing: None,
@@ -355,6 +360,16 @@ impl App {
         self.send(Op::Tail(self.data.requests.next), OnReply::Tail);
     }
 
+    /// Ask for the budgets' spending while `:budgets` is shown (one call
+    /// at a time; the loop calls this every couple of seconds).
+    pub fn poll_budgets(&mut self) {
+        if self.current() != ViewId::Budgets || self.budgets_pending {
+            return;
+        }
+        self.budgets_pending = true;
+        self.send(Op::Budgets, OnReply::Budgets);
+    }
+
     /// New counters; returns whether anything shown changed.
     pub fn on_stats(&mut self, snap: Arc<StatsSnapshot>) -> bool {
         let changed = self.data.live.update(snap, self.data.now_ms);
@@ -461,6 +476,17 @@ impl App {
                     }
                     Ok(_) => {}
                     Err(e) => self.say(format!("cannot read the request tail: {e}"), true),
+                }
+            }
+            OnReply::Budgets => {
+                self.budgets_pending = false;
+                match reply.result {
+                    Ok(Done::Budgets(all)) => {
+                        self.data.set_budgets(all);
+                        self.refresh();
+                    }
+                    Ok(_) => {}
+                    Err(e) => self.say(format!("cannot read the budgets: {e}"), true),
                 }
             }
             OnReply::RollbackPlan => match (reply.result, self.undoing.take()) {
@@ -590,7 +616,13 @@ impl App {
                 self.want_select = select;
                 self.say(done, false);
             }
-            Ok(Done::Changed(_) | Done::Audit(_) | Done::Rollback(_) | Done::Tail(_)) => {}
+            Ok(
+                Done::Changed(_)
+                | Done::Audit(_)
+                | Done::Rollback(_)
+                | Done::Tail(_)
+                | Done::Budgets(_),
+            ) => {}
             Err(e) if open => {
                 let form = self.form_mut().expect("open");
                 match e {
@@ -872,6 +904,7 @@ impl App {
             self.want_audit();
         }
         self.poll_tail();
+        self.poll_budgets();
     }
 
     fn confirm(&mut self, title: &str, text: &str, on_yes: Confirmed) {

@@ -40,6 +40,10 @@ pub struct Data {
     pub audit_generation: u64,
     /// The live tail's request lines (`:tail`), while it is shown.
     pub requests: RequestLines,
+    /// Every budget with its spending, by id, as `:budgets` last asked
+    /// (Unix ms of the answer).
+    pub budgets: Arc<HashMap<String, crate::domain::budget::BudgetStatus>>,
+    pub budgets_at_ms: Option<i64>,
 }
 
 impl Data {
@@ -65,6 +69,8 @@ impl Data {
             audit: Arc::new(Vec::new()),
             audit_generation: 0,
             requests: RequestLines::default(),
+            budgets: Arc::new(HashMap::new()),
+            budgets_at_ms: None,
         };
         d.derive_statuses();
         d
@@ -93,6 +99,11 @@ impl Data {
             .keys
             .get(id)
             .map_or_else(|| id.to_string(), |k| format!("{}/{}", k.workspace, k.name))
+    }
+
+    pub fn set_budgets(&mut self, all: Vec<crate::domain::budget::BudgetStatus>) {
+        self.budgets = Arc::new(all.into_iter().map(|s| (s.id.clone(), s)).collect());
+        self.budgets_at_ms = Some(self.now_ms);
     }
 
     pub fn set_audit(&mut self, entries: Vec<AuditEntry>) {

@@ -17,6 +17,7 @@ pub enum ViewId {
     Logs,
     Audit,
     Tail,
+    Budgets,
 }
 
 impl ViewId {
@@ -34,6 +35,7 @@ impl ViewId {
             ViewId::Logs => "logs",
             ViewId::Audit => "audit",
             ViewId::Tail => "tail",
+            ViewId::Budgets => "budgets",
         }
     }
 }
@@ -56,6 +58,7 @@ pub const COMMANDS: &[(&str, Command)] = &[
     ("logs", Command::View(ViewId::Logs)),
     ("audit", Command::View(ViewId::Audit)),
     ("tail", Command::View(ViewId::Tail)),
+    ("budgets", Command::View(ViewId::Budgets)),
     ("quit", Command::Quit),
     ("q", Command::Quit),
 ];

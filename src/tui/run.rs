@@ -29,6 +29,8 @@ const FRAME: Duration = Duration::from_millis(100);
 const TICK: Duration = Duration::from_secs(1);
 /// How often `:tail`, while shown, asks for new request lines.
 const TAIL_POLL: Duration = Duration::from_millis(250);
+/// How often `:budgets`, while shown, asks for the budgets' spending.
+const BUDGETS_POLL: Duration = Duration::from_secs(2);
 
 /// Run the console on this terminal until the operator quits, input ends,
 /// or the session hangs up.
@@ -68,6 +70,7 @@ async fn event_loop(
     let (reply_tx, mut replies) = mpsc::unbounded_channel();
     let mut tick = interval(TICK);
     let mut tail_poll = interval(TAIL_POLL);
+    let mut budgets_poll = interval(BUDGETS_POLL);
 
     let mut dirty = true;
     let mut urgent = true;
@@ -91,6 +94,7 @@ async fn event_loop(
         }
         let logs_shown = app.current() == ViewId::Logs;
         let tail_shown = app.current() == ViewId::Tail;
+        let budgets_shown = app.current() == ViewId::Budgets;
         tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(key))) => {
@@ -154,6 +158,7 @@ async fn event_loop(
             }
             _ = tick.tick() => dirty |= app.tick(now_ms()),
             _ = tail_poll.tick(), if tail_shown => app.poll_tail(),
+            _ = budgets_poll.tick(), if budgets_shown => app.poll_budgets(),
             _ = tokio::time::sleep_until(last_draw + FRAME), if dirty => {}
             _ = hangup.recv() => {
                 tracing::info!("hang-up: quitting");

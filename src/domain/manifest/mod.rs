@@ -21,7 +21,7 @@
 //!
 //! One module per entity holds its declaration (the file's shape), how it is
 //! planned against the registry, and how it is exported: `market`,
-//! `cluster`, `workspace`, `key`, `model`, `rule`.
+//! `cluster`, `workspace`, `key`, `model`, `rule`, `budget`.
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use super::error::{DomainError, FieldError};
 use super::registry::{Change, Registry, Touched};
 
+mod budget;
 mod cluster;
 mod key;
 mod market;
@@ -36,6 +37,7 @@ mod model;
 mod rule;
 mod workspace;
 
+pub use budget::BudgetDecl;
 pub use cluster::ClusterDecl;
 pub use key::KeyDecl;
 pub use market::MarketDecl;
@@ -58,6 +60,9 @@ pub struct Manifest {
     pub workspaces: Vec<WorkspaceDecl>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<ModelDecl>,
+    /// Budgets (docs/usage.md "Budgets"), matched by subject, unit and period.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<BudgetDecl>,
 }
 
 /// `skip_serializing_if` for flags that are off by default.
@@ -87,7 +92,7 @@ impl ApplyAction {
 /// One line of the apply report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
-    /// `market`, `cluster`, `workspace`, `key` or `model`.
+    /// `market`, `cluster`, `workspace`, `key`, `model` or `budget`.
     pub kind: String,
     /// The entity's name (`workspace/key` for keys).
     pub name: String,
@@ -152,6 +157,9 @@ pub fn plan(reg: &Registry, m: &Manifest, read: ReadRef) -> Result<Plan, DomainE
     }
     for (i, d) in m.models.iter().enumerate() {
         p.model(&format!("models[{i}]"), d, read)?;
+    }
+    for (i, d) in m.budgets.iter().enumerate() {
+        p.budget(&format!("budgets[{i}]"), d)?;
     }
     // Enabling after every publish and rule; unpublishing after every disable.
     let late = std::mem::take(&mut p.late);
@@ -280,5 +288,6 @@ pub fn export(reg: &Registry, baseline: Option<&Registry>) -> Manifest {
         clusters: cluster::export(reg, baseline),
         workspaces: workspace::export(reg),
         models: model::export(reg),
+        budgets: budget::export(reg),
     }
 }

@@ -112,6 +112,7 @@ impl Registry {
     ) -> Result<Outcome, DomainError> {
         self.key(&id)?;
         unused_by_rules("key", &format!("key '{id}'"), &self.rules_using_key(&id))?;
+        self.unused_by_budgets("key", crate::domain::RuleTarget::ApiKey, &id)?;
         self.keys.remove(&id);
         touched.keys.insert(id);
         Ok(Outcome::Done)

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::entities::*;
 use super::error::{DomainError, ErrorKind};
 
+pub mod budget;
 mod checks;
 pub mod cluster;
 pub mod key;
@@ -38,6 +39,13 @@ pub struct Registry {
     pub models: BTreeMap<String, Model>,
     /// Next rate-limit rule id to hand out.
     pub next_rule_id: u64,
+    /// Budgets by id (`b1`, `b2`, …; docs/usage.md "Budgets").
+    #[serde(default)]
+    pub budgets: BTreeMap<String, crate::domain::budget::Budget>,
+    /// Next budget number to hand out (0 and 1 both mean 1: stores made
+    /// before budgets have no meta row for it).
+    #[serde(default)]
+    pub next_budget_id: u64,
 }
 
 /// One change to the registry.
@@ -137,6 +145,15 @@ pub enum Change {
         model: String,
         id: u64,
     },
+    /// A new budget; its id (`b<n>`) is handed out here.
+    AddBudget(crate::domain::budget::BudgetSpec),
+    UpdateBudget {
+        id: String,
+        spec: crate::domain::budget::BudgetSpec,
+    },
+    DeleteBudget {
+        id: String,
+    },
     /// Make the registry equal `registry`, the registry as it was at
     /// `revision` (rebuilt from the history), keeping every platform key
     /// secret dead (see [`restore`]). Not accepted from outside: rollback
@@ -161,7 +178,7 @@ pub fn summarize(changes: &[Change]) -> String {
             }
             let v = serde_json::to_value(c).unwrap_or_default();
             let op = v["op"].as_str().unwrap_or("change").to_string();
-            let subject = ["name", "model", "id"]
+            let subject = ["name", "model", "id", "subject"]
                 .iter()
                 .find_map(|k| v[*k].as_str().map(str::to_string))
                 .unwrap_or_default();
@@ -179,6 +196,9 @@ pub enum Outcome {
     RuleCreated {
         id: u64,
     },
+    BudgetCreated {
+        id: String,
+    },
     /// The change asked for what is already so (enable an enabled model…).
     Unchanged,
 }
@@ -192,6 +212,8 @@ pub struct Touched {
     pub workspaces: BTreeSet<String>,
     pub keys: BTreeSet<String>,
     pub models: BTreeSet<String>,
+    /// Budget ids.
+    pub budgets: BTreeSet<String>,
 }
 
 impl Touched {
@@ -201,6 +223,7 @@ impl Touched {
             && self.workspaces.is_empty()
             && self.keys.is_empty()
             && self.models.is_empty()
+            && self.budgets.is_empty()
     }
 }
 
@@ -302,6 +325,9 @@ impl Registry {
                 self.update_rule(model, id, spec, now, touched)
             }
             Change::DeleteRule { model, id } => self.delete_rule(model, id, now, touched),
+            Change::AddBudget(spec) => self.add_budget(spec, touched),
+            Change::UpdateBudget { id, spec } => self.update_budget(id, spec, touched),
+            Change::DeleteBudget { id } => self.delete_budget(id, touched),
             Change::Restore { revision, registry } => {
                 self.restore(revision, &registry, now, touched)
             }

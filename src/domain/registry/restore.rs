@@ -19,7 +19,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{Change, Outcome, Registry, Touched, cluster, key, market, model, rule, workspace};
+use super::{
+    Change, Outcome, Registry, Touched, budget, cluster, key, market, model, rule, workspace,
+};
 use crate::domain::error::{DomainError, FieldError};
 
 /// Names whose entity differs between `a` and `b`.
@@ -40,6 +42,7 @@ impl Registry {
         let mut next = earlier.clone();
         next.revision = self.revision;
         next.next_rule_id = self.next_rule_id.max(earlier.next_rule_id);
+        next.next_budget_id = self.next_budget_id.max(earlier.next_budget_id);
         next.keys = earlier
             .keys
             .iter()
@@ -86,6 +89,9 @@ impl Registry {
                 .collect(),
             keys: differing(&self.keys, &next.keys).into_iter().collect(),
             models: differing(&self.models, &next.models).into_iter().collect(),
+            budgets: differing(&self.budgets, &next.budgets)
+                .into_iter()
+                .collect(),
         };
         if t.is_empty() {
             return Ok(Outcome::Unchanged);
@@ -96,6 +102,7 @@ impl Registry {
         touched.workspaces.extend(t.workspaces);
         touched.keys.extend(t.keys);
         touched.models.extend(t.models);
+        touched.budgets.extend(t.budgets);
         *self = next;
         Ok(Outcome::Done)
     }
@@ -147,6 +154,11 @@ fn check_restored(next: &Registry, t: &Touched, revision: u64) -> Result<(), Dom
             let mut found = rule::validate(&r.spec);
             references(next, &r.spec, &mut found);
             add(format!("rule #{} of model '{n}'", r.id), found);
+        }
+    }
+    for id in &t.budgets {
+        if let Some(b) = next.budgets.get(id) {
+            add(format!("budget {id}"), budget::restored_errors(next, b));
         }
     }
     DomainError::check(errors)

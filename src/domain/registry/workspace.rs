@@ -76,6 +76,7 @@ impl Registry {
             &format!("workspace '{name}'"),
             &self.rules_using_workspace(&name),
         )?;
+        self.unused_by_budgets("name", crate::domain::RuleTarget::Workspace, &name)?;
         let live: Vec<&str> = self
             .keys
             .values()

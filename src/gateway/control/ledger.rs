@@ -43,6 +43,11 @@ impl Flusher {
         }
     }
 
+    /// Rows a failed write left (not in the store yet).
+    pub fn pending(&self) -> &[UsageRow] {
+        &self.pending
+    }
+
     /// Add what was counted since the last flush to the ledger, in the
     /// minute the interval began in.
     pub async fn flush(&mut self) {

@@ -34,6 +34,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::{MissedTickBehavior, interval};
 
 use crate::domain::{EndpointHealth, EndpointState, GatewayReport, Probe, now_ms};
+use crate::gateway::budget::{self, Tracker};
 use crate::gateway::proxy::GatewayState;
 use crate::gateway::snapshot::{Builder, CounterBook, EndpointRt, Route, Snapshot};
 use crate::gateway::telemetry::events::Events;
@@ -75,6 +76,7 @@ impl Control {
         } = self;
         let book = builder.book.clone();
         let mut flusher = ledger::Flusher::new(builder.ledger.clone(), store.clone());
+        let mut budgets = Tracker::new(store.clone(), builder.ledger.clone());
         let report_now = Arc::new(Notify::new());
         let probe_now = Arc::new(Notify::new());
         let reporter = Reporter {
@@ -109,10 +111,22 @@ impl Control {
         let mut tick = interval(shared.cfg.stats_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let flush_every = shared.cfg.usage_flush;
+        let mut budget_tick = interval(budget::TICK);
+        budget_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
             tokio::select! {
                 _ = tick.tick() => publisher.publish(&shared, &book),
-                _ = ledger::until_next(flush_every) => flusher.flush().await,
+                _ = ledger::until_next(flush_every) => {
+                    flusher.flush().await;
+                    // What was just flushed left the cells: read it back
+                    // from the store before the budgets are checked again.
+                    let b = shared.snapshot.load().budgets.clone();
+                    budgets.tick(&b, flusher.pending(), &shared.budgets, true).await;
+                }
+                _ = budget_tick.tick() => {
+                    let b = shared.snapshot.load().budgets.clone();
+                    budgets.tick(&b, flusher.pending(), &shared.budgets, false).await;
+                }
                 _ = stop.changed() => break,
             }
         }

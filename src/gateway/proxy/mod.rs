@@ -64,6 +64,8 @@ pub struct GatewayState {
     pub stats: watch::Receiver<Arc<StatsSnapshot>>,
     /// The callers' connections (open, cap, shed).
     pub conns: ConnCounters,
+    /// Keys and workspaces whose budget is spent (docs/usage.md "Budgets").
+    pub budgets: crate::gateway::budget::Gate,
 }
 
 /// One worker thread's view.
@@ -230,6 +232,7 @@ async fn admit(
     let model = find_model(&body)?;
     let r = route(&snap, &model.name)?;
     tally.set_route(r);
+    over_budget(&w.shared, &snap, key, &model.name)?;
     let model_span = model.span.clone();
     let (headroom, reservation) = limit(&w.shared, &snap, key, r, &parts, &body, tally).await?;
     Ok(Admitted {
@@ -294,6 +297,40 @@ fn route(snap: &Snapshot, model: &str) -> Result<usize, ProxyError> {
         Some(RouteRef::Elsewhere(path)) => Err(ProxyError::other_cluster(model, path)),
         None => Err(ProxyError::unknown_model(model)),
     }
+}
+
+/// 429 `insufficient_quota` when a budget of the key or its workspace is
+/// spent (docs/usage.md "Budgets"): before the limiter, so a refused
+/// request takes no rate-limit quota; counted as throttled.
+fn over_budget(
+    shared: &GatewayState,
+    snap: &Snapshot,
+    key: usize,
+    model: &str,
+) -> Result<(), ProxyError> {
+    let k = &snap.key_list[key];
+    let workspace = &snap.workspaces[k.workspace].name;
+    let Some(refusal) = shared.budgets.check(&k.id, workspace) else {
+        return Ok(());
+    };
+    shared.events.push(
+        EventKind::Throttled,
+        Some(model),
+        Some(&k.id),
+        format!(
+            "budget {} is spent: refused key {}",
+            refusal.budget_id, k.id
+        ),
+    );
+    let retry = refusal.retry_after_secs(crate::domain::now_ms());
+    let mut e = ProxyError::new(
+        hyper::StatusCode::TOO_MANY_REQUESTS,
+        "insufficient_quota",
+        "insufficient_quota",
+        refusal.message,
+    );
+    e.headers = vec![(header::RETRY_AFTER, HeaderValue::from(retry))];
+    Err(e)
 }
 
 /// The rate limiter's decision, for models with rules: the headroom left

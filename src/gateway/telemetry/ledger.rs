@@ -48,6 +48,20 @@ impl UsageCell {
         }
     }
 
+    /// What was counted since the last take, left as it is (budgets add
+    /// it to what the store has).
+    pub fn peek(&self) -> Usage {
+        Usage {
+            requests: self.requests.load(Relaxed),
+            ok: self.ok.load(Relaxed),
+            throttled: self.throttled.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            prompt_tokens: self.prompt.load(Relaxed),
+            completion_tokens: self.completion.load(Relaxed),
+            cost_nanos: 0,
+        }
+    }
+
     /// What was counted since the last take, leaving zeros.
     pub fn take(&self) -> Usage {
         Usage {
@@ -102,12 +116,22 @@ impl LedgerBook {
 
     /// Every non-empty delta since the last drain, costed at the current prices.
     pub fn drain(&self) -> Vec<(Pair, Usage)> {
+        self.collect(UsageCell::take)
+    }
+
+    /// What [`drain`](Self::drain) would return, without draining: the
+    /// usage not yet flushed (docs/usage.md "Budgets").
+    pub fn unflushed(&self) -> Vec<(Pair, Usage)> {
+        self.collect(UsageCell::peek)
+    }
+
+    fn collect(&self, read: fn(&UsageCell) -> Usage) -> Vec<(Pair, Usage)> {
         let prices = self.prices.lock().clone();
         let cells = self.cells.lock();
         let mut out: Vec<(Pair, Usage)> = cells
             .iter()
             .filter_map(|(pair, cell)| {
-                let mut u = cell.take();
+                let mut u = read(cell);
                 if u.is_empty() {
                     return None;
                 }

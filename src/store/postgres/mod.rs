@@ -45,7 +45,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, IsolationLevel, NoTls};
 
-use super::sql::{Query, Statement};
+use super::sql::{Query, Rows, Statement};
 use super::{Applied, Store, StoreError, batch, mapping};
 use crate::domain::history::Journal;
 use crate::domain::token::{AdminTokenRecord, TokenChange};
@@ -70,6 +70,9 @@ pub struct PostgresStore {
 
 type Reply<T> = std_mpsc::SyncSender<Result<T, StoreError>>;
 
+/// Decodes the rows of a ledger read.
+type LedgerRows = fn(&Rows) -> Result<Vec<UsageRow>, StoreError>;
+
 /// One call, sent to the connection thread.
 enum Job {
     Open(Reply<()>),
@@ -87,7 +90,8 @@ enum Job {
     /// Usage ledger writes (additive), each batch in one transaction; the
     /// `bool` says whether to take the ledger lock (compaction).
     LedgerWrite(Vec<Statement>, bool, Reply<()>),
-    LedgerRead(i64, i64, Reply<Vec<UsageRow>>),
+    /// A read of the ledger and how to decode its rows.
+    LedgerRead(Query, LedgerRows, Reply<Vec<UsageRow>>),
 }
 
 impl PostgresStore {
@@ -209,7 +213,13 @@ impl Store for PostgresStore {
     }
 
     fn usage(&self, since_ms: i64, until_ms: i64) -> Result<Vec<UsageRow>, StoreError> {
-        self.call(|r| Job::LedgerRead(since_ms, until_ms, r))
+        let q = mapping::usage_query(since_ms, until_ms);
+        self.call(|r| Job::LedgerRead(q, mapping::usage_rows, r))
+    }
+
+    fn usage_totals(&self, since_ms: i64, split_ms: i64) -> Result<Vec<UsageRow>, StoreError> {
+        let q = mapping::usage_totals_query(since_ms, split_ms);
+        self.call(|r| Job::LedgerRead(q, mapping::usage_totals, r))
     }
 
     fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
@@ -359,11 +369,10 @@ impl Worker {
                         .await,
                     );
                 }
-                Job::LedgerRead(since, until, r) => {
+                Job::LedgerRead(q, decode, r) => {
                     let _ = r.send(
                         self.run("read the usage ledger", async |c| {
-                            let q = mapping::usage_query(since, until);
-                            Ok(mapping::usage_rows(&rows::fetch(&*c, &q).await?)?)
+                            Ok(decode(&rows::fetch(&*c, &q).await?)?)
                         })
                         .await,
                     );

@@ -135,6 +135,7 @@ pub enum FormKind {
     Workspace,
     Cluster { editing: Option<String> },
     Market { editing: Option<String> },
+    Budget,
 }
 
 impl FormKind {
@@ -599,6 +600,7 @@ impl Form {
                 format!("marketplace entry {name} saved"),
                 Some((ViewId::Market, name)),
             ),
+            FormKind::Budget => ("budget added".to_string(), None),
         }
     }
 

@@ -7,6 +7,7 @@
 //! [`form`] is the form itself; each other module makes one kind of form
 //! and gives it its [`form::Behaviour`].
 
+pub mod budget;
 pub mod form;
 pub mod model;
 pub mod rule;

@@ -4,6 +4,7 @@
 //! [`crate::tui::component::View`] directly.
 
 pub mod audit;
+pub mod budgets;
 pub mod clusters;
 pub mod detail;
 pub mod keys;
@@ -34,4 +35,5 @@ pub const VIEWS: &[fn() -> Box<dyn View>] = &[
     logs::new,
     audit::new,
     tail::new,
+    list::new::<budgets::Budgets>,
 ];
