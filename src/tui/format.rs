@@ -18,14 +18,17 @@ pub fn rate(r: f64) -> String {
     }
 }
 
-/// A count: `987`, `12.3k`, `4.5M`.
+/// A count: `987`, `9999`, `12.3k`, `4.5M`, `1.2G` (at most 6 characters
+/// below 1000G).
 pub fn count(n: u64) -> String {
     if n < 10_000 {
         n.to_string()
-    } else if n < 10_000_000 {
-        format!("{:.1}k", n as f64 / 1000.0)
+    } else if n < 999_950 {
+        format!("{:.1}k", n as f64 / 1e3)
+    } else if n < 999_950_000 {
+        format!("{:.1}M", n as f64 / 1e6)
     } else {
-        format!("{:.1}M", n as f64 / 1_000_000.0)
+        format!("{:.1}G", n as f64 / 1e9)
     }
 }
 
@@ -172,6 +175,11 @@ mod tests {
         assert_eq!(rate(2.345), "2.3");
         assert_eq!(rate(12_345.0), "12.3k");
         assert_eq!(count(12_345), "12.3k");
+        assert_eq!(count(9_999), "9999");
+        assert_eq!(count(999_949), "999.9k");
+        assert_eq!(count(999_950), "1.0M");
+        assert_eq!(count(2_000_000), "2.0M");
+        assert_eq!(count(4_500_000_000), "4.5G");
         assert_eq!(millis(3200), "3.2s");
         assert_eq!(window(60), "1m");
         assert_eq!(window(90), "90s");
