@@ -32,6 +32,23 @@ pub fn count(n: u64) -> String {
     }
 }
 
+/// US dollars from nano-dollars, to fit a table cell (at most 8
+/// characters below $10M): `$0`, `$0.0024` (under a dollar: 4 decimals,
+/// fractions of a cent show), `$49.99`, `$12.3k`. Cut toward zero, never
+/// rounded up: a budget's `left` never reads more than there is.
+pub fn money(nanos: u64) -> String {
+    const USD: u64 = 1_000_000_000;
+    if nanos == 0 {
+        "$0".into()
+    } else if nanos < USD {
+        format!("${}.{:04}", 0, nanos / 100_000)
+    } else if nanos < 10_000 * USD {
+        format!("${}.{:02}", nanos / USD, nanos % USD / 10_000_000)
+    } else {
+        format!("${}", count(nanos / USD))
+    }
+}
+
 /// Milliseconds as `850ms`, `3.2s`, `4m10s`.
 pub fn millis(ms: u64) -> String {
     if ms < 1000 {
@@ -180,6 +197,11 @@ mod tests {
         assert_eq!(count(999_950), "1.0M");
         assert_eq!(count(2_000_000), "2.0M");
         assert_eq!(count(4_500_000_000), "4.5G");
+        assert_eq!(money(0), "$0");
+        assert_eq!(money(2_453_424), "$0.0024");
+        assert_eq!(money(49_997_534_240), "$49.99");
+        assert_eq!(money(50_000_000_000), "$50.00");
+        assert_eq!(money(12_345_000_000_000), "$12.3k");
         assert_eq!(millis(3200), "3.2s");
         assert_eq!(window(60), "1m");
         assert_eq!(window(90), "90s");

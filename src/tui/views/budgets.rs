@@ -138,11 +138,12 @@ fn subject(data: &Data, b: &Budget) -> String {
     }
 }
 
-/// `1000`, `12.5K`, `$12.50`.
+/// `1000`, `12.5k`, `$12.50` (cut to fit; the footer and `maasctl budget
+/// list` give the exact figure).
 fn figure(unit: BudgetUnit, n: u64) -> String {
     match unit {
         BudgetUnit::Tokens => format::count(n),
-        BudgetUnit::Usd => format!("${}", budget::show_usd(n)),
+        BudgetUnit::Usd => format::money(n),
     }
 }
 
