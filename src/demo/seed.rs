@@ -2,6 +2,7 @@
 //! cluster at the demo gateway plus a remote one, workspaces, keys, rules
 //! and models served by the mock upstreams.
 
+use crate::domain::budget::{BudgetPeriod, BudgetSpec, BudgetUnit};
 use crate::domain::secret::{generate_key_id, generate_secret, hash_secret, secret_hint};
 use crate::domain::{Change, Cluster, Endpoint, ModelSpec, Policy, RuleSpec, RuleTarget};
 use crate::store::{Store, StoreError};
@@ -77,6 +78,22 @@ fn weighted(url: &str, weight: u32) -> Endpoint {
         weight: Some(weight),
         ..Endpoint::new(url)
     }
+}
+
+fn budget(
+    target: RuleTarget,
+    subject: &str,
+    unit: BudgetUnit,
+    amount: u64,
+    period: BudgetPeriod,
+) -> Change {
+    Change::AddBudget(BudgetSpec {
+        target,
+        subject: subject.into(),
+        unit,
+        amount,
+        period,
+    })
 }
 
 fn rule(
@@ -210,6 +227,22 @@ pub fn seed(store: &dyn Store, gateway: &str, up: &Upstreams) -> Result<Keys, St
             100,
             10,
         ),
+        // Budgets the demo traffic does not exhaust, so `:budgets` shows
+        // spent and left moving.
+        budget(
+            RuleTarget::Workspace,
+            "acme",
+            BudgetUnit::Usd,
+            50_000_000_000,
+            BudgetPeriod::Month,
+        ),
+        budget(
+            RuleTarget::Workspace,
+            "research",
+            BudgetUnit::Tokens,
+            5_000_000,
+            BudgetPeriod::Day,
+        ),
     ];
     store.apply(
         changes,
@@ -238,6 +271,7 @@ mod tests {
         assert!(!reg.market["Kimi-K2-Instruct"].published);
         assert_eq!(reg.keys[&keys.trial.id].workspace, "trial");
         assert_eq!(reg.models["DeepSeek-V3"].rules.len(), 2);
+        assert_eq!(reg.budgets.len(), 2);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
