@@ -240,15 +240,15 @@ impl View for Detail {
 /// endpoint's latency over the last minute.
 const ENDPOINT_COLUMNS: &[Column] = &[
     num("#", 2),
-    col("URL", 20, 1),
+    col("URL", 17, 1),
     col("KEY", 9, 0).drop(5),
-    num("WEIGHT", 6).drop(3),
-    num("SHARE", 5).drop(2),
+    num("WEIGHT", 6).drop(2),
+    num("SHARE", 5).drop(3),
     num("REQ/S", 6),
     num("ERR/S", 6),
     num("P99", 6),
     col("STATE", 9, 0),
-    col("REASON", 12, 3).drop(4),
+    col("REASON", 14, 3).drop(4),
 ];
 
 const RULE_COLUMNS: &[Column] = &[
@@ -256,8 +256,8 @@ const RULE_COLUMNS: &[Column] = &[
     col("TARGET", 9, 0),
     col("SUBJECT", 12, 1),
     num("USED/LIMIT", 11),
-    num("WINDOW", 6),
-    num("RESET", 6),
+    num("WINDOW", 6).drop(1),
+    num("RESET", 6).drop(2),
     num("THROTTLED", 9),
 ];
 
@@ -271,8 +271,8 @@ fn render(detail: &Detail, data: &Data, f: &mut Frame, area: Rect) {
         f.render_widget(Paragraph::new(placeholder(data, "model not found")), area);
         return;
     };
-    let [info, eps, rules, sparks] =
-        Layout::vertical(panes(area.height, m.spec.endpoints.len())).areas(area);
+    let heights = panes(area.height, m.spec.endpoints.len(), m.rules.len());
+    let [info, eps, rules, sparks] = Layout::vertical(heights.map(Constraint::Length)).areas(area);
     render_info(data, m, f, info);
 
     let ep_state = ListState {
@@ -327,6 +327,9 @@ fn render(detail: &Detail, data: &Data, f: &mut Frame, area: Rect) {
         );
     }
 
+    if sparks.height == 0 {
+        return;
+    }
     let [left, right] =
         Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(sparks);
     let hist = data.live.model_history.get(&m.spec.name);
@@ -349,40 +352,124 @@ fn render(detail: &Detail, data: &Data, f: &mut Frame, area: Rect) {
     );
 }
 
-/// Heights of the info box, the endpoints, the rules and the sparklines.
-/// The two tables share the room; on a short terminal the endpoints keep
-/// every row first (they carry health and errors), the sparklines go
-/// next, then the rules.
-fn panes(height: u16, endpoints: usize) -> [Constraint; 4] {
-    const INFO: u16 = 6;
-    const SPARKS: u16 = 3;
-    // Borders, header, one line per endpoint.
-    let eps = u16::try_from(endpoints)
-        .unwrap_or(u16::MAX)
-        .saturating_add(3);
-    let room = height.saturating_sub(INFO + SPARKS);
-    if room / 2 >= eps {
-        return [
-            Constraint::Length(INFO),
-            Constraint::Fill(1),
-            Constraint::Fill(1),
-            Constraint::Length(SPARKS),
-        ];
+/// A table's least height: borders, header and one row (the selected one:
+/// the table scrolls to it).
+const TABLE_MIN: u16 = 4;
+/// The info box whole (borders and four lines).
+const INFO_FULL: u16 = 6;
+/// The sparklines' least height (borders and one row of bars).
+const SPARKS_MIN: u16 = 3;
+/// Rows of a long table shown before the sparklines get any room (a table
+/// longer than this scrolls beside them).
+const TABLE_BEFORE_SPARKS: u16 = 20;
+
+/// Heights of the info box, the endpoints, the rules and the sparklines
+/// for a body `height` rows tall (the rule, in docs/console.md "Model
+/// detail layout"):
+///
+/// 1. both tables get [`TABLE_MIN`] (their selected row stays visible);
+/// 2. the info box gets its six rows if that still leaves (1), else one
+///    line without a border, else nothing;
+/// 3. the sparklines are shown only when both tables can show all their
+///    rows (at most [`TABLE_BEFORE_SPARKS`] of a long one) beside them:
+///    they are the first to go on a short terminal;
+/// 4. the tables share what is left: each whole if it fits, else the
+///    endpoints up to half and the rules the rest (and the other way round
+///    when the rules are the shorter);
+/// 5. what the tables cannot fill (they show every row) goes to the
+///    sparklines, or, without them, to the rules table: no blank rows
+///    under the panes.
+pub fn panes(height: u16, endpoints: usize, rules: usize) -> [u16; 4] {
+    let whole = |rows: usize| {
+        u16::try_from(rows)
+            .unwrap_or(u16::MAX)
+            .max(1)
+            .saturating_add(3)
+    };
+    let (eps, rls) = (whole(endpoints), whole(rules));
+    let info = if height >= 2 * TABLE_MIN + INFO_FULL {
+        INFO_FULL
+    } else if height > 2 * TABLE_MIN {
+        1
+    } else {
+        0
+    };
+    let rest = height - info;
+    let cap = TABLE_BEFORE_SPARKS + 3;
+    let before_sparks = eps.min(cap) + rls.min(cap);
+    let sparks = if rest >= before_sparks + SPARKS_MIN {
+        SPARKS_MIN
+    } else {
+        0
+    };
+    let room = rest - sparks;
+    let (e, r) = if eps + rls <= room {
+        (eps, rls)
+    } else if rls <= room / 2 {
+        (room - rls, rls)
+    } else {
+        let e = eps.min(room - room / 2);
+        (e, room - e)
+    };
+    let left = room - e - r;
+    if sparks > 0 {
+        [info, e, r, sparks + left]
+    } else {
+        [info, e, r + left, 0]
     }
-    // Short: the endpoints whole if they fit, sparklines only with room
-    // for a few rules too.
-    let sparks = if room >= eps + 4 { SPARKS } else { 0 };
-    let room = height.saturating_sub(INFO + sparks);
-    let eps = eps.min(room);
-    [
-        Constraint::Length(INFO),
-        Constraint::Length(eps),
-        Constraint::Length(room - eps),
-        Constraint::Length(sparks),
-    ]
+}
+
+/// The info box on a short terminal: one line, no border (the tables keep
+/// the room): name, status, gateway status and the rates.
+fn render_info_line(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
+    let t = &data.theme;
+    let status = data.status(&m.spec.name);
+    let rate = data.live.model(&m.spec.name);
+    let shown = |r: f64| {
+        if data.live.rates_known() {
+            format::rate(r)
+        } else {
+            "—".into()
+        }
+    };
+    let kv = |k: &str, v: Span<'static>| {
+        vec![Span::styled(format!("{k} "), t.dim()), v, Span::raw("  ")]
+    };
+    // A short terminal: one line, no border (the tables keep the room).
+    let line = Line::from(
+        [
+            vec![Span::styled(format!("{} ", m.spec.name), t.title())],
+            vec![
+                Span::styled(
+                    if m.enabled { "enabled" } else { "disabled" },
+                    t.enabled(m.enabled),
+                ),
+                Span::raw(" "),
+            ],
+            vec![
+                Span::styled(status.as_str(), t.gateway(status)),
+                Span::raw("  "),
+            ],
+            kv("req/s", Span::raw(shown(rate.req))),
+            kv(
+                "thr/s",
+                Span::styled(shown(rate.thr), t.alarm(rate.thr > 0.0)),
+            ),
+            kv(
+                "err/s",
+                Span::styled(shown(rate.err), t.alarm(rate.err > 0.0)),
+            ),
+        ]
+        .concat(),
+    );
+    let line = format::fit_line(line, usize::from(area.width));
+    f.render_widget(Paragraph::new(line), area);
 }
 
 fn render_info(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
+    if area.height < INFO_FULL {
+        return render_info_line(data, m, f, area);
+    }
     let t = &data.theme;
     let status = data.status(&m.spec.name);
     let totals = data
