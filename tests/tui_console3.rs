@@ -88,3 +88,213 @@ fn detail_at_every_size() {
         assert_eq!(s.contains("requests/s"), h >= 24, "{s}");
     }
 }
+
+// ---- weights at the keyboard ---------------------------------------------
+
+use maasctl::tui::views::weights::nudge;
+
+#[test]
+fn a_nudge_keeps_the_sum_and_the_others_follow_in_proportion() {
+    assert_eq!(nudge(&[70, 30], 0, 5), vec![75, 25]);
+    assert_eq!(nudge(&[70, 30], 1, 5), vec![65, 35]);
+    // Proportional: 50/30/20, +10 on the first takes 6 and 4.
+    assert_eq!(nudge(&[50, 30, 20], 0, 10), vec![60, 24, 16]);
+    // Rounding: 5 taken from 30/30/30 is 1.67 each: 1,1,1 and the two
+    // units left go to the lower indexes (equal remainders).
+    assert_eq!(nudge(&[10, 30, 30, 30], 0, 5), vec![15, 28, 28, 29]);
+    // Given back in proportion; to others all at 0, in equal parts.
+    assert_eq!(nudge(&[100, 0, 0], 0, -5), vec![95, 3, 2]);
+    // Bounds: nothing below 0 or above the sum; one endpoint never moves.
+    assert_eq!(nudge(&[98, 2], 0, 5), vec![100, 0]);
+    assert_eq!(nudge(&[2, 98], 0, -5), vec![0, 100]);
+    assert_eq!(nudge(&[100], 0, 5), vec![100]);
+    assert_eq!(nudge(&[70, 30], 5, 5), vec![70, 30]);
+    // Many nudges, every way: the sum stays exactly 100, none below 0,
+    // and the same nudges give the same weights.
+    let mut w = vec![40, 30, 20, 10];
+    let steps = [5, 5, -1, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, -5, 1, -5, 5];
+    for (n, step) in steps.iter().cycle().take(400).enumerate() {
+        let i = n * 7 % 4;
+        let next = nudge(&w, i, *step);
+        assert_eq!(next.iter().sum::<u32>(), 100, "{w:?} {i} {step}: {next:?}");
+        assert_eq!(next, nudge(&w, i, *step));
+        w = next;
+    }
+}
+
+fn deepseek_weights(a: &App) -> Vec<Option<u32>> {
+    a.data.registry().models["DeepSeek-V3"]
+        .spec
+        .endpoints
+        .iter()
+        .map(|e| e.weight)
+        .collect()
+}
+
+#[test]
+fn nudged_weights_show_pending_and_enter_saves_them_guarded() {
+    use maasctl::domain::Change;
+    use maasctl::tui::action::Op;
+    let mut a = fixtures::app(0, Theme::monochrome());
+    open(&mut a, "DeepSeek-V3");
+    press(&mut a, KeyCode::Right);
+    press(&mut a, KeyCode::Char('L'));
+    let s = screen(&mut a, 80, 24);
+    insta::assert_snapshot!("weights_pending_80x24", s);
+    assert!(row(&s, "│ 1 ").contains("70→76"), "{s}");
+    assert!(row(&s, "│ 2 ").contains("30→24"), "{s}");
+    // The live columns keep their numbers; the footer says how to end.
+    assert!(row(&s, "│ 1 ").contains("67%    6.0"), "{s}");
+    assert!(s.contains("<enter>save <esc>discard"), "{s}");
+    // A second later the second endpoint took 12 tries, the first none:
+    // the live columns move under the pending weights.
+    let reg = a.data.registry().clone();
+    let mut next = fixtures::stats(&reg, 0);
+    next.taken_ms += 1000;
+    for e in &mut next.endpoints {
+        if e.model == "DeepSeek-V3" && e.index == 1 {
+            e.totals.requests += 12;
+        }
+    }
+    assert!(a.on_stats(std::sync::Arc::new(next)));
+    let s = screen(&mut a, 80, 24);
+    assert!(row(&s, "│ 2 ").contains("30→24"), "{s}");
+    assert!(row(&s, "│ 2 ").contains(" 12.0 "), "{s}");
+    assert!(row(&s, "│ 1 ").contains("70→76"), "{s}");
+    // Nothing sent yet; enter sends the model with the new weights,
+    // guarded like the model form.
+    assert!(a.take_requests().is_empty());
+    press(&mut a, KeyCode::Enter);
+    let requests = a.take_requests();
+    let [request] = requests.as_slice() else {
+        panic!("{requests:?}")
+    };
+    let Op::Guarded { guard, changes } = &request.op else {
+        panic!("{:?}", request.op)
+    };
+    assert_eq!(guard.subject.label(), "model DeepSeek-V3");
+    let [Change::UpdateModel { name, spec }] = changes.as_slice() else {
+        panic!("{changes:?}")
+    };
+    assert_eq!(name, "DeepSeek-V3");
+    let w: Vec<_> = spec.endpoints.iter().map(|e| e.weight).collect();
+    assert_eq!(w, vec![Some(76), Some(24)]);
+    // The rest of the spec is what was stored (the upstream key kept).
+    let mut stored = a.data.registry().models["DeepSeek-V3"].spec.clone();
+    stored.endpoints[0].weight = Some(76);
+    stored.endpoints[1].weight = Some(24);
+    assert_eq!(spec, &stored);
+    // The model changed elsewhere meanwhile: said, nothing overwritten.
+    a.on_reply(maasctl::tui::action::Reply {
+        id: request.id,
+        result: Ok(maasctl::tui::action::Done::Changed(Box::new(
+            a.data.registry().clone(),
+        ))),
+    });
+    let s = screen(&mut a, 80, 24);
+    assert!(
+        s.contains("not saved: model DeepSeek-V3 changed elsewhere"),
+        "{s}"
+    );
+    // esc discards: the stored weights again, and the detail stays.
+    press(&mut a, KeyCode::Esc);
+    assert_eq!(a.current(), ViewId::Detail);
+    let s = screen(&mut a, 80, 24);
+    assert!(row(&s, "│ 1 ").contains(" 70% "), "{s}");
+    assert!(!s.contains('→') || !row(&s, "│ 1 ").contains('→'), "{s}");
+    assert_eq!(deepseek_weights(&a), vec![Some(70), Some(30)]);
+    // A second esc goes back as usual.
+    press(&mut a, KeyCode::Esc);
+    assert_eq!(a.current(), ViewId::Models);
+}
+
+#[test]
+fn a_model_changed_in_the_console_view_is_not_overwritten() {
+    use std::sync::Arc;
+    let mut a = fixtures::app(0, Theme::monochrome());
+    open(&mut a, "DeepSeek-V3");
+    press(&mut a, KeyCode::Left);
+    // The registry moves under the pending weights (the CLI set 50/50).
+    let mut reg = a.data.registry().clone();
+    let mut spec = reg.models["DeepSeek-V3"].spec.clone();
+    spec.endpoints[0].weight = Some(50);
+    spec.endpoints[1].weight = Some(50);
+    reg.apply_all(
+        vec![maasctl::domain::Change::UpdateModel {
+            name: "DeepSeek-V3".into(),
+            spec,
+        }],
+        fixtures::NOW_MS / 1000,
+    )
+    .unwrap();
+    a.on_registry(Arc::new(maasctl::client::RegistryView {
+        reports: a.data.view.reports.clone(),
+        registry: Arc::new(reg),
+    }));
+    let s = screen(&mut a, 80, 24);
+    assert!(s.contains("changed elsewhere: esc discards"), "{s}");
+    press(&mut a, KeyCode::Enter);
+    assert!(a.take_requests().is_empty());
+    assert!(
+        screen(&mut a, 80, 24).contains("not saved: model DeepSeek-V3 changed elsewhere"),
+        "{s}"
+    );
+}
+
+#[test]
+fn weights_saved_leave_nothing_pending_and_other_policies_say_why_not() {
+    use std::sync::Arc;
+    let mut a = fixtures::app(0, Theme::monochrome());
+    open(&mut a, "DeepSeek-V3");
+    press(&mut a, KeyCode::Char('H'));
+    press(&mut a, KeyCode::Char('H'));
+    // Back to where it was: nothing pending.
+    press(&mut a, KeyCode::Char('L'));
+    press(&mut a, KeyCode::Char('L'));
+    assert!(!screen(&mut a, 80, 24).contains("<enter>save"));
+    press(&mut a, KeyCode::Down);
+    press(&mut a, KeyCode::Right);
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.take_requests().len(), 1);
+    // The store applied it: the registry arrives with 65/35; the detail
+    // shows them as stored, nothing pending.
+    let mut reg = a.data.registry().clone();
+    let mut spec = reg.models["DeepSeek-V3"].spec.clone();
+    spec.endpoints[0].weight = Some(65);
+    spec.endpoints[1].weight = Some(35);
+    reg.apply_all(
+        vec![maasctl::domain::Change::UpdateModel {
+            name: "DeepSeek-V3".into(),
+            spec,
+        }],
+        fixtures::NOW_MS / 1000,
+    )
+    .unwrap();
+    a.on_registry(Arc::new(maasctl::client::RegistryView {
+        reports: a.data.view.reports.clone(),
+        registry: Arc::new(reg),
+    }));
+    let s = screen(&mut a, 80, 24);
+    assert!(row(&s, "│ 2 ").contains(" 35% "), "{s}");
+    assert!(!s.contains("<enter>save"), "{s}");
+    // Round-robin has no weights.
+    press(&mut a, KeyCode::Esc);
+    open(&mut a, "Qwen2.5-72B-Instruct");
+    press(&mut a, KeyCode::Right);
+    let s = screen(&mut a, 80, 24);
+    assert!(
+        s.contains("weights apply to the weighted policy only (e: edit)"),
+        "{s}"
+    );
+    // `?` lists the new keys.
+    press(&mut a, KeyCode::Char('?'));
+    let s = screen(&mut a, 120, 40);
+    for k in [
+        "weight +5",
+        "weight -5",
+        "weight +1",
+        "discard nudged weights",
+    ] {
+        assert!(s.contains(k), "{k}:\n{s}");
+    }
+}

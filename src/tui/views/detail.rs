@@ -8,7 +8,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use crate::domain::{Change, EndpointState, Model, Rule, RuleTarget};
+use crate::domain::{Change, EndpointState, Model, Policy, Rule, RuleTarget};
 use crate::tui::action::{Action, Op};
 use crate::tui::component::{Effect, View};
 use crate::tui::data::Data;
@@ -22,6 +22,7 @@ use crate::tui::widgets::table::{self, Cells, Column, ListState, col, num};
 
 use super::list::step_of;
 use super::model_ops;
+use super::weights::{self, Pending};
 
 /// Which table of the model detail has the selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -38,6 +39,8 @@ pub struct Detail {
     pub pane: Pane,
     pub endpoint: usize,
     pub rule: usize,
+    /// Weights nudged with `←`/`→` and not saved yet.
+    pub pending: Option<Pending>,
 }
 
 /// The detail of `model`, on its first endpoint.
@@ -92,6 +95,49 @@ const KEYS: &[Binding] = &[
         "ep on/off",
         true,
     ),
+    b(
+        &[(KeyCode::Right, N)],
+        "→",
+        Action::Weight(5),
+        "weight +5 (weighted; the others follow)",
+        false,
+    ),
+    b(
+        &[(KeyCode::Left, N)],
+        "←",
+        Action::Weight(-5),
+        "weight -5 (weighted; the others follow)",
+        false,
+    ),
+    b(
+        &[(KeyCode::Char('L'), N)],
+        "L",
+        Action::Weight(1),
+        "weight +1",
+        false,
+    ),
+    b(
+        &[(KeyCode::Char('H'), N)],
+        "H",
+        Action::Weight(-1),
+        "weight -1",
+        false,
+    ),
+    b(
+        &[(KeyCode::Esc, N)],
+        "esc",
+        Action::Back,
+        "discard nudged weights, else back",
+        false,
+    ),
+];
+
+/// The footer while weights are nudged and not saved.
+const PENDING_HINT: &[(&str, &str)] = &[
+    ("enter", "save"),
+    ("esc", "discard"),
+    ("←/→", "±5"),
+    ("H/L", "±1"),
 ];
 
 impl Detail {
@@ -117,6 +163,57 @@ impl Detail {
             Pane::Rules => (&mut self.rule, n_rules),
         };
         *sel = sel.saturating_add_signed(delta).min(n.saturating_sub(1));
+    }
+
+    /// `←`/`→`, `H`/`L`: nudge the selected endpoint's weight by `step`;
+    /// the others follow (see [`weights`]). Nothing is sent.
+    fn nudge(&mut self, step: i8, data: &Data) -> Effect {
+        let Some(m) = self.model(data) else {
+            return Effect::None;
+        };
+        if m.spec.policy != Policy::Weighted {
+            return Effect::error("weights apply to the weighted policy only (e: edit)");
+        }
+        if self.pane != Pane::Endpoints {
+            return Effect::error("select an endpoint first (tab switches panes)");
+        }
+        let endpoint = self.endpoint;
+        let p = self
+            .pending
+            .get_or_insert_with(|| Pending::start(m, data.registry()));
+        if p.saving {
+            return Effect::error("saving the weights: wait for the answer, or esc discards");
+        }
+        p.weights = weights::nudge(&p.weights, endpoint, step.into());
+        if p.weights == p.before() {
+            self.pending = None;
+        }
+        Effect::None
+    }
+
+    /// `enter` with nudged weights: save them through the guarded save the
+    /// model form uses (nothing is overwritten if the model changed).
+    fn save_weights(&mut self, data: &Data) -> Effect {
+        let Some(p) = self.pending.as_mut() else {
+            return Effect::None;
+        };
+        if p.saving {
+            return Effect::None;
+        }
+        if !p.guard.holds(data.registry()) {
+            return Effect::error(format!(
+                "not saved: model {} changed elsewhere since the first nudge (nothing overwritten; esc discards)",
+                self.model
+            ));
+        }
+        p.saving = true;
+        Effect::Send {
+            op: Op::Guarded {
+                guard: p.guard.clone(),
+                changes: vec![p.change()],
+            },
+            done: format!("weights of {} saved: {}", self.model, p.summary()),
+        }
     }
 
     /// `enter`: edit the selected rule, or show the selected endpoint whole.
@@ -215,6 +312,8 @@ impl View for Detail {
                 };
                 Effect::None
             }
+            Action::Weight(step) => self.nudge(step, data),
+            Action::Open if self.pending.is_some() => self.save_weights(data),
             Action::Open => self.open(data),
             Action::ToggleEndpoint => self.toggle_endpoint(data),
             Action::Delete => self.delete_rule(data),
@@ -227,6 +326,29 @@ impl View for Detail {
 
     fn gone(&self, data: &Data) -> bool {
         self.model(data).is_none()
+    }
+
+    /// The registry moved: nudged weights it now holds were saved (or
+    /// set elsewhere to the same), nothing is pending any more.
+    fn refresh(&mut self, data: &Data) {
+        let stored = self.model(data).map(|m| weights::stored(&m.spec));
+        if let Some(p) = &self.pending
+            && stored.as_ref() == Some(&p.weights)
+        {
+            self.pending = None;
+        }
+    }
+
+    fn back(&mut self) -> Option<Effect> {
+        let p = self.pending.take()?;
+        Some(Effect::Flash {
+            text: format!("weights {} discarded", p.summary()),
+            error: false,
+        })
+    }
+
+    fn footer_hint(&self) -> Option<&'static [(&'static str, &'static str)]> {
+        self.pending.as_ref().map(|_| PENDING_HINT)
     }
 
     fn render(&self, data: &Data, f: &mut Frame, area: Rect) {
@@ -280,10 +402,24 @@ fn render(detail: &Detail, data: &Data, f: &mut Frame, area: Rect) {
         selected: detail.endpoint,
         ..Default::default()
     };
-    let title = Line::from(vec![
+    let mut title = vec![
         Span::styled(" endpoints ", data.theme.title()),
         Span::raw(format!("policy {} ", m.spec.policy)),
-    ]);
+    ];
+    if let Some(p) = &detail.pending {
+        title.push(if p.guard.holds(data.registry()) {
+            Span::styled(
+                "· weights not saved: enter save, esc discard ",
+                data.theme.warn(),
+            )
+        } else {
+            Span::styled(
+                "· changed elsewhere: esc discards the nudged weights ",
+                data.theme.bad(),
+            )
+        });
+    }
+    let title = Line::from(title);
     table::render(
         f,
         eps,
@@ -295,7 +431,7 @@ fn render(detail: &Detail, data: &Data, f: &mut Frame, area: Rect) {
             sorted: None,
         },
         &ep_state,
-        |i| endpoint_cells(data, m, i.parse().unwrap_or(0)),
+        |i| endpoint_cells(data, m, i.parse().unwrap_or(0), detail.pending.as_ref()),
     );
 
     let rule_state = ListState {
@@ -766,7 +902,20 @@ fn share(data: &Data, m: &Model, i: usize) -> Option<f64> {
     (sum > 0).then(|| totals[i] as f64 / sum as f64)
 }
 
-fn endpoint_cells(data: &Data, m: &Model, i: usize) -> Cells {
+/// The WEIGHT cell: the stored weight, or `40→45` (highlighted) while a
+/// nudged one is not saved.
+fn weight_cell(data: &Data, stored: Option<u32>, nudged: Option<u32>) -> Span<'static> {
+    match (stored, nudged) {
+        (before, Some(after)) if before != Some(after) => Span::styled(
+            format!("{}→{after}", before.unwrap_or(0)),
+            data.theme.warn(),
+        ),
+        (Some(w), _) => Span::raw(format!("{w}%")),
+        (None, _) => Span::raw("—"),
+    }
+}
+
+fn endpoint_cells(data: &Data, m: &Model, i: usize, pending: Option<&Pending>) -> Cells {
     let t = &data.theme;
     let Some(ep) = m.spec.endpoints.get(i) else {
         return Vec::new();
@@ -789,7 +938,11 @@ fn endpoint_cells(data: &Data, m: &Model, i: usize) -> Cells {
         Span::raw((i + 1).to_string()),
         Span::raw(ep.url.clone()),
         Span::styled(key, t.dim()),
-        Span::raw(ep.weight.map_or_else(|| "—".into(), |w| format!("{w}%"))),
+        weight_cell(
+            data,
+            ep.weight,
+            pending.and_then(|p| p.weights.get(i).copied()),
+        ),
         Span::raw(share),
         Span::raw(rate),
         Span::styled(err, t.alarm(erring)),
