@@ -298,3 +298,81 @@ fn weights_saved_leave_nothing_pending_and_other_policies_say_why_not() {
         assert!(s.contains(k), "{k}:\n{s}");
     }
 }
+
+// ---- traffic: selection, enter ---------------------------------------------
+
+#[test]
+fn traffic_tables_take_a_selection_and_enter_opens_what_is_cut() {
+    use maasctl::tui::popups::Overlay;
+    use maasctl::tui::views::traffic::{Pane, Traffic};
+    let mut a = fixtures::app(0, Theme::monochrome());
+    a.jump(ViewId::Traffic);
+    let t = a.view_as::<Traffic>().unwrap();
+    assert_eq!(t.pane, Pane::Models);
+    assert_eq!(t.models.selected_id(), Some("DeepSeek-V3"), "busiest first");
+    // j moves in the focused table; tab moves on, round to the start.
+    press(&mut a, KeyCode::Char('j'));
+    assert_eq!(
+        a.view_as::<Traffic>().unwrap().models.selected_id(),
+        Some("Qwen2.5-72B-Instruct")
+    );
+    for (n, pane) in [Pane::Keys, Pane::Workspaces, Pane::Events, Pane::Models]
+        .into_iter()
+        .enumerate()
+    {
+        press(&mut a, KeyCode::Tab);
+        assert_eq!(a.view_as::<Traffic>().unwrap().pane, pane, "tab {n}");
+    }
+    // enter on a top model: its detail; esc comes back.
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.current(), ViewId::Detail);
+    assert!(a.view().crumbs().ends_with("Qwen2.5-72B-Instruct"));
+    press(&mut a, KeyCode::Esc);
+    assert_eq!(a.current(), ViewId::Traffic);
+    // enter on a top key: the key in :keys.
+    press(&mut a, KeyCode::Tab);
+    let key = a
+        .view_as::<Traffic>()
+        .unwrap()
+        .keys
+        .selected_id()
+        .unwrap()
+        .to_string();
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.current(), ViewId::Keys);
+    assert_eq!(a.view().filter(), Some(key.as_str()));
+    assert_eq!(a.view().list().unwrap().selected_id(), Some(key.as_str()));
+    // The events: newest first; enter shows the selected one whole. The
+    // view kept its pane (keys): two tabs on.
+    a.jump(ViewId::Traffic);
+    press(&mut a, KeyCode::Tab);
+    press(&mut a, KeyCode::Tab);
+    assert_eq!(a.view_as::<Traffic>().unwrap().pane, Pane::Events);
+    assert_eq!(
+        a.view_as::<Traffic>().unwrap().events.selected_id(),
+        Some("2")
+    );
+    press(&mut a, KeyCode::Down);
+    press(&mut a, KeyCode::Enter);
+    let Some(Overlay::Text { lines, .. }) = a.overlay() else {
+        panic!("{:?}", a.overlay())
+    };
+    let whole = "message  upstream http://127.0.0.1:9104/v1 refused the connection";
+    assert!(lines.iter().any(|l| l == whole), "{lines:?}");
+    let s = screen(&mut a, 80, 24);
+    insta::assert_snapshot!("traffic_event_popup_80x24", s);
+    assert!(
+        s.contains("message  upstream http://127.0.0.1:9104/v1 refused the"),
+        "{s}"
+    );
+    // The table cuts it at 60 columns; the popup does not.
+    press(&mut a, KeyCode::Esc);
+    let s = screen(&mut a, 60, 15);
+    assert!(!s.contains("refused the connection"), "{s}");
+    // The footer names the view's keys.
+    let s = screen(&mut a, 120, 40);
+    assert!(
+        s.contains("<tab>next pane <enter>open the row whole"),
+        "{s}"
+    );
+}
