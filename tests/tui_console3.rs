@@ -376,3 +376,121 @@ fn traffic_tables_take_a_selection_and_enter_opens_what_is_cut() {
         "{s}"
     );
 }
+
+// ---- the model list at every size -------------------------------------------
+
+#[test]
+fn model_list_keeps_every_seed_column_at_80x24() {
+    let mut a = fixtures::app(0, Theme::monochrome());
+    a.jump(ViewId::Models);
+    assert!(a.select(ViewId::Models, "Qwen2.5-72B-Instruct"));
+    for (w, h) in SIZES {
+        let s = screen(&mut a, w, h);
+        insta::assert_snapshot!(format!("models_{w}x{h}"), s);
+        // The selected model's whole access path under the table.
+        assert!(
+            s.contains("http://127.0.0.1:8080/v1  model \"Qwen2.5-72B-Instruct\""),
+            "{s}"
+        );
+    }
+    let s = screen(&mut a, 80, 24);
+    let header = row(&s, "NAME");
+    for title in [
+        "NAME", "MODEL ID", "TAGS", "STATUS", "CLUSTER", "GATEWAY", "REQ/S", "THR/S",
+    ] {
+        assert!(header.contains(title), "{title}: {header}");
+    }
+    let qwen = row(&s, "│Qwen2.5");
+    for cell in ["enabled", "local", "degraded", "5.0"] {
+        assert!(qwen.contains(cell), "{cell}: {qwen}");
+    }
+    // What does not fit is cut with the marker, never silently.
+    assert!(qwen.contains("│Qwen2.5-72B-I… "), "{qwen}");
+    // 200 columns: the access path in its column too.
+    let s = screen(&mut a, 200, 60);
+    assert!(row(&s, "NAME").contains("ACCESS PATH"), "{s}");
+    // At every width from 30 to 200 a cell wider than its column ends in
+    // `…`: the long model ID and name are whole or cut with the marker,
+    // never clipped.
+    for w in 30..=200 {
+        let s = screen(&mut a, w, 24);
+        let qwen = row(&s, "│Q");
+        assert!(
+            qwen.contains("Qwen2.5-72B-Instruct ") || qwen.contains('…'),
+            "{w}: {qwen}"
+        );
+        assert!(
+            qwen.contains("qwen2.5-72b-instruct") || qwen.contains('…') || !qwen.contains("qwen2"),
+            "{w}: {qwen}"
+        );
+    }
+}
+
+/// The style of the cell where `text` starts in the row holding `name`.
+fn style_in_row(buf: &ratatui::buffer::Buffer, name: &str, text: &str) -> ratatui::style::Style {
+    let w = usize::from(buf.area.width);
+    let rows: Vec<String> = buf
+        .content
+        .chunks(w)
+        .map(|r| r.iter().map(|c| c.symbol()).collect())
+        .collect();
+    let y = rows
+        .iter()
+        .position(|r| r.contains(name))
+        .unwrap_or_else(|| panic!("no row with {name}"));
+    let row = &rows[y];
+    let at = row
+        .find(text)
+        .unwrap_or_else(|| panic!("no {text} in {row}"));
+    // Columns, not bytes: the row has multi-byte border characters.
+    let x = row[..at].chars().count();
+    buf.content[y * w + x].style()
+}
+
+#[test]
+fn status_cells_carry_their_colours_in_the_model_list() {
+    use maasctl::client::{GatewayHeader, GatewayState, RegistryView};
+    use maasctl::domain::EndpointState;
+    use ratatui::style::Color;
+    use std::sync::Arc;
+    // Two more models: one with its only endpoint down, one never
+    // contacted (unknown).
+    let reg = fixtures::registry(2);
+    let mut reports = fixtures::reports(&reg);
+    for e in &mut reports[0].endpoints {
+        match e.model.as_str() {
+            "model-00000" => e.state = EndpointState::Down,
+            "model-00001" => e.state = EndpointState::Unknown,
+            _ => {}
+        }
+    }
+    let view = Arc::new(RegistryView {
+        reports: Arc::new(reports),
+        registry: Arc::new(reg),
+    });
+    let gateway = GatewayHeader {
+        listen: Some(fixtures::LISTEN.into()),
+        state: GatewayState::Running,
+    };
+    let mut a = App::new(Theme::colored(), view, gateway, fixtures::NOW_MS, None);
+    for (w, h) in SIZES {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        a.layout(Rect::new(0, 0, w, h));
+        t.draw(|f| chrome::render(&mut a, f)).unwrap();
+        let buf = t.backend().buffer();
+        let cases = [
+            ("DeepSeek-V3", "enabled", Color::Green),
+            ("DeepSeek-V3", "serving", Color::Green),
+            ("Qwen2.5", "degraded", Color::Yellow),
+            ("model-00000", "down", Color::Red),
+            ("model-00001", "unknown", Color::Yellow),
+        ];
+        for (name, text, colour) in cases {
+            let style = style_in_row(buf, name, text);
+            assert_eq!(style.fg, Some(colour), "{name} {text} at {w}x{h}");
+        }
+        let disabled = style_in_row(buf, "DeepSeek-R1", "disabled");
+        assert_ne!(disabled.fg, Some(Color::Green), "{w}x{h}");
+        assert_ne!(disabled.fg, Some(Color::Red), "{w}x{h}");
+    }
+}
