@@ -200,7 +200,7 @@ impl Table for Models {
 
 /// Every column the spec names fits at 80 columns: the cluster by its
 /// name (the selected model's whole access path is on the table's bottom
-/// border); from about 110 columns the access path gets its own column.
+/// border); from 100 columns the access path gets its own column.
 /// Narrower than 80, ACCESS PATH goes first, then TAGS, CLUSTER, MODEL ID.
 pub const COLUMNS: &[Column] = &[
     col("NAME", 13, 3),
