@@ -476,7 +476,7 @@ fn status_cells_carry_their_colours_in_the_model_list() {
     for (w, h) in SIZES {
         let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
         a.layout(Rect::new(0, 0, w, h));
-        t.draw(|f| chrome::render(&mut a, f)).unwrap();
+        t.draw(|f| chrome::render(&a, f)).unwrap();
         let buf = t.backend().buffer();
         let cases = [
             ("DeepSeek-V3", "enabled", Color::Green),
