@@ -405,7 +405,7 @@ fn model_list_keeps_every_seed_column_at_80x24() {
         assert!(qwen.contains(cell), "{cell}: {qwen}");
     }
     // What does not fit is cut with the marker, never silently.
-    assert!(qwen.contains("│Qwen2.5-72B-I… "), "{qwen}");
+    assert!(qwen.contains("│Qwen2.5-72B-Instr… "), "{qwen}");
     // 200 columns: the access path in its column too.
     let s = screen(&mut a, 200, 60);
     assert!(row(&s, "NAME").contains("ACCESS PATH"), "{s}");

@@ -200,16 +200,18 @@ impl Table for Models {
 
 /// Every column the spec names fits at 80 columns: the cluster by its
 /// name (the selected model's whole access path is on the table's bottom
-/// border); from 100 columns the access path gets its own column.
+/// border); from 102 columns the access path gets its own column.
 /// Narrower than 80, ACCESS PATH goes first, then TAGS, CLUSTER, MODEL ID.
 pub const COLUMNS: &[Column] = &[
-    col("NAME", 13, 3),
-    col("MODEL ID", 12, 1).drop(2),
-    col("TAGS", 8, 1).drop(4),
+    col("NAME", 18, 3),
+    col("MODEL ID", 10, 1).drop(2),
+    col("TAGS", 7, 1).drop(4),
     col("STATUS", 8, 0),
     col("CLUSTER", 7, 0).drop(3),
     col("ACCESS PATH", 22, 2).drop(5),
     col("GATEWAY", 8, 0),
+    // Rates are at most five characters (`99.9`, `9999`, `12.3k`); the
+    // title takes a sort arrow.
     num("REQ/S", 6),
     num("THR/S", 6),
 ];
