@@ -494,3 +494,19 @@ fn status_cells_carry_their_colours_in_the_model_list() {
         assert_ne!(disabled.fg, Some(Color::Red), "{w}x{h}");
     }
 }
+
+#[test]
+fn a_short_detail_scrolls_to_the_selected_endpoint_and_keeps_the_rules() {
+    let mut a = fixtures::routing_app(Theme::monochrome());
+    open(&mut a, "Mixtral-8x22B");
+    press(&mut a, KeyCode::Char('G'));
+    for (w, h) in [(60, 15), (80, 24)] {
+        let s = screen(&mut a, w, h);
+        // The last of eight endpoints, selected, is on screen; the rules
+        // pane is there with its header.
+        row(&s, "│ 8 ");
+        assert!(row(&s, "rate-limit rules [0]").starts_with("\"┌"), "{s}");
+        row(&s, "USED/LIMIT");
+    }
+    insta::assert_snapshot!("detail_eight_endpoints_60x15", screen(&mut a, 60, 15));
+}
