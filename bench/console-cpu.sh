@@ -5,6 +5,7 @@
 #
 #   bash bench/console-cpu.sh idle   # console + embedded gateway, registry of assets/example.yaml, no traffic
 #   bash bench/console-cpu.sh demo   # `maasctl demo`: mock upstreams and the traffic generator
+#   bash bench/console-cpu.sh tail   # `maasctl demo` with the live request tail (`:tail`) open
 #
 # Knobs: MAASCTL_BIN (default: release build under $CARGO_TARGET_DIR or
 # ./target), SECONDS_MEASURED (30), SETTLE (5 s after the first frame).
@@ -30,8 +31,8 @@ case "$MODE" in
       "$BIN" --data-dir "$DATA" apply -f "$ROOT/assets/example.yaml" >/dev/null
     CMD="$BIN --data-dir $DATA --listen 127.0.0.1:0"
     ;;
-  demo) CMD="$BIN demo --listen 127.0.0.1:0" ;;
-  *) echo "usage: $0 idle|demo" >&2; exit 2 ;;
+  demo|tail) CMD="$BIN demo --listen 127.0.0.1:0" ;;
+  *) echo "usage: $0 idle|demo|tail" >&2; exit 2 ;;
 esac
 
 tmux new-session -d -s "$SESSION" -x 80 -y 24 "TERM=xterm-256color $CMD"
@@ -40,6 +41,17 @@ for _ in $(seq 100); do
   tmux capture-pane -p -t "$SESSION" | grep -q "models" && break
   sleep 0.1
 done
+if [ "$MODE" = tail ]; then
+  # Open the live request tail (it polls the gateway's ring four times a
+  # second while shown) and wait until it is drawn.
+  tmux send-keys -t "$SESSION" ':tail' Enter
+  for _ in $(seq 100); do
+    tmux capture-pane -p -t "$SESSION" | grep -q "LATENCY" && break
+    sleep 0.1
+  done
+  tmux capture-pane -p -t "$SESSION" | grep -q "LATENCY" \
+    || { echo "console-cpu.sh: :tail did not open" >&2; tmux capture-pane -p -t "$SESSION" >&2; exit 1; }
+fi
 PANE_PID=$(tmux list-panes -t "$SESSION" -F '#{pane_pid}')
 PID=$(pgrep -P "$PANE_PID" -f maasctl || echo "$PANE_PID")
 sleep "$SETTLE"

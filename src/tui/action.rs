@@ -63,6 +63,9 @@ pub enum Action {
     CopyPath,
     /// Undo the console's last change (within 30 s), showing what it reverts.
     Undo,
+    /// Model detail: nudge the selected endpoint's weight by this much
+    /// (the others follow; saved with `enter`).
+    Weight(i8),
 }
 
 impl Action {
@@ -83,6 +86,7 @@ impl Action {
                 | Action::ToggleEndpoint
                 | Action::Rollback
                 | Action::Undo
+                | Action::Weight(_)
         )
     }
 }

@@ -70,6 +70,9 @@ enum OnReply {
     },
     /// Say `done` on success; show the refusal in a popup.
     Flash(String),
+    /// A guarded save from a view (not a form): say `done`, or that this
+    /// subject changed elsewhere and nothing was overwritten.
+    Guarded { done: String, subject: String },
     /// The audit entries for `:audit`.
     Audit,
     /// A rollback's dry run: ask before doing it.
@@ -446,6 +449,20 @@ impl App {
                 Ok(Done::Rollback(_)) => {
                     // Undone (or rolled back): nothing left to undo here.
                     self.undo = None;
+                    self.say(done, false);
+                }
+                Ok(_) => self.say(done, false),
+                Err(e) => self.refused(e),
+            },
+            OnReply::Guarded { done, subject } => match reply.result {
+                Ok(Done::Changed(_)) => self.say(
+                    format!(
+                        "not saved: {subject} changed elsewhere meanwhile (nothing overwritten; esc discards)"
+                    ),
+                    true,
+                ),
+                Ok(Done::Applied(a)) => {
+                    self.remember(&a, &done);
                     self.say(done, false);
                 }
                 Ok(_) => self.say(done, false),
@@ -974,7 +991,13 @@ impl App {
                 None => self.say("this view has no filter", true),
             },
             Action::Back => {
-                if self.view().filter().is_some_and(|f| !f.is_empty()) {
+                let held = match self.pages.last_mut().expect("never empty") {
+                    Page::Top(id) => self.views.get_mut(id).expect("made").back(),
+                    Page::Pushed(v) => v.back(),
+                };
+                if let Some(effect) = held {
+                    self.run(effect);
+                } else if self.view().filter().is_some_and(|f| !f.is_empty()) {
                     self.set_filter("", false);
                 } else if self.pages.len() > 1 {
                     self.pages.pop();
@@ -1003,7 +1026,16 @@ impl App {
         }
         match effect {
             Effect::None => {}
-            Effect::Send { op, done } => self.send(op, OnReply::Flash(done)),
+            Effect::Send { op, done } => {
+                let on = match &op {
+                    Op::Guarded { guard, .. } => OnReply::Guarded {
+                        done,
+                        subject: guard.subject.label(),
+                    },
+                    _ => OnReply::Flash(done),
+                };
+                self.send(op, on)
+            }
             Effect::Push(mut v) => {
                 v.refresh(&self.data);
                 self.pages.push(Page::Pushed(v));

@@ -233,6 +233,9 @@ fn render_footer(app: &App, f: &mut Frame, area: Rect) {
             .map(|b| (b.label, b.help))
             .collect();
         hints(t, &keys, &[], area.width)
+    } else if let Some(hint) = app.view().footer_hint() {
+        let (_, fixed) = footer_keys(app);
+        hints(t, hint, &fixed, area.width)
     } else {
         let (keys, fixed) = footer_keys(app);
         let keys: Vec<(&str, &str)> = keys.iter().map(|(k, h)| (k.as_str(), *h)).collect();

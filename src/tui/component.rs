@@ -145,6 +145,18 @@ pub trait View: AsAny {
         false
     }
 
+    /// `esc`: drop what the view holds unsaved (nudged weights) and say
+    /// so; `None` lets `esc` clear the filter or go back as usual.
+    fn back(&mut self) -> Option<Effect> {
+        None
+    }
+
+    /// Footer hints in place of its key table's while it holds something
+    /// unsaved (`enter save · esc discard`).
+    fn footer_hint(&self) -> Option<&'static [(&'static str, &'static str)]> {
+        None
+    }
+
     /// What it shows is gone (the model of a detail was deleted): the app
     /// goes back.
     fn gone(&self, _data: &Data) -> bool {

@@ -8,7 +8,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use crate::domain::{Change, EndpointState, Model, Rule, RuleTarget};
+use crate::domain::{Change, EndpointState, Model, Policy, Rule, RuleTarget};
 use crate::tui::action::{Action, Op};
 use crate::tui::component::{Effect, View};
 use crate::tui::data::Data;
@@ -22,6 +22,7 @@ use crate::tui::widgets::table::{self, Cells, Column, ListState, col, num};
 
 use super::list::step_of;
 use super::model_ops;
+use super::weights::{self, Pending};
 
 /// Which table of the model detail has the selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -38,6 +39,8 @@ pub struct Detail {
     pub pane: Pane,
     pub endpoint: usize,
     pub rule: usize,
+    /// Weights nudged with `←`/`→` and not saved yet.
+    pub pending: Option<Pending>,
 }
 
 /// The detail of `model`, on its first endpoint.
@@ -92,6 +95,49 @@ const KEYS: &[Binding] = &[
         "ep on/off",
         true,
     ),
+    b(
+        &[(KeyCode::Right, N)],
+        "→",
+        Action::Weight(5),
+        "weight +5 (weighted; the others follow)",
+        false,
+    ),
+    b(
+        &[(KeyCode::Left, N)],
+        "←",
+        Action::Weight(-5),
+        "weight -5 (weighted; the others follow)",
+        false,
+    ),
+    b(
+        &[(KeyCode::Char('L'), N)],
+        "L",
+        Action::Weight(1),
+        "weight +1",
+        false,
+    ),
+    b(
+        &[(KeyCode::Char('H'), N)],
+        "H",
+        Action::Weight(-1),
+        "weight -1",
+        false,
+    ),
+    b(
+        &[(KeyCode::Esc, N)],
+        "esc",
+        Action::Back,
+        "discard nudged weights, else back",
+        false,
+    ),
+];
+
+/// The footer while weights are nudged and not saved.
+const PENDING_HINT: &[(&str, &str)] = &[
+    ("enter", "save"),
+    ("esc", "discard"),
+    ("←/→", "±5"),
+    ("H/L", "±1"),
 ];
 
 impl Detail {
@@ -117,6 +163,57 @@ impl Detail {
             Pane::Rules => (&mut self.rule, n_rules),
         };
         *sel = sel.saturating_add_signed(delta).min(n.saturating_sub(1));
+    }
+
+    /// `←`/`→`, `H`/`L`: nudge the selected endpoint's weight by `step`;
+    /// the others follow (see [`weights`]). Nothing is sent.
+    fn nudge(&mut self, step: i8, data: &Data) -> Effect {
+        let Some(m) = self.model(data) else {
+            return Effect::None;
+        };
+        if m.spec.policy != Policy::Weighted {
+            return Effect::error("weights apply to the weighted policy only (e: edit)");
+        }
+        if self.pane != Pane::Endpoints {
+            return Effect::error("select an endpoint first (tab switches panes)");
+        }
+        let endpoint = self.endpoint;
+        let p = self
+            .pending
+            .get_or_insert_with(|| Pending::start(m, data.registry()));
+        if p.saving {
+            return Effect::error("saving the weights: wait for the answer, or esc discards");
+        }
+        p.weights = weights::nudge(&p.weights, endpoint, step.into());
+        if p.weights == p.before() {
+            self.pending = None;
+        }
+        Effect::None
+    }
+
+    /// `enter` with nudged weights: save them through the guarded save the
+    /// model form uses (nothing is overwritten if the model changed).
+    fn save_weights(&mut self, data: &Data) -> Effect {
+        let Some(p) = self.pending.as_mut() else {
+            return Effect::None;
+        };
+        if p.saving {
+            return Effect::None;
+        }
+        if !p.guard.holds(data.registry()) {
+            return Effect::error(format!(
+                "not saved: model {} changed elsewhere since the first nudge (nothing overwritten; esc discards)",
+                self.model
+            ));
+        }
+        p.saving = true;
+        Effect::Send {
+            op: Op::Guarded {
+                guard: p.guard.clone(),
+                changes: vec![p.change()],
+            },
+            done: format!("weights of {} saved: {}", self.model, p.summary()),
+        }
     }
 
     /// `enter`: edit the selected rule, or show the selected endpoint whole.
@@ -215,6 +312,8 @@ impl View for Detail {
                 };
                 Effect::None
             }
+            Action::Weight(step) => self.nudge(step, data),
+            Action::Open if self.pending.is_some() => self.save_weights(data),
             Action::Open => self.open(data),
             Action::ToggleEndpoint => self.toggle_endpoint(data),
             Action::Delete => self.delete_rule(data),
@@ -229,6 +328,29 @@ impl View for Detail {
         self.model(data).is_none()
     }
 
+    /// The registry moved: nudged weights it now holds were saved (or
+    /// set elsewhere to the same), nothing is pending any more.
+    fn refresh(&mut self, data: &Data) {
+        let stored = self.model(data).map(|m| weights::stored(&m.spec));
+        if let Some(p) = &self.pending
+            && stored.as_ref() == Some(&p.weights)
+        {
+            self.pending = None;
+        }
+    }
+
+    fn back(&mut self) -> Option<Effect> {
+        let p = self.pending.take()?;
+        Some(Effect::Flash {
+            text: format!("weights {} discarded", p.summary()),
+            error: false,
+        })
+    }
+
+    fn footer_hint(&self) -> Option<&'static [(&'static str, &'static str)]> {
+        self.pending.as_ref().map(|_| PENDING_HINT)
+    }
+
     fn render(&self, data: &Data, f: &mut Frame, area: Rect) {
         render(self, data, f, area)
     }
@@ -240,15 +362,15 @@ impl View for Detail {
 /// endpoint's latency over the last minute.
 const ENDPOINT_COLUMNS: &[Column] = &[
     num("#", 2),
-    col("URL", 20, 1),
+    col("URL", 17, 1),
     col("KEY", 9, 0).drop(5),
-    num("WEIGHT", 6).drop(3),
-    num("SHARE", 5).drop(2),
+    num("WEIGHT", 6).drop(2),
+    num("SHARE", 5).drop(3),
     num("REQ/S", 6),
     num("ERR/S", 6),
     num("P99", 6),
     col("STATE", 9, 0),
-    col("REASON", 12, 3).drop(4),
+    col("REASON", 14, 3).drop(4),
 ];
 
 const RULE_COLUMNS: &[Column] = &[
@@ -256,8 +378,8 @@ const RULE_COLUMNS: &[Column] = &[
     col("TARGET", 9, 0),
     col("SUBJECT", 12, 1),
     num("USED/LIMIT", 11),
-    num("WINDOW", 6),
-    num("RESET", 6),
+    num("WINDOW", 6).drop(1),
+    num("RESET", 6).drop(2),
     num("THROTTLED", 9),
 ];
 
@@ -271,8 +393,8 @@ fn render(detail: &Detail, data: &Data, f: &mut Frame, area: Rect) {
         f.render_widget(Paragraph::new(placeholder(data, "model not found")), area);
         return;
     };
-    let [info, eps, rules, sparks] =
-        Layout::vertical(panes(area.height, m.spec.endpoints.len())).areas(area);
+    let heights = panes(area.height, m.spec.endpoints.len(), m.rules.len());
+    let [info, eps, rules, sparks] = Layout::vertical(heights.map(Constraint::Length)).areas(area);
     render_info(data, m, f, info);
 
     let ep_state = ListState {
@@ -280,10 +402,24 @@ fn render(detail: &Detail, data: &Data, f: &mut Frame, area: Rect) {
         selected: detail.endpoint,
         ..Default::default()
     };
-    let title = Line::from(vec![
+    let mut title = vec![
         Span::styled(" endpoints ", data.theme.title()),
         Span::raw(format!("policy {} ", m.spec.policy)),
-    ]);
+    ];
+    if let Some(p) = &detail.pending {
+        title.push(if p.guard.holds(data.registry()) {
+            Span::styled(
+                "· weights not saved: enter save, esc discard ",
+                data.theme.warn(),
+            )
+        } else {
+            Span::styled(
+                "· changed elsewhere: esc discards the nudged weights ",
+                data.theme.bad(),
+            )
+        });
+    }
+    let title = Line::from(title);
     table::render(
         f,
         eps,
@@ -295,7 +431,7 @@ fn render(detail: &Detail, data: &Data, f: &mut Frame, area: Rect) {
             sorted: None,
         },
         &ep_state,
-        |i| endpoint_cells(data, m, i.parse().unwrap_or(0)),
+        |i| endpoint_cells(data, m, i.parse().unwrap_or(0), detail.pending.as_ref()),
     );
 
     let rule_state = ListState {
@@ -327,6 +463,9 @@ fn render(detail: &Detail, data: &Data, f: &mut Frame, area: Rect) {
         );
     }
 
+    if sparks.height == 0 {
+        return;
+    }
     let [left, right] =
         Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(sparks);
     let hist = data.live.model_history.get(&m.spec.name);
@@ -349,40 +488,124 @@ fn render(detail: &Detail, data: &Data, f: &mut Frame, area: Rect) {
     );
 }
 
-/// Heights of the info box, the endpoints, the rules and the sparklines.
-/// The two tables share the room; on a short terminal the endpoints keep
-/// every row first (they carry health and errors), the sparklines go
-/// next, then the rules.
-fn panes(height: u16, endpoints: usize) -> [Constraint; 4] {
-    const INFO: u16 = 6;
-    const SPARKS: u16 = 3;
-    // Borders, header, one line per endpoint.
-    let eps = u16::try_from(endpoints)
-        .unwrap_or(u16::MAX)
-        .saturating_add(3);
-    let room = height.saturating_sub(INFO + SPARKS);
-    if room / 2 >= eps {
-        return [
-            Constraint::Length(INFO),
-            Constraint::Fill(1),
-            Constraint::Fill(1),
-            Constraint::Length(SPARKS),
-        ];
+/// A table's least height: borders, header and one row (the selected one:
+/// the table scrolls to it).
+const TABLE_MIN: u16 = 4;
+/// The info box whole (borders and four lines).
+const INFO_FULL: u16 = 6;
+/// The sparklines' least height (borders and one row of bars).
+const SPARKS_MIN: u16 = 3;
+/// Rows of a long table shown before the sparklines get any room (a table
+/// longer than this scrolls beside them).
+const TABLE_BEFORE_SPARKS: u16 = 20;
+
+/// Heights of the info box, the endpoints, the rules and the sparklines
+/// for a body `height` rows tall (the rule, in docs/console.md "Model
+/// detail layout"):
+///
+/// 1. both tables get [`TABLE_MIN`] (their selected row stays visible);
+/// 2. the info box gets its six rows if that still leaves (1), else one
+///    line without a border, else nothing;
+/// 3. the sparklines are shown only when both tables can show all their
+///    rows (at most [`TABLE_BEFORE_SPARKS`] of a long one) beside them:
+///    they are the first to go on a short terminal;
+/// 4. the tables share what is left: each whole if it fits, else the
+///    endpoints up to half and the rules the rest (and the other way round
+///    when the rules are the shorter);
+/// 5. what the tables cannot fill (they show every row) goes to the
+///    sparklines, or, without them, to the rules table: no blank rows
+///    under the panes.
+pub fn panes(height: u16, endpoints: usize, rules: usize) -> [u16; 4] {
+    let whole = |rows: usize| {
+        u16::try_from(rows)
+            .unwrap_or(u16::MAX)
+            .max(1)
+            .saturating_add(3)
+    };
+    let (eps, rls) = (whole(endpoints), whole(rules));
+    let info = if height >= 2 * TABLE_MIN + INFO_FULL {
+        INFO_FULL
+    } else if height > 2 * TABLE_MIN {
+        1
+    } else {
+        0
+    };
+    let rest = height - info;
+    let cap = TABLE_BEFORE_SPARKS + 3;
+    let before_sparks = eps.min(cap) + rls.min(cap);
+    let sparks = if rest >= before_sparks + SPARKS_MIN {
+        SPARKS_MIN
+    } else {
+        0
+    };
+    let room = rest - sparks;
+    let (e, r) = if eps + rls <= room {
+        (eps, rls)
+    } else if rls <= room / 2 {
+        (room - rls, rls)
+    } else {
+        let e = eps.min(room - room / 2);
+        (e, room - e)
+    };
+    let left = room - e - r;
+    if sparks > 0 {
+        [info, e, r, sparks + left]
+    } else {
+        [info, e, r + left, 0]
     }
-    // Short: the endpoints whole if they fit, sparklines only with room
-    // for a few rules too.
-    let sparks = if room >= eps + 4 { SPARKS } else { 0 };
-    let room = height.saturating_sub(INFO + sparks);
-    let eps = eps.min(room);
-    [
-        Constraint::Length(INFO),
-        Constraint::Length(eps),
-        Constraint::Length(room - eps),
-        Constraint::Length(sparks),
-    ]
+}
+
+/// The info box on a short terminal: one line, no border (the tables keep
+/// the room): name, status, gateway status and the rates.
+fn render_info_line(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
+    let t = &data.theme;
+    let status = data.status(&m.spec.name);
+    let rate = data.live.model(&m.spec.name);
+    let shown = |r: f64| {
+        if data.live.rates_known() {
+            format::rate(r)
+        } else {
+            "—".into()
+        }
+    };
+    let kv = |k: &str, v: Span<'static>| {
+        vec![Span::styled(format!("{k} "), t.dim()), v, Span::raw("  ")]
+    };
+    // A short terminal: one line, no border (the tables keep the room).
+    let line = Line::from(
+        [
+            vec![Span::styled(format!("{} ", m.spec.name), t.title())],
+            vec![
+                Span::styled(
+                    if m.enabled { "enabled" } else { "disabled" },
+                    t.enabled(m.enabled),
+                ),
+                Span::raw(" "),
+            ],
+            vec![
+                Span::styled(status.as_str(), t.gateway(status)),
+                Span::raw("  "),
+            ],
+            kv("req/s", Span::raw(shown(rate.req))),
+            kv(
+                "thr/s",
+                Span::styled(shown(rate.thr), t.alarm(rate.thr > 0.0)),
+            ),
+            kv(
+                "err/s",
+                Span::styled(shown(rate.err), t.alarm(rate.err > 0.0)),
+            ),
+        ]
+        .concat(),
+    );
+    let line = format::fit_line(line, usize::from(area.width));
+    f.render_widget(Paragraph::new(line), area);
 }
 
 fn render_info(data: &Data, m: &Model, f: &mut Frame, area: Rect) {
+    if area.height < INFO_FULL {
+        return render_info_line(data, m, f, area);
+    }
     let t = &data.theme;
     let status = data.status(&m.spec.name);
     let totals = data
@@ -679,7 +902,20 @@ fn share(data: &Data, m: &Model, i: usize) -> Option<f64> {
     (sum > 0).then(|| totals[i] as f64 / sum as f64)
 }
 
-fn endpoint_cells(data: &Data, m: &Model, i: usize) -> Cells {
+/// The WEIGHT cell: the stored weight, or `40→45` (highlighted) while a
+/// nudged one is not saved.
+fn weight_cell(data: &Data, stored: Option<u32>, nudged: Option<u32>) -> Span<'static> {
+    match (stored, nudged) {
+        (before, Some(after)) if before != Some(after) => Span::styled(
+            format!("{}→{after}", before.unwrap_or(0)),
+            data.theme.warn(),
+        ),
+        (Some(w), _) => Span::raw(format!("{w}%")),
+        (None, _) => Span::raw("—"),
+    }
+}
+
+fn endpoint_cells(data: &Data, m: &Model, i: usize, pending: Option<&Pending>) -> Cells {
     let t = &data.theme;
     let Some(ep) = m.spec.endpoints.get(i) else {
         return Vec::new();
@@ -702,7 +938,11 @@ fn endpoint_cells(data: &Data, m: &Model, i: usize) -> Cells {
         Span::raw((i + 1).to_string()),
         Span::raw(ep.url.clone()),
         Span::styled(key, t.dim()),
-        Span::raw(ep.weight.map_or_else(|| "—".into(), |w| format!("{w}%"))),
+        weight_cell(
+            data,
+            ep.weight,
+            pending.and_then(|p| p.weights.get(i).copied()),
+        ),
         Span::raw(share),
         Span::raw(rate),
         Span::styled(err, t.alarm(erring)),

@@ -17,6 +17,7 @@ pub mod safe;
 pub mod sort;
 pub mod tail;
 pub mod traffic;
+pub mod weights;
 pub mod workspaces;
 
 use crate::tui::component::View;

@@ -198,15 +198,22 @@ impl Table for Models {
     }
 }
 
+/// Every column the spec names fits at 80 columns: the cluster by its
+/// name (the selected model's whole access path is on the table's bottom
+/// border); from 102 columns the access path gets its own column.
+/// Narrower than 80, ACCESS PATH goes first, then TAGS, CLUSTER, MODEL ID.
 pub const COLUMNS: &[Column] = &[
-    col("NAME", 18, 2),
-    col("MODEL ID", 12, 1),
-    col("TAGS", 10, 1).drop(2),
+    col("NAME", 18, 3),
+    col("MODEL ID", 10, 1).drop(2),
+    col("TAGS", 7, 1).drop(4),
     col("STATUS", 8, 0),
-    col("ACCESS PATH", 22, 2).drop(1),
+    col("CLUSTER", 7, 0).drop(3),
+    col("ACCESS PATH", 22, 2).drop(5),
     col("GATEWAY", 8, 0),
-    num("REQ/S", 7),
-    num("THR/S", 7),
+    // Rates are at most five characters (`99.9`, `9999`, `12.3k`); the
+    // title takes a sort arrow.
+    num("REQ/S", 6),
+    num("THR/S", 6),
 ];
 
 pub fn cells(data: &Data, id: &str) -> Cells {
@@ -236,6 +243,7 @@ pub fn cells(data: &Data, id: &str) -> Cells {
             if m.enabled { "enabled" } else { "disabled" },
             t.enabled(m.enabled),
         ),
+        Span::raw(m.spec.cluster.clone()),
         Span::raw(path),
         Span::styled(status.as_str(), t.gateway(status)),
         Span::raw(format::rate(rate.req)),

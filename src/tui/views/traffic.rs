@@ -3,29 +3,138 @@
 
 use std::collections::HashMap;
 
+use crossterm::event::KeyCode;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use crate::gateway::EventKind;
+use crate::gateway::{Event, EventKind};
 use crate::tui::action::Action;
 use crate::tui::component::{Effect, View};
 use crate::tui::data::Data;
 use crate::tui::format;
 use crate::tui::ids::ViewId;
-use crate::tui::keymap::Binding;
+use crate::tui::keymap::{Binding, N, b};
 use crate::tui::live::Rate;
+use crate::tui::popups::Overlay;
 use crate::tui::widgets::spark;
 use crate::tui::widgets::table::{self, Column, ListState, col, num};
 
-/// The traffic view: everything it shows comes from the live counters, so
-/// it keeps no state and has no keys of its own.
-pub struct Traffic;
+use super::list::step_of;
+
+/// Which table of the traffic view has the selection (`tab` moves on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pane {
+    #[default]
+    Models,
+    Keys,
+    Workspaces,
+    Events,
+}
+
+impl Pane {
+    fn next(self) -> Self {
+        match self {
+            Pane::Models => Pane::Keys,
+            Pane::Keys => Pane::Workspaces,
+            Pane::Workspaces => Pane::Events,
+            Pane::Events => Pane::Models,
+        }
+    }
+}
+
+/// The traffic view: what it shows comes from the live counters; it keeps
+/// the rows of its four tables (derived when counters arrive) and which
+/// one has the selection.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub pane: Pane,
+    pub models: ListState,
+    pub keys: ListState,
+    pub workspaces: ListState,
+    /// Events newest first, by their sequence number.
+    pub events: ListState,
+}
 
 /// The traffic view, for the view table.
 pub fn new() -> Box<dyn View> {
-    Box::new(Traffic)
+    Box::new(Traffic::default())
+}
+
+const KEYS: &[Binding] = &[
+    b(
+        &[(KeyCode::Tab, N)],
+        "tab",
+        Action::SwitchPane,
+        "next pane",
+        true,
+    ),
+    b(
+        &[(KeyCode::Enter, N)],
+        "enter",
+        Action::Open,
+        "open the row whole",
+        true,
+    ),
+];
+
+impl Traffic {
+    fn state(&mut self) -> &mut ListState {
+        match self.pane {
+            Pane::Models => &mut self.models,
+            Pane::Keys => &mut self.keys,
+            Pane::Workspaces => &mut self.workspaces,
+            Pane::Events => &mut self.events,
+        }
+    }
+
+    /// `enter`: the selected event whole, or where a top row leads.
+    fn open(&self, data: &Data) -> Effect {
+        match self.pane {
+            Pane::Models => match self.models.selected_id() {
+                Some(m) if data.registry().models.contains_key(m) => {
+                    Effect::Push(super::detail::new(m))
+                }
+                Some(m) => Effect::error(format!("model {m} is no longer in the registry")),
+                None => Effect::None,
+            },
+            Pane::Keys => match self.keys.selected_id() {
+                Some(k) => Effect::Jump(ViewId::Keys, Some(k.to_string())),
+                None => Effect::None,
+            },
+            Pane::Workspaces => match self.workspaces.selected_id() {
+                Some(w) => Effect::Jump(ViewId::Workspaces, Some(w.to_string())),
+                None => Effect::None,
+            },
+            Pane::Events => {
+                let seq = self.events.selected_id().and_then(|s| s.parse().ok());
+                match data.live.current.events.iter().find(|e| Some(e.seq) == seq) {
+                    Some(e) => Effect::Overlay(Overlay::Text {
+                        title: "event".into(),
+                        lines: event_text(data, e),
+                    }),
+                    None => Effect::None,
+                }
+            }
+        }
+    }
+}
+
+/// An event whole, field by field (the table cuts the message).
+pub fn event_text(data: &Data, e: &Event) -> Vec<String> {
+    let mut lines = vec![
+        format!("time     {} UTC", format::clock(e.at_ms)),
+        format!("event    {}", kind(e.kind)),
+    ];
+    if let Some(m) = &e.model {
+        lines.push(format!("model    {m}"));
+    }
+    if let Some(k) = &e.key_id {
+        lines.push(format!("key      {} ({k})", data.key_label(k)));
+    }
+    lines.push(format!("message  {}", e.message));
+    lines
 }
 
 impl View for Traffic {
@@ -34,15 +143,74 @@ impl View for Traffic {
     }
 
     fn keys(&self) -> &'static [Binding] {
-        &[]
+        KEYS
     }
 
-    fn handle(&mut self, _action: Action, _data: &Data) -> Effect {
-        Effect::None
+    fn handle(&mut self, action: Action, data: &Data) -> Effect {
+        if let Some(delta) = step_of(action) {
+            self.state().step(delta);
+            return Effect::None;
+        }
+        match action {
+            Action::SwitchPane => {
+                self.pane = self.pane.next();
+                Effect::None
+            }
+            Action::Open => self.open(data),
+            _ => Effect::None,
+        }
+    }
+
+    /// The rows, when counters arrive: the busiest first, events newest
+    /// first (the selection stays on its row as they move).
+    fn refresh(&mut self, data: &Data) {
+        self.models.set_rows(top(&data.live.models));
+        self.keys.set_rows(top(&data.live.keys));
+        self.workspaces.set_rows(top(&data.live.workspaces));
+        self.events.set_rows(
+            data.live
+                .current
+                .events
+                .iter()
+                .rev()
+                .filter(|e| e.kind != EventKind::Reloaded)
+                .map(|e| e.seq.to_string())
+                .collect(),
+        );
+    }
+
+    fn layout(&mut self, _data: &Data, area: Rect) {
+        let [_, tops, events] = areas(area);
+        let rows = table::visible_rows(tops);
+        self.models.scroll_to_selection(rows);
+        self.keys.scroll_to_selection(rows);
+        self.workspaces.scroll_to_selection(rows);
+        self.events.scroll_to_selection(table::visible_rows(events));
     }
 
     fn render(&self, data: &Data, f: &mut Frame, area: Rect) {
-        render(data, f, area)
+        render(self, data, f, area)
+    }
+}
+
+/// The totals, the top lists and the events.
+fn areas(area: Rect) -> [Rect; 3] {
+    Layout::vertical([
+        Constraint::Length(6),
+        Constraint::Fill(1),
+        Constraint::Fill(1),
+    ])
+    .areas(area)
+}
+
+/// How the EVENT column names a kind.
+fn kind(k: EventKind) -> &'static str {
+    match k {
+        EventKind::Throttled => "throttled",
+        EventKind::UpstreamError => "error",
+        EventKind::EndpointDown => "ep down",
+        EventKind::EndpointUp => "ep up",
+        EventKind::Reloaded => "reloaded",
     }
 }
 
@@ -56,13 +224,8 @@ const EVENT_COLUMNS: &[Column] = &[
     col("MESSAGE", 20, 3),
 ];
 
-fn render(data: &Data, f: &mut Frame, area: Rect) {
-    let [totals, tops, events] = Layout::vertical([
-        Constraint::Length(6),
-        Constraint::Fill(1),
-        Constraint::Fill(1),
-    ])
-    .areas(area);
+fn render(view: &Traffic, data: &Data, f: &mut Frame, area: Rect) {
+    let [totals, tops, events] = areas(area);
     let [text, sparks] =
         Layout::horizontal([Constraint::Fill(3), Constraint::Fill(1)]).areas(totals);
     render_totals(data, f, text);
@@ -78,10 +241,37 @@ fn render(data: &Data, f: &mut Frame, area: Rect) {
     let same = |id: &str| id.to_string();
     // Keys by workspace/name: their ids mean little to a reader.
     let key = |id: &str| data.key_label(id);
-    render_top(data, f, m, "top models", &data.live.models, &same);
-    render_top(data, f, k, "top keys", &data.live.keys, &key);
-    render_top(data, f, w, "top workspaces", &data.live.workspaces, &same);
-    render_events(data, f, events);
+    let focus = |p: Pane| view.pane == p;
+    let top = |title, state, focused| Top {
+        title,
+        state,
+        focused,
+    };
+    render_top(
+        data,
+        f,
+        m,
+        top("top models", &view.models, focus(Pane::Models)),
+        &data.live.models,
+        &same,
+    );
+    render_top(
+        data,
+        f,
+        k,
+        top("top keys", &view.keys, focus(Pane::Keys)),
+        &data.live.keys,
+        &key,
+    );
+    render_top(
+        data,
+        f,
+        w,
+        top("top workspaces", &view.workspaces, focus(Pane::Workspaces)),
+        &data.live.workspaces,
+        &same,
+    );
+    render_events(data, f, events, &view.events, focus(Pane::Events));
 }
 
 fn render_totals(data: &Data, f: &mut Frame, area: Rect) {
@@ -169,19 +359,23 @@ fn top(rates: &HashMap<String, Rate>) -> Vec<String> {
     v.into_iter().map(|(k, _)| k.clone()).collect()
 }
 
+/// One top list as drawn: its title, rows and whether it has the
+/// selection.
+struct Top<'a> {
+    title: &'a str,
+    state: &'a ListState,
+    focused: bool,
+}
+
 fn render_top(
     data: &Data,
     f: &mut Frame,
     area: Rect,
-    title: &str,
+    top: Top<'_>,
     rates: &HashMap<String, Rate>,
     label: &dyn Fn(&str) -> String,
 ) {
-    let state = ListState {
-        rows: top(rates),
-        ..Default::default()
-    };
-    let title = Line::from(Span::styled(format!(" {title} "), data.theme.title()));
+    let title = Line::from(Span::styled(format!(" {} ", top.title), data.theme.title()));
     table::render(
         f,
         area,
@@ -189,10 +383,10 @@ fn render_top(
         table::Spec {
             title,
             cols: TOP_COLUMNS,
-            focused: false,
+            focused: top.focused,
             sorted: None,
         },
-        &state,
+        top.state,
         |id| {
             let r = rates.get(id).copied().unwrap_or_default();
             vec![
@@ -204,41 +398,38 @@ fn render_top(
     );
 }
 
-fn render_events(data: &Data, f: &mut Frame, area: Rect) {
+fn render_events(data: &Data, f: &mut Frame, area: Rect, state: &ListState, focused: bool) {
     let t = &data.theme;
-    let events: Vec<_> = data
+    let events: HashMap<String, &Event> = data
         .live
         .current
         .events
         .iter()
-        .rev()
-        .filter(|e| e.kind != EventKind::Reloaded)
+        .map(|e| (e.seq.to_string(), e))
         .collect();
-    let state = ListState {
-        rows: (0..events.len()).map(|i| i.to_string()).collect(),
-        ..Default::default()
-    };
-    let title = Line::from(Span::styled(" recent throttles and errors ", t.title()));
+    let title = Line::from(vec![
+        Span::styled(" recent throttles and errors ", t.title()),
+        Span::styled(if focused { "enter: whole " } else { "" }, t.dim()),
+    ]);
     let spec = table::Spec {
         title,
         cols: EVENT_COLUMNS,
-        focused: false,
+        focused,
         sorted: None,
     };
-    table::render(f, area, t, spec, &state, |i| {
-        let Some(e) = i.parse::<usize>().ok().and_then(|i| events.get(i)) else {
+    table::render(f, area, t, spec, state, |id| {
+        let Some(e) = events.get(id) else {
             return Vec::new();
         };
-        let (kind, style) = match e.kind {
-            EventKind::Throttled => ("throttled", t.warn()),
-            EventKind::UpstreamError => ("error", t.bad()),
-            EventKind::EndpointDown => ("ep down", t.bad()),
-            EventKind::EndpointUp => ("ep up", t.good()),
-            EventKind::Reloaded => ("reloaded", t.dim()),
+        let style = match e.kind {
+            EventKind::Throttled => t.warn(),
+            EventKind::UpstreamError | EventKind::EndpointDown => t.bad(),
+            EventKind::EndpointUp => t.good(),
+            EventKind::Reloaded => t.dim(),
         };
         vec![
             Span::raw(format::clock(e.at_ms)),
-            Span::styled(kind, style),
+            Span::styled(kind(e.kind), style),
             Span::raw(e.model.clone().unwrap_or_default()),
             Span::raw(
                 e.key_id

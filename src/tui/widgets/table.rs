@@ -75,6 +75,10 @@ pub fn layout(cols: &[Column], width: u16) -> Vec<Option<u16>> {
             None => break,
         }
     }
+    let over = need(&shown).saturating_sub(width);
+    if over > 0 {
+        return squeezed(cols, &shown, over);
+    }
     let spare = width.saturating_sub(need(&shown));
     let grow: u16 = cols
         .iter()
@@ -106,6 +110,32 @@ pub fn layout(cols: &[Column], width: u16) -> Vec<Option<u16>> {
             Some(c.min + extra)
         })
         .collect()
+}
+
+/// Narrower than the columns that are never dropped: the growing ones
+/// (then the others), last first, give up `over` cells, down to 3 each,
+/// so every cell is cut with `…` by the table rather than clipped by the
+/// terminal.
+fn squeezed(cols: &[Column], shown: &[bool], mut over: u16) -> Vec<Option<u16>> {
+    let mut widths: Vec<Option<u16>> = cols
+        .iter()
+        .zip(shown)
+        .map(|(c, s)| s.then_some(c.min))
+        .collect();
+    for growing in [true, false] {
+        for (i, c) in cols.iter().enumerate().rev() {
+            let Some(w) = widths[i].as_mut() else {
+                continue;
+            };
+            if over == 0 || (c.grow > 0) != growing {
+                continue;
+            }
+            let give = w.saturating_sub(3).min(over);
+            *w -= give;
+            over -= give;
+        }
+    }
+    widths
 }
 
 /// Selection and scroll of a list, and the ids it shows (filtered, sorted).
@@ -326,6 +356,12 @@ mod tests {
         assert_eq!(layout(&cols, 40), vec![Some(14), Some(10), Some(14)]);
         assert_eq!(layout(&cols, 25), vec![Some(12), None, Some(12)]);
         assert_eq!(layout(&cols, 12), vec![Some(12), None, None]);
+        // Narrower still: the growing column gives way (down to 3), never
+        // more width than there is.
+        assert_eq!(layout(&cols, 8), vec![Some(8), None, None]);
+        let fixed = [col("A", 10, 1), num("N", 6)];
+        assert_eq!(layout(&fixed, 12), vec![Some(5), Some(6)]);
+        assert_eq!(layout(&fixed, 6), vec![Some(3), Some(3)]);
     }
 
     #[test]
