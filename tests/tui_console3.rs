@@ -510,3 +510,27 @@ fn a_short_detail_scrolls_to_the_selected_endpoint_and_keeps_the_rules() {
     }
     insta::assert_snapshot!("detail_eight_endpoints_60x15", screen(&mut a, 60, 15));
 }
+
+#[test]
+fn a_token_rule_reads_in_thousands_and_says_it_counts_tokens() {
+    let mut reg = fixtures::registry(0);
+    let rule = reg
+        .models
+        .get_mut("DeepSeek-V3")
+        .unwrap()
+        .rules
+        .iter_mut()
+        .find(|r| r.id == 1)
+        .unwrap();
+    rule.spec.unit = maasctl::domain::RuleUnit::Tokens;
+    rule.spec.limit = 90_000;
+    let mut a = fixtures::app_with(reg, Theme::monochrome());
+    open(&mut a, "DeepSeek-V3");
+    let s = screen(&mut a, 80, 24);
+    let line = row(&s, "#1 ");
+    assert!(line.contains("10/90.0k"), "{line}");
+    assert!(line.contains("tok/1s"), "{line}");
+    // The request rule beside it stays exact.
+    let line = row(&s, "#2 ");
+    assert!(line.contains("—/600") && line.contains(" 1m "), "{line}");
+}

@@ -323,7 +323,11 @@ pub fn stats(reg: &Registry, steps_back: u64) -> StatsSnapshot {
 /// after two counter snapshots a second apart (so rates show), as the
 /// embedded gateway at [`LISTEN`] would feed it.
 pub fn app(extra: usize, theme: Theme) -> App {
-    let reg = registry(extra);
+    app_with(registry(extra), theme)
+}
+
+/// [`app`] over a registry the test changed (e.g. a rule's unit).
+pub fn app_with(reg: Registry, theme: Theme) -> App {
     let view = Arc::new(RegistryView {
         reports: Arc::new(reports(&reg)),
         registry: Arc::new(reg),

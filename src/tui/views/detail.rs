@@ -8,7 +8,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use crate::domain::{Change, EndpointState, Model, Policy, Rule, RuleTarget};
+use crate::domain::{Change, EndpointState, Model, Policy, Rule, RuleTarget, RuleUnit};
 use crate::tui::action::{Action, Op};
 use crate::tui::component::{Effect, View};
 use crate::tui::data::Data;
@@ -973,6 +973,17 @@ fn rule_cells(data: &Data, m: &Model, i: usize) -> Cells {
     let reset = stats.iter().map(|s| s.reset_ms).max().unwrap_or(0);
     let throttled: u64 = stats.iter().map(|s| s.throttled).sum();
     let full = used.is_some_and(|u| u >= r.spec.limit);
+    // Token rules count in thousands: `12.3k/90.0k`, and their window says
+    // what it counts (`tok/1m`); request rules stay exact (`9/10`, `1m`).
+    let tokens = r.spec.unit == RuleUnit::Tokens;
+    let show = |n: u64| {
+        if tokens {
+            format::count(n)
+        } else {
+            n.to_string()
+        }
+    };
+    let window = format::window(r.spec.duration_secs);
     vec![
         Span::raw(format!("#{}", r.id)),
         Span::raw(r.spec.target.as_str()),
@@ -980,12 +991,16 @@ fn rule_cells(data: &Data, m: &Model, i: usize) -> Cells {
         Span::styled(
             format!(
                 "{}/{}",
-                used.map_or_else(|| "—".into(), |u| u.to_string()),
-                r.spec.limit
+                used.map_or_else(|| "—".into(), |u| show(u64::from(u))),
+                show(u64::from(r.spec.limit))
             ),
             t.alarm(full),
         ),
-        Span::raw(format::window(r.spec.duration_secs)),
+        Span::raw(if tokens {
+            format!("tok/{window}")
+        } else {
+            window
+        }),
         Span::raw(if reset == 0 {
             "—".into()
         } else {
