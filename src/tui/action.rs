@@ -3,6 +3,7 @@
 
 use crate::client::guard::{self, Guard, Guarded};
 use crate::client::{ClientError, CreatedKey};
+use crate::domain::usage::{UsageQuery, UsageReport};
 use crate::domain::{AuditEntry, AuditQuery, Change, Registry};
 use crate::gateway::TailPage;
 use crate::ops::rollback::RollbackReport;
@@ -63,6 +64,14 @@ pub enum Action {
     CopyPath,
     /// Undo the console's last change (within 30 s), showing what it reverts.
     Undo,
+    /// Usage: the range of the last N UTC days (1: today).
+    Days(u16),
+    /// Usage: the next range (today → 7 days → 30 days).
+    NextRange,
+    /// Usage: the next grouping (workspace → key → model → workspace×model).
+    Group,
+    /// Ask again now for what the view shows (its report).
+    Refresh,
 }
 
 impl Action {
@@ -110,6 +119,8 @@ pub enum Op {
     },
     /// The gateway's request events after this cursor (the live tail).
     Tail(u64),
+    /// A usage report from the ledger (`:usage`).
+    Usage(UsageQuery),
 }
 
 /// A call with the id its reply will carry.
@@ -130,6 +141,7 @@ pub enum Done {
     Audit(Vec<AuditEntry>),
     Rollback(RollbackReport),
     Tail(TailPage),
+    Usage(Box<UsageReport>),
 }
 
 /// A reply to request `id`.
@@ -155,6 +167,7 @@ impl Request {
                 client.rollback(revision, dry_run).await.map(Done::Rollback)
             }
             Op::Tail(since) => client.tail(since).await.map(Done::Tail),
+            Op::Usage(query) => client.usage(query).await.map(|r| Done::Usage(Box::new(r))),
             Op::CreateKey { workspace, name } => client
                 .create_key(workspace, name)
                 .await

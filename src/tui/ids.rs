@@ -17,6 +17,7 @@ pub enum ViewId {
     Logs,
     Audit,
     Tail,
+    Usage,
 }
 
 impl ViewId {
@@ -34,6 +35,7 @@ impl ViewId {
             ViewId::Logs => "logs",
             ViewId::Audit => "audit",
             ViewId::Tail => "tail",
+            ViewId::Usage => "usage",
         }
     }
 }
@@ -56,6 +58,7 @@ pub const COMMANDS: &[(&str, Command)] = &[
     ("logs", Command::View(ViewId::Logs)),
     ("audit", Command::View(ViewId::Audit)),
     ("tail", Command::View(ViewId::Tail)),
+    ("usage", Command::View(ViewId::Usage)),
     ("quit", Command::Quit),
     ("q", Command::Quit),
 ];

@@ -1,6 +1,6 @@
 //! The views, one file each. The list views (models, keys, workspaces,
 //! clusters, market) implement [`list::Table`] and share the list
-//! machinery; the model detail, traffic, logs and audit implement
+//! machinery; the model detail, traffic, logs, audit, tail and usage implement
 //! [`crate::tui::component::View`] directly.
 
 pub mod audit;
@@ -16,6 +16,7 @@ pub mod safe;
 pub mod sort;
 pub mod tail;
 pub mod traffic;
+pub mod usage;
 pub mod workspaces;
 
 use crate::tui::component::View;
@@ -34,4 +35,5 @@ pub const VIEWS: &[fn() -> Box<dyn View>] = &[
     logs::new,
     audit::new,
     tail::new,
+    usage::new,
 ];
