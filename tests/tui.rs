@@ -104,9 +104,11 @@ fn run_requests(app: &mut App, reg: &mut Registry) -> Vec<Reply> {
                     })
                 })
                 .map_err(ClientError::Domain),
-            Op::Audit(_) | Op::Rollback { .. } | Op::Tail(_) => Err(ClientError::Other(
-                "this test answers audit, rollback and tail calls itself".into(),
-            )),
+            Op::Audit(_) | Op::Rollback { .. } | Op::Tail(_) | Op::Usage(_) => {
+                Err(ClientError::Other(
+                    "this test answers audit, rollback, tail and usage calls itself".into(),
+                ))
+            }
             Op::CreateKey { workspace, name } => {
                 let secret = "sk-created-in-test-0123456789abcdefXYZ".to_string();
                 let id = "key_0000c001".to_string();
