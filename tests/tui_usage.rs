@@ -208,6 +208,7 @@ fn ledger() -> Vec<UsageRow> {
 
 struct Fixture {
     app: App,
+    store: Arc<dyn Store>,
     client: Arc<InProcessClient>,
     dir: std::path::PathBuf,
 }
@@ -226,9 +227,12 @@ async fn fixture(name: &str, rows: &[UsageRow]) -> Fixture {
         store.add_usage(rows).unwrap();
     }
     let origin = Origin::user("tester", Channel::Console);
-    let client = InProcessClient::start(store, None, origin).await.unwrap();
+    let client = InProcessClient::start(store.clone(), None, origin)
+        .await
+        .unwrap();
     Fixture {
         app: fixtures::app(0, Theme::colored()),
+        store,
         client,
         dir,
     }
@@ -386,7 +390,7 @@ async fn the_totals_row_is_the_sum_and_the_filter_narrows_it() {
         .state
         .rows
         .iter()
-        .map(|id| &r.groups[id.parse::<usize>().unwrap()].keys)
+        .map(|id| &v.group(&fx.app.data, id).expect("a group").keys)
         .collect();
     assert_eq!(shown.len(), 2);
     assert!(shown.iter().all(|k| k[0] == "research"), "{shown:?}");
@@ -514,4 +518,31 @@ fn numbers_read_at_a_glance_and_exactly() {
         usage::dollars_exact(12_345_000_000_001),
         "$12,345.000000001"
     );
+}
+
+#[tokio::test]
+async fn the_selection_stays_on_its_group_when_a_refresh_reorders_them() {
+    let mut fx = fixture("reorder", &ledger()).await;
+    fx.open().await;
+    press(&mut fx.app, KeyCode::Down);
+    press(&mut fx.app, KeyCode::Down);
+    let id = "research\tQwen2.5-72B-Instruct";
+    assert_eq!(view(&fx.app).state.selected_id(), Some(id));
+    // Its use grows past every other group's; the next refresh shows it.
+    let more = used(
+        TODAY + 15 * HOUR,
+        "key_0000b001",
+        "research",
+        "Qwen2.5-72B-Instruct",
+        10,
+        5_000_000,
+        0,
+    );
+    fx.store.add_usage(&[more]).unwrap();
+    fx.app.tick(NOW_MS + usage::REFRESH_MS);
+    assert_eq!(fx.answer().await.len(), 1);
+    let v = view(&fx.app);
+    assert_eq!(v.state.rows[0], id, "most tokens first");
+    assert_eq!(v.state.selected_id(), Some(id), "the selection followed it");
+    assert_eq!(v.total.requests, 2070);
 }

@@ -167,7 +167,8 @@ pub struct UsageView {
     pub range: Range,
     /// Index into [`GROUPINGS`].
     pub grouping: usize,
-    /// Row ids are indexes into the report's groups.
+    /// Row ids are the groups' values joined by tabs ([`row_id`]): the
+    /// selection stays on its group when a refresh reorders them.
     pub state: ListState,
     /// The sum of the rows shown (the report's total when not filtered).
     pub total: Usage,
@@ -292,6 +293,11 @@ fn shown(data: &Data, d: Dim, value: &str) -> String {
     }
 }
 
+/// A group's row id: its values joined by tabs.
+pub fn row_id(g: &UsageGroup) -> String {
+    g.keys.join("\t")
+}
+
 /// What `/` matches in a group (lower case): its values, keys also by label.
 fn haystack(data: &Data, by: &[Dim], g: &UsageGroup) -> String {
     let mut s = String::new();
@@ -357,10 +363,10 @@ impl UsageView {
         let mut total = Usage::default();
         let mut rows = Vec::new();
         if let Some(r) = self.report(data) {
-            for (i, g) in r.groups.iter().enumerate() {
+            for g in &r.groups {
                 if needle.is_empty() || haystack(data, &r.by, g).contains(&needle) {
                     total.add(&g.usage);
-                    rows.push(i.to_string());
+                    rows.push(row_id(g));
                 }
             }
         }
@@ -368,9 +374,9 @@ impl UsageView {
         self.state.set_rows(rows);
     }
 
-    fn group<'a>(&self, data: &'a Data, id: &str) -> Option<&'a UsageGroup> {
-        let i: usize = id.parse().ok()?;
-        self.report(data)?.groups.get(i)
+    /// The group of row `id`, in the report shown.
+    pub fn group<'a>(&self, data: &'a Data, id: &str) -> Option<&'a UsageGroup> {
+        self.report(data)?.groups.iter().find(|g| row_id(g) == id)
     }
 
     fn set_range(&mut self, range: Range) -> Effect {
