@@ -104,9 +104,10 @@ fn run_requests(app: &mut App, reg: &mut Registry) -> Vec<Reply> {
                     })
                 })
                 .map_err(ClientError::Domain),
-            Op::Audit(_) | Op::Rollback { .. } | Op::Tail(_) | Op::Budgets => {
+            Op::Audit(_) | Op::Rollback { .. } | Op::Tail(_) | Op::Budgets | Op::Usage(_) => {
                 Err(ClientError::Other(
-                    "this test answers audit, rollback, tail and budgets calls itself".into(),
+                    "this test answers audit, rollback, tail, budgets and usage calls itself"
+                        .into(),
                 ))
             }
             Op::CreateKey { workspace, name } => {

@@ -3,6 +3,7 @@
 
 use crate::client::guard::{self, Guard, Guarded};
 use crate::client::{ClientError, CreatedKey};
+use crate::domain::usage::{UsageQuery, UsageReport};
 use crate::domain::{AuditEntry, AuditQuery, Change, Registry};
 use crate::gateway::TailPage;
 use crate::ops::rollback::RollbackReport;
@@ -66,6 +67,14 @@ pub enum Action {
     /// Model detail: nudge the selected endpoint's weight by this much
     /// (the others follow; saved with `enter`).
     Weight(i8),
+    /// Usage: the range of the last N UTC days (1: today).
+    Days(u16),
+    /// Usage: the next range (today → 7 days → 30 days).
+    NextRange,
+    /// Usage: the next grouping (workspace → key → model → workspace×model).
+    Group,
+    /// Ask again now for what the view shows (its report).
+    Refresh,
 }
 
 impl Action {
@@ -116,6 +125,8 @@ pub enum Op {
     Tail(u64),
     /// Every budget with its spending (`:budgets`).
     Budgets,
+    /// A usage report from the ledger (`:usage`).
+    Usage(UsageQuery),
 }
 
 /// A call with the id its reply will carry.
@@ -137,6 +148,7 @@ pub enum Done {
     Rollback(RollbackReport),
     Tail(TailPage),
     Budgets(Vec<crate::domain::budget::BudgetStatus>),
+    Usage(Box<UsageReport>),
 }
 
 /// A reply to request `id`.
@@ -163,6 +175,7 @@ impl Request {
             }
             Op::Tail(since) => client.tail(since).await.map(Done::Tail),
             Op::Budgets => client.budgets().await.map(Done::Budgets),
+            Op::Usage(query) => client.usage(query).await.map(|r| Done::Usage(Box::new(r))),
             Op::CreateKey { workspace, name } => client
                 .create_key(workspace, name)
                 .await

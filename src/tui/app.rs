@@ -33,7 +33,7 @@ use super::ids::{self, COMMANDS, Command, ViewId};
 use super::keymap::{self, Binding, GLOBAL};
 use super::popups::{Answer, Confirmed, Overlay, Popup};
 use super::theme::Theme;
-use super::views::VIEWS;
+use super::views::{VIEWS, usage};
 use super::widgets::frame_areas;
 use super::widgets::table::ListState;
 
@@ -81,6 +81,8 @@ enum OnReply {
     Tail,
     /// The budgets' spending for `:budgets`.
     Budgets,
+    /// A usage report for `:usage`.
+    Usage,
 }
 
 /// A page of the stack: a top-level view (kept in the view table) or one
@@ -144,6 +146,10 @@ pub struct App {
     pub undo: Option<Undoable>,
     /// The rollback asked for is an undo of this change (its question says so).
     undoing: Option<String>,
+    /// When `:usage` last asked for its report (the console's clock).
+    usage_asked_ms: Option<i64>,
+    /// Asked again while a usage call was under way: ask once it is back.
+    usage_again: bool,
 }
 
 /// How many of the newest audit entries `:audit` holds.
@@ -181,6 +187,8 @@ impl App {
             clipboard: None,
             undo: None,
             undoing: None,
+            usage_asked_ms: None,
+            usage_again: false,
         };
         app.refresh();
         app
@@ -406,11 +414,44 @@ impl App {
         if changed {
             self.refresh();
         }
+        self.want_usage(false);
         if self.flash.as_ref().is_some_and(|f| f.until_ms <= now_ms) {
             self.flash = None;
             changed = true;
         }
         changed
+    }
+
+    /// Ask for `:usage`'s report while it is shown: `now` (opened, a key),
+    /// else when the last ask is [`usage::REFRESH_MS`] old (the ledger's
+    /// flush interval). One call at a time; asked for again while one is
+    /// under way, it asks once that one is back.
+    pub fn want_usage(&mut self, now: bool) {
+        if self.current() != ViewId::Usage {
+            return;
+        }
+        if self.data.usage.loading {
+            self.usage_again |= now;
+            return;
+        }
+        let due = self
+            .usage_asked_ms
+            .is_none_or(|at| self.data.now_ms - at >= usage::REFRESH_MS);
+        if !now && !due {
+            return;
+        }
+        let Some(view) = self
+            .views
+            .get(&ViewId::Usage)
+            .and_then(|v| v.as_any().downcast_ref::<usage::UsageView>())
+        else {
+            return;
+        };
+        let query = view.query(self.data.now_ms);
+        self.usage_asked_ms = Some(self.data.now_ms);
+        self.usage_again = false;
+        self.data.usage.loading = true;
+        self.send(Op::Usage(query), OnReply::Usage);
     }
 
     pub fn say(&mut self, text: impl Into<String>, error: bool) {
@@ -504,6 +545,25 @@ impl App {
                     }
                     Ok(_) => {}
                     Err(e) => self.say(format!("cannot read the budgets: {e}"), true),
+                }
+            }
+            OnReply::Usage => {
+                let u = &mut self.data.usage;
+                u.loading = false;
+                u.at_ms = self.data.now_ms;
+                match reply.result {
+                    Ok(Done::Usage(report)) => {
+                        u.report = Some(Arc::new(*report));
+                        u.error = None;
+                        u.generation += 1;
+                    }
+                    Ok(_) => {}
+                    // Shown in the view; asked again at the next refresh.
+                    Err(e) => u.error = Some(e.to_string()),
+                }
+                self.refresh();
+                if std::mem::take(&mut self.usage_again) {
+                    self.want_usage(true);
                 }
             }
             OnReply::RollbackPlan => match (reply.result, self.undoing.take()) {
@@ -638,7 +698,8 @@ impl App {
                 | Done::Audit(_)
                 | Done::Rollback(_)
                 | Done::Tail(_)
-                | Done::Budgets(_),
+                | Done::Budgets(_)
+                | Done::Usage(_),
             ) => {}
             Err(e) if open => {
                 let form = self.form_mut().expect("open");
@@ -922,6 +983,7 @@ impl App {
         }
         self.poll_tail();
         self.poll_budgets();
+        self.want_usage(true);
     }
 
     fn confirm(&mut self, title: &str, text: &str, on_yes: Confirmed) {
@@ -1055,6 +1117,7 @@ impl App {
                 },
                 OnReply::RollbackPlan,
             ),
+            Effect::Reload => self.want_usage(true),
             Effect::Flash { text, error } => self.say(text, error),
             Effect::Copy { text, what } => self.copy(text, &what),
         }

@@ -42,6 +42,9 @@ pub enum Effect {
         text: String,
         what: String,
     },
+    /// Ask again now for the data the view shows (`:usage`'s report):
+    /// it reads, it changes nothing.
+    Reload,
     /// A line under the view.
     Flash {
         text: String,

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::client::{GatewayHeader, RegistryView};
+use crate::domain::usage::UsageReport;
 use crate::domain::{AuditEntry, GatewayReport, GatewayStatus, Model, gateway_status};
 use crate::logging::LogRing;
 
@@ -44,6 +45,23 @@ pub struct Data {
     /// (Unix ms of the answer).
     pub budgets: Arc<HashMap<String, crate::domain::budget::BudgetStatus>>,
     pub budgets_at_ms: Option<i64>,
+    /// The `:usage` view's report, once it asked for one.
+    pub usage: UsageData,
+}
+
+/// The usage report as the console holds it (`:usage`): the last one that
+/// came, the last call's error, whether a call is under way.
+#[derive(Debug, Clone, Default)]
+pub struct UsageData {
+    pub report: Option<Arc<UsageReport>>,
+    /// The last call failed with this (the report shown, if any, is older).
+    pub error: Option<String>,
+    /// A call is under way.
+    pub loading: bool,
+    /// The console's clock (Unix ms) when the last answer came.
+    pub at_ms: i64,
+    /// Moves whenever `report` is replaced.
+    pub generation: u64,
 }
 
 impl Data {
@@ -71,6 +89,7 @@ impl Data {
             requests: RequestLines::default(),
             budgets: Arc::new(HashMap::new()),
             budgets_at_ms: None,
+            usage: UsageData::default(),
         };
         d.derive_statuses();
         d

@@ -18,6 +18,7 @@ pub enum ViewId {
     Audit,
     Tail,
     Budgets,
+    Usage,
 }
 
 impl ViewId {
@@ -36,6 +37,7 @@ impl ViewId {
             ViewId::Audit => "audit",
             ViewId::Tail => "tail",
             ViewId::Budgets => "budgets",
+            ViewId::Usage => "usage",
         }
     }
 }
@@ -59,6 +61,7 @@ pub const COMMANDS: &[(&str, Command)] = &[
     ("audit", Command::View(ViewId::Audit)),
     ("tail", Command::View(ViewId::Tail)),
     ("budgets", Command::View(ViewId::Budgets)),
+    ("usage", Command::View(ViewId::Usage)),
     ("quit", Command::Quit),
     ("q", Command::Quit),
 ];

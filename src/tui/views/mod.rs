@@ -1,6 +1,6 @@
 //! The views, one file each. The list views (models, keys, workspaces,
 //! clusters, market) implement [`list::Table`] and share the list
-//! machinery; the model detail, traffic, logs and audit implement
+//! machinery; the model detail, traffic, logs, audit, tail and usage implement
 //! [`crate::tui::component::View`] directly.
 
 pub mod audit;
@@ -17,6 +17,7 @@ pub mod safe;
 pub mod sort;
 pub mod tail;
 pub mod traffic;
+pub mod usage;
 pub mod weights;
 pub mod workspaces;
 
@@ -37,4 +38,5 @@ pub const VIEWS: &[fn() -> Box<dyn View>] = &[
     audit::new,
     tail::new,
     list::new::<budgets::Budgets>,
+    usage::new,
 ];
