@@ -80,6 +80,27 @@ fn weighted(url: &str, weight: u32) -> Endpoint {
     }
 }
 
+/// Budgets the demo traffic does not exhaust, so `:budgets` shows spent
+/// and left moving.
+fn budgets() -> Vec<Change> {
+    vec![
+        budget(
+            RuleTarget::Workspace,
+            "acme",
+            BudgetUnit::Usd,
+            50_000_000_000,
+            BudgetPeriod::Month,
+        ),
+        budget(
+            RuleTarget::Workspace,
+            "research",
+            BudgetUnit::Tokens,
+            5_000_000,
+            BudgetPeriod::Day,
+        ),
+    ]
+}
+
 fn budget(
     target: RuleTarget,
     subject: &str,
@@ -138,7 +159,7 @@ pub fn seed(store: &dyn Store, gateway: &str, up: &Upstreams) -> Result<Keys, St
         description: description.into(),
     };
     let upstream_key = crate::domain::Secret::new("sk-demo-upstream-key-0042");
-    let changes = vec![
+    let mut changes = vec![
         Change::UpdateCluster {
             name: Cluster::DEFAULT.into(),
             cluster: Cluster {
@@ -227,23 +248,8 @@ pub fn seed(store: &dyn Store, gateway: &str, up: &Upstreams) -> Result<Keys, St
             100,
             10,
         ),
-        // Budgets the demo traffic does not exhaust, so `:budgets` shows
-        // spent and left moving.
-        budget(
-            RuleTarget::Workspace,
-            "acme",
-            BudgetUnit::Usd,
-            50_000_000_000,
-            BudgetPeriod::Month,
-        ),
-        budget(
-            RuleTarget::Workspace,
-            "research",
-            BudgetUnit::Tokens,
-            5_000_000,
-            BudgetPeriod::Day,
-        ),
     ];
+    changes.extend(budgets());
     store.apply(
         changes,
         &crate::domain::Origin::user(crate::paths::os_user(), crate::domain::Channel::Demo),
