@@ -74,6 +74,7 @@ fn loaded_model() -> Model {
             policy: Policy::RoundRobin,
             tags: Vec::new(),
             fallbacks: Vec::new(),
+            completion_cap: None,
         },
         enabled: true,
         rules,

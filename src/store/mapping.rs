@@ -110,6 +110,7 @@ pub static MODELS: Table = Table {
         "updated",
         "rev",
         "fallbacks",
+        "completion_cap",
     ],
     key: &["name"],
     insert_only: &["created"],
@@ -260,6 +261,7 @@ fn model_record(m: &Model) -> Record {
         .int("updated", m.updated)
         .int("rev", m.rev)
         .json("fallbacks", &s.fallbacks)
+        .opt_int("completion_cap", s.completion_cap)
 }
 
 /// A model without its endpoints and rules (their rows come after).
@@ -273,6 +275,7 @@ fn model(r: Row) -> Result<Model, StoreError> {
             policy: r.parse("policy")?,
             tags: r.json("tags")?,
             fallbacks: r.json("fallbacks")?,
+            completion_cap: r.opt_int("completion_cap")?,
         },
         enabled: r.bool("enabled")?,
         rules: Vec::new(),
@@ -983,6 +986,7 @@ mod tests {
                     policy: Policy::Random,
                     tags: vec![],
                     fallbacks: Vec::new(),
+                    completion_cap: None,
                 }),
                 Change::AddRule {
                     model: "M".into(),

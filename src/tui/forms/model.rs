@@ -150,6 +150,7 @@ pub fn create(reg: &Registry, preset: Option<&str>) -> Form {
         policy: Policy::RoundRobin,
         tags: vec![],
         fallbacks: Vec::new(),
+        completion_cap: None,
     };
     form(
         reg,
@@ -281,6 +282,10 @@ fn build(form: &Form, reg: &Registry) -> Result<Op, Vec<FieldError>> {
             .and_then(|n| reg.models.get(n))
             .map(|m| m.spec.fallbacks.clone())
             .unwrap_or_default(),
+        // Nor the completion cap (set with the CLI or a file): kept too.
+        completion_cap: editing
+            .and_then(|n| reg.models.get(n))
+            .and_then(|m| m.spec.completion_cap),
     };
     for e in registry::model::validate(&spec) {
         // A weight that did not parse is reported once, by the parser.
