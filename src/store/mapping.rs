@@ -660,6 +660,30 @@ pub fn usage_query(since_ms: i64, until_ms: i64) -> Query {
     )
 }
 
+/// The rows of [`usage_query`] summed per (key, model, bucket of
+/// `step_ms`), each dated by its earliest row (so it stays in the range and
+/// in its step): one row per group and step instead of one per minute.
+pub fn usage_summary_query(since_ms: i64, until_ms: i64, step_ms: i64) -> Query {
+    let sums: Vec<String> = USAGE_SUMS
+        .iter()
+        .map(|c| format!("CAST(SUM(\"{c}\") AS BIGINT) AS \"{c}\""))
+        .collect();
+    let step = step_ms.max(1);
+    Query::new(
+        &USAGE,
+        USAGE.columns,
+        format!(
+            "SELECT MIN(\"span\") AS \"span\", MIN(\"bucket_ms\") AS \"bucket_ms\", \"key_id\", \
+             MIN(\"workspace\") AS \"workspace\", \"model\", {sums} FROM \"usage_ledger\" \
+             WHERE \"bucket_ms\" >= $1 AND \"bucket_ms\" < $2 \
+             GROUP BY \"key_id\", \"model\", \"bucket_ms\" - (\"bucket_ms\" % {step}) \
+             ORDER BY 2, 3, 5",
+            sums = sums.join(", ")
+        ),
+        vec![Value::Int(since_ms), Value::Int(until_ms)],
+    )
+}
+
 /// The rows [`usage_query`] read.
 pub fn usage_rows(rows: &Rows) -> Result<Vec<usage::UsageRow>, StoreError> {
     rows.iter()

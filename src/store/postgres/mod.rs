@@ -87,7 +87,8 @@ enum Job {
     /// Usage ledger writes (additive), each batch in one transaction; the
     /// `bool` says whether to take the ledger lock (compaction).
     LedgerWrite(Vec<Statement>, bool, Reply<()>),
-    LedgerRead(i64, i64, Reply<Vec<UsageRow>>),
+    /// A ledger query ([`mapping::usage_query`] or its summary).
+    LedgerRead(Query, Reply<Vec<UsageRow>>),
 }
 
 impl PostgresStore {
@@ -209,7 +210,18 @@ impl Store for PostgresStore {
     }
 
     fn usage(&self, since_ms: i64, until_ms: i64) -> Result<Vec<UsageRow>, StoreError> {
-        self.call(|r| Job::LedgerRead(since_ms, until_ms, r))
+        let q = mapping::usage_query(since_ms, until_ms);
+        self.call(|r| Job::LedgerRead(q, r))
+    }
+
+    fn usage_summary(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        step_ms: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let q = mapping::usage_summary_query(since_ms, until_ms, step_ms);
+        self.call(|r| Job::LedgerRead(q, r))
     }
 
     fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
@@ -359,10 +371,9 @@ impl Worker {
                         .await,
                     );
                 }
-                Job::LedgerRead(since, until, r) => {
+                Job::LedgerRead(q, r) => {
                     let _ = r.send(
                         self.run("read the usage ledger", async |c| {
-                            let q = mapping::usage_query(since, until);
                             Ok(mapping::usage_rows(&rows::fetch(&*c, &q).await?)?)
                         })
                         .await,
