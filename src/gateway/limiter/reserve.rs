@@ -21,8 +21,9 @@ use super::local;
 use super::window::Window;
 use super::{Headroom, Limiter};
 
-/// Token windows a reservation counted in, with their bucket width then.
-pub(super) type Held = Vec<(Arc<Window>, u64)>;
+/// Token windows a reservation counted in, with their bucket width then:
+/// the usual one or two in place (no allocation per request).
+pub(super) type Held = smallvec::SmallVec<[(Arc<Window>, u64); 2]>;
 
 /// Tokens held in a request's token rules until its answer is settled.
 pub struct Reservation {
