@@ -326,7 +326,8 @@ impl Limiter {
         let held: reserve::Held = windows
             .iter()
             .filter(|w| w.unit == RuleUnit::Tokens)
-            .map(|w| (Arc::clone(w), w.ring.lock().width()))
+            // The ring's bucket width, from the duration: no second lock.
+            .map(|w| (Arc::clone(w), window::bucket_width_ms(w.duration_secs())))
             .collect();
         if held.is_empty() {
             return (decision, None);
