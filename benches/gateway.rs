@@ -89,6 +89,7 @@ fn registry(models: usize, keys: usize) -> (Registry, Vec<String>) {
             policy: Policy::RoundRobin,
             tags: vec![],
             fallbacks: Vec::new(),
+            completion_cap: None,
         }));
         changes.push(Change::SetEnabled {
             name,

@@ -1475,6 +1475,7 @@ mod binary {
                     policy: Policy::RoundRobin,
                     tags: vec![],
                     fallbacks: Vec::new(),
+                    completion_cap: None,
                 }),
                 Change::SetEnabled {
                     name: "DeepSeek-V3".into(),

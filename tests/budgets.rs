@@ -213,6 +213,7 @@ fn seed(store: &dyn Store, upstream: &str) -> (String, String) {
             policy: Policy::RoundRobin,
             tags: vec![],
             fallbacks: vec![],
+            completion_cap: None,
         }),
         Change::SetEnabled {
             name: "m".into(),

@@ -596,6 +596,53 @@ mod validation {
     }
 
     #[test]
+    fn a_completion_cap_is_set_shown_exported_and_cleared() {
+        let (env, _, _) = populated();
+        let args = ["model", "edit", "DeepSeek-V3", "--completion-cap", "0"];
+        let line = expect_one_line_error(&args, env.run(&args), 2);
+        assert!(
+            line.starts_with("invalid value '0' for '--completion-cap <TOKENS>': '0' is not a completion cap: use a token count from 1 to 1000000, or default (4096)"),
+            "{line}"
+        );
+        assert!(env.json(&["model", "show", "DeepSeek-V3"])["completion_cap"].is_null());
+        env.ok(&["model", "edit", "DeepSeek-V3", "--completion-cap", "100"]);
+        assert_eq!(
+            env.json(&["model", "show", "DeepSeek-V3"])["completion_cap"],
+            100
+        );
+        assert!(
+            env.ok(&["model", "show", "DeepSeek-V3"])
+                .contains("compl. cap:   100\n")
+        );
+        let exported = env.ok(&["export"]);
+        assert!(exported.contains("completion_cap: 100"), "{exported}");
+        // A file out of range is refused naming the field.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.yaml");
+        std::fs::write(
+            &file,
+            exported.replace("completion_cap: 100", "completion_cap: 2000000"),
+        )
+        .unwrap();
+        let line = env.fails(&["apply", "-f", file.to_str().unwrap()]);
+        assert!(
+            line.contains(
+                "completion_cap: 2000000 is out of range: a completion cap is 1 to 1000000 tokens"
+            ),
+            "{line}"
+        );
+        env.ok(&[
+            "model",
+            "edit",
+            "DeepSeek-V3",
+            "--completion-cap",
+            "default",
+        ]);
+        assert!(env.json(&["model", "show", "DeepSeek-V3"])["completion_cap"].is_null());
+        assert!(!env.ok(&["export"]).contains("completion_cap"));
+    }
+
+    #[test]
     fn command_line_mistakes_are_one_line_too() {
         let env = Env::new();
         let args = ["model", "create", "--nmae", "x"];

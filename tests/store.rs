@@ -68,6 +68,8 @@ fn everything() -> Vec<Change> {
         policy: Policy::Weighted,
         tags: vec!["chat".into(), "moe".into()],
         fallbacks: Vec::new(),
+        // Stored as an integer; NULL is the default (schema 8).
+        completion_cap: Some(2048),
     };
     weighted.endpoints[0].api_key = Some(Secret::new("sk-upstream-aaaaaaaaaaaa1111"));
     weighted.endpoints[0].api_key_ref = Some("env:DEEPSEEK_API_KEY".into());
@@ -85,6 +87,7 @@ fn everything() -> Vec<Change> {
         tags: vec![],
         // Stored as a list of names (schema 7).
         fallbacks: vec!["DeepSeek-V3".into()],
+        completion_cap: None,
     };
     let key = |id: &str, ws: &str, name: &str| Change::CreateKey {
         id: id.into(),
@@ -427,14 +430,14 @@ fn an_older_schema_is_migrated_keeping_its_data(b) {
     // Turn the store back into a schema-1 store: without what migrations 2
     // (api_key_ref), 3 (audit trail, history, admin tokens), 4 (rule
     // unit), 5 (endpoint drain), 6 (usage ledger, market prices), 7
-    // (model fallbacks) and 8 (budgets) added.
+    // (model fallbacks), 8 (budgets) and 9 (model completion cap) added.
     const LATER_TABLES: &str =
         "DROP TABLE audit_entities; DROP TABLE audit; DROP TABLE revisions; DROP TABLE admin_tokens; DROP TABLE usage_ledger; DROP TABLE budgets;";
     const PRICES: &str =
         "ALTER TABLE market DROP COLUMN input_price; ALTER TABLE market DROP COLUMN output_price;";
     b.raw_sql(
-        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE endpoints DROP COLUMN drain; ALTER TABLE rules DROP COLUMN unit; ALTER TABLE models DROP COLUMN fallbacks; {PRICES} {LATER_TABLES} PRAGMA user_version = 1;"),
-        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE endpoints DROP COLUMN drain; ALTER TABLE rules DROP COLUMN unit; ALTER TABLE models DROP COLUMN fallbacks; {PRICES} {LATER_TABLES} DROP FUNCTION maasctl_audit_append_only(); UPDATE maasctl_schema SET version = 1"),
+        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE endpoints DROP COLUMN drain; ALTER TABLE rules DROP COLUMN unit; ALTER TABLE models DROP COLUMN fallbacks; ALTER TABLE models DROP COLUMN completion_cap; {PRICES} {LATER_TABLES} PRAGMA user_version = 1;"),
+        &format!("ALTER TABLE endpoints DROP COLUMN api_key_ref; ALTER TABLE endpoints DROP COLUMN drain; ALTER TABLE rules DROP COLUMN unit; ALTER TABLE models DROP COLUMN fallbacks; ALTER TABLE models DROP COLUMN completion_cap; {PRICES} {LATER_TABLES} DROP FUNCTION maasctl_audit_append_only(); UPDATE maasctl_schema SET version = 1"),
     );
     let s = b.open();
     assert_eq!(b.schema_version(), b.current_schema());
@@ -454,6 +457,8 @@ fn an_older_schema_is_migrated_keeping_its_data(b) {
     assert!(m.rules.iter().all(|r| r.spec.unit == RuleUnit::Requests));
     // Models stored before schema 7 have no fallbacks.
     assert!(s.load().unwrap().models["Own-1"].spec.fallbacks.is_empty());
+    // Models stored before schema 8 have no completion cap (the default).
+    assert_eq!(m.spec.completion_cap, None);
 }
 }
 

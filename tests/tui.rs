@@ -304,6 +304,37 @@ mod snapshots {
         snap("help_form_model", &mut a);
     }
 
+    /// The completion cap field (last before Save): empty is the default,
+    /// not a number or out of range is refused inline on the field, a
+    /// valid one goes into the model's change.
+    #[test]
+    fn the_model_form_takes_a_completion_cap() {
+        let mut a = app();
+        select_model(&mut a, "DeepSeek-V3");
+        press(&mut a, KeyCode::Char('e'));
+        let reg = registry(&a);
+        let save_with = |a: &mut App, v: &str| {
+            a.form_mut().unwrap().set_text("completion_cap", v, &reg);
+            a.on_key(ctrl('s'));
+            screen(a, 160, 48)
+        };
+        let s = save_with(&mut a, "0");
+        assert!(a.outbox.is_empty());
+        assert!(
+            s.contains("✗ 0 is out of range: a completion cap is 1 to 1000000 tokens"),
+            "{s}"
+        );
+        let s = save_with(&mut a, "lots");
+        assert!(a.outbox.is_empty());
+        assert!(s.contains("✗ 'lots' is not a whole number"), "{s}");
+        save_with(&mut a, "512");
+        assert!(
+            matches!(&a.outbox[0].op, Op::Guarded { changes, .. } if matches!(&changes[0], Change::UpdateModel { spec, .. } if spec.completion_cap == Some(512))),
+            "{:?}",
+            a.outbox.first().map(|o| &o.op)
+        );
+    }
+
     #[test]
     fn model_forms() {
         let mut a = app();

@@ -68,6 +68,7 @@ fn seed(store: &dyn Store, upstream: &str) -> String {
             policy: Policy::RoundRobin,
             tags: vec![],
             fallbacks: vec![],
+            completion_cap: None,
         }),
         Change::SetEnabled {
             name: "m".into(),
@@ -274,6 +275,42 @@ fn adding_is_additive_and_aging_rolls_minutes_into_hours_into_days(b) {
     want.sort_by_key(|w| (w.1, w.2.to_string()));
     assert_eq!(shape, want);
     assert!(store.usage(recent, recent + MINUTE_MS).unwrap().len() == 1);
+}
+}
+
+on_both! {
+/// The store sums a report's rows per (key, model, step) before handing
+/// them over (`Store::usage_summary`): the report is exactly the one made
+/// from every row, for hour and day steps, with minute, hour and day rows,
+/// buckets at both ends of the range and a key in two workspaces' models.
+fn a_summed_report_is_the_report_of_every_row(b) {
+    let store = b.open();
+    let t0 = 400 * DAY_MS + 3 * HOUR_MS + 7 * MINUTE_MS;
+    let mut rows = Vec::new();
+    for i in 0..200i64 {
+        let mut r = row(Span::Minute, t0 + i * 13 * MINUTE_MS, ["k1", "k2", "k3"][i as usize % 3], (i % 5 + 1) as u64);
+        r.model = ["m", "n"][i as usize % 2].into();
+        r.workspace = if r.key_id == "k3" { "beta".into() } else { "acme".into() };
+        rows.push(r);
+    }
+    rows.push(row(Span::Hour, t0 - t0.rem_euclid(HOUR_MS) - 5 * HOUR_MS, "k1", 9));
+    rows.push(row(Span::Day, t0 - t0.rem_euclid(DAY_MS) - 4 * DAY_MS, "k2", 11));
+    store.add_usage(&rows).unwrap();
+    let by = |d: &str| maasctl::domain::usage::parse_by(d).unwrap();
+    for (since, until) in [
+        (t0, t0 + 2 * DAY_MS),
+        (t0 + 17 * MINUTE_MS, t0 + 20 * HOUR_MS),
+        (t0 - 6 * DAY_MS, t0 + 30 * DAY_MS),
+        (t0 - 3 * DAY_MS + 5 * MINUTE_MS, t0 + DAY_MS + 1),
+    ] {
+        for dims in ["workspace,model", "key", "model,key,workspace", "workspace"] {
+            let q = maasctl::domain::usage::UsageQuery { since_ms: since, until_ms: until, by: by(dims) };
+            let summed = maasctl::ops::usage::report(&*store, &q).unwrap();
+            let every = maasctl::domain::usage::report(&store.usage(since, until).unwrap(), &q);
+            assert_eq!(summed, every, "{since}..{until} by {dims}");
+            assert!(summed.total.requests > 0);
+        }
+    }
 }
 }
 

@@ -175,6 +175,7 @@ mod tests {
             policy: Policy::RoundRobin,
             tags: vec![],
             fallbacks: Vec::new(),
+            completion_cap: None,
         };
         reg.models.insert(
             "M".into(),
@@ -365,6 +366,7 @@ mod tests {
             policy: Policy::RoundRobin,
             tags: vec![],
             fallbacks: Vec::new(),
+            completion_cap: None,
         }
     }
 

@@ -73,6 +73,27 @@ pub struct CreateArgs {
     /// A model tried when this one cannot answer (repeat, in order; at most 3).
     #[arg(long = "fallback", value_name = "MODEL", value_delimiter = ',')]
     fallbacks: Vec<String>,
+    /// Completion tokens a token rule reserves when a request gives no
+    /// max_tokens (1..=1000000; default 4096).
+    #[arg(long, value_name = "TOKENS", value_parser = parse_cap)]
+    completion_cap: Option<CompletionCap>,
+}
+
+/// `--completion-cap`: a token count, or `default` (no cap of the model's own).
+#[derive(Debug, Clone, Copy)]
+pub struct CompletionCap(Option<u32>);
+
+fn parse_cap(s: &str) -> Result<CompletionCap, String> {
+    if s == "default" {
+        return Ok(CompletionCap(None));
+    }
+    let max = crate::domain::registry::model::MAX_COMPLETION_CAP;
+    match s.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(CompletionCap(Some(n))),
+        _ => Err(format!(
+            "'{s}' is not a completion cap: use a token count from 1 to {max}, or default (4096)"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +119,10 @@ pub struct EditArgs {
     /// Replaces the fallback models, in order (--fallback '' clears them).
     #[arg(long = "fallback", value_name = "MODEL", value_delimiter = ',')]
     fallbacks: Option<Vec<String>>,
+    /// Completion tokens a token rule reserves when a request gives no
+    /// max_tokens (1..=1000000, or `default`: 4096).
+    #[arg(long, value_name = "TOKENS", value_parser = parse_cap)]
+    completion_cap: Option<CompletionCap>,
 }
 
 pub fn run(ctx: &Ctx, cmd: Cmd) -> CliResult {
@@ -131,6 +156,9 @@ pub struct ModelView {
     pub tags: Vec<String>,
     /// Tried in order when this model cannot answer.
     pub fallbacks: Vec<String>,
+    /// Completion tokens reserved by token rules when a request gives no
+    /// max_tokens (`null`: the default, 4096).
+    pub completion_cap: Option<u32>,
     /// `enabled` / `disabled`.
     pub status: &'static str,
     pub gateway_status: String,
@@ -209,6 +237,7 @@ fn view(reg: &Registry, m: &Model, reports: &[GatewayReport], now: i64) -> Model
         policy: m.spec.policy,
         tags: m.spec.tags.clone(),
         fallbacks: m.spec.fallbacks.clone(),
+        completion_cap: m.spec.completion_cap,
         status: if m.enabled { "enabled" } else { "disabled" },
         gateway_status: gateway_status(m, reports, now).to_string(),
         endpoints: m
@@ -312,7 +341,7 @@ fn show(ctx: &Ctx, name: &str) -> CliResult {
 
 fn render_detail(v: &ModelView) -> String {
     let mut out = format!(
-        "name:         {}\nmodel id:     {}\ncluster:      {}\naccess path:  {}\npolicy:       {}\ntags:         {}\nfallbacks:    {}\nstatus:       {}\ngateway:      {}\ncreated:      {}\nupdated:      {}\n\nENDPOINTS\n",
+        "name:         {}\nmodel id:     {}\ncluster:      {}\naccess path:  {}\npolicy:       {}\ntags:         {}\nfallbacks:    {}\ncompl. cap:   {}\nstatus:       {}\ngateway:      {}\ncreated:      {}\nupdated:      {}\n\nENDPOINTS\n",
         v.name,
         v.model_id,
         v.cluster,
@@ -320,6 +349,8 @@ fn render_detail(v: &ModelView) -> String {
         v.policy,
         or_dash(v.tags.join(",")),
         or_dash(v.fallbacks.join(",")),
+        v.completion_cap
+            .map_or_else(|| "4096 (default)".to_owned(), |c| c.to_string()),
         v.status,
         v.gateway_status,
         utc(v.created),
@@ -397,6 +428,7 @@ fn create(ctx: &Ctx, a: CreateArgs) -> CliResult {
         policy: a.policy,
         tags: clean_tags(a.tags),
         fallbacks: clean_tags(a.fallbacks),
+        completion_cap: a.completion_cap.and_then(|c| c.0),
     };
     ctx.apply(vec![Change::CreateModel(spec)])?;
     print_model(ctx, &a.name, "created model")
@@ -430,6 +462,9 @@ fn edit(ctx: &Ctx, a: EditArgs) -> CliResult {
         }
         if let Some(f) = &a.fallbacks {
             spec.fallbacks = clean_tags(f.clone());
+        }
+        if let Some(c) = a.completion_cap {
+            spec.completion_cap = c.0;
         }
         let name = spec.name.clone();
         Ok((

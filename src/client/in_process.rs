@@ -285,6 +285,7 @@ mod tests {
             policy: Policy::RoundRobin,
             tags: vec![],
             fallbacks: Vec::new(),
+            completion_cap: None,
         }
     }
 

@@ -70,6 +70,7 @@ fn model(
         policy,
         tags: tags.iter().map(|t| t.to_string()).collect(),
         fallbacks: Vec::new(),
+        completion_cap: None,
     })
 }
 

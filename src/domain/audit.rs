@@ -329,6 +329,9 @@ fn model_fields(m: &Model) -> Fields {
     if !s.fallbacks.is_empty() {
         put(&mut f, "fallbacks", &s.fallbacks);
     }
+    if let Some(c) = s.completion_cap {
+        put(&mut f, "completion_cap", c);
+    }
     put(&mut f, "enabled", m.enabled);
     for (i, e) in s.endpoints.iter().enumerate() {
         let p = |n: &str| format!("endpoints[{i}].{n}");

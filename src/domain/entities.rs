@@ -423,6 +423,11 @@ pub struct ModelSpec {
     /// answer (docs/gateway.md, "Fallback models").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fallbacks: Vec<String>,
+    /// Tokens a token rule reserves for the completion of a request that
+    /// gives no `max_tokens`/`max_completion_tokens` (docs/rate-limits.md,
+    /// "Token rules"); `None`: the default, 4096. 1..=1,000,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_cap: Option<u32>,
 }
 
 /// A MaaS model.

@@ -313,6 +313,7 @@ mod tests {
                 policy: Policy::RoundRobin,
                 tags: Vec::new(),
                 fallbacks: Vec::new(),
+                completion_cap: None,
             },
             enabled: true,
             rules: Vec::new(),

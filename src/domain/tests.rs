@@ -28,6 +28,7 @@ fn spec(name: &str, urls: &[&str]) -> ModelSpec {
         policy: Policy::RoundRobin,
         tags: vec![],
         fallbacks: Vec::new(),
+        completion_cap: None,
     }
 }
 

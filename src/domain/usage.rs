@@ -273,13 +273,19 @@ pub struct UsageReport {
 }
 
 /// The report `q` asks for, from the ledger rows of its range.
-pub fn report(rows: &[UsageRow], q: &UsageQuery) -> UsageReport {
-    let mut groups: std::collections::BTreeMap<Vec<String>, Usage> = Default::default();
-    let step_ms = if q.until_ms - q.since_ms <= 2 * DAY_MS {
+/// The series step of a report over `[since_ms, until_ms)`: an hour for
+/// ranges up to 2 days, a day beyond.
+pub fn step_ms(since_ms: i64, until_ms: i64) -> i64 {
+    if until_ms - since_ms <= 2 * DAY_MS {
         HOUR_MS
     } else {
         DAY_MS
-    };
+    }
+}
+
+pub fn report(rows: &[UsageRow], q: &UsageQuery) -> UsageReport {
+    let mut groups: std::collections::BTreeMap<Vec<String>, Usage> = Default::default();
+    let step_ms = step_ms(q.since_ms, q.until_ms);
     let first = floor(q.since_ms, step_ms);
     let steps = ((q.until_ms - first).max(0) + step_ms - 1) / step_ms;
     let mut series: Vec<SeriesPoint> = (0..steps.min(10_000))

@@ -19,7 +19,7 @@ use hyper::header::HeaderValue;
 use parking_lot::Mutex;
 
 use crate::domain::{EndpointState, Model, Policy, Probe, Registry};
-use crate::gateway::limiter::{Limiter, ModelLimits};
+use crate::gateway::limiter::{DEFAULT_COMPLETION_CAP, Limiter, ModelLimits};
 use crate::gateway::telemetry::counters::Counters;
 use crate::gateway::telemetry::events::Events;
 use crate::gateway::telemetry::ledger::{LedgerBook, UsageCell};
@@ -82,6 +82,10 @@ pub struct Route {
     /// The routes of the model's fallback models served here, in order
     /// (docs/gateway.md, "Fallback models").
     pub fallbacks: Vec<usize>,
+    /// Tokens a token rule reserves for the completion when the request
+    /// names no cap: the model's `completion_cap`, else
+    /// [`DEFAULT_COMPLETION_CAP`] (docs/rate-limits.md, "Token rules").
+    pub completion_cap: u64,
 }
 
 impl Route {
@@ -532,6 +536,10 @@ impl Builder {
             name_header: HeaderValue::from_str(&m.spec.name)
                 .unwrap_or_else(|_| HeaderValue::from_static("-")),
             fallbacks: Vec::new(),
+            completion_cap: m
+                .spec
+                .completion_cap
+                .map_or(DEFAULT_COMPLETION_CAP, u64::from),
         }
     }
 

@@ -13,6 +13,9 @@ pub fn report(store: &dyn Store, q: &UsageQuery) -> Result<UsageReport, StoreErr
             "must be after since",
         )));
     }
-    let rows = store.usage(q.since_ms, q.until_ms)?;
+    // Summed per (key, model, series step) by the store: a month of minute
+    // rows is millions; the report needs one row per group and step.
+    let step = usage::step_ms(q.since_ms, q.until_ms);
+    let rows = store.usage_summary(q.since_ms, q.until_ms, step)?;
     Ok(usage::report(&rows, q))
 }

@@ -110,6 +110,7 @@ pub static MODELS: Table = Table {
         "updated",
         "rev",
         "fallbacks",
+        "completion_cap",
     ],
     key: &["name"],
     insert_only: &["created"],
@@ -269,6 +270,7 @@ fn model_record(m: &Model) -> Record {
         .int("updated", m.updated)
         .int("rev", m.rev)
         .json("fallbacks", &s.fallbacks)
+        .opt_int("completion_cap", s.completion_cap)
 }
 
 /// A model without its endpoints and rules (their rows come after).
@@ -282,6 +284,7 @@ fn model(r: Row) -> Result<Model, StoreError> {
             policy: r.parse("policy")?,
             tags: r.json("tags")?,
             fallbacks: r.json("fallbacks")?,
+            completion_cap: r.opt_int("completion_cap")?,
         },
         enabled: r.bool("enabled")?,
         rules: Vec::new(),
@@ -707,6 +710,30 @@ pub fn usage_query(since_ms: i64, until_ms: i64) -> Query {
     )
 }
 
+/// The rows of [`usage_query`] summed per (key, model, bucket of
+/// `step_ms`), each dated by its earliest row (so it stays in the range and
+/// in its step): one row per group and step instead of one per minute.
+pub fn usage_summary_query(since_ms: i64, until_ms: i64, step_ms: i64) -> Query {
+    let sums: Vec<String> = USAGE_SUMS
+        .iter()
+        .map(|c| format!("CAST(SUM(\"{c}\") AS BIGINT) AS \"{c}\""))
+        .collect();
+    let step = step_ms.max(1);
+    Query::new(
+        &USAGE,
+        USAGE.columns,
+        format!(
+            "SELECT MIN(\"span\") AS \"span\", MIN(\"bucket_ms\") AS \"bucket_ms\", \"key_id\", \
+             MIN(\"workspace\") AS \"workspace\", \"model\", {sums} FROM \"usage_ledger\" \
+             WHERE \"bucket_ms\" >= $1 AND \"bucket_ms\" < $2 \
+             GROUP BY \"key_id\", \"model\", \"bucket_ms\" - (\"bucket_ms\" % {step}) \
+             ORDER BY 2, 3, 5",
+            sums = sums.join(", ")
+        ),
+        vec![Value::Int(since_ms), Value::Int(until_ms)],
+    )
+}
+
 /// The rows [`usage_query`] read.
 pub fn usage_rows(rows: &Rows) -> Result<Vec<usage::UsageRow>, StoreError> {
     rows.iter()
@@ -1082,6 +1109,7 @@ mod tests {
                     policy: Policy::Random,
                     tags: vec![],
                     fallbacks: Vec::new(),
+                    completion_cap: None,
                 }),
                 Change::AddRule {
                     model: "M".into(),

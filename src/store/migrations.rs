@@ -243,6 +243,14 @@ pub const MIGRATIONS: &[Migration] = &[
     );
     "#,
     ),
+    // 9: a model's default completion cap for token rules
+    // (docs/rate-limits.md, "Token rules"); NULL (existing models) is the
+    // default, 4096.
+    Migration::portable(
+        r#"
+    ALTER TABLE models ADD COLUMN completion_cap BIGINT;
+    "#,
+    ),
 ];
 
 /// The schema version this build writes.

@@ -182,6 +182,20 @@ pub trait Store: Send + Sync {
         let _ = (since_ms, split_ms);
         Err(no_ledger(&self.describe()))
     }
+    /// The rows of [`usage`](Self::usage) summed per (key, model,
+    /// `step_ms`-aligned bucket), each dated by its earliest row: all a
+    /// report grouped by workspace, key or model with a series of that step
+    /// needs (`ops::usage::report`), in far fewer rows. The default sums
+    /// nothing (the report adds the rows up all the same).
+    fn usage_summary(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        step_ms: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let _ = step_ms;
+        self.usage(since_ms, until_ms)
+    }
     /// Age the ledger as of `now_ms`: minute rows past `keep` become hour
     /// rows, hour rows past it become day rows, in one transaction.
     fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
@@ -245,6 +259,14 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn usage_totals(&self, since_ms: i64, split_ms: i64) -> Result<Vec<UsageRow>, StoreError> {
         (**self).usage_totals(since_ms, split_ms)
+    }
+    fn usage_summary(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        step_ms: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        (**self).usage_summary(since_ms, until_ms, step_ms)
     }
     fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
         (**self).compact_usage(now_ms, keep)

@@ -337,6 +337,18 @@ impl Store for SqliteStore {
         )?)
     }
 
+    fn usage_summary(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        step_ms: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        mapping::usage_rows(&fetch(
+            &self.conn.lock(),
+            &mapping::usage_summary_query(since_ms, until_ms, step_ms),
+        )?)
+    }
+
     fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
         self.write(&mapping::compact_usage(now_ms, keep))
     }

@@ -106,6 +106,7 @@ impl TestStore {
             policy,
             tags: vec![],
             fallbacks: Vec::new(),
+            completion_cap: None,
         }));
         changes.push(Change::SetEnabled {
             name: name.into(),

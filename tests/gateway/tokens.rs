@@ -728,3 +728,118 @@ async fn two_gateways_sharing_redis_stay_within_the_token_limit_together() {
         gw.stop().await;
     }
 }
+
+/// Give model `tok` a completion cap (`None`: the default).
+fn set_cap(ts: &TestStore, cap: Option<u32>) {
+    let mut spec = ts.store.load().unwrap().models["tok"].spec.clone();
+    spec.completion_cap = cap;
+    ts.apply(vec![Change::UpdateModel {
+        name: "tok".into(),
+        spec,
+    }]);
+}
+
+/// What the gateway reserves for `b` under completion cap `cap`.
+fn reserved_at(b: &Value, cap: u64) -> u64 {
+    estimate::estimate("/v1/chat/completions", &serde_json::to_vec(b).unwrap(), cap).total()
+}
+
+/// A model's completion cap is what a request without max_tokens reserves
+/// for its completion: prompt estimate + 100, held while the answer runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_completion_cap_replaces_the_default_for_requests_without_max_tokens() {
+    let up = Upstream::start().await;
+    let (ts, key, rule) = setup(&up, 1000, 60);
+    set_cap(&ts, Some(100));
+    let limiter = Limiter::local();
+    let gw = gateway(&ts, &limiter).await;
+    let mut b = body("hang", 1, 1, 0, false);
+    b.as_object_mut().unwrap().remove("max_tokens");
+    let want = reserved_at(&b, 100);
+    assert_eq!(want, prompt_estimate(&b) + 100);
+    // At the default cap the same body would not fit the rule at all.
+    assert!(reserved(&b) > 1000);
+    let s = raw_post(&gw, &key, &b).await;
+    wait_used(&limiter, rule, want, "held while the answer hangs").await;
+    reset(s);
+    // Back to the default: the same body is refused as above the limit.
+    set_cap(&ts, None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let b = {
+            let mut b = body("plain", 1, 1, 0, false);
+            b.as_object_mut().unwrap().remove("max_tokens");
+            b
+        };
+        let res = gw.post("/v1/chat/completions", &key, &b).await;
+        if res.status() == 429 {
+            let (_, _, err) = error_of(res).await;
+            let msg = err["message"].as_str().unwrap();
+            assert!(msg.contains(&format!("reserves {}", reserved(&b))), "{msg}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the default cap never came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.stop().await;
+}
+
+/// Admitted answers carry the tightest token rule's `x-ratelimit-*-tokens`
+/// (and no request-rule headers when the model has none); a 429 from a
+/// token rule carries them with the rule's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_rules_send_openai_token_headers() {
+    let up = Upstream::start().await;
+    let (ts, key, rule) = setup(&up, 1000, 60);
+    let limiter = Limiter::local();
+    let gw = gateway(&ts, &limiter).await;
+    let b = body("plain", 5, 7, 100, false);
+    let r1 = reserved(&b);
+    let res = gw.post("/v1/chat/completions", &key, &b).await;
+    assert_eq!(res.status(), 200);
+    let h = res.headers().clone();
+    let _ = res.bytes().await.unwrap();
+    let get = |h: &reqwest::header::HeaderMap, n: &str| {
+        h.get(n)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no {n} in {h:?}"))
+    };
+    assert_eq!(get(&h, "x-ratelimit-limit-tokens"), "1000");
+    // What was left right after the reservation was counted.
+    assert_eq!(
+        get(&h, "x-ratelimit-remaining-tokens"),
+        (1000 - r1).to_string()
+    );
+    // The window empties 60 s (+ at most one 1% bucket) after admission.
+    let reset = get(&h, "x-ratelimit-reset-tokens");
+    assert!(
+        ["59.", "1m0", "1m0."].iter().any(|p| reset.starts_with(p)) || reset == "1m0s",
+        "{reset}"
+    );
+    assert!(
+        h.get("x-ratelimit-limit").is_none(),
+        "no request rule: {h:?}"
+    );
+    // Settled to usage (12), the next one sees 1000 − 12 − its reservation.
+    wait_used(&limiter, rule, 12, "settled").await;
+    let b2 = body("plain", 5, 7, 940, false);
+    let r2 = reserved(&b2);
+    assert!(12 + r2 > 1000 && r2 < 1000, "b2 must not fit: {r2}");
+    let (status, h, err) = error_of(gw.post("/v1/chat/completions", &key, &b2).await).await;
+    assert_eq!(status, 429);
+    assert_eq!(get(&h, "x-ratelimit-limit-tokens"), "1000");
+    assert_eq!(get(&h, "x-ratelimit-remaining-tokens"), "988");
+    assert!(get(&h, "x-ratelimit-reset-tokens").ends_with('s'));
+    assert_eq!(get(&h, "x-ratelimit-rule"), rule.to_string());
+    let retry: u64 = get(&h, "retry-after").parse().unwrap();
+    assert!((1..=61).contains(&retry), "{retry}");
+    let msg = err["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("rule #{rule}"))
+            && msg.contains(&format!("reserves {r2}"))
+            && msg.contains(&format!("The tokens free up in {retry}s")),
+        "{msg}"
+    );
+    assert!(h.get("x-ratelimit-limit").is_none(), "{h:?}");
+    gw.stop().await;
+}

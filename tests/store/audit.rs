@@ -39,6 +39,7 @@ fn spec(model_id: &str, key: &str) -> ModelSpec {
         policy: Policy::RoundRobin,
         tags: vec![],
         fallbacks: Vec::new(),
+        completion_cap: None,
     }
 }
 

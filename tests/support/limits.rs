@@ -48,6 +48,7 @@ pub fn model(name: &str, rules: Vec<Rule>) -> Model {
             policy: Policy::RoundRobin,
             tags: Vec::new(),
             fallbacks: Vec::new(),
+            completion_cap: None,
         },
         enabled: true,
         rules,

@@ -58,6 +58,7 @@ impl Site {
                 policy: Policy::RoundRobin,
                 tags: vec![],
                 fallbacks: Vec::new(),
+                completion_cap: None,
             }),
             Change::SetEnabled {
                 name: "m".into(),

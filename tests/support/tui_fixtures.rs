@@ -60,6 +60,7 @@ fn model(name: &str, id: &str, policy: Policy, endpoints: Vec<Endpoint>, tags: &
         policy,
         tags: tags.iter().map(|t| t.to_string()).collect(),
         fallbacks: Vec::new(),
+        completion_cap: None,
     })
 }
 
@@ -497,6 +498,7 @@ pub fn routing_registry() -> Registry {
         policy: Policy::Weighted,
         tags: vec!["moe".into()],
         fallbacks: vec!["DeepSeek-V3".into(), "Qwen2.5-72B-Instruct".into()],
+        completion_cap: None,
     };
     reg.apply_all(
         vec![

@@ -1,5 +1,5 @@
 //! Models in a file: `models: [{name, cluster, model_id, policy, tags,
-//! enabled, endpoints, rules}]`, each declared whole. Endpoint keys are
+//! fallbacks, completion_cap, enabled, endpoints, rules}]`, each declared whole. Endpoint keys are
 //! references (`env:`, `file:`, `none`), never values.
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,10 @@ pub struct ModelDecl {
     /// "Fallback models").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fallbacks: Vec<String>,
+    /// Completion tokens a token rule reserves when a request gives no
+    /// `max_tokens` (docs/rate-limits.md, "Token rules"); left out = 4096.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_cap: Option<u32>,
     #[serde(default)]
     pub enabled: bool,
     #[serde(default)]
@@ -72,6 +76,7 @@ impl ModelDecl {
             policy: m.spec.policy,
             tags: m.spec.tags.clone(),
             fallbacks: m.spec.fallbacks.clone(),
+            completion_cap: m.spec.completion_cap,
             enabled: m.enabled,
             endpoints: m.spec.endpoints.iter().map(EndpointDecl::of).collect(),
             rules: m.rules.iter().map(|r| RuleDecl::of(r, reg)).collect(),
@@ -130,6 +135,7 @@ impl Planner {
             policy: d.policy,
             tags: d.tags.clone(),
             fallbacks: d.fallbacks.clone(),
+            completion_cap: d.completion_cap,
         };
         let rules = d
             .rules
@@ -196,6 +202,12 @@ impl Planner {
             diff(&mut details, "policy", &o.policy, &spec.policy);
             diff(&mut details, "tags", &o.tags, &spec.tags);
             diff(&mut details, "fallbacks", &o.fallbacks, &spec.fallbacks);
+            diff(
+                &mut details,
+                "completion_cap",
+                &o.completion_cap,
+                &spec.completion_cap,
+            );
             let spec = self.fallbacks_later(path, spec, &o.fallbacks);
             self.push(
                 path,

@@ -35,7 +35,21 @@ pub fn validate(spec: &ModelSpec) -> Vec<FieldError> {
     }
     validate::tags("tags", &spec.tags, &mut out);
     fallback_shape(spec, &mut out);
+    completion_cap(spec.completion_cap, &mut out);
     out
+}
+
+/// The most a model's completion cap may be (docs/rate-limits.md, "Token rules").
+pub const MAX_COMPLETION_CAP: u32 = 1_000_000;
+
+/// A completion cap, when set: 1..=[`MAX_COMPLETION_CAP`] tokens.
+fn completion_cap(cap: Option<u32>, out: &mut Vec<FieldError>) {
+    if let Some(c) = cap.filter(|c| !(1..=MAX_COMPLETION_CAP).contains(c)) {
+        out.push(FieldError::new(
+            "completion_cap",
+            format!("{c} is out of range: a completion cap is 1 to {MAX_COMPLETION_CAP} tokens"),
+        ));
+    }
 }
 
 /// Fallbacks: at most [`limits::FALLBACKS`], not the model itself, no name

@@ -33,7 +33,7 @@
 use serde::Deserialize;
 
 /// Reserved completion tokens when a request gives no `max_tokens` /
-/// `max_completion_tokens`.
+/// `max_completion_tokens` and its model sets no `completion_cap`.
 pub const DEFAULT_COMPLETION_CAP: u64 = 4096;
 
 /// A request's reservation, in tokens.

@@ -27,7 +27,7 @@ pub fn cost(w: &Window, tokens: Option<u64>) -> u64 {
 }
 
 /// Whether `w`'s headroom goes into the `x-ratelimit-*` headers (they speak
-/// of request rules).
+/// of request rules; token rules have their own `x-ratelimit-*-tokens`).
 pub fn in_headers(w: &Window, tokens: Option<u64>) -> bool {
     tokens.is_none() || w.unit == RuleUnit::Requests
 }
@@ -76,14 +76,18 @@ pub fn with_locked<W: AsRef<Window>, R>(
 
 /// Admit and count against every window (1 in a request rule's window,
 /// `tokens` in a token rule's, see [`cost`]), or reject and count against none.
+///
+/// The second value is the headroom of the tightest token rule (fewest
+/// tokens left) after an admission, for the `x-ratelimit-*-tokens` headers;
+/// always `None` for a model without token rules (`tokens` = `None`).
 pub fn check<W: AsRef<Window>>(
     windows: &[W],
     now: u64,
     divisor: u32,
     tokens: Option<u64>,
-) -> Decision {
+) -> (Decision, Option<Headroom>) {
     if windows.is_empty() {
-        return Decision::Admit(None);
+        return (Decision::Admit(None), None);
     }
     with_locked(windows, |rings| {
         // The window that frees last decides when the request would pass.
@@ -104,32 +108,50 @@ pub fn check<W: AsRef<Window>>(
             let w = windows[i].as_ref();
             rings[i].throttled += 1;
             let requested = cost(w, tokens);
-            return Decision::Reject(rejection(w, limit, requested, wait, rings[i].reset_in(now)));
+            let left = limit.saturating_sub(rings[i].used());
+            let reset = rings[i].reset_in(now);
+            let mut r = rejection(w, limit, requested, wait, reset);
+            r.remaining = clamp_u32(left);
+            return (Decision::Reject(r), None);
         }
-        let mut tightest: Option<Headroom> = None;
+        let (mut tightest, mut of_tokens): (Option<Headroom>, Option<Headroom>) = (None, None);
         for (i, ring) in rings.iter_mut().enumerate() {
             let w = windows[i].as_ref();
             ring.add(cost(w, tokens));
             ring.admitted += 1;
-            if !in_headers(w, tokens) {
-                continue;
-            }
             let limit = effective_limit(w.limit(), divisor);
             let remaining = limit.saturating_sub(ring.used());
-            if tightest
-                .as_ref()
-                .is_none_or(|t| remaining < u64::from(t.remaining))
-            {
-                tightest = Some(Headroom {
-                    rule_id: w.rule_id,
-                    limit: clamp_u32(limit),
-                    remaining: clamp_u32(remaining),
-                    reset_ms: ring.reset_in(now),
-                });
-            }
+            let slot = if in_headers(w, tokens) {
+                &mut tightest
+            } else {
+                &mut of_tokens
+            };
+            keep_tightest(slot, w.rule_id, limit, remaining, ring.reset_in(now));
         }
-        Decision::Admit(tightest)
+        (Decision::Admit(tightest), of_tokens)
     })
+}
+
+/// Keep in `slot` whichever has fewer left: what it holds, or rule
+/// `rule_id` with `remaining` of `limit`, empty in `reset_ms`.
+pub fn keep_tightest(
+    slot: &mut Option<Headroom>,
+    rule_id: u64,
+    limit: u64,
+    remaining: u64,
+    reset_ms: u64,
+) {
+    if slot
+        .as_ref()
+        .is_none_or(|t| remaining < u64::from(t.remaining))
+    {
+        *slot = Some(Headroom {
+            rule_id,
+            limit: clamp_u32(limit),
+            remaining: clamp_u32(remaining),
+            reset_ms,
+        });
+    }
 }
 
 /// The 429 details for window `w`, refusing a request that needed `requested`.
@@ -147,6 +169,7 @@ pub fn rejection(
         requested,
         subject: w.subject.clone(),
         limit: clamp_u32(limit),
+        remaining: 0,
         duration_secs: w.duration_secs(),
         retry_after_ms,
         reset_ms,

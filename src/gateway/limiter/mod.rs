@@ -82,6 +82,9 @@ pub struct Rejection {
     /// The key id (target api-key) or workspace name (target workspace).
     pub subject: String,
     pub limit: u32,
+    /// What the rule had left when it refused (limit − used; a token rule
+    /// can have some left and still refuse a larger reservation).
+    pub remaining: u32,
     pub duration_secs: u32,
     /// Milliseconds until a request would be admitted (`Retry-After`, rounded up to seconds).
     pub retry_after_ms: u64,
@@ -167,6 +170,8 @@ type Windows = Vec<Arc<Window>>;
 /// windows) and Redis's time when Redis decided.
 struct Admission {
     decision: Decision,
+    /// The tightest token rule after an admission (`x-ratelimit-*-tokens`).
+    tokens: Option<Headroom>,
     at: u64,
     redis_at: Option<u64>,
 }
@@ -311,6 +316,7 @@ impl Limiter {
         let windows = limits.matching(key_id, workspace);
         let Admission {
             decision,
+            tokens,
             at,
             redis_at,
         } = self.admit(&windows, Some(estimate.total())).await;
@@ -320,7 +326,8 @@ impl Limiter {
         let held: reserve::Held = windows
             .iter()
             .filter(|w| w.unit == RuleUnit::Tokens)
-            .map(|w| (Arc::clone(w), w.ring.lock().width()))
+            // The ring's bucket width, from the duration: no second lock.
+            .map(|w| (Arc::clone(w), window::bucket_width_ms(w.duration_secs())))
             .collect();
         if held.is_empty() {
             return (decision, None);
@@ -329,6 +336,7 @@ impl Limiter {
             limiter: Arc::clone(self),
             windows: held,
             estimate,
+            headroom: tokens,
             at,
             redis_at,
             settled: false,
@@ -340,13 +348,14 @@ impl Limiter {
     /// rules (`None`: 1 everywhere, see `local::cost`), with the instants it
     /// was counted at.
     async fn admit(&self, windows: &[Arc<Window>], tokens: Option<u64>) -> Admission {
-        let done = |decision, at, redis_at| Admission {
+        let done = |(decision, tokens), at, redis_at| Admission {
             decision,
+            tokens,
             at,
             redis_at,
         };
         if windows.is_empty() {
-            return done(Decision::Admit(None), 0, None);
+            return done((Decision::Admit(None), None), 0, None);
         }
         let Some(shared) = &self.shared else {
             let now = self.clock.now_ms();
@@ -374,34 +383,31 @@ impl Limiter {
         answer: &Answer,
         tokens: Option<u64>,
         now: u64,
-    ) -> Decision {
+    ) -> (Decision, Option<Headroom>) {
         for (w, &(used, room, reset)) in windows.iter().zip(&answer.windows) {
             w.observed.record(used, room, reset, now);
         }
         if let Some(i) = answer.blocking.filter(|_| !answer.admitted) {
             let w = &windows[i];
             w.ring.lock().throttled += 1;
-            let (_, room, reset) = answer.windows[i];
+            let (used, room, reset) = answer.windows[i];
             let (limit, cost) = (u64::from(w.limit()), local::cost(w, tokens));
-            return Decision::Reject(local::rejection(w, limit, cost, room, reset));
+            let mut r = local::rejection(w, limit, cost, room, reset);
+            r.remaining = local::clamp_u32(limit.saturating_sub(used));
+            return (Decision::Reject(r), None);
         }
         local::record(windows, now, tokens);
-        let mut tightest: Option<Headroom> = None;
+        let (mut tightest, mut of_tokens): (Option<Headroom>, Option<Headroom>) = (None, None);
         for (w, &(used, _, reset)) in windows.iter().zip(&answer.windows) {
-            if !local::in_headers(w, tokens) {
-                continue;
-            }
-            let remaining = local::clamp_u32(u64::from(w.limit()).saturating_sub(used));
-            if tightest.as_ref().is_none_or(|t| remaining < t.remaining) {
-                tightest = Some(Headroom {
-                    rule_id: w.rule_id,
-                    limit: w.limit(),
-                    remaining,
-                    reset_ms: reset,
-                });
-            }
+            let limit = u64::from(w.limit());
+            let slot = if local::in_headers(w, tokens) {
+                &mut tightest
+            } else {
+                &mut of_tokens
+            };
+            local::keep_tightest(slot, w.rule_id, limit, limit.saturating_sub(used), reset);
         }
-        Decision::Admit(tightest)
+        (Decision::Admit(tightest), of_tokens)
     }
 
     /// Which rules of `limits` apply to `key_id` of `workspace`, how full

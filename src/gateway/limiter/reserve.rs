@@ -16,19 +16,22 @@
 
 use std::sync::Arc;
 
-use super::Limiter;
 use super::estimate::Estimate;
 use super::local;
 use super::window::Window;
+use super::{Headroom, Limiter};
 
-/// Token windows a reservation counted in, with their bucket width then.
-pub(super) type Held = Vec<(Arc<Window>, u64)>;
+/// Token windows a reservation counted in, with their bucket width then:
+/// the usual one or two in place (no allocation per request).
+pub(super) type Held = smallvec::SmallVec<[(Arc<Window>, u64); 2]>;
 
 /// Tokens held in a request's token rules until its answer is settled.
 pub struct Reservation {
     pub(super) limiter: Arc<Limiter>,
     pub(super) windows: Held,
     pub(super) estimate: Estimate,
+    /// The tightest token rule right after the reservation was counted.
+    pub(super) headroom: Option<Headroom>,
     /// Limiter-clock ms of the admission (the local windows' bucket).
     pub(super) at: u64,
     /// Redis `TIME` (ms) of the admission when Redis counted it.
@@ -50,6 +53,12 @@ impl Reservation {
     /// What was reserved: the prompt estimate and the completion cap.
     pub fn estimate(&self) -> Estimate {
         self.estimate
+    }
+
+    /// The tokens left in the tightest token rule the reservation counted
+    /// in, right after it was counted (the `x-ratelimit-*-tokens` headers).
+    pub fn headroom(&self) -> Option<&Headroom> {
+        self.headroom.as_ref()
     }
 
     /// The answer used `used` tokens (prompt + completion): keep that much

@@ -160,19 +160,29 @@ impl ProxyError {
             message,
         );
         let num = |n: u64| HeaderValue::from(n);
-        e.headers = vec![
-            (hyper::header::RETRY_AFTER, num(retry)),
-            (
-                HeaderName::from_static("x-ratelimit-limit"),
-                num(u64::from(r.limit)),
-            ),
-            (HeaderName::from_static("x-ratelimit-remaining"), num(0)),
-            (
-                HeaderName::from_static("x-ratelimit-reset"),
-                num(secs_up(r.reset_ms)),
-            ),
-            (HeaderName::from_static("x-ratelimit-rule"), num(r.rule_id)),
-        ];
+        e.headers = match r.unit {
+            crate::domain::RuleUnit::Requests => vec![
+                (hyper::header::RETRY_AFTER, num(retry)),
+                (
+                    HeaderName::from_static("x-ratelimit-limit"),
+                    num(u64::from(r.limit)),
+                ),
+                (HeaderName::from_static("x-ratelimit-remaining"), num(0)),
+                (
+                    HeaderName::from_static("x-ratelimit-reset"),
+                    num(secs_up(r.reset_ms)),
+                ),
+                (HeaderName::from_static("x-ratelimit-rule"), num(r.rule_id)),
+            ],
+            // A token rule speaks in OpenAI's token headers (what it had
+            // left may be more than 0: a reservation larger than that).
+            crate::domain::RuleUnit::Tokens => {
+                let mut h = vec![(hyper::header::RETRY_AFTER, num(retry))];
+                h.extend(token_headers(r.limit, r.remaining, r.reset_ms));
+                h.push((HeaderName::from_static("x-ratelimit-rule"), num(r.rule_id)));
+                h
+            }
+        };
         e
     }
 
@@ -274,6 +284,48 @@ pub fn secs_up(ms: u64) -> u64 {
     ms.div_ceil(1000)
 }
 
+/// `x-ratelimit-limit-tokens`, `-remaining-tokens`, `-reset-tokens` of a
+/// token rule, as OpenAI sends them (the reset as a duration, [`duration`]).
+pub fn token_headers(limit: u32, remaining: u32, reset_ms: u64) -> [(HeaderName, HeaderValue); 3] {
+    let reset = HeaderValue::from_str(&duration(reset_ms))
+        .unwrap_or_else(|_| HeaderValue::from_static("0s"));
+    [
+        (
+            HeaderName::from_static("x-ratelimit-limit-tokens"),
+            HeaderValue::from(limit),
+        ),
+        (
+            HeaderName::from_static("x-ratelimit-remaining-tokens"),
+            HeaderValue::from(remaining),
+        ),
+        (HeaderName::from_static("x-ratelimit-reset-tokens"), reset),
+    ]
+}
+
+/// A duration as OpenAI writes `x-ratelimit-reset-tokens` (Go's
+/// `time.Duration` text at millisecond precision): `0s`, `250ms`, `1.5s`,
+/// `59s`, `6m0s`, `1h2m3.5s`.
+pub fn duration(ms: u64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (h, m, sec_ms) = (ms / 3_600_000, ms / 60_000 % 60, ms % 60_000);
+    let secs = if sec_ms % 1000 == 0 {
+        format!("{}s", sec_ms / 1000)
+    } else {
+        let frac = format!("{:03}", sec_ms % 1000);
+        format!("{}.{}s", sec_ms / 1000, frac.trim_end_matches('0'))
+    };
+    match (h, m) {
+        (0, 0) => secs,
+        (0, m) => format!("{m}m{secs}"),
+        (h, m) => format!("{h}h{m}m{secs}"),
+    }
+}
+
 fn human_bytes(n: usize) -> String {
     const MIB: usize = 1 << 20;
     const KIB: usize = 1 << 10;
@@ -309,6 +361,7 @@ mod tests {
             requested: 1,
             subject: "key_12345678".into(),
             limit: 5,
+            remaining: 0,
             duration_secs: 60,
             retry_after_ms: 1001,
             reset_ms: 59_000,
@@ -330,5 +383,24 @@ mod tests {
         assert_eq!(get("x-ratelimit-reset").as_deref(), Some("59"));
         assert_eq!(get("x-ratelimit-remaining").as_deref(), Some("0"));
         assert_eq!(human_bytes(4 << 20), "4 MiB");
+    }
+
+    #[test]
+    fn token_resets_read_as_openai_writes_them() {
+        let cases = [
+            (0, "0s"),
+            (1, "1ms"),
+            (250, "250ms"),
+            (1000, "1s"),
+            (1500, "1.5s"),
+            (1_020, "1.02s"),
+            (59_999, "59.999s"),
+            (60_000, "1m0s"),
+            (360_000, "6m0s"),
+            (3_723_500, "1h2m3.5s"),
+        ];
+        for (ms, want) in cases {
+            assert_eq!(duration(ms), want, "{ms} ms");
+        }
     }
 }

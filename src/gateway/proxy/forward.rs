@@ -7,7 +7,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 
 use super::body::ResBody;
-use super::errors::{ProxyError, secs_up};
+use super::errors::{ProxyError, secs_up, token_headers};
 use super::{Admitted, GatewayState, Worker, refuse};
 use std::time::Instant;
 
@@ -484,6 +484,8 @@ fn relay(
             RequestOutcome::Upstream4xx
         }
     };
+    // Token rules' headroom (no reservation, no work: models without token rules).
+    let tokens = reservation.as_ref().and_then(|r| r.headroom().cloned());
     let mut res = Response::new(ResBody::relay(body, tally, outcome).settling(
         reservation,
         status,
@@ -505,6 +507,12 @@ fn relay(
             HeaderName::from_static("x-ratelimit-reset"),
             HeaderValue::from(secs_up(h.reset_ms)),
         );
+    }
+    if let Some(t) = tokens {
+        let hs = res.headers_mut();
+        for (name, value) in token_headers(t.limit, t.remaining, t.reset_ms) {
+            hs.insert(name, value);
+        }
     }
     res
 }

@@ -40,9 +40,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::gateway::config::GatewayConfig;
-use crate::gateway::limiter::{
-    DEFAULT_COMPLETION_CAP, Decision, Headroom, Limiter, Reservation, estimate,
-};
+use crate::gateway::limiter::{Decision, Headroom, Limiter, Reservation, estimate};
 use crate::gateway::snapshot::{Local, RouteRef, Snapshot};
 use crate::gateway::telemetry::conns::ConnCounters;
 use crate::gateway::telemetry::counters::RequestOutcome;
@@ -354,7 +352,7 @@ async fn limit(
     // Boxed: the limiter's future (Redis round trip included) is large,
     // and only limited models pay for it.
     let (decision, reservation) = if route.limits.counts_tokens() {
-        let est = estimate::estimate(parts.uri.path(), body, DEFAULT_COMPLETION_CAP);
+        let est = estimate::estimate(parts.uri.path(), body, route.completion_cap);
         let reserve = shared.limiter.reserve(&route.limits, &k.id, workspace, est);
         Box::pin(reserve).await
     } else {

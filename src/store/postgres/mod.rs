@@ -222,6 +222,16 @@ impl Store for PostgresStore {
         self.call(|r| Job::LedgerRead(q, mapping::usage_totals, r))
     }
 
+    fn usage_summary(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        step_ms: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let q = mapping::usage_summary_query(since_ms, until_ms, step_ms);
+        self.call(|r| Job::LedgerRead(q, mapping::usage_rows, r))
+    }
+
     fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
         let statements = mapping::compact_usage(now_ms, keep);
         self.call(|r| Job::LedgerWrite(statements, true, r))

@@ -70,6 +70,10 @@ fn market_choices(reg: &Registry, own: Option<&str>) -> Vec<Choice> {
         .collect()
 }
 
+/// The model's completion cap for token rules (docs/rate-limits.md): empty
+/// is the default, 4096.
+const CAP: &str = "completion_cap";
+
 fn endpoint_fields(i: usize, ep: Option<&Endpoint>) -> [Field; 3] {
     let weight = ep
         .and_then(|e| e.weight)
@@ -129,6 +133,12 @@ fn form(
     for (i, ep) in spec.endpoints.iter().enumerate() {
         fields.extend(endpoint_fields(i, Some(ep)));
     }
+    // Last, so the fields above keep their places (new endpoints go before it).
+    let cap = spec
+        .completion_cap
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    fields.push(Field::text(CAP, "Completion cap", &cap));
     Form::new((kind, BEHAVIOUR), title, fields, reg)
 }
 
@@ -150,6 +160,7 @@ pub fn create(reg: &Registry, preset: Option<&str>) -> Form {
         policy: Policy::RoundRobin,
         tags: vec![],
         fallbacks: Vec::new(),
+        completion_cap: None,
     };
     form(
         reg,
@@ -195,9 +206,14 @@ fn focused_endpoint(form: &Form) -> Option<usize> {
 
 fn add_endpoint(form: &mut Form, reg: &Registry) {
     let n = endpoint_count(form);
-    let save = form.fields.len() - 1;
+    // Before the completion cap (and Save), after the last endpoint.
+    let at = form
+        .fields
+        .iter()
+        .position(|f| f.key == CAP)
+        .unwrap_or(form.fields.len() - 1);
     for (j, f) in endpoint_fields(n, None).into_iter().enumerate() {
-        form.fields.insert(save + j, f);
+        form.fields.insert(at + j, f);
     }
     form.after_edit(reg, None);
     form.focus_on(&format!("endpoints[{n}].url"));
@@ -281,6 +297,11 @@ fn build(form: &Form, reg: &Registry) -> Result<Op, Vec<FieldError>> {
             .and_then(|n| reg.models.get(n))
             .map(|m| m.spec.fallbacks.clone())
             .unwrap_or_default(),
+        // Empty: the default (4096); out of range is refused by validate.
+        completion_cap: match form.text(CAP).trim() {
+            "" => None,
+            t => parse_u32(CAP, t, &mut errs),
+        },
     };
     for e in registry::model::validate(&spec) {
         // A weight that did not parse is reported once, by the parser.
