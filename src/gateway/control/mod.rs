@@ -88,7 +88,11 @@ impl Control {
                 [report_now.clone(), probe_now.clone()],
             )),
             tokio::spawn(report_loop(reporter, report_now)),
-            tokio::spawn(probe::probe_loop(shared.clone(), probe_now)),
+            tokio::spawn(probe::probe_loop(
+                shared.clone(),
+                probe_now,
+                Arc::new(probe::Share::new(store.clone(), report_id.clone())),
+            )),
             tokio::spawn(ledger::compact_loop(
                 store.clone(),
                 shared.cfg.usage_retention,

@@ -51,7 +51,8 @@ use crate::domain::history::Journal;
 use crate::domain::token::{AdminTokenRecord, TokenChange};
 use crate::domain::usage::{Retention, UsageRow};
 use crate::domain::{
-    AuditEntry, AuditQuery, Change, DomainError, GatewayReport, Origin, Registry, now_ms,
+    AuditEntry, AuditQuery, Change, DomainError, GatewayReport, Origin, ProbeLease, Registry,
+    now_ms,
 };
 
 pub use schema::SCHEMA_VERSION;
@@ -88,6 +89,8 @@ enum Job {
     /// `bool` says whether to take the ledger lock (compaction).
     LedgerWrite(Vec<Statement>, bool, Reply<()>),
     LedgerRead(i64, i64, Reply<Vec<UsageRow>>),
+    /// Shared probes: statements, then the lease of a key, in one transaction.
+    ProbeLease(Vec<Statement>, String, Reply<Option<ProbeLease>>),
 }
 
 impl PostgresStore {
@@ -215,6 +218,14 @@ impl Store for PostgresStore {
     fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
         let statements = mapping::compact_usage(now_ms, keep);
         self.call(|r| Job::LedgerWrite(statements, true, r))
+    }
+
+    fn probe_lease(
+        &self,
+        key: &str,
+        write: Vec<Statement>,
+    ) -> Result<Option<ProbeLease>, StoreError> {
+        self.call(|r| Job::ProbeLease(write, key.to_string(), r))
     }
 
     fn describe(&self) -> String {
@@ -364,6 +375,14 @@ impl Worker {
                         self.run("read the usage ledger", async |c| {
                             let q = mapping::usage_query(since, until);
                             Ok(mapping::usage_rows(&rows::fetch(&*c, &q).await?)?)
+                        })
+                        .await,
+                    );
+                }
+                Job::ProbeLease(statements, key, r) => {
+                    let _ = r.send(
+                        self.run("share a probe", async |c| {
+                            probe_lease(c, &statements, &key).await
                         })
                         .await,
                     );
@@ -571,4 +590,16 @@ async fn ledger_write(c: &mut Client, statements: &[Statement], lock: bool) -> R
     rows::execute(&tx, statements).await?;
     tx.commit().await.map_err(Failure::Commit)?;
     Ok(())
+}
+
+async fn probe_lease(
+    c: &mut Client,
+    statements: &[Statement],
+    key: &str,
+) -> Result<Option<ProbeLease>, Failure> {
+    let tx = c.transaction().await?;
+    rows::execute(&tx, statements).await?;
+    let rows = rows::fetch(&tx, &mapping::probe_lease_query(key)).await?;
+    tx.commit().await.map_err(Failure::Commit)?;
+    Ok(mapping::probe_lease(&rows)?)
 }
