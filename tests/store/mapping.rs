@@ -163,7 +163,7 @@ fn a_store_made_before_the_shared_mapping_keeps_everything_it_had(b) {
     b.raw_sql(OLD_ROWS, OLD_ROWS);
     let before = schema(b);
     let s = b.open();
-    assert_eq!(b.schema_version(), 7);
+    assert_eq!(b.schema_version(), 8);
     let migrated = schema(b);
     // SQLite's ALTER TABLE … ADD COLUMN appends the column to the stored
     // CREATE text: a line extended by `, <new column>` lost nothing.
