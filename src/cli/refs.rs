@@ -214,6 +214,10 @@ mod tests {
             (e.weight, e.probe.clone(), e.disabled),
             (Some(70), Probe::None, true)
         );
+        let e = parse_endpoint(0, "http://a:8000/v1,probe=/health").unwrap();
+        assert_eq!(e.probe, Probe::Get("/health".into()));
+        let err = parse_endpoint(0, "http://a:8000/v1,probe=/v1/chat/completions").unwrap_err();
+        assert!(err.to_string().contains("must not spend tokens"), "{err}");
         let e = parse_endpoint(1, "url=http://b,key=none,ca=/etc/ca.pem").unwrap();
         assert_eq!(
             (e.key, e.ca_file.as_deref()),

@@ -210,6 +210,16 @@ async fn a_probe_that_would_spend_tokens_is_refused_naming_the_field() {
     }
     assert_eq!("/health".parse::<Probe>(), Ok(Probe::Get("/health".into())));
     assert_eq!("models".parse::<Probe>(), Ok(Probe::Models));
+    // A manifest says it as a string, and export writes it back the same.
+    let yaml = "models:\n- name: m\n  model_id: x\n  endpoints:\n  - url: http://h:8000/v1\n    probe: /health\n";
+    let m: maasctl::domain::manifest::Manifest = serde_yaml_ng::from_str(yaml).unwrap();
+    let out = serde_yaml_ng::to_string(&m).unwrap();
+    assert!(out.contains("probe: /health"), "{out}");
+    let bad = yaml.replace("/health", "/v1/embeddings");
+    let err = serde_yaml_ng::from_str::<maasctl::domain::manifest::Manifest>(&bad)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("must not spend tokens"), "{err}");
     let ts = TestStore::new();
     let mut e = ep("http://127.0.0.1:9/v1");
     e.probe = Probe::Get("/v1/embeddings".into());
@@ -300,6 +310,7 @@ async fn two_replicas_probe_a_down_endpoint_once_per_interval_together() {
     let probes = up.probes();
     let elapsed = start.elapsed();
     let intervals = (elapsed.as_millis() / interval.as_millis()) as usize;
+    eprintln!("{probes} probes in {intervals} intervals of {interval:?} over two replicas");
     assert!(
         probes + 1 >= intervals && probes <= intervals + 1,
         "{probes} probes in {intervals} intervals over two replicas (unshared would be {})",
