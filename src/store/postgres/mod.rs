@@ -362,30 +362,8 @@ impl Worker {
                         .await,
                     );
                 }
-                Job::LedgerWrite(statements, lock, r) => {
-                    let _ = r.send(
-                        self.run("write the usage ledger", async |c| {
-                            ledger_write(c, &statements, lock).await
-                        })
-                        .await,
-                    );
-                }
-                Job::LedgerRead(since, until, r) => {
-                    let _ = r.send(
-                        self.run("read the usage ledger", async |c| {
-                            let q = mapping::usage_query(since, until);
-                            Ok(mapping::usage_rows(&rows::fetch(&*c, &q).await?)?)
-                        })
-                        .await,
-                    );
-                }
-                Job::ProbeLease(statements, key, r) => {
-                    let _ = r.send(
-                        self.run("share a probe", async |c| {
-                            probe_lease(c, &statements, &key).await
-                        })
-                        .await,
-                    );
+                job @ (Job::LedgerWrite(..) | Job::LedgerRead(..) | Job::ProbeLease(..)) => {
+                    self.serve_side(job).await
                 }
                 Job::RemoveReport(id, r) => {
                     let _ = r.send(
@@ -411,6 +389,35 @@ impl Worker {
                     );
                 }
             }
+        }
+    }
+    /// The jobs beside the registry: the usage ledger and shared probes.
+    async fn serve_side(&mut self, job: Job) {
+        match job {
+            Job::LedgerWrite(statements, lock, r) => {
+                let _ = r.send(
+                    self.run("write the usage ledger", async |c| {
+                        ledger_write(c, &statements, lock).await
+                    })
+                    .await,
+                );
+            }
+            Job::LedgerRead(since, until, r) => {
+                let _ = r.send(
+                    self.run("read the usage ledger", async |c| {
+                        let q = mapping::usage_query(since, until);
+                        Ok(mapping::usage_rows(&rows::fetch(&*c, &q).await?)?)
+                    })
+                    .await,
+                );
+            }
+            Job::ProbeLease(statements, key, r) => {
+                let lease = self.run("share a probe", async |c| {
+                    probe_lease(c, &statements, &key).await
+                });
+                let _ = r.send(lease.await);
+            }
+            _ => unreachable!("serve_side gets ledger and probe jobs only"),
         }
     }
 
