@@ -430,9 +430,10 @@ fn an_older_schema_is_migrated_keeping_its_data(b) {
     // Turn the store back into a schema-1 store: without what migrations 2
     // (api_key_ref), 3 (audit trail, history, admin tokens), 4 (rule
     // unit), 5 (endpoint drain), 6 (usage ledger, market prices), 7
-    // (model fallbacks), 8 (budgets) and 9 (model completion cap) added.
+    // (model fallbacks), 8 (budgets), 9 (model completion cap) and 10 (probe
+    // leases) added.
     const LATER_TABLES: &str =
-        "DROP TABLE audit_entities; DROP TABLE audit; DROP TABLE revisions; DROP TABLE admin_tokens; DROP TABLE usage_ledger; DROP TABLE budgets;";
+        "DROP TABLE audit_entities; DROP TABLE audit; DROP TABLE revisions; DROP TABLE admin_tokens; DROP TABLE usage_ledger; DROP TABLE budgets; DROP TABLE probe_leases;";
     const PRICES: &str =
         "ALTER TABLE market DROP COLUMN input_price; ALTER TABLE market DROP COLUMN output_price;";
     b.raw_sql(
@@ -858,4 +859,26 @@ async fn postgres_store_calls_work_from_async_code() {
         .unwrap()
         .unwrap();
     assert_eq!(again.revision().unwrap(), 1);
+}
+
+on_both! {
+/// Shared probes (docs/gateway.md, "Probes"): one holder wins a free
+/// lease, the other reads it with the holder's result; once it expires the
+/// other can take it, keeping the last result.
+fn a_probe_lease_has_one_holder_per_interval_and_shares_its_result(b) {
+    use maasctl::domain::ProbeResult;
+    use maasctl::store::mapping::{claim_probe, put_probe_result};
+    let (s1, s2) = (b.open(), b.open());
+    let l = s1.probe_lease("k", claim_probe("k", "a", 1_000, 1_200)).unwrap().unwrap();
+    assert_eq!((l.holder.as_str(), l.expires_ms, l.last), ("a", 1_200, None));
+    let l = s2.probe_lease("k", claim_probe("k", "b", 1_100, 1_300)).unwrap().unwrap();
+    assert_eq!((l.holder.as_str(), l.expires_ms), ("a", 1_200), "held: b does not get it");
+    let failed = ProbeResult { ok: false, reason: "probe GET /models answered HTTP 503".into(), at_ms: 1_050 };
+    s1.probe_lease("k", put_probe_result("k", &failed)).unwrap();
+    let l = s2.probe_lease("k", claim_probe("k", "b", 1_150, 1_350)).unwrap().unwrap();
+    assert_eq!((l.holder.as_str(), l.last.as_ref()), ("a", Some(&failed)));
+    let l = s2.probe_lease("k", claim_probe("k", "b", 1_200, 1_400)).unwrap().unwrap();
+    assert_eq!((l.holder.as_str(), l.expires_ms, l.last), ("b", 1_400, Some(failed)), "expired: b takes it");
+    assert!(s1.probe_lease("other", vec![]).unwrap().is_none());
+}
 }

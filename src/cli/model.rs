@@ -49,7 +49,7 @@ pub enum EndpointCmd {
 }
 
 /// `--endpoint` help, shared by create and edit.
-const ENDPOINT_HELP: &str = "Upstream: URL[,key=env:VAR|file:PATH|stdin|none|VALUE][,weight=N][,probe=models|none][,ca=PATH][,disabled][,drain]. Repeat for each endpoint";
+const ENDPOINT_HELP: &str = "Upstream: URL[,key=env:VAR|file:PATH|stdin|none|VALUE][,weight=N][,probe=models|none|/PATH|URL][,ca=PATH][,disabled][,drain]. Repeat for each endpoint";
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
@@ -176,7 +176,7 @@ pub struct EndpointView {
     pub api_key: Option<String>,
     pub api_key_ref: Option<String>,
     pub weight: Option<u32>,
-    pub probe: &'static str,
+    pub probe: String,
     pub disabled: bool,
     pub drain: bool,
     pub ca_file: Option<String>,
@@ -250,7 +250,7 @@ fn view(reg: &Registry, m: &Model, reports: &[GatewayReport], now: i64) -> Model
                 api_key: e.api_key.as_ref().map(|k| k.masked()),
                 api_key_ref: e.api_key_ref.clone(),
                 weight: e.weight,
-                probe: e.probe.as_str(),
+                probe: e.probe.to_string(),
                 disabled: e.disabled,
                 drain: e.drain,
                 ca_file: e.ca_file.clone(),
@@ -368,7 +368,7 @@ fn render_detail(v: &ModelView) -> String {
             e.url.clone(),
             key,
             e.weight.map_or("-".into(), |w| w.to_string()),
-            e.probe.into(),
+            e.probe.clone(),
             if e.disabled { "no" } else { "yes" }.into(),
             e.health.clone(),
         ]);

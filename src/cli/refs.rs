@@ -56,7 +56,7 @@ pub enum KeyArg {
     Value(String),
 }
 
-/// One `--endpoint URL[,key=…][,weight=N][,probe=models|none][,ca=PATH][,disabled][,drain]`.
+/// One `--endpoint URL[,key=…][,weight=N][,probe=models|none|/PATH|URL][,ca=PATH][,disabled][,drain]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointArg {
     pub url: String,
@@ -116,7 +116,7 @@ pub fn parse_endpoint(i: usize, s: &str) -> CliResult<EndpointArg> {
                 return Err(CliError::field(
                     format!("endpoints[{i}]"),
                     format!(
-                        "unknown option '{k}' in '{s}'; use URL[,key=env:VAR|file:PATH|stdin|none|VALUE][,weight=N][,probe=models|none][,ca=PATH][,disabled][,drain]"
+                        "unknown option '{k}' in '{s}'; use URL[,key=env:VAR|file:PATH|stdin|none|VALUE][,weight=N][,probe=models|none|/PATH|URL][,ca=PATH][,disabled][,drain]"
                     ),
                 ));
             }
@@ -188,7 +188,7 @@ pub fn build_endpoints(
                 api_key,
                 api_key_ref,
                 weight: a.weight,
-                probe: a.probe,
+                probe: a.probe.clone(),
                 disabled: a.disabled,
                 drain: a.drain,
                 ca_file: a.ca_file.clone(),
@@ -211,9 +211,13 @@ mod tests {
         assert_eq!(e.url, "https://a.example");
         assert_eq!(e.key, KeyArg::Ref("env:A_KEY".into()));
         assert_eq!(
-            (e.weight, e.probe, e.disabled),
+            (e.weight, e.probe.clone(), e.disabled),
             (Some(70), Probe::None, true)
         );
+        let e = parse_endpoint(0, "http://a:8000/v1,probe=/health").unwrap();
+        assert_eq!(e.probe, Probe::Get("/health".into()));
+        let err = parse_endpoint(0, "http://a:8000/v1,probe=/v1/chat/completions").unwrap_err();
+        assert!(err.to_string().contains("must not spend tokens"), "{err}");
         let e = parse_endpoint(1, "url=http://b,key=none,ca=/etc/ca.pem").unwrap();
         assert_eq!(
             (e.key, e.ca_file.as_deref()),

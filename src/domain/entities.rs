@@ -197,34 +197,89 @@ impl std::str::FromStr for Policy {
     }
 }
 
-/// How the gateway checks an endpoint that left the rotation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// How the gateway checks an endpoint that left the rotation (and one
+/// saved while it runs). A probe never costs tokens: it is never a
+/// completion, completions or embeddings route (`docs/gateway.md`, "Probes").
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum Probe {
     /// `GET <endpoint>/models` (no quota is used: it is not a completion).
     #[default]
     Models,
     /// No probe: the endpoint is put back after a cool-down and tried by real traffic.
     None,
+    /// `GET` a health URL: a path (`/health`, on the endpoint's host, not
+    /// under its base path) or a full URL on the endpoint's own scheme,
+    /// host and port. Any answer below 500 counts as up.
+    Get(String),
 }
 
+/// Routes a probe must never call: they spend tokens.
+const SPENDING_ROUTES: [&str; 4] = [
+    "/chat/completions",
+    "/completions",
+    "/embeddings",
+    "/responses",
+];
+
 impl Probe {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Probe::Models => "models",
             Probe::None => "none",
+            Probe::Get(target) => target,
         }
+    }
+
+    /// Whether a probe target calls a route that spends tokens (its path,
+    /// without query or trailing `/`, ends in a completion or embeddings
+    /// route).
+    pub fn spends_tokens(target: &str) -> bool {
+        let path = target.split(['?', '#']).next().unwrap_or_default();
+        let path = path.trim_end_matches('/').to_ascii_lowercase();
+        SPENDING_ROUTES.iter().any(|r| path.ends_with(r))
+    }
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 impl std::str::FromStr for Probe {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "models" | "get-models" => Ok(Probe::Models),
-            "none" | "off" => Ok(Probe::None),
-            other => Err(format!("'{other}' is not a probe; use models or none")),
+        let t = s.trim();
+        match t.to_ascii_lowercase().as_str() {
+            "models" | "get-models" => return Ok(Probe::Models),
+            "none" | "off" => return Ok(Probe::None),
+            _ => {}
         }
+        let lower = t.to_ascii_lowercase();
+        if !(t.starts_with('/') || lower.starts_with("http://") || lower.starts_with("https://")) {
+            return Err(format!(
+                "'{t}' is not a probe; use models, none, a path on the endpoint's host (/health) or a URL (https://host/health)"
+            ));
+        }
+        if Probe::spends_tokens(t) {
+            return Err(format!(
+                "'{t}' is a completion or embeddings route; probes must not spend tokens (use models, or a health path such as /health)"
+            ));
+        }
+        Ok(Probe::Get(t.to_string()))
+    }
+}
+
+impl Serialize for Probe {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Probe {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -90,6 +90,53 @@ pub fn base_url(field: &str, value: &str, out: &mut Vec<FieldError>) {
     }
 }
 
+/// A health probe's target: a path on the endpoint's host (`/health`) or a
+/// full URL on the endpoint's own scheme, host and port; never a route that
+/// spends tokens.
+pub fn probe_target(field: &str, target: &str, endpoint_url: &str, out: &mut Vec<FieldError>) {
+    if !limits::URL.length(field, target, out) {
+        return;
+    }
+    if let Some(c) = target.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        out.push(FieldError::new(
+            field,
+            format!("must not contain {}", describe_char(c)),
+        ));
+        return;
+    }
+    if crate::domain::Probe::spends_tokens(target) {
+        out.push(FieldError::new(
+            field,
+            format!("'{target}' is a completion or embeddings route; probes must not spend tokens (use models, or a health path such as /health)"),
+        ));
+        return;
+    }
+    if target.starts_with('/') {
+        return;
+    }
+    let (Ok(probe), Ok(base)) = (url::Url::parse(target), url::Url::parse(endpoint_url)) else {
+        out.push(FieldError::new(
+            field,
+            format!("'{target}' is neither a path starting with / nor a valid http(s) URL"),
+        ));
+        return;
+    };
+    if probe.scheme() != "http" && probe.scheme() != "https" {
+        out.push(FieldError::new(
+            field,
+            "use an http or https URL, or a path starting with /",
+        ));
+    } else if probe.origin() != base.origin() {
+        out.push(FieldError::new(
+            field,
+            format!(
+                "'{target}' is not on the endpoint's host ({}); a probe checks this endpoint, so give a path (/health) or a URL on the same scheme, host and port",
+                base.origin().ascii_serialization()
+            ),
+        ));
+    }
+}
+
 /// Tags: a few short words, no spaces or commas, no duplicates.
 pub fn tags(field: &str, tags: &[String], out: &mut Vec<FieldError>) {
     if !limits::TAGS.count(field, tags.len(), out) {

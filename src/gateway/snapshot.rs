@@ -517,7 +517,7 @@ impl Builder {
                 }),
                 auth,
                 weight: ep.weight,
-                probe: ep.probe,
+                probe: ep.probe.clone(),
                 drain: ep.drain,
                 health,
                 counters,

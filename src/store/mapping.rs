@@ -1070,6 +1070,79 @@ pub fn tokens(rows: &Rows) -> Result<Vec<token::AdminTokenRecord>, StoreError> {
         .collect()
 }
 
+// ---- shared probes (docs/gateway.md, "Probes") ---------------------------
+
+/// Per endpoint key: who probes it until when, and the last result.
+pub static PROBE_LEASES: Table = Table {
+    name: "probe_leases",
+    columns: &["key", "holder", "expires_ms", "result", "reason", "at_ms"],
+    key: &["key"],
+    insert_only: &[],
+    order_by: &[],
+};
+
+/// Take the lease of `key` for `holder` until `until_ms`, only if it is
+/// free (none, or expired at `now_ms`): one conditional upsert, atomic on
+/// both backends.
+pub fn claim_probe(key: &str, holder: &str, now_ms: i64, until_ms: i64) -> Vec<Statement> {
+    vec![Statement::new(
+        r#"INSERT INTO "probe_leases" ("key", "holder", "expires_ms") VALUES ($1, $2, $3)
+           ON CONFLICT ("key") DO UPDATE SET "holder" = excluded."holder",
+               "expires_ms" = excluded."expires_ms"
+           WHERE "probe_leases"."expires_ms" <= $4"#,
+        vec![
+            Value::Text(key.into()),
+            Value::Text(holder.into()),
+            Value::Int(until_ms),
+            Value::Int(now_ms),
+        ],
+    )]
+}
+
+/// Record a probe's result for every replica to read.
+pub fn put_probe_result(key: &str, result: &ProbeResult) -> Vec<Statement> {
+    vec![Statement::new(
+        r#"UPDATE "probe_leases" SET "result" = $2, "reason" = $3, "at_ms" = $4 WHERE "key" = $1"#,
+        vec![
+            Value::Text(key.into()),
+            Value::Text(if result.ok { "ok" } else { "failed" }.into()),
+            Value::Text(result.reason.clone()),
+            Value::Int(result.at_ms),
+        ],
+    )]
+}
+
+/// The lease of `key`.
+pub fn probe_lease_query(key: &str) -> Query {
+    Query::new(
+        &PROBE_LEASES,
+        PROBE_LEASES.columns,
+        r#"SELECT "key", "holder", "expires_ms", "result", "reason", "at_ms"
+           FROM "probe_leases" WHERE "key" = $1"#,
+        vec![Value::Text(key.into())],
+    )
+}
+
+/// The lease [`probe_lease_query`] read (none: never claimed).
+pub fn probe_lease(rows: &Rows) -> Result<Option<ProbeLease>, StoreError> {
+    let Some(r) = rows.iter().next() else {
+        return Ok(None);
+    };
+    let last = match (r.opt_text("result")?, r.opt_int::<i64>("at_ms")?) {
+        (Some(result), Some(at_ms)) => Some(ProbeResult {
+            ok: result == "ok",
+            reason: r.opt_text("reason")?.unwrap_or_default(),
+            at_ms,
+        }),
+        _ => None,
+    };
+    Ok(Some(ProbeLease {
+        holder: r.text("holder")?,
+        expires_ms: r.int("expires_ms")?,
+        last,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

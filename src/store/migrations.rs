@@ -251,6 +251,21 @@ pub const MIGRATIONS: &[Migration] = &[
     ALTER TABLE models ADD COLUMN completion_cap BIGINT;
     "#,
     ),
+    // 10: shared probes (docs/gateway.md, "Probes"): per endpoint (URL,
+    // probe and key fingerprint hashed), which replica probes it until
+    // when, and the last result every replica applies.
+    Migration::portable(
+        r#"
+    CREATE TABLE probe_leases (
+        key        TEXT NOT NULL PRIMARY KEY,
+        holder     TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        result     TEXT,
+        reason     TEXT,
+        at_ms      BIGINT
+    );
+    "#,
+    ),
 ];
 
 /// The schema version this build writes.

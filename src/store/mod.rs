@@ -22,7 +22,8 @@ use crate::domain::history::{self, Journal};
 use crate::domain::token::{AdminTokenRecord, TokenChange};
 use crate::domain::usage::{Retention, UsageRow};
 use crate::domain::{
-    AuditEntry, AuditQuery, Change, DomainError, GatewayReport, Origin, Outcome, Registry,
+    AuditEntry, AuditQuery, Change, DomainError, GatewayReport, Origin, Outcome, ProbeLease,
+    Registry,
 };
 
 pub use postgres::PostgresStore;
@@ -202,6 +203,20 @@ pub trait Store: Send + Sync {
         let _ = (now_ms, keep);
         Err(no_ledger(&self.describe()))
     }
+    /// Shared probes (`docs/gateway.md`, "Probes"): run `write` (a
+    /// [`mapping::claim_probe`] or [`mapping::put_probe_result`]) and read
+    /// the lease of `key` back, in one transaction.
+    fn probe_lease(
+        &self,
+        key: &str,
+        write: Vec<sql::Statement>,
+    ) -> Result<Option<ProbeLease>, StoreError> {
+        let _ = (key, write);
+        Err(StoreError::Backend(format!(
+            "{} keeps no probe leases",
+            self.describe()
+        )))
+    }
     /// Where the data lives, for `maasctl` banners and logs (no secrets).
     fn describe(&self) -> String;
 }
@@ -270,6 +285,13 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
         (**self).compact_usage(now_ms, keep)
+    }
+    fn probe_lease(
+        &self,
+        key: &str,
+        write: Vec<sql::Statement>,
+    ) -> Result<Option<ProbeLease>, StoreError> {
+        (**self).probe_lease(key, write)
     }
     fn describe(&self) -> String {
         (**self).describe()

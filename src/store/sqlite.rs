@@ -353,6 +353,19 @@ impl Store for SqliteStore {
         self.write(&mapping::compact_usage(now_ms, keep))
     }
 
+    fn probe_lease(
+        &self,
+        key: &str,
+        write: Vec<Statement>,
+    ) -> Result<Option<ProbeLease>, StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        execute(&tx, &write)?;
+        let rows = fetch(&tx, &mapping::probe_lease_query(key))?;
+        tx.commit()?;
+        mapping::probe_lease(&rows)
+    }
+
     fn describe(&self) -> String {
         format!("sqlite:{}", self.path.display())
     }

@@ -10,6 +10,7 @@ mod errors;
 mod fallback;
 mod health;
 mod openai_python;
+mod probes;
 mod reload;
 mod routing;
 mod routing_heal;

@@ -101,6 +101,9 @@ fn model_id(id: &str, out: &mut Vec<FieldError>) {
 fn endpoint(i: usize, ep: &Endpoint, out: &mut Vec<FieldError>) {
     let f = |k: &str| format!("endpoints[{i}].{k}");
     validate::base_url(&f("url"), &ep.url, out);
+    if let Probe::Get(target) = &ep.probe {
+        validate::probe_target(&f("probe"), target, &ep.url, out);
+    }
     if let Some(k) = &ep.api_key {
         validate::upstream_key(&f("api_key"), k.expose(), out);
     }

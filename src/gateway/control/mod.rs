@@ -8,7 +8,7 @@
 //! - stats: samples the counters and publishes a snapshot when it changed,
 //!   and at least every [`HEARTBEAT`] when nothing did (so readers see rates
 //!   fall to zero and can tell a quiet gateway from a silent one);
-//! - probe: once an ejected endpoint's back-off is over, a successful
+//! - probe (`probe.rs`): once an ejected endpoint's back-off is over, a successful
 //!   `GET <url>/models` (or the back-off alone for probe `none`) makes it
 //!   half-open (one trial request brings it back); a failed probe doubles
 //!   the back-off (`upstream/health.rs`); disabled
@@ -22,26 +22,21 @@
 //! other loops.
 
 pub mod ledger;
+pub mod probe;
 pub mod sampler;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::BodyExt;
-use hyper::HeaderMap;
 use tokio::sync::{Notify, watch};
 use tokio::time::{MissedTickBehavior, interval};
 
-use crate::domain::{EndpointHealth, EndpointState, GatewayReport, Probe, now_ms};
+use crate::domain::{EndpointHealth, GatewayReport, now_ms};
 use crate::gateway::budget::{self, Tracker};
 use crate::gateway::proxy::GatewayState;
-use crate::gateway::snapshot::{Builder, CounterBook, EndpointRt, Route, Snapshot};
-use crate::gateway::telemetry::events::Events;
+use crate::gateway::snapshot::{Builder, CounterBook, EndpointRt};
 use crate::gateway::telemetry::stats::{EventKind, StatsSnapshot};
-use crate::gateway::upstream::SendError;
-use crate::gateway::upstream::h1::RequestHead;
-use crate::gateway::upstream::health::Transition;
 use crate::store::Store;
 use sampler::{Sampler, changed};
 
@@ -95,7 +90,11 @@ impl Control {
                 [report_now.clone(), probe_now.clone()],
             )),
             tokio::spawn(report_loop(reporter, report_now)),
-            tokio::spawn(probe_loop(shared.clone(), probe_now)),
+            tokio::spawn(probe::probe_loop(
+                shared.clone(),
+                probe_now,
+                Arc::new(probe::Share::new(store.clone(), report_id.clone())),
+            )),
             tokio::spawn(ledger::compact_loop(
                 store.clone(),
                 shared.cfg.usage_retention,
@@ -330,209 +329,5 @@ async fn report_loop(r: Reporter, now: Arc<Notify>) {
     }
 }
 
-async fn probe_loop(shared: Arc<GatewayState>, reloaded: Arc<Notify>) {
-    let mut tick = interval(shared.cfg.probe_interval);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    // The endpoints of the last look, and whether they were disabled: one
-    // not there before (or just re-enabled) is newly saved.
-    let mut known = endpoint_keys(&shared.snapshot.load_full());
-    loop {
-        let after_reload = tokio::select! {
-            _ = tick.tick() => false,
-            _ = reloaded.notified() => true,
-        };
-        let snap = shared.snapshot.load_full();
-        let mut fresh = HashSet::new();
-        if after_reload {
-            let now = endpoint_keys(&snap);
-            fresh = now
-                .iter()
-                .filter(|(k, disabled)| !**disabled && known.get(*k).is_none_or(|was| *was))
-                .map(|(k, _)| k.clone())
-                .collect();
-            known = now;
-        }
-        let mut probes = Vec::new();
-        for route in &snap.routes {
-            for ep in &route.endpoints {
-                let state = ep.health.state();
-                if ep.upstream.is_err() {
-                    continue;
-                }
-                if ep.health.take_cool_ended() {
-                    came_back(
-                        &shared.events,
-                        route,
-                        ep,
-                        Transition::CameBack,
-                        "after cooling",
-                    );
-                }
-                match (state, ep.probe) {
-                    // Ejected: nothing until its back-off is over.
-                    (EndpointState::Down, _) if !ep.health.trial_due() => {}
-                    (EndpointState::Down, Probe::None) => {
-                        if let Some(t) = ep.health.half_open() {
-                            came_back(
-                                &shared.events,
-                                route,
-                                ep,
-                                t,
-                                "after its back-off (probe: none)",
-                            );
-                        }
-                    }
-                    (EndpointState::Down, Probe::Models) => {
-                        probes.push(probe(&shared, route, ep));
-                    }
-                    (EndpointState::Unknown, Probe::Models)
-                        if fresh.contains(&(route.name.clone(), ep.index, ep.url.clone())) =>
-                    {
-                        probes.push(probe(&shared, route, ep));
-                    }
-                    // Healthy, disabled, or unknown since the start (or
-                    // with probe none): the next real call decides.
-                    _ => {}
-                }
-            }
-        }
-        futures_util::future::join_all(probes).await;
-    }
-}
-
+/// An endpoint as the reporter and the prober key it: model, index, URL.
 type EndpointKey = (String, usize, String);
-
-/// Every endpoint of a snapshot, and whether the operator disabled it.
-fn endpoint_keys(snap: &Snapshot) -> HashMap<EndpointKey, bool> {
-    snap.routes
-        .iter()
-        .flat_map(|r| {
-            r.endpoints.iter().map(|e| {
-                (
-                    (r.name.clone(), e.index, e.url.clone()),
-                    e.health.state() == EndpointState::Disabled,
-                )
-            })
-        })
-        .collect()
-}
-
-/// An ejected endpoint's back-off is over: half-open, one trial request at
-/// a time (its answer brings it back).
-fn came_back(events: &Events, route: &Route, ep: &EndpointRt, t: Transition, how: &str) {
-    if t == Transition::HalfOpen {
-        tracing::info!(
-            "model {} endpoint {} ({}) is half-open {how}",
-            route.name,
-            ep.index,
-            ep.url
-        );
-        events.push(
-            EventKind::EndpointUp,
-            Some(&route.name),
-            None,
-            format!(
-                "endpoint {} ({}) is half-open {how}: one trial request at a time",
-                ep.index, ep.url
-            ),
-        );
-    }
-    if t == Transition::CameBack {
-        tracing::info!(
-            "model {} endpoint {} ({}) is back in rotation {how}",
-            route.name,
-            ep.index,
-            ep.url
-        );
-        events.push(
-            EventKind::EndpointUp,
-            Some(&route.name),
-            None,
-            format!(
-                "endpoint {} ({}) is back in rotation {how}",
-                ep.index, ep.url
-            ),
-        );
-    }
-}
-
-/// `GET <url>/models` with the endpoint's key. Any answer below 500 shows
-/// the endpoint is reachable and serving; it costs no completion quota.
-async fn probe(shared: &GatewayState, route: &Route, ep: &EndpointRt) {
-    let Ok(upstream) = &ep.upstream else { return };
-    let no_headers = HeaderMap::new();
-    let head = RequestHead {
-        method: "GET",
-        target: ep.target.path("/models"),
-        host: ep.target.host_header(),
-        authorization: ep.auth.as_ref(),
-        headers: &no_headers,
-        content_length: None,
-    };
-    let slot = upstream.prober();
-    let limit =
-        shared.cfg.connect_timeout + shared.cfg.upstream_timeout.min(Duration::from_secs(10));
-    let result = tokio::time::timeout(limit, async {
-        let (answer, mut body) = upstream.send(slot, &head, &[]).await?;
-        // Read the (small) answer so the connection can be reused.
-        while let Some(frame) = body.frame().await {
-            if frame.is_err() {
-                return Ok(answer.status);
-            }
-        }
-        upstream.release(slot, &mut body);
-        Ok::<_, SendError>(answer.status)
-    })
-    .await;
-    let failed = match result {
-        Ok(Ok(status)) if !status.is_server_error() => {
-            if ep.health.confirm() {
-                tracing::info!(
-                    "model {} endpoint {} ({}) answered its first probe: healthy",
-                    route.name,
-                    ep.index,
-                    ep.url
-                );
-            } else if let Some(t) = ep.health.half_open() {
-                came_back(
-                    &shared.events,
-                    route,
-                    ep,
-                    t,
-                    "after a successful probe (GET /models)",
-                );
-            }
-            return;
-        }
-        Ok(Ok(status)) => format!("probe GET /models answered HTTP {}", status.as_u16()),
-        Ok(Err(SendError::Connect(e) | SendError::Failed(e))) => format!("probe failed: {e}"),
-        Err(_) => format!("probe got no answer within {}s", limit.as_secs_f64()),
-    };
-    let rule = shared.cfg.eject_rule();
-    ep.health.trial_failed(&rule);
-    if let Some(Transition::WentDown(why)) = ep.health.probe_failed(&failed, &rule) {
-        // Never contacted, and the first probe failed: out at once.
-        tracing::warn!(
-            "model {} endpoint {} ({}) failed its first probe, out of rotation: {why}",
-            route.name,
-            ep.index,
-            ep.url
-        );
-        shared.events.push(
-            EventKind::EndpointDown,
-            Some(&route.name),
-            None,
-            format!(
-                "endpoint {} ({}) failed its first probe: {why}",
-                ep.index, ep.url
-            ),
-        );
-        return;
-    }
-    tracing::debug!(
-        "model {} endpoint {} ({}): {failed}",
-        route.name,
-        ep.index,
-        ep.url
-    );
-}

@@ -51,7 +51,8 @@ use crate::domain::history::Journal;
 use crate::domain::token::{AdminTokenRecord, TokenChange};
 use crate::domain::usage::{Retention, UsageRow};
 use crate::domain::{
-    AuditEntry, AuditQuery, Change, DomainError, GatewayReport, Origin, Registry, now_ms,
+    AuditEntry, AuditQuery, Change, DomainError, GatewayReport, Origin, ProbeLease, Registry,
+    now_ms,
 };
 
 pub use schema::SCHEMA_VERSION;
@@ -92,6 +93,8 @@ enum Job {
     LedgerWrite(Vec<Statement>, bool, Reply<()>),
     /// A read of the ledger and how to decode its rows.
     LedgerRead(Query, LedgerRows, Reply<Vec<UsageRow>>),
+    /// Shared probes: statements, then the lease of a key, in one transaction.
+    ProbeLease(Vec<Statement>, String, Reply<Option<ProbeLease>>),
 }
 
 impl PostgresStore {
@@ -237,6 +240,14 @@ impl Store for PostgresStore {
         self.call(|r| Job::LedgerWrite(statements, true, r))
     }
 
+    fn probe_lease(
+        &self,
+        key: &str,
+        write: Vec<Statement>,
+    ) -> Result<Option<ProbeLease>, StoreError> {
+        self.call(|r| Job::ProbeLease(write, key.to_string(), r))
+    }
+
     fn describe(&self) -> String {
         self.target.to_string()
     }
@@ -371,21 +382,8 @@ impl Worker {
                         .await,
                     );
                 }
-                Job::LedgerWrite(statements, lock, r) => {
-                    let _ = r.send(
-                        self.run("write the usage ledger", async |c| {
-                            ledger_write(c, &statements, lock).await
-                        })
-                        .await,
-                    );
-                }
-                Job::LedgerRead(q, decode, r) => {
-                    let _ = r.send(
-                        self.run("read the usage ledger", async |c| {
-                            Ok(decode(&rows::fetch(&*c, &q).await?)?)
-                        })
-                        .await,
-                    );
+                job @ (Job::LedgerWrite(..) | Job::LedgerRead(..) | Job::ProbeLease(..)) => {
+                    self.serve_side(job).await
                 }
                 Job::RemoveReport(id, r) => {
                     let _ = r.send(
@@ -411,6 +409,34 @@ impl Worker {
                     );
                 }
             }
+        }
+    }
+    /// The jobs beside the registry: the usage ledger and shared probes.
+    async fn serve_side(&mut self, job: Job) {
+        match job {
+            Job::LedgerWrite(statements, lock, r) => {
+                let _ = r.send(
+                    self.run("write the usage ledger", async |c| {
+                        ledger_write(c, &statements, lock).await
+                    })
+                    .await,
+                );
+            }
+            Job::LedgerRead(q, decode, r) => {
+                let _ = r.send(
+                    self.run("read the usage ledger", async |c| {
+                        Ok(decode(&rows::fetch(&*c, &q).await?)?)
+                    })
+                    .await,
+                );
+            }
+            Job::ProbeLease(statements, key, r) => {
+                let lease = self.run("share a probe", async |c| {
+                    probe_lease(c, &statements, &key).await
+                });
+                let _ = r.send(lease.await);
+            }
+            _ => unreachable!("serve_side gets ledger and probe jobs only"),
         }
     }
 
@@ -590,4 +616,16 @@ async fn ledger_write(c: &mut Client, statements: &[Statement], lock: bool) -> R
     rows::execute(&tx, statements).await?;
     tx.commit().await.map_err(Failure::Commit)?;
     Ok(())
+}
+
+async fn probe_lease(
+    c: &mut Client,
+    statements: &[Statement],
+    key: &str,
+) -> Result<Option<ProbeLease>, Failure> {
+    let tx = c.transaction().await?;
+    rows::execute(&tx, statements).await?;
+    let rows = rows::fetch(&tx, &mapping::probe_lease_query(key)).await?;
+    tx.commit().await.map_err(Failure::Commit)?;
+    Ok(mapping::probe_lease(&rows)?)
 }
