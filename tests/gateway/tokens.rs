@@ -517,8 +517,11 @@ async fn many_concurrent_callers_stay_within_the_token_limit_counted_at_the_upst
     )
     .await;
 
-    // Fill the window (one request at a time, so nothing is in flight).
-    loop {
+    // Fill the window (one request at a time, so nothing is in flight). A
+    // 429 counts as full only once the previous answer's settlement is in
+    // (it gives back what the reservation did not use, and may land just
+    // after the answer).
+    let fill = async || {
         let res = gw
             .post(
                 "/v1/chat/completions",
@@ -528,8 +531,14 @@ async fn many_concurrent_callers_stay_within_the_token_limit_counted_at_the_upst
             .await;
         let status = res.status();
         res.bytes().await.unwrap();
-        if status == 429 {
-            break;
+        status
+    };
+    loop {
+        if fill().await == 429 {
+            wait_used(&limiter, rule, up.total(), "every settlement is in").await;
+            if fill().await == 429 {
+                break;
+            }
         }
         assert!(start.elapsed() < D, "the window never filled");
     }
@@ -670,28 +679,35 @@ async fn two_gateways_sharing_redis_stay_within_the_token_limit_together() {
         throttled > 0 && ok[0] + ok[1] >= L / max_reservation(),
         "admitted {ok:?}, throttled {throttled}"
     );
-    // Redis (read live by either gateway) counts exactly what the upstream reported.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let e = gws[1]
-            .handle()
-            .view()
-            .explain("tok", &key_id, "acme")
-            .await
-            .unwrap();
-        let used = u64::from(e.rules[0].used);
-        if used == total {
-            assert_eq!(e.rules[0].unit, RuleUnit::Tokens);
-            break;
+    // Redis (read live by either gateway) counts exactly what the upstream
+    // reported, once every settlement is in.
+    let settled = async || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let e = gws[1]
+                .handle()
+                .view()
+                .explain("tok", &key_id, "acme")
+                .await
+                .unwrap();
+            let (used, total) = (u64::from(e.rules[0].used), up.total());
+            if used == total {
+                assert_eq!(e.rules[0].unit, RuleUnit::Tokens);
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Redis counts {used}, the upstream reported {total}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(
-            Instant::now() < deadline,
-            "Redis counts {used}, the upstream reported {total}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    };
+    settled().await;
     // Fill the window through one gateway; the other admits again only after D.
-    loop {
+    // A 429 counts as full only once the previous answers' settlements are
+    // in (a settlement gives back what a reservation did not use, and may
+    // land just after its answer).
+    let fill = async || {
         let res = gws[0]
             .post(
                 "/v1/chat/completions",
@@ -701,8 +717,14 @@ async fn two_gateways_sharing_redis_stay_within_the_token_limit_together() {
             .await;
         let status = res.status();
         res.bytes().await.unwrap();
-        if status == 429 {
-            break;
+        status
+    };
+    loop {
+        if fill().await == 429 {
+            settled().await;
+            if fill().await == 429 {
+                break;
+            }
         }
         assert!(start.elapsed() < D, "the window never filled");
     }
