@@ -712,14 +712,21 @@ pub fn add_usage(rows: &[usage::UsageRow]) -> Result<Vec<Statement>, StoreError>
 /// them (each delta once, at the coarsest span that fits), as a `FROM`
 /// source: `(… UNION ALL …) AS "u"`. Literal integers and span names only.
 fn planned(since_ms: i64, until_ms: i64) -> String {
+    planned_ranges(&[(since_ms, until_ms)])
+}
+
+/// [`planned`] over several adjoining ranges, each planned on its own (so
+/// no row read spans a range's edge).
+fn planned_ranges(ranges: &[(i64, i64)]) -> String {
     let cols = USAGE
         .columns
         .iter()
         .map(|c| format!("\"{c}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    let parts: Vec<String> = usage::plan(since_ms, until_ms)
+    let parts: Vec<String> = ranges
         .iter()
+        .flat_map(|(since, until)| usage::plan(*since, *until))
         .map(|p| {
             let mut sql = format!(
                 "SELECT {cols} FROM \"usage_ledger\" WHERE \"span\" = '{}' AND \"bucket_ms\" >= {} AND \"bucket_ms\" < {}",
@@ -833,7 +840,10 @@ pub fn usage_totals_query(since_ms: i64, split_ms: i64) -> Query {
             sum("prompt_tokens"),
             sum("completion_tokens"),
             sum("cost_nanos"),
-            planned(since_ms, i64::MAX)
+            planned_ranges(&[
+                (since_ms, split_ms.max(since_ms)),
+                (split_ms.max(since_ms), i64::MAX)
+            ])
         ),
         vec![Value::Int(since_ms), Value::Int(split_ms)],
     )
