@@ -2,7 +2,9 @@
 //! through real gateways against a mock upstream that reports known usage
 //! ends up in the store's ledger exactly (requests, 200s, 429s, tokens),
 //! across a gateway restart and with two gateways on one store at once;
-//! aged rows roll into hours and days without losing a count; the cost
+//! every delta is written at minute, hour and day and a report over any
+//! range reads it once, before and after aging and after the rollup
+//! backfill (migration 11); the cost
 //! comes from the marketplace entry's prices, which the CLI sets and
 //! checks; `maasctl usage` reports it locally and through `--server`.
 

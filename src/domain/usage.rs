@@ -1,6 +1,7 @@
 //! The usage ledger (docs/usage.md): what each key used of each model, per
-//! minute, rolled into hours and days as it ages. Gateways add their
-//! deltas; rows of several gateways for the same bucket add up.
+//! minute, hour and UTC day (every delta is added at the three spans; aging
+//! deletes the finer rows). Gateways add their deltas; rows of several
+//! gateways for the same bucket add up.
 
 use serde::{Deserialize, Serialize};
 
@@ -108,9 +109,9 @@ pub struct UsageRow {
 /// How long each granularity is kept (docs/usage.md, "Retention").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
-    /// Minute rows older than this many days are rolled into hours.
+    /// Minute rows older than this many days are deleted (their hours stay).
     pub minute_days: u32,
-    /// Hour rows older than this many days are rolled into days (kept).
+    /// Hour rows older than this many days are deleted (their days are kept).
     pub hour_days: u32,
 }
 
@@ -124,9 +125,9 @@ impl Default for Retention {
 }
 
 impl Retention {
-    /// Where each rollup stops at `now_ms`: minute rows before the first
-    /// cut-off become hour rows, hour rows before the second become day
-    /// rows. Both are aligned to the coarser bucket, so no bucket is split.
+    /// Where aging cuts at `now_ms`: minute rows before the first cut-off
+    /// and hour rows before the second are deleted. Both are aligned to the
+    /// coarser bucket, so an hour keeps all its minutes or none.
     pub fn cutoffs(&self, now_ms: i64) -> (i64, i64) {
         let minutes = now_ms - i64::from(self.minute_days) * DAY_MS;
         let hours = now_ms - i64::from(self.hour_days.max(self.minute_days)) * DAY_MS;
