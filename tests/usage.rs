@@ -2,7 +2,9 @@
 //! through real gateways against a mock upstream that reports known usage
 //! ends up in the store's ledger exactly (requests, 200s, 429s, tokens),
 //! across a gateway restart and with two gateways on one store at once;
-//! aged rows roll into hours and days without losing a count; the cost
+//! every delta is written at minute, hour and day and a report over any
+//! range reads it once, before and after aging and after the rollup
+//! backfill (migration 11); the cost
 //! comes from the marketplace entry's prices, which the CLI sets and
 //! checks; `maasctl usage` reports it locally and through `--server`.
 
@@ -198,7 +200,8 @@ fn the_ledger_adds_up_to_what_the_upstream_reported_across_restarts_and_replicas
         assert_eq!(seen, Seen { ok: 4, throttled: 3 });
         let (got, rows) = totals(&*store);
         assert_eq!(got, expected(seen), "after the first gateway stopped");
-        assert!(rows.iter().all(|r| r.workspace == "acme" && r.model == "m" && r.span == Span::Minute));
+        // Read back over all time: whole days, so the day rollups.
+        assert!(rows.iter().all(|r| r.workspace == "acme" && r.model == "m" && r.span == Span::Day));
 
         // A restart and a second replica at once, on the same store: the
         // periodic flush brings the ledger to what the client saw, and the
@@ -236,7 +239,7 @@ fn row(span: Span, bucket_ms: i64, key: &str, n: u64) -> UsageRow {
 }
 
 on_both! {
-fn adding_is_additive_and_aging_rolls_minutes_into_hours_into_days(b) {
+fn adding_writes_every_span_and_aging_deletes_the_finer_rows(b) {
     let store = b.open();
     let now = 400 * DAY_MS + 5 * HOUR_MS + 17 * MINUTE_MS;
     let old = now - 10 * DAY_MS; // past the 7 days of minutes
@@ -254,27 +257,219 @@ fn adding_is_additive_and_aging_rolls_minutes_into_hours_into_days(b) {
     store.add_usage(&[row(Span::Minute, recent, "k1", 32)]).unwrap();
     let before = totals(&*store).0;
     assert_eq!(before.requests, 63);
-
+    let count = || {
+        b.raw_query(
+            "SELECT span, COUNT(*) FROM usage_ledger GROUP BY span ORDER BY span",
+            "SELECT span, COUNT(*) FROM usage_ledger GROUP BY span ORDER BY span",
+        )
+    };
+    // Every delta is in its minute, its hour and its day.
+    let written = count();
     store.compact_usage(now, &Retention::default()).unwrap();
     // Twice is the same as once.
     store.compact_usage(now, &Retention::default()).unwrap();
-    let (after, rows) = totals(&*store);
+    let (after, _) = totals(&*store);
     assert_eq!(after, before, "aging keeps every count");
-    let shape: Vec<(Span, i64, &str, u64)> = rows
-        .iter()
-        .map(|r| (r.span, r.bucket_ms, r.key_id.as_str(), r.usage.requests))
-        .collect();
+    assert_ne!(written, count(), "aging deleted rows");
     let hour = |t: i64| t - t.rem_euclid(HOUR_MS);
     let day = |t: i64| t - t.rem_euclid(DAY_MS);
-    let mut want = vec![
-        (Span::Day, day(ancient), "k1", 8),
-        (Span::Hour, hour(old), "k1", 3),
-        (Span::Hour, hour(old), "k2", 4),
-        (Span::Minute, recent, "k1", 48),
-    ];
-    want.sort_by_key(|w| (w.1, w.2.to_string()));
-    assert_eq!(shape, want);
-    assert!(store.usage(recent, recent + MINUTE_MS).unwrap().len() == 1);
+    let shape = |since: i64, until: i64| -> Vec<(Span, i64, String, u64)> {
+        store
+            .usage(since, until)
+            .unwrap()
+            .iter()
+            .map(|r| (r.span, r.bucket_ms, r.key_id.clone(), r.usage.requests))
+            .collect()
+    };
+    // Minutes are kept for the last 7 days only, hours for 90, days for ever.
+    assert_eq!(shape(recent, recent + MINUTE_MS), vec![(Span::Minute, recent, "k1".into(), 48)]);
+    assert_eq!(shape(old, old + 2 * MINUTE_MS), vec![], "the minutes of 10 days ago are gone");
+    assert_eq!(
+        shape(hour(old), hour(old) + HOUR_MS),
+        vec![(Span::Hour, hour(old), "k1".into(), 3), (Span::Hour, hour(old), "k2".into(), 4)]
+    );
+    assert_eq!(shape(hour(ancient), hour(ancient) + HOUR_MS), vec![]);
+    assert_eq!(shape(day(ancient), day(ancient) + DAY_MS), vec![(Span::Day, day(ancient), "k1".into(), 8)]);
+}
+}
+
+/// `rows` as the report reads them once aged: each at its minute, or at
+/// its hour when its minute is before `minutes_before` (the end of a range
+/// is then as precise as an hour), or at its day before `hours_before`.
+fn as_aged(rows: &[UsageRow], minutes_before: i64, hours_before: i64) -> Vec<UsageRow> {
+    rows.iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let at = if r.bucket_ms < hours_before {
+                DAY_MS
+            } else if r.bucket_ms < minutes_before {
+                HOUR_MS
+            } else {
+                r.span.ms()
+            };
+            r.bucket_ms -= r.bucket_ms.rem_euclid(at.max(r.span.ms()));
+            r
+        })
+        .collect()
+}
+
+/// Ranges with whole days, whole hours and minutes at either end, inside
+/// one hour, across the minute retention, short (hour series) and long.
+fn ranges(now: i64) -> Vec<(i64, i64)> {
+    let d0 = now - now.rem_euclid(DAY_MS);
+    vec![
+        (now - 30 * DAY_MS, now),
+        (d0 - 3 * DAY_MS, d0),
+        (
+            d0 - 9 * DAY_MS + 7 * MINUTE_MS,
+            d0 - 2 * DAY_MS + 3 * HOUR_MS + 11 * MINUTE_MS,
+        ),
+        (
+            now - 7 * DAY_MS - 90 * MINUTE_MS,
+            now - 7 * DAY_MS + 20 * MINUTE_MS,
+        ),
+        (
+            now - 8 * DAY_MS + 5 * MINUTE_MS,
+            now - 8 * DAY_MS + 50 * MINUTE_MS,
+        ),
+        (
+            now - 8 * DAY_MS - 13 * MINUTE_MS,
+            now - 6 * DAY_MS - 13 * MINUTE_MS,
+        ),
+        (now - 2 * DAY_MS, now),
+        (now - 36 * HOUR_MS + 1, now - 3 * MINUTE_MS),
+        (now - 50 * MINUTE_MS, now - 10 * MINUTE_MS),
+        (d0, d0 + DAY_MS),
+        (now - 400 * DAY_MS, now + DAY_MS),
+    ]
+}
+
+/// Every range's report from the store is the report of `expected`.
+fn check_reports(store: &dyn Store, expected: &[UsageRow], now: i64) {
+    use maasctl::domain::usage::{UsageQuery, parse_by, report};
+    for (since, until) in ranges(now) {
+        for dims in ["workspace,model", "key"] {
+            let q = UsageQuery {
+                since_ms: since,
+                until_ms: until,
+                by: parse_by(dims).unwrap(),
+            };
+            let got = maasctl::ops::usage::report(store, &q).unwrap();
+            assert_eq!(got, report(expected, &q), "{since}..{until} by {dims}");
+            let every = report(&store.usage(since, until).unwrap(), &q);
+            assert_eq!(every, got, "every row of {since}..{until}");
+        }
+    }
+    // Budgets' totals: this month before today, and today.
+    let today = now - now.rem_euclid(DAY_MS);
+    let since = today - 20 * DAY_MS;
+    let got = store.usage_totals(since, today).unwrap();
+    for (from, to) in [(since, today), (today, i64::MAX)] {
+        let want: u64 = expected
+            .iter()
+            .filter(|r| r.bucket_ms >= from && r.bucket_ms < to)
+            .map(|r| r.usage.tokens())
+            .sum();
+        let have: u64 = got
+            .iter()
+            .filter(|r| r.bucket_ms == from)
+            .map(|r| r.usage.tokens())
+            .sum();
+        assert_eq!(have, want, "budget totals from {from}");
+    }
+}
+
+/// Deltas every 37 minutes over the last 12 days, for 3 keys in 2
+/// workspaces and 2 models.
+fn deltas(now: i64) -> Vec<UsageRow> {
+    let start = now - 12 * DAY_MS;
+    (0..(12 * DAY_MS / (37 * MINUTE_MS)))
+        .map(|i| {
+            let t = start + i * 37 * MINUTE_MS;
+            let mut r = row(
+                Span::Minute,
+                t - t.rem_euclid(MINUTE_MS),
+                ["k1", "k2", "k3"][i as usize % 3],
+                (i % 7 + 1) as u64,
+            );
+            r.model = ["m", "n"][i as usize % 2].into();
+            r.workspace = if r.key_id == "k3" {
+                "beta".into()
+            } else {
+                "acme".into()
+            };
+            r
+        })
+        .collect()
+}
+
+on_both! {
+/// Each delta is written at three spans and read at one: a report over any
+/// range, before and after aging, is the report of the raw deltas (aged
+/// ones at their hour).
+fn a_report_over_any_range_counts_each_delta_once(b) {
+    let store = b.open();
+    let now = 400 * DAY_MS + 5 * HOUR_MS + 17 * MINUTE_MS + 4321;
+    let raw = deltas(now);
+    store.add_usage(&raw).unwrap();
+    check_reports(&*store, &raw, now);
+    let keep = Retention::default();
+    store.compact_usage(now, &keep).unwrap();
+    let (minutes_before, hours_before) = keep.cutoffs(now);
+    check_reports(&*store, &as_aged(&raw, minutes_before, hours_before), now);
+    // Shorter retention: hours aged too, reads fall back to days.
+    let short = Retention { minute_days: 2, hour_days: 5 };
+    store.compact_usage(now, &short).unwrap();
+    let (minutes_before, hours_before) = short.cutoffs(now);
+    check_reports(&*store, &as_aged(&raw, minutes_before, hours_before), now);
+}
+}
+
+on_both! {
+/// A ledger of schema 10 (minute rows, and hour and day rows only where
+/// the finer ones were aged out) is backfilled by migration 11: the
+/// reports are the ones the old rows make.
+fn the_rollup_migration_backfills_hours_and_days(b) {
+    drop(b.open());
+    let now = 400 * DAY_MS + 5 * HOUR_MS + 17 * MINUTE_MS;
+    let (minutes_before, hours_before) = Retention { minute_days: 3, hour_days: 6 }.cutoffs(now);
+    // The old compaction: minutes before the cut-off rolled into hours,
+    // hours before theirs into days; a late minute row in an aged hour too.
+    let mut old: Vec<UsageRow> = as_aged(&deltas(now), minutes_before, hours_before)
+        .into_iter()
+        .map(|mut r| {
+            r.span = if r.bucket_ms < hours_before { Span::Day } else if r.bucket_ms < minutes_before { Span::Hour } else { Span::Minute };
+            r
+        })
+        .collect();
+    old.push(row(Span::Minute, minutes_before - 2 * HOUR_MS + 5 * MINUTE_MS, "k1", 3));
+    let mut merged: std::collections::BTreeMap<(Span, i64, String, String), UsageRow> = Default::default();
+    for r in &old {
+        merged
+            .entry((r.span, r.bucket_ms, r.key_id.clone(), r.model.clone()))
+            .and_modify(|m| m.usage.add(&r.usage))
+            .or_insert_with(|| r.clone());
+    }
+    let values: Vec<String> = merged
+        .values()
+        .map(|r| {
+            let u = &r.usage;
+            format!(
+                "('{}', {}, '{}', '{}', '{}', {}, {}, {}, {}, {}, {}, {})",
+                r.span.as_str(), r.bucket_ms, r.key_id, r.workspace, r.model,
+                u.requests, u.ok, u.throttled, u.errors, u.prompt_tokens, u.completion_tokens, u.cost_nanos
+            )
+        })
+        .collect();
+    let insert = format!(
+        "INSERT INTO usage_ledger (span, bucket_ms, key_id, workspace, model, requests, ok, throttled, errors, prompt_tokens, completion_tokens, cost_nanos) VALUES {};",
+        values.join(", ")
+    );
+    b.raw_sql(&insert, &insert);
+    b.set_schema_version(10);
+    let store = b.open();
+    assert_eq!(b.schema_version(), b.current_schema());
+    check_reports(&*store, &old, now);
 }
 }
 

@@ -100,11 +100,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub usage_flush: Duration,
 
-    /// Days the usage ledger keeps per-minute rows before rolling them into hours.
+    /// Days the usage ledger keeps per-minute rows (their hour rows stay).
     #[arg(long, default_value_t = 7, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
     pub usage_minute_days: u32,
 
-    /// Days the usage ledger keeps hourly rows before rolling them into days (kept).
+    /// Days the usage ledger keeps hourly rows (their day rows are kept).
     #[arg(long, default_value_t = 90, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
     pub usage_hour_days: u32,
 }

@@ -1,6 +1,7 @@
 //! The usage ledger (docs/usage.md): what each key used of each model, per
-//! minute, rolled into hours and days as it ages. Gateways add their
-//! deltas; rows of several gateways for the same bucket add up.
+//! minute, hour and UTC day (every delta is added at the three spans; aging
+//! deletes the finer rows). Gateways add their deltas; rows of several
+//! gateways for the same bucket add up.
 
 use serde::{Deserialize, Serialize};
 
@@ -108,9 +109,9 @@ pub struct UsageRow {
 /// How long each granularity is kept (docs/usage.md, "Retention").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
-    /// Minute rows older than this many days are rolled into hours.
+    /// Minute rows older than this many days are deleted (their hours stay).
     pub minute_days: u32,
-    /// Hour rows older than this many days are rolled into days (kept).
+    /// Hour rows older than this many days are deleted (their days are kept).
     pub hour_days: u32,
 }
 
@@ -124,9 +125,9 @@ impl Default for Retention {
 }
 
 impl Retention {
-    /// Where each rollup stops at `now_ms`: minute rows before the first
-    /// cut-off become hour rows, hour rows before the second become day
-    /// rows. Both are aligned to the coarser bucket, so no bucket is split.
+    /// Where aging cuts at `now_ms`: minute rows before the first cut-off
+    /// and hour rows before the second are deleted. Both are aligned to the
+    /// coarser bucket, so an hour keeps all its minutes or none.
     pub fn cutoffs(&self, now_ms: i64) -> (i64, i64) {
         let minutes = now_ms - i64::from(self.minute_days) * DAY_MS;
         let hours = now_ms - i64::from(self.hour_days.max(self.minute_days)) * DAY_MS;
@@ -137,6 +138,102 @@ impl Retention {
 /// `t` rounded down to a multiple of `step`.
 pub fn floor(t: i64, step: i64) -> i64 {
     t - t.rem_euclid(step)
+}
+
+/// One part of a report's range, read at one span (docs/usage.md, "How a
+/// report reads the ledger"): the rows of `span` whose bucket starts in
+/// `[from_ms, until_ms)`. With `unless_finer`, only when the finer span
+/// has no row in `[from_ms, from_ms + span)` (it was aged out there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    pub span: Span,
+    pub from_ms: i64,
+    pub until_ms: i64,
+    pub unless_finer: Option<Span>,
+}
+
+impl Span {
+    /// The next finer span (none under a minute).
+    pub fn finer(self) -> Option<Span> {
+        match self {
+            Span::Minute => None,
+            Span::Hour => Some(Span::Minute),
+            Span::Day => Some(Span::Hour),
+        }
+    }
+}
+
+/// `t` rounded up to a multiple of `step` (saturating).
+fn ceil(t: i64, step: i64) -> i64 {
+    let f = floor(t, step);
+    if f == t { t } else { f.saturating_add(step) }
+}
+
+/// How to read `[since_ms, until_ms)` so each delta counts once (every
+/// delta is in a minute, an hour and a day row): day rows for the whole
+/// UTC days inside, hour rows for the whole hours of the rest, minute rows
+/// for what is left at the ends. Never coarser than the series step
+/// ([`step_ms`]: hour rows for ranges up to 2 days). Where the finer rows
+/// were aged out, a bucket of the coarser span that starts in a piece is
+/// read instead (so past the minute retention an end is an hour).
+pub fn plan(since_ms: i64, until_ms: i64) -> Vec<Piece> {
+    let top = if step_ms(since_ms, until_ms) == HOUR_MS {
+        Span::Hour
+    } else {
+        Span::Day
+    };
+    let mut out = Vec::new();
+    cover(since_ms, until_ms, top, &mut out);
+    if out.is_empty() {
+        out.push(Piece {
+            span: Span::Minute,
+            from_ms: since_ms,
+            until_ms: since_ms,
+            unless_finer: None,
+        });
+    }
+    out
+}
+
+fn cover(a: i64, b: i64, span: Span, out: &mut Vec<Piece>) {
+    if a >= b {
+        return;
+    }
+    let Some(finer) = span.finer() else {
+        push(Span::Minute, a, b, out);
+        return;
+    };
+    let (first, last) = (ceil(a, span.ms()), floor(b, span.ms()));
+    if first < last {
+        cover(a, first, finer, out);
+        push(span, first, last, out);
+        cover(last, b, finer, out);
+    } else {
+        cover(a, b, finer, out);
+    }
+}
+
+/// The piece, and the coarser buckets starting in it that stand for it
+/// where its rows were aged out.
+fn push(span: Span, a: i64, b: i64, out: &mut Vec<Piece>) {
+    out.push(Piece {
+        span,
+        from_ms: a,
+        until_ms: b,
+        unless_finer: None,
+    });
+    for coarse in [Span::Hour, Span::Day].into_iter().filter(|c| *c > span) {
+        let mut t = ceil(a, coarse.ms());
+        while t < b && out.len() < 64 {
+            out.push(Piece {
+                span: coarse,
+                from_ms: t,
+                until_ms: t.saturating_add(1),
+                unless_finer: coarse.finer(),
+            });
+            t = t.saturating_add(coarse.ms());
+        }
+    }
 }
 
 /// A model's list prices, in micro-dollars per million tokens (so $0.27

@@ -674,14 +674,25 @@ fn usage_add_clause() -> String {
 }
 
 /// Add `rows` to the ledger (each to its bucket, created when new).
+///
+/// Each row is added at its span and at every coarser one (a minute delta
+/// to its minute, its hour and its UTC day), in the same transaction, so a
+/// report reads whole days and hours from few rows (docs/usage.md).
 pub fn add_usage(rows: &[usage::UsageRow]) -> Result<Vec<Statement>, StoreError> {
     let sql = format!("{}{}", USAGE.insert_sql(), usage_add_clause());
+    let spans = [usage::Span::Minute, usage::Span::Hour, usage::Span::Day];
     rows.iter()
-        .map(|r| {
+        .flat_map(|r| {
+            spans
+                .into_iter()
+                .filter(move |s| *s >= r.span)
+                .map(move |s| (r, s))
+        })
+        .map(|(r, span)| {
             let u = &r.usage;
             let record = Record::new(&USAGE)
-                .text("span", r.span.as_str())
-                .int("bucket_ms", r.bucket_ms)
+                .text("span", span.as_str())
+                .int("bucket_ms", usage::floor(r.bucket_ms, span.ms()))
                 .text("key_id", &r.key_id)
                 .text("workspace", &r.workspace)
                 .text("model", &r.model)
@@ -697,16 +708,63 @@ pub fn add_usage(rows: &[usage::UsageRow]) -> Result<Vec<Statement>, StoreError>
         .collect()
 }
 
-/// Every row whose bucket starts in `[since_ms, until_ms)`, any span.
+/// The ledger rows of `[since_ms, until_ms)` as [`usage::plan`] reads
+/// them (each delta once, at the coarsest span that fits), as a `FROM`
+/// source: `(… UNION ALL …) AS "u"`. Literal integers and span names only.
+fn planned(since_ms: i64, until_ms: i64) -> String {
+    planned_ranges(&[(since_ms, until_ms)])
+}
+
+/// [`planned`] over several adjoining ranges, each planned on its own (so
+/// no row read spans a range's edge).
+fn planned_ranges(ranges: &[(i64, i64)]) -> String {
+    let cols = USAGE
+        .columns
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let parts: Vec<String> = ranges
+        .iter()
+        .flat_map(|(since, until)| usage::plan(*since, *until))
+        .map(|p| {
+            let mut sql = format!(
+                "SELECT {cols} FROM \"usage_ledger\" WHERE \"span\" = '{}' AND \"bucket_ms\" >= {} AND \"bucket_ms\" < {}",
+                p.span.as_str(),
+                p.from_ms,
+                p.until_ms
+            );
+            if let Some(f) = p.unless_finer {
+                sql.push_str(&format!(
+                    " AND NOT EXISTS (SELECT 1 FROM \"usage_ledger\" \"f\" WHERE \"f\".\"span\" = '{}' AND \"f\".\"bucket_ms\" >= {} AND \"f\".\"bucket_ms\" < {})",
+                    f.as_str(),
+                    p.from_ms,
+                    p.from_ms.saturating_add(p.span.ms())
+                ));
+            }
+            sql
+        })
+        .collect();
+    format!("({}) AS \"u\"", parts.join(" UNION ALL "))
+}
+
+/// The rows whose bucket starts in `[since_ms, until_ms)`, each delta once
+/// ([`usage::plan`]: days, hours at the ends, minutes inside the end hours).
 pub fn usage_query(since_ms: i64, until_ms: i64) -> Query {
+    let cols = USAGE
+        .columns
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     Query::new(
         &USAGE,
         USAGE.columns,
         format!(
-            "{} WHERE \"bucket_ms\" >= $1 AND \"bucket_ms\" < $2 ORDER BY \"bucket_ms\", \"key_id\", \"model\", \"span\"",
-            USAGE.select_sql()
+            "SELECT {cols} FROM {} ORDER BY \"bucket_ms\", \"key_id\", \"model\", \"span\"",
+            planned(since_ms, until_ms)
         ),
-        vec![Value::Int(since_ms), Value::Int(until_ms)],
+        vec![],
     )
 }
 
@@ -724,13 +782,13 @@ pub fn usage_summary_query(since_ms: i64, until_ms: i64, step_ms: i64) -> Query 
         USAGE.columns,
         format!(
             "SELECT MIN(\"span\") AS \"span\", MIN(\"bucket_ms\") AS \"bucket_ms\", \"key_id\", \
-             MIN(\"workspace\") AS \"workspace\", \"model\", {sums} FROM \"usage_ledger\" \
-             WHERE \"bucket_ms\" >= $1 AND \"bucket_ms\" < $2 \
+             MIN(\"workspace\") AS \"workspace\", \"model\", {sums} FROM {src} \
              GROUP BY \"key_id\", \"model\", \"bucket_ms\" - (\"bucket_ms\" % {step}) \
              ORDER BY 2, 3, 5",
-            sums = sums.join(", ")
+            sums = sums.join(", "),
+            src = planned(since_ms, until_ms),
         ),
-        vec![Value::Int(since_ms), Value::Int(until_ms)],
+        vec![],
     )
 }
 
@@ -778,10 +836,14 @@ pub fn usage_totals_query(since_ms: i64, split_ms: i64) -> Query {
         &USAGE,
         TOTALS,
         format!(
-            "SELECT \"key_id\", \"workspace\", CASE WHEN \"bucket_ms\" >= $2 THEN $2 ELSE $1 END, {}, {}, {} FROM \"usage_ledger\" WHERE \"bucket_ms\" >= $1 GROUP BY \"key_id\", \"workspace\", 3",
+            "SELECT \"key_id\", \"workspace\", CASE WHEN \"bucket_ms\" >= $2 THEN $2 ELSE $1 END, {}, {}, {} FROM {} GROUP BY \"key_id\", \"workspace\", 3",
             sum("prompt_tokens"),
             sum("completion_tokens"),
-            sum("cost_nanos")
+            sum("cost_nanos"),
+            planned_ranges(&[
+                (since_ms, split_ms.max(since_ms)),
+                (split_ms.max(since_ms), i64::MAX)
+            ])
         ),
         vec![Value::Int(since_ms), Value::Int(split_ms)],
     )
@@ -809,50 +871,23 @@ pub fn usage_totals(rows: &Rows) -> Result<Vec<usage::UsageRow>, StoreError> {
         .collect()
 }
 
-/// Roll `from` rows whose bucket starts before `before_ms` into `to` rows
-/// (added to what is there), then delete them: in one transaction, so no
-/// count is lost or doubled.
-fn roll(from: usage::Span, to: usage::Span, before_ms: i64) -> [Statement; 2] {
-    let sums: Vec<String> = USAGE_SUMS.iter().map(|c| format!("SUM(\"{c}\")")).collect();
-    let step = to.ms();
-    let insert = format!(
-        "INSERT INTO \"usage_ledger\" ({cols}) SELECT $1, \"bucket_ms\" - (\"bucket_ms\" % {step}), \
-         \"key_id\", MIN(\"workspace\"), \"model\", {sums} FROM \"usage_ledger\" \
-         WHERE \"span\" = $2 AND \"bucket_ms\" < $3 \
-         GROUP BY \"bucket_ms\" - (\"bucket_ms\" % {step}), \"key_id\", \"model\"{add}",
-        cols = USAGE
-            .columns
-            .iter()
-            .map(|c| format!("\"{c}\""))
-            .collect::<Vec<_>>()
-            .join(", "),
-        sums = sums.join(", "),
-        add = usage_add_clause(),
-    );
-    [
-        Statement::new(
-            insert,
-            vec![
-                Value::Text(to.as_str().into()),
-                Value::Text(from.as_str().into()),
-                Value::Int(before_ms),
-            ],
-        ),
-        Statement::new(
-            r#"DELETE FROM "usage_ledger" WHERE "span" = $1 AND "bucket_ms" < $2"#,
-            vec![Value::Text(from.as_str().into()), Value::Int(before_ms)],
-        ),
-    ]
-}
-
-/// Age the ledger at `now_ms`: minute rows past their retention become
-/// hour rows, hour rows past theirs become day rows (kept).
+/// Age the ledger at `now_ms`: minute rows past their retention and hour
+/// rows past theirs are deleted (every delta is also in its hour and day
+/// rows, written with it); day rows are kept.
 pub fn compact_usage(now_ms: i64, keep: &usage::Retention) -> Vec<Statement> {
     let (minutes_before, hours_before) = keep.cutoffs(now_ms);
-    let mut out = Vec::with_capacity(4);
-    out.extend(roll(usage::Span::Minute, usage::Span::Hour, minutes_before));
-    out.extend(roll(usage::Span::Hour, usage::Span::Day, hours_before));
-    out
+    [
+        (usage::Span::Minute, minutes_before),
+        (usage::Span::Hour, hours_before),
+    ]
+    .into_iter()
+    .map(|(span, before)| {
+        Statement::new(
+            r#"DELETE FROM "usage_ledger" WHERE "span" = $1 AND "bucket_ms" < $2"#,
+            vec![Value::Text(span.as_str().into()), Value::Int(before)],
+        )
+    })
+    .collect()
 }
 
 // ---- operations: the audit trail, the history, admin tokens -------------

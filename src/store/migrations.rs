@@ -266,6 +266,31 @@ pub const MIGRATIONS: &[Migration] = &[
     );
     "#,
     ),
+    // 11: ledger rollups (docs/usage.md, "Retention"): every delta is now
+    // written at the minute, hour and day spans at once. Backfill: until
+    // now an hour row held only minutes aged out (deleted) and a day row
+    // only hours aged out, so each delta was in exactly one row; adding
+    // the minutes to their hours, then the hours to their days, makes
+    // every hour row the sum of its minutes and every day row the sum of
+    // its hours.
+    Migration::portable(
+        r#"
+    INSERT INTO usage_ledger (span, bucket_ms, key_id, workspace, model, requests, ok, throttled, errors, prompt_tokens, completion_tokens, cost_nanos)
+    SELECT 'hour', bucket_ms - (bucket_ms % 3600000), key_id, MIN(workspace), model,
+           SUM(requests), SUM(ok), SUM(throttled), SUM(errors), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nanos)
+    FROM usage_ledger WHERE span = 'minute'
+    GROUP BY bucket_ms - (bucket_ms % 3600000), key_id, model
+    ON CONFLICT (span, bucket_ms, key_id, model) DO UPDATE SET
+        requests = usage_ledger.requests + excluded.requests, ok = usage_ledger.ok + excluded.ok, throttled = usage_ledger.throttled + excluded.throttled, errors = usage_ledger.errors + excluded.errors, prompt_tokens = usage_ledger.prompt_tokens + excluded.prompt_tokens, completion_tokens = usage_ledger.completion_tokens + excluded.completion_tokens, cost_nanos = usage_ledger.cost_nanos + excluded.cost_nanos;
+    INSERT INTO usage_ledger (span, bucket_ms, key_id, workspace, model, requests, ok, throttled, errors, prompt_tokens, completion_tokens, cost_nanos)
+    SELECT 'day', bucket_ms - (bucket_ms % 86400000), key_id, MIN(workspace), model,
+           SUM(requests), SUM(ok), SUM(throttled), SUM(errors), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nanos)
+    FROM usage_ledger WHERE span = 'hour'
+    GROUP BY bucket_ms - (bucket_ms % 86400000), key_id, model
+    ON CONFLICT (span, bucket_ms, key_id, model) DO UPDATE SET
+        requests = usage_ledger.requests + excluded.requests, ok = usage_ledger.ok + excluded.ok, throttled = usage_ledger.throttled + excluded.throttled, errors = usage_ledger.errors + excluded.errors, prompt_tokens = usage_ledger.prompt_tokens + excluded.prompt_tokens, completion_tokens = usage_ledger.completion_tokens + excluded.completion_tokens, cost_nanos = usage_ledger.cost_nanos + excluded.cost_nanos;
+    "#,
+    ),
 ];
 
 /// The schema version this build writes.

@@ -152,7 +152,7 @@ fn kept(schema: &str) -> std::collections::BTreeSet<String> {
 on_both! {
 /// A store at schema version 2 as the build before the shared mapping made
 /// it (its migrations verbatim, rows as it wrote them) opens with only the
-/// operations migration (3), the rule unit (4), the endpoint drain (5), the usage ledger (6), model fallbacks (7), budgets (8), the model completion cap (9) and probe leases (10): every table, column, constraint and index it
+/// operations migration (3), the rule unit (4), the endpoint drain (5), the usage ledger (6), model fallbacks (7), budgets (8), the model completion cap (9), probe leases (10) and the ledger rollups (11): every table, column, constraint and index it
 /// had stays as it was, it reads back every field and takes changes (now
 /// audited); a new store gets exactly the schema it ends up with.
 fn a_store_made_before_the_shared_mapping_keeps_everything_it_had(b) {
@@ -164,7 +164,7 @@ fn a_store_made_before_the_shared_mapping_keeps_everything_it_had(b) {
     b.raw_sql(OLD_ROWS, OLD_ROWS);
     let before = schema(b);
     let s = b.open();
-    assert_eq!(b.schema_version(), 10);
+    assert_eq!(b.schema_version(), 11);
     let migrated = schema(b);
     // SQLite's ALTER TABLE … ADD COLUMN appends the column to the stored
     // CREATE text: a line extended by `, <new column>` lost nothing.

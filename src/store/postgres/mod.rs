@@ -605,7 +605,7 @@ async fn reports(c: &mut Client, now_ms: i64) -> Result<Vec<GatewayReport>, Fail
 const LEDGER_LOCK: &str = "SELECT pg_advisory_xact_lock(7243020512)";
 
 /// Run ledger statements in one transaction. A compaction first takes the
-/// ledger lock, so two replicas never roll the same rows twice; additive
+/// ledger lock, so two replicas never age the ledger at once; additive
 /// writes need none (`ON CONFLICT … DO UPDATE` adds under the row lock).
 /// A commit whose outcome is unknown is not retried (no double count).
 async fn ledger_write(c: &mut Client, statements: &[Statement], lock: bool) -> Result<(), Failure> {
