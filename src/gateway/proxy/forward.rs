@@ -9,7 +9,7 @@ use hyper::{Response, StatusCode};
 use super::body::ResBody;
 use super::errors::{ProxyError, secs_up, token_headers};
 use super::{Admitted, GatewayState, Worker, refuse};
-use std::time::Instant;
+use quanta::Instant;
 
 use crate::domain::{Policy, now_ms};
 use crate::gateway::limiter::{Headroom, Reservation};

@@ -10,7 +10,8 @@
 //! status was decided (the client went away) ends as `Cancelled`.
 
 use std::sync::Arc;
-use std::time::Instant;
+// The TSC clock: a request is stamped when it arrives (its latency).
+use quanta::Instant;
 
 use crate::domain::now_ms;
 use crate::gateway::snapshot::{EndpointRt, Local};

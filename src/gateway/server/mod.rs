@@ -35,6 +35,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -261,11 +262,13 @@ where
         // Synchronous, as hyper hands over the head: busy from now on.
         st.begin();
         let st = st.clone();
-        let answer = handle(worker.clone(), req);
-        async move {
-            let res = answer.await?;
+        // `map`, not an `async` block awaiting `handle`: a block would keep
+        // the request's future twice in its state (the captured one and the
+        // one awaited), and hyper moves that state once per request.
+        handle(worker.clone(), req).map(move |res| {
+            let res = res?;
             Ok::<_, Infallible>(res.map(|b| ConnBody::new(b, st)))
-        }
+        })
     });
     // A read EOF mid-request is held back by `ClientIo` (half-close, see
     // conn.rs); hyper still reads mid-request, so a reset ends it at once.

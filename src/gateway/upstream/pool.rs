@@ -14,7 +14,11 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// The TSC clock (one `rdtsc`): the pool stamps every connection it takes
+// back and checks its age when it hands it out.
+use quanta::Instant;
 
 use bytes::BytesMut;
 use parking_lot::Mutex;
