@@ -68,11 +68,13 @@ pub fn prompt_tokens(body: &[u8]) -> u64 {
 }
 
 /// The completion caps a request may give (the rest of the body is skipped).
-#[derive(Deserialize)]
-struct Caps {
-    max_tokens: Option<u64>,
-    max_completion_tokens: Option<u64>,
-    n: Option<u64>,
+/// The gateway reads them in its one pass over the body
+/// (`proxy::extract::CapFields::read`); [`estimate`] parses them itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Caps {
+    pub max_tokens: Option<u64>,
+    pub max_completion_tokens: Option<u64>,
+    pub n: Option<u64>,
 }
 
 /// The reservation of a request to `path` (`/v1/chat/completions`, …) with
@@ -81,6 +83,18 @@ struct Caps {
 /// reserved with the default (the upstream refuses such a body, and a
 /// refusal gives the reservation back).
 pub fn estimate(path: &str, body: &[u8], default_cap: u64) -> Estimate {
+    let caps = || serde_json::from_slice::<Caps>(body).ok();
+    estimate_with(path, body, default_cap, caps)
+}
+
+/// [`estimate`] with the caps read by the caller (`None`: unreadable),
+/// asked for only when the request generates text.
+pub fn estimate_with(
+    path: &str,
+    body: &[u8],
+    default_cap: u64,
+    caps: impl FnOnce() -> Option<Caps>,
+) -> Estimate {
     let prompt = prompt_tokens(body);
     if path.ends_with("/embeddings") {
         return Estimate {
@@ -88,7 +102,7 @@ pub fn estimate(path: &str, body: &[u8], default_cap: u64) -> Estimate {
             completion: 0,
         };
     }
-    let caps = serde_json::from_slice::<Caps>(body).ok();
+    let caps = caps();
     let cap = caps
         .as_ref()
         .and_then(|c| c.max_completion_tokens.or(c.max_tokens))

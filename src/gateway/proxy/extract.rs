@@ -27,6 +27,63 @@ pub struct ModelField<'a> {
     /// Byte range of the string token, quotes included: replace
     /// `body[span]` with the new quoted value to rewrite it.
     pub span: Range<usize>,
+    /// The completion caps found on the way (token rules reserve them).
+    pub caps: CapFields,
+}
+
+/// Where the top-level `max_tokens`, `max_completion_tokens` and `n`
+/// values are (found in the same pass as `model`, so a token rule's
+/// reservation does not parse the body a second time).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapFields {
+    pub max_tokens: Option<Range<usize>>,
+    pub max_completion_tokens: Option<Range<usize>>,
+    pub n: Option<Range<usize>>,
+    /// One of them appeared twice.
+    pub duplicate: bool,
+}
+
+impl CapFields {
+    /// Read as the estimator's [`Caps`](crate::gateway::limiter::estimate::Caps),
+    /// as serde would: a cap that is `null` or absent is `None`; any value
+    /// that is not a whole number in `u64`, or a cap given twice, makes the
+    /// caps unreadable (`None`: the request reserves the model's default).
+    pub fn read(&self, body: &[u8]) -> Option<crate::gateway::limiter::estimate::Caps> {
+        if self.duplicate {
+            return None;
+        }
+        let field = |r: &Option<Range<usize>>| -> Result<Option<u64>, ()> {
+            let Some(r) = r else { return Ok(None) };
+            let v = &body[r.clone()];
+            if v == b"null" {
+                return Ok(None);
+            }
+            // JSON's integers: digits, no sign, no leading zero.
+            if v.is_empty() || !v.iter().all(u8::is_ascii_digit) || (v.len() > 1 && v[0] == b'0') {
+                return Err(());
+            }
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .map(Some)
+                .ok_or(())
+        };
+        Some(crate::gateway::limiter::estimate::Caps {
+            max_tokens: field(&self.max_tokens).ok()?,
+            max_completion_tokens: field(&self.max_completion_tokens).ok()?,
+            n: field(&self.n).ok()?,
+        })
+    }
+
+    /// The slot of a top-level key that names a cap.
+    fn slot(&mut self, key: &[u8]) -> Option<&mut Option<Range<usize>>> {
+        match key {
+            b"max_tokens" => Some(&mut self.max_tokens),
+            b"max_completion_tokens" => Some(&mut self.max_completion_tokens),
+            b"n" => Some(&mut self.n),
+            _ => None,
+        }
+    }
 }
 
 /// Why a body was refused. Each variant maps to a 400 message a caller can act on.
@@ -104,6 +161,7 @@ pub fn extract_model(body: &[u8]) -> Result<ModelField<'_>, ExtractError> {
     }
     i = skip_ws(body, i + 1);
     let mut found: Option<ModelField<'_>> = None;
+    let mut caps = CapFields::default();
     if body.get(i) == Some(&b'}') {
         i += 1;
     } else {
@@ -113,6 +171,14 @@ pub fn extract_model(body: &[u8]) -> Result<ModelField<'_>, ExtractError> {
             }
             let key = scan_string(body, i)?;
             let is_model = key_is_model(body, &key)?;
+            let decoded;
+            let key_text: &[u8] = if key.escaped {
+                decoded = decode(body, &key)?;
+                decoded.as_bytes()
+            } else {
+                &body[key.start + 1..key.end - 1]
+            };
+            let cap_key = !is_model && caps.slot(key_text).is_some();
             i = skip_ws(body, key.end);
             if body.get(i) != Some(&b':') {
                 return Err(malformed(i, "expected ':' after a key"));
@@ -135,10 +201,15 @@ pub fn extract_model(body: &[u8]) -> Result<ModelField<'_>, ExtractError> {
                 found = Some(ModelField {
                     name,
                     span: i..tok.end,
+                    caps: CapFields::default(),
                 });
                 i = tok.end;
             } else {
+                let start = i;
                 i = skip_value(body, i)?;
+                if cap_key && let Some(slot) = caps.slot(key_text) {
+                    caps.duplicate |= slot.replace(start..i).is_some();
+                }
             }
             i = skip_ws(body, i);
             match body.get(i) {
@@ -156,7 +227,9 @@ pub fn extract_model(body: &[u8]) -> Result<ModelField<'_>, ExtractError> {
     if end != body.len() {
         return Err(malformed(end, "unexpected data after the JSON object"));
     }
-    found.ok_or(ExtractError::Missing)
+    let mut found = found.ok_or(ExtractError::Missing)?;
+    found.caps = caps;
+    Ok(found)
 }
 
 /// `Ok` if only the rest of the object after a non-string `model` value at
@@ -546,5 +619,71 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The caps read in the scan are what serde reads from the whole body
+    /// (the estimator's reference), for every body the scan accepts.
+    #[test]
+    fn the_caps_read_in_the_scan_match_serde() {
+        use crate::gateway::limiter::estimate::Caps;
+        let values = [
+            "1",
+            "0",
+            "4096",
+            "18446744073709551615",
+            "18446744073709551616",
+            "null",
+            "-1",
+            "-0",
+            "1.0",
+            "1e3",
+            "01",
+            "\"5\"",
+            "true",
+            "[1]",
+            "{\"a\":1}",
+        ];
+        let mut bodies = Vec::new();
+        for v in values {
+            for key in [
+                "max_tokens",
+                "max_completion_tokens",
+                "n",
+                "max\\u005ftokens",
+            ] {
+                bodies.push(format!(r#"{{"model":"m","{key}":{v}}}"#));
+                bodies.push(format!(
+                    r#"{{"{key}": {v} ,"model":"m","messages":[{{"max_tokens":7}}]}}"#
+                ));
+            }
+            bodies.push(format!(
+                r#"{{"model":"m","max_tokens":{v},"n":3,"max_completion_tokens":9}}"#
+            ));
+            bodies.push(format!(
+                r#"{{"model":"m","max_tokens":{v},"max_tokens":10}}"#
+            ));
+            bodies.push(format!(r#"{{"model":"m","n":2,"n":{v}}}"#));
+        }
+        bodies.push(r#"{"model":"m"}"#.to_string());
+        bodies.push(r#"{"model":"m","stream":true,"max_tokens":12,"n":2}"#.to_string());
+        let mut checked = 0;
+        for b in &bodies {
+            let Ok(f) = extract_model(b.as_bytes()) else {
+                continue;
+            };
+            let serde = serde_json::from_str::<Caps>(b).ok();
+            assert_eq!(f.caps.read(b.as_bytes()), serde, "body {b}");
+            checked += 1;
+        }
+        assert!(checked > 150, "only {checked} bodies scanned");
+        let f = extract_model(br#"{"model":"m","max_tokens":12,"n":2}"#).unwrap();
+        assert_eq!(
+            f.caps.read(br#"{"model":"m","max_tokens":12,"n":2}"#),
+            Some(Caps {
+                max_tokens: Some(12),
+                max_completion_tokens: None,
+                n: Some(2)
+            })
+        );
     }
 }

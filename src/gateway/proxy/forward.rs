@@ -152,7 +152,10 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
         tally.move_route(fb);
         r = fb;
         let key = tally.key_index().unwrap_or_default();
-        match super::limit(&w.shared, &snap, key, fb, &a.parts, &a.body, &mut tally).await {
+        let limited = super::limit(
+            &w.shared, &snap, key, fb, &a.parts, &a.body, &a.caps, &mut tally,
+        );
+        match limited.await {
             Ok((headroom, reservation)) => {
                 a.headroom = headroom;
                 a.reservation = reservation;

@@ -212,6 +212,8 @@ struct Admitted {
     body: Bytes,
     /// Where the `model` string token is in `body`.
     model_span: Range<usize>,
+    /// Where the completion caps are in `body` (token rules reserve them).
+    caps: extract::CapFields,
     /// Of the tightest rate-limit rule, when the model has rules.
     headroom: Option<Headroom>,
     /// Tokens held in the model's token rules, settled when the answer
@@ -235,13 +237,16 @@ async fn admit(
     tally.set_route(r);
     over_budget(&w.shared, &snap, key, &model.name)?;
     let model_span = model.span.clone();
-    let (headroom, reservation) = limit(&w.shared, &snap, key, r, &parts, &body, tally).await?;
+    let caps = model.caps.clone();
+    let (headroom, reservation) =
+        limit(&w.shared, &snap, key, r, &parts, &body, &caps, tally).await?;
     Ok(Admitted {
         snap,
         route: r,
         parts,
         body,
         model_span,
+        caps,
         headroom,
         reservation,
     })
@@ -344,6 +349,7 @@ async fn limit(
     r: usize,
     parts: &Parts,
     body: &[u8],
+    caps: &extract::CapFields,
     tally: &mut Tally,
 ) -> Result<(Option<Headroom>, Option<Reservation>), ProxyError> {
     let route = &snap.routes[r];
@@ -355,7 +361,9 @@ async fn limit(
     // Boxed: the limiter's future (Redis round trip included) is large,
     // and only limited models pay for it.
     let (decision, reservation) = if route.limits.counts_tokens() {
-        let est = estimate::estimate(parts.uri.path(), body, route.completion_cap);
+        let est = estimate::estimate_with(parts.uri.path(), body, route.completion_cap, || {
+            caps.read(body)
+        });
         let reserve = shared.limiter.reserve(&route.limits, &k.id, workspace, est);
         Box::pin(reserve).await
     } else {
