@@ -5,7 +5,7 @@
 //! `RateLimitError`…) and show the message.
 
 use bytes::Bytes;
-use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use super::body::ResBody;
@@ -284,8 +284,62 @@ pub fn secs_up(ms: u64) -> u64 {
     ms.div_ceil(1000)
 }
 
+/// The `x-ratelimit-*` headers of an admitted answer: the request rule's
+/// `-limit`, `-remaining`, `-reset` (whole seconds, rounded up) and the
+/// token rule's `-limit-tokens`, `-remaining-tokens`, `-reset-tokens` (a
+/// duration, [`duration`]), as OpenAI sends them. Every value is written
+/// into one buffer (one allocation, no `format!`): they are on every
+/// answer of a limited model.
+pub fn ratelimit_headers(
+    headers: &mut HeaderMap,
+    requests: Option<(u32, u32, u64)>,
+    tokens: Option<(u32, u32, u64)>,
+) {
+    let mut buf = bytes::BytesMut::with_capacity(64);
+    let mut ends = [0usize; 6];
+    let mut put = |i: usize, buf: &mut bytes::BytesMut, write: &dyn Fn(&mut bytes::BytesMut)| {
+        write(buf);
+        ends[i] = buf.len();
+    };
+    if let Some((limit, remaining, reset_ms)) = requests {
+        put(0, &mut buf, &|b| write_num(b, u64::from(limit)));
+        put(1, &mut buf, &|b| write_num(b, u64::from(remaining)));
+        put(2, &mut buf, &|b| write_num(b, secs_up(reset_ms)));
+    }
+    if let Some((limit, remaining, reset_ms)) = tokens {
+        put(3, &mut buf, &|b| write_num(b, u64::from(limit)));
+        put(4, &mut buf, &|b| write_num(b, u64::from(remaining)));
+        put(5, &mut buf, &|b| write_duration(b, reset_ms));
+    }
+    const NAMES: [&str; 6] = [
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+    ];
+    let buf = buf.freeze();
+    let mut start = 0;
+    for (i, name) in NAMES.iter().enumerate() {
+        let present = if i < 3 {
+            requests.is_some()
+        } else {
+            tokens.is_some()
+        };
+        if !present {
+            continue;
+        }
+        // Digits and ASCII letters only: always a valid header value.
+        if let Ok(v) = HeaderValue::from_maybe_shared(buf.slice(start..ends[i])) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+        start = ends[i];
+    }
+}
+
 /// `x-ratelimit-limit-tokens`, `-remaining-tokens`, `-reset-tokens` of a
-/// token rule, as OpenAI sends them (the reset as a duration, [`duration`]).
+/// token rule's 429 (see [`ratelimit_headers`] for admitted answers).
 pub fn token_headers(limit: u32, remaining: u32, reset_ms: u64) -> [(HeaderName, HeaderValue); 3] {
     let reset = HeaderValue::from_str(&duration(reset_ms))
         .unwrap_or_else(|_| HeaderValue::from_static("0s"));
@@ -302,28 +356,51 @@ pub fn token_headers(limit: u32, remaining: u32, reset_ms: u64) -> [(HeaderName,
     ]
 }
 
+fn write_num(out: &mut bytes::BytesMut, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
 /// A duration as OpenAI writes `x-ratelimit-reset-tokens` (Go's
 /// `time.Duration` text at millisecond precision): `0s`, `250ms`, `1.5s`,
 /// `59s`, `6m0s`, `1h2m3.5s`.
 pub fn duration(ms: u64) -> String {
+    let mut out = bytes::BytesMut::new();
+    write_duration(&mut out, ms);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn write_duration(out: &mut bytes::BytesMut, ms: u64) {
     if ms == 0 {
-        return "0s".into();
+        out.extend_from_slice(b"0s");
+        return;
     }
     if ms < 1000 {
-        return format!("{ms}ms");
+        write_num(out, ms);
+        out.extend_from_slice(b"ms");
+        return;
     }
     let (h, m, sec_ms) = (ms / 3_600_000, ms / 60_000 % 60, ms % 60_000);
-    let secs = if sec_ms % 1000 == 0 {
-        format!("{}s", sec_ms / 1000)
-    } else {
-        let frac = format!("{:03}", sec_ms % 1000);
-        format!("{}.{}s", sec_ms / 1000, frac.trim_end_matches('0'))
-    };
-    match (h, m) {
-        (0, 0) => secs,
-        (0, m) => format!("{m}m{secs}"),
-        (h, m) => format!("{h}h{m}m{secs}"),
+    if h > 0 {
+        write_num(out, h);
+        out.extend_from_slice(b"h");
     }
+    if h > 0 || m > 0 {
+        write_num(out, m);
+        out.extend_from_slice(b"m");
+    }
+    write_num(out, sec_ms / 1000);
+    let frac = sec_ms % 1000;
+    if frac != 0 {
+        let digits = [
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ];
+        let keep = 3 - digits.iter().rev().take_while(|&&d| d == b'0').count();
+        out.extend_from_slice(b".");
+        out.extend_from_slice(&digits[..keep]);
+    }
+    out.extend_from_slice(b"s");
 }
 
 fn human_bytes(n: usize) -> String {
@@ -402,5 +479,40 @@ mod tests {
         for (ms, want) in cases {
             assert_eq!(duration(ms), want, "{ms} ms");
         }
+    }
+
+    #[test]
+    fn an_admitted_answer_s_rate_limit_headers_carry_each_value() {
+        let text = |h: &HeaderMap| {
+            let mut v: Vec<String> = h
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.to_str().unwrap()))
+                .collect();
+            v.sort();
+            v.join(" ")
+        };
+        let mut h = HeaderMap::new();
+        ratelimit_headers(
+            &mut h,
+            Some((60, 59, 1_001)),
+            Some((90_000, 12_345, 61_500)),
+        );
+        assert_eq!(
+            text(&h),
+            "x-ratelimit-limit-tokens=90000 x-ratelimit-limit=60 x-ratelimit-remaining-tokens=12345 \
+             x-ratelimit-remaining=59 x-ratelimit-reset-tokens=1m1.5s x-ratelimit-reset=2"
+        );
+        let mut h = HeaderMap::new();
+        ratelimit_headers(&mut h, None, Some((7, 0, 250)));
+        assert_eq!(
+            text(&h),
+            "x-ratelimit-limit-tokens=7 x-ratelimit-remaining-tokens=0 x-ratelimit-reset-tokens=250ms"
+        );
+        let mut h = HeaderMap::new();
+        ratelimit_headers(&mut h, Some((1, 0, 0)), None);
+        assert_eq!(
+            text(&h),
+            "x-ratelimit-limit=1 x-ratelimit-remaining=0 x-ratelimit-reset=0"
+        );
     }
 }

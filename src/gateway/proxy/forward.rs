@@ -7,7 +7,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 
 use super::body::ResBody;
-use super::errors::{ProxyError, secs_up, token_headers};
+use super::errors::{ProxyError, ratelimit_headers, secs_up};
 use super::{Admitted, GatewayState, Worker, refuse};
 use quanta::Instant;
 
@@ -496,26 +496,12 @@ fn relay(
     ));
     *res.status_mut() = status;
     *res.headers_mut() = head.headers;
-    if let Some(h) = headroom {
-        let hs = res.headers_mut();
-        hs.insert(
-            HeaderName::from_static("x-ratelimit-limit"),
-            HeaderValue::from(h.limit),
+    if headroom.is_some() || tokens.is_some() {
+        ratelimit_headers(
+            res.headers_mut(),
+            headroom.map(|h| (h.limit, h.remaining, h.reset_ms)),
+            tokens.map(|t| (t.limit, t.remaining, t.reset_ms)),
         );
-        hs.insert(
-            HeaderName::from_static("x-ratelimit-remaining"),
-            HeaderValue::from(h.remaining),
-        );
-        hs.insert(
-            HeaderName::from_static("x-ratelimit-reset"),
-            HeaderValue::from(secs_up(h.reset_ms)),
-        );
-    }
-    if let Some(t) = tokens {
-        let hs = res.headers_mut();
-        for (name, value) in token_headers(t.limit, t.remaining, t.reset_ms) {
-            hs.insert(name, value);
-        }
     }
     res
 }
