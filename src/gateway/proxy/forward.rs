@@ -152,9 +152,12 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
         tally.move_route(fb);
         r = fb;
         let key = tally.key_index().unwrap_or_default();
-        let limited = super::limit(
-            &w.shared, &snap, key, fb, &a.parts, &a.body, &a.caps, &mut tally,
-        );
+        let asked = super::Asked {
+            parts: &a.parts,
+            body: &a.body,
+            caps: &a.caps,
+        };
+        let limited = super::limit(&w.shared, &snap, key, fb, asked, &mut tally);
         match limited.await {
             Ok((headroom, reservation)) => {
                 a.headroom = headroom;

@@ -238,8 +238,12 @@ async fn admit(
     over_budget(&w.shared, &snap, key, &model.name)?;
     let model_span = model.span.clone();
     let caps = model.caps.clone();
-    let (headroom, reservation) =
-        limit(&w.shared, &snap, key, r, &parts, &body, &caps, tally).await?;
+    let asked = Asked {
+        parts: &parts,
+        body: &body,
+        caps: &caps,
+    };
+    let (headroom, reservation) = limit(&w.shared, &snap, key, r, asked, tally).await?;
     Ok(Admitted {
         snap,
         route: r,
@@ -339,6 +343,15 @@ fn over_budget(
     Err(e)
 }
 
+/// What the rate limiter reads of a request: its path, and for token rules
+/// its body and the completion caps found in it.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    parts: &'a Parts,
+    body: &'a [u8],
+    caps: &'a extract::CapFields,
+}
+
 /// The rate limiter's decision, for models with rules: the headroom left
 /// (for `x-ratelimit-*` headers) and, for models with token rules, the
 /// tokens reserved (docs/rate-limits.md, "Token rules") — or the 429.
@@ -347,11 +360,10 @@ async fn limit(
     snap: &Snapshot,
     key: usize,
     r: usize,
-    parts: &Parts,
-    body: &[u8],
-    caps: &extract::CapFields,
+    asked: Asked<'_>,
     tally: &mut Tally,
 ) -> Result<(Option<Headroom>, Option<Reservation>), ProxyError> {
+    let Asked { parts, body, caps } = asked;
     let route = &snap.routes[r];
     if route.limits.is_empty() {
         return Ok((None, None));
