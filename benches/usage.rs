@@ -23,6 +23,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use maasctl::domain::usage::{Dim, Retention, Span, Usage, UsageQuery, UsageRow};
 use maasctl::store::Store;
 use maasctl::store::sqlite::SqliteStore;
+use maasctl::tui::views::usage::Range;
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
@@ -136,10 +137,25 @@ fn report(c: &mut Criterion) {
         size as f64 / 1e6,
         t0.elapsed().as_secs_f64()
     );
+    // The reader asks at the last millisecond of the fixture's last minute:
+    // `[t - 30 d, t)` holds every row of the month.
+    let t = now - 1;
+    let by = vec![Dim::Workspace, Dim::Model];
     let q = UsageQuery {
-        since_ms: now - 30 * DAY,
-        until_ms: now,
-        by: vec![Dim::Workspace, Dim::Model],
+        since_ms: t - 30 * DAY,
+        until_ms: t,
+        by: by.clone(),
+    };
+    // The console's 30 days: 30 UTC days, today's to 00:00 tomorrow.
+    let console = maasctl::tui::views::usage::query_for(Range::Month, &by, t);
+    let step = maasctl::domain::usage::step_ms(q.since_ms, q.until_ms);
+    // The plan before open ends (every end read exactly, as of a reader
+    // whose clock is past the range).
+    let exact = |q: &UsageQuery| {
+        let rows = store
+            .usage_summary(q.since_ms, q.until_ms, step, false)
+            .unwrap();
+        maasctl::domain::usage::report(&rows, q)
     };
     // The report made from the rows the plan reads (`Store::usage`, each
     // delta once), not summed by the store: timed once.
@@ -149,17 +165,32 @@ fn report(c: &mut Criterion) {
         "usage report from the planned rows (Store::usage + domain::usage::report), once: {:.0} ms",
         t1.elapsed().as_secs_f64() * 1e3
     );
-    let check = maasctl::ops::usage::report(&store, &q).expect("report");
+    let check = maasctl::ops::usage::report_at(&store, &q, t).expect("report");
     assert_eq!(check, every, "the summed report is the report of every row");
+    assert_eq!(exact(&q), every, "the exact plan's report is the same");
+    let calendar = maasctl::ops::usage::report_at(&store, &console, t).expect("report");
+    assert_eq!(
+        calendar.total, every.total,
+        "all the month is in the console's 30 days"
+    );
     eprintln!(
-        "usage report: {} groups, {} requests in total",
+        "usage report: {} groups, {} requests in total; reader at {t} (UTC hour {} of its day)",
         check.groups.len(),
-        check.total.requests
+        check.total.requests,
+        t.rem_euclid(DAY) / HOUR
     );
     let mut g = c.benchmark_group("usage");
     g.sample_size(10);
+    g.bench_function("report/30 days by workspace,model, exact end", |b| {
+        b.iter(|| black_box(exact(black_box(&q))))
+    });
     g.bench_function("report/30 days by workspace,model", |b| {
-        b.iter(|| black_box(maasctl::ops::usage::report(&store, black_box(&q)).unwrap()))
+        b.iter(|| black_box(maasctl::ops::usage::report_at(&store, black_box(&q), t).unwrap()))
+    });
+    g.bench_function("report/console 30 UTC days by workspace,model", |b| {
+        b.iter(|| {
+            black_box(maasctl::ops::usage::report_at(&store, black_box(&console), t).unwrap())
+        })
     });
     g.finish();
 }

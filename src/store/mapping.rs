@@ -711,13 +711,13 @@ pub fn add_usage(rows: &[usage::UsageRow]) -> Result<Vec<Statement>, StoreError>
 /// The ledger rows of `[since_ms, until_ms)` as [`usage::plan`] reads
 /// them (each delta once, at the coarsest span that fits), as a `FROM`
 /// source: `(… UNION ALL …) AS "u"`. Literal integers and span names only.
-fn planned(since_ms: i64, until_ms: i64) -> String {
-    planned_ranges(&[(since_ms, until_ms)])
+fn planned(since_ms: i64, until_ms: i64, open_end: bool) -> String {
+    planned_ranges(&[(since_ms, until_ms)], open_end)
 }
 
 /// [`planned`] over several adjoining ranges, each planned on its own (so
-/// no row read spans a range's edge).
-fn planned_ranges(ranges: &[(i64, i64)]) -> String {
+/// no row read spans a range's edge); `open_end` applies to the last one.
+fn planned_ranges(ranges: &[(i64, i64)], open_end: bool) -> String {
     let cols = USAGE
         .columns
         .iter()
@@ -726,7 +726,10 @@ fn planned_ranges(ranges: &[(i64, i64)]) -> String {
         .join(", ");
     let parts: Vec<String> = ranges
         .iter()
-        .flat_map(|(since, until)| usage::plan(*since, *until))
+        .enumerate()
+        .flat_map(|(i, (since, until))| {
+            usage::plan(*since, *until, open_end && i + 1 == ranges.len())
+        })
         .map(|p| {
             let mut sql = format!(
                 "SELECT {cols} FROM \"usage_ledger\" WHERE \"span\" = '{}' AND \"bucket_ms\" >= {} AND \"bucket_ms\" < {}",
@@ -762,7 +765,7 @@ pub fn usage_query(since_ms: i64, until_ms: i64) -> Query {
         USAGE.columns,
         format!(
             "SELECT {cols} FROM {} ORDER BY \"bucket_ms\", \"key_id\", \"model\", \"span\"",
-            planned(since_ms, until_ms)
+            planned(since_ms, until_ms, false)
         ),
         vec![],
     )
@@ -771,7 +774,9 @@ pub fn usage_query(since_ms: i64, until_ms: i64) -> Query {
 /// The rows of [`usage_query`] summed per (key, model, bucket of
 /// `step_ms`), each dated by its earliest row (so it stays in the range and
 /// in its step): one row per group and step instead of one per minute.
-pub fn usage_summary_query(since_ms: i64, until_ms: i64, step_ms: i64) -> Query {
+/// With `open_end`, the end is read from its hour or day row
+/// ([`usage::plan`]).
+pub fn usage_summary_query(since_ms: i64, until_ms: i64, step_ms: i64, open_end: bool) -> Query {
     let sums: Vec<String> = USAGE_SUMS
         .iter()
         .map(|c| format!("CAST(SUM(\"{c}\") AS BIGINT) AS \"{c}\""))
@@ -786,7 +791,7 @@ pub fn usage_summary_query(since_ms: i64, until_ms: i64, step_ms: i64) -> Query 
              GROUP BY \"key_id\", \"model\", \"bucket_ms\" - (\"bucket_ms\" % {step}) \
              ORDER BY 2, 3, 5",
             sums = sums.join(", "),
-            src = planned(since_ms, until_ms),
+            src = planned(since_ms, until_ms, open_end),
         ),
         vec![],
     )
@@ -840,10 +845,13 @@ pub fn usage_totals_query(since_ms: i64, split_ms: i64) -> Query {
             sum("prompt_tokens"),
             sum("completion_tokens"),
             sum("cost_nanos"),
-            planned_ranges(&[
-                (since_ms, split_ms.max(since_ms)),
-                (split_ms.max(since_ms), i64::MAX)
-            ])
+            planned_ranges(
+                &[
+                    (since_ms, split_ms.max(since_ms)),
+                    (split_ms.max(since_ms), i64::MAX)
+                ],
+                false
+            )
         ),
         vec![Value::Int(since_ms), Value::Int(split_ms)],
     )
