@@ -179,8 +179,24 @@ fn report(c: &mut Criterion) {
         check.total.requests,
         t.rem_euclid(DAY) / HOUR
     );
+    let conn = rusqlite::Connection::open(&path).expect("a second connection");
+    let before = summary_before(q.since_ms, q.until_ms, step);
+    let now_sql =
+        maasctl::store::mapping::usage_summary_query(q.since_ms, q.until_ms, step, true).sql;
+    eprintln!(
+        "rows out: {} as before, {} now",
+        fetch_all(&conn, &before),
+        fetch_all(&conn, &now_sql)
+    );
     let mut g = c.benchmark_group("usage");
     g.sample_size(10);
+    g.bench_function(
+        "sql/30 days, as before (exact end, every row grouped)",
+        |b| b.iter(|| black_box(fetch_all(&conn, black_box(&before)))),
+    );
+    g.bench_function("sql/30 days, now (open end, day rows not grouped)", |b| {
+        b.iter(|| black_box(fetch_all(&conn, black_box(&now_sql))))
+    });
     g.bench_function("report/30 days by workspace,model, exact end", |b| {
         b.iter(|| black_box(exact(black_box(&q))))
     });
@@ -193,6 +209,53 @@ fn report(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// The summary query as it was before open ends and ungrouped day rows
+/// (commit aaacdbc): the exact plan's rows, all grouped per (key, model,
+/// step), ordered.
+fn summary_before(since: i64, until: i64, step: i64) -> String {
+    let rows = maasctl::store::mapping::usage_query(since, until).sql;
+    let from = rows.find(" FROM (").expect("a FROM") + " FROM ".len();
+    let to = rows.rfind(" ORDER BY").expect("an ORDER BY");
+    let sums = [
+        "requests",
+        "ok",
+        "throttled",
+        "errors",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_nanos",
+    ]
+    .map(|c| format!("CAST(SUM(\"{c}\") AS BIGINT) AS \"{c}\""))
+    .join(", ");
+    format!(
+        "SELECT MIN(\"span\") AS \"span\", MIN(\"bucket_ms\") AS \"bucket_ms\", \"key_id\", \
+         MIN(\"workspace\") AS \"workspace\", \"model\", {sums} FROM {} \
+         GROUP BY \"key_id\", \"model\", \"bucket_ms\" - (\"bucket_ms\" % {step}) ORDER BY 2, 3, 5",
+        &rows[from..to]
+    )
+}
+
+/// Runs `sql` and reads every column of every row (as the store does);
+/// the number of rows.
+fn fetch_all(conn: &rusqlite::Connection, sql: &str) -> usize {
+    let mut st = conn.prepare_cached(sql).expect("prepare");
+    let mut rows = st.query([]).expect("query");
+    let mut n = 0;
+    while let Some(r) = rows.next().expect("row") {
+        let texts: (String, String, String, String) = (
+            r.get(0).unwrap(),
+            r.get(2).unwrap(),
+            r.get(3).unwrap(),
+            r.get(4).unwrap(),
+        );
+        let ints: i64 =
+            (5..12).map(|i| r.get::<_, i64>(i).unwrap()).sum::<i64>() + r.get::<_, i64>(1).unwrap();
+        black_box((texts, ints));
+        n += 1;
+    }
+    n
 }
 
 criterion_group!(benches, report);
