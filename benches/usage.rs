@@ -14,7 +14,11 @@
 //! makes exactly what `Store::add_usage` would have (a test checks the
 //! backfill against the deltas). Prints its row count and file size.
 //!
-//! MAASCTL_BENCH_USAGE_PAIRS changes the number of pairs (default 1,000).
+//! MAASCTL_BENCH_USAGE_PAIRS changes the number of pairs (default 1,000;
+//! 0 skips the report and its fixture).
+//!
+//! Also the budget tracker's tick (`tracker`, bench/RESULTS.md "Budget
+//! tracker"): one budget, and 0, 10,000 or 100,000 other ledger cells.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -118,6 +122,9 @@ fn fixture(path: &std::path::Path, now: i64) -> usize {
 }
 
 fn report(c: &mut Criterion) {
+    if pairs() == 0 {
+        return;
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("ledger.db");
     let now = maasctl::domain::now_ms();
@@ -169,9 +176,11 @@ fn report(c: &mut Criterion) {
     assert_eq!(check, every, "the summed report is the report of every row");
     assert_eq!(exact(&q), every, "the exact plan's report is the same");
     let calendar = maasctl::ops::usage::report_at(&store, &console, t).expect("report");
+    let calendar_rows = store.usage(console.since_ms, console.until_ms).unwrap();
     assert_eq!(
-        calendar.total, every.total,
-        "all the month is in the console's 30 days"
+        calendar,
+        maasctl::domain::usage::report(&calendar_rows, &console),
+        "the console's 30 days, summed, are the report of every row"
     );
     eprintln!(
         "usage report: {} groups, {} requests in total; reader at {t} (UTC hour {} of its day)",
@@ -258,5 +267,62 @@ fn fetch_all(conn: &rusqlite::Connection, sql: &str) -> usize {
     n
 }
 
-criterion_group!(benches, report);
+/// The budget tracker's tick (`gateway::budget::Tracker::tick`, every
+/// 250 ms while any budget exists) with one budget (a workspace of one
+/// key, one model) and `n` other ledger cells with usage not flushed yet
+/// (keys of other workspaces, 20 models), on an empty SQLite ledger.
+fn tracker(c: &mut Criterion) {
+    use maasctl::domain::budget::{Budget, BudgetPeriod, BudgetSpec, BudgetUnit};
+    use maasctl::domain::entities::RuleTarget;
+    use maasctl::gateway::budget::{Gate, Tracker};
+    use maasctl::gateway::telemetry::counters::RequestOutcome;
+    use maasctl::gateway::telemetry::ledger::LedgerBook;
+    use std::sync::Arc;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("budget.db")).expect("sqlite store"));
+    let budgets: Arc<[Budget]> = Arc::from(vec![Budget {
+        id: "b1".into(),
+        spec: BudgetSpec {
+            target: RuleTarget::Workspace,
+            subject: "budgeted".into(),
+            unit: BudgetUnit::Tokens,
+            amount: 1_000_000,
+            period: BudgetPeriod::Day,
+        },
+    }]);
+    let mut g = c.benchmark_group("budget");
+    g.sample_size(20);
+    for n in [0usize, 10_000, 100_000] {
+        let book = Arc::new(LedgerBook::default());
+        let used = |cells: &[Arc<maasctl::gateway::telemetry::ledger::UsageCell>]| {
+            for cell in cells {
+                cell.outcome(RequestOutcome::Success);
+                cell.tokens(13, 29);
+            }
+        };
+        used(&book.cells("model-00", &[("key_budgeted", "budgeted")]));
+        let keys: Vec<(String, String)> = (0..n / 20)
+            .map(|k| (format!("key_{k:08x}"), format!("ws-{:02}", k % 50)))
+            .collect();
+        let refs: Vec<(&str, &str)> = keys.iter().map(|(k, w)| (k.as_str(), w.as_str())).collect();
+        for m in 0..20 {
+            used(&book.cells(&format!("model-{m:02}"), &refs));
+        }
+        let mut tracker = Tracker::new(store.clone(), book.clone());
+        let gate = Gate::default();
+        rt.block_on(tracker.tick(&budgets, &[], &gate, true));
+        g.bench_function(format!("tick/1 budget, {n} other cells"), |b| {
+            b.iter(|| rt.block_on(tracker.tick(black_box(&budgets), &[], &gate, false)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, report, tracker);
 criterion_main!(benches);
