@@ -212,6 +212,22 @@ fn report(c: &mut Criterion) {
     g.bench_function("report/30 days by workspace,model", |b| {
         b.iter(|| black_box(maasctl::ops::usage::report_at(&store, black_box(&q), t).unwrap()))
     });
+    // The start's worst hour: 23 whole hours of the first day to read (a
+    // rolling 30 days asked just after 00:00 UTC), 29 days and 23 hours.
+    let day0 = t - t.rem_euclid(DAY);
+    let worst = UsageQuery {
+        since_ms: day0 - 29 * DAY + MINUTE,
+        until_ms: t,
+        by: by.clone(),
+    };
+    g.bench_function(
+        "report/from 00:01 UTC 29 days ago (23 hours at the start)",
+        |b| {
+            b.iter(|| {
+                black_box(maasctl::ops::usage::report_at(&store, black_box(&worst), t).unwrap())
+            })
+        },
+    );
     g.bench_function("report/console 30 UTC days by workspace,model", |b| {
         b.iter(|| {
             black_box(maasctl::ops::usage::report_at(&store, black_box(&console), t).unwrap())
