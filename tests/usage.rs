@@ -425,6 +425,111 @@ fn a_report_over_any_range_counts_each_delta_once(b) {
 }
 }
 
+/// The deltas of [`deltas`] and some at the very end: in the minute
+/// `now` is in, the minute before, the first minute of its hour and of its
+/// day (all dated at or before `now`'s minute, as a gateway dates them).
+fn deltas_to_now(now: i64) -> Vec<UsageRow> {
+    let mut rows = deltas(now);
+    let minute = now - now.rem_euclid(MINUTE_MS);
+    for (i, t) in [
+        minute,
+        minute - MINUTE_MS,
+        now - now.rem_euclid(HOUR_MS),
+        now - now.rem_euclid(DAY_MS) + MINUTE_MS,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = row(Span::Minute, t, ["k1", "k3"][i % 2], 100 + i as u64);
+        r.workspace = if r.key_id == "k3" {
+            "beta".into()
+        } else {
+            "acme".into()
+        };
+        rows.push(r);
+    }
+    rows
+}
+
+/// Ranges ending at `now` or later (an open end at `now`), and ranges
+/// ending just before or at the start of `now`'s minute (not open: read
+/// exactly, though rows after their end exist).
+fn ranges_to_now(now: i64) -> Vec<(i64, i64, bool)> {
+    let minute = now - now.rem_euclid(MINUTE_MS);
+    let d0 = now - now.rem_euclid(DAY_MS);
+    vec![
+        (now - 30 * DAY_MS, now, true),
+        (d0 - 29 * DAY_MS, d0 + DAY_MS, true),
+        (now - 7 * DAY_MS - 13 * MINUTE_MS, now + 5 * MINUTE_MS, true),
+        (now - 2 * DAY_MS, now, true),
+        (now - 36 * HOUR_MS + 1, now, true),
+        (now - 50 * MINUTE_MS, now, true),
+        (d0 + 7 * MINUTE_MS, minute + 1, true),
+        (minute, now, true),
+        (now - 30 * DAY_MS, minute, false),
+        (now - 2 * DAY_MS, minute - 1, false),
+        (now - 50 * MINUTE_MS, minute, false),
+        (d0 + 7 * MINUTE_MS, minute - MINUTE_MS, false),
+    ]
+}
+
+/// Reports at `now` of [`ranges_to_now`] are the reports of `expected`.
+fn check_reports_to_now(store: &dyn Store, expected: &[UsageRow], now: i64) {
+    use maasctl::domain::usage::{UsageQuery, open_end, parse_by, report};
+    for (since, until, open) in ranges_to_now(now) {
+        assert_eq!(open_end(until, now), open, "{since}..{until} open at {now}");
+        for dims in ["workspace,model", "key"] {
+            let q = UsageQuery {
+                since_ms: since,
+                until_ms: until,
+                by: parse_by(dims).unwrap(),
+            };
+            let got = maasctl::ops::usage::report_at(store, &q, now).unwrap();
+            assert_eq!(
+                got,
+                report(expected, &q),
+                "{since}..{until} by {dims} at {now}"
+            );
+            assert!(got.total.requests > 0, "{since}..{until} counts something");
+        }
+    }
+}
+
+on_both! {
+/// A range ending now has an open end: its last hour or day is read from
+/// its one row (docs/usage.md), and counts exactly what its minutes would,
+/// with deltas in the last minute, hour and day; a range ending at or
+/// before the current minute's start is read exactly, though later rows
+/// exist. Before and after aging. A delta dated ahead of the reader's
+/// clock (a replica whose clock is ahead) counts once, in the open end of
+/// its hour only.
+fn a_report_ending_now_reads_its_last_hour_or_day_once(b) {
+    use maasctl::domain::usage::{UsageQuery, parse_by, report};
+    let store = b.open();
+    let now = 400 * DAY_MS + 5 * HOUR_MS + 17 * MINUTE_MS + 4321;
+    let raw = deltas_to_now(now);
+    store.add_usage(&raw).unwrap();
+    check_reports_to_now(&*store, &raw, now);
+    let keep = Retention::default();
+    store.compact_usage(now, &keep).unwrap();
+    let (minutes_before, hours_before) = keep.cutoffs(now);
+    check_reports_to_now(&*store, &as_aged(&raw, minutes_before, hours_before), now);
+    // A replica 2 minutes ahead: its delta is in the reader's future.
+    let ahead = row(Span::Minute, now - now.rem_euclid(MINUTE_MS) + 2 * MINUTE_MS, "k1", 1000);
+    store.add_usage(std::slice::from_ref(&ahead)).unwrap();
+    let q = |since: i64, until: i64| UsageQuery { since_ms: since, until_ms: until, by: parse_by("key").unwrap() };
+    let aged = as_aged(&raw, minutes_before, hours_before);
+    for (since, until, open) in ranges_to_now(now) {
+        let got = maasctl::ops::usage::report_at(&*store, &q(since, until), now).unwrap();
+        let exact = report(&aged, &q(since, until)).total.requests;
+        let same_step = maasctl::domain::usage::step_ms(since, until);
+        let counted = open && ahead.bucket_ms - ahead.bucket_ms.rem_euclid(same_step) < until;
+        let extra = if counted { ahead.usage.requests } else { 0 };
+        assert_eq!(got.total.requests, exact + extra, "{since}..{until} with a delta ahead");
+    }
+}
+}
+
 on_both! {
 /// A ledger of schema 10 (minute rows, and hour and day rows only where
 /// the finer ones were aged out) is backfilled by migration 11: the

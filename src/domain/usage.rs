@@ -169,6 +169,21 @@ fn ceil(t: i64, step: i64) -> i64 {
     if f == t { t } else { f.saturating_add(step) }
 }
 
+/// Whether a range ending at `until_ms` has an *open end* at `now_ms`
+/// (the reader's clock): no delta can be dated at or after `until_ms`, so
+/// the hour and day rows that start before it hold nothing later.
+///
+/// A gateway dates a delta by the minute its flush interval began in, on
+/// its own clock, so no minute bucket is later than `floor(now, minute)`:
+/// an `until_ms` past that minute's start is open. A replica whose clock
+/// runs `s` ahead of the reader's may have dated deltas up to `s` past
+/// `until_ms`; a report with an open end counts those (once, in the
+/// coarse row of the hour or day `until_ms` is in) where an exact one
+/// would count them only once its `until` passes them (docs/usage.md).
+pub fn open_end(until_ms: i64, now_ms: i64) -> bool {
+    until_ms > floor(now_ms, MINUTE_MS)
+}
+
 /// How to read `[since_ms, until_ms)` so each delta counts once (every
 /// delta is in a minute, an hour and a day row): day rows for the whole
 /// UTC days inside, hour rows for the whole hours of the rest, minute rows
@@ -176,14 +191,26 @@ fn ceil(t: i64, step: i64) -> i64 {
 /// ([`step_ms`]: hour rows for ranges up to 2 days). Where the finer rows
 /// were aged out, a bucket of the coarser span that starts in a piece is
 /// read instead (so past the minute retention an end is an hour).
-pub fn plan(since_ms: i64, until_ms: i64) -> Vec<Piece> {
+///
+/// A range with an `open` end (the caller knows nothing is dated at or
+/// after `until_ms`: [`open_end`]) is read as if it ended at the next edge
+/// of its series step: the hour or UTC day `until_ms` is in is read from
+/// its one row (which holds every delta written so far) instead of its
+/// minutes and hours. Otherwise (a range ending in the past) the range is
+/// read exactly.
+pub fn plan(since_ms: i64, until_ms: i64, open: bool) -> Vec<Piece> {
     let top = if step_ms(since_ms, until_ms) == HOUR_MS {
         Span::Hour
     } else {
         Span::Day
     };
+    let end = if open {
+        ceil(until_ms, top.ms())
+    } else {
+        until_ms
+    };
     let mut out = Vec::new();
-    cover(since_ms, until_ms, top, &mut out);
+    cover(since_ms, end, top, &mut out);
     if out.is_empty() {
         out.push(Piece {
             span: Span::Minute,
@@ -486,5 +513,55 @@ mod tests {
         assert!(parse_time("7", now).unwrap_err().contains("unit"));
         assert!(parse_by("team").unwrap_err().contains("'team'"));
         assert!(parse_by("key,key").is_err());
+    }
+
+    /// The pieces of a plan as (span, from, until), without the stand-ins
+    /// for aged rows.
+    fn pieces(since: i64, until: i64, open: bool) -> Vec<(Span, i64, i64)> {
+        plan(since, until, open)
+            .into_iter()
+            .filter(|p| p.unless_finer.is_none())
+            .map(|p| (p.span, p.from_ms, p.until_ms))
+            .collect()
+    }
+
+    #[test]
+    fn an_open_end_is_read_from_its_hour_or_day_row() {
+        let now = 400 * DAY_MS + 5 * HOUR_MS + 17 * MINUTE_MS + 4321;
+        let (d0, h0, m0) = (
+            floor(now, DAY_MS),
+            floor(now, HOUR_MS),
+            floor(now, MINUTE_MS),
+        );
+        assert!(open_end(now, now) && open_end(m0 + 1, now));
+        assert!(!open_end(m0, now) && !open_end(now - MINUTE_MS, now));
+        let since = now - 30 * DAY_MS;
+        let exact = pieces(since, now, false);
+        assert_eq!(
+            exact[exact.len() - 2..],
+            [(Span::Hour, d0, h0), (Span::Minute, h0, now)]
+        );
+        let open = pieces(since, now, true);
+        assert_eq!(
+            open.last(),
+            Some(&(Span::Day, d0 - 29 * DAY_MS, d0 + DAY_MS))
+        );
+        assert_eq!(open[..open.len() - 1], exact[..exact.len() - 3]);
+        // An hour series (up to 2 days) ends on the current hour's row.
+        let open = pieces(now - 2 * DAY_MS, now, true);
+        assert_eq!(
+            open.last(),
+            Some(&(Span::Hour, h0 - 47 * HOUR_MS, h0 + HOUR_MS))
+        );
+        // Within one hour, minutes up to its end (none is later than now).
+        assert_eq!(
+            pieces(m0 - 5 * MINUTE_MS, now, true),
+            [(Span::Minute, m0 - 5 * MINUTE_MS, h0 + HOUR_MS)]
+        );
+        // A range ending on a day edge is the same either way.
+        assert_eq!(
+            pieces(d0 - 9 * DAY_MS, d0, true),
+            pieces(d0 - 9 * DAY_MS, d0, false)
+        );
     }
 }

@@ -13,7 +13,7 @@
 //!   usage not flushed yet (the ledger cells, and rows a failed flush
 //!   kept) — and publishes the spent ones to the [`Gate`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,8 +22,9 @@ use arc_swap::ArcSwap;
 use crate::domain::budget::{self, Budget, BudgetStatus};
 use crate::domain::entities::RuleTarget;
 use crate::domain::now_ms;
+use crate::domain::usage::Usage;
 use crate::domain::usage::{Span, UsageRow};
-use crate::gateway::telemetry::ledger::LedgerBook;
+use crate::gateway::telemetry::ledger::{LedgerBook, Pair};
 use crate::store::Store;
 
 /// How often the control thread re-checks the budgets (what this gateway
@@ -131,12 +132,59 @@ impl Gate {
     }
 }
 
+/// The keys and workspaces that have budgets: the only ones whose usage a
+/// tick reads (the ledger cells of the others are not touched, their rows
+/// from the store not kept), so a tick costs what the budgeted subjects
+/// used, however many other keys the gateway serves.
+#[derive(Debug, Default)]
+pub struct Subjects {
+    keys: HashSet<String>,
+    workspaces: HashSet<String>,
+}
+
+impl Subjects {
+    pub fn of(budgets: &[Budget]) -> Self {
+        let mut out = Subjects::default();
+        for b in budgets {
+            match b.spec.target {
+                RuleTarget::ApiKey => out.keys.insert(b.spec.subject.clone()),
+                RuleTarget::Workspace => out.workspaces.insert(b.spec.subject.clone()),
+            };
+        }
+        out
+    }
+
+    /// Whether a budget may count `r` (its key's or its workspace's).
+    fn counts(&self, r: &UsageRow) -> bool {
+        self.keys.contains(&r.key_id) || self.workspaces.contains(&r.workspace)
+    }
+
+    /// The rows a budget may count.
+    fn of_rows(&self, rows: &[UsageRow]) -> Vec<UsageRow> {
+        rows.iter().filter(|r| self.counts(r)).cloned().collect()
+    }
+
+    /// What this gateway counted and has not flushed yet, of these
+    /// subjects only ([`LedgerBook::unflushed_of`]).
+    pub fn unflushed(&self, book: &LedgerBook) -> Vec<(Pair, Usage)> {
+        book.unflushed_of(
+            self.keys.iter().map(String::as_str),
+            self.workspaces.iter().map(String::as_str),
+        )
+    }
+}
+
 /// The control thread's side: the store's ledger as last read, folded to
 /// one row per (key, model) and period part.
 pub struct Tracker {
     store: Arc<dyn Store>,
     book: Arc<LedgerBook>,
-    /// Rows read from the store (folded), and for which budgets and when.
+    /// The budgets' subjects, and for which budgets.
+    subjects: Subjects,
+    subjects_for: Option<Arc<[Budget]>>,
+    /// Rows read from the store (folded), and for which budgets and when;
+    /// `stored` is those of the subjects (what a tick reads).
+    stored_all: Vec<UsageRow>,
     stored: Vec<UsageRow>,
     read_for: Option<Arc<[Budget]>>,
     read_at: Option<Instant>,
@@ -149,6 +197,9 @@ impl Tracker {
         Self {
             store,
             book,
+            subjects: Subjects::default(),
+            subjects_for: None,
+            stored_all: Vec::new(),
             stored: Vec::new(),
             read_for: None,
             read_at: None,
@@ -171,8 +222,19 @@ impl Tracker {
                 self.last_spent.clear();
                 self.read_for = None;
                 self.stored.clear();
+                self.stored_all.clear();
+                self.subjects_for = None;
             }
             return;
+        }
+        if !self
+            .subjects_for
+            .as_ref()
+            .is_some_and(|b| Arc::ptr_eq(b, budgets))
+        {
+            self.subjects = Subjects::of(budgets);
+            self.subjects_for = Some(budgets.clone());
+            self.stored = self.subjects.of_rows(&self.stored_all);
         }
         let changed = !self
             .read_for
@@ -183,10 +245,14 @@ impl Tracker {
             self.read_store(budgets).await;
         }
         let now = now_ms();
-        let mut local = pending.to_vec();
+        let mut local: Vec<UsageRow> = pending
+            .iter()
+            .filter(|r| self.subjects.counts(r))
+            .cloned()
+            .collect();
         local.extend(
-            self.book
-                .unflushed()
+            self.subjects
+                .unflushed(&self.book)
                 .into_iter()
                 .map(|(p, usage)| UsageRow {
                     span: Span::Minute,
@@ -237,7 +303,8 @@ impl Tracker {
             }
             Err(_) => return,
         };
-        self.stored = fold(rows, now);
+        self.stored_all = fold(rows, now);
+        self.stored = self.subjects.of_rows(&self.stored_all);
         self.read_for = Some(budgets.clone());
         self.read_at = Some(Instant::now());
     }

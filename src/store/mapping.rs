@@ -708,61 +708,73 @@ pub fn add_usage(rows: &[usage::UsageRow]) -> Result<Vec<Statement>, StoreError>
         .collect()
 }
 
-/// The ledger rows of `[since_ms, until_ms)` as [`usage::plan`] reads
-/// them (each delta once, at the coarsest span that fits), as a `FROM`
-/// source: `(… UNION ALL …) AS "u"`. Literal integers and span names only.
-fn planned(since_ms: i64, until_ms: i64) -> String {
-    planned_ranges(&[(since_ms, until_ms)])
-}
-
-/// [`planned`] over several adjoining ranges, each planned on its own (so
-/// no row read spans a range's edge).
-fn planned_ranges(ranges: &[(i64, i64)]) -> String {
-    let cols = USAGE
+/// The ledger's columns, quoted and comma-separated.
+fn usage_cols() -> String {
+    USAGE
         .columns
         .iter()
         .map(|c| format!("\"{c}\""))
         .collect::<Vec<_>>()
-        .join(", ");
-    let parts: Vec<String> = ranges
+        .join(", ")
+}
+
+/// The `SELECT` of one piece of a plan: its rows, every column. Literal
+/// integers and span names only.
+fn piece_sql(p: &usage::Piece) -> String {
+    let mut sql = format!(
+        "SELECT {} FROM \"usage_ledger\" WHERE \"span\" = '{}' AND \"bucket_ms\" >= {} AND \"bucket_ms\" < {}",
+        usage_cols(),
+        p.span.as_str(),
+        p.from_ms,
+        p.until_ms
+    );
+    if let Some(f) = p.unless_finer {
+        sql.push_str(&format!(
+            " AND NOT EXISTS (SELECT 1 FROM \"usage_ledger\" \"f\" WHERE \"f\".\"span\" = '{}' AND \"f\".\"bucket_ms\" >= {} AND \"f\".\"bucket_ms\" < {})",
+            f.as_str(),
+            p.from_ms,
+            p.from_ms.saturating_add(p.span.ms())
+        ));
+    }
+    sql
+}
+
+/// The pieces [`usage::plan`] reads `ranges` in: several adjoining ranges,
+/// each planned on its own (so no row read spans a range's edge);
+/// `open_end` applies to the last one.
+fn plan_ranges(ranges: &[(i64, i64)], open_end: bool) -> Vec<usage::Piece> {
+    ranges
         .iter()
-        .flat_map(|(since, until)| usage::plan(*since, *until))
-        .map(|p| {
-            let mut sql = format!(
-                "SELECT {cols} FROM \"usage_ledger\" WHERE \"span\" = '{}' AND \"bucket_ms\" >= {} AND \"bucket_ms\" < {}",
-                p.span.as_str(),
-                p.from_ms,
-                p.until_ms
-            );
-            if let Some(f) = p.unless_finer {
-                sql.push_str(&format!(
-                    " AND NOT EXISTS (SELECT 1 FROM \"usage_ledger\" \"f\" WHERE \"f\".\"span\" = '{}' AND \"f\".\"bucket_ms\" >= {} AND \"f\".\"bucket_ms\" < {})",
-                    f.as_str(),
-                    p.from_ms,
-                    p.from_ms.saturating_add(p.span.ms())
-                ));
-            }
-            sql
+        .enumerate()
+        .flat_map(|(i, (since, until))| {
+            usage::plan(*since, *until, open_end && i + 1 == ranges.len())
         })
-        .collect();
+        .collect()
+}
+
+/// `pieces`' rows as a `FROM` source: `(… UNION ALL …) AS "u"`.
+fn union_of(pieces: &[usage::Piece]) -> String {
+    let parts: Vec<String> = pieces.iter().map(piece_sql).collect();
     format!("({}) AS \"u\"", parts.join(" UNION ALL "))
+}
+
+/// The ledger rows of `[since_ms, until_ms)` as [`usage::plan`] reads
+/// them (each delta once, at the coarsest span that fits), as a `FROM`
+/// source.
+fn planned(since_ms: i64, until_ms: i64, open_end: bool) -> String {
+    union_of(&plan_ranges(&[(since_ms, until_ms)], open_end))
 }
 
 /// The rows whose bucket starts in `[since_ms, until_ms)`, each delta once
 /// ([`usage::plan`]: days, hours at the ends, minutes inside the end hours).
 pub fn usage_query(since_ms: i64, until_ms: i64) -> Query {
-    let cols = USAGE
-        .columns
-        .iter()
-        .map(|c| format!("\"{c}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cols = usage_cols();
     Query::new(
         &USAGE,
         USAGE.columns,
         format!(
             "SELECT {cols} FROM {} ORDER BY \"bucket_ms\", \"key_id\", \"model\", \"span\"",
-            planned(since_ms, until_ms)
+            planned(since_ms, until_ms, false)
         ),
         vec![],
     )
@@ -771,25 +783,36 @@ pub fn usage_query(since_ms: i64, until_ms: i64) -> Query {
 /// The rows of [`usage_query`] summed per (key, model, bucket of
 /// `step_ms`), each dated by its earliest row (so it stays in the range and
 /// in its step): one row per group and step instead of one per minute.
-pub fn usage_summary_query(since_ms: i64, until_ms: i64, step_ms: i64) -> Query {
+/// With `open_end`, the end is read from its hour or day row
+/// ([`usage::plan`]).
+///
+/// Only the pieces finer than the step are summed (`GROUP BY`); rows of
+/// the step's own span (a daily report's day rows) are already one per
+/// (key, model, step) and are handed over as they are: grouping them would
+/// sort them all for nothing (it was most of a 30-day report's time). The
+/// rows come in no particular order; a report adds them up.
+pub fn usage_summary_query(since_ms: i64, until_ms: i64, step_ms: i64, open_end: bool) -> Query {
     let sums: Vec<String> = USAGE_SUMS
         .iter()
         .map(|c| format!("CAST(SUM(\"{c}\") AS BIGINT) AS \"{c}\""))
         .collect();
     let step = step_ms.max(1);
-    Query::new(
-        &USAGE,
-        USAGE.columns,
-        format!(
+    let (whole, finer): (Vec<usage::Piece>, Vec<usage::Piece>) =
+        plan_ranges(&[(since_ms, until_ms)], open_end)
+            .into_iter()
+            .partition(|p| p.span.ms() >= step);
+    let mut parts = Vec::new();
+    if !finer.is_empty() {
+        parts.push(format!(
             "SELECT MIN(\"span\") AS \"span\", MIN(\"bucket_ms\") AS \"bucket_ms\", \"key_id\", \
              MIN(\"workspace\") AS \"workspace\", \"model\", {sums} FROM {src} \
-             GROUP BY \"key_id\", \"model\", \"bucket_ms\" - (\"bucket_ms\" % {step}) \
-             ORDER BY 2, 3, 5",
+             GROUP BY \"key_id\", \"model\", \"bucket_ms\" - (\"bucket_ms\" % {step})",
             sums = sums.join(", "),
-            src = planned(since_ms, until_ms),
-        ),
-        vec![],
-    )
+            src = union_of(&finer),
+        ));
+    }
+    parts.extend(whole.iter().map(piece_sql));
+    Query::new(&USAGE, USAGE.columns, parts.join(" UNION ALL "), vec![])
 }
 
 /// The rows [`usage_query`] read.
@@ -840,10 +863,13 @@ pub fn usage_totals_query(since_ms: i64, split_ms: i64) -> Query {
             sum("prompt_tokens"),
             sum("completion_tokens"),
             sum("cost_nanos"),
-            planned_ranges(&[
-                (since_ms, split_ms.max(since_ms)),
-                (split_ms.max(since_ms), i64::MAX)
-            ])
+            union_of(&plan_ranges(
+                &[
+                    (since_ms, split_ms.max(since_ms)),
+                    (split_ms.max(since_ms), i64::MAX)
+                ],
+                false
+            ))
         ),
         vec![Value::Int(since_ms), Value::Int(split_ms)],
     )

@@ -186,15 +186,19 @@ pub trait Store: Send + Sync {
     /// The rows of [`usage`](Self::usage) summed per (key, model,
     /// `step_ms`-aligned bucket), each dated by its earliest row: all a
     /// report grouped by workspace, key or model with a series of that step
-    /// needs (`ops::usage::report`), in far fewer rows. The default sums
-    /// nothing (the report adds the rows up all the same).
+    /// needs (`ops::usage::report`), in far fewer rows. With `open_end`
+    /// (the caller knows nothing is dated at or after `until_ms`:
+    /// `domain::usage::open_end`) the hour or day `until_ms` is in is read
+    /// from its one row (`domain::usage::plan`). The default sums nothing
+    /// and reads exactly (the report adds the rows up all the same).
     fn usage_summary(
         &self,
         since_ms: i64,
         until_ms: i64,
         step_ms: i64,
+        open_end: bool,
     ) -> Result<Vec<UsageRow>, StoreError> {
-        let _ = step_ms;
+        let _ = (step_ms, open_end);
         self.usage(since_ms, until_ms)
     }
     /// Age the ledger as of `now_ms`: minute rows past `keep` become hour
@@ -280,8 +284,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
         since_ms: i64,
         until_ms: i64,
         step_ms: i64,
+        open_end: bool,
     ) -> Result<Vec<UsageRow>, StoreError> {
-        (**self).usage_summary(since_ms, until_ms, step_ms)
+        (**self).usage_summary(since_ms, until_ms, step_ms, open_end)
     }
     fn compact_usage(&self, now_ms: i64, keep: &Retention) -> Result<(), StoreError> {
         (**self).compact_usage(now_ms, keep)

@@ -342,10 +342,11 @@ impl Store for SqliteStore {
         since_ms: i64,
         until_ms: i64,
         step_ms: i64,
+        open_end: bool,
     ) -> Result<Vec<UsageRow>, StoreError> {
         mapping::usage_rows(&fetch(
             &self.conn.lock(),
-            &mapping::usage_summary_query(since_ms, until_ms, step_ms),
+            &mapping::usage_summary_query(since_ms, until_ms, step_ms, open_end),
         )?)
     }
 

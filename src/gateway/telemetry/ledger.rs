@@ -89,8 +89,39 @@ pub struct Pair {
 /// market prices of the models as of the latest snapshot.
 #[derive(Debug, Default)]
 pub struct LedgerBook {
-    cells: Mutex<HashMap<Pair, Arc<UsageCell>>>,
+    cells: Mutex<Cells>,
     prices: Mutex<HashMap<String, crate::domain::usage::Prices>>,
+}
+
+/// The cells, in the order they were handed out (never removed), indexed
+/// by pair, by key and by workspace (the budget tracker reads only the
+/// cells of the keys and workspaces that have budgets:
+/// [`LedgerBook::unflushed_of`]).
+#[derive(Debug, Default)]
+struct Cells {
+    all: Vec<(Arc<Pair>, Arc<UsageCell>)>,
+    by_pair: HashMap<Arc<Pair>, usize>,
+    by_key: HashMap<String, Vec<usize>>,
+    by_workspace: HashMap<String, Vec<usize>>,
+}
+
+impl Cells {
+    fn get_or_add(&mut self, pair: Pair) -> Arc<UsageCell> {
+        if let Some(&i) = self.by_pair.get(&pair) {
+            return self.all[i].1.clone();
+        }
+        let i = self.all.len();
+        let pair = Arc::new(pair);
+        let cell = Arc::new(UsageCell::default());
+        self.by_key.entry(pair.key_id.clone()).or_default().push(i);
+        self.by_workspace
+            .entry(pair.workspace.clone())
+            .or_default()
+            .push(i);
+        self.by_pair.insert(pair.clone(), i);
+        self.all.push((pair, cell.clone()));
+        cell
+    }
 }
 
 impl LedgerBook {
@@ -99,12 +130,11 @@ impl LedgerBook {
         let mut cells = self.cells.lock();
         keys.iter()
             .map(|(id, ws)| {
-                let pair = Pair {
+                cells.get_or_add(Pair {
                     key_id: (*id).to_string(),
                     workspace: (*ws).to_string(),
                     model: model.to_string(),
-                };
-                cells.entry(pair).or_default().clone()
+                })
             })
             .collect()
     }
@@ -116,20 +146,50 @@ impl LedgerBook {
 
     /// Every non-empty delta since the last drain, costed at the current prices.
     pub fn drain(&self) -> Vec<(Pair, Usage)> {
-        self.collect(UsageCell::take)
+        let cells = self.cells.lock();
+        self.collect(cells.all.iter(), UsageCell::take)
     }
 
     /// What [`drain`](Self::drain) would return, without draining: the
     /// usage not yet flushed (docs/usage.md "Budgets").
     pub fn unflushed(&self) -> Vec<(Pair, Usage)> {
-        self.collect(UsageCell::peek)
+        let cells = self.cells.lock();
+        self.collect(cells.all.iter(), UsageCell::peek)
     }
 
-    fn collect(&self, read: fn(&UsageCell) -> Usage) -> Vec<(Pair, Usage)> {
-        let prices = self.prices.lock().clone();
+    /// What [`unflushed`](Self::unflushed) returns of the keys `keys` and
+    /// of every key of the workspaces `workspaces` only (the subjects of
+    /// the budgets): it reads their cells alone, however many others the
+    /// gateway has (docs/usage.md "Budgets").
+    pub fn unflushed_of<'a>(
+        &self,
+        keys: impl IntoIterator<Item = &'a str>,
+        workspaces: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<(Pair, Usage)> {
         let cells = self.cells.lock();
+        let mut at: Vec<usize> = keys
+            .into_iter()
+            .filter_map(|k| cells.by_key.get(k))
+            .chain(
+                workspaces
+                    .into_iter()
+                    .filter_map(|w| cells.by_workspace.get(w)),
+            )
+            .flatten()
+            .copied()
+            .collect();
+        at.sort_unstable();
+        at.dedup();
+        self.collect(at.iter().map(|&i| &cells.all[i]), UsageCell::peek)
+    }
+
+    fn collect<'a>(
+        &self,
+        cells: impl Iterator<Item = &'a (Arc<Pair>, Arc<UsageCell>)>,
+        read: fn(&UsageCell) -> Usage,
+    ) -> Vec<(Pair, Usage)> {
+        let prices = self.prices.lock();
         let mut out: Vec<(Pair, Usage)> = cells
-            .iter()
             .filter_map(|(pair, cell)| {
                 let mut u = read(cell);
                 if u.is_empty() {
@@ -138,10 +198,67 @@ impl LedgerBook {
                 if let Some(p) = prices.get(&pair.model) {
                     u.cost_nanos = p.cost_nanos(u.prompt_tokens, u.completion_tokens);
                 }
-                Some((pair.clone(), u))
+                Some(((**pair).clone(), u))
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The budget tracker's read is the full read's rows of the subjects:
+    /// the keys named, and every key of the workspaces named (a key of a
+    /// named workspace that is also named counts once), costed the same.
+    #[test]
+    fn unflushed_of_subjects_is_the_full_read_of_their_keys() {
+        let book = LedgerBook::default();
+        book.set_prices(HashMap::from([(
+            "m1".to_string(),
+            crate::domain::usage::Prices {
+                input_micros_per_m: 1_000_000,
+                output_micros_per_m: 2_000_000,
+            },
+        )]));
+        let keys = [
+            ("k1", "acme"),
+            ("k2", "acme"),
+            ("k3", "beta"),
+            ("k4", "gamma"),
+        ];
+        for model in ["m1", "m2"] {
+            for (i, cell) in book.cells(model, &keys).iter().enumerate() {
+                cell.outcome(RequestOutcome::Success);
+                cell.tokens(10 * (i as u64 + 1), 3);
+            }
+        }
+        // Never used: not returned.
+        let _ = book.cells("m3", &keys);
+        let all = book.unflushed();
+        assert_eq!(all.len(), 8);
+        let of = |keys: &[&str], workspaces: &[&str]| {
+            book.unflushed_of(keys.iter().copied(), workspaces.iter().copied())
+        };
+        let want = |f: &dyn Fn(&Pair) -> bool| -> Vec<(Pair, Usage)> {
+            all.iter().filter(|(p, _)| f(p)).cloned().collect()
+        };
+        assert_eq!(
+            of(&["k1", "k3"], &["acme"]),
+            want(&|p| p.workspace == "acme" || p.key_id == "k3")
+        );
+        assert_eq!(of(&["k4"], &[]), want(&|p| p.key_id == "k4"));
+        assert_eq!(
+            of(&[], &["beta", "nobody"]),
+            want(&|p| p.workspace == "beta")
+        );
+        assert!(of(&["k9"], &["nobody"]).is_empty());
+        assert!(all.iter().any(|(p, u)| p.model == "m1" && u.cost_nanos > 0));
+        // Peeking drains nothing.
+        assert_eq!(book.unflushed(), all);
+        assert_eq!(book.drain(), all);
+        assert!(of(&["k1"], &["acme"]).is_empty());
     }
 }

@@ -230,8 +230,9 @@ impl Store for PostgresStore {
         since_ms: i64,
         until_ms: i64,
         step_ms: i64,
+        open_end: bool,
     ) -> Result<Vec<UsageRow>, StoreError> {
-        let q = mapping::usage_summary_query(since_ms, until_ms, step_ms);
+        let q = mapping::usage_summary_query(since_ms, until_ms, step_ms, open_end);
         self.call(|r| Job::LedgerRead(q, mapping::usage_rows, r))
     }
 
