@@ -137,9 +137,11 @@ impl Ring {
     }
 
     /// Take back up to `n` of what was counted at instant `at` (a token
-    /// reservation settled below what it reserved), if `at`'s bucket is
-    /// still counted. Call [`advance`](Self::advance) first. Returns what
-    /// was taken back.
+    /// reservation settled below what it reserved), if the ring still holds
+    /// `at`'s bucket. Needs no [`advance`](Self::advance) first: a bucket
+    /// still held but already out of the window by now is zeroed (and taken
+    /// off `sum`) at the next advance, so what is taken from it changes no
+    /// later count. Returns what was taken back.
     pub fn refund(&mut self, at: u64, n: u64) -> u64 {
         let (bucket, head) = (at / self.width, self.head());
         if bucket > head || head - bucket >= SLOTS {
@@ -324,6 +326,30 @@ impl Window {
 
     pub fn limit(&self) -> u32 {
         self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Start loading the line a check locks and counts in (and, for a
+    /// token reservation, the line holding `unit`), without waiting for it:
+    /// a hint, no effect on what the program computes.
+    #[inline(always)]
+    pub fn prefetch(&self, unit_too: bool) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let at = (self as *const Window).cast::<i8>();
+            // SAFETY: a prefetch only hints the cache; both addresses lie
+            // inside this window (SSE, which every x86_64 has).
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(at);
+                if unit_too {
+                    _mm_prefetch::<_MM_HINT_T0>(
+                        at.wrapping_add(std::mem::offset_of!(Window, unit)),
+                    );
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = unit_too;
     }
 
     pub fn duration_secs(&self) -> u32 {
