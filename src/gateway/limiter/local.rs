@@ -12,31 +12,24 @@ use super::window::{Ring, Window};
 use super::{Decision, Headroom, Rejection};
 use crate::domain::RuleUnit;
 
-/// Token windows a reservation counted in: their index among the matched
-/// windows and their ring's bucket width then, noted under the lock that
-/// counted them (the usual one or two in place).
-pub type Widths = smallvec::SmallVec<[(usize, u64); 2]>;
-
-/// What a request counts in a window of `unit`: 1 in a request rule's
-/// window, its reservation (`Some(tokens)`) in a token rule's. `None` — a
-/// model without token rules, the request path's usual case — is 1
-/// everywhere and never needs the unit. (A check reads the unit from the
-/// ring it holds locked, on the line it counts in.)
-pub fn cost(unit: RuleUnit, tokens: Option<u64>) -> u64 {
+/// What a request counts in `w`: 1 in a request rule's window, its
+/// reservation (`Some(tokens)`) in a token rule's. `None` — a model without
+/// token rules, the request path's usual case — is 1 everywhere and never
+/// reads the window's unit (off the cache line a check touches).
+pub fn cost(w: &Window, tokens: Option<u64>) -> u64 {
     match tokens {
         None => 1,
-        Some(t) => match unit {
+        Some(t) => match w.unit {
             RuleUnit::Requests => 1,
             RuleUnit::Tokens => t,
         },
     }
 }
 
-/// Whether the headroom of a window of `unit` goes into the `x-ratelimit-*`
-/// headers (they speak of request rules; token rules have their own
-/// `x-ratelimit-*-tokens`).
-pub fn in_headers(unit: RuleUnit, tokens: Option<u64>) -> bool {
-    tokens.is_none() || unit == RuleUnit::Requests
+/// Whether `w`'s headroom goes into the `x-ratelimit-*` headers (they speak
+/// of request rules; token rules have their own `x-ratelimit-*-tokens`).
+pub fn in_headers(w: &Window, tokens: Option<u64>) -> bool {
+    tokens.is_none() || w.unit == RuleUnit::Requests
 }
 
 /// Milliseconds until `ring` (advanced to `now`) has room for `cost` more
@@ -87,13 +80,11 @@ pub fn with_locked<W: AsRef<Window>, R>(
 /// The second value is the headroom of the tightest token rule (fewest
 /// tokens left) after an admission, for the `x-ratelimit-*-tokens` headers;
 /// always `None` for a model without token rules (`tokens` = `None`).
-/// After an admission `held` (if given) gets the token windows counted in.
 pub fn check<W: AsRef<Window>>(
     windows: &[W],
     now: u64,
     divisor: u32,
     tokens: Option<u64>,
-    held: Option<&mut Widths>,
 ) -> (Decision, Option<Headroom>) {
     if windows.is_empty() {
         return (Decision::Admit(None), None);
@@ -105,7 +96,7 @@ pub fn check<W: AsRef<Window>>(
             ring.advance(now);
             let w = windows[i].as_ref();
             let limit = effective_limit(w.limit(), divisor);
-            let cost = cost(ring.unit(), tokens);
+            let cost = cost(w, tokens);
             if ring.used() + cost > limit {
                 let wait = wait_for(ring, limit, cost, now);
                 if blocking.is_none_or(|(_, _, w)| wait > w) {
@@ -116,7 +107,7 @@ pub fn check<W: AsRef<Window>>(
         if let Some((i, limit, wait)) = blocking {
             let w = windows[i].as_ref();
             rings[i].throttled += 1;
-            let requested = cost(rings[i].unit(), tokens);
+            let requested = cost(w, tokens);
             let left = limit.saturating_sub(rings[i].used());
             let reset = rings[i].reset_in(now);
             let mut r = rejection(w, limit, requested, wait, reset);
@@ -126,36 +117,19 @@ pub fn check<W: AsRef<Window>>(
         let (mut tightest, mut of_tokens): (Option<Headroom>, Option<Headroom>) = (None, None);
         for (i, ring) in rings.iter_mut().enumerate() {
             let w = windows[i].as_ref();
-            let n = cost(ring.unit(), tokens);
-            ring.add(n);
+            ring.add(cost(w, tokens));
             ring.admitted += 1;
             let limit = effective_limit(w.limit(), divisor);
             let remaining = limit.saturating_sub(ring.used());
-            let slot = if in_headers(ring.unit(), tokens) {
+            let slot = if in_headers(w, tokens) {
                 &mut tightest
             } else {
                 &mut of_tokens
             };
             keep_tightest(slot, w.rule_id, limit, remaining, ring.reset_in(now));
         }
-        if let Some(held) = held {
-            note_tokens(rings, tokens, held);
-        }
         (Decision::Admit(tightest), of_tokens)
     })
-}
-
-/// Note in `held` the token windows among `rings` (all counted in), for a
-/// request that reserved (`tokens` = `Some`).
-fn note_tokens(rings: &[MutexGuard<'_, Ring>], tokens: Option<u64>, held: &mut Widths) {
-    if tokens.is_none() {
-        return;
-    }
-    for (i, ring) in rings.iter().enumerate() {
-        if ring.unit() == RuleUnit::Tokens {
-            held.push((i, ring.width()));
-        }
-    }
 }
 
 /// Keep in `slot` whichever has fewer left: what it holds, or rule
@@ -241,25 +215,16 @@ pub fn peek<W: AsRef<Window>>(windows: &[W], now: u64, divisor: u32) -> Vec<Peek
 
 /// Count an admission decided elsewhere (by Redis) in the local windows too,
 /// so that a fall-back to local limits starts from this replica's history,
-/// and in the rules' admitted totals; `held` as in [`check`].
-pub fn record<W: AsRef<Window>>(
-    windows: &[W],
-    now: u64,
-    tokens: Option<u64>,
-    held: Option<&mut Widths>,
-) {
+/// and in the rules' admitted totals.
+pub fn record<W: AsRef<Window>>(windows: &[W], now: u64, tokens: Option<u64>) {
     if windows.is_empty() {
         return;
     }
     with_locked(windows, |rings| {
-        for ring in rings.iter_mut() {
+        for (ring, w) in rings.iter_mut().zip(windows) {
             ring.advance(now);
-            let n = cost(ring.unit(), tokens);
-            ring.add(n);
+            ring.add(cost(w.as_ref(), tokens));
             ring.admitted += 1;
-        }
-        if let Some(held) = held {
-            note_tokens(rings, tokens, held);
         }
     });
 }

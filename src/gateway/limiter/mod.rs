@@ -324,7 +324,7 @@ impl Limiter {
     /// models with token rules go through [`reserve`](Self::reserve).
     pub async fn check(&self, limits: &ModelLimits, key_id: &str, workspace: &str) -> Decision {
         let windows = limits.matching(key_id, workspace);
-        self.admit(&windows, None, None).await.decision
+        self.admit(&windows, None).await.decision
     }
 
     /// [`check`](Self::check) for a model with token rules: its token rules
@@ -340,15 +340,12 @@ impl Limiter {
         estimate: Estimate,
     ) -> (Decision, Option<Reservation>) {
         let windows = limits.matching(key_id, workspace);
-        let mut widths = local::Widths::new();
         let Admission {
             decision,
             tokens,
             at,
             redis_at,
-        } = self
-            .admit(&windows, Some(estimate.total()), Some(&mut widths))
-            .await;
+        } = self.admit(&windows, Some(estimate.total())).await;
         if !matches!(decision, Decision::Admit(_)) {
             return (decision, None);
         }
@@ -361,7 +358,7 @@ impl Limiter {
             }
             _ => None,
         };
-        let held = reserve::Held::new(tables, &windows, &widths);
+        let held = reserve::Held::new(tables, &windows);
         if held.is_empty() {
             return (decision, None);
         }
@@ -379,13 +376,8 @@ impl Limiter {
 
     /// The decision over `windows` for a request costing `tokens` in token
     /// rules (`None`: 1 everywhere, see `local::cost`), with the instants it
-    /// was counted at; `held` gets the token windows counted in.
-    async fn admit(
-        &self,
-        windows: &[Arc<Window>],
-        tokens: Option<u64>,
-        held: Option<&mut local::Widths>,
-    ) -> Admission {
+    /// was counted at.
+    async fn admit(&self, windows: &[Arc<Window>], tokens: Option<u64>) -> Admission {
         let done = |(decision, tokens), at, redis_at| Admission {
             decision,
             tokens,
@@ -398,21 +390,21 @@ impl Limiter {
         // Start loading every window's lines now: they arrive while the
         // clock is read, together rather than one lock after the other.
         for w in windows {
-            w.prefetch();
+            w.prefetch(tokens.is_some());
         }
         let Some(shared) = &self.shared else {
             let now = self.clock.now_ms();
-            return done(local::check(windows, now, 1, tokens, held), now, None);
+            return done(local::check(windows, now, 1, tokens), now, None);
         };
         match shared.run(windows, true, tokens).await {
             Some(answer) => {
                 let now = self.clock.now_ms();
-                let decision = self.apply(windows, &answer, tokens, now, held);
+                let decision = self.apply(windows, &answer, tokens, now);
                 done(decision, now, Some(answer.now))
             }
             None => {
                 let now = self.clock.now_ms();
-                let d = local::check(windows, now, shared.replicas(), tokens, held);
+                let d = local::check(windows, now, shared.replicas(), tokens);
                 done(d, now, None)
             }
         }
@@ -426,7 +418,6 @@ impl Limiter {
         answer: &Answer,
         tokens: Option<u64>,
         now: u64,
-        held: Option<&mut local::Widths>,
     ) -> (Decision, Option<Headroom>) {
         for (w, &(used, room, reset)) in windows.iter().zip(&answer.windows) {
             w.observed.record(used, room, reset, now);
@@ -435,16 +426,16 @@ impl Limiter {
             let w = &windows[i];
             w.ring.lock().throttled += 1;
             let (used, room, reset) = answer.windows[i];
-            let (limit, cost) = (u64::from(w.limit()), local::cost(w.unit, tokens));
+            let (limit, cost) = (u64::from(w.limit()), local::cost(w, tokens));
             let mut r = local::rejection(w, limit, cost, room, reset);
             r.remaining = local::clamp_u32(limit.saturating_sub(used));
             return (Decision::Reject(r), None);
         }
-        local::record(windows, now, tokens, held);
+        local::record(windows, now, tokens);
         let (mut tightest, mut of_tokens): (Option<Headroom>, Option<Headroom>) = (None, None);
         for (w, &(used, _, reset)) in windows.iter().zip(&answer.windows) {
             let limit = u64::from(w.limit());
-            let slot = if local::in_headers(w.unit, tokens) {
+            let slot = if local::in_headers(w, tokens) {
                 &mut tightest
             } else {
                 &mut of_tokens

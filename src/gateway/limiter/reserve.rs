@@ -21,6 +21,7 @@ use super::estimate::Estimate;
 use super::local;
 use super::window::Window;
 use super::{Compiled, Headroom, Limiter};
+use crate::domain::RuleUnit;
 
 /// What keeps a reservation's windows alive (held, never read).
 #[allow(dead_code)]
@@ -49,29 +50,34 @@ unsafe impl Send for Held {}
 unsafe impl Sync for Held {}
 
 impl Held {
-    /// The token windows `widths` names among `windows`, kept alive by
-    /// `tables` (the tables `windows` was borrowed from, compiled by the
-    /// reserving limiter) or, without, one by one.
-    pub(super) fn new(
-        tables: Option<&Arc<Compiled>>,
-        windows: &[Arc<Window>],
-        widths: &local::Widths,
-    ) -> Self {
+    /// The token windows of `windows`, kept alive by `tables` (the tables
+    /// `windows` was borrowed from, compiled by the reserving limiter) or,
+    /// without, one by one.
+    pub(super) fn new(tables: Option<&Arc<Compiled>>, windows: &[Arc<Window>]) -> Self {
+        let tokens = windows
+            .iter()
+            .filter(|w| w.unit == RuleUnit::Tokens)
+            // The ring's bucket width, from the duration: no second lock.
+            .map(|w| {
+                (
+                    NonNull::from(&**w),
+                    super::bucket_width_ms(w.duration_secs()),
+                )
+            })
+            .collect();
         let owner = match tables {
             Some(t) => Owner::Tables(Arc::clone(t)),
             None => Owner::Own(
-                widths
+                windows
                     .iter()
-                    .map(|&(i, _)| Arc::clone(&windows[i]))
+                    .filter(|w| w.unit == RuleUnit::Tokens)
+                    .cloned()
                     .collect(),
             ),
         };
         Held {
             _owner: owner,
-            windows: widths
-                .iter()
-                .map(|&(i, width)| (NonNull::from(&*windows[i]), width))
-                .collect(),
+            windows: tokens,
         }
     }
 

@@ -219,7 +219,7 @@ impl RedisLimiter {
                 .key(&w.redis_key)
                 .arg(w.limit())
                 .arg(u64::from(w.duration_secs()) * 1000)
-                .arg(super::local::cost(w.unit, tokens));
+                .arg(super::local::cost(w, tokens));
         }
         let mut conn = link.conn.clone();
         let reply = tokio::time::timeout(

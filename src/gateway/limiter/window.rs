@@ -41,12 +41,8 @@ pub struct Ring {
     /// Requests admitted since the rule was loaded (counted under the lock
     /// the check holds anyway: no atomic operation of its own).
     pub admitted: u64,
-    /// The rule's duration (s) when the ring was cut: the bucket width is
-    /// [`bucket_width_ms`] of it, exactly, for any `u32`.
-    secs: u32,
-    /// What the rule counts: a token reservation reads it with the lock it
-    /// holds anyway, on this line (the window's `unit` is lines away).
-    unit: RuleUnit,
+    /// Bucket width, ms.
+    width: u64,
     /// Where the newest bucket ends (ms, exclusive): before it, a check
     /// needs no division to know the window has not moved. The newest
     /// bucket's index is `head_end / width - 1`.
@@ -66,8 +62,7 @@ impl Ring {
         let width = bucket_width_ms(duration_secs);
         Self {
             admitted: 0,
-            secs: duration_secs,
-            unit: RuleUnit::Requests,
+            width,
             head_end: (now / width + 1) * width,
             head_count: 0,
             sum: 0,
@@ -82,7 +77,7 @@ impl Ring {
 
     /// Index of the newest bucket.
     fn head(&self) -> u64 {
-        self.head_end / self.width() - 1
+        self.head_end / self.width - 1
     }
 
     /// Count of `bucket` (one of the last `SLOTS`).
@@ -99,7 +94,7 @@ impl Ring {
         if now < self.head_end {
             return;
         }
-        let (head, cur) = (self.head(), now / self.width());
+        let (head, cur) = (self.head(), now / self.width);
         let older = self.sum - self.head_count;
         if cur - head >= SLOTS {
             if older > 0 {
@@ -122,7 +117,7 @@ impl Ring {
             }
         }
         self.head_count = 0;
-        self.head_end = (cur + 1) * self.width();
+        self.head_end = (cur + 1) * self.width;
     }
 
     /// Requests counted now (call [`advance`](Self::advance) first).
@@ -137,21 +132,8 @@ impl Ring {
     }
 
     /// Bucket width, ms.
-    #[inline]
     pub fn width(&self) -> u64 {
-        bucket_width_ms(self.secs)
-    }
-
-    /// What the ring counts (requests unless [`counting`](Self::counting) said otherwise).
-    #[inline]
-    pub fn unit(&self) -> RuleUnit {
-        self.unit
-    }
-
-    /// The ring of a rule counting `unit`.
-    pub fn counting(mut self, unit: RuleUnit) -> Self {
-        self.unit = unit;
-        self
+        self.width
     }
 
     /// Take back up to `n` of what was counted at instant `at` (a token
@@ -161,7 +143,7 @@ impl Ring {
     /// off `sum`) at the next advance, so what is taken from it changes no
     /// later count. Returns what was taken back.
     pub fn refund(&mut self, at: u64, n: u64) -> u64 {
-        let (bucket, head) = (at / self.width(), self.head());
+        let (bucket, head) = (at / self.width, self.head());
         if bucket > head || head - bucket >= SLOTS {
             return 0;
         }
@@ -178,7 +160,7 @@ impl Ring {
 
     /// When `bucket` stops being counted (ms).
     fn expiry(&self, bucket: u64) -> u64 {
-        (bucket + SLOTS) * self.width()
+        (bucket + SLOTS) * self.width
     }
 
     /// The non-empty buckets still counted, oldest first, with the instant
@@ -205,7 +187,7 @@ impl Ring {
             }
         }
         // Unreachable with limit ≥ 1 (left reaches 0); the full window length is the safe answer.
-        self.width() * SLOTS
+        self.width * SLOTS
     }
 
     /// Milliseconds until every counted request has left the window (0 if
@@ -216,7 +198,7 @@ impl Ring {
             return 0;
         }
         if self.head_count > 0 {
-            return (self.head_end + BUCKETS * self.width()).saturating_sub(now);
+            return (self.head_end + BUCKETS * self.width).saturating_sub(now);
         }
         let head = self.head();
         (1..SLOTS)
@@ -229,9 +211,8 @@ impl Ring {
     /// bucket's count moves to the new bucket holding that bucket's last
     /// instant (never earlier, so the new window stays conservative).
     pub fn resize(&mut self, duration_secs: u32, now: u64) {
-        let mut next = Ring::new(duration_secs, now.max(self.head_end - self.width()));
+        let mut next = Ring::new(duration_secs, now.max(self.head_end - self.width));
         next.admitted = self.admitted;
-        next.unit = self.unit;
         next.throttled = self.throttled;
         let (head, next_head) = (self.head(), next.head());
         for age in 0..SLOTS {
@@ -242,8 +223,8 @@ impl Ring {
             if count == 0 {
                 continue;
             }
-            let last_ms = (bucket + 1) * self.width() - 1;
-            let target = (last_ms / next.width()).min(next_head);
+            let last_ms = (bucket + 1) * self.width - 1;
+            let target = (last_ms / next.width).min(next_head);
             if target == next_head {
                 next.head_count += count;
             } else if target + BUCKETS >= next_head {
@@ -328,7 +309,7 @@ impl Window {
             redis_key: format!("{redis_prefix}:{}:{}:{subject}", rule.id, rule.spec.target),
             limit: AtomicU32::new(rule.spec.limit),
             duration_secs: AtomicU32::new(rule.spec.duration_secs),
-            ring: Mutex::new(Ring::new(rule.spec.duration_secs, now).counting(rule.spec.unit)),
+            ring: Mutex::new(Ring::new(rule.spec.duration_secs, now)),
             observed: Observed::default(),
         }
     }
@@ -347,17 +328,28 @@ impl Window {
         self.limit.load(Ordering::Relaxed)
     }
 
-    /// Start loading the line a check locks and counts in, without waiting
-    /// for it: a hint, no effect on what the program computes.
+    /// Start loading the line a check locks and counts in (and, for a
+    /// token reservation, the line holding `unit`), without waiting for it:
+    /// a hint, no effect on what the program computes.
     #[inline(always)]
-    pub fn prefetch(&self) {
+    pub fn prefetch(&self, unit_too: bool) {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch only hints the cache, and the address is this
-        // window's (SSE, which every x86_64 has).
-        unsafe {
+        {
             use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            _mm_prefetch::<_MM_HINT_T0>((self as *const Window).cast::<i8>());
+            let at = (self as *const Window).cast::<i8>();
+            // SAFETY: a prefetch only hints the cache; both addresses lie
+            // inside this window (SSE, which every x86_64 has).
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(at);
+                if unit_too {
+                    _mm_prefetch::<_MM_HINT_T0>(
+                        at.wrapping_add(std::mem::offset_of!(Window, unit)),
+                    );
+                }
+            }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = unit_too;
     }
 
     pub fn duration_secs(&self) -> u32 {
