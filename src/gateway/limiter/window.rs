@@ -419,6 +419,33 @@ mod tests {
         assert_eq!(later.used(), 3);
     }
 
+    /// A settlement gives back without reading the clock (no advance):
+    /// from a bucket still in the window, or from one the ring still holds
+    /// though it has left the window, which changes no later count.
+    #[test]
+    fn a_refund_without_advancing_keeps_every_later_count_exact() {
+        let mut r = ring(0);
+        r.add(5); // bucket 0: counted until 2020
+        r.advance(500);
+        r.add(2); // bucket 25: counted until 2520
+        assert_eq!(r.refund(0, 3), 3, "bucket 0 is still held");
+        assert_eq!(r.used(), 4);
+        r.advance(2_019);
+        assert_eq!(r.used(), 4);
+        r.advance(2_020);
+        assert_eq!(r.used(), 2);
+        // Bucket 25 left the window at 2520, but the ring (not advanced
+        // since 2020) still holds it: taking from it changes nothing later.
+        assert_eq!(r.refund(500, 1), 1);
+        r.advance(2_520);
+        assert_eq!(r.used(), 0);
+        r.add(1);
+        assert_eq!(r.used(), 1);
+        // A bucket the ring no longer holds gives nothing back.
+        assert_eq!(r.refund(0, 1), 0);
+        assert_eq!(r.used(), 1);
+    }
+
     #[test]
     fn a_long_idle_gap_clears_everything() {
         let mut r = ring(0);
