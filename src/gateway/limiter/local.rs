@@ -229,19 +229,24 @@ pub fn record<W: AsRef<Window>>(windows: &[W], now: u64, tokens: Option<u64>) {
     });
 }
 
-/// Settle a reservation of `reserved` tokens made at `at` in token window
-/// `w` (whose buckets were `width` ms wide then) to `used`: give back what
-/// was not used from the bucket it was counted in (if that bucket is still
-/// counted and the window was not re-cut since), or count what was used
-/// beyond it now.
-pub fn settle(w: &Window, at: u64, width: u64, reserved: u64, used: u64, now: u64) {
+/// Give back `n` tokens of a reservation counted at `at` in token window
+/// `w` (whose buckets were `width` ms wide then), from the bucket it was
+/// counted in, if the ring still holds that bucket and was not re-cut
+/// since. No clock read: a bucket the ring still holds but that has left
+/// the window by now is dropped at the next advance whatever it holds, so
+/// taking from it changes nothing a check will see.
+pub fn give_back(w: &Window, at: u64, width: u64, n: u64) {
+    let mut ring = w.ring.lock();
+    if ring.width() == width {
+        ring.refund(at, n);
+    }
+}
+
+/// Count `n` tokens used beyond a reservation in token window `w` at `now`.
+pub fn count_excess(w: &Window, n: u64, now: u64) {
     let mut ring = w.ring.lock();
     ring.advance(now);
-    if used > reserved {
-        ring.add(used - reserved);
-    } else if ring.width() == width {
-        ring.refund(at, reserved - used);
-    }
+    ring.add(n);
 }
 
 pub fn clamp_u32(v: u64) -> u32 {

@@ -40,8 +40,8 @@ mod window;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
@@ -109,40 +109,61 @@ struct KeyRules {
 }
 
 /// A model's rules, compiled for the request path: by key id (the key's own
-/// rules merged with its workspace's) and by workspace.
+/// rules merged with its workspace's) and by workspace. Cheap to clone (one
+/// `Arc`); a token reservation holds that `Arc` to keep the windows it
+/// counted in alive (one reference count for the whole reservation, on a
+/// line every request of the model keeps cached, instead of one per window).
 #[derive(Debug, Clone, Default)]
-pub struct ModelLimits {
+pub struct ModelLimits(Arc<Compiled>);
+
+#[derive(Default)]
+struct Compiled {
     model: Arc<str>,
     by_key: FastMap<Name, KeyRules>,
     by_workspace: FastMap<Name, WindowList>,
     /// Some rule counts tokens: requests need an estimate and a reservation.
     tokens: bool,
+    /// The limiter that compiled these windows, to tell it apart (never
+    /// upgraded: the tables do not keep the limiter alive).
+    limiter: Weak<Limiter>,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelLimits")
+            .field("model", &self.model)
+            .field("keys", &self.by_key.len())
+            .field("workspaces", &self.by_workspace.len())
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ModelLimits {
     pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty() && self.by_workspace.is_empty()
+        self.0.by_key.is_empty() && self.0.by_workspace.is_empty()
     }
 
     /// Whether some rule of the model counts tokens (then the gateway
     /// estimates each request and calls [`Limiter::reserve`]).
     pub fn counts_tokens(&self) -> bool {
-        self.tokens
+        self.0.tokens
     }
 
     pub fn model(&self) -> &str {
-        &self.model
+        &self.0.model
     }
 
     /// The windows a request of `key_id` in `workspace` is counted against,
     /// in rule-id order (the lock order).
     fn matching(&self, key_id: &str, workspace: &str) -> Cow<'_, [Arc<Window>]> {
         let of_workspace = || {
-            self.by_workspace
+            self.0
+                .by_workspace
                 .get(workspace)
                 .map_or(&[][..], WindowList::as_slice)
         };
-        match self.by_key.get(key_id) {
+        match self.0.by_key.get(key_id) {
             None => Cow::Borrowed(of_workspace()),
             Some(k) if k.workspace.as_str() == workspace => Cow::Borrowed(k.windows.as_slice()),
             // The rule's workspace is not the caller's (the registry forbids
@@ -185,6 +206,8 @@ pub struct Limiter {
     windows: Mutex<HashMap<u64, Arc<Window>>>,
     key_prefix: String,
     shared: Option<RedisLimiter>,
+    /// This limiter, for the tables it compiles (see [`ModelLimits`]).
+    me: Weak<Limiter>,
 }
 
 impl Limiter {
@@ -195,11 +218,12 @@ impl Limiter {
 
     /// In-process windows on `clock` (tests drive a [`ManualClock`]).
     pub fn with_clock(clock: Arc<dyn Clock>) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
             clock,
             windows: Mutex::new(HashMap::new()),
             key_prefix: DEFAULT_PREFIX.to_owned(),
             shared: None,
+            me: me.clone(),
         })
     }
 
@@ -214,11 +238,12 @@ impl Limiter {
             .clone()
             .unwrap_or_else(|| Arc::new(MonotonicClock::new()));
         let shared = RedisLimiter::start(redis_url, config).await?;
-        Ok(Arc::new(Self {
+        Ok(Arc::new_cyclic(|me| Self {
             clock,
             windows: Mutex::new(HashMap::new()),
             key_prefix,
             shared: Some(shared),
+            me: me.clone(),
         }))
     }
 
@@ -278,12 +303,13 @@ impl Limiter {
                 (Name::from(&*ws), windows.into())
             })
             .collect();
-        ModelLimits {
+        ModelLimits(Arc::new(Compiled {
             model: name.into(),
             by_key,
             by_workspace,
             tokens: model.rules.iter().any(|r| r.spec.unit == RuleUnit::Tokens),
-        }
+            limiter: self.me.clone(),
+        }))
     }
 
     /// Drop the windows of rules not in `live` (deleted rules): their
@@ -323,18 +349,22 @@ impl Limiter {
         if !matches!(decision, Decision::Admit(_)) {
             return (decision, None);
         }
-        let held: reserve::Held = windows
-            .iter()
-            .filter(|w| w.unit == RuleUnit::Tokens)
-            // The ring's bucket width, from the duration: no second lock.
-            .map(|w| (Arc::clone(w), window::bucket_width_ms(w.duration_secs())))
-            .collect();
+        // The windows stay alive through the compiled tables that list them
+        // (one reference count); a list built for this request (see
+        // `matching`) or tables of another limiter are held window by window.
+        let tables = match &windows {
+            Cow::Borrowed(_) if std::ptr::eq(limits.0.limiter.as_ptr(), Arc::as_ptr(self)) => {
+                Some(&limits.0)
+            }
+            _ => None,
+        };
+        let held = reserve::Held::new(tables, &windows);
         if held.is_empty() {
             return (decision, None);
         }
         let reservation = Reservation {
             limiter: Arc::clone(self),
-            windows: held,
+            held,
             estimate,
             headroom: tokens,
             at,
@@ -356,6 +386,11 @@ impl Limiter {
         };
         if windows.is_empty() {
             return done((Decision::Admit(None), None), 0, None);
+        }
+        // Start loading every window's lines now: they arrive while the
+        // clock is read, together rather than one lock after the other.
+        for w in windows {
+            w.prefetch(tokens.is_some());
         }
         let Some(shared) = &self.shared else {
             let now = self.clock.now_ms();

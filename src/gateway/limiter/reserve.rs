@@ -14,21 +14,90 @@
 //! never waits for Redis; the replica's local mirror windows are settled at
 //! once.
 
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::estimate::Estimate;
 use super::local;
 use super::window::Window;
-use super::{Headroom, Limiter};
+use super::{Compiled, Headroom, Limiter};
+use crate::domain::RuleUnit;
 
-/// Token windows a reservation counted in, with their bucket width then:
-/// the usual one or two in place (no allocation per request).
-pub(super) type Held = smallvec::SmallVec<[(Arc<Window>, u64); 2]>;
+/// What keeps a reservation's windows alive (held, never read).
+#[allow(dead_code)]
+enum Owner {
+    /// The compiled tables listing the windows: one reference count for the
+    /// whole reservation.
+    Tables(Arc<Compiled>),
+    /// Windows listed for this request only (see `ModelLimits::matching`),
+    /// or tables compiled by another limiter: each window held itself.
+    Own(Vec<Arc<Window>>),
+}
+
+/// Token windows a reservation counted in, with their bucket width then
+/// (the usual one or two in place: no allocation per request), and what
+/// keeps them alive.
+pub(super) struct Held {
+    /// Held for what it keeps alive, never read.
+    _owner: Owner,
+    windows: smallvec::SmallVec<[(NonNull<Window>, u64); 2]>,
+}
+
+// SAFETY: `windows` point at windows `_owner` keeps alive (`Window` is
+// `Sync`: its state is behind a mutex and atomics), so the pointers are
+// shared and sent as `&Window`s would be.
+unsafe impl Send for Held {}
+unsafe impl Sync for Held {}
+
+impl Held {
+    /// The token windows of `windows`, kept alive by `tables` (the tables
+    /// `windows` was borrowed from, compiled by the reserving limiter) or,
+    /// without, one by one.
+    pub(super) fn new(tables: Option<&Arc<Compiled>>, windows: &[Arc<Window>]) -> Self {
+        let tokens = windows
+            .iter()
+            .filter(|w| w.unit == RuleUnit::Tokens)
+            // The ring's bucket width, from the duration: no second lock.
+            .map(|w| {
+                (
+                    NonNull::from(&**w),
+                    super::bucket_width_ms(w.duration_secs()),
+                )
+            })
+            .collect();
+        let owner = match tables {
+            Some(t) => Owner::Tables(Arc::clone(t)),
+            None => Owner::Own(
+                windows
+                    .iter()
+                    .filter(|w| w.unit == RuleUnit::Tokens)
+                    .cloned()
+                    .collect(),
+            ),
+        };
+        Held {
+            _owner: owner,
+            windows: tokens,
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+
+    /// Each window with its bucket width at admission.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&Window, u64)> {
+        // SAFETY: `_owner` keeps every window alive as long as `self`.
+        self.windows
+            .iter()
+            .map(|(w, width)| (unsafe { w.as_ref() }, *width))
+    }
+}
 
 /// Tokens held in a request's token rules until its answer is settled.
 pub struct Reservation {
     pub(super) limiter: Arc<Limiter>,
-    pub(super) windows: Held,
+    pub(super) held: Held,
     pub(super) estimate: Estimate,
     /// The tightest token rule right after the reservation was counted.
     pub(super) headroom: Option<Headroom>,
@@ -43,7 +112,7 @@ impl std::fmt::Debug for Reservation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reservation")
             .field("estimate", &self.estimate)
-            .field("rules", &self.windows.len())
+            .field("rules", &self.held.windows.len())
             .field("redis_at", &self.redis_at)
             .finish_non_exhaustive()
     }
@@ -73,14 +142,22 @@ impl Reservation {
         }
         self.settled = true;
         let reserved = self.estimate.total();
-        if used == reserved || self.windows.is_empty() {
+        if used == reserved || self.held.is_empty() {
             return;
         }
-        let now = self.limiter.clock.now_ms();
-        for (w, width) in &self.windows {
-            local::settle(w, self.at, *width, reserved, used, now);
+        let limiter = &self.limiter;
+        if used < reserved {
+            // No clock read: the give-back goes to the admission's bucket.
+            for (w, width) in self.held.iter() {
+                local::give_back(w, self.at, width, reserved - used);
+            }
+        } else {
+            let now = limiter.clock.now_ms();
+            for (w, _) in self.held.iter() {
+                local::count_excess(w, used - reserved, now);
+            }
         }
-        let (Some(redis_at), Some(_)) = (self.redis_at, &self.limiter.shared) else {
+        let (Some(redis_at), Some(_)) = (self.redis_at, &limiter.shared) else {
             return;
         };
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
@@ -89,10 +166,17 @@ impl Reservation {
             );
             return;
         };
-        let limiter = Arc::clone(&self.limiter);
-        let windows = std::mem::take(&mut self.windows);
+        let limiter = Arc::clone(limiter);
+        let held = std::mem::replace(
+            &mut self.held,
+            Held {
+                _owner: Owner::Own(Vec::new()),
+                windows: Default::default(),
+            },
+        );
         rt.spawn(async move {
             if let Some(shared) = &limiter.shared {
+                let windows: smallvec::SmallVec<[_; 2]> = held.iter().collect();
                 shared.settle(&windows, redis_at, reserved, used).await;
             }
         });

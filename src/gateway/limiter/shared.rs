@@ -246,7 +246,7 @@ impl RedisLimiter {
     /// in `windows` (with their bucket widths then) to `used`, in one call
     /// of `settle.lua`. If Redis is not usable the reservation stays
     /// counted there until its bucket leaves the window (conservative).
-    pub async fn settle(&self, windows: &[(Arc<Window>, u64)], at: u64, reserved: u64, used: u64) {
+    pub async fn settle(&self, windows: &[(&Window, u64)], at: u64, reserved: u64, used: u64) {
         let Some(link) = self.state.link.load_full() else {
             return;
         };

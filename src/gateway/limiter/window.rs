@@ -137,9 +137,11 @@ impl Ring {
     }
 
     /// Take back up to `n` of what was counted at instant `at` (a token
-    /// reservation settled below what it reserved), if `at`'s bucket is
-    /// still counted. Call [`advance`](Self::advance) first. Returns what
-    /// was taken back.
+    /// reservation settled below what it reserved), if the ring still holds
+    /// `at`'s bucket. Needs no [`advance`](Self::advance) first: a bucket
+    /// still held but already out of the window by now is zeroed (and taken
+    /// off `sum`) at the next advance, so what is taken from it changes no
+    /// later count. Returns what was taken back.
     pub fn refund(&mut self, at: u64, n: u64) -> u64 {
         let (bucket, head) = (at / self.width, self.head());
         if bucket > head || head - bucket >= SLOTS {
@@ -326,6 +328,30 @@ impl Window {
         self.limit.load(Ordering::Relaxed)
     }
 
+    /// Start loading the line a check locks and counts in (and, for a
+    /// token reservation, the line holding `unit`), without waiting for it:
+    /// a hint, no effect on what the program computes.
+    #[inline(always)]
+    pub fn prefetch(&self, unit_too: bool) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let at = (self as *const Window).cast::<i8>();
+            // SAFETY: a prefetch only hints the cache; both addresses lie
+            // inside this window (SSE, which every x86_64 has).
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(at);
+                if unit_too {
+                    _mm_prefetch::<_MM_HINT_T0>(
+                        at.wrapping_add(std::mem::offset_of!(Window, unit)),
+                    );
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = unit_too;
+    }
+
     pub fn duration_secs(&self) -> u32 {
         self.duration_secs.load(Ordering::Relaxed)
     }
@@ -391,6 +417,33 @@ mod tests {
         assert_eq!(later.used(), 5);
         later.advance(2_020);
         assert_eq!(later.used(), 3);
+    }
+
+    /// A settlement gives back without reading the clock (no advance):
+    /// from a bucket still in the window, or from one the ring still holds
+    /// though it has left the window, which changes no later count.
+    #[test]
+    fn a_refund_without_advancing_keeps_every_later_count_exact() {
+        let mut r = ring(0);
+        r.add(5); // bucket 0: counted until 2020
+        r.advance(500);
+        r.add(2); // bucket 25: counted until 2520
+        assert_eq!(r.refund(0, 3), 3, "bucket 0 is still held");
+        assert_eq!(r.used(), 4);
+        r.advance(2_019);
+        assert_eq!(r.used(), 4);
+        r.advance(2_020);
+        assert_eq!(r.used(), 2);
+        // Bucket 25 left the window at 2520, but the ring (not advanced
+        // since 2020) still holds it: taking from it changes nothing later.
+        assert_eq!(r.refund(500, 1), 1);
+        r.advance(2_520);
+        assert_eq!(r.used(), 0);
+        r.add(1);
+        assert_eq!(r.used(), 1);
+        // A bucket the ring no longer holds gives nothing back.
+        assert_eq!(r.refund(0, 1), 0);
+        assert_eq!(r.used(), 1);
     }
 
     #[test]
