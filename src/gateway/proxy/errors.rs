@@ -296,45 +296,36 @@ pub fn ratelimit_headers(
     tokens: Option<(u32, u32, u64)>,
 ) {
     let mut buf = bytes::BytesMut::with_capacity(64);
-    let mut ends = [0usize; 6];
-    let mut put = |i: usize, buf: &mut bytes::BytesMut, write: &dyn Fn(&mut bytes::BytesMut)| {
-        write(buf);
-        ends[i] = buf.len();
+    // Each header's name and where its value ends in `buf`.
+    let (mut ends, mut n) = ([("", 0usize); 6], 0);
+    let mut put = |name: &'static str, buf: &mut bytes::BytesMut| {
+        ends[n] = (name, buf.len());
+        n += 1;
     };
     if let Some((limit, remaining, reset_ms)) = requests {
-        put(0, &mut buf, &|b| write_num(b, u64::from(limit)));
-        put(1, &mut buf, &|b| write_num(b, u64::from(remaining)));
-        put(2, &mut buf, &|b| write_num(b, secs_up(reset_ms)));
+        write_num(&mut buf, u64::from(limit));
+        put("x-ratelimit-limit", &mut buf);
+        write_num(&mut buf, u64::from(remaining));
+        put("x-ratelimit-remaining", &mut buf);
+        write_num(&mut buf, secs_up(reset_ms));
+        put("x-ratelimit-reset", &mut buf);
     }
     if let Some((limit, remaining, reset_ms)) = tokens {
-        put(3, &mut buf, &|b| write_num(b, u64::from(limit)));
-        put(4, &mut buf, &|b| write_num(b, u64::from(remaining)));
-        put(5, &mut buf, &|b| write_duration(b, reset_ms));
+        write_num(&mut buf, u64::from(limit));
+        put("x-ratelimit-limit-tokens", &mut buf);
+        write_num(&mut buf, u64::from(remaining));
+        put("x-ratelimit-remaining-tokens", &mut buf);
+        write_duration(&mut buf, reset_ms);
+        put("x-ratelimit-reset-tokens", &mut buf);
     }
-    const NAMES: [&str; 6] = [
-        "x-ratelimit-limit",
-        "x-ratelimit-remaining",
-        "x-ratelimit-reset",
-        "x-ratelimit-limit-tokens",
-        "x-ratelimit-remaining-tokens",
-        "x-ratelimit-reset-tokens",
-    ];
     let buf = buf.freeze();
     let mut start = 0;
-    for (i, name) in NAMES.iter().enumerate() {
-        let present = if i < 3 {
-            requests.is_some()
-        } else {
-            tokens.is_some()
-        };
-        if !present {
-            continue;
-        }
+    for &(name, end) in &ends[..n] {
         // Digits and ASCII letters only: always a valid header value.
-        if let Ok(v) = HeaderValue::from_maybe_shared(buf.slice(start..ends[i])) {
+        if let Ok(v) = HeaderValue::from_maybe_shared(buf.slice(start..end)) {
             headers.insert(HeaderName::from_static(name), v);
         }
-        start = ends[i];
+        start = end;
     }
 }
 

@@ -170,7 +170,7 @@ pub fn extract_model(body: &[u8]) -> Result<ModelField<'_>, ExtractError> {
                 return Err(malformed(i, "expected a quoted key"));
             }
             let key = scan_string(body, i)?;
-            let is_model = key_is_model(body, &key)?;
+            // The key's text (decoded only when it has escapes).
             let decoded;
             let key_text: &[u8] = if key.escaped {
                 decoded = decode(body, &key)?;
@@ -178,7 +178,7 @@ pub fn extract_model(body: &[u8]) -> Result<ModelField<'_>, ExtractError> {
             } else {
                 &body[key.start + 1..key.end - 1]
             };
-            let cap_key = !is_model && caps.slot(key_text).is_some();
+            let is_model = key_text == b"model";
             i = skip_ws(body, key.end);
             if body.get(i) != Some(&b':') {
                 return Err(malformed(i, "expected ':' after a key"));
@@ -207,7 +207,7 @@ pub fn extract_model(body: &[u8]) -> Result<ModelField<'_>, ExtractError> {
             } else {
                 let start = i;
                 i = skip_value(body, i)?;
-                if cap_key && let Some(slot) = caps.slot(key_text) {
+                if let Some(slot) = caps.slot(key_text) {
                     caps.duplicate |= slot.replace(start..i).is_some();
                 }
             }
@@ -321,14 +321,6 @@ fn decode<'a>(body: &'a [u8], tok: &Token) -> Result<Cow<'a, str>, ExtractError>
     serde_json::from_str::<String>(s)
         .map(Cow::Owned)
         .map_err(|_| malformed(tok.start, "invalid escape in a string"))
-}
-
-fn key_is_model(body: &[u8], key: &Token) -> Result<bool, ExtractError> {
-    let raw = &body[key.start + 1..key.end - 1];
-    if !key.escaped {
-        return Ok(raw == b"model");
-    }
-    Ok(decode(body, key)? == "model")
 }
 
 /// Skip one value starting at `i`; returns the index just past it.
