@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! Gateway::start(cfg, store)
-//!   ├─ worker threads (one per core): accept from one shared socket, current-thread
+//!   ├─ worker threads (one per core): accept from one shared socket (each connection
+//!   │    placed on the worker serving the fewest), current-thread
 //!   │    runtime, own upstream pools → proxy::handle for every request
 //!   └─ control thread: reload on revision change, report, probe, publish stats
 //! ```
@@ -119,7 +120,10 @@ impl Gateway {
             events,
             stats: stats_rx.clone(),
             budgets: budget::Gate::default(),
-            conns: ConnCounters::new(server::limits::connection_cap(cfg.max_connections)),
+            conns: ConnCounters::new(
+                server::limits::connection_cap(cfg.max_connections),
+                cfg.workers,
+            ),
         });
         let (stop_workers, workers_rx) = watch::channel(false);
         let (stop_control, control_rx) = watch::channel(false);
@@ -141,19 +145,24 @@ impl Gateway {
             control: None,
         };
         let registry = Arc::new(server::Registry::new(cfg.workers));
-        for (id, listener) in listeners.into_iter().enumerate() {
+        let (handoff, inboxes) = server::Handoff::new(cfg.workers);
+        for ((id, listener), inbox) in listeners.into_iter().enumerate().zip(inboxes) {
             let rt = runtime()?;
             let worker = Arc::new(Worker {
                 id,
                 shared: shared.clone(),
             });
             let (tls, stop, grace) = (tls.clone(), workers_rx.clone(), cfg.shutdown_grace);
-            let registry = registry.clone();
+            let peers = server::Peers {
+                registry: registry.clone(),
+                handoff: handoff.clone(),
+                inbox,
+            };
             let t = std::thread::Builder::new()
                 .name(format!("gateway-worker-{id}"))
                 .spawn(move || {
                     rt.block_on(server::run_worker(
-                        worker, listener, tls, registry, stop, grace,
+                        worker, listener, tls, peers, stop, grace,
                     ))
                 })
                 .map_err(GatewayError::Thread)?;

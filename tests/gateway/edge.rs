@@ -380,6 +380,78 @@ async fn past_the_connection_cap_idle_keep_alive_connections_are_shed_for_new_ca
     gw.stop().await;
 }
 
+/// The per-worker gauge of `/metrics`, by worker id.
+fn per_worker(text: &str, workers: usize) -> Option<Vec<f64>> {
+    (0..workers)
+        .map(|i| {
+            sample(
+                text,
+                &format!("maasctl_worker_connections_open{{worker=\"{i}\"}}"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_connections_is_spread_evenly_over_the_workers() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let m = mock("m").await;
+    ts.model("m", "m-up", vec![ep(&m.base_url())], Policy::RoundRobin);
+    let workers = 4;
+    let gw = Gw::start(
+        &ts,
+        maasctl::gateway::GatewayConfig {
+            workers,
+            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..fast_config()
+        },
+    )
+    .await;
+    let addr = gw.handle().local_addr();
+    let request = get("/v1/models", Some(&key));
+    // 32 callers connect at once (a load balancer opening its pool) and
+    // each is answered on whichever worker serves it.
+    let conns = futures_util::future::join_all((0..32).map(|_| {
+        let request = request.clone();
+        async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let answer = exchange(&mut s, &request).await;
+            (s, answer)
+        }
+    }))
+    .await;
+    for (_, answer) in &conns {
+        assert_eq!(status_of(answer), 200, "{answer}");
+    }
+    let scrape = format!("http://{}/metrics", gw.handle().metrics_addr().unwrap());
+    let text = wait_for("32 connections counted", || async {
+        let text = gw.http.get(&scrape).send().await.ok()?.text().await.ok()?;
+        (sample(&text, "maasctl_connections_open{}") == Some(32.0)).then_some(text)
+    })
+    .await;
+    let split = per_worker(&text, workers).expect("a gauge per worker");
+    assert_eq!(split.iter().sum::<f64>(), 32.0, "{text}");
+    // Placements racing on two workers may land one connection off.
+    let (lo, hi) = split
+        .iter()
+        .fold((f64::MAX, 0f64), |(lo, hi), &n| (lo.min(n), hi.max(n)));
+    assert!(hi - lo <= 2.0, "uneven split over the workers: {split:?}");
+    // Every worker answers on what it was given, again and again.
+    let mut conns: Vec<TcpStream> = conns.into_iter().map(|(s, _)| s).collect();
+    for s in conns.iter_mut() {
+        assert_eq!(status_of(&exchange(s, &request).await), 200);
+    }
+    drop(conns);
+    wait_for("every worker back to 0", || async {
+        let text = gw.http.get(&scrape).send().await.ok()?.text().await.ok()?;
+        let split = per_worker(&text, workers)?;
+        split.iter().all(|&n| n == 0.0).then_some(())
+    })
+    .await;
+    gw.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_cap_with_nothing_idle_a_new_caller_is_closed_at_once() {
     let ts = TestStore::new();

@@ -3,14 +3,20 @@
 //!
 //! One worker per core, each a current-thread tokio runtime on its own OS
 //! thread, all accepting from one listening socket: a connection stays on
-//! the worker that accepted it, and nothing on the request path is handed
+//! the worker it was placed on, and nothing on the request path is handed
 //! between threads (measured: 0.61x of nginx's req/s with tokio's default
 //! multi-thread runtime, 0.87x with this shape; see ARCHITECTURE.md).
 //! One shared socket rather than one `SO_REUSEPORT` socket per worker: the
 //! kernel's reuseport hash ties each connection to a worker whatever its
-//! load, while from a shared socket the worker that is free first accepts
-//! (measured with the bench rig's load, c=32/256 interleaved runs: 7–15%
-//! more req/s than per-worker reuseport sockets).
+//! load (measured with the bench rig's load, c=32/256 interleaved runs:
+//! 7–15% more req/s from the shared socket).
+//!
+//! Placement: whichever worker the kernel wakes accepts, and a burst of
+//! connections lands mostly on one (29 of 32 on one of 4 workers in the
+//! test `a_burst_of_connections_is_spread_evenly_over_the_workers`). So
+//! an accepted connection goes to the worker serving the fewest
+//! ([`place`], `ConnCounters::place`), handed over through that worker's
+//! inbox ([`handoff`]) before a byte of it is read.
 //!
 //! Shutdown: a worker stops accepting, asks each of its connections to
 //! finish the request in flight and close (HTTP/1 graceful shutdown), waits
@@ -24,6 +30,7 @@
 //! at most once per 10 s per worker; counted in `/metrics`.
 
 mod conn;
+mod handoff;
 pub mod limits;
 pub mod metrics;
 pub mod tls;
@@ -49,6 +56,8 @@ use tokio_rustls::TlsAcceptor;
 use crate::gateway::proxy::{Worker, handle};
 pub(crate) use conn::Registry;
 use conn::{ClientIo, ConnBody, ConnState};
+use handoff::Open;
+pub(crate) use handoff::{Handoff, Placed};
 
 /// Time a client has to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -163,12 +172,66 @@ fn sweep_pools(worker: &Worker) {
     }
 }
 
-/// Counts the connection as open until dropped.
-struct Open(Arc<Worker>);
+/// What a worker needs besides its listener: the gateway's connections
+/// (to shed one at the cap), the hand-off of connections between workers
+/// and this worker's inbox of them.
+pub(crate) struct Peers {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) handoff: Arc<Handoff>,
+    pub(crate) inbox: tokio::sync::mpsc::UnboundedReceiver<Placed>,
+}
 
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.shared.conns.close();
+/// Serve an accepted connection on this worker (TLS handshake first when
+/// the listener serves TLS).
+fn start(
+    conns: &mut JoinSet<()>,
+    stream: tokio::net::TcpStream,
+    open: Open,
+    worker: &Arc<Worker>,
+    tls: &Option<TlsAcceptor>,
+    registry: &Arc<Registry>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (w, reg) = (worker.clone(), registry.clone());
+    match tls {
+        None => {
+            conns.spawn(async move {
+                serve_conn(stream, w, reg).await;
+                drop(open)
+            });
+        }
+        Some(acceptor) => {
+            let acceptor = acceptor.clone();
+            conns.spawn(async move {
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => serve_conn(s, w, reg).await,
+                    Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                }
+                drop(open)
+            });
+        }
+    }
+    while conns.try_join_next().is_some() {}
+}
+
+/// A connection this worker accepted: served here, or handed to the worker
+/// serving the fewest (`ConnCounters::place`).
+fn place(
+    conns: &mut JoinSet<()>,
+    stream: tokio::net::TcpStream,
+    worker: &Arc<Worker>,
+    tls: &Option<TlsAcceptor>,
+    peers: &Peers,
+) {
+    let to = worker.shared.conns.place(worker.id);
+    let open = Open::new(worker.shared.clone(), to);
+    if to == worker.id {
+        return start(conns, stream, open, worker, tls, &peers.registry);
+    }
+    match stream.into_std() {
+        Ok(stream) => peers.handoff.pass(to, Placed { stream, open }),
+        Err(e) => tracing::debug!("cannot hand a connection to worker {to}: {e}"),
     }
 }
 
@@ -177,7 +240,7 @@ pub(crate) async fn run_worker(
     worker: Arc<Worker>,
     listener: std::net::TcpListener,
     tls: Option<TlsAcceptor>,
-    registry: Arc<Registry>,
+    mut peers: Peers,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
@@ -197,37 +260,26 @@ pub(crate) async fn run_worker(
             biased;
             _ = stop.changed() => break,
             _ = sweep.tick() => sweep_pools(&worker),
+            Some(Placed { stream, open }) = peers.inbox.recv() => {
+                match tokio::net::TcpStream::from_std(stream) {
+                    Ok(s) => start(&mut conns, s, open, &worker, &tls, &peers.registry),
+                    Err(e) => tracing::debug!("worker {}: cannot take a handed-over connection: {e}", worker.id),
+                }
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    if !make_room(&worker, &registry, &mut log) {
+                    if !make_room(&worker, &peers.registry, &mut log) {
                         // Closed at once: the caller sees a reset or EOF, not a hang.
                         drop(stream);
                         continue;
                     }
-                    let _ = stream.set_nodelay(true);
-                    let open = Open(worker.clone());
-                    let (w, reg) = (worker.clone(), registry.clone());
-                    match &tls {
-                        None => { conns.spawn(async move { serve_conn(stream, w, reg).await; drop(open) }); }
-                        Some(acceptor) => {
-                            let acceptor = acceptor.clone();
-                            conns.spawn(async move {
-                                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                    Ok(Ok(s)) => serve_conn(s, w, reg).await,
-                                    Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
-                                    Err(_) => tracing::debug!("TLS handshake timed out"),
-                                }
-                                drop(open)
-                            });
-                        }
-                    }
-                    while conns.try_join_next().is_some() {}
+                    place(&mut conns, stream, &worker, &tls, &peers);
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: free one by
                     // shedding an idle connection, back off, keep serving.
                     log.accept_errors += 1;
-                    if registry.shed_one(worker.id) {
+                    if peers.registry.shed_one(worker.id) {
                         worker.shared.conns.shed();
                         log.shed += 1;
                     }
@@ -238,7 +290,10 @@ pub(crate) async fn run_worker(
         }
     }
     drop(listener);
-    registry.stop(worker.id);
+    // Connections handed over but not started yet are closed.
+    peers.inbox.close();
+    while peers.inbox.try_recv().is_ok() {}
+    peers.registry.stop(worker.id);
     let drained =
         tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
     if drained.is_err() {

@@ -135,7 +135,7 @@ impl Families {
 }
 
 /// What `/metrics` shows besides the snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// Keys with a series of their own (the most requests first); the rest
     /// are summed into `key="other"`. 0: no per-key series.
@@ -189,7 +189,7 @@ fn key_series(s: &StatsSnapshot, cap: usize) -> Vec<(&str, Totals)> {
     out
 }
 
-fn conn_families(c: &ConnGauges) -> [Family; 4] {
+fn conn_families(c: &ConnGauges) -> [Family; 5] {
     let mut cap = Family::new(
         "maasctl_connections_max",
         "gauge",
@@ -214,7 +214,15 @@ fn conn_families(c: &ConnGauges) -> [Family; 4] {
         "Callers closed at once: the cap was reached and no connection was idle.",
     );
     refused.add("", c.refused);
-    [cap, open, shed, refused]
+    let mut by_worker = Family::new(
+        "maasctl_worker_connections_open",
+        "gauge",
+        "Callers' connections each worker serves (a new one goes to the worker serving the fewest).",
+    );
+    for (i, n) in c.per_worker.iter().enumerate() {
+        by_worker.add(&labels(&[("worker", &i.to_string())]), *n);
+    }
+    [cap, open, shed, refused, by_worker]
 }
 
 /// Render a snapshot.
@@ -317,15 +325,18 @@ mod tests {
     use super::*;
     use crate::gateway::telemetry::stats::EndpointStats;
 
-    const OPTS: Options = Options {
-        key_series: 100,
-        conns: ConnGauges {
-            cap: 8,
-            open: 3,
-            shed: 2,
-            refused: 1,
-        },
-    };
+    fn opts() -> Options {
+        Options {
+            key_series: 100,
+            conns: ConnGauges {
+                cap: 8,
+                open: 3,
+                shed: 2,
+                refused: 1,
+                per_worker: vec![2, 1],
+            },
+        }
+    }
 
     fn requests(n: u64) -> Totals {
         Totals {
@@ -346,7 +357,7 @@ mod tests {
             &s,
             &Options {
                 key_series: 2,
-                ..OPTS
+                ..opts()
             },
         );
         check_exposition(&text);
@@ -367,7 +378,7 @@ mod tests {
                 "maasctl_latency_seconds{scope=\"key\",key=\"other\",quantile=\"0.5\"} NaN"
             )
         );
-        let all = render(&s, &OPTS);
+        let all = render(&s, &opts());
         assert_eq!(
             all.matches("maasctl_requests_total{scope=\"key\"").count(),
             4
@@ -376,7 +387,7 @@ mod tests {
             &s,
             &Options {
                 key_series: 0,
-                ..OPTS
+                ..opts()
             },
         );
         assert!(!off.contains("scope=\"key\""), "{off}");
@@ -385,6 +396,8 @@ mod tests {
             "maasctl_connections_open{} 3",
             "maasctl_connections_shed_total{} 2",
             "maasctl_connections_refused_total{} 1",
+            "maasctl_worker_connections_open{worker=\"0\"} 2",
+            "maasctl_worker_connections_open{worker=\"1\"} 1",
         ] {
             assert!(all.contains(line), "lacks {line}");
         }
@@ -499,7 +512,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let text = render(&s, &OPTS);
+        let text = render(&s, &opts());
         assert!(text.contains("# TYPE maasctl_requests_total counter"));
         assert!(text.contains("maasctl_requests_total{scope=\"gateway\"} 3"));
         assert!(text.contains("maasctl_responses_total{scope=\"gateway\",outcome=\"success\"} 2"));
@@ -530,7 +543,7 @@ mod tests {
             since_ms: Some(1),
             totals: t,
         });
-        let text = render(&s, &OPTS);
+        let text = render(&s, &opts());
         for line in [
             "# TYPE maasctl_latency_seconds summary",
             "maasctl_latency_seconds{scope=\"gateway\",quantile=\"0.5\"} 0.012",
