@@ -54,17 +54,34 @@ impl Estimate {
 
 /// The prompt estimate of a request body (see the module header).
 pub fn prompt_tokens(body: &[u8]) -> u64 {
-    let (mut ascii, mut digits, mut chars) = (0u64, 0u64, 0u64);
-    for &b in body {
-        if b < 0x80 {
-            ascii += 1;
-            digits += u64::from(b.is_ascii_digit());
-        } else if b >= 0xC0 {
-            // A UTF-8 lead byte: one non-ASCII character.
-            chars += 1;
-        }
-    }
+    let (ascii, digits, chars) = byte_counts(body);
     (ascii + digits).div_ceil(3) + chars
+}
+
+/// ASCII bytes, ASCII digits and UTF-8 lead bytes (one per non-ASCII
+/// character) of `body`. Counted 64 bytes at a time into byte-wide sums, a
+/// loop the compiler turns into vector compares (a plain loop over the
+/// bytes ran ~10 instructions a byte).
+fn byte_counts(body: &[u8]) -> (u64, u64, u64) {
+    let (mut ascii, mut digits, mut chars) = (0u64, 0u64, 0u64);
+    let mut chunks = body.chunks_exact(64);
+    for chunk in &mut chunks {
+        let (mut a, mut d, mut c) = (0u8, 0u8, 0u8);
+        for &b in chunk {
+            a += u8::from(b < 0x80);
+            d += u8::from(b.is_ascii_digit());
+            c += u8::from(b >= 0xC0);
+        }
+        ascii += u64::from(a);
+        digits += u64::from(d);
+        chars += u64::from(c);
+    }
+    for &b in chunks.remainder() {
+        ascii += u64::from(b < 0x80);
+        digits += u64::from(b.is_ascii_digit());
+        chars += u64::from(b >= 0xC0);
+    }
+    (ascii, digits, chars)
 }
 
 /// The completion caps a request may give (the rest of the body is skipped).
@@ -173,6 +190,18 @@ mod tests {
         assert_eq!(estimate("/v1/embeddings", body, 4096).completion, 0);
         // Digits count twice, a CJK character once.
         assert_eq!(prompt_tokens(b"abc"), 1);
+        // The chunked count equals the byte-by-byte definition at every
+        // length around the chunk size, with every kind of byte.
+        let mixed: Vec<u8> = "a1 你好, é9\u{1F600}z".bytes().cycle().take(300).collect();
+        for len in 0..mixed.len() {
+            let body = &mixed[..len];
+            let plain = (
+                body.iter().filter(|&&b| b < 0x80).count() as u64,
+                body.iter().filter(|b| b.is_ascii_digit()).count() as u64,
+                body.iter().filter(|&&b| b >= 0xC0).count() as u64,
+            );
+            assert_eq!(byte_counts(body), plain, "length {len}");
+        }
         assert_eq!(prompt_tokens(b"123"), 2);
         assert_eq!(prompt_tokens("你好".as_bytes()), 2);
     }

@@ -297,37 +297,46 @@ pub fn ratelimit_headers(
 ) {
     let mut buf = bytes::BytesMut::with_capacity(64);
     // Each header's name and where its value ends in `buf`.
-    let (mut ends, mut n) = ([("", 0usize); 6], 0);
-    let mut put = |name: &'static str, buf: &mut bytes::BytesMut| {
+    let (mut ends, mut n) = ([(&LIMIT, 0usize); 6], 0);
+    let mut put = |name: &'static HeaderName, buf: &mut bytes::BytesMut| {
         ends[n] = (name, buf.len());
         n += 1;
     };
     if let Some((limit, remaining, reset_ms)) = requests {
         write_num(&mut buf, u64::from(limit));
-        put("x-ratelimit-limit", &mut buf);
+        put(&LIMIT, &mut buf);
         write_num(&mut buf, u64::from(remaining));
-        put("x-ratelimit-remaining", &mut buf);
+        put(&REMAINING, &mut buf);
         write_num(&mut buf, secs_up(reset_ms));
-        put("x-ratelimit-reset", &mut buf);
+        put(&RESET, &mut buf);
     }
     if let Some((limit, remaining, reset_ms)) = tokens {
         write_num(&mut buf, u64::from(limit));
-        put("x-ratelimit-limit-tokens", &mut buf);
+        put(&LIMIT_TOKENS, &mut buf);
         write_num(&mut buf, u64::from(remaining));
-        put("x-ratelimit-remaining-tokens", &mut buf);
+        put(&REMAINING_TOKENS, &mut buf);
         write_duration(&mut buf, reset_ms);
-        put("x-ratelimit-reset-tokens", &mut buf);
+        put(&RESET_TOKENS, &mut buf);
     }
     let buf = buf.freeze();
     let mut start = 0;
     for &(name, end) in &ends[..n] {
         // Digits and ASCII letters only: always a valid header value.
         if let Ok(v) = HeaderValue::from_maybe_shared(buf.slice(start..end)) {
-            headers.insert(HeaderName::from_static(name), v);
+            headers.insert(name.clone(), v);
         }
         start = end;
     }
 }
+
+// Checked once, at compile time (`from_static` in a `static` is const
+// evaluated; called at run time it checks every byte of the name).
+static LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+static LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
+static REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
+static RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
 
 /// `x-ratelimit-limit-tokens`, `-remaining-tokens`, `-reset-tokens` of a
 /// token rule's 429 (see [`ratelimit_headers`] for admitted answers).

@@ -29,6 +29,8 @@ use hyper::{StatusCode, Version};
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Most response headers accepted (hyper's limit).
 const MAX_HEADERS: usize = 100;
+/// Headers the gateway may add to an upstream's answer.
+const GATEWAY_HEADERS: usize = 8;
 
 /// Headers that belong to one hop and never pass a proxy.
 pub const HOP_BY_HOP: [HeaderName; 8] = [
@@ -151,9 +153,14 @@ pub fn parse_response(
     head_request: bool,
 ) -> Result<Option<ResponseHead>, String> {
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut res = httparse::Response::new(&mut slots);
-        let n = match res.parse(buf) {
+        // Left uninitialised: filling 100 empty slots (3.2 KB) for every
+        // response cost more than parsing a short head.
+        let mut slots =
+            [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+        let mut res = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut res, buf, &mut slots);
+        let n = match parsed {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
                 return Err(format!("response head larger than {MAX_HEAD} bytes"));
@@ -179,18 +186,20 @@ pub fn parse_response(
         // Header values become slices of the frozen head (no copy per
         // header); their offsets are kept on the stack meanwhile.
         let base = buf.as_ptr() as usize;
-        let mut offsets = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
-        for (slot, h) in offsets.iter_mut().zip(res.headers.iter()) {
-            *slot = (
-                h.name.as_ptr() as usize - base,
-                h.name.len(),
-                h.value.as_ptr() as usize - base,
-                h.value.len(),
-            );
-        }
-        let count = res.headers.len();
+        let offsets: smallvec::SmallVec<[(usize, usize, usize, usize); 24]> = res
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.as_ptr() as usize - base,
+                    h.name.len(),
+                    h.value.as_ptr() as usize - base,
+                    h.value.len(),
+                )
+            })
+            .collect();
         let head = buf.split_to(n).freeze();
-        return build_head(&head, &offsets[..count], status, version, head_request).map(Some);
+        return build_head(&head, &offsets, status, version, head_request).map(Some);
     }
 }
 
@@ -201,7 +210,9 @@ fn build_head(
     version: Version,
     head_request: bool,
 ) -> Result<ResponseHead, String> {
-    let mut headers = HeaderMap::with_capacity(offsets.len());
+    // Room for the headers the gateway adds to the answer too (the model
+    // that answered, up to six `x-ratelimit-*`): growing the map rehashes it.
+    let mut headers = HeaderMap::with_capacity(offsets.len() + GATEWAY_HEADERS);
     let mut chunked = false;
     let mut other_coding = false;
     let mut length: Option<u64> = None;
