@@ -38,6 +38,12 @@ pub struct ServeArgs {
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub body_timeout: Duration,
 
+    /// Longest a connection may wait for its next request head to arrive in
+    /// full: idle keep-alive connections and callers sending a head too
+    /// slowly are closed after it.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub head_timeout: Duration,
+
     /// Time to connect to an upstream before trying the next endpoint (e.g. 5s, 500ms).
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub connect_timeout: Duration,
@@ -119,6 +125,7 @@ impl ServeArgs {
             workers: self.workers.unwrap_or(d.workers),
             body_limit: self.body_limit,
             body_timeout: self.body_timeout,
+            head_timeout: self.head_timeout,
             metrics_listen: self.metrics_listen,
             metrics_key_series: self.metrics_key_series,
             max_connections: self
@@ -349,6 +356,7 @@ mod tests {
     fn the_edge_flags_reach_the_gateway_and_bad_values_name_the_flag() {
         let d = serve(&[]).unwrap();
         assert_eq!(d.body_timeout, Duration::from_secs(30));
+        assert_eq!(d.head_timeout, Duration::from_secs(30));
         assert_eq!(d.metrics_listen, None);
         assert_eq!(d.metrics_key_series, 100);
         assert_eq!(d.max_connections, None);
@@ -374,6 +382,8 @@ mod tests {
         let c = serve(&[
             "--body-timeout",
             "2s",
+            "--head-timeout",
+            "3s",
             "--metrics-listen",
             "127.0.0.1:9100",
             "--metrics-key-series",
@@ -383,12 +393,14 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.body_timeout, Duration::from_secs(2));
+        assert_eq!(c.head_timeout, Duration::from_secs(3));
         assert_eq!(c.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
         assert_eq!(c.metrics_key_series, 0);
         assert_eq!(c.max_connections, Some(8));
         for (flag, value) in [
             ("--max-connections", "0"),
             ("--body-timeout", "0s"),
+            ("--head-timeout", "0s"),
             ("--metrics-listen", "9100"),
             ("--metrics-key-series", "many"),
             ("--usage-flush", "0s"),

@@ -28,8 +28,12 @@ pub struct GatewayConfig {
     /// Largest request body accepted (413 above it).
     pub body_limit: usize,
     /// Time a caller has to send the whole request body after its headers
-    /// (408 after it; headers have hyper's 30 s).
+    /// (408 after it).
     pub body_timeout: Duration,
+    /// Longest a connection may go without a request being answered: an
+    /// idle keep-alive connection, or one whose request head has not fully
+    /// arrived, is closed after it (checked once a second).
+    pub head_timeout: Duration,
     /// Time to open a connection to an upstream (then the next endpoint is tried).
     pub connect_timeout: Duration,
     /// Time from sending a request to the upstream's response headers (then
@@ -120,6 +124,7 @@ impl Default for GatewayConfig {
             workers: default_workers(),
             body_limit: Self::DEFAULT_BODY_LIMIT,
             body_timeout: Duration::from_secs(30),
+            head_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(600),
             ca_file: None,

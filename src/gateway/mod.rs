@@ -217,6 +217,7 @@ fn check(cfg: &GatewayConfig) -> Result<(), GatewayError> {
         ("stats interval", cfg.stats_interval),
         ("probe interval", cfg.probe_interval),
         ("body timeout", cfg.body_timeout),
+        ("head timeout", cfg.head_timeout),
         ("connect timeout", cfg.connect_timeout),
         ("upstream timeout", cfg.upstream_timeout),
     ] {

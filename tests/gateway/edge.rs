@@ -697,3 +697,97 @@ async fn a_stream_dropped_part_way_is_counted_cancelled_with_the_tokens_it_used(
     assert_eq!(s.gateway.latency_count, 0, "no latency for a cut stream");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_waiting_longer_than_the_head_timeout_are_closed_and_busy_ones_are_not() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let fast = mock("fast").await;
+    let slow = mock_with(MockConfig {
+        latency: Duration::from_secs(3),
+        ..MockConfig::default()
+    })
+    .await;
+    ts.model("m", "m-up", vec![ep(&fast.base_url())], Policy::RoundRobin);
+    ts.model(
+        "slow",
+        "s-up",
+        vec![ep(&slow.base_url())],
+        Policy::RoundRobin,
+    );
+    let timeout = Duration::from_secs(1);
+    let gw = Gw::start(
+        &ts,
+        maasctl::gateway::GatewayConfig {
+            head_timeout: timeout,
+            ..fast_config()
+        },
+    )
+    .await;
+    let addr = gw.handle().local_addr();
+    let started = Instant::now();
+    // A caller that sends half a head and stalls (slowloris).
+    let mut partial = TcpStream::connect(addr).await.unwrap();
+    partial
+        .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\n")
+        .await
+        .unwrap();
+    // A keep-alive connection that answered one request, then idles.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(
+        status_of(&exchange(&mut idle, &get("/v1/models", Some(&key))).await),
+        200
+    );
+    // A request that takes three head timeouts to answer.
+    let body = r#"{"model":"slow","messages":[{"role":"user","content":"hi"}]}"#;
+    let slow_call = tokio::spawn(async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        exchange(&mut s, &post("/v1/chat/completions", &key, body)).await
+    });
+    wait_for(
+        "the stalled head and the idle connection closed",
+        || async { (closed(&partial) && closed(&idle)).then_some(()) },
+    )
+    .await;
+    assert!(
+        started.elapsed() >= timeout,
+        "closed after {:?}, before the {timeout:?} head timeout",
+        started.elapsed()
+    );
+    // The busy connection was left to finish its answer.
+    let answer = slow_call.await.unwrap();
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_sending_requests_more_often_than_the_head_timeout_stays_open() {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let m = mock("m").await;
+    ts.model("m", "m-up", vec![ep(&m.base_url())], Policy::RoundRobin);
+    let timeout = Duration::from_secs(1);
+    let gw = Gw::start(
+        &ts,
+        maasctl::gateway::GatewayConfig {
+            head_timeout: timeout,
+            ..fast_config()
+        },
+    )
+    .await;
+    let mut s = TcpStream::connect(gw.handle().local_addr()).await.unwrap();
+    let request = get("/v1/models", Some(&key));
+    // Three timeouts' worth of requests, one every 300 ms, on one connection.
+    let until = Instant::now() + 3 * timeout;
+    let mut answered = 0;
+    while Instant::now() < until {
+        assert_eq!(status_of(&exchange(&mut s, &request).await), 200);
+        answered += 1;
+        let mut interval = tokio::time::interval(Duration::from_millis(300));
+        interval.tick().await;
+        interval.tick().await;
+    }
+    assert!(answered >= 5, "{answered}");
+    assert!(!closed(&s), "a busy keep-alive connection was closed");
+    gw.stop().await;
+}

@@ -20,8 +20,9 @@ use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker, ready};
+use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 use hyper::body::{Body, Frame, SizeHint};
@@ -41,6 +42,12 @@ pub(crate) struct ConnState {
     close: AtomicBool,
     /// The caller shut down its sending side.
     eof: AtomicBool,
+    /// Requests begun: the head-timeout sweep sees a connection that
+    /// answered one between two looks (written by the connection's task only).
+    begun: AtomicU64,
+    /// The head-timeout sweep found it waiting for a request head for
+    /// longer than the head timeout: close it if it still is.
+    expired: AtomicBool,
     /// The connection's task, when a held-back EOF waits for the answer.
     reader: AtomicWaker,
 }
@@ -49,6 +56,12 @@ impl ConnState {
     /// A request's head was read: answering it.
     pub(crate) fn begin(&self) {
         self.busy.store(true, Ordering::Relaxed);
+        let n = self.begun.load(Ordering::Relaxed);
+        self.begun.store(n + 1, Ordering::Relaxed);
+        if self.expired.load(Ordering::Relaxed) {
+            // The sweep's verdict came as the head completed: let it through.
+            self.expired.store(false, Ordering::Relaxed);
+        }
         if !self.served.load(Ordering::Relaxed) {
             self.served.store(true, Ordering::Relaxed);
         }
@@ -57,6 +70,12 @@ impl ConnState {
     /// Whether it was asked to finish.
     pub(crate) fn closing(&self) -> bool {
         self.close.load(Ordering::Acquire)
+    }
+
+    /// Waited longer than the head timeout for a request head and still
+    /// waits: close it (a request begun since is let through).
+    pub(crate) fn expired(&self) -> bool {
+        self.expired.load(Ordering::Acquire) && self.is_idle()
     }
 
     /// Idle keep-alive and not asked to close yet: claim it for shedding.
@@ -214,7 +233,16 @@ impl Body for ConnBody {
 struct Shard {
     next: u64,
     stopping: bool,
-    conns: HashMap<u64, (Waker, Arc<ConnState>)>,
+    conns: HashMap<u64, Entry>,
+}
+
+/// A connection as the registry knows it.
+struct Entry {
+    waker: Waker,
+    state: Arc<ConnState>,
+    /// What the head-timeout sweep saw last: the requests begun then, and
+    /// since when it has been waiting for a head without beginning one.
+    seen: (u64, Instant),
 }
 
 /// Every connection of a gateway, one shard per worker (a worker locks its
@@ -246,7 +274,15 @@ impl Registry {
         if g.stopping {
             state.close.store(true, Ordering::Release);
         }
-        g.conns.insert(id, (waker.clone(), state.clone()));
+        let seen = (state.begun.load(Ordering::Relaxed), Instant::now());
+        g.conns.insert(
+            id,
+            Entry {
+                waker: waker.clone(),
+                state: state.clone(),
+                seen,
+            },
+        );
         id
     }
 
@@ -258,10 +294,36 @@ impl Registry {
     pub(crate) fn stop(&self, worker: usize) {
         let mut g = self.shard(worker).lock();
         g.stopping = true;
-        for (w, st) in g.conns.values() {
-            st.close.store(true, Ordering::Release);
-            w.wake_by_ref();
+        for e in g.conns.values() {
+            e.state.close.store(true, Ordering::Release);
+            e.waker.wake_by_ref();
         }
+    }
+
+    /// The head-timeout sweep of `worker`'s connections (once a second,
+    /// off the request path): a connection that has begun no request for
+    /// `timeout` and is not answering one (an idle keep-alive connection,
+    /// or a caller whose head never completes) is woken to close; the count
+    /// of those. A request costs no timer this way, where a timer per
+    /// request head was armed and cancelled on every request before.
+    pub(crate) fn expire_idle(&self, worker: usize, now: Instant, timeout: Duration) -> usize {
+        let mut g = self.shard(worker).lock();
+        let mut expired = 0;
+        for e in g.conns.values_mut() {
+            let begun = e.state.begun.load(Ordering::Relaxed);
+            if begun != e.seen.0 || !e.state.is_idle() {
+                // Answered a request since the last look, or answering one.
+                e.seen = (begun, now);
+                continue;
+            }
+            if now.duration_since(e.seen.1) >= timeout
+                && !e.state.expired.swap(true, Ordering::AcqRel)
+            {
+                e.waker.wake_by_ref();
+                expired += 1;
+            }
+        }
+        expired
     }
 
     /// Close one idle keep-alive connection, this worker's first; whether
@@ -270,8 +332,8 @@ impl Registry {
         let n = self.shards.len();
         for i in 0..n {
             let g = self.shards[(worker + i) % n].lock();
-            if let Some((w, _)) = g.conns.values().find(|(_, st)| st.claim_idle()) {
-                w.wake_by_ref();
+            if let Some(e) = g.conns.values().find(|e| e.state.claim_idle()) {
+                e.waker.wake_by_ref();
                 return true;
             }
         }

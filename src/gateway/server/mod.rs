@@ -45,7 +45,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -153,7 +153,8 @@ fn make_room(worker: &Worker, registry: &Registry, log: &mut CapLog) -> bool {
 }
 
 /// How often a worker closes the idle upstream connections the upstreams
-/// closed (see `Upstream::sweep`).
+/// closed (see `Upstream::sweep`) and the callers' connections that waited
+/// longer than `--head-timeout` for a request head (`Registry::expire_idle`).
 const POOL_SWEEP: Duration = Duration::from_secs(1);
 
 /// Sweep this worker's idle upstream connections (worker 0 also the
@@ -259,7 +260,11 @@ pub(crate) async fn run_worker(
         tokio::select! {
             biased;
             _ = stop.changed() => break,
-            _ = sweep.tick() => sweep_pools(&worker),
+            _ = sweep.tick() => {
+                sweep_pools(&worker);
+                let timeout = worker.shared.cfg.head_timeout;
+                peers.registry.expire_idle(worker.id, std::time::Instant::now(), timeout);
+            }
             Some(Placed { stream, open }) = peers.inbox.recv() => {
                 match tokio::net::TcpStream::from_std(stream) {
                     Ok(s) => start(&mut conns, s, open, &worker, &tls, &peers.registry),
@@ -327,8 +332,11 @@ where
     });
     // A read EOF mid-request is held back by `ClientIo` (half-close, see
     // conn.rs); hyper still reads mid-request, so a reset ends it at once.
+    // No per-request header timer: the worker's once-a-second sweep closes
+    // connections that wait for a head longer than `--head-timeout`
+    // (`Registry::expire_idle`).
     let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
+        .header_read_timeout(None)
         .keep_alive(true)
         .serve_connection(TokioIo::new(ClientIo::new(io, state.clone())), svc);
     tokio::pin!(conn);
@@ -337,6 +345,10 @@ where
     let result = poll_fn(|cx| {
         if id.is_none() {
             id = Some(registry.register(worker_id, cx.waker(), &state));
+        }
+        if state.expired() {
+            // Idle keep-alive, or a head that never completed: close.
+            return std::task::Poll::Ready(Ok(()));
         }
         if !finishing && state.closing() {
             // Finish the request in flight (none when shed idle), then close.
