@@ -40,7 +40,7 @@ pub struct ServeArgs {
 
     /// Longest a connection may wait for its next request head to arrive in
     /// full: idle keep-alive connections and callers sending a head too
-    /// slowly are closed after it.
+    /// slowly are closed after it (checked once a second, so up to 2 s later).
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub head_timeout: Duration,
 

@@ -241,8 +241,9 @@ struct Entry {
     waker: Waker,
     state: Arc<ConnState>,
     /// What the head-timeout sweep saw last: the requests begun then, and
-    /// since when it has been waiting for a head without beginning one.
-    seen: (u64, Instant),
+    /// since when it has seen the connection wait for a head (`None`: it
+    /// was answering one at the last look).
+    seen: (u64, Option<Instant>),
 }
 
 /// Every connection of a gateway, one shard per worker (a worker locks its
@@ -274,7 +275,8 @@ impl Registry {
         if g.stopping {
             state.close.store(true, Ordering::Release);
         }
-        let seen = (state.begun.load(Ordering::Relaxed), Instant::now());
+        // Waiting for its first head from now on.
+        let seen = (state.begun.load(Ordering::Relaxed), Some(Instant::now()));
         g.conns.insert(
             id,
             Entry {
@@ -301,23 +303,29 @@ impl Registry {
     }
 
     /// The head-timeout sweep of `worker`'s connections (once a second,
-    /// off the request path): a connection that has begun no request for
-    /// `timeout` and is not answering one (an idle keep-alive connection,
-    /// or a caller whose head never completes) is woken to close; the count
-    /// of those. A request costs no timer this way, where a timer per
-    /// request head was armed and cancelled on every request before.
+    /// off the request path): a connection seen waiting for a request head
+    /// (an idle keep-alive connection, or a caller whose head never
+    /// completes) at every look for `timeout` is woken to close; the count
+    /// of those. So it waited at least `timeout`, and at most one sweep
+    /// more. A request costs no timer this way, where a timer per request
+    /// head was armed and cancelled on every request before.
+    ///
+    /// Called by the worker that serves these connections, on its own
+    /// thread: a connection's task and the sweep never run at once, so a
+    /// head cannot complete between the look and the verdict.
     pub(crate) fn expire_idle(&self, worker: usize, now: Instant, timeout: Duration) -> usize {
         let mut g = self.shard(worker).lock();
         let mut expired = 0;
         for e in g.conns.values_mut() {
             let begun = e.state.begun.load(Ordering::Relaxed);
             if begun != e.seen.0 || !e.state.is_idle() {
-                // Answered a request since the last look, or answering one.
-                e.seen = (begun, now);
+                // Answered a request since the last look, or answering one:
+                // it may have been waiting since any moment up to now.
+                e.seen = (begun, (e.state.is_idle()).then_some(now));
                 continue;
             }
-            if now.duration_since(e.seen.1) >= timeout
-                && !e.state.expired.swap(true, Ordering::AcqRel)
+            let since = *e.seen.1.get_or_insert(now);
+            if now.duration_since(since) >= timeout && !e.state.expired.swap(true, Ordering::AcqRel)
             {
                 e.waker.wake_by_ref();
                 expired += 1;
