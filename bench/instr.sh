@@ -7,11 +7,13 @@
 #
 # The rig's fixed-response nginx upstream, then for each configuration in
 # CONFIGS (MAASCTL_BENCH_RULES values of bench/candidate.sh: 0 = no rules,
-# 1 = two request rules, tokens = two token rules) a one-worker gateway
-# under callgrind: WARM requests, counters zeroed, N requests on one
-# keep-alive connection, counters dumped; the busiest thread's Ir / N.
+# 1 = two request rules, tokens = two token rules; or `nginx`: the rig's
+# nginx proxy_pass configuration, one worker, no master process) a
+# one-worker proxy under callgrind: WARM requests, counters zeroed, N
+# requests on one keep-alive connection, counters dumped; the busiest
+# thread's Ir / N.
 #
-#   MAASCTL_BIN=target/release/maasctl N=2000 CONFIGS="0 tokens" bash bench/instr.sh
+#   MAASCTL_BIN=target/release/maasctl N=2000 CONFIGS="nginx 0 tokens" bash bench/instr.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RIG=${RIG:-$ROOT/../shared/bench}
@@ -51,6 +53,12 @@ PY
 echo "instr.sh: N=$N warm-up=$WARM binary=$BIN ($(valgrind --version))"
 for rules in $CONFIGS; do
   port=$((UP + 1 + RANDOM % 1000)); out=$W/out-$rules; mkdir -p "$out"
+  if [ "$rules" = nginx ]; then
+    sed -e "s#@RUN@#$W#g; s#@UP_PORT@#$UP#g; s#@PROXY_PORT@#$port#g; s#@PROXY_WORKERS@#1#g" \
+      -e 's/^daemon off;/daemon off;\nmaster_process off;/' "$RIG/proxy.conf.in" > "$W/proxy.conf"
+    (setsid valgrind --tool=callgrind --callgrind-out-file="$out/cg.%p" nginx -c "$W/proxy.conf" -p "$W") \
+      >"$W/gw-nginx.log" 2>&1 &
+  else
   (
     cd "$W"
     export CANDIDATE_PORT=$port CANDIDATE_KEY=$KEY MAASCTL_BIN=$W/bin.sh MAASCTL_BENCH_RULES=$rules \
@@ -58,12 +66,14 @@ for rules in $CONFIGS; do
       UPSTREAM_BASE=http://127.0.0.1:$UP/v1 UPSTREAM_STREAM_BASE=http://127.0.0.1:$UP/stream/v1
     exec setsid bash "$ROOT/bench/candidate.sh"
   ) >"$W/gw-$rules.log" 2>&1 &
+  fi
   for _ in $(seq 1 300); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' -XPOST -H "Authorization: Bearer $KEY" \
       "http://127.0.0.1:$port/v1/chat/completions" -d '{"model":"bench-model","messages":[]}')" = 200 ] && break
     sleep 0.5
   done
-  pid=$(pgrep -f -- "valgrind.*--data-dir $W/data-$rules serve" | head -1)
+  if [ "$rules" = nginx ]; then pid=$(pgrep -f -- "valgrind.*nginx -c $W/proxy.conf" | head -1)
+  else pid=$(pgrep -f -- "valgrind.*--data-dir $W/data-$rules serve" | head -1); fi
   [ -n "$pid" ] || { echo "the gateway did not start: $(tail -5 "$W/gw-$rules.log")" >&2; exit 1; }
   [ "$(requests "$port" "$WARM")" = "$WARM" ] || { echo "warm-up requests failed" >&2; exit 1; }
   callgrind_control -z "$pid" >/dev/null 2>&1
@@ -71,7 +81,7 @@ for rules in $CONFIGS; do
   [ "$ok" = "$N" ] || { echo "only $ok of $N requests answered 200" >&2; exit 1; }
   callgrind_control -d "$pid" >/dev/null 2>&1
   # The busiest thread of the dump: the worker (it also talks to the upstream).
-  ir=$(for f in "$out"/cg."$pid".1-*; do awk '/^summary:/ {print $2}' "$f"; done | sort -n | tail -1)
+  ir=$(for f in "$out"/cg."$pid".1*; do awk '/^summary:/ {print $2}' "$f"; done | sort -n | tail -1)
   python3 -c "import sys; print('rules=%-7s %10.0f instructions per request (worker thread, user space)' % (sys.argv[1], int(sys.argv[2]) / int(sys.argv[3])))" "$rules" "$ir" "$N"
   kill "$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
