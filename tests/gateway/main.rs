@@ -8,6 +8,7 @@ mod counters;
 mod edge;
 mod errors;
 mod fallback;
+mod framing;
 mod health;
 mod openai_python;
 mod probes;
