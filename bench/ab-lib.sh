@@ -68,3 +68,20 @@ n = d["requests"] - d["non2xx"]; us = d["duration_us"]
 print("%.0f %.3f %.2f" % (n * 1e6 / us, d["p99_us"] / 1000, (t1 - t0) * 1e6 / hz / max(n, 1)))' \
     "$out" "$t0" "$t1" "$(getconf CLK_TCK)"
 }
+
+# ab_pairs CONC LABEL_A PORT_A "PIDS_A" LABEL_B PORT_B "PIDS_B": a warm-up
+# run of each, then PAIRS pairs of runs, the order swapped every pair;
+# each pair's "A-figures B-figures" (see ab_run) appended to $W/pairs.CONC.
+ab_pairs() {
+  local c=$1 la=$2 pa=$3 la_pids=$4 lb=$5 pb=$6 lb_pids=$7 i a b
+  local -a ia ib
+  read -r -a ia <<< "$la_pids"; read -r -a ib <<< "$lb_pids"
+  ab_run "$pa" "$c" "${ia[@]}" >/dev/null; ab_run "$pb" "$c" "${ib[@]}" >/dev/null   # warm-up
+  : > "$W/pairs.$c"
+  for i in $(seq 1 "$PAIRS"); do
+    if ((i % 2)); then a=$(ab_run "$pa" "$c" "${ia[@]}"); b=$(ab_run "$pb" "$c" "${ib[@]}")
+    else b=$(ab_run "$pb" "$c" "${ib[@]}"); a=$(ab_run "$pa" "$c" "${ia[@]}"); fi
+    echo "$a $b" >> "$W/pairs.$c"
+    echo "  c=$c pair $i: $la $a | $lb $b   (req/s, p99 ms, CPU us/request)"
+  done
+}

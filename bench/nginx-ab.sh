@@ -22,17 +22,10 @@ ab_gateway "$PG" 0 gateway
 ab_wait "$PN"; ab_wait "$PG"
 G=$(ab_pid gateway)
 NM=$(pgrep -f -- "nginx -c $W/proxy.conf" | head -1)
-read -r -a N <<< "$(pgrep -P "$NM" | tr '\n' ' ')"   # the proxy's workers
+N=$(pgrep -P "$NM" | tr '\n' ' ')   # the proxy's workers
 echo "nginx-ab: pairs=$PAIRS duration=${DURATION}s binary=$BIN; $(nginx -v 2>&1); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for c in $CONCS; do
-  ab_run "$PN" "$c" "${N[@]}" >/dev/null; ab_run "$PG" "$c" "$G" >/dev/null   # warm-up
-  : > "$W/pairs.$c"
-  for i in $(seq 1 "$PAIRS"); do
-    if ((i % 2)); then a=$(ab_run "$PN" "$c" "${N[@]}"); b=$(ab_run "$PG" "$c" "$G")
-    else b=$(ab_run "$PG" "$c" "$G"); a=$(ab_run "$PN" "$c" "${N[@]}"); fi
-    echo "$a $b" >> "$W/pairs.$c"
-    echo "  c=$c pair $i: nginx $a | maasctl $b   (req/s, p99 ms, proxy CPU us/request)"
-  done
+  ab_pairs "$c" nginx "$PN" "$N" maasctl "$PG" "$G"
   python3 - "$W/pairs.$c" "$c" <<'PY'
 import sys, statistics as st
 rows = [list(map(float, l.split())) for l in open(sys.argv[1])]

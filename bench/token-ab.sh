@@ -19,14 +19,7 @@ ab_wait "$PA"; ab_wait "$PB"
 A=$(ab_pid a); B=$(ab_pid b)
 echo "token-ab: pairs=$PAIRS duration=${DURATION}s binary=$BIN; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for c in $CONCS; do
-  ab_run "$PA" "$c" "$A" >/dev/null; ab_run "$PB" "$c" "$B" >/dev/null   # warm-up
-  : > "$W/pairs.$c"
-  for i in $(seq 1 "$PAIRS"); do
-    if ((i % 2)); then a=$(ab_run "$PA" "$c" "$A"); b=$(ab_run "$PB" "$c" "$B")
-    else b=$(ab_run "$PB" "$c" "$B"); a=$(ab_run "$PA" "$c" "$A"); fi
-    echo "$a $b" >> "$W/pairs.$c"
-    echo "  c=$c pair $i: no rules $a | token rules $b   (req/s, p99 ms, gateway CPU us/request)"
-  done
+  ab_pairs "$c" "no rules" "$PA" "$A" "token rules" "$PB" "$B"
   python3 - "$W/pairs.$c" "$c" <<'PY'
 import sys, statistics as st
 rows = [list(map(float, l.split())) for l in open(sys.argv[1])]

@@ -294,14 +294,7 @@ async fn exchange(s: &mut TcpStream, request: &[u8]) -> String {
     loop {
         let text = String::from_utf8_lossy(&got).into_owned();
         if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .expect("content-length");
+            let len = content_length_of(head).expect("content-length");
             if body.len() >= len {
                 return text;
             }

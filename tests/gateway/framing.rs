@@ -48,13 +48,7 @@ fn complete_answers(bytes: &[u8], head_request: bool) -> usize {
             rest = after;
             continue;
         }
-        let len = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse::<usize>().ok())?
-            })
+        let len = content_length_of(head)
             .filter(|_| !head_request)
             .unwrap_or(0);
         if after.len() < len {

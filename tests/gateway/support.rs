@@ -342,3 +342,12 @@ pub fn test_pki(dir: &std::path::Path) -> TestPki {
     std::fs::write(&pki.key_file, &pki.key_pem).unwrap();
     pki
 }
+
+/// The `Content-Length` of an HTTP head (its lines, status line first).
+pub fn content_length_of(head: &str) -> Option<usize> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())?
+    })
+}
