@@ -387,19 +387,12 @@ fn per_worker(text: &str, workers: usize) -> Option<Vec<f64>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_connections_is_spread_evenly_over_the_workers() {
-    let ts = TestStore::new();
-    let (_, key) = ts.key("acme", "k");
-    let m = mock("m").await;
-    ts.model("m", "m-up", vec![ep(&m.base_url())], Policy::RoundRobin);
     let workers = 4;
-    let gw = Gw::start(
-        &ts,
-        maasctl::gateway::GatewayConfig {
-            workers,
-            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..fast_config()
-        },
-    )
+    let (_ts, gw, _m, key) = one_model(maasctl::gateway::GatewayConfig {
+        workers,
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..fast_config()
+    })
     .await;
     let addr = gw.handle().local_addr();
     let request = get("/v1/models", Some(&key));
@@ -755,18 +748,11 @@ async fn connections_waiting_longer_than_the_head_timeout_are_closed_and_busy_on
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_sending_requests_more_often_than_the_head_timeout_stays_open() {
-    let ts = TestStore::new();
-    let (_, key) = ts.key("acme", "k");
-    let m = mock("m").await;
-    ts.model("m", "m-up", vec![ep(&m.base_url())], Policy::RoundRobin);
     let timeout = Duration::from_secs(1);
-    let gw = Gw::start(
-        &ts,
-        maasctl::gateway::GatewayConfig {
-            head_timeout: timeout,
-            ..fast_config()
-        },
-    )
+    let (_ts, gw, _m, key) = one_model(maasctl::gateway::GatewayConfig {
+        head_timeout: timeout,
+        ..fast_config()
+    })
     .await;
     let mut s = TcpStream::connect(gw.handle().local_addr()).await.unwrap();
     let request = get("/v1/models", Some(&key));

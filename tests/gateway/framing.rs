@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 
 use maasctl::demo::upstream::MockUpstream;
-use maasctl::domain::Policy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -68,11 +67,7 @@ fn statuses(text: &str) -> Vec<u16> {
 }
 
 async fn gateway() -> (TestStore, Gw, MockUpstream, String, SocketAddr) {
-    let ts = TestStore::new();
-    let (_, key) = ts.key("acme", "k");
-    let m = mock("m").await;
-    ts.model("m", "m-up", vec![ep(&m.base_url())], Policy::RoundRobin);
-    let gw = Gw::start(&ts, fast_config()).await;
+    let (ts, gw, m, key) = one_model(fast_config()).await;
     let addr = gw.handle().local_addr();
     (ts, gw, m, key, addr)
 }

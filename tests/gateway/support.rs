@@ -351,3 +351,15 @@ pub fn content_length_of(head: &str) -> Option<usize> {
             .then(|| v.trim().parse::<usize>().ok())?
     })
 }
+
+/// A gateway (`cfg`) over a store with one model `m` (upstream model
+/// `m-up`) on one mock upstream and a key of workspace `acme`: the store,
+/// the gateway, the mock and the key's secret.
+pub async fn one_model(cfg: GatewayConfig) -> (TestStore, Gw, MockUpstream, String) {
+    let ts = TestStore::new();
+    let (_, key) = ts.key("acme", "k");
+    let m = mock("m").await;
+    ts.model("m", "m-up", vec![ep(&m.base_url())], Policy::RoundRobin);
+    let gw = Gw::start(&ts, cfg).await;
+    (ts, gw, m, key)
+}
