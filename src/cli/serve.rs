@@ -11,7 +11,7 @@ use crate::admin::{AdminListen, TokenArgs};
 use crate::compose::{AdminPlan, GatewayPlan, Node, NodePlan};
 use crate::domain::LimiterMode;
 use crate::gateway::limiter::{Limiter, SharedConfig, redacted};
-use crate::gateway::{GatewayConfig, ListenerTls};
+use crate::gateway::{GatewayConfig, ListenerTls, RateLimitHeaders};
 use crate::logging::LogRing;
 use crate::store::Store;
 
@@ -91,6 +91,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = GatewayConfig::DEFAULT_METRICS_KEY_SERIES, value_name = "N")]
     pub metrics_key_series: usize,
 
+    /// Which answers of a model with rate-limit rules carry the
+    /// x-ratelimit-* headers: always (admitted answers too, as OpenAI sends
+    /// them) or on-429 (only refusals; admitted answers do not show the limits).
+    #[arg(long, default_value = "always", value_parser = str::parse::<RateLimitHeaders>, value_name = "WHEN")]
+    pub ratelimit_headers: RateLimitHeaders,
+
     /// Most callers' connections open at once (at the cap, idle keep-alive
     /// connections are closed to make room). Default: from the open-file
     /// limit (raised to the hard limit at start): (limit - 64) / 2.
@@ -126,6 +132,7 @@ impl ServeArgs {
             body_limit: self.body_limit,
             body_timeout: self.body_timeout,
             head_timeout: self.head_timeout,
+            ratelimit_headers: self.ratelimit_headers,
             metrics_listen: self.metrics_listen,
             metrics_key_series: self.metrics_key_series,
             max_connections: self
@@ -357,6 +364,13 @@ mod tests {
         let d = serve(&[]).unwrap();
         assert_eq!(d.body_timeout, Duration::from_secs(30));
         assert_eq!(d.head_timeout, Duration::from_secs(30));
+        assert_eq!(d.ratelimit_headers, RateLimitHeaders::Always);
+        assert_eq!(
+            serve(&["--ratelimit-headers", "on-429"])
+                .unwrap()
+                .ratelimit_headers,
+            RateLimitHeaders::On429
+        );
         assert_eq!(d.metrics_listen, None);
         assert_eq!(d.metrics_key_series, 100);
         assert_eq!(d.max_connections, None);
@@ -401,6 +415,7 @@ mod tests {
             ("--max-connections", "0"),
             ("--body-timeout", "0s"),
             ("--head-timeout", "0s"),
+            ("--ratelimit-headers", "never"),
             ("--metrics-listen", "9100"),
             ("--metrics-key-series", "many"),
             ("--usage-flush", "0s"),

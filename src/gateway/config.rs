@@ -15,6 +15,31 @@ pub struct ListenerTls {
     pub key: PathBuf,
 }
 
+/// Which answers carry the `x-ratelimit-*` headers of a model's rules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RateLimitHeaders {
+    /// Every answer of a model with rules, admitted ones included (as
+    /// OpenAI sends them).
+    #[default]
+    Always,
+    /// Only the 429s: admitted answers do not show callers the limits
+    /// (like Kong's `hide_client_headers`); the headers cost ~2,250
+    /// instructions per request (bench/RESULTS.md).
+    On429,
+}
+
+impl std::str::FromStr for RateLimitHeaders {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "always" => Ok(Self::Always),
+            "on-429" => Ok(Self::On429),
+            other => Err(format!("'{other}' is not a choice; use always or on-429")),
+        }
+    }
+}
+
 /// Everything a gateway needs besides the store.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -34,6 +59,8 @@ pub struct GatewayConfig {
     /// idle keep-alive connection, or one whose request head has not fully
     /// arrived, is closed after it (checked once a second).
     pub head_timeout: Duration,
+    /// Which answers carry the `x-ratelimit-*` headers.
+    pub ratelimit_headers: RateLimitHeaders,
     /// Time to open a connection to an upstream (then the next endpoint is tried).
     pub connect_timeout: Duration,
     /// Time from sending a request to the upstream's response headers (then
@@ -125,6 +152,7 @@ impl Default for GatewayConfig {
             body_limit: Self::DEFAULT_BODY_LIMIT,
             body_timeout: Duration::from_secs(30),
             head_timeout: Duration::from_secs(30),
+            ratelimit_headers: RateLimitHeaders::Always,
             connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(600),
             ca_file: None,

@@ -37,7 +37,7 @@ use std::thread::JoinHandle;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-pub use config::{GatewayConfig, ListenerTls};
+pub use config::{GatewayConfig, ListenerTls, RateLimitHeaders};
 pub use telemetry::events::{RequestEvent, TailPage};
 pub use telemetry::stats::{EndpointStats, Event, EventKind, RuleStats, StatsSnapshot, Totals};
 

@@ -439,3 +439,60 @@ async fn throttled_requests_get_429_naming_the_rule() {
     assert_eq!(s.workspaces["acme"].throttled, 1);
     gw.stop().await;
 }
+
+/// `--ratelimit-headers on-429`: admitted answers do not show callers the
+/// limits (request rules and token rules alike); refusals still carry them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ratelimit_headers_on_429_only_refusals_carry_them() {
+    let ts = TestStore::new();
+    let (key_id, key) = ts.key("acme", "k");
+    let m = mock("m").await;
+    ts.model("m", "x", vec![ep(&m.base_url())], Policy::RoundRobin);
+    ts.model("t", "x", vec![ep(&m.base_url())], Policy::RoundRobin);
+    let rule = |model: &str, limit, unit| Change::AddRule {
+        model: model.into(),
+        spec: RuleSpec {
+            target: RuleTarget::ApiKey,
+            workspace: "acme".into(),
+            key_id: Some(key_id.clone()),
+            limit,
+            duration_secs: 60,
+            unit,
+        },
+    };
+    ts.apply(vec![
+        rule("m", 1, maasctl::domain::RuleUnit::Requests),
+        rule("t", 1_000_000, maasctl::domain::RuleUnit::Tokens),
+    ]);
+    let gw = Gw::start(
+        &ts,
+        GatewayConfig {
+            ratelimit_headers: maasctl::gateway::RateLimitHeaders::On429,
+            ..fast_config()
+        },
+    )
+    .await;
+    let limit_headers = |h: &reqwest::header::HeaderMap| -> Vec<String> {
+        h.keys()
+            .map(|k| k.as_str().to_string())
+            .filter(|k| k.starts_with("x-ratelimit-"))
+            .collect()
+    };
+    for model in ["m", "t"] {
+        let ok = gw.chat(&key, model).await;
+        assert_eq!(ok.status(), 200, "{model}");
+        assert_eq!(limit_headers(ok.headers()), Vec::<String>::new(), "{model}");
+    }
+    let h = expect(
+        gw.chat(&key, "m").await,
+        429,
+        "rate_limit_error",
+        "rate_limit_exceeded",
+        &format!("api-key {key_id}"),
+    )
+    .await;
+    assert_eq!(h.get("x-ratelimit-limit").unwrap(), "1");
+    assert_eq!(h.get("x-ratelimit-remaining").unwrap(), "0");
+    assert!(h.get("retry-after").is_some());
+    gw.stop().await;
+}

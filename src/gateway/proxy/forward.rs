@@ -12,6 +12,7 @@ use super::{Admitted, GatewayState, Worker, refuse};
 use quanta::Instant;
 
 use crate::domain::{Policy, now_ms};
+use crate::gateway::RateLimitHeaders;
 use crate::gateway::limiter::{Headroom, Reservation};
 use crate::gateway::proxy::tally::Tally;
 use crate::gateway::snapshot::Route;
@@ -490,8 +491,14 @@ fn relay(
             RequestOutcome::Upstream4xx
         }
     };
-    // Token rules' headroom (no reservation, no work: models without token rules).
-    let tokens = reservation.as_ref().and_then(|r| r.headroom().cloned());
+    // Token rules' headroom (no reservation, no work: models without token
+    // rules); none when admitted answers do not show the limits.
+    let always = shared.cfg.ratelimit_headers == RateLimitHeaders::Always;
+    let headroom = headroom.filter(|_| always);
+    let tokens = reservation
+        .as_ref()
+        .filter(|_| always)
+        .and_then(|r| r.headroom().cloned());
     let mut res = Response::new(ResBody::relay(body, tally, outcome).settling(
         reservation,
         status,
