@@ -14,6 +14,9 @@
 # thread's Ir / N.
 #
 #   MAASCTL_BIN=target/release/maasctl N=2000 CONFIGS="nginx 0 tokens" bash bench/instr.sh
+#
+# INSTR_SERVE_FLAGS: more `serve` flags for the gateways (e.g.
+# "--ratelimit-headers on-429").
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RIG=${RIG:-$ROOT/../shared/bench}
@@ -62,7 +65,7 @@ for rules in $CONFIGS; do
   (
     cd "$W"
     export CANDIDATE_PORT=$port CANDIDATE_KEY=$KEY MAASCTL_BIN=$W/bin.sh MAASCTL_BENCH_RULES=$rules \
-      MAASCTL_BENCH_DATA=$W/data-$rules MAASCTL_SERVE_FLAGS="--workers 1" INSTR_OUT=$out \
+      MAASCTL_BENCH_DATA=$W/data-$rules MAASCTL_SERVE_FLAGS="--workers 1 ${INSTR_SERVE_FLAGS:-}" INSTR_OUT=$out \
       UPSTREAM_BASE=http://127.0.0.1:$UP/v1 UPSTREAM_STREAM_BASE=http://127.0.0.1:$UP/stream/v1
     exec setsid bash "$ROOT/bench/candidate.sh"
   ) >"$W/gw-$rules.log" 2>&1 &
