@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use maasctl::demo::upstream::MockConfig;
-use maasctl::domain::{Change, Endpoint, Policy, RuleSpec, RuleTarget};
+use maasctl::domain::{Change, Endpoint, Policy, RuleUnit};
 use maasctl::gateway::GatewayConfig;
 use serde_json::json;
 
@@ -394,17 +394,7 @@ async fn throttled_requests_get_429_naming_the_rule() {
     let (key_id, key) = ts.key("acme", "k");
     let m = mock("m").await;
     ts.model("m", "x", vec![ep(&m.base_url())], Policy::RoundRobin);
-    ts.apply(vec![Change::AddRule {
-        model: "m".into(),
-        spec: RuleSpec {
-            target: RuleTarget::ApiKey,
-            workspace: "acme".into(),
-            key_id: Some(key_id.clone()),
-            limit: 1,
-            duration_secs: 60,
-            unit: Default::default(),
-        },
-    }]);
+    ts.key_rule("m", &key_id, 1, RuleUnit::Requests);
     let gw = Gw::start(&ts, fast_config()).await;
     let ok = gw.chat(&key, "m").await;
     assert_eq!(ok.status(), 200);
@@ -449,21 +439,8 @@ async fn with_ratelimit_headers_on_429_only_refusals_carry_them() {
     let m = mock("m").await;
     ts.model("m", "x", vec![ep(&m.base_url())], Policy::RoundRobin);
     ts.model("t", "x", vec![ep(&m.base_url())], Policy::RoundRobin);
-    let rule = |model: &str, limit, unit| Change::AddRule {
-        model: model.into(),
-        spec: RuleSpec {
-            target: RuleTarget::ApiKey,
-            workspace: "acme".into(),
-            key_id: Some(key_id.clone()),
-            limit,
-            duration_secs: 60,
-            unit,
-        },
-    };
-    ts.apply(vec![
-        rule("m", 1, maasctl::domain::RuleUnit::Requests),
-        rule("t", 1_000_000, maasctl::domain::RuleUnit::Tokens),
-    ]);
+    ts.key_rule("m", &key_id, 1, RuleUnit::Requests);
+    ts.key_rule("t", &key_id, 1_000_000, RuleUnit::Tokens);
     let gw = Gw::start(
         &ts,
         GatewayConfig {

@@ -2,7 +2,7 @@
 //! whose endpoints can answer hands the request to its fallbacks, in order,
 //! each under its own rules; `x-maasctl-model` names who answered.
 
-use maasctl::domain::{Change, Policy, RuleSpec, RuleTarget};
+use maasctl::domain::{Change, Policy, RuleUnit};
 use maasctl::store::Store;
 use serde_json::Value;
 
@@ -138,17 +138,7 @@ async fn a_fallbacks_own_rule_throttles_and_its_429_is_the_answer() {
         Policy::RoundRobin,
     );
     set_fallbacks(&ts, "main", &["backup"]);
-    ts.apply(vec![Change::AddRule {
-        model: "backup".into(),
-        spec: RuleSpec {
-            target: RuleTarget::ApiKey,
-            workspace: "acme".into(),
-            key_id: Some(key_id),
-            limit: 1,
-            duration_secs: 60,
-            unit: Default::default(),
-        },
-    }]);
+    ts.key_rule("backup", &key_id, 1, RuleUnit::Requests);
     let gw = Gw::start(&ts, fast_config()).await;
     let (status, header, _) = who(gw.chat(&key, "main").await).await;
     assert_eq!((status, header.as_str()), (200, "backup"));

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use maasctl::demo::upstream::{MockConfig, MockUpstream};
 use maasctl::domain::secret::{hash_secret, secret_hint};
-use maasctl::domain::{Change, Endpoint, MarketEntry, ModelSpec, Policy};
+use maasctl::domain::{
+    Change, Endpoint, MarketEntry, ModelSpec, Policy, RuleSpec, RuleTarget, RuleUnit,
+};
 use maasctl::gateway::{Gateway, GatewayConfig, GatewayHandle, StatsSnapshot};
 use maasctl::store::{SqliteStore, Store};
 use serde_json::{Value, json};
@@ -121,6 +123,22 @@ impl TestStore {
 
     pub fn revision(&self) -> u64 {
         self.store.revision().unwrap()
+    }
+
+    /// A rule on `model` counting `limit` `unit`s a minute for the key
+    /// `key_id` of workspace `acme`.
+    pub fn key_rule(&self, model: &str, key_id: &str, limit: u32, unit: RuleUnit) {
+        self.apply(vec![Change::AddRule {
+            model: model.into(),
+            spec: RuleSpec {
+                target: RuleTarget::ApiKey,
+                workspace: "acme".into(),
+                key_id: Some(key_id.into()),
+                limit,
+                duration_secs: 60,
+                unit,
+            },
+        }]);
     }
 }
 
