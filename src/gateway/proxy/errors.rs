@@ -163,15 +163,9 @@ impl ProxyError {
         e.headers = match r.unit {
             crate::domain::RuleUnit::Requests => vec![
                 (hyper::header::RETRY_AFTER, num(retry)),
-                (
-                    HeaderName::from_static("x-ratelimit-limit"),
-                    num(u64::from(r.limit)),
-                ),
-                (HeaderName::from_static("x-ratelimit-remaining"), num(0)),
-                (
-                    HeaderName::from_static("x-ratelimit-reset"),
-                    num(secs_up(r.reset_ms)),
-                ),
+                (LIMIT.clone(), num(u64::from(r.limit))),
+                (REMAINING.clone(), num(0)),
+                (RESET.clone(), num(secs_up(r.reset_ms))),
                 (HeaderName::from_static("x-ratelimit-rule"), num(r.rule_id)),
             ],
             // A token rule speaks in OpenAI's token headers (what it had
@@ -344,15 +338,9 @@ pub fn token_headers(limit: u32, remaining: u32, reset_ms: u64) -> [(HeaderName,
     let reset = HeaderValue::from_str(&duration(reset_ms))
         .unwrap_or_else(|_| HeaderValue::from_static("0s"));
     [
-        (
-            HeaderName::from_static("x-ratelimit-limit-tokens"),
-            HeaderValue::from(limit),
-        ),
-        (
-            HeaderName::from_static("x-ratelimit-remaining-tokens"),
-            HeaderValue::from(remaining),
-        ),
-        (HeaderName::from_static("x-ratelimit-reset-tokens"), reset),
+        (LIMIT_TOKENS.clone(), HeaderValue::from(limit)),
+        (REMAINING_TOKENS.clone(), HeaderValue::from(remaining)),
+        (RESET_TOKENS.clone(), reset),
     ]
 }
 
