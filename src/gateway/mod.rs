@@ -4,7 +4,8 @@
 //! Gateway::start(cfg, store)
 //!   ├─ worker threads (one per core): accept from one shared socket (each connection
 //!   │    placed on the worker serving the fewest), current-thread
-//!   │    runtime, own upstream pools → proxy::handle for every request
+//!   │    runtime, own upstream pools; each connection's task (server::driver)
+//!   │    reads a head → proxy::on_head, the body → proxy::on_body
 //!   └─ control thread: reload on revision change, report, probe, publish stats
 //! ```
 //!
@@ -14,9 +15,9 @@
 //! `GatewayHandle::shutdown().await` (or `shutdown_blocking()`) stops it
 //! gracefully. Dropping the handle also stops it, without waiting.
 //!
-//! The folders follow a request: [`server`] accepts, [`proxy`] runs the
-//! phases (authenticate → read → find `model` → route → [`limiter`] →
-//! forward), [`upstream`] reaches the endpoint (balancer, pools, h1 codec,
+//! The folders follow a request: [`server`] accepts and speaks HTTP/1.1
+//! to the caller, [`proxy`] runs the phases (authenticate → find `model`
+//! → route → [`limiter`] → forward), [`upstream`] reaches the endpoint (balancer, pools, h1 codec,
 //! TLS, health), [`telemetry`] counts and publishes. [`snapshot`] is what
 //! the request path reads; [`control`] is everything off it.
 

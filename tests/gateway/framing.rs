@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use maasctl::demo::upstream::MockUpstream;
+use maasctl::gateway::GatewayConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -206,14 +207,17 @@ async fn content_length_beside_chunked_reads_the_chunked_body_and_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_framing_is_refused_with_400_and_never_forwarded() {
     let (_ts, gw, m, key, addr) = gateway().await;
-    let cases: [(&str, Vec<u8>); 5] = [
+    // Each with the part of the request its message names.
+    let cases: [(&str, Vec<u8>, &str); 5] = [
         (
             "two different content-lengths",
             with_length(&key, "content-length: 5\r\n", CHAT),
+            "Conflicting Content-Length",
         ),
         (
             "a content-length that is not a number",
             format!("{}content-length: 12x\r\n\r\n{CHAT}", chat_head(&key, "")).into_bytes(),
+            "Invalid Content-Length \\\"12x\\\"",
         ),
         (
             "a transfer coding other than chunked",
@@ -222,6 +226,7 @@ async fn malformed_framing_is_refused_with_400_and_never_forwarded() {
                 chat_head(&key, "")
             )
             .into_bytes(),
+            "Transfer-Encoding",
         ),
         (
             "a chunk size that is not hexadecimal",
@@ -230,12 +235,18 @@ async fn malformed_framing_is_refused_with_400_and_never_forwarded() {
                 chat_head(&key, "")
             )
             .into_bytes(),
+            "invalid chunk size",
         ),
-        ("not HTTP", b"HELLO THERE\r\n\r\n".to_vec()),
+        ("not HTTP", b"HELLO THERE\r\n\r\n".to_vec(), "HTTP/1.1"),
     ];
-    for (what, request) in cases {
+    for (what, request, names) in cases {
         let (text, closed, hits) = send(addr, &m, &request, 1).await;
         assert_eq!(statuses(&text), [400], "{what}: {text}");
+        // OpenAI's error shape, like every other refusal.
+        assert!(
+            text.contains("\"type\":\"invalid_request_error\"") && text.contains(names),
+            "{what}: {text}"
+        );
         assert!(closed, "{what}: the connection is closed after the 400");
         assert_eq!(hits, 0, "{what}: forwarded");
     }
@@ -246,15 +257,27 @@ async fn malformed_framing_is_refused_with_400_and_never_forwarded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_head_with_more_than_100_headers_is_refused_with_431() {
-    // By count: the size limit of a head is hyper's read buffer (~400 KB,
-    // more when a large head arrives in one piece), not a fixed figure.
+async fn a_head_with_more_than_100_headers_or_over_64_kb_is_refused_with_431() {
     let (_ts, gw, m, key, addr) = gateway().await;
     let many: String = (0..200).map(|i| format!("x-h{i}: v\r\n")).collect();
-    let (text, closed, hits) = send(addr, &m, &with_length(&key, &many, CHAT), 1).await;
-    assert_eq!(statuses(&text), [431], "{text}");
-    assert!(closed);
-    assert_eq!(hits, 0);
+    let long = format!("x-long: {}\r\n", "a".repeat(65 * 1024));
+    for (what, extra, names) in [
+        ("200 headers", many, "more than 100 headers"),
+        ("one 65 KB header", long, "larger than 64 KB"),
+    ] {
+        let (text, closed, hits) = send(addr, &m, &with_length(&key, &extra, CHAT), 1).await;
+        assert_eq!(statuses(&text), [431], "{what}: {text}");
+        assert!(
+            text.contains("request_header_fields_too_large") && text.contains(names),
+            "{what}: {text}"
+        );
+        assert!(closed, "{what}");
+        assert_eq!(hits, 0, "{what}");
+    }
+    // Just under the limit is served.
+    let fits = format!("x-long: {}\r\n", "a".repeat(60 * 1024));
+    let (text, _, hits) = send(addr, &m, &with_length(&key, &fits, CHAT), 1).await;
+    assert_eq!((statuses(&text), hits), (vec![200], 1), "{text}");
     gw.stop().await;
 }
 
@@ -336,12 +359,92 @@ async fn connection_close_head_and_absolute_targets_are_honoured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_http2_preface_is_closed_and_the_gateway_keeps_serving() {
+async fn an_http2_preface_is_refused_and_closed_and_the_gateway_keeps_serving() {
     let (_ts, gw, m, key, addr) = gateway().await;
-    let (text, closed, hits) = send(addr, &m, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 0).await;
+    let (text, closed, hits) = send(addr, &m, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 1).await;
+    assert_eq!(statuses(&text), [400], "{text}");
+    assert!(text.contains("speaks HTTP/1.1"), "{text}");
     assert!(closed, "{text}");
     assert_eq!(hits, 0);
     let (text, _, hits) = send(addr, &m, &with_length(&key, "", CHAT), 1).await;
     assert_eq!((statuses(&text), hits), (vec![200], 1), "{text}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_answered_before_it_was_read_is_skipped_and_the_connection_serves_on() {
+    // A 401 (bad key) and a 404 (unknown URL) are answered from the head;
+    // their bodies, pipelined behind them with the next request, are read
+    // past, and the next request on the same connection is served.
+    let (_ts, gw, m, key, addr) = gateway().await;
+    let mut request = with_length("sk-not-a-key", "", CHAT);
+    request.extend_from_slice(
+        format!(
+            "POST /v1/nowhere HTTP/1.1\r\nhost: gw\r\ncontent-length: {}\r\n\r\n{CHAT}",
+            CHAT.len()
+        )
+        .as_bytes(),
+    );
+    // A chunked body, too.
+    request.extend_from_slice(
+        format!(
+            "{}transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            chat_head("sk-not-a-key", "")
+        )
+        .as_bytes(),
+    );
+    request.extend_from_slice(&with_length(&key, "", CHAT));
+    let (text, closed, hits) = send(addr, &m, &request, 4).await;
+    assert_eq!(statuses(&text), [401, 404, 401, 200], "{text}");
+    assert!(!closed, "{text}");
+    assert_eq!(hits, 1);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expect_100_continue_refused_from_its_head_gets_no_100_and_is_closed() {
+    // A caller waiting for `100 Continue` never sends the body of a refused
+    // request: the gateway answers and closes instead of waiting for it.
+    let (_ts, gw, m, _key, addr) = gateway().await;
+    let head = format!(
+        "{}expect: 100-continue\r\ncontent-length: {}\r\n\r\n",
+        chat_head("sk-not-a-key", ""),
+        CHAT.len()
+    );
+    let (text, closed, hits) = send(addr, &m, head.as_bytes(), 1).await;
+    assert_eq!(statuses(&text), [401], "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+    assert!(closed, "{text}");
+    assert_eq!(hits, 0);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_half_closes_before_the_end_of_its_body_gets_a_400_at_once() {
+    let cfg = GatewayConfig {
+        body_timeout: std::time::Duration::from_secs(120),
+        ..fast_config()
+    };
+    let (_ts, gw, m, key) = one_model(cfg).await;
+    let addr = gw.handle().local_addr();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let partial = format!(
+        "{}content-length: {}\r\n\r\n{}",
+        chat_head(&key, ""),
+        CHAT.len(),
+        &CHAT[..10]
+    );
+    s.write_all(partial.as_bytes()).await.unwrap();
+    s.shutdown().await.unwrap();
+    // At once, not at the body timeout: `read_answers` gives up after
+    // DEADLINE (30 s), a quarter of it.
+    let (text, closed) = read_answers(&mut s, 1).await;
+    assert_eq!(statuses(&text), [400], "{text}");
+    assert!(
+        text.contains("closed its sending side before the end of the body"),
+        "{text}"
+    );
+    assert!(closed || closes(&mut s).await);
+    assert_eq!(m.hits(), 0);
     gw.stop().await;
 }

@@ -2,13 +2,17 @@
 //! connection is [`server`](super::server)):
 //!
 //! ```text
-//! proxy: count (Tally::new) → admit: authenticate → read_request
-//!        → find_model → route → limit → forward (forward.rs): balance
-//!        → send → relay → count (the Tally ends with the response body)
+//! on_head: count (Tally::new) → authenticate
+//! (the server reads the body: server/driver.rs)
+//! on_body: admit: find_model → route → budget → limit
+//!        → forward (forward.rs): balance → send → relay
+//!        → count (the Tally ends with the response body)
 //! ```
 //!
 //! Each phase before forwarding returns the [`ProxyError`] that refuses the
-//! request; `refuse` counts its outcome and answers it.
+//! request; `refuse` counts its outcome and answers it. The head's phases
+//! are synchronous, so the server answers a request that needs no body
+//! (and a 401) without reading one.
 //!
 //! Nothing here locks or does I/O besides the upstream call: the snapshot
 //! is an atomic pointer load, auth a SHA-256 and a hash-map read, routing a
@@ -23,19 +27,15 @@ pub mod extract;
 mod forward;
 pub mod tally;
 
-use std::convert::Infallible;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::{Bytes, BytesMut};
-use futures_util::FutureExt;
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::http::request::Parts;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Response, StatusCode};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
@@ -74,40 +74,93 @@ pub struct Worker {
 
 const API_PATHS: [&str; 3] = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"];
 
-/// Answer one request.
-pub async fn handle(
-    w: Arc<Worker>,
-    req: Request<Incoming>,
-) -> Result<Response<ResBody>, Infallible> {
-    let path = req.uri().path();
-    let res = if API_PATHS.contains(&path) {
-        if req.method() == Method::POST {
-            proxy(&w, req).await
-        } else {
-            ProxyError::method_not_allowed(req.method().as_str(), path, "POST").into_response()
+/// What the server does with a request head: the phases that need no body.
+// Returned once per request and matched at once: boxing the large variant
+// would cost an allocation on every API call.
+#[allow(clippy::large_enum_variant)]
+pub enum OnHead {
+    /// Answer at once (`/v1/models`, `/healthz`, an unknown URL, a wrong
+    /// method, a missing or bad key); the body, if any, is not read.
+    Answer(Response<ResBody>),
+    /// An authenticated API call: the server reads its body (see
+    /// [`Call::body_limits`]), then [`on_body`] takes it from there.
+    ReadBody(Call),
+}
+
+/// An authenticated API call whose body is being read.
+pub struct Call {
+    tally: Tally,
+    key: usize,
+    parts: Parts,
+}
+
+impl Call {
+    /// The largest body accepted, and how long after the head it may take.
+    pub fn body_limits(w: &Worker) -> (usize, Duration) {
+        (w.shared.cfg.body_limit, w.shared.cfg.body_timeout)
+    }
+
+    /// The body could not be read (too large, too slow, malformed): the
+    /// answer, counted.
+    pub fn refuse(mut self, e: ProxyError) -> Response<ResBody> {
+        refuse(&mut self.tally, e)
+    }
+}
+
+/// The phases of a request head: count, the URL and method, authenticate.
+pub fn on_head(w: &Worker, parts: Parts) -> OnHead {
+    let path = parts.uri.path();
+    if API_PATHS.contains(&path) {
+        if parts.method != Method::POST {
+            return OnHead::Answer(
+                ProxyError::method_not_allowed(parts.method.as_str(), path, "POST").into_response(),
+            );
         }
-    } else {
-        match path {
-            // `/metrics` is not served here (it names models, upstream URLs,
-            // workspaces and keys): see `server::metrics` and the admin API.
-            "/v1/models" | "/healthz"
-                if req.method() != Method::GET && req.method() != Method::HEAD =>
-            {
-                ProxyError::method_not_allowed(req.method().as_str(), path, "GET").into_response()
+        // Count: the tally counts the request now and its outcome when known.
+        let mut tally = Tally::new(Local::current(&w.shared.snapshot), w.id);
+        return match authenticate(tally.snap(), &parts.headers) {
+            Ok(key) => {
+                tally.set_key(key);
+                OnHead::ReadBody(Call { tally, key, parts })
             }
-            "/v1/models" => list_models(&w, &req),
-            "/healthz" => plain(
-                "application/json",
-                format!(
-                    "{{\"status\":\"ok\",\"revision\":{},\"limiter\":\"{}\"}}",
-                    w.shared.snapshot.load().revision,
-                    w.shared.limiter.mode().as_str()
-                ),
-            ),
-            _ => ProxyError::unknown_url(req.method().as_str(), path).into_response(),
+            Err(e) => OnHead::Answer(refuse(&mut tally, e)),
+        };
+    }
+    let method = &parts.method;
+    OnHead::Answer(match path {
+        // `/metrics` is not served here (it names models, upstream URLs,
+        // workspaces and keys): see `server::metrics` and the admin API.
+        "/v1/models" | "/healthz" if method != Method::GET && method != Method::HEAD => {
+            ProxyError::method_not_allowed(method.as_str(), path, "GET").into_response()
         }
-    };
-    Ok(res)
+        "/v1/models" => list_models(w, &parts.headers),
+        "/healthz" => plain(
+            "application/json",
+            format!(
+                "{{\"status\":\"ok\",\"revision\":{},\"limiter\":\"{}\"}}",
+                w.shared.snapshot.load().revision,
+                w.shared.limiter.mode().as_str()
+            ),
+        ),
+        _ => ProxyError::unknown_url(method.as_str(), path).into_response(),
+    })
+}
+
+/// The phases after the body was read: find_model → route → limit →
+/// forward.
+pub async fn on_body(w: &Worker, call: Call, body: Bytes) -> Response<ResBody> {
+    let Call {
+        mut tally,
+        key,
+        parts,
+    } = call;
+    match admit(w, key, parts, body, &mut tally).await {
+        // Boxed: each async fn's state is moved (memcpy) into its caller's
+        // when awaited, so the deepest, largest one (forward: 2.5 KB) is
+        // put on the heap once instead of copied at every level above it.
+        Ok(admitted) => Box::pin(forward::forward(w, tally, admitted)).await,
+        Err(e) => refuse(&mut tally, e),
+    }
 }
 
 /// The Prometheus text of `/metrics` (see `telemetry::metrics`).
@@ -155,9 +208,9 @@ fn authenticate(snap: &Snapshot, headers: &HeaderMap) -> Result<usize, ProxyErro
     }
 }
 
-fn list_models(w: &Worker, req: &Request<Incoming>) -> Response<ResBody> {
+fn list_models(w: &Worker, headers: &HeaderMap) -> Response<ResBody> {
     let snap = w.shared.snapshot.load();
-    if let Err(e) = authenticate(&snap, req.headers()) {
+    if let Err(e) = authenticate(&snap, headers) {
         return e.into_response();
     }
     plain_bytes("application/json", snap.models_body.clone())
@@ -190,19 +243,6 @@ fn refuse(tally: &mut Tally, e: ProxyError) -> Response<ResBody> {
     e.into_response()
 }
 
-/// An API call: the phases in order.
-async fn proxy(w: &Worker, req: Request<Incoming>) -> Response<ResBody> {
-    // Count: the tally counts the request now and its outcome when known.
-    let mut tally = Tally::new(Local::current(&w.shared.snapshot), w.id);
-    match admit(w, req, &mut tally).await {
-        // Boxed: each async fn's state is moved (memcpy) into its caller's
-        // when awaited, so the deepest, largest one (forward: 2.5 KB) is
-        // put on the heap once instead of copied at every level above it.
-        Ok(admitted) => Box::pin(forward::forward(w, tally, admitted)).await,
-        Err(e) => refuse(&mut tally, e),
-    }
-}
-
 /// A request that passed every phase before forwarding.
 struct Admitted {
     snap: Arc<Local>,
@@ -221,17 +261,16 @@ struct Admitted {
     reservation: Option<Reservation>,
 }
 
-/// authenticate → read_body → find_model → route → limit.
+/// find_model → route → budget → limit (authenticated by [`on_head`],
+/// the body read by the server).
 async fn admit(
     w: &Worker,
-    req: Request<Incoming>,
+    key: usize,
+    parts: Parts,
+    body: Bytes,
     tally: &mut Tally,
 ) -> Result<Admitted, ProxyError> {
     let snap = tally.snap().clone();
-    let key = authenticate(&snap, req.headers())?;
-    tally.set_key(key);
-    let cfg = &w.shared.cfg;
-    let (parts, body) = read_request(req, cfg.body_limit, cfg.body_timeout).await?;
     let model = find_model(&body)?;
     let r = route(&snap, &model.name)?;
     tally.set_route(r);
@@ -254,43 +293,6 @@ async fn admit(
         headroom,
         reservation,
     })
-}
-
-/// Read the body up to the size limit (a larger declared length is refused
-/// before reading) within `timeout` of the headers.
-async fn read_request(
-    req: Request<Incoming>,
-    limit: usize,
-    timeout: Duration,
-) -> Result<(Parts, Bytes), ProxyError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        drain(req.into_body());
-        return Err(ProxyError::too_large(limit, declared));
-    }
-    let (parts, body) = req.into_parts();
-    Ok((parts, read_body(body, limit, timeout).await?))
-}
-
-/// How much of a body refused for its declared size is read and thrown
-/// away, and for how long (a bounded lingering close).
-const DRAIN_LIMIT: usize = 64 << 20;
-const DRAIN_TIME: Duration = Duration::from_secs(5);
-
-/// Read and discard a refused body in the background, so a caller still
-/// writing it reads the 413 (sent at once) instead of a reset: closing a
-/// socket with unread data sends a reset that can overtake the answer.
-fn drain(body: Incoming) {
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(
-            DRAIN_TIME,
-            http_body_util::Limited::new(body, DRAIN_LIMIT).collect(),
-        )
-        .await;
-    });
 }
 
 /// The `model` string of the body (see [`extract`]).
@@ -408,70 +410,4 @@ async fn limit(
             Err(ProxyError::throttled(&route.name, &rej))
         }
     }
-}
-
-/// The next body frame if hyper has it without waiting for the caller:
-/// asked once, and once more after yielding (hyper's connection task, which
-/// is this task, moves what it has read into the body when the body asks
-/// for it). `None`: the caller has not sent it yet. So the body timer is
-/// only armed for a body that really is late, not for every request.
-async fn next_frame(
-    body: &mut Incoming,
-) -> Option<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
-    if let Some(f) = body.frame().now_or_never() {
-        return Some(f);
-    }
-    tokio::task::yield_now().await;
-    body.frame().now_or_never()
-}
-
-/// Read the whole request body, refusing it as soon as it passes `limit`
-/// or when it is not complete `timeout` after the headers. The timer is
-/// only set when a frame is not already there (a body that came with its
-/// headers, the common case, costs no timer).
-async fn read_body(
-    mut body: Incoming,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Bytes, ProxyError> {
-    let mut first: Option<Bytes> = None;
-    let mut more: Option<BytesMut> = None;
-    let mut total = 0usize;
-    // Set when a frame is not there after hyper had its turn (right after
-    // the headers for a body that did not come with them).
-    let mut deadline = None;
-    loop {
-        let next = match next_frame(&mut body).await {
-            Some(f) => f,
-            None => {
-                let by = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
-                tokio::time::timeout_at(by, body.frame())
-                    .await
-                    .map_err(|_| ProxyError::body_timeout(timeout.as_secs_f64()))?
-            }
-        };
-        let Some(frame) = next else { break };
-        let frame = frame.map_err(|e| ProxyError::bad_request_body(&e.to_string()))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        total += data.len();
-        if total > limit {
-            return Err(ProxyError::too_large(limit, None));
-        }
-        match (&mut first, &mut more) {
-            (None, _) => first = Some(data),
-            (Some(f), None) => {
-                let mut m = BytesMut::with_capacity(f.len() + data.len());
-                m.extend_from_slice(f);
-                m.extend_from_slice(&data);
-                more = Some(m);
-            }
-            (Some(_), Some(m)) => m.extend_from_slice(&data),
-        }
-    }
-    Ok(match more {
-        Some(m) => m.freeze(),
-        None => first.unwrap_or_default(),
-    })
 }

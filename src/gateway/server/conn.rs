@@ -1,55 +1,31 @@
-//! One caller's connection: whether it is answering a request (`busy`) or
-//! waiting for the next one (idle keep-alive), and its half-close handling.
-//!
-//! **Half-close.** A caller may send a complete request and then shut down
-//! its sending side (`shutdown(SHUT_WR)`); it still reads the answer.
-//! hyper's default (`half_close(false)`) takes a read EOF in the middle of
-//! a request for a caller that left and drops the request; with
-//! `half_close(true)` it never looks at the socket mid-request, so a caller
-//! that resets its connection would not cancel the upstream request until
-//! the answer is written. [`ClientIo`] sits between: a read EOF while a
-//! request is being answered is held back (the read stays pending) and
-//! handed to hyper once the answer is written, while errors (a reset) pass
-//! through at once, ending the connection and with it the request (the
-//! upstream connection is closed, which cancels the upstream's work). A
-//! FIN-only close and `shutdown(SHUT_WR)` are the same on the wire, so a
-//! caller that closes without a reset is answered (and the answer's write
-//! then fails, which ends a stream as cancelled).
+//! One caller's connection as the rest of the gateway sees it: whether it
+//! is answering a request (`busy`) or waiting for the next one (idle
+//! keep-alive), and the registry of every connection (graceful shutdown,
+//! shedding at the cap, the head-timeout sweep). The connection's own task
+//! is [`driver`](super::driver).
 
 use std::collections::HashMap;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll, Waker, ready};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use futures_util::task::AtomicWaker;
-use hyper::body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-use crate::gateway::proxy::body::ResBody;
-
-/// What the connection's reader, its service and its response bodies share.
+/// What the connection's task and the registry share.
 #[derive(Default)]
 pub(crate) struct ConnState {
-    /// From a request's head to the end (or drop) of its response body.
+    /// From a request's head to the end of its answer.
     busy: AtomicBool,
     /// It answered at least one request (an idle keep-alive connection when
     /// not busy; one that never sent a request is not shed).
     served: AtomicBool,
     /// Asked to finish: the worker stops, or it is shed at the cap.
     close: AtomicBool,
-    /// The caller shut down its sending side.
-    eof: AtomicBool,
     /// Requests begun: the head-timeout sweep sees a connection that
     /// answered one between two looks (written by the connection's task only).
     begun: AtomicU64,
     /// The head-timeout sweep found it waiting for a request head for
     /// longer than the head timeout: close it if it still is.
     expired: AtomicBool,
-    /// The connection's task, when a held-back EOF waits for the answer.
-    reader: AtomicWaker,
 }
 
 impl ConnState {
@@ -85,146 +61,14 @@ impl ConnState {
             && !self.close.swap(true, Ordering::AcqRel)
     }
 
-    /// The answer's body ended (or was dropped): idle again.
+    /// The answer was written (or the request dropped): idle again.
     pub(crate) fn end(&self) {
         self.busy.store(false, Ordering::Relaxed);
-        if self.eof.load(Ordering::Relaxed) {
-            self.reader.wake();
-        }
     }
 
     /// Idle keep-alive: no request being answered.
     pub(crate) fn is_idle(&self) -> bool {
         !self.busy.load(Ordering::Relaxed)
-    }
-}
-
-/// The caller's stream as hyper reads it (see the module header).
-pub(crate) struct ClientIo<I> {
-    io: I,
-    state: Arc<ConnState>,
-    /// The caller's EOF was read (sticky).
-    eof: bool,
-}
-
-impl<I> ClientIo<I> {
-    pub(crate) fn new(io: I, state: Arc<ConnState>) -> Self {
-        Self {
-            io,
-            state,
-            eof: false,
-        }
-    }
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for ClientIo<I> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.eof {
-            let before = buf.filled().len();
-            ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
-            if buf.filled().len() > before || buf.remaining() == 0 {
-                return Poll::Ready(Ok(()));
-            }
-            this.eof = true;
-            this.state.eof.store(true, Ordering::Relaxed);
-        }
-        if this.state.is_idle() {
-            return Poll::Ready(Ok(()));
-        }
-        // Hold the EOF back until the answer is written.
-        this.state.reader.register(cx.waker());
-        if this.state.is_idle() {
-            Poll::Ready(Ok(()))
-        } else {
-            Poll::Pending
-        }
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for ClientIo<I> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-}
-
-/// A response body that marks its connection idle when it ends or is
-/// dropped (hyper drops bodies it does not send: HEAD, 204, 304).
-pub(crate) struct ConnBody {
-    inner: ResBody,
-    state: Arc<ConnState>,
-    done: bool,
-}
-
-impl ConnBody {
-    pub(crate) fn new(inner: ResBody, state: Arc<ConnState>) -> Self {
-        Self {
-            inner,
-            state,
-            done: false,
-        }
-    }
-
-    fn finish(&mut self) {
-        if !self.done {
-            self.done = true;
-            self.state.end();
-        }
-    }
-}
-
-impl Drop for ConnBody {
-    fn drop(&mut self) {
-        self.finish();
-    }
-}
-
-impl Body for ConnBody {
-    type Data = bytes::Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<bytes::Bytes>, io::Error>>> {
-        let this = self.get_mut();
-        let next = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        if next.is_none() || this.inner.is_end_stream() {
-            this.finish();
-        }
-        Poll::Ready(next)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

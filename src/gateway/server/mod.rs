@@ -29,23 +29,19 @@
 //! once. An accept that fails (out of descriptors) sheds one too. Logged
 //! at most once per 10 s per worker; counted in `/metrics`.
 
+mod codec;
 mod conn;
+mod driver;
 mod handoff;
 pub mod limits;
 pub mod metrics;
 pub mod tls;
 
-use std::convert::Infallible;
-use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -53,9 +49,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::gateway::proxy::{Worker, handle};
+use crate::gateway::proxy::Worker;
 pub(crate) use conn::Registry;
-use conn::{ClientIo, ConnBody, ConnState};
 use handoff::Open;
 pub(crate) use handoff::{Handoff, Placed};
 
@@ -315,53 +310,5 @@ async fn serve_conn<I>(io: I, worker: Arc<Worker>, registry: Arc<Registry>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let worker_id = worker.id;
-    let state = Arc::new(ConnState::default());
-    let st = state.clone();
-    let svc = service_fn(move |req| {
-        // Synchronous, as hyper hands over the head: busy from now on.
-        st.begin();
-        let st = st.clone();
-        // `map`, not an `async` block awaiting `handle`: a block would keep
-        // the request's future twice in its state (the captured one and the
-        // one awaited), and hyper moves that state once per request.
-        handle(worker.clone(), req).map(move |res| {
-            let res = res?;
-            Ok::<_, Infallible>(res.map(|b| ConnBody::new(b, st)))
-        })
-    });
-    // A read EOF mid-request is held back by `ClientIo` (half-close, see
-    // conn.rs); hyper still reads mid-request, so a reset ends it at once.
-    // No per-request header timer: the worker's once-a-second sweep closes
-    // connections that wait for a head longer than `--head-timeout`
-    // (`Registry::expire_idle`).
-    let conn = http1::Builder::new()
-        .header_read_timeout(None)
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(ClientIo::new(io, state.clone())), svc);
-    tokio::pin!(conn);
-    let mut id = None;
-    let mut finishing = false;
-    let result = poll_fn(|cx| {
-        if id.is_none() {
-            id = Some(registry.register(worker_id, cx.waker(), &state));
-        }
-        if state.expired() {
-            // Idle keep-alive, or a head that never completed: close.
-            return std::task::Poll::Ready(Ok(()));
-        }
-        if !finishing && state.closing() {
-            // Finish the request in flight (none when shed idle), then close.
-            conn.as_mut().graceful_shutdown();
-            finishing = true;
-        }
-        conn.as_mut().poll(cx)
-    })
-    .await;
-    if let Some(id) = id {
-        registry.forget(worker_id, id);
-    }
-    if let Err(e) = result {
-        tracing::debug!("connection ended: {e}");
-    }
+    driver::serve(io, worker, registry).await
 }
