@@ -15,6 +15,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{CONTENT_TYPE, HeaderMap};
 
 use crate::gateway::limiter::Reservation;
+use crate::gateway::proxy::errors::RateHeaders;
 use crate::gateway::proxy::tally::Tally;
 use crate::gateway::telemetry::counters::RequestOutcome;
 use crate::gateway::telemetry::usage::UsageScanner;
@@ -44,7 +45,27 @@ impl ResBody {
             usage: UsageScanner::default(),
             ended: false,
             settle: None,
+            rate: None,
         }))
+    }
+
+    /// Send `x-ratelimit-*` headers with this relayed answer (written into
+    /// its head by the server: [`RateHeaders`]).
+    pub fn with_rate_headers(mut self, rate: RateHeaders) -> Self {
+        if let ResBody::Relay(r) = &mut self
+            && (rate.requests.is_some() || rate.tokens.is_some())
+        {
+            r.rate = Some(rate);
+        }
+        self
+    }
+
+    /// The `x-ratelimit-*` headers to write into the answer's head.
+    pub fn rate_headers(&self) -> Option<&RateHeaders> {
+        match self {
+            ResBody::Relay(r) => r.rate.as_ref(),
+            ResBody::Full(_) => None,
+        }
     }
 
     /// Settle `reservation` (token rules) when this relayed body ends.
@@ -129,6 +150,8 @@ pub struct Relay {
     ended: bool,
     /// Models with token rules only.
     settle: Option<Settle>,
+    /// Limited models only (unless `--ratelimit-headers on-429`).
+    rate: Option<RateHeaders>,
 }
 
 /// How a relayed body ended.

@@ -5,7 +5,7 @@
 //! `RateLimitError`…) and show the message.
 
 use bytes::Bytes;
-use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use super::body::ResBody;
@@ -281,46 +281,59 @@ pub fn secs_up(ms: u64) -> u64 {
 /// The `x-ratelimit-*` headers of an admitted answer: the request rule's
 /// `-limit`, `-remaining`, `-reset` (whole seconds, rounded up) and the
 /// token rule's `-limit-tokens`, `-remaining-tokens`, `-reset-tokens` (a
-/// duration, [`duration`]), as OpenAI sends them. Every value is written
-/// into one buffer (one allocation, no `format!`): they are on every
-/// answer of a limited model.
-pub fn ratelimit_headers(
-    headers: &mut HeaderMap,
-    requests: Option<(u32, u32, u64)>,
-    tokens: Option<(u32, u32, u64)>,
-) {
-    let mut buf = bytes::BytesMut::with_capacity(64);
-    // Each header's name and where its value ends in `buf`.
-    let (mut ends, mut n) = ([(&LIMIT, 0usize); 6], 0);
-    let mut put = |name: &'static HeaderName, buf: &mut bytes::BytesMut| {
-        ends[n] = (name, buf.len());
-        n += 1;
-    };
-    if let Some((limit, remaining, reset_ms)) = requests {
-        write_num(&mut buf, u64::from(limit));
-        put(&LIMIT, &mut buf);
-        write_num(&mut buf, u64::from(remaining));
-        put(&REMAINING, &mut buf);
-        write_num(&mut buf, secs_up(reset_ms));
-        put(&RESET, &mut buf);
-    }
-    if let Some((limit, remaining, reset_ms)) = tokens {
-        write_num(&mut buf, u64::from(limit));
-        put(&LIMIT_TOKENS, &mut buf);
-        write_num(&mut buf, u64::from(remaining));
-        put(&REMAINING_TOKENS, &mut buf);
-        write_duration(&mut buf, reset_ms);
-        put(&RESET_TOKENS, &mut buf);
-    }
-    let buf = buf.freeze();
-    let mut start = 0;
-    for &(name, end) in &ends[..n] {
-        // Digits and ASCII letters only: always a valid header value.
-        if let Ok(v) = HeaderValue::from_maybe_shared(buf.slice(start..end)) {
-            headers.insert(name.clone(), v);
+/// duration, [`duration`]), as OpenAI sends them. They are on every answer
+/// of a limited model, so they travel as numbers with the answer's body
+/// and are written straight into the answer's head by the server
+/// ([`RateHeaders::write`]): no header values, no header map insertions
+/// (those cost half of what a token rule added to a request).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateHeaders {
+    /// The request rule's limit, remaining and reset (ms).
+    pub requests: Option<(u32, u32, u64)>,
+    /// The token rule's limit, remaining and reset (ms).
+    pub tokens: Option<(u32, u32, u64)>,
+}
+
+impl RateHeaders {
+    /// Whether an upstream's header of this name gives way to one of these.
+    pub fn covers(&self, name: &str) -> bool {
+        let Some(rest) = name.strip_prefix("x-ratelimit-") else {
+            return false;
+        };
+        if rest.ends_with("-tokens") {
+            self.tokens.is_some()
+                && matches!(rest, "limit-tokens" | "remaining-tokens" | "reset-tokens")
+        } else {
+            self.requests.is_some() && matches!(rest, "limit" | "remaining" | "reset")
         }
-        start = end;
     }
+
+    /// Append the header lines (`name: value\r\n`) to a head being written.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        if let Some((limit, remaining, reset_ms)) = self.requests {
+            line(out, LIMIT.as_str(), |o| write_num(o, u64::from(limit)));
+            line(out, REMAINING.as_str(), |o| {
+                write_num(o, u64::from(remaining))
+            });
+            line(out, RESET.as_str(), |o| write_num(o, secs_up(reset_ms)));
+        }
+        if let Some((limit, remaining, reset_ms)) = self.tokens {
+            line(out, LIMIT_TOKENS.as_str(), |o| {
+                write_num(o, u64::from(limit))
+            });
+            line(out, REMAINING_TOKENS.as_str(), |o| {
+                write_num(o, u64::from(remaining))
+            });
+            line(out, RESET_TOKENS.as_str(), |o| write_duration(o, reset_ms));
+        }
+    }
+}
+
+fn line(out: &mut Vec<u8>, name: &str, value: impl FnOnce(&mut Vec<u8>)) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    value(out);
+    out.extend_from_slice(b"\r\n");
 }
 
 // Checked once, at compile time (`from_static` in a `static` is const
@@ -333,7 +346,7 @@ static REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remai
 static RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
 
 /// `x-ratelimit-limit-tokens`, `-remaining-tokens`, `-reset-tokens` of a
-/// token rule's 429 (see [`ratelimit_headers`] for admitted answers).
+/// token rule's 429 (see [`RateHeaders`] for admitted answers).
 pub fn token_headers(limit: u32, remaining: u32, reset_ms: u64) -> [(HeaderName, HeaderValue); 3] {
     let reset = HeaderValue::from_str(&duration(reset_ms))
         .unwrap_or_else(|_| HeaderValue::from_static("0s"));
@@ -344,7 +357,7 @@ pub fn token_headers(limit: u32, remaining: u32, reset_ms: u64) -> [(HeaderName,
     ]
 }
 
-fn write_num(out: &mut bytes::BytesMut, n: u64) {
+fn write_num(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
@@ -352,12 +365,12 @@ fn write_num(out: &mut bytes::BytesMut, n: u64) {
 /// `time.Duration` text at millisecond precision): `0s`, `250ms`, `1.5s`,
 /// `59s`, `6m0s`, `1h2m3.5s`.
 pub fn duration(ms: u64) -> String {
-    let mut out = bytes::BytesMut::new();
+    let mut out = Vec::new();
     write_duration(&mut out, ms);
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn write_duration(out: &mut bytes::BytesMut, ms: u64) {
+fn write_duration(out: &mut Vec<u8>, ms: u64) {
     if ms == 0 {
         out.extend_from_slice(b"0s");
         return;
@@ -471,36 +484,44 @@ mod tests {
 
     #[test]
     fn an_admitted_answer_s_rate_limit_headers_carry_each_value() {
-        let text = |h: &HeaderMap| {
-            let mut v: Vec<String> = h
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.to_str().unwrap()))
-                .collect();
-            v.sort();
-            v.join(" ")
+        let text = |r: RateHeaders| {
+            let mut out = Vec::new();
+            r.write(&mut out);
+            String::from_utf8(out).unwrap()
         };
-        let mut h = HeaderMap::new();
-        ratelimit_headers(
-            &mut h,
-            Some((60, 59, 1_001)),
-            Some((90_000, 12_345, 61_500)),
-        );
         assert_eq!(
-            text(&h),
-            "x-ratelimit-limit-tokens=90000 x-ratelimit-limit=60 x-ratelimit-remaining-tokens=12345 \
-             x-ratelimit-remaining=59 x-ratelimit-reset-tokens=1m1.5s x-ratelimit-reset=2"
+            text(RateHeaders {
+                requests: Some((60, 59, 1_001)),
+                tokens: Some((90_000, 12_345, 61_500)),
+            }),
+            "x-ratelimit-limit: 60\r\nx-ratelimit-remaining: 59\r\nx-ratelimit-reset: 2\r\n\
+             x-ratelimit-limit-tokens: 90000\r\nx-ratelimit-remaining-tokens: 12345\r\n\
+             x-ratelimit-reset-tokens: 1m1.5s\r\n"
         );
-        let mut h = HeaderMap::new();
-        ratelimit_headers(&mut h, None, Some((7, 0, 250)));
+        let tokens = RateHeaders {
+            requests: None,
+            tokens: Some((7, 0, 250)),
+        };
         assert_eq!(
-            text(&h),
-            "x-ratelimit-limit-tokens=7 x-ratelimit-remaining-tokens=0 x-ratelimit-reset-tokens=250ms"
+            text(tokens),
+            "x-ratelimit-limit-tokens: 7\r\nx-ratelimit-remaining-tokens: 0\r\n\
+             x-ratelimit-reset-tokens: 250ms\r\n"
         );
-        let mut h = HeaderMap::new();
-        ratelimit_headers(&mut h, Some((1, 0, 0)), None);
+        let requests = RateHeaders {
+            requests: Some((1, 0, 0)),
+            tokens: None,
+        };
         assert_eq!(
-            text(&h),
-            "x-ratelimit-limit=1 x-ratelimit-remaining=0 x-ratelimit-reset=0"
+            text(requests),
+            "x-ratelimit-limit: 1\r\nx-ratelimit-remaining: 0\r\nx-ratelimit-reset: 0\r\n"
         );
+        assert_eq!(text(RateHeaders::default()), "");
+        // An upstream's own headers give way to the ones written, only.
+        assert!(
+            requests.covers("x-ratelimit-remaining")
+                && !requests.covers("x-ratelimit-remaining-tokens")
+        );
+        assert!(tokens.covers("x-ratelimit-reset-tokens") && !tokens.covers("x-ratelimit-reset"));
+        assert!(!tokens.covers("x-ratelimit-other-tokens") && !requests.covers("content-type"));
     }
 }

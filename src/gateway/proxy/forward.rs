@@ -7,7 +7,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 
 use super::body::ResBody;
-use super::errors::{ProxyError, ratelimit_headers, secs_up};
+use super::errors::{ProxyError, RateHeaders, secs_up};
 use super::{Admitted, GatewayState, Worker, refuse};
 use quanta::Instant;
 
@@ -499,19 +499,15 @@ fn relay(
         .as_ref()
         .filter(|_| always)
         .and_then(|r| r.headroom().cloned());
-    let mut res = Response::new(ResBody::relay(body, tally, outcome).settling(
-        reservation,
-        status,
-        &head.headers,
-    ));
+    let rate = RateHeaders {
+        requests: headroom.map(|h| (h.limit, h.remaining, h.reset_ms)),
+        tokens: tokens.map(|t| (t.limit, t.remaining, t.reset_ms)),
+    };
+    let body = ResBody::relay(body, tally, outcome)
+        .settling(reservation, status, &head.headers)
+        .with_rate_headers(rate);
+    let mut res = Response::new(body);
     *res.status_mut() = status;
     *res.headers_mut() = head.headers;
-    if headroom.is_some() || tokens.is_some() {
-        ratelimit_headers(
-            res.headers_mut(),
-            headroom.map(|h| (h.limit, h.remaining, h.reset_ms)),
-            tokens.map(|t| (t.limit, t.remaining, t.reset_ms)),
-        );
-    }
     res
 }

@@ -28,6 +28,7 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, StatusCode, Uri, Version};
 
+use crate::gateway::proxy::errors::RateHeaders;
 use crate::gateway::upstream::h1::Framing;
 
 /// Largest request head accepted (hyper's default buffer limit is ~400 KB,
@@ -272,13 +273,15 @@ fn date(out: &mut Vec<u8>) {
 
 /// Write a response head: the status line in the caller's version, the
 /// headers (a `content-length` or `transfer-encoding` among them is
-/// replaced by `framing`'s), `date`, and `connection` when it differs from
-/// the version's default.
+/// replaced by `framing`'s), the gateway's `x-ratelimit-*` headers (which
+/// replace an upstream's of the same names), `date`, and `connection` when
+/// it differs from the version's default.
 pub fn encode_head(
     out: &mut Vec<u8>,
     version: Version,
     status: StatusCode,
     headers: &HeaderMap,
+    rate: Option<&RateHeaders>,
     framing: BodyFraming,
     keep_alive: bool,
 ) {
@@ -299,10 +302,19 @@ pub fn encode_head(
         {
             continue;
         }
+        if let Some(r) = rate
+            && r.covers(name.as_str())
+        {
+            // The gateway's own limits replace an upstream's.
+            continue;
+        }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    if let Some(r) = rate {
+        r.write(out);
     }
     match framing {
         BodyFraming::Length(n) => {
@@ -452,6 +464,7 @@ mod tests {
             Version::HTTP_11,
             StatusCode::OK,
             &h,
+            None,
             BodyFraming::Length(12),
             true,
         );
@@ -474,6 +487,7 @@ mod tests {
             Version::HTTP_11,
             StatusCode::from_u16(599).unwrap(),
             &HeaderMap::new(),
+            None,
             BodyFraming::Chunked,
             false,
         );
@@ -491,6 +505,7 @@ mod tests {
             Version::HTTP_10,
             StatusCode::OK,
             &HeaderMap::new(),
+            None,
             BodyFraming::Length(0),
             true,
         );
@@ -499,6 +514,38 @@ mod tests {
             text.starts_with("HTTP/1.0 200 OK\r\ncontent-length: 0\r\nconnection: keep-alive\r\n"),
             "{text}"
         );
+
+        // The gateway's x-ratelimit-* replace an upstream's of the same
+        // names; the upstream's other ones pass.
+        let mut up = HeaderMap::new();
+        up.insert("x-ratelimit-limit", HeaderValue::from_static("5000"));
+        up.insert(
+            "x-ratelimit-limit-tokens",
+            HeaderValue::from_static("800000"),
+        );
+        let rate = RateHeaders {
+            requests: Some((60, 59, 1_000)),
+            tokens: None,
+        };
+        let mut out = Vec::new();
+        encode_head(
+            &mut out,
+            Version::HTTP_11,
+            StatusCode::OK,
+            &up,
+            Some(&rate),
+            BodyFraming::Length(0),
+            true,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with(
+                "HTTP/1.1 200 OK\r\nx-ratelimit-limit-tokens: 800000\r\nx-ratelimit-limit: 60\r\n\
+                 x-ratelimit-remaining: 59\r\nx-ratelimit-reset: 1\r\ncontent-length: 0\r\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("5000"), "{text}");
 
         let mut out = Vec::new();
         chunk_start(&mut out, 300);

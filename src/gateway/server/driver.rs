@@ -457,6 +457,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
             version,
             parts.status,
             &parts.headers,
+            body.rate_headers(),
             framing,
             keep_alive,
         );
