@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
-use hyper::HeaderMap;
 use tokio::sync::Notify;
 use tokio::time::{MissedTickBehavior, interval};
 
@@ -35,7 +34,7 @@ use crate::gateway::snapshot::{EndpointRt, Route, Snapshot};
 use crate::gateway::telemetry::events::Events;
 use crate::gateway::telemetry::stats::EventKind;
 use crate::gateway::upstream::SendError;
-use crate::gateway::upstream::h1::RequestHead;
+use crate::gateway::upstream::h1::{HeaderLines, RequestHead};
 use crate::gateway::upstream::health::Transition;
 use crate::store::{Store, mapping};
 
@@ -356,7 +355,7 @@ async fn probe(shared: &GatewayState, ep: &EndpointRt) -> ProbeResult {
         }
         _ => ep.target.path("/models"),
     };
-    let no_headers = HeaderMap::new();
+    let no_headers = HeaderLines::default();
     let head = RequestHead {
         method: "GET",
         target,

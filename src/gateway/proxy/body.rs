@@ -15,7 +15,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{CONTENT_TYPE, HeaderMap};
 
 use crate::gateway::limiter::Reservation;
-use crate::gateway::proxy::errors::RateHeaders;
+use crate::gateway::proxy::ratelimit::RateHeaders;
 use crate::gateway::proxy::tally::Tally;
 use crate::gateway::telemetry::counters::RequestOutcome;
 use crate::gateway::telemetry::usage::UsageScanner;

@@ -7,7 +7,8 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 
 use super::body::ResBody;
-use super::errors::{ProxyError, RateHeaders, secs_up};
+use super::errors::ProxyError;
+use super::ratelimit::{RateHeaders, secs_up};
 use super::{Admitted, GatewayState, Worker, refuse};
 use quanta::Instant;
 
@@ -19,7 +20,7 @@ use crate::gateway::snapshot::Route;
 use crate::gateway::telemetry::counters::RequestOutcome;
 use crate::gateway::telemetry::stats::EventKind;
 use crate::gateway::upstream::balancer::Avail;
-use crate::gateway::upstream::h1::{RequestHead, ResponseHead};
+use crate::gateway::upstream::h1::{HeaderLines, RequestHead, ResponseHead};
 use crate::gateway::upstream::health::{Health, Transition, retry_after};
 use crate::gateway::upstream::{SendError, UpBody};
 
@@ -154,7 +155,7 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
         r = fb;
         let key = tally.key_index().unwrap_or_default();
         let asked = super::Asked {
-            parts: &a.parts,
+            head: &a.head,
             body: &a.body,
             caps: &a.caps,
         };
@@ -208,8 +209,8 @@ async fn attempt(
         &route.model_id_json,
         &a.body[span.end..],
     ];
-    let rest = rest_of(&a.parts);
-    let headers = &a.parts.headers;
+    let rest = rest_of(&a.head);
+    let headers = &a.head.headers;
     let mut balance = Balance::new(route);
     let mut next = balance.first();
     let mut attempts = 0usize;
@@ -295,13 +296,8 @@ async fn attempt(
 
 /// The caller's path after `/v1`, with its query (see `upstream::target`
 /// for the join).
-fn rest_of(parts: &hyper::http::request::Parts) -> &str {
-    parts
-        .uri
-        .path_and_query()
-        .map_or("", |pq| pq.as_str())
-        .get(3..)
-        .unwrap_or("")
+fn rest_of(head: &super::CallerHead) -> &str {
+    head.path_and_query().get(3..).unwrap_or("")
 }
 
 /// Every try failed: answer the last failure (502/504), with an event.
@@ -410,7 +406,7 @@ async fn send(
     w: &Worker,
     route: &Route,
     i: usize,
-    headers: &HeaderMap,
+    headers: &HeaderLines,
     rest: &str,
     body: &[&[u8]],
 ) -> Result<(ResponseHead, UpBody), TryError> {

@@ -25,6 +25,8 @@ pub mod body;
 pub mod errors;
 pub mod extract;
 mod forward;
+pub mod head;
+pub mod ratelimit;
 pub mod tally;
 
 use std::ops::Range;
@@ -33,8 +35,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::http::request::Parts;
+use hyper::header::{self, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -47,9 +48,11 @@ use crate::gateway::telemetry::counters::RequestOutcome;
 use crate::gateway::telemetry::events::Events;
 use crate::gateway::telemetry::metrics;
 use crate::gateway::telemetry::stats::{EventKind, StatsSnapshot};
+use crate::gateway::upstream::h1::HeaderLines;
 use body::ResBody;
 use errors::ProxyError;
 use extract::{ModelField, extract_model};
+pub use head::CallerHead;
 use tally::Tally;
 
 /// What every worker shares (read-only or atomic).
@@ -91,7 +94,7 @@ pub enum OnHead {
 pub struct Call {
     tally: Tally,
     key: usize,
-    parts: Parts,
+    head: CallerHead,
 }
 
 impl Call {
@@ -108,32 +111,32 @@ impl Call {
 }
 
 /// The phases of a request head: count, the URL and method, authenticate.
-pub fn on_head(w: &Worker, parts: Parts) -> OnHead {
-    let path = parts.uri.path();
+pub fn on_head(w: &Worker, head: CallerHead) -> OnHead {
+    let path = head.path();
     if API_PATHS.contains(&path) {
-        if parts.method != Method::POST {
+        if head.method != Method::POST {
             return OnHead::Answer(
-                ProxyError::method_not_allowed(parts.method.as_str(), path, "POST").into_response(),
+                ProxyError::method_not_allowed(head.method.as_str(), path, "POST").into_response(),
             );
         }
         // Count: the tally counts the request now and its outcome when known.
         let mut tally = Tally::new(Local::current(&w.shared.snapshot), w.id);
-        return match authenticate(tally.snap(), &parts.headers) {
+        return match authenticate(tally.snap(), &head.headers) {
             Ok(key) => {
                 tally.set_key(key);
-                OnHead::ReadBody(Call { tally, key, parts })
+                OnHead::ReadBody(Call { tally, key, head })
             }
             Err(e) => OnHead::Answer(refuse(&mut tally, e)),
         };
     }
-    let method = &parts.method;
+    let method = &head.method;
     OnHead::Answer(match path {
         // `/metrics` is not served here (it names models, upstream URLs,
         // workspaces and keys): see `server::metrics` and the admin API.
         "/v1/models" | "/healthz" if method != Method::GET && method != Method::HEAD => {
             ProxyError::method_not_allowed(method.as_str(), path, "GET").into_response()
         }
-        "/v1/models" => list_models(w, &parts.headers),
+        "/v1/models" => list_models(w, &head.headers),
         "/healthz" => plain(
             "application/json",
             format!(
@@ -152,9 +155,9 @@ pub async fn on_body(w: &Worker, call: Call, body: Bytes) -> Response<ResBody> {
     let Call {
         mut tally,
         key,
-        parts,
+        head,
     } = call;
-    match admit(w, key, parts, body, &mut tally).await {
+    match admit(w, key, head, body, &mut tally).await {
         // Boxed: each async fn's state is moved (memcpy) into its caller's
         // when awaited, so the deepest, largest one (forward: 2.5 KB) is
         // put on the heap once instead of copied at every level above it.
@@ -186,11 +189,10 @@ pub fn plain(content_type: &'static str, body: String) -> Response<ResBody> {
 }
 
 /// Who is calling: the key's index in the snapshot, or the 401 to send.
-fn authenticate(snap: &Snapshot, headers: &HeaderMap) -> Result<usize, ProxyError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+fn authenticate(snap: &Snapshot, headers: &HeaderLines) -> Result<usize, ProxyError> {
+    let Some(v) = headers.get("authorization") else {
         return Err(ProxyError::missing_key());
     };
-    let v = value.as_bytes();
     let secret = match v.get(..7) {
         Some(s) if s.eq_ignore_ascii_case(b"bearer ") => v[7..].trim_ascii(),
         _ => return Err(ProxyError::malformed_auth()),
@@ -208,7 +210,7 @@ fn authenticate(snap: &Snapshot, headers: &HeaderMap) -> Result<usize, ProxyErro
     }
 }
 
-fn list_models(w: &Worker, headers: &HeaderMap) -> Response<ResBody> {
+fn list_models(w: &Worker, headers: &HeaderLines) -> Response<ResBody> {
     let snap = w.shared.snapshot.load();
     if let Err(e) = authenticate(&snap, headers) {
         return e.into_response();
@@ -248,7 +250,7 @@ struct Admitted {
     snap: Arc<Local>,
     /// Index of the route in the snapshot.
     route: usize,
-    parts: Parts,
+    head: CallerHead,
     body: Bytes,
     /// Where the `model` string token is in `body`.
     model_span: Range<usize>,
@@ -266,7 +268,7 @@ struct Admitted {
 async fn admit(
     w: &Worker,
     key: usize,
-    parts: Parts,
+    head: CallerHead,
     body: Bytes,
     tally: &mut Tally,
 ) -> Result<Admitted, ProxyError> {
@@ -278,7 +280,7 @@ async fn admit(
     let model_span = model.span.clone();
     let caps = model.caps.clone();
     let asked = Asked {
-        parts: &parts,
+        head: &head,
         body: &body,
         caps: &caps,
     };
@@ -286,7 +288,7 @@ async fn admit(
     Ok(Admitted {
         snap,
         route: r,
-        parts,
+        head,
         body,
         model_span,
         caps,
@@ -349,7 +351,7 @@ fn over_budget(
 /// its body and the completion caps found in it.
 #[derive(Clone, Copy)]
 struct Asked<'a> {
-    parts: &'a Parts,
+    head: &'a CallerHead,
     body: &'a [u8],
     caps: &'a extract::CapFields,
 }
@@ -365,7 +367,7 @@ async fn limit(
     asked: Asked<'_>,
     tally: &mut Tally,
 ) -> Result<(Option<Headroom>, Option<Reservation>), ProxyError> {
-    let Asked { parts, body, caps } = asked;
+    let Asked { head, body, caps } = asked;
     let route = &snap.routes[r];
     if route.limits.is_empty() {
         return Ok((None, None));
@@ -375,9 +377,8 @@ async fn limit(
     // Boxed: the limiter's future (Redis round trip included) is large,
     // and only limited models pay for it.
     let (decision, reservation) = if route.limits.counts_tokens() {
-        let est = estimate::estimate_with(parts.uri.path(), body, route.completion_cap, || {
-            caps.read(body)
-        });
+        let est =
+            estimate::estimate_with(head.path(), body, route.completion_cap, || caps.read(body));
         let reserve = shared.limiter.reserve(&route.limits, &k.id, workspace, est);
         Box::pin(reserve).await
     } else {

@@ -24,12 +24,12 @@ use std::io::Write;
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::http::request::Parts;
-use hyper::{Method, Request, StatusCode, Uri, Version};
+use hyper::header::{self, HeaderMap};
+use hyper::{Method, StatusCode, Version};
 
-use crate::gateway::proxy::errors::RateHeaders;
-use crate::gateway::upstream::h1::Framing;
+use crate::gateway::proxy::CallerHead;
+use crate::gateway::proxy::ratelimit::RateHeaders;
+use crate::gateway::upstream::h1::{Framing, HeaderLines};
 
 /// Largest request head accepted (hyper's default buffer limit is ~400 KB,
 /// nginx's 4 × 8 KB): a head this large is not an API call.
@@ -65,7 +65,7 @@ impl HeadError {
 /// A parsed request head.
 #[derive(Debug)]
 pub struct RequestHead {
-    pub parts: Parts,
+    pub head: CallerHead,
     /// How the body is delimited (`Empty` for none).
     pub framing: Framing,
     /// The caller lets the connection carry another request after this one.
@@ -117,52 +117,40 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadErro
     };
     let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| HeadError::bad("Malformed request method."))?;
-    // The target and header values become slices of the frozen head (no
-    // copy each); their offsets are kept on the stack meanwhile.
     let base = buf.as_ptr() as usize;
     let path = req.path.unwrap_or_default();
     let target = (path.as_ptr() as usize - base, path.len());
-    let offsets: smallvec::SmallVec<[(usize, usize, usize, usize); 24]> = req
+    let spans: smallvec::SmallVec<[(u32, u32, u32, u32); 16]> = req
         .headers
         .iter()
         .map(|h| {
             (
-                h.name.as_ptr() as usize - base,
-                h.name.len(),
-                h.value.as_ptr() as usize - base,
-                h.value.len(),
+                (h.name.as_ptr() as usize - base) as u32,
+                h.name.len() as u32,
+                (h.value.as_ptr() as usize - base) as u32,
+                h.value.len() as u32,
             )
         })
         .collect();
     let head = buf.split_to(n).freeze();
-    build(&head, method, target, &offsets, version).map(Some)
+    let target = head.slice(target.0..target.0 + target.1);
+    build(method, version, target, HeaderLines::new(head, spans)).map(Some)
 }
 
 fn build(
-    head: &Bytes,
     method: Method,
-    (ts, tl): (usize, usize),
-    offsets: &[(usize, usize, usize, usize)],
     version: Version,
+    target: Bytes,
+    headers: HeaderLines,
 ) -> Result<RequestHead, HeadError> {
-    let uri = Uri::from_maybe_shared(head.slice(ts..ts + tl))
-        .map_err(|_| HeadError::bad("Malformed request target."))?;
-    let mut headers = HeaderMap::with_capacity(offsets.len());
     let mut chunked = false;
     let mut coded = false;
     let mut length: Option<u64> = None;
     let mut close = false;
     let mut keep_alive_asked = false;
     let mut expect_continue = false;
-    for &(na, nl, va, vl) in offsets {
-        let name = HeaderName::from_bytes(&head[na..na + nl]).map_err(|_| {
-            HeadError::bad(format!(
-                "Malformed header name {:?}.",
-                String::from_utf8_lossy(&head[na..na + nl])
-            ))
-        })?;
-        let raw = &head[va..va + vl];
-        if name == header::CONTENT_LENGTH {
+    for (name, raw) in headers.iter() {
+        if name.eq_ignore_ascii_case(b"content-length") {
             // Digits only (RFC 9110 §8.6): Rust's parser would take `+5`.
             let n: u64 = Some(raw.trim_ascii())
                 .filter(|v| !v.is_empty() && v.len() <= 19 && v.iter().all(u8::is_ascii_digit))
@@ -177,14 +165,14 @@ fn build(
                 return Err(HeadError::bad("Conflicting Content-Length headers."));
             }
             length = Some(n);
-        } else if name == header::TRANSFER_ENCODING {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // The last coding decides (RFC 9112 §6.1).
             coded = true;
             chunked = raw
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name == header::CONNECTION {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             for t in raw.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if t.eq_ignore_ascii_case(b"close") {
                     close = true;
@@ -192,12 +180,9 @@ fn build(
                     keep_alive_asked = true;
                 }
             }
-        } else if name == header::EXPECT {
+        } else if name.eq_ignore_ascii_case(b"expect") {
             expect_continue = raw.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         }
-        let value = HeaderValue::from_maybe_shared(head.slice(va..va + vl))
-            .map_err(|_| HeadError::bad(format!("Malformed value of header {name}.")))?;
-        headers.append(name, value);
     }
     if coded && !chunked {
         // RFC 9112 §6.3: the body's length cannot be known.
@@ -220,13 +205,10 @@ fn build(
             Some(n) => Framing::Length(n),
         }
     };
-    let (mut parts, ()) = Request::new(()).into_parts();
-    parts.method = method;
-    parts.uri = uri;
-    parts.version = version;
-    parts.headers = headers;
+    let head = CallerHead::new(method, version, target, headers)
+        .ok_or_else(|| HeadError::bad("Malformed request target."))?;
     Ok(RequestHead {
-        parts,
+        head,
         framing,
         keep_alive,
         expect_continue,
@@ -348,6 +330,7 @@ pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::header::HeaderValue;
 
     fn parse(raw: &str) -> Result<Option<RequestHead>, HeadError> {
         parse_request(&mut BytesMut::from(raw))
@@ -360,17 +343,20 @@ mod tests {
              Authorization: Bearer sk-1\r\n\r\n{}GET /healthz HTTP/1.1\r\n\r\n",
         );
         let h = parse_request(&mut buf).unwrap().unwrap();
-        assert_eq!(h.parts.method, Method::POST);
-        assert_eq!(h.parts.uri.path(), "/v1/chat/completions");
-        assert_eq!(h.parts.uri.query(), Some("x=1"));
-        assert_eq!(h.parts.version, Version::HTTP_11);
-        assert_eq!(h.parts.headers["authorization"], "Bearer sk-1");
+        assert_eq!(h.head.method, Method::POST);
+        assert_eq!(h.head.path(), "/v1/chat/completions");
+        assert_eq!(h.head.path_and_query(), "/v1/chat/completions?x=1");
+        assert_eq!(h.head.version, Version::HTTP_11);
+        assert_eq!(
+            h.head.headers.get("authorization"),
+            Some(&b"Bearer sk-1"[..])
+        );
         assert_eq!(h.framing, Framing::Length(2));
         assert!(h.keep_alive && !h.expect_continue);
         assert_eq!(&buf[..2], b"{}");
         let _ = buf.split_to(2);
         let next = parse_request(&mut buf).unwrap().unwrap();
-        assert_eq!(next.parts.method, Method::GET);
+        assert_eq!(next.head.method, Method::GET);
         assert_eq!(next.framing, Framing::Empty);
         assert!(buf.is_empty());
     }
@@ -409,7 +395,7 @@ mod tests {
         assert!(!h.keep_alive, "ambiguous framing closes after the answer");
         let h = parse("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
         assert!(!h.keep_alive);
-        assert_eq!(h.parts.version, Version::HTTP_10);
+        assert_eq!(h.head.version, Version::HTTP_10);
         let h = parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
             .unwrap()
             .unwrap();
@@ -426,6 +412,35 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(h.framing, Framing::Empty);
+    }
+
+    #[test]
+    fn absolute_targets_give_their_path() {
+        for (target, path, pq) in [
+            ("/v1/models", "/v1/models", "/v1/models"),
+            ("/v1/x?a=b://c", "/v1/x", "/v1/x?a=b://c"),
+            (
+                "http://gw:8080/v1/models?x=1",
+                "/v1/models",
+                "/v1/models?x=1",
+            ),
+            (
+                "HTTPS://gw/v1/embeddings",
+                "/v1/embeddings",
+                "/v1/embeddings",
+            ),
+            ("http://gw", "", ""),
+            ("*", "*", "*"),
+        ] {
+            let h = parse(&format!("GET {target} HTTP/1.1\r\n\r\n"))
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (h.head.path(), h.head.path_and_query()),
+                (path, pq),
+                "{target}"
+            );
+        }
     }
 
     #[test]

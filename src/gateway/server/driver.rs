@@ -208,16 +208,16 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
     /// One request and its answer; whether the connection carries another.
     async fn exchange(&mut self, worker: &Worker, head: RequestHead) -> bool {
         let RequestHead {
-            parts,
+            head,
             framing,
             mut keep_alive,
             expect_continue,
         } = head;
-        let version = parts.version;
-        let head_only = parts.method == Method::HEAD;
+        let version = head.version;
+        let head_only = head.method == Method::HEAD;
         let mut body = Decoder::new(framing);
         let mut continued = false;
-        let res = match on_head(worker, parts) {
+        let res = match on_head(worker, head) {
             OnHead::Answer(res) => res,
             OnHead::ReadBody(call) => {
                 let (limit, timeout) = Call::body_limits(worker);

@@ -53,20 +53,76 @@ const REPLACED: [HeaderName; 5] = [
     header::ACCEPT_ENCODING,
 ];
 
-/// Names listed in `Connection` headers besides `keep-alive`/`close`
-/// (rare, so the common case allocates nothing).
-fn connection_named(h: &HeaderMap) -> Vec<HeaderName> {
-    h.get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| {
-            !t.is_empty()
-                && !t.eq_ignore_ascii_case(b"keep-alive")
-                && !t.eq_ignore_ascii_case(b"close")
+/// Header lines as they were read: each name and value a slice of the head
+/// they came in (no header map, no copy per header; names keep the
+/// sender's case). The caller's request headers travel to the upstream
+/// like this: building a `HeaderMap` of them (hashing, name lookup, one
+/// shared slice per value) only to write them out again cost about as much
+/// as the rest of reading the request.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderLines {
+    head: Bytes,
+    /// Name start, name length, value start, value length, in `head`.
+    spans: smallvec::SmallVec<[(u32, u32, u32, u32); 16]>,
+}
+
+impl HeaderLines {
+    /// The lines at `spans` of `head` (validated by the parser: names are
+    /// tokens, values have no control characters but tab).
+    pub fn new(head: Bytes, spans: smallvec::SmallVec<[(u32, u32, u32, u32); 16]>) -> Self {
+        Self { head, spans }
+    }
+
+    /// Lines from name/value pairs (tests, probes).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let mut raw = Vec::new();
+        let mut spans = smallvec::SmallVec::new();
+        for (n, v) in pairs {
+            let ns = raw.len() as u32;
+            raw.extend_from_slice(n.as_bytes());
+            raw.extend_from_slice(b": ");
+            let vs = raw.len() as u32;
+            raw.extend_from_slice(v.as_bytes());
+            raw.extend_from_slice(b"\r\n");
+            spans.push((ns, n.len() as u32, vs, v.len() as u32));
+        }
+        Self::new(Bytes::from(raw), spans)
+    }
+
+    /// Each header's name and value, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.spans.iter().map(|&(ns, nl, vs, vl)| {
+            let (ns, nl, vs, vl) = (ns as usize, nl as usize, vs as usize, vl as usize);
+            (&self.head[ns..ns + nl], &self.head[vs..vs + vl])
         })
-        .filter_map(|t| HeaderName::from_bytes(t).ok())
-        .collect()
+    }
+
+    /// The first value of header `name` (lowercase), whatever its case.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+/// Whether `name` is one of `names` (lowercase), whatever its case.
+fn named(name: &[u8], names: &[HeaderName]) -> bool {
+    names
+        .iter()
+        .any(|h| h.as_str().len() == name.len() && name.eq_ignore_ascii_case(h.as_str().as_bytes()))
+}
+
+/// Whether a `Connection` header of `h` lists `name` (besides
+/// `keep-alive`/`close`, which are hop-by-hop anyway).
+fn listed_by_connection(h: &HeaderLines, name: &[u8]) -> bool {
+    h.iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
 }
 
 /// What to put in the request head besides the caller's headers.
@@ -80,7 +136,7 @@ pub struct RequestHead<'a> {
     /// `Bearer <endpoint key>`; `None` sends no `Authorization`.
     pub authorization: Option<&'a HeaderValue>,
     /// The caller's headers (filtered while writing).
-    pub headers: &'a HeaderMap,
+    pub headers: &'a HeaderLines,
     pub content_length: Option<usize>,
 }
 
@@ -94,18 +150,17 @@ pub fn encode_request(out: &mut Vec<u8>, r: &RequestHead<'_>) {
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(r.host.as_bytes());
     out.extend_from_slice(b"\r\naccept-encoding: identity\r\n");
-    let named = if r.headers.contains_key(header::CONNECTION) {
-        connection_named(r.headers)
-    } else {
-        Vec::new()
-    };
-    for (name, value) in r.headers {
-        if HOP_BY_HOP.contains(name) || REPLACED.contains(name) || named.contains(name) {
+    let connection = r.headers.get("connection").is_some();
+    for (name, value) in r.headers.iter() {
+        if named(name, &HOP_BY_HOP)
+            || named(name, &REPLACED)
+            || (connection && listed_by_connection(r.headers, name))
+        {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
     if let Some(auth) = r.authorization {
@@ -519,20 +574,20 @@ mod tests {
 
     #[test]
     fn writes_the_request_head_with_forwarded_and_replaced_headers() {
-        let mut h = HeaderMap::new();
-        for (k, v) in [
-            ("content-type", "application/json"),
-            ("authorization", "Bearer sk-caller"),
-            ("host", "gateway.example"),
+        // Names in any case: matched case-insensitively, written as sent.
+        let h = HeaderLines::from_pairs(&[
+            ("Content-Type", "application/json"),
+            ("Authorization", "Bearer sk-caller"),
+            ("HOST", "gateway.example"),
             ("content-length", "999"),
-            ("accept-encoding", "gzip"),
-            ("connection", "keep-alive, x-hop"),
+            ("Accept-Encoding", "gzip"),
+            ("Connection", "keep-alive, X-Hop"),
             ("x-hop", "1"),
-            ("te", "trailers"),
-            ("openai-organization", "org-1"),
-        ] {
-            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
-        }
+            ("TE", "trailers"),
+            ("OpenAI-Organization", "org-1"),
+        ]);
+        assert_eq!(h.get("openai-organization"), Some(&b"org-1"[..]));
+        assert_eq!(h.get("x-missing"), None);
         let host = HeaderValue::from_static("127.0.0.1:9000");
         let auth = HeaderValue::from_static("Bearer sk-upstream");
         let mut out = Vec::new();
@@ -549,8 +604,8 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: 127.0.0.1:9000\r\naccept-encoding: identity\r\ncontent-type: application/json\r\n\
-             openai-organization: org-1\r\nauthorization: Bearer sk-upstream\r\ncontent-length: 42\r\n\r\n"
+            "POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: 127.0.0.1:9000\r\naccept-encoding: identity\r\nContent-Type: application/json\r\n\
+             OpenAI-Organization: org-1\r\nauthorization: Bearer sk-upstream\r\ncontent-length: 42\r\n\r\n"
         );
     }
 

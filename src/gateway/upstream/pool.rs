@@ -353,7 +353,6 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use http_body_util::BodyExt;
-    use hyper::header::HeaderMap;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Read one request head (the tests send no body).
@@ -399,7 +398,7 @@ mod tests {
     }
 
     async fn get(up: &Upstream, t: &UpstreamTarget) -> Result<Bytes, SendError> {
-        let headers = HeaderMap::new();
+        let headers = super::h1::HeaderLines::default();
         let head = RequestHead {
             method: "GET",
             target: t.path("/models"),
