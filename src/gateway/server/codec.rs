@@ -29,7 +29,7 @@ use hyper::{Method, StatusCode, Version};
 
 use crate::gateway::proxy::CallerHead;
 use crate::gateway::proxy::ratelimit::RateHeaders;
-use crate::gateway::upstream::h1::{Framing, HeaderLines};
+use crate::gateway::upstream::h1::{Framing, HeaderLines, Span};
 
 /// Largest request head accepted (hyper's default buffer limit is ~400 KB,
 /// nginx's 4 × 8 KB): a head this large is not an API call.
@@ -120,15 +120,16 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadErro
     let base = buf.as_ptr() as usize;
     let path = req.path.unwrap_or_default();
     let target = (path.as_ptr() as usize - base, path.len());
-    let spans: smallvec::SmallVec<[(u32, u32, u32, u32); 16]> = req
+    // Offsets fit u16: the head is at most MAX_HEAD (64 KiB) bytes.
+    let spans: smallvec::SmallVec<[Span; 16]> = req
         .headers
         .iter()
         .map(|h| {
             (
-                (h.name.as_ptr() as usize - base) as u32,
-                h.name.len() as u32,
-                (h.value.as_ptr() as usize - base) as u32,
-                h.value.len() as u32,
+                (h.name.as_ptr() as usize - base) as u16,
+                h.name.len() as u16,
+                (h.value.as_ptr() as usize - base) as u16,
+                h.value.len() as u16,
             )
         })
         .collect();
@@ -150,29 +151,30 @@ fn build(
     let mut keep_alive_asked = false;
     let mut expect_continue = false;
     for (name, raw) in headers.iter() {
-        if name.eq_ignore_ascii_case(b"content-length") {
+        // By length first: this runs for every header of every request.
+        let is = |n: &[u8]| name.len() == n.len() && name.eq_ignore_ascii_case(n);
+        if is(b"content-length") {
             // Digits only (RFC 9110 §8.6): Rust's parser would take `+5`.
-            let n: u64 = Some(raw.trim_ascii())
-                .filter(|v| !v.is_empty() && v.len() <= 19 && v.iter().all(u8::is_ascii_digit))
-                .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-                .ok_or_else(|| {
-                    HeadError::bad(format!(
-                        "Invalid Content-Length {:?}.",
-                        String::from_utf8_lossy(raw)
-                    ))
-                })?;
+            let v = raw.trim_ascii();
+            if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+                return Err(HeadError::bad(format!(
+                    "Invalid Content-Length {:?}.",
+                    String::from_utf8_lossy(raw)
+                )));
+            }
+            let n = v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
             if length.is_some_and(|l| l != n) {
                 return Err(HeadError::bad("Conflicting Content-Length headers."));
             }
             length = Some(n);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if is(b"transfer-encoding") {
             // The last coding decides (RFC 9112 §6.1).
             coded = true;
             chunked = raw
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name.eq_ignore_ascii_case(b"connection") {
+        } else if is(b"connection") {
             for t in raw.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if t.eq_ignore_ascii_case(b"close") {
                     close = true;
@@ -180,7 +182,7 @@ fn build(
                     keep_alive_asked = true;
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"expect") {
+        } else if is(b"expect") {
             expect_continue = raw.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         }
     }

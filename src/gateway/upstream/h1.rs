@@ -44,15 +44,6 @@ pub const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
-/// Request headers the gateway sets itself or must not forward.
-const REPLACED: [HeaderName; 5] = [
-    header::AUTHORIZATION,
-    header::HOST,
-    header::CONTENT_LENGTH,
-    header::EXPECT,
-    header::ACCEPT_ENCODING,
-];
-
 /// Header lines as they were read: each name and value a slice of the head
 /// they came in (no header map, no copy per header; names keep the
 /// sender's case). The caller's request headers travel to the upstream
@@ -62,14 +53,18 @@ const REPLACED: [HeaderName; 5] = [
 #[derive(Debug, Clone, Default)]
 pub struct HeaderLines {
     head: Bytes,
-    /// Name start, name length, value start, value length, in `head`.
-    spans: smallvec::SmallVec<[(u32, u32, u32, u32); 16]>,
+    /// Name start, name length, value start, value length, in `head` (a
+    /// head is at most 64 KiB: `server::codec::MAX_HEAD`).
+    spans: smallvec::SmallVec<[Span; 16]>,
 }
+
+/// Where one header line's name and value are in its head.
+pub type Span = (u16, u16, u16, u16);
 
 impl HeaderLines {
     /// The lines at `spans` of `head` (validated by the parser: names are
     /// tokens, values have no control characters but tab).
-    pub fn new(head: Bytes, spans: smallvec::SmallVec<[(u32, u32, u32, u32); 16]>) -> Self {
+    pub fn new(head: Bytes, spans: smallvec::SmallVec<[Span; 16]>) -> Self {
         Self { head, spans }
     }
 
@@ -78,13 +73,13 @@ impl HeaderLines {
         let mut raw = Vec::new();
         let mut spans = smallvec::SmallVec::new();
         for (n, v) in pairs {
-            let ns = raw.len() as u32;
+            let ns = raw.len() as u16;
             raw.extend_from_slice(n.as_bytes());
             raw.extend_from_slice(b": ");
-            let vs = raw.len() as u32;
+            let vs = raw.len() as u16;
             raw.extend_from_slice(v.as_bytes());
             raw.extend_from_slice(b"\r\n");
-            spans.push((ns, n.len() as u32, vs, v.len() as u32));
+            spans.push((ns, n.len() as u16, vs, v.len() as u16));
         }
         Self::new(Bytes::from(raw), spans)
     }
@@ -107,13 +102,35 @@ impl HeaderLines {
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }
+
+    /// Whether a `Connection` header is among them (which may name more
+    /// hop-by-hop headers).
+    fn has_connection(&self) -> bool {
+        self.spans.iter().any(|&(_, nl, _, _)| nl == 10) && self.get("connection").is_some()
+    }
 }
 
-/// Whether `name` is one of `names` (lowercase), whatever its case.
-fn named(name: &[u8], names: &[HeaderName]) -> bool {
-    names
-        .iter()
-        .any(|h| h.as_str().len() == name.len() && name.eq_ignore_ascii_case(h.as_str().as_bytes()))
+/// Whether a caller's header `name` (any case) is not forwarded as it is:
+/// hop-by-hop ([`HOP_BY_HOP`]), or one the gateway sets itself or must not
+/// forward (`authorization`, `host`, `content-length`, `expect`,
+/// `accept-encoding`). Matched by length first: this runs for every header
+/// of every request.
+fn not_forwarded(name: &[u8]) -> bool {
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    match name.len() {
+        2 => is("te"),
+        4 => is("host"),
+        6 => is("expect"),
+        7 => is("trailer") || is("upgrade"),
+        10 => is("connection") || is("keep-alive"),
+        13 => is("authorization"),
+        14 => is("content-length"),
+        15 => is("accept-encoding"),
+        16 => is("proxy-connection"),
+        17 => is("transfer-encoding"),
+        19 => is("proxy-authorization"),
+        _ => false,
+    }
 }
 
 /// Whether a `Connection` header of `h` lists `name` (besides
@@ -150,12 +167,9 @@ pub fn encode_request(out: &mut Vec<u8>, r: &RequestHead<'_>) {
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(r.host.as_bytes());
     out.extend_from_slice(b"\r\naccept-encoding: identity\r\n");
-    let connection = r.headers.get("connection").is_some();
+    let connection = r.headers.has_connection();
     for (name, value) in r.headers.iter() {
-        if named(name, &HOP_BY_HOP)
-            || named(name, &REPLACED)
-            || (connection && listed_by_connection(r.headers, name))
-        {
+        if not_forwarded(name) || (connection && listed_by_connection(r.headers, name)) {
             continue;
         }
         out.extend_from_slice(name);
@@ -607,6 +621,34 @@ mod tests {
             "POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: 127.0.0.1:9000\r\naccept-encoding: identity\r\nContent-Type: application/json\r\n\
              OpenAI-Organization: org-1\r\nauthorization: Bearer sk-upstream\r\ncontent-length: 42\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn the_names_not_forwarded_are_the_hop_by_hop_and_replaced_ones_in_any_case() {
+        let replaced = [
+            "authorization",
+            "host",
+            "content-length",
+            "expect",
+            "accept-encoding",
+        ];
+        for name in HOP_BY_HOP.iter().map(|h| h.as_str()).chain(replaced) {
+            assert!(not_forwarded(name.as_bytes()), "{name}");
+            assert!(
+                not_forwarded(name.to_ascii_uppercase().as_bytes()),
+                "{name}"
+            );
+        }
+        for name in [
+            "content-type",
+            "openai-organization",
+            "x-hop",
+            "hosts",
+            "te2",
+            "",
+        ] {
+            assert!(!not_forwarded(name.as_bytes()), "{name}");
+        }
     }
 
     #[test]
