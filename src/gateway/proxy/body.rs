@@ -12,7 +12,6 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use hyper::StatusCode;
 use hyper::body::{Body, Frame, SizeHint};
-use hyper::header::{CONTENT_TYPE, HeaderMap};
 
 use crate::gateway::limiter::Reservation;
 use crate::gateway::proxy::ratelimit::RateHeaders;
@@ -20,6 +19,7 @@ use crate::gateway::proxy::tally::Tally;
 use crate::gateway::telemetry::counters::RequestOutcome;
 use crate::gateway::telemetry::usage::UsageScanner;
 use crate::gateway::upstream::UpBody;
+use crate::gateway::upstream::h1::HeaderLines;
 
 /// Every response body the gateway sends.
 pub enum ResBody {
@@ -34,12 +34,19 @@ impl ResBody {
         ResBody::Full(Some(b.into()))
     }
 
-    /// Relay `inner`; `outcome` is counted when it has been relayed to the
+    /// Relay `inner` (its upstream's `headers` are written into the
+    /// answer's head by the server, after the response's own); `outcome` is counted when it has been relayed to the
     /// end (a caller that leaves part-way counts `Cancelled`, an upstream
     /// that breaks off `UpstreamError`), unless the tally was decided already.
-    pub fn relay(inner: UpBody, tally: Tally, outcome: RequestOutcome) -> Self {
+    pub fn relay(
+        inner: UpBody,
+        headers: HeaderLines,
+        tally: Tally,
+        outcome: RequestOutcome,
+    ) -> Self {
         ResBody::Relay(Box::new(Relay {
             inner,
+            headers,
             tally,
             outcome,
             usage: UsageScanner::default(),
@@ -60,6 +67,14 @@ impl ResBody {
         self
     }
 
+    /// The upstream's headers to write into the answer's head.
+    pub fn upstream_headers(&self) -> Option<&HeaderLines> {
+        match self {
+            ResBody::Relay(r) => Some(&r.headers),
+            ResBody::Full(_) => None,
+        }
+    }
+
     /// The `x-ratelimit-*` headers to write into the answer's head.
     pub fn rate_headers(&self) -> Option<&RateHeaders> {
         match self {
@@ -69,16 +84,12 @@ impl ResBody {
     }
 
     /// Settle `reservation` (token rules) when this relayed body ends.
-    pub fn settling(
-        mut self,
-        reservation: Option<Reservation>,
-        status: StatusCode,
-        headers: &HeaderMap,
-    ) -> Self {
+    pub fn settling(mut self, reservation: Option<Reservation>, status: StatusCode) -> Self {
         if let (ResBody::Relay(r), Some(reservation)) = (&mut self, reservation) {
-            let stream = headers
-                .get(CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+            let stream = r
+                .headers
+                .get("content-type")
+                .is_some_and(|v| v.starts_with(b"text/event-stream"));
             r.settle = Some(Settle {
                 reservation,
                 ok: status.is_success(),
@@ -143,6 +154,8 @@ impl Settle {
 /// An upstream body on its way to the caller.
 pub struct Relay {
     inner: UpBody,
+    /// The upstream's headers (hop-by-hop ones left out).
+    headers: HeaderLines,
     tally: Tally,
     /// Counted when the body has been relayed to the end.
     outcome: RequestOutcome,

@@ -3,7 +3,7 @@
 //! A try that fails before any byte may have reached the upstream moves the
 //! request to the next endpoint (see docs/gateway.md, "Failures").
 
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use hyper::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 
 use super::body::ResBody;
@@ -325,9 +325,13 @@ fn give_up(
 }
 
 /// An upstream 429: endpoint `i` cools for its Retry-After.
-fn cool(shared: &GatewayState, route: &Route, i: usize, headers: &HeaderMap) {
+fn cool(shared: &GatewayState, route: &Route, i: usize, headers: &HeaderLines) {
     let ep = &route.endpoints[i];
-    let wait = retry_after(headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()));
+    let wait = retry_after(
+        headers
+            .get("retry-after")
+            .and_then(|v| std::str::from_utf8(v).ok()),
+    );
     if ep.health.cool(wait) {
         tracing::info!(
             "model {} endpoint {i} ({}) answered 429: cooling {:.1}s",
@@ -499,11 +503,10 @@ fn relay(
         requests: headroom.map(|h| (h.limit, h.remaining, h.reset_ms)),
         tokens: tokens.map(|t| (t.limit, t.remaining, t.reset_ms)),
     };
-    let body = ResBody::relay(body, tally, outcome)
-        .settling(reservation, status, &head.headers)
+    let body = ResBody::relay(body, head.headers, tally, outcome)
+        .settling(reservation, status)
         .with_rate_headers(rate);
     let mut res = Response::new(body);
     *res.status_mut() = status;
-    *res.headers_mut() = head.headers;
     res
 }

@@ -28,17 +28,20 @@ pub struct RateHeaders {
 }
 
 impl RateHeaders {
-    /// Whether an upstream's header of this name gives way to one of these.
-    pub fn covers(&self, name: &str) -> bool {
-        let Some(rest) = name.strip_prefix("x-ratelimit-") else {
+    /// Whether an upstream's header of this name (any case) gives way to
+    /// one of these.
+    pub fn covers(&self, name: &[u8]) -> bool {
+        let is = |n: &[u8], s: &str| n.eq_ignore_ascii_case(s.as_bytes());
+        if name.len() <= 12 || !is(&name[..12], "x-ratelimit-") {
             return false;
-        };
-        if rest.ends_with("-tokens") {
-            self.tokens.is_some()
-                && matches!(rest, "limit-tokens" | "remaining-tokens" | "reset-tokens")
-        } else {
-            self.requests.is_some() && matches!(rest, "limit" | "remaining" | "reset")
         }
+        let rest = &name[12..];
+        (self.requests.is_some()
+            && (is(rest, "limit") || is(rest, "remaining") || is(rest, "reset")))
+            || (self.tokens.is_some()
+                && (is(rest, "limit-tokens")
+                    || is(rest, "remaining-tokens")
+                    || is(rest, "reset-tokens")))
     }
 
     /// Append the header lines (`name: value\r\n`) to a head being written.
@@ -196,10 +199,10 @@ mod tests {
         assert_eq!(text(RateHeaders::default()), "");
         // An upstream's own headers give way to the ones written, only.
         assert!(
-            requests.covers("x-ratelimit-remaining")
-                && !requests.covers("x-ratelimit-remaining-tokens")
+            requests.covers(b"x-ratelimit-remaining")
+                && !requests.covers(b"x-ratelimit-remaining-tokens")
         );
-        assert!(tokens.covers("x-ratelimit-reset-tokens") && !tokens.covers("x-ratelimit-reset"));
-        assert!(!tokens.covers("x-ratelimit-other-tokens") && !requests.covers("content-type"));
+        assert!(tokens.covers(b"x-ratelimit-reset-tokens") && !tokens.covers(b"x-ratelimit-reset"));
+        assert!(!tokens.covers(b"x-ratelimit-other-tokens") && !requests.covers(b"content-type"));
     }
 }

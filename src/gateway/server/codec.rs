@@ -260,15 +260,44 @@ fn date(out: &mut Vec<u8>) {
 /// replaced by `framing`'s), the gateway's `x-ratelimit-*` headers (which
 /// replace an upstream's of the same names), `date`, and `connection` when
 /// it differs from the version's default.
+/// What a relayed answer adds to its head: the upstream's headers (after
+/// the response's own, which replace an upstream's of the same name) and the
+/// gateway's `x-ratelimit-*` headers.
+#[derive(Default, Clone, Copy)]
+pub struct Relayed<'a> {
+    pub upstream: Option<&'a HeaderLines>,
+    pub rate: Option<&'a RateHeaders>,
+}
+
+/// Framing headers the head writer sets itself, whoever else sent them.
+fn own(name: &[u8]) -> bool {
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    match name.len() {
+        4 => is("date"),
+        10 => is("connection"),
+        14 => is("content-length"),
+        17 => is("transfer-encoding"),
+        _ => false,
+    }
+}
+
+fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 pub fn encode_head(
     out: &mut Vec<u8>,
     version: Version,
     status: StatusCode,
     headers: &HeaderMap,
-    rate: Option<&RateHeaders>,
+    relayed: Relayed<'_>,
     framing: BodyFraming,
     keep_alive: bool,
 ) {
+    let rate = relayed.rate;
     out.extend_from_slice(if version == Version::HTTP_11 {
         b"HTTP/1.1 "
     } else {
@@ -286,16 +315,25 @@ pub fn encode_head(
         {
             continue;
         }
-        if let Some(r) = rate
-            && r.covers(name.as_str())
-        {
-            // The gateway's own limits replace an upstream's.
-            continue;
+        header_line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if let Some(up) = relayed.upstream {
+        for (name, value) in up.iter() {
+            if own(name)
+                || headers
+                    .keys()
+                    .any(|k| k.as_str().as_bytes().eq_ignore_ascii_case(name))
+            {
+                continue;
+            }
+            if let Some(r) = rate
+                && r.covers(name)
+            {
+                // The gateway's own limits replace an upstream's.
+                continue;
+            }
+            header_line(out, name, value);
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
     if let Some(r) = rate {
         r.write(out);
@@ -481,7 +519,7 @@ mod tests {
             Version::HTTP_11,
             StatusCode::OK,
             &h,
-            None,
+            Relayed::default(),
             BodyFraming::Length(12),
             true,
         );
@@ -504,7 +542,7 @@ mod tests {
             Version::HTTP_11,
             StatusCode::from_u16(599).unwrap(),
             &HeaderMap::new(),
-            None,
+            Relayed::default(),
             BodyFraming::Chunked,
             false,
         );
@@ -522,7 +560,7 @@ mod tests {
             Version::HTTP_10,
             StatusCode::OK,
             &HeaderMap::new(),
-            None,
+            Relayed::default(),
             BodyFraming::Length(0),
             true,
         );
@@ -532,14 +570,21 @@ mod tests {
             "{text}"
         );
 
-        // The gateway's x-ratelimit-* replace an upstream's of the same
-        // names; the upstream's other ones pass.
-        let mut up = HeaderMap::new();
-        up.insert("x-ratelimit-limit", HeaderValue::from_static("5000"));
-        up.insert(
-            "x-ratelimit-limit-tokens",
-            HeaderValue::from_static("800000"),
-        );
+        // The upstream's headers follow the response's own, which replace
+        // an upstream's of the same name; the gateway's x-ratelimit-* replace
+        // an upstream's of the same names (in any case), its other ones pass;
+        // framing headers are the writer's.
+        let up = HeaderLines::from_pairs(&[
+            ("Content-Type", "application/json"),
+            ("X-RateLimit-Limit", "5000"),
+            ("x-ratelimit-limit-tokens", "800000"),
+            ("Retry-After", "30"),
+            ("Content-Length", "999"),
+            ("Date", "yesterday"),
+        ]);
+        let mut own = HeaderMap::new();
+        own.insert("x-maasctl-model", HeaderValue::from_static("m"));
+        own.insert("retry-after", HeaderValue::from_static("2"));
         let rate = RateHeaders {
             requests: Some((60, 59, 1_000)),
             tokens: None,
@@ -549,20 +594,28 @@ mod tests {
             &mut out,
             Version::HTTP_11,
             StatusCode::OK,
-            &up,
-            Some(&rate),
+            &own,
+            Relayed {
+                upstream: Some(&up),
+                rate: Some(&rate),
+            },
             BodyFraming::Length(0),
             true,
         );
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.starts_with(
-                "HTTP/1.1 200 OK\r\nx-ratelimit-limit-tokens: 800000\r\nx-ratelimit-limit: 60\r\n\
-                 x-ratelimit-remaining: 59\r\nx-ratelimit-reset: 1\r\ncontent-length: 0\r\n"
+                "HTTP/1.1 200 OK\r\nx-maasctl-model: m\r\nretry-after: 2\r\n\
+                 Content-Type: application/json\r\nx-ratelimit-limit-tokens: 800000\r\n\
+                 x-ratelimit-limit: 60\r\nx-ratelimit-remaining: 59\r\nx-ratelimit-reset: 1\r\n\
+                 content-length: 0\r\ndate: "
             ),
             "{text}"
         );
-        assert!(!text.contains("5000"), "{text}");
+        assert!(
+            !text.contains("5000") && !text.contains("30") && !text.contains("yesterday"),
+            "{text}"
+        );
 
         let mut out = Vec::new();
         chunk_start(&mut out, 300);

@@ -457,7 +457,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
             version,
             parts.status,
             &parts.headers,
-            body.rate_headers(),
+            codec::Relayed {
+                upstream: body.upstream_headers(),
+                rate: body.rate_headers(),
+            },
             framing,
             keep_alive,
         );

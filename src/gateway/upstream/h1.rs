@@ -22,15 +22,13 @@
 use std::io::Write;
 
 use bytes::{Buf, Bytes, BytesMut};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{StatusCode, Version};
 
 /// Largest response head accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Most response headers accepted (hyper's limit).
 const MAX_HEADERS: usize = 100;
-/// Headers the gateway may add to an upstream's answer.
-const GATEWAY_HEADERS: usize = 8;
 
 /// Headers that belong to one hop and never pass a proxy.
 pub const HOP_BY_HOP: [HeaderName; 8] = [
@@ -103,6 +101,17 @@ impl HeaderLines {
         self.spans.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Keep only the headers whose name passes `keep`.
+    pub fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) {
+        let head = &self.head;
+        self.spans
+            .retain(|&mut (ns, nl, _, _)| keep(&head[ns as usize..ns as usize + nl as usize]));
+    }
+
     /// Whether a `Connection` header is among them (which may name more
     /// hop-by-hop headers).
     fn has_connection(&self) -> bool {
@@ -117,20 +126,15 @@ impl HeaderLines {
 /// of every request.
 fn not_forwarded(name: &[u8]) -> bool {
     let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-    match name.len() {
-        2 => is("te"),
-        4 => is("host"),
-        6 => is("expect"),
-        7 => is("trailer") || is("upgrade"),
-        10 => is("connection") || is("keep-alive"),
-        13 => is("authorization"),
-        14 => is("content-length"),
-        15 => is("accept-encoding"),
-        16 => is("proxy-connection"),
-        17 => is("transfer-encoding"),
-        19 => is("proxy-authorization"),
-        _ => false,
-    }
+    hop_by_hop(name)
+        || match name.len() {
+            4 => is("host"),
+            6 => is("expect"),
+            13 => is("authorization"),
+            14 => is("content-length"),
+            15 => is("accept-encoding"),
+            _ => false,
+        }
 }
 
 /// Whether a `Connection` header of `h` lists `name` (besides
@@ -204,8 +208,8 @@ pub enum Framing {
 #[derive(Debug)]
 pub struct ResponseHead {
     pub status: StatusCode,
-    /// Without hop-by-hop headers.
-    pub headers: HeaderMap,
+    /// Without hop-by-hop headers, as they came (see [`HeaderLines`]).
+    pub headers: HeaderLines,
     pub framing: Framing,
     /// Whether the connection may carry another request after this response.
     pub keep_alive: bool,
@@ -252,18 +256,21 @@ pub fn parse_response(
         } else {
             Version::HTTP_10
         };
-        // Header values become slices of the frozen head (no copy per
-        // header); their offsets are kept on the stack meanwhile.
+        if n > MAX_HEAD {
+            return Err(format!("response head larger than {MAX_HEAD} bytes"));
+        }
+        // The headers become spans of the frozen head (no copy, no map);
+        // offsets fit u16 since the head is at most MAX_HEAD bytes.
         let base = buf.as_ptr() as usize;
-        let offsets: smallvec::SmallVec<[(usize, usize, usize, usize); 24]> = res
+        let offsets: smallvec::SmallVec<[Span; 16]> = res
             .headers
             .iter()
             .map(|h| {
                 (
-                    h.name.as_ptr() as usize - base,
-                    h.name.len(),
-                    h.value.as_ptr() as usize - base,
-                    h.value.len(),
+                    (h.name.as_ptr() as usize - base) as u16,
+                    h.name.len() as u16,
+                    (h.value.as_ptr() as usize - base) as u16,
+                    h.value.len() as u16,
                 )
             })
             .collect();
@@ -274,30 +281,26 @@ pub fn parse_response(
 
 fn build_head(
     head: &Bytes,
-    offsets: &[(usize, usize, usize, usize)],
+    offsets: &[Span],
     status: StatusCode,
     version: Version,
     head_request: bool,
 ) -> Result<ResponseHead, String> {
-    // Room for the headers the gateway adds to the answer too (the model
-    // that answered, up to six `x-ratelimit-*`): growing the map rehashes it.
-    let mut headers = HeaderMap::with_capacity(offsets.len() + GATEWAY_HEADERS);
+    let mut kept: smallvec::SmallVec<[Span; 16]> = smallvec::SmallVec::new();
     let mut chunked = false;
     let mut other_coding = false;
     let mut length: Option<u64> = None;
     let mut close = version != Version::HTTP_11;
     let mut idle_timeout = None;
-    // Names the `Connection` header lists besides keep-alive/close (rare).
-    let mut named: Vec<HeaderName> = Vec::new();
-    for &(na, nl, va, vl) in offsets {
-        let name = HeaderName::from_bytes(&head[na..na + nl]).map_err(|_| {
-            format!(
-                "invalid header name {:?}",
-                String::from_utf8_lossy(&head[na..na + nl])
-            )
-        })?;
-        let value = &head[va..va + vl];
-        if name == header::TRANSFER_ENCODING {
+    // The `Connection` header lists more hop-by-hop names (rare).
+    let mut lists_more = false;
+    let text = |at: u16, len: u16| &head[at as usize..at as usize + len as usize];
+    for &span in offsets {
+        let (na, nl, va, vl) = span;
+        let name = text(na, nl);
+        let value = text(va, vl);
+        let is = |n: &[u8]| name.len() == n.len() && name.eq_ignore_ascii_case(n);
+        if is(b"transfer-encoding") {
             // The last coding decides (RFC 9112 §6.1).
             chunked = value
                 .rsplit(|&b| b == b',')
@@ -308,50 +311,47 @@ fn build_head(
             // stays coded, so the header stays.
             other_coding = !chunked;
             if other_coding {
-                let v = HeaderValue::from_maybe_shared(head.slice(va..va + vl))
-                    .map_err(|_| "invalid transfer-encoding".to_string())?;
-                headers.append(name, v);
+                kept.push(span);
             }
             continue;
-        } else if name == header::CONTENT_LENGTH {
+        } else if is(b"content-length") {
             // Digits only (RFC 9110 §8.6): Rust's parser would take `+5`.
-            let n: u64 = Some(value.trim_ascii())
-                .filter(|v| !v.is_empty() && v.len() <= 19 && v.iter().all(u8::is_ascii_digit))
-                .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-                .ok_or_else(|| {
-                    format!(
-                        "invalid content-length {:?}",
-                        String::from_utf8_lossy(value)
-                    )
-                })?;
+            let v = value.trim_ascii();
+            if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+                return Err(format!(
+                    "invalid content-length {:?}",
+                    String::from_utf8_lossy(value)
+                ));
+            }
+            let n = v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
             if length.is_some_and(|l| l != n) {
                 return Err("conflicting content-length headers".into());
             }
             length = Some(n);
-        } else if name == header::CONNECTION {
+        } else if is(b"connection") {
             for t in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if t.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if t.eq_ignore_ascii_case(b"keep-alive") {
                     close &= version != Version::HTTP_10;
-                } else if let Ok(n) = HeaderName::from_bytes(t) {
-                    named.push(n);
+                } else if !t.is_empty() {
+                    lists_more = true;
                 }
             }
             continue;
-        } else if name.as_str() == "keep-alive" {
+        } else if is(b"keep-alive") {
             idle_timeout = keep_alive_timeout(value).or(idle_timeout);
             continue;
         }
-        if HOP_BY_HOP.contains(&name) {
+        if hop_by_hop(name) {
             continue;
         }
-        let value = HeaderValue::from_maybe_shared(head.slice(va..va + vl))
-            .map_err(|_| format!("invalid value of header {name}"))?;
-        headers.append(name, value);
+        kept.push(span);
     }
-    for n in named {
-        headers.remove(n);
+    let mut headers = HeaderLines::new(head.clone(), kept);
+    if lists_more {
+        let listed = HeaderLines::new(head.clone(), offsets.iter().copied().collect());
+        headers.retain(|name| !listed_by_connection(&listed, name));
     }
     // Framing an upstream could mean two ways (RFC 9112 §6.1, §6.3):
     // transfer-coded HTTP/1.0, or a coding beside a length. The body is read
@@ -365,10 +365,10 @@ fn build_head(
             Framing::Empty
         } else if chunked {
             // A length beside chunked is ignored (and dropped: the body is re-framed).
-            headers.remove(header::CONTENT_LENGTH);
+            headers.retain(|name| !name.eq_ignore_ascii_case(b"content-length"));
             Framing::Chunked
         } else if other_coding {
-            headers.remove(header::CONTENT_LENGTH);
+            headers.retain(|name| !name.eq_ignore_ascii_case(b"content-length"));
             Framing::UntilClose
         } else if let Some(n) = length {
             Framing::Length(n)
@@ -383,6 +383,20 @@ fn build_head(
         keep_alive,
         idle_timeout,
     })
+}
+
+/// Whether `name` (any case) is one of [`HOP_BY_HOP`]; by length first.
+fn hop_by_hop(name: &[u8]) -> bool {
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    match name.len() {
+        2 => is("te"),
+        7 => is("trailer") || is("upgrade"),
+        10 => is("connection") || is("keep-alive"),
+        16 => is("proxy-connection"),
+        17 => is("transfer-encoding"),
+        19 => is("proxy-authorization"),
+        _ => false,
+    }
 }
 
 /// `timeout=N` of a `Keep-Alive` header value (`timeout=5, max=1000`).
@@ -649,6 +663,16 @@ mod tests {
         ] {
             assert!(!not_forwarded(name.as_bytes()), "{name}");
         }
+        // An upstream's answer loses the hop-by-hop ones only.
+        for h in &HOP_BY_HOP {
+            assert!(
+                hop_by_hop(h.as_str().to_ascii_uppercase().as_bytes()),
+                "{h}"
+            );
+        }
+        for name in replaced {
+            assert!(!hop_by_hop(name.as_bytes()), "{name}");
+        }
     }
 
     #[test]
@@ -660,8 +684,8 @@ mod tests {
             (h.status, h.framing, h.keep_alive),
             (StatusCode::OK, Framing::Length(12), true)
         );
-        assert_eq!(h.headers.get("content-type").unwrap(), "application/json");
-        assert_eq!(h.headers.get("content-length").unwrap(), "12");
+        assert_eq!(h.headers.get("content-type").unwrap(), b"application/json");
+        assert_eq!(h.headers.get("content-length").unwrap(), b"12");
         assert!(h.headers.get("connection").is_none() && h.headers.get("keep-alive").is_none());
         assert_eq!(h.idle_timeout, Some(std::time::Duration::from_secs(5)));
         let h = head(
