@@ -29,7 +29,7 @@ use hyper::{Method, StatusCode, Version};
 
 use crate::gateway::proxy::CallerHead;
 use crate::gateway::proxy::ratelimit::RateHeaders;
-use crate::gateway::upstream::h1::{Framing, HeaderLines, Span};
+use crate::gateway::upstream::h1::{Framing, HeaderLines, spans_of};
 
 /// Largest request head accepted (hyper's default buffer limit is ~400 KB,
 /// nginx's 4 × 8 KB): a head this large is not an API call.
@@ -120,19 +120,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadErro
     let base = buf.as_ptr() as usize;
     let path = req.path.unwrap_or_default();
     let target = (path.as_ptr() as usize - base, path.len());
-    // Offsets fit u16: the head is at most MAX_HEAD (64 KiB) bytes.
-    let spans: smallvec::SmallVec<[Span; 16]> = req
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                (h.name.as_ptr() as usize - base) as u16,
-                h.name.len() as u16,
-                (h.value.as_ptr() as usize - base) as u16,
-                h.value.len() as u16,
-            )
-        })
-        .collect();
+    let spans = spans_of(buf, req.headers);
     let head = buf.split_to(n).freeze();
     let target = head.slice(target.0..target.0 + target.1);
     build(method, version, target, HeaderLines::new(head, spans)).map(Some)

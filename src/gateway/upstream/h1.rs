@@ -137,6 +137,24 @@ fn not_forwarded(name: &[u8]) -> bool {
         }
 }
 
+/// Where each header `httparse` parsed out of `head` is in it. The offsets
+/// fit u16: a head is at most 64 KiB (`MAX_HEAD` here and in
+/// `server::codec`), checked before this is called.
+pub fn spans_of(head: &[u8], headers: &[httparse::Header<'_>]) -> smallvec::SmallVec<[Span; 16]> {
+    let base = head.as_ptr() as usize;
+    headers
+        .iter()
+        .map(|h| {
+            (
+                (h.name.as_ptr() as usize - base) as u16,
+                h.name.len() as u16,
+                (h.value.as_ptr() as usize - base) as u16,
+                h.value.len() as u16,
+            )
+        })
+        .collect()
+}
+
 /// Whether a `Connection` header of `h` lists `name` (besides
 /// `keep-alive`/`close`, which are hop-by-hop anyway).
 fn listed_by_connection(h: &HeaderLines, name: &[u8]) -> bool {
@@ -259,21 +277,8 @@ pub fn parse_response(
         if n > MAX_HEAD {
             return Err(format!("response head larger than {MAX_HEAD} bytes"));
         }
-        // The headers become spans of the frozen head (no copy, no map);
-        // offsets fit u16 since the head is at most MAX_HEAD bytes.
-        let base = buf.as_ptr() as usize;
-        let offsets: smallvec::SmallVec<[Span; 16]> = res
-            .headers
-            .iter()
-            .map(|h| {
-                (
-                    (h.name.as_ptr() as usize - base) as u16,
-                    h.name.len() as u16,
-                    (h.value.as_ptr() as usize - base) as u16,
-                    h.value.len() as u16,
-                )
-            })
-            .collect();
+        // The headers become spans of the frozen head (no copy, no map).
+        let offsets = spans_of(buf, res.headers);
         let head = buf.split_to(n).freeze();
         return build_head(&head, &offsets, status, version, head_request).map(Some);
     }
