@@ -556,6 +556,57 @@ mod tokens {
     }
 
     #[test]
+    fn answering_at_once_and_through_the_future_decide_alike() {
+        // Twin limiters on one clock: `*_now` (the request path without
+        // Redis) and the async `check`/`reserve` give the same decisions,
+        // headroom and holdings, request after request, into refusal.
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let rules = || {
+            vec![
+                tokens(workspace_rule(1, "acme", 1000, 2)),
+                key_rule(2, "acme", "key_a", 4, 2),
+            ]
+        };
+        let (now, polled) = (
+            Limiter::with_clock(clock.clone()),
+            Limiter::with_clock(clock.clone()),
+        );
+        let (ln, lp) = (
+            now.compile(&model("m", rules())),
+            polled.compile(&model("m", rules())),
+        );
+        let (rn, rp) = (
+            now.compile(&model("r", vec![key_rule(3, "acme", "key_a", 2, 2)])),
+            polled.compile(&model("r", vec![key_rule(3, "acme", "key_a", 2, 2)])),
+        );
+        let mut held = Vec::new();
+        for i in 0..6 {
+            let (dn, hn) = reserve_now(&now, &ln, "key_a", "acme", est(100, 150));
+            let (dp, hp) = limits::reserve_polled(&polled, &lp, "key_a", "acme", est(100, 150));
+            assert_eq!(format!("{dn:?}"), format!("{dp:?}"), "request {i}");
+            assert_eq!(hn.is_some(), hp.is_some(), "request {i}");
+            held.push((hn, hp));
+            let cn = limits::check_now(&now, &rn, "key_a", "acme");
+            let cp = limits::check_polled(&polled, &rp, "key_a", "acme");
+            assert_eq!(format!("{cn:?}"), format!("{cp:?}"), "request {i}");
+            clock.advance(100);
+        }
+        // Refused alike (and counted alike) past the request rule.
+        let (dn, _) = reserve_now(&now, &ln, "key_a", "acme", est(1, 1));
+        let (dp, _) = limits::reserve_polled(&polled, &lp, "key_a", "acme", est(1, 1));
+        assert!(matches!(dn, Decision::Reject(_)));
+        assert_eq!(format!("{dn:?}"), format!("{dp:?}"));
+        for (hn, hp) in held {
+            if let (Some(hn), Some(hp)) = (hn, hp) {
+                hn.settle(60);
+                hp.settle(60);
+            }
+        }
+        let stats = |l: &Limiter| format!("{:?}", l.stats());
+        assert_eq!(stats(&now), stats(&polled));
+    }
+
+    #[test]
     fn reservations_are_settled_refunded_and_retry_after_says_when_tokens_free_up() {
         let clock = Arc::new(ManualClock::new(1_000_000));
         let limiter = Limiter::with_clock(clock.clone());

@@ -58,8 +58,16 @@ pub fn model(name: &str, rules: Vec<Rule>) -> Model {
     }
 }
 
-/// A local check completes without waiting; run it to completion here.
+/// A local check answers at once (`Limiter::check_now`, as the request
+/// path calls it).
 pub fn check_now(limiter: &Limiter, limits: &ModelLimits, key: &str, ws: &str) -> Decision {
+    limiter
+        .check_now(limits, key, ws)
+        .expect("a local limiter answers at once")
+}
+
+/// The async `check`, run to completion here (a local one never waits).
+pub fn check_polled(limiter: &Limiter, limits: &ModelLimits, key: &str, ws: &str) -> Decision {
     let mut fut = pin!(limiter.check(limits, key, ws));
     match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(d) => d,
@@ -73,8 +81,21 @@ pub fn tokens(mut rule: Rule) -> Rule {
     rule
 }
 
-/// A local reservation completes without waiting; run it to completion here.
+/// A local reservation answers at once (`Limiter::reserve_now`).
 pub fn reserve_now(
+    limiter: &std::sync::Arc<Limiter>,
+    limits: &ModelLimits,
+    key: &str,
+    ws: &str,
+    estimate: maasctl::gateway::limiter::Estimate,
+) -> (Decision, Option<maasctl::gateway::limiter::Reservation>) {
+    limiter
+        .reserve_now(limits, key, ws, estimate)
+        .expect("a local limiter answers at once")
+}
+
+/// The async `reserve`, run to completion here (a local one never waits).
+pub fn reserve_polled(
     limiter: &std::sync::Arc<Limiter>,
     limits: &ModelLimits,
     key: &str,

@@ -340,25 +340,68 @@ impl Limiter {
         estimate: Estimate,
     ) -> (Decision, Option<Reservation>) {
         let windows = limits.matching(key_id, workspace);
+        let admission = self.admit(&windows, Some(estimate.total())).await;
+        let borrowed = matches!(windows, Cow::Borrowed(_));
+        self.reservation(limits, (&windows, borrowed), admission, estimate)
+    }
+
+    /// [`check`](Self::check) at once when it needs no round trip (no
+    /// Redis): no future to box and poll on the request path. `None`: it
+    /// does; call `check`.
+    pub fn check_now(
+        &self,
+        limits: &ModelLimits,
+        key_id: &str,
+        workspace: &str,
+    ) -> Option<Decision> {
+        if self.shared.is_some() {
+            return None;
+        }
+        let windows = limits.matching(key_id, workspace);
+        Some(self.admit_local(&windows, None, 1).decision)
+    }
+
+    /// [`reserve`](Self::reserve) at once when it needs no round trip (no
+    /// Redis). `None`: it does; call `reserve`.
+    pub fn reserve_now(
+        self: &Arc<Self>,
+        limits: &ModelLimits,
+        key_id: &str,
+        workspace: &str,
+        estimate: Estimate,
+    ) -> Option<(Decision, Option<Reservation>)> {
+        if self.shared.is_some() {
+            return None;
+        }
+        let windows = limits.matching(key_id, workspace);
+        let admission = self.admit_local(&windows, Some(estimate.total()), 1);
+        let borrowed = matches!(windows, Cow::Borrowed(_));
+        Some(self.reservation(limits, (&windows, borrowed), admission, estimate))
+    }
+
+    /// What an admission holds in token rules until it is settled.
+    fn reservation(
+        self: &Arc<Self>,
+        limits: &ModelLimits,
+        (windows, borrowed): (&[Arc<Window>], bool),
+        admission: Admission,
+        estimate: Estimate,
+    ) -> (Decision, Option<Reservation>) {
         let Admission {
             decision,
             tokens,
             at,
             redis_at,
-        } = self.admit(&windows, Some(estimate.total())).await;
+        } = admission;
         if !matches!(decision, Decision::Admit(_)) {
             return (decision, None);
         }
         // The windows stay alive through the compiled tables that list them
         // (one reference count); a list built for this request (see
         // `matching`) or tables of another limiter are held window by window.
-        let tables = match &windows {
-            Cow::Borrowed(_) if std::ptr::eq(limits.0.limiter.as_ptr(), Arc::as_ptr(self)) => {
-                Some(&limits.0)
-            }
-            _ => None,
-        };
-        let held = reserve::Held::new(tables, &windows);
+        let tables = (borrowed && std::ptr::eq(limits.0.limiter.as_ptr(), Arc::as_ptr(self)))
+            .then_some(&limits.0);
+        let held = reserve::Held::new(tables, windows);
         if held.is_empty() {
             return (decision, None);
         }
@@ -374,39 +417,63 @@ impl Limiter {
         (decision, Some(reservation))
     }
 
+    /// The decision over `windows` counted in this process (no Redis, or
+    /// Redis down: then `replicas` shares), at the local clock.
+    fn admit_local(
+        &self,
+        windows: &[Arc<Window>],
+        tokens: Option<u64>,
+        replicas: u32,
+    ) -> Admission {
+        if windows.is_empty() {
+            return Admission {
+                decision: Decision::Admit(None),
+                tokens: None,
+                at: 0,
+                redis_at: None,
+            };
+        }
+        for w in windows {
+            w.prefetch(tokens.is_some());
+        }
+        let now = self.clock.now_ms();
+        let (decision, tokens) = local::check(windows, now, replicas, tokens);
+        Admission {
+            decision,
+            tokens,
+            at: now,
+            redis_at: None,
+        }
+    }
+
     /// The decision over `windows` for a request costing `tokens` in token
     /// rules (`None`: 1 everywhere, see `local::cost`), with the instants it
     /// was counted at.
     async fn admit(&self, windows: &[Arc<Window>], tokens: Option<u64>) -> Admission {
-        let done = |(decision, tokens), at, redis_at| Admission {
-            decision,
-            tokens,
-            at,
-            redis_at,
+        let Some(shared) = &self.shared else {
+            return self.admit_local(windows, tokens, 1);
         };
         if windows.is_empty() {
-            return done((Decision::Admit(None), None), 0, None);
+            return self.admit_local(windows, tokens, 1);
         }
         // Start loading every window's lines now: they arrive while the
-        // clock is read, together rather than one lock after the other.
+        // round trip runs.
         for w in windows {
             w.prefetch(tokens.is_some());
         }
-        let Some(shared) = &self.shared else {
-            let now = self.clock.now_ms();
-            return done(local::check(windows, now, 1, tokens), now, None);
-        };
         match shared.run(windows, true, tokens).await {
             Some(answer) => {
                 let now = self.clock.now_ms();
-                let decision = self.apply(windows, &answer, tokens, now);
-                done(decision, now, Some(answer.now))
+                let (decision, tokens) = self.apply(windows, &answer, tokens, now);
+                Admission {
+                    decision,
+                    tokens,
+                    at: now,
+                    redis_at: Some(answer.now),
+                }
             }
-            None => {
-                let now = self.clock.now_ms();
-                let d = local::check(windows, now, shared.replicas(), tokens);
-                done(d, now, None)
-            }
+            // Redis down: counted here, each replica its share.
+            None => self.admit_local(windows, tokens, shared.replicas()),
         }
     }
 

@@ -374,16 +374,25 @@ async fn limit(
     }
     let k = &snap.key_list[key];
     let workspace = &snap.workspaces[k.workspace].name;
-    // Boxed: the limiter's future (Redis round trip included) is large,
-    // and only limited models pay for it.
+    // Without Redis the limiter answers at once (`*_now`); with it, its
+    // future (the round trip) is large and boxed, so only models with rules
+    // on a shared limiter pay for it.
+    let limiter = &shared.limiter;
     let (decision, reservation) = if route.limits.counts_tokens() {
         let est =
             estimate::estimate_with(head.path(), body, route.completion_cap, || caps.read(body));
-        let reserve = shared.limiter.reserve(&route.limits, &k.id, workspace, est);
-        Box::pin(reserve).await
+        match limiter.reserve_now(&route.limits, &k.id, workspace, est) {
+            Some(now) => now,
+            None => Box::pin(limiter.reserve(&route.limits, &k.id, workspace, est)).await,
+        }
     } else {
-        let check = shared.limiter.check(&route.limits, &k.id, workspace);
-        (Box::pin(check).await, None)
+        match limiter.check_now(&route.limits, &k.id, workspace) {
+            Some(now) => (now, None),
+            None => (
+                Box::pin(limiter.check(&route.limits, &k.id, workspace)).await,
+                None,
+            ),
+        }
     };
     match decision {
         Decision::Admit(h) => Ok((h, reservation)),
