@@ -487,7 +487,7 @@ impl Limiter {
         now: u64,
     ) -> (Decision, Option<Headroom>) {
         for (w, &(used, room, reset)) in windows.iter().zip(&answer.windows) {
-            w.observed.record(used, room, reset, now);
+            w.observed.record(used, room, reset, now, answer.now);
         }
         if let Some(i) = answer.blocking.filter(|_| !answer.admitted) {
             let w = &windows[i];

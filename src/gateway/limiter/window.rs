@@ -249,10 +249,24 @@ pub struct Observed {
     pub room_at: AtomicU64,
     /// When every counted request has left the window.
     pub reset_at: AtomicU64,
+    /// The newest answer recorded: Redis's time of it and the use it
+    /// reported. Answers to concurrent requests come back in any order
+    /// (tasks on several threads); an older one must not overwrite a newer
+    /// (a burst's stats showed 46 of 50 used after the 50th admission).
+    newest: parking_lot::Mutex<(u64, u64)>,
 }
 
 impl Observed {
-    pub fn record(&self, used: u64, room_ms: u64, reset_ms: u64, now: u64) {
+    /// Record an answer Redis gave at `redis_now` (its clock, shared by the
+    /// replicas), unless a newer one was recorded already: later in Redis
+    /// time, or in the same millisecond with more used (within one
+    /// millisecond use only grows).
+    pub fn record(&self, used: u64, room_ms: u64, reset_ms: u64, now: u64, redis_now: u64) {
+        let mut newest = self.newest.lock();
+        if (redis_now, used) < *newest {
+            return;
+        }
+        *newest = (redis_now, used);
         self.used
             .store(used.min(u64::from(u32::MAX)) as u32, Ordering::Relaxed);
         self.room_at.store(now + room_ms, Ordering::Relaxed);
@@ -379,6 +393,21 @@ pub fn subject_of(rule: &Rule) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_older_redis_answer_does_not_overwrite_a_newer_one() {
+        let o = Observed::default();
+        o.record(50, 10, 20, 1_000, 5_000);
+        // Answered earlier, applied later (another thread).
+        o.record(46, 30, 40, 1_001, 4_999);
+        o.record(47, 30, 40, 1_001, 5_000);
+        assert_eq!(o.used.load(Ordering::Relaxed), 50);
+        assert_eq!(o.room_at.load(Ordering::Relaxed), 1_010);
+        // Newer ones are recorded, fewer used included (requests left).
+        o.record(12, 5, 6, 3_000, 7_000);
+        assert_eq!(o.used.load(Ordering::Relaxed), 12);
+        assert_eq!(o.reset_at.load(Ordering::Relaxed), 3_006);
+    }
 
     /// A ring for a 2 s window (20 ms buckets) starting at `start`.
     fn ring(start: u64) -> Ring {
