@@ -450,12 +450,9 @@ impl Limiter {
     /// rules (`None`: 1 everywhere, see `local::cost`), with the instants it
     /// was counted at.
     async fn admit(&self, windows: &[Arc<Window>], tokens: Option<u64>) -> Admission {
-        let Some(shared) = &self.shared else {
+        let Some(shared) = self.shared.as_ref().filter(|_| !windows.is_empty()) else {
             return self.admit_local(windows, tokens, 1);
         };
-        if windows.is_empty() {
-            return self.admit_local(windows, tokens, 1);
-        }
         // Start loading every window's lines now: they arrive while the
         // round trip runs.
         for w in windows {

@@ -31,7 +31,6 @@ pub mod tally;
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -85,8 +84,9 @@ pub enum OnHead {
     /// Answer at once (`/v1/models`, `/healthz`, an unknown URL, a wrong
     /// method, a missing or bad key); the body, if any, is not read.
     Answer(Response<ResBody>),
-    /// An authenticated API call: the server reads its body (see
-    /// [`Call::body_limits`]), then [`on_body`] takes it from there.
+    /// An authenticated API call: the server reads its body (within
+    /// `--body-limit` and `--body-timeout`), then [`on_body`] takes it
+    /// from there.
     ReadBody(Call),
 }
 
@@ -98,11 +98,6 @@ pub struct Call {
 }
 
 impl Call {
-    /// The largest body accepted, and how long after the head it may take.
-    pub fn body_limits(w: &Worker) -> (usize, Duration) {
-        (w.shared.cfg.body_limit, w.shared.cfg.body_timeout)
-    }
-
     /// The body could not be read (too large, too slow, malformed): the
     /// answer, counted.
     pub fn refuse(mut self, e: ProxyError) -> Response<ResBody> {

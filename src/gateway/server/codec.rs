@@ -24,7 +24,7 @@ use std::io::Write;
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use hyper::header::{self, HeaderMap};
+use hyper::header::HeaderMap;
 use hyper::{Method, StatusCode, Version};
 
 use crate::gateway::proxy::CallerHead;
@@ -52,6 +52,13 @@ impl HeadError {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
         }
+    }
+
+    fn head_too_large() -> Self {
+        Self::too_large(format!(
+            "The request head is larger than {} KB.",
+            MAX_HEAD / 1024
+        ))
     }
 
     fn too_large(message: impl Into<String>) -> Self {
@@ -86,10 +93,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadErro
     let n = match req.parse_with_uninit_headers(buf, &mut slots) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
-            return Err(HeadError::too_large(format!(
-                "The request head is larger than {} KB.",
-                MAX_HEAD / 1024
-            )));
+            return Err(HeadError::head_too_large());
         }
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
@@ -105,10 +109,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadErro
         Err(e) => return Err(HeadError::bad(format!("Malformed request head: {e}."))),
     };
     if n > MAX_HEAD {
-        return Err(HeadError::too_large(format!(
-            "The request head is larger than {} KB.",
-            MAX_HEAD / 1024
-        )));
+        return Err(HeadError::head_too_large());
     }
     let version = if req.version == Some(1) {
         Version::HTTP_11
@@ -221,7 +222,7 @@ pub enum BodyFraming {
 /// The `Date` header's value, formatted once a second per thread.
 fn date(out: &mut Vec<u8>) {
     thread_local! {
-        static CACHE: std::cell::RefCell<(u64, [u8; 29])> = const { std::cell::RefCell::new((0, [0; 29])) };
+        static CACHE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
     }
     let now = std::time::SystemTime::now();
     let secs = now
@@ -229,17 +230,10 @@ fn date(out: &mut Vec<u8>) {
         .map_or(0, |d| d.as_secs());
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        if c.0 != secs {
-            let text = httpdate::fmt_http_date(now);
-            if text.len() == 29 {
-                c.1.copy_from_slice(text.as_bytes());
-                c.0 = secs;
-            } else {
-                out.extend_from_slice(text.as_bytes());
-                return;
-            }
+        if c.0 != secs || c.1.is_empty() {
+            *c = (secs, httpdate::fmt_http_date(now));
         }
-        out.extend_from_slice(&c.1);
+        out.extend_from_slice(c.1.as_bytes());
     });
 }
 
@@ -296,11 +290,7 @@ pub fn encode_head(
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in headers {
-        if name == header::CONTENT_LENGTH
-            || name == header::TRANSFER_ENCODING
-            || name == header::CONNECTION
-            || name == header::DATE
-        {
+        if own(name.as_str().as_bytes()) {
             continue;
         }
         header_line(out, name.as_str().as_bytes(), value.as_bytes());

@@ -40,7 +40,6 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::Body;
-use hyper::header::{self, HeaderMap};
 use hyper::{Method, Response, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::io::poll_read_buf;
@@ -49,7 +48,7 @@ use super::codec::{self, BodyFraming, HeadError, RequestHead};
 use super::conn::{ConnState, Registry};
 use crate::gateway::proxy::body::ResBody;
 use crate::gateway::proxy::errors::ProxyError;
-use crate::gateway::proxy::{Call, OnHead, Worker, on_body, on_head};
+use crate::gateway::proxy::{OnHead, Worker, on_body, on_head};
 use crate::gateway::upstream::h1::{Decoder, Framing, Step};
 
 /// How much of a body not read is thrown away after the answer, and for
@@ -67,11 +66,9 @@ const READ_CHUNK: usize = 8 * 1024;
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-/// Why a connection ends without its answer being written.
-enum Gone {
-    /// The caller reset or closed the connection (or a write failed).
-    Caller,
-}
+/// The caller reset or closed the connection (or a write failed): it ends
+/// without its answer being written.
+struct Gone;
 
 /// Serve one caller's connection until it closes or is closed.
 pub(super) async fn serve<I>(io: I, worker: Arc<Worker>, registry: Arc<Registry>)
@@ -155,7 +152,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
         while !self.eof && self.rbuf.len() < MAX_BUFFERED {
             match self.poll_fill(cx) {
                 Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(_)) => return Err(Gone::Caller),
+                Poll::Ready(Err(_)) => return Err(Gone),
                 Poll::Pending => break,
             }
         }
@@ -220,7 +217,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
         let res = match on_head(worker, head) {
             OnHead::Answer(res) => res,
             OnHead::ReadBody(call) => {
-                let (limit, timeout) = Call::body_limits(worker);
+                let cfg = &worker.shared.cfg;
+                let (limit, timeout) = (cfg.body_limit, cfg.body_timeout);
                 let read = self
                     .read_body(
                         &mut body,
@@ -232,7 +230,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
                     )
                     .await;
                 match read {
-                    Err(Gone::Caller) => {
+                    Err(Gone) => {
                         // Counted as a bad request; nobody to answer.
                         drop(call.refuse(ProxyError::bad_request_body(
                             "the caller closed the connection before the end of the body",
@@ -258,7 +256,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
                             Ok(res) => res,
                             // The request is dropped: its upstream
                             // connection closes, the tally counts Cancelled.
-                            Err(Gone::Caller) => return false,
+                            Err(Gone) => return false,
                         }
                     }
                 }
@@ -355,7 +353,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
                                 "the caller closed its sending side before the end of the body",
                             )));
                         }
-                        Ok(Err(_)) => return Err(Gone::Caller),
+                        Ok(Err(_)) => return Err(Gone),
                     }
                 }
             }
@@ -419,15 +417,15 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
         while off < bytes.len() {
             let n = poll_fn(|cx| Pin::new(&mut self.io).poll_write(cx, &bytes[off..]))
                 .await
-                .map_err(|_| Gone::Caller)?;
+                .map_err(|_| Gone)?;
             if n == 0 {
-                return Err(Gone::Caller);
+                return Err(Gone);
             }
             off += n;
         }
         poll_fn(|cx| Pin::new(&mut self.io).poll_flush(cx))
             .await
-            .map_err(|_| Gone::Caller)
+            .map_err(|_| Gone)
     }
 
     /// Write the answer: its head, then its body frame by frame as it comes
@@ -444,7 +442,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
             if parts.status == StatusCode::NO_CONTENT || parts.status == StatusCode::NOT_MODIFIED {
                 BodyFraming::Empty
             } else {
-                match exact_length(&parts.headers, &body) {
+                // A complete body's length, or the upstream's content-length.
+                match body.size_hint().exact() {
                     Some(n) => BodyFraming::Length(n),
                     None if version == Version::HTTP_11 => BodyFraming::Chunked,
                     None => BodyFraming::UntilClose,
@@ -495,7 +494,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
                         // The upstream broke off: end short of the last
                         // chunk (or of the length), so the caller sees a cut
                         // answer, and close.
-                        Poll::Ready(Some(Err(_))) => return Poll::Ready(Err(Gone::Caller)),
+                        Poll::Ready(Some(Err(_))) => return Poll::Ready(Err(Gone)),
                         Poll::Ready(None) => ended = true,
                         Poll::Pending => {
                             waiting = true;
@@ -523,7 +522,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
         drop(body);
         if framing == BodyFraming::UntilClose {
             // Its end is the connection's.
-            return Err(Gone::Caller);
+            return Err(Gone);
         }
         Ok(())
     }
@@ -537,7 +536,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
     ) -> Poll<Result<(), Gone>> {
         while *wrote < self.wbuf.len() {
             match Pin::new(&mut self.io).poll_write(cx, &self.wbuf[*wrote..]) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Err(Gone::Caller)),
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Err(Gone)),
                 Poll::Ready(Ok(n)) => *wrote += n,
                 Poll::Pending => return Poll::Pending,
             }
@@ -546,19 +545,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<I> {
         *wrote = 0;
         match Pin::new(&mut self.io).poll_flush(cx) {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
-            Poll::Ready(Err(_)) => Poll::Ready(Err(Gone::Caller)),
+            Poll::Ready(Err(_)) => Poll::Ready(Err(Gone)),
             Poll::Pending => Poll::Pending,
         }
     }
-}
-
-/// The length of an answer's body, when known: a complete body's, or the
-/// upstream's `content-length` for a relayed one.
-fn exact_length(headers: &HeaderMap, body: &ResBody) -> Option<u64> {
-    if let Some(n) = body.size_hint().exact() {
-        return Some(n);
-    }
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok()?.parse().ok())
 }
