@@ -155,7 +155,7 @@ pub(super) async fn forward(w: &Worker, mut tally: Tally, mut a: Admitted) -> Re
         r = fb;
         let key = tally.key_index().unwrap_or_default();
         let asked = super::Asked {
-            head: &a.head,
+            endpoint: a.endpoint,
             body: &a.body,
             caps: &a.caps,
         };

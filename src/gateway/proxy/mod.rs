@@ -94,6 +94,8 @@ pub enum OnHead {
 pub struct Call {
     tally: Tally,
     key: usize,
+    /// Which of [`API_PATHS`] it was sent to.
+    endpoint: &'static str,
     head: CallerHead,
 }
 
@@ -108,7 +110,7 @@ impl Call {
 /// The phases of a request head: count, the URL and method, authenticate.
 pub fn on_head(w: &Worker, head: CallerHead) -> OnHead {
     let path = head.path();
-    if API_PATHS.contains(&path) {
+    if let Some(&endpoint) = API_PATHS.iter().find(|&&p| p == path) {
         if head.method != Method::POST {
             return OnHead::Answer(
                 ProxyError::method_not_allowed(head.method.as_str(), path, "POST").into_response(),
@@ -119,7 +121,12 @@ pub fn on_head(w: &Worker, head: CallerHead) -> OnHead {
         return match authenticate(tally.snap(), &head.headers) {
             Ok(key) => {
                 tally.set_key(key);
-                OnHead::ReadBody(Call { tally, key, head })
+                OnHead::ReadBody(Call {
+                    tally,
+                    key,
+                    endpoint,
+                    head,
+                })
             }
             Err(e) => OnHead::Answer(refuse(&mut tally, e)),
         };
@@ -150,9 +157,10 @@ pub async fn on_body(w: &Worker, call: Call, body: Bytes) -> Response<ResBody> {
     let Call {
         mut tally,
         key,
+        endpoint,
         head,
     } = call;
-    match admit(w, key, head, body, &mut tally).await {
+    match admit(w, key, endpoint, head, body, &mut tally).await {
         // Boxed: each async fn's state is moved (memcpy) into its caller's
         // when awaited, so the deepest, largest one (forward: 2.5 KB) is
         // put on the heap once instead of copied at every level above it.
@@ -245,6 +253,8 @@ struct Admitted {
     snap: Arc<Local>,
     /// Index of the route in the snapshot.
     route: usize,
+    /// Which of [`API_PATHS`] it was sent to.
+    endpoint: &'static str,
     head: CallerHead,
     body: Bytes,
     /// Where the `model` string token is in `body`.
@@ -263,6 +273,7 @@ struct Admitted {
 async fn admit(
     w: &Worker,
     key: usize,
+    endpoint: &'static str,
     head: CallerHead,
     body: Bytes,
     tally: &mut Tally,
@@ -275,7 +286,7 @@ async fn admit(
     let model_span = model.span.clone();
     let caps = model.caps.clone();
     let asked = Asked {
-        head: &head,
+        endpoint,
         body: &body,
         caps: &caps,
     };
@@ -283,6 +294,7 @@ async fn admit(
     Ok(Admitted {
         snap,
         route: r,
+        endpoint,
         head,
         body,
         model_span,
@@ -342,11 +354,11 @@ fn over_budget(
     Err(e)
 }
 
-/// What the rate limiter reads of a request: its path, and for token rules
-/// its body and the completion caps found in it.
+/// What the rate limiter reads of a request: for token rules, its endpoint
+/// (one of [`API_PATHS`]), its body and the completion caps found in it.
 #[derive(Clone, Copy)]
 struct Asked<'a> {
-    head: &'a CallerHead,
+    endpoint: &'static str,
     body: &'a [u8],
     caps: &'a extract::CapFields,
 }
@@ -362,7 +374,11 @@ async fn limit(
     asked: Asked<'_>,
     tally: &mut Tally,
 ) -> Result<(Option<Headroom>, Option<Reservation>), ProxyError> {
-    let Asked { head, body, caps } = asked;
+    let Asked {
+        endpoint,
+        body,
+        caps,
+    } = asked;
     let route = &snap.routes[r];
     if route.limits.is_empty() {
         return Ok((None, None));
@@ -374,8 +390,7 @@ async fn limit(
     // on a shared limiter pay for it.
     let limiter = &shared.limiter;
     let (decision, reservation) = if route.limits.counts_tokens() {
-        let est =
-            estimate::estimate_with(head.path(), body, route.completion_cap, || caps.read(body));
+        let est = estimate::estimate_with(endpoint, body, route.completion_cap, || caps.read(body));
         match limiter.reserve_now(&route.limits, &k.id, workspace, est) {
             Some(now) => now,
             None => Box::pin(limiter.reserve(&route.limits, &k.id, workspace, est)).await,

@@ -6,6 +6,8 @@
 
 use hyper::header::{HeaderName, HeaderValue};
 
+use crate::gateway::upstream::h1::name_is;
+
 /// Milliseconds to whole seconds, rounded up.
 pub fn secs_up(ms: u64) -> u64 {
     ms.div_ceil(1000)
@@ -31,7 +33,7 @@ impl RateHeaders {
     /// Whether an upstream's header of this name (any case) gives way to
     /// one of these.
     pub fn covers(&self, name: &[u8]) -> bool {
-        let is = |n: &[u8], s: &str| n.eq_ignore_ascii_case(s.as_bytes());
+        let is = |n: &[u8], s: &str| name_is(n, s);
         if name.len() <= 12 || !is(&name[..12], "x-ratelimit-") {
             return false;
         }

@@ -29,7 +29,7 @@ use hyper::{Method, StatusCode, Version};
 
 use crate::gateway::proxy::CallerHead;
 use crate::gateway::proxy::ratelimit::RateHeaders;
-use crate::gateway::upstream::h1::{Framing, HeaderLines, spans_of};
+use crate::gateway::upstream::h1::{Framing, HeaderLines, name_is, spans_of};
 
 /// Largest request head accepted (hyper's default buffer limit is ~400 KB,
 /// nginx's 4 × 8 KB): a head this large is not an API call.
@@ -141,8 +141,8 @@ fn build(
     let mut expect_continue = false;
     for (name, raw) in headers.iter() {
         // By length first: this runs for every header of every request.
-        let is = |n: &[u8]| name.len() == n.len() && name.eq_ignore_ascii_case(n);
-        if is(b"content-length") {
+        let is = |n: &str| name_is(name, n);
+        if is("content-length") {
             // Digits only (RFC 9110 §8.6): Rust's parser would take `+5`.
             let v = raw.trim_ascii();
             if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
@@ -156,14 +156,14 @@ fn build(
                 return Err(HeadError::bad("Conflicting Content-Length headers."));
             }
             length = Some(n);
-        } else if is(b"transfer-encoding") {
+        } else if is("transfer-encoding") {
             // The last coding decides (RFC 9112 §6.1).
             coded = true;
             chunked = raw
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if is(b"connection") {
+        } else if is("connection") {
             for t in raw.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if t.eq_ignore_ascii_case(b"close") {
                     close = true;
@@ -171,7 +171,7 @@ fn build(
                     keep_alive_asked = true;
                 }
             }
-        } else if is(b"expect") {
+        } else if is("expect") {
             expect_continue = raw.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         }
     }
@@ -253,7 +253,7 @@ pub struct Relayed<'a> {
 
 /// Framing headers the head writer sets itself, whoever else sent them.
 fn own(name: &[u8]) -> bool {
-    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    let is = |n: &str| name_is(name, n);
     match name.len() {
         4 => is("date"),
         10 => is("connection"),

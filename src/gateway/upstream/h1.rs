@@ -90,11 +90,14 @@ impl HeaderLines {
         })
     }
 
-    /// The first value of header `name` (lowercase), whatever its case.
+    /// The first value of header `name` (lowercase: see [`name_is`]),
+    /// whatever its case.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+        self.spans.iter().find_map(|&(ns, nl, vs, vl)| {
+            let (ns, vs) = (ns as usize, vs as usize);
+            name_is(&self.head[ns..ns + nl as usize], name)
+                .then(|| &self.head[vs..vs + vl as usize])
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -115,8 +118,50 @@ impl HeaderLines {
     /// Whether a `Connection` header is among them (which may name more
     /// hop-by-hop headers).
     fn has_connection(&self) -> bool {
-        self.spans.iter().any(|&(_, nl, _, _)| nl == 10) && self.get("connection").is_some()
+        self.get("connection").is_some()
     }
+}
+
+/// Whether the header name `name` is `lower`, whatever `name`'s case: the
+/// name comparison of every header of every request and answer, so done
+/// eight bytes at a time. `name` must be a token (RFC 9110 §5.6.2), as
+/// both parsers (`httparse`) ensure; `lower` is lowercase letters, digits
+/// and `-`. Every byte of `lower` has bit 5 (0x20) set, so `b | 0x20`
+/// equals it only for that byte or, for a letter, its capital; the other
+/// byte with that property (a control character, for a digit or `-`) is
+/// never in a token.
+#[inline]
+pub fn name_is(name: &[u8], lower: &str) -> bool {
+    const FOLD: u64 = 0x2020_2020_2020_2020;
+    let lower = lower.as_bytes();
+    debug_assert!(
+        lower
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+        "{lower:?}"
+    );
+    let n = name.len();
+    if n != lower.len() {
+        return false;
+    }
+    if n < 8 {
+        return name.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b);
+    }
+    let word = |s: &[u8], i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    let mut i = 0;
+    while i + 8 < n {
+        if word(name, i) | FOLD != word(lower, i) {
+            return false;
+        }
+        i += 8;
+    }
+    // The last eight bytes (overlapping the previous word when `n` is not
+    // a multiple of eight).
+    word(name, n - 8) | FOLD == word(lower, n - 8)
 }
 
 /// Whether a caller's header `name` (any case) is not forwarded as it is:
@@ -125,7 +170,7 @@ impl HeaderLines {
 /// `accept-encoding`). Matched by length first: this runs for every header
 /// of every request.
 fn not_forwarded(name: &[u8]) -> bool {
-    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    let is = |n: &str| name_is(name, n);
     hop_by_hop(name)
         || match name.len() {
             4 => is("host"),
@@ -304,8 +349,8 @@ fn build_head(
         let (na, nl, va, vl) = span;
         let name = text(na, nl);
         let value = text(va, vl);
-        let is = |n: &[u8]| name.len() == n.len() && name.eq_ignore_ascii_case(n);
-        if is(b"transfer-encoding") {
+        let is = |n: &str| name_is(name, n);
+        if is("transfer-encoding") {
             // The last coding decides (RFC 9112 §6.1).
             chunked = value
                 .rsplit(|&b| b == b',')
@@ -319,7 +364,7 @@ fn build_head(
                 kept.push(span);
             }
             continue;
-        } else if is(b"content-length") {
+        } else if is("content-length") {
             // Digits only (RFC 9110 §8.6): Rust's parser would take `+5`.
             let v = value.trim_ascii();
             if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
@@ -333,7 +378,7 @@ fn build_head(
                 return Err("conflicting content-length headers".into());
             }
             length = Some(n);
-        } else if is(b"connection") {
+        } else if is("connection") {
             for t in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if t.eq_ignore_ascii_case(b"close") {
                     close = true;
@@ -344,7 +389,7 @@ fn build_head(
                 }
             }
             continue;
-        } else if is(b"keep-alive") {
+        } else if is("keep-alive") {
             idle_timeout = keep_alive_timeout(value).or(idle_timeout);
             continue;
         }
@@ -392,7 +437,7 @@ fn build_head(
 
 /// Whether `name` (any case) is one of [`HOP_BY_HOP`]; by length first.
 fn hop_by_hop(name: &[u8]) -> bool {
-    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    let is = |n: &str| name_is(name, n);
     match name.len() {
         2 => is("te"),
         7 => is("trailer") || is("upgrade"),
@@ -599,6 +644,59 @@ fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_names_match_in_any_case_and_only_themselves() {
+        // Every length class: under eight bytes, exactly eight, a multiple
+        // of eight, and the overlapping tail.
+        for lower in [
+            "te",
+            "expect",
+            "trailers",
+            "connection",
+            "content-type",
+            "x-ratelimit-reset-tokens",
+            "proxy-authorization",
+        ] {
+            let upper = lower.to_ascii_uppercase();
+            let mixed: String = lower
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i % 2 == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            for name in [lower, upper.as_str(), mixed.as_str()] {
+                assert!(name_is(name.as_bytes(), lower), "{name} is {lower}");
+            }
+            // One byte off anywhere, or one longer or shorter: not it.
+            for i in 0..lower.len() {
+                let mut near = lower.as_bytes().to_vec();
+                near[i] = if near[i] == b'-' { b'_' } else { b'-' };
+                assert!(
+                    !name_is(&near, lower),
+                    "{:?} is not {lower}",
+                    String::from_utf8_lossy(&near)
+                );
+            }
+            assert!(!name_is(format!("{lower}s").as_bytes(), lower));
+            assert!(!name_is(&lower.as_bytes()[1..], lower));
+        }
+        // `_` is `-` with bits 4 and 6 flipped; a digit's case is itself.
+        assert!(!name_is(b"a_b", "a-b") && !name_is(b"content-lengtH1", "content-length2"));
+        // Lines are found through it, whatever the sender's case.
+        let h = HeaderLines::from_pairs(&[
+            ("X-Long-Header-Name-Here", "1"),
+            ("CONTENT-TYPE", "text/plain"),
+        ]);
+        assert_eq!(h.get("content-type"), Some(&b"text/plain"[..]));
+        assert_eq!(h.get("x-long-header-name-here"), Some(&b"1"[..]));
+        assert_eq!(h.get("x-long-header-name-her"), None);
+    }
 
     fn head(raw: &str) -> ResponseHead {
         let mut b = BytesMut::from(raw);
