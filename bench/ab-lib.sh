@@ -8,7 +8,7 @@
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RIG=${RIG:-$ROOT/../shared/bench}
-BIN=${MAASCTL_BIN:-$ROOT/target/release/maasctl}
+BIN=$(realpath "${MAASCTL_BIN:-$ROOT/target/release/maasctl}")
 PAIRS=${PAIRS:-8}; DURATION=${DURATION:-5}; CONCS=${CONCS:-"32 256"}
 KEY=${KEY:-sk-ab-bench-key}
 BODY='{"model":"bench-model","messages":[{"role":"user","content":"hi"}]}'
@@ -48,7 +48,7 @@ ab_wait() {
       "http://127.0.0.1:$1/v1/chat/completions" -d "$BODY")" = 200 ] && return 0
     sleep 0.2
   done
-  echo "nothing answers 200 on port $1: $(tail -5 "$W"/*.log 2>/dev/null)" >&2
+  echo "nothing answers 200 on port $1: $(tail -n 5 "$W"/*.log 2>/dev/null)" >&2
   exit 1
 }
 

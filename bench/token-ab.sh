@@ -21,10 +21,15 @@ echo "token-ab: pairs=$PAIRS duration=${DURATION}s binary=$BIN; load: $(cut -d' 
 for c in $CONCS; do
   ab_pairs "$c" "no rules" "$PA" "$A" "token rules" "$PB" "$B"
   python3 - "$W/pairs.$c" "$c" <<'PY'
-import sys, statistics as st
+import random, sys, statistics as st
 rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
 r = [x[3] / x[0] for x in rows]; u = [x[5] / x[2] for x in rows]
-print(f"c={sys.argv[2]}: req/s token rules / none: median {st.median(r):.3f} (pairs {min(r):.3f}..{max(r):.3f}); "
+# The mean of the pairs' ratios with a 95% bootstrap interval (10,000
+# resamples of the pairs, fixed seed): how far noise can move the figure.
+rng = random.Random(12)
+boot = sorted(st.fmean(rng.choices(r, k=len(r))) for _ in range(10000))
+print(f"c={sys.argv[2]}: req/s token rules / none: median {st.median(r):.3f}, mean {st.fmean(r):.3f} "
+      f"(95% interval {boot[250]:.3f}..{boot[9749]:.3f}; pairs {min(r):.3f}..{max(r):.3f}); "
       f"gateway CPU per request: none {st.median(x[2] for x in rows):.2f} us, token rules {st.median(x[5] for x in rows):.2f} us, "
       f"ratio median {st.median(u):.3f} (pairs {min(u):.3f}..{max(u):.3f})")
 PY
