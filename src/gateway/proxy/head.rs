@@ -38,7 +38,10 @@ impl CallerHead {
     }
 
     fn target(&self) -> &str {
-        std::str::from_utf8(&self.target).unwrap_or_default()
+        // SAFETY: `new` checked that `target` is UTF-8, and the field is
+        // private and never changed after. Checking again here cost ~120
+        // instructions on each of the two or three calls a request makes.
+        unsafe { std::str::from_utf8_unchecked(&self.target) }
     }
 
     /// The path, without the query (`/v1/chat/completions`).
@@ -67,4 +70,32 @@ fn path_span(target: &str) -> (usize, usize) {
         .find('?')
         .map_or(target.len(), |q| start + q);
     (start, end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(target: &'static [u8]) -> Option<CallerHead> {
+        CallerHead::new(
+            Method::POST,
+            Version::HTTP_11,
+            Bytes::from_static(target),
+            HeaderLines::default(),
+        )
+    }
+
+    #[test]
+    fn only_a_utf8_target_makes_a_head_and_its_path_is_read_from_it() {
+        // `target()` trusts this check (it does not validate again).
+        assert!(head(b"/v1/\xff").is_none() && head(b"/v1/\xc3").is_none());
+        let h = head("/v1/caf\u{e9}/x?q=\u{e9}".as_bytes()).unwrap();
+        assert_eq!(h.path(), "/v1/caf\u{e9}/x");
+        assert_eq!(h.path_and_query(), "/v1/caf\u{e9}/x?q=\u{e9}");
+        let h = head(b"http://gw:8080/v1/chat/completions?a=1").unwrap();
+        assert_eq!(h.path(), "/v1/chat/completions");
+        assert_eq!(h.path_and_query(), "/v1/chat/completions?a=1");
+        let h = head(b"http://gw").unwrap();
+        assert_eq!((h.path(), h.path_and_query()), ("", ""));
+    }
 }

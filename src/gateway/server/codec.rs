@@ -380,6 +380,32 @@ mod tests {
     }
 
     #[test]
+    fn a_target_that_is_not_utf8_is_a_400() {
+        // `CallerHead` reads its target as text without checking again.
+        // (httparse refuses them itself; `CallerHead::new` checks again.)
+        for raw in [
+            &b"GET /v1/\xff\xfe HTTP/1.1\r\n\r\n"[..],
+            b"GET /v1/caf\xe9x HTTP/1.1\r\n\r\n",
+            b"GET /v1/caf\xc3 HTTP/1.1\r\n\r\n",
+        ] {
+            match parse_request(&mut BytesMut::from(raw)) {
+                Err(e) => assert!(
+                    e.status == StatusCode::BAD_REQUEST
+                        && e.message.starts_with("Malformed request"),
+                    "{}",
+                    e.message
+                ),
+                Ok(h) => panic!("parsed: {:?}", h.map(|h| h.head)),
+            }
+        }
+        let h = parse("GET /v1/caf\u{e9}?q=%E9 HTTP/1.1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.head.path_and_query(), "/v1/caf\u{e9}?q=%E9");
+        assert_eq!(h.head.path(), "/v1/caf\u{e9}");
+    }
+
+    #[test]
     fn a_partial_head_asks_for_more_until_it_is_too_large() {
         assert!(
             parse("POST /v1/chat/completions HTTP/1.1\r\nHost: g")
