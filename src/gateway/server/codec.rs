@@ -381,8 +381,8 @@ mod tests {
 
     #[test]
     fn a_target_that_is_not_utf8_is_a_400() {
-        // `CallerHead` reads its target as text without checking again.
-        // (httparse refuses them itself; `CallerHead::new` checks again.)
+        // httparse refuses these itself; `CallerHead::new` checks again,
+        // and its reads trust that check.
         for raw in [
             &b"GET /v1/\xff\xfe HTTP/1.1\r\n\r\n"[..],
             b"GET /v1/caf\xe9x HTTP/1.1\r\n\r\n",
