@@ -11,6 +11,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use maasctl::domain::secret::{hash_secret, secret_hint};
 use maasctl::domain::{Change, Endpoint, MarketEntry, ModelSpec, Policy, Registry};
 use maasctl::gateway::limiter::Limiter;
+use maasctl::gateway::limiter::estimate::prompt_tokens;
 use maasctl::gateway::proxy::extract::extract_model;
 use maasctl::gateway::snapshot::{Builder, RouteRef};
 use maasctl::gateway::telemetry::counters::{Counters, RequestOutcome};
@@ -47,6 +48,20 @@ fn extraction(c: &mut Criterion) {
             serde_json::from_slice::<serde_json::Value>(black_box(&big)).unwrap()["model"]
                 .is_string()
         })
+    });
+    g.finish();
+}
+
+/// The prompt estimate of token rules (`limiter::estimate`): one pass over
+/// the whole body, on every request of a model with a token rule.
+fn prompt_estimate(c: &mut Criterion) {
+    let mut g = c.benchmark_group("prompt_estimate");
+    g.throughput(Throughput::Bytes(CHAT.len() as u64));
+    g.bench_function("small_chat", |b| b.iter(|| prompt_tokens(black_box(CHAT))));
+    let big = big_chat();
+    g.throughput(Throughput::Bytes(big.len() as u64));
+    g.bench_function("chat_with_200_messages", |b| {
+        b.iter(|| prompt_tokens(black_box(&big)))
     });
     g.finish();
 }
@@ -169,6 +184,12 @@ fn usage_scan(c: &mut Criterion) {
 }
 
 criterion_group!(
-    benches, extraction, routing, balancing, counting, usage_scan
+    benches,
+    extraction,
+    prompt_estimate,
+    routing,
+    balancing,
+    counting,
+    usage_scan
 );
 criterion_main!(benches);
