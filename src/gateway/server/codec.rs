@@ -426,6 +426,28 @@ mod tests {
     }
 
     #[test]
+    fn framing_headers_are_read_in_any_case_and_only_by_their_names() {
+        // A framing header missed for its case would let a body be read
+        // as the next request (smuggling).
+        let h = parse("POST / HTTP/1.1\r\nCONTENT-LENGTH: 2\r\nEXPECT: 100-Continue\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::Length(2));
+        assert!(h.expect_continue);
+        let h = parse("POST / HTTP/1.1\r\ntRaNsFeR-eNcOdInG: chunked\r\nCONNECTION: close\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::Chunked);
+        assert!(!h.keep_alive);
+        // Look-alike names are other headers: no body, kept alive.
+        let h = parse("POST / HTTP/1.1\r\nContent_Length: 5\r\nTransfer-Encodings: chunked\r\nConnectio: close\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::Empty);
+        assert!(h.keep_alive && !h.expect_continue);
+    }
+
+    #[test]
     fn framing_and_connection_follow_rfc_9112() {
         let h = parse("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
             .unwrap()

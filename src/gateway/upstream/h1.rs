@@ -779,6 +779,21 @@ mod tests {
     }
 
     #[test]
+    fn response_framing_headers_are_read_in_any_case() {
+        let h = head("HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: chunked\r\n\r\n");
+        assert_eq!(h.framing, Framing::Chunked);
+        assert!(h.headers.get("transfer-encoding").is_none());
+        let h = head("HTTP/1.1 200 OK\r\ncontent-LENGTH: 12\r\nCONNECTION: close\r\n\r\n");
+        assert_eq!(h.framing, Framing::Length(12));
+        assert!(!h.keep_alive && h.headers.get("connection").is_none());
+        assert_eq!(h.headers.get("content-length"), Some(&b"12"[..]));
+        // A look-alike is an ordinary header, passed on.
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent_Length: 9\r\n\r\n");
+        assert_eq!(h.framing, Framing::Length(3));
+        assert!(h.keep_alive && h.headers.iter().any(|(n, _)| n == b"Content_Length"));
+    }
+
+    #[test]
     fn parses_heads_and_picks_the_framing() {
         let h = head(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n",
