@@ -4,7 +4,8 @@
 # wrk run with the proxy's CPU time per request.
 #
 # After sourcing: ROOT, RIG, BIN, PAIRS, DURATION, CONCS, W (work
-# directory, removed processes on exit), UP (upstream port), KEY, BODY.
+# directory, removed processes on exit), UP (upstream port), KEY, BODY,
+# AB_LOG (where the output is kept).
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RIG=${RIG:-$ROOT/../shared/bench}
@@ -16,6 +17,10 @@ W=$(mktemp -d /tmp/ab.XXXXXX)
 UP=$((20000 + RANDOM % 20000))
 ab_cleanup() { pkill -f -- "$W/" 2>/dev/null || true; }   # every process started from $W
 trap ab_cleanup EXIT
+# What the run prints is also kept, in bench/results/SCRIPT-DATE.txt
+# (AB_LOG= another file; AB_LOG=/dev/null: none).
+AB_LOG=${AB_LOG:-$ROOT/bench/results/$(basename "$0" .sh)-$(date -u +%Y%m%d-%H%M%S).txt}
+exec > >(tee "$AB_LOG") 2>&1
 
 # ab_conf TEMPLATE OUT [PROXY_PORT]: one of the rig's nginx templates.
 ab_conf() {

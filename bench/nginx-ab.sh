@@ -23,7 +23,7 @@ ab_wait "$PN"; ab_wait "$PG"
 G=$(ab_pid gateway)
 NM=$(pgrep -f -- "nginx -c $W/proxy.conf" | head -1)
 N=$(pgrep -P "$NM" | tr '\n' ' ')   # the proxy's workers
-echo "nginx-ab: pairs=$PAIRS duration=${DURATION}s binary=$BIN; $(nginx -v 2>&1); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "nginx-ab: pairs=$PAIRS duration=${DURATION}s binary=$BIN (checkout $(git -C "$ROOT" describe --always --dirty 2>/dev/null)); $(nginx -v 2>&1); load: $(cut -d' ' -f1-3 /proc/loadavg); kept in $AB_LOG"
 for c in $CONCS; do
   ab_pairs "$c" nginx "$PN" "$N" maasctl "$PG" "$G"
   python3 - "$W/pairs.$c" "$c" <<'PY'

@@ -17,7 +17,7 @@ ab_gateway "$PA" 0 a
 ab_gateway "$PB" tokens b
 ab_wait "$PA"; ab_wait "$PB"
 A=$(ab_pid a); B=$(ab_pid b)
-echo "token-ab: pairs=$PAIRS duration=${DURATION}s binary=$BIN; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "token-ab: pairs=$PAIRS duration=${DURATION}s binary=$BIN (checkout $(git -C "$ROOT" describe --always --dirty 2>/dev/null)); load: $(cut -d' ' -f1-3 /proc/loadavg); kept in $AB_LOG"
 for c in $CONCS; do
   ab_pairs "$c" "no rules" "$PA" "$A" "token rules" "$PB" "$B"
   python3 - "$W/pairs.$c" "$c" <<'PY'
