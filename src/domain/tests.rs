@@ -586,6 +586,16 @@ fn a_failing_batch_changes_nothing_and_unchanged_batches_keep_the_revision() {
         e.to_string(),
         "limit: 0 is less than 1; a rule admits at least 1 request"
     );
+    // A token rule's message speaks of tokens.
+    let tokens = RuleSpec {
+        unit: crate::domain::RuleUnit::Tokens,
+        ..rule(RuleTarget::Workspace, "gamma", None, 0, 1)
+    };
+    let errs = crate::domain::registry::rule::validate(&tokens);
+    assert_eq!(
+        errs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["limit: 0 is less than 1; a rule admits at least 1 token"]
+    );
     assert_eq!(r, before);
     let (outcomes, touched) = r
         .apply_all(

@@ -37,8 +37,12 @@ pub fn validate(spec: &RuleSpec) -> Vec<FieldError> {
         out.push(FieldError::new(
             "limit",
             format!(
-                "{} is less than 1; a rule admits at least 1 request",
-                spec.limit
+                "{} is less than 1; a rule admits at least 1 {}",
+                spec.limit,
+                match spec.unit {
+                    crate::domain::RuleUnit::Requests => "request",
+                    crate::domain::RuleUnit::Tokens => "token",
+                }
             ),
         ));
     }
