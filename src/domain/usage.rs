@@ -349,9 +349,14 @@ pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
         "m" => MINUTE_MS,
         "h" => HOUR_MS,
         "d" => DAY_MS,
-        _ => {
+        "" => {
             return Err(format!(
                 "'{s}' has no unit; use s, m, h or d (e.g. 7d), now, or Unix ms"
+            ));
+        }
+        other => {
+            return Err(format!(
+                "'{s}': '{other}' is not a unit; use s, m, h or d (e.g. 7d), now, or Unix ms"
             ));
         }
     };
@@ -510,7 +515,14 @@ mod tests {
         assert_eq!((r.step_ms, r.series.len()), (HOUR_MS, 24));
         assert_eq!(r.series[23].tokens, 112);
         assert_eq!(parse_time("7d", now).unwrap(), now - 7 * DAY_MS);
-        assert!(parse_time("7", now).unwrap_err().contains("unit"));
+        assert_eq!(
+            parse_time("7", now).unwrap_err(),
+            "'7' has no unit; use s, m, h or d (e.g. 7d), now, or Unix ms"
+        );
+        assert_eq!(
+            parse_time("7x", now).unwrap_err(),
+            "'7x': 'x' is not a unit; use s, m, h or d (e.g. 7d), now, or Unix ms"
+        );
         assert!(parse_by("team").unwrap_err().contains("'team'"));
         assert!(parse_by("key,key").is_err());
     }
