@@ -419,6 +419,7 @@ fn the_cli_adds_lists_and_removes_budgets_locally_and_through_the_server(b) {
         (vec!["budget", "add", "--workspace", "nope", "--tokens", "5", "--per", "day"], "workspace: no workspace named 'nope'"),
         (vec!["budget", "add", "--workspace", "acme", "--tokens", "0", "--per", "month"], "tokens: must be at least 1"),
         (vec!["budget", "add", "--workspace", "acme", "--usd", "ten", "--per", "day"], "--usd: 'ten' is not an amount"),
+        (vec!["budget", "add", "--workspace", "acme", "--usd", "-5", "--per", "day"], "--usd: '-5' is not an amount"),
         (vec!["budget", "add", "--workspace", "acme", "--usd", "0", "--per", "day"], "usd: must be more than 0"),
         (vec!["budget", "add", "--key", "key_nope", "--tokens", "5", "--per", "day"], "key: no API key with id 'key_nope'"),
         (vec!["budget", "add", "--workspace", "acme", "--tokens", "5", "--per", "day"], "per: workspace acme already has a tokens budget per day (b1)"),
@@ -432,6 +433,7 @@ fn the_cli_adds_lists_and_removes_budgets_locally_and_through_the_server(b) {
         (vec!["budget", "add", "--workspace", "acme", "--tokens", "5", "--per", "week"], "--per"),
         (vec!["budget", "add", "--workspace", "acme", "--key", "ci", "--tokens", "5", "--per", "day"], "--key"),
         (vec!["budget", "add", "--workspace", "acme", "--per", "day"], "--tokens"),
+        (vec!["budget", "add", "--workspace", "acme", "--tokens", "-5", "--per", "day"], "--tokens"),
         (vec!["budget", "add", "--tokens", "5", "--per", "day"], "--workspace"),
     ] {
         let out = env.run(&args);

@@ -34,10 +34,15 @@ pub struct AddArgs {
     #[arg(long)]
     key: Option<String>,
     /// A budget of tokens (prompt + completion), at least 1.
-    #[arg(long, conflicts_with = "usd", required_unless_present = "usd")]
+    #[arg(
+        long,
+        conflicts_with = "usd",
+        required_unless_present = "usd",
+        allow_negative_numbers = true
+    )]
     tokens: Option<u64>,
     /// A budget of cost in US dollars at the marketplace prices (e.g. 12.50).
-    #[arg(long, value_name = "DOLLARS")]
+    #[arg(long, value_name = "DOLLARS", allow_negative_numbers = true)]
     usd: Option<String>,
     /// The UTC calendar period it renews over: day or month.
     #[arg(long)]
@@ -47,9 +52,14 @@ pub struct AddArgs {
 #[derive(Debug, Args)]
 pub struct EditArgs {
     id: String,
-    #[arg(long, conflicts_with = "usd", required_unless_present = "usd")]
+    #[arg(
+        long,
+        conflicts_with = "usd",
+        required_unless_present = "usd",
+        allow_negative_numbers = true
+    )]
     tokens: Option<u64>,
-    #[arg(long, value_name = "DOLLARS")]
+    #[arg(long, value_name = "DOLLARS", allow_negative_numbers = true)]
     usd: Option<String>,
 }
 
