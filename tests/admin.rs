@@ -1800,6 +1800,27 @@ mod openapi {
             "routes served vs documented (method, path, role)"
         );
 
+        // The query parameters each route reads are the documented ones
+        // (the server refuses any other).
+        for r in ROUTES.iter() {
+            let op = &d["paths"][format!("{PREFIX}{}", r.path)][r.method.as_str().to_lowercase()];
+            let mut documented: Vec<&str> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            documented.sort();
+            let mut served = r.params().to_vec();
+            served.sort();
+            assert_eq!(
+                served, documented,
+                "query parameters of {} {}",
+                r.method, r.path
+            );
+        }
+
         let kinds = d["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["kind"]["enum"].clone();
         let all: Vec<Value> = AdminErrorKind::ALL
             .iter()
@@ -1897,6 +1918,10 @@ mod openapi {
             ("GET", "/admin/v1/logs?after=x", None, 400),
             ("GET", "/admin/v1/tail?since=0", None, 200),
             ("GET", "/admin/v1/tail?since=x", None, 400),
+            // A misspelt or unknown parameter is refused, not ignored.
+            ("GET", "/admin/v1/usage?sinse=7d", None, 400),
+            ("GET", "/admin/v1/stats?verbose=1", None, 400),
+            ("POST", "/admin/v1/apply?dry_run=true", Some(json!([])), 400),
             (
                 "POST",
                 "/admin/v1/apply",
@@ -2009,6 +2034,26 @@ mod openapi {
             assert_eq!(s, want, "{m} {p}: {v}");
             documented(&d, m, p.split('?').next().unwrap(), s, &v);
         }
+        let (_, v) = answer(
+            send(
+                "GET",
+                "/admin/v1/usage?since=7d&sinse=7d",
+                Some(TOKEN),
+                None,
+            )
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(error_of(&v), ("bad-request", "query.sinse"), "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("this route takes since, until, by"),
+            "{v}"
+        );
         let too_big = vec![b' '; (16 << 20) + 1];
         let res = a
             .req(Method::POST, "/admin/v1/apply")

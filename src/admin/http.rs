@@ -108,6 +108,23 @@ impl Query {
             .filter(|v| !v.trim().is_empty())
     }
 
+    /// Refuse a parameter not in `known` (named, with the ones there are).
+    pub fn only(&self, known: &[&str]) -> Result<(), AdminError> {
+        let Some((name, _)) = self.0.iter().find(|(k, _)| !known.contains(&k.as_str())) else {
+            return Ok(());
+        };
+        let takes = if known.is_empty() {
+            "this route takes no query parameters".to_string()
+        } else {
+            format!("this route takes {}", known.join(", "))
+        };
+        Err(AdminError::new(
+            AdminErrorKind::BadRequest,
+            format!("query.{name}"),
+            format!("not a parameter; {takes}"),
+        ))
+    }
+
     pub fn required(&self, name: &str, usage: &str) -> Result<String, AdminError> {
         self.get(name).map(str::to_string).ok_or_else(|| {
             AdminError::new(
@@ -203,5 +220,17 @@ mod tests {
         let e = q.required("workspace", "?workspace=W").unwrap_err();
         assert_eq!(e.errors[0].field, "query.workspace");
         assert_eq!(q.number("missing").unwrap(), None);
+        assert!(q.only(&["model", "key", "after", "empty"]).is_ok());
+        let e = q.only(&["model", "key", "after"]).unwrap_err();
+        assert_eq!(
+            e.errors[0].to_string(),
+            "query.empty: not a parameter; this route takes model, key, after"
+        );
+        let e = Query::parse(Some("x=1")).only(&[]).unwrap_err();
+        assert_eq!(
+            e.errors[0].to_string(),
+            "query.x: not a parameter; this route takes no query parameters"
+        );
+        assert!(Query::parse(None).only(&[]).is_ok());
     }
 }

@@ -127,6 +127,31 @@ pub static ROUTES: [RouteSpec; 23] = [
     row(Method::GET, "/tail", Access::Read, Route::Tail),
 ];
 
+impl Route {
+    /// The query parameters the route reads (docs/openapi.json lists the
+    /// same); any other is refused, so a misspelt one (`?sinse=7d`) is not
+    /// silently the default.
+    fn params(self) -> &'static [&'static str] {
+        match self {
+            Route::Explain => &["model", "key", "workspace"],
+            Route::Logs => &["after"],
+            Route::Audit => &["since_ms", "entity", "revisions_only", "limit"],
+            Route::Usage => &["since", "until", "by"],
+            Route::History => &["limit"],
+            Route::HistoryRegistry => &["revision"],
+            Route::Tail => &["since", "limit"],
+            _ => &[],
+        }
+    }
+}
+
+impl RouteSpec {
+    /// The query parameters the route takes.
+    pub fn params(&self) -> &'static [&'static str] {
+        self.route.params()
+    }
+}
+
 /// The route of `method path`, or why there is none.
 fn find(method: &Method, path: &str) -> Result<&'static RouteSpec, AdminError> {
     let sub = path
@@ -288,6 +313,7 @@ async fn dispatch(
     let Some(caller) = caller else {
         return json(StatusCode::OK, &serde_json::json!({"status": "ok"}));
     };
+    query.only(route.params())?;
     let origin = caller.origin();
     match route {
         Route::Healthz => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
