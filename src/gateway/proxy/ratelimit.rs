@@ -49,35 +49,48 @@ impl RateHeaders {
     /// Append the header lines (`name: value\r\n`) to a head being written.
     pub fn write(&self, out: &mut Vec<u8>) {
         if let Some((limit, remaining, reset_ms)) = self.requests {
-            line(out, b"x-ratelimit-limit: ", |o| {
-                write_num(o, u64::from(limit))
-            });
-            line(out, b"x-ratelimit-remaining: ", |o| {
-                write_num(o, u64::from(remaining))
-            });
-            line(out, b"x-ratelimit-reset: ", |o| {
+            lines(out, REQUEST_LINES, limit, remaining, |o| {
                 write_num(o, secs_up(reset_ms))
             });
         }
         if let Some((limit, remaining, reset_ms)) = self.tokens {
-            line(out, b"x-ratelimit-limit-tokens: ", |o| {
-                write_num(o, u64::from(limit))
-            });
-            line(out, b"x-ratelimit-remaining-tokens: ", |o| {
-                write_num(o, u64::from(remaining))
-            });
-            line(out, b"x-ratelimit-reset-tokens: ", |o| {
+            lines(out, TOKEN_LINES, limit, remaining, |o| {
                 write_duration(o, reset_ms)
             });
         }
     }
 }
 
-/// One header line: `name` is the name and `": "` in one piece (one copy
-/// instead of two).
-fn line(out: &mut Vec<u8>, name: &[u8], value: impl FnOnce(&mut Vec<u8>)) {
-    out.extend_from_slice(name);
-    value(out);
+/// The starts of the `-limit`, `-remaining` and `-reset` lines: name and
+/// `": "` in one piece (one copy instead of two).
+const REQUEST_LINES: [&[u8]; 3] = [
+    b"x-ratelimit-limit: ",
+    b"x-ratelimit-remaining: ",
+    b"x-ratelimit-reset: ",
+];
+const TOKEN_LINES: [&[u8]; 3] = [
+    b"x-ratelimit-limit-tokens: ",
+    b"x-ratelimit-remaining-tokens: ",
+    b"x-ratelimit-reset-tokens: ",
+];
+
+/// A rule's three lines: its limit, what remains, and the reset `reset`
+/// writes.
+fn lines(
+    out: &mut Vec<u8>,
+    [limit_line, remaining_line, reset_line]: [&[u8]; 3],
+    limit: u32,
+    remaining: u32,
+    reset: impl FnOnce(&mut Vec<u8>),
+) {
+    out.extend_from_slice(limit_line);
+    write_num(out, u64::from(limit));
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(remaining_line);
+    write_num(out, u64::from(remaining));
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(reset_line);
+    reset(out);
     out.extend_from_slice(b"\r\n");
 }
 

@@ -204,7 +204,7 @@ pub fn spans_of(head: &[u8], headers: &[httparse::Header<'_>]) -> smallvec::Smal
 /// `keep-alive`/`close`, which are hop-by-hop anyway).
 fn listed_by_connection(h: &HeaderLines, name: &[u8]) -> bool {
     h.iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
+        .filter(|(n, _)| name_is(n, "connection"))
         .flat_map(|(_, v)| v.split(|&b| b == b','))
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
 }
